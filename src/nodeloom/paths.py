@@ -1,0 +1,254 @@
+"""Where files live: input/output/temp folders, model folders and ComfyUI's extra paths YAML.
+
+Owns every path decision packs make (listing model files for combos, resolving a chosen
+file, confining a user-given name to its folder). Never downloads anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from nodeloom.errors import ModelNotFoundError, ValidationError
+
+__all__ = ["MODEL_EXTENSIONS", "FolderPaths", "safe_join"]
+
+MODEL_EXTENSIONS = frozenset({".safetensors", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".onnx", ".sft", ".gguf"})
+
+#: model folder name -> (sub-folder names under the models root, accepted extensions).
+#: An extension set of ``None`` means "directories count too" (diffusers / transformers folders).
+DEFAULT_FOLDERS: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
+    "checkpoints": (("checkpoints",), None),
+    "configs": (("configs",), frozenset({".yaml", ".json"})),
+    "loras": (("loras",), MODEL_EXTENSIONS),
+    "vae": (("vae",), None),
+    "text_encoders": (("text_encoders", "clip"), None),
+    "diffusion_models": (("diffusion_models", "unet"), None),
+    "clip_vision": (("clip_vision",), MODEL_EXTENSIONS),
+    "style_models": (("style_models",), MODEL_EXTENSIONS),
+    "embeddings": (("embeddings",), MODEL_EXTENSIONS),
+    "diffusers": (("diffusers",), None),
+    "vae_approx": (("vae_approx",), MODEL_EXTENSIONS),
+    "controlnet": (("controlnet", "t2i_adapter"), None),
+    "gligen": (("gligen",), MODEL_EXTENSIONS),
+    "upscale_models": (("upscale_models",), MODEL_EXTENSIONS),
+    "hypernetworks": (("hypernetworks",), MODEL_EXTENSIONS),
+    "photomaker": (("photomaker",), MODEL_EXTENSIONS),
+    "classifiers": (("classifiers",), None),
+    "adetailer": (("adetailer", "ultralytics/bbox", "ultralytics/segm"), MODEL_EXTENSIONS),
+    "llm": (("llm",), None),
+}
+
+
+def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:
+    """Join user-given ``parts`` under ``root``, refusing anything that escapes it.
+
+    Absolute parts, ``..`` segments and symlinks that lead outside ``root`` are refused.
+
+    Raises:
+        ValidationError: the joined path leaves ``root``.
+    """
+    base = Path(root).resolve()
+    rel = Path(*[p for p in parts if p])
+    if rel.is_absolute() or any(seg == ".." for seg in rel.parts):
+        raise ValidationError(f"path `{rel}` must stay inside `{base.name}/`", type="invalid_path")
+    full = (base / rel).resolve()
+    if full != base and base not in full.parents:
+        raise ValidationError(f"path `{rel}` resolves outside `{base.name}/`", type="invalid_path")
+    return full
+
+
+class FolderPaths:
+    """The folders of one engine.
+
+    Args:
+        base_dir: parent of ``input/``, ``output/``, ``temp/``, ``models/`` and ``user/``
+            unless those are given explicitly.
+        output_dir / input_dir / temp_dir / models_dir / user_dir: explicit folders.
+    """
+
+    def __init__(
+        self,
+        base_dir: str | os.PathLike[str] = ".",
+        *,
+        output_dir: str | os.PathLike[str] | None = None,
+        input_dir: str | os.PathLike[str] | None = None,
+        temp_dir: str | os.PathLike[str] | None = None,
+        models_dir: str | os.PathLike[str] | None = None,
+        user_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        base = Path(base_dir).resolve()
+        self.base_dir = base
+        self.output_dir = Path(output_dir or base / "output").resolve()
+        self.input_dir = Path(input_dir or base / "input").resolve()
+        self.temp_dir = Path(temp_dir or base / "temp").resolve()
+        self.models_dir = Path(models_dir or base / "models").resolve()
+        self.user_dir = Path(user_dir or base / "user").resolve()
+        self.folders: dict[str, list[Path]] = {}
+        self.extensions: dict[str, frozenset[str] | None] = {}
+        self.custom_nodes_dirs: list[Path] = []
+        for name, (subs, exts) in DEFAULT_FOLDERS.items():
+            self.folders[name] = [self.models_dir / s for s in subs]
+            self.extensions[name] = exts
+
+    # ------------------------------------------------------------------ folders
+    def ensure(self) -> None:
+        """Create input/output/temp/user folders (model folders are created on demand)."""
+        for d in (self.output_dir, self.input_dir, self.temp_dir, self.user_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def directory(self, kind: str) -> Path:
+        """The folder for ``kind`` in ``{"output", "input", "temp"}`` (ComfyUI's /view types)."""
+        dirs = {"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir}
+        if kind not in dirs:
+            raise ValidationError(f"folder type `{kind}` must be one of {sorted(dirs)}", type="invalid_folder_type")
+        return dirs[kind]
+
+    def add_model_path(self, folder: str, path: str | os.PathLike[str], *, first: bool = False) -> None:
+        """Add a search path for a model folder (new folder names are allowed)."""
+        paths = self.folders.setdefault(folder, [])
+        self.extensions.setdefault(folder, None)
+        p = Path(path).resolve()
+        if p in paths:
+            return
+        if first:
+            paths.insert(0, p)
+        else:
+            paths.append(p)
+
+    def model_folders(self, folder: str) -> list[Path]:
+        if folder not in self.folders:
+            raise ValidationError(
+                f"model folder `{folder}` is unknown; known folders: {sorted(self.folders)}", type="invalid_folder"
+            )
+        return list(self.folders[folder])
+
+    def get_filename_list(self, folder: str) -> list[str]:
+        """Files (and model directories) under a model folder, as relative posix paths, sorted."""
+        exts = self.extensions.get(folder)
+        found: set[str] = set()
+        for root in self.model_folders(folder):
+            if not root.is_dir():
+                continue
+            for path in _walk(root):
+                rel = path.relative_to(root).as_posix()
+                if path.is_dir():
+                    if exts is None and _is_model_dir(path):
+                        found.add(rel)
+                    continue
+                if exts is None:
+                    if path.suffix.lower() in MODEL_EXTENSIONS and not _inside_model_dir(path, root):
+                        found.add(rel)
+                elif path.suffix.lower() in exts:
+                    found.add(rel)
+        return sorted(found)
+
+    def get_full_path(self, folder: str, name: str) -> Path:
+        """Resolve a name from :meth:`get_filename_list` to a path.
+
+        Raises:
+            ModelNotFoundError: naming the file and every folder searched.
+        """
+        searched = []
+        for root in self.model_folders(folder):
+            searched.append(str(root))
+            try:
+                candidate = safe_join(root, name)
+            except ValidationError:
+                raise
+            if candidate.exists():
+                return candidate
+        raise ModelNotFoundError(
+            f"`{name}` was not found in the `{folder}` model folder; searched: {', '.join(searched) or '(none)'}",
+            extra_info={"folder": folder, "name": name, "searched": searched},
+        )
+
+    # ------------------------------------------------------------------ saving
+    def get_save_path(self, filename_prefix: str, width: int = 0, height: int = 0, *, kind: str = "output") -> tuple[Path, str, int, str]:
+        """ComfyUI's counter scheme: ``(folder, filename, counter, subfolder)``.
+
+        ``filename_prefix`` may contain a subfolder (``"sub/name"``) and the tokens
+        ``%width%``, ``%height%``; the counter continues after the highest existing one.
+        """
+        root = self.directory(kind)
+        prefix = filename_prefix.replace("%width%", str(width)).replace("%height%", str(height))
+        subfolder, _, filename = prefix.rpartition("/")
+        folder = safe_join(root, subfolder) if subfolder else root
+        folder.mkdir(parents=True, exist_ok=True)
+        counter = 1
+        stem = f"{filename}_"
+        for entry in os.listdir(folder):
+            if entry.startswith(stem):
+                digits = entry[len(stem):].split("_", 1)[0].split(".", 1)[0]
+                if digits.isdigit():
+                    counter = max(counter, int(digits) + 1)
+        return folder, filename, counter, subfolder
+
+    # ------------------------------------------------------------------ config
+    def load_extra_model_paths(self, config_path: str | os.PathLike[str]) -> None:
+        """Read ComfyUI's ``extra_model_paths.yaml`` (``base_path``, ``is_default``, folders, ``custom_nodes``)."""
+        import yaml
+
+        cfg_path = Path(config_path).resolve()
+        try:
+            data = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValidationError(f"cannot read extra model paths config `{cfg_path}`: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ValidationError(f"extra model paths config `{cfg_path}` must be a mapping of sections")
+        for section_name, section in data.items():
+            if not isinstance(section, dict):
+                raise ValidationError(f"section `{section_name}` of `{cfg_path}` must be a mapping")
+            base = Path(os.path.expandvars(os.path.expanduser(str(section.get("base_path", "")))))
+            if not base.is_absolute():
+                base = cfg_path.parent / base
+            is_default = bool(section.get("is_default", False))
+            for key, value in section.items():
+                if key in ("base_path", "is_default"):
+                    continue
+                for entry in _split_paths(value):
+                    full = Path(os.path.expandvars(os.path.expanduser(entry)))
+                    if not full.is_absolute():
+                        full = base / full
+                    if key == "custom_nodes":
+                        self.custom_nodes_dirs.append(full.resolve())
+                    else:
+                        self.add_model_path(key, full, first=is_default)
+
+    def describe(self) -> dict[str, Any]:
+        """Folder table for ``/internal/folder_paths`` and docs."""
+        return {name: [[str(p), sorted(e) if e else []] for p in paths] for name, paths in self.folders.items() for e in [self.extensions.get(name)]}
+
+
+def _split_paths(value: Any) -> Iterable[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if str(v).strip()]
+    return [line.strip() for line in str(value).splitlines() if line.strip()]
+
+
+def _is_model_dir(path: Path) -> bool:
+    return any((path / marker).exists() for marker in ("model_index.json", "config.json"))
+
+
+def _inside_model_dir(path: Path, root: Path) -> bool:
+    parent = path.parent
+    while parent != root and root in parent.parents:
+        if _is_model_dir(parent):
+            return True
+        parent = parent.parent
+    return False
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        base = Path(dirpath)
+        for d in dirnames:
+            yield base / d
+        for f in sorted(filenames):
+            if not f.startswith("."):
+                yield base / f

@@ -1,0 +1,41 @@
+"""The services an engine hands to nodes: folders, the model manager, preview senders.
+
+Built by ``Engine`` and made current with ``core.context.activate_services``; nodes reach it
+through ``node_api.services()``. Packs may keep their own long-lived helpers in
+:meth:`Services.component` instead of module globals.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from nodeloom.models.manager import ModelManager
+from nodeloom.paths import FolderPaths
+
+__all__ = ["Services"]
+
+
+class Services:
+    """Per-engine services.
+
+    Attributes:
+        paths: the engine's folders.
+        models: the model manager.
+        settings: free-form engine settings (e.g. ``{"allow_unsafe_pickle": False}``).
+    """
+
+    def __init__(self, paths: FolderPaths, models: ModelManager | None = None, settings: dict[str, Any] | None = None):
+        self.paths = paths
+        self.models = models or ModelManager()
+        self.settings: dict[str, Any] = dict(settings or {})
+        self._components: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def component(self, name: str, factory: Callable[[], Any]) -> Any:
+        """A long-lived per-engine helper, created once by ``factory``."""
+        with self._lock:
+            if name not in self._components:
+                self._components[name] = factory()
+            return self._components[name]
