@@ -32,6 +32,14 @@ class Services:
         self.settings: dict[str, Any] = dict(settings or {})
         self._components: dict[str, Any] = {}
         self._lock = threading.Lock()
+        #: set by the engine: ``(event_type, data, client_id) -> None``; custom events from
+        #: packs (ComfyUI's ``PromptServer.instance.send_sync``) go through it.
+        self.event_sink: Callable[[str, dict[str, Any], str | None], None] | None = None
+
+    def send_event(self, event_type: str, data: dict[str, Any], client_id: str | None = None) -> None:
+        """Send a custom event to listeners (WebSocket clients, CLI, MCP); no-op without any."""
+        if self.event_sink is not None:
+            self.event_sink(event_type, data, client_id)
 
     def component(self, name: str, factory: Callable[[], Any]) -> Any:
         """A long-lived per-engine helper, created once by ``factory``."""
