@@ -65,7 +65,17 @@ class TinySaveImage(Node):
         return NodeOutput(ui={"images": refs})
 
 
-NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(TinySolidImage, TinySaveImage)
+class TinyInt(Node):
+    """An integer constant."""
+
+    SCHEMA = Schema(node_id="TinyInt", category="test/utils", inputs=[Int("value", 0, tooltip="The value.")], outputs=[Output(IO.INT, "INT")])
+
+    @classmethod
+    def execute(cls, value):
+        return (value,)
+
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(TinySolidImage, TinySaveImage, TinyInt)
 
 
 def register(engine) -> None:

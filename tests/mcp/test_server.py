@@ -46,7 +46,7 @@ def test_search_and_describe_nodes(make_app):
 
     found, paged, desc, missing = _run(make_app(), body)
     assert found.structured_content["nodes"][0]["class_type"] == "TinySolidImage"
-    assert paged.structured_content["total"] == 2 and paged.structured_content["next_offset"] == 1
+    assert paged.structured_content["total"] == 3 and paged.structured_content["next_offset"] == 1
     inputs = {i["name"]: i for i in desc.structured_content["inputs"]}
     assert inputs["width"]["default"] == 16 and inputs["width"]["max"] == 16384
     assert missing.is_error

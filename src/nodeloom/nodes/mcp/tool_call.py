@@ -3,7 +3,8 @@
 The server is named, not given: its stdio command or HTTP URL comes from the engine's MCP
 policy (``mcp_servers`` in the policy file), so a workflow cannot reach anything the
 operator did not list. Arguments are a JSON template with ``{a}``/``{b}``/``{c}``
-placeholders (filled with the JSON of those inputs) or a JSON object input.
+placeholders (filled with the JSON of those inputs) or a JSON object input. Torch is
+imported only when an image is produced, so serving MCP stays quick to start.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ import json
 import math
 import re
 from typing import Any
-
-import numpy as np
-import torch
 
 from nodeloom.errors import NodeExecutionError, ValidationError
 from nodeloom.node_api import IO, AnyInput, Float, Node, Output, Schema, String, services
@@ -58,7 +56,9 @@ def build_arguments(template: str, values: dict[str, Any], json_object: Any = No
     return args
 
 
-def _to_image(data: bytes) -> torch.Tensor:
+def _to_image(data: bytes) -> Any:
+    import numpy as np
+    import torch
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -115,5 +115,7 @@ class MCPToolCall(Node):
         if outcome.images:
             image, has_image = _to_image(outcome.images[0][0]), True
         else:
+            import torch
+
             image, has_image = torch.zeros((1, 1, 1, 3), dtype=torch.float32), False
         return outcome.text, json.dumps(outcome.json, default=str), image, has_image
