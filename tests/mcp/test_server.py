@@ -222,3 +222,38 @@ def test_audit_log_records_every_call(make_app, engine):
     assert [r.outcome for r in records] == ["ok", "error"]
     assert all(len(r.args_sha256) == 64 and r.who.startswith("memory") for r in records)
     assert (engine.paths.user_dir / "mcp_audit.jsonl").is_file()
+
+
+def test_example_workflows_from_a_configured_folder(make_app, engine, tmp_path):
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "solid.json").write_text(json.dumps(image_workflow(prefix="example")))
+    (examples / "broken.json").write_text("{not json")
+    app = make_app(Policy(example_dirs=[str(examples)]))
+
+    async def body(c):
+        listed = await c.call_tool("list_example_workflows", {})
+        ran = await c.call_tool("run_workflow", {"example": "solid", "wait_seconds": 30})
+        typo = await c.call_tool("validate_workflow", {"example": "soild"})
+        both = await c.call_tool("validate_workflow", {"example": "solid", "workflow": image_workflow()})
+        return listed, ran, typo, both
+
+    listed, ran, typo, both = _run(app, body)
+    entry = next(e for e in listed.structured_content["examples"] if e["name"] == "solid")
+    assert entry["format"] == "api" and entry["class_types"] == ["TinySaveImage", "TinySolidImage"]
+    assert "broken" not in [e["name"] for e in listed.structured_content["examples"]]
+    assert ran.structured_content["status"] == "success" and ran.structured_content["images"][0]["filename"].startswith("example_")
+    assert typo.is_error and "['solid']" in json.loads(typo.content[0].text)["message"]
+    assert both.is_error and "exactly one of" in json.loads(both.content[0].text)["message"]
+
+
+def test_ui_format_needs_the_converter_or_converts(make_app):
+    ui = {"nodes": [{"id": 1, "type": "TinySolidImage", "widgets_values": [16, 16, 0.5, 1, 0.0]}], "links": []}
+    r = _run(make_app(), lambda c: c.call_tool("convert_workflow", {"workflow": ui}))
+    try:
+        import nodeloom.core.workflow_ui  # noqa: F401
+    except ImportError:
+        assert r.is_error and "nodeloom.core.workflow_ui" in json.loads(r.content[0].text)["message"]
+    else:
+        assert not r.is_error and r.structured_content["format"] == "ui"
+        assert r.structured_content["prompt"]["1"]["class_type"] == "TinySolidImage"
