@@ -248,7 +248,15 @@ def test_example_workflows_from_a_configured_folder(make_app, engine, tmp_path):
 
 
 def test_ui_format_needs_the_converter_or_converts(make_app):
-    ui = {"nodes": [{"id": 1, "type": "TinySolidImage", "widgets_values": [16, 16, 0.5, 1, 0.0]}], "links": []}
+    ui = {
+        "nodes": [
+            {"id": 1, "type": "TinySolidImage", "mode": 0, "inputs": [], "widgets_values": [16, 16, 0.5, 1, 0.0],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}]},
+            {"id": 2, "type": "TinySaveImage", "mode": 0, "inputs": [{"name": "images", "type": "IMAGE", "link": 1}],
+             "widgets_values": ["ui"], "outputs": []},
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"]],
+    }
     r = _run(make_app(), lambda c: c.call_tool("convert_workflow", {"workflow": ui}))
     try:
         import nodeloom.core.workflow_ui  # noqa: F401
@@ -256,4 +264,6 @@ def test_ui_format_needs_the_converter_or_converts(make_app):
         assert r.is_error and "nodeloom.core.workflow_ui" in json.loads(r.content[0].text)["message"]
     else:
         assert not r.is_error and r.structured_content["format"] == "ui"
-        assert r.structured_content["prompt"]["1"]["class_type"] == "TinySolidImage"
+        prompt = r.structured_content["prompt"]
+        assert prompt["1"]["class_type"] == "TinySolidImage" and prompt["1"]["inputs"]["width"] == 16
+        assert prompt["2"]["inputs"] == {"images": ["1", 0], "filename_prefix": "ui"}

@@ -74,6 +74,7 @@ def mcp_main(args: argparse.Namespace, *, engine: Any = None) -> int:
         return 2
     if args.read_only:
         policy.read_only = True
+    owned = engine is None
     if engine is None:
         from nodeloom import Engine
 
@@ -94,6 +95,8 @@ def mcp_main(args: argparse.Namespace, *, engine: Any = None) -> int:
             anyio.run(app.server.run_stdio_async)
     finally:
         app.close()
+        if owned:
+            engine.close()
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +51,23 @@ def detect_format(obj: Any) -> str:
     )
 
 
-def to_api(obj: Any, object_info: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+def to_api(
+    obj: Any, input_types: Callable[[str], dict[str, Any] | None], display_name: Callable[[str], str] | None = None
+) -> tuple[dict[str, Any], str]:
     """Convert any accepted workflow to an API-format prompt.
 
     Args:
         obj: the workflow (API or UI format).
-        object_info: the engine's ``/object_info`` (the UI converter needs input order and types).
+        input_types: ``class_type -> INPUT_TYPES() dict`` (None for unknown types); the UI
+            converter reads widget order from it.
+        display_name: ``class_type -> title`` for nodes the user did not rename.
 
     Returns:
         ``(prompt, format)`` where format is the detected input format.
 
     Raises:
-        WorkflowFormatError: not a workflow, or UI format without the converter installed.
+        WorkflowFormatError: not a workflow, a broken UI graph, or UI format without the
+            converter installed.
     """
     fmt = detect_format(obj)
     if fmt == "api":
@@ -76,7 +81,7 @@ def to_api(obj: Any, object_info: Mapping[str, Any]) -> tuple[dict[str, Any], st
             "give the workflow in API format (in ComfyUI: Workflow → Export (API))",
             details=str(exc),
         ) from exc
-    return ui_to_api(obj, object_info), fmt
+    return ui_to_api(obj, input_types, display_name), fmt
 
 
 def suggest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
