@@ -341,7 +341,9 @@ class JobRunner:
 
     def _finish(self, job: Job, status: str, *, result: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> None:
         job.status, job.finished = status, time.time()
-        job.result, job.error = result, error
+        # ui outputs of custom nodes may hold non-JSON values; keep what a client can read
+        job.result = json.loads(json.dumps(result, default=str)) if result is not None else None
+        job.error = json.loads(json.dumps(error, default=str)) if error is not None else None
         if status == "success":
             job._set_progress(job.progress.total, "done")
         else:
