@@ -267,3 +267,17 @@ def test_ui_format_needs_the_converter_or_converts(make_app):
         prompt = r.structured_content["prompt"]
         assert prompt["1"]["class_type"] == "TinySolidImage" and prompt["1"]["inputs"]["width"] == 16
         assert prompt["2"]["inputs"] == {"images": ["1", 0], "filename_prefix": "ui"}
+
+
+def test_list_models(make_app, engine):
+    ckpt = engine.paths.models_dir / "checkpoints"
+    ckpt.mkdir(parents=True)
+    (ckpt / "tiny.safetensors").write_bytes(b"\0")
+
+    async def body(c):
+        return await c.call_tool("list_models", {"folder": "checkpoints"}), await c.call_tool("list_models", {}), await c.call_tool("list_models", {"folder": "nope"})
+
+    one, every, bad = _run(make_app(), body)
+    assert one.structured_content["folders"] == {"checkpoints": ["tiny.safetensors"]}
+    assert "loras" in every.structured_content["folders"]
+    assert bad.is_error and "known folders" in json.loads(bad.content[0].text)["message"]
