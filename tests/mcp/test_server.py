@@ -58,7 +58,15 @@ def test_validate_broken_workflow_gives_per_node_errors_with_suggestions(make_ap
     wf = image_workflow()
     wf["1"]["inputs"]["widht"] = wf["1"]["inputs"].pop("width")
     wf["3"] = {"class_type": "TinySaveImag", "inputs": {"images": ["1", 0]}}
-    report = _run(make_app(), lambda c: c.call_tool("validate_workflow", {"workflow": wf})).structured_content
+    async def body(c):
+        report = await c.call_tool("validate_workflow", {"workflow": wf})
+        run = await c.call_tool("run_workflow", {"workflow": wf})
+        return report.structured_content, run, await c.call_tool("list_jobs", {})
+
+    report, run, jobs = _run(make_app(), body)
+    assert run.is_error and jobs.structured_content["jobs"] == []
+    refused = json.loads(run.content[0].text)
+    assert refused["type"] == "invalid_prompt" and set(refused["node_errors"]) == {"1", "3"}
     assert report["ok"] is False and report["format"] == "api"
     node1 = report["node_errors"]["1"]["errors"]
     assert any(e["type"] == "unknown_input" and e["extra_info"]["suggestions"] == ["width"] for e in node1)
