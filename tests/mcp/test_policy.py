@@ -163,6 +163,14 @@ def test_image_size_and_steps_limits(tmp_path):
     Policy(limits=Limits(max_pixels=0, max_steps=0)).check_prompt(image_workflow(10000, 10000, steps=999), paths, _category)
 
 
+def test_limits_see_coerced_values(make_app):
+    app = make_app(Policy(limits=Limits(max_pixels=64 * 64)))
+    wf = image_workflow()
+    wf["1"]["inputs"]["width"] = "4096"  # a string the validator coerces to an INT
+    r = _call(app, "run_workflow", {"workflow": wf})
+    assert r.is_error and json.loads(r.content[0].text)["extra_info"]["rule"] == "limits.max_pixels"
+
+
 def test_output_image_size_is_checked_while_running(make_app):
     """A size that only a link decides escapes the static check; the produced image is caught."""
     app = make_app(Policy(limits=Limits(max_pixels=40 * 40)))

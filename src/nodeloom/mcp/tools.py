@@ -165,8 +165,9 @@ def _prepare(app: NodeloomMCP, workflow: Any, example: str | None, overrides: di
     result = app.engine.validate(prompt)
     node_errors = _merge_errors(result.node_errors, lint, prompt)
     policy_error = None
+    checked = result.prompt or prompt  # the coerced values: "4096" given as a string is checked as 4096
     try:
-        app.policy.check_prompt(prompt, app.engine.paths, app.category_of)
+        app.policy.check_prompt(checked, app.engine.paths, app.category_of)
     except PolicyDeniedError as exc:
         policy_error = exc.to_dict()
     error = result.error
