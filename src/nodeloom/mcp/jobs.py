@@ -60,6 +60,8 @@ class Job:
     progress: Progress = field(default_factory=Progress)
     cancel_requested: bool = False
     done: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: set on every progress change and at the end; waiters clear it before waiting again
+    changed: threading.Event = field(default_factory=threading.Event, repr=False)
     _finished_nodes: set[str] = field(default_factory=set, repr=False)
 
     @property
@@ -83,6 +85,7 @@ class Job:
         total = float(max(len(self.prompt), len(self._finished_nodes), 1))
         p = self.progress
         self.progress = Progress(min(value, total), total, message, p.seq + 1)
+        self.changed.set()
 
 
 class JobStore:
@@ -101,6 +104,10 @@ class JobStore:
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), check_same_thread=False)
+            # WAL without a sync per commit: a record survives a process crash (not a power cut)
+            # and a submission does not wait for the disk
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(f"CREATE TABLE IF NOT EXISTS jobs ({', '.join(c + ' TEXT' for c in _COLUMNS)}, PRIMARY KEY (id))")
             self._db.commit()
             self._load()
@@ -350,6 +357,7 @@ class JobRunner:
             job._set_progress(job.progress.value, status)
         self.store.save(job)
         job.done.set()
+        job.changed.set()
 
 
 def _class_of(job: Job, node: str) -> str:

@@ -199,13 +199,17 @@ async def _wait(app: NodeloomMCP, job: Job, ctx: Context, wait_seconds: float) -
     deadline = time.monotonic() + (min(wait_seconds, cap) if cap else wait_seconds)
     sent = -1.0
     while True:
+        job.changed.clear()
         p = job.progress
         if p.value > sent:
             await ctx.report_progress(p.value, p.total, p.message)
             sent = p.value
-        if job.done.is_set() or time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if job.done.is_set() or left <= 0:
             return
-        await anyio.sleep(0.05)
+        if job.progress.seq == p.seq:
+            # the worker thread sets `changed`; short slices keep cancellation responsive
+            await anyio.to_thread.run_sync(job.changed.wait, min(left, 0.5), abandon_on_cancel=True)
 
 
 def _images(app: NodeloomMCP, job: Job) -> list[ImageRef]:
