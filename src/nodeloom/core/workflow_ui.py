@@ -68,19 +68,20 @@ def detect_format(obj: Any) -> Literal["api", "ui"]:
     )
 
 
-def to_api(obj: Any, input_types: InputTypesLookup) -> dict[str, Any]:
+def to_api(obj: Any, input_types: InputTypesLookup, display_name: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Any workflow JSON as an API-format prompt (a deep copy when it already is one).
 
     Args:
         obj: parsed API or UI workflow.
         input_types: ``class_type -> INPUT_TYPES() dict`` or None for unknown types.
+        display_name: ``class_type -> title`` for nodes the user did not rename.
 
     Raises:
         WorkflowFormatError: unknown format, unknown node type or a broken link.
     """
     if detect_format(obj) == "api":
         return copy.deepcopy(obj)
-    return ui_to_api(obj, input_types)
+    return ui_to_api(obj, input_types, display_name)
 
 
 # --------------------------------------------------------------------------- widget layout
@@ -344,12 +345,16 @@ def _bypass_input_index(node: _FlatNode, slot: int, wanted: Any) -> int:
 # --------------------------------------------------------------------------- conversion
 
 
-def ui_to_api(workflow: Mapping[str, Any], input_types: InputTypesLookup) -> dict[str, Any]:
+def ui_to_api(
+    workflow: Mapping[str, Any], input_types: InputTypesLookup, display_name: Callable[[str], str] | None = None
+) -> dict[str, Any]:
     """Convert a UI-format workflow (0.4 or 1.0) to an API-format prompt.
 
     Args:
         workflow: the graph editor's JSON.
         input_types: ``class_type -> INPUT_TYPES() dict`` or None for unknown types.
+        display_name: ``class_type -> title`` for nodes without a ``title`` (default: the
+            class type).
 
     Returns:
         ``{exec_id: {"class_type", "inputs", "_meta": {"title"}}}`` in node order.
@@ -382,7 +387,7 @@ def ui_to_api(workflow: Mapping[str, Any], input_types: InputTypesLookup) -> dic
                 continue
             kind, ref, slot = source
             inputs[name] = ref if kind == "value" else [ref, slot]
-        title = node.raw.get("title") or node.type
+        title = node.raw.get("title") or (display_name(node.type) if display_name else node.type)
         prompt[node.exec_id] = {"inputs": inputs, "class_type": node.type, "_meta": {"title": title}}
     return prompt
 

@@ -33,6 +33,8 @@ __all__ = [
 def tensor_to_pils(image: torch.Tensor) -> list[Image.Image]:
     """An IMAGE ``[B,H,W,C]`` (or one ``[H,W,C]``) as 8-bit PIL images (RGB, RGBA or L).
 
+    Values are scaled by 255 and truncated, as ComfyUI's save nodes do.
+
     Raises:
         ValueError: the tensor is not 3- or 4-dimensional with 1, 3 or 4 channels.
     """
@@ -40,7 +42,8 @@ def tensor_to_pils(image: torch.Tensor) -> list[Image.Image]:
         image = image.unsqueeze(0)
     if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
         raise ValueError(f"`image` must be [B,H,W,C] with C in (1, 3, 4), got shape {tuple(image.shape)}")
-    arrays = (image.detach().float().cpu().clamp(0, 1).numpy() * 255.0).round().astype(np.uint8)
+    # truncate like ComfyUI (not round), so saved files match its byte for byte
+    arrays = np.clip(image.detach().float().cpu().numpy() * 255.0, 0, 255).astype(np.uint8)
     out = []
     for arr in arrays:
         out.append(Image.fromarray(arr[..., 0], "L") if arr.shape[-1] == 1 else Image.fromarray(arr))
