@@ -223,3 +223,16 @@ def test_nodes_and_cli_args_shims() -> None:
     with pytest.raises(AttributeError):
         nodes.KSamplerThatDoesNotExist  # noqa: B018
     assert args.disable_metadata is False and args.some_unknown_flag is None
+
+
+def test_dynamic_prompt_view() -> None:
+    from comfy_execution.graph import DynamicPrompt, NodeNotFoundError
+
+    dyn = DynamicPrompt({"1": {"class_type": "A", "inputs": {}}})
+    dyn.add_ephemeral_node("1.0.0.1", {"class_type": "B", "inputs": {}}, parent_id="1", display_id="1")
+    dyn.add_ephemeral_node("1.0.0.2", {"class_type": "C", "inputs": {}}, parent_id="1.0.0.1", display_id="1.0.0.1")
+    assert dyn.get_node("1.0.0.2")["class_type"] == "C" and dyn.has_node("1")
+    assert dyn.get_real_node_id("1.0.0.2") == "1" and dyn.get_display_node_id("1.0.0.2") == "1"
+    assert dyn.get_parent_node_id("1.0.0.2") == "1.0.0.1" and dyn.all_node_ids() == {"1", "1.0.0.1", "1.0.0.2"}
+    with pytest.raises(NodeNotFoundError):
+        dyn.get_node("9")

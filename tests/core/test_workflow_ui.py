@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from nodeloom.core.workflow_ui import api_to_ui, detect_format, to_api, ui_to_api, widget_layout
+from nodeloom.compat.ui_export import api_to_ui
+from nodeloom.core.workflow_ui import detect_format, to_api, ui_to_api, widget_layout
 from nodeloom.errors import WorkflowFormatError
 from nodeloom.nodes.core import NODE_CLASS_MAPPINGS
 
@@ -199,6 +200,15 @@ def test_broken_links_are_reported() -> None:
         ui_to_api(ui([], [[1, 2]]), lookup)
 
 
+def test_reroute_loop_is_reported_not_recursed_forever() -> None:
+    wf = ui([node(1, "Reroute", inputs=[{"name": "", "type": "*", "link": 2}]),
+             node(2, "Reroute", inputs=[{"name": "", "type": "*", "link": 1}]),
+             node(3, "SaveImage", ["x"], inputs=[{"name": "images", "type": "IMAGE", "link": 3}])],
+            [[1, 1, 0, 2, 0, "*"], [2, 2, 0, 1, 0, "*"], [3, 1, 0, 3, 0, "IMAGE"]])
+    with pytest.raises(WorkflowFormatError, match="a loop"):
+        ui_to_api(wf, lookup)
+
+
 @pytest.mark.parametrize("name", ["invert_scale.json", "branching.json"])
 def test_api_examples_round_trip_through_ui(name: str) -> None:
     prompt = json.loads((EXAMPLES / name).read_text())
@@ -218,3 +228,33 @@ def test_round_trip_with_seed_widget_and_linked_widget() -> None:
     sampler = next(n for n in workflow["nodes"] if n["id"] == 3)
     assert sampler["widgets_values"][:2] == [2**63, "fixed"]
     assert ui_to_api(workflow, lookup) == prompt
+
+
+# --------------------------------------------------------------------------- robustness
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 30) | st.text(max_size=4) | st.sampled_from(["IMAGE", "INT", "*", -10, -20]),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.sampled_from(
+        ["id", "type", "mode", "inputs", "outputs", "link", "links", "name", "widget", "widgets_values", "origin_id",
+         "origin_slot", "target_id", "target_slot", "title", "subgraphs", "definitions", "nodes"]), inner, max_size=6),
+    max_leaves=30,
+)
+_node = st.fixed_dictionaries(
+    {"id": st.integers(1, 6), "type": st.sampled_from(["EmptyImage", "ImageInvert", "Reroute", "PrimitiveNode", "SaveImage", "sg"])},
+    optional={"mode": st.integers(0, 4), "inputs": _json, "outputs": _json, "widgets_values": _json, "title": _json},
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nodes=st.lists(_node | _json, max_size=6), links=_json | st.lists(st.lists(st.integers(-20, 8), max_size=7), max_size=6),
+       defs=_json)
+def test_malformed_ui_json_gives_a_format_error_never_a_crash(nodes: Any, links: Any, defs: Any) -> None:
+    workflow = {"nodes": nodes, "links": links, "definitions": {"subgraphs": [{"id": "sg", "nodes": nodes, "links": defs}]}}
+    try:
+        prompt = ui_to_api(workflow, lookup)
+    except WorkflowFormatError:
+        return
+    assert all(isinstance(v, dict) and "class_type" in v for v in prompt.values())

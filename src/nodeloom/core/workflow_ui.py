@@ -22,7 +22,7 @@ from nodeloom.errors import WorkflowFormatError
 __all__ = [
     "InputTypesLookup",
     "VIRTUAL_NODE_TYPES",
-    "api_to_ui",
+    "spec_parts",
     "detect_format",
     "to_api",
     "ui_to_api",
@@ -41,6 +41,8 @@ WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 SEED_NAMES = ("seed", "noise_seed")
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload")
 _MAX_SUBGRAPH_DEPTH = 32
+_MAX_HOPS = 200
+_SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError)
 
 
 def detect_format(obj: Any) -> Literal["api", "ui"]:
@@ -93,7 +95,7 @@ class _Slot:
     kind: str = "value"  # "value" | "control" | "upload" | "forced"
 
 
-def _spec_parts(spec: Any) -> tuple[Any, dict[str, Any]]:
+def spec_parts(spec: Any) -> tuple[Any, dict[str, Any]]:
     if isinstance(spec, (list, tuple)) and spec:
         opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
         return spec[0], opts
@@ -120,7 +122,7 @@ def widget_layout(types: Mapping[str, Any]) -> list[tuple[str, bool, bool, bool]
     out = []
     for section in ("required", "optional"):
         for name, spec in (types.get(section) or {}).items():
-            io_type, opts = _spec_parts(spec)
+            io_type, opts = spec_parts(spec)
             if not _is_widget(io_type):
                 continue
             upload = any(opts.get(k) for k in UPLOAD_OPTIONS)
@@ -202,6 +204,8 @@ class _FlatNode:
 
 def _parse_links(raw_links: Any, where: str) -> dict[Any, _Link]:
     links: dict[Any, _Link] = {}
+    if raw_links is not None and not isinstance(raw_links, list):
+        raise WorkflowFormatError(f"{where}: `links` must be a list, got {type(raw_links).__name__}")
     for item in raw_links or []:
         if item is None:
             continue
@@ -270,8 +274,8 @@ class _Resolver:
         return self.origin(node.scope, link, input_type, where, 0)
 
     def origin(self, scope: _Scope, link: _Link, wanted: Any, where: str, hops: int) -> _Source | None:
-        if hops > 10_000:
-            raise WorkflowFormatError(f"{where}: links form a loop through virtual or bypassed nodes")
+        if hops > _MAX_HOPS:
+            raise WorkflowFormatError(f"{where}: the link passes through more than {_MAX_HOPS} reroute, bypassed or subgraph nodes (a loop?)")
         if link.origin_id == SUBGRAPH_INPUT_ID or str(link.origin_id) == str(SUBGRAPH_INPUT_ID):
             return self._subgraph_input(scope, link.origin_slot, wanted, where, hops)
         src = scope.nodes.get(str(link.origin_id))
@@ -364,32 +368,52 @@ def ui_to_api(
     """
     if not isinstance(workflow, Mapping) or not isinstance(workflow.get("nodes"), list):
         raise WorkflowFormatError("a UI workflow needs a `nodes` list")
-    defs = _subgraph_definitions(workflow)
+    try:
+        defs = _subgraph_definitions(workflow)
+        flat = _flatten(workflow, defs)
+    except WorkflowFormatError:
+        raise
+    except _SHAPE_ERRORS as exc:
+        raise WorkflowFormatError(f"malformed UI workflow: {type(exc).__name__}: {exc}") from exc
     resolver = _Resolver(defs)
     prompt: dict[str, Any] = {}
-    for node in _flatten(workflow, defs):
-        if not _is_emitted(node):
-            continue
-        types = input_types(node.type)
-        if types is None:
-            raise WorkflowFormatError(
-                f"{node.label()}: unknown node type `{node.type}` (is its custom-node pack installed?)",
-                extra_info={"node_id": node.exec_id, "class_type": node.type},
-            )
-        inputs = _widget_values(types, node.raw.get("widgets_values"))
-        for index, inp in enumerate(node.raw.get("inputs") or []):
-            if not isinstance(inp, dict) or inp.get("link") is None:
-                continue
-            name = (inp.get("widget") or {}).get("name") or inp.get("name")
-            where = f"{node.label()} input `{name}`"
-            source = resolver.input_link(node, inp["link"], inp.get("type"), where)
-            if source is None:  # muted / unresolvable upstream: a widget keeps its value
-                continue
-            kind, ref, slot = source
-            inputs[name] = ref if kind == "value" else [ref, slot]
-        title = node.raw.get("title") or (display_name(node.type) if display_name else node.type)
-        prompt[node.exec_id] = {"inputs": inputs, "class_type": node.type, "_meta": {"title": title}}
+    for node in flat:
+        try:
+            if _is_emitted(node):
+                prompt[node.exec_id] = _convert_node(node, resolver, input_types, display_name)
+        except WorkflowFormatError:
+            raise
+        except _SHAPE_ERRORS as exc:
+            raise WorkflowFormatError(f"{node.label()}: malformed node: {type(exc).__name__}: {exc}") from exc
     return prompt
+
+
+def _convert_node(
+    node: _FlatNode, resolver: _Resolver, input_types: InputTypesLookup, display_name: Callable[[str], str] | None
+) -> dict[str, Any]:
+    types = input_types(node.type)
+    if types is None:
+        raise WorkflowFormatError(
+            f"{node.label()}: unknown node type `{node.type}` (is its custom-node pack installed?)",
+            extra_info={"node_id": node.exec_id, "class_type": node.type},
+        )
+    inputs = _widget_values(types, node.raw.get("widgets_values"))
+    for inp in node.raw.get("inputs") or []:
+        if not isinstance(inp, dict) or inp.get("link") is None:
+            continue
+        name = (inp.get("widget") or {}).get("name") or inp.get("name")
+        if not isinstance(name, str) or not name:
+            raise WorkflowFormatError(f"{node.label()}: an input linked to link {inp['link']} has no name")
+        where = f"{node.label()} input `{name}`"
+        source = resolver.input_link(node, inp["link"], inp.get("type"), where)
+        if source is None:  # muted / unresolvable upstream: a widget keeps its value
+            continue
+        kind, ref, slot = source
+        inputs[name] = ref if kind == "value" else [ref, slot]
+    title = node.raw.get("title")
+    if not isinstance(title, str) or not title:
+        title = display_name(node.type) if display_name else node.type
+    return {"inputs": inputs, "class_type": node.type, "_meta": {"title": title}}
 
 
 def _is_emitted(node: _FlatNode) -> bool:
@@ -403,68 +427,3 @@ def _is_emitted(node: _FlatNode) -> bool:
             return False
         scope = scope.instance.scope
     return True
-
-
-def api_to_ui(prompt: Mapping[str, Any], input_types: InputTypesLookup) -> dict[str, Any]:
-    """Lay an API-format prompt out as a UI 0.4 workflow the graph editor can open.
-
-    Widget values follow each node's ``INPUT_TYPES`` order (``"fixed"`` after seed-like
-    widgets), linked widget inputs become widget sockets, nodes are placed left to right
-    in prompt order. ``ui_to_api(api_to_ui(p, f), f)`` gives ``p`` back when its ids are
-    numeric (other ids are renumbered 1..n).
-
-    Raises:
-        WorkflowFormatError: unknown node type.
-    """
-    numeric = all(str(k).isdigit() for k in prompt)
-    ids = {str(node_id): int(node_id) if numeric else i + 1 for i, node_id in enumerate(prompt)}
-    by_number = {number: node_id for node_id, number in ids.items()}
-    nodes: list[dict[str, Any]] = []
-    links: list[list[Any]] = []
-    outputs: dict[str, dict[int, list[int]]] = {nid: {} for nid in ids}
-    for order, (node_id, node) in enumerate(prompt.items()):
-        types = input_types(node["class_type"])
-        if types is None:
-            raise WorkflowFormatError(f"node {node_id}: unknown node type `{node['class_type']}`")
-        layout = {name: (control, upload) for name, control, upload, force in widget_layout(types) if not force}
-        values: list[Any] = []
-        inputs: list[dict[str, Any]] = []
-        for name, (control, upload) in layout.items():
-            value = node["inputs"].get(name)
-            values.append(None if isinstance(value, list) and len(value) == 2 else value)
-            values.extend(["fixed"] if control else [])
-            values.extend(["image"] if upload else [])
-        for name, value in node["inputs"].items():
-            if not (isinstance(value, list) and len(value) == 2 and str(value[0]) in ids):
-                continue
-            link_id = len(links) + 1
-            io_type = _declared_type(types, name)
-            links.append([link_id, ids[str(value[0])], int(value[1]), ids[str(node_id)], len(inputs), io_type])
-            outputs[str(value[0])].setdefault(int(value[1]), []).append(link_id)
-            entry: dict[str, Any] = {"name": name, "type": io_type, "link": link_id}
-            if name in layout:
-                entry["widget"] = {"name": name}
-            inputs.append(entry)
-        title = (node.get("_meta") or {}).get("title") or node["class_type"]
-        nodes.append({
-            "id": ids[str(node_id)], "type": node["class_type"], "pos": [40 + 320 * order, 80], "size": [300, 120],
-            "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": [], "properties": {},
-            "widgets_values": values, "title": title,
-        })
-    for node in nodes:
-        slots = outputs[by_number[node["id"]]]
-        for slot in range(max(slots, default=-1) + 1):
-            node["outputs"].append({"name": f"out{slot}", "type": "*", "links": slots.get(slot, []), "slot_index": slot})
-    return {
-        "last_node_id": max(ids.values(), default=0), "last_link_id": len(links), "nodes": nodes, "links": links,
-        "groups": [], "config": {}, "extra": {}, "version": 0.4,
-    }
-
-
-def _declared_type(types: Mapping[str, Any], name: str) -> str:
-    for section in ("required", "optional"):
-        spec = (types.get(section) or {}).get(name)
-        if spec is not None:
-            io_type, _ = _spec_parts(spec)
-            return "COMBO" if isinstance(io_type, list) else str(io_type)
-    return "*"
