@@ -120,7 +120,10 @@ def test_nodes_and_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_run_reads_the_prompt_embedded_in_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(capsys, "run", str(EXAMPLES / "branching.json"), "--base-dir", str(tmp_path), "--json")[0] == 0
     png = next((tmp_path / "output" / "nodeloom").glob("branch_single_*.png"))
-    assert "prompt" in Image.open(png).text
+    text = Image.open(png).text
+    assert "prompt" in text
+    laid_out = json.loads(text["workflow"])  # an API input still gets a UI workflow the editor can open
+    assert laid_out["version"] == 0.4 and {n["type"] for n in laid_out["nodes"]} >= {"EmptyImage", "SaveImage"}
     code, out, _ = run_cli(capsys, "run", str(png), "--base-dir", str(tmp_path), "--json")
     result = json.loads(out)
     assert code == 0 and result["status"] == "success" and set(result["nodes"]) >= {"1", "3", "8", "9"}
@@ -173,6 +176,13 @@ def test_subprocess_run_prints_progress_and_writes_png(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "running  5 Save" in proc.stderr and "success: 5 node(s) ran" in proc.stdout
     assert (tmp_path / "output" / "nodeloom" / "invert_scale_00001_.png").is_file()
+    ui_run = subprocess.run(
+        [sys.executable, "-m", "nodeloom.cli.main", "run", str(EXAMPLES / "ui_subgraph_example.json"), "--base-dir", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=240, check=False,
+    )
+    assert ui_run.returncode == 0, ui_run.stderr
+    embedded = Image.open(tmp_path / "output" / "nodeloom" / "ui_example_00001_.png").text["workflow"]
+    assert json.loads(embedded)["definitions"]["subgraphs"][0]["name"] == "Invert and scale"  # the original UI file
     bad = subprocess.run([sys.executable, "-m", "nodeloom.cli.main", "run"], capture_output=True, text=True, env=env,
                          timeout=120, check=False)
     assert bad.returncode == 2 and "workflow" in bad.stderr

@@ -98,14 +98,18 @@ def _make_engine(args: argparse.Namespace, **overrides: Any) -> Any:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from nodeloom.cli.run import run_command
-    from nodeloom.cli.workflow_file import apply_overrides, load_prompt
+    from nodeloom.cli.workflow_file import apply_overrides, embedded_workflow, load_prompt
 
     overrides: dict[str, Any] = {"sequential": args.sequential}
     if args.out:
         overrides["output_dir"] = args.out
     with _make_engine(args, **overrides) as engine:
-        prompt = apply_overrides(load_prompt(engine, args.workflow), args.set)
-        return run_command(engine, args, prompt)
+        prompt, ui_workflow = load_prompt(engine, args.workflow, with_ui=True)
+        apply_overrides(prompt, args.set)
+        # saved PNGs embed a UI workflow; after --set edits the original one would be stale
+        workflow = embedded_workflow(engine, prompt, None if args.set else ui_workflow)
+        extra = {"extra_pnginfo": {"workflow": workflow}} if workflow is not None else {}
+        return run_command(engine, args, prompt, extra_data=extra)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -179,8 +179,15 @@ def print_validation_errors(error: dict[str, Any] | None, node_errors: dict[str,
             print(f"  node {node_id} ({entry.get('class_type')}): {err.get('message')}{details}", file=stream)
 
 
-def run_command(engine: Any, args: argparse.Namespace, prompt: dict[str, Any]) -> int:
-    """Run ``prompt`` on ``engine`` as ``nodeloom run`` does; returns the exit code."""
+def run_command(engine: Any, args: argparse.Namespace, prompt: dict[str, Any], extra_data: dict[str, Any] | None = None) -> int:
+    """Run ``prompt`` on ``engine`` as ``nodeloom run`` does; returns the exit code.
+
+    Args:
+        engine: the engine to run on.
+        args: parsed ``run`` options (``json`` is read).
+        prompt: the API-format prompt.
+        extra_data: ComfyUI's ``extra_data`` (``extra_pnginfo`` for saved PNGs).
+    """
     validation = engine.validate(prompt)
     if not validation.ok:
         if args.json:
@@ -194,7 +201,7 @@ def run_command(engine: Any, args: argparse.Namespace, prompt: dict[str, Any]) -
         reporter = (RichReporter(validation.prompt, validation.outputs_to_execute, stream)
                     if stream.isatty() else PlainReporter(validation.prompt, stream))
     try:
-        result = engine.run(prompt, validated=validation, on_event=reporter)
+        result = engine.run(prompt, validated=validation, on_event=reporter, extra_data=extra_data)
     except ValidationError as exc:  # raced with a change of files between validate and run
         print(f"nodeloom run: {exc}", file=sys.stderr)
         return 1

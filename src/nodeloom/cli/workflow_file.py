@@ -15,7 +15,7 @@ from nodeloom.core.context import activate_services
 from nodeloom.core.workflow_ui import detect_format, to_api
 from nodeloom.errors import WorkflowFormatError
 
-__all__ = ["apply_overrides", "load_prompt", "parse_override", "read_workflow"]
+__all__ = ["apply_overrides", "embedded_workflow", "load_prompt", "parse_override", "read_workflow"]
 
 
 def read_workflow(path: str) -> Any:
@@ -48,22 +48,47 @@ def _png_workflow(file: Path) -> Any:
     raise WorkflowFormatError(f"`{file}` has no `prompt` or `workflow` text chunk")
 
 
-def load_prompt(engine: Any, path: str) -> dict[str, Any]:
+def _input_types(engine: Any) -> Any:
+    def input_types(class_type: str) -> dict[str, Any] | None:
+        cls = engine.registry.get(class_type)
+        return cls.INPUT_TYPES() if cls is not None else None
+
+    return input_types
+
+
+def load_prompt(engine: Any, path: str, *, with_ui: bool = False) -> Any:
     """The API-format prompt of a workflow file (UI workflows converted with ``engine``'s nodes).
+
+    Args:
+        engine: supplies node definitions for the conversion.
+        path: see :func:`read_workflow`.
+        with_ui: also return the UI workflow when the file held one (else None).
 
     Raises:
         WorkflowFormatError: see :func:`read_workflow` and :func:`nodeloom.core.workflow_ui.to_api`.
     """
     data = read_workflow(path)
     if detect_format(data) == "api":
-        return data
-
-    def input_types(class_type: str) -> dict[str, Any] | None:
-        cls = engine.registry.get(class_type)
-        return cls.INPUT_TYPES() if cls is not None else None
-
+        return (data, None) if with_ui else data
     with activate_services(engine.services):
-        return to_api(data, input_types, engine.registry.display_name)
+        prompt = to_api(data, _input_types(engine), engine.registry.display_name)
+    return (prompt, data) if with_ui else prompt
+
+
+def embedded_workflow(engine: Any, prompt: dict[str, Any], ui_workflow: Any) -> Any:
+    """The UI workflow to embed in saved PNGs: the given one, else one laid out from ``prompt``.
+
+    Returns None when the prompt names node types the engine does not know.
+    """
+    if ui_workflow is not None:
+        return ui_workflow
+    from nodeloom.compat.ui_export import api_to_ui
+
+    try:
+        with activate_services(engine.services):
+            return api_to_ui(prompt, _input_types(engine))
+    except (WorkflowFormatError, KeyError, TypeError, AttributeError):
+        return None  # validation reports what is wrong with the prompt
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
