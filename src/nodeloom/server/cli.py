@@ -103,8 +103,13 @@ def _url(host: str, port: int) -> str:
     return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
-def serve_main(args: argparse.Namespace) -> int:
-    """Run the server until interrupted; returns the process exit code."""
+def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
+    """Run the server until interrupted; returns the process exit code.
+
+    Args:
+        args: parsed :func:`add_serve_arguments` flags.
+        engine: an engine to serve instead of building one from ``args`` (embedding, tests).
+    """
     from aiohttp import web
 
     from nodeloom.server.app import create_app
@@ -118,7 +123,7 @@ def serve_main(args: argparse.Namespace) -> int:
         print(f"nodeloom serve: {exc}", file=sys.stderr)
         return 2
     try:
-        engine = build_engine(args)
+        engine = engine if engine is not None else build_engine(args)
     except NodeloomError as exc:
         print(f"nodeloom serve: {exc}", file=sys.stderr)
         return 2

@@ -61,10 +61,10 @@ def _headers(name: str) -> dict[str, str]:
 
 
 def _render(path: Path, preview: str | None, channel: str) -> tuple[bytes, str] | None:
-    """Re-encode an image for ``preview``/``channel``; None means "send the file as it is"."""
+    """Re-encode an image for ``preview``/``channel`` ("" = not given); None means "send the file as it is"."""
     from PIL import Image
 
-    if preview is None and channel == "rgba":
+    if preview is None and channel in ("", "rgba"):
         return None
     with Image.open(path) as img:
         if preview is not None:
@@ -94,11 +94,11 @@ async def _view(request: web.Request) -> web.StreamResponse:
     path = resolve_user_file(state.paths, q["filename"], q.get("type"), q.get("subfolder", ""))
     if not path.is_file():
         return error_response(404, "not_found", f"`{q['filename']}` does not exist")
-    channel = q.get("channel", "rgba")
-    if channel not in ("rgba", "rgb", "a"):
+    channel = q.get("channel", "")
+    if channel not in ("", "rgba", "rgb", "a"):
         return error_response(400, "invalid_channel", f"`channel` must be rgba, rgb or a, got {channel!r}")
     preview = q.get("preview")
-    if preview is not None or channel != "rgba":
+    if preview is not None or channel in ("rgb", "a"):
         try:
             rendered = await asyncio.get_running_loop().run_in_executor(None, _render, path, preview, channel)
         except (OSError, ValueError) as exc:
