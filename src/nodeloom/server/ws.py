@@ -75,6 +75,7 @@ class EventHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[tuple[str, Any, str | None]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._status_pending = False
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -100,8 +101,21 @@ class EventHub:
         self._loop.call_soon_threadsafe(self._queue.put_nowait, (event_type, data, sid))
 
     def publish_status(self) -> None:
-        """Broadcast the queue status."""
-        self.publish("status", {"status": self._status()})
+        """Broadcast the queue status (from any thread).
+
+        Bursts of queue changes are coalesced: one ``status`` message, computed when it is
+        sent, answers all changes made since the previous one, so clients always end on the
+        current state without being flooded.
+        """
+        if self._loop is None or self._loop.is_closed() or self._status_pending:
+            return
+        self._status_pending = True
+        self._loop.call_soon_threadsafe(self._queue_status)
+
+    def _queue_status(self) -> None:
+        self._status_pending = False
+        if self._queue is not None:
+            self._queue.put_nowait(("status", {"status": self._status()}, None))
 
     def publish_engine_event(self, event: Any) -> None:
         """Route one engine event (any thread) to its client; previews become binary frames."""
