@@ -38,12 +38,16 @@ PACK_ROUTES_MODULE = "nodeloom.compat.comfy.server_shim"
 _UNSUBSCRIBE: web.AppKey[Any] = web.AppKey("nodeloom_unsubscribe", object)
 
 
+def _pack_server_module() -> Any:
+    try:
+        return importlib.import_module(PACK_ROUTES_MODULE)
+    except ImportError:
+        return None
+
+
 def pack_routes() -> list[web.RouteDef]:
     """Routes that custom-node packs registered on ComfyUI's ``PromptServer.instance.routes``."""
-    try:
-        module = importlib.import_module(PACK_ROUTES_MODULE)
-    except ImportError:
-        return []
+    module = _pack_server_module()
     return [r for r in getattr(module, "ROUTES", []) if isinstance(r, web.RouteDef)]
 
 
@@ -120,6 +124,9 @@ async def _start(app: web.Application) -> None:
     await state.hub.start()
     state.queue.add_listener(state.hub.publish_status)
     app[_UNSUBSCRIBE] = state.engine.subscribe(state.hub.publish_engine_event)
+    bind = getattr(_pack_server_module(), "bind_services", None)
+    if bind is not None:  # packs' route handlers send events through this engine
+        bind(state.engine.services)
     logging.getLogger().addHandler(state.logs)
     state.worker.start()
 
