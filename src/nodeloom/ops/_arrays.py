@@ -77,7 +77,10 @@ def as_tensor(
     dtype = _dtype_for(x, precision)
     dev = resolve_device(device, x)
     if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(x)).to(device=dev, dtype=dtype)
+        arr = np.ascontiguousarray(x)
+        if not arr.flags.writeable:  # torch wants writable memory even to read it
+            arr = arr.copy()
+        return torch.from_numpy(arr).to(device=dev, dtype=dtype)
     return x.to(device=dev, dtype=dtype)
 
 
