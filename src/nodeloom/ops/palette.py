@@ -16,7 +16,7 @@ import torch
 from nodeloom.errors import ValidationError
 from nodeloom.ops.color import METHODS, color_distance
 
-__all__ = ["Palette", "css_palette", "nearest_in_palette", "parse_palette", "to_hex"]
+__all__ = ["Palette", "css_palette", "nearest_in_palette", "parse_color", "parse_palette", "to_hex"]
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 
@@ -63,6 +63,23 @@ def css_palette() -> Palette:
     """The 148 CSS named colours (``grey``/``gray`` spellings both present)."""
     names, rgb = _css()
     return Palette(list(names), np.array(rgb))
+
+
+def parse_color(text: str, name: str = "color") -> tuple[float, float, float]:
+    """One colour from ``"#rrggbb"``, ``"#rgb"`` or a CSS name, as sRGB 0..1.
+
+    Raises:
+        ValidationError: anything else; the message names the input ``name``.
+    """
+    rgb = _parse_hex(text)
+    if rgb is None:
+        names, colors = _css()
+        key = text.strip().lower().replace(" ", "")
+        if key in names:
+            rgb = np.array(colors[names.index(key)])
+    if rgb is None:
+        raise ValidationError(f"`{name}` must be a hex colour like '#ff8800' or a CSS colour name, got {text!r}")
+    return (float(rgb[0]), float(rgb[1]), float(rgb[2]))
 
 
 def parse_palette(text: str) -> Palette:
