@@ -136,7 +136,8 @@ def color_qc(
         raise ValidationError(f"`method` must be one of {list(METHODS)}, got {method!r}")
     cand, resized = match_sizes(reference, candidate, resize)
     ref = reference[..., :3].float().expand(cand.shape[0], -1, -1, -1)
-    de = color_distance(ref, cand[..., :3].float(), method, precision="fast")
+    # float32 on CUDA when present; the map comes back to the CPU for statistics and drawing.
+    de = color_distance(ref, cand[..., :3].float(), method, precision="fast", device="auto").cpu()
     ys, xs = _grid(de.shape[1], grid_step), _grid(de.shape[2], grid_step)
     samples = de[:, ys][:, :, xs].reshape(de.shape[0], -1).double()
     stats = []

@@ -11,6 +11,8 @@ reference. Re-exported by :mod:`nodeloom.ops.color`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -27,7 +29,7 @@ _POW25_7 = 25.0**7
 _C30, _S30 = math.cos(30 * _DEG), math.sin(30 * _DEG)
 _C6, _S6 = math.cos(6 * _DEG), math.sin(6 * _DEG)
 _C63, _S63 = math.cos(63 * _DEG), math.sin(63 * _DEG)
-_CHUNK = 1 << 16
+_CHUNK = 1 << 14
 
 
 def _pair(lab1: Array, lab2: Array, precision: str | None, device: str | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -242,13 +244,37 @@ def delta_e_2000(
     shape = a.shape[:-1]
     fa, fb = a.reshape(-1, 3), b.reshape(-1, 3)
     out = torch.empty(fa.shape[0], dtype=a.dtype, device=a.device)
-    step = _CHUNK if a.device.type == "cpu" else max(fa.shape[0], 1)
-    for start in range(0, fa.shape[0], step):
-        sl = slice(start, start + step)
-        de, shaky = _ciede2000_block(fa[sl], fb[sl], kl, kc, kh)
+
+    def block(start: int, stop: int) -> None:
+        de, shaky = _ciede2000_block(fa[start:stop], fb[start:stop], kl, kc, kh)
         if a.dtype != torch.float64 and bool(shaky.any()):
-            idx = shaky.nonzero().squeeze(1)
-            redo, _ = _ciede2000_block(fa[sl][idx].double(), fb[sl][idx].double(), kl, kc, kh)
-            de[idx] = redo.to(de.dtype)
-        out[sl] = de
+            idx = shaky.nonzero().squeeze(1) + start
+            redo, _ = _ciede2000_block(fa[idx].double(), fb[idx].double(), kl, kc, kh)
+            de[idx - start] = redo.to(de.dtype)
+        out[start:stop] = de
+
+    _run_chunked(block, fa.shape[0], a.device)
     return like(out.reshape(shape), lab1)
+
+
+def _run_chunked(block: Callable[[int, int], None], n: int, device: torch.device) -> None:
+    """Run ``block(start, stop)`` over ``range(n)``.
+
+    On CPU the chunks are small enough that each torch op stays single-threaded (below
+    torch's parallel grain), so temporaries stay in cache and no OpenMP barrier is hit per
+    op (barriers stall badly when cores are shared); chunks spread over a few Python
+    threads instead (torch releases the GIL). Other devices take one block.
+    """
+    if device.type != "cpu" or n <= _CHUNK:
+        if n:
+            block(0, n)
+        return
+    starts = range(0, n, _CHUNK)
+    workers = max(1, min(torch.get_num_threads(), len(starts), 8))
+    if workers == 1:
+        for s in starts:
+            block(s, min(s + _CHUNK, n))
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for f in [pool.submit(block, s, min(s + _CHUNK, n)) for s in starts]:
+            f.result()

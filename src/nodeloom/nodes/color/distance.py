@@ -42,7 +42,7 @@ class DeltaEMap(Node):
         img, _ = match_sizes(reference, image, resize)
         batch = max(reference.shape[0], img.shape[0])
         ref = reference[..., :3].float().expand(batch, -1, -1, -1)
-        de = color_distance(ref, img[..., :3].float().expand(batch, -1, -1, -1), method, precision="fast")
+        de = color_distance(ref, img[..., :3].float().expand(batch, -1, -1, -1), method, precision="fast", device="auto").cpu()
         heat = render_heatmap(de, max_value / 2.0, vmax=max_value, legend=legend, label=method)
         return (heat, (de / max_value).clamp(0.0, 1.0), float(de.mean()))
 
