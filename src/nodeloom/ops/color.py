@@ -97,7 +97,9 @@ def linear_to_srgb(lin: Array, precision: str | None = None, device: str | None 
         sRGB values, same shape and array kind.
     """
     c = as_tensor(lin, precision, device)
-    out = torch.where(c <= 0.0031308, c * 12.92, 1.055 * c.clamp(min=0.0) ** (1.0 / 2.4) - 0.055)
+    # The break point is 0.04045 / 12.92 (not the rounded 0.0031308) so this is the exact
+    # inverse of srgb_to_linear on both sides of the joint.
+    out = torch.where(c <= 0.04045 / 12.92, c * 12.92, 1.055 * c.clamp(min=0.0) ** (1.0 / 2.4) - 0.055)
     return like(out, lin)
 
 

@@ -174,7 +174,8 @@ def _ciede2000_block(
     h1 = torch.atan2(torch.where(first, b1, b2), torch.where(first, a1p, a2p))
     h1 = torch.where(h1 < 0, h1 + _TWO_PI, h1)
     opposite = (cross == 0) & (dot < 0)  # exactly 180° apart: the sign follows h2' − h1'
-    dh = torch.where(opposite, torch.where(h1 < math.pi, math.pi, -math.pi), dh)
+    half_turn = torch.full_like(h1, math.pi)  # a tensor: two bare floats would make float32
+    dh = torch.where(opposite, torch.where(h1 < math.pi, half_turn, -half_turn), dh)
     hbar = h1 + dh * 0.5
     hbar = torch.where(hbar < 0, hbar + _TWO_PI, torch.where(hbar >= _TWO_PI, hbar - _TWO_PI, hbar))
     dHp = 2.0 * torch.sqrt(prod) * torch.sin(dh * 0.5)
