@@ -19,8 +19,8 @@ Conventions (documented in docs/packs/video.md):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from nodeloom.ops.schedule import schedule_values
 
 __all__ = [
     "DEFORUM_SCHEDULES",
+    "CameraMove",
     "CameraPath",
     "focal_length",
     "frame_matrices",
@@ -130,6 +131,36 @@ class CameraPath:
         if unknown:
             raise ValidationError(f"unknown camera path field(s) {sorted(unknown)}")
         return base.with_values(**data)
+
+
+@dataclass(frozen=True)
+class CameraMove:
+    """A camera move not yet fixed to a frame size (what flows between camera nodes).
+
+    Translations of presets scale with the still, so a move is a recipe that is built
+    for the size of whatever it is rendered over.
+
+    Attributes:
+        frames: clip length.
+        build: ``build(width, height) -> CameraPath``.
+        description: JSON-friendly summary of how the move was made.
+    """
+
+    frames: int
+    build: Callable[[int, int], CameraPath]
+    description: Mapping[str, Any] = field(default_factory=dict)
+
+    def combine(self, other: CameraMove) -> CameraMove:
+        """Both moves at once (see :meth:`CameraPath.combine`)."""
+        if other.frames != self.frames:
+            raise ValidationError(f"cannot combine camera moves of {self.frames} and {other.frames} frames")
+        return CameraMove(self.frames, lambda w, h: self.build(w, h).combine(other.build(w, h)),
+                          {"combine": [dict(self.description), dict(other.description)]})
+
+    def then(self, other: CameraMove) -> CameraMove:
+        """``other`` after this move."""
+        return CameraMove(self.frames + other.frames, lambda w, h: self.build(w, h).concat(other.build(w, h)),
+                          {"sequence": [dict(self.description), dict(other.description)]})
 
 
 #: Deforum schedule names → (CameraPath field, how per-frame values accumulate).

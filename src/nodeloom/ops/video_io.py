@@ -25,6 +25,7 @@ from nodeloom.errors import ValidationError, require
 __all__ = [
     "VIDEO_FORMATS",
     "VideoFormat",
+    "read_audio",
     "read_video",
     "target_size",
     "to_pingpong",
@@ -378,6 +379,7 @@ def _open_pillow(path: Path) -> Iterator[tuple[Iterator[np.ndarray], float, int,
     except OSError as exc:
         raise ValidationError(f"cannot open `{path.name}`: {exc}") from None
     with img:
+        img.load()  # frame timing is known once the first frame is read
         duration = img.info.get("duration") or 1000 / 24
         total = getattr(img, "n_frames", 1)
 
@@ -402,3 +404,36 @@ def _convert(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
         ch = int(round(w / ratio))
         rgb = rgb[(h - ch) // 2 : (h - ch) // 2 + ch]
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
+
+
+def read_audio(path: str | Path, start: float = 0.0, duration: float = 0.0) -> dict[str, Any] | None:
+    """The first audio stream as ComfyUI AUDIO, or None when the file has none.
+
+    Args:
+        path: the media file.
+        start: seconds to skip.
+        duration: seconds to keep (0 = to the end).
+
+    Returns:
+        ``{"waveform": float32 [1,C,T] numpy, "sample_rate": int}`` or None.
+    """
+    av = _av()
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise ValidationError(f"cannot open `{Path(path).name}`: {exc}") from None
+    with container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate
+        layout = "mono" if stream.codec_context.channels == 1 else "stereo"
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        chunks = [r.to_ndarray() for f in container.decode(stream) for r in resampler.resample(f)]
+        chunks += [r.to_ndarray() for r in resampler.resample(None)]
+    if not chunks:
+        return None
+    wave = np.concatenate(chunks, axis=1)
+    first = int(round(start * rate))
+    last = wave.shape[1] if duration <= 0 else first + int(round(duration * rate))
+    return {"waveform": wave[None, :, first:last], "sample_rate": int(rate)}
