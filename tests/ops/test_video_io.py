@@ -90,7 +90,7 @@ def test_sizes_and_pingpong():
 
 
 def test_audio_is_muxed_and_read_back(tmp_path, frames):
-    wave = np.sin(np.linspace(0, 800, 44100, dtype=np.float32))  # 2 s[None, None].repeat(2, axis=1)
+    wave = np.sin(np.linspace(0, 800, 44100, dtype=np.float32))[None, None].repeat(2, axis=1)  # 2 s
     path = write_video(frames, tmp_path / "a.mp4", fps=12, audio={"waveform": wave, "sample_rate": 22050})
     audio = read_audio(path)
     assert audio is not None and audio["sample_rate"] == 22050

@@ -192,19 +192,23 @@ def flow_smooth(
     alpha: float = 0.5,
     method: str = "dis_medium",
     occlusion_aware: bool = True,
+    tolerance: float = 0.2,
     on_frame: FrameCallback | None = None,
 ) -> np.ndarray:
     """Temporal smoothing along motion: ``out_t = (1−α)·f_t + α·warp(out_{t−1})``.
 
-    Flow is computed between the input frames, so smoothing does not feed on itself;
-    where the forward–backward check marks a pixel occluded (or it leaves the frame)
+    Flow is computed between the input frames, so smoothing does not feed on itself.
+    Where the forward–backward check marks a pixel occluded (or it leaves the frame),
+    or where the warped previous frame still differs from the frame by more than
+    ``tolerance`` (a change the flow did not explain, e.g. a jump too large to track),
     the frame is kept as it is, which avoids ghosting.
 
     Args:
         frames: ``[N,H,W,3]`` float in 0..1.
         alpha: weight of the warped previous output, 0..0.95.
         method: optical flow method.
-        occlusion_aware: mask occluded pixels (recommended).
+        occlusion_aware: mask occluded and unexplained pixels (recommended).
+        tolerance: mean absolute RGB difference above which a pixel counts as unexplained.
         on_frame: progress callback.
 
     Returns:
@@ -213,13 +217,17 @@ def flow_smooth(
     v = _check(frames)
     if not 0.0 <= alpha <= 0.95:
         raise ValidationError(f"`alpha` must be within 0..0.95, got {alpha}")
+    if tolerance <= 0:
+        raise ValidationError(f"`tolerance` must be > 0, got {tolerance}")
     out = np.empty_like(v)
     out[0] = v[0]
     for t in range(1, len(v)):
         fwd = compute_flow(v[t], v[t - 1], method)
         warped = warp_by_flow(out[t - 1], fwd)
         if occlusion_aware:
-            mask = occlusion_mask(fwd, compute_flow(v[t - 1], v[t], method))[..., None]
+            mask = occlusion_mask(fwd, compute_flow(v[t - 1], v[t], method))
+            mask *= np.abs(v[t] - warp_by_flow(v[t - 1], fwd)).mean(axis=-1) <= tolerance
+            mask = mask[..., None]
         else:
             mask = np.ones(v.shape[1:3] + (1,), np.float32)
         weight = alpha * mask

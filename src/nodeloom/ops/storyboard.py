@@ -306,7 +306,7 @@ def parse_script(script: str, *, fps: float = 24.0, default_duration: float = DE
         shots.append(_make_shot(len(shots) + 1, n, text, over, default_duration, style))
     if not shots:
         raise ValidationError("`script` has no lines to turn into shots")
-    return Storyboard(shots=shots, fps=fps, title=title)
+    return Storyboard(shots=shots, fps=float(fps), title=title)
 
 
 def _make_shot(idx: int, n: int, text: str, over: dict[str, Any], default_duration: float, style: str) -> Shot:

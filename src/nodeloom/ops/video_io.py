@@ -367,8 +367,12 @@ def _open_av(path: Path) -> Iterator[tuple[Iterator[np.ndarray], float, int, int
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate or stream.guessed_rate or 24)
+        total = stream.frames
+        if not total and (stream.duration or container.duration):
+            seconds = float(stream.duration * stream.time_base) if stream.duration else container.duration / 1e6
+            total = int(round(seconds * fps))
         frames = (f.to_ndarray(format="rgb24") for f in container.decode(stream))
-        yield frames, fps, stream.codec_context.width, stream.codec_context.height, stream.frames
+        yield frames, fps, stream.codec_context.width, stream.codec_context.height, total
 
 
 @contextlib.contextmanager

@@ -135,15 +135,16 @@ class FlowSmooth(Node):
             Image("images", tooltip="The frames to smooth."),
             Float("alpha", 0.5, min=0.0, max=0.95, tooltip="Weight of the warped previous frame."),
             _flow_input(),
-            Boolean("occlusion_aware", True, tooltip="Skip pixels the forward–backward check marks occluded."),
+            Boolean("occlusion_aware", True, tooltip="Skip occluded pixels and changes the flow does not explain."),
+            Float("tolerance", 0.2, min=0.01, max=1.0, tooltip="Mean RGB difference above which a pixel is left alone."),
         ],
         outputs=[Output(IO.IMAGE, "IMAGE", tooltip="The smoothed frames.")],
     )
 
     @classmethod
     def execute(cls, images: Any, alpha: float = 0.5, flow_method: str = "dis_medium",
-                occlusion_aware: bool = True) -> tuple[Any]:
+                occlusion_aware: bool = True, tolerance: float = 0.2) -> tuple[Any]:
         frames = to_frames(images)
-        out = flow_smooth(frames, alpha=alpha, method=flow_method, occlusion_aware=occlusion_aware,
+        out = flow_smooth(frames, alpha=alpha, method=flow_method, occlusion_aware=occlusion_aware, tolerance=tolerance,
                           on_frame=frame_progress(len(frames)))
         return (to_image(out),)
