@@ -9,6 +9,7 @@ from nodeloom.nodes.text.strings import (
     StringToPromptList,
     TextConcatenate,
     TextJSONField,
+    TextPreview,
     TextRegexExtract,
     TextReplace,
 )
@@ -23,6 +24,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     TextRegexExtract,
     TextJSONField,
     StringToPromptList,
+    TextPreview,
 )
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from nodeloom.errors import ValidationError
-from nodeloom.node_api import IO, Boolean, Combo, Int, Node, Output, Schema, String
+from nodeloom.node_api import IO, Boolean, Combo, Int, Node, NodeOutput, Output, Schema, String
 from nodeloom.ops import strings
 
-__all__ = ["StringToPromptList", "TextConcatenate", "TextJSONField", "TextRegexExtract", "TextReplace"]
+__all__ = ["StringToPromptList", "TextConcatenate", "TextJSONField", "TextPreview", "TextRegexExtract", "TextReplace"]
 
 _DELIMITERS = {"newline": "\n", "comma": ",", "semicolon": ";", "blank line": "\n\n", "pipe": "|"}
 
@@ -136,3 +136,20 @@ class StringToPromptList(Node):
             raise ValidationError(f"`delimiter` must be one of {[*_DELIMITERS, 'custom']}, got {delimiter!r}")
         prompts = strings.split_prompts(text, sep, strip=strip, skip_empty=skip_empty)
         return (prompts, len(prompts))
+
+
+class TextPreview(Node):
+    """Show a text in the run's outputs (and pass it on); ends a text-only workflow."""
+
+    SCHEMA = Schema(
+        node_id="TextPreview",
+        display_name="Text Preview",
+        category="text/utils",
+        output_node=True,
+        inputs=[String("text", "", multiline=True, force_input=True, tooltip="The text to show.")],
+        outputs=[Output(IO.STRING, "text", tooltip="The same text, unchanged.")],
+    )
+
+    @classmethod
+    def execute(cls, text: str) -> NodeOutput:
+        return NodeOutput(text, ui={"text": [text]})
