@@ -1,0 +1,156 @@
+"""The running graph: the prompt plus nodes added by expansion, and per-class input info.
+
+:class:`DynamicPrompt` holds the original API-format prompt and the ephemeral nodes a node
+expansion adds (with their parent and display ids). :class:`NodeTypes` memoises each
+class's ``INPUT_TYPES()`` for one run, so a 10k-node graph calls it once per class. No I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from nodeloom.core.graph_builder import is_link
+
+__all__ = ["DynamicPrompt", "InputInfo", "NodeTypes", "find_cycle", "input_info"]
+
+InputInfo = tuple[Any, str | None, dict[str, Any]]
+
+
+def input_info(input_types: dict[str, Any], name: str) -> InputInfo:
+    """``(type, section, options)`` of input ``name``; section None when undeclared."""
+    for section in ("required", "optional", "hidden"):
+        entries = input_types.get(section) or {}
+        if name in entries:
+            spec = entries[name]
+            if section == "hidden":
+                return spec, section, {}
+            if isinstance(spec, (list, tuple)):
+                typ = spec[0] if spec else None
+                opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                return typ, section, opts
+            return spec, section, {}
+    return None, None, {}
+
+
+class NodeTypes:
+    """Per-run view of node classes: class lookup and memoised ``INPUT_TYPES``."""
+
+    def __init__(self, lookup: Callable[[str], type | None]) -> None:
+        self._lookup = lookup
+        self._inputs: dict[str, dict[str, Any]] = {}
+
+    def cls(self, class_type: str) -> type | None:
+        return self._lookup(class_type)
+
+    def input_types(self, class_type: str) -> dict[str, Any]:
+        types = self._inputs.get(class_type)
+        if types is None:
+            cls = self._lookup(class_type)
+            types = cls.INPUT_TYPES() if cls is not None else {}  # type: ignore[attr-defined]
+            self._inputs[class_type] = types
+        return types
+
+    def info(self, class_type: str, name: str) -> InputInfo:
+        return input_info(self.input_types(class_type), name)
+
+    def is_lazy(self, class_type: str, name: str) -> bool:
+        return bool(self.info(class_type, name)[2].get("lazy", False))
+
+    def is_output(self, class_type: str) -> bool:
+        cls = self._lookup(class_type)
+        return cls is not None and getattr(cls, "OUTPUT_NODE", False) is True
+
+
+class DynamicPrompt:
+    """The prompt being run, including nodes added by expansions.
+
+    Args:
+        prompt: API-format prompt ``{id: {class_type, inputs}}`` (not mutated).
+    """
+
+    def __init__(self, prompt: dict[str, Any]) -> None:
+        self.original_prompt = prompt
+        self.ephemeral: dict[str, dict[str, Any]] = {}
+        self.parents: dict[str, str] = {}
+        self.display: dict[str, str] = {}
+
+    def get_original_prompt(self) -> dict[str, Any]:
+        return self.original_prompt
+
+    def has_node(self, node_id: str) -> bool:
+        return node_id in self.original_prompt or node_id in self.ephemeral
+
+    def get_node(self, node_id: str) -> dict[str, Any]:
+        node = self.ephemeral.get(node_id)
+        if node is None:
+            node = self.original_prompt.get(node_id)
+        if node is None:
+            raise KeyError(f"node `{node_id}` is not in the prompt")
+        return node
+
+    def add_ephemeral_node(self, node_id: str, node: dict[str, Any], parent_id: str, display_id: str) -> None:
+        self.ephemeral[node_id] = node
+        self.parents[node_id] = parent_id
+        self.display[node_id] = display_id
+
+    def get_real_node_id(self, node_id: str) -> str:
+        while node_id in self.parents:
+            node_id = self.parents[node_id]
+        return node_id
+
+    def get_parent_node_id(self, node_id: str) -> str | None:
+        return self.parents.get(node_id)
+
+    def get_display_node_id(self, node_id: str) -> str:
+        while node_id in self.display:
+            nxt = self.display[node_id]
+            if nxt == node_id:
+                break
+            node_id = nxt
+        return node_id
+
+    def all_node_ids(self) -> list[str]:
+        return list(self.original_prompt) + list(self.ephemeral)
+
+
+def links_of(node: dict[str, Any]) -> Iterable[tuple[str, str, int]]:
+    """``(input_name, source_id, output_index)`` for every linked input of a node."""
+    for name, value in (node.get("inputs") or {}).items():
+        if is_link(value):
+            yield name, value[0], int(value[1])
+
+
+def find_cycle(prompt: dict[str, Any], roots: Iterable[str]) -> list[str] | None:
+    """A list of node ids forming a cycle reachable from ``roots``, or None (iterative DFS)."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    color: dict[str, int] = {}
+    for root in roots:
+        if color.get(root, WHITE) != WHITE:
+            continue
+        stack: list[tuple[str, list[str]]] = [(root, _sources(prompt, root))]
+        path = [root]
+        color[root] = GREY
+        while stack:
+            node, pending = stack[-1]
+            if pending:
+                src = pending.pop()
+                c = color.get(src, WHITE)
+                if c == GREY:
+                    return path[path.index(src):]
+                if c == WHITE and src in prompt:
+                    color[src] = GREY
+                    path.append(src)
+                    stack.append((src, _sources(prompt, src)))
+            else:
+                color[node] = BLACK
+                stack.pop()
+                path.pop()
+    return None
+
+
+def _sources(prompt: dict[str, Any], node_id: str) -> list[str]:
+    node = prompt.get(node_id)
+    if not isinstance(node, dict):
+        return []
+    return [src for _, src, _ in links_of(node)]
