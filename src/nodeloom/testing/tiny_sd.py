@@ -38,17 +38,18 @@ _CLIP_G = dict(_CLIP_L, hidden_size=64, hidden_act="gelu", projection_dim=32)
 
 def _unet_config(kind: str) -> dict[str, Any]:
     if kind == "sdxl":
-        return dict(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-                    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), transformer_layers_per_block=(1, 1),
-                    attention_head_dim=(1, 1), cross_attention_dim=96, norm_num_groups=32, use_linear_projection=True,
+        return dict(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 32, 64), layers_per_block=1,
+                    down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+                    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"), transformer_layers_per_block=(1, 1, 1),
+                    attention_head_dim=(1, 1, 1), cross_attention_dim=96, norm_num_groups=32, use_linear_projection=True,
                     addition_embed_type="text_time", addition_time_embed_dim=8,
                     projection_class_embeddings_input_dim=32 + 6 * 8)
+    # attention only at the coarsest level keeps a 512x512 (64x64 latent) run cheap on a CPU
     return dict(sample_size=8, in_channels=9 if kind == "sd1_inpaint" else 4, out_channels=4,
-                block_out_channels=(32, 64), layers_per_block=1,
-                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), attention_head_dim=8, cross_attention_dim=32,
-                norm_num_groups=32)
+                block_out_channels=(32, 32, 64), layers_per_block=1,
+                down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"), attention_head_dim=8,
+                cross_attention_dim=32, norm_num_groups=32)
 
 
 def tiny_components(kind: str = "sd1", seed: int = 0) -> dict[str, Any]:
