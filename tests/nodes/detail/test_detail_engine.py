@@ -1,48 +1,17 @@
 """The detail pack end to end through the engine (with a tiny test-only source/sink pack)."""
 
-import numpy as np
 import pytest
-import skimage.data
 import torch
 
 from nodeloom import Engine
-from nodeloom.core.registry import PackInfo
-from nodeloom.core.types import ANY
 from nodeloom.errors import ValidationError
-
-
-class DetailTestPhoto:
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"name": (["astronaut", "coffee", "blank"],)}}
-
-    RETURN_TYPES = ("IMAGE",)
-    FUNCTION = "run"
-
-    def run(self, name):
-        arr = np.zeros((64, 64, 3), np.uint8) if name == "blank" else getattr(skimage.data, name)()[::2, ::2]
-        return (torch.from_numpy(arr.astype(np.float32) / 255.0).unsqueeze(0),)
-
-
-class DetailTestSink:
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"value": (ANY,)}}
-
-    RETURN_TYPES = ()
-    FUNCTION = "run"
-    OUTPUT_NODE = True
-
-    def run(self, value):
-        return {"ui": {"seen": [type(value).__name__]}}
+from tests.nodes.detail.detail_stubs import register_stubs
 
 
 @pytest.fixture()
 def engine(tmp_path):
     eng = Engine(base_dir=tmp_path)
-    eng.registry.register_pack(
-        PackInfo("detail_test", __name__), {"DetailTestPhoto": DetailTestPhoto, "DetailTestSink": DetailTestSink}
-    )
+    register_stubs(eng)
     yield eng
     eng.close()
 
