@@ -9,13 +9,12 @@ from nodeloom.ops.detail.detect import (
     Detection,
     HaarFaceDetector,
     MaskDetector,
-    YoloDetector,
-    decode_yolo_output,
     detections_to_segs,
     non_max_suppression,
     to_rgb_uint8,
 )
 from nodeloom.ops.detail.segs import box_iou
+from nodeloom.ops.detail.yolo import YoloDetector, decode_yolo_output
 
 ASTRONAUT_FACE = (177, 82, 177 + 95, 82 + 95)
 

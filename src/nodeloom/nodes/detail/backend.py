@@ -37,8 +37,10 @@ def diffusion_node(class_type: str) -> type:
     Raises:
         MissingDependencyError: the diffusion pack (or that node) is not available.
     """
+    import importlib
+
     try:
-        from nodeloom.nodes import diffusion
+        diffusion = importlib.import_module("nodeloom.nodes.diffusion")
     except ImportError as exc:
         raise MissingDependencyError(
             "the detailer's model inpainting needs the `diffusion` node pack; install `nodeloom[diffusion]`",

@@ -8,7 +8,8 @@ import torch
 
 from nodeloom.errors import PolicyDeniedError, ValidationError
 from nodeloom.node_api import Boolean, Combo, Custom, Float, Image, Int, Mask, Node, Output, Schema, String, services
-from nodeloom.ops.detail.detect import HaarFaceDetector, MaskDetector, YoloDetector
+from nodeloom.ops.detail.detect import HaarFaceDetector, MaskDetector
+from nodeloom.ops.detail.yolo import YoloDetector
 from nodeloom.ops.detail.segs import Segs, mask_to_segs
 
 __all__ = ["BboxDetectorSEGS", "MaskToSEGS", "OpenCVFaceDetectorProvider", "UltralyticsDetectorProvider", "detect_batch"]
