@@ -107,3 +107,12 @@ def test_mask_detector_components():
     assert all(s.label == "hand" for s in segs.segments)
     with pytest.raises(ValidationError, match="`mask`"):
         MaskDetector(mask).detect(np.zeros((16, 16, 3)))
+
+
+def test_large_images_are_searched_downscaled():
+    import cv2
+
+    big = cv2.resize(skimage.data.astronaut(), (1024, 1024), interpolation=cv2.INTER_LINEAR)
+    dets = [d for d in HaarFaceDetector(max_side=512).detect_raw(big) if d.confidence >= 0.3]
+    assert len(dets) == 1
+    assert box_iou(dets[0].bbox, tuple(2 * v for v in ASTRONAUT_FACE)) >= 0.5

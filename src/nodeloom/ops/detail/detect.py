@@ -162,6 +162,7 @@ class HaarFaceDetector(Detector):
         min_size: smallest face side in pixels, as a fraction of the short image side.
         use_profile: also run the profile cascade.
         verify_eyes: run the eye cascade inside each box.
+        max_side: larger images are searched at this long side (boxes are mapped back).
     """
 
     label = "face"
@@ -173,6 +174,7 @@ class HaarFaceDetector(Detector):
         min_size: float = 0.04,
         use_profile: bool = True,
         verify_eyes: bool = True,
+        max_side: int = 1024,
     ) -> None:
         import cv2
 
@@ -181,7 +183,7 @@ class HaarFaceDetector(Detector):
         if min_neighbors < 1:
             raise ValidationError(f"`min_neighbors` must be ≥ 1, got {min_neighbors}")
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
-        self.use_profile, self.verify_eyes = use_profile, verify_eyes
+        self.use_profile, self.verify_eyes, self.max_side = use_profile, verify_eyes, max(64, int(max_side))
         root = Path(cv2.data.haarcascades)
         self._frontal = self._load(cv2, root / "haarcascade_frontalface_alt2.xml")
         self._profile = self._load(cv2, root / "haarcascade_profileface.xml")
@@ -214,6 +216,9 @@ class HaarFaceDetector(Detector):
         import cv2
 
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        scale = min(1.0, self.max_side / max(gray.shape))
+        if scale < 1.0:
+            gray = cv2.resize(gray, (round(gray.shape[1] * scale), round(gray.shape[0] * scale)), interpolation=cv2.INTER_AREA)
         eq = cv2.equalizeHist(gray)
         height, width = gray.shape
         min_side = max(12, int(self.min_size * min(height, width)))
@@ -227,7 +232,8 @@ class HaarFaceDetector(Detector):
             conf = 1.0 - math.exp(-hits / 10.0)
             if self.verify_eyes and not self._has_eye(gray, (x, y, w, h)):
                 conf *= 0.5
-            dets.append(Detection((float(x), float(y), float(x + w), float(y + h)), conf, self.label))
+            box = (x / scale, y / scale, (x + w) / scale, (y + h) / scale)
+            dets.append(Detection(tuple(float(v) for v in box), conf, self.label))
         return non_max_suppression(dets)
 
 
