@@ -115,3 +115,19 @@ def test_missing_diffusion_node_is_clear(monkeypatch):
     monkeypatch.setitem(sys.modules, "nodeloom.nodes.diffusion", module)
     with pytest.raises(MissingDependencyError, match="KSampler"):
         call_node("KSampler")
+
+
+def test_face_detailer_returns_controlnet_hints(fake_pack):
+    from nodeloom.nodes.detail import FaceDetailer, MaskDetectorProvider
+
+    image, mask = two_patch_scene()
+    (det,) = MaskDetectorProvider.execute(torch.from_numpy(mask).unsqueeze(0), "face")
+    kw = dict(
+        guide_size=64, guide_size_for=True, max_size=128, seed=5, steps=3, cfg=5.0, sampler_name="euler",
+        scheduler="normal", denoise=0.5, feather=2, noise_mask=True, force_inpaint=True, cycle=1,
+        model="M", clip="C", vae="V", positive="main+", negative="main-", control_net="CN",
+    )
+    out = FaceDetailer.execute(torch.from_numpy(image).unsqueeze(0), 0.3, 0, 1.5, 4, bbox_detector=det, **kw)
+    cnet = out[5]
+    assert len(cnet) == 2 and all(h.shape[1:3] == (96, 96) for h in cnet)  # tile hints = the upscaled crops
+    assert out[4][0] == "M" and out[4][6] is det  # detailer_pipe in Impact's order

@@ -8,7 +8,7 @@ shared by the detail nodes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -121,6 +121,8 @@ class DiffusionInpainter:
     control_strength: float = 1.0
     control_start: float = 0.0
     control_end: float = 1.0
+    #: ControlNet hint images fed so far (debug output)
+    hints: list[torch.Tensor] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -153,6 +155,7 @@ class DiffusionInpainter:
             gray = cv2.cvtColor((crop[0].numpy() * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
             edges = cv2.Canny(gray, 100, 200).astype(np.float32) / 255.0
             hint = torch.from_numpy(np.repeat(edges[..., None], 3, axis=2)).unsqueeze(0)
+        self.hints.append(hint)
         out = call_node(
             "ControlNetApplyAdvanced", positive=positive, negative=negative, control_net=self.control_net,
             image=hint, strength=self.control_strength, start_percent=self.control_start, end_percent=self.control_end,

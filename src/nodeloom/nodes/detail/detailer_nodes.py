@@ -27,8 +27,14 @@ def default_face_detector() -> HaarFaceDetector:
     return services().models.load(("opencv-haar-face", "default"), HaarFaceDetector)
 
 
-def run_detail(frame: np.ndarray, segs: Segs, kw: dict[str, Any], seeds: list[int] | None = None) -> DetailResult:
-    """One detail pass over ``frame`` with the inputs in ``kw``, reporting progress per segment."""
+def run_detail(
+    frame: np.ndarray, segs: Segs, kw: dict[str, Any], seeds: list[int] | None = None
+) -> tuple[DetailResult, list[torch.Tensor]]:
+    """One detail pass over ``frame`` with the inputs in ``kw``, reporting progress per segment.
+
+    Returns:
+        The result and the ControlNet hint images used (empty without a ControlNet).
+    """
     inpainter, backend = make_inpainter(kw)
     pbar = ProgressBar(max(1, len(segs.segments)))
 
@@ -37,7 +43,7 @@ def run_detail(frame: np.ndarray, segs: Segs, kw: dict[str, Any], seeds: list[in
 
     result = detail_pass(frame, segs, inpainter, make_settings(kw), seeds=seeds, on_step=step)
     result.notes.insert(0, f"backend: {backend}; {len(segs.segments)} segment(s)")
-    return result
+    return result, list(getattr(inpainter, "hints", []))
 
 
 class SEGSDetail(Node):
@@ -64,7 +70,7 @@ class SEGSDetail(Node):
     @classmethod
     def execute(cls, image, segs, **kw):
         frame = to_numpy_image(image)
-        r = run_detail(frame, segs, kw)
+        r, _ = run_detail(frame, segs, kw)
         return (
             r.segs, to_tensor_image(r.image), placeholder_list(r.crops_before), placeholder_list(r.crops_after),
             mask_to_tensor(r.combined_mask), "\n".join(r.notes),
@@ -147,12 +153,13 @@ class FaceDetailer(Node):
             dilation=0, merge=kw.pop("merge", "none"), crop_factor=bbox_crop_factor,
         )
         pbar = ProgressBar(image.shape[0])
-        images, masks, previews, before, after, alpha_crops, notes = [], [], [], [], [], [], []
+        images, masks, previews, before, after, alpha_crops, hints, notes = [], [], [], [], [], [], [], []
         for b in range(image.shape[0]):
             frame = to_numpy_image(image, b)
             segs = detector.detect(image[b : b + 1], bbox_threshold, bbox_dilation, bbox_crop_factor, drop_size)
             segs = P.process_segs(segs, proc)
-            r = run_detail(frame, segs, kw)
+            r, frame_hints = run_detail(frame, segs, kw)
+            hints += [h[0].numpy() for h in frame_hints]
             images.append(r.image)
             masks.append(r.combined_mask)
             previews.append(draw_boxes(frame, segs))
@@ -165,6 +172,6 @@ class FaceDetailer(Node):
                 kw.get("wildcard", ""), detector, None, None, None, None, None, None, None)
         return (
             to_tensor_image(np.stack(images)), placeholder_list(after), placeholder_list(alpha_crops),
-            torch.from_numpy(np.stack(masks)), pipe, placeholder_list([]), placeholder_list(before),
+            torch.from_numpy(np.stack(masks)), pipe, placeholder_list(hints), placeholder_list(before),
             to_tensor_image(np.stack(previews)), "\n".join(notes),
         )

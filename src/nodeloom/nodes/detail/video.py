@@ -72,7 +72,7 @@ class DetailVideoFrames(Node):
         shape = (int(image.shape[1]), int(image.shape[2]))
         for b in range(image.shape[0]):
             segs, ids = frame_segs(tracks, b, shape, bbox_crop_factor, bbox_dilation, drop_size)
-            r = run_detail(to_numpy_image(image, b), segs, kw, seeds=[track_seed(int(kw["seed"]), i) for i in ids])
+            r, _ = run_detail(to_numpy_image(image, b), segs, kw, seeds=[track_seed(int(kw["seed"]), i) for i in ids])
             frames.append(r.image)
             masks.append(r.combined_mask)
             pbar.update_absolute(b + 1)
