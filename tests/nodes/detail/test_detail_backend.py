@@ -106,7 +106,7 @@ def test_noise_mask_off_and_no_conditioning(fake_pack):
     _detail(noise_mask=False, positive=None, negative=None)
     names = [c[0] for c in CALLS]
     assert "SetLatentNoiseMask" not in names
-    assert [kw["text"] for n, kw in CALLS if n == "CLIPTextEncode"][:2] == ["", ""]
+    assert [kw["text"] for n, kw in CALLS if n == "CLIPTextEncode"] == [""]  # encoded once, shared
 
 
 def test_missing_diffusion_node_is_clear(monkeypatch):

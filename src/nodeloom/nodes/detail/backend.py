@@ -123,6 +123,7 @@ class DiffusionInpainter:
     control_end: float = 1.0
     #: ControlNet hint images fed so far (debug output)
     hints: list[torch.Tensor] = field(default_factory=list)
+    _encoded: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -135,15 +136,14 @@ class DiffusionInpainter:
             raise ValidationError(f"`control_mode` must be `tile` or `canny`, got {self.control_mode!r}")
 
     def _conditioning(self, text: str, main: Any, which: str) -> Any:
-        if text:
-            if self.clip is None:
-                raise ValidationError(f"a per-segment {which} prompt needs `clip` connected")
-            return call_node("CLIPTextEncode", text=text, clip=self.clip)[0]
-        if main is None:
-            if self.clip is None:
-                raise ValidationError(f"`{which}` conditioning or `clip` must be connected")
-            return call_node("CLIPTextEncode", text="", clip=self.clip)[0]
-        return main
+        if not text and main is not None:
+            return main
+        if self.clip is None:
+            need = f"a per-segment {which} prompt needs `clip`" if text else f"`{which}` conditioning or `clip` must be"
+            raise ValidationError(f"{need} connected")
+        if text not in self._encoded:  # segments sharing a prompt share its encoding
+            self._encoded[text] = call_node("CLIPTextEncode", text=text, clip=self.clip)[0]
+        return self._encoded[text]
 
     def _control(self, crop: torch.Tensor, positive: Any, negative: Any) -> tuple[Any, Any]:
         if self.control_net is None:
