@@ -114,6 +114,8 @@ def test_detail_then_paste_matches_and_keeps_outside(svc):
     outside = mask[0] == 0
     assert torch.equal(pasted[0][outside], image[0][outside])
     assert abs(float(pasted[0, 9, 9, 0]) - 0.5) < 0.15  # the red blemish was filled
+    with pytest.raises(ValidationError, match="64x64"):
+        SEGSPaste.execute(torch.zeros((1, 32, 32, 3)), out_segs, 1, 255)
 
 
 def test_face_detailer_on_astronaut_classical(svc):

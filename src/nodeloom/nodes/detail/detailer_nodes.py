@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nodeloom.errors import ValidationError
 from nodeloom.node_api import Combo, Custom, Float, Image, Int, Node, Output, ProgressBar, Schema, services
 from nodeloom.nodes.detail.backend import mask_to_tensor, to_numpy_image, to_tensor_image
 from nodeloom.nodes.detail.segs_nodes import draw_boxes
@@ -95,6 +96,10 @@ class SEGSPaste(Node):
 
     @classmethod
     def execute(cls, image, segs, feather, alpha):
+        if tuple(segs.shape) != (image.shape[1], image.shape[2]):
+            raise ValidationError(
+                f"`segs` were made for {segs.shape[1]}x{segs.shape[0]} but `image` is {image.shape[2]}x{image.shape[1]}"
+            )
         frames = []
         for b in range(image.shape[0]):
             out = to_numpy_image(image, b)
