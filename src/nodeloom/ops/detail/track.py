@@ -1,6 +1,7 @@
 """Video: link per-frame boxes into tracks by IoU, smooth them over time, one seed per track.
 
-Imports numpy and scipy (Hungarian matching).
+Matching is greedy by IoU (best pairs first); for faces that do not overlap each other it gives
+the same links as an optimal assignment and needs no solver. Imports numpy only.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def link_tracks(
     max_gap: int = 2,
     smooth_window: int = 5,
 ) -> list[Track]:
-    """Link detections frame to frame (Hungarian on IoU, same label only).
+    """Link detections frame to frame (greedy on IoU, best pairs first, same label only).
 
     Args:
         frames: per frame, a list of ``(box, confidence, label)``.
@@ -53,8 +54,6 @@ def link_tracks(
     Raises:
         ValidationError: ``iou_threshold`` outside (0, 1] or negative ``max_gap``.
     """
-    from scipy.optimize import linear_sum_assignment
-
     if not 0.0 < iou_threshold <= 1.0:
         raise ValidationError(f"`iou_threshold` must be in (0, 1], got {iou_threshold}")
     if max_gap < 0:
@@ -62,19 +61,25 @@ def link_tracks(
     tracks: list[Track] = []
     for f, dets in enumerate(frames):
         live = [t for t in tracks if f - t.last_frame <= max_gap + 1]
-        cost = np.ones((len(live), len(dets)))
-        for i, t in enumerate(live):
-            last = t.boxes[t.last_frame]
-            for j, (box, _, label) in enumerate(dets):
-                if label == t.label:
-                    cost[i, j] = 1.0 - box_iou(last, box)
+        pairs = sorted(
+            (
+                (box_iou(t.boxes[t.last_frame], box), i, j)
+                for i, t in enumerate(live)
+                for j, (box, _, label) in enumerate(dets)
+                if label == t.label
+            ),
+            reverse=True,
+        )
+        used_tracks: set[int] = set()
         matched: set[int] = set()
-        if live and dets:
-            rows, cols = linear_sum_assignment(cost)
-            for i, j in zip(rows, cols):
-                if 1.0 - cost[i, j] >= iou_threshold:
-                    live[i].boxes[f], live[i].confidences[f] = dets[j][0], dets[j][1]
-                    matched.add(j)
+        for iou, i, j in pairs:
+            if iou < iou_threshold:
+                break
+            if i in used_tracks or j in matched:
+                continue
+            live[i].boxes[f], live[i].confidences[f] = dets[j][0], dets[j][1]
+            used_tracks.add(i)
+            matched.add(j)
         for j, (box, conf, label) in enumerate(dets):
             if j not in matched:
                 tracks.append(Track(len(tracks), label, {f: box}, {f: conf}))
