@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nodeloom.errors import ValidationError
 from nodeloom.ops.detail import process as P
@@ -151,3 +153,14 @@ def test_process_defaults_dilate_by_four():
     out = P.process_segs(_segs(_seg(20, 20, 30, 30, 0.5)))
     # an even 4x4 kernel grows 1 px up/left and 2 px down/right (OpenCV's anchor, as in ADetailer)
     assert out.segments[0].bbox == (19, 19, 32, 32)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), x=st.integers(-12, 12), y=st.integers(-12, 12), k=st.integers(1, 7))
+def test_mask_op_properties(seed, x, y, k):
+    mask = (np.random.default_rng(seed).random((24, 24)) > 0.7).astype(np.float32)
+    moved = P.offset_mask(mask, x, y)
+    back = P.offset_mask(moved, -x, -y)
+    assert np.all(back <= mask) and moved.sum() == back.sum()  # a round trip only loses what left the frame
+    grown, shrunk = P.dilate_erode(mask, k), P.dilate_erode(mask, -k)
+    assert np.all(grown >= mask) and np.all(shrunk <= mask)
