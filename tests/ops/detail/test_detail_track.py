@@ -49,3 +49,21 @@ def test_track_seed_and_validation():
     assert track_seed(1, 0) == track_seed(1, 0) != track_seed(1, 1)
     with pytest.raises(ValidationError, match="iou_threshold"):
         link_tracks([], iou_threshold=0)
+
+
+def test_real_face_keeps_its_track_while_moving():
+    import numpy as np
+    import skimage.data
+
+    from nodeloom.ops.detail.detect import HaarFaceDetector
+
+    det = HaarFaceDetector()
+    photo = skimage.data.astronaut()[::2, ::2]
+    frames = []
+    for f in range(4):
+        frame = np.roll(photo, shift=(2 * f, 5 * f), axis=(0, 1))
+        frames.append([(d.bbox, d.confidence, d.label) for d in det.detect_raw(frame) if d.confidence >= 0.3])
+    tracks = link_tracks(frames)
+    assert len(tracks) == 1 and sorted(tracks[0].boxes) == [0, 1, 2, 3]
+    xs = [tracks[0].smoothed[f][0] for f in range(4)]
+    assert xs == sorted(xs)  # the smoothed box follows the motion
