@@ -289,3 +289,14 @@ def test_list_models(make_app, engine):
     assert one.structured_content["folders"] == {"checkpoints": ["tiny.safetensors"]}
     assert "loras" in every.structured_content["folders"]
     assert bad.is_error and "known folders" in json.loads(bad.content[0].text)["message"]
+
+
+def test_repo_example_runs_with_thumbnail_budget(make_app, engine):
+    """The shipped `branching` example (no models) saves five images: four thumbnails, five links."""
+    r = _run(make_app(), lambda c: c.call_tool("run_workflow", {"example": "branching", "wait_seconds": 120}))
+    sc = r.structured_content
+    assert sc["status"] == "success", r.content[0].text
+    assert len(sc["images"]) == 5
+    assert [b.type for b in r.content].count("image") == 4 and [b.type for b in r.content].count("resource_link") == 5
+    for block in (b for b in r.content if b.type == "image"):
+        assert len(base64.b64decode(block.data)) <= 48 * 1024
