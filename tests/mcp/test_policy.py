@@ -261,3 +261,27 @@ def _client_body(app, body):
 
 def _call(app, tool, args):
     return anyio.run(_client_body(app, lambda c: c.call_tool(tool, args)))
+
+
+def test_real_load_image_is_confined_to_the_input_folder(make_app, engine, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 6), (200, 10, 10)).save(engine.paths.input_dir / "cat.png")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    Image.new("RGB", (8, 6)).save(outside / "secret.png")
+    os.symlink(outside / "secret.png", engine.paths.input_dir / "sneaky.png")
+    app = make_app()
+
+    def workflow(name):
+        return {
+            "1": {"class_type": "LoadImage", "inputs": {"image": name}},
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "loaded"}},
+        }
+
+    ok = _call(app, "run_workflow", {"workflow": workflow("cat.png"), "wait_seconds": 60})
+    assert ok.structured_content["status"] == "success", ok.content[0].text
+    assert (ok.structured_content["images"][0]["width"], ok.structured_content["images"][0]["height"]) == (8, 6)
+    for bad in ("../elsewhere/secret.png", str(outside / "secret.png"), "sneaky.png"):
+        r = _call(app, "run_workflow", {"workflow": workflow(bad)})
+        assert r.is_error and json.loads(r.content[0].text)["extra_info"]["rule"] == "files.confine", bad
