@@ -46,7 +46,7 @@ def test_search_and_describe_nodes(make_app):
 
     found, paged, desc, missing = _run(make_app(), body)
     assert found.structured_content["nodes"][0]["class_type"] == "TinySolidImage"
-    assert paged.structured_content["total"] == 3 and paged.structured_content["next_offset"] == 1
+    assert paged.structured_content["total"] == 4 and paged.structured_content["next_offset"] == 1
     inputs = {i["name"]: i for i in desc.structured_content["inputs"]}
     assert inputs["width"]["default"] == 16 and inputs["width"]["max"] == 16384
     assert missing.is_error
@@ -300,3 +300,14 @@ def test_repo_example_runs_with_thumbnail_budget(make_app, engine):
     assert [b.type for b in r.content].count("image") == 4 and [b.type for b in r.content].count("resource_link") == 5
     for block in (b for b in r.content if b.type == "image"):
         assert len(base64.b64decode(block.data)) <= 48 * 1024
+
+
+def test_non_image_outputs_are_linked_not_thumbnailed(make_app):
+    wf = image_workflow()
+    wf["3"] = {"class_type": "TinySaveVideo", "inputs": {"images": ["1", 0], "filename_prefix": "clips/run"}}
+    r = _run(make_app(), lambda c: c.call_tool("run_workflow", {"workflow": wf, "wait_seconds": 30}))
+    sc = r.structured_content
+    assert sc["status"] == "success" and [i["filename"] for i in sc["images"]] == ["tiny_00001_.png"]
+    assert sc["files"][0]["mime_type"] == "video/mp4" and sc["files"][0]["uri"] == "nodeloom://output/clips/run_00001.mp4"
+    assert [b.type for b in r.content].count("image") == 1
+    assert "nodeloom://output/clips/run_00001.mp4" in [b.uri for b in r.content if b.type == "resource_link"]

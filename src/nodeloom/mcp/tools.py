@@ -212,28 +212,40 @@ async def _wait(app: NodeloomMCP, job: Job, ctx: Context, wait_seconds: float) -
             await anyio.to_thread.run_sync(job.changed.wait, min(left, 0.5), abandon_on_cancel=True)
 
 
-def _images(app: NodeloomMCP, job: Job) -> list[ImageRef]:
+#: ui keys whose entries are files ({filename, subfolder, type}); ComfyUI video nodes use several
+_FILE_KEYS = ("images", "gifs", "videos", "audio", "files")
+
+
+def _files(app: NodeloomMCP, job: Job) -> list[ImageRef]:
+    """Every distinct output file of a finished job, images with their pixel size."""
     refs: list[ImageRef] = []
+    seen: set[tuple[str, str, str]] = set()
     for node_id, ui in ((job.result or {}).get("outputs") or {}).items():
-        for ref in (ui or {}).get("images", []) or []:
-            if not isinstance(ref, dict) or "filename" not in ref:
-                continue
-            size = image_size(app.engine.paths, ref)
-            refs.append(ImageRef(
-                uri=output_uri(ref), filename=str(ref["filename"]), subfolder=str(ref.get("subfolder") or ""),
-                type=str(ref.get("type") or "output"), node_id=str(node_id),
-                width=size[0] if size else None, height=size[1] if size else None,
-            ))
+        for key in _FILE_KEYS:
+            for ref in (ui or {}).get(key, []) or []:
+                if not isinstance(ref, dict) or "filename" not in ref:
+                    continue
+                ident = (str(ref.get("type") or "output"), str(ref.get("subfolder") or ""), str(ref["filename"]))
+                if ident in seen:
+                    continue
+                seen.add(ident)
+                size = image_size(app.engine.paths, ref)
+                refs.append(ImageRef(
+                    uri=output_uri(ref), filename=ident[2], subfolder=ident[1], type=ident[0], node_id=str(node_id),
+                    mime_type=mime_type(ident[2]), width=size[0] if size else None, height=size[1] if size else None,
+                ))
     return refs
 
 
 def _job_model(app: NodeloomMCP, job: Job) -> JobResult:
     result = job.result or {}
     p = job.progress
+    files = _files(app, job)
+    images = [f for f in files if f.width is not None]
     return JobResult(
         job_id=job.id, status=job.status, progress=ProgressInfo(value=p.value, total=p.total, message=p.message),
-        error=job.error, node_errors=result.get("node_errors") or {}, images=_images(app, job),
-        outputs=result.get("outputs") or {}, wall_s=result.get("wall_s"),
+        error=job.error, node_errors=result.get("node_errors") or {}, images=images,
+        files=[f for f in files if f.width is None], outputs=result.get("outputs") or {}, wall_s=result.get("wall_s"),
     )
 
 
@@ -248,7 +260,21 @@ def _job_result(app: NodeloomMCP, job: Job, include_images: bool, *, deduplicate
     content: list[Any] = [TextContent(type="text", text="\n".join(lines))]
     for i, ref in enumerate(model.images):
         if include_images and i < app.policy.max_images:
-            thumb = make_thumbnail(output_file(app.engine.paths, ref.model_dump()), max_side=app.policy.thumbnail_max_side, budget_kb=app.policy.thumbnail_kb)
-            content.append(ImageContent(type="image", data=base64.b64encode(thumb.data).decode(), mime_type=thumb.mime_type))
-        content.append(ResourceLink(type="resource_link", uri=ref.uri, name=ref.filename, mime_type=mime_type(ref.filename), description=f"full-size output of node {ref.node_id}"))
+            content.extend(_thumbnail(app, ref))
+        content.append(_link(ref, "full-size output"))
+    content.extend(_link(ref, "output") for ref in model.files)
     return CallToolResult(content=content, structured_content=model.model_dump(mode="json"), is_error=job.status in ("error",))
+
+
+def _thumbnail(app: NodeloomMCP, ref: ImageRef) -> list[ImageContent]:
+    """A size-budgeted preview of ``ref``, or nothing when the file cannot be previewed."""
+    try:
+        path = output_file(app.engine.paths, ref.model_dump())
+        thumb = make_thumbnail(path, max_side=app.policy.thumbnail_max_side, budget_kb=app.policy.thumbnail_kb)
+    except ValidationError:
+        return []
+    return [ImageContent(type="image", data=base64.b64encode(thumb.data).decode(), mime_type=thumb.mime_type)]
+
+
+def _link(ref: ImageRef, what: str) -> ResourceLink:
+    return ResourceLink(type="resource_link", uri=ref.uri, name=ref.filename, mime_type=ref.mime_type, description=f"{what} of node {ref.node_id}")
