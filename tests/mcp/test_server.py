@@ -118,6 +118,7 @@ def test_run_workflow_sends_progress_and_returns_thumbnail_and_link(make_app, en
     assert thumb.size == (64, 48)
     assert len(progress) >= 3 and [p[0] for p in progress] == sorted(p[0] for p in progress)
     assert any("step" in p[2] for p in progress)
+    assert progress[-1][:2] == (2.0, 2.0)  # both nodes counted, the image source has no ui output
     full = data.contents[0]
     assert full.mime_type == "image/png"
     assert Image.open(io.BytesIO(base64.b64decode(full.blob))).size == (64, 48)
