@@ -118,6 +118,27 @@ def test_http_with_token_and_host_checks(engine, make_app):
     assert any(r.who.startswith("http") and "@127.0.0.1#" in r.who for r in app.audit.records())
 
 
+def test_stdio_channel_carries_only_protocol_messages(tmp_path):
+    """A custom-node pack that prints while loading must not corrupt the stdio channel."""
+    from tests.mcp.helpers import ROOT
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nodeloom.mcp", "--base-dir", str(tmp_path), "--custom-nodes", str(ROOT / "tests" / "mcp" / "custom_nodes")],
+        env={"PYTHONPATH": pythonpath(), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+    try:
+        out, err = proc.communicate(json.dumps(init) + "\n", timeout=120)
+    finally:
+        proc.kill()
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines and all(json.loads(line)["jsonrpc"] == "2.0" for line in lines)
+    assert json.loads(lines[0])["result"]["serverInfo"]["name"] == "nodeloom"
+    assert "tiny MCP test pack loaded" in err
+
+
 def test_cli_refuses_non_loopback_bind_without_token(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "nodeloom.mcp", "--http", "--host", "0.0.0.0", "--base-dir", str(tmp_path)],

@@ -9,6 +9,7 @@ and refuses to bind a non-loopback address without a bearer token.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -89,7 +90,10 @@ def mcp_main(args: argparse.Namespace, *, engine: Any = None) -> int:
         policy.read_only = True
     owned = engine is None
     if engine is None:
-        engine = _engine(args)
+        # over stdio, stdout is the protocol channel: a custom-node pack that prints while it
+        # loads must not write into it
+        with contextlib.redirect_stdout(sys.stderr) if not args.http else contextlib.nullcontext():
+            engine = _engine(args)
     from nodeloom.mcp.server import NodeloomMCP
 
     app = NodeloomMCP(engine, policy, transport="http" if args.http else "stdio")
