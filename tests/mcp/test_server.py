@@ -79,9 +79,11 @@ def test_validate_good_workflow_and_overrides(make_app):
     async def body(c):
         ok = await c.call_tool("validate_workflow", {"workflow": image_workflow(), "overrides": {"1.width": 24, "Save.filename_prefix": "x"}})
         bad = await c.call_tool("validate_workflow", {"workflow": image_workflow(), "overrides": {"1.widht": 24}})
-        return ok, bad
+        listed = await c.call_tool("validate_workflow", {"workflow": image_workflow(), "overrides": ["1.width=5000", "Save.filename_prefix=a b"]})
+        return ok, bad, listed
 
-    ok, bad = _run(make_app(), body)
+    ok, bad, listed = _run(make_app(Policy(limits=Limits(max_pixels=64 * 64))), body)
+    assert listed.structured_content["policy_error"]["extra_info"]["rule"] == "limits.max_pixels"  # 5000 parsed as an INT
     assert ok.structured_content["ok"] is True and ok.structured_content["outputs"] == ["2"]
     assert bad.is_error and "did you mean ['width']" in json.loads(bad.content[0].text)["message"]
 

@@ -78,7 +78,7 @@ def _register_discovery(app: NodeloomMCP) -> None:
 def _register_authoring(app: NodeloomMCP) -> None:
     @app.tool(title="Validate a workflow", read_only=True, idempotent=True)
     async def validate_workflow(
-        workflow: dict[str, Any] | None = None, example: str | None = None, overrides: dict[str, Any] | None = None
+        workflow: dict[str, Any] | None = None, example: str | None = None, overrides: dict[str, Any] | list[str] | None = None
     ) -> ValidationReport:
         """Check a workflow (API or UI format, or an example by name) without running it.
 
@@ -101,14 +101,15 @@ def _register_running(app: NodeloomMCP) -> None:
         ctx: Context,
         workflow: dict[str, Any] | None = None,
         example: str | None = None,
-        overrides: dict[str, Any] | None = None,
+        overrides: dict[str, Any] | list[str] | None = None,
         idempotency_key: str | None = None,
         wait_seconds: float = 30.0,
         include_images: bool = True,
     ) -> JobCallResult:
         """Run a workflow (API/UI format, or an example by name) and wait up to `wait_seconds` for it.
 
-        `overrides` maps `node.input` (node id or title) to a new value. While waiting the
+        `overrides` maps `node.input` (node id or title) to a new value, or lists
+        `node.input=value` strings (value as JSON, else text). While waiting the
         server sends progress notifications; if the run is not done by then, the result has
         status `queued`/`running` and a `job_id` to poll with get_job. Give an
         `idempotency_key` so a retried call returns the first job instead of running again.
@@ -152,7 +153,7 @@ def _example_dirs(app: NodeloomMCP) -> list[Any]:
     return workflows.example_dirs(app.policy.example_dirs, base=app.engine.paths.base_dir)
 
 
-def _prepare(app: NodeloomMCP, workflow: Any, example: str | None, overrides: dict[str, Any] | None) -> tuple[dict[str, Any], ValidationReport]:
+def _prepare(app: NodeloomMCP, workflow: Any, example: str | None, overrides: dict[str, Any] | list[str] | None) -> tuple[dict[str, Any], ValidationReport]:
     """Load, convert, override, lint, validate and policy-check a workflow."""
     if (workflow is None) == (example is None):
         raise ValidationError("give exactly one of `workflow` (a JSON object) or `example` (a name from list_example_workflows)")
