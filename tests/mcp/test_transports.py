@@ -182,3 +182,22 @@ def test_cli_http_subprocess(tmp_path):
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
 def test_loopback_names(host):
     assert is_loopback(host)
+
+
+def test_cli_options_fit_a_parent_parser_with_its_own_engine_options(capsys):
+    import argparse
+
+    from nodeloom.mcp.cli import add_mcp_arguments, mcp_main
+
+    parent = argparse.ArgumentParser(prog="nodeloom")
+    sub = parent.add_subparsers(dest="command")
+    mcp = sub.add_parser("mcp")
+    mcp.add_argument("--base-dir", default=".")  # the main CLI's own engine options
+    add_mcp_arguments(mcp, engine_options=False)
+    args = parent.parse_args(["mcp", "--http", "--host", "10.1.2.3", "--base-dir", "/srv", "--read-only"])
+    assert (args.http, args.host, args.base_dir, args.read_only, args.port) == (True, "10.1.2.3", "/srv", True, 8765)
+    assert mcp_main(args) == 2 and "needs a bearer token" in capsys.readouterr().err
+    full = argparse.ArgumentParser()
+    add_mcp_arguments(full)
+    args = full.parse_args(["--custom-nodes", "a", "--custom-nodes", "b", "--cpu", "--policy", "p.toml"])
+    assert args.custom_nodes == ["a", "b"] and args.cpu and args.policy == "p.toml" and not args.http
