@@ -201,3 +201,5 @@ def test_cli_options_fit_a_parent_parser_with_its_own_engine_options(capsys):
     add_mcp_arguments(full)
     args = full.parse_args(["--custom-nodes", "a", "--custom-nodes", "b", "--cpu", "--policy", "p.toml"])
     assert args.custom_nodes == ["a", "b"] and args.cpu and args.policy == "p.toml" and not args.http
+    assert mcp_main(full.parse_args(["--policy", "/nonexistent/policy.toml"])) == 2
+    assert "cannot read policy file" in capsys.readouterr().err
