@@ -4,12 +4,14 @@ Thin async wrappers over :mod:`~nodeloom.mcp.discovery`, :mod:`~nodeloom.mcp.wor
 the job runner; registered through :meth:`NodeloomMCP.tool` so each carries annotations,
 an output schema, read-only enforcement and an audit record. ``run_workflow`` and
 ``get_job`` stream progress notifications while they wait and return images as
-size-budgeted thumbnails plus ``nodeloom://`` resource links.
+size-budgeted thumbnails plus ``nodeloom://`` resource links. Validation and thumbnail
+encoding run on worker threads so one large workflow does not stall other sessions.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -85,7 +87,7 @@ def _register_authoring(app: NodeloomMCP) -> None:
         Returns per-node errors with closest-match suggestions for unknown node types and
         input names, and the policy rule the workflow would break, if any.
         """
-        _, report = _prepare(app, workflow, example, overrides)
+        _, report = await anyio.to_thread.run_sync(_prepare, app, workflow, example, overrides)
         return report
 
     @app.tool(title="Convert a workflow to API format", read_only=True, idempotent=True)
@@ -114,7 +116,7 @@ def _register_running(app: NodeloomMCP) -> None:
         status `queued`/`running` and a `job_id` to poll with get_job. Give an
         `idempotency_key` so a retried call returns the first job instead of running again.
         """
-        prompt, report = _prepare(app, workflow, example, overrides)
+        prompt, report = await anyio.to_thread.run_sync(_prepare, app, workflow, example, overrides)
         if report.policy_error is not None:
             raise PolicyDeniedError(report.policy_error["message"], extra_info=report.policy_error.get("extra_info"))
         if not report.ok:
@@ -123,14 +125,14 @@ def _register_running(app: NodeloomMCP) -> None:
             raise exc
         job, created = app.runner.submit(prompt, key=idempotency_key, who=app.who(ctx))
         await _wait(app, job, ctx, wait_seconds)
-        return _job_result(app, job, include_images, deduplicated=not created)
+        return await anyio.to_thread.run_sync(functools.partial(_job_result, app, job, include_images, deduplicated=not created))
 
     @app.tool(title="Get a job", read_only=True)
     async def get_job(ctx: Context, job_id: str, wait_seconds: float = 0.0, include_images: bool = True) -> JobCallResult:
         """Status, progress, errors and output images of a job; waits up to `wait_seconds` for it to finish."""
         job = app.store.get(job_id)
         await _wait(app, job, ctx, wait_seconds)
-        return _job_result(app, job, include_images)
+        return await anyio.to_thread.run_sync(_job_result, app, job, include_images)
 
     @app.tool(title="Cancel a job", read_only=False, destructive=True, idempotent=True)
     async def cancel_job(job_id: str) -> JobResult:
