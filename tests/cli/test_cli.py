@@ -78,11 +78,13 @@ def test_run_failing_node_with_custom_nodes(tmp_path: Path, capsys: pytest.Captu
         "4": {"class_type": "StubBrighten", "inputs": {"image": ["1", 0], "amount": 0.5}},
         "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
     }))
-    code, out, _ = run_cli(capsys, "run", str(workflow), "--base-dir", str(tmp_path), "--custom-nodes", str(packs), "--json")
+    code, out, _ = run_cli(capsys, "run", str(workflow), "--base-dir", str(tmp_path), "--json")  # BASE/custom_nodes
     result = json.loads(out)
     assert code == 1 and result["status"] == "error"
     assert any("stub failure on purpose" in e["exception_message"] for e in result["errors"])
     assert result["outputs"]["5"]["files"]  # the independent branch still ran
+    code, _, err = run_cli(capsys, "run", str(workflow), "--base-dir", str(tmp_path), "--disable-all-custom-nodes")
+    assert code == 1 and "StubFail" in err
 
 
 def test_validate_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

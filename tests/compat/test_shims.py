@@ -51,6 +51,14 @@ def test_install_is_idempotent_and_maps_names() -> None:
     assert importlib.import_module("comfy_execution.graph").ExecutionBlocker is ExecutionBlocker
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("comfy.sd")
+    hook.uninstall()
+    try:
+        assert not hook.installed() and "comfy.utils" not in sys.modules
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module("folder_paths")
+    finally:
+        hook.install()
+    assert importlib.import_module("folder_paths").__name__ == "nodeloom.compat.comfy.folder_paths"
 
 
 def test_io_types_match_like_comfyui() -> None:

@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from nodeloom.errors import NodeloomError
@@ -34,7 +35,8 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine")
     group.add_argument("--base-dir", default=".", help="parent of input/ output/ temp/ models/ user/ (default .)")
     group.add_argument("--custom-nodes", action="append", default=[], metavar="DIR",
-                       help="a folder of ComfyUI custom-node packs to load (repeatable)")
+                       help="a folder of ComfyUI custom-node packs to load (repeatable; BASE/custom_nodes "
+                            "is loaded when it exists)")
     group.add_argument("--disable-all-custom-nodes", action="store_true", help="load built-in nodes only")
     group.add_argument("--extra-model-paths-config", action="append", default=[], metavar="YAML",
                        help="ComfyUI extra_model_paths.yaml file (repeatable)")
@@ -81,9 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _make_engine(args: argparse.Namespace, **overrides: Any) -> Any:
     from nodeloom.engine import Engine, EngineConfig
 
+    default_packs = Path(args.base_dir) / "custom_nodes"
+    dirs = [Path(d) for d in args.custom_nodes]
+    if default_packs.is_dir() and default_packs.resolve() not in {d.resolve() for d in dirs}:
+        dirs.insert(0, default_packs)
     config = EngineConfig(
         base_dir=args.base_dir,
-        custom_nodes_dirs=list(args.custom_nodes),
+        custom_nodes_dirs=dirs,
         load_custom_nodes=not args.disable_all_custom_nodes,
         extra_model_paths=list(args.extra_model_paths_config),
         device="cpu" if args.cpu else None,
