@@ -23,11 +23,9 @@ __all__ = ["BENCH_PROVIDERS", "build_parser", "main"]
 
 #: ``(module, function)`` pairs whose ``function(subparsers)`` adds ``nodeloom bench`` commands
 #: (each sets ``func=callable(args) -> int`` as a default). Missing modules are skipped.
+#: A pack adds its benchmark by appending its pair here.
 BENCH_PROVIDERS: list[tuple[str, str]] = [
-    ("nodeloom.bench", "register_cli"),
-    ("nodeloom.text.bench", "register_cli"),
-    ("nodeloom.nodes.text.bench", "register_cli"),
-    ("nodeloom.batch.bench", "register_cli"),
+    ("nodeloom.text.kv_bench", "register_cli"),
 ]
 
 
