@@ -119,6 +119,15 @@ def test_nodes_and_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert prompt["1"]["_meta"]["title"] == "EmptyImage" and prompt["5:2"]["_meta"]["title"] == "Upscale Image"
 
 
+def test_run_accepts_a_saved_prompt_request_body(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = tmp_path / "body.json"
+    prompt = json.loads((EXAMPLES / "invert_scale.json").read_text())
+    body.write_text(json.dumps({"prompt": prompt, "client_id": "c", "extra_data": {"extra_pnginfo": {"workflow": {"nodes": [], "v": 7}}}}))
+    code, out, _ = run_cli(capsys, "run", str(body), "--base-dir", str(tmp_path), "--json")
+    (files,) = [o["files"] for o in json.loads(out)["outputs"].values()]
+    assert code == 0 and json.loads(Image.open(files[0]).text["workflow"]) == {"nodes": [], "v": 7}
+
+
 def test_run_reads_the_prompt_embedded_in_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(capsys, "run", str(EXAMPLES / "branching.json"), "--base-dir", str(tmp_path), "--json")[0] == 0
     png = next((tmp_path / "output" / "nodeloom").glob("branch_single_*.png"))

@@ -294,8 +294,7 @@ _Source = tuple[str, Any, int]  # ("link", exec_id, slot) or ("value", value, 0)
 
 
 class _Resolver:
-    def __init__(self, defs: Mapping[str, dict[str, Any]]) -> None:
-        self.defs = defs
+    """Follows links back through reroutes, primitives, bypassed nodes and subgraph borders."""
 
     def input_link(self, node: _FlatNode, link_id: Any, input_type: Any, where: str) -> _Source | None:
         link = node.scope.links.get(link_id)
@@ -405,7 +404,7 @@ def ui_to_api(
         raise
     except _SHAPE_ERRORS as exc:
         raise WorkflowFormatError(f"malformed UI workflow: {type(exc).__name__}: {exc}") from exc
-    resolver = _Resolver(defs)
+    resolver = _Resolver()
     prompt: dict[str, Any] = {}
     for node in flat:
         try:
