@@ -228,6 +228,7 @@ def test_nodes_and_cli_args_shims() -> None:
     assert nodes.MAX_RESOLUTION == 16384
     assert nodes.SaveImage is NODE_CLASS_MAPPINGS["SaveImage"]
     assert nodes.NODE_CLASS_MAPPINGS["LoadImage"] is NODE_CLASS_MAPPINGS["LoadImage"]
+    assert len(nodes.NODE_CLASS_MAPPINGS) > len(NODE_CLASS_MAPPINGS)  # every built-in pack
     with pytest.raises(AttributeError):
         nodes.KSamplerThatDoesNotExist  # noqa: B018
     assert args.disable_metadata is False and args.some_unknown_flag is None
