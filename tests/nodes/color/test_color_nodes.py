@@ -71,14 +71,14 @@ def test_nearest_named_colour_and_palette_match():
     assert quant[0, 0, 0].tolist() == pytest.approx([0.0, 0.0, 128 / 255])
 
 
-def test_color_qc_through_the_engine(engine):
+def test_color_qc_through_the_engine(image_engine):
     ref, cand = _pair(30)
     prompt = {
         "r": {"class_type": "TestTensor", "inputs": {"key": "ref"}},
         "c": {"class_type": "TestTensor", "inputs": {"key": "cand"}},
         "qc": {"class_type": "ColorQC", "inputs": {"reference": ["r", 0], "candidate": ["c", 0], **QC_DEFAULTS}},
     }
-    result = run_prompt(engine, prompt, {"ref": ref, "cand": cand})
+    result = run_prompt(image_engine, prompt, {"ref": ref, "cand": cand})
     assert result.status == "success", result.errors
     assert result.value("qc", 1) == "FAIL"
     assert result.outputs["qc"]["text"][0].startswith("FAIL")
