@@ -82,3 +82,19 @@ def test_color_qc_through_the_engine(image_engine):
     assert result.status == "success", result.errors
     assert result.value("qc", 1) == "FAIL"
     assert result.outputs["qc"]["text"][0].startswith("FAIL")
+
+
+def test_example_workflow_runs_and_passes(tmp_path):
+    import json
+    from pathlib import Path
+
+    from nodeloom import Engine
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "workflows" / "color_qc.json"
+    with Engine(base_dir=tmp_path) as engine:
+        result = engine.run(json.loads(example.read_text()))
+    assert result.status == "success", result.errors
+    report = json.loads(result.value("4", 3))
+    # the shifted ellipse covers about 15 % of the frame (12.5 % of the 8 px grid): under the 30 % limit
+    assert report["status"] == "PASS" and report["images"][0]["failing_share"] == pytest.approx(0.125)
+    assert result.outputs["5"]["images"] and result.outputs["4"]["text"][0].startswith("PASS")
