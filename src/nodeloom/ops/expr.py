@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from nodeloom.errors import ValidationError
-from nodeloom.ops.expr_functions import FUNCTIONS, _Bool, _float_dtype, _lift, _num, _ref, _truth, _where, _xp
+from nodeloom.ops.expr_functions import FUNCTIONS, _Bool, _float_dtype, _lift, _num, _raw, _ref, _truth, _where, _xp
 
 __all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "MAX_NODES", "CompiledExpression", "ExpressionError", "compile_expression", "evaluate"]
 
@@ -325,10 +325,6 @@ class _Evaluator:
             return FUNCTIONS[name][0](*args)
         except (RuntimeError, ValueError, TypeError) as exc:
             raise _fail(self.source, node, f"`{name}` failed: {exc}") from None
-
-
-def _raw(v: Any) -> Any:
-    return v.b if isinstance(v, _Bool) else v
 
 
 def _backend_view(v: Any) -> Any:

@@ -31,16 +31,15 @@ class _Bool:
 
 
 def _ref(args: Iterable[Any]) -> Any:
-    """The first array among ``args`` (it decides backend, dtype and device)."""
+    """The first array among ``args`` (array, tensor or :class:`_Bool`): it decides the
+    backend, the float dtype and the device of the result."""
     for a in args:
-        if isinstance(a, (torch.Tensor, np.ndarray)):
+        if isinstance(a, (torch.Tensor, np.ndarray, _Bool)):
             return a
-        if isinstance(a, _Bool):
-            return a.b
     return None
 
 
-def _num(x: Any) -> Value:
+def _num(x: Any) -> Any:
     if isinstance(x, _Bool):
         if isinstance(x.b, torch.Tensor):
             return x.b.to(x.dtype)
@@ -56,7 +55,13 @@ def _truth(x: Any) -> Any:
     return np.bool_(x != 0)
 
 
+def _raw(ref: Any) -> Any:
+    return ref.b if isinstance(ref, _Bool) else ref
+
+
 def _float_dtype(ref: Any) -> Any:
+    if isinstance(ref, _Bool):
+        return ref.dtype
     if isinstance(ref, torch.Tensor):
         return ref.dtype if ref.is_floating_point() else torch.float32
     if isinstance(ref, np.ndarray) and ref.dtype.kind == "f":
@@ -69,13 +74,14 @@ def _lift(x: Any, ref: Any) -> Any:
     x = _num(x)
     if isinstance(x, (torch.Tensor, np.ndarray)):
         return x
-    if isinstance(ref, torch.Tensor):
-        return torch.tensor(x, dtype=_float_dtype(ref), device=ref.device)
+    raw = _raw(ref)
+    if isinstance(raw, torch.Tensor):
+        return torch.tensor(x, dtype=_float_dtype(ref), device=raw.device)
     return np.asarray(x, dtype=_float_dtype(ref))
 
 
 def _xp(ref: Any) -> Any:
-    return torch if isinstance(ref, torch.Tensor) else np
+    return torch if isinstance(_raw(ref), torch.Tensor) else np
 
 
 def _unary(name: str) -> Callable[[Any], Any]:
@@ -140,8 +146,11 @@ def _luma(x: Any) -> Any:
         raise ValueError(f"luma() needs 1, 3 or 4 channels in the last axis, got shape {tuple(t.shape)}")
     if t.shape[-1] == 1:
         return t
-    w = _lift(np.array([[0.2126], [0.7152], [0.0722]], dtype=np.float64), t)
-    w = w.to(t.dtype) if isinstance(t, torch.Tensor) else w.astype(t.dtype)
+    weights = [[0.2126], [0.7152], [0.0722]]
+    if isinstance(t, torch.Tensor):
+        w = torch.tensor(weights, dtype=t.dtype, device=t.device)
+    else:
+        w = np.array(weights, dtype=t.dtype)
     return t[..., :3] @ w
 
 
