@@ -210,8 +210,11 @@ def _match_channels(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, tor
         return a, b
     if {a.shape[-1], b.shape[-1]} != {3, 4}:
         raise ValidationError(f"images have {a.shape[-1]} and {b.shape[-1]} channels; expected 3 or 4 each")
-    pad = lambda t: F.pad(t, (0, 1), value=1.0) if t.shape[-1] == 3 else t  # noqa: E731
-    return pad(a), pad(b)
+    return _opaque(a), _opaque(b)
+
+
+def _opaque(t: torch.Tensor) -> torch.Tensor:
+    return F.pad(t, (0, 1), value=1.0) if t.shape[-1] == 3 else t
 
 
 def _repeat_to(t: torch.Tensor, batch: int) -> torch.Tensor:
