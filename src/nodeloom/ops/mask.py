@@ -80,7 +80,11 @@ def grow(mask: torch.Tensor, expand: int, tapered_corners: bool = True) -> torch
         return m.clone()
     sign = 1.0 if expand > 0 else -1.0
     x = m * sign
-    n = abs(int(expand))
+    h, w = m.shape[-2:]
+    # Beyond these reaches every pixel already sees the whole image: more steps change nothing.
+    n = min(abs(int(expand)), h + w - 2 if tapered_corners else max(h, w) - 1)
+    if n <= 0:
+        return m.clone()
     if tapered_corners:
         for _ in range(n):
             x = _dilate_cross(x)
