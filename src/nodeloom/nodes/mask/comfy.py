@@ -244,13 +244,13 @@ class ImageCompositeMasked(Node):
             src = F.interpolate(src.movedim(-1, 1), size=dst.shape[1:3], mode="bilinear").movedim(1, -1)
         batch = dst.shape[0]  # the source repeats (or is cut) to the destination's batch
         out = dst.clone()
-        src = _repeat_to(src, batch)
+        src = _repeat_to(src.to(out.device, out.dtype), batch)
         h = max(min(src.shape[1], out.shape[1] - y), 0)
         w = max(min(src.shape[2], out.shape[2] - x), 0)
         if mask is None:
-            m = torch.ones(batch, h, w, 1)
+            m = torch.ones(batch, h, w, 1, dtype=out.dtype, device=out.device)
         else:
-            m = ops.to_batch_mask(mask).float().unsqueeze(1)
+            m = ops.to_batch_mask(mask).to(out.device, out.dtype).unsqueeze(1)
             m = F.interpolate(m, size=src.shape[1:3], mode="bilinear").squeeze(1)
             m = _repeat_to(m, batch)[:, :h, :w].unsqueeze(-1)
         region = out[:, y : y + h, x : x + w]
