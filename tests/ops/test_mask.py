@@ -106,7 +106,7 @@ def test_bounding_box_and_crop_with_padding():
     torch.testing.assert_close(crop, img[:, 2:14, 2:14])
     _, _, clipped = M.crop_to_mask(img, only_square, padding=100)
     assert clipped == (0, 0, 32, 32)
-    with pytest.raises(ValidationError, match="nothing to crop"):
+    with pytest.raises(ValidationError, match="there is no box"):
         M.crop_to_mask(img, torch.zeros(1, 32, 32))
 
 
