@@ -1,4 +1,4 @@
-"""The ``nodeloom`` command: run, validate, nodes, convert, serve, bench.
+"""The ``nodeloom`` command: demo, run, validate, nodes, convert, serve, bench.
 
 Every command drives one :class:`~nodeloom.engine.Engine`. ``serve`` is handed to
 ``nodeloom.server.cli`` and ``bench`` to the packs listed in :data:`BENCH_PROVIDERS`, both
@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("workflow")
     convert.add_argument("-o", "--output", default=None, metavar="OUT", help="write here instead of stdout")
     _engine_options(convert)
+
+    demo = sub.add_parser("demo", help="serve, queue the embedded default workflow (no models), print the outputs")
+    from nodeloom.cli.demo import add_demo_arguments
+
+    add_demo_arguments(demo)
 
     for name, text in (("serve", "run the HTTP/WebSocket server (ComfyUI-compatible)"),
                        ("bench", "run benchmarks provided by installed packs")):
@@ -209,7 +214,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return int(bench_args.func(bench_args) or 0)
 
 
-COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "nodes": _cmd_nodes, "convert": _cmd_convert,
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from nodeloom.cli.demo import demo_main
+
+    return demo_main(args)
+
+
+COMMANDS = {"demo": _cmd_demo, "run": _cmd_run, "validate": _cmd_validate, "nodes": _cmd_nodes, "convert": _cmd_convert,
             "serve": _cmd_serve, "bench": _cmd_bench}
 
 
