@@ -142,3 +142,21 @@ def test_against_nodeloom_over_streamable_http_with_token(tmp_path):
         served.close()
     assert json.loads(js)["class_type"] == "TinySolidImage"
     assert "server `wrong` failed" in exc.value.message
+
+
+def test_interrupting_the_run_stops_waiting_for_the_tool(tmp_path):
+    import threading
+    import time
+
+    engine = _engine(tmp_path, _policy(tmp_path))
+    prompt = {
+        "1": {"class_type": "MCPToolCall", "inputs": {"server": "echo", "tool": "slow", "arguments": '{"seconds": 30}', "timeout": 0.0}},
+        "2": {"class_type": "Output", "inputs": {"value": ["1", 0]}},
+    }
+    timer = threading.Timer(6.0, engine.interrupt)  # long enough for the server process to start
+    timer.start()
+    t0 = time.monotonic()
+    result = engine.run(prompt)
+    timer.cancel()
+    assert result.status == "interrupted" and time.monotonic() - t0 < 20
+    engine.close()
