@@ -94,6 +94,7 @@ class AuditLog:
             return list(self._memory)
 
     def close(self) -> None:
+        """Close the SQLite file (a JSONL log needs no closing)."""
         with self._lock:
             if self._db is not None:
                 self._db.close()

@@ -67,6 +67,7 @@ class Job:
 
     @property
     def terminal(self) -> bool:
+        """The job has finished (successfully or not) and will not change again."""
         return self.status in TERMINAL
 
     def summary(self) -> dict[str, Any]:
@@ -176,6 +177,7 @@ class JobStore:
         return job, True
 
     def has_key(self, key: str) -> bool:
+        """Whether a job was submitted with idempotency key ``key``."""
         with self._lock:
             return key in self._keys
 
@@ -198,10 +200,12 @@ class JobStore:
         return [j for j in jobs if status is None or j.status == status][: max(limit, 0)]
 
     def pending(self) -> int:
+        """How many jobs are queued or running."""
         with self._lock:
             return sum(1 for j in self._jobs.values() if not j.terminal)
 
     def close(self) -> None:
+        """Close the SQLite mirror (jobs stay readable in memory)."""
         with self._lock:
             if self._db is not None:
                 self._db.close()

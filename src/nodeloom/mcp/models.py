@@ -30,6 +30,8 @@ __all__ = [
 
 
 class NodeSummary(BaseModel):
+    """One node type in a search result."""
+
     class_type: str
     display_name: str
     category: str
@@ -39,6 +41,8 @@ class NodeSummary(BaseModel):
 
 
 class NodeSearchResult(BaseModel):
+    """A page of search_nodes results, best match first."""
+
     total: int = Field(description="number of matching nodes")
     offset: int
     limit: int
@@ -47,6 +51,8 @@ class NodeSearchResult(BaseModel):
 
 
 class InputDoc(BaseModel):
+    """One input of a node: its type, default, range or choices."""
+
     name: str
     type: str = Field(description="socket type, or COMBO for a choice")
     required: bool
@@ -58,6 +64,8 @@ class InputDoc(BaseModel):
 
 
 class OutputDoc(BaseModel):
+    """One output slot of a node."""
+
     name: str
     type: str
     is_list: bool
@@ -65,6 +73,8 @@ class OutputDoc(BaseModel):
 
 
 class NodeDescription(BaseModel):
+    """Everything needed to wire a node into a workflow."""
+
     class_type: str
     display_name: str
     category: str
@@ -78,10 +88,14 @@ class NodeDescription(BaseModel):
 
 
 class ModelList(BaseModel):
+    """Model files found per model folder."""
+
     folders: dict[str, list[str]] = Field(description="model folder name -> files found in it")
 
 
 class ExampleInfo(BaseModel):
+    """One example workflow, runnable by name with run_workflow(example=...)."""
+
     name: str
     format: str
     node_count: int
@@ -90,16 +104,22 @@ class ExampleInfo(BaseModel):
 
 
 class ExampleList(BaseModel):
+    """The example workflows available."""
+
     examples: list[ExampleInfo]
 
 
 class NodeErrors(BaseModel):
+    """The problems found on one node."""
+
     class_type: str | None = None
     errors: list[dict[str, Any]] = Field(description="ComfyUI-style {type, message, details, extra_info} dicts")
     dependent_outputs: list[str] = Field(default_factory=list)
 
 
 class ValidationReport(BaseModel):
+    """The outcome of validate_workflow."""
+
     ok: bool = Field(description="the workflow can run as given")
     format: str | None = Field(description="the detected input format: api or ui")
     error: dict[str, Any] | None = Field(default=None, description="the workflow-level error, if any")
@@ -109,11 +129,15 @@ class ValidationReport(BaseModel):
 
 
 class ConvertResult(BaseModel):
+    """An API-format workflow converted from the given one."""
+
     format: str = Field(description="the detected input format")
     prompt: dict[str, Any] = Field(description="the API-format workflow")
 
 
 class ProgressInfo(BaseModel):
+    """Progress of a job: finished nodes plus the running nodes' fractions, out of the node count."""
+
     value: float
     total: float
     message: str
@@ -133,6 +157,8 @@ class ImageRef(BaseModel):
 
 
 class JobResult(BaseModel):
+    """A job: its status, progress, errors and output files."""
+
     job_id: str
     status: str = Field(description="queued | running | success | error | interrupted | cancelled")
     deduplicated: bool = Field(default=False, description="an earlier submission with the same idempotency key was returned")
@@ -146,4 +172,6 @@ class JobResult(BaseModel):
 
 
 class JobList(BaseModel):
+    """Jobs, newest first."""
+
     jobs: list[JobResult]

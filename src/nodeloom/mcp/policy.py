@@ -71,6 +71,7 @@ class ServerSpec:
             raise ValidationError(f"`mcp_servers.{self.name}.timeout` must be > 0, got {self.timeout}", type="invalid_policy")
 
     def allows_tool(self, tool: str) -> bool:
+        """Whether ``tool`` matches the ``tools`` allow-list (an empty list allows every tool)."""
         return not self.tools or any(fnmatch.fnmatchcase(tool, pat) for pat in self.tools)
 
 

@@ -148,6 +148,7 @@ class NodeloomMCP:
             return cls.INPUT_TYPES()
 
     def category_of(self, class_type: str) -> str | None:
+        """The menu category of a node class (None when unknown)."""
         cls = self.engine.registry.get(class_type)
         return getattr(cls, "CATEGORY", None) if cls is not None else None
 
