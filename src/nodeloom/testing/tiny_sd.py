@@ -198,7 +198,7 @@ def build_tiny_lora(models_dir: str | Path, kind: str = "sd1", name: str = "tiny
             add("lora_unet_", mname, module)
     if text_encoder:
         for mname, module in parts["text_encoder"].named_modules():
-            if mname.endswith(("self_attn.q_proj", "self_attn.v_proj")):
+            if mname.endswith(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj")):
                 body = mname if mname.startswith("text_model.") else "text_model." + mname
                 add("lora_te_", body, module)
     path = Path(models_dir) / "loras" / name
