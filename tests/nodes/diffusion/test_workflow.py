@@ -83,3 +83,31 @@ def test_missing_checkpoint_names_file_and_folders(tmp_path, tiny_models_dir):
             engine.run(prompt)
     text = str(getattr(info.value, "node_errors", "")) + str(info.value)
     assert "v1-5-pruned-emaonly.safetensors" in text
+
+
+def _small(ckpt_name: str, steps: int) -> dict:
+    prompt = copy.deepcopy(DEFAULT_WORKFLOW)
+    prompt["4"]["inputs"]["ckpt_name"] = ckpt_name
+    prompt["5"]["inputs"].update(width=64, height=64)
+    prompt["3"]["inputs"]["steps"] = steps
+    return prompt
+
+
+def test_ksampler_reports_each_step_and_stops_when_interrupted(tmp_path, tiny_models_dir):
+    with make_engine(tmp_path, tiny_models_dir) as engine:
+        seen = []
+
+        def watch(event):
+            if event.type == "progress" and event.data.get("node") == "3":
+                seen.append(event.data["value"])
+
+        assert engine.run(_small("tiny_sd1.safetensors", 5), on_event=watch).status == "success"
+        assert seen == [1, 2, 3, 4, 5]
+
+        def stop_after_two(event):
+            if event.type == "progress" and event.data.get("node") == "3" and event.data["value"] >= 2:
+                engine.interrupt()
+
+        prompt = _small("tiny_sd1.safetensors", 50)
+        prompt["3"]["inputs"]["seed"] = 99
+        assert engine.run(prompt, on_event=stop_after_two).status == "interrupted"
