@@ -7,7 +7,8 @@ from nodeloom.errors import ValidationError
 from nodeloom.testing.tiny_sd import _ldm_state_dict, tiny_components
 
 
-@pytest.mark.parametrize(("kind", "family", "inpaint"), [("sd1", "sd1", False), ("sd1_inpaint", "sd1", True), ("sdxl", "sdxl", False)])
+@pytest.mark.parametrize(("kind", "family", "inpaint"),
+                         [("sd1", "sd1", False), ("sd1_inpaint", "sd1", True), ("sd2", "sd2", False), ("sdxl", "sdxl", False)])
 def test_detect_family_and_exact_configs(kind, family, inpaint):
     parts = tiny_components(kind)
     info = detect_checkpoint(_ldm_state_dict(parts), f"{kind}.safetensors")

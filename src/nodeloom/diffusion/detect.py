@@ -103,6 +103,9 @@ def detect_checkpoint(sd: Mapping[str, Any], name: str = "checkpoint") -> Checkp
         configs["text_encoder"] = infer_clip_config(sd, SD1_CLIP_PREFIX, base["text_encoder"])
     elif family == "sd2":
         configs["text_encoder"] = infer_open_clip_config(sd, SD2_CLIP_PREFIX, base["text_encoder"])
+        if configs["text_encoder"]["num_hidden_layers"] == 24:
+            # SD 2.x conditions on the penultimate OpenCLIP-H layer: diffusers drops the 24th
+            configs["text_encoder"]["num_hidden_layers"] = 23
     else:
         configs["text_encoder"] = infer_clip_config(sd, SDXL_CLIP_L_PREFIX, base["text_encoder"])
         configs["text_encoder_2"] = infer_open_clip_config(sd, SDXL_CLIP_G_PREFIX, base["text_encoder_2"])

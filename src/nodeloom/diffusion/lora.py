@@ -54,6 +54,11 @@ def read_lora(path: str | Path, unet_config: Any, sdxl: bool) -> LoraFile:
     diffusers = require("diffusers", "diffusion")
     p = Path(path)
     raw = load_state_dict(p)
+    lycoris = sorted({k.rsplit(".", 1)[-1].split("_")[0] for k in raw if ".hada_" in k or ".lokr_" in k})
+    if lycoris:
+        raise ValidationError(
+            f"`{p.name}` is a LyCORIS ({', '.join('LoHa' if x == 'hada' else 'LoKr' for x in lycoris)}) file;"
+            " only LoRA (kohya lora_up/lora_down, diffusers and PEFT LoRA layouts) can be applied")
     mixin = diffusers.StableDiffusionXLPipeline if sdxl else diffusers.StableDiffusionPipeline
     try:
         state, alphas = mixin.lora_state_dict(raw, unet_config=unet_config)

@@ -5,7 +5,8 @@ Import them into a ``conftest.py`` (``from nodeloom.testing.diffusion_fixtures i
 * ``no_network`` (autouse there): sockets may only reach loopback; Hugging Face hubs are offline.
 * ``single_thread``: one torch thread (tiny models on a shared 2-core machine run faster so).
 * ``tiny_models_dir``: a session models folder holding ``tiny_sd1.safetensors``,
-  ``tiny_sdxl.safetensors``, ``tiny_sd1_inpaint.safetensors``, the ``tiny_sd1`` diffusers folder,
+  ``tiny_sdxl.safetensors``, ``tiny_sd1_inpaint.safetensors``, ``tiny_sd2.safetensors``, the
+  ``tiny_sd1`` diffusers folder,
   the ``tiny_controlnet`` ControlNet and the ``tiny_lora.safetensors`` LoRA.
 * ``diffusion_services``: session :class:`~nodeloom.services.Services` over that folder (CPU),
   already active for the test, so node classes can be called directly.
@@ -82,7 +83,7 @@ def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("models")
-    for kind in ("sd1", "sdxl", "sd1_inpaint"):
+    for kind in ("sd1", "sdxl", "sd1_inpaint", "sd2"):
         build_tiny_checkpoint(root, kind)
     save_diffusers_folder(tiny_components("sd1"), root / "checkpoints" / "tiny_sd1")
     build_tiny_controlnet(root)

@@ -111,3 +111,11 @@ def test_ksampler_reports_each_step_and_stops_when_interrupted(tmp_path, tiny_mo
         prompt = _small("tiny_sd1.safetensors", 50)
         prompt["3"]["inputs"]["seed"] = 99
         assert engine.run(prompt, on_event=stop_after_two).status == "interrupted"
+
+
+def test_sd2_single_file_runs_the_chain(tmp_path, tiny_models_dir):
+    with make_engine(tmp_path, tiny_models_dir) as engine:
+        result = engine.run(_small("tiny_sd2.safetensors", 3))
+        assert result.status == "success", result.errors
+        assert result.value("4", 0).family == "sd2"
+        assert result.value("8").shape == (1, 64, 64, 3)
