@@ -7,7 +7,8 @@ Import them into a ``conftest.py`` (``from nodeloom.testing.diffusion_fixtures i
 * ``tiny_models_dir``: a session models folder holding ``tiny_sd1.safetensors``,
   ``tiny_sdxl.safetensors``, ``tiny_sd1_inpaint.safetensors``, ``tiny_sd2.safetensors``, the
   ``tiny_sd1`` diffusers folder,
-  the ``tiny_controlnet`` ControlNet and the ``tiny_lora.safetensors`` LoRA.
+  the ``tiny_controlnet`` ControlNet (diffusers folder, and the same weights as the original-layout
+  ``tiny_controlnet.safetensors``) and the ``tiny_lora.safetensors`` LoRA.
 * ``diffusion_services``: session :class:`~nodeloom.services.Services` over that folder (CPU),
   already active for the test, so node classes can be called directly.
 """
@@ -87,6 +88,7 @@ def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         build_tiny_checkpoint(root, kind)
     save_diffusers_folder(tiny_components("sd1"), root / "checkpoints" / "tiny_sd1")
     build_tiny_controlnet(root)
+    build_tiny_controlnet(root, fmt="safetensors")
     build_tiny_lora(root)
     torch.set_num_threads(before)
     return root

@@ -173,10 +173,30 @@ def tiny_controlnet(unet: Any, seed: int = 0) -> Any:
     return net.eval()
 
 
-def build_tiny_controlnet(models_dir: str | Path, kind: str = "sd1", name: str = "tiny_controlnet", seed: int = 1) -> str:
-    """Save a tiny random ControlNet (diffusers folder) under ``<models_dir>/controlnet``; returns its name."""
+def build_tiny_controlnet(models_dir: str | Path, kind: str = "sd1", name: str | None = None, seed: int = 1,
+                          fmt: str = "diffusers") -> str:
+    """Save a tiny random ControlNet under ``<models_dir>/controlnet``; returns its ``control_net_name``.
+
+    Args:
+        fmt: ``"diffusers"`` (folder, default name ``tiny_controlnet``) or ``"safetensors"`` (one file in
+            the original ``control_model.*`` layout, default ``tiny_controlnet.safetensors``).
+    """
+    from safetensors.torch import save_file
+
+    from nodeloom.diffusion.ldm_export import controlnet_to_ldm
+
     net = tiny_controlnet(tiny_components(kind, 0)["unet"], seed)
-    net.save_pretrained(str(Path(models_dir) / "controlnet" / name), safe_serialization=True)
+    folder = Path(models_dir) / "controlnet"
+    if fmt == "diffusers":
+        name = name or "tiny_controlnet"
+        net.save_pretrained(str(folder / name), safe_serialization=True)
+    elif fmt == "safetensors":
+        name = name or "tiny_controlnet.safetensors"
+        folder.mkdir(parents=True, exist_ok=True)
+        ldm = controlnet_to_ldm(net.state_dict(), net.config)
+        save_file({k: v.detach().contiguous().clone() for k, v in ldm.items()}, str(folder / name))
+    else:
+        raise ValueError(f"`fmt` must be 'diffusers' or 'safetensors', got {fmt!r}")
     return name
 
 

@@ -75,3 +75,25 @@ def test_lora_strength_zero_is_a_no_op_and_model_only_leaves_clip(diffusion_serv
     only = LoraLoaderModelOnly.execute(model, "tiny_lora.safetensors", -1.0)[0]
     assert only.loras and only.loras[0].strength == -1.0
     assert (_sample(only, pos, neg) - _sample(model, pos, neg)).abs().max() > 1e-3
+
+
+def test_original_single_file_controlnet_equals_its_diffusers_folder(diffusion_services):
+    model, _, pos, neg = _setup()
+    results = []
+    for name in ("tiny_controlnet", "tiny_controlnet.safetensors"):
+        cn = ControlNetLoader.execute(name)[0]
+        results.append(_sample(model, *ControlNetApplyAdvanced.execute(pos, neg, cn, _hint(), 0.8, 0.0, 1.0)))
+    assert torch.allclose(results[0], results[1], atol=1e-6)
+
+
+def test_lycoris_files_get_a_clear_error(diffusion_services):
+    import pytest
+    from safetensors.torch import save_file
+
+    from nodeloom.errors import ValidationError
+
+    path = diffusion_services.paths.models_dir / "loras" / "loha.safetensors"
+    save_file({"lora_unet_x.hada_w1_a": torch.zeros(2, 2), "lora_unet_x.hada_w1_b": torch.zeros(2, 2)}, str(path))
+    model, clip, _, _ = _setup()
+    with pytest.raises(ValidationError, match="LoHa"):
+        LoraLoader.execute(model, clip, "loha.safetensors", 1.0, 1.0)
