@@ -83,11 +83,19 @@ def unet_to_ldm(sd: Mapping[str, Any], config: Mapping[str, Any], prefix: str = 
     Raises:
         KeyError: a key that no rule maps (an architecture this writer does not know).
     """
-    blocks = _unet_prefix_map(config)
+    return _map_keys(sd, _UNET_TOP, _unet_prefix_map(config), prefix, "UNet")
+
+
+def _map_keys(sd: Mapping[str, Any], top: Mapping[str, str], blocks: list[tuple[str, str, str]], prefix: str,
+              what: str) -> dict[str, Any]:
+    """Rename every key by the top-level table, then the block table (resnet sub-names renamed)."""
     out: dict[str, Any] = {}
     for key, value in sd.items():
         new = None
-        for src, dst in _UNET_TOP.items():
+        if key.startswith("controlnet_down_blocks."):
+            idx, rest = key[len("controlnet_down_blocks."):].split(".", 1)
+            new = f"zero_convs.{idx}.0.{rest}"
+        for src, dst in top.items():
             if key.startswith(src + "."):
                 new = dst + key[len(src):]
         for src, dst, kind in blocks:
@@ -96,7 +104,7 @@ def unet_to_ldm(sd: Mapping[str, Any], config: Mapping[str, Any], prefix: str = 
                 new = dst + (_rename_head(rest, _UNET_RESNET) if kind == "resnet" else rest)
                 break
         if new is None:
-            raise KeyError(f"no LDM name for UNet key `{key}`")
+            raise KeyError(f"no LDM name for {what} key `{key}`")
         out[prefix + new] = value
     return out
 
@@ -117,25 +125,7 @@ def controlnet_to_ldm(sd: Mapping[str, Any], config: Mapping[str, Any], prefix: 
     })
     for j in range(2 * (n_hint - 1)):
         top[f"controlnet_cond_embedding.blocks.{j}"] = f"input_hint_block.{2 * (j + 1)}"
-    blocks = _unet_prefix_map(config, with_up=False)
-    out: dict[str, Any] = {}
-    for key, value in sd.items():
-        new = None
-        if key.startswith("controlnet_down_blocks."):
-            idx, rest = key[len("controlnet_down_blocks."):].split(".", 1)
-            new = f"zero_convs.{idx}.0.{rest}"
-        for src, dst in top.items():
-            if key.startswith(src + "."):
-                new = dst + key[len(src):]
-        for src, dst, kind in blocks:
-            if key.startswith(src):
-                rest = key[len(src):]
-                new = dst + (_rename_head(rest, _UNET_RESNET) if kind == "resnet" else rest)
-                break
-        if new is None:
-            raise KeyError(f"no LDM name for ControlNet key `{key}`")
-        out[prefix + new] = value
-    return out
+    return _map_keys(sd, top, _unet_prefix_map(config, with_up=False), prefix, "ControlNet")
 
 
 def vae_to_ldm(sd: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "first_stage_model.") -> dict[str, Any]:
