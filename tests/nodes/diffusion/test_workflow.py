@@ -24,14 +24,7 @@ DEFAULT_WORKFLOW = {
 
 
 def make_engine(base: Path, models: Path) -> Engine:
-    engine = Engine(base_dir=base, models_dir=models, load_custom_nodes=False)
-    if "SaveImage" not in engine.registry:  # the core pack owns SaveImage; stand in where it is absent
-        from nodeloom.core.registry import PackInfo
-
-        from . import save_image_stub
-
-        engine.registry.register_pack(PackInfo("save_image_stub", save_image_stub.__name__), save_image_stub.NODE_CLASS_MAPPINGS)
-    return engine
+    return Engine(base_dir=base, models_dir=models, load_custom_nodes=False)
 
 
 def run_default(base: Path, models: Path, ckpt_name: str) -> np.ndarray:

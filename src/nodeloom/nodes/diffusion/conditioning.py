@@ -7,7 +7,7 @@ from typing import Any
 from nodeloom.diffusion.models import ClipModel
 from nodeloom.errors import ValidationError
 from nodeloom.node_api import IO, Clip, Conditioning, Node, Output, Schema, String
-from nodeloom.nodes.diffusion._common import manager
+from nodeloom.nodes.diffusion._common import device_guard
 
 __all__ = ["CLIPTextEncode", "ConditioningCombine"]
 
@@ -28,7 +28,8 @@ class CLIPTextEncode(Node):
     def execute(cls, text: str, clip: ClipModel) -> tuple[Any, ...]:
         if clip is None:
             raise ValidationError("`clip` is None: the checkpoint loader produced no text encoder")
-        cond, pooled = clip.encode(text, manager())
+        with device_guard() as mgr:
+            cond, pooled = clip.encode(text, mgr)
         return ([[cond, {"pooled_output": pooled}]],)
 
 
