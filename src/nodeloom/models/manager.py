@@ -61,7 +61,7 @@ def _object_bytes(obj: Any) -> int:
                 visit(v)
         else:
             for v in getattr(o, "__dict__", {}).values():
-                if hasattr(v, "parameters") or hasattr(v, "element_size"):
+                if hasattr(v, "parameters") or hasattr(v, "element_size") or isinstance(v, (list, tuple, dict)):
                     visit(v)
 
     visit(obj)
@@ -81,7 +81,11 @@ def _modules_of(obj: Any) -> list[Any]:
     """The torch modules an object holds directly (itself, or its attributes)."""
     if callable(getattr(obj, "parameters", None)):
         return [obj]
-    return [v for v in getattr(obj, "__dict__", {}).values() if callable(getattr(v, "parameters", None))]
+    found = []
+    for v in getattr(obj, "__dict__", {}).values():
+        items = v if isinstance(v, (list, tuple)) else [v]
+        found += [m for m in items if callable(getattr(m, "parameters", None))]
+    return found
 
 
 @dataclass

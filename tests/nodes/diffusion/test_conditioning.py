@@ -61,3 +61,30 @@ def test_conditioning_combine_keeps_both_entries(diffusion_services):
     clip = CheckpointLoaderSimple.execute("tiny_sd1.safetensors")[1]
     a, b = CLIPTextEncode.execute("a", clip)[0], CLIPTextEncode.execute("b", clip)[0]
     assert len(ConditioningCombine.execute(a, b)[0]) == 2
+
+
+def test_textual_inversion_embedding_stands_in_for_its_vectors(diffusion_services):
+    from safetensors.torch import save_file
+
+    from nodeloom.diffusion.tokenizer import clip_tokenizer
+
+    clip = CheckpointLoaderSimple.execute("tiny_sd1.safetensors")[1]
+    table = clip.encoders[0].embeddings.token_embedding.weight
+    ids = clip_tokenizer()("red car", add_special_tokens=False).input_ids
+    folder = diffusion_services.paths.models_dir / "embeddings"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({"emb_params": table[ids].detach().clone()}, str(folder / "redcar.safetensors"))
+    via_embedding, _ = _encode("a embedding:redcar, (embedding:redcar:1.2)", clip=clip)
+    via_words, _ = _encode("a red car, (red car:1.2)", clip=clip)
+    assert torch.allclose(via_embedding, via_words, atol=1e-6)
+    assert clip.encoders[0].embeddings.token_embedding.num_embeddings == 49408  # the table is restored
+
+
+def test_missing_embedding_names_it_and_the_folder(diffusion_services):
+    import pytest
+
+    from nodeloom.errors import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="nothere") as info:
+        _encode("embedding:nothere")
+    assert "embeddings" in str(info.value)
