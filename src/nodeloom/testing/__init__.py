@@ -1,0 +1,1 @@
+"""Builders of tiny, download-free fixtures shared by tests and benchmarks."""
