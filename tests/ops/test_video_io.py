@@ -4,15 +4,8 @@ import numpy as np
 import pytest
 
 from nodeloom.errors import ValidationError
-from nodeloom.ops.video_io import (
-    VIDEO_FORMATS,
-    read_audio,
-    read_video,
-    target_size,
-    to_pingpong,
-    write_animated_image,
-    write_video,
-)
+from nodeloom.ops.video_io import VIDEO_FORMATS, to_pingpong, write_animated_image, write_video
+from nodeloom.ops.video_read import read_audio, read_video, target_size
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,8 @@ from nodeloom.node_api import (
 )
 from nodeloom.paths import safe_join
 from nodeloom.nodes.video._common import AUDIO, to_frames, to_image
-from nodeloom.ops.video_io import VIDEO_FORMATS, read_audio, read_video, to_pingpong, write_animated_image, write_video
+from nodeloom.ops.video_io import VIDEO_FORMATS, to_pingpong, write_animated_image, write_video
+from nodeloom.ops.video_read import read_audio, read_video
 
 __all__ = ["LoadSkimageSample", "LoadVideo", "LoadVideoPath", "VideoCombine", "VideoInfo"]
 
@@ -253,6 +254,7 @@ class VideoCombine(Node):
         pbar = ProgressBar(len(frames))
         if format.startswith("image/"):
             write_animated_image(frames, target, fps=frame_rate, kind=ext, loop_count=loop_count, lossless=lossless)
+            pbar.update_absolute(len(frames))
         else:
             data = np.concatenate([frames] * (loop_count + 1)) if loop_count else frames
             write_video(data, target, fps=frame_rate, format=format, crf=crf,
