@@ -25,6 +25,14 @@ def _av() -> Any:
     return require("av", "video")
 
 
+def _open_container(path: Path) -> Any:
+    av = _av()
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise ValidationError(f"cannot open `{path.name}`: {exc}") from None
+
+
 def target_size(width: int, height: int, custom_width: int, custom_height: int, multiple: int = 1) -> tuple[int, int]:
     """VideoHelperSuite's sizing: 0 keeps the source; one given keeps the aspect ratio."""
     w, h = float(width), float(height)
@@ -112,12 +120,7 @@ def read_video(
 
 @contextlib.contextmanager
 def _open_av(path: Path) -> Iterator[tuple[Iterator[np.ndarray], float, int, int, int]]:
-    av = _av()
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as exc:
-        raise ValidationError(f"cannot open video `{path.name}`: {exc}") from None
-    with container:
+    with _open_container(path) as container:
         if not container.streams.video:
             raise ValidationError(f"`{path.name}` has no video stream")
         stream = container.streams.video[0]
@@ -178,11 +181,7 @@ def read_audio(path: str | Path, start: float = 0.0, duration: float = 0.0) -> d
         ``{"waveform": float32 [1,C,T] numpy, "sample_rate": int}`` or None.
     """
     av = _av()
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as exc:
-        raise ValidationError(f"cannot open `{Path(path).name}`: {exc}") from None
-    with container:
+    with _open_container(Path(path)) as container:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
