@@ -105,3 +105,6 @@ def test_bad_inputs_are_named(tmp_path, frames):
         read_video(write_video(frames, tmp_path / "y.mp4", fps=8), select_every_nth=0)
     with pytest.raises(ValidationError, match="images"):
         write_video(frames[0], tmp_path / "z.mp4", fps=8)
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
+    with pytest.raises(ValidationError, match="cannot open `junk.mp4`"):
+        read_video(tmp_path / "junk.mp4")
