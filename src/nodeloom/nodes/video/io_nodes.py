@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
 
-from nodeloom.errors import require
+from nodeloom.errors import NodeloomError, require
 from nodeloom.node_api import (
     IO,
     Boolean,
@@ -51,7 +51,10 @@ BIGMAX = 2**53 - 1
 
 
 def _input_videos() -> list[str]:
-    folder = services().paths.input_dir
+    try:
+        folder = services().paths.input_dir
+    except NodeloomError:  # INPUT_TYPES read with no engine active: no folder to list
+        return []
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
@@ -218,7 +221,9 @@ class VideoCombine(Node):
             String("filename_prefix", "AnimateDiff", tooltip="File name prefix; may contain a subfolder `sub/name`."),
             Combo("format", FORMATS, default="image/gif", tooltip="Output format."),
             Boolean("pingpong", False, tooltip="Play forward then backward."),
-            Boolean("save_output", True, tooltip="Save to the output folder (off: the temp folder)."),
+            # optional (default on) so workflows from older VideoHelperSuite versions, which
+            # called it `save_image`, still validate
+            Boolean("save_output", True, optional=True, tooltip="Save to the output folder (off: the temp folder)."),
             Custom(AUDIO, "audio", optional=True, tooltip="Audio to mux into video formats."),
             Int("crf", 19, min=0, max=100, optional=True, tooltip="Video quality, lower is better (default per format)."),
             Combo("pix_fmt", PIX_FMTS, default="yuv420p", optional=True, tooltip="Pixel format (must suit the format)."),
