@@ -122,6 +122,9 @@ def test_camera_nodes_render_and_combine(tmp_path):
         frames = nodes["RenderCameraMove"].execute(image=image, camera=seq, width=40, height=30)[0]
         stills = torch.cat([image, 1 - image])
         fades = nodes["RenderCameraMove"].execute(image=stills, camera=bez, keyframes="0, 3", crossfade=1)[0]
+    plot, text = nodes["CameraMovePlot"].execute(camera=seq, width=64, height=64)
+    fields = json.loads(text)["fields"]
+    assert plot.ndim == 4 and len(fields["zoom"]) == 12 and fields["x"][5] == pytest.approx(10.0)
     assert tuple(frames.shape) == (12, 30, 40, 3)
     assert tuple(fades.shape) == (6, 50, 75, 3)
     assert torch.allclose(fades[0], image[0], atol=1e-4)
