@@ -269,7 +269,8 @@ class VideoCombine(Node):
         preview = {"filename": target.name, "subfolder": subfolder, "type": kind, "format": format,
                    "frame_rate": frame_rate, "workflow": written[0].name if save_metadata else None,
                    "fullpath": str(target)}
-        ui = {"gifs": [preview], "images": [{k: preview[k] for k in ("filename", "subfolder", "type")}], "animated": [True]}
+        shown = {k: preview[k] for k in ("filename", "subfolder", "type", "format", "frame_rate")}
+        ui = {"gifs": [preview], "images": [shown], "animated": [True]}
         return NodeOutput((save_output, [str(p) for p in written]), ui=ui)
 
 
