@@ -132,3 +132,10 @@ def test_conversions_agree_with_the_colour_module_when_present():
     assert np.allclose(rgb_to_lab(rgb), np.asarray(color.rgb_to_lab(rgb)), atol=1e-4)
     hsv_ours, hsv_theirs = rgb_to_hsv(rgb), np.asarray(color.rgb_to_hsv(rgb))
     assert np.allclose(hsv_ours, hsv_theirs, atol=1e-6)
+
+
+def test_measuring_at_a_smaller_size(damaged):
+    small = measure_drift(damaged, max_side=64, include_warp=False)
+    assert small.flagged_frames("luma_jump") == list(FLICKER)
+    with pytest.raises(ValidationError, match="`max_side` must be ≥ 0"):
+        measure_drift(damaged, max_side=-1)
