@@ -190,7 +190,8 @@ class VideoInfo(Node):
         display_name="Video Info 🎥🅥🅗🅢",
         category=VHS_CATEGORY,
         inputs=[Custom("VHS_VIDEOINFO", "video_info", tooltip="The loader's video_info output.")],
-        outputs=[Output(t, f"{side}_{k}") for side in ("source", "loaded") for k, t in zip(_INFO_KEYS, _INFO_TYPES)],
+        outputs=[Output(t, f"{side}_{k}", tooltip=f"{k.replace('_', ' ')} of the {side} video")
+                 for side in ("source", "loaded") for k, t in zip(_INFO_KEYS, _INFO_TYPES)],
     )
 
     @classmethod
