@@ -268,8 +268,7 @@ class VideoCombine(Node):
                         metadata={"comment": json.dumps(meta)} if meta else None, audio=audio,
                         trim_to_audio=trim_to_audio, on_frame=lambda i: pbar.update_absolute(min(i + 1, len(frames))))
         preview = {"filename": target.name, "subfolder": subfolder, "type": kind, "format": format,
-                   "frame_rate": frame_rate, "workflow": written[0].name if save_metadata else None,
-                   "fullpath": str(target)}
+                   "frame_rate": frame_rate, "workflow": written[0].name if save_metadata else None}
         shown = {k: preview[k] for k in ("filename", "subfolder", "type", "format", "frame_rate")}
         ui = {"gifs": [preview], "images": [shown], "animated": [True]}
         return NodeOutput((save_output, [str(p) for p in written]), ui=ui)
