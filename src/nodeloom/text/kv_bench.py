@@ -209,6 +209,8 @@ def run_kv_benchmark(args: argparse.Namespace | dict[str, Any]) -> dict[str, Any
     bad = [m for m in modes if m not in CACHE_MODES]
     if bad:
         raise ValidationError(f"`--modes` must name modes from {list(CACHE_MODES)}, got {bad}")
+    if ns.threads > 0:
+        torch.set_num_threads(ns.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model = _bench_model(ns, Path(tmp))
         report = kv_report(
@@ -234,6 +236,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden-size", type=int, default=256, help="random model width")
     parser.add_argument("--layers", type=int, default=6, help="random model depth")
     parser.add_argument("--plot", default="kv_latency.png", help="PNG to write ('' for none)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
 
 
