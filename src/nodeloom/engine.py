@@ -150,6 +150,7 @@ class Engine:
             max_workers=cfg.max_workers,
             sequential=cfg.sequential,
         )
+        self._device_users: dict[type, bool] = {}
         self._current: dict[str, Any] = {}
         self._current_lock = threading.Lock()
         with activate_services(self.services):
@@ -177,20 +178,24 @@ class Engine:
         )
 
     def _device_lock_for(self, cls: type) -> Any:
-        if getattr(cls, "NODELOOM_USES_DEVICE", None) is False:
-            return None
-        if getattr(cls, "NODELOOM_USES_DEVICE", False):
-            return self.services.models.device_lock
+        if cls not in self._device_users:
+            self._device_users[cls] = self._uses_device(cls)
+        return self.services.models.device_lock if self._device_users[cls] else None
+
+    def _uses_device(self, cls: type) -> bool:
+        flag = getattr(cls, "NODELOOM_USES_DEVICE", None)
+        if flag is not None:
+            return bool(flag)
         try:
             types = cls.INPUT_TYPES()  # type: ignore[attr-defined]
         except Exception:  # noqa: BLE001 - treated as not a device user
-            return None
+            return False
         for section in ("required", "optional"):
             for spec in (types.get(section) or {}).values():
                 t = spec[0] if isinstance(spec, (tuple, list)) and spec else spec
                 if isinstance(t, str) and t in DEVICE_TYPES:
-                    return self.services.models.device_lock
-        return None
+                    return True
+        return False
 
     def _load_builtin_packs(self) -> None:
         import nodeloom.nodes as nodes_pkg

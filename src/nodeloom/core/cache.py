@@ -222,6 +222,7 @@ class SignatureBuilder:
         if sig is not None:
             return sig
         stack = [(node_id, False)]
+        visiting: set[str] = set()
         while stack:
             nid, ready = stack.pop()
             if nid in self.sigs:
@@ -231,9 +232,12 @@ class SignatureBuilder:
                 continue
             inputs = self.prompt.get_node(nid).get("inputs") or {}
             if not ready:
+                if nid in visiting:  # a dependency cycle: the run reports it
+                    continue
+                visiting.add(nid)
                 stack.append((nid, True))
                 for value in inputs.values():
-                    if is_link(value) and value[0] not in self.sigs and value[0] != nid:
+                    if is_link(value) and value[0] not in self.sigs and value[0] not in visiting:
                         stack.append((value[0], False))
                 continue
             self.sigs[nid] = self._immediate(nid, inputs)

@@ -201,6 +201,7 @@ class _Run:
         self.failed: set[str] = set()
         self.pending_subgraph: dict[str, list[tuple[bool, Any]]] = {}
         self.progress: dict[str, dict[str, Any]] = {}
+        self.inflight: dict[str, asyncio.Future[None]] = {}
         self.interrupted = False
 
     # ------------------------------------------------------------------ events
@@ -535,6 +536,25 @@ class _Run:
             results = resolve_subgraph_outputs(self.pending_subgraph.pop(nid), self.outputs)
             self._store(nid, merge_outputs(results, cls), None, cls)
             return SUCCESS, None
+        sig = self.sigs.signature(nid)
+        twin = self.inflight.get(sig)
+        if twin is not None:  # an identical node is running: share its result
+            await twin
+            if self.is_available(nid):
+                if nid in self.ui:
+                    self._executed_event(nid, self.ui[nid]["output"])
+                self._progress_state(nid, "finished")
+                return SUCCESS, None
+        done = asyncio.get_running_loop().create_future()
+        self.inflight[sig] = done
+        try:
+            return await self._compute(nid, node, class_type, cls)
+        finally:
+            if self.inflight.get(sig) is done:
+                del self.inflight[sig]
+            done.set_result(None)
+
+    async def _compute(self, nid: str, node: dict[str, Any], class_type: str, cls: type) -> tuple[str, dict[str, Any] | None]:
         self.ex.interrupt_flag.check()
         inputs, missing = self._input_data(nid, node, class_type)
         self.emit("executing", {"node": nid, "display_node": self.dp.get_display_node_id(nid), "prompt_id": self.prompt_id})
@@ -659,6 +679,9 @@ class _Run:
         results: dict[int, Any] = dict(blocked)
         if inspect.iscoroutinefunction(fn):
             results.update(await self._map_async(nid, fn, ctx, todo))
+        elif todo and len(self.running) <= 1 and not self.ready:
+            # nothing else can run meanwhile: skip the thread hop (keeps long chains cheap)
+            results.update(self._map_sync(nid, cls, fn, ctx, todo))
         elif todo:
             loop = asyncio.get_running_loop()
             results.update(await loop.run_in_executor(self.ex._pool, self._map_sync, nid, cls, fn, ctx, todo))

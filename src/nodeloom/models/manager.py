@@ -2,8 +2,11 @@
 
 One per engine (built by ``Engine`` and reached through ``node_api.services().models``).
 Packs call :meth:`ModelManager.load` with a key and a loader; the manager keeps the result,
-evicts least-recently-used models when the configured budget is exceeded, and frees
-everything on :meth:`free`. It imports torch lazily so the engine stays importable without it.
+evicts least-recently-used models when the configured budget is exceeded or host memory runs
+short, and frees everything on :meth:`free`. :meth:`ModelManager.prepare` moves a module onto the
+compute device (fp16 on CUDA) and, when the accelerator is short of memory, first moves the
+least-recently-used modules back to the CPU. It imports torch lazily so the engine stays
+importable without it.
 """
 
 from __future__ import annotations
@@ -65,6 +68,22 @@ def _object_bytes(obj: Any) -> int:
     return total
 
 
+def _host_available() -> int:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return 1 << 62
+
+
+def _modules_of(obj: Any) -> list[Any]:
+    """The torch modules an object holds directly (itself, or its attributes)."""
+    if callable(getattr(obj, "parameters", None)):
+        return [obj]
+    return [v for v in getattr(obj, "__dict__", {}).values() if callable(getattr(v, "parameters", None))]
+
+
 @dataclass
 class LoadedModel:
     key: tuple[Hashable, ...]
@@ -82,10 +101,16 @@ class ModelManager:
         budget_bytes: evict least-recently-used models above this total (None: no limit).
     """
 
-    def __init__(self, device: str | None = None, budget_bytes: int | None = None) -> None:
+    def __init__(self, device: str | None = None, budget_bytes: int | None = None,
+                 min_free_host_bytes: int = 0, device_reserve_bytes: int = 512 << 20) -> None:
         self._requested_device = device
         self.budget_bytes = budget_bytes
+        #: evict cached models while the host has less than this much memory available
+        self.min_free_host_bytes = min_free_host_bytes
+        #: headroom kept free on the accelerator besides the module being moved there
+        self.device_reserve_bytes = device_reserve_bytes
         self._models: OrderedDict[tuple[Hashable, ...], LoadedModel] = OrderedDict()
+        self._on_device: OrderedDict[int, Any] = OrderedDict()
         self._lock = threading.RLock()
         #: serialises work on one accelerator (one GPU job at a time per device)
         self.device_lock = threading.RLock()
@@ -124,10 +149,51 @@ class ModelManager:
         return model
 
     def _evict(self) -> None:
-        if self.budget_bytes is None:
-            return
-        while len(self._models) > 1 and self.loaded_bytes() > self.budget_bytes:
-            self._models.popitem(last=False)
+        while len(self._models) > 1 and self.budget_bytes is not None and self.loaded_bytes() > self.budget_bytes:
+            self._drop(self._models.popitem(last=False)[1])
+        while len(self._models) > 1 and self.min_free_host_bytes and _host_available() < self.min_free_host_bytes:
+            self._drop(self._models.popitem(last=False)[1])
+
+    def _drop(self, entry: LoadedModel) -> None:
+        for mod in _modules_of(entry.model):
+            self._on_device.pop(id(mod), None)
+
+    # ------------------------------------------------------------------ device placement
+    def prepare(self, module: Any, *, dtype: Any = None) -> Any:
+        """Move a torch module onto :attr:`device` (in ``dtype``, default :attr:`dtype`).
+
+        On CUDA, least-recently-prepared modules go back to the CPU first while free device
+        memory would drop under the module's size plus :attr:`device_reserve_bytes`.
+
+        Returns:
+            The module (moved in place).
+        """
+        import torch
+
+        device = self.device
+        dtype = dtype or self.dtype
+        with self._lock:
+            if device.type == "cuda":
+                need = _object_bytes(module) // max(1, next(module.parameters()).element_size()) * torch.empty(0, dtype=dtype).element_size()
+                on_dev = next(module.parameters()).device.type == "cuda"
+                while not on_dev and self._on_device and torch.cuda.mem_get_info(device)[0] < need + self.device_reserve_bytes:
+                    _, old = self._on_device.popitem(last=False)
+                    if old is not module:
+                        old.to("cpu")
+                        torch.cuda.empty_cache()
+            module.to(device=device, dtype=dtype)
+            self._on_device[id(module)] = module
+            self._on_device.move_to_end(id(module))
+        return module
+
+    def offload(self) -> int:
+        """Move every prepared module back to the CPU; returns how many."""
+        with self._lock:
+            mods = list(self._on_device.values())
+            self._on_device.clear()
+        for mod in mods:
+            mod.to("cpu")
+        return len(mods)
 
     def loaded_bytes(self) -> int:
         return sum(m.size_bytes for m in self._models.values())
@@ -145,6 +211,7 @@ class ModelManager:
         with self._lock:
             n = len(self._models)
             self._models.clear()
+            self._on_device.clear()
         import gc
 
         gc.collect()

@@ -1,0 +1,1 @@
+"""The ``nodeloom`` command-line interface (see :mod:`nodeloom.cli.main`)."""

@@ -1,0 +1,129 @@
+"""Reading workflow files for the CLI: API or UI JSON (or a PNG that embeds one), ``--set`` edits.
+
+Conversion of UI workflows uses the engine's registry for each node's ``INPUT_TYPES``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from nodeloom.core.context import activate_services
+from nodeloom.core.workflow_ui import detect_format, to_api
+from nodeloom.errors import WorkflowFormatError
+
+__all__ = ["apply_overrides", "embedded_workflow", "load_prompt", "parse_override", "read_workflow"]
+
+
+def read_workflow(path: str) -> Any:
+    """Parse a workflow from a ``.json`` file, ``-`` (stdin) or a PNG's ``prompt``/``workflow`` chunk.
+
+    Raises:
+        WorkflowFormatError: unreadable file, invalid JSON, or a PNG without a workflow.
+    """
+    try:
+        if path == "-":
+            return json.loads(sys.stdin.read())
+        file = Path(path)
+        if file.suffix.lower() == ".png":
+            return _png_workflow(file)
+        return json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise WorkflowFormatError(f"cannot read workflow `{path}`: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise WorkflowFormatError(f"`{path}` is not valid JSON: {exc}") from exc
+
+
+def _png_workflow(file: Path) -> Any:
+    from PIL import Image
+
+    with Image.open(file) as img:
+        text = dict(getattr(img, "text", {}) or {})
+    for key in ("prompt", "workflow"):
+        if key in text:
+            return json.loads(text[key])
+    raise WorkflowFormatError(f"`{file}` has no `prompt` or `workflow` text chunk")
+
+
+def _input_types(engine: Any) -> Any:
+    def input_types(class_type: str) -> dict[str, Any] | None:
+        cls = engine.registry.get(class_type)
+        return cls.INPUT_TYPES() if cls is not None else None
+
+    return input_types
+
+
+def load_prompt(engine: Any, path: str, *, with_ui: bool = False) -> Any:
+    """The API-format prompt of a workflow file (UI workflows converted with ``engine``'s nodes).
+
+    Args:
+        engine: supplies node definitions for the conversion.
+        path: see :func:`read_workflow`.
+        with_ui: also return the UI workflow when the file held one (else None).
+
+    Raises:
+        WorkflowFormatError: see :func:`read_workflow` and :func:`nodeloom.core.workflow_ui.to_api`.
+    """
+    data = read_workflow(path)
+    if detect_format(data) == "api":
+        return (data, None) if with_ui else data
+    with activate_services(engine.services):
+        prompt = to_api(data, _input_types(engine), engine.registry.display_name)
+    return (prompt, data) if with_ui else prompt
+
+
+def embedded_workflow(engine: Any, prompt: dict[str, Any], ui_workflow: Any) -> Any:
+    """The UI workflow to embed in saved PNGs: the given one, else one laid out from ``prompt``.
+
+    Returns None when the prompt names node types the engine does not know.
+    """
+    if ui_workflow is not None:
+        return ui_workflow
+    from nodeloom.compat.ui_export import api_to_ui
+
+    try:
+        with activate_services(engine.services):
+            return api_to_ui(prompt, _input_types(engine))
+    except (WorkflowFormatError, KeyError, TypeError, AttributeError):
+        return None  # validation reports what is wrong with the prompt
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Split ``NODE.INPUT=VALUE``; VALUE is JSON when it parses, else the plain string.
+
+    Raises:
+        WorkflowFormatError: no ``=`` or no ``.`` before it.
+    """
+    target, sep, raw = text.partition("=")
+    node, dot, name = target.rpartition(".")
+    if not sep or not dot or not node or not name:
+        raise WorkflowFormatError(f"`--set {text}` must look like NODE.INPUT=VALUE (e.g. 3.seed=42)")
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return node, name, value
+
+
+def apply_overrides(prompt: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Set inputs from ``--set`` options; NODE is a node id or a unique ``_meta.title``.
+
+    Returns:
+        The edited prompt (the same dict).
+
+    Raises:
+        WorkflowFormatError: unknown node, ambiguous title, or a malformed option.
+    """
+    for text in overrides:
+        node, name, value = parse_override(text)
+        if node not in prompt:
+            matches = [nid for nid, n in prompt.items() if (n.get("_meta") or {}).get("title") == node]
+            if len(matches) != 1:
+                reason = "matches several nodes" if matches else "is neither a node id nor a node title"
+                raise WorkflowFormatError(f"`--set {text}`: `{node}` {reason} in this workflow")
+            node = matches[0]
+        prompt[node].setdefault("inputs", {})[name] = value
+    return prompt

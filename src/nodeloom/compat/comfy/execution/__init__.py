@@ -1,0 +1,1 @@
+"""``comfy_execution``: the graph helpers custom nodes import (see ``graph`` and ``graph_utils``)."""

@@ -1,0 +1,109 @@
+"""The import hook that makes ComfyUI's module names resolve to nodeloom's shims.
+
+Custom-node packs written for ComfyUI import ``comfy.utils``, ``folder_paths``,
+``comfy_execution.graph_utils``... :func:`install` puts a finder first on ``sys.meta_path``
+that answers those names (and only those) with the modules in ``nodeloom.compat.comfy``,
+imported lazily on first use. Installing twice is harmless; it stays installed for the life
+of the process, because pack code imports these modules again while it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import threading
+import types
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["MODULE_MAP", "ComfyShimFinder", "install", "installed", "uninstall"]
+
+_SHIM = "nodeloom.compat.comfy"
+
+#: ComfyUI module name -> the nodeloom module that stands in for it.
+MODULE_MAP: dict[str, str] = {
+    "comfy": _SHIM,
+    "comfy.utils": f"{_SHIM}.utils",
+    "comfy.model_management": f"{_SHIM}.model_management",
+    "comfy.cli_args": f"{_SHIM}.cli_args",
+    "comfy.comfy_types": f"{_SHIM}.comfy_types",
+    "comfy.comfy_types.node_typing": f"{_SHIM}.comfy_types.node_typing",
+    "comfy_execution": f"{_SHIM}.execution",
+    "comfy_execution.graph": f"{_SHIM}.execution.graph",
+    "comfy_execution.graph_utils": f"{_SHIM}.execution.graph_utils",
+    "comfy_api": f"{_SHIM}.api",
+    "comfy_api.v0_0_2": f"{_SHIM}.api.v0_0_2",
+    "folder_paths": f"{_SHIM}.folder_paths",
+    "nodes": f"{_SHIM}.nodes_shim",
+    "server": f"{_SHIM}.server_shim",
+}
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Hands out an already-importable nodeloom module under its ComfyUI name."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._original_spec: Any = None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        module = importlib.import_module(self.target)
+        self._original_spec = module.__spec__
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        # importlib stamped the alias spec onto the shared module; keep its real identity
+        # so reloading or pickling by the nodeloom name still works.
+        if self._original_spec is not None:
+            module.__spec__ = self._original_spec
+
+
+class ComfyShimFinder(importlib.abc.MetaPathFinder):
+    """Finds the names in :data:`MODULE_MAP`; leaves every other import alone."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        shim = MODULE_MAP.get(fullname)
+        if shim is None:
+            return None
+        is_package = fullname in ("comfy", "comfy.comfy_types", "comfy_execution", "comfy_api")
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(shim), is_package=is_package)
+
+
+_lock = threading.Lock()
+
+
+def _find_installed() -> ComfyShimFinder | None:
+    return next((f for f in sys.meta_path if isinstance(f, ComfyShimFinder)), None)
+
+
+def installed() -> bool:
+    """Whether the hook is on ``sys.meta_path``."""
+    return _find_installed() is not None
+
+
+def install() -> ComfyShimFinder:
+    """Put the shim finder first on ``sys.meta_path`` (idempotent).
+
+    Returns:
+        The installed finder.
+    """
+    with _lock:
+        finder = _find_installed()
+        if finder is None:
+            finder = ComfyShimFinder()
+            sys.meta_path.insert(0, finder)
+        return finder
+
+
+def uninstall() -> None:
+    """Remove the finder and forget the aliases it created (for tests)."""
+    with _lock:
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, ComfyShimFinder)]
+        for name in MODULE_MAP:
+            module = sys.modules.get(name)
+            if module is not None and module.__name__.startswith(_SHIM):
+                del sys.modules[name]

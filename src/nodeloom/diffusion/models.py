@@ -1,0 +1,189 @@
+"""The opaque MODEL, CLIP and VAE values that flow between diffusion nodes.
+
+Each wraps shared diffusers/transformers modules plus per-value options (LoRA stack, CLIP
+layer, fast path), so nodes derive new values with :meth:`clone` and never mutate their inputs.
+Modules are moved to the compute device through the engine's ``ModelManager.prepare``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from nodeloom.diffusion.lora import LoraPatch, lora_active
+from nodeloom.diffusion.prompt import apply_weights, tokenize_weighted
+from nodeloom.diffusion.schedules import ModelSampling
+from nodeloom.diffusion.tokenizer import BOS_TOKEN_ID, EOS_TOKEN_ID, clip_tokenizer
+
+__all__ = ["ClipModel", "DiffusionModel", "VaeModel"]
+
+#: latent of a mid-grey image for SD-family VAEs (scaled), fed to inpainting UNets without a mask
+_GREY_LATENT = (0.8223, -0.6876, 0.6364, 0.1380)
+
+
+def _prepare(module: Any, manager: Any, dtype: Any = None) -> Any:
+    if manager is None:
+        return module
+    return manager.prepare(module, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class DiffusionModel:
+    """A denoising UNet and what sampling needs to know about it (ComfyUI's MODEL)."""
+
+    unet: Any
+    family: str
+    sampling: ModelSampling
+    latent_scale: float
+    inpaint: bool = False
+    loras: tuple[LoraPatch, ...] = ()
+    fast_path: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def clone(self, **changes: Any) -> DiffusionModel:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def is_sdxl(self) -> bool:
+        return self.family == "sdxl"
+
+    def blank_inpaint_latent(self, like: torch.Tensor) -> torch.Tensor:
+        """The (scaled) latent of a grey image, shaped like ``like``."""
+        grey = torch.tensor(_GREY_LATENT, dtype=like.dtype, device=like.device)
+        return torch.ones_like(like) * grey[None, :, None, None]
+
+
+@dataclass(frozen=True)
+class ClipModel:
+    """One or two CLIP text encoders with their tokenizer (ComfyUI's CLIP).
+
+    ``layer`` is ``stop_at_clip_layer`` (-1 = last); ``None`` means the family's default
+    (last for SD 1.x/2.x, penultimate without final norm for SDXL).
+    """
+
+    encoders: tuple[Any, ...]
+    family: str
+    layer_norm_hidden: bool = True
+    layer: int | None = None
+    loras: tuple[LoraPatch, ...] = ()
+
+    def clone(self, **changes: Any) -> ClipModel:
+        return dataclasses.replace(self, **changes)
+
+    def _layer(self) -> int:
+        if self.layer is not None:
+            return self.layer
+        return -2 if self.family == "sdxl" else -1
+
+    def _run(self, encoder: Any, ids: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        out = encoder(ids, output_hidden_states=True)
+        if layer == -1 and self.layer_norm_hidden:
+            hidden = out.last_hidden_state
+        else:
+            hidden = out.hidden_states[layer]
+            if self.layer_norm_hidden:
+                final_norm = getattr(encoder, "text_model", encoder).final_layer_norm
+                hidden = final_norm(hidden)
+        pooled = out.text_embeds if hasattr(out, "text_embeds") else out.pooler_output
+        return hidden, pooled
+
+    @torch.no_grad()
+    def encode(self, text: str, manager: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a (weighted, possibly long) prompt.
+
+        Returns:
+            ``(cond [1, 77*k, dim], pooled [1, pooled_dim])`` on the CPU in float32.
+        """
+        tok = clip_tokenizer()
+        layer = self._layer()
+        zs, pooled = [], None
+        for i, encoder in enumerate(self.encoders):
+            pad = 0 if (self.family == "sdxl" and i == 1) else EOS_TOKEN_ID
+            chunks = tokenize_weighted(tok, text, pad_id=pad, bos_id=BOS_TOKEN_ID, eos_id=EOS_TOKEN_ID)
+            enc = _prepare(encoder, manager)
+            dev = next(enc.parameters()).device
+            ids = torch.tensor([[t for t, _ in c] for c in chunks], device=dev)
+            weights = torch.tensor([[w for _, w in c] for c in chunks])
+            with lora_active(enc, self.loras, part=f"text_encoder{'_2' if i else ''}"):
+                z, p = self._run(enc, ids, layer)
+                if bool((weights != 1.0).any()):
+                    empty = tokenize_weighted(tok, "", pad_id=pad, bos_id=BOS_TOKEN_ID, eos_id=EOS_TOKEN_ID)
+                    z_empty, _ = self._run(enc, torch.tensor([[t for t, _ in empty[0]]], device=dev), layer)
+                    z = apply_weights(z, z_empty, weights)
+            zs.append(z.float().cpu().reshape(1, -1, z.shape[-1]))
+            pooled = p[:1].float().cpu()
+        return torch.cat(zs, dim=-1), pooled
+
+
+@dataclass(frozen=True)
+class VaeModel:
+    """An ``AutoencoderKL`` (ComfyUI's VAE). LATENT values hold its raw (unscaled) latents."""
+
+    vae: Any
+
+    @property
+    def downscale_ratio(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.config.latent_channels)
+
+    @torch.no_grad()
+    def encode(self, pixels: torch.Tensor, manager: Any = None) -> torch.Tensor:
+        """IMAGE ``[B,H,W,C]`` in 0..1 → latent ``[B,4,H/8,W/8]`` (the posterior mean)."""
+        vae = _prepare(self.vae, manager, torch.float32)
+        dev = next(vae.parameters()).device
+        x = pixels[..., :3].movedim(-1, 1).to(dev, torch.float32) * 2.0 - 1.0
+        return vae.encode(x).latent_dist.mode().float().cpu()
+
+    @torch.no_grad()
+    def decode(self, latent: torch.Tensor, manager: Any = None) -> torch.Tensor:
+        """Latent → IMAGE ``[B,H,W,3]`` in 0..1."""
+        vae = _prepare(self.vae, manager, torch.float32)
+        dev = next(vae.parameters()).device
+        img = vae.decode(latent.to(dev, torch.float32)).sample
+        return (img / 2 + 0.5).clamp(0, 1).movedim(1, -1).float().cpu()
+
+    def decode_tiled(self, latent: torch.Tensor, tile: int = 64, overlap: int = 8, manager: Any = None) -> torch.Tensor:
+        """Decode in overlapping latent tiles blended linearly (bounded memory for large images).
+
+        Args:
+            latent: ``[B,C,h,w]``.
+            tile: tile size in latent pixels.
+            overlap: overlap in latent pixels (clamped below ``tile // 2``).
+        """
+        b, _, h, w = latent.shape
+        r = self.downscale_ratio
+        overlap = max(0, min(overlap, tile // 2 - 1))
+        out = torch.zeros(b, h * r, w * r, 3)
+        weight = torch.zeros(1, h * r, w * r, 1)
+        stride = max(1, tile - overlap)
+        for y in range(0, max(h - overlap, 1), stride):
+            for x in range(0, max(w - overlap, 1), stride):
+                y0, x0 = min(y, max(h - tile, 0)), min(x, max(w - tile, 0))
+                part = self.decode(latent[:, :, y0:y0 + tile, x0:x0 + tile], manager)
+                mask = _ramp(part.shape[1], part.shape[2], overlap * r, y0 > 0, x0 > 0,
+                             y0 + tile < h, x0 + tile < w)
+                out[:, y0 * r:y0 * r + part.shape[1], x0 * r:x0 * r + part.shape[2]] += part * mask
+                weight[:, y0 * r:y0 * r + part.shape[1], x0 * r:x0 * r + part.shape[2]] += mask
+        return out / weight.clamp(min=1e-6)
+
+
+def _ramp(h: int, w: int, o: int, top: bool, left: bool, bottom: bool, right: bool) -> torch.Tensor:
+    """A blending weight that rises linearly over ``o`` pixels on the sides that overlap a neighbour."""
+    wy, wx = torch.ones(h), torch.ones(w)
+    if o > 0:
+        ramp = (torch.arange(o, dtype=torch.float32) + 1) / (o + 1)
+        if top:
+            wy[:o] = torch.minimum(wy[:o], ramp)
+        if bottom:
+            wy[-o:] = torch.minimum(wy[-o:], ramp.flip(0))
+        if left:
+            wx[:o] = torch.minimum(wx[:o], ramp)
+        if right:
+            wx[-o:] = torch.minimum(wx[-o:], ramp.flip(0))
+    return (wy[:, None] * wx[None, :])[None, :, :, None]

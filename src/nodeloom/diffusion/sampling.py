@@ -1,0 +1,221 @@
+"""The KSampler contract: seeded noise, sigma schedules, classifier-free guidance, masks, ControlNet.
+
+:func:`sample` is the one entry point (KSampler, KSamplerAdvanced and other packs call it): it
+builds a ``denoise(x, sigma)`` function around the UNet — input scaling, fractional timesteps,
+CFG over the positive/negative conditioning lists, inpainting channels, noise-mask blending,
+ControlNet residuals, LoRA adapters — and walks the chosen sampler over the chosen schedule.
+Noise comes from one CPU generator seeded with ``seed`` (initial noise first, then every
+stochastic step), so results are deterministic and match diffusers' pipelines drawn the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from nodeloom.diffusion.controlnet import control_residuals, prepare_controls
+from nodeloom.diffusion.fast_path import unet_forward
+from nodeloom.diffusion.lora import lora_active
+from nodeloom.diffusion.models import DiffusionModel
+from nodeloom.diffusion.samplers import DISCARD_PENULTIMATE, SAMPLERS
+from nodeloom.diffusion.schedules import denoise_sigmas
+from nodeloom.errors import ValidationError
+
+__all__ = ["prepare_noise", "sample", "sampler_sigmas"]
+
+StepCallback = Callable[[int, int, torch.Tensor], None]
+
+
+def prepare_noise(latent: torch.Tensor, seed: int, batch_index: list[int] | None = None) -> tuple[torch.Tensor, torch.Generator]:
+    """Seeded Gaussian noise shaped like ``latent`` and the generator that keeps drawing after it.
+
+    With ``batch_index`` (latents cut from a larger batch) each item gets the noise it would
+    have had in the full batch.
+    """
+    gen = torch.Generator(device="cpu").manual_seed(int(seed) & 0xFFFFFFFFFFFFFFFF)
+    shape = list(latent.shape)
+    if batch_index is None:
+        return torch.randn(shape, generator=gen, dtype=torch.float32), gen
+    draws = [torch.randn([1] + shape[1:], generator=gen, dtype=torch.float32) for _ in range(max(batch_index) + 1)]
+    return torch.cat([draws[i] for i in batch_index]), gen
+
+
+def sampler_sigmas(model: DiffusionModel, scheduler: str, sampler_name: str, steps: int, denoise: float = 1.0,
+                   start_step: int | None = None, last_step: int | None = None,
+                   force_full_denoise: bool = False) -> torch.Tensor:
+    """The sigmas KSampler/KSamplerAdvanced walk (ComfyUI's start/end step and denoise rules)."""
+    if sampler_name not in SAMPLERS:
+        raise ValidationError(f"`sampler_name` '{sampler_name}' is not supported; supported: {list(SAMPLERS)}")
+    sig = denoise_sigmas(model.sampling, scheduler, steps, denoise, sampler_name in DISCARD_PENULTIMATE)
+    if last_step is not None and last_step < len(sig) - 1:
+        sig = sig[: last_step + 1].clone()
+        if force_full_denoise:
+            sig[-1] = 0
+    if start_step is not None:
+        sig = sig[start_step:] if start_step < len(sig) - 1 else sig[:0]
+    return sig
+
+
+def _entries(conds: list[Any], batch: int, hw: tuple[int, int]) -> list[dict[str, Any]]:
+    out = []
+    for item in conds:
+        ctx, extra = item[0], dict(item[1]) if len(item) > 1 else {}
+        ctx = ctx if ctx.shape[0] == batch else ctx[:1].expand(batch, -1, -1)
+        out.append({"context": ctx, "extra": extra, "hw": hw, "strength": float(extra.get("strength", 1.0))})
+    return out
+
+
+def _added_cond(model: DiffusionModel, entry: dict[str, Any], batch: int, device: Any, dtype: Any) -> dict[str, Any] | None:
+    if not model.is_sdxl:
+        return None
+    extra = entry["extra"]
+    pooled = extra.get("pooled_output")
+    if pooled is None:
+        raise ValidationError("SDXL conditioning needs `pooled_output`; encode the prompt with an SDXL checkpoint's CLIP")
+    h, w = entry["hw"]
+    ids = [extra.get("height", h), extra.get("width", w), extra.get("crop_h", 0), extra.get("crop_w", 0),
+           extra.get("target_height", h), extra.get("target_width", w)]
+    time_ids = torch.tensor([ids], dtype=dtype, device=device).expand(batch, -1)
+    pooled = pooled.to(device, dtype)
+    return {"text_embeds": pooled if pooled.shape[0] == batch else pooled[:1].expand(batch, -1), "time_ids": time_ids}
+
+
+def _predict(model: DiffusionModel, unet: Any, entries: list[dict[str, Any]], x: torch.Tensor, sigma: torch.Tensor,
+             concat: torch.Tensor | None) -> list[torch.Tensor]:
+    """Denoised estimates, one per entry, from one batched UNet call."""
+    dtype = next(unet.parameters()).dtype
+    dev = x.device
+    c_in = 1.0 / torch.sqrt(sigma ** 2 + 1.0)
+    xin = x * c_in
+    if concat is not None:
+        xin = torch.cat([xin, concat], dim=1)
+    n, b = len(entries), x.shape[0]
+    t = model.sampling.timestep(sigma.cpu()).to(dev)
+    ctx = torch.cat([e["context"].to(dev, dtype) for e in entries])
+    added = [_added_cond(model, e, b, dev, dtype) for e in entries]
+    added_kw = None if added[0] is None else {k: torch.cat([a[k] for a in added]) for k in added[0]}
+    xin_all = xin.repeat(n, 1, 1, 1).to(dtype)
+    residuals = control_residuals(model, entries, xin_all, t, ctx, added_kw, sigma)
+    out = unet_forward(model, unet, xin_all, t, ctx, added_kw, residuals).float()
+    x_all = x.repeat(n, 1, 1, 1)
+    s = sigma.to(dev)
+    if model.sampling.prediction_type == "v_prediction":
+        den = x_all / (s ** 2 + 1) - out * s / torch.sqrt(s ** 2 + 1)
+    else:
+        den = x_all - out * s
+    return list(den.chunk(n))
+
+
+def _groups(entries: list[dict[str, Any]]) -> list[list[int]]:
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, e in enumerate(entries):
+        groups.setdefault(tuple(e["context"].shape[1:]), []).append(i)
+    return list(groups.values())
+
+
+def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: list[dict[str, Any]], cfg: float,
+            concat: torch.Tensor | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    use_neg = not math.isclose(cfg, 1.0)
+    entries = (neg if use_neg else []) + pos
+
+    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        dens: list[torch.Tensor | None] = [None] * len(entries)
+        for group in _groups(entries):
+            for i, d in zip(group, _predict(model, unet, [entries[i] for i in group], x, sigma, concat)):
+                dens[i] = d
+        def mix(lo: int, hi: int) -> torch.Tensor:
+            w = [entries[i]["strength"] for i in range(lo, hi)]
+            return sum(wi * dens[i] for wi, i in zip(w, range(lo, hi))) / max(sum(w), 1e-8)
+        cond = mix(len(entries) - len(pos), len(entries))
+        if not use_neg:
+            return cond
+        uncond = mix(0, len(neg))
+        return uncond + (cond - uncond) * cfg
+
+    return denoise
+
+
+def _masked(denoise: Callable[..., torch.Tensor], mask: torch.Tensor, latent: torch.Tensor,
+            noise: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Keep the unmasked area on the original latent's noising path (mask 1 = regenerate)."""
+
+    def wrapped(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        x = x * mask + (latent + noise * sigma) * (1 - mask)
+        return denoise(x, sigma) * mask + latent * (1 - mask)
+
+    return wrapped
+
+
+def _latent_mask(noise_mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    m = noise_mask.float().reshape(-1, 1, noise_mask.shape[-2], noise_mask.shape[-1])
+    m = F.interpolate(m, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    if m.shape[0] < like.shape[0]:
+        m = m.repeat(math.ceil(like.shape[0] / m.shape[0]), 1, 1, 1)[: like.shape[0]]
+    return m.to(like.device)
+
+
+def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: int, cfg: float, sampler_name: str,
+           scheduler: str, positive: list[Any], negative: list[Any], denoise: float = 1.0, add_noise: bool = True,
+           start_step: int | None = None, last_step: int | None = None, force_full_denoise: bool = False,
+           manager: Any = None, callback: StepCallback | None = None) -> dict[str, Any]:
+    """Denoise a LATENT; returns a new LATENT dict (input untouched).
+
+    Args:
+        model: the MODEL value.
+        latent: ``{"samples": [B,4,h,w], "noise_mask"?, "batch_index"?}`` (raw VAE latents).
+        seed / steps / cfg / sampler_name / scheduler / denoise: as KSampler.
+        positive / negative: CONDITIONING lists.
+        add_noise / start_step / last_step / force_full_denoise: as KSamplerAdvanced.
+        manager: the model manager (device placement); None keeps the CPU.
+        callback: ``(step, total, denoised)`` after each step (progress, interruption).
+
+    Raises:
+        ValidationError: unknown sampler or scheduler, bad steps, empty conditioning.
+    """
+    if not positive or not negative:
+        raise ValidationError("`positive` and `negative` must each hold at least one conditioning")
+    sigmas = sampler_sigmas(model, scheduler, sampler_name, steps, denoise, start_step, last_step, force_full_denoise)
+    out = dict(latent)
+    raw = latent["samples"]
+    if len(sigmas) < 2:
+        return out
+    noise, gen = prepare_noise(raw, seed, latent.get("batch_index")) if add_noise else (torch.zeros_like(raw), torch.Generator().manual_seed(int(seed) & 0xFFFFFFFFFFFFFFFF))
+    unet = manager.prepare(model.unet) if manager is not None else model.unet
+    prepare_controls([positive, negative], manager)
+    dev = next(unet.parameters()).device
+    lat = (raw.float() * model.latent_scale).to(dev)
+    noise, sigmas = noise.to(dev), sigmas.to(dev)
+    hw = (raw.shape[-2] * 8, raw.shape[-1] * 8)
+    mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
+    concat = None
+    if model.inpaint:
+        if mask is not None:
+            concat = torch.cat([mask, lat], dim=1)
+        else:
+            concat = torch.cat([torch.ones_like(lat[:, :1]), model.blank_inpaint_latent(lat)], dim=1)
+        concat = concat.to(next(unet.parameters()).dtype)
+    fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw), cfg, concat)
+    if mask is not None:
+        fn = _masked(fn, mask, lat, noise)
+    s0 = float(sigmas[0])
+    max_denoise = math.isclose(s0, model.sampling.sigma_max, rel_tol=1e-5) or s0 > model.sampling.sigma_max
+    x = lat + noise * (math.sqrt(1.0 + s0 ** 2) if max_denoise else s0)
+    total = len(sigmas) - 1
+
+    def step_cb(i: int, _x: torch.Tensor, den: torch.Tensor) -> None:
+        if callback is not None:
+            callback(i + 1, total, den)
+
+    def draw(like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(like.shape, generator=gen, dtype=torch.float32).to(like.device)
+
+    with torch.no_grad(), lora_active(unet, model.loras, part="unet"):
+        x = SAMPLERS[sampler_name](fn, x, sigmas, draw, step_cb)
+    if mask is not None:
+        x = x * mask + lat * (1 - mask)
+    out["samples"] = (x / model.latent_scale).float().cpu()
+    return out

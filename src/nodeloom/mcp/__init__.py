@@ -1,0 +1,31 @@
+"""nodeloom's MCP adapter: a server for agents (tools, resources, prompts), its policy sandbox,
+audit log and job store, and a small client used by the MCPToolCall node.
+
+The policy, audit, job and client modules import no MCP SDK at import time, so the sandbox
+checks work without the ``mcp`` extra; :func:`build_server` needs it
+(``pip install 'nodeloom[mcp]'``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nodeloom.mcp.audit import AuditLog
+from nodeloom.mcp.jobs import Job, JobRunner, JobStore
+from nodeloom.mcp.policy import Policy, ServerSpec, load_policy
+
+__all__ = ["AuditLog", "Job", "JobRunner", "JobStore", "Policy", "ServerSpec", "build_server", "load_policy"]
+
+
+def build_server(engine: Any, policy: Policy | None = None, **kw: Any) -> Any:
+    """A :class:`nodeloom.mcp.server.NodeloomMCP` over ``engine``.
+
+    Raises:
+        MissingDependencyError: the ``mcp`` SDK is not installed.
+    """
+    from nodeloom.errors import require
+
+    require("mcp.server.mcpserver", "mcp")
+    from nodeloom.mcp.server import NodeloomMCP
+
+    return NodeloomMCP(engine, policy, **kw)

@@ -1,0 +1,375 @@
+"""Jobs of the MCP server: a store with idempotency keys and a thread-backed runner.
+
+A job is one submitted workflow. :class:`JobStore` keeps every job (in memory, mirrored to
+SQLite when given a file) and maps client-supplied idempotency keys to jobs, so a retried
+submission returns the first job instead of running twice — also across a restart, when
+the store has a file. :class:`JobRunner` runs queued jobs one at a time on a worker thread
+through :meth:`Engine.run`, turning engine events into progress snapshots and enforcing
+the policy's run-time and output-size limits. No MCP SDK import here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nodeloom.core.events import Event
+from nodeloom.errors import NodeloomError, PolicyDeniedError, ValidationError
+from nodeloom.mcp.audit import arguments_digest
+from nodeloom.mcp.policy import Policy
+
+__all__ = ["TERMINAL", "Job", "JobRunner", "JobStore", "Progress"]
+
+TERMINAL = frozenset({"success", "error", "interrupted", "cancelled"})
+_COLUMNS = ("id", "key", "digest", "status", "who", "created", "started", "finished", "prompt", "result", "error")
+
+
+@dataclass
+class Progress:
+    """A progress snapshot; ``seq`` grows on every change so waiters can tell news apart."""
+
+    value: float = 0.0
+    total: float = 1.0
+    message: str = "queued"
+    seq: int = 0
+
+
+@dataclass
+class Job:
+    """One submitted workflow and what became of it."""
+
+    id: str
+    prompt: dict[str, Any]
+    key: str | None = None
+    digest: str = ""
+    who: str = ""
+    status: str = "queued"
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    progress: Progress = field(default_factory=Progress)
+    cancel_requested: bool = False
+    done: threading.Event = field(default_factory=threading.Event, repr=False)
+    _finished_nodes: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-safe view (no prompt)."""
+        return {
+            "job_id": self.id,
+            "status": self.status,
+            "idempotency_key": self.key,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "progress": {"value": self.progress.value, "total": self.progress.total, "message": self.progress.message},
+            "error": self.error,
+        }
+
+    def _set_progress(self, value: float, message: str) -> None:
+        total = float(max(len(self.prompt), len(self._finished_nodes), 1))
+        p = self.progress
+        self.progress = Progress(min(value, total), total, message, p.seq + 1)
+
+
+class JobStore:
+    """Every job of this server, by id and by idempotency key.
+
+    Args:
+        path: SQLite file mirroring the jobs (``None``: memory only). Jobs left queued or
+            running by a previous process are marked ``interrupted`` when it is opened.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}
+        self._keys: dict[str, str] = {}
+        self._db: sqlite3.Connection | None = None
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False)
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS jobs ({', '.join(c + ' TEXT' for c in _COLUMNS)}, PRIMARY KEY (id))")
+            self._db.commit()
+            self._load()
+
+    def _load(self) -> None:
+        assert self._db is not None
+        for row in self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs ORDER BY created"):
+            rec = dict(zip(_COLUMNS, row))
+            job = Job(
+                id=rec["id"], prompt=json.loads(rec["prompt"] or "{}"), key=rec["key"], digest=rec["digest"] or "", who=rec["who"] or "",
+                status=rec["status"], created=float(rec["created"]), started=_float(rec["started"]), finished=_float(rec["finished"]),
+                result=json.loads(rec["result"]) if rec["result"] else None, error=json.loads(rec["error"]) if rec["error"] else None,
+            )
+            if not job.terminal:
+                job.status = "interrupted"
+                job.error = {"type": "interrupted", "message": "the MCP server stopped before this job finished", "details": "", "extra_info": {}}
+                self.save(job)
+            job.done.set()
+            self._jobs[job.id] = job
+            if job.key:
+                self._keys[job.key] = job.id
+
+    def save(self, job: Job) -> None:
+        """Write a job's record to the SQLite mirror (no-op in memory mode)."""
+        if self._db is None:
+            return
+        values = (
+            job.id, job.key, job.digest, job.status, job.who, repr(job.created), _opt(job.started), _opt(job.finished),
+            json.dumps(job.prompt, default=str), json.dumps(job.result, default=str) if job.result is not None else None,
+            json.dumps(job.error, default=str) if job.error is not None else None,
+        )
+        with self._lock:
+            self._db.execute(f"INSERT OR REPLACE INTO jobs VALUES ({', '.join('?' * len(_COLUMNS))})", values)
+            self._db.commit()
+
+    def create(self, prompt: dict[str, Any], *, key: str | None, who: str) -> tuple[Job, bool]:
+        """A new queued job, or the existing one for ``key``.
+
+        Returns:
+            ``(job, created)``; ``created`` is False when ``key`` was seen before.
+
+        Raises:
+            ValidationError: ``key`` was used before for a different workflow.
+        """
+        digest = arguments_digest(prompt)
+        with self._lock:
+            if key is not None and key in self._keys:
+                job = self._jobs[self._keys[key]]
+                if job.digest != digest:
+                    raise ValidationError(
+                        f"idempotency key `{key}` was already used for a different workflow (job `{job.id}`); use a new key",
+                        type="idempotency_key_conflict",
+                        extra_info={"job_id": job.id},
+                    )
+                return job, False
+            job = Job(id=uuid.uuid4().hex, prompt=prompt, key=key, digest=digest, who=who)
+            self._jobs[job.id] = job
+            if key is not None:
+                self._keys[key] = job.id
+        self.save(job)
+        return job, True
+
+    def has_key(self, key: str) -> bool:
+        with self._lock:
+            return key in self._keys
+
+    def get(self, job_id: str) -> Job:
+        """The job with id ``job_id``.
+
+        Raises:
+            ValidationError: no such job.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise ValidationError(f"job `{job_id}` does not exist", type="unknown_job", extra_info={"job_id": job_id})
+        return job
+
+    def list(self, status: str | None = None, limit: int = 50) -> list[Job]:
+        """Newest first, optionally only those with ``status``."""
+        with self._lock:
+            jobs = sorted(self._jobs.values(), key=lambda j: j.created, reverse=True)
+        return [j for j in jobs if status is None or j.status == status][: max(limit, 0)]
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if not j.terminal)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+class JobRunner:
+    """Runs queued jobs one at a time through an engine on a daemon thread.
+
+    Args:
+        engine: the :class:`~nodeloom.engine.Engine` to run on.
+        store: where jobs live.
+        policy: run-time, queue and output-size limits.
+    """
+
+    def __init__(self, engine: Any, store: JobStore, policy: Policy) -> None:
+        self.engine = engine
+        self.store = store
+        self.policy = policy
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._current: Job | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name="nodeloom-mcp-jobs", daemon=True)
+        self._thread.start()
+
+    def submit(self, prompt: dict[str, Any], *, key: str | None = None, who: str = "") -> tuple[Job, bool]:
+        """Queue ``prompt`` (already validated and policy-checked) unless ``key`` names a job.
+
+        Returns:
+            ``(job, created)``.
+
+        Raises:
+            PolicyDeniedError: rule ``limits.max_queued_jobs``.
+            ValidationError: the key was used for a different workflow.
+        """
+        limit = self.policy.limits.max_queued_jobs
+        if limit and self.store.pending() >= limit and not (key is not None and self.store.has_key(key)):
+            raise PolicyDeniedError(
+                f"policy rule `limits.max_queued_jobs`: {limit} jobs are already waiting or running; try again later",
+                extra_info={"rule": "limits.max_queued_jobs"},
+            )
+        job, created = self.store.create(prompt, key=key, who=who)
+        if created:
+            self._queue.put(job)
+        return job, created
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job or interrupt a running one (no-op on finished jobs)."""
+        job = self.store.get(job_id)
+        with self._lock:
+            if job.terminal:
+                return job
+            job.cancel_requested = True
+            if job.status == "queued":
+                self._finish(job, "cancelled", error={"type": "cancelled", "message": "cancelled before it started", "details": "", "extra_info": {}})
+            elif self._current is job:
+                self.engine.interrupt()
+        return job
+
+    def close(self) -> None:
+        """Stop the worker after the running job (queued ones stay queued)."""
+        self._queue.put(None)
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            with self._lock:
+                if job.terminal:
+                    continue
+                job.status, job.started = "running", time.time()
+                job._set_progress(0.0, "started")
+                self._current = job
+            self.store.save(job)
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._current = None
+
+    def _run(self, job: Job) -> None:
+        deny: list[NodeloomError] = []
+        timer = None
+        max_s = self.policy.limits.max_run_seconds
+        if max_s:
+            timer = threading.Timer(max_s, self._time_out, args=(job, deny, max_s))
+            timer.daemon = True
+            timer.start()
+        try:
+            result = self.engine.run(job.prompt, prompt_id=job.id, client_id=job.who or None, on_event=lambda ev: self._on_event(job, ev, deny))
+        except NodeloomError as exc:
+            self._finish(job, "error", error=exc.to_dict() | ({"node_errors": exc.node_errors} if hasattr(exc, "node_errors") else {}))
+            return
+        except Exception as exc:  # noqa: BLE001 - the job records any failure instead of killing the worker
+            self._finish(job, "error", error={"type": type(exc).__name__, "message": str(exc), "details": "", "extra_info": {}})
+            return
+        finally:
+            if timer is not None:
+                timer.cancel()
+        summary = result.to_dict()
+        if deny:
+            self._finish(job, "error", result=summary, error=deny[0].to_dict())
+        elif job.cancel_requested and result.status != "success":
+            self._finish(job, "cancelled", result=summary, error={"type": "cancelled", "message": "cancelled while running", "details": "", "extra_info": {}})
+        else:
+            error = result.errors[0] if result.errors else None
+            self._finish(job, result.status, result=summary, error=_error_payload(error))
+
+    def _time_out(self, job: Job, deny: list[NodeloomError], max_s: float) -> None:
+        if not job.terminal:
+            deny.append(PolicyDeniedError(f"policy rule `limits.max_run_seconds`: the run took longer than {max_s:g} s and was stopped", extra_info={"rule": "limits.max_run_seconds"}))
+            self.engine.interrupt()
+
+    def _on_event(self, job: Job, event: Event, deny: list[NodeloomError]) -> None:
+        data = event.data or {}
+        if event.type == "execution_start" and job.cancel_requested:
+            self.engine.interrupt()
+        elif event.type == "execution_cached":
+            job._finished_nodes.update(str(n) for n in data.get("nodes", []))
+            job._set_progress(float(len(job._finished_nodes)), f"{len(data.get('nodes', []))} node(s) cached")
+        elif event.type == "executing" and data.get("node") is not None:
+            node = str(data["node"])
+            job._set_progress(float(len(job._finished_nodes)), f"running node {node} ({_class_of(job, node)})")
+        elif event.type == "progress":
+            node, value, total = str(data.get("node")), float(data.get("value", 0)), float(data.get("max", 1) or 1)
+            frac = min(max(value / total, 0.0), 0.999)
+            job._set_progress(len(job._finished_nodes) + frac, f"node {node} ({_class_of(job, node)}): step {int(value)}/{int(total)}")
+        elif event.type == "executed":
+            node = str(data.get("node"))
+            job._finished_nodes.add(node)
+            job._set_progress(float(len(job._finished_nodes)), f"node {node} ({_class_of(job, node)}) done")
+            self._check_output_size(job, data.get("output") or {}, deny)
+
+    def _check_output_size(self, job: Job, ui: dict[str, Any], deny: list[NodeloomError]) -> None:
+        from nodeloom.mcp.outputs import image_size
+
+        for ref in ui.get("images", []) or []:
+            size = image_size(self.engine.paths, ref)
+            if size is None:
+                continue
+            try:
+                self.policy.check_pixels(size[0], size[1], where=f"output image `{ref.get('filename')}`")
+            except PolicyDeniedError as exc:
+                deny.append(exc)
+                self.engine.interrupt()
+                return
+
+    def _finish(self, job: Job, status: str, *, result: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> None:
+        job.status, job.finished = status, time.time()
+        job.result, job.error = result, error
+        if status == "success":
+            job._set_progress(job.progress.total, "done")
+        else:
+            job._set_progress(job.progress.value, status)
+        self.store.save(job)
+        job.done.set()
+
+
+def _class_of(job: Job, node: str) -> str:
+    entry = job.prompt.get(node)
+    return str(entry.get("class_type")) if isinstance(entry, dict) else "?"
+
+
+def _error_payload(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    message = error.get("exception_message") or error.get("message") or "execution failed"
+    return {
+        "type": error.get("type", "execution_error"),
+        "message": str(message),
+        "details": str(error.get("details", "")),
+        "extra_info": {"node_id": error.get("node_id"), "node_type": error.get("node_type"), "exception_type": error.get("exception_type")},
+    }
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if value not in (None, "") else None
+
+
+def _opt(value: float | None) -> str | None:
+    return repr(value) if value is not None else None

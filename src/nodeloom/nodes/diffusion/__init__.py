@@ -1,0 +1,27 @@
+"""The diffusion pack: Stable Diffusion 1.x/2.x/SDXL nodes with ComfyUI's names, inputs and defaults.
+
+Checkpoint/VAE/LoRA/ControlNet loaders, CLIP text encoding, KSampler(Advanced), latent and VAE
+nodes, inpainting and ControlNet. Model code comes from diffusers/transformers; loading,
+sampling and memory live in :mod:`nodeloom.diffusion`. Heavy imports stay inside node calls
+where an optional extra is involved, so the pack registers without them.
+"""
+
+from nodeloom.node_api import mappings
+from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode, ConditioningCombine
+from nodeloom.nodes.diffusion.controlnet import Canny, ControlNetApplyAdvanced, ControlNetLoader
+from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
+from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple, CLIPSetLastLayer, VAELoader
+from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
+from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
+from nodeloom.nodes.diffusion.vae import VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
+    CheckpointLoaderSimple, VAELoader, CLIPSetLastLayer, LoraLoader, LoraLoaderModelOnly,
+    CLIPTextEncode, ConditioningCombine,
+    EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask,
+    KSampler, KSamplerAdvanced,
+    VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint,
+    ControlNetLoader, ControlNetApplyAdvanced, Canny,
+)

@@ -1,0 +1,42 @@
+"""Helpers the diffusion nodes share: model-folder combos, services, progress callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from nodeloom.core.context import current_services
+from nodeloom.node_api import ProgressBar
+
+__all__ = ["file_list", "manager", "settings", "step_progress"]
+
+
+def file_list(folder: str) -> Callable[[], list[str]]:
+    """A combo option callable listing a model folder (empty when no engine is active)."""
+
+    def names() -> list[str]:
+        svc = current_services(required=False)
+        return svc.paths.get_filename_list(folder) if svc is not None else []
+
+    return names
+
+
+def manager() -> Any:
+    """The engine's model manager, or None outside an engine."""
+    svc = current_services(required=False)
+    return svc.models if svc is not None else None
+
+
+def settings() -> dict[str, Any]:
+    svc = current_services(required=False)
+    return dict(svc.settings) if svc is not None else {}
+
+
+def step_progress(total: int) -> Callable[[int, int, Any], None]:
+    """A sampler callback reporting each step (and honouring interruption)."""
+    bar = ProgressBar(total)
+
+    def tick(step: int, steps: int, _denoised: Any) -> None:
+        bar.update_absolute(step, steps)
+
+    return tick

@@ -1,0 +1,109 @@
+"""ControlNet nodes: ControlNetLoader, ControlNetApplyAdvanced and the Canny preprocessor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nodeloom.core.context import current_services
+from nodeloom.diffusion.controlnet import ControlNetModel, ControlSpec
+from nodeloom.errors import ModelNotFoundError, require
+from nodeloom.models.manager import model_key
+from nodeloom.node_api import IO, Combo, Conditioning, Custom, Float, Image, Node, Output, Schema, Vae
+from nodeloom.nodes.diffusion._common import file_list
+from nodeloom.ops.canny import canny_edges
+
+__all__ = ["Canny", "ControlNetApplyAdvanced", "ControlNetLoader", "load_controlnet"]
+
+
+def load_controlnet(path: Path) -> Any:
+    """Load a diffusers ControlNet: a folder with ``config.json``, or a weights file beside one.
+
+    Raises:
+        ModelNotFoundError: no ``config.json`` next to the weights.
+    """
+    diffusers = require("diffusers", "diffusion")
+    folder = path if path.is_dir() else path.parent
+    if not (folder / "config.json").is_file():
+        raise ModelNotFoundError(
+            f"ControlNet `{path.name}` needs its diffusers `config.json`; searched: {folder}",
+            extra_info={"name": "config.json", "searched": [str(folder)]})
+    if path.is_dir():
+        return diffusers.ControlNetModel.from_pretrained(str(path), local_files_only=True).eval()
+    net = diffusers.ControlNetModel.from_config(diffusers.ControlNetModel.load_config(str(folder)))
+    from nodeloom.diffusion.checkpoint import load_state_dict
+
+    net.load_state_dict(load_state_dict(path))
+    return net.eval()
+
+
+class ControlNetLoader(Node):
+    """Loads a ControlNet model (diffusers format) from models/controlnet."""
+
+    SCHEMA = Schema(
+        "ControlNetLoader", display_name="Load ControlNet Model", category="loaders",
+        inputs=[Combo("control_net_name", file_list("controlnet"), tooltip="The ControlNet to load.")],
+        outputs=[Output(IO.CONTROL_NET, "CONTROL_NET")],
+    )
+
+    @classmethod
+    def execute(cls, control_net_name: str) -> tuple[Any, ...]:
+        svc = current_services()
+        path = svc.paths.get_full_path("controlnet", control_net_name)
+        net = svc.models.load(model_key(path, "controlnet"), lambda: load_controlnet(path))
+        return (ControlNetModel(net),)
+
+
+class ControlNetApplyAdvanced(Node):
+    """Guides sampling with a ControlNet and a hint image, between start and end percent of the schedule."""
+
+    SCHEMA = Schema(
+        "ControlNetApplyAdvanced", display_name="Apply ControlNet", category="conditioning/controlnet",
+        inputs=[Conditioning("positive", tooltip="Positive conditioning."),
+                Conditioning("negative", tooltip="Negative conditioning."),
+                Custom(IO.CONTROL_NET, "control_net", tooltip="The ControlNet."),
+                Image("image", tooltip="The hint image (e.g. Canny edges)."),
+                Float("strength", 1.0, min=0.0, max=10.0, step=0.01, tooltip="Residual scale (0 = off)."),
+                Float("start_percent", 0.0, min=0.0, max=1.0, step=0.001, tooltip="Start of the active window."),
+                Float("end_percent", 1.0, min=0.0, max=1.0, step=0.001, tooltip="End of the active window."),
+                Vae("vae", optional=True, tooltip="Unused by diffusers ControlNets; accepted for compatibility.")],
+        outputs=[Output(IO.CONDITIONING, "positive"), Output(IO.CONDITIONING, "negative")],
+    )
+
+    @classmethod
+    def execute(cls, positive: list[Any], negative: list[Any], control_net: ControlNetModel, image: torch.Tensor,
+                strength: float, start_percent: float, end_percent: float, vae: Any = None) -> tuple[Any, ...]:
+        if strength == 0:
+            return (positive, negative)
+        specs: dict[int, ControlSpec] = {}
+        out = []
+        for cond in (positive, negative):
+            items = []
+            for item in cond:
+                extra = dict(item[1])
+                prev = extra.get("control")
+                if id(prev) not in specs:
+                    specs[id(prev)] = ControlSpec(control_net, image, float(strength), float(start_percent),
+                                                  float(end_percent), prev)
+                extra["control"] = specs[id(prev)]
+                items.append([item[0], extra])
+            out.append(items)
+        return (out[0], out[1])
+
+
+class Canny(Node):
+    """Canny edge detection (OpenCV), e.g. for a canny ControlNet hint."""
+
+    SCHEMA = Schema(
+        "Canny", display_name="Canny", category="image/preprocessors",
+        inputs=[Image("image", tooltip="The image."),
+                Float("low_threshold", 0.4, min=0.01, max=0.99, step=0.01, tooltip="Lower hysteresis threshold (0..1)."),
+                Float("high_threshold", 0.8, min=0.01, max=0.99, step=0.01, tooltip="Upper hysteresis threshold (0..1).")],
+        outputs=[Output(IO.IMAGE, "IMAGE")],
+    )
+
+    @classmethod
+    def execute(cls, image: torch.Tensor, low_threshold: float, high_threshold: float) -> tuple[Any, ...]:
+        return (canny_edges(image, low_threshold, high_threshold),)

@@ -1,0 +1,78 @@
+"""Loader nodes: CheckpointLoaderSimple, VAELoader, CLIPSetLastLayer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nodeloom.core.context import current_services
+from nodeloom.diffusion.checkpoint import load_checkpoint, load_vae_file
+from nodeloom.diffusion.models import ClipModel, DiffusionModel, VaeModel
+from nodeloom.diffusion.schedules import ModelSampling
+from nodeloom.models.manager import model_key
+from nodeloom.node_api import IO, Clip, Combo, Int, Node, Output, Schema
+from nodeloom.nodes.diffusion._common import file_list, settings
+
+__all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "VAELoader", "load_checkpoint_values"]
+
+
+def load_checkpoint_values(ckpt_name: str) -> tuple[DiffusionModel, ClipModel, VaeModel]:
+    """Resolve ``ckpt_name`` in the checkpoints folder and return (MODEL, CLIP, VAE), cached by file."""
+    svc = current_services()
+    path = svc.paths.get_full_path("checkpoints", ckpt_name)
+    allow = bool(svc.settings.get("allow_unsafe_pickle", False))
+    parts = svc.models.load(model_key(path, "sd-checkpoint"), lambda: load_checkpoint(path, allow_pickle=allow))
+    model = DiffusionModel(parts.unet, parts.family, ModelSampling(prediction_type=parts.prediction_type),
+                           parts.latent_scale, parts.inpaint,
+                           fast_path=bool(settings().get("diffusion_fast_path", False)), extra={})
+    clip = ClipModel(tuple(parts.text_encoders), parts.family, parts.clip_layer_norm_hidden)
+    return model, clip, VaeModel(parts.vae)
+
+
+class CheckpointLoaderSimple(Node):
+    """Loads a diffusion model checkpoint, diffusion models are used to denoise latents."""
+
+    SCHEMA = Schema(
+        "CheckpointLoaderSimple", display_name="Load Checkpoint", category="loaders",
+        inputs=[Combo("ckpt_name", file_list("checkpoints"), tooltip="The name of the checkpoint (model) to load.")],
+        outputs=[Output(IO.MODEL, "MODEL", tooltip="The model used for denoising latents."),
+                 Output(IO.CLIP, "CLIP", tooltip="The CLIP model used for encoding text prompts."),
+                 Output(IO.VAE, "VAE", tooltip="The VAE model used for encoding and decoding images to and from latent space.")],
+    )
+
+    @classmethod
+    def execute(cls, ckpt_name: str) -> tuple[Any, ...]:
+        return load_checkpoint_values(ckpt_name)
+
+
+class VAELoader(Node):
+    """Loads a VAE (single .safetensors in the SD layout, or a diffusers folder) from models/vae."""
+
+    SCHEMA = Schema(
+        "VAELoader", display_name="Load VAE", category="loaders",
+        inputs=[Combo("vae_name", file_list("vae"), tooltip="The name of the VAE to load.")],
+        outputs=[Output(IO.VAE, "VAE")],
+    )
+
+    @classmethod
+    def execute(cls, vae_name: str) -> tuple[Any, ...]:
+        svc = current_services()
+        path = svc.paths.get_full_path("vae", vae_name)
+        allow = bool(svc.settings.get("allow_unsafe_pickle", False))
+        vae = svc.models.load(model_key(path, "vae"), lambda: load_vae_file(path, allow_pickle=allow))
+        return (VaeModel(vae),)
+
+
+class CLIPSetLastLayer(Node):
+    """Uses the output of an earlier CLIP layer (ComfyUI's "CLIP skip"): -1 is the last layer, -2 the one before."""
+
+    SCHEMA = Schema(
+        "CLIPSetLastLayer", display_name="CLIP Set Last Layer", category="conditioning",
+        inputs=[Clip("clip", tooltip="The CLIP model to change."),
+                Int("stop_at_clip_layer", -1, min=-24, max=-1, step=1,
+                    tooltip="The layer whose output is used (-1 = last).")],
+        outputs=[Output(IO.CLIP, "CLIP")],
+    )
+
+    @classmethod
+    def execute(cls, clip: ClipModel, stop_at_clip_layer: int) -> tuple[Any, ...]:
+        return (clip.clone(layer=int(stop_at_clip_layer)),)

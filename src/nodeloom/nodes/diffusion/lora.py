@@ -1,0 +1,69 @@
+"""LoRA nodes: LoraLoader and LoraLoaderModelOnly (stackable; strengths may be negative)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nodeloom.core.context import current_services
+from nodeloom.diffusion.lora import LoraPatch, read_lora
+from nodeloom.diffusion.models import ClipModel, DiffusionModel
+from nodeloom.models.manager import model_key
+from nodeloom.node_api import IO, Clip, Combo, Float, Model, Node, Output, Schema
+from nodeloom.nodes.diffusion._common import file_list
+
+__all__ = ["LoraLoader", "LoraLoaderModelOnly", "apply_lora"]
+
+
+def apply_lora(model: DiffusionModel, clip: ClipModel | None, lora_name: str, strength_model: float,
+               strength_clip: float) -> tuple[DiffusionModel, ClipModel | None]:
+    """New MODEL/CLIP values with the LoRA added to their stacks (the inputs are unchanged)."""
+    if strength_model == 0 and strength_clip == 0:
+        return model, clip
+    svc = current_services()
+    path = svc.paths.get_full_path("loras", lora_name)
+    lora = svc.models.load(model_key(path, "lora", model.family),
+                           lambda: read_lora(path, model.unet.config, model.is_sdxl))
+    new_model = model.clone(loras=model.loras + (LoraPatch(lora, float(strength_model)),)) if strength_model else model
+    new_clip = clip
+    if clip is not None and strength_clip:
+        new_clip = clip.clone(loras=clip.loras + (LoraPatch(lora, float(strength_clip)),))
+    return new_model, new_clip
+
+
+class LoraLoader(Node):
+    """LoRAs are used to modify diffusion and CLIP models, altering the way in which latents are denoised such as applying styles. Multiple LoRA nodes can be linked together."""
+
+    SCHEMA = Schema(
+        "LoraLoader", display_name="Load LoRA", category="loaders",
+        inputs=[Model("model", tooltip="The diffusion model the LoRA will be applied to."),
+                Clip("clip", tooltip="The CLIP model the LoRA will be applied to."),
+                Combo("lora_name", file_list("loras"), tooltip="The name of the LoRA."),
+                Float("strength_model", 1.0, min=-100.0, max=100.0, step=0.01,
+                      tooltip="How strongly to modify the diffusion model. This value can be negative."),
+                Float("strength_clip", 1.0, min=-100.0, max=100.0, step=0.01,
+                      tooltip="How strongly to modify the CLIP model. This value can be negative.")],
+        outputs=[Output(IO.MODEL, "MODEL", tooltip="The modified diffusion model."),
+                 Output(IO.CLIP, "CLIP", tooltip="The modified CLIP model.")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, clip: ClipModel, lora_name: str, strength_model: float,
+                strength_clip: float) -> tuple[Any, ...]:
+        return apply_lora(model, clip, lora_name, strength_model, strength_clip)
+
+
+class LoraLoaderModelOnly(Node):
+    """Applies a LoRA to the diffusion model only."""
+
+    SCHEMA = Schema(
+        "LoraLoaderModelOnly", display_name="LoraLoaderModelOnly", category="loaders",
+        inputs=[Model("model", tooltip="The diffusion model the LoRA will be applied to."),
+                Combo("lora_name", file_list("loras"), tooltip="The name of the LoRA."),
+                Float("strength_model", 1.0, min=-100.0, max=100.0, step=0.01,
+                      tooltip="How strongly to modify the diffusion model.")],
+        outputs=[Output(IO.MODEL, "MODEL")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, lora_name: str, strength_model: float) -> tuple[Any, ...]:
+        return (apply_lora(model, None, lora_name, strength_model, 0.0)[0],)

@@ -1,0 +1,31 @@
+"""The video pack: video I/O (VideoHelperSuite-compatible), camera moves, storyboards,
+drift metrics and drift fixes. Registers like any third-party pack."""
+
+from nodeloom.node_api import mappings
+from nodeloom.nodes.video.camera_nodes import CameraBezierPath, CameraCombine, CameraSchedule, RenderCameraMove, SemanticCamera
+from nodeloom.nodes.video.drift_nodes import ColorAnchor, Deflicker, DriftMetrics, FlowSmooth
+from nodeloom.nodes.video.io_nodes import LoadSkimageSample, LoadVideo, LoadVideoPath, VideoCombine, VideoInfo
+from nodeloom.nodes.video.storyboard_nodes import Storyboard, StoryboardCamera, StoryboardContactSheet, StoryboardFromJSON
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
+    LoadVideo,
+    LoadVideoPath,
+    VideoCombine,
+    VideoInfo,
+    LoadSkimageSample,
+    CameraSchedule,
+    SemanticCamera,
+    CameraBezierPath,
+    CameraCombine,
+    RenderCameraMove,
+    Storyboard,
+    StoryboardFromJSON,
+    StoryboardContactSheet,
+    StoryboardCamera,
+    DriftMetrics,
+    ColorAnchor,
+    Deflicker,
+    FlowSmooth,
+)

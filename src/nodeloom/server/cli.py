@@ -1,0 +1,145 @@
+"""The ``serve`` command: ComfyUI ``main.py``-compatible flags, then run the server.
+
+``add_serve_arguments(parser)`` adds the flags to any argparse parser (the ``nodeloom``
+CLI's ``serve`` sub-command and ``python -m nodeloom.server`` share them);
+``serve_main(args)`` builds the engine and the application and serves until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from nodeloom.errors import NodeloomError, PolicyDeniedError
+
+__all__ = ["add_serve_arguments", "build_engine", "serve_main", "server_config"]
+
+log = logging.getLogger(__name__)
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the server's flags (ComfyUI's names where they exist) to ``parser``."""
+    net = parser.add_argument_group("network and security")
+    net.add_argument("--listen", nargs="?", const="0.0.0.0,::", default="127.0.0.1", metavar="IP[,IP...]",
+                     help="addresses to listen on (default 127.0.0.1; without a value: all IPv4 and IPv6). "
+                          "Any non-loopback address needs --token or --insecure.")
+    net.add_argument("--port", type=int, default=8188, help="TCP port (default 8188)")
+    net.add_argument("--token", default=None, metavar="TOKEN",
+                     help="access token required on every request; 'generate' makes a random one "
+                          "(default: $NODELOOM_TOKEN)")
+    net.add_argument("--insecure", action="store_true",
+                     help="allow listening beyond loopback without a token (anyone who reaches the port can run prompts)")
+    net.add_argument("--allowed-host", action="append", default=[], metavar="HOST",
+                     help="extra host name accepted in Host/Origin headers (e.g. behind a reverse proxy); repeatable")
+    net.add_argument("--max-upload-size", type=float, default=100, metavar="MB",
+                     help="largest request body in MB (default 100)")
+    dirs = parser.add_argument_group("folders")
+    dirs.add_argument("--base-dir", default=".", help="parent of input/ output/ temp/ models/ user/ (default .)")
+    dirs.add_argument("--output-directory", default=None, help="output folder")
+    dirs.add_argument("--input-directory", default=None, help="input folder")
+    dirs.add_argument("--temp-directory", default=None, help="temp folder")
+    dirs.add_argument("--user-directory", default=None, help="user folder (settings, workflows, queue database)")
+    dirs.add_argument("--extra-model-paths-config", nargs="+", action="append", default=None, metavar="PATH",
+                      help="ComfyUI extra_model_paths.yaml file(s); repeatable")
+    dirs.add_argument("--queue-db", default=None, metavar="PATH",
+                      help="SQLite file of the durable queue and history (default <user dir>/nodeloom_queue.sqlite3)")
+    run = parser.add_argument_group("execution")
+    run.add_argument("--cpu", action="store_true", help="run everything on the CPU")
+    cache = run.add_mutually_exclusive_group()
+    cache.add_argument("--cache-classic", action="store_true", help="keep only the last prompt's results (default)")
+    cache.add_argument("--cache-lru", type=int, default=0, metavar="N", help="keep up to N node results (LRU)")
+    cache.add_argument("--cache-none", action="store_true", help="cache nothing between prompts")
+    run.add_argument("--disable-all-custom-nodes", action="store_true", help="load no custom-node packs")
+    run.add_argument("--multi-user", action="store_true", help="separate users by the comfy-user header")
+    run.add_argument("--max-attempts", type=int, default=3, metavar="N",
+                     help="fail a prompt that was running during N server crashes instead of re-queueing it")
+    run.add_argument("--verbose", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                     help="log level (default INFO)")
+    return parser
+
+
+def _cache_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.cache_lru < 0:
+        raise NodeloomError(f"`--cache-lru` must be ≥ 0, got {args.cache_lru}", type="invalid_argument")
+    if args.cache_none:
+        return {"cache": "none"}
+    if args.cache_lru > 0:
+        return {"cache": "lru", "cache_lru_items": args.cache_lru}
+    return {"cache": "classic"}
+
+
+def build_engine(args: argparse.Namespace) -> Any:
+    """The engine the flags describe."""
+    from nodeloom import Engine, EngineConfig
+
+    extra = [p for group in (args.extra_model_paths_config or []) for p in group]
+    config = EngineConfig(
+        base_dir=args.base_dir, output_dir=args.output_directory, input_dir=args.input_directory,
+        temp_dir=args.temp_directory, user_dir=args.user_directory, extra_model_paths=extra,
+        load_custom_nodes=not args.disable_all_custom_nodes, device="cpu" if args.cpu else None,
+        **_cache_options(args),
+    )
+    return Engine(config)
+
+
+def server_config(args: argparse.Namespace) -> Any:
+    """The :class:`ServerConfig` the flags describe."""
+    from nodeloom.server.config import ServerConfig
+
+    hosts = [h.strip() for h in str(args.listen).split(",") if h.strip()]
+    return ServerConfig(
+        hosts=hosts, port=args.port, token=args.token, insecure=args.insecure, allowed_hosts=args.allowed_host,
+        max_upload_size=int(args.max_upload_size * 1024 * 1024),
+        db_path=Path(args.queue_db) if args.queue_db else None, max_attempts=args.max_attempts,
+        multi_user=args.multi_user,
+    )
+
+
+def _url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
+    """Run the server until interrupted; returns the process exit code.
+
+    Args:
+        args: parsed :func:`add_serve_arguments` flags.
+        engine: an engine to serve instead of building one from ``args`` (embedding, tests).
+    """
+    from aiohttp import web
+
+    from nodeloom.server.app import create_app
+    from nodeloom.server.security import resolve_token
+
+    logging.basicConfig(level=getattr(logging, args.verbose), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = server_config(args)
+        token = resolve_token(config.hosts, config.token, insecure=config.insecure)
+    except (PolicyDeniedError, ValueError) as exc:
+        print(f"nodeloom serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        engine = engine if engine is not None else build_engine(args)
+    except NodeloomError as exc:
+        print(f"nodeloom serve: {exc}", file=sys.stderr)
+        return 2
+    for pack in engine.registry.failed_packs():
+        log.warning("custom-node pack %s (IMPORT FAILED): %s", pack.name, pack.error)
+    app = create_app(engine, config, token=token)
+    url = _url(config.hosts[0], config.port)
+    if config.insecure and token is None and any(h not in ("127.0.0.1", "::1", "localhost") for h in config.hosts):
+        print("WARNING: --insecure: anyone who can reach this port can run prompts and read outputs", flush=True)
+    if token is not None:
+        print(f"Access token: {token}", flush=True)
+        print(f"To see the GUI go to: {url}/?token={token}", flush=True)
+    else:
+        print(f"To see the GUI go to: {url}", flush=True)
+    try:
+        web.run_app(app, host=config.hosts, port=config.port, print=None, access_log=None)
+    finally:
+        engine.close()
+    return 0

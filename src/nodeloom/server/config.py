@@ -1,0 +1,45 @@
+"""Server settings (what the ``serve`` flags set), kept apart from the engine's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass
+class ServerConfig:
+    """How the server listens, authenticates and stores its queue.
+
+    Attributes:
+        hosts: addresses to bind (``127.0.0.1`` by default; ``--listen`` sets them).
+        port: TCP port.
+        token: required access token, or None (see :mod:`nodeloom.server.security`).
+        insecure: allow a non-loopback bind without a token.
+        allowed_hosts: extra host names accepted in ``Host``/``Origin`` headers.
+        max_upload_size: largest request body in bytes (uploads, userdata).
+        db_path: the SQLite queue/history file; default ``<user dir>/nodeloom_queue.sqlite3``.
+        max_attempts: crashes tolerated while one prompt runs before it is marked failed.
+        history_limit: finished prompts kept in history.
+        multi_user: honour the ``comfy-user`` header (ComfyUI's ``--multi-user``).
+    """
+
+    hosts: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    port: int = 8188
+    token: str | None = None
+    insecure: bool = False
+    allowed_hosts: list[str] = field(default_factory=list)
+    max_upload_size: int = 100 * 1024 * 1024
+    db_path: Path | None = None
+    max_attempts: int = 3
+    history_limit: int = 10000
+    multi_user: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"`port` must be in 0..65535, got {self.port}")
+        if self.max_upload_size < 1:
+            raise ValueError(f"`max_upload_size` must be ≥ 1 byte, got {self.max_upload_size}")
+        if self.max_attempts < 1:
+            raise ValueError(f"`max_attempts` must be ≥ 1, got {self.max_attempts}")

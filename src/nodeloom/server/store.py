@@ -1,0 +1,369 @@
+"""The durable job store: queue, running state, history and output index in one SQLite file.
+
+SQLite in WAL mode with ``synchronous=NORMAL`` survives a killed process (``kill -9``): every
+committed write is in the WAL before the call returns. One connection guarded by a lock is
+shared by the HTTP loop and the worker thread; each call is one short transaction.
+Owns no threads and knows nothing of HTTP or the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DONE_STATES", "Job", "JobStore"]
+
+#: states of a finished job; "pending" and "running" are the live ones.
+DONE_STATES = ("success", "error", "interrupted", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    prompt_id    TEXT NOT NULL UNIQUE,
+    number       REAL NOT NULL,
+    state        TEXT NOT NULL,
+    prompt       TEXT NOT NULL,
+    extra_data   TEXT NOT NULL,
+    targets      TEXT NOT NULL,
+    client_id    TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    created      REAL NOT NULL,
+    started      REAL,
+    finished     REAL,
+    done_seq     INTEGER,
+    outputs      TEXT,
+    status       TEXT,
+    meta         TEXT,
+    error        TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, number, seq);
+CREATE INDEX IF NOT EXISTS jobs_done ON jobs(done_seq);
+CREATE TABLE IF NOT EXISTS outputs (
+    prompt_id  TEXT NOT NULL,
+    node_id    TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    idx        INTEGER NOT NULL,
+    filename   TEXT NOT NULL,
+    subfolder  TEXT NOT NULL,
+    type       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outputs_prompt ON outputs(prompt_id);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+#: extra_data keys ComfyUI never keeps in history (credentials of API nodes).
+SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
+
+
+@dataclass
+class Job:
+    """One queued, running or finished prompt."""
+
+    prompt_id: str
+    number: float
+    state: str
+    prompt: dict[str, Any]
+    extra_data: dict[str, Any]
+    targets: list[str]
+    client_id: str | None = None
+    attempts: int = 0
+    created: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+    def queue_item(self) -> list[Any]:
+        """ComfyUI's queue tuple ``[number, prompt_id, prompt, extra_data, outputs_to_execute]``."""
+        number: float | int = int(self.number) if float(self.number).is_integer() else self.number
+        return [number, self.prompt_id, self.prompt, self.extra_data, self.targets]
+
+    def history_entry(self) -> dict[str, Any]:
+        """ComfyUI's history entry ``{prompt, outputs, status, meta}``."""
+        return {"prompt": self.queue_item(), "outputs": self.outputs, "status": self.status, "meta": self.meta}
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    return default if text is None else json.loads(text)
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    return Job(
+        prompt_id=row["prompt_id"],
+        number=row["number"],
+        state=row["state"],
+        prompt=json.loads(row["prompt"]),
+        extra_data=json.loads(row["extra_data"]),
+        targets=json.loads(row["targets"]),
+        client_id=row["client_id"],
+        attempts=row["attempts"],
+        created=row["created"],
+        started=row["started"],
+        finished=row["finished"],
+        outputs=_loads(row["outputs"], {}),
+        status=_loads(row["status"], None),
+        meta=_loads(row["meta"], {}),
+        error=_loads(row["error"], None),
+    )
+
+
+class JobStore:
+    """SQLite persistence of jobs and their results.
+
+    Args:
+        path: the database file (created with its folder), or ``":memory:"``.
+        history_limit: finished jobs kept; the oldest are dropped beyond it.
+    """
+
+    def __init__(self, path: str | Path, *, history_limit: int = 10000) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = str(path)
+        self.history_limit = history_limit
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ counters
+    def next_counter(self, name: str) -> int:
+        """Return and advance a persistent counter (starts at 0)."""
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
+            value = row["value"] if row else 0
+            db.execute("INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)", (name, value + 1))
+            return int(value)
+
+    # ------------------------------------------------------------------ queue
+    def add(self, job: Job) -> None:
+        """Insert a pending job.
+
+        Raises:
+            sqlite3.IntegrityError: a job with this prompt id already exists.
+        """
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO jobs(prompt_id, number, state, prompt, extra_data, targets, client_id, created)"
+                " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)",
+                (job.prompt_id, job.number, json.dumps(job.prompt), json.dumps(job.extra_data),
+                 json.dumps(job.targets), job.client_id, job.created or time.time()),
+            )
+
+    def exists(self, prompt_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM jobs WHERE prompt_id=?", (prompt_id,)).fetchone() is not None
+
+    def claim_next(self) -> Job | None:
+        """Mark the first pending job (lowest number, then oldest) running and return it."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM jobs WHERE state='pending' ORDER BY number, seq LIMIT 1").fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET state='running', attempts=attempts+1, started=? WHERE prompt_id=?",
+                (time.time(), row["prompt_id"]),
+            )
+            job = _row_to_job(row)
+        job.state, job.attempts = "running", job.attempts + 1
+        return job
+
+    def jobs(self, states: Iterable[str]) -> list[Job]:
+        """Jobs in ``states``, live ones in queue order, finished ones in completion order."""
+        states = list(states)
+        marks = ",".join("?" * len(states))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY done_seq, number, seq", states
+            ).fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    def page(self, states: Iterable[str], *, limit: int, offset: int) -> tuple[list[Job], int]:
+        """One page of jobs in ``states``: running, then pending in queue order, then finished
+        newest first. Returns ``(jobs, total)``."""
+        states = list(states)
+        marks = ",".join("?" * len(states))
+        with self._lock:
+            total = self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE state IN ({marks})", states).fetchone()[0]
+            rows = self._db.execute(
+                f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY"
+                " CASE state WHEN 'running' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END,"
+                " CASE WHEN done_seq IS NULL THEN number ELSE -done_seq END, seq LIMIT ? OFFSET ?",
+                (*states, limit, offset),
+            ).fetchall()
+        return [_row_to_job(r) for r in rows], int(total)
+
+    def get(self, prompt_id: str) -> Job | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE prompt_id=?", (prompt_id,)).fetchone()
+        return _row_to_job(row) if row else None
+
+    def count(self, states: Iterable[str]) -> int:
+        states = list(states)
+        marks = ",".join("?" * len(states))
+        with self._lock:
+            return int(self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE state IN ({marks})", states).fetchone()[0])
+
+    def delete_pending(self, prompt_ids: Iterable[str] | None = None) -> int:
+        """Remove pending jobs (all of them when ``prompt_ids`` is None); returns how many."""
+        with self._tx() as db:
+            if prompt_ids is None:
+                return db.execute("DELETE FROM jobs WHERE state='pending'").rowcount
+            n = 0
+            for pid in prompt_ids:
+                n += db.execute("DELETE FROM jobs WHERE state='pending' AND prompt_id=?", (pid,)).rowcount
+            return n
+
+    def finish(self, prompt_id: str, state: str, *, outputs: dict[str, Any], status: dict[str, Any],
+               meta: dict[str, Any], error: dict[str, Any] | None = None) -> None:
+        """Record a finished job, index its output files and prune old history."""
+        if state not in DONE_STATES:
+            raise ValueError(f"`state` must be one of {DONE_STATES}, got {state!r}")
+        with self._tx() as db:
+            row = db.execute("SELECT extra_data FROM jobs WHERE prompt_id=?", (prompt_id,)).fetchone()
+            if row is None:
+                return
+            extra = json.loads(row["extra_data"])
+            for key in SENSITIVE_EXTRA_DATA_KEYS:
+                extra.pop(key, None)
+            done_seq = self._bump(db, "done_seq")
+            db.execute(
+                "UPDATE jobs SET state=?, finished=?, done_seq=?, outputs=?, status=?, meta=?, error=?, extra_data=?"
+                " WHERE prompt_id=?",
+                (state, time.time(), done_seq, json.dumps(outputs), json.dumps(status), json.dumps(meta),
+                 json.dumps(error) if error is not None else None, json.dumps(extra), prompt_id),
+            )
+            db.executemany(
+                "INSERT INTO outputs(prompt_id, node_id, kind, idx, filename, subfolder, type) VALUES (?,?,?,?,?,?,?)",
+                list(_output_files(prompt_id, outputs)),
+            )
+            self._prune(db)
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection, name: str) -> int:
+        row = db.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()
+        value = (row["value"] if row else 0) + 1
+        db.execute("INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)", (name, value))
+        return int(value)
+
+    def _prune(self, db: sqlite3.Connection) -> None:
+        marks = ",".join("?" * len(DONE_STATES))
+        n = db.execute(f"SELECT COUNT(*) FROM jobs WHERE state IN ({marks})", DONE_STATES).fetchone()[0]
+        extra = n - self.history_limit
+        if extra > 0:
+            old = db.execute(
+                f"SELECT prompt_id FROM jobs WHERE state IN ({marks}) ORDER BY done_seq LIMIT ?", (*DONE_STATES, extra)
+            ).fetchall()
+            self._delete_done(db, [r["prompt_id"] for r in old])
+
+    @staticmethod
+    def _delete_done(db: sqlite3.Connection, prompt_ids: list[str]) -> int:
+        marks = ",".join("?" * len(DONE_STATES))
+        n = 0
+        for pid in prompt_ids:
+            n += db.execute(f"DELETE FROM jobs WHERE prompt_id=? AND state IN ({marks})", (pid, *DONE_STATES)).rowcount
+            db.execute("DELETE FROM outputs WHERE prompt_id=?", (pid,))
+        return n
+
+    # ------------------------------------------------------------------ history
+    def history(self, *, max_items: int | None = None, offset: int = -1) -> list[Job]:
+        """Finished jobs oldest first, ComfyUI's paging: a negative offset with ``max_items``
+        means "the last ``max_items``"."""
+        marks = ",".join("?" * len(DONE_STATES))
+        with self._lock:
+            total = self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE state IN ({marks})", DONE_STATES).fetchone()[0]
+            if offset < 0:
+                offset = total - max_items if max_items is not None else 0
+            offset = max(offset, 0)
+            limit = -1 if max_items is None else max_items
+            rows = self._db.execute(
+                f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY done_seq LIMIT ? OFFSET ?",
+                (*DONE_STATES, limit, offset),
+            ).fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    def delete_history(self, prompt_ids: Iterable[str] | None = None) -> int:
+        """Forget finished jobs (all when ``prompt_ids`` is None)."""
+        with self._tx() as db:
+            if prompt_ids is None:
+                marks = ",".join("?" * len(DONE_STATES))
+                ids = [r["prompt_id"] for r in db.execute(f"SELECT prompt_id FROM jobs WHERE state IN ({marks})", DONE_STATES)]
+            else:
+                ids = list(prompt_ids)
+            return self._delete_done(db, ids)
+
+    def output_files(self, prompt_id: str) -> list[dict[str, Any]]:
+        """The indexed output files of one job, in node and slot order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT node_id, kind, idx, filename, subfolder, type FROM outputs WHERE prompt_id=? ORDER BY rowid",
+                (prompt_id,),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    # ------------------------------------------------------------------ recovery
+    def recover(self, max_attempts: int) -> tuple[list[str], list[str]]:
+        """After a crash: re-queue jobs left running, or fail those that crashed ``max_attempts`` times.
+
+        Returns:
+            ``(requeued_ids, failed_ids)``.
+        """
+        with self._lock:
+            rows = self._db.execute("SELECT prompt_id, attempts FROM jobs WHERE state='running'").fetchall()
+        requeued, failed = [], []
+        for row in rows:
+            pid, attempts = row["prompt_id"], row["attempts"]
+            if attempts < max_attempts:
+                with self._tx() as db:
+                    db.execute("UPDATE jobs SET state='pending', started=NULL WHERE prompt_id=?", (pid,))
+                requeued.append(pid)
+            else:
+                message = (f"the server stopped {attempts} times while this prompt was running; "
+                           f"it is not retried after {max_attempts} attempts")
+                err = {"type": "server_crashed", "message": message, "details": "", "extra_info": {"attempts": attempts}}
+                status = {"status_str": "error", "completed": False,
+                          "messages": [["execution_error", {"prompt_id": pid, "exception_message": message,
+                                                            "exception_type": "ServerCrashed", "node_id": None,
+                                                            "node_type": None, "executed": [], "traceback": [],
+                                                            "timestamp": int(time.time() * 1000)}]]}
+                self.finish(pid, "error", outputs={}, status=status, meta={}, error=err)
+                failed.append(pid)
+        return requeued, failed
+
+
+def _output_files(prompt_id: str, outputs: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+    for node_id, ui in outputs.items():
+        if not isinstance(ui, dict):
+            continue
+        for kind, items in ui.items():
+            if not isinstance(items, list):
+                continue
+            for idx, item in enumerate(items):
+                if isinstance(item, dict) and isinstance(item.get("filename"), str):
+                    yield (prompt_id, str(node_id), kind, idx, item["filename"], str(item.get("subfolder", "")),
+                           str(item.get("type", "output")))

@@ -1,0 +1,130 @@
+"""The worker thread: takes jobs from the durable queue and runs them on the engine.
+
+The HTTP loop never runs a prompt; it only queues. The worker records every result in the
+store (history + output index) and turns engine outcomes into ComfyUI's history ``status``.
+``interrupt`` asks the engine to stop the running prompt at its next node boundary or
+progress tick; ``request_free`` frees models/memory between prompts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import Any
+
+from nodeloom.errors import NodeloomError, ValidationError
+from nodeloom.server.queue import PromptQueue
+from nodeloom.server.store import Job
+
+__all__ = ["Worker"]
+
+log = logging.getLogger(__name__)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Worker:
+    """Runs queued prompts one after another on a daemon thread.
+
+    Args:
+        engine: the engine (``run``, ``interrupt``, ``free``).
+        queue: the prompt queue.
+        publish: ``(event_type, data, client_id)`` for events the worker itself emits
+            (errors raised before the engine started a run).
+    """
+
+    def __init__(self, engine: Any, queue: PromptQueue, publish: Any) -> None:
+        self.engine = engine
+        self.queue = queue
+        self.publish = publish
+        self.current: Job | None = None
+        self._stop = threading.Event()
+        self._free_flags: dict[str, bool] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="nodeloom-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the running prompt (interrupting it) and join the thread."""
+        self._stop.set()
+        if self.current is not None:
+            self.engine.interrupt()
+        self.queue.wake()
+        self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ controls
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        """Interrupt the running prompt (only if it is ``prompt_id`` when given)."""
+        job = self.current
+        if job is None or (prompt_id is not None and job.prompt_id != prompt_id):
+            return False
+        self.engine.interrupt()
+        return True
+
+    def request_free(self, *, unload_models: bool, free_memory: bool) -> None:
+        """Free models / memory once the running prompt (if any) is done."""
+        with self._lock:
+            self._free_flags["unload_models"] = self._free_flags.get("unload_models", False) or unload_models
+            self._free_flags["free_memory"] = self._free_flags.get("free_memory", False) or free_memory
+
+    def _apply_free(self) -> None:
+        with self._lock:
+            flags, self._free_flags = self._free_flags, {}
+        if flags:
+            self.engine.free(unload_models=flags.get("unload_models", False), free_memory=flags.get("free_memory", False))
+
+    # ------------------------------------------------------------------ loop
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._apply_free()
+            job = self.queue.take(timeout=0.5)
+            if job is None:
+                continue
+            self.current = job
+            try:
+                self._run(job)
+            finally:
+                self.current = None
+
+    def _run(self, job: Job) -> None:
+        try:
+            result = self.engine.run(
+                job.prompt, prompt_id=job.prompt_id, client_id=job.client_id,
+                extra_data=job.extra_data, targets=job.targets or None,
+            )
+        except ValidationError as exc:
+            self._fail(job, exc.to_dict(), getattr(exc, "node_errors", {}))
+            return
+        except Exception as exc:  # the engine boundary: any failure is recorded, the worker goes on
+            log.exception("prompt %s failed outside node execution", job.prompt_id)
+            payload = NodeloomError(str(exc) or type(exc).__name__, details=traceback.format_exc()).to_dict()
+            payload["type"] = type(exc).__name__
+            self._fail(job, payload, {})
+            return
+        state = result.status if result.status in ("success", "error", "interrupted") else "error"
+        status = {
+            "status_str": "success" if state == "success" else "error",
+            "completed": state == "success",
+            "messages": list(result.messages),
+        }
+        self.queue.finish(job, state, outputs=dict(result.outputs), status=status, meta=dict(result.meta),
+                          error=result.errors[0] if result.errors else None)
+
+    def _fail(self, job: Job, error: dict[str, Any], node_errors: dict[str, Any]) -> None:
+        """Record a prompt that could not run at all and tell its client."""
+        data = {
+            "prompt_id": job.prompt_id, "node_id": None, "node_type": None, "executed": [],
+            "exception_message": error.get("message", ""), "exception_type": error.get("type", ""),
+            "traceback": [], "current_inputs": {}, "current_outputs": {}, "timestamp": _now_ms(),
+        }
+        self.publish("execution_error", data, job.client_id)
+        self.publish("executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id}, job.client_id)
+        status = {"status_str": "error", "completed": False, "messages": [["execution_error", data]]}
+        error = dict(error, node_errors=node_errors) if node_errors else error
+        self.queue.finish(job, "error", outputs={}, status=status, meta={}, error=error)

@@ -1,0 +1,214 @@
+"""The WebSocket endpoint and the hub that routes events to connected clients.
+
+Any thread may publish (the worker, engine threads, pack code); messages are handed to the
+server's event loop with ``call_soon_threadsafe`` and sent in order by one publisher task, so
+a slow client never blocks a run. Events of a prompt go only to the client that submitted it;
+``status`` and events without a client are broadcast, as ComfyUI does. Preview images become
+binary frames: type 1 (``uint32`` image type + bytes) or, for clients that announced
+``supports_preview_metadata``, type 4 (``uint32`` length + JSON metadata + bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import struct
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+__all__ = ["BINARY_PREVIEW", "BINARY_PREVIEW_WITH_METADATA", "BINARY_TEXT", "EventHub", "encode_preview"]
+
+log = logging.getLogger(__name__)
+
+BINARY_PREVIEW = 1
+BINARY_TEXT = 3
+BINARY_PREVIEW_WITH_METADATA = 4
+
+
+def encode_preview(preview: Any, *, with_metadata: bool) -> bytes:
+    """Encode an engine preview as the payload of a binary frame (without the event type).
+
+    Args:
+        preview: an object with ``image`` (PIL), ``format`` ("JPEG"/"PNG"), ``max_size`` and
+            ``metadata`` (dict) attributes.
+        with_metadata: build a type-4 payload instead of a type-1 payload.
+    """
+    from PIL import Image, ImageOps
+
+    image = preview.image
+    fmt = (preview.format or "JPEG").upper()
+    if getattr(preview, "max_size", None):
+        image = ImageOps.contain(image, (preview.max_size, preview.max_size), Image.Resampling.BILINEAR)
+    if fmt == "JPEG" and image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, quality=95, compress_level=1)
+    body = buf.getvalue()
+    if not with_metadata:
+        return struct.pack(">I", 2 if fmt == "PNG" else 1) + body
+    meta = dict(getattr(preview, "metadata", None) or {})
+    meta["image_type"] = "image/png" if fmt == "PNG" else "image/jpeg"
+    meta_bytes = json.dumps(meta).encode("utf-8")
+    return struct.pack(">I", len(meta_bytes)) + meta_bytes + body
+
+
+class EventHub:
+    """Connected WebSocket clients and the ordered delivery of events to them.
+
+    Args:
+        server_features: the flags answered to a client's ``feature_flags`` message.
+        status: returns the current queue status for ``status`` messages.
+    """
+
+    def __init__(self, server_features: dict[str, Any], status: Callable[[], dict[str, Any]]) -> None:
+        self.server_features = server_features
+        self._status = status
+        self.sockets: dict[str, web.WebSocketResponse] = {}
+        self.client_flags: dict[str, dict[str, Any]] = {}
+        self.last_node: dict[str, str] = {}
+        self.log_subscribers: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[tuple[str, Any, str | None]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._status_pending = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._publish_loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for ws in list(self.sockets.values()):
+            await ws.close()
+
+    # ------------------------------------------------------------------ publishing
+    def publish(self, event_type: str, data: Any, sid: str | None = None) -> None:
+        """Queue a JSON event (or, with ``event_type`` "binary:<n>", raw bytes) from any thread."""
+        if self._loop is None or self._queue is None or self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, (event_type, data, sid))
+
+    def publish_status(self) -> None:
+        """Broadcast the queue status (from any thread).
+
+        Bursts of queue changes are coalesced: one ``status`` message, computed when it is
+        sent, answers all changes made since the previous one, so clients always end on the
+        current state without being flooded.
+        """
+        if self._loop is None or self._loop.is_closed() or self._status_pending:
+            return
+        self._status_pending = True
+        self._loop.call_soon_threadsafe(self._queue_status)
+
+    def _queue_status(self) -> None:
+        self._status_pending = False
+        if self._queue is not None:
+            self._queue.put_nowait(("status", {"status": self._status()}, None))
+
+    def publish_engine_event(self, event: Any) -> None:
+        """Route one engine event (any thread) to its client; previews become binary frames."""
+        sid = getattr(event, "client_id", None)
+        etype = event.type
+        if etype == "preview":
+            preview = getattr(event, "preview", None)
+            if preview is not None:
+                self._publish_preview(preview, sid)
+            return
+        if isinstance(etype, int):
+            self.publish(f"binary:{etype}", bytes(event.data), sid)
+            return
+        data = event.data
+        if etype == "executing" and sid and isinstance(data, dict):
+            node = data.get("node")
+            if node is None:
+                self.last_node.pop(sid, None)
+            else:
+                self.last_node[sid] = node
+        self.publish(etype, data, sid)
+
+    def _publish_preview(self, preview: Any, sid: str | None) -> None:
+        targets = [sid] if sid is not None else list(self.sockets)
+        encoded: dict[bool, bytes] = {}
+        for target in targets:
+            rich = bool(self.client_flags.get(target, {}).get("supports_preview_metadata", False))
+            if rich not in encoded:
+                encoded[rich] = encode_preview(preview, with_metadata=rich)
+            kind = BINARY_PREVIEW_WITH_METADATA if rich else BINARY_PREVIEW
+            self.publish(f"binary:{kind}", encoded[rich], target)
+
+    async def _publish_loop(self) -> None:
+        assert self._queue is not None
+        while True:
+            event_type, data, sid = await self._queue.get()
+            try:
+                await self._send(event_type, data, sid)
+            except Exception:  # one broken socket must not stop delivery to the others
+                log.exception("failed to deliver %s event", event_type)
+
+    async def _send(self, event_type: str, data: Any, sid: str | None) -> None:
+        if sid is None:
+            targets = list(self.sockets.values())
+        elif sid in self.sockets:
+            targets = [self.sockets[sid]]
+        else:
+            return
+        if event_type.startswith("binary:"):
+            frame = struct.pack(">I", int(event_type.split(":", 1)[1])) + data
+            for ws in targets:
+                if not ws.closed:
+                    await ws.send_bytes(frame)
+            return
+        text = json.dumps({"type": event_type, "data": data})
+        for ws in targets:
+            if not ws.closed:
+                await ws.send_str(text)
+
+    # ------------------------------------------------------------------ endpoint
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """``GET /ws?clientId=``: register the client, send ``status`` with its ``sid``, read flags."""
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=2**22)
+        await ws.prepare(request)
+        sid = request.query.get("clientId") or uuid.uuid4().hex
+        old = self.sockets.pop(sid, None)
+        if old is not None and not old.closed:
+            await old.close()
+        self.sockets[sid] = ws
+        self.client_flags[sid] = {}
+        try:
+            await ws.send_str(json.dumps({"type": "status", "data": {"status": self._status(), "sid": sid}}))
+            if sid in self.last_node:
+                await ws.send_str(json.dumps({"type": "executing", "data": {"node": self.last_node[sid]}}))
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_message(ws, sid, msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    log.warning("websocket of client %s closed with %s", sid, ws.exception())
+        finally:
+            if self.sockets.get(sid) is ws:
+                self.sockets.pop(sid, None)
+                self.client_flags.pop(sid, None)
+                self.log_subscribers.discard(sid)
+        return ws
+
+    async def _on_message(self, ws: web.WebSocketResponse, sid: str, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError:
+            log.warning("invalid JSON from websocket client %s", sid)
+            return
+        if isinstance(message, dict) and message.get("type") == "feature_flags":
+            flags = message.get("data")
+            self.client_flags[sid] = dict(flags) if isinstance(flags, dict) else {}
+            await ws.send_str(json.dumps({"type": "feature_flags", "data": self.server_features}))

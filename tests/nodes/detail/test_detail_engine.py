@@ -1,0 +1,60 @@
+"""The detail pack end to end through the engine (with a tiny test-only source/sink pack)."""
+
+import pytest
+import torch
+
+from nodeloom import Engine
+from nodeloom.errors import ValidationError
+from tests.nodes.detail.detail_stubs import register_stubs
+
+
+@pytest.fixture()
+def engine(tmp_path):
+    eng = Engine(base_dir=tmp_path)
+    register_stubs(eng)
+    yield eng
+    eng.close()
+
+
+def _prompt(photo):
+    return {
+        "1": {"class_type": "DetailTestPhoto", "inputs": {"name": photo}},
+        "2": {"class_type": "OpenCVFaceDetectorProvider", "inputs": {
+            "scale_factor": 1.1, "min_neighbors": 3, "min_size": 0.04, "use_profile": True, "verify_eyes": True}},
+        "3": {"class_type": "BboxDetectorSEGS", "inputs": {
+            "bbox_detector": ["2", 0], "image": ["1", 0], "threshold": 0.3, "dilation": 4, "crop_factor": 2.0, "drop_size": 10}},
+        "4": {"class_type": "SEGSFilter", "inputs": {
+            "segs": ["3", 0], "confidence": 0.3, "drop_size": 1, "min_ratio": 0.0, "max_ratio": 1.0, "top_k": 1,
+            "top_k_by": "area", "labels": "all"}},
+        "5": {"class_type": "SEGSDetail", "inputs": {
+            "image": ["1", 0], "segs": ["4", 0], "guide_size": 64, "guide_size_for": True, "max_size": 256, "seed": 0,
+            "steps": 2, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 0.4, "feather": 4,
+            "noise_mask": True, "force_inpaint": True, "cycle": 1}},
+        "6": {"class_type": "SEGSPaste", "inputs": {"image": ["1", 0], "segs": ["5", 0], "feather": 4, "alpha": 255}},
+        "7": {"class_type": "DetailTestSink", "inputs": {"value": ["6", 0]}},
+        "8": {"class_type": "DetailTestSink", "inputs": {"value": ["5", 5]}},
+    }
+
+
+def test_chain_detect_filter_detail_paste(engine):
+    result = engine.run(_prompt("astronaut"))
+    assert result.status == "success", result.errors
+    source, pasted = result.value("1"), result.value("6")
+    assert pasted.shape == source.shape and not torch.equal(pasted, source)
+    assert torch.allclose(pasted, result.value("5", 1), atol=1e-5)
+    assert "segment 0 (face) detailed" in result.value("5", 5)
+
+
+@pytest.mark.parametrize("photo", ["coffee", "blank"])
+def test_chain_passes_through_without_faces(engine, photo):
+    result = engine.run(_prompt(photo))
+    assert result.status == "success", result.errors
+    assert torch.equal(result.value("6"), result.value("1"))
+    assert "passed through unchanged" in result.value("5", 5)
+
+
+def test_bad_input_is_a_validation_error(engine):
+    prompt = _prompt("astronaut")
+    prompt["4"]["inputs"]["top_k_by"] = "colour"
+    with pytest.raises(ValidationError):
+        engine.run(prompt)

@@ -1,0 +1,86 @@
+"""Durability: 100 prompts queued, the server process is killed with SIGKILL mid-run,
+restarted on the same folders, and every prompt still completes exactly once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.server.conftest import free_port, request
+
+ROOT = Path(__file__).resolve().parents[2]
+N_PROMPTS = 100
+
+
+def _start(base: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT), "HF_HUB_OFFLINE": "1"}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "server" / "launch_server.py"), "--base-dir", str(base),
+             "--port", str(port), "--cpu", "--verbose", "WARNING"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if request(f"http://127.0.0.1:{port}", "GET", "/prompt").status == 200:
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not come up")
+
+
+def _prompt(i: int) -> dict:
+    return {"1": {"class_type": "SlowSteps", "inputs": {"steps": 2, "seconds": 0.04, "seed": i}},
+            "2": {"class_type": "SolidImage", "inputs": {"size": 8, "value": (i % 10) / 10}},
+            "3": {"class_type": "SaveTestImage", "inputs": {"images": ["2", 0], "filename_prefix": f"crash{i:03}"}}}
+
+
+def test_kill_9_mid_run_loses_nothing(tmp_path):
+    port = free_port()
+    base, log = tmp_path / "srv", tmp_path / "server.log"
+    url = f"http://127.0.0.1:{port}"
+    proc = _start(base, port, log)
+    try:
+        pids = []
+        for i in range(N_PROMPTS):
+            reply = request(url, "POST", "/prompt", {"prompt": _prompt(i), "client_id": "crash"})
+            assert reply.status == 200, reply.body
+            pids.append(reply.json()["prompt_id"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done = len(request(url, "GET", "/history").json())
+            if done >= 10 and request(url, "GET", "/queue").json()["queue_running"]:
+                break
+            time.sleep(0.02)
+        running = request(url, "GET", "/queue").json()["queue_running"]
+        assert running, "nothing was running when the server was to be killed"
+        proc.kill()  # SIGKILL: no cleanup, no flush
+        proc.wait(30)
+        killed_while_running = running[0][1]
+
+        proc = _start(base, port, log)
+        deadline = time.monotonic() + 240
+        history: dict = {}
+        while time.monotonic() < deadline:
+            history = request(url, "GET", "/history").json()
+            if len(history) >= N_PROMPTS and request(url, "GET", "/prompt").json()["exec_info"]["queue_remaining"] == 0:
+                break
+            time.sleep(0.25)
+        assert sorted(history) == sorted(pids), f"lost: {set(pids) - set(history)}"
+        assert all(h["status"]["status_str"] == "success" for h in history.values())
+        assert killed_while_running in history
+        for i, pid in enumerate(pids):
+            image = history[pid]["outputs"]["3"]["images"][0]
+            assert image["filename"].startswith(f"crash{i:03}_")
+            assert (base / "output" / image["filename"]).is_file()
+    finally:
+        proc.kill()
+        proc.wait(30)
