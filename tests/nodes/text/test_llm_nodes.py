@@ -154,3 +154,9 @@ def test_sliding_mode_at_the_models_window_matches_full_recompute(svc):
     window = llm.model.config.sliding_window
     full = _generate(llm, cache_mode="none", max_new_tokens=40)
     assert _generate(llm, cache_mode="sliding", sliding_window=window, max_new_tokens=40) == full
+
+
+def test_quanto_cache_generates_when_installed(svc):
+    pytest.importorskip("optimum.quanto")
+    text = _generate(_load("llama"), cache_mode="quantized-quanto", max_new_tokens=8)
+    assert isinstance(text, str)
