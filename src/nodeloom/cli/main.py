@@ -1,4 +1,4 @@
-"""The ``nodeloom`` command: run, validate, nodes, convert, serve, bench.
+"""The ``nodeloom`` command: demo, run, validate, nodes, convert, serve, bench.
 
 Every command drives one :class:`~nodeloom.engine.Engine`. ``serve`` is handed to
 ``nodeloom.server.cli`` and ``bench`` to the packs listed in :data:`BENCH_PROVIDERS`, both
@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from nodeloom.errors import NodeloomError
@@ -22,11 +23,9 @@ __all__ = ["BENCH_PROVIDERS", "build_parser", "main"]
 
 #: ``(module, function)`` pairs whose ``function(subparsers)`` adds ``nodeloom bench`` commands
 #: (each sets ``func=callable(args) -> int`` as a default). Missing modules are skipped.
+#: A pack adds its benchmark by appending its pair here.
 BENCH_PROVIDERS: list[tuple[str, str]] = [
-    ("nodeloom.bench", "register_cli"),
-    ("nodeloom.text.bench", "register_cli"),
-    ("nodeloom.nodes.text.bench", "register_cli"),
-    ("nodeloom.batch.bench", "register_cli"),
+    ("nodeloom.text.kv_bench", "register_cli"),
 ]
 
 
@@ -34,7 +33,8 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine")
     group.add_argument("--base-dir", default=".", help="parent of input/ output/ temp/ models/ user/ (default .)")
     group.add_argument("--custom-nodes", action="append", default=[], metavar="DIR",
-                       help="a folder of ComfyUI custom-node packs to load (repeatable)")
+                       help="a folder of ComfyUI custom-node packs to load (repeatable; BASE/custom_nodes "
+                            "is loaded when it exists)")
     group.add_argument("--disable-all-custom-nodes", action="store_true", help="load built-in nodes only")
     group.add_argument("--extra-model-paths-config", action="append", default=[], metavar="YAML",
                        help="ComfyUI extra_model_paths.yaml file (repeatable)")
@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("-o", "--output", default=None, metavar="OUT", help="write here instead of stdout")
     _engine_options(convert)
 
+    demo = sub.add_parser("demo", help="serve, queue the embedded default workflow (no models), print the outputs")
+    from nodeloom.cli.demo import add_demo_arguments
+
+    add_demo_arguments(demo)
+
     for name, text in (("serve", "run the HTTP/WebSocket server (ComfyUI-compatible)"),
                        ("bench", "run benchmarks provided by installed packs")):
         lazy = sub.add_parser(name, help=text, add_help=False)
@@ -81,9 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _make_engine(args: argparse.Namespace, **overrides: Any) -> Any:
     from nodeloom.engine import Engine, EngineConfig
 
+    default_packs = Path(args.base_dir) / "custom_nodes"
+    dirs = [Path(d) for d in args.custom_nodes]
+    if default_packs.is_dir() and default_packs.resolve() not in {d.resolve() for d in dirs}:
+        dirs.insert(0, default_packs)
     config = EngineConfig(
         base_dir=args.base_dir,
-        custom_nodes_dirs=list(args.custom_nodes),
+        custom_nodes_dirs=dirs,
         load_custom_nodes=not args.disable_all_custom_nodes,
         extra_model_paths=list(args.extra_model_paths_config),
         device="cpu" if args.cpu else None,
@@ -209,7 +218,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return int(bench_args.func(bench_args) or 0)
 
 
-COMMANDS = {"run": _cmd_run, "validate": _cmd_validate, "nodes": _cmd_nodes, "convert": _cmd_convert,
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from nodeloom.cli.demo import demo_main
+
+    return demo_main(args)
+
+
+COMMANDS = {"demo": _cmd_demo, "run": _cmd_run, "validate": _cmd_validate, "nodes": _cmd_nodes, "convert": _cmd_convert,
             "serve": _cmd_serve, "bench": _cmd_bench}
 
 
