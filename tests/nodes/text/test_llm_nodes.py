@@ -9,7 +9,7 @@ import pytest
 from nodeloom.core.context import InterruptFlag, NodeContext, node_context
 from nodeloom.errors import Interrupted, MissingDependencyError, ModelNotFoundError, ValidationError
 from nodeloom.nodes.text import NODE_CLASS_MAPPINGS
-from nodeloom.nodes.text._common import STREAM_EVENT
+from nodeloom.nodes.text._common import BINARY_PROGRESS_TEXT, STREAM_EVENT
 
 LLMLoader = NODE_CLASS_MAPPINGS["LLMLoader"]
 TextGenerate = NODE_CLASS_MAPPINGS["TextGenerate"]
@@ -90,6 +90,9 @@ def test_tokens_stream_as_events_and_progress(svc):
     assert all(text.startswith(s["text"]) for s in steps)
     assert "".join(s["delta"] for s in steps) == steps[-1]["text"]
     assert ticks[: len(steps)] == [(float(i), 12.0) for i in range(1, len(steps) + 1)]
+    frames = [data for kind, data in svc.events if kind == BINARY_PROGRESS_TEXT]
+    shown = [s["text"] for s in steps if s["delta"]][-1]
+    assert frames and frames[-1] == b"\x00\x00\x00\x017" + shown.encode("utf-8")
 
 
 def test_interrupt_stops_between_tokens(svc):
