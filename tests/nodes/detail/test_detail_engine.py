@@ -58,3 +58,16 @@ def test_bad_input_is_a_validation_error(engine):
     prompt["4"]["inputs"]["top_k_by"] = "colour"
     with pytest.raises(ValidationError):
         engine.run(prompt)
+
+
+def test_example_workflow_runs_without_models(tmp_path):
+    import json
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "workflows" / "detail_face_anonymise.json"
+    prompt = json.loads(example.read_text(encoding="utf-8"))
+    with Engine(base_dir=tmp_path) as eng:
+        result = eng.run(prompt)
+    assert result.status == "success", result.errors
+    assert len(result.outputs["4"]["images"]) == 1 and len(result.outputs["5"]["images"]) == 1
+    assert "segment 0 (face) detailed" in result.value("3", 8)
