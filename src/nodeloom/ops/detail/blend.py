@@ -13,7 +13,7 @@ import numpy as np
 
 from nodeloom.errors import ValidationError
 
-__all__ = ["feather_mask", "feather_ring", "match_seam_colors", "paste_crop", "rgb_to_lab", "seam_delta_e"]
+__all__ = ["feather_mask", "feather_ring", "match_seam_colors", "paste_crop", "rgb_to_lab", "seam_delta_e", "seam_step"]
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -108,8 +108,8 @@ def paste_crop(image: np.ndarray, crop: np.ndarray, alpha: np.ndarray, region: t
     return out
 
 
-def seam_delta_e(image: np.ndarray, alpha: np.ndarray, width: int = 2) -> float:
-    """ΔE76 between the mean Lab just inside and just outside the feather ring.
+def seam_step(image: np.ndarray, alpha: np.ndarray, width: int = 2) -> np.ndarray:
+    """Mean Lab just inside minus just outside the feather ring (a Lab vector; zeros if a band is empty).
 
     Args:
         image: float ``[h, w, 3]`` after pasting.
@@ -124,6 +124,11 @@ def seam_delta_e(image: np.ndarray, alpha: np.ndarray, width: int = 2) -> float:
     ring_in = inside & (1 - cv2.erode(inside, kernel, iterations=width))
     ring_out = outside & (1 - cv2.erode(outside, kernel, iterations=width, borderType=cv2.BORDER_CONSTANT, borderValue=1))
     if not ring_in.any() or not ring_out.any():
-        return 0.0
+        return np.zeros(3, np.float32)
     lab = rgb_to_lab(image)
-    return float(np.linalg.norm(lab[ring_in.astype(bool)].mean(axis=0) - lab[ring_out.astype(bool)].mean(axis=0)))
+    return lab[ring_in.astype(bool)].mean(axis=0) - lab[ring_out.astype(bool)].mean(axis=0)
+
+
+def seam_delta_e(image: np.ndarray, alpha: np.ndarray, width: int = 2) -> float:
+    """ΔE76 between the mean Lab just inside and just outside the feather ring (see :func:`seam_step`)."""
+    return float(np.linalg.norm(seam_step(image, alpha, width)))
