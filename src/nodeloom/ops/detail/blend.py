@@ -31,10 +31,18 @@ def _lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     return np.clip(cv2.cvtColor(flat, cv2.COLOR_LAB2RGB).reshape(lab.shape), 0.0, 1.0)
 
 
-def feather_mask(mask: np.ndarray, blur: float = 4.0) -> np.ndarray:
+def feather_mask(
+    mask: np.ndarray, blur: float = 4.0, image_edges: tuple[bool, bool, bool, bool] = (False, False, False, False)
+) -> np.ndarray:
     """Gaussian-feather a ``[h, w]`` mask with sigma ``blur`` px.
 
     The kernel is cut at 3 sigma, so the alpha is exactly 0 farther than that from the mask.
+
+    Args:
+        mask: float mask 0..1.
+        blur: sigma in px (0: no feathering).
+        image_edges: ``(top, bottom, left, right)`` sides that lie on the image border; there
+            the mask is treated as continuing (no fade towards a border that has no seam).
 
     Raises:
         ValidationError: negative ``blur``.
@@ -46,8 +54,11 @@ def feather_mask(mask: np.ndarray, blur: float = 4.0) -> np.ndarray:
     m = np.clip(mask.astype(np.float32), 0.0, 1.0)
     if blur == 0:
         return m
-    k = 2 * int(math.ceil(3 * blur)) + 1
-    out = cv2.GaussianBlur(m, (k, k), sigmaX=blur, sigmaY=blur, borderType=cv2.BORDER_CONSTANT)
+    r = int(math.ceil(3 * blur))
+    top, bottom, left, right = (r if e else 0 for e in image_edges)
+    padded = cv2.copyMakeBorder(m, top, bottom, left, right, cv2.BORDER_REPLICATE) if any(image_edges) else m
+    out = cv2.GaussianBlur(padded, (2 * r + 1, 2 * r + 1), sigmaX=blur, sigmaY=blur, borderType=cv2.BORDER_CONSTANT)
+    out = np.ascontiguousarray(out[top : top + m.shape[0], left : left + m.shape[1]])
     out[out < 1e-4] = 0.0  # float round-off of a cut kernel must not leak past its support
     return np.clip(out, 0.0, 1.0)
 
