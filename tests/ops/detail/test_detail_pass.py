@@ -127,5 +127,5 @@ def test_inverted_mask_reaches_the_image_border():
     background = merge_invert(mask_to_segs(mask), "merge_invert")
     run, _ = _paint(0.9)
     r = detail_pass(image, background, run, DetailSettings(guide_size=48, feather=4, seam_match=0))
-    assert r.image[0, 0, 0] == pytest.approx(0.9) and r.image[47, 24, 0] == pytest.approx(0.9)
+    assert r.image[0, 0, 0] == pytest.approx(0.9, abs=2e-3) and r.image[47, 24, 0] == pytest.approx(0.9, abs=2e-3)
     assert r.image[24, 24, 0] == np.float32(0.2)
