@@ -7,6 +7,7 @@ file, confining a user-given name to its folder). Never downloads anything.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ class FolderPaths:
         self.folders: dict[str, list[Path]] = {}
         self.extensions: dict[str, frozenset[str] | None] = {}
         self.custom_nodes_dirs: list[Path] = []
+        self._save_lock = threading.Lock()
+        self._reserved: dict[tuple[str, str], int] = {}
         for name, (subs, exts) in DEFAULT_FOLDERS.items():
             self.folders[name] = [self.models_dir / s for s in subs]
             self.extensions[name] = exts
@@ -166,11 +169,15 @@ class FolderPaths:
         )
 
     # ------------------------------------------------------------------ saving
-    def get_save_path(self, filename_prefix: str, width: int = 0, height: int = 0, *, kind: str = "output") -> tuple[Path, str, int, str]:
+    def get_save_path(
+        self, filename_prefix: str, width: int = 0, height: int = 0, *, kind: str = "output", count: int = 1
+    ) -> tuple[Path, str, int, str]:
         """ComfyUI's counter scheme: ``(folder, filename, counter, subfolder)``.
 
         ``filename_prefix`` may contain a subfolder (``"sub/name"``) and the tokens
         ``%width%``, ``%height%``; the counter continues after the highest existing one.
+        ``count`` counters are reserved for the caller, so nodes saving at the same time
+        with the same prefix never get the same file names.
         """
         root = self.directory(kind)
         prefix = filename_prefix.replace("%width%", str(width)).replace("%height%", str(height))
@@ -179,11 +186,15 @@ class FolderPaths:
         folder.mkdir(parents=True, exist_ok=True)
         counter = 1
         stem = f"{filename}_"
-        for entry in os.listdir(folder):
-            if entry.startswith(stem):
-                digits = entry[len(stem):].split("_", 1)[0].split(".", 1)[0]
-                if digits.isdigit():
-                    counter = max(counter, int(digits) + 1)
+        with self._save_lock:
+            for entry in os.listdir(folder):
+                if entry.startswith(stem):
+                    digits = entry[len(stem):].split("_", 1)[0].split(".", 1)[0]
+                    if digits.isdigit():
+                        counter = max(counter, int(digits) + 1)
+            key = (str(folder), filename)
+            counter = max(counter, self._reserved.get(key, 1))
+            self._reserved[key] = counter + max(1, count)
         return folder, filename, counter, subfolder
 
     # ------------------------------------------------------------------ config

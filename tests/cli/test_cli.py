@@ -78,11 +78,13 @@ def test_run_failing_node_with_custom_nodes(tmp_path: Path, capsys: pytest.Captu
         "4": {"class_type": "StubBrighten", "inputs": {"image": ["1", 0], "amount": 0.5}},
         "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
     }))
-    code, out, _ = run_cli(capsys, "run", str(workflow), "--base-dir", str(tmp_path), "--custom-nodes", str(packs), "--json")
+    code, out, _ = run_cli(capsys, "run", str(workflow), "--base-dir", str(tmp_path), "--json")  # BASE/custom_nodes
     result = json.loads(out)
     assert code == 1 and result["status"] == "error"
     assert any("stub failure on purpose" in e["exception_message"] for e in result["errors"])
     assert result["outputs"]["5"]["files"]  # the independent branch still ran
+    code, _, err = run_cli(capsys, "run", str(workflow), "--base-dir", str(tmp_path), "--disable-all-custom-nodes")
+    assert code == 1 and "StubFail" in err
 
 
 def test_validate_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,6 +117,15 @@ def test_nodes_and_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     prompt = json.loads(target.read_text())
     assert code == 0 and sorted(prompt) == ["1", "5:1", "5:2", "6"]
     assert prompt["1"]["_meta"]["title"] == "EmptyImage" and prompt["5:2"]["_meta"]["title"] == "Upscale Image"
+
+
+def test_run_accepts_a_saved_prompt_request_body(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = tmp_path / "body.json"
+    prompt = json.loads((EXAMPLES / "invert_scale.json").read_text())
+    body.write_text(json.dumps({"prompt": prompt, "client_id": "c", "extra_data": {"extra_pnginfo": {"workflow": {"nodes": [], "v": 7}}}}))
+    code, out, _ = run_cli(capsys, "run", str(body), "--base-dir", str(tmp_path), "--json")
+    (files,) = [o["files"] for o in json.loads(out)["outputs"].values()]
+    assert code == 0 and json.loads(Image.open(files[0]).text["workflow"]) == {"nodes": [], "v": 7}
 
 
 def test_run_reads_the_prompt_embedded_in_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -191,4 +202,4 @@ def test_subprocess_run_prints_progress_and_writes_png(tmp_path: Path) -> None:
 def test_parser_lists_every_command() -> None:
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(sub.choices) == {"run", "validate", "nodes", "convert", "serve", "bench"}
+    assert {"run", "validate", "nodes", "convert", "serve", "bench"} <= set(sub.choices)

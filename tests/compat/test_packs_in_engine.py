@@ -1,8 +1,9 @@
 """Custom-node packs through the Engine: our fixture pack, and ComfyUI's own testing pack.
 
-ComfyUI's ``tests/execution/testing_nodes/testing-pack`` is read from a local mirror of the
-ComfyUI repository at test time (skipped when there is none) and copied to a temp folder;
-it is never stored in this repository.
+ComfyUI's ``tests/execution/testing_nodes/testing-pack`` is read from a local git copy of the
+ComfyUI repository at test time — ``$COMFY_MIRROR``, else a ``.mirror/Comfy-Org+ComfyUI/repo``
+folder beside or above this checkout; skipped when there is none — and copied to a temp
+folder. It is never stored in this repository.
 """
 
 from __future__ import annotations
@@ -21,7 +22,20 @@ from PIL import Image
 from nodeloom.core.graph_builder import GraphBuilder
 from nodeloom.engine import Engine
 
-COMFY_MIRROR = Path(os.environ.get("NODELOOM_COMFY_MIRROR", "/work/.mirror/Comfy-Org+ComfyUI/repo"))
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _find_mirror() -> Path | None:
+    if os.environ.get("COMFY_MIRROR"):
+        return Path(os.environ["COMFY_MIRROR"])
+    for folder in ROOT.parents:
+        candidate = folder / ".mirror" / "Comfy-Org+ComfyUI" / "repo"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+COMFY_MIRROR = _find_mirror()
 TESTING_PACK = "tests/execution/testing_nodes/testing-pack"
 PACK_FILES = ("__init__.py", "api_test_nodes.py", "async_test_nodes.py", "conditions.py", "flow_control.py",
               "specific_tests.py", "stubs.py", "tools.py", "util.py")
@@ -68,8 +82,8 @@ def _copy_testing_pack(target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def comfy_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    if shutil.which("git") is None or not COMFY_MIRROR.exists():
-        pytest.skip("no local mirror of the ComfyUI repository")
+    if shutil.which("git") is None or COMFY_MIRROR is None or not COMFY_MIRROR.exists():
+        pytest.skip("no local git copy of the ComfyUI repository (set COMFY_MIRROR)")
     root = tmp_path_factory.mktemp("comfy_pack")
     _copy_testing_pack(root / "custom_nodes")
     engine = Engine(base_dir=root / "base", custom_nodes_dirs=[root / "custom_nodes"])

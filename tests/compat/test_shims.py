@@ -51,6 +51,14 @@ def test_install_is_idempotent_and_maps_names() -> None:
     assert importlib.import_module("comfy_execution.graph").ExecutionBlocker is ExecutionBlocker
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("comfy.sd")
+    hook.uninstall()
+    try:
+        assert not hook.installed() and "comfy.utils" not in sys.modules
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module("folder_paths")
+    finally:
+        hook.install()
+    assert importlib.import_module("folder_paths").__name__ == "nodeloom.compat.comfy.folder_paths"
 
 
 def test_io_types_match_like_comfyui() -> None:
@@ -220,6 +228,7 @@ def test_nodes_and_cli_args_shims() -> None:
     assert nodes.MAX_RESOLUTION == 16384
     assert nodes.SaveImage is NODE_CLASS_MAPPINGS["SaveImage"]
     assert nodes.NODE_CLASS_MAPPINGS["LoadImage"] is NODE_CLASS_MAPPINGS["LoadImage"]
+    assert len(nodes.NODE_CLASS_MAPPINGS) > len(NODE_CLASS_MAPPINGS)  # every built-in pack
     with pytest.raises(AttributeError):
         nodes.KSamplerThatDoesNotExist  # noqa: B018
     assert args.disable_metadata is False and args.some_unknown_flag is None

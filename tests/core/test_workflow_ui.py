@@ -94,6 +94,15 @@ def test_old_widget_values_without_control_value_still_map() -> None:
     assert ui_to_api(wf, lookup)["1"]["inputs"] == {"seed": 5, "steps": 10, "cfg": 2.0, "sampler_name": "euler", "denoise": 1.0}
 
 
+def test_missing_widget_values_take_the_defaults_the_frontend_shows() -> None:
+    wf = ui([node(1, "SaveImage", None, inputs=[{"name": "images", "type": "IMAGE", "link": None}]),
+             node(2, "ImageScale", ["bicubic"]), node(3, "FixedSeed", [])], [])
+    prompt = ui_to_api(wf, lookup)
+    assert prompt["1"]["inputs"] == {"filename_prefix": "ComfyUI"}
+    assert prompt["2"]["inputs"] == {"upscale_method": "bicubic", "width": 512, "height": 512, "crop": "disabled"}
+    assert prompt["3"]["inputs"] == {"seed": 0, "tag": ""}
+
+
 def test_explicit_control_flags_and_dict_widget_values() -> None:
     wf = ui([node(1, "FixedSeed", [9, "tag"]), node(2, "Picker", ["b", "fixed", 3]),
              node(3, "FixedSeed", {"seed": 4, "tag": "t", "extra": 1})], [])

@@ -1,4 +1,4 @@
-"""An engine with the built-in packs plus two test-only nodes: a tensor source and a sink (the stub pack's Output)."""
+"""`image_engine`: an engine with the built-in packs plus two test-only nodes: a tensor source and a sink (the stub pack's Output)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class TestTensor:
 
 
 @pytest.fixture(scope="session")
-def engine(tmp_path_factory):
+def image_engine(tmp_path_factory):
     eng = Engine(base_dir=tmp_path_factory.mktemp("engine"))
     eng.registry.register_pack(PackInfo("testing", "tests.nodes.conftest"), {"TestTensor": TestTensor, "TestSink": Output})
     yield eng

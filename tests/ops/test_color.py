@@ -162,3 +162,16 @@ def test_property_lab_round_trip(rgb):
     # atol 1e-7: the two pieces of the sRGB curve meet with a ~3e-8 step at 0.04045.
     np.testing.assert_allclose(C.lab_to_rgb(C.rgb_to_lab(rgb)), rgb, atol=1e-7)
     np.testing.assert_allclose(C.hsv_to_rgb(C.rgb_to_hsv(rgb)), rgb, atol=1e-9)
+
+
+@pytest.mark.gpu
+def test_fast_path_on_cuda_matches_sharma_and_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    lab1 = torch.tensor(SHARMA[:, :3], dtype=torch.float32, device="cuda")
+    lab2 = torch.tensor(SHARMA[:, 3:6], dtype=torch.float32, device="cuda")
+    out = C.delta_e_2000(lab1, lab2)
+    assert out.device.type == "cuda"
+    np.testing.assert_allclose(out.cpu().numpy(), SHARMA[:, 6], atol=1e-4)
+    auto = C.delta_e_2000(SHARMA[:, :3], SHARMA[:, 3:6], precision="fast", device="auto")
+    np.testing.assert_allclose(auto, SHARMA[:, 6], atol=1e-4)

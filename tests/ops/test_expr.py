@@ -134,3 +134,14 @@ def test_runtime_errors_name_the_problem():
 def test_function_table_is_the_documented_whitelist():
     assert {"sqrt", "exp", "log", "sin", "cos", "abs", "clip", "min", "max", "pow", "where", "lerp"} <= set(FUNCTIONS)
     assert not {"eval", "exec", "open", "getattr", "__import__"} & set(FUNCTIONS)
+
+
+@pytest.mark.parametrize("source,expected", CASES, ids=[c[0] for c in CASES])
+def test_torch_backend_matches_numpy(source, expected):
+    # float64 CPU tensors that require grad stay on the torch path (the path CUDA inputs take)
+    tvars = {k: (torch.from_numpy(v.numpy().astype(np.float64)).requires_grad_(True) if isinstance(v, torch.Tensor) else v)
+             for k, v in VARS.items()}
+    with torch.no_grad():
+        out = evaluate(source, tvars)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+    np.testing.assert_allclose(out.detach().numpy(), expected(), rtol=1e-4, atol=1e-5)

@@ -37,6 +37,15 @@ def test_grow_equals_repeated_3x3_grey_morphology(expand, tapered):
     np.testing.assert_allclose(M.grow(torch.from_numpy(m), expand, tapered).numpy(), np.stack(ref))
 
 
+def test_grow_by_more_than_the_image_reaches_everything_quickly():
+    m = torch.zeros(1, 6, 9)
+    m[0, 2, 3] = 0.7
+    for tapered in (True, False):
+        torch.testing.assert_close(M.grow(m, 16384, tapered), torch.full_like(m, 0.7))
+        torch.testing.assert_close(M.grow(m, -16384, tapered), torch.zeros_like(m))
+    assert M.grow(torch.ones(1, 1, 1), 5).item() == 1.0
+
+
 def test_feather_edges_ramps_each_side():
     m = torch.ones(1, 4, 10)
     out = M.feather_edges(m, left=4, top=0, right=2, bottom=0)
@@ -97,7 +106,7 @@ def test_bounding_box_and_crop_with_padding():
     torch.testing.assert_close(crop, img[:, 2:14, 2:14])
     _, _, clipped = M.crop_to_mask(img, only_square, padding=100)
     assert clipped == (0, 0, 32, 32)
-    with pytest.raises(ValidationError, match="nothing to crop"):
+    with pytest.raises(ValidationError, match="there is no box"):
         M.crop_to_mask(img, torch.zeros(1, 32, 32))
 
 

@@ -75,6 +75,7 @@ def test_topk_accepts_torch_and_ints_and_checks_input():
     idx, vals = topk(torch.tensor([3, 1, 3, 2]), 2)
     assert idx.tolist() == [0, 2] and vals.tolist() == [3, 3]
     assert topk([1.0, float("nan")], 5)[0].tolist() == [0, 1]
+    assert topk(np.array([3, 250, 7], dtype=np.uint8), 2)[0].tolist() == [1, 2]
     with pytest.raises(ValidationError, match="`k`"):
         topk([1.0], -1)
     with pytest.raises(ValidationError, match="one-dimensional"):

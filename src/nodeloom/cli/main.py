@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from nodeloom.errors import NodeloomError
@@ -22,11 +23,9 @@ __all__ = ["BENCH_PROVIDERS", "build_parser", "main"]
 
 #: ``(module, function)`` pairs whose ``function(subparsers)`` adds ``nodeloom bench`` commands
 #: (each sets ``func=callable(args) -> int`` as a default). Missing modules are skipped.
+#: A pack adds its benchmark by appending its pair here.
 BENCH_PROVIDERS: list[tuple[str, str]] = [
-    ("nodeloom.bench", "register_cli"),
-    ("nodeloom.text.bench", "register_cli"),
-    ("nodeloom.nodes.text.bench", "register_cli"),
-    ("nodeloom.batch.bench", "register_cli"),
+    ("nodeloom.text.kv_bench", "register_cli"),
 ]
 
 
@@ -34,7 +33,8 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine")
     group.add_argument("--base-dir", default=".", help="parent of input/ output/ temp/ models/ user/ (default .)")
     group.add_argument("--custom-nodes", action="append", default=[], metavar="DIR",
-                       help="a folder of ComfyUI custom-node packs to load (repeatable)")
+                       help="a folder of ComfyUI custom-node packs to load (repeatable; BASE/custom_nodes "
+                            "is loaded when it exists)")
     group.add_argument("--disable-all-custom-nodes", action="store_true", help="load built-in nodes only")
     group.add_argument("--extra-model-paths-config", action="append", default=[], metavar="YAML",
                        help="ComfyUI extra_model_paths.yaml file (repeatable)")
@@ -86,9 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _make_engine(args: argparse.Namespace, **overrides: Any) -> Any:
     from nodeloom.engine import Engine, EngineConfig
 
+    default_packs = Path(args.base_dir) / "custom_nodes"
+    dirs = [Path(d) for d in args.custom_nodes]
+    if default_packs.is_dir() and default_packs.resolve() not in {d.resolve() for d in dirs}:
+        dirs.insert(0, default_packs)
     config = EngineConfig(
         base_dir=args.base_dir,
-        custom_nodes_dirs=list(args.custom_nodes),
+        custom_nodes_dirs=dirs,
         load_custom_nodes=not args.disable_all_custom_nodes,
         extra_model_paths=list(args.extra_model_paths_config),
         device="cpu" if args.cpu else None,

@@ -59,6 +59,8 @@ def _input_types(engine: Any) -> Any:
 def load_prompt(engine: Any, path: str, *, with_ui: bool = False) -> Any:
     """The API-format prompt of a workflow file (UI workflows converted with ``engine``'s nodes).
 
+    Accepts an API prompt, a UI workflow, or a saved ``POST /prompt`` request body.
+
     Args:
         engine: supplies node definitions for the conversion.
         path: see :func:`read_workflow`.
@@ -68,6 +70,10 @@ def load_prompt(engine: Any, path: str, *, with_ui: bool = False) -> Any:
         WorkflowFormatError: see :func:`read_workflow` and :func:`nodeloom.core.workflow_ui.to_api`.
     """
     data = read_workflow(path)
+    if isinstance(data, dict) and isinstance(data.get("prompt"), dict) and "class_type" not in data["prompt"]:
+        # a saved ``POST /prompt`` body: {"prompt": {...}, "extra_data": {"extra_pnginfo": {"workflow": ...}}}
+        ui = ((data.get("extra_data") or {}).get("extra_pnginfo") or {}).get("workflow")
+        return (data["prompt"], ui) if with_ui else data["prompt"]
     if detect_format(data) == "api":
         return (data, None) if with_ui else data
     with activate_services(engine.services):

@@ -488,7 +488,8 @@ class _Run:
         keep = set(self.dp.all_node_ids())
         for key in [k for k in self.ex.objects if k[0] not in keep]:
             del self.ex.objects[key]
-        self.emit("executing", {"node": None, "display_node": None, "prompt_id": self.prompt_id})
+        # The end-of-prompt marker (``executing`` with node None) belongs to the adapter: the
+        # server sends it only after the history entry is stored, as ComfyUI clients expect.
 
     # ------------------------------------------------------------------ one node
     async def _execute_guarded(self, nid: str) -> tuple[str, dict[str, Any] | None]:

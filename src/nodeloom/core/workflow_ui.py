@@ -148,16 +148,46 @@ def _candidate_layouts(types: Mapping[str, Any]) -> list[list[_Slot]]:
     return [build(True, True, False), build(False, True, False), build(True, True, True), build(False, False, False)]
 
 
+_WIDGET_FALLBACK = {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}
+
+
+def _widget_default(types: Mapping[str, Any], name: str) -> tuple[bool, Any]:
+    """The value a fresh widget shows in the frontend: ``default``, else the first choice or 0/""/False."""
+    for section in ("required", "optional"):
+        spec = (types.get(section) or {}).get(name)
+        if spec is None:
+            continue
+        io_type, opts = spec_parts(spec)
+        if "default" in opts:
+            return True, opts["default"]
+        if isinstance(io_type, list):
+            return (True, io_type[0]) if io_type else (False, None)
+        if isinstance(io_type, str) and io_type in _WIDGET_FALLBACK:
+            return True, _WIDGET_FALLBACK[io_type]
+    return False, None
+
+
 def _widget_values(types: Mapping[str, Any], values: Any) -> dict[str, Any]:
-    """Map ``widgets_values`` (a list, or a dict by name) onto input names."""
+    """Map ``widgets_values`` (a list, or a dict by name) onto input names.
+
+    Widgets the file has no value for (short or missing ``widgets_values``) get the value the
+    frontend would show when it loads the file: the input's default.
+    """
     if isinstance(values, dict):
         names = {name for name, *_ in widget_layout(types)}
-        return {k: v for k, v in values.items() if k in names}
-    if not isinstance(values, list):
-        return {}
-    layouts = _candidate_layouts(types)
-    chosen = next((lay for lay in layouts if len(lay) == len(values)), layouts[0])
-    return {slot.name: value for slot, value in zip(chosen, values) if slot.name is not None}
+        found = {k: v for k, v in values.items() if k in names}
+    elif isinstance(values, list):
+        layouts = _candidate_layouts(types)
+        chosen = next((lay for lay in layouts if len(lay) == len(values)), layouts[0])
+        found = {slot.name: value for slot, value in zip(chosen, values) if slot.name is not None}
+    else:
+        found = {}
+    for name, _control, _upload, force in widget_layout(types):
+        if name not in found and not force:
+            known, default = _widget_default(types, name)
+            if known:
+                found[name] = default
+    return found
 
 
 # --------------------------------------------------------------------------- flattening
@@ -264,8 +294,7 @@ _Source = tuple[str, Any, int]  # ("link", exec_id, slot) or ("value", value, 0)
 
 
 class _Resolver:
-    def __init__(self, defs: Mapping[str, dict[str, Any]]) -> None:
-        self.defs = defs
+    """Follows links back through reroutes, primitives, bypassed nodes and subgraph borders."""
 
     def input_link(self, node: _FlatNode, link_id: Any, input_type: Any, where: str) -> _Source | None:
         link = node.scope.links.get(link_id)
@@ -375,7 +404,7 @@ def ui_to_api(
         raise
     except _SHAPE_ERRORS as exc:
         raise WorkflowFormatError(f"malformed UI workflow: {type(exc).__name__}: {exc}") from exc
-    resolver = _Resolver(defs)
+    resolver = _Resolver()
     prompt: dict[str, Any] = {}
     for node in flat:
         try:

@@ -139,20 +139,20 @@ def color_qc(
     # float32 on CUDA when present; the map comes back to the CPU for statistics and drawing.
     de = color_distance(ref, cand[..., :3].float(), method, precision="fast", device="auto").cpu()
     ys, xs = _grid(de.shape[1], grid_step), _grid(de.shape[2], grid_step)
-    samples = de[:, ys][:, :, xs].reshape(de.shape[0], -1).double()
+    samples = de[:, ys][:, :, xs].reshape(de.shape[0], -1).double().numpy()
     stats = []
     for i, s in enumerate(samples):
-        share = float((s > threshold).double().mean())
+        share = float(np.mean(s > threshold))
         stats.append(
             QCImageStats(
                 index=i,
                 passed=share <= max_failing_share,
                 mean=float(s.mean()),
-                median=float(s.median()),
-                p95=float(torch.quantile(s, 0.95)),
+                median=float(np.median(s)),
+                p95=float(np.percentile(s, 95)),
                 max=float(s.max()),
                 failing_share=share,
-                samples=int(s.numel()),
+                samples=int(s.size),
             )
         )
     return QCResult(

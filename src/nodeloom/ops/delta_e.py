@@ -148,6 +148,24 @@ def delta_e_cmc(
     return like(out, lab1)
 
 
+def _hue_weight(hbar: torch.Tensor) -> torch.Tensor:
+    """CIEDE2000's T(h̄′) from one cos and one sin, by the multiple-angle identities."""
+    ch, sh = torch.cos(hbar), torch.sin(hbar)
+    c2h = 2.0 * ch * ch - 1.0
+    s2h = 2.0 * sh * ch
+    c3h = ch * (2.0 * c2h - 1.0)
+    s3h = sh * (2.0 * c2h + 1.0)
+    c4h = 2.0 * c2h * c2h - 1.0
+    s4h = 2.0 * s2h * c2h
+    return (
+        1.0
+        - 0.17 * (ch * _C30 + sh * _S30)
+        + 0.24 * c2h
+        + 0.32 * (c3h * _C6 - s3h * _S6)
+        - 0.20 * (c4h * _C63 + s4h * _S63)
+    )
+
+
 def _ciede2000_block(
     lab1: torch.Tensor, lab2: torch.Tensor, kl: float, kc: float, kh: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,20 +197,7 @@ def _ciede2000_block(
     hbar = h1 + dh * 0.5
     hbar = torch.where(hbar < 0, hbar + _TWO_PI, torch.where(hbar >= _TWO_PI, hbar - _TWO_PI, hbar))
     dHp = 2.0 * torch.sqrt(prod) * torch.sin(dh * 0.5)
-    ch, sh_ = torch.cos(hbar), torch.sin(hbar)
-    c2h = 2.0 * ch * ch - 1.0
-    s2h = 2.0 * sh_ * ch
-    c3h = ch * (2.0 * c2h - 1.0)
-    s3h = sh_ * (2.0 * c2h + 1.0)
-    c4h = 2.0 * c2h * c2h - 1.0
-    s4h = 2.0 * s2h * c2h
-    t = (
-        1.0
-        - 0.17 * (ch * _C30 + sh_ * _S30)
-        + 0.24 * c2h
-        + 0.32 * (c3h * _C6 - s3h * _S6)
-        - 0.20 * (c4h * _C63 + s4h * _S63)
-    )
+    t = _hue_weight(hbar)
     cbarp = (c1p + c2p) * 0.5
     cp7 = cbarp * cbarp
     cp7 = cp7 * cp7 * cp7 * cbarp

@@ -31,6 +31,7 @@ __all__ = [
     "replace_color",
     "roi_mask",
     "to_batch_mask",
+    "union_box",
 ]
 
 LOGIC_OPS = ("and", "or", "xor", "subtract", "multiply", "add", "difference")
@@ -80,7 +81,11 @@ def grow(mask: torch.Tensor, expand: int, tapered_corners: bool = True) -> torch
         return m.clone()
     sign = 1.0 if expand > 0 else -1.0
     x = m * sign
-    n = abs(int(expand))
+    h, w = m.shape[-2:]
+    # Beyond these reaches every pixel already sees the whole image: more steps change nothing.
+    n = min(abs(int(expand)), h + w - 2 if tapered_corners else max(h, w) - 1)
+    if n <= 0:
+        return m.clone()
     if tapered_corners:
         for _ in range(n):
             x = _dilate_cross(x)
@@ -270,13 +275,33 @@ def bounding_box(mask: torch.Tensor, threshold: float = 0.5) -> list[tuple[int, 
     return boxes
 
 
+def union_box(mask: torch.Tensor, padding: int = 0, threshold: float = 0.5) -> tuple[int, int, int, int]:
+    """One box ``(x, y, width, height)`` around every item's pixels ``> threshold``, grown by
+    ``padding`` and clipped to the mask.
+
+    Raises:
+        ValidationError: empty mask or negative padding.
+    """
+    m = to_batch_mask(mask)
+    if padding < 0:
+        raise ValidationError(f"`padding` must be ≥ 0, got {padding}")
+    boxes = [b for b in bounding_box(m, threshold) if b is not None]
+    if not boxes:
+        raise ValidationError(f"`mask` has no pixel above {threshold}; there is no box")
+    h, w = m.shape[1:3]
+    x0 = max(min(b[0] for b in boxes) - padding, 0)
+    y0 = max(min(b[1] for b in boxes) - padding, 0)
+    x1 = min(max(b[0] + b[2] for b in boxes) + padding, w)
+    y1 = min(max(b[1] + b[3] for b in boxes) + padding, h)
+    return x0, y0, x1 - x0, y1 - y0
+
+
 def crop_to_mask(
     image: torch.Tensor, mask: torch.Tensor, padding: int = 0, threshold: float = 0.5
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int, int, int]]:
-    """Crop an image (and its mask) to the mask's box grown by ``padding``, clipped to the image.
+    """Crop an image (and its mask) to :func:`union_box` of the mask.
 
-    One box covers the whole batch (the union of the items' boxes), so the output stays a
-    single tensor.
+    One box covers the whole batch, so the output stays a single tensor.
 
     Returns:
         ``(image_crop, mask_crop, (x, y, width, height))``.
@@ -287,17 +312,8 @@ def crop_to_mask(
     m = to_batch_mask(mask)
     if image.shape[1:3] != m.shape[1:3]:
         raise ValidationError(f"`mask` is {tuple(m.shape[1:3])} but `image` is {tuple(image.shape[1:3])} (H, W)")
-    if padding < 0:
-        raise ValidationError(f"`padding` must be ≥ 0, got {padding}")
-    boxes = [b for b in bounding_box(m, threshold) if b is not None]
-    if not boxes:
-        raise ValidationError(f"`mask` has no pixel above {threshold}; nothing to crop to")
-    h, w = m.shape[1:3]
-    x0 = max(min(b[0] for b in boxes) - padding, 0)
-    y0 = max(min(b[1] for b in boxes) - padding, 0)
-    x1 = min(max(b[0] + b[2] for b in boxes) + padding, w)
-    y1 = min(max(b[1] + b[3] for b in boxes) + padding, h)
-    return image[:, y0:y1, x0:x1].clone(), m[:, y0:y1, x0:x1].clone(), (x0, y0, x1 - x0, y1 - y0)
+    x, y, w, h = union_box(m, padding, threshold)
+    return image[:, y : y + h, x : x + w].clone(), m[:, y : y + h, x : x + w].clone(), (x, y, w, h)
 
 
 def composite(destination: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

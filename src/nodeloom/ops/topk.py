@@ -37,6 +37,8 @@ def _check_k(k: int) -> None:
 
 def _order(values: np.ndarray, index: np.ndarray, largest: bool) -> np.ndarray:
     """Positions of ``values`` sorted by the module's rule (index breaks ties)."""
+    if values.dtype.kind in "ub":  # negating unsigned integers would wrap around
+        values = values.astype(np.int64)
     key = -values if largest else values
     if np.issubdtype(values.dtype, np.floating):
         nan = np.isnan(values)

@@ -115,6 +115,8 @@ class Worker:
         }
         self.queue.finish(job, state, outputs=dict(result.outputs), status=status, meta=dict(result.meta),
                           error=result.errors[0] if result.errors else None)
+        # Only now that the history entry exists: clients fetch /history as soon as they see it.
+        self.publish("executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id}, job.client_id)
 
     def _fail(self, job: Job, error: dict[str, Any], node_errors: dict[str, Any]) -> None:
         """Record a prompt that could not run at all and tell its client."""
@@ -124,7 +126,7 @@ class Worker:
             "traceback": [], "current_inputs": {}, "current_outputs": {}, "timestamp": _now_ms(),
         }
         self.publish("execution_error", data, job.client_id)
-        self.publish("executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id}, job.client_id)
         status = {"status_str": "error", "completed": False, "messages": [["execution_error", data]]}
         error = dict(error, node_errors=node_errors) if node_errors else error
         self.queue.finish(job, "error", outputs={}, status=status, meta={}, error=error)
+        self.publish("executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id}, job.client_id)

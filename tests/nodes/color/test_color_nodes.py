@@ -71,14 +71,30 @@ def test_nearest_named_colour_and_palette_match():
     assert quant[0, 0, 0].tolist() == pytest.approx([0.0, 0.0, 128 / 255])
 
 
-def test_color_qc_through_the_engine(engine):
+def test_color_qc_through_the_engine(image_engine):
     ref, cand = _pair(30)
     prompt = {
         "r": {"class_type": "TestTensor", "inputs": {"key": "ref"}},
         "c": {"class_type": "TestTensor", "inputs": {"key": "cand"}},
         "qc": {"class_type": "ColorQC", "inputs": {"reference": ["r", 0], "candidate": ["c", 0], **QC_DEFAULTS}},
     }
-    result = run_prompt(engine, prompt, {"ref": ref, "cand": cand})
+    result = run_prompt(image_engine, prompt, {"ref": ref, "cand": cand})
     assert result.status == "success", result.errors
     assert result.value("qc", 1) == "FAIL"
     assert result.outputs["qc"]["text"][0].startswith("FAIL")
+
+
+def test_example_workflow_runs_and_passes(tmp_path):
+    import json
+    from pathlib import Path
+
+    from nodeloom import Engine
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "workflows" / "color_qc.json"
+    with Engine(base_dir=tmp_path) as engine:
+        result = engine.run(json.loads(example.read_text()))
+    assert result.status == "success", result.errors
+    report = json.loads(result.value("4", 3))
+    # the shifted ellipse covers about 15 % of the frame (12.5 % of the 8 px grid): under the 30 % limit
+    assert report["status"] == "PASS" and report["images"][0]["failing_share"] == pytest.approx(0.125)
+    assert result.outputs["5"]["images"] and result.outputs["4"]["text"][0].startswith("PASS")

@@ -131,7 +131,7 @@ def test_apply_composite_and_replace_colour_nodes():
         _run("ReplaceColorUnderMask", image=img, mask=m, color="not-a-colour", strength=1.0)
 
 
-def test_mask_chain_through_the_engine(engine):
+def test_mask_chain_through_the_engine(image_engine):
     prompt = {
         "1": {"class_type": "ROIMask", "inputs": {"width": 16, "height": 16, "x": 2, "y": 2, "roi_width": 12,
                                                    "roi_height": 12, "shape": "rectangle", "feather": 0}},
@@ -140,7 +140,7 @@ def test_mask_chain_through_the_engine(engine):
         "4": {"class_type": "ImageToMask", "inputs": {"image": ["3", 0], "channel": "red"}},
         "5": {"class_type": "MaskFillHoles", "inputs": {"mask": ["4", 0], "max_hole_size": 0, "threshold": 0.5}},
     }
-    result = run_prompt(engine, prompt, sinks=[["5", 0]])
+    result = run_prompt(image_engine, prompt, sinks=[["5", 0]])
     assert result.status == "success", result.errors
     out = result.value("5")
     assert out.shape == (1, 16, 16) and float(out.sum()) == 64.0

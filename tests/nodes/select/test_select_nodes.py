@@ -72,7 +72,7 @@ def test_topk_select_by_metric_labels_and_distance():
         N["TopKSelect"].execute(images=imgs, k=2, **{**kw, "labels": "a,b", "max_per_label": 1})
 
 
-def test_score_then_select_through_the_engine(engine):
+def test_score_then_select_through_the_engine(image_engine):
     imgs = _batch_for_selection()
     prompt = {
         "src": {"class_type": "TestTensor", "inputs": {"key": "imgs"}},
@@ -83,11 +83,11 @@ def test_score_then_select_through_the_engine(engine):
                                                         "best": "auto", "labels": "", "max_per_label": 0,
                                                         "min_distance": 0.0, "scores": ["score", 0]}},
     }
-    result = run_prompt(engine, prompt, {"imgs": imgs}, sinks=[["top", 0], ["top", 1]])
+    result = run_prompt(image_engine, prompt, {"imgs": imgs}, sinks=[["top", 0], ["top", 1]])
     assert result.status == "success", result.errors
     assert result.value("top", 1) == "0,2"  # darkest originals are brightest after 1 - a
     bad = dict(prompt)
     bad["inv"] = {**prompt["inv"], "inputs": {**prompt["inv"]["inputs"], "expression": "a.__class__"}}
     with pytest.raises(ValidationError) as info:
-        run_prompt(engine, bad, {"imgs": imgs}, sinks=[["top", 0]])
+        run_prompt(image_engine, bad, {"imgs": imgs}, sinks=[["top", 0]])
     assert "attribute access" in str(info.value.node_errors)

@@ -1,25 +1,49 @@
-"""``nodes``: MAX_RESOLUTION and the core node classes, for packs that subclass or call them.
+"""``nodes``: MAX_RESOLUTION and nodeloom's built-in node classes under their ComfyUI names.
 
-``NODE_CLASS_MAPPINGS`` here lists nodeloom's core pack only (not the live registry of an
-engine: one process may host several engines). Core classes are also attributes by their
-ComfyUI names (``nodes.SaveImage``, ``nodes.LoadImage``...).
+``NODE_CLASS_MAPPINGS`` merges the built-in packs (``nodeloom.nodes.*``; one that fails to
+import is left out) — not custom packs, and not the live registry of an engine (one process
+may host several engines). Built-in classes are also module attributes (``nodes.SaveImage``).
+Built-in classes are nodeloom's own: those written declaratively run through
+``getattr(cls(), cls.FUNCTION)(**inputs)``, not through ComfyUI's method names.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
+import pkgutil
 from typing import Any
 
 from nodeloom.node_api import MAX_RESOLUTION
-from nodeloom.nodes import core as _core
 
 __all__ = ["MAX_RESOLUTION", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
-NODE_CLASS_MAPPINGS: dict[str, type] = dict(_core.NODE_CLASS_MAPPINGS)
-NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = dict(_core.NODE_DISPLAY_NAME_MAPPINGS)
+log = logging.getLogger(__name__)
+
+
+def _builtin_mappings() -> tuple[dict[str, type], dict[str, str]]:
+    import nodeloom.nodes as packs
+
+    classes: dict[str, type] = {}
+    names: dict[str, str] = {}
+    for info in sorted(pkgutil.iter_modules(packs.__path__), key=lambda m: m.name):
+        if not info.ispkg:
+            continue
+        try:
+            module = importlib.import_module(f"nodeloom.nodes.{info.name}")
+        except Exception as exc:  # noqa: BLE001 - a broken built-in pack is reported by the engine
+            log.debug("nodes shim: built-in pack %s unavailable: %s", info.name, exc)
+            continue
+        classes.update(getattr(module, "NODE_CLASS_MAPPINGS", None) or {})
+        names.update(getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {})
+    return classes, names
+
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = _builtin_mappings()
 
 
 def __getattr__(name: str) -> Any:
-    cls = _core.NODE_CLASS_MAPPINGS.get(name)
+    cls = NODE_CLASS_MAPPINGS.get(name)
     if cls is None:
-        raise AttributeError(f"module 'nodes' has no attribute {name!r} (nodeloom provides the core nodes only)")
+        raise AttributeError(f"module 'nodes' has no attribute {name!r} (nodeloom provides its built-in nodes only)")
     return cls

@@ -91,7 +91,7 @@ def _save_images(images: torch.Tensor, filename_prefix: str, kind: str, compress
                  prompt: Any, extra_pnginfo: Any) -> list[dict[str, str]]:
     active = services()
     height, width = int(images.shape[1]), int(images.shape[2])
-    folder, filename, counter, subfolder = active.paths.get_save_path(filename_prefix, width, height, kind=kind)
+    folder, filename, counter, subfolder = active.paths.get_save_path(filename_prefix, width, height, kind=kind, count=len(images))
     with_metadata = not active.settings.get("disable_metadata", False)
     info = imageio.png_text_chunks(prompt, extra_pnginfo) if with_metadata else None
     results = []

@@ -210,8 +210,11 @@ def _match_channels(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, tor
         return a, b
     if {a.shape[-1], b.shape[-1]} != {3, 4}:
         raise ValidationError(f"images have {a.shape[-1]} and {b.shape[-1]} channels; expected 3 or 4 each")
-    pad = lambda t: F.pad(t, (0, 1), value=1.0) if t.shape[-1] == 3 else t  # noqa: E731
-    return pad(a), pad(b)
+    return _opaque(a), _opaque(b)
+
+
+def _opaque(t: torch.Tensor) -> torch.Tensor:
+    return F.pad(t, (0, 1), value=1.0) if t.shape[-1] == 3 else t
 
 
 def _repeat_to(t: torch.Tensor, batch: int) -> torch.Tensor:
@@ -241,13 +244,13 @@ class ImageCompositeMasked(Node):
             src = F.interpolate(src.movedim(-1, 1), size=dst.shape[1:3], mode="bilinear").movedim(1, -1)
         batch = dst.shape[0]  # the source repeats (or is cut) to the destination's batch
         out = dst.clone()
-        src = _repeat_to(src, batch)
+        src = _repeat_to(src.to(out.device, out.dtype), batch)
         h = max(min(src.shape[1], out.shape[1] - y), 0)
         w = max(min(src.shape[2], out.shape[2] - x), 0)
         if mask is None:
-            m = torch.ones(batch, h, w, 1)
+            m = torch.ones(batch, h, w, 1, dtype=out.dtype, device=out.device)
         else:
-            m = ops.to_batch_mask(mask).float().unsqueeze(1)
+            m = ops.to_batch_mask(mask).to(out.device, out.dtype).unsqueeze(1)
             m = F.interpolate(m, size=src.shape[1:3], mode="bilinear").squeeze(1)
             m = _repeat_to(m, batch)[:, :h, :w].unsqueeze(-1)
         region = out[:, y : y + h, x : x + w]

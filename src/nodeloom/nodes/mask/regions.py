@@ -108,8 +108,7 @@ class MaskBoundingBox(Node):
     @classmethod
     def execute(cls, mask, padding, threshold):
         m = ops.to_batch_mask(mask)
-        image = torch.zeros(*m.shape, 1)
-        _, _, (x, y, w, h) = ops.crop_to_mask(image, m, padding, threshold)
+        x, y, w, h = ops.union_box(m, padding, threshold)
         box = torch.zeros(1, *m.shape[1:])
         box[:, y : y + h, x : x + w] = 1.0
         return (box, x, y, w, h)
