@@ -18,6 +18,7 @@ __all__ = [
     "build_tiny_checkpoint",
     "build_tiny_controlnet",
     "build_tiny_lora",
+    "build_tiny_loha",
     "save_diffusers_folder",
     "save_single_file",
     "tiny_components",
@@ -229,6 +230,29 @@ def build_tiny_lora(models_dir: str | Path, kind: str = "sd1", name: str = "tiny
             if mname.endswith(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj")):
                 body = mname if mname.startswith("text_model.") else "text_model." + mname
                 add("lora_te_", body, module)
+    path = Path(models_dir) / "loras" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path))
+    return name
+
+
+def build_tiny_loha(models_dir: str | Path, kind: str = "sd1", name: str = "tiny_loha.safetensors", rank: int = 2,
+                    seed: int = 3) -> str:
+    """Save a tiny random LyCORIS LoHa (kohya names, ``hada_w1_a``…) under ``<models_dir>/loras``; returns its name."""
+    import torch
+    from safetensors.torch import save_file
+
+    parts = tiny_components(kind, 0)
+    gen = torch.Generator().manual_seed(seed)
+    sd: dict[str, Any] = {}
+    for mname, module in parts["unet"].named_modules():
+        if mname.endswith(("attn1.to_q", "attn2.to_v", "proj_in")):
+            key = "lora_unet_" + mname.replace(".", "_")
+            out_f, in_f = module.weight.shape[0], module.weight[0].numel()
+            for w in ("w1", "w2"):
+                sd[f"{key}.hada_{w}_a"] = torch.randn(out_f, rank, generator=gen) * 0.5
+                sd[f"{key}.hada_{w}_b"] = torch.randn(rank, in_f, generator=gen) * 0.5
+            sd[f"{key}.alpha"] = torch.tensor(float(rank))
     path = Path(models_dir) / "loras" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path))
