@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DEFAULT_API_WORKFLOW",
     "KINDS",
     "build_tiny_checkpoint",
     "build_tiny_controlnet",
@@ -36,6 +37,21 @@ _CLIP_L = dict(hidden_size=32, intermediate_size=37, num_attention_heads=1, num_
                bos_token_id=49406, eos_token_id=49407, pad_token_id=1)
 _CLIP_G = dict(_CLIP_L, hidden_size=64, hidden_act="gelu", projection_dim=32)
 _CLIP_H = dict(_CLIP_L, hidden_size=64, hidden_act="gelu", projection_dim=64)
+
+
+#: ComfyUI's default text-to-image graph in API format (node ids, inputs and values as ComfyUI ships it).
+DEFAULT_API_WORKFLOW: dict[str, Any] = {
+    "3": {"class_type": "KSampler", "inputs": {
+        "seed": 156680208700286, "steps": 20, "cfg": 8.0, "sampler_name": "euler", "scheduler": "normal",
+        "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {
+        "text": "beautiful scenery nature glass bottle landscape, , purple galaxy bottle,", "clip": ["4", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "text, watermark", "clip": ["4", 1]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
+}
 
 
 def _unet_config(kind: str) -> dict[str, Any]:

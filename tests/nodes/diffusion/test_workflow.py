@@ -8,19 +8,9 @@ import pytest
 from PIL import Image
 
 from nodeloom import Engine
+from nodeloom.testing.tiny_sd import DEFAULT_API_WORKFLOW
 
-DEFAULT_WORKFLOW = {
-    "3": {"class_type": "KSampler", "inputs": {
-        "seed": 156680208700286, "steps": 20, "cfg": 8.0, "sampler_name": "euler", "scheduler": "normal",
-        "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
-    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
-    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
-    "6": {"class_type": "CLIPTextEncode", "inputs": {
-        "text": "beautiful scenery nature glass bottle landscape, , purple galaxy bottle,", "clip": ["4", 1]}},
-    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "text, watermark", "clip": ["4", 1]}},
-    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
-}
+DEFAULT_WORKFLOW = DEFAULT_API_WORKFLOW
 
 
 def make_engine(base: Path, models: Path) -> Engine:
