@@ -75,3 +75,27 @@ def test_tiled_decode_matches_plain_decode_with_one_tile_and_blends_many(diffusi
     assert torch.allclose(one, plain, atol=1e-5)
     many = VAEDecodeTiled.execute(lat, vae, 64, 32)[0]
     assert many.shape == plain.shape and (many - plain).abs().mean() < 0.1
+
+
+def test_batches_get_distinct_noise_and_batch_index_reproduces_items(diffusion_services):
+    model, _, pos, neg = _conds("tiny_sd1.safetensors")
+    batch = EmptyLatentImage.execute(64, 64, 3)[0]
+    out = KSampler.execute(model, 5, 2, 5.0, "euler", "normal", pos, neg, batch, 1.0)[0]["samples"]
+    assert out.shape == (3, 4, 8, 8) and (out[0] - out[1]).abs().max() > 1e-3
+    single = {"samples": torch.zeros(1, 4, 8, 8), "batch_index": [2]}
+    third = KSampler.execute(model, 5, 2, 5.0, "euler", "normal", pos, neg, single, 1.0)[0]["samples"]
+    assert torch.allclose(third[0], out[2], rtol=1e-4, atol=1e-3)  # batched vs single convolutions
+
+
+def test_diffusers_loader_reads_the_diffusers_folder(diffusion_services, tmp_path):
+    import shutil
+
+    from nodeloom.nodes.diffusion.loaders import DiffusersLoader
+
+    src = diffusion_services.paths.models_dir / "checkpoints" / "tiny_sd1"
+    dst = diffusion_services.paths.models_dir / "diffusers" / "tiny_sd1"
+    if not dst.exists():
+        shutil.copytree(src, dst)
+    assert "tiny_sd1" in DiffusersLoader.INPUT_TYPES()["required"]["model_path"][0]
+    model, clip, vae = DiffusersLoader.execute("tiny_sd1")
+    assert model.family == "sd1" and len(clip.encoders) == 1 and vae.downscale_ratio == 8
