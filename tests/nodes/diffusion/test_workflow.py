@@ -102,3 +102,13 @@ def test_sd2_single_file_runs_the_chain(tmp_path, tiny_models_dir):
         assert result.status == "success", result.errors
         assert result.value("4", 0).family == "sd2"
         assert result.value("8").shape == (1, 64, 64, 3)
+
+
+def test_previews_follow_the_image_when_enabled(tmp_path, tiny_models_dir):
+    with Engine(base_dir=tmp_path, models_dir=tiny_models_dir, load_custom_nodes=False,
+                settings={"diffusion_previews": True}) as engine:
+        previews = []
+        result = engine.run(_small("tiny_sd1.safetensors", 3),
+                            on_event=lambda e: previews.append(e.preview) if e.preview is not None else None)
+        assert result.status == "success", result.errors
+    assert len(previews) == 3 and previews[-1].image.size == (8, 8)

@@ -21,11 +21,12 @@ def load_checkpoint_values(ckpt_name: str, folder: str = "checkpoints") -> tuple
     path = svc.paths.get_full_path(folder, ckpt_name)
     allow = bool(svc.settings.get("allow_unsafe_pickle", False))
     parts = svc.models.load(model_key(path, "sd-checkpoint"), lambda: load_checkpoint(path, allow_pickle=allow))
+    vae = VaeModel(parts.vae)
     model = DiffusionModel(parts.unet, parts.family, ModelSampling(prediction_type=parts.prediction_type),
                            parts.latent_scale, parts.inpaint,
-                           fast_path=bool(settings().get("diffusion_fast_path", False)), extra={})
+                           fast_path=bool(settings().get("diffusion_fast_path", False)), extra={"vae": vae})
     clip = ClipModel(tuple(parts.text_encoders), parts.family, parts.clip_layer_norm_hidden)
-    return model, clip, VaeModel(parts.vae)
+    return model, clip, vae
 
 
 class CheckpointLoaderSimple(Node):
