@@ -208,7 +208,9 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
     raw = latent["samples"]
     if len(sigmas) < 2:
         return out
-    noise, gen = prepare_noise(raw, seed, latent.get("batch_index")) if add_noise else (torch.zeros_like(raw), torch.Generator().manual_seed(int(seed) & 0xFFFFFFFFFFFFFFFF))
+    noise, gen = prepare_noise(raw, seed, latent.get("batch_index"))
+    if not add_noise:
+        noise = torch.zeros_like(raw)  # the generator still feeds the stochastic steps
     unet = manager.prepare(model.unet) if manager is not None else model.unet
     prepare_controls([positive, negative], manager)
     dev = next(unet.parameters()).device
