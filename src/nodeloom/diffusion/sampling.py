@@ -174,10 +174,19 @@ def _latent_mask(noise_mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return m.to(like.device)
 
 
-def _inpaint_channels(model: DiffusionModel, lat: torch.Tensor, mask: torch.Tensor | None, dtype: Any) -> torch.Tensor | None:
-    """The 5 extra input channels of an inpainting UNet: mask, then the masked image's latent."""
+def _inpaint_channels(model: DiffusionModel, lat: torch.Tensor, mask: torch.Tensor | None, dtype: Any,
+                      extra: dict[str, Any]) -> torch.Tensor | None:
+    """The 5 extra input channels of an inpainting UNet: mask, then the masked image's latent (from
+    InpaintModelConditioning's conditioning when given, else the latent and its noise mask)."""
     if not model.inpaint:
         return None
+    if extra.get("concat_latent_image") is not None:
+        image = extra["concat_latent_image"].float().to(lat.device) * model.latent_scale
+        cmask = extra.get("concat_mask")
+        cmask = _latent_mask(cmask, image) if cmask is not None else torch.ones_like(image[:, :1])
+        if image.shape[0] < lat.shape[0]:
+            image = image[:1].expand(lat.shape[0], -1, -1, -1)
+        return torch.cat([cmask[: lat.shape[0]], image], dim=1).to(dtype)
     if mask is not None:
         return torch.cat([mask, lat], dim=1).to(dtype)
     return torch.cat([torch.ones_like(lat[:, :1]), model.blank_inpaint_latent(lat)], dim=1).to(dtype)
@@ -218,7 +227,7 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
     noise, sigmas = noise.to(dev), sigmas.to(dev)
     hw = (raw.shape[-2] * 8, raw.shape[-1] * 8)
     mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
-    concat = _inpaint_channels(model, lat, mask, next(unet.parameters()).dtype)
+    concat = _inpaint_channels(model, lat, mask, next(unet.parameters()).dtype, dict(positive[0][1]))
     fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw), cfg, concat,
                  raw.shape[0])
     if mask is not None:

@@ -99,3 +99,21 @@ def test_diffusers_loader_reads_the_diffusers_folder(diffusion_services, tmp_pat
     assert "tiny_sd1" in DiffusersLoader.INPUT_TYPES()["required"]["model_path"][0]
     model, clip, vae = DiffusersLoader.execute("tiny_sd1")
     assert model.family == "sd1" and len(clip.encoders) == 1 and vae.downscale_ratio == 8
+
+
+def test_inpaint_model_conditioning_feeds_the_masked_image_to_inpainting_unets(diffusion_services):
+    from nodeloom.nodes.diffusion.vae import InpaintModelConditioning
+
+    model, vae, pos, neg = _conds("tiny_sd1_inpaint.safetensors")
+    mask = torch.zeros(1, 64, 64)
+    mask[:, 24:40, 24:40] = 1.0
+    p, n, lat = InpaintModelConditioning.execute(pos, neg, vae, _photo(), mask, True)
+    assert "concat_latent_image" in p[0][1] and "concat_latent_image" not in pos[0][1]
+    assert lat["noise_mask"].shape == (1, 1, 64, 64)
+    assert torch.allclose(lat["samples"], VAEEncode.execute(_photo(), vae)[0]["samples"], atol=1e-6)
+    out = KSampler.execute(model, 1, 4, 5.0, "euler", "normal", p, n, lat, 1.0)[0]["samples"]
+    plain = KSampler.execute(model, 1, 4, 5.0, "euler", "normal", pos, neg, lat, 1.0)[0]["samples"]
+    assert torch.isfinite(out).all() and (out - plain).abs().max() > 1e-3
+    keep = torch.ones(8, 8, dtype=torch.bool)
+    keep[2:6, 2:6] = False
+    assert torch.allclose(out[..., keep], lat["samples"][..., keep], atol=1e-5)

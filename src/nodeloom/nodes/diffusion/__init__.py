@@ -13,7 +13,13 @@ from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, Lat
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple, CLIPSetLastLayer, DiffusersLoader, VAELoader
 from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
 from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
-from nodeloom.nodes.diffusion.vae import VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint
+from nodeloom.nodes.diffusion.vae import (
+    InpaintModelConditioning,
+    VAEDecode,
+    VAEDecodeTiled,
+    VAEEncode,
+    VAEEncodeForInpaint,
+)
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -22,6 +28,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     CLIPTextEncode, ConditioningCombine,
     EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask,
     KSampler, KSamplerAdvanced,
-    VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint,
+    VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint, InpaintModelConditioning,
     ControlNetLoader, ControlNetApplyAdvanced, Canny,
 )
