@@ -137,16 +137,6 @@ class NodeloomMCP:
             who += "#" + hashlib.sha256(auth.encode()).hexdigest()[:12]
         return who
 
-    def input_types(self, class_type: str) -> dict[str, Any] | None:
-        """``INPUT_TYPES()`` of a node class (None when unknown), evaluated inside the engine's services."""
-        from nodeloom.core.context import activate_services
-
-        cls = self.engine.registry.get(class_type)
-        if cls is None:
-            return None
-        with activate_services(self.engine.services):
-            return cls.INPUT_TYPES()
-
     def category_of(self, class_type: str) -> str | None:
         """The menu category of a node class (None when unknown)."""
         cls = self.engine.registry.get(class_type)

@@ -93,7 +93,7 @@ def _register_authoring(app: NodeloomMCP) -> None:
     @app.tool(title="Convert a workflow to API format", read_only=True, idempotent=True)
     async def convert_workflow(workflow: dict[str, Any]) -> ConvertResult:
         """Convert a UI-format workflow (as saved by the editor) to API format (an API-format one is returned as is)."""
-        prompt, fmt = workflows.to_api(workflow, app.input_types, app.engine.registry.display_name)
+        prompt, fmt = workflows.to_api(workflow, app.engine.input_types, app.engine.registry.display_name)
         return ConvertResult(format=fmt, prompt=prompt)
 
 
@@ -161,7 +161,7 @@ def _prepare(app: NodeloomMCP, workflow: Any, example: str | None, overrides: di
         raise ValidationError("give exactly one of `workflow` (a JSON object) or `example` (a name from list_example_workflows)")
     obj = workflow if workflow is not None else workflows.load_example(example or "", _example_dirs(app))
     info = app.engine.object_info()
-    prompt, fmt = workflows.to_api(obj, app.input_types, app.engine.registry.display_name)
+    prompt, fmt = workflows.to_api(obj, app.engine.input_types, app.engine.registry.display_name)
     if overrides:
         prompt = workflows.apply_overrides(prompt, overrides, info)
     lint = workflows.lint_prompt(prompt, info)
