@@ -84,3 +84,36 @@ def test_kill_9_mid_run_loses_nothing(tmp_path):
     finally:
         proc.kill()
         proc.wait(30)
+
+
+def test_sigterm_requeues_the_running_prompt(tmp_path):
+    port = free_port()
+    base, log = tmp_path / "srv", tmp_path / "server.log"
+    url = f"http://127.0.0.1:{port}"
+    proc = _start(base, port, log)
+    try:
+        slow = {"1": {"class_type": "SlowSteps", "inputs": {"steps": 300, "seconds": 60.0, "seed": 1}}}
+        first = request(url, "POST", "/prompt", {"prompt": slow}).json()["prompt_id"]
+        second = request(url, "POST", "/prompt", {"prompt": _prompt(1)}).json()["prompt_id"]
+        deadline = time.monotonic() + 30
+        while not request(url, "GET", "/queue").json()["queue_running"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        proc.terminate()
+        assert proc.wait(30) == 0 and time.monotonic() - t0 < 15
+        proc = _start(base, port, log)
+        queue = request(url, "GET", "/queue").json()
+        live = [i[1] for i in queue["queue_running"] + queue["queue_pending"]]
+        assert live == [first, second]
+        assert request(url, "GET", "/history").json() == {}
+        request(url, "POST", "/interrupt", {"prompt_id": first})
+        history = {}
+        while second not in history:
+            assert time.monotonic() - t0 < 120
+            history = request(url, "GET", "/history").json()
+            time.sleep(0.1)
+        assert history[second]["status"]["status_str"] == "success"
+    finally:
+        proc.kill()
+        proc.wait(30)
