@@ -73,3 +73,26 @@ def test_frontend_boots_runs_workflow_and_shows_image(server, browser):
     artifacts.mkdir(exist_ok=True)
     page.screenshot(path=str(artifacts / "server_browser_workflow.png"))
     assert errors == [], errors
+
+
+def test_frontend_works_behind_a_token(tmp_path, browser):
+    from nodeloom.server.app import create_app
+    from nodeloom.server.config import ServerConfig
+    from tests.server.conftest import LiveServer, make_engine
+
+    engine = make_engine(tmp_path)
+    srv = LiveServer(create_app(engine, ServerConfig(db_path=tmp_path / "q.db"), token="browser-token"))
+    try:
+        page = browser.new_page()
+        errors: list[str] = []
+        refused: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("response", lambda r: refused.append(r.url) if r.status == 401 else None)
+        page.goto(srv.url + "/?token=browser-token", wait_until="networkidle", timeout=90_000)
+        page.wait_for_function("() => window.app && window.app.graph && window.app.api.socket"
+                               " && window.app.api.socket.readyState === 1", timeout=60_000)
+        assert errors == [] and refused == []
+        assert request(srv.url, "GET", "/").status == 401  # without the browser's cookie
+    finally:
+        srv.close()
+        engine.close()
