@@ -16,13 +16,9 @@ class AnyType(str):
     """A type string that matches every other type (``__ne__`` is always False)."""
 
     def __ne__(self, other: object) -> bool:  # noqa: D105 - the matching trick itself
+        # Only ``!=`` is overridden, as ComfyUI's IO.ANY does: ``ANY == "INT"`` stays False,
+        # so literal coercion never mistakes an any-typed input for an INT.
         return False
-
-    def __eq__(self, other: object) -> bool:
-        return True
-
-    def __hash__(self) -> int:
-        return str.__hash__(self)
 
 
 ANY = AnyType("*")
