@@ -168,3 +168,27 @@ def test_frontend_index_and_missing_package_page(server, tmp_path, monkeypatch):
 
 def _raise_import(name: str):
     raise ImportError(f"No module named {name!r}")
+
+
+def test_multi_user_settings_are_separate(tmp_path):
+    from nodeloom.server.app import create_app
+    from nodeloom.server.config import ServerConfig
+    from tests.server.conftest import LiveServer, make_engine
+
+    engine = make_engine(tmp_path)
+    srv = LiveServer(create_app(engine, ServerConfig(db_path=tmp_path / "q.db", multi_user=True)))
+    try:
+        alice = request(srv.url, "POST", "/users", {"username": "alice"}).json()
+        bob = request(srv.url, "POST", "/users", {"username": "bob"}).json()
+        assert request(srv.url, "POST", "/users", {"username": "alice"}).status == 400
+        users = request(srv.url, "GET", "/users").json()
+        assert users["storage"] == "server" and users["users"][alice] == "alice"
+        request(srv.url, "POST", "/settings", {"theme": "dark"}, headers={"comfy-user": alice})
+        assert request(srv.url, "GET", "/settings", headers={"comfy-user": alice}).json() == {"theme": "dark"}
+        assert request(srv.url, "GET", "/settings", headers={"comfy-user": bob}).json() == {}
+        assert request(srv.url, "GET", "/settings", headers={"comfy-user": "mallory"}).status == 403
+        assert (tmp_path / "user" / alice / "comfy.settings.json").is_file()
+        assert json.loads((tmp_path / "user" / "users.json").read_text())[bob] == "bob"
+    finally:
+        srv.close()
+        engine.close()
