@@ -303,6 +303,14 @@ class _Run:
         limit = 1 if self.ex.sequential else self.ex.max_workers + 64
         xl = self.xl
         while xl.pending or self.running:
+            if len(xl.ready) == 1 and not self.running and not self.interrupted:
+                # a lone ready node (long chains): await it directly, no task bookkeeping
+                nid = xl.ready.pop()
+                xl.running.add(nid)
+                result, error = await self._execute_guarded(nid)
+                xl.running.discard(nid)
+                self._settle(nid, result, error)
+                continue
             while xl.ready and len(self.running) < limit and not self.interrupted:
                 nid = xl.pick(self._rank)
                 if nid not in xl.pending:
