@@ -9,7 +9,7 @@ import uuid
 
 from PIL import Image
 
-from tests.server.conftest import request
+from tests.server.conftest import request, submit, wait_history
 
 
 def _png(color: tuple[int, ...], mode: str = "RGB") -> bytes:
@@ -192,3 +192,18 @@ def test_multi_user_settings_are_separate(tmp_path):
     finally:
         srv.close()
         engine.close()
+
+
+def test_uploaded_image_feeds_load_image(server):
+    name = upload(server.url, "fed.png", _png((0, 128, 255))).json()["name"]
+    combo = request(server.url, "GET", "/object_info/LoadImage").json()["LoadImage"]["input"]["required"]["image"]
+    assert name in combo[0]  # the combo is re-scanned on every /object_info
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": name}},
+              "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+    pid = submit(server.url, prompt).json()["prompt_id"]
+    entry = wait_history(server.url, pid)
+    assert entry["status"]["status_str"] == "success"
+    preview = entry["outputs"]["2"]["images"][0]
+    assert preview["type"] == "temp"
+    shown = Image.open(io.BytesIO(request(server.url, "GET", "/view?" + urllib.parse.urlencode(preview)).body))
+    assert shown.convert("RGB").getpixel((0, 0)) == (0, 128, 255)
