@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import urllib.parse
@@ -132,6 +133,10 @@ def test_boot_routes(server):
     assert any(m["name"] == "loras" for m in request(server.url, "GET", "/api/experiment/models").json())
     for path in ("/api/workflow_templates", "/api/i18n", "/api/global_subgraphs", "/api/node_replacements"):
         assert request(server.url, "GET", path).json() == {}, path
+    if importlib.util.find_spec("comfyui_workflow_templates") is None:  # empty indexes, not 404s
+        assert request(server.url, "GET", "/templates/index.json").json() == []
+        assert request(server.url, "GET", "/templates/index_logo.json").json() == {}
+        assert request(server.url, "GET", "/templates/missing.json").status == 404
     assert "checkpoints" in request(server.url, "GET", "/internal/folder_paths").json()
     assert request(server.url, "GET", "/internal/files/output").json() == []
     assert request(server.url, "GET", "/internal/files/models").status == 400
