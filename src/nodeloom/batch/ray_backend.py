@@ -78,7 +78,7 @@ def _init(ray: Any, address: str | None, num_actors: int) -> bool:
     # local workers must import this very nodeloom (a source checkout may shadow an installed one)
     src = str(Path(nodeloom.__file__).resolve().parent.parent)
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
-    ray.init(num_cpus=max(2, num_actors), include_dashboard=False, log_to_driver=False,
+    ray.init(num_cpus=max(2, num_actors), include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
              runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0"}})
     return True
 

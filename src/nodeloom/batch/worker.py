@@ -43,6 +43,16 @@ def _error_reason(result: Any) -> str:
     return f"node {err.get('node_id')} ({err.get('node_type')}): {str(err.get('exception_message', '')).strip()}"
 
 
+def _validation_reason(exc: NodeloomError) -> str:
+    """The message plus each node error, e.g. ``... node 2 (ImageScale): Value -3 smaller than min (width)``."""
+    parts = [exc.message]
+    for nid, entry in (getattr(exc, "node_errors", None) or {}).items():
+        for err in entry.get("errors", []):
+            details = f" ({err['details']})" if err.get("details") else ""
+            parts.append(f"node {nid} ({entry.get('class_type')}): {err.get('message')}{details}")
+    return "; ".join(parts)
+
+
 def _split(values: list[Any], n: int, what: str) -> list[list[Any]]:
     """Share ``values`` among ``n`` items: one each, equal runs each, or all to each."""
     if len(values) == n:
@@ -89,7 +99,7 @@ class BatchWorker:
             self.store.put(sub["key"], sub["fields"], mask=sub.get("mask"), ids=ids)
             result = self.engine.run(prompt, prompt_id=f"batch-{sub['key']}")
         except NodeloomError as exc:
-            return [failed_outcome(i, d, exc.message) for i, d in zip(indices, ids)]
+            return [failed_outcome(i, d, _validation_reason(exc)) for i, d in zip(indices, ids)]
         finally:
             self.store.discard(sub["key"])
         metrics = _run_metrics(result, prompt, len(ids))
