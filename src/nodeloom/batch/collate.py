@@ -36,8 +36,12 @@ def _sub_batch(items: list[dict[str, Any]], image: torch.Tensor | None, mask: to
     }
 
 
-def _as_float(pixels: torch.Tensor) -> torch.Tensor:
-    return pixels.to(torch.float32).div_(255.0)
+def _stack_float(pixels: list[torch.Tensor]) -> torch.Tensor:
+    """uint8 ``[H,W,3]`` images → float32 ``[B,H,W,3]`` in 0..1, written once into one buffer."""
+    out = torch.empty((len(pixels), *pixels[0].shape), dtype=torch.float32)
+    for k, px in enumerate(pixels):
+        out[k].copy_(px).div_(255.0)
+    return out
 
 
 def _split(batch: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -64,7 +68,7 @@ def bucket_collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     groups: dict[tuple[int, ...], list[dict[str, Any]]] = {}
     for it in with_image:
         groups.setdefault(tuple(it["fields"]["image"].shape), []).append(it)
-    subs = [_sub_batch(g, _as_float(torch.stack([it["fields"]["image"] for it in g])), None) for g in groups.values()]
+    subs = [_sub_batch(g, _stack_float([it["fields"]["image"] for it in g]), None) for g in groups.values()]
     subs += [_sub_batch([it], None, None) for it in without]
     subs.sort(key=lambda s: s["indices"][0])
     return {"batches": subs, "failed": failed}
@@ -86,7 +90,7 @@ def pad_collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
         mask = torch.zeros((len(with_image), h, w), dtype=torch.float32)
         for k, it in enumerate(with_image):
             px = it["fields"]["image"]
-            image[k, : px.shape[0], : px.shape[1]] = _as_float(px)
+            image[k, : px.shape[0], : px.shape[1]].copy_(px).div_(255.0)
             mask[k, : px.shape[0], : px.shape[1]] = 1.0
         subs.append(_sub_batch(with_image, image, mask))
     subs.sort(key=lambda s: s["indices"][0])

@@ -191,12 +191,19 @@ def _local_batches(options: BatchOptions, engine: Any, plan: BatchPlan, dataset:
         persistent_workers=options.persistent_workers and workers > 0,
     )
     worker = BatchWorker(engine, plan, options.out / ".staging" / "local")
-    for chunk, loaded in zip(chunks, loader):
-        journal.start(chunk)
-        if loaded["failed"]:
-            yield [failed_outcome(it["index"], it["id"], it["reason"]) for it in loaded["failed"]]
-        for sub in loaded["batches"]:
-            yield worker.run(sub)  # committed before the next run empties the staging folder
+    threads = torch.get_num_threads()
+    if workers:
+        # decoding workers take cores: more intra-op threads here would only spin against them
+        torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - workers)))
+    try:
+        for chunk, loaded in zip(chunks, loader):
+            journal.start(chunk)
+            if loaded["failed"]:
+                yield [failed_outcome(it["index"], it["id"], it["reason"]) for it in loaded["failed"]]
+            for sub in loaded["batches"]:
+                yield worker.run(sub)  # committed before the next run empties the staging folder
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run_batch(options: BatchOptions, progress: JsonProgress | None = None, engine: Any = None) -> dict[str, Any]:
