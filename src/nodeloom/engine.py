@@ -234,7 +234,11 @@ class Engine:
 
     def _custom_event(self, event_type: str, data: dict[str, Any], client_id: str | None) -> None:
         current = dict(self._current)
-        self.bus.emit(Event(event_type, data, current.get("prompt_id"), client_id or current.get("client_id")))
+        event = Event(event_type, data, current.get("prompt_id"), client_id or current.get("client_id"))
+        on_event = current.get("on_event")
+        if on_event is not None:
+            on_event(event)
+        self.bus.emit(event)
 
     # ------------------------------------------------------------------ API
     def object_info(self, class_type: str | None = None) -> dict[str, Any]:
@@ -281,7 +285,7 @@ class Engine:
         pid = prompt_id or str(uuid.uuid4())
         emit = self._emitter(on_event)
         with self._current_lock:
-            self._current = {"prompt_id": pid, "client_id": client_id}
+            self._current = {"prompt_id": pid, "client_id": client_id, "on_event": on_event}
         try:
             with activate_services(self.services):
                 report = self.executor.execute(

@@ -20,11 +20,11 @@ def pythonpath() -> str:
 
 
 def stdio_params(base_dir: Path, *extra: str, with_pack: bool = False) -> StdioServerParameters:
-    """Parameters that start ``python -m nodeloom.mcp`` (or the pack launcher) over stdio."""
-    args = [str(ROOT / "tests" / "mcp" / "serve_with_pack.py")] if with_pack else ["-m", "nodeloom.mcp"]
+    """Parameters that start ``python -m nodeloom.mcp`` over stdio (with the tiny pack as custom nodes)."""
+    pack = ["--custom-nodes", str(ROOT / "tests" / "mcp" / "custom_nodes")] if with_pack else []
     return StdioServerParameters(
         command=sys.executable,
-        args=[*args, "--base-dir", str(base_dir), *extra],
+        args=["-m", "nodeloom.mcp", "--base-dir", str(base_dir), *pack, *extra],
         env={"PYTHONPATH": pythonpath(), "HF_HUB_OFFLINE": "1"},
     )
 

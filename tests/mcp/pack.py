@@ -65,6 +65,23 @@ class TinySaveImage(Node):
         return NodeOutput(ui={"images": refs})
 
 
+class TinySaveVideo(Node):
+    """Write a (fake) MP4 and report it the way video savers do: under both `gifs` and `images`."""
+
+    SCHEMA = Schema(
+        node_id="TinySaveVideo", category="test/video", output_node=True,
+        inputs=[Image("images", tooltip="Frames."), String("filename_prefix", "clip", tooltip="File name prefix.")], outputs=[],
+    )
+
+    @classmethod
+    def execute(cls, images, filename_prefix):
+        folder, name, counter, subfolder = services().paths.get_save_path(filename_prefix)
+        fname = f"{name}_{counter:05}.mp4"
+        (folder / fname).write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(images.shape[0]))
+        ref = {"filename": fname, "subfolder": subfolder, "type": "output"}
+        return NodeOutput(ui={"gifs": [{**ref, "format": "video/h264-mp4"}], "images": [ref], "animated": [True]})
+
+
 class TinyInt(Node):
     """An integer constant."""
 
@@ -75,7 +92,7 @@ class TinyInt(Node):
         return (value,)
 
 
-NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(TinySolidImage, TinySaveImage, TinyInt)
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(TinySolidImage, TinySaveImage, TinySaveVideo, TinyInt)
 
 
 def register(engine) -> None:

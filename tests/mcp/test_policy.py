@@ -163,6 +163,14 @@ def test_image_size_and_steps_limits(tmp_path):
     Policy(limits=Limits(max_pixels=0, max_steps=0)).check_prompt(image_workflow(10000, 10000, steps=999), paths, _category)
 
 
+def test_limits_see_coerced_values(make_app):
+    app = make_app(Policy(limits=Limits(max_pixels=64 * 64)))
+    wf = image_workflow()
+    wf["1"]["inputs"]["width"] = "4096"  # a string the validator coerces to an INT
+    r = _call(app, "run_workflow", {"workflow": wf})
+    assert r.is_error and json.loads(r.content[0].text)["extra_info"]["rule"] == "limits.max_pixels"
+
+
 def test_output_image_size_is_checked_while_running(make_app):
     """A size that only a link decides escapes the static check; the produced image is caught."""
     app = make_app(Policy(limits=Limits(max_pixels=40 * 40)))
@@ -253,3 +261,27 @@ def _client_body(app, body):
 
 def _call(app, tool, args):
     return anyio.run(_client_body(app, lambda c: c.call_tool(tool, args)))
+
+
+def test_real_load_image_is_confined_to_the_input_folder(make_app, engine, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 6), (200, 10, 10)).save(engine.paths.input_dir / "cat.png")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    Image.new("RGB", (8, 6)).save(outside / "secret.png")
+    os.symlink(outside / "secret.png", engine.paths.input_dir / "sneaky.png")
+    app = make_app()
+
+    def workflow(name):
+        return {
+            "1": {"class_type": "LoadImage", "inputs": {"image": name}},
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "loaded"}},
+        }
+
+    ok = _call(app, "run_workflow", {"workflow": workflow("cat.png"), "wait_seconds": 60})
+    assert ok.structured_content["status"] == "success", ok.content[0].text
+    assert (ok.structured_content["images"][0]["width"], ok.structured_content["images"][0]["height"]) == (8, 6)
+    for bad in ("../elsewhere/secret.png", str(outside / "secret.png"), "sneaky.png"):
+        r = _call(app, "run_workflow", {"workflow": workflow(bad)})
+        assert r.is_error and json.loads(r.content[0].text)["extra_info"]["rule"] == "files.confine", bad

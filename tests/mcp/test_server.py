@@ -46,7 +46,7 @@ def test_search_and_describe_nodes(make_app):
 
     found, paged, desc, missing = _run(make_app(), body)
     assert found.structured_content["nodes"][0]["class_type"] == "TinySolidImage"
-    assert paged.structured_content["total"] == 3 and paged.structured_content["next_offset"] == 1
+    assert paged.structured_content["total"] == 4 and paged.structured_content["next_offset"] == 1
     inputs = {i["name"]: i for i in desc.structured_content["inputs"]}
     assert inputs["width"]["default"] == 16 and inputs["width"]["max"] == 16384
     assert missing.is_error
@@ -58,7 +58,15 @@ def test_validate_broken_workflow_gives_per_node_errors_with_suggestions(make_ap
     wf = image_workflow()
     wf["1"]["inputs"]["widht"] = wf["1"]["inputs"].pop("width")
     wf["3"] = {"class_type": "TinySaveImag", "inputs": {"images": ["1", 0]}}
-    report = _run(make_app(), lambda c: c.call_tool("validate_workflow", {"workflow": wf})).structured_content
+    async def body(c):
+        report = await c.call_tool("validate_workflow", {"workflow": wf})
+        run = await c.call_tool("run_workflow", {"workflow": wf})
+        return report.structured_content, run, await c.call_tool("list_jobs", {})
+
+    report, run, jobs = _run(make_app(), body)
+    assert run.is_error and jobs.structured_content["jobs"] == []
+    refused = json.loads(run.content[0].text)
+    assert refused["type"] == "invalid_prompt" and set(refused["node_errors"]) == {"1", "3"}
     assert report["ok"] is False and report["format"] == "api"
     node1 = report["node_errors"]["1"]["errors"]
     assert any(e["type"] == "unknown_input" and e["extra_info"]["suggestions"] == ["width"] for e in node1)
@@ -71,9 +79,11 @@ def test_validate_good_workflow_and_overrides(make_app):
     async def body(c):
         ok = await c.call_tool("validate_workflow", {"workflow": image_workflow(), "overrides": {"1.width": 24, "Save.filename_prefix": "x"}})
         bad = await c.call_tool("validate_workflow", {"workflow": image_workflow(), "overrides": {"1.widht": 24}})
-        return ok, bad
+        listed = await c.call_tool("validate_workflow", {"workflow": image_workflow(), "overrides": ["1.width=5000", "Save.filename_prefix=a b"]})
+        return ok, bad, listed
 
-    ok, bad = _run(make_app(), body)
+    ok, bad, listed = _run(make_app(Policy(limits=Limits(max_pixels=64 * 64))), body)
+    assert listed.structured_content["policy_error"]["extra_info"]["rule"] == "limits.max_pixels"  # 5000 parsed as an INT
     assert ok.structured_content["ok"] is True and ok.structured_content["outputs"] == ["2"]
     assert bad.is_error and "did you mean ['width']" in json.loads(bad.content[0].text)["message"]
 
@@ -110,6 +120,7 @@ def test_run_workflow_sends_progress_and_returns_thumbnail_and_link(make_app, en
     assert thumb.size == (64, 48)
     assert len(progress) >= 3 and [p[0] for p in progress] == sorted(p[0] for p in progress)
     assert any("step" in p[2] for p in progress)
+    assert progress[-1][:2] == (2.0, 2.0)  # both nodes counted, the image source has no ui output
     full = data.contents[0]
     assert full.mime_type == "image/png"
     assert Image.open(io.BytesIO(base64.b64decode(full.blob))).size == (64, 48)
@@ -267,3 +278,39 @@ def test_ui_format_needs_the_converter_or_converts(make_app):
         prompt = r.structured_content["prompt"]
         assert prompt["1"]["class_type"] == "TinySolidImage" and prompt["1"]["inputs"]["width"] == 16
         assert prompt["2"]["inputs"] == {"images": ["1", 0], "filename_prefix": "ui"}
+
+
+def test_list_models(make_app, engine):
+    ckpt = engine.paths.models_dir / "checkpoints"
+    ckpt.mkdir(parents=True)
+    (ckpt / "tiny.safetensors").write_bytes(b"\0")
+
+    async def body(c):
+        return await c.call_tool("list_models", {"folder": "checkpoints"}), await c.call_tool("list_models", {}), await c.call_tool("list_models", {"folder": "nope"})
+
+    one, every, bad = _run(make_app(), body)
+    assert one.structured_content["folders"] == {"checkpoints": ["tiny.safetensors"]}
+    assert "loras" in every.structured_content["folders"]
+    assert bad.is_error and "known folders" in json.loads(bad.content[0].text)["message"]
+
+
+def test_repo_example_runs_with_thumbnail_budget(make_app, engine):
+    """The shipped `branching` example (no models) saves five images: four thumbnails, five links."""
+    r = _run(make_app(), lambda c: c.call_tool("run_workflow", {"example": "branching", "wait_seconds": 120}))
+    sc = r.structured_content
+    assert sc["status"] == "success", r.content[0].text
+    assert len(sc["images"]) == 5
+    assert [b.type for b in r.content].count("image") == 4 and [b.type for b in r.content].count("resource_link") == 5
+    for block in (b for b in r.content if b.type == "image"):
+        assert len(base64.b64decode(block.data)) <= 48 * 1024
+
+
+def test_non_image_outputs_are_linked_not_thumbnailed(make_app):
+    wf = image_workflow()
+    wf["3"] = {"class_type": "TinySaveVideo", "inputs": {"images": ["1", 0], "filename_prefix": "clips/run"}}
+    r = _run(make_app(), lambda c: c.call_tool("run_workflow", {"workflow": wf, "wait_seconds": 30}))
+    sc = r.structured_content
+    assert sc["status"] == "success" and [i["filename"] for i in sc["images"]] == ["tiny_00001_.png"]
+    assert sc["files"][0]["mime_type"] == "video/mp4" and sc["files"][0]["uri"] == "nodeloom://output/clips/run_00001.mp4"
+    assert [b.type for b in r.content].count("image") == 1
+    assert "nodeloom://output/clips/run_00001.mp4" in [b.uri for b in r.content if b.type == "resource_link"]

@@ -57,19 +57,29 @@ def _check_run_flow(run, progress, slow, again, done, output_dir) -> None:
     assert len(list(output_dir.glob("slow_*.png"))) == 1
 
 
-def test_stdio_python_m_nodeloom_mcp_read_only(tmp_path):
-    async def main():
-        async with Client(stdio_params(tmp_path, "--read-only")) as client:
-            found = await _discovery(client)
-            run = await client.call_tool("run_workflow", {"workflow": BROKEN})
-            return found, run
+def test_stdio_python_m_nodeloom_mcp_runs_an_example(tmp_path):
+    progress = []
 
-    found, run = anyio.run(main)
+    async def on_progress(value, total, message):
+        progress.append((value, total, message))
+
+    async def main():
+        async with Client(stdio_params(tmp_path)) as client:
+            found = await _discovery(client)
+            examples = await client.call_tool("list_example_workflows", {})
+            run = await client.call_tool("run_workflow", {"example": "invert_scale", "wait_seconds": 120}, progress_callback=on_progress)
+            return found, examples.structured_content, run
+
+    found, examples, run = anyio.run(main)
     _check_discovery(*found)
-    assert run.is_error and json.loads(run.content[0].text)["extra_info"]["rule"] == "read_only"
+    assert "invert_scale" in [e["name"] for e in examples["examples"]]
+    assert run.structured_content["status"] == "success", run.content[0].text
+    image = run.structured_content["images"][0]
+    assert (image["width"], image["height"]) == (128, 75) and image["uri"].startswith("nodeloom://output/nodeloom/invert_scale_")
+    assert [b.type for b in run.content].count("image") == 1
+    assert len(progress) >= 3 and progress[-1][0] == progress[-1][1]
     audit = [json.loads(line) for line in (tmp_path / "user" / "mcp_audit.jsonl").read_text().splitlines()]
-    assert [a["tool"] for a in audit][-1] == "run_workflow" and audit[-1]["outcome"] == "denied"
-    assert all(a["who"].startswith("stdio") for a in audit)
+    assert [a["tool"] for a in audit][-1] == "run_workflow" and all(a["who"].startswith("stdio") for a in audit)
 
 
 def test_stdio_runs_workflows_with_progress_images_and_jobs(tmp_path):
@@ -108,6 +118,27 @@ def test_http_with_token_and_host_checks(engine, make_app):
     assert any(r.who.startswith("http") and "@127.0.0.1#" in r.who for r in app.audit.records())
 
 
+def test_stdio_channel_carries_only_protocol_messages(tmp_path):
+    """A custom-node pack that prints while loading must not corrupt the stdio channel."""
+    from tests.mcp.helpers import ROOT
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nodeloom.mcp", "--base-dir", str(tmp_path), "--custom-nodes", str(ROOT / "tests" / "mcp" / "custom_nodes")],
+        env={"PYTHONPATH": pythonpath(), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+    try:
+        out, err = proc.communicate(json.dumps(init) + "\n", timeout=120)
+    finally:
+        proc.kill()
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines and all(json.loads(line)["jsonrpc"] == "2.0" for line in lines)
+    assert json.loads(lines[0])["result"]["serverInfo"]["name"] == "nodeloom"
+    assert "tiny MCP test pack loaded" in err
+
+
 def test_cli_refuses_non_loopback_bind_without_token(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "nodeloom.mcp", "--http", "--host", "0.0.0.0", "--base-dir", str(tmp_path)],
@@ -120,7 +151,7 @@ def test_cli_refuses_non_loopback_bind_without_token(tmp_path):
 def test_cli_http_subprocess(tmp_path):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nodeloom.mcp", "--http", "--port", str(port), "--base-dir", str(tmp_path), "--token", "tok"],
+        [sys.executable, "-m", "nodeloom.mcp", "--http", "--port", str(port), "--base-dir", str(tmp_path), "--token", "tok", "--read-only"],
         env={"PYTHONPATH": pythonpath(), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -132,14 +163,15 @@ def test_cli_http_subprocess(tmp_path):
                 client, http = http_client(url, "tok")
                 try:
                     async with http, client:
-                        return await client.list_tools()
+                        return await client.list_tools(), await client.call_tool("run_workflow", {"workflow": BROKEN})
                 except Exception:  # noqa: BLE001 - the server is still starting
                     if time.monotonic() > deadline:
                         raise
                     await anyio.sleep(0.3)
 
-        tools = anyio.run(main)
+        tools, run = anyio.run(main)
         assert "run_workflow" in {t.name for t in tools.tools}
+        assert run.is_error and json.loads(run.content[0].text)["extra_info"]["rule"] == "read_only"
     finally:
         proc.terminate()
         proc.wait(20)
@@ -150,3 +182,24 @@ def test_cli_http_subprocess(tmp_path):
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
 def test_loopback_names(host):
     assert is_loopback(host)
+
+
+def test_cli_options_fit_a_parent_parser_with_its_own_engine_options(capsys):
+    import argparse
+
+    from nodeloom.mcp.cli import add_mcp_arguments, mcp_main
+
+    parent = argparse.ArgumentParser(prog="nodeloom")
+    sub = parent.add_subparsers(dest="command")
+    mcp = sub.add_parser("mcp")
+    mcp.add_argument("--base-dir", default=".")  # the main CLI's own engine options
+    add_mcp_arguments(mcp, engine_options=False)
+    args = parent.parse_args(["mcp", "--http", "--host", "10.1.2.3", "--base-dir", "/srv", "--read-only"])
+    assert (args.http, args.host, args.base_dir, args.read_only, args.port) == (True, "10.1.2.3", "/srv", True, 8765)
+    assert mcp_main(args) == 2 and "needs a bearer token" in capsys.readouterr().err
+    full = argparse.ArgumentParser()
+    add_mcp_arguments(full)
+    args = full.parse_args(["--custom-nodes", "a", "--custom-nodes", "b", "--cpu", "--policy", "p.toml"])
+    assert args.custom_nodes == ["a", "b"] and args.cpu and args.policy == "p.toml" and not args.http
+    assert mcp_main(full.parse_args(["--policy", "/nonexistent/policy.toml"])) == 2
+    assert "cannot read policy file" in capsys.readouterr().err

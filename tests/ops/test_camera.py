@@ -177,3 +177,10 @@ def test_path_validation_and_round_trip():
         path_from_schedules(3, {"warp_speed": "0:(1)"})
     combined = CameraPath.static(3).with_values(zoom=2.0).combine(CameraPath.static(3).with_values(zoom=1.5, x=4.0))
     assert combined.zoom.tolist() == [3.0] * 3 and combined.x.tolist() == [4.0] * 3
+
+
+def test_dolly_zoom_keeps_the_centre_and_bends_the_edges(photo):
+    frames = render_path(photo, semantic_path(6, 128, 128, preset="dolly zoom"))
+    centre = slice(54, 74)
+    assert np.abs(frames[-1][centre, centre] - frames[0][centre, centre]).mean() < 0.03
+    assert np.abs(frames[-1][:16] - frames[0][:16]).mean() > 2 * np.abs(frames[-1][centre, centre] - frames[0][centre, centre]).mean()

@@ -124,3 +124,18 @@ def test_colour_conversions_round_trip_and_ciede2000_reference_pairs():
     # Sharma, Wu & Dalal (2005) test pairs 1 and 7
     assert delta_e_2000(np.array([50, 2.6772, -79.7751]), np.array([50, 0, -82.7485])) == pytest.approx(2.0425, abs=1e-4)
     assert delta_e_2000(np.array([50, 0, 0.0]), np.array([50, -1, 2.0])) == pytest.approx(2.3669, abs=1e-4)
+
+
+def test_conversions_agree_with_the_colour_module_when_present():
+    color = pytest.importorskip("nodeloom.ops.color")
+    rgb = np.random.default_rng(2).random((64, 3))
+    assert np.allclose(rgb_to_lab(rgb), np.asarray(color.rgb_to_lab(rgb)), atol=1e-4)
+    hsv_ours, hsv_theirs = rgb_to_hsv(rgb), np.asarray(color.rgb_to_hsv(rgb))
+    assert np.allclose(hsv_ours, hsv_theirs, atol=1e-6)
+
+
+def test_measuring_at_a_smaller_size(damaged):
+    small = measure_drift(damaged, max_side=64, include_warp=False)
+    assert small.flagged_frames("luma_jump") == list(FLICKER)
+    with pytest.raises(ValidationError, match="`max_side` must be ≥ 0"):
+        measure_drift(damaged, max_side=-1)

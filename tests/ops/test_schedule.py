@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nodeloom.errors import ValidationError
 from nodeloom.ops.schedule import ScheduleError, evaluate_expression, parse_schedule, schedule_values
@@ -113,3 +115,13 @@ def test_division_by_zero_is_reported_at_the_expression():
         schedule_values("0:(1), 5:(1/(t-6))", 10)
     assert info.value.position == 10
     assert np.isfinite(schedule_values("0:(1/(t+1))", 3)).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.integers(0, 40), st.floats(-100, 100, allow_nan=False), min_size=1, max_size=6))
+def test_linear_schedules_pass_through_keys_and_stay_within_them(keys):
+    text = ", ".join(f"{f}:({v!r})" for f, v in sorted(keys.items()))
+    values = schedule_values(text, 41)
+    for f, v in keys.items():
+        assert values[f] == pytest.approx(v)
+    assert values.min() >= min(keys.values()) - 1e-9 and values.max() <= max(keys.values()) + 1e-9

@@ -105,3 +105,16 @@ def test_curves_plot():
     assert img.shape == (300, 768, 3)
     red = (img[..., 0] > 0.95) & (img[..., 1] < 0.9) & (img[..., 2] < 0.9)
     assert red.any()
+
+
+def test_every_rule_is_documented():
+    from pathlib import Path
+
+    from nodeloom.ops.storyboard import ANGLE_RULES, MOVE_RULES, SIZE_RULES
+
+    doc = (Path(__file__).parents[2] / "docs" / "packs" / "video.md").read_text(encoding="utf-8")
+    for table in (SIZE_RULES, ANGLE_RULES, MOVE_RULES):
+        for value, words in table:
+            assert f"| {value} | {', '.join(words)} |" in doc, value
+    for move, (preset, _, _) in MOVES.items():
+        assert f"| {move} | {preset} |" in doc

@@ -4,15 +4,8 @@ import numpy as np
 import pytest
 
 from nodeloom.errors import ValidationError
-from nodeloom.ops.video_io import (
-    VIDEO_FORMATS,
-    read_audio,
-    read_video,
-    target_size,
-    to_pingpong,
-    write_animated_image,
-    write_video,
-)
+from nodeloom.ops.video_io import VIDEO_FORMATS, to_pingpong, write_animated_image, write_video
+from nodeloom.ops.video_read import read_audio, read_video, target_size
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +105,6 @@ def test_bad_inputs_are_named(tmp_path, frames):
         read_video(write_video(frames, tmp_path / "y.mp4", fps=8), select_every_nth=0)
     with pytest.raises(ValidationError, match="images"):
         write_video(frames[0], tmp_path / "z.mp4", fps=8)
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
+    with pytest.raises(ValidationError, match="cannot open `junk.mp4`"):
+        read_video(tmp_path / "junk.mp4")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -158,3 +159,38 @@ def test_dns_rebinding_and_cross_origin_refused(server):
     with pytest.raises(websocket.WebSocketBadStatusException) as info:
         websocket.create_connection(server.url.replace("http", "ws") + "/ws", origin="http://evil.example", timeout=10)
     assert info.value.status_code == 403
+
+
+def test_non_loopback_bind_with_token_serves_only_with_it(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT), "HF_HUB_OFFLINE": "1"}
+    env.pop("NODELOOM_TOKEN", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nodeloom.server", "--listen", "0.0.0.0", "--port", str(port), "--token", "generate",
+         "--base-dir", str(tmp_path), "--verbose", "WARNING"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        token = None
+        for line in proc.stdout:
+            if line.startswith("Access token: "):
+                token = line.split(": ", 1)[1].strip()
+            if line.startswith("To see the GUI go to:"):
+                assert f"?token={token}" in line
+                break
+        assert token and len(token) >= 24
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                reply = request(base, "GET", "/prompt")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        assert reply.status == 401
+        ok = request(base, "GET", "/prompt", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status == 200 and ok.json() == {"exec_info": {"queue_remaining": 0}}
+    finally:
+        proc.kill()
+        proc.wait(30)

@@ -8,6 +8,7 @@ import torch
 from nodeloom.errors import ValidationError
 from nodeloom.text.decode import DecodeLoop
 from nodeloom.text.generate import GenerationSettings, _held_back, format_prompt, generate_text, parse_stop_strings
+from nodeloom.text.sampling import SamplingSettings
 
 
 def test_parse_stop_strings():
@@ -57,3 +58,14 @@ def test_loop_limits_are_validated(tiny_llms):
         DecodeLoop(model, torch.tensor([[1]]), max_new_tokens=0)
     with pytest.raises(ValidationError, match=r"\[1, P\] tensor"):
         DecodeLoop(model, torch.zeros((1, 0), dtype=torch.long), max_new_tokens=2)
+
+
+def test_unfinished_characters_are_held_back(tiny_llms):
+    llm = tiny_llms["llama"]
+    updates = []
+    settings = GenerationSettings(max_new_tokens=60, stop_at_eos=False, sampling=SamplingSettings(temperature=1.5), seed=1)
+    result = generate_text(llm, "ünïcödé 🦊", settings, on_update=updates.append)
+    partial = [llm.tokenizer.decode(result.token_ids[:n]) for n in range(1, len(result.token_ids) + 1)]
+    assert any(p.endswith("\ufffd") for p in partial), "the sample should cut a multi-byte character"
+    assert all("\ufffd" not in u.text[-1:] for u in updates)
+    assert all(b.text.startswith(a.text) for a, b in zip(updates, updates[1:]))

@@ -49,3 +49,12 @@ def test_run_accepts_a_dict_and_validates_modes(tiny_llms):
     assert report["plot"] is None and report["runs"][0]["memory_ok"]
     with pytest.raises(ValidationError, match="`--modes` must name modes"):
         run_kv_benchmark({"modes": "dynamic,paged"})
+
+
+def test_nodeloom_bench_kv_command(tiny_llms, tmp_path, capsys):
+    from nodeloom.cli.main import main
+
+    code = main(["bench", "kv", "--model", str(tiny_llms["llama"].path), "--device", "cpu", "--prompt-tokens", "3",
+                 "--new-tokens", "4", "--modes", "dynamic,sliding", "--window", "3", "--plot", str(tmp_path / "p.png")])
+    out = capsys.readouterr().out
+    assert code == 0 and "sliding" in out and (tmp_path / "p.png").is_file()

@@ -1,13 +1,14 @@
 """The executor: runs a validated prompt by data dependency, concurrently where it can.
 
-Owns the run loop: an execution list (ComfyUI's topological dissolve with strong links),
-lazy inputs via ``check_lazy_status``, list mapping, ``ExecutionBlocker``, node expansion,
-output caching by signature, interruption, and branch-isolated failures. Ready sync nodes
-run at the same time on a thread pool (accelerator users serialised by a device lock),
-async nodes overlap on the run's event loop. It is over 400 lines because the run loop
-and the per-node step share one state object and read best side by side; the pieces that
-stand alone (signatures, caches, validation, graph) live in their own modules.
-No I/O and no torch: the engine passes hooks for inference mode, previews and memory.
+Owns the run loop and the per-node step: lazy inputs via ``check_lazy_status``, list
+mapping, ``ExecutionBlocker``, node expansion, output caching by signature, interruption
+and branch-isolated failures. Ready sync nodes run at the same time on a thread pool
+(accelerator users serialised by a device lock); async nodes overlap on the run's event
+loop. What stands alone lives beside it: the execution list (``execution_list.py``),
+signatures and caches (``cache.py``), return-value handling (``results.py``). It runs
+past 400 lines because the loop and the node step share one run state and read best
+side by side. No I/O and no torch: the engine passes hooks for inference mode, previews
+and memory.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from nodeloom.core.cache import CacheEntry, OutputCache, SignatureBuilder, nbytes_of, never_equal
 from nodeloom.core.context import InterruptFlag, NodeContext, node_context
 from nodeloom.core.events import Event, Preview, timestamp_ms
+from nodeloom.core.execution_list import ExecutionList
 from nodeloom.core.graph import DynamicPrompt, NodeTypes
 from nodeloom.core.graph_builder import ExecutionBlocker, is_link, prefix_scope
 from nodeloom.core.results import map_results, merge_outputs, resolve_subgraph_outputs
@@ -192,10 +194,7 @@ class _Run:
         self.sigs = SignatureBuilder(self.dp, self.types, self._is_changed_value)
         self.outputs: dict[str, list[list[Any]]] = {}
         self.ui: dict[str, dict[str, Any]] = {}
-        self.pending: dict[str, bool] = {}
-        self.block_count: dict[str, int] = {}
-        self.blocking: dict[str, dict[str, set[int]]] = {}
-        self.ready: list[str] = []
+        self.xl = ExecutionList(self.dp, self.types, self.is_available)
         self.running: dict[asyncio.Task[Any], str] = {}
         self.executed: set[str] = set()
         self.failed: set[str] = set()
@@ -280,82 +279,6 @@ class _Run:
         self.report.node_runs[nid] = NodeRun(cached=True)
         return True
 
-    # ------------------------------------------------------------------ execution list
-    def add_node(self, root: str, include_lazy: bool = False, subgraph: set[str] | None = None) -> None:
-        stack = [root]
-        links: list[tuple[str, int, str]] = []
-        while stack:
-            nid = stack.pop()
-            if nid in self.pending:
-                continue
-            self.pending[nid] = True
-            self.block_count[nid] = 0
-            self.blocking[nid] = {}
-            node = self.dp.get_node(nid)
-            for name, value in (node.get("inputs") or {}).items():
-                if not is_link(value):
-                    continue
-                src, slot = value[0], int(value[1])
-                if subgraph is not None and src not in subgraph:
-                    continue
-                if not self.dp.has_node(src):
-                    continue
-                lazy = self.types.is_lazy(node["class_type"], name)
-                if (include_lazy or not lazy) and not self.is_available(src):
-                    stack.append(src)
-                    links.append((src, slot, nid))
-        for src, slot, dst in links:
-            self.add_strong_link(src, slot, dst)
-        if root in self.pending and self.block_count.get(root) == 0 and root not in self.ready and root not in self.running.values():
-            self.ready.append(root)
-        for src, _, _ in links:
-            if self.block_count.get(src) == 0 and src in self.pending and src not in self.ready and src not in self.running.values():
-                self.ready.append(src)
-
-    def add_strong_link(self, src: str, slot: int, dst: str) -> None:
-        if self.is_available(src):
-            return
-        if src not in self.pending:
-            self.add_node(src)
-        if dst not in self.blocking[src]:
-            self.blocking[src][dst] = set()
-            self.block_count[dst] += 1
-            if dst in self.ready:
-                self.ready.remove(dst)
-        self.blocking[src][dst].add(slot)
-
-    def pop_node(self, nid: str) -> None:
-        del self.pending[nid]
-        for dst in self.blocking.pop(nid, {}):
-            self.block_count[dst] -= 1
-            if self.block_count[dst] == 0 and dst in self.pending:
-                self.ready.append(dst)
-
-    def drop_downstream(self, nid: str) -> None:
-        """Remove ``nid`` and everything waiting on it from the execution list."""
-        stack = [nid]
-        while stack:
-            cur = stack.pop()
-            if cur not in self.pending:
-                continue
-            del self.pending[cur]
-            self.failed.add(cur)
-            if cur in self.ready:
-                self.ready.remove(cur)
-            for dst in self.blocking.pop(cur, {}):
-                stack.append(dst)
-
-    def _pick(self) -> str:
-        def rank(nid: str) -> int:
-            ct = self.dp.get_node(nid)["class_type"]
-            cls = self.types.cls(ct)
-            if self.types.is_output(ct) or (cls is not None and _is_async(cls)):
-                return 0
-            return 1
-
-        best = min(range(len(self.ready)), key=lambda i: rank(self.ready[i]))
-        return self.ready.pop(best)
-
     # ------------------------------------------------------------------ main loop
     async def main(self) -> ExecutionReport:
         t0 = time.perf_counter()
@@ -364,7 +287,7 @@ class _Run:
         cached = [nid for nid in self.dp.original_prompt if self._probe_cached(nid)]
         self.emit("execution_cached", {"nodes": cached, "prompt_id": self.prompt_id}, message=True)
         for out in self.targets:
-            self.add_node(out)
+            self.xl.add_node(out)
         await self._loop()
         self._finish()
         self.report.wall_s = time.perf_counter() - t0
@@ -378,30 +301,46 @@ class _Run:
 
     async def _loop(self) -> None:
         limit = 1 if self.ex.sequential else self.ex.max_workers + 64
-        while self.pending or self.running:
-            while self.ready and len(self.running) < limit and not self.interrupted:
-                nid = self._pick()
-                if nid not in self.pending:
+        xl = self.xl
+        while xl.pending or self.running:
+            if len(xl.ready) == 1 and not self.running and not self.interrupted:
+                # a lone ready node (long chains): await it directly, no task bookkeeping
+                nid = xl.ready.pop()
+                xl.running.add(nid)
+                result, error = await self._execute_guarded(nid)
+                xl.running.discard(nid)
+                self._settle(nid, result, error)
+                continue
+            while xl.ready and len(self.running) < limit and not self.interrupted:
+                nid = xl.pick(self._rank)
+                if nid not in xl.pending:
                     continue
                 task = asyncio.ensure_future(self._execute_guarded(nid))
                 self.running[task] = nid
+                xl.running.add(nid)
             if not self.running:
-                if self.pending and not self.interrupted:
+                if xl.pending and not self.interrupted:
                     self._fail_cycle()
                     continue
                 break
             done, _ = await asyncio.wait(list(self.running), return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 nid = self.running.pop(task)
+                xl.running.discard(nid)
                 result, error = task.result()
                 self._settle(nid, result, error)
 
+    def _rank(self, nid: str) -> int:
+        """Output and async nodes first (results show sooner; async work starts earlier)."""
+        ct = self.dp.get_node(nid)["class_type"]
+        cls = self.types.cls(ct)
+        return 0 if self.types.is_output(ct) or (cls is not None and _is_async(cls)) else 1
+
     def _settle(self, nid: str, result: str, error: dict[str, Any] | None) -> None:
         if result == SUCCESS:
-            self.pop_node(nid)
+            self.xl.complete(nid)
         elif result == PENDING:
-            if self.block_count.get(nid) == 0 and nid in self.pending:
-                self.ready.append(nid)
+            self.xl.requeue(nid)
         else:
             if error is not None and error.get("interrupted"):
                 if not self.interrupted:
@@ -414,10 +353,10 @@ class _Run:
                         "executed": sorted(self.executed),
                     }
                     self.emit("execution_interrupted", data, message=True)
-                self.drop_downstream(nid)
+                self.failed.update(self.xl.drop_downstream(nid))
                 return
             self._report_error(nid, error or {})
-            self.drop_downstream(nid)
+            self.failed.update(self.xl.drop_downstream(nid))
 
     def _report_error(self, nid: str, error: dict[str, Any]) -> None:
         real = error.get("node_id", self.dp.get_real_node_id(nid))
@@ -437,7 +376,7 @@ class _Run:
         self.emit("execution_error", data, message=True)
 
     def _fail_cycle(self) -> None:
-        cycle = self._nodes_in_cycle() or list(self.pending)
+        cycle = self.xl.nodes_in_cycle() or list(self.xl.pending)
         blamed = cycle[0]
         for nid in cycle:
             display = self.dp.get_display_node_id(nid)
@@ -453,23 +392,7 @@ class _Run:
         }
         self._report_error(blamed, err)
         for nid in list(cycle):
-            self.drop_downstream(nid)
-
-    def _nodes_in_cycle(self) -> list[str]:
-        blocked_by: dict[str, set[str]] = {nid: set() for nid in self.pending}
-        for src, dsts in self.blocking.items():
-            for dst in dsts:
-                if dst in blocked_by and src in self.pending:
-                    blocked_by[dst].add(src)
-        changed = True
-        while changed:
-            free = [n for n, deps in blocked_by.items() if not deps]
-            changed = bool(free)
-            for n in free:
-                del blocked_by[n]
-                for deps in blocked_by.values():
-                    deps.discard(n)
-        return list(blocked_by)
+            self.failed.update(self.xl.drop_downstream(nid))
 
     def _finish(self) -> None:
         for nid, info in self.ui.items():
@@ -610,7 +533,7 @@ class _Run:
         value = inputs[name]
         if not is_link(value):
             raise ValueError(f"node `{nid}` says it needs input `{name}`, but that value is a constant")
-        self.add_strong_link(value[0], int(value[1]), nid)
+        self.xl.add_strong_link(value[0], int(value[1]), nid)
 
     def _hidden(self, nid: str, class_type: str) -> dict[str, Any]:
         hidden = self.types.input_types(class_type).get("hidden") or {}
@@ -680,7 +603,7 @@ class _Run:
         results: dict[int, Any] = dict(blocked)
         if inspect.iscoroutinefunction(fn):
             results.update(await self._map_async(nid, fn, ctx, todo))
-        elif todo and len(self.running) <= 1 and not self.ready:
+        elif todo and len(self.running) <= 1 and not self.xl.ready:
             # nothing else can run meanwhile: skip the thread hop (keeps long chains cheap)
             results.update(self._map_sync(nid, cls, fn, ctx, todo))
         elif todo:
@@ -762,9 +685,9 @@ class _Run:
                     links.append((r[0], int(r[1])))
             cached.append((True, results))
         for new_id in new_outputs:
-            self.add_node(new_id)
+            self.xl.add_node(new_id)
         for src, slot in links:
-            self.add_strong_link(src, slot, nid)
+            self.xl.add_strong_link(src, slot, nid)
         self.pending_subgraph[nid] = cached
 
 

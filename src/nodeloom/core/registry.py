@@ -61,7 +61,8 @@ class NodeRegistry:
         with self._lock:
             for class_type, cls in (class_mappings or {}).items():
                 self._classes[class_type] = cls
-                self._module[class_type] = info.module
+                # the frontend treats python_module "nodes.*" as core and "custom_nodes.<pack>" as a pack
+                self._module[class_type] = f"nodes.{info.name}" if info.builtin else info.module
                 if class_type in display_names:
                     self._display[class_type] = display_names[class_type]
                 elif getattr(cls, "DISPLAY_NAME", None):

@@ -95,10 +95,11 @@ def _single_file(sd: dict[str, Any], name: str, dtype: Any) -> SDComponents:
                         inpaint=info.inpaint, clip_layer_norm_hidden=info.clip_layer_norm_hidden)
 
 
-def _folder_family(unet_config: dict[str, Any], has_te2: bool) -> str:
+def _folder_family(unet_config: dict[str, Any], text_config: Any, has_te2: bool) -> str:
     if has_te2 or unet_config.get("addition_embed_type") == "text_time":
         return "sdxl"
-    return "sd2" if unet_config.get("cross_attention_dim") == 1024 else "sd1"
+    # SD 2.x uses OpenCLIP (plain GELU); SD 1.x uses OpenAI CLIP-L (quick GELU)
+    return "sd2" if getattr(text_config, "hidden_act", "quick_gelu") == "gelu" else "sd1"
 
 
 def _diffusers_folder(path: Path, dtype: Any) -> SDComponents:
@@ -117,7 +118,7 @@ def _diffusers_folder(path: Path, dtype: Any) -> SDComponents:
     has_te2 = (path / "text_encoder_2" / "config.json").is_file()
     if has_te2:
         encoders.append(transformers.CLIPTextModelWithProjection.from_pretrained(str(path), subfolder="text_encoder_2", **kw))
-    family = _folder_family(dict(unet.config), has_te2)
+    family = _folder_family(dict(unet.config), encoders[0].config, has_te2)
     prediction = "epsilon"
     sched = path / "scheduler" / "scheduler_config.json"
     if sched.is_file():

@@ -8,14 +8,53 @@ A spec acts only while sigma lies within its start/end percent window.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ControlNetModel", "ControlSpec", "control_residuals", "prepare_controls"]
+from nodeloom.errors import ModelNotFoundError, require
+
+__all__ = ["ControlNetModel", "ControlSpec", "control_residuals", "load_controlnet", "prepare_controls"]
+
+
+def load_controlnet(path: str | Path, *, allow_pickle: bool = False) -> Any:
+    """Load a ControlNet as a diffusers ``ControlNetModel`` (CPU, float32).
+
+    Accepts a diffusers folder, a single file in the original layout (config inferred from its
+    shapes and converted by diffusers' ``from_single_file``), or diffusers-layout weights with a
+    ``config.json`` beside them.
+
+    Raises:
+        ModelNotFoundError: diffusers-layout weights without their ``config.json``.
+        ValidationError: the file is no ControlNet.
+    """
+    from nodeloom.diffusion.checkpoint import load_state_dict
+    from nodeloom.diffusion.detect import infer_controlnet_config
+
+    diffusers = require("diffusers", "diffusion")
+    p = Path(path)
+    if p.is_dir():
+        return diffusers.ControlNetModel.from_pretrained(str(p), local_files_only=True).eval()
+    sd = load_state_dict(p, allow_pickle=allow_pickle)
+    if "controlnet_cond_embedding.conv_in.weight" in sd:
+        if not (p.parent / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"ControlNet `{p.name}` holds diffusers-layout weights and needs their `config.json`;"
+                f" searched: {p.parent}", extra_info={"name": "config.json", "searched": [str(p.parent)]})
+        net = diffusers.ControlNetModel.from_config(diffusers.ControlNetModel.load_config(str(p.parent)))
+        net.load_state_dict(sd)
+        return net.eval()
+    cfg = infer_controlnet_config(sd, p.name)
+    with tempfile.TemporaryDirectory(prefix="nodeloom-cfg-") as tmp:
+        (Path(tmp) / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+        net = diffusers.ControlNetModel.from_single_file(sd, config=tmp, local_files_only=True)
+    return net.eval()
 
 
 @dataclass(frozen=True)

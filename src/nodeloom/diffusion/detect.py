@@ -21,7 +21,7 @@ from typing import Any
 from nodeloom.errors import ValidationError
 
 __all__ = ["CheckpointInfo", "UNET_PREFIX", "detect_checkpoint", "family_defaults", "infer_clip_config",
-           "infer_open_clip_config", "infer_unet_config", "infer_vae_config"]
+           "infer_controlnet_config", "infer_open_clip_config", "infer_unet_config", "infer_vae_config"]
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -103,6 +103,9 @@ def detect_checkpoint(sd: Mapping[str, Any], name: str = "checkpoint") -> Checkp
         configs["text_encoder"] = infer_clip_config(sd, SD1_CLIP_PREFIX, base["text_encoder"])
     elif family == "sd2":
         configs["text_encoder"] = infer_open_clip_config(sd, SD2_CLIP_PREFIX, base["text_encoder"])
+        if configs["text_encoder"]["num_hidden_layers"] == 24:
+            # SD 2.x conditions on the penultimate OpenCLIP-H layer: diffusers drops the 24th
+            configs["text_encoder"]["num_hidden_layers"] = 23
     else:
         configs["text_encoder"] = infer_clip_config(sd, SDXL_CLIP_L_PREFIX, base["text_encoder"])
         configs["text_encoder_2"] = infer_open_clip_config(sd, SDXL_CLIP_G_PREFIX, base["text_encoder_2"])
@@ -234,4 +237,38 @@ def infer_open_clip_config(sd: Mapping[str, Any], prefix: str, base: dict[str, A
     cfg = _clip_common(base, hidden, vocab, positions, layers, inner)
     if prefix + "text_projection" in sd:
         cfg["projection_dim"] = _shape(sd, prefix + "text_projection")[1]
+    return cfg
+
+
+_CONTROLNET_KEYS = ("in_channels", "down_block_types", "block_out_channels", "layers_per_block", "cross_attention_dim",
+                    "attention_head_dim", "use_linear_projection", "norm_num_groups", "norm_eps", "act_fn",
+                    "flip_sin_to_cos", "freq_shift", "downsample_padding", "upcast_attention",
+                    "transformer_layers_per_block", "addition_embed_type", "addition_time_embed_dim",
+                    "projection_class_embeddings_input_dim", "time_embedding_dim")
+
+
+def infer_controlnet_config(sd: Mapping[str, Any], name: str = "controlnet") -> dict[str, Any]:
+    """A diffusers ``ControlNetModel`` config read from an original-layout ControlNet
+    (``control_model.`` prefixed or bare ``input_hint_block``/``zero_convs`` keys).
+
+    Raises:
+        ValidationError: the keys are not an original-layout ControlNet.
+    """
+    prefix = "control_model." if any(k.startswith("control_model.") for k in sd) else ""
+    if prefix + "input_hint_block.0.weight" not in sd or prefix + "input_blocks.0.0.weight" not in sd:
+        raise ValidationError(f"`{name}` is not a ControlNet in the original layout (no `input_hint_block`)",
+                              type="unsupported_checkpoint")
+    family = "sdxl" if prefix + "label_emb.0.0.weight" in sd else "sd1"
+    probe = next((k for k in sd if k.startswith(prefix) and k.endswith("attn2.to_k.weight")), None)
+    if family == "sd1" and probe is not None and _shape(sd, probe)[1] == 1024:
+        family = "sd2"
+    base = family_defaults(family)["unet"]
+    unet = infer_unet_config(sd, base, family, prefix)
+    cfg = {k: unet[k] for k in _CONTROLNET_KEYS if k in unet}
+    if family == "sdxl":
+        cfg["addition_time_embed_dim"] = (unet["projection_class_embeddings_input_dim"] - 1280) // 6
+    hint = sorted(int(m.group(1)) for k in sd for m in [re.match(re.escape(prefix) + r"input_hint_block\.(\d+)\.weight$", k)] if m)
+    outs = [_shape(sd, f"{prefix}input_hint_block.{i}.weight")[0] for i in hint]
+    cfg["conditioning_embedding_out_channels"] = [outs[0]] + outs[2:-1:2]
+    cfg["_class_name"] = "ControlNetModel"
     return cfg

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["clip_to_ldm", "open_clip_to_ldm", "unet_to_ldm", "vae_to_ldm"]
+__all__ = ["clip_to_ldm", "controlnet_to_ldm", "open_clip_to_ldm", "unet_to_ldm", "vae_to_ldm"]
 
 _UNET_TOP = {
     "time_embedding.linear_1": "time_embed.0",
@@ -41,8 +41,8 @@ def _rename_head(key: str, table: Mapping[str, str]) -> str:
     return head + ("." + tail if tail else "")
 
 
-def _unet_prefix_map(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """(diffusers prefix, LDM prefix, kind) for every block of the UNet."""
+def _unet_prefix_map(config: Mapping[str, Any], with_up: bool = True) -> list[tuple[str, str, str]]:
+    """(diffusers prefix, LDM prefix, kind) for every block of the UNet (or only its encoder half)."""
     lpb = int(config["layers_per_block"])
     n = len(config["block_out_channels"])
     out: list[tuple[str, str, str]] = []
@@ -55,6 +55,8 @@ def _unet_prefix_map(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
             out.append((f"down_blocks.{i}.downsamplers.0.conv.", f"input_blocks.{(i + 1) * (lpb + 1)}.0.op.", "plain"))
     out += [("mid_block.resnets.0.", "middle_block.0.", "resnet"), ("mid_block.attentions.0.", "middle_block.1.", "attn"),
             ("mid_block.resnets.1.", "middle_block.2.", "resnet")]
+    if not with_up:
+        return out
     up_types = list(config["up_block_types"])
     for i in range(n):
         for j in range(lpb + 1):
@@ -81,11 +83,19 @@ def unet_to_ldm(sd: Mapping[str, Any], config: Mapping[str, Any], prefix: str = 
     Raises:
         KeyError: a key that no rule maps (an architecture this writer does not know).
     """
-    blocks = _unet_prefix_map(config)
+    return _map_keys(sd, _UNET_TOP, _unet_prefix_map(config), prefix, "UNet")
+
+
+def _map_keys(sd: Mapping[str, Any], top: Mapping[str, str], blocks: list[tuple[str, str, str]], prefix: str,
+              what: str) -> dict[str, Any]:
+    """Rename every key by the top-level table, then the block table (resnet sub-names renamed)."""
     out: dict[str, Any] = {}
     for key, value in sd.items():
         new = None
-        for src, dst in _UNET_TOP.items():
+        if key.startswith("controlnet_down_blocks."):
+            idx, rest = key[len("controlnet_down_blocks."):].split(".", 1)
+            new = f"zero_convs.{idx}.0.{rest}"
+        for src, dst in top.items():
             if key.startswith(src + "."):
                 new = dst + key[len(src):]
         for src, dst, kind in blocks:
@@ -94,9 +104,28 @@ def unet_to_ldm(sd: Mapping[str, Any], config: Mapping[str, Any], prefix: str = 
                 new = dst + (_rename_head(rest, _UNET_RESNET) if kind == "resnet" else rest)
                 break
         if new is None:
-            raise KeyError(f"no LDM name for UNet key `{key}`")
+            raise KeyError(f"no LDM name for {what} key `{key}`")
         out[prefix + new] = value
     return out
+
+
+def controlnet_to_ldm(sd: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "control_model.") -> dict[str, Any]:
+    """Map a diffusers ``ControlNetModel`` state dict to the original ControlNet layout
+    (``input_hint_block``, ``zero_convs``, ``middle_block_out``).
+
+    Raises:
+        KeyError: a key that no rule maps.
+    """
+    n_hint = len(config["conditioning_embedding_out_channels"])
+    top = dict(_UNET_TOP)
+    top.update({
+        "controlnet_cond_embedding.conv_in": "input_hint_block.0",
+        "controlnet_cond_embedding.conv_out": f"input_hint_block.{4 * n_hint - 2}",
+        "controlnet_mid_block": "middle_block_out.0",
+    })
+    for j in range(2 * (n_hint - 1)):
+        top[f"controlnet_cond_embedding.blocks.{j}"] = f"input_hint_block.{2 * (j + 1)}"
+    return _map_keys(sd, top, _unet_prefix_map(config, with_up=False), prefix, "ControlNet")
 
 
 def vae_to_ldm(sd: Mapping[str, Any], config: Mapping[str, Any], prefix: str = "first_stage_model.") -> dict[str, Any]:

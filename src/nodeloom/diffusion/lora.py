@@ -25,7 +25,7 @@ _TE_PREFIXES = {"text_encoder": ("lora_te_", "lora_te1_", "text_encoder."), "tex
 
 @dataclass(frozen=True)
 class LoraFile:
-    """The converted weights of one LoRA file, split per model part."""
+    """The converted weights of one LoRA file, split per model part (keys keep their part prefix)."""
 
     name: str
     parts: dict[str, tuple[dict[str, Any], dict[str, float] | None]]
@@ -54,6 +54,11 @@ def read_lora(path: str | Path, unet_config: Any, sdxl: bool) -> LoraFile:
     diffusers = require("diffusers", "diffusion")
     p = Path(path)
     raw = load_state_dict(p)
+    lycoris = sorted({k.rsplit(".", 1)[-1].split("_")[0] for k in raw if ".hada_" in k or ".lokr_" in k})
+    if lycoris:
+        raise ValidationError(
+            f"`{p.name}` is a LyCORIS ({', '.join('LoHa' if x == 'hada' else 'LoKr' for x in lycoris)}) file;"
+            " only LoRA (kohya lora_up/lora_down, diffusers and PEFT LoRA layouts) can be applied")
     mixin = diffusers.StableDiffusionXLPipeline if sdxl else diffusers.StableDiffusionPipeline
     try:
         state, alphas = mixin.lora_state_dict(raw, unet_config=unet_config)
@@ -62,9 +67,9 @@ def read_lora(path: str | Path, unet_config: Any, sdxl: bool) -> LoraFile:
     name = "nl_" + hashlib.sha1(f"{p.resolve()}:{p.stat().st_mtime_ns}".encode()).hexdigest()[:12]
     parts: dict[str, tuple[dict[str, Any], dict[str, float] | None]] = {}
     for part in ("unet", "text_encoder", "text_encoder_2"):
-        sub = {k[len(part) + 1:]: v for k, v in state.items() if k.startswith(part + ".")}
+        sub = {k: v for k, v in state.items() if k.startswith(part + ".")}
         if sub:
-            al = {k[len(part) + 1:]: v for k, v in (alphas or {}).items() if k.startswith(part + ".")} or None
+            al = {k: v for k, v in (alphas or {}).items() if k.startswith(part + ".")} or None
             parts[part] = (sub, al)
     if not parts:
         raise ValidationError(f"`{p.name}` contains no LoRA weights for the UNet or text encoders")
@@ -83,13 +88,12 @@ def _inject(module: Any, lora: LoraFile, part: str) -> bool:
         return True
     state, alphas = lora.parts[part]
     if part == "unet":
-        module.load_lora_adapter(state, prefix=None, network_alphas=alphas, adapter_name=lora.name)
+        module.load_lora_adapter(dict(state), prefix="unet", network_alphas=alphas, adapter_name=lora.name)
     else:
         from diffusers.loaders.lora_base import _load_lora_into_text_encoder
 
-        _load_lora_into_text_encoder(state_dict={f"{part}.{k}": v for k, v in state.items()},
-                                     network_alphas={f"{part}.{k}": v for k, v in (alphas or {}).items()} or None,
-                                     text_encoder=module, prefix=part, adapter_name=lora.name)
+        _load_lora_into_text_encoder(state_dict=dict(state), network_alphas=alphas, text_encoder=module, prefix=part,
+                                     adapter_name=lora.name)
     return True
 
 

@@ -7,12 +7,15 @@ Modules are moved to the compute device through the engine's ``ModelManager.prep
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from nodeloom.diffusion.embeddings import vectors_for_encoder
 from nodeloom.diffusion.lora import LoraPatch, lora_active
 from nodeloom.diffusion.prompt import apply_weights, tokenize_weighted
 from nodeloom.diffusion.schedules import ModelSampling
@@ -91,31 +94,72 @@ class ClipModel:
         return hidden, pooled
 
     @torch.no_grad()
-    def encode(self, text: str, manager: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, text: str, manager: Any = None,
+               embeddings: Callable[[str], dict[str, torch.Tensor]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode a (weighted, possibly long) prompt.
+
+        Args:
+            text: the prompt.
+            manager: the model manager (device placement); None keeps the CPU.
+            embeddings: resolves ``embedding:name`` words (see :mod:`nodeloom.diffusion.embeddings`).
 
         Returns:
             ``(cond [1, 77*k, dim], pooled [1, pooled_dim])`` on the CPU in float32.
         """
-        tok = clip_tokenizer()
-        layer = self._layer()
         zs, pooled = [], None
         for i, encoder in enumerate(self.encoders):
-            pad = 0 if (self.family == "sdxl" and i == 1) else EOS_TOKEN_ID
-            chunks = tokenize_weighted(tok, text, pad_id=pad, bos_id=BOS_TOKEN_ID, eos_id=EOS_TOKEN_ID)
             enc = _prepare(encoder, manager)
-            dev = next(enc.parameters()).device
-            ids = torch.tensor([[t for t, _ in c] for c in chunks], device=dev)
-            weights = torch.tensor([[w for _, w in c] for c in chunks])
-            with lora_active(enc, self.loras, part=f"text_encoder{'_2' if i else ''}"):
-                z, p = self._run(enc, ids, layer)
-                if bool((weights != 1.0).any()):
-                    empty = tokenize_weighted(tok, "", pad_id=pad, bos_id=BOS_TOKEN_ID, eos_id=EOS_TOKEN_ID)
-                    z_empty, _ = self._run(enc, torch.tensor([[t for t, _ in empty[0]]], device=dev), layer)
-                    z = apply_weights(z, z_empty, weights)
+            z, p = self._encode_one(enc, i, text, embeddings)
             zs.append(z.float().cpu().reshape(1, -1, z.shape[-1]))
             pooled = p[:1].float().cpu()
         return torch.cat(zs, dim=-1), pooled
+
+    def _encode_one(self, enc: Any, index: int, text: str,
+                    embeddings: Callable[[str], dict[str, torch.Tensor]] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        tok, layer = clip_tokenizer(), self._layer()
+        pad = 0 if (self.family == "sdxl" and index == 1) else EOS_TOKEN_ID
+        token_embedding = getattr(enc, "text_model", enc).embeddings.token_embedding
+        lookup = None
+        if embeddings is not None:
+            hidden = token_embedding.embedding_dim
+            lookup = lambda name: vectors_for_encoder(embeddings(name), index, hidden, name)  # noqa: E731
+        chunks = tokenize_weighted(tok, text, pad_id=pad, bos_id=BOS_TOKEN_ID, eos_id=EOS_TOKEN_ID, embedding=lookup)
+        dev = token_embedding.weight.device
+        extra: list[torch.Tensor] = []
+        rows = []
+        for chunk in chunks:
+            row = []
+            for t, _ in chunk:
+                if isinstance(t, torch.Tensor):
+                    extra.append(t)
+                    t = token_embedding.num_embeddings + len(extra) - 1
+                row.append(t)
+            rows.append(row)
+        ids = torch.tensor(rows, device=dev)
+        weights = torch.tensor([[w for _, w in c] for c in chunks])
+        with lora_active(enc, self.loras, part=f"text_encoder{'_2' if index else ''}"), _extra_tokens(enc, extra):
+            z, p = self._run(enc, ids, layer)
+            if bool((weights != 1.0).any()):
+                empty = tokenize_weighted(tok, "", pad_id=pad, bos_id=BOS_TOKEN_ID, eos_id=EOS_TOKEN_ID)
+                z_empty, _ = self._run(enc, torch.tensor([[t for t, _ in empty[0]]], device=dev), layer)
+                z = apply_weights(z, z_empty, weights)
+        return z, p
+
+
+@contextlib.contextmanager
+def _extra_tokens(encoder: Any, vectors: list[torch.Tensor]) -> Iterator[None]:
+    """Temporarily append embedding vectors to the token table (ids from the old size up)."""
+    if not vectors:
+        yield
+        return
+    holder = getattr(encoder, "text_model", encoder).embeddings
+    old = holder.token_embedding
+    table = torch.cat([old.weight, torch.stack(vectors).to(old.weight.device, old.weight.dtype)])
+    holder.token_embedding = torch.nn.Embedding.from_pretrained(table, freeze=True)
+    try:
+        yield
+    finally:
+        holder.token_embedding = old
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Syntax (ComfyUI's, plus A1111's brackets): ``(words:1.3)`` sets a weight, ``(words)`` multiplies
 the surrounding weight by 1.1, ``[words]`` divides it by 1.1, nesting composes, ``\\(`` and
-``\\)`` are literal brackets. Long prompts are cut into chunks of 75 tokens (never splitting a
-word when it fits in one chunk), each wrapped in start/end tokens and padded to 77.
+``\\)`` are literal brackets, ``embedding:name`` inserts a textual-inversion embedding's
+vectors. Long prompts are cut into chunks of 75 tokens (never splitting a word when it fits in
+one chunk), each wrapped in start/end tokens and padded to 77.
 :func:`apply_weights` is ComfyUI's rule: a token's embedding moves away from the empty prompt's
 embedding at the same position by its weight. Pure Python + torch.
 """
@@ -11,13 +12,18 @@ embedding at the same position by its weight. Pure Python + torch.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Union
 
 import torch
 
-__all__ = ["CHUNK", "apply_weights", "parse_weights", "tokenize_weighted"]
+__all__ = ["CHUNK", "EMBEDDING_PREFIX", "Token", "apply_weights", "parse_weights", "tokenize_weighted"]
 
 CHUNK = 75
+EMBEDDING_PREFIX = "embedding:"
+#: a token id, or an embedding vector ``[dim]`` standing in for one token
+Token = Union[int, torch.Tensor]
+_TRAILING = ",.;:!?"
 _EMPHASIS = 1.1
 _NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$")
 
@@ -86,24 +92,38 @@ def parse_weights(text: str, weight: float = 1.0) -> list[tuple[str, float]]:
     return [(t, w) for t, w in out if t]
 
 
-def tokenize_weighted(tokenizer: Any, text: str, *, pad_id: int, bos_id: int, eos_id: int) -> list[list[tuple[int, float]]]:
-    """Tokenize a weighted prompt into 77-token chunks of ``(token_id, weight)``.
+def _word_tokens(tokenizer: Any, word: str, embedding: Callable[[str], torch.Tensor] | None) -> list[Token]:
+    if embedding is not None and word.startswith(EMBEDDING_PREFIX):
+        name = word[len(EMBEDDING_PREFIX):]
+        stripped = name.rstrip(_TRAILING)
+        vectors = embedding(stripped)
+        rest = name[len(stripped):]
+        tail = tokenizer(rest, add_special_tokens=False).input_ids if rest else []
+        return list(vectors.unbind(0)) + list(tail)
+    return list(tokenizer(word, add_special_tokens=False).input_ids)
+
+
+def tokenize_weighted(tokenizer: Any, text: str, *, pad_id: int, bos_id: int, eos_id: int,
+                      embedding: Callable[[str], torch.Tensor] | None = None) -> list[list[tuple[Token, float]]]:
+    """Tokenize a weighted prompt into 77-token chunks of ``(token, weight)``.
 
     Args:
         tokenizer: a CLIP tokenizer (``tokenizer(text, add_special_tokens=False).input_ids``).
         text: the prompt.
         pad_id / bos_id / eos_id: special token ids (SD 1.x pads with the end token, OpenCLIP-G with 0).
+        embedding: resolves ``embedding:name`` to vectors ``[n, dim]`` (None: the words stay text).
 
     Returns:
-        At least one chunk; each holds exactly ``CHUNK + 2`` pairs.
+        At least one chunk; each holds exactly ``CHUNK + 2`` pairs. A token is an id, or a vector
+        from an embedding.
     """
-    words: list[list[tuple[int, float]]] = []
+    words: list[list[tuple[Token, float]]] = []
     for segment, weight in parse_weights(text):
         for word in segment.split():
-            ids = tokenizer(word, add_special_tokens=False).input_ids
+            ids = _word_tokens(tokenizer, word, embedding)
             if ids:
                 words.append([(t, weight) for t in ids])
-    chunks: list[list[tuple[int, float]]] = [[]]
+    chunks: list[list[tuple[Token, float]]] = [[]]
     for word in words:
         if len(chunks[-1]) + len(word) > CHUNK and len(word) <= CHUNK and chunks[-1]:
             chunks.append([])

@@ -58,6 +58,8 @@ class AuditLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.suffix.lower() in _SQLITE_SUFFIXES:
                 self._db = sqlite3.connect(str(self.path), check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute(
                     "CREATE TABLE IF NOT EXISTS audit (ts REAL, who TEXT, tool TEXT, args_sha256 TEXT,"
                     " outcome TEXT, duration_ms REAL, error_type TEXT, detail TEXT)"

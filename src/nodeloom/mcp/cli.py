@@ -9,6 +9,7 @@ and refuses to bind a non-loopback address without a bearer token.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -27,18 +28,31 @@ log = logging.getLogger("nodeloom.mcp")
 TOKEN_ENV = "NODELOOM_MCP_TOKEN"
 
 
-def add_mcp_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``nodeloom mcp`` options to ``parser``."""
+def add_mcp_arguments(parser: argparse.ArgumentParser, *, engine_options: bool = True) -> None:
+    """Add the ``nodeloom mcp`` options to ``parser``.
+
+    Args:
+        parser: the (sub)parser of ``nodeloom mcp``.
+        engine_options: also add ``--base-dir``, ``--custom-nodes``, ``--disable-all-custom-nodes``,
+            ``--extra-model-paths-config`` and ``--cpu``; pass False when the caller adds its own
+            (:func:`mcp_main` reads whichever of them exist).
+    """
     parser.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     parser.add_argument("--path", default="/mcp", help="HTTP endpoint path (default /mcp)")
     parser.add_argument("--policy", default=None, help="policy file (.toml, .yaml or .json); defaults apply without one")
-    parser.add_argument("--base-dir", default=".", help="parent of input/, output/, models/, user/ (default .)")
     parser.add_argument("--token", default=None, help=f"bearer token HTTP clients must send (or set {TOKEN_ENV}); required off loopback")
     parser.add_argument("--read-only", action="store_true", help="allow discovery and validation only")
     parser.add_argument("--allowed-host", action="append", default=[], help="extra Host header value to accept (repeatable)")
     parser.add_argument("--allowed-origin", action="append", default=[], help="extra Origin header value to accept (repeatable)")
+    if engine_options:
+        group = parser.add_argument_group("engine")
+        group.add_argument("--base-dir", default=".", help="parent of input/, output/, models/, user/ (default .)")
+        group.add_argument("--custom-nodes", action="append", default=[], metavar="DIR", help="a folder of custom-node packs (repeatable)")
+        group.add_argument("--disable-all-custom-nodes", action="store_true", help="load built-in nodes only")
+        group.add_argument("--extra-model-paths-config", action="append", default=[], metavar="YAML", help="extra_model_paths.yaml (repeatable)")
+        group.add_argument("--cpu", action="store_true", help="run models on the CPU")
 
 
 def is_loopback(host: str) -> bool:
@@ -76,9 +90,10 @@ def mcp_main(args: argparse.Namespace, *, engine: Any = None) -> int:
         policy.read_only = True
     owned = engine is None
     if engine is None:
-        from nodeloom import Engine
-
-        engine = Engine(base_dir=args.base_dir)
+        # over stdio, stdout is the protocol channel: a custom-node pack that prints while it
+        # loads must not write into it
+        with contextlib.redirect_stdout(sys.stderr) if not args.http else contextlib.nullcontext():
+            engine = _engine(args)
     from nodeloom.mcp.server import NodeloomMCP
 
     app = NodeloomMCP(engine, policy, transport="http" if args.http else "stdio")
@@ -98,6 +113,18 @@ def mcp_main(args: argparse.Namespace, *, engine: Any = None) -> int:
         if owned:
             engine.close()
     return 0
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from nodeloom.engine import Engine, EngineConfig
+
+    return Engine(EngineConfig(
+        base_dir=getattr(args, "base_dir", "."),
+        custom_nodes_dirs=list(getattr(args, "custom_nodes", None) or []),
+        load_custom_nodes=not getattr(args, "disable_all_custom_nodes", False),
+        extra_model_paths=list(getattr(args, "extra_model_paths_config", None) or []),
+        device="cpu" if getattr(args, "cpu", False) else None,
+    ))
 
 
 def http_app(

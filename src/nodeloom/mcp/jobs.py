@@ -60,7 +60,10 @@ class Job:
     progress: Progress = field(default_factory=Progress)
     cancel_requested: bool = False
     done: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: set on every progress change and at the end; waiters clear it before waiting again
+    changed: threading.Event = field(default_factory=threading.Event, repr=False)
     _finished_nodes: set[str] = field(default_factory=set, repr=False)
+    _running: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def terminal(self) -> bool:
@@ -79,10 +82,15 @@ class Job:
             "error": self.error,
         }
 
+    def done_value(self) -> float:
+        """Finished nodes plus the fractions of running ones (the progress value)."""
+        return len(self._finished_nodes) + sum(self._running.values())
+
     def _set_progress(self, value: float, message: str) -> None:
         total = float(max(len(self.prompt), len(self._finished_nodes), 1))
         p = self.progress
         self.progress = Progress(min(value, total), total, message, p.seq + 1)
+        self.changed.set()
 
 
 class JobStore:
@@ -101,6 +109,10 @@ class JobStore:
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), check_same_thread=False)
+            # WAL without a sync per commit: a record survives a process crash (not a power cut)
+            # and a submission does not wait for the disk
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(f"CREATE TABLE IF NOT EXISTS jobs ({', '.join(c + ' TEXT' for c in _COLUMNS)}, PRIMARY KEY (id))")
             self._db.commit()
             self._load()
@@ -311,18 +323,27 @@ class JobRunner:
             self.engine.interrupt()
         elif event.type == "execution_cached":
             job._finished_nodes.update(str(n) for n in data.get("nodes", []))
-            job._set_progress(float(len(job._finished_nodes)), f"{len(data.get('nodes', []))} node(s) cached")
+            job._set_progress(job.done_value(), f"{len(data.get('nodes', []))} node(s) cached")
+        elif event.type == "progress_state":
+            for node, state in (data.get("nodes") or {}).items():
+                if state.get("state") == "finished":
+                    job._finished_nodes.add(str(node))
+                    job._running.pop(str(node), None)
+                elif state.get("state") == "running":
+                    job._running[str(node)] = min(max(float(state.get("value", 0)) / float(state.get("max", 1) or 1), 0.0), 0.999)
+            job._set_progress(job.done_value(), job.progress.message)
         elif event.type == "executing" and data.get("node") is not None:
             node = str(data["node"])
-            job._set_progress(float(len(job._finished_nodes)), f"running node {node} ({_class_of(job, node)})")
+            job._set_progress(job.done_value(), f"running node {node} ({_class_of(job, node)})")
         elif event.type == "progress":
             node, value, total = str(data.get("node")), float(data.get("value", 0)), float(data.get("max", 1) or 1)
-            frac = min(max(value / total, 0.0), 0.999)
-            job._set_progress(len(job._finished_nodes) + frac, f"node {node} ({_class_of(job, node)}): step {int(value)}/{int(total)}")
+            job._running[node] = min(max(value / total, 0.0), 0.999)
+            job._set_progress(job.done_value(), f"node {node} ({_class_of(job, node)}): step {int(value)}/{int(total)}")
         elif event.type == "executed":
             node = str(data.get("node"))
             job._finished_nodes.add(node)
-            job._set_progress(float(len(job._finished_nodes)), f"node {node} ({_class_of(job, node)}) done")
+            job._running.pop(node, None)
+            job._set_progress(job.done_value(), f"node {node} ({_class_of(job, node)}) done")
             self._check_output_size(job, data.get("output") or {}, deny)
 
     def _check_output_size(self, job: Job, ui: dict[str, Any], deny: list[NodeloomError]) -> None:
@@ -341,13 +362,16 @@ class JobRunner:
 
     def _finish(self, job: Job, status: str, *, result: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> None:
         job.status, job.finished = status, time.time()
-        job.result, job.error = result, error
+        # ui outputs of custom nodes may hold non-JSON values; keep what a client can read
+        job.result = json.loads(json.dumps(result, default=str)) if result is not None else None
+        job.error = json.loads(json.dumps(error, default=str)) if error is not None else None
         if status == "success":
             job._set_progress(job.progress.total, "done")
         else:
             job._set_progress(job.progress.value, status)
         self.store.save(job)
         job.done.set()
+        job.changed.set()
 
 
 def _class_of(job: Job, node: str) -> str:

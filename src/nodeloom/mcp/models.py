@@ -120,11 +120,14 @@ class ProgressInfo(BaseModel):
 
 
 class ImageRef(BaseModel):
+    """An output file of a job (an image, or another medium such as a video)."""
+
     uri: str = Field(description="nodeloom:// resource with the full-size file")
     filename: str
     subfolder: str
     type: str
     node_id: str
+    mime_type: str
     width: int | None = None
     height: int | None = None
 
@@ -136,7 +139,8 @@ class JobResult(BaseModel):
     progress: ProgressInfo
     error: dict[str, Any] | None = None
     node_errors: dict[str, Any] = Field(default_factory=dict)
-    images: list[ImageRef] = Field(default_factory=list)
+    images: list[ImageRef] = Field(default_factory=list, description="output images (thumbnails are in the content)")
+    files: list[ImageRef] = Field(default_factory=list, description="other output files (videos, audio, ...)")
     outputs: dict[str, Any] = Field(default_factory=dict, description="ui outputs of output nodes")
     wall_s: float | None = None
 

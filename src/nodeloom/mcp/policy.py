@@ -27,9 +27,12 @@ __all__ = ["POLICY_SETTING", "Limits", "Policy", "ServerSpec", "load_policy", "p
 POLICY_SETTING = "mcp_policy"
 
 #: inputs whose string value names a file to read (relative to ``input/`` unless annotated)
-DEFAULT_READ_INPUTS = ("image", "video", "audio", "file", "filename", "path", "mask_file", "input_path")
+DEFAULT_READ_INPUTS = (
+    "image", "video", "audio", "file", "filename", "path", "mask_file", "input_path",
+    "directory", "image_path", "video_path", "audio_path", "file_path",
+)
 #: inputs whose string value names where to write (relative to ``output/``)
-DEFAULT_WRITE_INPUTS = ("filename_prefix", "output_path", "save_path", "output_file")
+DEFAULT_WRITE_INPUTS = ("filename_prefix", "output_path", "save_path", "output_file", "output_dir", "output_directory")
 _ANNOTATIONS = {" [input]": "input", " [output]": "output", " [temp]": "temp"}
 
 

@@ -4,12 +4,14 @@ Thin async wrappers over :mod:`~nodeloom.mcp.discovery`, :mod:`~nodeloom.mcp.wor
 the job runner; registered through :meth:`NodeloomMCP.tool` so each carries annotations,
 an output schema, read-only enforcement and an audit record. ``run_workflow`` and
 ``get_job`` stream progress notifications while they wait and return images as
-size-budgeted thumbnails plus ``nodeloom://`` resource links.
+size-budgeted thumbnails plus ``nodeloom://`` resource links. Validation and thumbnail
+encoding run on worker threads so one large workflow does not stall other sessions.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -78,14 +80,14 @@ def _register_discovery(app: NodeloomMCP) -> None:
 def _register_authoring(app: NodeloomMCP) -> None:
     @app.tool(title="Validate a workflow", read_only=True, idempotent=True)
     async def validate_workflow(
-        workflow: dict[str, Any] | None = None, example: str | None = None, overrides: dict[str, Any] | None = None
+        workflow: dict[str, Any] | None = None, example: str | None = None, overrides: dict[str, Any] | list[str] | None = None
     ) -> ValidationReport:
         """Check a workflow (API or UI format, or an example by name) without running it.
 
         Returns per-node errors with closest-match suggestions for unknown node types and
         input names, and the policy rule the workflow would break, if any.
         """
-        _, report = _prepare(app, workflow, example, overrides)
+        _, report = await anyio.to_thread.run_sync(_prepare, app, workflow, example, overrides)
         return report
 
     @app.tool(title="Convert a workflow to API format", read_only=True, idempotent=True)
@@ -101,19 +103,20 @@ def _register_running(app: NodeloomMCP) -> None:
         ctx: Context,
         workflow: dict[str, Any] | None = None,
         example: str | None = None,
-        overrides: dict[str, Any] | None = None,
+        overrides: dict[str, Any] | list[str] | None = None,
         idempotency_key: str | None = None,
         wait_seconds: float = 30.0,
         include_images: bool = True,
     ) -> JobCallResult:
         """Run a workflow (API/UI format, or an example by name) and wait up to `wait_seconds` for it.
 
-        `overrides` maps `node.input` (node id or title) to a new value. While waiting the
+        `overrides` maps `node.input` (node id or title) to a new value, or lists
+        `node.input=value` strings (value as JSON, else text). While waiting the
         server sends progress notifications; if the run is not done by then, the result has
         status `queued`/`running` and a `job_id` to poll with get_job. Give an
         `idempotency_key` so a retried call returns the first job instead of running again.
         """
-        prompt, report = _prepare(app, workflow, example, overrides)
+        prompt, report = await anyio.to_thread.run_sync(_prepare, app, workflow, example, overrides)
         if report.policy_error is not None:
             raise PolicyDeniedError(report.policy_error["message"], extra_info=report.policy_error.get("extra_info"))
         if not report.ok:
@@ -122,14 +125,14 @@ def _register_running(app: NodeloomMCP) -> None:
             raise exc
         job, created = app.runner.submit(prompt, key=idempotency_key, who=app.who(ctx))
         await _wait(app, job, ctx, wait_seconds)
-        return _job_result(app, job, include_images, deduplicated=not created)
+        return await anyio.to_thread.run_sync(functools.partial(_job_result, app, job, include_images, deduplicated=not created))
 
     @app.tool(title="Get a job", read_only=True)
     async def get_job(ctx: Context, job_id: str, wait_seconds: float = 0.0, include_images: bool = True) -> JobCallResult:
         """Status, progress, errors and output images of a job; waits up to `wait_seconds` for it to finish."""
         job = app.store.get(job_id)
         await _wait(app, job, ctx, wait_seconds)
-        return _job_result(app, job, include_images)
+        return await anyio.to_thread.run_sync(_job_result, app, job, include_images)
 
     @app.tool(title="Cancel a job", read_only=False, destructive=True, idempotent=True)
     async def cancel_job(job_id: str) -> JobResult:
@@ -152,7 +155,7 @@ def _example_dirs(app: NodeloomMCP) -> list[Any]:
     return workflows.example_dirs(app.policy.example_dirs, base=app.engine.paths.base_dir)
 
 
-def _prepare(app: NodeloomMCP, workflow: Any, example: str | None, overrides: dict[str, Any] | None) -> tuple[dict[str, Any], ValidationReport]:
+def _prepare(app: NodeloomMCP, workflow: Any, example: str | None, overrides: dict[str, Any] | list[str] | None) -> tuple[dict[str, Any], ValidationReport]:
     """Load, convert, override, lint, validate and policy-check a workflow."""
     if (workflow is None) == (example is None):
         raise ValidationError("give exactly one of `workflow` (a JSON object) or `example` (a name from list_example_workflows)")
@@ -165,8 +168,9 @@ def _prepare(app: NodeloomMCP, workflow: Any, example: str | None, overrides: di
     result = app.engine.validate(prompt)
     node_errors = _merge_errors(result.node_errors, lint, prompt)
     policy_error = None
+    checked = result.prompt or prompt  # the coerced values: "4096" given as a string is checked as 4096
     try:
-        app.policy.check_prompt(prompt, app.engine.paths, app.category_of)
+        app.policy.check_prompt(checked, app.engine.paths, app.category_of)
     except PolicyDeniedError as exc:
         policy_error = exc.to_dict()
     error = result.error
@@ -198,37 +202,53 @@ async def _wait(app: NodeloomMCP, job: Job, ctx: Context, wait_seconds: float) -
     deadline = time.monotonic() + (min(wait_seconds, cap) if cap else wait_seconds)
     sent = -1.0
     while True:
+        job.changed.clear()
         p = job.progress
         if p.value > sent:
             await ctx.report_progress(p.value, p.total, p.message)
             sent = p.value
-        if job.done.is_set() or time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if job.done.is_set() or left <= 0:
             return
-        await anyio.sleep(0.05)
+        if job.progress.seq == p.seq:
+            # the worker thread sets `changed`; short slices keep cancellation responsive
+            await anyio.to_thread.run_sync(job.changed.wait, min(left, 0.5), abandon_on_cancel=True)
 
 
-def _images(app: NodeloomMCP, job: Job) -> list[ImageRef]:
+#: ui keys whose entries are files ({filename, subfolder, type}); ComfyUI video nodes use several
+_FILE_KEYS = ("images", "gifs", "videos", "audio", "files")
+
+
+def _files(app: NodeloomMCP, job: Job) -> list[ImageRef]:
+    """Every distinct output file of a finished job, images with their pixel size."""
     refs: list[ImageRef] = []
+    seen: set[tuple[str, str, str]] = set()
     for node_id, ui in ((job.result or {}).get("outputs") or {}).items():
-        for ref in (ui or {}).get("images", []) or []:
-            if not isinstance(ref, dict) or "filename" not in ref:
-                continue
-            size = image_size(app.engine.paths, ref)
-            refs.append(ImageRef(
-                uri=output_uri(ref), filename=str(ref["filename"]), subfolder=str(ref.get("subfolder") or ""),
-                type=str(ref.get("type") or "output"), node_id=str(node_id),
-                width=size[0] if size else None, height=size[1] if size else None,
-            ))
+        for key in _FILE_KEYS:
+            for ref in (ui or {}).get(key, []) or []:
+                if not isinstance(ref, dict) or "filename" not in ref:
+                    continue
+                ident = (str(ref.get("type") or "output"), str(ref.get("subfolder") or ""), str(ref["filename"]))
+                if ident in seen:
+                    continue
+                seen.add(ident)
+                size = image_size(app.engine.paths, ref)
+                refs.append(ImageRef(
+                    uri=output_uri(ref), filename=ident[2], subfolder=ident[1], type=ident[0], node_id=str(node_id),
+                    mime_type=mime_type(ident[2]), width=size[0] if size else None, height=size[1] if size else None,
+                ))
     return refs
 
 
 def _job_model(app: NodeloomMCP, job: Job) -> JobResult:
     result = job.result or {}
     p = job.progress
+    files = _files(app, job)
+    images = [f for f in files if f.width is not None]
     return JobResult(
         job_id=job.id, status=job.status, progress=ProgressInfo(value=p.value, total=p.total, message=p.message),
-        error=job.error, node_errors=result.get("node_errors") or {}, images=_images(app, job),
-        outputs=result.get("outputs") or {}, wall_s=result.get("wall_s"),
+        error=job.error, node_errors=result.get("node_errors") or {}, images=images,
+        files=[f for f in files if f.width is None], outputs=result.get("outputs") or {}, wall_s=result.get("wall_s"),
     )
 
 
@@ -243,7 +263,21 @@ def _job_result(app: NodeloomMCP, job: Job, include_images: bool, *, deduplicate
     content: list[Any] = [TextContent(type="text", text="\n".join(lines))]
     for i, ref in enumerate(model.images):
         if include_images and i < app.policy.max_images:
-            thumb = make_thumbnail(output_file(app.engine.paths, ref.model_dump()), max_side=app.policy.thumbnail_max_side, budget_kb=app.policy.thumbnail_kb)
-            content.append(ImageContent(type="image", data=base64.b64encode(thumb.data).decode(), mime_type=thumb.mime_type))
-        content.append(ResourceLink(type="resource_link", uri=ref.uri, name=ref.filename, mime_type=mime_type(ref.filename), description=f"full-size output of node {ref.node_id}"))
+            content.extend(_thumbnail(app, ref))
+        content.append(_link(ref, "full-size output"))
+    content.extend(_link(ref, "output") for ref in model.files)
     return CallToolResult(content=content, structured_content=model.model_dump(mode="json"), is_error=job.status in ("error",))
+
+
+def _thumbnail(app: NodeloomMCP, ref: ImageRef) -> list[ImageContent]:
+    """A size-budgeted preview of ``ref``, or nothing when the file cannot be previewed."""
+    try:
+        path = output_file(app.engine.paths, ref.model_dump())
+        thumb = make_thumbnail(path, max_side=app.policy.thumbnail_max_side, budget_kb=app.policy.thumbnail_kb)
+    except ValidationError:
+        return []
+    return [ImageContent(type="image", data=base64.b64encode(thumb.data).decode(), mime_type=thumb.mime_type)]
+
+
+def _link(ref: ImageRef, what: str) -> ResourceLink:
+    return ResourceLink(type="resource_link", uri=ref.uri, name=ref.filename, mime_type=ref.mime_type, description=f"{what} of node {ref.node_id}")

@@ -27,6 +27,7 @@ __all__ = [
     "lint_prompt",
     "list_examples",
     "load_example",
+    "parse_overrides",
     "suggest",
     "to_api",
 ]
@@ -134,15 +135,36 @@ def _error(type_: str, message: str, hints: list[str], **extra: Any) -> dict[str
     return {"type": type_, "message": message, "details": details, "extra_info": {**extra, "suggestions": hints}}
 
 
-def apply_overrides(prompt: Mapping[str, Any], overrides: Mapping[str, Any], object_info: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``prompt`` with ``{"node.input": value}`` overrides applied.
+def parse_overrides(overrides: Mapping[str, Any] | Iterable[str]) -> dict[str, Any]:
+    """``{"node.input": value}`` from a mapping, or from ``"node.input=value"`` strings (value: JSON, else text).
+
+    Raises:
+        ValidationError: a string without ``=``.
+    """
+    if isinstance(overrides, Mapping):
+        return dict(overrides)
+    out: dict[str, Any] = {}
+    for text in overrides:
+        key, sep, raw = str(text).partition("=")
+        if not sep:
+            raise ValidationError(f"override `{text}` must look like `node.input=value` (e.g. `3.seed=42`)", type="invalid_override")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except ValueError:
+            out[key.strip()] = raw
+    return out
+
+
+def apply_overrides(prompt: Mapping[str, Any], overrides: Mapping[str, Any] | Iterable[str], object_info: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``prompt`` with overrides applied (see :func:`parse_overrides` for their forms).
 
     ``node`` is a node id or a unique ``_meta.title``; ``input`` must be an input the node
     has or its class declares.
 
     Raises:
-        ValidationError: a malformed key, an unknown node or input (with suggestions).
+        ValidationError: a malformed override, an unknown node or input (with suggestions).
     """
+    overrides = parse_overrides(overrides)
     out = json.loads(json.dumps(prompt))
     titles: dict[str, list[str]] = {}
     for nid, node in out.items():

@@ -61,7 +61,7 @@ def _object_bytes(obj: Any) -> int:
                 visit(v)
         else:
             for v in getattr(o, "__dict__", {}).values():
-                if hasattr(v, "parameters") or hasattr(v, "element_size"):
+                if hasattr(v, "parameters") or hasattr(v, "element_size") or isinstance(v, (list, tuple, dict)):
                     visit(v)
 
     visit(obj)
@@ -81,7 +81,11 @@ def _modules_of(obj: Any) -> list[Any]:
     """The torch modules an object holds directly (itself, or its attributes)."""
     if callable(getattr(obj, "parameters", None)):
         return [obj]
-    return [v for v in getattr(obj, "__dict__", {}).values() if callable(getattr(v, "parameters", None))]
+    found = []
+    for v in getattr(obj, "__dict__", {}).values():
+        items = v if isinstance(v, (list, tuple)) else [v]
+        found += [m for m in items if callable(getattr(m, "parameters", None))]
+    return found
 
 
 @dataclass
@@ -168,23 +172,30 @@ class ModelManager:
         Returns:
             The module (moved in place).
         """
-        import torch
-
         device = self.device
         dtype = dtype or self.dtype
         with self._lock:
-            if device.type == "cuda":
-                need = _object_bytes(module) // max(1, next(module.parameters()).element_size()) * torch.empty(0, dtype=dtype).element_size()
-                on_dev = next(module.parameters()).device.type == "cuda"
-                while not on_dev and self._on_device and torch.cuda.mem_get_info(device)[0] < need + self.device_reserve_bytes:
-                    _, old = self._on_device.popitem(last=False)
-                    if old is not module:
-                        old.to("cpu")
-                        torch.cuda.empty_cache()
-            module.to(device=device, dtype=dtype)
+            first = next(module.parameters(), None)
+            placed = first is not None and first.device.type == device.type and first.dtype == dtype
+            if not placed:
+                if device.type == "cuda":
+                    self._make_room(module, dtype)
+                module.to(device=device, dtype=dtype)
             self._on_device[id(module)] = module
             self._on_device.move_to_end(id(module))
         return module
+
+    def _make_room(self, module: Any, dtype: Any) -> None:
+        """Offload least-recently-prepared modules until ``module`` fits with the reserve."""
+        import torch
+
+        first = next(module.parameters())
+        need = _object_bytes(module) * torch.empty(0, dtype=dtype).element_size() // first.element_size()
+        while self._on_device and torch.cuda.mem_get_info(self.device)[0] < need + self.device_reserve_bytes:
+            _, old = self._on_device.popitem(last=False)
+            if old is not module:
+                old.to("cpu")
+                torch.cuda.empty_cache()
 
     def offload(self) -> int:
         """Move every prepared module back to the CPU; returns how many."""

@@ -18,7 +18,7 @@ import numpy as np
 from nodeloom.errors import ValidationError, require
 from nodeloom.ops.camera import CameraPath, frame_matrices
 
-__all__ = ["BORDER_MODES", "INTERPOLATIONS", "build_pyramid", "render_keyframes", "render_path", "warp_frame"]
+__all__ = ["BORDER_MODES", "INTERPOLATIONS", "MipPyramid", "build_pyramid", "render_keyframes", "render_path", "warp_frame"]
 
 BORDER_MODES = ("reflect", "replicate", "wrap", "black")
 INTERPOLATIONS = ("cubic", "lanczos", "linear")
@@ -36,25 +36,46 @@ def _check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def build_pyramid(image: np.ndarray, max_levels: int = 12) -> list[np.ndarray]:
-    """Area-averaged mip levels, each half the size of the previous (rounded up).
+class MipPyramid(Sequence[np.ndarray]):
+    """Area-averaged mip levels, each half the previous size (rounded up), built on first use.
+
+    Level 0 is the image itself; a camera that never zooms out never pays for the rest.
+    """
+
+    def __init__(self, image: np.ndarray, max_levels: int = 12) -> None:
+        self._levels: list[np.ndarray] = [_check_image(image)]
+        h, w = self._levels[0].shape[:2]
+        self._count = 1
+        while self._count <= max_levels and min(h, w) >= 4:
+            h, w = (h + 1) // 2, (w + 1) // 2
+            self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        cv2 = _cv2()
+        while len(self._levels) <= index:
+            prev = self._levels[-1]
+            h, w = prev.shape[:2]
+            nxt = cv2.resize(prev, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+            self._levels.append(nxt.reshape(nxt.shape[0], nxt.shape[1], -1))
+        return self._levels[index]
+
+
+def build_pyramid(image: np.ndarray, max_levels: int = 12) -> MipPyramid:
+    """The mip pyramid of ``image`` (levels are computed when first sampled).
 
     Args:
         image: float32 ``[H,W,C]``.
         max_levels: at most this many levels beyond the original.
 
     Returns:
-        ``[level0 (the image), level1, ...]`` down to about 2 pixels.
+        A sequence ``[level0 (the image), level1, ...]`` down to about 2 pixels.
     """
-    cv2 = _cv2()
-    levels = [_check_image(image)]
-    while len(levels) <= max_levels:
-        h, w = levels[-1].shape[:2]
-        if min(h, w) < 4:
-            break
-        nxt = cv2.resize(levels[-1], ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
-        levels.append(nxt.reshape(nxt.shape[0], nxt.shape[1], -1))
-    return levels
+    return MipPyramid(image, max_levels)
 
 
 def _footprint(inverse: np.ndarray, x: float, y: float) -> float:
@@ -95,6 +116,7 @@ def warp_frame(
     interpolation: str = "cubic",
     antialias: bool = True,
     distortion: float = 0.0,
+    dst: np.ndarray | None = None,
 ) -> np.ndarray:
     """Render one frame: ``out(H·p) = source(p)`` with antialiasing when minifying.
 
@@ -107,9 +129,10 @@ def warp_frame(
         antialias: sample the mip pyramid trilinearly where one output pixel covers
             more than one source pixel.
         distortion: radial lens k1 applied on the output (> 0 barrel).
+        dst: optional C-contiguous float32 ``[H,W,C]`` buffer to render into.
 
     Returns:
-        float32 ``[H,W,C]`` clipped to 0..1.
+        float32 ``[H,W,C]`` clipped to 0..1 (``dst`` when given).
     """
     cv2 = _cv2()
     if border not in BORDER_MODES:
@@ -126,30 +149,36 @@ def warp_frame(
         level_f = min(max(math.log2(max(_footprint(inverse, (w - 1) / 2, (h - 1) / 2), 1e-6)), 0.0), len(pyramid) - 1.0)
     lo = int(math.floor(level_f))
     frac = level_f - lo
-    out = _sample(pyramid, lo, inverse, out_size, flags, mode, distortion)
+    out = _sample(pyramid, lo, inverse, out_size, flags, mode, distortion, dst)
     if frac > 1e-3 and lo + 1 < len(pyramid):
         hi = _sample(pyramid, lo + 1, inverse, out_size, flags, mode, distortion)
-        out = out * (1.0 - frac) + hi * frac
+        cv2.addWeighted(out, 1.0 - frac, hi, frac, 0.0, dst=out)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _sample(pyramid: Sequence[np.ndarray], level: int, inverse: np.ndarray, size: tuple[int, int],
-            flags: int, mode: int, distortion: float) -> np.ndarray:
+            flags: int, mode: int, distortion: float, dst: np.ndarray | None = None) -> np.ndarray:
     cv2 = _cv2()
     src = pyramid[level]
     inv_l = _level_matrix(pyramid[0], src) @ inverse
     channels = src.shape[2]
-    parts = [src[..., i : i + 4] for i in range(0, channels, 4)] if channels > 4 else [src]
-    outs = []
-    for part in parts:
-        part = np.ascontiguousarray(part)
-        if distortion:
-            mx, my = _distortion_maps(inv_l, distortion, size)
-            o = cv2.remap(part, mx, my, flags, borderMode=mode, borderValue=0)
+    out = dst if dst is not None else np.empty((size[1], size[0], channels), np.float32)
+    maps = _distortion_maps(inv_l, distortion, size) if distortion else None
+    affine = np.allclose(inv_l[2], [0.0, 0.0, 1.0], atol=1e-12)
+    for i in range(0, channels, 4):  # OpenCV warps at most 4 channels at a time
+        part = src if channels <= 4 else np.ascontiguousarray(src[..., i : i + 4])
+        target = out if channels <= 4 else np.empty((size[1], size[0], part.shape[2]), np.float32)
+        view = target[..., 0] if target.shape[2] == 1 else target
+        img = part[..., 0] if part.shape[2] == 1 else part
+        if maps is not None:
+            cv2.remap(img, maps[0], maps[1], flags, dst=view, borderMode=mode, borderValue=0)
+        elif affine:  # the cheaper warp
+            cv2.warpAffine(img, inv_l[:2], size, dst=view, flags=flags | cv2.WARP_INVERSE_MAP, borderMode=mode, borderValue=0)
         else:
-            o = cv2.warpPerspective(part, inv_l, size, flags=flags | cv2.WARP_INVERSE_MAP, borderMode=mode, borderValue=0)
-        outs.append(o.reshape(size[1], size[0], -1))
-    return np.concatenate(outs, axis=2) if len(outs) > 1 else outs[0]
+            cv2.warpPerspective(img, inv_l, size, dst=view, flags=flags | cv2.WARP_INVERSE_MAP, borderMode=mode, borderValue=0)
+        if channels > 4:
+            out[..., i : i + 4] = target
+    return out
 
 
 def _output_matrices(path: CameraPath, width: int, height: int, out_size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
@@ -228,18 +257,18 @@ def render_keyframes(
         raise ValidationError(f"`keyframes` must start at 0, increase, and stay below {path.frames}; got {keys}")
     if crossfade < 0:
         raise ValidationError(f"`crossfade` must be ≥ 0, got {crossfade}")
-    pyramids = [build_pyramid(s) if antialias else [_check_image(s)] for s in stills]
+    pyramids = [build_pyramid(s) for s in stills]
     mats, size = _output_matrices(path, stills.shape[2], stills.shape[1], out_size)
     out = np.empty((path.frames, size[1], size[0], stills.shape[3]), np.float32)
     opts = {"border": border, "interpolation": interpolation, "antialias": antialias}
     for i in range(path.frames):
         j = int(np.searchsorted(keys, i, side="right")) - 1
         d = float(path.distortion[i])
-        frame = warp_frame(pyramids[j], mats[i], size, distortion=d, **opts)
+        frame = warp_frame(pyramids[j], mats[i], size, distortion=d, dst=out[i], **opts)
         if j + 1 < len(keys) and crossfade > 0 and i > keys[j + 1] - crossfade - 1:
             wgt = (i - (keys[j + 1] - crossfade - 1)) / (crossfade + 1)
-            frame = frame * (1 - wgt) + warp_frame(pyramids[j + 1], mats[i], size, distortion=d, **opts) * wgt
-        out[i] = frame
+            frame *= 1 - wgt
+            frame += warp_frame(pyramids[j + 1], mats[i], size, distortion=d, **opts) * wgt
         if on_frame is not None:
             on_frame(i, out[i])
     return out

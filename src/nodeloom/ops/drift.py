@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from nodeloom.errors import ValidationError
+from nodeloom.errors import ValidationError, require
 from nodeloom.ops.drift_color import anchor_image, delta_e_2000, rgb_to_lab
 from nodeloom.ops.flow import compute_flow, occlusion_mask, warp_by_flow
 
@@ -51,6 +51,19 @@ def _check(frames: np.ndarray, name: str = "frames") -> np.ndarray:
     if arr.ndim != 4 or arr.shape[-1] < 3 or arr.shape[0] < 1:
         raise ValidationError(f"`{name}` must be RGB frames [N,H,W,3], got shape {arr.shape}")
     return arr[..., :3]
+
+
+def _shrink(frames: np.ndarray, max_side: int) -> np.ndarray:
+    """Area-resize frames so the longer side is at most ``max_side`` (0 keeps them)."""
+    if max_side < 0:
+        raise ValidationError(f"`max_side` must be ≥ 0, got {max_side}")
+    h, w = frames.shape[1:3]
+    if not max_side or max(h, w) <= max_side:
+        return frames
+    cv2 = require("cv2", "video")
+    scale = max_side / max(h, w)
+    size = (max(2, round(w * scale)), max(2, round(h * scale)))
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
 
 
 def _downsample(frame: np.ndarray, max_side: int) -> np.ndarray:
@@ -200,6 +213,7 @@ def measure_drift(
     thresholds: Mapping[str, float] | None = None,
     flow_method: str = "dis_medium",
     include_warp: bool = True,
+    max_side: int = 0,
 ) -> DriftReport:
     """All drift curves, their summaries and flagged segments.
 
@@ -215,11 +229,16 @@ def measure_drift(
         thresholds: overrides for :data:`DEFAULT_THRESHOLDS`.
         flow_method: optical flow method.
         include_warp: skip the (slowest) warping error when False.
+        max_side: measure on frames area-resized so their longer side is at most this
+            (0 = full resolution); the warping error depends on resolution, so compare
+            numbers measured at the same size.
 
     Returns:
         The report.
     """
-    v = _check(frames)
+    v = _shrink(_check(frames), max_side)
+    if source is not None:
+        source = _shrink(_check(source, "source"), max_side)
     if len(v) < 2:
         raise ValidationError(f"drift needs at least 2 frames, got {len(v)}")
     thr = dict(DEFAULT_THRESHOLDS)

@@ -1,9 +1,11 @@
 """Colour conversions the drift tools need: sRGB ↔ CIELAB / HSV and CIEDE2000.
 
-Uses the colour module (``nodeloom.ops.color``) when it is importable, so the whole
-project measures colour the same way; otherwise falls back to the numpy formulas here
-(sRGB D65, 2° observer; Sharma, Wu & Dalal 2005 for CIEDE2000). Arrays are float
-``[..., 3]``; HSV hue is in degrees. numpy only.
+CIEDE2000 comes from the colour module (``nodeloom.ops.color``) when it is importable, so
+the whole project measures colour differences one way; otherwise from the numpy formula
+here (Sharma, Wu & Dalal 2005). The conversions (sRGB D65, 2° observer; HSV with hue in
+degrees) are the standard closed forms in plain numpy: they run per frame at full
+resolution in the drift fixes, where speed matters, and the tests check they agree with
+the colour module. Arrays are float ``[..., 3]``. numpy only.
 """
 
 from __future__ import annotations
@@ -42,9 +44,6 @@ def _from_shared(name: str, *args: Any) -> np.ndarray | None:
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB in 0..1 → CIELAB (L* 0..100)."""
-    shared = _from_shared("rgb_to_lab", np.asarray(rgb, dtype=np.float64))
-    if shared is not None:
-        return shared
     c = np.asarray(rgb, dtype=np.float64)
     lin = np.where(c <= 0.04045, c / 12.92, ((np.maximum(c, 0) + 0.055) / 1.055) ** 2.4)
     xyz = lin @ _RGB2XYZ.T / _D65
@@ -54,9 +53,6 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     """CIELAB → sRGB (not clipped)."""
-    shared = _from_shared("lab_to_rgb", np.asarray(lab, dtype=np.float64))
-    if shared is not None:
-        return shared
     lab = np.asarray(lab, dtype=np.float64)
     fy = (lab[..., 0] + 16) / 116
     f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
@@ -67,9 +63,6 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
 
 def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
     """RGB 0..1 → HSV with hue in degrees [0, 360)."""
-    shared = _from_shared("rgb_to_hsv", np.asarray(rgb, dtype=np.float64))
-    if shared is not None:
-        return shared
     c = np.asarray(rgb, dtype=np.float64)
     v, mn = c.max(-1), c.min(-1)
     d = v - mn
@@ -83,9 +76,6 @@ def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
 
 def hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
     """HSV (hue in degrees) → RGB 0..1."""
-    shared = _from_shared("hsv_to_rgb", np.asarray(hsv, dtype=np.float64))
-    if shared is not None:
-        return shared
     hsv = np.asarray(hsv, dtype=np.float64)
     hp = np.mod(hsv[..., 0], 360.0)[..., None] / 60.0
     k = np.mod(hp + np.array([5.0, 3.0, 1.0]), 6.0)

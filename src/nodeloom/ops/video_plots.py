@@ -108,8 +108,10 @@ def render_contact_sheet(
     pw, ph = panel_width, int(round(panel_width / aspect))
     cap_font, text_font = _font(max(11, pw // 22)), _font(max(10, pw // 26))
     wrap = max(16, int(pw / max(text_font.getlength("abcdefghijklmnopqrstuvwxyz ") / 27, 4)))
-    line_h = int(text_font.size * 1.25) if hasattr(text_font, "size") else 13
-    cap_h = int(cap_font.size * 1.6) + 3 * line_h + 8
+    # a FreeType font knows its size; Pillow's bitmap fallback (no FreeType) is about 11 px
+    cap_px, text_px = getattr(cap_font, "size", 11), getattr(text_font, "size", 11)
+    line_h = int(text_px * 1.25)
+    cap_h = int(cap_px * 1.6) + 3 * line_h + 8
     rows = math.ceil(n / columns)
     pad = 12
     sheet = Image.new("RGB", (columns * (pw + pad) + pad, rows * (ph + cap_h + pad) + pad), (255, 255, 255))
@@ -124,7 +126,7 @@ def render_contact_sheet(
         d.text((x0, y0 + ph + 4), head, fill=(0, 0, 0), font=cap_font)
         body = f"{shot.speaker}: {shot.dialogue}" if shot.speaker else shot.text
         for k, line in enumerate(textwrap.wrap(body, wrap)[:3]):
-            d.text((x0, y0 + ph + 6 + int(cap_font.size * 1.5) + k * line_h), line, fill=(60, 60, 60), font=text_font)
+            d.text((x0, y0 + ph + 6 + int(cap_px * 1.5) + k * line_h), line, fill=(60, 60, 60), font=text_font)
     return np.asarray(sheet, dtype=np.float32) / 255.0
 
 

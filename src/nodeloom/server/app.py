@@ -29,13 +29,15 @@ from nodeloom.server.users import UserStore
 from nodeloom.server.worker import Worker
 from nodeloom.server.ws import EventHub
 
-__all__ = ["create_app", "pack_routes"]
+__all__ = ["STUCK", "create_app", "pack_routes"]
 
 log = logging.getLogger(__name__)
 
 ROUTE_GROUPS = (prompt.ROUTES, jobs.ROUTES, files.ROUTES, upload.ROUTES, info.ROUTES, users.ROUTES)
 PACK_ROUTES_MODULE = "nodeloom.compat.comfy.server_shim"
 _UNSUBSCRIBE: web.AppKey[Any] = web.AppKey("nodeloom_unsubscribe", object)
+#: set at shutdown when the worker could not be stopped (a node stuck in a loop)
+STUCK: web.AppKey[bool] = web.AppKey("nodeloom_worker_stuck", bool)
 
 
 def _pack_server_module() -> Any:
@@ -88,7 +90,7 @@ def create_app(engine: Any, config: ServerConfig | None = None, *, token: str | 
     web_root, reason = frontend_dir()
     logs = LogBuffer(on_entry=lambda e: _forward_log(hub, logs, e))
     state = ServerState(
-        engine=engine, config=config, queue=queue, hub=hub, worker=Worker(engine, queue, hub.publish),
+        engine=engine, config=config, queue=queue, hub=hub, worker=Worker(engine, queue, hub),
         users=UserStore(Path(engine.paths.user_dir), multi_user=config.multi_user), logs=logs,
         web_root=web_root, token=token,
     )
@@ -134,7 +136,9 @@ async def _start(app: web.Application) -> None:
 async def _stop(app: web.Application) -> None:
     state = app[STATE]
     logging.getLogger().removeHandler(state.logs)
-    state.worker.stop()
+    if not state.worker.stop():
+        log.warning("a running node ignored the interruption; its prompt is re-queued at the next start")
+        app[STUCK] = True
     unsubscribe = app.get(_UNSUBSCRIBE)
     if unsubscribe is not None:
         unsubscribe()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
     """
     from aiohttp import web
 
-    from nodeloom.server.app import create_app
+    from nodeloom.server.app import STUCK, create_app
     from nodeloom.server.security import resolve_token
 
     logging.basicConfig(level=getattr(logging, args.verbose), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -138,8 +139,11 @@ def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
         print(f"To see the GUI go to: {url}/?token={token}", flush=True)
     else:
         print(f"To see the GUI go to: {url}", flush=True)
-    try:
-        web.run_app(app, host=config.hosts, port=config.port, print=None, access_log=None)
-    finally:
-        engine.close()
+    web.run_app(app, host=config.hosts, port=config.port, print=None, access_log=None)
+    if app.get(STUCK):
+        # a node is still running and ignores interruption: exit without waiting for it; the
+        # durable queue re-queues its prompt (counting the attempt) at the next start
+        logging.shutdown()
+        os._exit(0)
+    engine.close()
     return 0

@@ -33,14 +33,14 @@ class Worker:
     Args:
         engine: the engine (``run``, ``interrupt``, ``free``).
         queue: the prompt queue.
-        publish: ``(event_type, data, client_id)`` for events the worker itself emits
-            (errors raised before the engine started a run).
+        hub: where the worker's own events go: errors raised before the engine started a
+            run, and the end-of-prompt marker, sent after the result is in history.
     """
 
-    def __init__(self, engine: Any, queue: PromptQueue, publish: Any) -> None:
+    def __init__(self, engine: Any, queue: PromptQueue, hub: Any) -> None:
         self.engine = engine
         self.queue = queue
-        self.publish = publish
+        self.hub = hub
         self.current: Job | None = None
         self._stop = threading.Event()
         self._free_flags: dict[str, bool] = {}
@@ -50,13 +50,18 @@ class Worker:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the running prompt (interrupting it) and join the thread."""
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop after the running prompt (interrupting it) and join the thread.
+
+        Returns:
+            False when a node ignored the interruption and the thread is still running.
+        """
         self._stop.set()
         if self.current is not None:
             self.engine.interrupt()
         self.queue.wake()
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     # ------------------------------------------------------------------ controls
     def interrupt(self, prompt_id: str | None = None) -> bool:
@@ -91,6 +96,7 @@ class Worker:
                 self._run(job)
             finally:
                 self.current = None
+                self.hub.publish_prompt_done(job.prompt_id, job.client_id)
 
     def _run(self, job: Job) -> None:
         try:
@@ -115,8 +121,6 @@ class Worker:
         }
         self.queue.finish(job, state, outputs=dict(result.outputs), status=status, meta=dict(result.meta),
                           error=result.errors[0] if result.errors else None)
-        # Only now that the history entry exists: clients fetch /history as soon as they see it.
-        self.publish("executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id}, job.client_id)
 
     def _fail(self, job: Job, error: dict[str, Any], node_errors: dict[str, Any]) -> None:
         """Record a prompt that could not run at all and tell its client."""
@@ -125,8 +129,7 @@ class Worker:
             "exception_message": error.get("message", ""), "exception_type": error.get("type", ""),
             "traceback": [], "current_inputs": {}, "current_outputs": {}, "timestamp": _now_ms(),
         }
-        self.publish("execution_error", data, job.client_id)
+        self.hub.publish("execution_error", data, job.client_id)
         status = {"status_str": "error", "completed": False, "messages": [["execution_error", data]]}
         error = dict(error, node_errors=node_errors) if node_errors else error
         self.queue.finish(job, "error", outputs={}, status=status, meta={}, error=error)
-        self.publish("executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id}, job.client_id)

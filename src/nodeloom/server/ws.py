@@ -130,13 +130,20 @@ class EventHub:
             self.publish(f"binary:{etype}", bytes(event.data), sid)
             return
         data = event.data
-        if etype == "executing" and sid and isinstance(data, dict):
-            node = data.get("node")
-            if node is None:
-                self.last_node.pop(sid, None)
-            else:
-                self.last_node[sid] = node
+        if etype == "executing" and isinstance(data, dict):
+            if data.get("node") is None:
+                # the end-of-prompt marker is sent by the worker once history is written, so a
+                # client that reads /history on this message always finds the prompt there
+                return
+            if sid:
+                self.last_node[sid] = data["node"]
         self.publish(etype, data, sid)
+
+    def publish_prompt_done(self, prompt_id: str, sid: str | None) -> None:
+        """Send ComfyUI's end-of-prompt marker ``executing {node: None}`` (any thread)."""
+        if sid:
+            self.last_node.pop(sid, None)
+        self.publish("executing", {"node": None, "display_node": None, "prompt_id": prompt_id}, sid)
 
     def _publish_preview(self, preview: Any, sid: str | None) -> None:
         targets = [sid] if sid is not None else list(self.sockets)

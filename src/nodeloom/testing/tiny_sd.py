@@ -24,8 +24,8 @@ __all__ = [
     "tiny_controlnet",
 ]
 
-#: kinds of tiny checkpoints: SD 1.x, SD 1.x inpainting (9-channel UNet), SDXL.
-KINDS = ("sd1", "sd1_inpaint", "sdxl")
+#: kinds of tiny checkpoints: SD 1.x, SD 1.x inpainting (9-channel UNet), SD 2.x, SDXL.
+KINDS = ("sd1", "sd1_inpaint", "sd2", "sdxl")
 
 _VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 32, 32, 32), layers_per_block=1,
             down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
@@ -34,6 +34,7 @@ _CLIP_L = dict(hidden_size=32, intermediate_size=37, num_attention_heads=1, num_
                max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=32, layer_norm_eps=1e-5,
                bos_token_id=49406, eos_token_id=49407, pad_token_id=1)
 _CLIP_G = dict(_CLIP_L, hidden_size=64, hidden_act="gelu", projection_dim=32)
+_CLIP_H = dict(_CLIP_L, hidden_size=64, hidden_act="gelu", projection_dim=64)
 
 
 def _unet_config(kind: str) -> dict[str, Any]:
@@ -44,6 +45,11 @@ def _unet_config(kind: str) -> dict[str, Any]:
                     attention_head_dim=(1, 1, 1), cross_attention_dim=96, norm_num_groups=32, use_linear_projection=True,
                     addition_embed_type="text_time", addition_time_embed_dim=8,
                     projection_class_embeddings_input_dim=32 + 6 * 8)
+    if kind == "sd2":
+        return dict(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 32, 64), layers_per_block=1,
+                    down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+                    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"), attention_head_dim=(1, 1, 1),
+                    cross_attention_dim=64, norm_num_groups=32, use_linear_projection=True)
     # attention only at the coarsest level keeps a 512x512 (64x64 latent) run cheap on a CPU
     return dict(sample_size=8, in_channels=9 if kind == "sd1_inpaint" else 4, out_channels=4,
                 block_out_channels=(32, 32, 64), layers_per_block=1,
@@ -72,7 +78,7 @@ def tiny_components(kind: str = "sd1", seed: int = 0) -> dict[str, Any]:
     parts: dict[str, Any] = {"kind": kind}
     parts["unet"] = UNet2DConditionModel(**_unet_config(kind)).eval()
     parts["vae"] = AutoencoderKL(**_VAE).eval()
-    parts["text_encoder"] = CLIPTextModel(CLIPTextConfig(**_CLIP_L)).eval()
+    parts["text_encoder"] = CLIPTextModel(CLIPTextConfig(**(_CLIP_H if kind == "sd2" else _CLIP_L))).eval()
     if kind == "sdxl":
         parts["text_encoder_2"] = CLIPTextModelWithProjection(CLIPTextConfig(**_CLIP_G)).eval()
     return parts
@@ -87,6 +93,8 @@ def _ldm_state_dict(parts: dict[str, Any]) -> dict[str, Any]:
     if parts["kind"] == "sdxl":
         sd.update(clip_to_ldm(parts["text_encoder"].state_dict(), "conditioner.embedders.0.transformer."))
         sd.update(open_clip_to_ldm(parts["text_encoder_2"].state_dict(), "conditioner.embedders.1.model."))
+    elif parts["kind"] == "sd2":
+        sd.update(open_clip_to_ldm(parts["text_encoder"].state_dict(), "cond_stage_model.model."))
     else:
         sd.update(clip_to_ldm(parts["text_encoder"].state_dict(), "cond_stage_model.transformer."))
     return {k: v.detach().contiguous().clone() for k, v in sd.items()}
@@ -165,10 +173,30 @@ def tiny_controlnet(unet: Any, seed: int = 0) -> Any:
     return net.eval()
 
 
-def build_tiny_controlnet(models_dir: str | Path, kind: str = "sd1", name: str = "tiny_controlnet", seed: int = 1) -> str:
-    """Save a tiny random ControlNet (diffusers folder) under ``<models_dir>/controlnet``; returns its name."""
+def build_tiny_controlnet(models_dir: str | Path, kind: str = "sd1", name: str | None = None, seed: int = 1,
+                          fmt: str = "diffusers") -> str:
+    """Save a tiny random ControlNet under ``<models_dir>/controlnet``; returns its ``control_net_name``.
+
+    Args:
+        fmt: ``"diffusers"`` (folder, default name ``tiny_controlnet``) or ``"safetensors"`` (one file in
+            the original ``control_model.*`` layout, default ``tiny_controlnet.safetensors``).
+    """
+    from safetensors.torch import save_file
+
+    from nodeloom.diffusion.ldm_export import controlnet_to_ldm
+
     net = tiny_controlnet(tiny_components(kind, 0)["unet"], seed)
-    net.save_pretrained(str(Path(models_dir) / "controlnet" / name), safe_serialization=True)
+    folder = Path(models_dir) / "controlnet"
+    if fmt == "diffusers":
+        name = name or "tiny_controlnet"
+        net.save_pretrained(str(folder / name), safe_serialization=True)
+    elif fmt == "safetensors":
+        name = name or "tiny_controlnet.safetensors"
+        folder.mkdir(parents=True, exist_ok=True)
+        ldm = controlnet_to_ldm(net.state_dict(), net.config)
+        save_file({k: v.detach().contiguous().clone() for k, v in ldm.items()}, str(folder / name))
+    else:
+        raise ValueError(f"`fmt` must be 'diffusers' or 'safetensors', got {fmt!r}")
     return name
 
 
@@ -198,7 +226,7 @@ def build_tiny_lora(models_dir: str | Path, kind: str = "sd1", name: str = "tiny
             add("lora_unet_", mname, module)
     if text_encoder:
         for mname, module in parts["text_encoder"].named_modules():
-            if mname.endswith(("self_attn.q_proj", "self_attn.v_proj")):
+            if mname.endswith(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj")):
                 body = mname if mname.startswith("text_model.") else "text_model." + mname
                 add("lora_te_", body, module)
     path = Path(models_dir) / "loras" / name

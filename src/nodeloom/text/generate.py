@@ -3,7 +3,8 @@
 :func:`generate_text` formats the prompt (the tokenizer's chat template when it has one
 and the caller wants it), runs the loop, decodes the text after every token, cuts at the
 first stop string and reports each step to a callback. Text that might be the start of a
-stop string is held back from the stream until it is known not to be one. Must not import
+stop string (or an unfinished multi-byte character) is held back from the stream until it
+is complete, so each update's text extends the previous one. Must not import
 the engine; the node layer turns the callback into progress ticks and events.
 """
 
@@ -43,8 +44,9 @@ class StreamUpdate:
         index: tokens generated so far (1-based).
         total: ``max_new_tokens``.
         token_id: the token just chosen.
-        text: the text so far that is safe to show (no partial stop string).
-        delta: what ``text`` gained since the previous update.
+        text: the text so far that is safe to show (no partial stop string or character).
+        delta: what ``text`` gained since the previous update (the whole text in the rare case
+            where decoding more tokens changed earlier text).
     """
 
     index: int
@@ -173,7 +175,8 @@ def generate_text(
             text, reason = text[:cut], "stop_string"
         elif token in loop.eos_ids:
             reason = "eos"
-        safe = text if reason != "max_new_tokens" else text[: len(text) - _held_back(text, stops)]
+        # hold back a possible stop-string start and an unfinished multi-byte character ("\ufffd")
+        safe = text if reason != "max_new_tokens" else text[: len(text) - _held_back(text, stops)].rstrip("\ufffd")
         if on_update is not None:
             delta = safe[len(shown):] if safe.startswith(shown) else safe
             on_update(StreamUpdate(len(ids), settings.max_new_tokens, token, safe, delta))

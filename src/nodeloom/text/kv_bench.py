@@ -40,7 +40,8 @@ class ModeRun:
         slope_us_per_token: fitted growth of the latency per position, in µs.
         cache_bytes / expected_bytes: measured and formula bytes of the cache at the end.
         held_tokens: the tokens per layer the formula assumes.
-        memory_ok: measured within :data:`MEMORY_TOLERANCE` of the formula.
+        memory_ok: measured within :data:`MEMORY_TOLERANCE` of the formula (None where the
+            formula does not apply: the group-quantized quanto/hqq layouts).
         tokens: the generated ids (to compare modes).
     """
 
@@ -51,7 +52,7 @@ class ModeRun:
     cache_bytes: int
     expected_bytes: int
     held_tokens: int
-    memory_ok: bool
+    memory_ok: bool | None
     tokens: list[int]
 
 
@@ -94,7 +95,11 @@ def measure_mode(model: Any, input_ids: torch.Tensor, new_tokens: int, spec: Cac
     dtype = next(model.parameters()).dtype
     expected = expected_cache_bytes(kv_shape(model.config), held, _element_bytes(spec, dtype))
     measured = cache_bytes(best.cache)
-    ok = abs(measured - expected) <= MEMORY_TOLERANCE * max(expected, 1)
+    ok: bool | None = abs(measured - expected) <= MEMORY_TOLERANCE * max(expected, 1)
+    if spec.quant_backend in ("quanto", "hqq"):
+        # group-wise backends add scales, zero points and a full-precision residual of up to
+        # 128 tokens, which the per-element formula does not describe
+        ok = None
     return ModeRun(
         mode=spec.mode, tokens_per_s=new_tokens / sum(best.step_seconds), decode_ms=decode_ms,
         slope_us_per_token=latency_slope(decode_ms), cache_bytes=measured, expected_bytes=expected,
@@ -162,6 +167,10 @@ def plot_latency(report: dict[str, Any], path: str | Path | None = None) -> Any:
     return image
 
 
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else "yes" if ok else "NO"
+
+
 def format_report(report: dict[str, Any]) -> str:
     """A plain-text table of the report."""
     lines = [
@@ -174,7 +183,7 @@ def format_report(report: dict[str, Any]) -> str:
         speed = report["speedup"].get(r["mode"])
         lines.append(
             f"{r['mode']:<15}{r['tokens_per_s']:>10.1f}{(f'{speed:.1f}x' if speed else '-'):>9}"
-            f"{r['slope_us_per_token']:>14.2f}{r['cache_bytes']:>13,}{r['expected_bytes']:>11,}{('yes' if r['memory_ok'] else 'NO'):>8}"
+            f"{r['slope_us_per_token']:>14.2f}{r['cache_bytes']:>13,}{r['expected_bytes']:>11,}{_verdict(r['memory_ok']):>8}"
         )
     return "\n".join(lines)
 
@@ -209,6 +218,8 @@ def run_kv_benchmark(args: argparse.Namespace | dict[str, Any]) -> dict[str, Any
     bad = [m for m in modes if m not in CACHE_MODES]
     if bad:
         raise ValidationError(f"`--modes` must name modes from {list(CACHE_MODES)}, got {bad}")
+    if ns.threads > 0:
+        torch.set_num_threads(ns.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model = _bench_model(ns, Path(tmp))
         report = kv_report(
@@ -234,6 +245,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden-size", type=int, default=256, help="random model width")
     parser.add_argument("--layers", type=int, default=6, help="random model depth")
     parser.add_argument("--plot", default="kv_latency.png", help="PNG to write ('' for none)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
 
 
@@ -254,7 +266,7 @@ def _cli_main(args: argparse.Namespace) -> int:
         print(format_report(report))
         if report["plot"]:
             print(f"plot: {report['plot']}")
-    return 0 if all(r["memory_ok"] for r in report["runs"]) else 1
+    return 1 if any(r["memory_ok"] is False for r in report["runs"]) else 0
 
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ head dim × bytes per element × tokens held. Uses transformers' cache classes.
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,7 +139,9 @@ def _quantized_cache(cu: Any, config: Any, spec: CacheSpec) -> Any:
             f"cache mode `{spec.mode}` needs a model whose layers all use full attention; this model "
             "uses a sliding window: pick `dynamic`, `static` or `sliding`",
         )
-    kwargs: dict[str, Any] = {} if backend == "fp8" else {"nbits": spec.nbits}
+    # groups must divide every quantized slice; a divisor of head_dim always does
+    group = math.gcd(64, kv_shape(config).head_dim)
+    kwargs: dict[str, Any] = {} if backend == "fp8" else {"nbits": spec.nbits, "q_group_size": group}
     try:
         return cu.QuantizedCache(backend=backend, config=config, **kwargs)
     except ImportError as exc:

@@ -58,3 +58,33 @@ def test_bad_input_is_a_validation_error(engine):
     prompt["4"]["inputs"]["top_k_by"] = "colour"
     with pytest.raises(ValidationError):
         engine.run(prompt)
+
+
+def test_example_workflow_runs_without_models(tmp_path):
+    import json
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "workflows" / "detail_face_anonymise.json"
+    prompt = json.loads(example.read_text(encoding="utf-8"))
+    with Engine(base_dir=tmp_path) as eng:
+        result = eng.run(prompt)
+    assert result.status == "success", result.errors
+    assert len(result.outputs["4"]["images"]) == 1 and len(result.outputs["5"]["images"]) == 1
+    assert "segment 0 (face) detailed" in result.value("3", 8)
+
+
+def test_default_workflow_detail_nodes_validate(tmp_path):
+    import json
+    from pathlib import Path
+
+    import nodeloom
+
+    path = Path(nodeloom.__file__).parent / "workflows" / "default.json"
+    if not path.exists():
+        pytest.skip("no embedded default workflow")
+    prompt = json.loads(path.read_text(encoding="utf-8"))
+    with Engine(base_dir=tmp_path) as eng:
+        assert eng.validate(prompt).ok
+        ours = {k: v for k, v in prompt.items() if v["class_type"] in eng.registry.classes() and
+                eng.registry.classes()[v["class_type"]].__module__.startswith("nodeloom.nodes.detail")}
+        assert ours  # the quick start shows the detail pack

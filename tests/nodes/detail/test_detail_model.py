@@ -86,3 +86,12 @@ def test_controlnet_and_cycles_run(engine):
     result = engine.run(prompt)
     assert result.status == "success", result.errors
     assert "backend: model" in result.value("6", 5)
+
+
+def test_inpainting_checkpoint_runs(engine):
+    name = tiny_sd.build_tiny_checkpoint(engine.services.paths.models_dir, "sd1_inpaint")
+    result = engine.run(_prompt(name))
+    assert result.status == "success", result.errors
+    source, out, mask = result.value("1", 0)[0], result.value("6", 1)[0], result.value("6", 4)[0]
+    assert torch.equal(out[mask == 0], source[mask == 0])
+    assert _changed(out, source, slice(12, 36)) > 1e-3

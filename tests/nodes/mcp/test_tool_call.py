@@ -117,3 +117,46 @@ def test_against_nodeloom_own_server(tmp_path):
     engine = _engine(tmp_path, _policy(tmp_path, nodeloom=own))
     text, js, _, has_image = _call(engine, server="nodeloom", tool="search_nodes", arguments='{"query": {a}}', a="mcp tool")
     assert json.loads(js)["nodes"][0]["class_type"] == "MCPToolCall" and not has_image
+
+
+def test_against_nodeloom_over_streamable_http_with_token(tmp_path):
+    from nodeloom.mcp.cli import http_app
+    from nodeloom.mcp.server import NodeloomMCP
+    from tests.mcp.helpers import free_port, serve_http
+
+    served = Engine(base_dir=tmp_path / "served")
+    pack.register(served)
+    app = NodeloomMCP(served, transport="http")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    remote = ServerSpec("remote", url=url, headers={"Authorization": "Bearer tok"}, timeout=30)
+    wrong = ServerSpec("wrong", url=url, headers={"Authorization": "Bearer nope"}, timeout=30)
+    engine = _engine(tmp_path, Policy(mcp_servers={"remote": remote, "wrong": wrong}))
+    try:
+        with serve_http(http_app(app, host="127.0.0.1", port=port, token="tok"), port):
+            _, js, _, _ = _call(engine, server="remote", tool="describe_node", arguments='{"class_type": "TinySolidImage"}')
+            with pytest.raises(NodeExecutionError) as exc:
+                _call(engine, server="wrong", tool="describe_node", arguments='{"class_type": "TinySolidImage"}')
+    finally:
+        app.close()
+        served.close()
+    assert json.loads(js)["class_type"] == "TinySolidImage"
+    assert "server `wrong` failed" in exc.value.message
+
+
+def test_interrupting_the_run_stops_waiting_for_the_tool(tmp_path):
+    import threading
+    import time
+
+    engine = _engine(tmp_path, _policy(tmp_path))
+    prompt = {
+        "1": {"class_type": "MCPToolCall", "inputs": {"server": "echo", "tool": "slow", "arguments": '{"seconds": 30}', "timeout": 0.0}},
+        "2": {"class_type": "Output", "inputs": {"value": ["1", 0]}},
+    }
+    timer = threading.Timer(6.0, engine.interrupt)  # long enough for the server process to start
+    timer.start()
+    t0 = time.monotonic()
+    result = engine.run(prompt)
+    timer.cancel()
+    assert result.status == "interrupted" and time.monotonic() - t0 < 20
+    engine.close()

@@ -9,7 +9,7 @@ import pytest
 from nodeloom.core.context import InterruptFlag, NodeContext, node_context
 from nodeloom.errors import Interrupted, MissingDependencyError, ModelNotFoundError, ValidationError
 from nodeloom.nodes.text import NODE_CLASS_MAPPINGS
-from nodeloom.nodes.text._common import STREAM_EVENT
+from nodeloom.nodes.text._common import BINARY_PROGRESS_TEXT, STREAM_EVENT
 
 LLMLoader = NODE_CLASS_MAPPINGS["LLMLoader"]
 TextGenerate = NODE_CLASS_MAPPINGS["TextGenerate"]
@@ -90,6 +90,9 @@ def test_tokens_stream_as_events_and_progress(svc):
     assert all(text.startswith(s["text"]) for s in steps)
     assert "".join(s["delta"] for s in steps) == steps[-1]["text"]
     assert ticks[: len(steps)] == [(float(i), 12.0) for i in range(1, len(steps) + 1)]
+    frames = [data for kind, data in svc.events if kind == BINARY_PROGRESS_TEXT]
+    shown = [s["text"] for s in steps if s["delta"]][-1]
+    assert frames and frames[-1] == b"\x00\x00\x00\x017" + shown.encode("utf-8")
 
 
 def test_interrupt_stops_between_tokens(svc):
@@ -154,3 +157,9 @@ def test_sliding_mode_at_the_models_window_matches_full_recompute(svc):
     window = llm.model.config.sliding_window
     full = _generate(llm, cache_mode="none", max_new_tokens=40)
     assert _generate(llm, cache_mode="sliding", sliding_window=window, max_new_tokens=40) == full
+
+
+def test_quanto_cache_generates_when_installed(svc):
+    pytest.importorskip("optimum.quanto")
+    text = _generate(_load("llama"), cache_mode="quantized-quanto", max_new_tokens=8)
+    assert isinstance(text, str)

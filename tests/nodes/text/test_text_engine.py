@@ -107,3 +107,29 @@ def test_invalid_model_name_is_a_validation_error(engine):
     with pytest.raises(ValidationError) as info:
         engine.run(prompt)
     assert "1" in info.value.node_errors
+
+
+def test_example_workflows_run(engine, llm_base):
+    import json
+    import shutil
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[3] / "examples" / "workflows"
+    plain = json.loads((examples / "text_prompt_list.json").read_text())
+    result = engine.run(plain)
+    assert result.status == "success", result.errors
+    assert result.outputs["4"]["text"] == [
+        "a red fox in the snow, highly detailed, soft light",
+        "a lighthouse under a full moon, highly detailed, soft light",
+        "a bowl of fruit, highly detailed, soft light",
+    ]
+    with_llm = json.loads((examples / "text_prompt_expand_llm.json").read_text())
+    name = with_llm["1"]["inputs"]["model_name"]
+    target = llm_base / "models" / "llm" / name
+    if not target.exists():
+        shutil.copytree(llm_base / "models" / "llm" / "llama", target)  # a tiny stand-in under the example's name
+    with_llm["3"]["inputs"]["max_new_tokens"] = 8
+    with_llm["1"]["inputs"]["device"] = "cpu"
+    result = engine.run(with_llm)
+    assert result.status == "success", result.errors
+    assert len(result.outputs["4"]["text"]) == len(result.outputs["5"]["text"]) == 2

@@ -122,6 +122,9 @@ def test_camera_nodes_render_and_combine(tmp_path):
         frames = nodes["RenderCameraMove"].execute(image=image, camera=seq, width=40, height=30)[0]
         stills = torch.cat([image, 1 - image])
         fades = nodes["RenderCameraMove"].execute(image=stills, camera=bez, keyframes="0, 3", crossfade=1)[0]
+    plot, text = nodes["CameraMovePlot"].execute(camera=seq, width=64, height=64)
+    fields = json.loads(text)["fields"]
+    assert plot.ndim == 4 and len(fields["zoom"]) == 12 and fields["x"][5] == pytest.approx(10.0)
     assert tuple(frames.shape) == (12, 30, 40, 3)
     assert tuple(fades.shape) == (6, 50, 75, 3)
     assert torch.allclose(fades[0], image[0], atol=1e-4)
@@ -161,3 +164,33 @@ def test_drift_nodes_measure_and_fix(tmp_path):
     assert nodes["DriftMetrics"].execute(images=anchored, warping_error=False)[3] < de
     smooth = nodes["FlowSmooth"].execute(images=base)[0]
     assert smooth.shape == base.shape and not torch.equal(base, base * 0)
+
+
+def test_ui_workflow_with_named_widget_values_runs(engine, tmp_path):
+    """VideoHelperSuite saves widgets by name, with extra preview entries and older names."""
+    from nodeloom.cli.workflow_file import _input_types
+    from nodeloom.core.workflow_ui import to_api
+
+    (tmp_path / "input").mkdir(exist_ok=True)
+    write_video(np.random.default_rng(1).random((20, 40, 32, 3)).astype(np.float32), tmp_path / "input" / "in.webm",
+                fps=16, format="video/webm")
+    ui = {
+        "last_node_id": 2, "last_link_id": 1, "version": 0.4, "groups": [], "config": {}, "extra": {},
+        "links": [[1, 1, 0, 2, 0, "IMAGE"]],
+        "nodes": [
+            {"id": 1, "type": "VHS_LoadVideo", "pos": [0, 0], "size": [200, 300], "flags": {}, "order": 0, "mode": 0,
+             "inputs": [], "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1], "slot_index": 0}],
+             "properties": {}, "widgets_values": {
+                 "video": "in.webm", "force_rate": 8, "custom_width": 0, "custom_height": 0, "frame_load_cap": 0,
+                 "skip_first_frames": 1, "select_every_nth": 1, "videopreview": {"hidden": False}}},
+            {"id": 2, "type": "VHS_VideoCombine", "pos": [300, 0], "size": [200, 300], "flags": {}, "order": 1,
+             "mode": 0, "inputs": [{"name": "images", "type": "IMAGE", "link": 1}], "outputs": [],
+             "properties": {}, "widgets_values": {
+                 "frame_rate": 8, "loop_count": 0, "filename_prefix": "old", "format": "video/h264-mp4",
+                 "pingpong": False, "save_image": True, "crf": 20, "videopreview": {"hidden": False}}},
+        ],
+    }
+    result = engine.run(to_api(ui, _input_types(engine), engine.registry.display_name))
+    assert result.status == "success", result.errors
+    assert tuple(result.value("1", 0).shape) == (9, 40, 32, 3)  # 1.25 s at 8 fps = 10, minus 1 skipped
+    assert result.outputs["2"]["gifs"][0]["filename"] == "old_00001.mp4"

@@ -60,3 +60,12 @@ def test_seam_matching_off_or_without_ring_is_identity():
     b = np.full((16, 16, 3), 0.6, np.float32)
     assert np.array_equal(match_seam_colors(b, a, np.ones((16, 16), np.float32)), b)
     assert np.array_equal(match_seam_colors(b, a, feather_mask(_square_mask(16, 4, 12), 2), strength=0), b)
+
+
+def test_feather_does_not_fade_at_image_borders():
+    full = np.ones((20, 20), np.float32)
+    closed = feather_mask(full, 3)
+    open_ = feather_mask(full, 3, (True, True, True, True))
+    assert closed[0, 0] < 0.5 and np.allclose(open_, 1.0)
+    half = feather_mask(full, 3, (True, False, False, False))
+    assert half[0, 10] == pytest.approx(1.0) and half[19, 10] < 0.7

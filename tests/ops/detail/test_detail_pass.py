@@ -116,3 +116,16 @@ def test_classical_inpainter_fills_from_surroundings():
     assert abs(float(r.image[32, 32, 0]) - 0.5) < 0.1
     with pytest.raises(ValidationError, match="`method`"):
         classical_inpainter("magic")
+
+
+def test_inverted_mask_reaches_the_image_border():
+    from nodeloom.ops.detail.process import merge_invert
+
+    image = np.full((80, 80, 3), 0.2, np.float32)
+    mask = np.zeros((80, 80), np.float32)
+    mask[30:50, 30:50] = 1  # the hole's centre is 10 px (> 3 sigma) from its edge
+    background = merge_invert(mask_to_segs(mask), "merge_invert")
+    run, _ = _paint(0.9)
+    r = detail_pass(image, background, run, DetailSettings(guide_size=80, feather=2, seam_match=0))
+    assert r.image[0, 0, 0] == pytest.approx(0.9) and r.image[79, 40, 0] == pytest.approx(0.9)  # no fade at borders
+    assert r.image[40, 40, 0] == np.float32(0.2)

@@ -106,7 +106,9 @@ class SEGSPaste(Node):
             for seg in segs.segments:
                 if seg.cropped_image is None:
                     continue
-                a = feather_mask(seg.cropped_mask, feather) * (alpha / 255.0)
+                x1, y1, x2, y2 = seg.crop_region
+                edges = (y1 == 0, y2 == image.shape[1], x1 == 0, x2 == image.shape[2])
+                a = feather_mask(seg.cropped_mask, feather, edges) * (alpha / 255.0)
                 out = paste_crop(out, np.asarray(seg.cropped_image, np.float32)[..., :3], a, seg.crop_region)
             frames.append(out)
         return (to_tensor_image(np.stack(frames)),)

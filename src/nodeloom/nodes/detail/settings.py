@@ -21,7 +21,7 @@ def detail_inputs() -> list[Input]:
     """Inputs common to FaceDetailer and the fine-grained detail node (Impact Pack names first)."""
     return [
         Float("guide_size", 512, min=64, max=16384, step=8, tooltip="Re-draw so the short side of the box (or crop) reaches this, px."),
-        Boolean("guide_size_for", True, tooltip="True: guide_size measures the bbox; False: the whole crop region."),
+        Boolean("guide_size_for", True, label_on="bbox", label_off="crop_region", tooltip="True: guide_size measures the bbox; False: the whole crop region."),
         Float("max_size", 1024, min=64, max=16384, step=8, tooltip="Neither side of the re-drawn crop exceeds this, px."),
         Int("seed", 0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="Base seed; each segment's seed derives from it."),
         Int("steps", 20, min=1, max=10000, tooltip="Sampling steps per segment."),
@@ -30,8 +30,8 @@ def detail_inputs() -> list[Input]:
         Combo("scheduler", lambda: combo_choices("scheduler", DEFAULT_SCHEDULERS), tooltip="Noise schedule of the inpaint step."),
         Float("denoise", 0.4, min=0.0001, max=1.0, tooltip="How much of each crop is re-drawn (0.4 keeps the likeness)."),
         Int("feather", 4, min=0, max=100, tooltip="Gaussian blur (sigma, px) of the paste mask."),
-        Boolean("noise_mask", True, tooltip="Only re-draw inside the mask (the rest of the crop is kept as context)."),
-        Boolean("force_inpaint", True, tooltip="Re-draw even segments already larger than guide_size (off: skip them)."),
+        Boolean("noise_mask", True, label_on="enabled", label_off="disabled", tooltip="Only re-draw inside the mask (the rest of the crop is kept as context)."),
+        Boolean("force_inpaint", True, label_on="enabled", label_off="disabled", tooltip="Re-draw even segments already larger than guide_size (off: skip them)."),
         Int("cycle", 1, min=1, max=10, tooltip="Sampling passes per segment."),
         Model("model", optional=True, tooltip="Diffusion model; without it a classical inpainting fills the masks."),
         Clip("clip", optional=True, tooltip="Text encoder for per-segment prompts."),

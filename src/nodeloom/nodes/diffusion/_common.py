@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from nodeloom.core.context import current_services
 from nodeloom.node_api import ProgressBar
 
-__all__ = ["file_list", "manager", "settings", "step_progress"]
+__all__ = ["device_guard", "file_list", "manager", "settings", "step_progress"]
 
 
 def file_list(folder: str) -> Callable[[], list[str]]:
@@ -25,6 +26,17 @@ def manager() -> Any:
     """The engine's model manager, or None outside an engine."""
     svc = current_services(required=False)
     return svc.models if svc is not None else None
+
+
+@contextlib.contextmanager
+def device_guard() -> Iterator[Any]:
+    """Hold the engine's device lock (one model job per device; re-entrant) and yield the manager."""
+    mgr = manager()
+    if mgr is None:
+        yield None
+        return
+    with mgr.device_lock:
+        yield mgr
 
 
 def settings() -> dict[str, Any]:

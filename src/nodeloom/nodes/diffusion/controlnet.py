@@ -2,45 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from nodeloom.core.context import current_services
-from nodeloom.diffusion.controlnet import ControlNetModel, ControlSpec
-from nodeloom.errors import ModelNotFoundError, require
+from nodeloom.diffusion.controlnet import ControlNetModel, ControlSpec, load_controlnet
 from nodeloom.models.manager import model_key
 from nodeloom.node_api import IO, Combo, Conditioning, Custom, Float, Image, Node, Output, Schema, Vae
 from nodeloom.nodes.diffusion._common import file_list
 from nodeloom.ops.canny import canny_edges
 
-__all__ = ["Canny", "ControlNetApplyAdvanced", "ControlNetLoader", "load_controlnet"]
-
-
-def load_controlnet(path: Path) -> Any:
-    """Load a diffusers ControlNet: a folder with ``config.json``, or a weights file beside one.
-
-    Raises:
-        ModelNotFoundError: no ``config.json`` next to the weights.
-    """
-    diffusers = require("diffusers", "diffusion")
-    folder = path if path.is_dir() else path.parent
-    if not (folder / "config.json").is_file():
-        raise ModelNotFoundError(
-            f"ControlNet `{path.name}` needs its diffusers `config.json`; searched: {folder}",
-            extra_info={"name": "config.json", "searched": [str(folder)]})
-    if path.is_dir():
-        return diffusers.ControlNetModel.from_pretrained(str(path), local_files_only=True).eval()
-    net = diffusers.ControlNetModel.from_config(diffusers.ControlNetModel.load_config(str(folder)))
-    from nodeloom.diffusion.checkpoint import load_state_dict
-
-    net.load_state_dict(load_state_dict(path))
-    return net.eval()
+__all__ = ["Canny", "ControlNetApplyAdvanced", "ControlNetLoader"]
 
 
 class ControlNetLoader(Node):
-    """Loads a ControlNet model (diffusers format) from models/controlnet."""
+    """Loads a ControlNet from models/controlnet: an original single file (``control_model.*``), a diffusers
+    folder, or diffusers weights beside their ``config.json``."""
 
     SCHEMA = Schema(
         "ControlNetLoader", display_name="Load ControlNet Model", category="loaders",

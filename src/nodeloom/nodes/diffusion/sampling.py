@@ -9,7 +9,7 @@ from nodeloom.diffusion.samplers import SAMPLER_NAMES
 from nodeloom.diffusion.sampling import sample
 from nodeloom.diffusion.schedules import SCHEDULER_NAMES
 from nodeloom.node_api import IO, Combo, Conditioning, Float, Int, Latent, Model, Node, Output, Schema
-from nodeloom.nodes.diffusion._common import manager, step_progress
+from nodeloom.nodes.diffusion._common import device_guard, step_progress
 
 __all__ = ["KSampler", "KSamplerAdvanced", "check_sampler_names"]
 
@@ -26,12 +26,8 @@ def check_sampler_names(sampler_name: Any = None, scheduler: Any = None) -> bool
 
 
 def _run(model: DiffusionModel, latent: dict[str, Any], steps: int, **kw: Any) -> dict[str, Any]:
-    mgr = manager()
-    tick = step_progress(steps)
-    if mgr is None:
-        return sample(model, latent, steps=steps, callback=tick, **kw)
-    with mgr.device_lock:
-        return sample(model, latent, steps=steps, manager=mgr, callback=tick, **kw)
+    with device_guard() as mgr:
+        return sample(model, latent, steps=steps, manager=mgr, callback=step_progress(steps), **kw)
 
 
 class KSampler(Node):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from nodeloom.diffusion.models import VaeModel
 from nodeloom.node_api import IO, Image, Int, Latent, Mask, Node, Output, Schema, Vae
-from nodeloom.nodes.diffusion._common import manager
+from nodeloom.nodes.diffusion._common import device_guard
 
 __all__ = ["VAEDecode", "VAEDecodeTiled", "VAEEncode", "VAEEncodeForInpaint", "inpaint_latent"]
 
@@ -27,7 +27,8 @@ class VAEDecode(Node):
 
     @classmethod
     def execute(cls, samples: dict[str, Any], vae: VaeModel) -> tuple[Any, ...]:
-        return (vae.decode(samples["samples"], manager()),)
+        with device_guard() as mgr:
+            return (vae.decode(samples["samples"], mgr),)
 
 
 class VAEDecodeTiled(Node):
@@ -50,7 +51,8 @@ class VAEDecodeTiled(Node):
         if tile_size < overlap * 4:
             overlap = tile_size // 4
         r = vae.downscale_ratio
-        return (vae.decode_tiled(samples["samples"], tile=tile_size // r, overlap=overlap // r, manager=manager()),)
+        with device_guard() as mgr:
+            return (vae.decode_tiled(samples["samples"], tile=tile_size // r, overlap=overlap // r, manager=mgr),)
 
 
 class VAEEncode(Node):
@@ -64,7 +66,8 @@ class VAEEncode(Node):
 
     @classmethod
     def execute(cls, pixels: torch.Tensor, vae: VaeModel) -> tuple[Any, ...]:
-        return ({"samples": vae.encode(pixels, manager())},)
+        with device_guard() as mgr:
+            return ({"samples": vae.encode(pixels, mgr)},)
 
 
 def inpaint_latent(vae: VaeModel, pixels: torch.Tensor, mask: torch.Tensor, grow_mask_by: int = 6) -> dict[str, Any]:
@@ -90,7 +93,9 @@ def inpaint_latent(vae: VaeModel, pixels: torch.Tensor, mask: torch.Tensor, grow
         grown = torch.clamp(F.conv2d(m.round(), kernel, padding=math.ceil((grow_mask_by - 1) / 2)), 0, 1)
     keep = (1.0 - m.round()).squeeze(1)[..., None]
     px = (px[..., :3] - 0.5) * keep + 0.5
-    return {"samples": vae.encode(px, manager()), "noise_mask": grown[:, :, :h, :w].round()}
+    with device_guard() as mgr:
+        latent = vae.encode(px, mgr)
+    return {"samples": latent, "noise_mask": grown[:, :, :h, :w].round()}
 
 
 class VAEEncodeForInpaint(Node):

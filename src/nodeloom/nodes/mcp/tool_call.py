@@ -3,8 +3,9 @@
 The server is named, not given: its stdio command or HTTP URL comes from the engine's MCP
 policy (``mcp_servers`` in the policy file), so a workflow cannot reach anything the
 operator did not list. Arguments are a JSON template with ``{a}``/``{b}``/``{c}``
-placeholders (filled with the JSON of those inputs) or a JSON object input. Torch is
-imported only when an image is produced, so serving MCP stays quick to start.
+placeholders (filled with the JSON of those inputs) or a JSON object input. An interrupted
+run stops waiting for the tool at once. Torch is imported only when an image is produced,
+so serving MCP stays quick to start.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 from typing import Any
 
 from nodeloom.errors import NodeExecutionError, ValidationError
-from nodeloom.node_api import IO, AnyInput, Float, Node, Output, Schema, String, services
+from nodeloom.node_api import IO, AnyInput, Float, Node, NodeContext, Output, Schema, String, context, services
 
 __all__ = ["MCPToolCall", "build_arguments"]
 
@@ -54,6 +55,34 @@ def build_arguments(template: str, values: dict[str, Any], json_object: Any = No
             raise ValidationError(f"`json_object` must be a JSON object (a dict or its JSON text), got {type(extra).__name__}")
         args.update(extra)
     return args
+
+
+async def _call_interruptibly(call: Any, ctx: NodeContext | None) -> Any:
+    """Await ``call()``, giving up as soon as the run is interrupted (checked every 0.1 s)."""
+    import anyio
+
+    if ctx is None:
+        return await call()
+    box: dict[str, Any] = {}
+    try:
+        async with anyio.create_task_group() as tg:
+            async def run() -> None:
+                box["value"] = await call()
+                tg.cancel_scope.cancel()
+
+            async def watch() -> None:
+                while not ctx.interrupt.is_set():
+                    await anyio.sleep(0.1)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(run)
+            tg.start_soon(watch)
+    except BaseException as exc:  # noqa: BLE001 - unwrap the task group's exception group
+        inner = getattr(exc, "exceptions", None)
+        raise (inner[0] if inner else exc) from None
+    if "value" not in box:
+        ctx.check_interrupted()
+    return box["value"]
 
 
 def _to_image(data: bytes) -> Any:
@@ -111,7 +140,11 @@ class MCPToolCall(Node):
             raise ValidationError(f"`timeout` must be ≥ 0, got {timeout}")
         spec = policy_from_settings(services().settings).server(server.strip(), tool.strip())
         args = build_arguments(arguments, {"a": a, "b": b, "c": c}, json_object)
-        outcome = await call_tool(spec, tool.strip(), args, timeout=timeout or None)
+        try:
+            node_ctx: NodeContext | None = context()
+        except NodeExecutionError:  # called directly, outside an engine run
+            node_ctx = None
+        outcome = await _call_interruptibly(lambda: call_tool(spec, tool.strip(), args, timeout=timeout or None), node_ctx)
         if outcome.images:
             image, has_image = _to_image(outcome.images[0][0]), True
         else:

@@ -2,12 +2,13 @@
 
 The sampling/cache widgets (so TextGenerate and PromptExpand declare them once), the
 conversion of their values into :class:`GenerationSettings`, and the stream reporter that
-turns each generated token into a progress tick (which also checks for interruption) and
-a ``nodeloom.text_stream`` event.
+turns each generated token into a progress tick (which also checks for interruption), a
+``nodeloom.text_stream`` event and ComfyUI's binary progress-text frame (shown on the node).
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -17,12 +18,21 @@ from nodeloom.text.generate import GenerationSettings, StreamUpdate, parse_stop_
 from nodeloom.text.kv_cache import CACHE_MODES, CacheSpec
 from nodeloom.text.sampling import SamplingSettings
 
-__all__ = ["STREAM_EVENT", "llm_input", "sampling_inputs", "settings_from", "stream_reporter"]
+__all__ = ["BINARY_PROGRESS_TEXT", "STREAM_EVENT", "llm_input", "progress_text_frame", "sampling_inputs", "settings_from", "stream_reporter"]
 
 #: the custom event each generated token sends (data: node, prompt_id, text, delta, index, total, done)
 STREAM_EVENT = "nodeloom.text_stream"
 
 SEED_MAX = 0xFFFF_FFFF_FFFF_FFFF
+
+#: ComfyUI's binary event type for a node's progress text (the frontend shows it on the node)
+BINARY_PROGRESS_TEXT = 3
+
+
+def progress_text_frame(node_id: str, text: str) -> bytes:
+    """The payload of a progress-text frame: uint32 node id length, node id, UTF-8 text."""
+    node = str(node_id).encode("utf-8")
+    return struct.pack(">I", len(node)) + node + text.encode("utf-8")
 
 
 def llm_input() -> Input:
@@ -97,6 +107,9 @@ def stream_reporter(total: int, label: str = "") -> tuple[Callable[[StreamUpdate
             **ids, "label": label, "text": update.text, "delta": update.delta,
             "index": update.index, "total": update.total, "done": False,
         })
+        if ids["display_node"] is not None and update.delta:
+            # integer event types travel as binary WebSocket frames
+            svc.send_event(BINARY_PROGRESS_TEXT, progress_text_frame(ids["display_node"], update.text))
 
     def finish(text: str, tokens: int) -> None:
         pbar.update_absolute(pbar.total, pbar.total)

@@ -58,7 +58,8 @@ class TextGenerate(Node):
 
     Uses the tokenizer's chat template (with the optional system prompt) when it has one.
     Tokens stream as progress and `nodeloom.text_stream` events; the run can be interrupted
-    between tokens. The cache mode changes speed and memory, not the greedy result.
+    between tokens. The cache mode changes speed and memory; with none, dynamic, static, or a
+    sliding window longer than the text, greedy output is the same (quantized caches are lossy).
     """
 
     SCHEMA = Schema(

@@ -2,7 +2,14 @@
 drift metrics and drift fixes. Registers like any third-party pack."""
 
 from nodeloom.node_api import mappings
-from nodeloom.nodes.video.camera_nodes import CameraBezierPath, CameraCombine, CameraSchedule, RenderCameraMove, SemanticCamera
+from nodeloom.nodes.video.camera_nodes import (
+    CameraBezierPath,
+    CameraCombine,
+    CameraMovePlot,
+    CameraSchedule,
+    RenderCameraMove,
+    SemanticCamera,
+)
 from nodeloom.nodes.video.drift_nodes import ColorAnchor, Deflicker, DriftMetrics, FlowSmooth
 from nodeloom.nodes.video.io_nodes import LoadSkimageSample, LoadVideo, LoadVideoPath, VideoCombine, VideoInfo
 from nodeloom.nodes.video.storyboard_nodes import Storyboard, StoryboardCamera, StoryboardContactSheet, StoryboardFromJSON
@@ -20,6 +27,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     CameraBezierPath,
     CameraCombine,
     RenderCameraMove,
+    CameraMovePlot,
     Storyboard,
     StoryboardFromJSON,
     StoryboardContactSheet,

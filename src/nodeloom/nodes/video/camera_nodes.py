@@ -3,7 +3,10 @@ rendering a move over a still (or keyframe stills) into frames."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import numpy as np
 
 from nodeloom.node_api import IO, Boolean, Combo, Custom, Float, Image, Int, Node, Output, Schema, String, ValidationError
 from nodeloom.nodes.video._common import CAMERA_MOVE, frame_progress, to_frames, to_image
@@ -11,8 +14,9 @@ from nodeloom.ops.camera import DEFORUM_SCHEDULES, CameraMove, CameraPath, path_
 from nodeloom.ops.camera_paths import AXES, AXIS_UNITS, PRESETS, bezier_path, parse_points, semantic_path
 from nodeloom.ops.camera_render import BORDER_MODES, INTERPOLATIONS as SAMPLERS, render_keyframes
 from nodeloom.ops.schedule import EASINGS, INTERPOLATIONS
+from nodeloom.ops.video_plots import render_curves
 
-__all__ = ["CameraBezierPath", "CameraCombine", "CameraSchedule", "RenderCameraMove", "SemanticCamera"]
+__all__ = ["CameraBezierPath", "CameraCombine", "CameraMovePlot", "CameraSchedule", "RenderCameraMove", "SemanticCamera"]
 
 EASING_CHOICES = ["linear", *EASINGS]
 _MOVE_OUT = [Output(CAMERA_MOVE, "camera", tooltip="The camera move, rendered by Render Camera Move.")]
@@ -215,3 +219,28 @@ def _keyframes(text: str, stills: int, frames: int) -> list[int]:
     if len(keys) != stills:
         raise ValidationError(f"`keyframes` lists {len(keys)} frames but `image` has {stills} stills")
     return keys
+
+
+class CameraMovePlot(Node):
+    """Plot a camera move's per-frame values (the fields that change) and give them as JSON."""
+
+    SCHEMA = Schema(
+        "CameraMovePlot",
+        display_name="Plot Camera Move",
+        category="video/camera",
+        inputs=[
+            Custom(CAMERA_MOVE, "camera", tooltip="The camera move to inspect."),
+            Int("width", 512, min=2, max=16384, tooltip="Frame width the move is built for."),
+            Int("height", 512, min=2, max=16384, tooltip="Frame height the move is built for."),
+        ],
+        outputs=[Output(IO.IMAGE, "plot", tooltip="One small chart per changing field."),
+                 Output(IO.STRING, "json", tooltip="Every field's per-frame values.")],
+    )
+
+    @classmethod
+    def execute(cls, camera: CameraMove, width: int = 512, height: int = 512) -> tuple[Any, ...]:
+        path = camera.build(width, height)
+        values = path.to_dict()
+        moving = {k: v for k, v in values.items() if np.ptp(np.asarray(v)) > 1e-9}
+        plot = render_curves(moving or {"zoom": values["zoom"]})
+        return to_image(plot), json.dumps({"frames": path.frames, "description": dict(camera.description), "fields": values})

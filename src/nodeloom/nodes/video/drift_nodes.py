@@ -42,6 +42,7 @@ class DriftMetrics(Node):
             Float("delta_e_threshold", DEFAULT_THRESHOLDS["delta_e"], min=0.0, max=100.0, tooltip="Flag colour drift above this ΔE00."),
             Boolean("warping_error", True, tooltip="Compute the warping error (needs optical flow; the slowest part)."),
             _flow_input(),
+            Int("max_side", 512, min=0, max=16384, tooltip="Measure on frames resized to at most this side (0 = full size)."),
         ],
         outputs=[
             Output(IO.IMAGE, "plot", tooltip="Per-frame curves with thresholds and flagged segments."),
@@ -55,14 +56,14 @@ class DriftMetrics(Node):
     @classmethod
     def execute(cls, images: Any, source: Any = None, anchor_frame: int = 0, warp_threshold: float = 4.0,
                 luma_threshold: float = 4.0, delta_e_threshold: float = 3.0, warping_error: bool = True,
-                flow_method: str = "dis_medium") -> tuple[Any, ...]:
+                flow_method: str = "dis_medium", max_side: int = 512) -> tuple[Any, ...]:
         frames = to_frames(images)
         if anchor_frame >= len(frames):
             raise ValidationError(f"`anchor_frame` must be below the {len(frames)} frames, got {anchor_frame}")
         report = measure_drift(
             frames, source=to_frames(source, "source") if source is not None else None, anchor=anchor_frame,
             thresholds={"warping_error": warp_threshold, "luma_jump": luma_threshold, "delta_e": delta_e_threshold},
-            flow_method=flow_method, include_warp=warping_error,
+            flow_method=flow_method, include_warp=warping_error, max_side=max_side,
         )
         shown = {k: v for k, v in report.curves.items() if k != "visible_fraction"}
         plot = render_curves(shown, report.thresholds, report.flagged)

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
 
-from nodeloom.errors import require
+from nodeloom.errors import NodeloomError, require
 from nodeloom.node_api import (
     IO,
     Boolean,
@@ -38,7 +38,8 @@ from nodeloom.node_api import (
 )
 from nodeloom.paths import safe_join
 from nodeloom.nodes.video._common import AUDIO, to_frames, to_image
-from nodeloom.ops.video_io import VIDEO_FORMATS, read_audio, read_video, to_pingpong, write_animated_image, write_video
+from nodeloom.ops.video_io import VIDEO_FORMATS, to_pingpong, write_animated_image, write_video
+from nodeloom.ops.video_read import read_audio, read_video
 
 __all__ = ["LoadSkimageSample", "LoadVideo", "LoadVideoPath", "VideoCombine", "VideoInfo"]
 
@@ -50,7 +51,10 @@ BIGMAX = 2**53 - 1
 
 
 def _input_videos() -> list[str]:
-    folder = services().paths.input_dir
+    try:
+        folder = services().paths.input_dir
+    except NodeloomError:  # INPUT_TYPES read with no engine active: no folder to list
+        return []
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
@@ -186,7 +190,8 @@ class VideoInfo(Node):
         display_name="Video Info 🎥🅥🅗🅢",
         category=VHS_CATEGORY,
         inputs=[Custom("VHS_VIDEOINFO", "video_info", tooltip="The loader's video_info output.")],
-        outputs=[Output(t, f"{side}_{k}") for side in ("source", "loaded") for k, t in zip(_INFO_KEYS, _INFO_TYPES)],
+        outputs=[Output(t, f"{side}_{k}", tooltip=f"{k.replace('_', ' ')} of the {side} video")
+                 for side in ("source", "loaded") for k, t in zip(_INFO_KEYS, _INFO_TYPES)],
     )
 
     @classmethod
@@ -217,7 +222,9 @@ class VideoCombine(Node):
             String("filename_prefix", "AnimateDiff", tooltip="File name prefix; may contain a subfolder `sub/name`."),
             Combo("format", FORMATS, default="image/gif", tooltip="Output format."),
             Boolean("pingpong", False, tooltip="Play forward then backward."),
-            Boolean("save_output", True, tooltip="Save to the output folder (off: the temp folder)."),
+            # optional (default on) so workflows from older VideoHelperSuite versions, which
+            # called it `save_image`, still validate
+            Boolean("save_output", True, optional=True, tooltip="Save to the output folder (off: the temp folder)."),
             Custom(AUDIO, "audio", optional=True, tooltip="Audio to mux into video formats."),
             Int("crf", 19, min=0, max=100, optional=True, tooltip="Video quality, lower is better (default per format)."),
             Combo("pix_fmt", PIX_FMTS, default="yuv420p", optional=True, tooltip="Pixel format (must suit the format)."),
@@ -253,6 +260,7 @@ class VideoCombine(Node):
         pbar = ProgressBar(len(frames))
         if format.startswith("image/"):
             write_animated_image(frames, target, fps=frame_rate, kind=ext, loop_count=loop_count, lossless=lossless)
+            pbar.update_absolute(len(frames))
         else:
             data = np.concatenate([frames] * (loop_count + 1)) if loop_count else frames
             write_video(data, target, fps=frame_rate, format=format, crf=crf,
@@ -260,9 +268,9 @@ class VideoCombine(Node):
                         metadata={"comment": json.dumps(meta)} if meta else None, audio=audio,
                         trim_to_audio=trim_to_audio, on_frame=lambda i: pbar.update_absolute(min(i + 1, len(frames))))
         preview = {"filename": target.name, "subfolder": subfolder, "type": kind, "format": format,
-                   "frame_rate": frame_rate, "workflow": written[0].name if save_metadata else None,
-                   "fullpath": str(target)}
-        ui = {"gifs": [preview], "images": [{k: preview[k] for k in ("filename", "subfolder", "type")}], "animated": [True]}
+                   "frame_rate": frame_rate, "workflow": written[0].name if save_metadata else None}
+        shown = {k: preview[k] for k in ("filename", "subfolder", "type", "format", "frame_rate")}
+        ui = {"gifs": [preview], "images": [shown], "animated": [True]}
         return NodeOutput((save_output, [str(p) for p in written]), ui=ui)
 
 

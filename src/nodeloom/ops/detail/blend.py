@@ -13,7 +13,7 @@ import numpy as np
 
 from nodeloom.errors import ValidationError
 
-__all__ = ["feather_mask", "feather_ring", "match_seam_colors", "paste_crop", "rgb_to_lab", "seam_delta_e"]
+__all__ = ["feather_mask", "feather_ring", "match_seam_colors", "paste_crop", "rgb_to_lab", "seam_delta_e", "seam_step"]
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -31,10 +31,18 @@ def _lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     return np.clip(cv2.cvtColor(flat, cv2.COLOR_LAB2RGB).reshape(lab.shape), 0.0, 1.0)
 
 
-def feather_mask(mask: np.ndarray, blur: float = 4.0) -> np.ndarray:
+def feather_mask(
+    mask: np.ndarray, blur: float = 4.0, image_edges: tuple[bool, bool, bool, bool] = (False, False, False, False)
+) -> np.ndarray:
     """Gaussian-feather a ``[h, w]`` mask with sigma ``blur`` px.
 
     The kernel is cut at 3 sigma, so the alpha is exactly 0 farther than that from the mask.
+
+    Args:
+        mask: float mask 0..1.
+        blur: sigma in px (0: no feathering).
+        image_edges: ``(top, bottom, left, right)`` sides that lie on the image border; there
+            the mask is treated as continuing (no fade towards a border that has no seam).
 
     Raises:
         ValidationError: negative ``blur``.
@@ -46,8 +54,11 @@ def feather_mask(mask: np.ndarray, blur: float = 4.0) -> np.ndarray:
     m = np.clip(mask.astype(np.float32), 0.0, 1.0)
     if blur == 0:
         return m
-    k = 2 * int(math.ceil(3 * blur)) + 1
-    out = cv2.GaussianBlur(m, (k, k), sigmaX=blur, sigmaY=blur, borderType=cv2.BORDER_CONSTANT)
+    r = int(math.ceil(3 * blur))
+    top, bottom, left, right = (r if e else 0 for e in image_edges)
+    padded = cv2.copyMakeBorder(m, top, bottom, left, right, cv2.BORDER_REPLICATE) if any(image_edges) else m
+    out = cv2.GaussianBlur(padded, (2 * r + 1, 2 * r + 1), sigmaX=blur, sigmaY=blur, borderType=cv2.BORDER_CONSTANT)
+    out = np.ascontiguousarray(out[top : top + m.shape[0], left : left + m.shape[1]])
     out[out < 1e-4] = 0.0  # float round-off of a cut kernel must not leak past its support
     return np.clip(out, 0.0, 1.0)
 
@@ -108,8 +119,8 @@ def paste_crop(image: np.ndarray, crop: np.ndarray, alpha: np.ndarray, region: t
     return out
 
 
-def seam_delta_e(image: np.ndarray, alpha: np.ndarray, width: int = 2) -> float:
-    """ΔE76 between the mean Lab just inside and just outside the feather ring.
+def seam_step(image: np.ndarray, alpha: np.ndarray, width: int = 2) -> np.ndarray:
+    """Mean Lab just inside minus just outside the feather ring (a Lab vector; zeros if a band is empty).
 
     Args:
         image: float ``[h, w, 3]`` after pasting.
@@ -124,6 +135,11 @@ def seam_delta_e(image: np.ndarray, alpha: np.ndarray, width: int = 2) -> float:
     ring_in = inside & (1 - cv2.erode(inside, kernel, iterations=width))
     ring_out = outside & (1 - cv2.erode(outside, kernel, iterations=width, borderType=cv2.BORDER_CONSTANT, borderValue=1))
     if not ring_in.any() or not ring_out.any():
-        return 0.0
+        return np.zeros(3, np.float32)
     lab = rgb_to_lab(image)
-    return float(np.linalg.norm(lab[ring_in.astype(bool)].mean(axis=0) - lab[ring_out.astype(bool)].mean(axis=0)))
+    return lab[ring_in.astype(bool)].mean(axis=0) - lab[ring_out.astype(bool)].mean(axis=0)
+
+
+def seam_delta_e(image: np.ndarray, alpha: np.ndarray, width: int = 2) -> float:
+    """ΔE76 between the mean Lab just inside and just outside the feather ring (see :func:`seam_step`)."""
+    return float(np.linalg.norm(seam_step(image, alpha, width)))

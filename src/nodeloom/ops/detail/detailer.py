@@ -167,7 +167,8 @@ def _detail_one(
     if work.shape[:2] != (plan.height, plan.width):
         raise ValidationError(f"inpainter returned {work.shape[:2]}, expected {(plan.height, plan.width)}")
     after = resize_image(work, x2 - x1, y2 - y1)
-    alpha = feather_mask(seg.cropped_mask, s.feather)
+    h, w = shape
+    alpha = feather_mask(seg.cropped_mask, s.feather, (y1 == 0, y2 == h, x1 == 0, x2 == w))
     if s.seam_match > 0:
         after = match_seam_colors(after, before, alpha, s.seam_match)
     result.image = paste_crop(result.image, after, alpha, region)

@@ -1,0 +1,74 @@
+"""The diffusion pack keeps ComfyUI's node ids, input names, defaults and ranges; every node is documented."""
+
+import pytest
+
+import nodeloom.nodes.diffusion as pack
+from nodeloom.node_api import Node
+
+# (input, type or "COMBO", default, min, max) as ComfyUI declares them
+COMFY = {
+    "KSampler": [("model", "MODEL"), ("seed", "INT", 0, 0, 0xFFFFFFFFFFFFFFFF), ("steps", "INT", 20, 1, 10000),
+                 ("cfg", "FLOAT", 8.0, 0.0, 100.0), ("sampler_name", "COMBO"), ("scheduler", "COMBO"),
+                 ("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("latent_image", "LATENT"),
+                 ("denoise", "FLOAT", 1.0, 0.0, 1.0)],
+    "KSamplerAdvanced": [("model", "MODEL"), ("add_noise", "COMBO"), ("noise_seed", "INT", 0, 0, 0xFFFFFFFFFFFFFFFF),
+                         ("steps", "INT", 20, 1, 10000), ("cfg", "FLOAT", 8.0, 0.0, 100.0), ("sampler_name", "COMBO"),
+                         ("scheduler", "COMBO"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                         ("latent_image", "LATENT"), ("start_at_step", "INT", 0, 0, 10000),
+                         ("end_at_step", "INT", 10000, 0, 10000), ("return_with_leftover_noise", "COMBO")],
+    "CheckpointLoaderSimple": [("ckpt_name", "COMBO")],
+    "CLIPTextEncode": [("text", "STRING"), ("clip", "CLIP")],
+    "EmptyLatentImage": [("width", "INT", 512, 16, 16384), ("height", "INT", 512, 16, 16384), ("batch_size", "INT", 1, 1, 4096)],
+    "VAEDecode": [("samples", "LATENT"), ("vae", "VAE")],
+    "VAEEncode": [("pixels", "IMAGE"), ("vae", "VAE")],
+    "VAEEncodeForInpaint": [("pixels", "IMAGE"), ("vae", "VAE"), ("mask", "MASK"), ("grow_mask_by", "INT", 6, 0, 64)],
+    "SetLatentNoiseMask": [("samples", "LATENT"), ("mask", "MASK")],
+    "LatentUpscale": [("samples", "LATENT"), ("upscale_method", "COMBO"), ("width", "INT", 512, 0, 16384),
+                      ("height", "INT", 512, 0, 16384), ("crop", "COMBO")],
+    "LatentUpscaleBy": [("samples", "LATENT"), ("upscale_method", "COMBO"), ("scale_by", "FLOAT", 1.5, 0.01, 8.0)],
+    "CLIPSetLastLayer": [("clip", "CLIP"), ("stop_at_clip_layer", "INT", -1, -24, -1)],
+    "LoraLoader": [("model", "MODEL"), ("clip", "CLIP"), ("lora_name", "COMBO"), ("strength_model", "FLOAT", 1.0, -100.0, 100.0),
+                   ("strength_clip", "FLOAT", 1.0, -100.0, 100.0)],
+    "LoraLoaderModelOnly": [("model", "MODEL"), ("lora_name", "COMBO"), ("strength_model", "FLOAT", 1.0, -100.0, 100.0)],
+    "ControlNetLoader": [("control_net_name", "COMBO")],
+    "ControlNetApplyAdvanced": [("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("control_net", "CONTROL_NET"),
+                                ("image", "IMAGE"), ("strength", "FLOAT", 1.0, 0.0, 10.0),
+                                ("start_percent", "FLOAT", 0.0, 0.0, 1.0), ("end_percent", "FLOAT", 1.0, 0.0, 1.0)],
+    "VAELoader": [("vae_name", "COMBO")],
+    "VAEDecodeTiled": [("samples", "LATENT"), ("vae", "VAE"), ("tile_size", "INT", 512, 64, 4096), ("overlap", "INT", 64, 0, 4096),
+                       ("temporal_size", "INT", 64, 8, 4096), ("temporal_overlap", "INT", 8, 4, 4096)],
+    "Canny": [("image", "IMAGE"), ("low_threshold", "FLOAT", 0.4, 0.01, 0.99), ("high_threshold", "FLOAT", 0.8, 0.01, 0.99)],
+}
+RETURNS = {"CheckpointLoaderSimple": ("MODEL", "CLIP", "VAE"), "KSampler": ("LATENT",), "CLIPTextEncode": ("CONDITIONING",),
+           "ControlNetApplyAdvanced": ("CONDITIONING", "CONDITIONING"), "LoraLoader": ("MODEL", "CLIP"), "VAEDecode": ("IMAGE",)}
+
+
+@pytest.mark.parametrize("node_id", sorted(COMFY))
+def test_inputs_match_comfyui(node_id):
+    cls = pack.NODE_CLASS_MAPPINGS[node_id]
+    required = cls.INPUT_TYPES()["required"]
+    assert list(required) == [spec[0] for spec in COMFY[node_id]]
+    for name, kind, *numbers in COMFY[node_id]:
+        type_spec, opts = required[name][0], required[name][1] if len(required[name]) > 1 else {}
+        assert isinstance(type_spec, list) if kind == "COMBO" else type_spec == kind, (node_id, name)
+        if numbers:
+            assert (opts["default"], opts["min"], opts["max"]) == tuple(numbers), (node_id, name)
+    if node_id in RETURNS:
+        assert cls.RETURN_TYPES == RETURNS[node_id]
+
+
+@pytest.mark.parametrize("node_id", sorted(pack.NODE_CLASS_MAPPINGS))
+def test_every_node_is_documented(node_id):
+    cls = pack.NODE_CLASS_MAPPINGS[node_id]
+    assert issubclass(cls, Node) and cls.DESCRIPTION.strip() and cls.CATEGORY
+    for section in ("required", "optional"):
+        for name, entry in cls.INPUT_TYPES().get(section, {}).items():
+            assert len(entry) == 2 and entry[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+
+
+def test_sampler_and_scheduler_names_are_comfyui_names():
+    ksampler = pack.NODE_CLASS_MAPPINGS["KSampler"].INPUT_TYPES()["required"]
+    for name in ("euler", "euler_ancestral", "heun", "dpm_2", "lms", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_sde", "ddim", "uni_pc", "lcm"):
+        assert name in ksampler["sampler_name"][0]
+    for name in ("normal", "karras", "exponential", "simple", "sgm_uniform", "ddim_uniform", "beta"):
+        assert name in ksampler["scheduler"][0]
