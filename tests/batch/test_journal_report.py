@@ -30,6 +30,8 @@ def test_states_recover_and_retry(tmp_path):
     j.start([0, 1, 2])
     j.finish([_record(0), _record(1, "failed")])
     assert j.counts() == {"done": 1, "failed": 1, "running": 1, "pending": 2}
+    j.start([3])
+    assert j.recover([3, 4]) == 1 and j.counts()["running"] == 1  # only the given positions
     assert j.recover() == 1
     assert j.todo() == {2, 3, 4} and j.todo(retry_failed=True) == {1, 2, 3, 4}
     rows = {r["idx"]: r for r in j.items()}

@@ -159,3 +159,14 @@ def test_shards_in_one_folder_each_run_their_own_items(tmp_path, image_folder):
         done += [r["item"] for r in items]
         assert summary["total"] == 2
     assert sorted(done) == [f"im{i:02d}.png" for i in range(6)]
+
+
+def test_a_second_run_of_the_same_shard_is_refused(tmp_path, image_folder):
+    import fcntl
+
+    (tmp_path / "out").mkdir()
+    with open(tmp_path / "out" / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running `nodeloom batch` holds it
+        with pytest.raises(ValidationError, match="another run of shard 0/1"):
+            run_batch(_options(tmp_path, image_folder), _quiet(tmp_path))
+    assert run_batch(_options(tmp_path, image_folder), _quiet(tmp_path))["done"] == 6

@@ -97,10 +97,14 @@ class Journal:
             self._db.executemany("INSERT OR IGNORE INTO items (idx, item_id) VALUES (?, ?)",
                                  [(r.index, r.id) for r in refs if r.index not in known])
 
-    def recover(self) -> int:
-        """Return interrupted (``running``) items to ``pending``; returns how many."""
+    def recover(self, indices: Iterable[int] | None = None) -> int:
+        """Return interrupted (``running``) items to ``pending`` — all, or those in ``indices``
+        (a shard leaves the items of shards running beside it alone); returns how many."""
         with self._tx():
-            return self._db.execute("UPDATE items SET state='pending' WHERE state='running'").rowcount
+            if indices is None:
+                return self._db.execute("UPDATE items SET state='pending' WHERE state='running'").rowcount
+            return sum(self._db.execute("UPDATE items SET state='pending' WHERE state='running' AND idx=?", (i,)).rowcount
+                       for i in indices)
 
     def todo(self, *, retry_failed: bool = False) -> set[int]:
         """Positions still to run: pending (and running), plus failed ones when asked."""

@@ -11,6 +11,7 @@ position, then a summary line), with ``summary.json`` and ``summary.png``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -140,6 +141,29 @@ def _shard_name(stem: str, shard: tuple[int, int], ext: str) -> str:
     return f"{stem}{ext}" if shard[1] == 1 else f"{stem}-{shard[0]}-of-{shard[1]}{ext}"
 
 
+@contextlib.contextmanager
+def _shard_lock(out: Path, shard: tuple[int, int]) -> Iterator[None]:
+    """Hold an exclusive lock for this shard of ``out`` (released by the OS even after kill -9).
+
+    Raises:
+        ValidationError: another process is running the same shard into the same folder.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no guard
+        yield
+        return
+    with (out / _shard_name(".lock", shard, "")).open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValidationError(f"another run of shard {shard[0]}/{shard[1]} is writing into `{out}`") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def make_engine(engine_options: dict[str, Any]) -> Any:
     from nodeloom.engine import Engine, EngineConfig
 
@@ -230,7 +254,8 @@ def run_batch(options: BatchOptions, progress: JsonProgress | None = None, engin
         refs, plan = prepare(options, engine)
         journal = Journal(options.out / "journal.sqlite", _fingerprint(plan, options))
         try:
-            return _run(options, engine, refs, plan, journal, progress)
+            with _shard_lock(options.out, options.shard):
+                return _run(options, engine, refs, plan, journal, progress)
         finally:
             journal.close()
     finally:
@@ -241,8 +266,8 @@ def run_batch(options: BatchOptions, progress: JsonProgress | None = None, engin
 def _run(options: BatchOptions, engine: Any, refs: list[ItemRef], plan: BatchPlan, journal: Journal,
          progress: JsonProgress) -> dict[str, Any]:
     journal.register(refs)
-    journal.recover()
     mine = ItemSampler(len(refs), shuffle=options.shuffle, seed=options.seed, shard=options.shard).order()
+    journal.recover(mine)
     sampler = ItemSampler(len(refs), shuffle=options.shuffle, seed=options.seed, shard=options.shard,
                           allowed=journal.todo(retry_failed=options.retry_failed))
     chunks = chunk_indices(sampler.order(), options.batch_size)
