@@ -72,6 +72,7 @@ def loop_images_per_s(folder: Path, base: Path, max_side: int, batch_size: int) 
         for sub in loaded["batches"]:
             worker.run(sub)
     elapsed = time.perf_counter() - t0
+    worker.close()
     engine.close()
     return len(refs) / elapsed
 

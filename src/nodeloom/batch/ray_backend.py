@@ -61,6 +61,7 @@ class BatchActor:
         return out
 
     def close(self) -> None:
+        self.worker.close()
         self.engine.close()
         shutil.rmtree(self.staging, ignore_errors=True)
 

@@ -227,6 +227,7 @@ def _local_batches(options: BatchOptions, engine: Any, plan: BatchPlan, dataset:
             for sub in loaded["batches"]:
                 yield worker.run(sub)  # committed before the next run empties the staging folder
     finally:
+        worker.close()
         torch.set_num_threads(threads)
 
 
