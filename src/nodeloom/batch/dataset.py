@@ -217,7 +217,7 @@ def _decode_pil(path: str, options: DecodeOptions) -> np.ndarray:
         rgb = img.convert("RGB")
     if target is not None:
         rgb = _fit(rgb, target) if options.size is not None else rgb.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return np.asarray(rgb, dtype=np.uint8)
+    return np.array(rgb, dtype=np.uint8)  # writable: tensors share it
 
 
 def _decode_cv2(path: str, options: DecodeOptions) -> np.ndarray:
@@ -238,7 +238,7 @@ def _resize_array(rgb: np.ndarray, options: DecodeOptions) -> np.ndarray:
         return rgb
     img = Image.fromarray(rgb)
     img = _fit(img, target) if options.size is not None else img.resize(target, Image.Resampling.BILINEAR)
-    return np.asarray(img, dtype=np.uint8)
+    return np.array(img, dtype=np.uint8)
 
 
 class BatchDataset(Dataset):
@@ -294,7 +294,7 @@ class BatchDataset(Dataset):
                 pixels = _decode_cv2(ref.path, self.decode)
             except ValueError:
                 raise ValueError(f"not a readable image ({exc})") from None
-        return {"image": torch.from_numpy(pixels.copy()), "path": ref.path, "name": Path(ref.path).stem}
+        return {"image": torch.from_numpy(np.ascontiguousarray(pixels)), "path": ref.path, "name": Path(ref.path).stem}
 
     def _frame_fields(self, ref: ItemRef) -> dict[str, Any]:
         import cv2

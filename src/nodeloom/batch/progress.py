@@ -106,6 +106,10 @@ class RichProgress(JsonProgress):
         if stats:
             print(f"score: mean {stats['mean']:.4g} ± {stats['std']:.4g} (min {stats['min']:.4g}, max {stats['max']:.4g})",
                   file=self.stream)
+        top = summary.get("top_k") or []
+        if top:
+            shown = ", ".join(f"{t['item']} ({t['score']:.4g})" for t in top[:5])
+            print(f"top {len(top)}: {shown}{' ...' if len(top) > 5 else ''}", file=self.stream)
 
 
 def make_progress(json_lines: bool) -> JsonProgress:
