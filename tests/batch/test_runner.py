@@ -170,3 +170,18 @@ def test_a_second_run_of_the_same_shard_is_refused(tmp_path, image_folder):
         with pytest.raises(ValidationError, match="another run of shard 0/1"):
             run_batch(_options(tmp_path, image_folder), _quiet(tmp_path))
     assert run_batch(_options(tmp_path, image_folder), _quiet(tmp_path))["done"] == 6
+
+
+def test_one_file_for_a_whole_run_is_given_to_each_item(tmp_path):
+    folder = tmp_path / "same"
+    write_images(folder, 3, sizes=(16,))
+    wf = {"2": {"class_type": "ImageScale", "inputs": {"image": None, "upscale_method": "area", "width": 8,
+                                                        "height": 8, "crop": "disabled"}},
+          "5": {"class_type": "TopKSelect", "inputs": {"images": ["2", 0], "k": 1, "metric": "sharpness", "best": "auto",
+                                                       "labels": "", "max_per_label": 0, "min_distance": 0.0}},
+          "4": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "best"}}}
+    summary = run_batch(_options(tmp_path, folder, prompt=wf, batch_size=3), _quiet(tmp_path))
+    items, _ = manifest(tmp_path / "out" / "manifest.jsonl")
+    assert summary["done"] == 3
+    files = [tmp_path / "out" / r["outputs"]["4"][0] for r in items]
+    assert len(set(files)) == 3 and len({f.read_bytes() for f in files}) == 1  # one best image, a copy per item

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -115,7 +116,12 @@ class _Driver:
         for f in outcome["files"]:
             dest = self.outputs / output_name(outcome["index"], outcome["id"], f["node"], f["k"], f["ext"])
             if "src" in f:
-                os.replace(f["src"], dest)
+                if f.get("shared"):  # other items of the run take the same file
+                    tmp = dest.with_name(dest.name + ".part")
+                    shutil.copyfile(f["src"], tmp)
+                    os.replace(tmp, dest)
+                else:
+                    os.replace(f["src"], dest)
             else:
                 tmp = dest.with_name(dest.name + ".part")
                 tmp.write_bytes(f["data"])

@@ -130,11 +130,12 @@ class BatchWorker:
                 entries = [e for e in ui.get(key) or [] if isinstance(e, dict) and e.get("type", "output") == "output"]
                 if not entries:
                     continue
+                shared = n > 1 and len(entries) < n  # e.g. one grid image for the whole run: each item gets a copy
                 for k, share in enumerate(_split(entries, n, f"node {nid} `{key}`")):
                     for entry in share:
                         src = self.staging / (entry.get("subfolder") or "") / entry["filename"]
                         per_item[k].append({"node": nid, "k": len([f for f in per_item[k] if f["node"] == nid]),
-                                            "src": str(src), "ext": Path(entry["filename"]).suffix})
+                                            "src": str(src), "ext": Path(entry["filename"]).suffix, "shared": shared})
         return per_item
 
     def _scores(self, outputs: dict[str, Any], n: int) -> list[dict[str, float | None]]:
