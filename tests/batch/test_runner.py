@@ -185,3 +185,17 @@ def test_one_file_for_a_whole_run_is_given_to_each_item(tmp_path):
     assert summary["done"] == 3
     files = [tmp_path / "out" / r["outputs"]["4"][0] for r in items]
     assert len(set(files)) == 3 and len({f.read_bytes() for f in files}) == 1  # one best image, a copy per item
+
+
+def test_pad_collate_hands_the_mask_to_the_graph(tmp_path, image_folder):
+    wf = {"1": {"class_type": "BatchInput", "inputs": {"field": "image", "kind": "image", "item": "", "default": ""}},
+          "2": {"class_type": "MaskToImage", "inputs": {"mask": ["1", 1]}},
+          "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "mask"}}}
+    run_batch(_options(tmp_path, image_folder, prompt=wf, binds=[], batch_size=2, collate="pad"), _quiet(tmp_path))
+    items, _ = manifest(tmp_path / "out" / "manifest.jsonl")
+    assert all(r["metrics"]["batch_size"] == 2 for r in items)  # 24 and 32 px images share runs
+    small = np.asarray(Image.open(tmp_path / "out" / items[0]["outputs"]["3"][0]).convert("L"))
+    large = np.asarray(Image.open(tmp_path / "out" / items[1]["outputs"]["3"][0]).convert("L"))
+    assert small.shape == large.shape == (32, 32)
+    assert small[:24, :24].min() == 255 and small[24:, :].max() == 0 and small[:, 24:].max() == 0
+    assert large.min() == 255
