@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nodeloom.errors import ValidationError
+from nodeloom.errors import ValidationError, require
 
 __all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "BatchDataset", "DecodeOptions", "ItemRef", "open_source", "parse_size"]
 
@@ -107,7 +107,7 @@ def _media_refs(files: list[Path], root: Path | None, frame_step: int) -> list[I
 
 
 def _frame_count(path: Path) -> tuple[int, str | None]:
-    import cv2
+    cv2 = require("cv2", "batch")
 
     cap = cv2.VideoCapture(str(path))
     try:
@@ -221,7 +221,7 @@ def _decode_pil(path: str, options: DecodeOptions) -> np.ndarray:
 
 
 def _decode_cv2(path: str, options: DecodeOptions) -> np.ndarray:
-    import cv2
+    cv2 = require("cv2", "batch")
 
     data = np.fromfile(path, dtype=np.uint8)
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
@@ -297,7 +297,7 @@ class BatchDataset(Dataset):
         return {"image": torch.from_numpy(np.ascontiguousarray(pixels)), "path": ref.path, "name": Path(ref.path).stem}
 
     def _frame_fields(self, ref: ItemRef) -> dict[str, Any]:
-        import cv2
+        cv2 = require("cv2", "batch")
 
         assert ref.path is not None and ref.frame is not None
         entry = self._captures.get(ref.path)
