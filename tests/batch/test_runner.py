@@ -136,6 +136,10 @@ def test_a_failing_run_fails_its_items_only(tmp_path):
 def test_bad_options_are_refused_before_running(tmp_path, image_folder):
     with pytest.raises(ValidationError, match="no field"):
         run_batch(_options(tmp_path, image_folder, binds=["2.image=picture"]), _quiet(tmp_path))
+    with pytest.raises(ValidationError, match=r"node 2 \(ImageScale\) has no input `imgae`"):
+        run_batch(_options(tmp_path, image_folder, binds=["2.imgae=image"]), _quiet(tmp_path))
+    with pytest.raises(ValidationError, match="has no input `widht`"):
+        run_batch(_options(tmp_path, image_folder, binds=["2.image=image", "2.widht=index"]), _quiet(tmp_path))
     with pytest.raises(ValidationError, match="neither a node id nor a node title"):
         run_batch(_options(tmp_path, image_folder, binds=["99.image=image"]), _quiet(tmp_path))
     with pytest.raises(ValidationError, match="--batch-size 1"):

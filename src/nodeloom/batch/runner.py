@@ -184,6 +184,23 @@ def _slot_names(engine: Any) -> Any:
     return names
 
 
+def _check_inputs(prompt: dict[str, Any], plan: BatchPlan, engine: Any) -> None:
+    """Every ``--bind`` names an input its node declares (a typo would otherwise bind nothing)."""
+    binds = [(n, i) for n, i, _ in plan.scalar_binds]
+    binds += [(nid, inp) for nid, node in plan.prompt.items() if nid in prompt
+              for inp, v in (node.get("inputs") or {}).items() if isinstance(v, list) and str(v[0]).startswith("batch.")]
+    for nid, inp in binds:
+        class_type = plan.prompt[nid].get("class_type", "")
+        cls = engine.registry.get(class_type)
+        if cls is None:
+            continue  # validation names the unknown node type
+        types = cls.INPUT_TYPES()
+        declared = [name for section in ("required", "optional") for name in (types.get(section) or {})]
+        if inp not in declared:
+            raise ValidationError(f"`--bind {nid}.{inp}`: node {nid} ({class_type}) has no input `{inp}` "
+                                  f"(its inputs: {', '.join(declared)})")
+
+
 def prepare(options: BatchOptions, engine: Any) -> tuple[list[ItemRef], BatchPlan]:
     """List the source, plan and validate the workflow.
 
@@ -196,6 +213,7 @@ def prepare(options: BatchOptions, engine: Any) -> tuple[list[ItemRef], BatchPla
     media = any(r.kind in ("image", "frame") for r in refs)
     plan = plan_workflow(options.prompt, [parse_bind(b) for b in options.binds], image_fields=("image",) if media else (),
                          score=options.score, slot_names=_slot_names(engine))
+    _check_inputs(options.prompt, plan, engine)
     missing = plan.fields - known_fields(refs)
     if missing:
         raise ValidationError(f"items of `{options.input}` have no field(s) {sorted(missing)}; "
