@@ -52,6 +52,8 @@ def test_folder_of_images_runs_through_the_workflow(tmp_path, image_folder):
     assert sorted(p.name for p in (out / "outputs").iterdir()) == sorted(
         r["outputs"]["4"][0].split("/")[-1] for r in items)
     assert (out / "summary.png").stat().st_size > 0 and json.loads((out / "summary.json").read_text())["done"] == 6
+    report = (out / "summary.md").read_text()
+    assert "6 done, 0 failed" in report and f"| 1 | {last['top_k'][0]['item']} |" in report and "ImageScale" in report
     assert last["nodes"]["3"]["runs"] == pytest.approx(4.0)  # runs: two of 2 images (24 px, 32 px), two of 1
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert events[0]["event"] == "start" and events[-1]["event"] == "summary"

@@ -14,7 +14,7 @@ from typing import Any
 from nodeloom.batch.journal import Journal
 from nodeloom.ops.topk import StreamingTopK
 
-__all__ = ["draw_plot", "node_metrics", "streaming_top_k", "summarize"]
+__all__ = ["draw_plot", "node_metrics", "streaming_top_k", "summarize", "write_markdown"]
 
 
 def streaming_top_k(journal: Journal, k: int, largest: bool = True) -> list[dict[str, Any]]:
@@ -138,4 +138,27 @@ def draw_plot(journal: Journal, path: Path, score_name: str | None, bins: int = 
            ("0 s", f"{seconds:.3g} s"), "time since first item", (60, 160, 90))
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
+    return path
+
+
+def write_markdown(summary: dict[str, Any], path: Path, plot_name: str) -> Path:
+    """A human-readable report: counts, score statistics, the Top-K table, per-node metrics, the plot."""
+    lines = [f"# Batch summary ({summary['shard']})", "",
+             f"{summary['done']} done, {summary['failed']} failed, {summary['pending']} pending of {summary['total']} "
+             f"items; {summary['items_per_s']:.3g} items/s in the last run.", "", f"![score and throughput]({plot_name})", ""]
+    stats = summary.get("score_stats")
+    if stats:
+        lines += [f"Score `{summary['score']}`: mean {stats['mean']:.6g}, std {stats['std']:.6g}, "
+                  f"min {stats['min']:.6g}, max {stats['max']:.6g} over {stats['count']} items.", ""]
+    if summary.get("top_k"):
+        lines += ["| rank | item | score |", "|---:|---|---:|"]
+        lines += [f"| {t['rank']} | {t['item']} | {t['score']:.6g} |" for t in summary["top_k"]]
+        lines.append("")
+    if summary.get("nodes"):
+        lines += ["| node | type | runs | time s | bytes in | bytes out | GB/s |", "|---|---|---:|---:|---:|---:|---:|"]
+        for nid, m in sorted(summary["nodes"].items()):
+            bw = "" if m["bandwidth_gbps"] is None else f"{m['bandwidth_gbps']:.3g}"
+            lines.append(f"| {nid} | {m['class_type']} | {m['runs']:g} | {m['wall_s']:.4g} | {m['bytes_in']} | "
+                         f"{m['bytes_out']} | {bw} |")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -31,7 +31,7 @@ from nodeloom.batch.collate import get_collate
 from nodeloom.batch.dataset import BatchDataset, DecodeOptions, ItemRef, open_source
 from nodeloom.batch.journal import Journal
 from nodeloom.batch.progress import JsonProgress
-from nodeloom.batch.report import draw_plot, summarize
+from nodeloom.batch.report import draw_plot, summarize, write_markdown
 from nodeloom.batch.sampler import ItemSampler, chunk_indices
 from nodeloom.batch.worker import BatchWorker, failed_outcome
 from nodeloom.errors import ValidationError
@@ -335,5 +335,6 @@ def _finish(options: BatchOptions, plan: BatchPlan, journal: Journal, in_shard: 
     os.replace(tmp, manifest)
     (options.out / _shard_name("summary", options.shard, ".json")).write_text(
         json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    draw_plot(journal, options.out / _shard_name("summary", options.shard, ".png"), plan.score_name)
+    plot = draw_plot(journal, options.out / _shard_name("summary", options.shard, ".png"), plan.score_name)
+    write_markdown(summary, options.out / _shard_name("summary", options.shard, ".md"), plot.name)
     return summary
