@@ -1,7 +1,7 @@
 """Progress of a batch run: a rich bar (items/s, ETA, failures) or JSON event lines.
 
 JSON events, one object per line on stdout: ``start`` {total, todo, done, failed},
-``item`` {index, id, status, reason, score}, ``progress`` {done, failed, total, items_per_s,
+``item`` {index, id, status, reason, score, outputs}, ``progress`` {done, failed, total, items_per_s,
 eta_s} after each committed batch, and ``summary`` (the run summary). No engine here.
 """
 
@@ -60,7 +60,7 @@ class JsonProgress:
             self._count(rec)
             score = (rec.get("scores") or {}).get(score_name) if score_name else None
             self.emit("item", index=rec["index"], id=rec["item"], status=rec["status"], reason=rec.get("reason"),
-                      score=score)
+                      score=score, outputs=rec.get("outputs") or {})
         remaining = max(0, self.total - self.done - self.failed)
         self.emit("progress", done=self.done, failed=self.failed, total=self.total,
                   items_per_s=round(self.rate.items_per_s(), 3), eta_s=self.rate.eta_s(remaining))
