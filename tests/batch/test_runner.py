@@ -205,3 +205,16 @@ def test_pad_collate_hands_the_mask_to_the_graph(tmp_path, image_folder):
     assert small.shape == large.shape == (32, 32)
     assert small[:24, :24].min() == 255 and small[24:, :].max() == 0 and small[:, 24:].max() == 0
     assert large.min() == 255
+
+
+def test_csv_rows_with_an_image_column(tmp_path, image_folder):
+    rows = tmp_path / "products.csv"
+    rows.write_text("sku,file\nA-1,photos/im00.png\nB-2,photos/missing.png\nC-3,\nD-4,photos/im03.png\n")
+    wf = score_workflow()
+    summary = run_batch(_options(tmp_path, rows, prompt=wf, image_column="file",
+                                 binds=["2.image=image", "4.filename_prefix=sku"]), _quiet(tmp_path))
+    items, _ = manifest(tmp_path / "out" / "manifest.jsonl")
+    assert [r["status"] for r in items] == ["done", "failed", "failed", "done"]
+    assert "not found" in items[1]["reason"] and "no `file` value" in items[2]["reason"]
+    assert summary["done"] == 2
+    assert Image.open(tmp_path / "out" / items[3]["outputs"]["4"][0]).size == (16, 16)

@@ -32,6 +32,8 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-side", type=int, default=None, metavar="PX", help="shrink images to this longer side")
     parser.add_argument("--resize", default=None, metavar="WxH", help="scale and centre-crop images to this size")
     parser.add_argument("--frame-step", type=int, default=1, metavar="N", help="keep every N-th video frame")
+    parser.add_argument("--image-column", default=None, metavar="COL",
+                        help="for CSV/JSONL rows: the column with an image path (relative to the file's folder)")
     parser.add_argument("--shard", default="0/1", metavar="i/n", help="run shard i of n (default 0/1)")
     parser.add_argument("--shuffle", action="store_true", help="visit items in a seeded random order")
     parser.add_argument("--seed", type=int, default=0, help="the --shuffle seed")
@@ -70,8 +72,8 @@ def _options(args: argparse.Namespace, prompt: dict[str, Any]) -> Any:
         batch_size=args.batch_size, prefetch_factor=args.prefetch_factor, shard=parse_shard(args.shard),
         shuffle=args.shuffle, seed=args.seed, retry_failed=args.retry_failed, top_k=args.top_k, score=args.score,
         lowest=args.lowest, collate=args.collate, max_side=args.max_side,
-        resize=parse_size(args.resize) if args.resize else None, frame_step=args.frame_step, backend=args.backend,
-        address=args.address, engine=engine_options(args))
+        resize=parse_size(args.resize) if args.resize else None, frame_step=args.frame_step,
+        image_column=args.image_column, backend=args.backend, address=args.address, engine=engine_options(args))
 
 
 def batch_main(args: argparse.Namespace) -> int:

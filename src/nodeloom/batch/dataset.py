@@ -154,7 +154,20 @@ def _seeds(spec: str) -> list[ItemRef]:
     return [ItemRef(i, f"seed:{s}", "seed", row={"seed": s}) for i, s in enumerate(range(*numbers))]
 
 
-def open_source(spec: str, *, frame_step: int = 1) -> list[ItemRef]:
+def _with_images(refs: list[ItemRef], column: str, folder: Path) -> list[ItemRef]:
+    """Rows whose ``column`` names an image file (relative to the rows file's folder) carry that image."""
+    out = []
+    for ref in refs:
+        if ref.error is not None:
+            out.append(ref)
+        elif not str(ref.row.get(column) or "").strip():
+            out.append(ItemRef(ref.index, ref.id, "row", row=ref.row, error=f"the row has no `{column}` value"))
+        else:
+            out.append(ItemRef(ref.index, ref.id, "row", path=str(folder / str(ref.row[column]).strip()), row=ref.row))
+    return out
+
+
+def open_source(spec: str, *, frame_step: int = 1, image_column: str | None = None) -> list[ItemRef]:
     """List the items of a source in a fixed order.
 
     Args:
@@ -162,6 +175,8 @@ def open_source(spec: str, *, frame_step: int = 1) -> list[ItemRef]:
             files of the wrong type become failed items), one image or video file, a
             ``.csv`` / ``.jsonl`` file (one item per row), or ``seeds:[START:]END[:STEP]``.
         frame_step: keep every n-th frame of videos.
+        image_column: for rows, the column holding an image path (relative to the rows
+            file's folder); the row's item then carries that image too.
 
     Returns:
         The items, ``index`` = position.
@@ -186,7 +201,7 @@ def open_source(spec: str, *, frame_step: int = 1) -> list[ItemRef]:
         return _media_refs(matches, root, frame_step)
     if path.is_file():
         if path.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
-            return _rows(path)
+            return _with_images(_rows(path), image_column, path.parent) if image_column else _rows(path)
         return _media_refs([path], path.parent, frame_step)
     raise ValidationError(f"`--input {spec}` is not a folder, file, glob or seeds:START:END range")
 
@@ -275,6 +290,8 @@ class BatchDataset(Dataset):
         try:
             if ref.kind in ("row", "seed"):
                 fields.update(ref.row)
+                if ref.path is not None:  # a row with an image column; its own columns keep their values
+                    fields.update({k: v for k, v in self._image_fields(ref).items() if k == "image" or k not in ref.row})
             elif ref.kind == "frame":
                 fields.update(self._frame_fields(ref))
             else:

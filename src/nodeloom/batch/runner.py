@@ -64,6 +64,7 @@ class BatchOptions:
     max_side: int | None = None
     resize: tuple[int, int] | None = None
     frame_step: int = 1
+    image_column: str | None = None
     backend: str = "local"
     address: str | None = None
     engine: dict[str, Any] = field(default_factory=dict)
@@ -71,11 +72,11 @@ class BatchOptions:
 
 def known_fields(refs: list[ItemRef]) -> set[str]:
     """The fields items of this source carry."""
-    if any(r.kind in ("image", "frame") for r in refs):
-        return set(_MEDIA_FIELDS)
     fields = {"id", "index"}
     for ref in refs:
         fields.update(ref.row)
+    if any(r.path is not None for r in refs):
+        fields |= _MEDIA_FIELDS - ({"frame"} if all(r.kind == "row" for r in refs) else set())
     return fields
 
 
@@ -90,8 +91,8 @@ def _probe(refs: list[ItemRef], plan: BatchPlan) -> dict[str, Any]:
 
 def _fingerprint(plan: BatchPlan, options: BatchOptions) -> str:
     data = {"prompt": plan.prompt, "scalar_binds": plan.scalar_binds, "input": options.input,
-            "frame_step": options.frame_step, "max_side": options.max_side, "resize": options.resize,
-            "collate": options.collate, "score": options.score}
+            "frame_step": options.frame_step, "image_column": options.image_column, "max_side": options.max_side,
+            "resize": options.resize, "collate": options.collate, "score": options.score}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -207,10 +208,10 @@ def prepare(options: BatchOptions, engine: Any) -> tuple[list[ItemRef], BatchPla
     Raises:
         ValidationError: an empty source, an unknown field, or an invalid planned workflow.
     """
-    refs = open_source(options.input, frame_step=options.frame_step)
+    refs = open_source(options.input, frame_step=options.frame_step, image_column=options.image_column)
     if not refs:
         raise ValidationError(f"`--input {options.input}` holds no items")
-    media = any(r.kind in ("image", "frame") for r in refs)
+    media = any(r.path is not None for r in refs)
     plan = plan_workflow(options.prompt, [parse_bind(b) for b in options.binds], image_fields=("image",) if media else (),
                          score=options.score, slot_names=_slot_names(engine))
     _check_inputs(options.prompt, plan, engine)
