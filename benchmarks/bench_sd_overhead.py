@@ -5,7 +5,8 @@ KSampler euler/normal → VAE Decode → Save Image) through ``Engine.run`` on a
 single-file checkpoint, a new seed each run (so sampling, decoding and saving re-run; the
 unchanged loader and prompt encodings are served from the engine cache, as in real use).
 Anchor: diffusers' ``StableDiffusionPipeline`` on the very same modules and sigmas, then a PNG
-save, in the same process. Runs alternate; medians are reported.
+save, in the same process. Runs alternate; the best and the median run are reported (the best is the
+steadier figure on a shared machine).
 
     python benchmarks/bench_sd_overhead.py [--size 128] [--steps 20] [--runs 7]
 """
@@ -23,7 +24,6 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline  # noqa: E402
@@ -31,25 +31,24 @@ from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline  # noqa: E
 from nodeloom import Engine  # noqa: E402
 from nodeloom.diffusion.schedules import ModelSampling, calculate_sigmas  # noqa: E402
 from nodeloom.diffusion.tokenizer import clip_tokenizer  # noqa: E402
-from nodeloom.testing.tiny_sd import build_tiny_checkpoint  # noqa: E402
-from tests.nodes.diffusion.test_workflow import DEFAULT_WORKFLOW, make_engine  # noqa: E402
+from nodeloom.testing.tiny_sd import DEFAULT_API_WORKFLOW, build_tiny_checkpoint  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     root = Path(tempfile.mkdtemp(prefix="nl-bench-"))
     ckpt = build_tiny_checkpoint(root / "models", "sd1")
-    prompt = copy.deepcopy(DEFAULT_WORKFLOW)
+    prompt = copy.deepcopy(DEFAULT_API_WORKFLOW)
     prompt["4"]["inputs"]["ckpt_name"] = ckpt
     prompt["5"]["inputs"].update(width=args.size, height=args.size)
     prompt["3"]["inputs"]["steps"] = args.steps
-    engine: Engine = make_engine(root / "engine", root / "models")
+    engine = Engine(base_dir=root / "engine", models_dir=root / "models", load_custom_nodes=False)
     first = engine.run(prompt)
     assert first.status == "success", first.errors
     model = first.value("4", 0)
@@ -75,10 +74,11 @@ def main() -> None:
         img.save(root / f"anchor_{i}.png")
         anchor.append(time.perf_counter() - t0)
     engine.close()
-    o, a = statistics.median(ours), statistics.median(anchor)
-    print(f"tiny SD1 chain {args.size}x{args.size}, {args.steps} steps, {args.threads} thread(s), median of {args.runs}")
-    print(f"ours (Engine, default workflow): {o * 1000:.1f} ms | anchor (diffusers pipeline): {a * 1000:.1f} ms"
-          f" | overhead {100 * (o - a) / a:+.1f} % (goal <= 5 %)")
+    print(f"tiny SD1 chain {args.size}x{args.size}, {args.steps} steps, {args.threads} thread(s), {args.runs} runs each")
+    for label, pick in (("best", min), ("median", statistics.median)):
+        o, a = pick(ours), pick(anchor)
+        print(f"{label:6s} ours (Engine, default workflow): {o * 1000:.1f} ms | anchor (diffusers pipeline):"
+              f" {a * 1000:.1f} ms | overhead {100 * (o - a) / a:+.1f} % (goal <= 5 %)")
 
 
 if __name__ == "__main__":

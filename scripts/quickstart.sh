@@ -4,6 +4,6 @@
 # it, print where the output went, and stop the server.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-NODELOOM_EXTRAS=${NODELOOM_EXTRAS:-server} source "$ROOT/scripts/setup.sh"
+NODELOOM_EXTRAS=${NODELOOM_EXTRAS:-server,video,detail,samples} source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 exec .venv/bin/python -m nodeloom.cli.main demo "$@"

@@ -246,6 +246,14 @@ class Engine:
         with activate_services(self.services):
             return self.registry.object_info(class_type)
 
+    def input_types(self, class_type: str) -> dict[str, Any] | None:
+        """A node class's current ``INPUT_TYPES()`` (combos re-scanned), or None when unknown."""
+        cls = self.registry.get(class_type)
+        if cls is None:
+            return None
+        with activate_services(self.services):
+            return cls.INPUT_TYPES()  # type: ignore[attr-defined,no-any-return]
+
     def validate(self, prompt: Any, *, targets: list[str] | None = None) -> ValidationResult:
         """Validate an API-format prompt; never raises for bad input."""
         with activate_services(self.services):

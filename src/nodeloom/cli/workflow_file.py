@@ -49,11 +49,7 @@ def _png_workflow(file: Path) -> Any:
 
 
 def _input_types(engine: Any) -> Any:
-    def input_types(class_type: str) -> dict[str, Any] | None:
-        cls = engine.registry.get(class_type)
-        return cls.INPUT_TYPES() if cls is not None else None
-
-    return input_types
+    return engine.input_types
 
 
 def load_prompt(engine: Any, path: str, *, with_ui: bool = False) -> Any:

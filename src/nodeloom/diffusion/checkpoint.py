@@ -27,9 +27,9 @@ class SDComponents:
     """The parts of a loaded checkpoint and the facts the sampler needs about them."""
 
     family: str
-    unet: Any
-    vae: Any
-    text_encoders: list[Any]
+    unet: Any = field(repr=False)
+    vae: Any = field(repr=False)
+    text_encoders: list[Any] = field(repr=False)
     prediction_type: str = "epsilon"
     latent_scale: float = 0.18215
     inpaint: bool = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ def load_controlnet(path: str | Path, *, allow_pickle: bool = False) -> Any:
 class ControlNetModel:
     """A loaded diffusers ``ControlNetModel`` (ComfyUI's CONTROL_NET)."""
 
-    net: Any
+    net: Any = field(repr=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +69,7 @@ class ControlSpec:
     """One applied ControlNet: model, hint image ``[B,H,W,C]``, strength and percent window."""
 
     control: ControlNetModel
-    hint: torch.Tensor
+    hint: torch.Tensor = field(repr=False)
     strength: float
     start_percent: float = 0.0
     end_percent: float = 1.0

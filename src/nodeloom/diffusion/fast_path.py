@@ -52,10 +52,12 @@ class _Graph:
         return self.out.clone()
 
 
-def _signature(unet: Any, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor, added: dict[str, Any] | None) -> tuple[Any, ...]:
-    adapters = tuple(getattr(unet, "active_adapters", lambda: [])()) if getattr(unet, "peft_config", None) else ()
+def _signature(model: Any, unet: Any, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor,
+               added: dict[str, Any] | None) -> tuple[Any, ...]:
+    # LoRA strengths are Python floats baked into a captured graph, so they are part of the key
+    loras = tuple((p.lora.name, p.strength) for p in model.loras)
     shapes = tuple(sorted((k, tuple(v.shape)) for k, v in (added or {}).items()))
-    return (id(unet), tuple(x.shape), tuple(t.shape), tuple(ctx.shape), x.dtype, shapes, adapters)
+    return (id(unet), tuple(x.shape), tuple(t.shape), tuple(ctx.shape), x.dtype, shapes, loras)
 
 
 def unet_forward(model: Any, unet: Any, x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor,
@@ -65,7 +67,7 @@ def unet_forward(model: Any, unet: Any, x: torch.Tensor, t: torch.Tensor, ctx: t
         return _plain(unet, x, t, ctx, added, residuals)
     graphs = model.extra.setdefault("cuda_graphs", {})
     t = t.to(x.device, torch.float32).reshape(())
-    key = _signature(unet, x, t, ctx, added)
+    key = _signature(model, unet, x, t, ctx, added)
     if key not in graphs:
         graphs[key] = _Graph(unet, x, t, ctx, added)
     return graphs[key](x, t, ctx, added)

@@ -1,7 +1,8 @@
-"""LoRA stacks applied per call through PEFT adapters (kohya, diffusers/PEFT and LyCORIS formats).
+"""LoRA stacks applied per call through PEFT adapters (kohya, diffusers/PEFT and LyCORIS LoHa formats).
 
-A LoRA file is read once (:func:`read_lora`), converted by diffusers to its PEFT layout and
-injected into a shared module as a named adapter the first time a value that uses it runs.
+A LoRA file is read once (:func:`read_lora`), converted by diffusers to its PEFT layout (LoHa
+files: mapped here onto PEFT's LoHa layers) and injected into a shared module as a named adapter
+the first time a value that uses it runs.
 :func:`lora_active` enables exactly the adapters (and strengths) of the value being run and
 disables them afterwards, so MODEL/CLIP values with different stacks share one module without
 mutating each other. Runs are serialised per device by the model manager's lock.
@@ -20,7 +21,8 @@ from nodeloom.errors import ValidationError, require
 
 __all__ = ["LoraFile", "LoraPatch", "lora_active", "read_lora", "unload_lora"]
 
-_TE_PREFIXES = {"text_encoder": ("lora_te_", "lora_te1_", "text_encoder."), "text_encoder_2": ("lora_te2_", "text_encoder_2.")}
+_KOHYA_PARTS = {"lora_unet_": "unet", "lora_te_": "text_encoder", "lora_te1_": "text_encoder", "lora_te2_": "text_encoder_2"}
+_LOHA_PARAMS = ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class LoraFile:
 
     name: str
     parts: dict[str, tuple[dict[str, Any], dict[str, float] | None]]
+    kind: str = "lora"
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -54,17 +57,17 @@ def read_lora(path: str | Path, unet_config: Any, sdxl: bool) -> LoraFile:
     diffusers = require("diffusers", "diffusion")
     p = Path(path)
     raw = load_state_dict(p)
-    lycoris = sorted({k.rsplit(".", 1)[-1].split("_")[0] for k in raw if ".hada_" in k or ".lokr_" in k})
-    if lycoris:
-        raise ValidationError(
-            f"`{p.name}` is a LyCORIS ({', '.join('LoHa' if x == 'hada' else 'LoKr' for x in lycoris)}) file;"
-            " only LoRA (kohya lora_up/lora_down, diffusers and PEFT LoRA layouts) can be applied")
+    name = "nl_" + hashlib.sha1(f"{p.resolve()}:{p.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    if any(".lokr_" in k or ".hada_t1" in k for k in raw):
+        raise ValidationError(f"`{p.name}` is a LyCORIS LoKr (or Tucker-decomposed LoHa) file; supported: LoRA"
+                              " (kohya, diffusers, PEFT layouts) and plain LoHa")
+    if any(".hada_w1_a" in k for k in raw):
+        return _read_loha(raw, name, p.name, unet_config if sdxl else None)
     mixin = diffusers.StableDiffusionXLPipeline if sdxl else diffusers.StableDiffusionPipeline
     try:
         state, alphas = mixin.lora_state_dict(raw, unet_config=unet_config)
     except (ValueError, KeyError) as exc:
         raise ValidationError(f"`{p.name}` is not a LoRA diffusers can apply: {exc}") from exc
-    name = "nl_" + hashlib.sha1(f"{p.resolve()}:{p.stat().st_mtime_ns}".encode()).hexdigest()[:12]
     parts: dict[str, tuple[dict[str, Any], dict[str, float] | None]] = {}
     for part in ("unet", "text_encoder", "text_encoder_2"):
         sub = {k: v for k, v in state.items() if k.startswith(part + ".")}
@@ -76,6 +79,64 @@ def read_lora(path: str | Path, unet_config: Any, sdxl: bool) -> LoraFile:
     return LoraFile(name, parts)
 
 
+def _read_loha(raw: dict[str, Any], name: str, file_name: str, sgm_unet_config: Any) -> LoraFile:
+    """Group a kohya-named LoHa file per part: ``{kohya module name: {param: tensor}}`` and alphas."""
+    if sgm_unet_config is not None and any("input_blocks" in k or "output_blocks" in k for k in raw):
+        from diffusers.loaders.lora_conversion_utils import _maybe_map_sgm_blocks_to_diffusers
+
+        raw = _maybe_map_sgm_blocks_to_diffusers(raw, sgm_unet_config)
+    parts: dict[str, tuple[dict[str, Any], dict[str, float] | None]] = {}
+    for key, value in raw.items():
+        module, _, param = key.partition(".")
+        prefix = next((pre for pre in _KOHYA_PARTS if module.startswith(pre)), None)
+        if prefix is None:
+            raise ValidationError(f"`{file_name}`: LoHa key `{key}` has no kohya prefix (lora_unet_/lora_te*_)")
+        tensors, alphas = parts.setdefault(_KOHYA_PARTS[prefix], ({}, {}))
+        short = module[len(prefix):]
+        if param == "alpha":
+            alphas[short] = float(value)
+        elif param in _LOHA_PARAMS:
+            tensors.setdefault(short, {})[param] = value
+    return LoraFile(name, parts, kind="loha")
+
+
+def _inject_loha(module: Any, lora: LoraFile, part: str) -> None:
+    """Add a LoHa adapter to ``module`` with PEFT and copy the file's factors in."""
+    import torch
+    from peft import LoHaConfig, inject_adapter_in_model
+
+    tensors, alphas = lora.parts[part]
+    by_kohya = {}
+    for mname, _ in module.named_modules():
+        by_kohya[mname.replace(".", "_")] = mname
+        by_kohya["text_model_" + mname.replace(".", "_")] = mname
+    missing = [k for k in tensors if k not in by_kohya]
+    if missing:
+        raise ValidationError(f"LoHa modules {missing[:3]} do not exist in the {part.replace('_', ' ')}")
+    targets = {by_kohya[k]: v for k, v in tensors.items()}
+    ranks = {m: int(v["hada_w1_b"].shape[0]) for m, v in targets.items()}
+    alpha = {by_kohya[k]: a for k, a in (alphas or {}).items() if k in by_kohya}
+    cfg = LoHaConfig(r=max(ranks.values()), alpha=max(ranks.values()), target_modules=sorted(targets),
+                     rank_pattern={re_exact(m): r for m, r in ranks.items()},
+                     alpha_pattern={re_exact(m): alpha.get(m, ranks[m]) for m in targets})
+    inject_adapter_in_model(cfg, module, adapter_name=lora.name)
+    with torch.no_grad():
+        for mname, params in targets.items():
+            layer = module.get_submodule(mname)
+            for pname, value in params.items():
+                getattr(layer, pname)[lora.name].copy_(value.reshape(getattr(layer, pname)[lora.name].shape))
+    if not isinstance(getattr(module, "peft_config", None), dict):
+        module.peft_config = {}
+    module.peft_config[lora.name] = cfg
+
+
+def re_exact(name: str) -> str:
+    """A PEFT pattern that matches exactly the module ``name``."""
+    import re
+
+    return re.escape(name)
+
+
 def _loaded_adapters(module: Any) -> set[str]:
     cfg = getattr(module, "peft_config", None)
     return set(cfg) if cfg else set()
@@ -85,6 +146,9 @@ def _inject(module: Any, lora: LoraFile, part: str) -> bool:
     if part not in lora.parts:
         return False
     if lora.name in _loaded_adapters(module):
+        return True
+    if lora.kind == "loha":
+        _inject_loha(module, lora, part)
         return True
     state, alphas = lora.parts[part]
     if part == "unet":

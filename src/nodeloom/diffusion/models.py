@@ -37,14 +37,14 @@ def _prepare(module: Any, manager: Any, dtype: Any = None) -> Any:
 class DiffusionModel:
     """A denoising UNet and what sampling needs to know about it (ComfyUI's MODEL)."""
 
-    unet: Any
+    unet: Any = field(repr=False)  # a module's repr is thousands of lines; values get logged and compared
     family: str
-    sampling: ModelSampling
+    sampling: ModelSampling = field(repr=False)
     latent_scale: float
     inpaint: bool = False
     loras: tuple[LoraPatch, ...] = ()
     fast_path: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def clone(self, **changes: Any) -> DiffusionModel:
         return dataclasses.replace(self, **changes)
@@ -67,7 +67,7 @@ class ClipModel:
     (last for SD 1.x/2.x, penultimate without final norm for SDXL).
     """
 
-    encoders: tuple[Any, ...]
+    encoders: tuple[Any, ...] = field(repr=False)
     family: str
     layer_norm_hidden: bool = True
     layer: int | None = None
@@ -166,7 +166,7 @@ def _extra_tokens(encoder: Any, vectors: list[torch.Tensor]) -> Iterator[None]:
 class VaeModel:
     """An ``AutoencoderKL`` (ComfyUI's VAE). LATENT values hold its raw (unscaled) latents."""
 
-    vae: Any
+    vae: Any = field(repr=False)
 
     @property
     def downscale_ratio(self) -> int:

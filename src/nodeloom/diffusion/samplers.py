@@ -181,7 +181,7 @@ def dpmpp_2m(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noi
 
 
 def dpmpp_2m_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
-                 eta: float = 1.0) -> torch.Tensor:
+                 eta: float = 1.0, solver: str = "midpoint") -> torch.Tensor:
     old, h_last = None, None
     for i in range(len(sigmas) - 1):
         den = denoise(x, sigmas[i])
@@ -194,12 +194,20 @@ def dpmpp_2m_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise:
             x = sigmas[i + 1] / sigmas[i] * (-eta_h).exp() * x - torch.expm1(-h - eta_h) * den
             if old is not None:
                 r = h_last / h
-                x = x - 0.5 * torch.expm1(-h - eta_h) * (1 / r) * (den - old)
+                if solver == "heun":
+                    x = x + (-torch.expm1(-h - eta_h) / (-h - eta_h) + 1) * (1 / r) * (den - old)
+                else:
+                    x = x - 0.5 * torch.expm1(-h - eta_h) * (1 / r) * (den - old)
             x = x + noise(x) * sigmas[i + 1] * (-torch.expm1(-2 * eta_h)).sqrt()
             h_last = h
         old = den
         callback(i, x, den)
     return x
+
+
+def dpmpp_2m_sde_heun(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise,
+                      callback: Callback) -> torch.Tensor:
+    return dpmpp_2m_sde(denoise, x, sigmas, noise, callback, solver="heun")
 
 
 def dpmpp_3m_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
@@ -316,6 +324,8 @@ def uni_pc_bh2(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: N
     return _unipc(denoise, x, sigmas, callback, bh2=True)
 
 
+# In ComfyUI's menu order. Its "_gpu" variants differ only in where their Brownian noise is drawn;
+# one seeded generator serves both here, so they map to the same samplers.
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "euler": euler,
     "euler_ancestral": euler_ancestral,
@@ -325,9 +335,14 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "lms": lms,
     "dpmpp_2s_ancestral": dpmpp_2s_ancestral,
     "dpmpp_sde": dpmpp_sde,
+    "dpmpp_sde_gpu": dpmpp_sde,
     "dpmpp_2m": dpmpp_2m,
     "dpmpp_2m_sde": dpmpp_2m_sde,
+    "dpmpp_2m_sde_gpu": dpmpp_2m_sde,
+    "dpmpp_2m_sde_heun": dpmpp_2m_sde_heun,
+    "dpmpp_2m_sde_heun_gpu": dpmpp_2m_sde_heun,
     "dpmpp_3m_sde": dpmpp_3m_sde,
+    "dpmpp_3m_sde_gpu": dpmpp_3m_sde,
     "ddpm": ddpm,
     "lcm": lcm,
     "ddim": euler,  # ComfyUI's "ddim" is the deterministic Euler step; pair it with "ddim_uniform"

@@ -84,56 +84,72 @@ def _added_cond(model: DiffusionModel, entry: dict[str, Any], batch: int, device
     return {"text_embeds": pooled if pooled.shape[0] == batch else pooled[:1].expand(batch, -1), "time_ids": time_ids}
 
 
-def _predict(model: DiffusionModel, unet: Any, entries: list[dict[str, Any]], x: torch.Tensor, sigma: torch.Tensor,
-             concat: torch.Tensor | None) -> list[torch.Tensor]:
-    """Denoised estimates, one per entry, from one batched UNet call."""
-    dtype = next(unet.parameters()).dtype
-    dev = x.device
-    c_in = 1.0 / torch.sqrt(sigma ** 2 + 1.0)
-    xin = x * c_in
+def _batch(model: DiffusionModel, entries: list[dict[str, Any]], batch: int, device: Any, dtype: Any) -> dict[str, Any]:
+    """What one UNet call over ``entries`` needs that does not change between steps."""
+    added = [_added_cond(model, e, batch, device, dtype) for e in entries]
+    return {
+        "entries": entries,
+        "context": torch.cat([e["context"].to(device, dtype) for e in entries]),
+        "added": None if added[0] is None else {k: torch.cat([a[k] for a in added]) for k in added[0]},
+    }
+
+
+def _predict(model: DiffusionModel, unet: Any, group: dict[str, Any], x: torch.Tensor, sigma: torch.Tensor,
+             t: torch.Tensor, concat: torch.Tensor | None) -> list[torch.Tensor]:
+    """Denoised estimates, one per entry of ``group``, from one batched UNet call."""
+    dtype = group["context"].dtype
+    xin = x * (1.0 / torch.sqrt(sigma ** 2 + 1.0))
     if concat is not None:
         xin = torch.cat([xin, concat], dim=1)
-    n, b = len(entries), x.shape[0]
-    t = model.sampling.timestep(sigma.cpu()).to(dev)
-    ctx = torch.cat([e["context"].to(dev, dtype) for e in entries])
-    added = [_added_cond(model, e, b, dev, dtype) for e in entries]
-    added_kw = None if added[0] is None else {k: torch.cat([a[k] for a in added]) for k in added[0]}
+    n = len(group["entries"])
     xin_all = xin.repeat(n, 1, 1, 1).to(dtype)
-    residuals = control_residuals(model, entries, xin_all, t, ctx, added_kw, sigma)
-    out = unet_forward(model, unet, xin_all, t, ctx, added_kw, residuals).float()
+    ctx, added = group["context"], group["added"]
+    residuals = control_residuals(model, group["entries"], xin_all, t, ctx, added, sigma)
+    out = unet_forward(model, unet, xin_all, t, ctx, added, residuals).float()
     x_all = x.repeat(n, 1, 1, 1)
-    s = sigma.to(dev)
     if model.sampling.prediction_type == "v_prediction":
-        den = x_all / (s ** 2 + 1) - out * s / torch.sqrt(s ** 2 + 1)
+        den = x_all / (sigma ** 2 + 1) - out * sigma / torch.sqrt(sigma ** 2 + 1)
     else:
-        den = x_all - out * s
+        den = x_all - out * sigma
     return list(den.chunk(n))
 
 
 def _groups(entries: list[dict[str, Any]]) -> list[list[int]]:
+    """Entries whose contexts have one shape share a UNet call (uncond first, as diffusers batches)."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, e in enumerate(entries):
         groups.setdefault(tuple(e["context"].shape[1:]), []).append(i)
     return list(groups.values())
 
 
+def _mix(dens: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    if len(dens) == 1:
+        return dens[0]
+    return sum(w * d for w, d in zip(weights, dens)) / max(sum(weights), 1e-8)
+
+
 def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: list[dict[str, Any]], cfg: float,
-            concat: torch.Tensor | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+            concat: torch.Tensor | None, batch: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     use_neg = not math.isclose(cfg, 1.0)
     entries = (neg if use_neg else []) + pos
+    first = next(unet.parameters())
+    groups = [(idx, _batch(model, [entries[i] for i in idx], batch, first.device, first.dtype)) for idx in _groups(entries)]
+    weights = [e["strength"] for e in entries]
+    timesteps: dict[float, torch.Tensor] = {}
+    n_neg = len(neg) if use_neg else 0
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        dens: list[torch.Tensor | None] = [None] * len(entries)
-        for group in _groups(entries):
-            for i, d in zip(group, _predict(model, unet, [entries[i] for i in group], x, sigma, concat)):
+        key = float(sigma)
+        if key not in timesteps:
+            timesteps[key] = model.sampling.timestep(sigma.detach().cpu()).to(x.device)
+        dens: list[torch.Tensor] = [x] * len(entries)
+        for idx, group in groups:
+            for i, d in zip(idx, _predict(model, unet, group, x, sigma, timesteps[key], concat)):
                 dens[i] = d
-        def mix(lo: int, hi: int) -> torch.Tensor:
-            w = [entries[i]["strength"] for i in range(lo, hi)]
-            return sum(wi * dens[i] for wi, i in zip(w, range(lo, hi))) / max(sum(w), 1e-8)
-        cond = mix(len(entries) - len(pos), len(entries))
+        cond = _mix(dens[n_neg:], weights[n_neg:])
         if not use_neg:
             return cond
-        uncond = mix(0, len(neg))
+        uncond = _mix(dens[:n_neg], weights[:n_neg])
         return uncond + (cond - uncond) * cfg
 
     return denoise
@@ -156,6 +172,24 @@ def _latent_mask(noise_mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if m.shape[0] < like.shape[0]:
         m = m.repeat(math.ceil(like.shape[0] / m.shape[0]), 1, 1, 1)[: like.shape[0]]
     return m.to(like.device)
+
+
+def _inpaint_channels(model: DiffusionModel, lat: torch.Tensor, mask: torch.Tensor | None, dtype: Any,
+                      extra: dict[str, Any]) -> torch.Tensor | None:
+    """The 5 extra input channels of an inpainting UNet: mask, then the masked image's latent (from
+    InpaintModelConditioning's conditioning when given, else the latent and its noise mask)."""
+    if not model.inpaint:
+        return None
+    if extra.get("concat_latent_image") is not None:
+        image = extra["concat_latent_image"].float().to(lat.device) * model.latent_scale
+        cmask = extra.get("concat_mask")
+        cmask = _latent_mask(cmask, image) if cmask is not None else torch.ones_like(image[:, :1])
+        if image.shape[0] < lat.shape[0]:
+            image = image[:1].expand(lat.shape[0], -1, -1, -1)
+        return torch.cat([cmask[: lat.shape[0]], image], dim=1).to(dtype)
+    if mask is not None:
+        return torch.cat([mask, lat], dim=1).to(dtype)
+    return torch.cat([torch.ones_like(lat[:, :1]), model.blank_inpaint_latent(lat)], dim=1).to(dtype)
 
 
 def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: int, cfg: float, sampler_name: str,
@@ -183,7 +217,9 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
     raw = latent["samples"]
     if len(sigmas) < 2:
         return out
-    noise, gen = prepare_noise(raw, seed, latent.get("batch_index")) if add_noise else (torch.zeros_like(raw), torch.Generator().manual_seed(int(seed) & 0xFFFFFFFFFFFFFFFF))
+    noise, gen = prepare_noise(raw, seed, latent.get("batch_index"))
+    if not add_noise:
+        noise = torch.zeros_like(raw)  # the generator still feeds the stochastic steps
     unet = manager.prepare(model.unet) if manager is not None else model.unet
     prepare_controls([positive, negative], manager)
     dev = next(unet.parameters()).device
@@ -191,14 +227,9 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
     noise, sigmas = noise.to(dev), sigmas.to(dev)
     hw = (raw.shape[-2] * 8, raw.shape[-1] * 8)
     mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
-    concat = None
-    if model.inpaint:
-        if mask is not None:
-            concat = torch.cat([mask, lat], dim=1)
-        else:
-            concat = torch.cat([torch.ones_like(lat[:, :1]), model.blank_inpaint_latent(lat)], dim=1)
-        concat = concat.to(next(unet.parameters()).dtype)
-    fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw), cfg, concat)
+    concat = _inpaint_channels(model, lat, mask, next(unet.parameters()).dtype, dict(positive[0][1]))
+    fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw), cfg, concat,
+                 raw.shape[0])
     if mask is not None:
         fn = _masked(fn, mask, lat, noise)
     s0 = float(sigmas[0])

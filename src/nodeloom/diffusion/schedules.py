@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nodeloom.errors import ValidationError
+from nodeloom.errors import ValidationError, require
 
 __all__ = ["SCHEDULER_NAMES", "ModelSampling", "calculate_sigmas", "denoise_sigmas"]
 
@@ -105,7 +105,7 @@ def _exponential(ms: ModelSampling, steps: int) -> torch.Tensor:
 
 
 def _beta(ms: ModelSampling, steps: int, alpha: float = 0.6, beta: float = 0.6) -> torch.Tensor:
-    from scipy.stats import beta as beta_dist
+    beta_dist = require("scipy.stats", "diffusion").beta
 
     total = len(ms.sigmas) - 1
     ts = np.rint(beta_dist.ppf(1 - np.linspace(0, 1, steps, endpoint=False), alpha, beta) * total)

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DEFAULT_API_WORKFLOW",
     "KINDS",
     "build_tiny_checkpoint",
     "build_tiny_controlnet",
     "build_tiny_lora",
+    "build_tiny_loha",
     "save_diffusers_folder",
     "save_single_file",
     "tiny_components",
@@ -35,6 +37,21 @@ _CLIP_L = dict(hidden_size=32, intermediate_size=37, num_attention_heads=1, num_
                bos_token_id=49406, eos_token_id=49407, pad_token_id=1)
 _CLIP_G = dict(_CLIP_L, hidden_size=64, hidden_act="gelu", projection_dim=32)
 _CLIP_H = dict(_CLIP_L, hidden_size=64, hidden_act="gelu", projection_dim=64)
+
+
+#: ComfyUI's default text-to-image graph in API format (node ids, inputs and values as ComfyUI ships it).
+DEFAULT_API_WORKFLOW: dict[str, Any] = {
+    "3": {"class_type": "KSampler", "inputs": {
+        "seed": 156680208700286, "steps": 20, "cfg": 8.0, "sampler_name": "euler", "scheduler": "normal",
+        "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {
+        "text": "beautiful scenery nature glass bottle landscape, , purple galaxy bottle,", "clip": ["4", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "text, watermark", "clip": ["4", 1]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
+}
 
 
 def _unet_config(kind: str) -> dict[str, Any]:
@@ -229,6 +246,29 @@ def build_tiny_lora(models_dir: str | Path, kind: str = "sd1", name: str = "tiny
             if mname.endswith(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj")):
                 body = mname if mname.startswith("text_model.") else "text_model." + mname
                 add("lora_te_", body, module)
+    path = Path(models_dir) / "loras" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path))
+    return name
+
+
+def build_tiny_loha(models_dir: str | Path, kind: str = "sd1", name: str = "tiny_loha.safetensors", rank: int = 2,
+                    seed: int = 3) -> str:
+    """Save a tiny random LyCORIS LoHa (kohya names, ``hada_w1_a``…) under ``<models_dir>/loras``; returns its name."""
+    import torch
+    from safetensors.torch import save_file
+
+    parts = tiny_components(kind, 0)
+    gen = torch.Generator().manual_seed(seed)
+    sd: dict[str, Any] = {}
+    for mname, module in parts["unet"].named_modules():
+        if mname.endswith(("attn1.to_q", "attn2.to_v", "proj_in")):
+            key = "lora_unet_" + mname.replace(".", "_")
+            out_f, in_f = module.weight.shape[0], module.weight[0].numel()
+            for w in ("w1", "w2"):
+                sd[f"{key}.hada_{w}_a"] = torch.randn(out_f, rank, generator=gen) * 0.5
+                sd[f"{key}.hada_{w}_b"] = torch.randn(rank, in_f, generator=gen) * 0.5
+            sd[f"{key}.alpha"] = torch.tensor(float(rank))
     path = Path(models_dir) / "loras" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path))

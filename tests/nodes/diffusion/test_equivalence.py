@@ -93,3 +93,24 @@ def test_img2img_half_denoise_matches_img2img_pipeline(diffusion_services):
                guidance_scale=CFG, sigmas=sigmas, generator=torch.Generator().manual_seed(SEED),
                output_type="pt").images.movedim(1, -1)
     assert (image - ref).abs().max() <= ATOL
+
+
+def test_sdxl_euler_matches_sdxl_pipeline(diffusion_services):
+    """SDXL: two encoders (penultimate layers), pooled output and size conditioning as diffusers builds them."""
+    from diffusers import StableDiffusionXLPipeline
+
+    model, clip, vae = CheckpointLoaderSimple.execute("tiny_sdxl.safetensors")
+    pos = CLIPTextEncode.execute(PROMPT, clip)[0]
+    neg = CLIPTextEncode.execute(NEGATIVE, clip)[0]
+    latent = EmptyLatentImage.execute(SIZE, SIZE, 1)[0]
+    out = KSampler.execute(model, SEED, STEPS, CFG, "euler", "normal", pos, neg, latent, 1.0)[0]
+    image = VAEDecode.execute(out, vae)[0]
+    tokenizer_2 = clip_tokenizer()
+    tokenizer_2.pad_token = "!"  # OpenCLIP-G pads with token 0
+    pipe = StableDiffusionXLPipeline(vae=vae.vae, text_encoder=clip.encoders[0], text_encoder_2=clip.encoders[1],
+                                     tokenizer=clip_tokenizer(), tokenizer_2=tokenizer_2, unet=model.unet,
+                                     scheduler=EulerDiscreteScheduler(**_SCHED))
+    ref = pipe(PROMPT, negative_prompt=NEGATIVE, height=SIZE, width=SIZE, guidance_scale=CFG,
+               sigmas=calculate_sigmas(model.sampling, "normal", STEPS).tolist(),
+               generator=torch.Generator().manual_seed(SEED), output_type="pt").images.movedim(1, -1)
+    assert (image - ref).abs().max() <= ATOL

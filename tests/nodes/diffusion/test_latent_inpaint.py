@@ -75,3 +75,45 @@ def test_tiled_decode_matches_plain_decode_with_one_tile_and_blends_many(diffusi
     assert torch.allclose(one, plain, atol=1e-5)
     many = VAEDecodeTiled.execute(lat, vae, 64, 32)[0]
     assert many.shape == plain.shape and (many - plain).abs().mean() < 0.1
+
+
+def test_batches_get_distinct_noise_and_batch_index_reproduces_items(diffusion_services):
+    model, _, pos, neg = _conds("tiny_sd1.safetensors")
+    batch = EmptyLatentImage.execute(64, 64, 3)[0]
+    out = KSampler.execute(model, 5, 2, 5.0, "euler", "normal", pos, neg, batch, 1.0)[0]["samples"]
+    assert out.shape == (3, 4, 8, 8) and (out[0] - out[1]).abs().max() > 1e-3
+    single = {"samples": torch.zeros(1, 4, 8, 8), "batch_index": [2]}
+    third = KSampler.execute(model, 5, 2, 5.0, "euler", "normal", pos, neg, single, 1.0)[0]["samples"]
+    assert torch.allclose(third[0], out[2], rtol=1e-4, atol=1e-3)  # batched vs single convolutions
+
+
+def test_diffusers_loader_reads_the_diffusers_folder(diffusion_services, tmp_path):
+    import shutil
+
+    from nodeloom.nodes.diffusion.loaders import DiffusersLoader
+
+    src = diffusion_services.paths.models_dir / "checkpoints" / "tiny_sd1"
+    dst = diffusion_services.paths.models_dir / "diffusers" / "tiny_sd1"
+    if not dst.exists():
+        shutil.copytree(src, dst)
+    assert "tiny_sd1" in DiffusersLoader.INPUT_TYPES()["required"]["model_path"][0]
+    model, clip, vae = DiffusersLoader.execute("tiny_sd1")
+    assert model.family == "sd1" and len(clip.encoders) == 1 and vae.downscale_ratio == 8
+
+
+def test_inpaint_model_conditioning_feeds_the_masked_image_to_inpainting_unets(diffusion_services):
+    from nodeloom.nodes.diffusion.vae import InpaintModelConditioning
+
+    model, vae, pos, neg = _conds("tiny_sd1_inpaint.safetensors")
+    mask = torch.zeros(1, 64, 64)
+    mask[:, 24:40, 24:40] = 1.0
+    p, n, lat = InpaintModelConditioning.execute(pos, neg, vae, _photo(), mask, True)
+    assert "concat_latent_image" in p[0][1] and "concat_latent_image" not in pos[0][1]
+    assert lat["noise_mask"].shape == (1, 1, 64, 64)
+    assert torch.allclose(lat["samples"], VAEEncode.execute(_photo(), vae)[0]["samples"], atol=1e-6)
+    out = KSampler.execute(model, 1, 4, 5.0, "euler", "normal", p, n, lat, 1.0)[0]["samples"]
+    plain = KSampler.execute(model, 1, 4, 5.0, "euler", "normal", pos, neg, lat, 1.0)[0]["samples"]
+    assert torch.isfinite(out).all() and (out - plain).abs().max() > 1e-3
+    keep = torch.ones(8, 8, dtype=torch.bool)
+    keep[2:6, 2:6] = False
+    assert torch.allclose(out[..., keep], lat["samples"][..., keep], atol=1e-5)

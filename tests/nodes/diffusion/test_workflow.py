@@ -8,19 +8,9 @@ import pytest
 from PIL import Image
 
 from nodeloom import Engine
+from nodeloom.testing.tiny_sd import DEFAULT_API_WORKFLOW
 
-DEFAULT_WORKFLOW = {
-    "3": {"class_type": "KSampler", "inputs": {
-        "seed": 156680208700286, "steps": 20, "cfg": 8.0, "sampler_name": "euler", "scheduler": "normal",
-        "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
-    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
-    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
-    "6": {"class_type": "CLIPTextEncode", "inputs": {
-        "text": "beautiful scenery nature glass bottle landscape, , purple galaxy bottle,", "clip": ["4", 1]}},
-    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "text, watermark", "clip": ["4", 1]}},
-    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
-}
+DEFAULT_WORKFLOW = DEFAULT_API_WORKFLOW
 
 
 def make_engine(base: Path, models: Path) -> Engine:
@@ -112,3 +102,13 @@ def test_sd2_single_file_runs_the_chain(tmp_path, tiny_models_dir):
         assert result.status == "success", result.errors
         assert result.value("4", 0).family == "sd2"
         assert result.value("8").shape == (1, 64, 64, 3)
+
+
+def test_previews_follow_the_image_when_enabled(tmp_path, tiny_models_dir):
+    with Engine(base_dir=tmp_path, models_dir=tiny_models_dir, load_custom_nodes=False,
+                settings={"diffusion_previews": True}) as engine:
+        previews = []
+        result = engine.run(_small("tiny_sd1.safetensors", 3),
+                            on_event=lambda e: previews.append(e.preview) if e.preview is not None else None)
+        assert result.status == "success", result.errors
+    assert len(previews) == 3 and previews[-1].image.size == (8, 8)

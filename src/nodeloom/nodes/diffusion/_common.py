@@ -44,11 +44,32 @@ def settings() -> dict[str, Any]:
     return dict(svc.settings) if svc is not None else {}
 
 
-def step_progress(total: int) -> Callable[[int, int, Any], None]:
-    """A sampler callback reporting each step (and honouring interruption)."""
-    bar = ProgressBar(total)
+def step_progress(total: int, model: Any = None) -> Callable[[int, int, Any], None]:
+    """A sampler callback reporting each step (and honouring interruption).
 
-    def tick(step: int, steps: int, _denoised: Any) -> None:
-        bar.update_absolute(step, steps)
+    With the engine setting ``diffusion_previews`` on and a model that knows its VAE, each step
+    also carries a small preview of the current estimate.
+    """
+    bar = ProgressBar(total)
+    projection = _preview_projection(model) if settings().get("diffusion_previews") else None
+
+    def tick(step: int, steps: int, denoised: Any) -> None:
+        preview = None
+        if projection is not None:
+            from nodeloom.diffusion.preview import latent_preview
+
+            preview = latent_preview(denoised / model.latent_scale, *projection)
+        bar.update_absolute(step, steps, preview=preview)
 
     return tick
+
+
+def _preview_projection(model: Any) -> Any:
+    vae = getattr(model, "extra", {}).get("vae") if model is not None else None
+    if vae is None:
+        return None
+    if "latent_rgb" not in model.extra:
+        from nodeloom.diffusion.preview import fit_latent_rgb
+
+        model.extra["latent_rgb"] = fit_latent_rgb(vae, manager())
+    return model.extra["latent_rgb"]

@@ -12,20 +12,21 @@ from nodeloom.models.manager import model_key
 from nodeloom.node_api import IO, Clip, Combo, Int, Node, Output, Schema
 from nodeloom.nodes.diffusion._common import file_list, settings
 
-__all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "VAELoader", "load_checkpoint_values"]
+__all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "DiffusersLoader", "VAELoader", "load_checkpoint_values"]
 
 
-def load_checkpoint_values(ckpt_name: str) -> tuple[DiffusionModel, ClipModel, VaeModel]:
-    """Resolve ``ckpt_name`` in the checkpoints folder and return (MODEL, CLIP, VAE), cached by file."""
+def load_checkpoint_values(ckpt_name: str, folder: str = "checkpoints") -> tuple[DiffusionModel, ClipModel, VaeModel]:
+    """Resolve ``ckpt_name`` in a model folder and return (MODEL, CLIP, VAE), cached by file."""
     svc = current_services()
-    path = svc.paths.get_full_path("checkpoints", ckpt_name)
+    path = svc.paths.get_full_path(folder, ckpt_name)
     allow = bool(svc.settings.get("allow_unsafe_pickle", False))
     parts = svc.models.load(model_key(path, "sd-checkpoint"), lambda: load_checkpoint(path, allow_pickle=allow))
+    vae = VaeModel(parts.vae)
     model = DiffusionModel(parts.unet, parts.family, ModelSampling(prediction_type=parts.prediction_type),
                            parts.latent_scale, parts.inpaint,
-                           fast_path=bool(settings().get("diffusion_fast_path", False)), extra={})
+                           fast_path=bool(settings().get("diffusion_fast_path", False)), extra={"vae": vae})
     clip = ClipModel(tuple(parts.text_encoders), parts.family, parts.clip_layer_norm_hidden)
-    return model, clip, VaeModel(parts.vae)
+    return model, clip, vae
 
 
 class CheckpointLoaderSimple(Node):
@@ -42,6 +43,28 @@ class CheckpointLoaderSimple(Node):
     @classmethod
     def execute(cls, ckpt_name: str) -> tuple[Any, ...]:
         return load_checkpoint_values(ckpt_name)
+
+
+def _diffusers_folders() -> list[str]:
+    svc = current_services(required=False)
+    if svc is None:
+        return []
+    return [name for name in svc.paths.get_filename_list("diffusers")
+            if any((root / name / "model_index.json").is_file() for root in svc.paths.model_folders("diffusers"))]
+
+
+class DiffusersLoader(Node):
+    """Loads a Stable Diffusion pipeline folder (diffusers layout, with model_index.json) from models/diffusers."""
+
+    SCHEMA = Schema(
+        "DiffusersLoader", display_name="DiffusersLoader", category="advanced/loaders/deprecated",
+        inputs=[Combo("model_path", _diffusers_folders, tooltip="A diffusers folder under models/diffusers.")],
+        outputs=[Output(IO.MODEL, "MODEL"), Output(IO.CLIP, "CLIP"), Output(IO.VAE, "VAE")],
+    )
+
+    @classmethod
+    def execute(cls, model_path: str) -> tuple[Any, ...]:
+        return load_checkpoint_values(model_path, folder="diffusers")
 
 
 class VAELoader(Node):

@@ -27,7 +27,7 @@ def check_sampler_names(sampler_name: Any = None, scheduler: Any = None) -> bool
 
 def _run(model: DiffusionModel, latent: dict[str, Any], steps: int, **kw: Any) -> dict[str, Any]:
     with device_guard() as mgr:
-        return sample(model, latent, steps=steps, manager=mgr, callback=step_progress(steps), **kw)
+        return sample(model, latent, steps=steps, manager=mgr, callback=step_progress(steps, model), **kw)
 
 
 class KSampler(Node):

@@ -9,10 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from nodeloom.diffusion.models import VaeModel
-from nodeloom.node_api import IO, Image, Int, Latent, Mask, Node, Output, Schema, Vae
+from nodeloom.node_api import IO, Boolean, Conditioning, Image, Int, Latent, Mask, Node, Output, Schema, Vae
 from nodeloom.nodes.diffusion._common import device_guard
 
-__all__ = ["VAEDecode", "VAEDecodeTiled", "VAEEncode", "VAEEncodeForInpaint", "inpaint_latent"]
+__all__ = ["InpaintModelConditioning", "VAEDecode", "VAEDecodeTiled", "VAEEncode", "VAEEncodeForInpaint",
+           "inpaint_latent", "masked_pixels"]
 
 
 class VAEDecode(Node):
@@ -70,6 +71,23 @@ class VAEEncode(Node):
             return ({"samples": vae.encode(pixels, mgr)},)
 
 
+def masked_pixels(vae: VaeModel, pixels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Crop to a multiple of the VAE's downscale ratio (centred) and grey out the masked pixels.
+
+    Returns:
+        ``(cropped pixels, greyed pixels, mask [B,1,H,W])`` at the cropped size.
+    """
+    r = vae.downscale_ratio
+    h, w = (pixels.shape[1] // r) * r, (pixels.shape[2] // r) * r
+    m = F.interpolate(mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float(), size=pixels.shape[1:3], mode="bilinear")
+    px = pixels[..., :3]
+    if (h, w) != tuple(pixels.shape[1:3]):
+        oy, ox = (pixels.shape[1] % r) // 2, (pixels.shape[2] % r) // 2
+        px, m = px[:, oy:oy + h, ox:ox + w], m[:, :, oy:oy + h, ox:ox + w]
+    keep = (1.0 - m.round()).squeeze(1)[..., None]
+    return px, (px - 0.5) * keep + 0.5, m
+
+
 def inpaint_latent(vae: VaeModel, pixels: torch.Tensor, mask: torch.Tensor, grow_mask_by: int = 6) -> dict[str, Any]:
     """Grey out the masked pixels, encode, and attach the (grown) mask as the noise mask.
 
@@ -79,23 +97,15 @@ def inpaint_latent(vae: VaeModel, pixels: torch.Tensor, mask: torch.Tensor, grow
         mask: ``[B,H,W]`` or ``[H,W]``, 1 = inpaint.
         grow_mask_by: pixels to grow the noise mask by (seamless blending).
     """
-    r = vae.downscale_ratio
-    h, w = (pixels.shape[1] // r) * r, (pixels.shape[2] // r) * r
-    m = F.interpolate(mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float(), size=pixels.shape[1:3], mode="bilinear")
-    px = pixels.clone()
-    if (h, w) != tuple(pixels.shape[1:3]):
-        oy, ox = (pixels.shape[1] % r) // 2, (pixels.shape[2] % r) // 2
-        px, m = px[:, oy:oy + h, ox:ox + w], m[:, :, oy:oy + h, ox:ox + w]
+    _, greyed, m = masked_pixels(vae, pixels, mask)
     if grow_mask_by == 0:
         grown = m
     else:
         kernel = torch.ones(1, 1, grow_mask_by, grow_mask_by)
         grown = torch.clamp(F.conv2d(m.round(), kernel, padding=math.ceil((grow_mask_by - 1) / 2)), 0, 1)
-    keep = (1.0 - m.round()).squeeze(1)[..., None]
-    px = (px[..., :3] - 0.5) * keep + 0.5
     with device_guard() as mgr:
-        latent = vae.encode(px, mgr)
-    return {"samples": latent, "noise_mask": grown[:, :, :h, :w].round()}
+        latent = vae.encode(greyed, mgr)
+    return {"samples": latent, "noise_mask": grown[:, :, : m.shape[2], : m.shape[3]].round()}
 
 
 class VAEEncodeForInpaint(Node):
@@ -112,3 +122,32 @@ class VAEEncodeForInpaint(Node):
     @classmethod
     def execute(cls, pixels: torch.Tensor, vae: VaeModel, mask: torch.Tensor, grow_mask_by: int = 6) -> tuple[Any, ...]:
         return (inpaint_latent(vae, pixels, mask, grow_mask_by),)
+
+
+class InpaintModelConditioning(Node):
+    """Prepares inpainting: the original image's latent to sample from, and the masked image plus mask
+    attached to the conditioning for inpainting checkpoints (plain checkpoints use the noise mask)."""
+
+    SCHEMA = Schema(
+        "InpaintModelConditioning", display_name="InpaintModelConditioning", category="conditioning/inpaint",
+        inputs=[Conditioning("positive", tooltip="Positive conditioning."),
+                Conditioning("negative", tooltip="Negative conditioning."),
+                Vae("vae", tooltip="The VAE model."), Image("pixels", tooltip="The image to inpaint."),
+                Mask("mask", tooltip="Area to inpaint (1 = regenerate)."),
+                Boolean("noise_mask", True, tooltip="Add a noise mask to the latent so sampling will only happen"
+                        " within the mask. Might improve results or completely break things depending on the model.")],
+        outputs=[Output(IO.CONDITIONING, "positive"), Output(IO.CONDITIONING, "negative"), Output(IO.LATENT, "latent")],
+    )
+
+    @classmethod
+    def execute(cls, positive: list[Any], negative: list[Any], vae: VaeModel, pixels: torch.Tensor, mask: torch.Tensor,
+                noise_mask: bool = True) -> tuple[Any, ...]:
+        original, greyed, m = masked_pixels(vae, pixels, mask)
+        with device_guard() as mgr:
+            concat_latent, latent = vae.encode(greyed, mgr), vae.encode(original, mgr)
+        extras = {"concat_latent_image": concat_latent, "concat_mask": m}
+        conds = [[[item[0], {**item[1], **extras}] for item in cond] for cond in (positive, negative)]
+        out: dict[str, Any] = {"samples": latent}
+        if noise_mask:
+            out["noise_mask"] = m
+        return (conds[0], conds[1], out)
