@@ -15,7 +15,7 @@ def _batch(tmp_path, image_folder, workflow_file, *extra):
 
 
 def test_batch_command_json_events_and_exit_codes(tmp_path, image_folder, workflow_file, capsys):
-    args = ("--json", "--score", "3.mean", "--top-k", "2", "--batch-size", "2")
+    args = ("--json", "--score", "3.scores", "--top-k", "2", "--batch-size", "2")
     assert _batch(tmp_path, image_folder, workflow_file, *args) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["event"] for e in events][:1] == ["start"] and events[-1]["event"] == "summary"

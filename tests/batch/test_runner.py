@@ -135,6 +135,12 @@ def test_a_failing_run_fails_its_items_only(tmp_path):
     assert summary["failed"] == 2 and summary["done"] == 2
 
 
+def test_one_score_for_several_items_fails_them_with_a_hint(tmp_path, image_folder):
+    summary = run_batch(_options(tmp_path, image_folder, batch_size=2, resize=(16, 16), score="3.mean"), _quiet(tmp_path))
+    items, _ = manifest(tmp_path / "out" / "manifest.jsonl")
+    assert summary["failed"] == 6 and "--batch-size 1" in items[0]["reason"]
+
+
 def test_bad_options_are_refused_before_running(tmp_path, image_folder):
     with pytest.raises(ValidationError, match="no field"):
         run_batch(_options(tmp_path, image_folder, binds=["2.image=picture"]), _quiet(tmp_path))

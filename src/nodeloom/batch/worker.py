@@ -54,16 +54,17 @@ def _validation_reason(exc: NodeloomError) -> str:
     return "; ".join(parts)
 
 
-def _split(values: list[Any], n: int, what: str) -> list[list[Any]]:
-    """Share ``values`` among ``n`` items: one each, equal runs each, or all to each."""
+def _split(values: list[Any], n: int, what: str, *, shared: bool = True) -> list[list[Any]]:
+    """Share ``values`` among ``n`` items: one each, equal runs each, or (when ``shared``) all to each."""
     if len(values) == n:
         return [[v] for v in values]
     if n and values and len(values) % n == 0:
         per = len(values) // n
         return [values[k * per : (k + 1) * per] for k in range(n)]
-    if len(values) == 1 or n == 1:
+    if n == 1 or (shared and len(values) == 1):
         return [list(values) for _ in range(n)]
-    raise ValidationError(f"{what} produced {len(values)} values for a run of {n} items")
+    hint = "; score a per-image output (e.g. SCORES) or use --batch-size 1" if not shared else ""
+    raise ValidationError(f"{what} produced {len(values)} value(s) for a run of {n} items{hint}")
 
 
 class BatchWorker:
@@ -142,7 +143,8 @@ class BatchWorker:
         per_item: list[dict[str, float | None]] = [{} for _ in range(n)]
         for nid in sorted(outputs):
             for entry in (outputs[nid] or {}).get("batch_scores") or []:
-                for k, share in enumerate(_split(list(entry["values"]), n, f"score `{entry['name']}`")):
+                # one number for several items (a batch mean) would rank them all alike: refused
+                for k, share in enumerate(_split(list(entry["values"]), n, f"score `{entry['name']}`", shared=False)):
                     per_item[k][entry["name"]] = share[0] if len(share) == 1 else _mean(share)
         return per_item
 
