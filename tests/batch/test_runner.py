@@ -224,3 +224,21 @@ def test_csv_rows_with_an_image_column(tmp_path, image_folder):
     assert "not found" in items[1]["reason"] and "no `file` value" in items[2]["reason"]
     assert summary["done"] == 2
     assert Image.open(tmp_path / "out" / items[3]["outputs"]["4"][0]).size == (16, 16)
+
+
+def test_video_frames_run_through_the_workflow(tmp_path):
+    import cv2
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    writer = cv2.VideoWriter(str(folder / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    for k in range(5):
+        writer.write(np.full((24, 32, 3), 50 * k, dtype=np.uint8))
+    writer.release()
+    summary = run_batch(_options(tmp_path, folder, frame_step=2, batch_size=3, num_workers=1, score="3"),
+                        _quiet(tmp_path))
+    items, _ = manifest(tmp_path / "out" / "manifest.jsonl")
+    assert [r["item"] for r in items] == ["clip.avi#000000", "clip.avi#000002", "clip.avi#000004"]
+    assert summary["done"] == 3 and all(r["metrics"]["batch_size"] == 3 for r in items)
+    means = [np.asarray(Image.open(tmp_path / "out" / r["outputs"]["4"][0])).mean() for r in items]
+    assert means[0] < means[1] < means[2]
