@@ -1,14 +1,18 @@
 """The official frontend in a real browser (Debian's chromium driven by playwright): the graph
-editor boots without page errors, a no-model workflow loads, runs, and its image appears."""
+editor boots without page errors, an example workflow that needs no models
+loads, runs, and its output image appears in the graph."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import urllib.parse
 import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.server.conftest import request
 
@@ -18,7 +22,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW = Path(__file__).parent / "data" / "browser_workflow.json"
+#: an example shipped with nodeloom that needs no model weights (API format)
+EXAMPLE = ROOT / "examples" / "workflows" / "invert_scale.json"
 
 
 @pytest.fixture
@@ -42,7 +47,12 @@ def _wait(predicate, timeout: float, what: str):
     raise TimeoutError(what)
 
 
-def test_frontend_boots_runs_workflow_and_shows_image(server, browser):
+def server_output(server, image: dict) -> io.BytesIO:
+    query = urllib.parse.urlencode({k: image[k] for k in ("filename", "subfolder", "type")})
+    return io.BytesIO(request(server.url, "GET", f"/view?{query}").body)
+
+
+def test_frontend_boots_runs_example_workflow_and_shows_image(server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -52,24 +62,54 @@ def test_frontend_boots_runs_workflow_and_shows_image(server, browser):
     page.wait_for_function("() => window.app && window.app.graph && document.querySelector('canvas')", timeout=60_000)
     assert errors == [], errors
 
-    page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", json.loads(WORKFLOW.read_text()))
-    assert page.evaluate("() => window.app.graph.nodes.map(n => n.type).sort()") == ["SaveTestImage", "SolidImage"]
+    example = json.loads(EXAMPLE.read_text())
+    page.evaluate("async (wf) => { await window.app.loadApiJson(wf, 'invert_scale.json'); }", example)
+    page.wait_for_function("(n) => window.app.graph.nodes.length === n", arg=len(example), timeout=30_000)
+    # lay the chain out in one row and zoom out so every node (and its image) is drawn
+    page.evaluate("""() => { const g = window.app.graph, c = window.app.canvas; g.arrange(40);
+                             c.ds.scale = 0.8; c.ds.offset = [40, 100]; c.setDirty(true, true); }""")
+    types = page.evaluate("() => window.app.graph.nodes.map(n => n.type).sort()")
+    assert types == sorted(node["class_type"] for node in example.values())
     before = set(request(server.url, "GET", "/history").json())
     page.evaluate("async () => { await window.app.queuePrompt(0, 1); }")
     new = _wait(lambda: set(request(server.url, "GET", "/history").json()) - before, 60, "the prompt never finished")
     entry = request(server.url, "GET", f"/history/{new.pop()}").json()
     (item,) = entry.values()
     assert item["status"]["status_str"] == "success"
-    filename = item["outputs"]["2"]["images"][0]["filename"]
+    (save_id,) = [nid for nid, node in example.items() if node["class_type"] == "SaveImage"]
+    image = item["outputs"][save_id]["images"][0]
+    with Image.open(server_output(server, image)) as saved:
+        width = saved.size[0]
     page.wait_for_function(
-        """(name) => { const n = window.app.graph.getNodeById(2);
-             return n && n.imgs && n.imgs.length > 0 && n.imgs[0].complete && n.imgs[0].naturalWidth === 64
-                    && n.imgs[0].src.includes(name); }""",
-        arg=filename, timeout=60_000,
+        """([name, width]) => window.app.graph.nodes.some(n => n.imgs && n.imgs.length > 0 && n.imgs[0].complete
+                && n.imgs[0].naturalWidth === width && n.imgs[0].src.includes(encodeURIComponent(name)))""",
+        arg=[image["filename"], width], timeout=60_000,
     )
-    page.evaluate("() => { const c = window.app.canvas; c.ds.offset = [0, 0]; c.ds.scale = 1; c.setDirty(true, true); }")
     page.wait_for_timeout(500)
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     page.screenshot(path=str(artifacts / "server_browser_workflow.png"))
     assert errors == [], errors
+
+
+def test_frontend_works_behind_a_token(tmp_path, browser):
+    from nodeloom.server.app import create_app
+    from nodeloom.server.config import ServerConfig
+    from tests.server.conftest import LiveServer, make_engine
+
+    engine = make_engine(tmp_path)
+    srv = LiveServer(create_app(engine, ServerConfig(db_path=tmp_path / "q.db"), token="browser-token"))
+    try:
+        page = browser.new_page()
+        errors: list[str] = []
+        refused: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("response", lambda r: refused.append(r.url) if r.status == 401 else None)
+        page.goto(srv.url + "/?token=browser-token", wait_until="networkidle", timeout=90_000)
+        page.wait_for_function("() => window.app && window.app.graph && window.app.api.socket"
+                               " && window.app.api.socket.readyState === 1", timeout=60_000)
+        assert errors == [] and refused == []
+        assert request(srv.url, "GET", "/").status == 401  # without the browser's cookie
+    finally:
+        srv.close()
+        engine.close()

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.server.conftest import free_port, request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,44 +45,84 @@ def _prompt(i: int) -> dict:
             "3": {"class_type": "SaveTestImage", "inputs": {"images": ["2", 0], "filename_prefix": f"crash{i:03}"}}}
 
 
-def test_kill_9_mid_run_loses_nothing(tmp_path):
-    port = free_port()
-    base, log = tmp_path / "srv", tmp_path / "server.log"
-    url = f"http://127.0.0.1:{port}"
-    proc = _start(base, port, log)
-    try:
-        pids = []
-        for i in range(N_PROMPTS):
-            reply = request(url, "POST", "/prompt", {"prompt": _prompt(i), "client_id": "crash"})
-            assert reply.status == 200, reply.body
-            pids.append(reply.json()["prompt_id"])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            done = len(request(url, "GET", "/history").json())
-            if done >= 10 and request(url, "GET", "/queue").json()["queue_running"]:
-                break
-            time.sleep(0.02)
-        running = request(url, "GET", "/queue").json()["queue_running"]
-        assert running, "nothing was running when the server was to be killed"
-        proc.kill()  # SIGKILL: no cleanup, no flush
-        proc.wait(30)
-        killed_while_running = running[0][1]
+@pytest.fixture
+def served(tmp_path):
+    """``(url, base_dir, start)``: ``start()`` (re)starts the server on the same port and folders."""
+    port, base, log = free_port(), tmp_path / "srv", tmp_path / "server.log"
+    procs: list[subprocess.Popen] = []
 
-        proc = _start(base, port, log)
-        deadline = time.monotonic() + 240
-        history: dict = {}
-        while time.monotonic() < deadline:
-            history = request(url, "GET", "/history").json()
-            if len(history) >= N_PROMPTS and request(url, "GET", "/prompt").json()["exec_info"]["queue_remaining"] == 0:
-                break
-            time.sleep(0.25)
-        assert sorted(history) == sorted(pids), f"lost: {set(pids) - set(history)}"
-        assert all(h["status"]["status_str"] == "success" for h in history.values())
-        assert killed_while_running in history
-        for i, pid in enumerate(pids):
-            image = history[pid]["outputs"]["3"]["images"][0]
-            assert image["filename"].startswith(f"crash{i:03}_")
-            assert (base / "output" / image["filename"]).is_file()
-    finally:
+    def start() -> subprocess.Popen:
+        procs.append(_start(base, port, log))
+        return procs[-1]
+
+    yield f"http://127.0.0.1:{port}", base, start
+    for proc in procs:
         proc.kill()
         proc.wait(30)
+
+
+def test_kill_9_mid_run_loses_nothing(served):
+    url, base, start = served
+    proc = start()
+    pids = []
+    for i in range(N_PROMPTS):
+        reply = request(url, "POST", "/prompt", {"prompt": _prompt(i), "client_id": "crash"})
+        assert reply.status == 200, reply.body
+        pids.append(reply.json()["prompt_id"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = len(request(url, "GET", "/history").json())
+        if done >= 10 and request(url, "GET", "/queue").json()["queue_running"]:
+            break
+        time.sleep(0.02)
+    running = request(url, "GET", "/queue").json()["queue_running"]
+    assert running, "nothing was running when the server was to be killed"
+    proc.kill()  # SIGKILL: no cleanup, no flush
+    proc.wait(30)
+    killed_while_running = running[0][1]
+
+    start()
+    deadline = time.monotonic() + 240
+    history: dict = {}
+    while time.monotonic() < deadline:
+        history = request(url, "GET", "/history").json()
+        if len(history) >= N_PROMPTS and request(url, "GET", "/prompt").json()["exec_info"]["queue_remaining"] == 0:
+            break
+        time.sleep(0.25)
+    assert sorted(history) == sorted(pids), f"lost: {set(pids) - set(history)}"
+    assert all(h["status"]["status_str"] == "success" for h in history.values())
+    assert killed_while_running in history
+    for i, pid in enumerate(pids):
+        image = history[pid]["outputs"]["3"]["images"][0]
+        assert image["filename"].startswith(f"crash{i:03}_")
+        assert (base / "output" / image["filename"]).is_file()
+
+
+def test_sigterm_requeues_the_running_prompt(served):
+    url, _, start = served
+    proc = start()
+    slow = {"1": {"class_type": "SlowSteps", "inputs": {"steps": 300, "seconds": 60.0, "seed": 1}}}
+    first = request(url, "POST", "/prompt", {"prompt": slow}).json()["prompt_id"]
+    second = request(url, "POST", "/prompt", {"prompt": _prompt(1)}).json()["prompt_id"]
+    deadline = time.monotonic() + 30
+    while not request(url, "GET", "/queue").json()["queue_running"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    proc.terminate()
+    assert proc.wait(30) == 0 and time.monotonic() - t0 < 15
+    start()
+    queue = request(url, "GET", "/queue").json()
+    live = [i[1] for i in queue["queue_running"] + queue["queue_pending"]]
+    assert live == [first, second]
+    assert request(url, "GET", "/history").json() == {}
+    while [i[1] for i in request(url, "GET", "/queue").json()["queue_running"]] != [first]:
+        assert time.monotonic() - t0 < 60
+        time.sleep(0.05)
+    request(url, "POST", "/interrupt", {"prompt_id": first})
+    history = {}
+    while second not in history:
+        assert time.monotonic() - t0 < 120
+        history = request(url, "GET", "/history").json()
+        time.sleep(0.1)
+    assert history[second]["status"]["status_str"] == "success"

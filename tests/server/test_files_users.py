@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import urllib.parse
@@ -9,7 +10,7 @@ import uuid
 
 from PIL import Image
 
-from tests.server.conftest import request
+from tests.server.conftest import request, submit, wait_history
 
 
 def _png(color: tuple[int, ...], mode: str = "RGB") -> bytes:
@@ -132,6 +133,10 @@ def test_boot_routes(server):
     assert any(m["name"] == "loras" for m in request(server.url, "GET", "/api/experiment/models").json())
     for path in ("/api/workflow_templates", "/api/i18n", "/api/global_subgraphs", "/api/node_replacements"):
         assert request(server.url, "GET", path).json() == {}, path
+    if importlib.util.find_spec("comfyui_workflow_templates") is None:  # empty indexes, not 404s
+        assert request(server.url, "GET", "/templates/index.json").json() == []
+        assert request(server.url, "GET", "/templates/index_logo.json").json() == {}
+        assert request(server.url, "GET", "/templates/missing.json").status == 404
     assert "checkpoints" in request(server.url, "GET", "/internal/folder_paths").json()
     assert request(server.url, "GET", "/internal/files/output").json() == []
     assert request(server.url, "GET", "/internal/files/models").status == 400
@@ -168,3 +173,42 @@ def test_frontend_index_and_missing_package_page(server, tmp_path, monkeypatch):
 
 def _raise_import(name: str):
     raise ImportError(f"No module named {name!r}")
+
+
+def test_multi_user_settings_are_separate(tmp_path):
+    from nodeloom.server.app import create_app
+    from nodeloom.server.config import ServerConfig
+    from tests.server.conftest import LiveServer, make_engine
+
+    engine = make_engine(tmp_path)
+    srv = LiveServer(create_app(engine, ServerConfig(db_path=tmp_path / "q.db", multi_user=True)))
+    try:
+        alice = request(srv.url, "POST", "/users", {"username": "alice"}).json()
+        bob = request(srv.url, "POST", "/users", {"username": "bob"}).json()
+        assert request(srv.url, "POST", "/users", {"username": "alice"}).status == 400
+        users = request(srv.url, "GET", "/users").json()
+        assert users["storage"] == "server" and users["users"][alice] == "alice"
+        request(srv.url, "POST", "/settings", {"theme": "dark"}, headers={"comfy-user": alice})
+        assert request(srv.url, "GET", "/settings", headers={"comfy-user": alice}).json() == {"theme": "dark"}
+        assert request(srv.url, "GET", "/settings", headers={"comfy-user": bob}).json() == {}
+        assert request(srv.url, "GET", "/settings", headers={"comfy-user": "mallory"}).status == 403
+        assert (tmp_path / "user" / alice / "comfy.settings.json").is_file()
+        assert json.loads((tmp_path / "user" / "users.json").read_text())[bob] == "bob"
+    finally:
+        srv.close()
+        engine.close()
+
+
+def test_uploaded_image_feeds_load_image(server):
+    name = upload(server.url, "fed.png", _png((0, 128, 255))).json()["name"]
+    combo = request(server.url, "GET", "/object_info/LoadImage").json()["LoadImage"]["input"]["required"]["image"]
+    assert name in combo[0]  # the combo is re-scanned on every /object_info
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": name}},
+              "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+    pid = submit(server.url, prompt).json()["prompt_id"]
+    entry = wait_history(server.url, pid)
+    assert entry["status"]["status_str"] == "success"
+    preview = entry["outputs"]["2"]["images"][0]
+    assert preview["type"] == "temp"
+    shown = Image.open(io.BytesIO(request(server.url, "GET", "/view?" + urllib.parse.urlencode(preview)).body))
+    assert shown.convert("RGB").getpixel((0, 0)) == (0, 128, 255)

@@ -75,3 +75,14 @@ def test_listeners_hear_every_change(tmp_path):
     assert seen == [1, 1, 0]
     with pytest.raises(ValueError, match="state"):
         q.store.finish("a", "weird", outputs={}, status={}, meta={})
+
+
+def test_release_keeps_place_and_attempts(tmp_path):
+    q = PromptQueue(JobStore(tmp_path / "q.sqlite3"))
+    _put(q, "a")
+    _put(q, "b")
+    job = q.take(timeout=0)
+    q.release(job)
+    assert [j.prompt_id for j in q.pending()] == ["a", "b"]
+    again = q.take(timeout=0)
+    assert again.prompt_id == "a" and again.attempts == 1

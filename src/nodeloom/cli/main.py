@@ -1,4 +1,4 @@
-"""The ``nodeloom`` command: demo, run, validate, nodes, convert, serve, bench.
+"""The ``nodeloom`` command: demo, run, validate, nodes, convert, batch, serve, bench.
 
 Every command drives one :class:`~nodeloom.engine.Engine`. ``serve`` is handed to
 ``nodeloom.server.cli`` and ``bench`` to the packs listed in :data:`BENCH_PROVIDERS`, both
@@ -26,6 +26,7 @@ __all__ = ["BENCH_PROVIDERS", "build_parser", "main"]
 #: A pack adds its benchmark by appending its pair here.
 BENCH_PROVIDERS: list[tuple[str, str]] = [
     ("nodeloom.text.kv_bench", "register_cli"),
+    ("nodeloom.batch.bench", "register_cli"),
 ]
 
 
@@ -75,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     from nodeloom.cli.demo import add_demo_arguments
 
     add_demo_arguments(demo)
+
+    batch = sub.add_parser("batch", help="run a workflow over a folder, CSV/JSONL or seed range (resumable)")
+    from nodeloom.batch.cli import add_batch_arguments
+
+    add_batch_arguments(batch)
+    _engine_options(batch)
 
     for name, text in (("serve", "run the HTTP/WebSocket server (ComfyUI-compatible)"),
                        ("bench", "run benchmarks provided by installed packs")):
@@ -218,6 +225,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return int(bench_args.func(bench_args) or 0)
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from nodeloom.batch.cli import batch_main
+
+    return batch_main(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from nodeloom.cli.demo import demo_main
 
@@ -225,7 +238,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "run": _cmd_run, "validate": _cmd_validate, "nodes": _cmd_nodes, "convert": _cmd_convert,
-            "serve": _cmd_serve, "bench": _cmd_bench}
+            "batch": _cmd_batch, "serve": _cmd_serve, "bench": _cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

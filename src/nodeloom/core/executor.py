@@ -158,9 +158,11 @@ class Executor:
                 try:
                     asyncio.get_running_loop()
                 except RuntimeError:
-                    return asyncio.run(run.main())
-                with concurrent.futures.ThreadPoolExecutor(1) as helper:
-                    return helper.submit(asyncio.run, run.main()).result()
+                    asyncio.run(run.main())
+                else:
+                    with concurrent.futures.ThreadPoolExecutor(1) as helper:
+                        helper.submit(asyncio.run, run.main()).result()
+            return run.report
 
     def interrupt(self) -> None:
         self.interrupt_flag.set()
@@ -280,7 +282,9 @@ class _Run:
         return True
 
     # ------------------------------------------------------------------ main loop
-    async def main(self) -> ExecutionReport:
+    async def main(self) -> None:
+        """Run to the end; the outcome is ``self.report`` (the coroutine returns nothing, so no
+        event-loop machinery ever touches the outputs)."""
         t0 = time.perf_counter()
         self.ex.cache.begin_run()
         self.emit("execution_start", {"prompt_id": self.prompt_id}, message=True)
@@ -291,7 +295,6 @@ class _Run:
         await self._loop()
         self._finish()
         self.report.wall_s = time.perf_counter() - t0
-        return self.report
 
     def _probe_cached(self, nid: str) -> bool:
         try:

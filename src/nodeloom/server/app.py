@@ -23,7 +23,7 @@ from nodeloom.server.routes import files, info, jobs, prompt, upload, users
 from nodeloom.server.routes.internal import internal_app
 from nodeloom.server.security import errors_middleware, guard_middleware, is_loopback
 from nodeloom.server.state import STATE, ServerState
-from nodeloom.server.static import frontend_dir, index_handler, static_routes
+from nodeloom.server.static import frontend_dir, index_handler, static_routes, template_routes
 from nodeloom.server.store import JobStore
 from nodeloom.server.users import UserStore
 from nodeloom.server.worker import Worker
@@ -110,6 +110,7 @@ def create_app(engine: Any, config: ServerConfig | None = None, *, token: str | 
     app.add_subapp("/internal", internal_app())
     for name, folder in workflow_template_dirs(engine.registry).items():
         app.add_routes([web.static(f"/api/workflow_templates/{name}", folder)])
+    app.add_routes(template_routes())
     app.add_routes(static_routes(web_root, engine.registry.web_directories()))
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)

@@ -114,7 +114,7 @@ def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
     from aiohttp import web
 
     from nodeloom.server.app import STUCK, create_app
-    from nodeloom.server.security import resolve_token
+    from nodeloom.server.security import is_loopback, resolve_token
 
     logging.basicConfig(level=getattr(logging, args.verbose), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -132,14 +132,23 @@ def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
         log.warning("custom-node pack %s (IMPORT FAILED): %s", pack.name, pack.error)
     app = create_app(engine, config, token=token)
     url = _url(config.hosts[0], config.port)
-    if config.insecure and token is None and any(h not in ("127.0.0.1", "::1", "localhost") for h in config.hosts):
+    if token is None and not all(is_loopback(h) for h in config.hosts):
         print("WARNING: --insecure: anyone who can reach this port can run prompts and read outputs", flush=True)
-    if token is not None:
-        print(f"Access token: {token}", flush=True)
-        print(f"To see the GUI go to: {url}/?token={token}", flush=True)
-    else:
-        print(f"To see the GUI go to: {url}", flush=True)
-    web.run_app(app, host=config.hosts, port=config.port, print=None, access_log=None)
+
+    def announce(_: str) -> None:  # called by aiohttp once every address is bound
+        if token is not None:
+            print(f"Access token: {token}", flush=True)
+            print(f"To see the GUI go to: {url}/?token={token}", flush=True)
+        else:
+            print(f"To see the GUI go to: {url}", flush=True)
+
+    try:
+        web.run_app(app, host=config.hosts, port=config.port, print=announce, access_log=None)
+    except OSError as exc:  # the address is taken or cannot be bound
+        print(f"nodeloom serve: cannot listen on {', '.join(config.hosts)} port {config.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        engine.close()
+        return 2
     if app.get(STUCK):
         # a node is still running and ignores interruption: exit without waiting for it; the
         # durable queue re-queues its prompt (counting the attempt) at the next start

@@ -91,6 +91,11 @@ class PromptQueue:
         self.store.finish(job.prompt_id, state, outputs=outputs, status=status, meta=meta, error=error)
         self._changed()
 
+    def release(self, job: Job) -> None:
+        """Return a running job to the queue (shutdown), keeping its place."""
+        self.store.release(job.prompt_id)
+        self._changed()
+
     # ------------------------------------------------------------------ views
     def running(self) -> list[Job]:
         return self.store.jobs(["running"])

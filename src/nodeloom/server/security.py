@@ -53,8 +53,14 @@ def error_response(status: int, type_: str, message: str, *, details: str = "",
     return web.json_response(body, status=status)
 
 
-def is_loopback(host: str | None) -> bool:
-    """Whether ``host`` (an address or a name) only ever means this machine."""
+def is_loopback(host: str | None, *, resolve: bool = True) -> bool:
+    """Whether ``host`` (an address or a name) only ever means this machine.
+
+    Args:
+        host: an IP address or a host name.
+        resolve: look names up in DNS (for bind addresses); without it only literal loopback
+            addresses and ``localhost`` names count (for request headers: no lookup per request).
+    """
     if not host:
         return False
     host = host.strip("[]")
@@ -64,6 +70,8 @@ def is_loopback(host: str | None) -> bool:
         pass
     if host.lower() == "localhost" or host.lower().endswith(".localhost"):
         return True
+    if not resolve:
+        return False
     found = False
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
@@ -127,7 +135,8 @@ def _netloc(host: str, scheme: str) -> tuple[str, int | None]:
 def _origin_problem(request: web.Request, loopback_only: bool, allowed_hosts: frozenset[str]) -> str | None:
     host_header = request.headers.get("Host", "")
     host, port = _netloc(host_header, request.scheme)
-    if loopback_only and host not in allowed_hosts and not is_loopback(host):
+    # a browser always sends Host; only non-browser clients (no rebinding risk) may omit it
+    if loopback_only and host_header and host not in allowed_hosts and not is_loopback(host, resolve=False):
         return f"the Host header `{host_header}` is not a loopback host (DNS rebinding protection)"
     origin = request.headers.get("Origin")
     if origin is None:

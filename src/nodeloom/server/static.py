@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-__all__ = ["extension_scripts", "frontend_dir", "index_handler", "static_routes"]
+__all__ = ["extension_scripts", "frontend_dir", "index_handler", "static_routes", "template_routes"]
 
 INSTALL_HINT = "pip install comfyui-frontend-package   (or: pip install 'nodeloom[server]')"
 
@@ -81,3 +81,24 @@ def static_routes(web_root: Path | None, web_dirs: dict[str, Path]) -> list[web.
     if web_root is not None:
         out.append(web.static("/", web_root))
     return out
+
+
+def template_routes() -> list[web.AbstractRouteDef]:
+    """``/templates/...``: the official workflow templates when ``comfyui-workflow-templates`` is
+    installed; otherwise empty indexes, so the frontend lists no templates instead of failing."""
+    try:
+        package = importlib.import_module("comfyui_workflow_templates")
+    except ImportError:
+        package = None
+    if package is not None and (Path(package.__file__).parent / "templates").is_dir():
+        return [web.static("/templates", Path(package.__file__).parent / "templates")]
+
+    async def empty_index(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name == "index_logo.json":
+            return web.json_response({})
+        if name.startswith("index") and name.endswith(".json"):
+            return web.json_response([])
+        raise web.HTTPNotFound(text=f"no workflow template `{name}` (comfyui-workflow-templates is not installed)")
+
+    return [web.get("/templates/{name}", empty_index)]

@@ -193,6 +193,16 @@ class JobStore:
         job.state, job.attempts = "running", job.attempts + 1
         return job
 
+    def release(self, prompt_id: str) -> None:
+        """Put a running job back in the queue at its old place, without counting an attempt
+        (the server stopped it on purpose, e.g. on shutdown)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET state='pending', started=NULL, attempts=MAX(attempts-1, 0)"
+                " WHERE prompt_id=? AND state='running'",
+                (prompt_id,),
+            )
+
     def jobs(self, states: Iterable[str]) -> list[Job]:
         """Jobs in ``states``, live ones in queue order, finished ones in completion order."""
         states = list(states)

@@ -92,13 +92,16 @@ class Worker:
             if job is None:
                 continue
             self.current = job
+            done = False
             try:
-                self._run(job)
+                done = self._run(job)
             finally:
                 self.current = None
-                self.hub.publish_prompt_done(job.prompt_id, job.client_id)
+                if done:
+                    self.hub.publish_prompt_done(job.prompt_id, job.client_id)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job) -> bool:
+        """Run one job; returns False when it went back to the queue instead of to history."""
         try:
             result = self.engine.run(
                 job.prompt, prompt_id=job.prompt_id, client_id=job.client_id,
@@ -106,13 +109,17 @@ class Worker:
             )
         except ValidationError as exc:
             self._fail(job, exc.to_dict(), getattr(exc, "node_errors", {}))
-            return
+            return True
         except Exception as exc:  # the engine boundary: any failure is recorded, the worker goes on
             log.exception("prompt %s failed outside node execution", job.prompt_id)
             payload = NodeloomError(str(exc) or type(exc).__name__, details=traceback.format_exc()).to_dict()
             payload["type"] = type(exc).__name__
             self._fail(job, payload, {})
-            return
+            return True
+        if result.status == "interrupted" and self._stop.is_set():
+            # stopped by a server shutdown, not by a user: it runs again after the restart
+            self.queue.release(job)
+            return False
         state = result.status if result.status in ("success", "error", "interrupted") else "error"
         status = {
             "status_str": "success" if state == "success" else "error",
@@ -121,6 +128,7 @@ class Worker:
         }
         self.queue.finish(job, state, outputs=dict(result.outputs), status=status, meta=dict(result.meta),
                           error=result.errors[0] if result.errors else None)
+        return True
 
     def _fail(self, job: Job, error: dict[str, Any], node_errors: dict[str, Any]) -> None:
         """Record a prompt that could not run at all and tell its client."""

@@ -1,8 +1,10 @@
 """The WebSocket endpoint and the hub that routes events to connected clients.
 
 Any thread may publish (the worker, engine threads, pack code); messages are handed to the
-server's event loop with ``call_soon_threadsafe`` and sent in order by one publisher task, so
-a slow client never blocks a run. Events of a prompt go only to the client that submitted it;
+server's event loop with ``call_soon_threadsafe``, fanned out by one publisher task into a
+bounded outbox per client, and written by that client's own writer task: a slow client never
+blocks a run nor the other clients, and one that falls ``MAX_BACKLOG`` messages behind is
+disconnected (it reconnects and gets the current ``status``). Events of a prompt go only to the client that submitted it;
 ``status`` and events without a client are broadcast, as ComfyUI does. Preview images become
 binary frames: type 1 (``uint32`` image type + bytes) or, for clients that announced
 ``supports_preview_metadata``, type 4 (``uint32`` length + JSON metadata + bytes).
@@ -17,6 +19,7 @@ import logging
 import struct
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -57,6 +60,37 @@ def encode_preview(preview: Any, *, with_metadata: bool) -> bytes:
     return struct.pack(">I", len(meta_bytes)) + meta_bytes + body
 
 
+MAX_BACKLOG = 10_000
+
+
+@dataclass
+class _Client:
+    """One connected WebSocket and its outbox (text or bytes frames, in order)."""
+
+    ws: web.WebSocketResponse
+    outbox: asyncio.Queue[str | bytes] = field(default_factory=lambda: asyncio.Queue(MAX_BACKLOG))
+    flags: dict[str, Any] = field(default_factory=dict)
+    writer: asyncio.Task[None] | None = None
+
+    def push(self, frame: str | bytes) -> bool:
+        """Queue a frame; False when the client is too far behind."""
+        try:
+            self.outbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def write(self) -> None:
+        while True:
+            frame = await self.outbox.get()
+            if self.ws.closed:
+                return
+            if isinstance(frame, bytes):
+                await self.ws.send_bytes(frame)
+            else:
+                await self.ws.send_str(frame)
+
+
 class EventHub:
     """Connected WebSocket clients and the ordered delivery of events to them.
 
@@ -68,8 +102,7 @@ class EventHub:
     def __init__(self, server_features: dict[str, Any], status: Callable[[], dict[str, Any]]) -> None:
         self.server_features = server_features
         self._status = status
-        self.sockets: dict[str, web.WebSocketResponse] = {}
-        self.client_flags: dict[str, dict[str, Any]] = {}
+        self.clients: dict[str, _Client] = {}
         self.last_node: dict[str, str] = {}
         self.log_subscribers: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -90,8 +123,8 @@ class EventHub:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        for ws in list(self.sockets.values()):
-            await ws.close()
+        for client in list(self.clients.values()):
+            await client.ws.close()
 
     # ------------------------------------------------------------------ publishing
     def publish(self, event_type: str, data: Any, sid: str | None = None) -> None:
@@ -146,10 +179,11 @@ class EventHub:
         self.publish("executing", {"node": None, "display_node": None, "prompt_id": prompt_id}, sid)
 
     def _publish_preview(self, preview: Any, sid: str | None) -> None:
-        targets = [sid] if sid is not None else list(self.sockets)
+        targets = [sid] if sid is not None else list(self.clients)
         encoded: dict[bool, bytes] = {}
         for target in targets:
-            rich = bool(self.client_flags.get(target, {}).get("supports_preview_metadata", False))
+            client = self.clients.get(target)
+            rich = bool(client is not None and client.flags.get("supports_preview_metadata", False))
             if rich not in encoded:
                 encoded[rich] = encode_preview(preview, with_metadata=rich)
             kind = BINARY_PREVIEW_WITH_METADATA if rich else BINARY_PREVIEW
@@ -166,21 +200,20 @@ class EventHub:
 
     async def _send(self, event_type: str, data: Any, sid: str | None) -> None:
         if sid is None:
-            targets = list(self.sockets.values())
-        elif sid in self.sockets:
-            targets = [self.sockets[sid]]
+            targets = list(self.clients.items())
+        elif sid in self.clients:
+            targets = [(sid, self.clients[sid])]
         else:
             return
+        frame: str | bytes
         if event_type.startswith("binary:"):
             frame = struct.pack(">I", int(event_type.split(":", 1)[1])) + data
-            for ws in targets:
-                if not ws.closed:
-                    await ws.send_bytes(frame)
-            return
-        text = json.dumps({"type": event_type, "data": data})
-        for ws in targets:
-            if not ws.closed:
-                await ws.send_str(text)
+        else:
+            frame = json.dumps({"type": event_type, "data": data})
+        for target, client in targets:
+            if not client.push(frame):
+                log.warning("websocket client %s is %d messages behind; disconnecting it", target, MAX_BACKLOG)
+                await client.ws.close()
 
     # ------------------------------------------------------------------ endpoint
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
@@ -188,28 +221,29 @@ class EventHub:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=2**22)
         await ws.prepare(request)
         sid = request.query.get("clientId") or uuid.uuid4().hex
-        old = self.sockets.pop(sid, None)
-        if old is not None and not old.closed:
-            await old.close()
-        self.sockets[sid] = ws
-        self.client_flags[sid] = {}
+        old = self.clients.pop(sid, None)
+        if old is not None and not old.ws.closed:
+            await old.ws.close()
+        client = _Client(ws)
+        client.push(json.dumps({"type": "status", "data": {"status": self._status(), "sid": sid}}))
+        if sid in self.last_node:
+            client.push(json.dumps({"type": "executing", "data": {"node": self.last_node[sid]}}))
+        client.writer = asyncio.create_task(client.write())
+        self.clients[sid] = client
         try:
-            await ws.send_str(json.dumps({"type": "status", "data": {"status": self._status(), "sid": sid}}))
-            if sid in self.last_node:
-                await ws.send_str(json.dumps({"type": "executing", "data": {"node": self.last_node[sid]}}))
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_message(ws, sid, msg.data)
+                    self._on_message(client, sid, msg.data)
                 elif msg.type == WSMsgType.ERROR:
                     log.warning("websocket of client %s closed with %s", sid, ws.exception())
         finally:
-            if self.sockets.get(sid) is ws:
-                self.sockets.pop(sid, None)
-                self.client_flags.pop(sid, None)
+            client.writer.cancel()
+            if self.clients.get(sid) is client:
+                self.clients.pop(sid, None)
                 self.log_subscribers.discard(sid)
         return ws
 
-    async def _on_message(self, ws: web.WebSocketResponse, sid: str, text: str) -> None:
+    def _on_message(self, client: _Client, sid: str, text: str) -> None:
         try:
             message = json.loads(text)
         except json.JSONDecodeError:
@@ -217,5 +251,5 @@ class EventHub:
             return
         if isinstance(message, dict) and message.get("type") == "feature_flags":
             flags = message.get("data")
-            self.client_flags[sid] = dict(flags) if isinstance(flags, dict) else {}
-            await ws.send_str(json.dumps({"type": "feature_flags", "data": self.server_features}))
+            client.flags = dict(flags) if isinstance(flags, dict) else {}
+            client.push(json.dumps({"type": "feature_flags", "data": self.server_features}))

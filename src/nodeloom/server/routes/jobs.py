@@ -6,6 +6,7 @@ A job is a queue entry seen as one object: ``pending`` → ``in_progress`` → `
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 import urllib.parse
 from typing import Any
@@ -93,7 +94,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, minimum=1) or 100
     offset = query_int(request, "offset", 0, minimum=0) or 0
     states = [st for s in wanted for st in _STATES[s]]
-    jobs, total = store.page(states, limit=limit, offset=offset)
+    jobs, total = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: store.page(states, limit=limit, offset=offset))
     return web.json_response({"jobs": [job_summary(j) for j in jobs],
                               "pagination": {"offset": offset, "limit": limit, "total": total,
                                              "has_more": offset + len(jobs) < total}})

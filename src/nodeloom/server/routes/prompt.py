@@ -108,7 +108,11 @@ async def post_queue(request: web.Request) -> web.Response:
 async def get_history(request: web.Request) -> web.Response:
     max_items = query_int(request, "max_items", minimum=0)
     offset = query_int(request, "offset", -1)
-    return web.json_response(get_state(request).queue.history(max_items=max_items, offset=offset))
+    queue = get_state(request).queue
+    # up to the whole history: read and decode it off the event loop
+    history = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: queue.history(max_items=max_items, offset=offset if offset is not None else -1))
+    return web.json_response(history)
 
 
 @ROUTES.get("/history/{prompt_id}")

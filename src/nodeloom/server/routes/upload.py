@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -61,8 +62,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def _masked_png(original: Path, mask_bytes: bytes) -> bytes:
     """The original image with its alpha replaced by the uploaded mask's alpha (PNG)."""
-    import io
-
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 

@@ -7,6 +7,7 @@ A user's files live in their own folder; a nested path arrives as one URL segmen
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,6 @@ async def post_settings(request: web.Request) -> web.Response:
 
 @ROUTES.post("/settings/{id}")
 async def post_setting(request: web.Request) -> web.Response:
-    import json
-
     raw = await request.read()
     try:
         value = json.loads(raw) if raw.strip() else None
