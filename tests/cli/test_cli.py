@@ -203,3 +203,15 @@ def test_parser_lists_every_command() -> None:
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert {"run", "validate", "nodes", "convert", "serve", "bench"} <= set(sub.choices)
+
+
+def test_mcp_and_serve_commands_take_their_own_flags(capsys):
+    import pytest as _pytest
+
+    from nodeloom.cli.main import main as cli_main
+
+    for command, flag in (("mcp", "--read-only"), ("serve", "--cache-lru")):
+        with _pytest.raises(SystemExit) as exit_info:
+            cli_main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert flag in capsys.readouterr().out

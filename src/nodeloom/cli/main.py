@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(batch)
 
     for name, text in (("serve", "run the HTTP/WebSocket server (ComfyUI-compatible)"),
+                       ("mcp", "serve nodeloom to AI agents over MCP (stdio, or --http)"),
                        ("bench", "run benchmarks provided by installed packs")):
         lazy = sub.add_parser(name, help=text, add_help=False)
         lazy.add_argument("rest", nargs=argparse.REMAINDER)
@@ -204,6 +205,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return int(server_cli.serve_main(parser.parse_args(args.rest)) or 0)
 
 
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        mcp_cli = importlib.import_module("nodeloom.mcp.cli")
+    except ImportError as exc:
+        print(f"nodeloom mcp: the MCP server is not available ({exc}); install it with "
+              "`pip install 'nodeloom[mcp]'`", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog="nodeloom mcp", description="Serve nodeloom over the Model Context Protocol.")
+    mcp_cli.add_mcp_arguments(parser)
+    return int(mcp_cli.mcp_main(parser.parse_args(args.rest)) or 0)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     parser = argparse.ArgumentParser(prog="nodeloom bench", description="Benchmarks provided by installed packs.")
     sub = parser.add_subparsers(dest="bench", metavar="BENCH")
@@ -238,14 +251,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "run": _cmd_run, "validate": _cmd_validate, "nodes": _cmd_nodes, "convert": _cmd_convert,
-            "batch": _cmd_batch, "serve": _cmd_serve, "bench": _cmd_bench}
+            "batch": _cmd_batch, "serve": _cmd_serve, "mcp": _cmd_mcp, "bench": _cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nodeloom`` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command_at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
-    if command_at is not None and argv[command_at] in ("serve", "bench"):
+    if command_at is not None and argv[command_at] in ("serve", "mcp", "bench"):
         # their own parsers read everything after the command, options included
         args = build_parser().parse_args(argv[: command_at + 1])
         args.rest = argv[command_at + 1 :]
