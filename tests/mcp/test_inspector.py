@@ -1,4 +1,4 @@
-"""The MCP Inspector CLI (Node) lists and calls tools against ``python -m nodeloom.mcp``.
+"""The MCP Inspector CLI (Node) lists and calls tools against ``nodeloom mcp`` and ``python -m nodeloom.mcp``.
 
 Needs ``npx`` (Node 20) and the npm registry or a warm npm cache; skipped, with the reason
 printed, only when ``npx`` is absent.
@@ -19,21 +19,25 @@ from tests.mcp.helpers import pythonpath
 INSPECTOR = "@modelcontextprotocol/inspector@0.15.0"
 
 
-def _inspector(tmp_path, *method: str) -> dict:
+NODELOOM_MCP = ("-m", "nodeloom.cli.main", "mcp")  # the `nodeloom mcp` command
+PYTHON_M = ("-m", "nodeloom.mcp")
+
+
+def _inspector(tmp_path, server: tuple[str, ...], *method: str) -> dict:
     npx = shutil.which("npx")
     if npx is None:
         reason = "npx (Node.js) is not installed, so the MCP Inspector CLI cannot run"
         print(f"SKIP: {reason}")
         pytest.skip(reason)
     env = {**os.environ, "PYTHONPATH": pythonpath(), "HF_HUB_OFFLINE": "1"}
-    cmd = [npx, "-y", INSPECTOR, "--cli", sys.executable, "-m", "nodeloom.mcp", "--base-dir", str(tmp_path), *method]
+    cmd = [npx, "-y", INSPECTOR, "--cli", sys.executable, *server, "--base-dir", str(tmp_path), *method]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
 
 
 def test_inspector_lists_tools(tmp_path):
-    listed = _inspector(tmp_path, "--method", "tools/list")
+    listed = _inspector(tmp_path, NODELOOM_MCP, "--method", "tools/list")
     tools = {t["name"]: t for t in listed["tools"]}
     assert {"search_nodes", "validate_workflow", "run_workflow", "get_job", "cancel_job", "list_jobs"} <= set(tools)
     assert tools["search_nodes"]["annotations"]["readOnlyHint"] is True
@@ -41,7 +45,7 @@ def test_inspector_lists_tools(tmp_path):
 
 
 def test_inspector_calls_search_nodes(tmp_path):
-    called = _inspector(tmp_path, "--method", "tools/call", "--tool-name", "search_nodes", "--tool-arg", "query=image")
+    called = _inspector(tmp_path, PYTHON_M, "--method", "tools/call", "--tool-name", "search_nodes", "--tool-arg", "query=image")
     assert called["isError"] is False
     assert called["structuredContent"]["total"] >= 1
     assert all("image" in json.dumps(n).lower() for n in called["structuredContent"]["nodes"])
