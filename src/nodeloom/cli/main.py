@@ -193,28 +193,30 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
+def _delegate(args: argparse.Namespace, *, command: str, module: str, extra: str, what: str,
+              description: str, add_arguments: str, run: str) -> int:
+    """Hand ``nodeloom COMMAND ...`` to an adapter module that owns its own flags."""
     try:
-        server_cli = importlib.import_module("nodeloom.server.cli")
+        adapter = importlib.import_module(module)
     except ImportError as exc:
-        print(f"nodeloom serve: the server is not available ({exc}); install it with "
-              "`pip install 'nodeloom[server]'`", file=sys.stderr)
+        print(f"nodeloom {command}: {what} is not available ({exc}); install it with "
+              f"`pip install 'nodeloom[{extra}]'`", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog="nodeloom serve", description="Serve the ComfyUI-compatible API.")
-    server_cli.add_serve_arguments(parser)
-    return int(server_cli.serve_main(parser.parse_args(args.rest)) or 0)
+    parser = argparse.ArgumentParser(prog=f"nodeloom {command}", description=description)
+    getattr(adapter, add_arguments)(parser)
+    return int(getattr(adapter, run)(parser.parse_args(args.rest)) or 0)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    return _delegate(args, command="serve", module="nodeloom.server.cli", extra="server", what="the server",
+                     description="Serve the ComfyUI-compatible API.", add_arguments="add_serve_arguments",
+                     run="serve_main")
 
 
 def _cmd_mcp(args: argparse.Namespace) -> int:
-    try:
-        mcp_cli = importlib.import_module("nodeloom.mcp.cli")
-    except ImportError as exc:
-        print(f"nodeloom mcp: the MCP server is not available ({exc}); install it with "
-              "`pip install 'nodeloom[mcp]'`", file=sys.stderr)
-        return 2
-    parser = argparse.ArgumentParser(prog="nodeloom mcp", description="Serve nodeloom over the Model Context Protocol.")
-    mcp_cli.add_mcp_arguments(parser)
-    return int(mcp_cli.mcp_main(parser.parse_args(args.rest)) or 0)
+    return _delegate(args, command="mcp", module="nodeloom.mcp.cli", extra="mcp", what="the MCP server",
+                     description="Serve nodeloom over the Model Context Protocol.", add_arguments="add_mcp_arguments",
+                     run="mcp_main")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
