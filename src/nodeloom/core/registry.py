@@ -8,6 +8,7 @@ ComfyUI ``/object_info`` entry of a node from its (re-evaluated) ``INPUT_TYPES``
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -111,7 +112,10 @@ class NodeRegistry:
                 continue
             try:
                 out[name] = object_info_entry(name, cls, self.display_name(name), self.python_module(name))
-            except Exception:  # noqa: BLE001 - one broken node must not break /object_info
+            except Exception as exc:  # noqa: BLE001 - one broken node must not break /object_info
+                logging.getLogger("nodeloom.registry").warning(
+                    "node `%s` is left out of object_info: its INPUT_TYPES failed: %s", name, exc
+                )
                 continue
         return out
 
