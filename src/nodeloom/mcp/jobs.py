@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from nodeloom.mcp.audit import arguments_digest
 from nodeloom.mcp.policy import Policy
 
 __all__ = ["TERMINAL", "Job", "JobRunner", "JobStore", "Progress"]
+
+#: how many progress snapshots a job keeps for waiters that fell behind
+HISTORY_LEN = 256
 
 TERMINAL = frozenset({"success", "error", "interrupted", "cancelled"})
 _COLUMNS = ("id", "key", "digest", "status", "who", "created", "started", "finished", "prompt", "result", "error")
@@ -62,8 +66,11 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event, repr=False)
     #: set on every progress change and at the end; waiters clear it before waiting again
     changed: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: the latest snapshots, oldest first, so a waiter that fell behind still reports each step
+    history: deque[Progress] = field(default_factory=lambda: deque(maxlen=HISTORY_LEN), repr=False)
     _finished_nodes: set[str] = field(default_factory=set, repr=False)
     _running: dict[str, float] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def terminal(self) -> bool:
@@ -89,9 +96,16 @@ class Job:
 
     def _set_progress(self, value: float, message: str) -> None:
         total = float(max(len(self.prompt), len(self._finished_nodes), 1))
-        p = self.progress
-        self.progress = Progress(min(value, total), total, message, p.seq + 1)
+        with self._lock:
+            p = Progress(min(value, total), total, message, self.progress.seq + 1)
+            self.progress = p
+            self.history.append(p)
         self.changed.set()
+
+    def progress_since(self, seq: int) -> list[Progress]:
+        """Snapshots newer than ``seq`` still held (the latest :data:`HISTORY_LEN`), oldest first."""
+        with self._lock:
+            return [p for p in self.history if p.seq > seq]
 
 
 class JobStore:

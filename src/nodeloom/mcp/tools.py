@@ -200,17 +200,19 @@ async def _wait(app: NodeloomMCP, job: Job, ctx: Context, wait_seconds: float) -
         raise ValidationError(f"`wait_seconds` must be ≥ 0, got {wait_seconds}")
     cap = app.policy.limits.max_wait_seconds
     deadline = time.monotonic() + (min(wait_seconds, cap) if cap else wait_seconds)
-    sent = -1.0
+    sent, seen = -1.0, -1
     while True:
         job.changed.clear()
-        p = job.progress
-        if p.value > sent:
-            await ctx.report_progress(p.value, p.total, p.message)
-            sent = p.value
+        # every step since the last pass, not only the latest: a fast job still reports each node
+        for p in job.progress_since(seen) or [job.progress]:
+            seen = max(seen, p.seq)
+            if p.value > sent:
+                await ctx.report_progress(p.value, p.total, p.message)
+                sent = p.value
         left = deadline - time.monotonic()
         if job.done.is_set() or left <= 0:
             return
-        if job.progress.seq == p.seq:
+        if job.progress.seq == seen:
             # the worker thread sets `changed`; short slices keep cancellation responsive
             await anyio.to_thread.run_sync(job.changed.wait, min(left, 0.5), abandon_on_cancel=True)
 
