@@ -54,8 +54,8 @@ def test_bucketing_collate_groups_sizes():
     out = bucket_collate(batch)
     assert [s["indices"] for s in out["batches"]] == [[0, 2], [1, 3]]
     first, second = out["batches"]
-    assert tuple(first["fields"]["image"].shape) == (2, 8, 8, 3) and first["fields"]["image"].dtype == torch.float32
-    assert float(first["fields"]["image"][1].max()) == 1.0 and float(first["fields"]["image"][0].max()) == 0.0
+    assert tuple(first["fields"]["image"].shape) == (2, 8, 8, 3) and first["fields"]["image"].dtype == torch.uint8
+    assert int(first["fields"]["image"][1].max()) == 255 and int(first["fields"]["image"][0].max()) == 0
     assert tuple(second["fields"]["image"].shape) == (2, 4, 6, 3)
     assert first["fields"]["name"] == ["n0", "n2"] and first["mask"] is None
     assert first["key"] != second["key"]
@@ -67,8 +67,8 @@ def test_pad_collate_pads_with_a_mask():
     (sub,) = out["batches"]
     assert tuple(sub["fields"]["image"].shape) == (2, 8, 8, 3)
     mask = sub["mask"]
-    assert float(mask[0].sum()) == 64 and float(mask[1].sum()) == 24
-    assert float(sub["fields"]["image"][1, 5:, :].sum()) == 0.0 and float(sub["fields"]["image"][1, :4, :6].min()) == 1.0
+    assert mask.dtype == torch.bool and int(mask[0].sum()) == 64 and int(mask[1].sum()) == 24
+    assert int(sub["fields"]["image"][1, 5:, :].sum()) == 0 and int(sub["fields"]["image"][1, :4, :6].min()) == 255
 
 
 def test_items_without_images_run_one_per_batch():
@@ -77,3 +77,27 @@ def test_items_without_images_run_one_per_batch():
     assert [s["fields"]["prompt"] for s in out["batches"]] == [["p0"], ["p1"], ["p2"]]
     with pytest.raises(ValidationError, match="collate"):
         get_collate("stack")
+
+
+class _Items(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        return _item(index, 8, 8, 60 * index)
+
+
+@pytest.mark.parametrize("collate", ["bucket", "pad"])
+def test_worker_batches_arrive_in_shared_memory_as_uint8(collate):
+    loader = torch.utils.data.DataLoader(_Items(), batch_sampler=[[0, 1], [2, 3]], num_workers=1,
+                                         collate_fn=get_collate(collate))
+    firsts = []
+    for loaded in loader:
+        (sub,) = loaded["batches"]
+        image = sub["fields"]["image"]
+        # allocated in shared memory inside the worker: handing it over copied nothing
+        assert image.dtype == torch.uint8 and image.is_shared()
+        if collate == "pad":
+            assert sub["mask"].dtype == torch.bool and bool(sub["mask"].all())
+        firsts += [int(image[k, 0, 0, 0]) for k in range(2)]
+    assert firsts == [0, 60, 120, 180]

@@ -36,6 +36,17 @@ def test_scores_rank_images_as_expected():
     assert all(score_images(imgs, m, imgs[:1]).shape == (4,) for m in METRICS)
 
 
+def test_sharpness_is_the_variance_of_the_3x3_laplacian():
+    g = torch.Generator().manual_seed(3)
+    imgs = torch.rand(3, 20, 17, 3, generator=g)
+    y = (imgs @ torch.tensor([0.2126, 0.7152, 0.0722])) * 255.0
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+    lap = torch.nn.functional.conv2d(y.unsqueeze(1).double(), kernel.double()[None, None])
+    expected = lap.flatten(1).var(dim=1, unbiased=False).numpy()
+    assert score_images(imgs, "sharpness") == pytest.approx(expected, rel=1e-5)
+    assert np.isnan(score_images(torch.rand(1, 2, 2, 3), "sharpness")[0])  # no 3×3 interior
+
+
 def test_score_errors():
     with pytest.raises(ValidationError, match="`reference` is required"):
         score_images(_batch(), "delta_e_to_reference")

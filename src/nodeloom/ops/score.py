@@ -27,13 +27,20 @@ METRICS = ("sharpness", "brightness", "contrast", "colorfulness", "delta_e_to_re
 HIGHER_IS_BETTER = {"sharpness": True, "brightness": True, "contrast": True, "colorfulness": True,
                     "delta_e_to_reference": False}  # fmt: skip
 
-_LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
-
-
 def _check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
     if images.ndim != 4 or images.shape[-1] < 3:
         raise ValidationError(f"`{name}` must be an IMAGE [B,H,W,C] with C ≥ 3, got shape {tuple(images.shape)}")
     return images[..., :3].float()
+
+
+def _laplacian(y: torch.Tensor) -> torch.Tensor:
+    """The 4-neighbour Laplacian of ``[B, H, W]`` over the valid interior ``[B, H-2, W-2]``.
+
+    Shifted slices instead of a 3×3 ``conv2d``: the same numbers, about twice as fast on CPU
+    for one channel. Images under 3×3 pixels have no interior: their sharpness is NaN.
+    """
+    c = y[:, 1:-1, 1:-1]
+    return y[:, :-2, 1:-1] + y[:, 2:, 1:-1] + y[:, 1:-1, :-2] + y[:, 1:-1, 2:] - 4.0 * c
 
 
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
@@ -73,8 +80,10 @@ def score_images(images: torch.Tensor, metric: str, reference: torch.Tensor | No
             return y.flatten(1).mean(dim=1).double().cpu().numpy()
         if metric == "contrast":
             return y.flatten(1).std(dim=1, unbiased=False).double().cpu().numpy()
-        lap = F.conv2d((y * 255.0).unsqueeze(1), _LAPLACE.to(y)[None, None])
-        return lap.flatten(1).var(dim=1, unbiased=False).double().cpu().numpy()
+        lap = _laplacian(y * 255.0).flatten(1)
+        if lap.shape[1] == 0:
+            return np.full(lap.shape[0], np.nan)
+        return lap.var(dim=1, unbiased=False).double().cpu().numpy()
     r, g, b = (rgb * 255.0).unbind(-1)
     rg = (r - g).flatten(1)
     yb = (0.5 * (r + g) - b).flatten(1)

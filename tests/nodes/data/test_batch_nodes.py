@@ -36,6 +36,19 @@ def test_batch_input_returns_the_stored_item(tmp_path):
     assert len(item_store(services)) == 0
 
 
+def test_batch_input_turns_loader_uint8_into_unit_floats(tmp_path):
+    services = Services(FolderPaths(tmp_path))
+    pixels = torch.tensor([0, 51, 255], dtype=torch.uint8).reshape(1, 1, 1, 3).expand(2, 2, 2, 3).contiguous()
+    valid = torch.zeros(2, 2, 2, dtype=torch.bool)
+    valid[:, 0] = True
+    item_store(services).put("k2", {"image": pixels}, mask=valid, ids=["a", "b"])
+    with activate_services(services):
+        image, mask, _ = BatchInput.execute(field="image", kind="image", item="k2")
+    assert image.dtype == torch.float32 and image[0, 0, 0].tolist() == pytest.approx([0.0, 0.2, 1.0])
+    assert mask.dtype == torch.float32 and mask[:, 0].min() == 1.0 and mask[:, 1].max() == 0.0
+    assert pixels.dtype == torch.uint8  # the stored batch is left as it was
+
+
 def test_batch_score_and_to_floats():
     ui = BatchScore.execute(score=torch.tensor([1.0, float("nan")]), name="q").ui
     assert ui == {"batch_scores": [{"name": "q", "values": [1.0, None]}]}

@@ -79,9 +79,17 @@ class BatchInput(Node):
         if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] != 3:
             raise ValidationError(f"`{field}` is not an image batch (got {type(image).__name__})")
         mask = entry["mask"]
-        if mask is None:
-            mask = torch.ones(image.shape[:3], dtype=torch.float32)
-        return (image, mask, ids)
+        mask = torch.ones(image.shape[:3], dtype=torch.float32) if mask is None else _unit_float(mask)
+        return (_unit_float(image), mask, ids)
+
+
+def _unit_float(t: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (as batches travel from the loader) → float32 in 0..1; floats pass as they are."""
+    if t.dtype == torch.uint8:
+        return torch.div(t, 255.0)  # one pass: the division promotes to float32, values exactly x/255
+    if t.dtype == torch.bool:
+        return t.to(torch.float32)
+    return t.to(torch.float32) if not t.is_floating_point() else t
 
 
 def to_floats(value: Any) -> list[float]:
