@@ -82,7 +82,7 @@ def batch_main(args: argparse.Namespace) -> int:
     from nodeloom.batch.runner import make_engine, run_batch
     from nodeloom.cli.run import print_validation_errors
     from nodeloom.cli.workflow_file import load_prompt
-    from nodeloom.errors import ValidationError
+    from nodeloom.errors import NodeloomError, ValidationError
 
     engine = make_engine(engine_options(args))
     try:
@@ -99,6 +99,12 @@ def batch_main(args: argparse.Namespace) -> int:
         else:
             print(f"nodeloom batch: {exc.message}", file=sys.stderr)
             print_validation_errors(None, node_errors, sys.stderr)
+        return 1
+    except NodeloomError as exc:  # a backend that cannot start (Ray missing or unreachable)
+        if args.json:
+            print(json.dumps({"event": "error", "error": exc.to_dict()}, default=str))
+        else:
+            print(f"nodeloom batch: {exc.message}" + (f"\n  {exc.details}" if exc.details else ""), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nodeloom batch: interrupted; run the same command again to resume", file=sys.stderr)

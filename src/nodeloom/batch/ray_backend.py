@@ -24,11 +24,15 @@ from nodeloom.batch.collate import get_collate
 from nodeloom.batch.dataset import BatchDataset
 from nodeloom.batch.journal import Journal
 from nodeloom.batch.worker import BatchWorker, failed_outcome, read_files
-from nodeloom.errors import require
+from nodeloom.errors import NodeloomError, require
 
 __all__ = ["BatchActor", "ray_batches"]
 
 _IN_FLIGHT = 2
+
+_JOIN_HINT = ("Check that the head node is running (`ray status --address ADDRESS`) and reachable. A cluster started "
+              "with `ray start` uses token authentication: run with RAY_AUTH_MODE=token and the cluster's token in "
+              "RAY_AUTH_TOKEN or ~/.ray/auth_token.")
 
 
 class BatchActor:
@@ -72,7 +76,12 @@ def _init(ray: Any, address: str | None, num_actors: int) -> bool:
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError or its own classes
+            raise NodeloomError(
+                f"cannot join the Ray cluster at `--address {address}`: {str(exc).strip().splitlines()[0]}",
+                details=_JOIN_HINT, type="ray_unavailable") from exc
         return True
     import nodeloom
 
