@@ -14,7 +14,7 @@ from typing import Any
 
 from nodeloom.errors import ModelNotFoundError, ValidationError
 
-__all__ = ["MODEL_EXTENSIONS", "FolderPaths", "safe_join"]
+__all__ = ["MODEL_EXTENSIONS", "FolderPaths", "custom_node_dirs", "safe_join"]
 
 MODEL_EXTENSIONS = frozenset({".safetensors", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".onnx", ".sft", ".gguf"})
 
@@ -41,6 +41,16 @@ DEFAULT_FOLDERS: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
     "adetailer": (("adetailer", "ultralytics/bbox", "ultralytics/segm"), MODEL_EXTENSIONS),
     "llm": (("llm",), None),
 }
+
+
+def custom_node_dirs(base_dir: str | os.PathLike[str], extra: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
+    """The custom-node folders to load: ``BASE/custom_nodes`` when it exists (as ComfyUI
+    loads its own ``custom_nodes/``), then each ``--custom-nodes`` folder, each once."""
+    dirs = [Path(d) for d in extra]
+    default = Path(base_dir) / "custom_nodes"
+    if default.is_dir() and default.resolve() not in {d.resolve() for d in dirs}:
+        dirs.insert(0, default)
+    return dirs
 
 
 def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:

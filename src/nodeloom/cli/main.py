@@ -93,14 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _make_engine(args: argparse.Namespace, **overrides: Any) -> Any:
     from nodeloom.engine import Engine, EngineConfig
+    from nodeloom.paths import custom_node_dirs
 
-    default_packs = Path(args.base_dir) / "custom_nodes"
-    dirs = [Path(d) for d in args.custom_nodes]
-    if default_packs.is_dir() and default_packs.resolve() not in {d.resolve() for d in dirs}:
-        dirs.insert(0, default_packs)
     config = EngineConfig(
         base_dir=args.base_dir,
-        custom_nodes_dirs=dirs,
+        custom_nodes_dirs=custom_node_dirs(args.base_dir, args.custom_nodes),
         load_custom_nodes=not args.disable_all_custom_nodes,
         extra_model_paths=list(args.extra_model_paths_config),
         device="cpu" if args.cpu else None,

@@ -1,5 +1,7 @@
 """nodeloom's MCP adapter: a server for agents (tools, resources, prompts), its policy sandbox,
-audit log and job store, and a small client used by the MCPToolCall node.
+audit log and job store, and a small client used by the MCPToolCall node. Jobs run on a
+worker of their own (``nodeloom mcp``) or through a nodeloom server's durable queue
+(``nodeloom serve --mcp``: :mod:`nodeloom.mcp.queue_runner`, :mod:`nodeloom.mcp.alongside`).
 
 The policy, audit, job and client modules import no MCP SDK at import time, so the sandbox
 checks work without the ``mcp`` extra; :func:`build_server` needs it

@@ -117,10 +117,12 @@ def mcp_main(args: argparse.Namespace, *, engine: Any = None) -> int:
 
 def _engine(args: argparse.Namespace) -> Any:
     from nodeloom.engine import Engine, EngineConfig
+    from nodeloom.paths import custom_node_dirs
 
+    base_dir = getattr(args, "base_dir", ".")
     return Engine(EngineConfig(
-        base_dir=getattr(args, "base_dir", "."),
-        custom_nodes_dirs=list(getattr(args, "custom_nodes", None) or []),
+        base_dir=base_dir,
+        custom_nodes_dirs=custom_node_dirs(base_dir, getattr(args, "custom_nodes", None) or []),
         load_custom_nodes=not getattr(args, "disable_all_custom_nodes", False),
         extra_model_paths=list(getattr(args, "extra_model_paths_config", None) or []),
         device="cpu" if getattr(args, "cpu", False) else None,

@@ -121,6 +121,9 @@ class JobStore:
         self._jobs: dict[str, Job] = {}
         self._keys: dict[str, str] = {}
         self._db: sqlite3.Connection | None = None
+        #: jobs a previous process left queued or running (now marked interrupted); a runner
+        #: whose jobs outlive the process (the server's queue) may take them up again
+        self.recovered: list[Job] = []
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), check_same_thread=False)
@@ -142,6 +145,7 @@ class JobStore:
                 result=json.loads(rec["result"]) if rec["result"] else None, error=json.loads(rec["error"]) if rec["error"] else None,
             )
             if not job.terminal:
+                self.recovered.append(job)
                 job.status = "interrupted"
                 job.error = {"type": "interrupted", "message": "the MCP server stopped before this job finished", "details": "", "extra_info": {}}
                 self.save(job)
@@ -226,11 +230,15 @@ class JobStore:
                 self._db = None
 
 
-class JobRunner:
-    """Runs queued jobs one at a time through an engine on a daemon thread.
+class RunnerBase:
+    """What every job runner shares: submission with policy limits, progress from engine
+    events, the run-time and output-size rules, and recording a job's end.
+
+    Subclasses decide where a job runs (:meth:`_enqueue`), how it is cancelled and how a
+    running one is stopped (:meth:`_interrupt`).
 
     Args:
-        engine: the :class:`~nodeloom.engine.Engine` to run on.
+        engine: the :class:`~nodeloom.engine.Engine` jobs run on.
         store: where jobs live.
         policy: run-time, queue and output-size limits.
     """
@@ -239,11 +247,7 @@ class JobRunner:
         self.engine = engine
         self.store = store
         self.policy = policy
-        self._queue: queue.Queue[Job | None] = queue.Queue()
-        self._current: Job | None = None
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._work, name="nodeloom-mcp-jobs", daemon=True)
-        self._thread.start()
 
     def submit(self, prompt: dict[str, Any], *, key: str | None = None, who: str = "") -> tuple[Job, bool]:
         """Queue ``prompt`` (already validated and policy-checked) unless ``key`` names a job.
@@ -256,14 +260,14 @@ class JobRunner:
             ValidationError: the key was used for a different workflow.
         """
         limit = self.policy.limits.max_queued_jobs
-        if limit and self.store.pending() >= limit and not (key is not None and self.store.has_key(key)):
+        if limit and self._waiting() >= limit and not (key is not None and self.store.has_key(key)):
             raise PolicyDeniedError(
                 f"policy rule `limits.max_queued_jobs`: {limit} jobs are already waiting or running; try again later",
                 extra_info={"rule": "limits.max_queued_jobs"},
             )
         job, created = self.store.create(prompt, key=key, who=who)
         if created:
-            self._queue.put(job)
+            self._enqueue(job)
         return job, created
 
     def cancel(self, job_id: str) -> Job:
@@ -273,72 +277,51 @@ class JobRunner:
             if job.terminal:
                 return job
             job.cancel_requested = True
-            if job.status == "queued":
-                self._finish(job, "cancelled", error={"type": "cancelled", "message": "cancelled before it started", "details": "", "extra_info": {}})
-            elif self._current is job:
-                self.engine.interrupt()
+        self._cancel(job)
         return job
 
-    def close(self) -> None:
-        """Stop the worker after the running job (queued ones stay queued)."""
-        self._queue.put(None)
+    def _cancel(self, job: Job) -> None:  # pragma: no cover - each runner has its own
+        raise NotImplementedError
 
-    # ------------------------------------------------------------------ worker
-    def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            with self._lock:
-                if job.terminal:
-                    continue
-                job.status, job.started = "running", time.time()
-                job._set_progress(0.0, "started")
-                self._current = job
-            self.store.save(job)
-            try:
-                self._run(job)
-            finally:
-                with self._lock:
-                    self._current = None
+    def close(self) -> None:  # pragma: no cover - each runner has its own
+        raise NotImplementedError
 
-    def _run(self, job: Job) -> None:
-        deny: list[NodeloomError] = []
-        timer = None
+    # ------------------------------------------------------------------ for subclasses
+    def _waiting(self) -> int:
+        """Jobs waiting or running, for ``limits.max_queued_jobs``."""
+        return self.store.pending()
+
+    def _enqueue(self, job: Job) -> None:  # pragma: no cover - each runner has its own
+        raise NotImplementedError
+
+    def _interrupt(self, job: Job) -> None:  # pragma: no cover - each runner has its own
+        raise NotImplementedError
+
+    def _started(self, job: Job) -> None:
+        """Mark ``job`` running."""
+        job.status, job.started = "running", time.time()
+        job._set_progress(0.0, "started")
+        self.store.save(job)
+
+    def _run_timer(self, job: Job, deny: list[NodeloomError]) -> threading.Timer | None:
+        """Start the ``limits.max_run_seconds`` timer of a job that just started (None: no limit)."""
         max_s = self.policy.limits.max_run_seconds
-        if max_s:
-            timer = threading.Timer(max_s, self._time_out, args=(job, deny, max_s))
-            timer.daemon = True
-            timer.start()
-        try:
-            result = self.engine.run(job.prompt, prompt_id=job.id, client_id=job.who or None, on_event=lambda ev: self._on_event(job, ev, deny))
-        except NodeloomError as exc:
-            self._finish(job, "error", error=exc.to_dict() | ({"node_errors": exc.node_errors} if hasattr(exc, "node_errors") else {}))
-            return
-        except Exception as exc:  # noqa: BLE001 - the job records any failure instead of killing the worker
-            self._finish(job, "error", error={"type": type(exc).__name__, "message": str(exc), "details": "", "extra_info": {}})
-            return
-        finally:
-            if timer is not None:
-                timer.cancel()
-        summary = result.to_dict()
-        if deny:
-            self._finish(job, "error", result=summary, error=deny[0].to_dict())
-        elif job.cancel_requested and result.status != "success":
-            self._finish(job, "cancelled", result=summary, error={"type": "cancelled", "message": "cancelled while running", "details": "", "extra_info": {}})
-        else:
-            error = result.errors[0] if result.errors else None
-            self._finish(job, result.status, result=summary, error=_error_payload(error))
+        if not max_s:
+            return None
+        timer = threading.Timer(max_s, self._time_out, args=(job, deny, max_s))
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _time_out(self, job: Job, deny: list[NodeloomError], max_s: float) -> None:
         if not job.terminal:
             deny.append(PolicyDeniedError(f"policy rule `limits.max_run_seconds`: the run took longer than {max_s:g} s and was stopped", extra_info={"rule": "limits.max_run_seconds"}))
-            self.engine.interrupt()
+            self._interrupt(job)
 
     def _on_event(self, job: Job, event: Event, deny: list[NodeloomError]) -> None:
         data = event.data or {}
         if event.type == "execution_start" and job.cancel_requested:
-            self.engine.interrupt()
+            self._interrupt(job)
         elif event.type == "execution_cached":
             job._finished_nodes.update(str(n) for n in data.get("nodes", []))
             job._set_progress(job.done_value(), f"{len(data.get('nodes', []))} node(s) cached")
@@ -375,8 +358,18 @@ class JobRunner:
                 self.policy.check_pixels(size[0], size[1], where=f"output image `{ref.get('filename')}`")
             except PolicyDeniedError as exc:
                 deny.append(exc)
-                self.engine.interrupt()
+                self._interrupt(job)
                 return
+
+    def _conclude(self, job: Job, status: str, summary: dict[str, Any] | None, error: dict[str, Any] | None,
+                  deny: list[NodeloomError]) -> None:
+        """Record how a run that reached the engine ended, with the policy's and the user's say first."""
+        if deny:
+            self._finish(job, "error", result=summary, error=deny[0].to_dict())
+        elif job.cancel_requested and status != "success":
+            self._finish(job, "cancelled", result=summary, error={"type": "cancelled", "message": "cancelled while running", "details": "", "extra_info": {}})
+        else:
+            self._finish(job, status, result=summary, error=_error_payload(error))
 
     def _finish(self, job: Job, status: str, *, result: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> None:
         job.status, job.finished = status, time.time()
@@ -390,6 +383,76 @@ class JobRunner:
         self.store.save(job)
         job.done.set()
         job.changed.set()
+
+
+class JobRunner(RunnerBase):
+    """Runs queued jobs one at a time through an engine on a daemon thread.
+
+    Args:
+        engine: the :class:`~nodeloom.engine.Engine` to run on.
+        store: where jobs live.
+        policy: run-time, queue and output-size limits.
+    """
+
+    def __init__(self, engine: Any, store: JobStore, policy: Policy) -> None:
+        super().__init__(engine, store, policy)
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._current: Job | None = None
+        self._thread = threading.Thread(target=self._work, name="nodeloom-mcp-jobs", daemon=True)
+        self._thread.start()
+
+    def _cancel(self, job: Job) -> None:
+        with self._lock:
+            if job.terminal:
+                return
+            if job.status == "queued":
+                self._finish(job, "cancelled", error={"type": "cancelled", "message": "cancelled before it started", "details": "", "extra_info": {}})
+            elif self._current is job:
+                self.engine.interrupt()
+
+    def close(self) -> None:
+        """Stop the worker after the running job (queued ones stay queued)."""
+        self._queue.put(None)
+
+    def _enqueue(self, job: Job) -> None:
+        self._queue.put(job)
+
+    def _interrupt(self, job: Job) -> None:
+        if self._current is job:
+            self.engine.interrupt()
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            with self._lock:
+                if job.terminal:
+                    continue
+                self._current = job
+                self._started(job)
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._current = None
+
+    def _run(self, job: Job) -> None:
+        deny: list[NodeloomError] = []
+        timer = self._run_timer(job, deny)
+        try:
+            result = self.engine.run(job.prompt, prompt_id=job.id, client_id=job.who or None, on_event=lambda ev: self._on_event(job, ev, deny))
+        except NodeloomError as exc:
+            self._finish(job, "error", error=exc.to_dict() | ({"node_errors": exc.node_errors} if hasattr(exc, "node_errors") else {}))
+            return
+        except Exception as exc:  # noqa: BLE001 - the job records any failure instead of killing the worker
+            self._finish(job, "error", error={"type": type(exc).__name__, "message": str(exc), "details": "", "extra_info": {}})
+            return
+        finally:
+            if timer is not None:
+                timer.cancel()
+        self._conclude(job, result.status, result.to_dict(), result.errors[0] if result.errors else None, deny)
 
 
 def _class_of(job: Job, node: str) -> str:

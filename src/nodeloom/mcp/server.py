@@ -24,7 +24,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 import nodeloom
 from nodeloom.errors import NodeloomError, PolicyDeniedError
 from nodeloom.mcp.audit import AuditLog
-from nodeloom.mcp.jobs import JobRunner, JobStore
+from nodeloom.mcp.jobs import JobRunner, JobStore, RunnerBase
 from nodeloom.mcp.policy import POLICY_SETTING, Policy
 
 __all__ = ["NodeloomMCP", "build_server", "error_result"]
@@ -54,6 +54,8 @@ class NodeloomMCP:
         policy: the sandbox (defaults: :class:`Policy` ()).
         audit: the audit log (default: ``policy.audit_log`` under the engine's user folder).
         jobs: the job store (default: ``user/mcp/jobs.sqlite3``, so idempotency keys survive restarts).
+        runner: builds the job runner from ``(engine, store, policy)`` (default: :class:`JobRunner`,
+            a worker thread of its own; ``nodeloom serve --mcp`` passes the server's queue runner).
         transport: ``"stdio"``, ``"http"`` or ``"memory"``, recorded as the caller's channel.
     """
 
@@ -64,6 +66,7 @@ class NodeloomMCP:
         *,
         audit: AuditLog | None = None,
         jobs: JobStore | None = None,
+        runner: Callable[[Any, JobStore, Policy], RunnerBase] | None = None,
         transport: str = "memory",
     ) -> None:
         from nodeloom.mcp.resources import register_prompts, register_resources
@@ -74,7 +77,7 @@ class NodeloomMCP:
         engine.services.settings[POLICY_SETTING] = self.policy
         self.audit = audit if audit is not None else AuditLog(_under(engine.paths.user_dir, self.policy.audit_log))
         self.store = jobs if jobs is not None else JobStore(engine.paths.user_dir / "mcp" / "jobs.sqlite3")
-        self.runner = JobRunner(engine, self.store, self.policy)
+        self.runner = (runner or JobRunner)(engine, self.store, self.policy)
         self.transport = transport
         self.server: MCPServer = MCPServer("nodeloom", instructions=INSTRUCTIONS, version=nodeloom.__version__)
         register_tools(self)

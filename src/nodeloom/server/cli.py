@@ -53,10 +53,19 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     cache.add_argument("--cache-classic", action="store_true", help="keep only the last prompt's results (default)")
     cache.add_argument("--cache-lru", type=int, default=0, metavar="N", help="keep up to N node results (LRU)")
     cache.add_argument("--cache-none", action="store_true", help="cache nothing between prompts")
+    run.add_argument("--custom-nodes", action="append", default=[], metavar="DIR",
+                     help="a folder of custom-node packs to load (repeatable; BASE/custom_nodes is always loaded)")
     run.add_argument("--disable-all-custom-nodes", action="store_true", help="load no custom-node packs")
     run.add_argument("--multi-user", action="store_true", help="separate users by the comfy-user header")
     run.add_argument("--max-attempts", type=int, default=3, metavar="N",
                      help="fail a prompt that was running during N server crashes instead of re-queueing it")
+    agents = parser.add_argument_group("MCP (agents)")
+    agents.add_argument("--mcp", action="store_true",
+                        help="also serve MCP (streamable HTTP) for agents; their jobs go through this server's queue "
+                             "and history (needs the mcp extra)")
+    agents.add_argument("--mcp-port", type=int, default=8765, help="port of the MCP endpoint (default 8765)")
+    agents.add_argument("--mcp-policy", default=None, metavar="FILE",
+                        help="MCP policy file (.toml, .yaml or .json); defaults apply without one")
     run.add_argument("--verbose", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                      help="log level (default INFO)")
     return parser
@@ -75,10 +84,11 @@ def _cache_options(args: argparse.Namespace) -> dict[str, Any]:
 def build_engine(args: argparse.Namespace) -> Any:
     """The engine the flags describe."""
     from nodeloom import Engine, EngineConfig
+    from nodeloom.paths import custom_node_dirs
 
     extra = [p for group in (args.extra_model_paths_config or []) for p in group]
     config = EngineConfig(
-        base_dir=args.base_dir, output_dir=args.output_directory, input_dir=args.input_directory,
+        base_dir=args.base_dir, custom_nodes_dirs=custom_node_dirs(args.base_dir, getattr(args, "custom_nodes", [])), output_dir=args.output_directory, input_dir=args.input_directory,
         temp_dir=args.temp_directory, user_dir=args.user_directory, extra_model_paths=extra,
         load_custom_nodes=not args.disable_all_custom_nodes, device="cpu" if args.cpu else None,
         **_cache_options(args),
@@ -131,6 +141,14 @@ def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
     for pack in engine.registry.failed_packs():
         log.warning("custom-node pack %s (IMPORT FAILED): %s", pack.name, pack.error)
     app = create_app(engine, config, token=token)
+    mcp = None
+    if getattr(args, "mcp", False):
+        try:
+            mcp = _attach_mcp(app, args, config, token)
+        except NodeloomError as exc:
+            print(f"nodeloom serve: {exc.message}", file=sys.stderr)
+            engine.close()
+            return 2
     url = _url(config.hosts[0], config.port)
     if token is None and not all(is_loopback(h) for h in config.hosts):
         print("WARNING: --insecure: anyone who can reach this port can run prompts and read outputs", flush=True)
@@ -141,9 +159,15 @@ def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
             print(f"To see the GUI go to: {url}/?token={token}", flush=True)
         else:
             print(f"To see the GUI go to: {url}", flush=True)
+        if mcp is not None:
+            print(f"MCP endpoint (streamable HTTP): {mcp.url}", flush=True)
 
     try:
         web.run_app(app, host=config.hosts, port=config.port, print=announce, access_log=None)
+    except NodeloomError as exc:  # a part that starts with the server (the MCP endpoint) could not
+        print(f"nodeloom serve: {exc.message}", file=sys.stderr)
+        engine.close()
+        return 2
     except OSError as exc:  # the address is taken or cannot be bound
         print(f"nodeloom serve: cannot listen on {', '.join(config.hosts)} port {config.port}: {exc.strerror or exc}",
               file=sys.stderr)
@@ -156,3 +180,16 @@ def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
         os._exit(0)
     engine.close()
     return 0
+
+
+def _attach_mcp(app: Any, args: argparse.Namespace, config: Any, token: str | None) -> Any:
+    """Add the MCP endpoint to ``app`` (``--mcp``); its host is the server's first address."""
+    from nodeloom.errors import require
+
+    require("mcp", "mcp")
+    from nodeloom.mcp.alongside import attach_mcp
+    from nodeloom.mcp.policy import load_policy
+
+    policy = load_policy(args.mcp_policy)
+    return attach_mcp(app, host=config.hosts[0], port=args.mcp_port, policy=policy, token=token,
+                      allowed_hosts=list(config.allowed_hosts))

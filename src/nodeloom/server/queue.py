@@ -39,6 +39,10 @@ class PromptQueue:
         """Call ``callback()`` (from any thread) after every queue change."""
         self._listeners.append(callback)
 
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        """Stop calling ``callback`` (no-op when it was not added)."""
+        self._listeners = [cb for cb in self._listeners if cb != callback]
+
     def _changed(self) -> None:
         with self._cond:
             self._cond.notify_all()
