@@ -88,3 +88,26 @@ def test_default_workflow_detail_nodes_validate(tmp_path):
         ours = {k: v for k, v in prompt.items() if v["class_type"] in eng.registry.classes() and
                 eng.registry.classes()[v["class_type"]].__module__.startswith("nodeloom.nodes.detail")}
         assert ours  # the quick start shows the detail pack
+
+
+def test_onnx_weights_in_models_adetailer_run_through_the_engine(engine, tmp_path):
+    """A real `.onnx` export in models/adetailer: listed in the combo, run by onnxruntime."""
+    pytest.importorskip("onnxruntime")
+    from tests.ops.detail.test_detail_yolo import _tiny_onnx_detector
+
+    folder = tmp_path / "models" / "adetailer"
+    folder.mkdir(parents=True)
+    _tiny_onnx_detector(folder / "tiny_face.onnx")
+    assert "tiny_face.onnx" in engine.input_types("UltralyticsDetectorProvider")["required"]["model_name"][0]
+    prompt = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 200, "height": 100, "batch_size": 1, "color": 0xFFFFFF}},
+        "2": {"class_type": "UltralyticsDetectorProvider", "inputs": {"model_name": "tiny_face.onnx", "classes": "face"}},
+        "3": {"class_type": "BboxDetectorSEGS", "inputs": {
+            "bbox_detector": ["2", 0], "image": ["1", 0], "threshold": 0.5, "dilation": 0, "crop_factor": 1.0, "drop_size": 10}},
+        "4": {"class_type": "DetailTestSink", "inputs": {"value": ["3", 0]}},
+    }
+    result = engine.run(prompt)
+    assert result.status == "success", result.errors
+    (seg,) = result.value("3").segments
+    assert seg.label == "face" and seg.confidence > 0.9
+    assert [round(v) for v in seg.bbox] == [25, 25, 75, 75]  # the network box mapped back through the letterbox

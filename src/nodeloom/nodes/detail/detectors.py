@@ -63,8 +63,8 @@ class OpenCVFaceDetectorProvider(Node):
 
 
 class UltralyticsDetectorProvider(Node):
-    """YOLO detection/segmentation weights from `models/adetailer` (`.pt` via ultralytics, `.onnx`
-    via onnxruntime; install `nodeloom[detail-yolo]`). `.pt` files are pickles: they load only when
+    """YOLO detection/segmentation weights from `models/adetailer` (`.onnx` via onnxruntime:
+    `nodeloom[detail-onnx]`; `.pt` via ultralytics: `nodeloom[detail-yolo]`). `.pt` files are pickles: they load only when
     the engine setting `allow_unsafe_pickle` is on."""
 
     SCHEMA = Schema(

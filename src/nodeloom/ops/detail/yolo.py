@@ -1,7 +1,8 @@
 """User-supplied YOLO detectors: ``.pt`` weights via ultralytics, ``.onnx`` via onnxruntime.
 
-Both runtimes are optional (the ``detail-yolo`` extra); a missing one raises
-:class:`~nodeloom.errors.MissingDependencyError` naming the extra. The ONNX path expects
+Both runtimes are optional — ``detail-onnx`` brings onnxruntime, ``detail-yolo`` adds
+ultralytics (which pulls in torchvision) — and a missing one raises
+:class:`~nodeloom.errors.MissingDependencyError` naming its extra. The ONNX path expects
 ultralytics' YOLOv8 export layout (head ``[1, 4 + classes, anchors]``, names in metadata).
 """
 
@@ -14,9 +15,10 @@ import numpy as np
 from nodeloom.errors import ValidationError, require
 from nodeloom.ops.detail.detect import Detection, Detector, non_max_suppression
 
-__all__ = ["YOLO_EXTRA", "YoloDetector", "decode_yolo_output"]
+__all__ = ["ONNX_EXTRA", "YOLO_EXTRA", "YoloDetector", "decode_yolo_output"]
 
 YOLO_EXTRA = "detail-yolo"
+ONNX_EXTRA = "detail-onnx"
 
 
 def decode_yolo_output(
@@ -103,7 +105,7 @@ class YoloDetector(Detector):
             ultralytics = require("ultralytics", YOLO_EXTRA)
             self._model, self._kind = ultralytics.YOLO(str(self.path)), "ultralytics"
         elif suffix == ".onnx":
-            ort = require("onnxruntime", YOLO_EXTRA)
+            ort = require("onnxruntime", ONNX_EXTRA)
             self._model = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
             self._kind = "onnx"
         else:
