@@ -51,9 +51,9 @@ class McpAlongside:
 
     @property
     def url(self) -> str:
-        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        shown = f"[{shown}]" if ":" in shown else shown
-        return f"http://{shown}:{self.port}{self.path}"
+        from nodeloom.server.cli import base_url
+
+        return base_url(self.host, self.port) + self.path
 
 
 def attach_mcp(web_app: Any, *, host: str, port: int, path: str = "/mcp", policy: Any = None,

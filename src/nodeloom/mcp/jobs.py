@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,7 +231,7 @@ class JobStore:
                 self._db = None
 
 
-class RunnerBase:
+class RunnerBase(ABC):
     """What every job runner shares: submission with policy limits, progress from engine
     events, the run-time and output-size rules, and recording a job's end.
 
@@ -280,22 +281,26 @@ class RunnerBase:
         self._cancel(job)
         return job
 
-    def _cancel(self, job: Job) -> None:  # pragma: no cover - each runner has its own
-        raise NotImplementedError
+    @abstractmethod
+    def _cancel(self, job: Job) -> None:
+        """Stop ``job`` (already marked ``cancel_requested``): drop it if it waits, interrupt it if it runs."""
 
-    def close(self) -> None:  # pragma: no cover - each runner has its own
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None:
+        """Stop taking jobs."""
 
     # ------------------------------------------------------------------ for subclasses
     def _waiting(self) -> int:
         """Jobs waiting or running, for ``limits.max_queued_jobs``."""
         return self.store.pending()
 
-    def _enqueue(self, job: Job) -> None:  # pragma: no cover - each runner has its own
-        raise NotImplementedError
+    @abstractmethod
+    def _enqueue(self, job: Job) -> None:
+        """Hand a new job to whatever runs jobs."""
 
-    def _interrupt(self, job: Job) -> None:  # pragma: no cover - each runner has its own
-        raise NotImplementedError
+    @abstractmethod
+    def _interrupt(self, job: Job) -> None:
+        """Ask the engine to stop ``job`` if it is the one running."""
 
     def _started(self, job: Job) -> None:
         """Mark ``job`` running."""

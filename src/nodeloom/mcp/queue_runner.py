@@ -7,7 +7,8 @@ between the browser's prompts, and kept in its history. :class:`QueueJobRunner` 
 MCP side — idempotency keys, progress snapshots, the policy's run-time and output-size rules —
 by following the engine's events for its prompt ids and the queue's changes.
 
-No HTTP here: the runner uses the server's queue and worker objects directly.
+No HTTP here: the runner uses the server's queue and worker objects directly (the
+``server`` extra must be installed, as it is wherever a server runs).
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ from nodeloom.core.events import Event
 from nodeloom.errors import NodeloomError
 from nodeloom.mcp.jobs import Job, JobStore, RunnerBase
 from nodeloom.mcp.policy import Policy
+from nodeloom.server.store import DONE_STATES
 
 __all__ = ["QueueJobRunner"]
-
-#: the server's finished states (its store's DONE_STATES; duck-typed here)
-_DONE = ("success", "error", "interrupted", "cancelled")
 
 
 class _Live:
@@ -125,7 +124,7 @@ class QueueJobRunner(RunnerBase):
             ids = list(self._live)
         for job_id in ids:
             queued = self.queue.get(job_id)
-            if queued is not None and queued.state not in _DONE:
+            if queued is not None and queued.state not in DONE_STATES:
                 continue
             with self._lock:
                 live = self._live.pop(job_id, None)

@@ -16,7 +16,7 @@ from typing import Any
 
 from nodeloom.errors import NodeloomError, PolicyDeniedError
 
-__all__ = ["add_serve_arguments", "build_engine", "serve_main", "server_config"]
+__all__ = ["add_serve_arguments", "base_url", "build_engine", "serve_main", "server_config"]
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ def server_config(args: argparse.Namespace) -> Any:
     )
 
 
-def _url(host: str, port: int) -> str:
+def base_url(host: str, port: int) -> str:
+    """``http://HOST:PORT`` for a bind address (a wildcard shows as 127.0.0.1, IPv6 in brackets)."""
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
@@ -149,7 +150,7 @@ def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
             print(f"nodeloom serve: {exc.message}", file=sys.stderr)
             engine.close()
             return 2
-    url = _url(config.hosts[0], config.port)
+    url = base_url(config.hosts[0], config.port)
     if token is None and not all(is_loopback(h) for h in config.hosts):
         print("WARNING: --insecure: anyone who can reach this port can run prompts and read outputs", flush=True)
 
