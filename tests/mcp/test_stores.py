@@ -1,15 +1,19 @@
-"""Unit tests of the audit log, the job store and the output helpers (no MCP transport)."""
+"""Unit tests of the audit log, the job store, the progress waiter and the output helpers (no MCP transport)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import anyio
 import numpy as np
 import pytest
 from PIL import Image
 
 from nodeloom.errors import ValidationError
 from nodeloom.mcp.audit import AuditLog, arguments_digest
-from nodeloom.mcp.jobs import JobStore
+from nodeloom.mcp.jobs import Job, JobStore
 from nodeloom.mcp.outputs import file_for_uri, make_thumbnail, output_file, output_uri
+from nodeloom.mcp.tools import _wait
 from nodeloom.paths import FolderPaths
 
 
@@ -85,3 +89,31 @@ def test_thumbnails_fit_their_budget(tmp_path):
         make_thumbnail(tmp_path / "not.png")
     with pytest.raises(ValidationError):
         make_thumbnail(flat, budget_kb=0)
+
+
+def test_waiter_reports_the_last_step_when_the_job_ends_between_its_reads():
+    """The runner may record its final step and set `done` right after the waiter read the steps."""
+    job = Job(id="j", prompt={"1": {}, "2": {}})
+    job._set_progress(1.0, "running node 1")
+    reads = 0
+    read_steps = job.progress_since
+
+    def progress_since(seq):
+        nonlocal reads
+        steps = read_steps(seq)
+        reads += 1
+        if reads == 1:  # the job ends just after this first read
+            job._set_progress(2.0, "done")
+            job.done.set()
+        return steps
+
+    job.progress_since = progress_since
+    reported = []
+
+    class Ctx:
+        async def report_progress(self, value, total, message):
+            reported.append((value, total, message))
+
+    app = SimpleNamespace(policy=SimpleNamespace(limits=SimpleNamespace(max_wait_seconds=0)))
+    anyio.run(_wait, app, job, Ctx(), 5.0)
+    assert reported == [(1.0, 2.0, "running node 1"), (2.0, 2.0, "done")]

@@ -203,6 +203,9 @@ async def _wait(app: NodeloomMCP, job: Job, ctx: Context, wait_seconds: float) -
     sent, seen = -1.0, -1
     while True:
         job.changed.clear()
+        # read `done` before the steps: the runner records the last step before it sets `done`,
+        # so a job seen finished here has its final step in the history read below
+        finished = job.done.is_set()
         # every step since the last pass, not only the latest: a fast job still reports each node
         for p in job.progress_since(seen) or [job.progress]:
             seen = max(seen, p.seq)
@@ -210,7 +213,7 @@ async def _wait(app: NodeloomMCP, job: Job, ctx: Context, wait_seconds: float) -
                 await ctx.report_progress(p.value, p.total, p.message)
                 sent = p.value
         left = deadline - time.monotonic()
-        if job.done.is_set() or left <= 0:
+        if finished or left <= 0:
             return
         if job.progress.seq == seen:
             # the worker thread sets `changed`; short slices keep cancellation responsive
