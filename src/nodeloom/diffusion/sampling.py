@@ -21,7 +21,7 @@ from nodeloom.diffusion.controlnet import control_residuals, prepare_controls
 from nodeloom.diffusion.fast_path import unet_forward
 from nodeloom.diffusion.lora import lora_active
 from nodeloom.diffusion.models import DiffusionModel
-from nodeloom.diffusion.samplers import DISCARD_PENULTIMATE, SAMPLERS
+from nodeloom.diffusion.samplers import CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
 from nodeloom.diffusion.schedules import denoise_sigmas
 from nodeloom.errors import ValidationError
 
@@ -128,9 +128,23 @@ def _mix(dens: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
     return sum(w * d for w, d in zip(weights, dens)) / max(sum(weights), 1e-8)
 
 
+class _Denoiser:
+    """``denoise(x, σ)`` for the samplers; ``uncond`` keeps the last call's unguided estimate (CFG++)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]) -> None:
+        self._fn = fn
+        self.uncond: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        guided, self.uncond = self._fn(x, sigma)
+        return guided
+
+
 def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: list[dict[str, Any]], cfg: float,
-            concat: torch.Tensor | None, batch: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    use_neg = not math.isclose(cfg, 1.0)
+            concat: torch.Tensor | None, batch: int, need_uncond: bool = False) -> _Denoiser:
+    """Classifier-free guidance over the conditioning entries; at cfg 1 the negative prompt is skipped
+    unless the sampler reads the unguided estimate (``need_uncond``, as ComfyUI does for CFG++)."""
+    use_neg = need_uncond or not math.isclose(cfg, 1.0)
     entries = (neg if use_neg else []) + pos
     first = next(unet.parameters())
     groups = [(idx, _batch(model, [entries[i] for i in idx], batch, first.device, first.dtype)) for idx in _groups(entries)]
@@ -138,7 +152,7 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: li
     timesteps: dict[float, torch.Tensor] = {}
     n_neg = len(neg) if use_neg else 0
 
-    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         key = float(sigma)
         if key not in timesteps:
             timesteps[key] = model.sampling.timestep(sigma.detach().cpu()).to(x.device)
@@ -148,22 +162,22 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: li
                 dens[i] = d
         cond = _mix(dens[n_neg:], weights[n_neg:])
         if not use_neg:
-            return cond
+            return cond, None
         uncond = _mix(dens[:n_neg], weights[:n_neg])
-        return uncond + (cond - uncond) * cfg
+        return uncond + (cond - uncond) * cfg, uncond
 
-    return denoise
+    return _Denoiser(denoise)
 
 
-def _masked(denoise: Callable[..., torch.Tensor], mask: torch.Tensor, latent: torch.Tensor,
-            noise: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Keep the unmasked area on the original latent's noising path (mask 1 = regenerate)."""
+def _masked(denoise: _Denoiser, mask: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor) -> _Denoiser:
+    """Keep the unmasked area on the original latent's noising path (mask 1 = regenerate). The
+    unguided estimate passes through unmasked, as ComfyUI hands it to CFG++ samplers."""
 
-    def wrapped(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    def wrapped(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = x * mask + (latent + noise * sigma) * (1 - mask)
-        return denoise(x, sigma) * mask + latent * (1 - mask)
+        return denoise(x, sigma) * mask + latent * (1 - mask), denoise.uncond
 
-    return wrapped
+    return _Denoiser(wrapped)
 
 
 def _latent_mask(noise_mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -229,7 +243,7 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
     mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
     concat = _inpaint_channels(model, lat, mask, next(unet.parameters()).dtype, dict(positive[0][1]))
     fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw), cfg, concat,
-                 raw.shape[0])
+                 raw.shape[0], need_uncond=sampler_name in CFG_PP)
     if mask is not None:
         fn = _masked(fn, mask, lat, noise)
     s0 = float(sigmas[0])

@@ -118,6 +118,19 @@ def _beta(ms: ModelSampling, steps: int, alpha: float = 0.6, beta: float = 0.6) 
     return torch.tensor(sig + [0.0])
 
 
+def _linear_quadratic(ms: ModelSampling, steps: int, threshold: float = 0.025) -> torch.Tensor:
+    """Mochi's schedule in noise fraction u (σ = (1 − u)·σ_max): u rises linearly to ``threshold``
+    over the first half of the steps, then along the parabola that continues that line with the
+    same slope and reaches 1 at the end."""
+    if steps == 1:
+        return torch.tensor([ms.sigma_max, 0.0])
+    lin = steps // 2
+    slope = threshold / lin
+    quad = (lin - threshold * steps) / (lin * (steps - lin) ** 2)
+    u = [i * slope if i < lin else threshold + slope * (i - lin) + quad * (i - lin) ** 2 for i in range(steps)]
+    return (1.0 - torch.tensor(u + [1.0], dtype=torch.float64)).float() * ms.sigma_max
+
+
 def _kl_optimal(ms: ModelSampling, steps: int) -> torch.Tensor:
     idx = torch.arange(steps, dtype=torch.float32) / max(steps - 1, 1)
     sig = torch.zeros(steps + 1)
@@ -133,6 +146,7 @@ _SCHEDULERS: dict[str, Callable[[ModelSampling, int], torch.Tensor]] = {
     "ddim_uniform": _ddim_uniform,
     "beta": _beta,
     "normal": _normal,
+    "linear_quadratic": _linear_quadratic,
     "kl_optimal": _kl_optimal,
 }
 SCHEDULER_NAMES = tuple(_SCHEDULERS)

@@ -54,12 +54,12 @@ def test_missing_vae_names_the_vae_folder(diffusion_services):
 
 
 def test_unsupported_sampler_is_a_validation_error_listing_the_supported_ones(tmp_path, tiny_models_dir):
-    assert "euler_ancestral" in KSampler.validate_inputs(sampler_name="res_multistep")
+    assert "euler_ancestral" in KSampler.validate_inputs(sampler_name="res_2s")
     prompt = copy.deepcopy(DEFAULT_WORKFLOW)
     prompt["4"]["inputs"]["ckpt_name"] = "tiny_sd1.safetensors"
-    prompt["3"]["inputs"]["sampler_name"] = "res_multistep"
+    prompt["3"]["inputs"]["sampler_name"] = "res_2s"
     with make_engine(tmp_path, tiny_models_dir) as engine:
         with pytest.raises(ValidationError) as info:
             engine.run(prompt)
     errors = json.dumps(info.value.node_errors)
-    assert "res_multistep" in errors and "dpmpp_2m" in errors
+    assert "res_2s" in errors and "dpmpp_2m" in errors
