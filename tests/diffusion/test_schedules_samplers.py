@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nodeloom.diffusion.samplers import CFG_PP, SAMPLERS, UNIPC_FINAL_SIGMA, _sa_solver
+from nodeloom.diffusion.sampling import prepare_noise, step_noise
 from nodeloom.diffusion.schedules import SCHEDULER_NAMES, ModelSampling, calculate_sigmas, denoise_sigmas
 from nodeloom.errors import ValidationError
 
@@ -175,3 +176,12 @@ def test_linear_quadratic_is_linear_then_a_parabola_joined_smoothly():
     second = u[half + 2:] - 2 * u[half + 1:-1] + u[half:-2]
     assert torch.allclose(second, second[0].expand_as(second), atol=1e-5) and second[0] > 0  # then a parabola
     assert calculate_sigmas(MS, "linear_quadratic", 1).tolist() == pytest.approx([MS.sigma_max, 0.0])
+
+
+def test_step_noise_is_a_second_stream_seeded_like_the_initial_noise():
+    """ComfyUI's convention: on CPU the first step draw repeats the initial noise, then continues."""
+    latent = torch.zeros(2, 4, 8, 8)
+    draw = step_noise(1234)
+    first, second = draw(latent), draw(latent)
+    assert torch.equal(first, prepare_noise(latent, 1234)) and not torch.equal(first, second)
+    assert torch.equal(prepare_noise(latent, 7, [3, 1])[0], prepare_noise(torch.zeros(4, 4, 8, 8), 7)[3])

@@ -25,23 +25,42 @@ from nodeloom.diffusion.samplers import CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
 from nodeloom.diffusion.schedules import denoise_sigmas
 from nodeloom.errors import ValidationError
 
-__all__ = ["prepare_noise", "sample", "sampler_sigmas"]
+__all__ = ["prepare_noise", "sample", "sampler_sigmas", "step_noise"]
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
 
-def prepare_noise(latent: torch.Tensor, seed: int, batch_index: list[int] | None = None) -> tuple[torch.Tensor, torch.Generator]:
-    """Seeded Gaussian noise shaped like ``latent`` and the generator that keeps drawing after it.
+def _generator(seed: int, device: Any = "cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(int(seed) & 0xFFFFFFFFFFFFFFFF)
+
+
+def prepare_noise(latent: torch.Tensor, seed: int, batch_index: list[int] | None = None) -> torch.Tensor:
+    """The initial noise, as ComfyUI draws it: a CPU generator seeded with ``seed``, float32.
 
     With ``batch_index`` (latents cut from a larger batch) each item gets the noise it would
     have had in the full batch.
     """
-    gen = torch.Generator(device="cpu").manual_seed(int(seed) & 0xFFFFFFFFFFFFFFFF)
+    gen = _generator(seed)
     shape = list(latent.shape)
     if batch_index is None:
-        return torch.randn(shape, generator=gen, dtype=torch.float32), gen
+        return torch.randn(shape, generator=gen, dtype=torch.float32)
     draws = [torch.randn([1] + shape[1:], generator=gen, dtype=torch.float32) for _ in range(max(batch_index) + 1)]
-    return torch.cat([draws[i] for i in batch_index]), gen
+    return torch.cat([draws[i] for i in batch_index])
+
+
+def step_noise(seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The noise of stochastic steps, as ComfyUI draws it: a second generator seeded with ``seed``
+    on the latent's device, drawing in the latent's dtype (so on CPU it repeats the initial noise
+    first, exactly as ComfyUI's does)."""
+    gens: dict[str, torch.Generator] = {}
+
+    def draw(like: torch.Tensor) -> torch.Tensor:
+        key = str(like.device)
+        if key not in gens:
+            gens[key] = _generator(seed, like.device)
+        return torch.randn(like.shape, generator=gens[key], dtype=like.dtype, device=like.device)
+
+    return draw
 
 
 def sampler_sigmas(model: DiffusionModel, scheduler: str, sampler_name: str, steps: int, denoise: float = 1.0,
@@ -231,9 +250,9 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
     raw = latent["samples"]
     if len(sigmas) < 2:
         return out
-    noise, gen = prepare_noise(raw, seed, latent.get("batch_index"))
+    noise = prepare_noise(raw, seed, latent.get("batch_index"))
     if not add_noise:
-        noise = torch.zeros_like(raw)  # the generator still feeds the stochastic steps
+        noise = torch.zeros_like(raw)  # the stochastic steps still draw from the seed
     unet = manager.prepare(model.unet) if manager is not None else model.unet
     prepare_controls([positive, negative], manager)
     dev = next(unet.parameters()).device
@@ -255,9 +274,7 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
         if callback is not None:
             callback(i + 1, total, den)
 
-    def draw(like: torch.Tensor) -> torch.Tensor:
-        return torch.randn(like.shape, generator=gen, dtype=torch.float32).to(like.device)
-
+    draw = step_noise(seed)
     with torch.no_grad(), lora_active(unet, model.loras, part="unet"):
         x = SAMPLERS[sampler_name](fn, x, sigmas, draw, step_cb)
     if mask is not None:

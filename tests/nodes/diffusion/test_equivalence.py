@@ -70,8 +70,11 @@ def test_euler_ancestral_matches_pipeline(diffusion_services):
     sched = _FixedSigmas(**_SCHED)
     sched.fixed = calculate_sigmas(model.sampling, "normal", STEPS).tolist()
     pipe = _pipe(StableDiffusionPipeline, model, vae, sched)
+    # ComfyUI's two streams: the initial noise from one generator seeded with the seed, the step
+    # noise from a second one seeded alike (diffusers draws the step noise from `generator`)
+    initial = torch.randn(1, 4, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(SEED))
     ref = pipe(PROMPT, negative_prompt=NEGATIVE, height=SIZE, width=SIZE, guidance_scale=CFG, num_inference_steps=STEPS,
-               generator=torch.Generator().manual_seed(SEED), output_type="pt").images.movedim(1, -1)
+               latents=initial, generator=torch.Generator().manual_seed(SEED), output_type="pt").images.movedim(1, -1)
     assert (image - ref).abs().max() <= ATOL
     plain, _, _ = _ours("euler")
     assert (image - plain).abs().max() > 1e-3  # the ancestral noise really acts
