@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nodeloom.diffusion.samplers import CFG_PP, SAMPLERS, UNIPC_FINAL_SIGMA, _sa_solver
-from nodeloom.diffusion.sampling import prepare_noise, step_noise
+from nodeloom.diffusion.sampling import brownian_noise, prepare_noise, step_noise
 from nodeloom.diffusion.schedules import SCHEDULER_NAMES, ModelSampling, calculate_sigmas, denoise_sigmas
 from nodeloom.errors import ValidationError
 
@@ -68,7 +68,7 @@ def test_every_sampler_reaches_the_clean_image_of_an_exact_denoiser(name):
     steps = []
     eps = (x - target) / sigmas[0]
     out = SAMPLERS[name](lambda x, s: target.clone(), x, sigmas,
-                         lambda like: torch.randn(like.shape, generator=gen), lambda i, x, d: steps.append(i))
+                         lambda like, *_: torch.randn(like.shape, generator=gen), lambda i, x, d: steps.append(i))
     # the ODE keeps x − target proportional to σ, so a sampler that stops early keeps that much noise
     assert torch.allclose(out, target + end_sigma(name, sigmas) * eps, atol=1e-3)
     assert steps == sorted(set(steps)) and len(steps) >= 1 and steps[-1] <= len(sigmas) - 2
@@ -134,7 +134,7 @@ def _run(name, denoise, seed=5):
     sigmas = calculate_sigmas(MS, "karras", 12)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(4)) * sigmas[0]
-    return SAMPLERS[name](denoise, x, sigmas, lambda like: torch.randn(like.shape, generator=gen), lambda *a: None)
+    return SAMPLERS[name](denoise, x, sigmas, lambda like, *_: torch.randn(like.shape, generator=gen), lambda *a: None)
 
 
 # ComfyUI's dpmpp_2s_ancestral_cfg_pp shifts its second stage by the first call's guided estimate
@@ -185,3 +185,18 @@ def test_step_noise_is_a_second_stream_seeded_like_the_initial_noise():
     first, second = draw(latent), draw(latent)
     assert torch.equal(first, prepare_noise(latent, 1234)) and not torch.equal(first, second)
     assert torch.equal(prepare_noise(latent, 7, [3, 1])[0], prepare_noise(torch.zeros(4, 4, 8, 8), 7)[3])
+
+
+def test_brownian_noise_is_one_seeded_path_with_unit_variance_increments():
+    like = torch.zeros(1, 4, 32, 32)
+    sigmas = calculate_sigmas(MS, "karras", 10)
+    s = [torch.tensor(v) for v in (14.0, 5.0, 0.7)]
+    draw = brownian_noise(7, like, sigmas)
+    # increments of one path add up: W(5)−W(14) + W(0.7)−W(5) = W(0.7)−W(14)
+    parts = draw(like, s[0], s[1]) * (s[0] - s[1]).sqrt() + draw(like, s[1], s[2]) * (s[1] - s[2]).sqrt()
+    assert torch.allclose(parts, draw(like, s[0], s[2]) * (s[0] - s[2]).sqrt(), atol=1e-4)
+    assert 0.9 < float(draw(like, s[0], s[1]).std()) < 1.1
+    # the path depends on the seed only, not on which increments were asked before
+    fresh = brownian_noise(7, like, sigmas)
+    assert torch.allclose(fresh(like, s[1], s[2]), draw(like, s[1], s[2]), atol=1e-5)
+    assert not torch.allclose(brownian_noise(8, like, sigmas)(like, s[1], s[2]), draw(like, s[1], s[2]), atol=1e-2)

@@ -7,9 +7,10 @@ nodeloom's sources from this checkout)::
 
 Both sides sample the same start from the same sigmas with the same denoiser: the exact posterior
 mean of Gaussian data and of a two-component Gaussian mixture, guided (cfg 2) by a second mixture
-as the "negative prompt" so the CFG++ samplers see a real unguided estimate. Stochastic samplers get
-the same Gaussian noise stream on both sides (ComfyUI's ``noise_sampler`` argument; its SDE samplers
-otherwise draw from a Brownian tree). Schedulers are compared on ComfyUI's SD 1.x model sampling.
+as the "negative prompt" so the CFG++ samplers see a real unguided estimate. Stochastic samplers run
+twice: first on one shared Gaussian stream (ComfyUI's ``noise_sampler`` argument), then each side
+with its own noise from the same seed — ComfyUI's default noise samplers (a seeded generator, or a
+torchsde Brownian tree for the SDE samplers) against nodeloom's ``step_noise``/``brownian_noise``. Schedulers are compared on ComfyUI's SD 1.x model sampling.
 Prints one line per name and exits 1 when any differs by more than the tolerance (1e-4 relative in
 float32, 1e-6 in float64; the few explained exceptions are listed in ``known``) or is missing.
 """
@@ -22,6 +23,18 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+SEED = 1234
+
+
+def _draws_noise(sampler) -> bool:
+    """Whether a sampler asks for noise on a short schedule."""
+    import torch
+
+    asked = []
+    sigmas = torch.tensor([14.6, 3.0, 0.5, 0.0])
+    sampler(lambda x, s: x * 0.5, torch.zeros(1, 1, 2, 2), sigmas,
+            lambda like, *_: asked.append(1) or torch.zeros_like(like), lambda *_: None)
+    return bool(asked)
 
 
 def main() -> int:
@@ -41,6 +54,7 @@ def main() -> int:
     import torch
 
     from nodeloom.diffusion import samplers as ours_samplers
+    from nodeloom.diffusion import sampling
     from nodeloom.diffusion import schedules as ours_schedules
 
     dtype = torch.float64 if args.f64 else torch.float32
@@ -87,6 +101,9 @@ def main() -> int:
         "mixture": (mixture(1.2), mixture(0.8)),
     }
     cfg = 2.0
+    # stochastic samplers run twice: on one shared noise stream, then each side with its own
+    # seeded noise (ComfyUI's default noise samplers against nodeloom's step/Brownian noise)
+    stochastic = [n for n in comfy_samplers.SAMPLER_NAMES if n in ours_samplers.SAMPLERS and _draws_noise(ours_samplers.SAMPLERS[n])]
     print("== samplers")
     for case, (cond, neg) in cases.items():
         def guided(x, s, cond=cond, neg=neg):
@@ -117,9 +134,10 @@ def main() -> int:
                 out, self.uncond = guided(x, s)
                 return out
 
-        for name in comfy_samplers.SAMPLER_NAMES:
+        for name, own_noise in [(n, False) for n in comfy_samplers.SAMPLER_NAMES] + [(n, True) for n in stochastic]:
+            label = f"{name}{' (own noise)' if own_noise else ''}"
             if name not in ours_samplers.SAMPLERS:
-                print(f"{case:8s} {name:32s} MISSING")
+                print(f"{case:8s} {label:32s} MISSING")
                 failures += 1
                 continue
             sigmas = comfy_samplers.calculate_sigmas(comfy_ms, "karras", args.steps).to(dtype)
@@ -129,24 +147,28 @@ def main() -> int:
             gen_c, gen_o = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
             fn = comfy_samplers.sampler_object(name).sampler_function
             extra = {}
-            if "noise_sampler" in inspect.signature(fn).parameters:
+            extra_args = {"model_options": {}}
+            ours_noise = lambda like, s, sn: torch.randn(like.shape, generator=gen_o, dtype=dtype)  # noqa: E731
+            if own_noise:  # each side draws from the seed its own way (ComfyUI: its defaults)
+                extra_args["seed"] = SEED
+                ours_noise = (sampling.brownian_noise(SEED, x0, sigmas, on_cpu=not name.endswith("_gpu"))
+                              if name in ours_samplers.BROWNIAN else sampling.step_noise(SEED))
+            elif "noise_sampler" in inspect.signature(fn).parameters:
                 extra["noise_sampler"] = lambda s, sn: torch.randn(x0.shape, generator=gen_c, dtype=dtype)
             try:
                 if name in ("dpm_fast", "dpm_adaptive"):  # wrappers taking (model, noise, sigmas, extra_args, callback, disable)
                     a = fn(model, x0.clone(), sigmas.clone(), {}, None, True)
                 else:
-                    a = fn(model, x0.clone(), sigmas.clone(), extra_args={"model_options": {}}, disable=True, **extra)
+                    a = fn(model, x0.clone(), sigmas.clone(), extra_args=extra_args, disable=True, **extra)
             except Exception as exc:  # e.g. ComfyUI's UniPC mixes float32 constants into float64 inputs
                 print(f"{case:8s} {name:32s} not compared: ComfyUI raised {type(exc).__name__}: {exc}")
                 continue
-            b = ours_samplers.SAMPLERS[name](OursDenoiser(), x0.clone(), sigmas.clone(),
-                                             lambda like: torch.randn(like.shape, generator=gen_o, dtype=dtype),
-                                             lambda *_: None)
+            b = ours_samplers.SAMPLERS[name](OursDenoiser(), x0.clone(), sigmas.clone(), ours_noise, lambda *_: None)
             err = float((a - b).abs().max() / a.abs().max())
             limit, why = known.get(name, (tol, ""))
             failures += err > limit
             note = "   <-- DIFF" if err > limit else (f"   (within {limit:g}: {why})" if err > tol else "")
-            print(f"{case:8s} {name:32s} rel {err:.2e}{note}")
+            print(f"{case:8s} {label:32s} rel {err:.2e}{note}")
     print(f"{failures} difference(s)")
     return 1 if failures else 0
 

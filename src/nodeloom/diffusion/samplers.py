@@ -2,7 +2,8 @@
 
 Every sampler has one signature: ``sampler(denoise, x, sigmas, noise, callback) -> x`` where
 ``denoise(x, sigma)`` returns the model's clean-image estimate, ``x`` starts noised at
-``sigmas[0]``, ``noise(x)`` draws seeded Gaussian noise (stochastic samplers only) and
+``sigmas[0]``, ``noise(x, sigma, sigma_next)`` draws seeded standard-normal noise for the stretch
+from ``sigma`` to ``sigma_next`` (stochastic samplers only; a Brownian source uses the pair) and
 ``callback(i, x, denoised)`` runs after each step (progress, previews, interruption). CFG++
 samplers also read ``denoise.uncond``, the unguided estimate of the last call (see
 :func:`_unguided`). Written from the published update rules (Karras et al. 2022; DPM-Solver and
@@ -22,10 +23,10 @@ import torch
 
 from nodeloom.diffusion.schedules import ModelSampling
 
-__all__ = ["CFG_PP", "DISCARD_PENULTIMATE", "SAMPLERS", "SAMPLER_NAMES"]
+__all__ = ["BROWNIAN", "CFG_PP", "DISCARD_PENULTIMATE", "SAMPLERS", "SAMPLER_NAMES"]
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Noise = Callable[[torch.Tensor], torch.Tensor]
+Noise = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 #: samplers whose schedule drops the smallest non-zero sigma (as ComfyUI does).
@@ -66,7 +67,7 @@ def euler_ancestral(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noi
         den = denoise(x, sigmas[i])
         s_down, s_up = _ancestral(sigmas[i], sigmas[i + 1])
         x = x + _d(x, sigmas[i], den) * (s_down - sigmas[i])
-        x = x + noise(x) * s_up  # drawn at every step, so the random stream stays aligned
+        x = x + noise(x, sigmas[i], sigmas[i + 1]) * s_up  # drawn at every step, so the random stream stays aligned
         callback(i, x, den)
     return x
 
@@ -108,7 +109,7 @@ def dpm_2_ancestral(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noi
     for i in range(len(sigmas) - 1):
         den = denoise(x, sigmas[i])
         s_down, s_up = _ancestral(sigmas[i], sigmas[i + 1])
-        x = _dpm2_step(denoise, x, sigmas[i], s_down, den) + noise(x) * s_up
+        x = _dpm2_step(denoise, x, sigmas[i], s_down, den) + noise(x, sigmas[i], sigmas[i + 1]) * s_up
         callback(i, x, den)
     return x
 
@@ -154,7 +155,7 @@ def dpmpp_2s_ancestral(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, 
             x2 = ((-s).exp() / (-t).exp()) * x - torch.expm1(-h / 2) * den
             den2 = denoise(x2, (-s).exp())
             x = ((-t_next).exp() / (-t).exp()) * x - torch.expm1(-h) * den2
-        x = x + noise(x) * s_up
+        x = x + noise(x, sigmas[i], sigmas[i + 1]) * s_up
         callback(i, x, den)
     return x
 
@@ -171,13 +172,13 @@ def dpmpp_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: No
             s = t + h * r
             sd, su = _ancestral((-t).exp(), (-s).exp(), eta)
             s_ = -sd.log()
-            x2 = ((-s_).exp() / (-t).exp()) * x - torch.expm1(t - s_) * den + noise(x) * su
+            x2 = ((-s_).exp() / (-t).exp()) * x - torch.expm1(t - s_) * den + noise(x, sigmas[i], (-s).exp()) * su
             den2 = denoise(x2, (-s).exp())
             sd, su = _ancestral((-t).exp(), (-t_next).exp(), eta)
             t_next_ = -sd.log()
             fac = 1 / (2 * r)
             den_d = (1 - fac) * den + fac * den2
-            x = ((-t_next_).exp() / (-t).exp()) * x - torch.expm1(t - t_next_) * den_d + noise(x) * su
+            x = ((-t_next_).exp() / (-t).exp()) * x - torch.expm1(t - t_next_) * den_d + noise(x, sigmas[i], sigmas[i + 1]) * su
         callback(i, x, den)
     return x
 
@@ -219,7 +220,7 @@ def dpmpp_2m_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise:
                     x = x + (-torch.expm1(-h - eta_h) / (-h - eta_h) + 1) * (1 / r) * (den - old)
                 else:
                     x = x - 0.5 * torch.expm1(-h - eta_h) * (1 / r) * (den - old)
-            x = x + noise(x) * sigmas[i + 1] * (-torch.expm1(-2 * eta_h)).sqrt()
+            x = x + noise(x, sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-torch.expm1(-2 * eta_h)).sqrt()
             h_last = h
         old = den
         callback(i, x, den)
@@ -252,7 +253,7 @@ def dpmpp_3m_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise:
                 x = x + phi_2 * d1 - (phi_2 / h_eta - 0.5) * d2
             elif h1 is not None:
                 x = x + phi_2 * (den - den1) / (h1 / h)
-            x = x + noise(x) * sigmas[i + 1] * (-torch.expm1(-2 * h * eta)).sqrt()
+            x = x + noise(x, sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-torch.expm1(-2 * h * eta)).sqrt()
             h1, h2 = h, h1
         den1, den2 = den, den1
         callback(i, x, den)
@@ -269,7 +270,7 @@ def ddpm(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, 
         a_cum, a_prev = 1 / (s * s + 1), 1 / (s_prev * s_prev + 1)
         alpha = a_cum / a_prev
         mu = (1 / alpha).sqrt() * (xv - (1 - alpha) * eps / (1 - a_cum).sqrt())
-        n = noise(x)
+        n = noise(x, sigmas[i], sigmas[i + 1])
         if s_prev > 0:
             mu = mu + ((1 - alpha) * (1 - a_prev) / (1 - a_cum)).sqrt() * n
             mu = mu * (1 + s_prev ** 2).sqrt()
@@ -283,7 +284,7 @@ def lcm(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, c
         den = denoise(x, sigmas[i])
         x = den
         if sigmas[i + 1] > 0:
-            x = x + noise(x) * sigmas[i + 1]
+            x = x + noise(x, sigmas[i], sigmas[i + 1]) * sigmas[i + 1]
         callback(i, x, den)
     return x
 
@@ -523,7 +524,7 @@ def _res_multistep(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, nois
                 x = x + (den - base)
             x = (-h).exp() * x + h * (b1 * base + b2 * old_den)
         if sigmas[i + 1] > 0 and eta:
-            x = x + noise(x) * s_up
+            x = x + noise(x, sigmas[i], sigmas[i + 1]) * s_up
         old_den, old_down = base, s_down
         callback(i, x, den)
     return x
@@ -584,7 +585,7 @@ def er_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise
                     du = (dd - old_dd) / ((ls - sigmas[i - 2]) / 2)
                     x = x + (dt ** 2 / 2 + ((pos - ls) / scaled).sum() * step * _er_scale(lt)) * du
                 old_dd = dd
-            x = x + noise(x) * torch.nan_to_num((lt ** 2 - ls ** 2 * r ** 2).sqrt(), nan=0.0)
+            x = x + noise(x, sigmas[i], sigmas[i + 1]) * torch.nan_to_num((lt ** 2 - ls ** 2 * r ** 2).sqrt(), nan=0.0)
         old_den = den
         callback(i, x, den)
     return x
@@ -618,7 +619,7 @@ def _seeds(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise
             out = sig / s0 * (-frac * h * eta).exp() * x - torch.expm1(-frac * h_eta) * mixed
             if eta:
                 seg = (last - frac) * h * eta
-                fresh = (-torch.expm1(2 * seg)).sqrt() * noise(x)
+                fresh = (-torch.expm1(2 * seg)).sqrt() * noise(x, (s0.log() - last * h).exp(), sig)
                 path = fresh if path is None else path * seg.exp() + fresh
                 out = out + path * sig
             return out, path
@@ -764,7 +765,7 @@ def _euler_cfg_pp(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise
             s_down, s_up = _ancestral(sigmas[i], sigmas[i + 1], eta)
             x = den + _d(x, sigmas[i], _unguided(denoise, den)) * s_down
             if eta:
-                x = x + noise(x) * s_up
+                x = x + noise(x, sigmas[i], sigmas[i + 1]) * s_up
         callback(i, x, den)
     return x
 
@@ -786,7 +787,7 @@ def dpmpp_2s_ancestral_cfg_pp(denoise: Denoise, x: torch.Tensor, sigmas: torch.T
             # as in ComfyUI, the second shift takes the unguided estimate of the midpoint call
             x = (s_down / sigmas[i]) * (x + (den - _unguided(denoise, den2))) - torch.expm1(-h) * den2
         if sigmas[i + 1] > 0:
-            x = x + noise(x) * s_up
+            x = x + noise(x, sigmas[i], sigmas[i + 1]) * s_up
         callback(i, x, den)
     return x
 
@@ -876,7 +877,7 @@ def _sa_solver(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: N
             x_pred = (sigmas[i + 1] / sigmas[i]) * math.exp(-tau * tau * h) * x + sum(c * d for c, d in zip(b, history[-p_order:]))
             step_noise = None
             if tau > 0:
-                step_noise = noise(x) * sigmas[i + 1] * math.sqrt(-math.expm1(-2 * tau * tau * h))
+                step_noise = noise(x, sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * math.sqrt(-math.expm1(-2 * tau * tau * h))
                 x_pred = x_pred + step_noise
         callback(i, x, den)
     return x
@@ -928,6 +929,9 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "uni_pc": uni_pc,
     "uni_pc_bh2": uni_pc_bh2,
 }
+#: samplers whose noise ComfyUI draws from a Brownian tree over the schedule's sigma range (the
+#: "_gpu" names keep the tree on the latent's device instead of the CPU)
+BROWNIAN = frozenset(name for name in SAMPLERS if name.startswith(("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde")))
 #: samplers that need the unguided estimate next to the guided one (see :func:`_unguided`)
 CFG_PP = frozenset(name for name in SAMPLERS if name.endswith("_cfg_pp"))
 SAMPLER_NAMES = tuple(SAMPLERS)

@@ -21,11 +21,11 @@ from nodeloom.diffusion.controlnet import control_residuals, prepare_controls
 from nodeloom.diffusion.fast_path import unet_forward
 from nodeloom.diffusion.lora import lora_active
 from nodeloom.diffusion.models import DiffusionModel
-from nodeloom.diffusion.samplers import CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
+from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
 from nodeloom.diffusion.schedules import denoise_sigmas
-from nodeloom.errors import ValidationError
+from nodeloom.errors import ValidationError, require
 
-__all__ = ["prepare_noise", "sample", "sampler_sigmas", "step_noise"]
+__all__ = ["brownian_noise", "prepare_noise", "sample", "sampler_sigmas", "step_noise"]
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
@@ -48,17 +48,45 @@ def prepare_noise(latent: torch.Tensor, seed: int, batch_index: list[int] | None
     return torch.cat([draws[i] for i in batch_index])
 
 
-def step_noise(seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+def step_noise(seed: int) -> Callable[..., torch.Tensor]:
     """The noise of stochastic steps, as ComfyUI draws it: a second generator seeded with ``seed``
     on the latent's device, drawing in the latent's dtype (so on CPU it repeats the initial noise
-    first, exactly as ComfyUI's does)."""
+    first, exactly as ComfyUI's does). Called as ``draw(like, sigma, sigma_next)``; the sigmas
+    are not needed here."""
     gens: dict[str, torch.Generator] = {}
 
-    def draw(like: torch.Tensor) -> torch.Tensor:
+    def draw(like: torch.Tensor, sigma: Any = None, sigma_next: Any = None) -> torch.Tensor:
         key = str(like.device)
         if key not in gens:
             gens[key] = _generator(seed, like.device)
         return torch.randn(like.shape, generator=gens[key], dtype=like.dtype, device=like.device)
+
+    return draw
+
+
+def brownian_noise(seed: int, like: torch.Tensor, sigmas: torch.Tensor, on_cpu: bool = True) -> Callable[..., torch.Tensor]:
+    """The noise of ComfyUI's SDE samplers: increments of one Brownian path over [σ_min, σ_max] of
+    the schedule (torchsde's ``BrownianTree`` with the seed as entropy), scaled to unit variance.
+
+    ``draw(like, sigma, sigma_next)`` returns (W(σ_next) − W(σ)) / √|σ_next − σ|, so steps and
+    sub-steps of any size see one consistent path, and the same seed gives the same path
+    whatever the step count. ``on_cpu`` keeps the tree on the CPU (ComfyUI's plain names); the
+    ``_gpu`` names build it on the latent's device.
+    """
+    torchsde = require("torchsde", "diffusion")
+    device = torch.device("cpu") if on_cpu else like.device
+    low, high = sigmas[sigmas > 0].min(), sigmas.max()
+    tree = torchsde.BrownianTree(low.to(device), torch.zeros_like(like, device=device), high.to(device),
+                                 entropy=int(seed) & 0xFFFFFFFFFFFFFFFF)
+
+    def draw(x: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+        a, b = (sigma, sigma_next) if sigma < sigma_next else (sigma_next, sigma)
+        if on_cpu:
+            a, b = a.detach().cpu().float(), b.detach().cpu().float()
+        w = tree(a, b).to(device=x.device, dtype=x.dtype)
+        if sigma > sigma_next:
+            w = -w
+        return w / (sigma_next - sigma).abs().sqrt()
 
     return draw
 
@@ -274,7 +302,8 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
         if callback is not None:
             callback(i + 1, total, den)
 
-    draw = step_noise(seed)
+    draw = brownian_noise(seed, x, sigmas, on_cpu=not sampler_name.endswith("_gpu")) if sampler_name in BROWNIAN \
+        else step_noise(seed)
     with torch.no_grad(), lora_active(unet, model.loras, part="unet"):
         x = SAMPLERS[sampler_name](fn, x, sigmas, draw, step_cb)
     if mask is not None:

@@ -116,10 +116,11 @@ def test_previews_follow_the_image_when_enabled(tmp_path, tiny_models_dir):
 
 
 @pytest.mark.parametrize(("sampler_name", "cfg"), [("euler_cfg_pp", 1.0), ("dpmpp_2m_cfg_pp", 4.0), ("res_multistep", 8.0),
-                                                   ("sa_solver", 8.0), ("dpm_adaptive", 8.0), ("deis", 8.0)])
+                                                   ("sa_solver", 8.0), ("dpm_adaptive", 8.0), ("deis", 8.0),
+                                                   ("dpmpp_2m_sde", 8.0), ("dpmpp_sde_gpu", 8.0)])
 def test_samplers_added_for_comfyui_parity_run_through_the_ksampler(tmp_path, tiny_models_dir, sampler_name, cfg):
-    """Each runs on a real (tiny) UNet; the adaptive solver too reports rising progress that ends
-    at the step count."""
+    """Each runs on a real (tiny) UNet (the SDE ones on a torchsde Brownian path); the adaptive
+    solver too reports rising progress that ends at the step count."""
     prompt = _small("tiny_sd1.safetensors", 6)
     prompt["3"]["inputs"].update(sampler_name=sampler_name, cfg=cfg)
     seen = []
