@@ -1,8 +1,10 @@
-"""LoRA stacks applied per call through PEFT adapters (kohya, diffusers/PEFT and LyCORIS LoHa formats).
+"""LoRA stacks applied per call through PEFT adapters (kohya, diffusers/PEFT and LyCORIS LoHa/LoKr).
 
-A LoRA file is read once (:func:`read_lora`), converted by diffusers to its PEFT layout (LoHa
-files: mapped here onto PEFT's LoHa layers) and injected into a shared module as a named adapter
-the first time a value that uses it runs.
+A LoRA file is read once (:func:`read_lora`), converted by diffusers to its PEFT layout (LyCORIS
+LoHa and LoKr files, Tucker-decomposed ones included: mapped here onto PEFT's LoHa/LoKr layers,
+whose factors are replaced by the file's own) and injected into a shared module as a named adapter
+the first time a value that uses it runs. Scales follow ComfyUI: LoHa alpha / rank; LoKr alpha /
+the rank of its decomposed factor (w2's if both are), 1 when neither factor is decomposed.
 :func:`lora_active` enables exactly the adapters (and strengths) of the value being run and
 disables them afterwards, so MODEL/CLIP values with different stacks share one module without
 mutating each other. Runs are serialised per device by the model manager's lock.
@@ -22,7 +24,11 @@ from nodeloom.errors import ValidationError, require
 __all__ = ["LoraFile", "LoraPatch", "lora_active", "read_lora", "unload_lora"]
 
 _KOHYA_PARTS = {"lora_unet_": "unet", "lora_te_": "text_encoder", "lora_te1_": "text_encoder", "lora_te2_": "text_encoder_2"}
-_LOHA_PARAMS = ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")
+#: the factor tensors of each LyCORIS kind, as its files and PEFT's layers name them
+_LYCORIS_PARAMS = {
+    "loha": ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2"),
+    "lokr": ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2"),
+}
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class LoraPatch:
 
 
 def read_lora(path: str | Path, unet_config: Any, sdxl: bool) -> LoraFile:
-    """Read and convert a LoRA file (kohya ``lora_unet_*``/``lora_te*``, diffusers, PEFT).
+    """Read and convert a LoRA file (kohya ``lora_unet_*``/``lora_te*``, diffusers, PEFT, LyCORIS LoHa/LoKr).
 
     Raises:
         ValidationError: the file holds no LoRA weights diffusers can map.
@@ -58,11 +64,9 @@ def read_lora(path: str | Path, unet_config: Any, sdxl: bool) -> LoraFile:
     p = Path(path)
     raw = load_state_dict(p)
     name = "nl_" + hashlib.sha1(f"{p.resolve()}:{p.stat().st_mtime_ns}".encode()).hexdigest()[:12]
-    if any(".lokr_" in k or ".hada_t1" in k for k in raw):
-        raise ValidationError(f"`{p.name}` is a LyCORIS LoKr (or Tucker-decomposed LoHa) file; supported: LoRA"
-                              " (kohya, diffusers, PEFT layouts) and plain LoHa")
-    if any(".hada_w1_a" in k for k in raw):
-        return _read_loha(raw, name, p.name, unet_config if sdxl else None)
+    for kind, marker in (("lokr", ".lokr_"), ("loha", ".hada_")):
+        if any(marker in k for k in raw):
+            return _read_lycoris(raw, name, p.name, kind, unet_config if sdxl else None)
     mixin = diffusers.StableDiffusionXLPipeline if sdxl else diffusers.StableDiffusionPipeline
     try:
         state, alphas = mixin.lora_state_dict(raw, unet_config=unet_config)
@@ -79,52 +83,99 @@ def read_lora(path: str | Path, unet_config: Any, sdxl: bool) -> LoraFile:
     return LoraFile(name, parts)
 
 
-def _read_loha(raw: dict[str, Any], name: str, file_name: str, sgm_unet_config: Any) -> LoraFile:
-    """Group a kohya-named LoHa file per part: ``{kohya module name: {param: tensor}}`` and alphas."""
+def _read_lycoris(raw: dict[str, Any], name: str, file_name: str, kind: str, sgm_unet_config: Any) -> LoraFile:
+    """Group a kohya-named LoHa/LoKr file per part: ``{kohya module name: {param: tensor}}`` and alphas."""
     if sgm_unet_config is not None and any("input_blocks" in k or "output_blocks" in k for k in raw):
         from diffusers.loaders.lora_conversion_utils import _maybe_map_sgm_blocks_to_diffusers
 
         raw = _maybe_map_sgm_blocks_to_diffusers(raw, sgm_unet_config)
+    label = "LoHa" if kind == "loha" else "LoKr"
     parts: dict[str, tuple[dict[str, Any], dict[str, float] | None]] = {}
     for key, value in raw.items():
         module, _, param = key.partition(".")
         prefix = next((pre for pre in _KOHYA_PARTS if module.startswith(pre)), None)
         if prefix is None:
-            raise ValidationError(f"`{file_name}`: LoHa key `{key}` has no kohya prefix (lora_unet_/lora_te*_)")
+            raise ValidationError(f"`{file_name}`: {label} key `{key}` has no kohya prefix (lora_unet_/lora_te*_)")
         tensors, alphas = parts.setdefault(_KOHYA_PARTS[prefix], ({}, {}))
         short = module[len(prefix):]
         if param == "alpha":
             alphas[short] = float(value)
-        elif param in _LOHA_PARAMS:
+        elif param in _LYCORIS_PARAMS[kind]:
             tensors.setdefault(short, {})[param] = value
-    return LoraFile(name, parts, kind="loha")
+    for part, (tensors, _) in parts.items():
+        for module, params in tensors.items():
+            _check_factors(kind, params, f"`{file_name}`: {label} module `{module}`")
+    return LoraFile(name, parts, kind=kind)
 
 
-def _inject_loha(module: Any, lora: LoraFile, part: str) -> None:
-    """Add a LoHa adapter to ``module`` with PEFT and copy the file's factors in."""
+def _check_factors(kind: str, params: dict[str, Any], where: str) -> None:
+    """Each factor must be given whole or as its two halves."""
+    if kind == "loha":
+        needed = [("hada_w1_a", "hada_w1_b"), ("hada_w2_a", "hada_w2_b")]
+        missing = [n for pair in needed for n in pair if n not in params]
+    else:
+        missing = [f"lokr_{w} (or lokr_{w}_a + lokr_{w}_b)" for w in ("w1", "w2")
+                   if f"lokr_{w}" not in params and not (f"lokr_{w}_a" in params and f"lokr_{w}_b" in params)]
+    if missing:
+        raise ValidationError(f"{where} lacks {', '.join(missing)}")
+
+
+def _lycoris_rank_alpha(kind: str, params: dict[str, Any], alpha: float | None) -> tuple[int, float]:
+    """PEFT's ``r`` and ``alpha`` for one module, so that alpha / r is ComfyUI's scale."""
+    if kind == "loha":
+        rank = int(params["hada_w1_b"].shape[0])
+        return rank, alpha if alpha is not None else float(rank)
+    rank = None
+    if "lokr_w1" not in params:
+        rank = int(params["lokr_w1_b"].shape[0])
+    if "lokr_w2" not in params:
+        rank = int(params["lokr_w2_b"].shape[0])
+    if rank is None or alpha is None:
+        return 1, 1.0  # LyCORIS: full factors carry their own scale
+    return rank, alpha
+
+
+def _inject_lycoris(module: Any, lora: LoraFile, part: str) -> None:
+    """Add a LoHa/LoKr adapter to ``module`` with PEFT, then put the file's factors in its place."""
     import torch
-    from peft import LoHaConfig, inject_adapter_in_model
+    from peft import LoHaConfig, LoKrConfig, inject_adapter_in_model
 
     tensors, alphas = lora.parts[part]
     by_kohya = {}
     for mname, _ in module.named_modules():
         by_kohya[mname.replace(".", "_")] = mname
         by_kohya["text_model_" + mname.replace(".", "_")] = mname
+    label = "LoHa" if lora.kind == "loha" else "LoKr"
     missing = [k for k in tensors if k not in by_kohya]
     if missing:
-        raise ValidationError(f"LoHa modules {missing[:3]} do not exist in the {part.replace('_', ' ')}")
+        raise ValidationError(f"{label} modules {missing[:3]} do not exist in the {part.replace('_', ' ')}")
     targets = {by_kohya[k]: v for k, v in tensors.items()}
-    ranks = {m: int(v["hada_w1_b"].shape[0]) for m, v in targets.items()}
-    alpha = {by_kohya[k]: a for k, a in (alphas or {}).items() if k in by_kohya}
-    cfg = LoHaConfig(r=max(ranks.values()), alpha=max(ranks.values()), target_modules=sorted(targets),
-                     rank_pattern={re_exact(m): r for m, r in ranks.items()},
-                     alpha_pattern={re_exact(m): alpha.get(m, ranks[m]) for m in targets})
+    scales = {by_kohya[k]: _lycoris_rank_alpha(lora.kind, v, (alphas or {}).get(k)) for k, v in tensors.items()}
+    top = max(r for r, _ in scales.values())
+    config_cls = LoHaConfig if lora.kind == "loha" else LoKrConfig
+    cfg = config_cls(r=top, alpha=top, target_modules=sorted(targets),
+                     rank_pattern={re_exact(m): r for m, (r, _) in scales.items()},
+                     alpha_pattern={re_exact(m): a for m, (_, a) in scales.items()})
     inject_adapter_in_model(cfg, module, adapter_name=lora.name)
-    with torch.no_grad():
-        for mname, params in targets.items():
-            layer = module.get_submodule(mname)
-            for pname, value in params.items():
-                getattr(layer, pname)[lora.name].copy_(value.reshape(getattr(layer, pname)[lora.name].shape))
+    for mname, params in targets.items():
+        layer = module.get_submodule(mname)
+        base = layer.get_base_layer().weight
+        for pname in _LYCORIS_PARAMS[lora.kind]:
+            if lora.name in getattr(layer, pname):
+                del getattr(layer, pname)[lora.name]
+        for pname, value in params.items():
+            getattr(layer, pname)[lora.name] = torch.nn.Parameter(value.to(device=base.device, dtype=base.dtype),
+                                                                  requires_grad=False)
+        try:
+            layer.get_delta_weight(lora.name)
+        except RuntimeError as exc:
+            from diffusers.utils.peft_utils import delete_adapter_layers
+
+            delete_adapter_layers(module, lora.name)  # leave the module as it was
+            if isinstance(getattr(module, "peft_config", None), dict):
+                module.peft_config.pop(lora.name, None)
+            raise ValidationError(f"{label} factors of `{mname}` do not make its weight shape "
+                                  f"{tuple(base.shape)}: {exc}") from exc
     if not isinstance(getattr(module, "peft_config", None), dict):
         module.peft_config = {}
     module.peft_config[lora.name] = cfg
@@ -147,8 +198,8 @@ def _inject(module: Any, lora: LoraFile, part: str) -> bool:
         return False
     if lora.name in _loaded_adapters(module):
         return True
-    if lora.kind == "loha":
-        _inject_loha(module, lora, part)
+    if lora.kind in _LYCORIS_PARAMS:
+        _inject_lycoris(module, lora, part)
         return True
     state, alphas = lora.parts[part]
     if part == "unet":

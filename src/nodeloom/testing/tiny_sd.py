@@ -20,6 +20,7 @@ __all__ = [
     "build_tiny_controlnet",
     "build_tiny_lora",
     "build_tiny_loha",
+    "build_tiny_lokr",
     "save_diffusers_folder",
     "save_single_file",
     "tiny_components",
@@ -253,8 +254,12 @@ def build_tiny_lora(models_dir: str | Path, kind: str = "sd1", name: str = "tiny
 
 
 def build_tiny_loha(models_dir: str | Path, kind: str = "sd1", name: str = "tiny_loha.safetensors", rank: int = 2,
-                    seed: int = 3) -> str:
-    """Save a tiny random LyCORIS LoHa (kohya names, ``hada_w1_a``…) under ``<models_dir>/loras``; returns its name."""
+                    seed: int = 3, tucker_conv: bool = False) -> str:
+    """Save a tiny random LyCORIS LoHa (kohya names, ``hada_w1_a``…) under ``<models_dir>/loras``; returns its name.
+
+    With ``tucker_conv`` the first ResNet's 3×3 ``conv1`` gets a Tucker-decomposed pair too
+    (cores ``hada_t1``/``hada_t2`` with ``hada_w*_a`` of shape (rank, out), ``hada_w*_b`` (rank, in)).
+    """
     import torch
     from safetensors.torch import save_file
 
@@ -268,6 +273,60 @@ def build_tiny_loha(models_dir: str | Path, kind: str = "sd1", name: str = "tiny
             for w in ("w1", "w2"):
                 sd[f"{key}.hada_{w}_a"] = torch.randn(out_f, rank, generator=gen) * 0.5
                 sd[f"{key}.hada_{w}_b"] = torch.randn(rank, in_f, generator=gen) * 0.5
+            sd[f"{key}.alpha"] = torch.tensor(float(rank))
+        if tucker_conv and mname.endswith("down_blocks.0.resnets.0.conv1"):
+            key = "lora_unet_" + mname.replace(".", "_")
+            out_c, in_c, kh, kw = module.weight.shape
+            for w, t in (("w1", "t1"), ("w2", "t2")):
+                sd[f"{key}.hada_{t}"] = torch.randn(rank, rank, kh, kw, generator=gen) * 0.5
+                sd[f"{key}.hada_{w}_a"] = torch.randn(rank, out_c, generator=gen) * 0.5
+                sd[f"{key}.hada_{w}_b"] = torch.randn(rank, in_c, generator=gen) * 0.5
+            sd[f"{key}.alpha"] = torch.tensor(1.0)
+    path = Path(models_dir) / "loras" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path))
+    return name
+
+
+def _split(n: int) -> tuple[int, int]:
+    """n = a·b with a the largest divisor not above √n (LyCORIS-style factor sizes)."""
+    a = max(d for d in range(1, int(n ** 0.5) + 1) if n % d == 0)
+    return a, n // a
+
+
+def build_tiny_lokr(models_dir: str | Path, kind: str = "sd1", name: str = "tiny_lokr.safetensors", rank: int = 2,
+                    seed: int = 4) -> str:
+    """Save a tiny random LyCORIS LoKr under ``<models_dir>/loras``; returns its name.
+
+    It holds the three layouts LyCORIS writes: attention projections with a full ``lokr_w1`` and a
+    decomposed ``lokr_w2_a``/``lokr_w2_b`` (alpha 1, so scale 1/rank); cross-attention keys with
+    both factors full (no alpha, scale 1); and 3×3 ResNet convolutions with a Tucker core
+    ``lokr_t2`` (alpha = rank).
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    parts = tiny_components(kind, 0)
+    gen = torch.Generator().manual_seed(seed)
+    sd: dict[str, Any] = {}
+
+    def randn(*shape: int) -> Any:
+        return torch.randn(*shape, generator=gen) * 0.3
+
+    for mname, module in parts["unet"].named_modules():
+        key = "lora_unet_" + mname.replace(".", "_")
+        if mname.endswith("attn1.to_q") or mname.endswith("attn2.to_k") or mname.endswith("resnets.0.conv1"):
+            (a, b), (c, d) = _split(module.weight.shape[0]), _split(module.weight.shape[1])
+            sd[f"{key}.lokr_w1"] = randn(a, c)
+        if mname.endswith("attn1.to_q"):
+            sd[f"{key}.lokr_w2_a"], sd[f"{key}.lokr_w2_b"] = randn(b, rank), randn(rank, d)
+            sd[f"{key}.alpha"] = torch.tensor(1.0)
+        elif mname.endswith("attn2.to_k"):
+            sd[f"{key}.lokr_w2"] = randn(b, d)
+        elif mname.endswith("resnets.0.conv1"):
+            kh, kw = module.weight.shape[2:]
+            sd[f"{key}.lokr_t2"] = randn(rank, rank, kh, kw)
+            sd[f"{key}.lokr_w2_a"], sd[f"{key}.lokr_w2_b"] = randn(rank, b), randn(rank, d)
             sd[f"{key}.alpha"] = torch.tensor(float(rank))
     path = Path(models_dir) / "loras" / name
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -86,20 +86,21 @@ def test_original_single_file_controlnet_equals_its_diffusers_folder(diffusion_s
     assert torch.allclose(results[0], results[1], atol=1e-6)
 
 
-def test_loha_applies_and_lokr_gets_a_clear_error(diffusion_services):
+def test_loha_and_lokr_apply_and_leave_the_base_model_alone(diffusion_services):
     import pytest
     from safetensors.torch import save_file
 
     from nodeloom.errors import ValidationError
-    from nodeloom.testing.tiny_sd import build_tiny_loha
+    from nodeloom.testing.tiny_sd import build_tiny_loha, build_tiny_lokr
 
     model, clip, pos, neg = _setup()
-    name = build_tiny_loha(diffusion_services.paths.models_dir)
     base = _sample(model, pos, neg)
-    loha = LoraLoaderModelOnly.execute(model, name, 1.0)[0]
-    assert (_sample(loha, pos, neg) - base).abs().max() > 1e-3
-    assert torch.equal(_sample(model, pos, neg), base)
-    path = diffusion_services.paths.models_dir / "loras" / "lokr.safetensors"
+    for build in (build_tiny_loha, build_tiny_lokr):
+        patched = LoraLoaderModelOnly.execute(model, build(diffusion_services.paths.models_dir), 1.0)[0]
+        assert (_sample(patched, pos, neg) - base).abs().max() > 1e-3
+        assert torch.equal(_sample(model, pos, neg), base)
+    path = diffusion_services.paths.models_dir / "loras" / "stray_lokr.safetensors"
     save_file({"lora_unet_x.lokr_w1": torch.zeros(2, 2), "lora_unet_x.lokr_w2": torch.zeros(2, 2)}, str(path))
-    with pytest.raises(ValidationError, match="LoKr"):
-        LoraLoader.execute(model, clip, "lokr.safetensors", 1.0, 1.0)
+    stray = LoraLoaderModelOnly.execute(model, "stray_lokr.safetensors", 1.0)[0]
+    with pytest.raises(ValidationError, match="LoKr modules \\['x'\\] do not exist"):
+        _sample(stray, pos, neg)
