@@ -352,7 +352,7 @@ def uni_pc_bh2(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: N
     return _unipc(denoise, x, sigmas, callback, bh2=True)
 
 
-# --- multistep and exponential-integrator samplers added after the first set ---------------------
+# --- Heun++ and the Adams–Bashforth family (iPNDM, iPNDM-v, DEIS) -------------------------------------
 
 
 def heunpp2(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback) -> torch.Tensor:
@@ -494,6 +494,9 @@ def deis(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, 
             x = x + sum(c * s for c, s in zip(coeffs, reversed(slopes)))
         callback(i, x, den)
     return x
+
+
+# --- RES, gradient estimation, ER-SDE and SEEDS ------------------------------------------------------
 
 
 def _phi1(z: torch.Tensor) -> torch.Tensor:
