@@ -25,7 +25,7 @@ from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, S
 from nodeloom.diffusion.schedules import denoise_sigmas
 from nodeloom.errors import ValidationError, require
 
-__all__ = ["brownian_noise", "prepare_noise", "sample", "sampler_sigmas", "step_noise"]
+__all__ = ["brownian_noise", "prepare_noise", "sample", "sample_sigmas", "sampler_sigmas", "step_noise"]
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
@@ -274,31 +274,57 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
     if not positive or not negative:
         raise ValidationError("`positive` and `negative` must each hold at least one conditioning")
     sigmas = sampler_sigmas(model, scheduler, sampler_name, steps, denoise, start_step, last_step, force_full_denoise)
+    out, _ = sample_sigmas(model, latent, sigmas, seed=seed, cfg=cfg, sampler_name=sampler_name, positive=positive,
+                           negative=negative, add_noise=add_noise, manager=manager, callback=callback)
+    return out
+
+
+def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.Tensor, *, seed: int, cfg: float,
+                  sampler_name: str, positive: list[Any], negative: list[Any] | None, add_noise: bool = True,
+                  manager: Any = None, callback: StepCallback | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Denoise a LATENT along given ``sigmas`` (ComfyUI's SamplerCustom contract).
+
+    ``negative`` None samples the positive conditioning alone (no guidance). Returns the output
+    LATENT and the denoised estimate of the last step (the output itself when nothing ran).
+
+    Raises:
+        ValidationError: unknown sampler, empty positive conditioning.
+    """
+    if sampler_name not in SAMPLERS:
+        raise ValidationError(f"`sampler_name` '{sampler_name}' is not supported; supported: {list(SAMPLERS)}")
+    if not positive:
+        raise ValidationError("`positive` must hold at least one conditioning")
     out = dict(latent)
     raw = latent["samples"]
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
     if len(sigmas) < 2:
-        return out
+        return out, out
     noise = prepare_noise(raw, seed, latent.get("batch_index"))
     if not add_noise:
         noise = torch.zeros_like(raw)  # the stochastic steps still draw from the seed
     unet = manager.prepare(model.unet) if manager is not None else model.unet
-    prepare_controls([positive, negative], manager)
+    prepare_controls([positive, negative or []], manager)
     dev = next(unet.parameters()).device
     lat = (raw.float() * model.latent_scale).to(dev)
     noise, sigmas = noise.to(dev), sigmas.to(dev)
     hw = (raw.shape[-2] * 8, raw.shape[-1] * 8)
     mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
     concat = _inpaint_channels(model, lat, mask, next(unet.parameters()).dtype, dict(positive[0][1]))
-    fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw), cfg, concat,
-                 raw.shape[0], need_uncond=sampler_name in CFG_PP)
+    if negative:
+        fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw), cfg,
+                     concat, raw.shape[0], need_uncond=sampler_name in CFG_PP)
+    else:
+        fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), [], 1.0, concat, raw.shape[0])
     if mask is not None:
         fn = _masked(fn, mask, lat, noise)
     s0 = float(sigmas[0])
     max_denoise = math.isclose(s0, model.sampling.sigma_max, rel_tol=1e-5) or s0 > model.sampling.sigma_max
     x = lat + noise * (math.sqrt(1.0 + s0 ** 2) if max_denoise else s0)
     total = len(sigmas) - 1
+    last: list[torch.Tensor] = []
 
     def step_cb(i: int, _x: torch.Tensor, den: torch.Tensor) -> None:
+        last[:] = [den]
         if callback is not None:
             callback(i + 1, total, den)
 
@@ -309,4 +335,8 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
     if mask is not None:
         x = x * mask + lat * (1 - mask)
     out["samples"] = (x / model.latent_scale).float().cpu()
-    return out
+    denoised = out
+    if last:
+        denoised = dict(latent)
+        denoised["samples"] = (last[0] / model.latent_scale).float().cpu()
+    return out, denoised

@@ -16,7 +16,7 @@ import torch
 
 from nodeloom.errors import ValidationError, require
 
-__all__ = ["SCHEDULER_NAMES", "ModelSampling", "calculate_sigmas", "denoise_sigmas"]
+__all__ = ["SCHEDULER_NAMES", "ModelSampling", "calculate_sigmas", "denoise_sigmas", "exponential_sigmas", "karras_sigmas"]
 
 
 class ModelSampling:
@@ -93,15 +93,25 @@ def _ddim_uniform(ms: ModelSampling, steps: int) -> torch.Tensor:
     return torch.tensor(([0.0] + sig)[::-1])
 
 
-def _karras(ms: ModelSampling, steps: int, rho: float = 7.0) -> torch.Tensor:
+def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. (2022): ``steps`` sigmas evenly spaced in σ^(1/ρ) from σ_max to σ_min, then 0."""
     ramp = torch.linspace(0, 1, steps)
-    lo, hi = ms.sigma_min ** (1 / rho), ms.sigma_max ** (1 / rho)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     return torch.cat([(hi + ramp * (lo - hi)) ** rho, torch.zeros(1)])
 
 
-def _exponential(ms: ModelSampling, steps: int) -> torch.Tensor:
-    sig = torch.linspace(math.log(ms.sigma_max), math.log(ms.sigma_min), steps).exp()
+def exponential_sigmas(steps: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """``steps`` sigmas evenly spaced in log σ from σ_max to σ_min, then 0."""
+    sig = torch.linspace(math.log(sigma_max), math.log(sigma_min), steps).exp()
     return torch.cat([sig, torch.zeros(1)])
+
+
+def _karras(ms: ModelSampling, steps: int) -> torch.Tensor:
+    return karras_sigmas(steps, ms.sigma_min, ms.sigma_max)
+
+
+def _exponential(ms: ModelSampling, steps: int) -> torch.Tensor:
+    return exponential_sigmas(steps, ms.sigma_min, ms.sigma_max)
 
 
 def _beta(ms: ModelSampling, steps: int, alpha: float = 0.6, beta: float = 0.6) -> torch.Tensor:

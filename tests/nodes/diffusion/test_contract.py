@@ -41,9 +41,30 @@ COMFY = {
     "VAEDecodeTiled": [("samples", "LATENT"), ("vae", "VAE"), ("tile_size", "INT", 512, 64, 4096), ("overlap", "INT", 64, 0, 4096),
                        ("temporal_size", "INT", 64, 8, 4096), ("temporal_overlap", "INT", 8, 4, 4096)],
     "Canny": [("image", "IMAGE"), ("low_threshold", "FLOAT", 0.4, 0.01, 0.99), ("high_threshold", "FLOAT", 0.8, 0.01, 0.99)],
+    "SamplerCustom": [("model", "MODEL"), ("add_noise", "BOOLEAN"), ("noise_seed", "INT", 0, 0, 0xFFFFFFFFFFFFFFFF),
+                      ("cfg", "FLOAT", 8.0, 0.0, 100.0), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                      ("sampler", "SAMPLER"), ("sigmas", "SIGMAS"), ("latent_image", "LATENT")],
+    "SamplerCustomAdvanced": [("noise", "NOISE"), ("guider", "GUIDER"), ("sampler", "SAMPLER"), ("sigmas", "SIGMAS"),
+                              ("latent_image", "LATENT")],
+    "KSamplerSelect": [("sampler_name", "COMBO")],
+    "BasicScheduler": [("model", "MODEL"), ("scheduler", "COMBO"), ("steps", "INT", 20, 1, 10000), ("denoise", "FLOAT", 1.0, 0.0, 1.0)],
+    "KarrasScheduler": [("steps", "INT", 20, 1, 10000), ("sigma_max", "FLOAT", 14.614642, 0.0, 5000.0),
+                        ("sigma_min", "FLOAT", 0.0291675, 0.0, 5000.0), ("rho", "FLOAT", 7.0, 0.0, 100.0)],
+    "ExponentialScheduler": [("steps", "INT", 20, 1, 10000), ("sigma_max", "FLOAT", 14.614642, 0.0, 5000.0),
+                             ("sigma_min", "FLOAT", 0.0291675, 0.0, 5000.0)],
+    "SplitSigmas": [("sigmas", "SIGMAS"), ("step", "INT", 0, 0, 10000)],
+    "SplitSigmasDenoise": [("sigmas", "SIGMAS"), ("denoise", "FLOAT", 1.0, 0.0, 1.0)],
+    "FlipSigmas": [("sigmas", "SIGMAS")],
+    "RandomNoise": [("noise_seed", "INT", 0, 0, 0xFFFFFFFFFFFFFFFF)],
+    "DisableNoise": [],
+    "CFGGuider": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("cfg", "FLOAT", 8.0, 0.0, 100.0)],
+    "BasicGuider": [("model", "MODEL"), ("conditioning", "CONDITIONING")],
 }
 RETURNS = {"CheckpointLoaderSimple": ("MODEL", "CLIP", "VAE"), "KSampler": ("LATENT",), "CLIPTextEncode": ("CONDITIONING",),
-           "ControlNetApplyAdvanced": ("CONDITIONING", "CONDITIONING"), "LoraLoader": ("MODEL", "CLIP"), "VAEDecode": ("IMAGE",)}
+           "ControlNetApplyAdvanced": ("CONDITIONING", "CONDITIONING"), "LoraLoader": ("MODEL", "CLIP"), "VAEDecode": ("IMAGE",),
+           "SamplerCustom": ("LATENT", "LATENT"), "SamplerCustomAdvanced": ("LATENT", "LATENT"), "KSamplerSelect": ("SAMPLER",),
+           "BasicScheduler": ("SIGMAS",), "SplitSigmas": ("SIGMAS", "SIGMAS"), "RandomNoise": ("NOISE",),
+           "DisableNoise": ("NOISE",), "CFGGuider": ("GUIDER",), "BasicGuider": ("GUIDER",)}
 
 
 @pytest.mark.parametrize("node_id", sorted(COMFY))

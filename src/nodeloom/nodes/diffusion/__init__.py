@@ -1,7 +1,8 @@
 """The diffusion pack: Stable Diffusion 1.x/2.x/SDXL nodes with ComfyUI's names, inputs and defaults.
 
-Checkpoint/VAE/LoRA/ControlNet loaders, CLIP text encoding, KSampler(Advanced), latent and VAE
-nodes, inpainting and ControlNet. Model code comes from diffusers/transformers; loading,
+Checkpoint/VAE/LoRA/ControlNet loaders, CLIP text encoding, KSampler(Advanced) and the custom
+sampling family (SamplerCustom(Advanced), samplers, schedulers, sigmas, noise, guiders), latent
+and VAE nodes, inpainting and ControlNet. Model code comes from diffusers/transformers; loading,
 sampling and memory live in :mod:`nodeloom.diffusion`. Heavy imports stay inside node calls
 where an optional extra is involved, so the pack registers without them.
 """
@@ -9,6 +10,21 @@ where an optional extra is involved, so the pack registers without them.
 from nodeloom.node_api import mappings
 from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode, ConditioningCombine
 from nodeloom.nodes.diffusion.controlnet import Canny, ControlNetApplyAdvanced, ControlNetLoader
+from nodeloom.nodes.diffusion.custom_sampling import (
+    BasicGuider,
+    BasicScheduler,
+    CFGGuider,
+    DisableNoise,
+    ExponentialScheduler,
+    FlipSigmas,
+    KarrasScheduler,
+    KSamplerSelect,
+    RandomNoise,
+    SamplerCustom,
+    SamplerCustomAdvanced,
+    SplitSigmas,
+    SplitSigmasDenoise,
+)
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple, CLIPSetLastLayer, DiffusersLoader, VAELoader
 from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
@@ -28,6 +44,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     CLIPTextEncode, ConditioningCombine,
     EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask,
     KSampler, KSamplerAdvanced,
+    SamplerCustom, SamplerCustomAdvanced, KSamplerSelect, BasicScheduler, KarrasScheduler, ExponentialScheduler,
+    SplitSigmas, SplitSigmasDenoise, FlipSigmas, RandomNoise, DisableNoise, CFGGuider, BasicGuider,
     VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint, InpaintModelConditioning,
     ControlNetLoader, ControlNetApplyAdvanced, Canny,
 )

@@ -1,0 +1,353 @@
+"""Custom sampling nodes: the sampler, sigmas, noise and guider as separate values (ComfyUI's
+``SamplerCustom`` family, with its node ids, input names, defaults and categories).
+
+Values passed between them: SAMPLER (:class:`SamplerChoice`), SIGMAS (a 1-D float tensor,
+descending, usually ending at 0), NOISE (:class:`NoiseSource`) and GUIDER (:class:`Guider`).
+Sampling itself is :func:`nodeloom.diffusion.sampling.sample_sigmas`, the loop KSampler uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nodeloom.diffusion.models import DiffusionModel
+from nodeloom.diffusion.samplers import SAMPLER_NAMES
+from nodeloom.diffusion.sampling import prepare_noise, sample_sigmas
+from nodeloom.diffusion.schedules import SCHEDULER_NAMES, calculate_sigmas, exponential_sigmas, karras_sigmas
+from nodeloom.errors import ValidationError
+from nodeloom.node_api import (
+    IO,
+    Boolean,
+    Combo,
+    Conditioning,
+    Custom,
+    Float,
+    Int,
+    Latent,
+    Model,
+    Node,
+    Output,
+    Schema,
+)
+from nodeloom.nodes.diffusion._common import device_guard, step_progress
+from nodeloom.nodes.diffusion.sampling import check_sampler_names
+
+__all__ = [
+    "BasicGuider", "BasicScheduler", "CFGGuider", "DisableNoise", "ExponentialScheduler", "FlipSigmas", "Guider",
+    "KSamplerSelect", "KarrasScheduler", "NoiseSource", "RandomNoise", "SamplerChoice", "SamplerCustom",
+    "SamplerCustomAdvanced", "SplitSigmas", "SplitSigmasDenoise",
+]
+
+SAMPLER, SIGMAS, NOISE, GUIDER = "SAMPLER", "SIGMAS", "NOISE", "GUIDER"
+_SEED_MAX = 0xFFFFFFFFFFFFFFFF
+_CATEGORY = "sampling/custom_sampling"
+# ComfyUI's defaults for its custom Karras/exponential schedulers: SD 1.x's sigma range
+_SIGMA_MAX, _SIGMA_MIN = 14.614642, 0.0291675
+
+
+@dataclass(frozen=True)
+class SamplerChoice:
+    """A SAMPLER value: one of the KSampler's algorithms, by its ComfyUI name."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class NoiseSource:
+    """A NOISE value: the seed of the initial noise (and of stochastic steps), or none at all."""
+
+    seed: int = 0
+    enabled: bool = True
+
+    def generate(self, latent: dict[str, Any]) -> torch.Tensor:
+        """The initial noise for ``latent`` (zeros when disabled), as ComfyUI draws it."""
+        if not self.enabled:
+            return torch.zeros_like(latent["samples"], dtype=torch.float32)
+        return prepare_noise(latent["samples"], self.seed, latent.get("batch_index"))
+
+
+@dataclass(frozen=True)
+class Guider:
+    """A GUIDER value: the model and the conditioning it is steered by (``negative`` None: no guidance)."""
+
+    model: DiffusionModel
+    positive: list[Any]
+    negative: list[Any] | None = None
+    cfg: float = 1.0
+
+
+def _sigmas_input(name: str = "sigmas", **kw: Any) -> Custom:
+    kw.setdefault("tooltip", "The noise levels to walk, highest first.")
+    return Custom(SIGMAS, name, **kw)
+
+
+def _range_inputs() -> list[Any]:
+    """``steps, sigma_max, sigma_min`` as ComfyUI's Karras/exponential schedulers declare them."""
+    return [
+        Int("steps", 20, min=1, max=10000, tooltip="Number of steps."),
+        Float("sigma_max", _SIGMA_MAX, min=0.0, max=5000.0, step=0.01, round=False, tooltip="The first (highest) sigma."),
+        Float("sigma_min", _SIGMA_MIN, min=0.0, max=5000.0, step=0.01, round=False, tooltip="The last sigma before 0."),
+    ]
+
+
+def _check_range(node: str, sigma_min: float, sigma_max: float) -> None:
+    if sigma_min <= 0 or sigma_max < sigma_min:
+        raise ValidationError(f"{node} needs 0 < sigma_min <= sigma_max; got sigma_min={sigma_min}, sigma_max={sigma_max}")
+
+
+def _run(guider: Guider, noise: NoiseSource, sampler: SamplerChoice, sigmas: torch.Tensor,
+         latent: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
+    steps = max(len(sigmas) - 1, 0)
+    with device_guard() as mgr:
+        return sample_sigmas(guider.model, latent, sigmas, seed=noise.seed, cfg=guider.cfg, sampler_name=sampler.name,
+                             positive=guider.positive, negative=guider.negative, add_noise=noise.enabled, manager=mgr,
+                             callback=step_progress(steps, guider.model) if steps else None)
+
+
+class KSamplerSelect(Node):
+    """Pick a sampling algorithm by name for the custom sampler nodes."""
+
+    SCHEMA = Schema(
+        "KSamplerSelect", display_name="KSamplerSelect", category=f"{_CATEGORY}/samplers",
+        inputs=[Combo("sampler_name", SAMPLER_NAMES, tooltip="The algorithm used when sampling.")],
+        outputs=[Output(SAMPLER, "SAMPLER")],
+    )
+
+    @classmethod
+    def validate_inputs(cls, sampler_name: Any = None) -> bool | str:
+        return check_sampler_names(sampler_name)
+
+    @classmethod
+    def execute(cls, sampler_name: str) -> tuple[Any, ...]:
+        return (SamplerChoice(sampler_name),)
+
+
+class BasicScheduler(Node):
+    """The model's sigmas for a named scheduler; denoise < 1 keeps the tail of a longer schedule."""
+
+    SCHEMA = Schema(
+        "BasicScheduler", display_name="BasicScheduler", category=f"{_CATEGORY}/schedulers",
+        inputs=[
+            Model("model", tooltip="Whose noise schedule to use."),
+            Combo("scheduler", SCHEDULER_NAMES, tooltip="How the noise levels are spaced."),
+            Int("steps", 20, min=1, max=10000, tooltip="Number of steps."),
+            Float("denoise", 1.0, min=0.0, max=1.0, step=0.01, tooltip="Share of the schedule to run (img2img)."),
+        ],
+        outputs=[Output(SIGMAS, "SIGMAS")],
+    )
+
+    @classmethod
+    def validate_inputs(cls, scheduler: Any = None) -> bool | str:
+        return check_sampler_names(scheduler=scheduler)
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, scheduler: str, steps: int, denoise: float) -> tuple[Any, ...]:
+        total = steps
+        if denoise < 1.0:
+            if denoise <= 0.0:
+                return (torch.zeros(0),)
+            total = int(steps / denoise)
+        return (calculate_sigmas(model.sampling, scheduler, total)[-(steps + 1):],)
+
+
+class KarrasScheduler(Node):
+    """Karras et al. sigmas between given bounds (evenly spaced in σ^(1/ρ)), ending at 0."""
+
+    SCHEMA = Schema(
+        "KarrasScheduler", display_name="KarrasScheduler", category=f"{_CATEGORY}/schedulers",
+        inputs=[
+            *_range_inputs(),
+            Float("rho", 7.0, min=0.0, max=100.0, step=0.01, round=False,
+                  tooltip="Larger values spend more steps at low noise."),
+        ],
+        outputs=[Output(SIGMAS, "SIGMAS")],
+    )
+
+    @classmethod
+    def execute(cls, steps: int, sigma_max: float, sigma_min: float, rho: float) -> tuple[Any, ...]:
+        _check_range("KarrasScheduler", sigma_min, sigma_max)
+        if rho <= 0:
+            raise ValidationError(f"KarrasScheduler needs rho > 0; got rho={rho}")
+        return (karras_sigmas(steps, sigma_min, sigma_max, rho),)
+
+
+class ExponentialScheduler(Node):
+    """Sigmas evenly spaced in log σ between given bounds, ending at 0."""
+
+    SCHEMA = Schema(
+        "ExponentialScheduler", display_name="ExponentialScheduler", category=f"{_CATEGORY}/schedulers",
+        inputs=_range_inputs(),
+        outputs=[Output(SIGMAS, "SIGMAS")],
+    )
+
+    @classmethod
+    def execute(cls, steps: int, sigma_max: float, sigma_min: float) -> tuple[Any, ...]:
+        _check_range("ExponentialScheduler", sigma_min, sigma_max)
+        return (exponential_sigmas(steps, sigma_min, sigma_max),)
+
+
+class SplitSigmas(Node):
+    """Cut a schedule at a step: the first part ends where the second begins."""
+
+    SCHEMA = Schema(
+        "SplitSigmas", display_name="SplitSigmas", category=f"{_CATEGORY}/sigmas",
+        inputs=[_sigmas_input(), Int("step", 0, min=0, max=10000, tooltip="Index of the sigma both parts share.")],
+        outputs=[Output(SIGMAS, "high_sigmas"), Output(SIGMAS, "low_sigmas")],
+    )
+
+    @classmethod
+    def execute(cls, sigmas: torch.Tensor, step: int) -> tuple[Any, ...]:
+        return (sigmas[: step + 1], sigmas[step:])
+
+
+class SplitSigmasDenoise(Node):
+    """Cut a schedule so the second part holds the last ``denoise`` share of its steps."""
+
+    SCHEMA = Schema(
+        "SplitSigmasDenoise", display_name="SplitSigmasDenoise", category=f"{_CATEGORY}/sigmas",
+        inputs=[_sigmas_input(), Float("denoise", 1.0, min=0.0, max=1.0, step=0.01,
+                                      tooltip="Share of the steps that go to the second (low) part.")],
+        outputs=[Output(SIGMAS, "high_sigmas"), Output(SIGMAS, "low_sigmas")],
+    )
+
+    @classmethod
+    def execute(cls, sigmas: torch.Tensor, denoise: float) -> tuple[Any, ...]:
+        steps = max(sigmas.shape[-1] - 1, 0)
+        tail = round(steps * denoise)
+        # as ComfyUI: with no tail steps the high part is empty and the low part is the last sigma
+        return (sigmas[:-tail] if tail else sigmas[:0], sigmas[-(tail + 1):])
+
+
+class FlipSigmas(Node):
+    """Reverse a schedule (noise → image becomes image → noise); a leading 0 becomes 0.0001."""
+
+    SCHEMA = Schema(
+        "FlipSigmas", display_name="FlipSigmas", category=f"{_CATEGORY}/sigmas",
+        inputs=[_sigmas_input()],
+        outputs=[Output(SIGMAS, "SIGMAS")],
+    )
+
+    @classmethod
+    def execute(cls, sigmas: torch.Tensor) -> tuple[Any, ...]:
+        if len(sigmas) == 0:
+            return (sigmas,)
+        flipped = sigmas.flip(0).clone()
+        if flipped[0] == 0:
+            flipped[0] = 0.0001
+        return (flipped,)
+
+
+class RandomNoise(Node):
+    """Seeded initial noise (the seed also drives the noise of stochastic samplers)."""
+
+    SCHEMA = Schema(
+        "RandomNoise", display_name="RandomNoise", category=f"{_CATEGORY}/noise",
+        inputs=[Int("noise_seed", 0, min=0, max=_SEED_MAX, control_after_generate=True, tooltip="The random seed of the noise.")],
+        outputs=[Output(NOISE, "NOISE")],
+    )
+
+    @classmethod
+    def execute(cls, noise_seed: int) -> tuple[Any, ...]:
+        return (NoiseSource(int(noise_seed)),)
+
+
+class DisableNoise(Node):
+    """No initial noise: sample the latent as it is (e.g. the second half of a split schedule)."""
+
+    SCHEMA = Schema(
+        "DisableNoise", display_name="DisableNoise", category=f"{_CATEGORY}/noise",
+        inputs=[],
+        outputs=[Output(NOISE, "NOISE")],
+    )
+
+    @classmethod
+    def execute(cls) -> tuple[Any, ...]:
+        return (NoiseSource(0, enabled=False),)
+
+
+class CFGGuider(Node):
+    """Classifier-free guidance between a positive and a negative conditioning."""
+
+    SCHEMA = Schema(
+        "CFGGuider", display_name="CFGGuider", category=f"{_CATEGORY}/guiders",
+        inputs=[
+            Model("model", tooltip="The model used for denoising."),
+            Conditioning("positive", tooltip="The conditioning describing what to include."),
+            Conditioning("negative", tooltip="The conditioning describing what to exclude."),
+            Float("cfg", 8.0, min=0.0, max=100.0, step=0.1, round=0.01, tooltip="Classifier-free guidance scale."),
+        ],
+        outputs=[Output(GUIDER, "GUIDER")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, positive: list[Any], negative: list[Any], cfg: float) -> tuple[Any, ...]:
+        if not negative:
+            raise ValidationError("CFGGuider: `negative` must hold at least one conditioning")
+        return (Guider(model, positive, negative, float(cfg)),)
+
+
+class BasicGuider(Node):
+    """The model steered by one conditioning, without classifier-free guidance."""
+
+    SCHEMA = Schema(
+        "BasicGuider", display_name="BasicGuider", category=f"{_CATEGORY}/guiders",
+        inputs=[Model("model", tooltip="The model used for denoising."),
+                Conditioning("conditioning", tooltip="The conditioning to follow.")],
+        outputs=[Output(GUIDER, "GUIDER")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, conditioning: list[Any]) -> tuple[Any, ...]:
+        return (Guider(model, conditioning, None, 1.0),)
+
+
+class SamplerCustom(Node):
+    """Sample a latent along given sigmas with a chosen sampler; also returns the last denoised estimate."""
+
+    SCHEMA = Schema(
+        "SamplerCustom", display_name="SamplerCustom", category=_CATEGORY,
+        inputs=[
+            Model("model", tooltip="The model used for denoising."),
+            Boolean("add_noise", True, tooltip="Add seeded noise to the latent first."),
+            Int("noise_seed", 0, min=0, max=_SEED_MAX, control_after_generate=True, tooltip="The random seed of the noise."),
+            Float("cfg", 8.0, min=0.0, max=100.0, step=0.1, round=0.01, tooltip="Classifier-free guidance scale."),
+            Conditioning("positive", tooltip="The conditioning describing what to include."),
+            Conditioning("negative", tooltip="The conditioning describing what to exclude."),
+            Custom(SAMPLER, "sampler", tooltip="The sampling algorithm (KSamplerSelect)."),
+            _sigmas_input(),
+            Latent("latent_image", tooltip="The latent to denoise."),
+        ],
+        outputs=[Output(IO.LATENT, "output"), Output(IO.LATENT, "denoised_output")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, add_noise: bool, noise_seed: int, cfg: float, positive: list[Any],
+                negative: list[Any], sampler: SamplerChoice, sigmas: torch.Tensor,
+                latent_image: dict[str, Any]) -> tuple[Any, ...]:
+        guider = Guider(model, positive, negative, float(cfg))
+        return _run(guider, NoiseSource(int(noise_seed), enabled=bool(add_noise)), sampler, sigmas, latent_image)
+
+
+class SamplerCustomAdvanced(Node):
+    """Sample a latent from separate noise, guider, sampler and sigmas values."""
+
+    SCHEMA = Schema(
+        "SamplerCustomAdvanced", display_name="SamplerCustomAdvanced", category=_CATEGORY,
+        inputs=[
+            Custom(NOISE, "noise", tooltip="The initial noise (RandomNoise or DisableNoise)."),
+            Custom(GUIDER, "guider", tooltip="The model and conditioning (CFGGuider or BasicGuider)."),
+            Custom(SAMPLER, "sampler", tooltip="The sampling algorithm (KSamplerSelect)."),
+            _sigmas_input(),
+            Latent("latent_image", tooltip="The latent to denoise."),
+        ],
+        outputs=[Output(IO.LATENT, "output"), Output(IO.LATENT, "denoised_output")],
+    )
+
+    @classmethod
+    def execute(cls, noise: NoiseSource, guider: Guider, sampler: SamplerChoice, sigmas: torch.Tensor,
+                latent_image: dict[str, Any]) -> tuple[Any, ...]:
+        return _run(guider, noise, sampler, sigmas, latent_image)

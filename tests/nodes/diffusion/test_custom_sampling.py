@@ -1,0 +1,130 @@
+"""The custom sampling nodes against the KSampler and ComfyUI's rules for sigmas, noise and guiders."""
+
+import json
+
+import pytest
+import torch
+
+from nodeloom.diffusion.schedules import calculate_sigmas
+from nodeloom.errors import ValidationError
+from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode
+from nodeloom.nodes.diffusion.custom_sampling import (
+    BasicGuider,
+    BasicScheduler,
+    CFGGuider,
+    DisableNoise,
+    ExponentialScheduler,
+    FlipSigmas,
+    KarrasScheduler,
+    KSamplerSelect,
+    RandomNoise,
+    SamplerCustom,
+    SamplerCustomAdvanced,
+    SplitSigmas,
+    SplitSigmasDenoise,
+)
+from nodeloom.nodes.diffusion.latent import EmptyLatentImage
+from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple
+from nodeloom.nodes.diffusion.sampling import KSampler
+
+SEED, STEPS, CFG = 11, 5, 6.0
+
+
+@pytest.fixture
+def chain(diffusion_services):
+    model, clip, _ = CheckpointLoaderSimple.execute("tiny_sd1.safetensors")
+    pos = CLIPTextEncode.execute("a lighthouse at dusk", clip)[0]
+    neg = CLIPTextEncode.execute("blurry", clip)[0]
+    return model, pos, neg, EmptyLatentImage.execute(64, 64, 1)[0]
+
+
+@pytest.mark.parametrize("sampler_name", ["euler", "dpmpp_2m", "euler_ancestral", "dpmpp_2m_sde"])
+def test_sampler_custom_equals_the_ksampler(chain, sampler_name):
+    model, pos, neg, latent = chain
+    ref = KSampler.execute(model, SEED, STEPS, CFG, sampler_name, "karras", pos, neg, latent, 1.0)[0]["samples"]
+    sampler = KSamplerSelect.execute(sampler_name)[0]
+    sigmas = BasicScheduler.execute(model, "karras", STEPS, 1.0)[0]
+    out, denoised = SamplerCustom.execute(model, True, SEED, CFG, pos, neg, sampler, sigmas, latent)
+    assert torch.equal(out["samples"], ref)
+    advanced = SamplerCustomAdvanced.execute(RandomNoise.execute(SEED)[0], CFGGuider.execute(model, pos, neg, CFG)[0],
+                                             sampler, sigmas, latent)[0]
+    assert torch.equal(advanced["samples"], ref)
+    if sampler_name == "euler":  # Euler's last step to σ = 0 lands on the denoised estimate itself
+        assert torch.allclose(denoised["samples"], out["samples"], atol=1e-5)
+
+
+def test_a_split_schedule_run_in_two_parts_equals_one_run(chain):
+    model, pos, neg, latent = chain
+    sampler = KSamplerSelect.execute("euler")[0]
+    guider = CFGGuider.execute(model, pos, neg, CFG)[0]
+    sigmas = BasicScheduler.execute(model, "normal", 8, 1.0)[0]
+    whole = SamplerCustomAdvanced.execute(RandomNoise.execute(SEED)[0], guider, sampler, sigmas, latent)[0]
+    high, low = SplitSigmas.execute(sigmas, 3)
+    assert torch.equal(high[-1], low[0]) and len(high) + len(low) == len(sigmas) + 1
+    first, first_denoised = SamplerCustomAdvanced.execute(RandomNoise.execute(SEED)[0], guider, sampler, high, latent)
+    assert (first_denoised["samples"] - first["samples"]).abs().max() > 1e-3  # still noisy at σ = high[-1]
+    second = SamplerCustomAdvanced.execute(DisableNoise.execute()[0], guider, sampler, low, first)[0]
+    assert torch.allclose(second["samples"], whole["samples"], atol=1e-4)
+
+
+def test_basic_scheduler_denoise_keeps_the_tail_and_zero_does_nothing(chain):
+    model, pos, neg, latent = chain
+    half = BasicScheduler.execute(model, "normal", 4, 0.5)[0]
+    assert torch.allclose(half, calculate_sigmas(model.sampling, "normal", 8)[-5:])
+    empty = BasicScheduler.execute(model, "normal", 4, 0.0)[0]
+    assert len(empty) == 0
+    out, denoised = SamplerCustom.execute(model, True, SEED, CFG, pos, neg, KSamplerSelect.execute("euler")[0], empty, latent)
+    assert out["samples"] is latent["samples"] and denoised is out
+
+
+def test_basic_guider_samples_the_positive_prompt_alone(chain):
+    model, pos, neg, latent = chain
+    sampler, sigmas = KSamplerSelect.execute("euler")[0], BasicScheduler.execute(model, "normal", STEPS, 1.0)[0]
+    basic = SamplerCustomAdvanced.execute(RandomNoise.execute(SEED)[0], BasicGuider.execute(model, pos)[0], sampler,
+                                          sigmas, latent)[0]["samples"]
+    cfg_1 = KSampler.execute(model, SEED, STEPS, 1.0, "euler", "normal", pos, neg, latent, 1.0)[0]["samples"]
+    assert torch.equal(basic, cfg_1)  # at cfg 1 the KSampler skips the negative prompt too
+
+
+def test_sigma_nodes_follow_comfyui():
+    karras = KarrasScheduler.execute(10, 14.614642, 0.0291675, 7.0)[0]
+    assert len(karras) == 11 and karras[0] == pytest.approx(14.614642) and karras[-2] == pytest.approx(0.0291675)
+    assert karras[-1] == 0
+    expo = ExponentialScheduler.execute(4, 10.0, 0.1)[0]
+    assert torch.allclose(expo[:-1].log().diff(), torch.full((3,), (torch.tensor(0.1).log() - torch.tensor(10.0).log()) / 3))
+    flipped = FlipSigmas.execute(torch.tensor([3.0, 1.0, 0.0]))[0]
+    assert flipped.tolist() == pytest.approx([0.0001, 1.0, 3.0])
+    high, low = SplitSigmasDenoise.execute(torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0]), 0.5)
+    assert high.tolist() == [4.0, 3.0, 2.0] and low.tolist() == [2.0, 1.0, 0.0]  # both hold the junction
+    high, low = SplitSigmasDenoise.execute(torch.tensor([4.0, 3.0, 0.0]), 0.0)
+    assert high.tolist() == [] and low.tolist() == [0.0]
+    with pytest.raises(ValidationError, match="sigma_min"):
+        KarrasScheduler.execute(10, 14.6, 0.0, 7.0)
+
+
+def test_custom_sampling_workflow_runs_through_the_engine(tmp_path, tiny_models_dir):
+    """ComfyUI's custom-sampling layout as API JSON: noise, guider, sampler and sigmas as separate nodes."""
+    from nodeloom import Engine
+
+    prompt = {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny_sd1.safetensors"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "10": {"class_type": "RandomNoise", "inputs": {"noise_seed": 3}},
+        "11": {"class_type": "CFGGuider", "inputs": {"model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "cfg": 5.0}},
+        "12": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "res_multistep"}},
+        "13": {"class_type": "BasicScheduler", "inputs": {"model": ["4", 0], "scheduler": "simple", "steps": 4, "denoise": 1.0}},
+        "14": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["10", 0], "guider": ["11", 0], "sampler": ["12", 0],
+                                                                "sigmas": ["13", 0], "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["14", 1], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "custom"}},
+    }
+    with Engine(base_dir=tmp_path, models_dir=tiny_models_dir, load_custom_nodes=False) as engine:
+        result = engine.run(prompt)
+        assert result.status == "success", result.errors
+        assert result.value("8").shape == (1, 64, 64, 3)
+        prompt["12"]["inputs"]["sampler_name"] = "not_a_sampler"
+        with pytest.raises(ValidationError) as info:
+            engine.run(prompt)
+    assert "not_a_sampler" in json.dumps(info.value.node_errors) and "12" in info.value.node_errors
