@@ -2,13 +2,20 @@
 
 Checkpoint/VAE/LoRA/ControlNet loaders, CLIP text encoding, KSampler(Advanced) and the custom
 sampling family (SamplerCustom(Advanced), samplers, schedulers, sigmas, noise, guiders), latent
-and VAE nodes, inpainting and ControlNet. Model code comes from diffusers/transformers; loading,
+and VAE nodes (incl. batch, transform and compositing), conditioning average/concat/zero-out,
+inpainting and ControlNet. Model code comes from diffusers/transformers; loading,
 sampling and memory live in :mod:`nodeloom.diffusion`. Heavy imports stay inside node calls
 where an optional extra is involved, so the pack registers without them.
 """
 
 from nodeloom.node_api import mappings
-from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode, ConditioningCombine
+from nodeloom.nodes.diffusion.conditioning import (
+    CLIPTextEncode,
+    ConditioningAverage,
+    ConditioningCombine,
+    ConditioningConcat,
+    ConditioningZeroOut,
+)
 from nodeloom.nodes.diffusion.controlnet import Canny, ControlNetApplyAdvanced, ControlNetLoader
 from nodeloom.nodes.diffusion.custom_sampling import (
     BasicGuider,
@@ -26,6 +33,15 @@ from nodeloom.nodes.diffusion.custom_sampling import (
     SplitSigmasDenoise,
 )
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
+from nodeloom.nodes.diffusion.latent_ops import (
+    LatentBlend,
+    LatentComposite,
+    LatentCrop,
+    LatentFlip,
+    LatentFromBatch,
+    LatentRotate,
+    RepeatLatentBatch,
+)
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple, CLIPSetLastLayer, DiffusersLoader, VAELoader
 from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
 from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
@@ -41,8 +57,9 @@ __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     CheckpointLoaderSimple, DiffusersLoader, VAELoader, CLIPSetLastLayer, LoraLoader, LoraLoaderModelOnly,
-    CLIPTextEncode, ConditioningCombine,
+    CLIPTextEncode, ConditioningCombine, ConditioningAverage, ConditioningConcat, ConditioningZeroOut,
     EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask,
+    LatentFromBatch, RepeatLatentBatch, LatentComposite, LatentBlend, LatentRotate, LatentFlip, LatentCrop,
     KSampler, KSamplerAdvanced,
     SamplerCustom, SamplerCustomAdvanced, KSamplerSelect, BasicScheduler, KarrasScheduler, ExponentialScheduler,
     SplitSigmas, SplitSigmasDenoise, FlipSigmas, RandomNoise, DisableNoise, CFGGuider, BasicGuider,
