@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from nodeloom.diffusion.lora import LoraPatch, lora_active
 from nodeloom.diffusion.prompt import apply_weights, tokenize_weighted
 from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.diffusion.tokenizer import BOS_TOKEN_ID, EOS_TOKEN_ID, clip_tokenizer
+from nodeloom.errors import ValidationError
 
 __all__ = ["ClipModel", "DiffusionModel", "VaeModel"]
 
@@ -95,23 +96,38 @@ class ClipModel:
 
     @torch.no_grad()
     def encode(self, text: str, manager: Any = None,
-               embeddings: Callable[[str], dict[str, torch.Tensor]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               embeddings: Callable[[str], dict[str, torch.Tensor]] | None = None,
+               texts: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode a (weighted, possibly long) prompt.
 
         Args:
             text: the prompt.
             manager: the model manager (device placement); None keeps the CPU.
             embeddings: resolves ``embedding:name`` words (see :mod:`nodeloom.diffusion.embeddings`).
+            texts: one prompt per encoder instead (SDXL: CLIP-L's, then CLIP-G's). When their
+                77-token chunk counts differ, the shorter is padded with empty-prompt chunks, as
+                ComfyUI's CLIPTextEncodeSDXL does.
 
         Returns:
-            ``(cond [1, 77*k, dim], pooled [1, pooled_dim])`` on the CPU in float32.
+            ``(cond [1, 77*k, dim], pooled [1, pooled_dim])`` on the CPU in float32; the pooled
+            output is the last encoder's, from its first chunk.
         """
-        zs, pooled = [], None
+        prompts = list(texts) if texts is not None else [text] * len(self.encoders)
+        if len(prompts) != len(self.encoders):
+            raise ValidationError(f"{len(prompts)} prompt(s) for {len(self.encoders)} text encoder(s)")
+        parts, pooled = [], None
         for i, encoder in enumerate(self.encoders):
             enc = _prepare(encoder, manager)
-            z, p = self._encode_one(enc, i, text, embeddings)
-            zs.append(z.float().cpu().reshape(1, -1, z.shape[-1]))
+            z, p = self._encode_one(enc, i, prompts[i], embeddings)
+            parts.append((enc, i, z.float().cpu()))
             pooled = p[:1].float().cpu()
+        chunks = max(z.shape[0] for _, _, z in parts)
+        zs = []
+        for enc, i, z in parts:
+            if z.shape[0] < chunks:
+                empty, _ = self._encode_one(enc, i, "", None)
+                z = torch.cat([z, empty.float().cpu().expand(chunks - z.shape[0], -1, -1)])
+            zs.append(z.reshape(1, -1, z.shape[-1]))
         return torch.cat(zs, dim=-1), pooled
 
     def _encode_one(self, enc: Any, index: int, text: str,

@@ -72,6 +72,10 @@ COMFY = {
                             ("conditioning_to_strength", "FLOAT", 1.0, 0.0, 1.0)],
     "ConditioningConcat": [("conditioning_to", "CONDITIONING"), ("conditioning_from", "CONDITIONING")],
     "ConditioningZeroOut": [("conditioning", "CONDITIONING")],
+    "CLIPTextEncodeSDXL": [("clip", "CLIP"), ("width", "INT", 1024, 0, 16384), ("height", "INT", 1024, 0, 16384),
+                           ("crop_w", "INT", 0, 0, 16384), ("crop_h", "INT", 0, 0, 16384),
+                           ("target_width", "INT", 1024, 0, 16384), ("target_height", "INT", 1024, 0, 16384),
+                           ("text_g", "STRING"), ("text_l", "STRING")],
 }
 RETURNS = {"CheckpointLoaderSimple": ("MODEL", "CLIP", "VAE"), "KSampler": ("LATENT",), "CLIPTextEncode": ("CONDITIONING",),
            "ControlNetApplyAdvanced": ("CONDITIONING", "CONDITIONING"), "LoraLoader": ("MODEL", "CLIP"), "VAEDecode": ("IMAGE",),

@@ -11,6 +11,7 @@ where an optional extra is involved, so the pack registers without them.
 from nodeloom.node_api import mappings
 from nodeloom.nodes.diffusion.conditioning import (
     CLIPTextEncode,
+    CLIPTextEncodeSDXL,
     ConditioningAverage,
     ConditioningCombine,
     ConditioningConcat,
@@ -57,7 +58,7 @@ __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     CheckpointLoaderSimple, DiffusersLoader, VAELoader, CLIPSetLastLayer, LoraLoader, LoraLoaderModelOnly,
-    CLIPTextEncode, ConditioningCombine, ConditioningAverage, ConditioningConcat, ConditioningZeroOut,
+    CLIPTextEncode, CLIPTextEncodeSDXL, ConditioningCombine, ConditioningAverage, ConditioningConcat, ConditioningZeroOut,
     EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask,
     LatentFromBatch, RepeatLatentBatch, LatentComposite, LatentBlend, LatentRotate, LatentFlip, LatentCrop,
     KSampler, KSamplerAdvanced,

@@ -1,5 +1,6 @@
-"""Conditioning nodes: CLIPTextEncode (weighted, long prompts, SDXL dual encoders), ConditioningCombine,
-ConditioningAverage, ConditioningConcat and ConditioningZeroOut (ComfyUI's names and rules)."""
+"""Conditioning nodes with ComfyUI's names and rules: CLIPTextEncode (weighted, long prompts, SDXL
+dual encoders), CLIPTextEncodeSDXL (a prompt per encoder, size conditioning), ConditioningCombine,
+ConditioningAverage, ConditioningConcat and ConditioningZeroOut."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ from nodeloom.core.context import current_services
 from nodeloom.diffusion.embeddings import embedding_resolver
 from nodeloom.diffusion.models import ClipModel
 from nodeloom.errors import ValidationError
-from nodeloom.node_api import IO, Clip, Conditioning, Float, Node, Output, Schema, String
+from nodeloom.node_api import IO, MAX_RESOLUTION, Clip, Conditioning, Float, Int, Node, Output, Schema, String
 from nodeloom.nodes.diffusion._common import device_guard
 
-__all__ = ["CLIPTextEncode", "ConditioningAverage", "ConditioningCombine", "ConditioningConcat", "ConditioningZeroOut"]
+__all__ = ["CLIPTextEncode", "CLIPTextEncodeSDXL", "ConditioningAverage", "ConditioningCombine", "ConditioningConcat", "ConditioningZeroOut"]
+
+
+def _embedding_lookup() -> Any:
+    """Resolves ``embedding:name`` from the engine's embeddings folder (None outside an engine)."""
+    svc = current_services(required=False)
+    if svc is None:
+        return None
+    return embedding_resolver(svc.paths, allow_pickle=bool(svc.settings.get("allow_unsafe_pickle", False)))
 
 
 class CLIPTextEncode(Node):
@@ -34,10 +43,7 @@ class CLIPTextEncode(Node):
     def execute(cls, text: str, clip: ClipModel) -> tuple[Any, ...]:
         if clip is None:
             raise ValidationError("`clip` is None: the checkpoint loader produced no text encoder")
-        svc = current_services(required=False)
-        lookup = None
-        if svc is not None:
-            lookup = embedding_resolver(svc.paths, allow_pickle=bool(svc.settings.get("allow_unsafe_pickle", False)))
+        lookup = _embedding_lookup()
         with device_guard() as mgr:
             cond, pooled = clip.encode(text, mgr, embeddings=lookup)
         return ([[cond, {"pooled_output": pooled}]],)
@@ -56,6 +62,38 @@ class ConditioningCombine(Node):
     @classmethod
     def execute(cls, conditioning_1: list[Any], conditioning_2: list[Any]) -> tuple[Any, ...]:
         return (list(conditioning_1) + list(conditioning_2),)
+
+
+class CLIPTextEncodeSDXL(Node):
+    """SDXL prompt with a separate text per encoder (CLIP-G, CLIP-L) and the size conditioning set by hand."""
+
+    SCHEMA = Schema(
+        "CLIPTextEncodeSDXL", display_name="CLIPTextEncodeSDXL", category="advanced/conditioning",
+        inputs=[
+            Clip("clip", tooltip="An SDXL checkpoint's CLIP (two text encoders)."),
+            Int("width", 1024, min=0, max=MAX_RESOLUTION, tooltip="Original image width the model is told about."),
+            Int("height", 1024, min=0, max=MAX_RESOLUTION, tooltip="Original image height the model is told about."),
+            Int("crop_w", 0, min=0, max=MAX_RESOLUTION, tooltip="Crop offset from the left, in pixels."),
+            Int("crop_h", 0, min=0, max=MAX_RESOLUTION, tooltip="Crop offset from the top, in pixels."),
+            Int("target_width", 1024, min=0, max=MAX_RESOLUTION, tooltip="Target width the model is told about."),
+            Int("target_height", 1024, min=0, max=MAX_RESOLUTION, tooltip="Target height the model is told about."),
+            String("text_g", multiline=True, dynamicPrompts=True, tooltip="The prompt for CLIP-G (OpenCLIP bigG)."),
+            String("text_l", multiline=True, dynamicPrompts=True, tooltip="The prompt for CLIP-L."),
+        ],
+        outputs=[Output(IO.CONDITIONING, "CONDITIONING")],
+    )
+
+    @classmethod
+    def execute(cls, clip: ClipModel, width: int, height: int, crop_w: int, crop_h: int, target_width: int,
+                target_height: int, text_g: str, text_l: str) -> tuple[Any, ...]:
+        if clip is None or len(clip.encoders) != 2:
+            raise ValidationError("CLIPTextEncodeSDXL needs an SDXL checkpoint's CLIP (two text encoders)")
+        lookup = _embedding_lookup()
+        with device_guard() as mgr:
+            cond, pooled = clip.encode(text_g, mgr, embeddings=lookup, texts=(text_l, text_g))
+        extra = {"pooled_output": pooled, "width": width, "height": height, "crop_w": crop_w, "crop_h": crop_h,
+                 "target_width": target_width, "target_height": target_height}
+        return ([[cond, extra]],)
 
 
 def _first(conditioning_from: list[Any], node: str) -> tuple[torch.Tensor, dict[str, Any]]:
