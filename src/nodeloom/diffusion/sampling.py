@@ -187,30 +187,57 @@ class _Denoiser:
         return guided
 
 
+def _sigma_range(model: DiffusionModel, extra: dict[str, Any]) -> tuple[float, float]:
+    """The sigmas between which an entry acts: ConditioningSetTimestepRange's start/end percents."""
+    high = model.sampling.percent_to_sigma(float(extra.get("start_percent", 0.0)))
+    low = model.sampling.percent_to_sigma(float(extra.get("end_percent", 1.0)))
+    return high, low
+
+
 def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: list[dict[str, Any]], cfg: float,
             concat: torch.Tensor | None, batch: int, need_uncond: bool = False) -> _Denoiser:
     """Classifier-free guidance over the conditioning entries; at cfg 1 the negative prompt is skipped
-    unless the sampler reads the unguided estimate (``need_uncond``, as ComfyUI does for CFG++)."""
+    unless the sampler reads the unguided estimate (``need_uncond``, as ComfyUI does for CFG++).
+
+    An entry with a timestep range acts only while σ lies inside it; a side with no entry acting
+    at some σ predicts zeros there, as ComfyUI's does.
+    """
     use_neg = need_uncond or not math.isclose(cfg, 1.0)
     entries = (neg if use_neg else []) + pos
     first = next(unet.parameters())
-    groups = [(idx, _batch(model, [entries[i] for i in idx], batch, first.device, first.dtype)) for idx in _groups(entries)]
     weights = [e["strength"] for e in entries]
+    ranges = [_sigma_range(model, e["extra"]) for e in entries]
     timesteps: dict[float, torch.Tensor] = {}
+    groups_for: dict[tuple[int, ...], list[tuple[list[int], dict[str, Any]]]] = {}
     n_neg = len(neg) if use_neg else 0
+
+    def groups(active: tuple[int, ...]) -> list[tuple[list[int], dict[str, Any]]]:
+        """UNet-call groups over the acting entries (indices into ``entries``), built once per set."""
+        if active not in groups_for:
+            subset = [entries[i] for i in active]
+            groups_for[active] = [([active[j] for j in idx], _batch(model, [subset[j] for j in idx], batch, first.device,
+                                                                     first.dtype)) for idx in _groups(subset)]
+        return groups_for[active]
+
+    def side(dens: dict[int, torch.Tensor], members: range, x: torch.Tensor) -> torch.Tensor:
+        acting = [i for i in members if i in dens]
+        if not acting:
+            return torch.zeros_like(x)
+        return _mix([dens[i] for i in acting], [weights[i] for i in acting])
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         key = float(sigma)
         if key not in timesteps:
             timesteps[key] = model.sampling.timestep(sigma.detach().cpu()).to(x.device)
-        dens: list[torch.Tensor] = [x] * len(entries)
-        for idx, group in groups:
+        active = tuple(i for i, (high, low) in enumerate(ranges) if low <= key <= high)
+        dens: dict[int, torch.Tensor] = {}
+        for idx, group in groups(active):
             for i, d in zip(idx, _predict(model, unet, group, x, sigma, timesteps[key], concat)):
                 dens[i] = d
-        cond = _mix(dens[n_neg:], weights[n_neg:])
+        cond = side(dens, range(n_neg, len(entries)), x)
         if not use_neg:
             return cond, None
-        uncond = _mix(dens[:n_neg], weights[:n_neg])
+        uncond = side(dens, range(n_neg), x)
         return uncond + (cond - uncond) * cfg, uncond
 
     return _Denoiser(denoise)

@@ -72,6 +72,8 @@ COMFY = {
                             ("conditioning_to_strength", "FLOAT", 1.0, 0.0, 1.0)],
     "ConditioningConcat": [("conditioning_to", "CONDITIONING"), ("conditioning_from", "CONDITIONING")],
     "ConditioningZeroOut": [("conditioning", "CONDITIONING")],
+    "ConditioningSetTimestepRange": [("conditioning", "CONDITIONING"), ("start", "FLOAT", 0.0, 0.0, 1.0),
+                                     ("end", "FLOAT", 1.0, 0.0, 1.0)],
     "CLIPTextEncodeSDXL": [("clip", "CLIP"), ("width", "INT", 1024, 0, 16384), ("height", "INT", 1024, 0, 16384),
                            ("crop_w", "INT", 0, 0, 16384), ("crop_h", "INT", 0, 0, 16384),
                            ("target_width", "INT", 1024, 0, 16384), ("target_height", "INT", 1024, 0, 16384),

@@ -15,6 +15,7 @@ from nodeloom.nodes.diffusion.conditioning import (
     ConditioningAverage,
     ConditioningCombine,
     ConditioningConcat,
+    ConditioningSetTimestepRange,
     ConditioningZeroOut,
 )
 from nodeloom.nodes.diffusion.controlnet import Canny, ControlNetApplyAdvanced, ControlNetLoader
@@ -59,6 +60,7 @@ __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     CheckpointLoaderSimple, DiffusersLoader, VAELoader, CLIPSetLastLayer, LoraLoader, LoraLoaderModelOnly,
     CLIPTextEncode, CLIPTextEncodeSDXL, ConditioningCombine, ConditioningAverage, ConditioningConcat, ConditioningZeroOut,
+    ConditioningSetTimestepRange,
     EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask,
     LatentFromBatch, RepeatLatentBatch, LatentComposite, LatentBlend, LatentRotate, LatentFlip, LatentCrop,
     KSampler, KSamplerAdvanced,

@@ -1,6 +1,6 @@
 """Conditioning nodes with ComfyUI's names and rules: CLIPTextEncode (weighted, long prompts, SDXL
 dual encoders), CLIPTextEncodeSDXL (a prompt per encoder, size conditioning), ConditioningCombine,
-ConditioningAverage, ConditioningConcat and ConditioningZeroOut."""
+ConditioningAverage, ConditioningConcat, ConditioningZeroOut and ConditioningSetTimestepRange."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from nodeloom.errors import ValidationError
 from nodeloom.node_api import IO, MAX_RESOLUTION, Clip, Conditioning, Float, Int, Node, Output, Schema, String
 from nodeloom.nodes.diffusion._common import device_guard
 
-__all__ = ["CLIPTextEncode", "CLIPTextEncodeSDXL", "ConditioningAverage", "ConditioningCombine", "ConditioningConcat", "ConditioningZeroOut"]
+__all__ = ["CLIPTextEncode", "CLIPTextEncodeSDXL", "ConditioningAverage", "ConditioningCombine", "ConditioningConcat",
+           "ConditioningSetTimestepRange", "ConditioningZeroOut"]
 
 
 def _embedding_lookup() -> Any:
@@ -169,3 +170,19 @@ class ConditioningZeroOut(Node):
                 zeroed["pooled_output"] = torch.zeros_like(zeroed["pooled_output"])
             out.append([torch.zeros_like(tokens), zeroed])
         return (out,)
+
+
+class ConditioningSetTimestepRange(Node):
+    """Let a conditioning act only between two points of the run (0 = the noisiest step, 1 = the end)."""
+
+    SCHEMA = Schema(
+        "ConditioningSetTimestepRange", display_name="ConditioningSetTimestepRange", category="advanced/conditioning",
+        inputs=[Conditioning("conditioning", tooltip="The conditioning to limit."),
+                Float("start", 0.0, min=0.0, max=1.0, step=0.001, tooltip="Where in the run it starts acting."),
+                Float("end", 1.0, min=0.0, max=1.0, step=0.001, tooltip="Where in the run it stops acting.")],
+        outputs=[Output(IO.CONDITIONING, "CONDITIONING")],
+    )
+
+    @classmethod
+    def execute(cls, conditioning: list[Any], start: float, end: float) -> tuple[Any, ...]:
+        return ([[tokens, {**extra, "start_percent": start, "end_percent": end}] for tokens, extra in conditioning],)
