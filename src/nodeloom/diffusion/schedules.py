@@ -16,7 +16,10 @@ import torch
 
 from nodeloom.errors import ValidationError, require
 
-__all__ = ["SCHEDULER_NAMES", "ModelSampling", "calculate_sigmas", "denoise_sigmas", "exponential_sigmas", "karras_sigmas"]
+__all__ = [
+    "SCHEDULER_NAMES", "ModelSampling", "beta_sigmas", "calculate_sigmas", "denoise_sigmas", "exponential_sigmas",
+    "karras_sigmas", "laplace_sigmas", "polyexponential_sigmas", "vp_sigmas",
+]
 
 
 class ModelSampling:
@@ -106,12 +109,40 @@ def exponential_sigmas(steps: int, sigma_min: float, sigma_max: float) -> torch.
     return torch.cat([sig, torch.zeros(1)])
 
 
+def polyexponential_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 1.0) -> torch.Tensor:
+    """log σ a polynomial of degree ``rho`` in the step fraction, from σ_max to σ_min, then 0."""
+    ramp = torch.linspace(1, 0, steps) ** rho
+    sig = torch.exp(ramp * (math.log(sigma_max) - math.log(sigma_min)) + math.log(sigma_min))
+    return torch.cat([sig, torch.zeros(1)])
+
+
+def laplace_sigmas(steps: int, sigma_min: float, sigma_max: float, mu: float = 0.0, beta: float = 0.5) -> torch.Tensor:
+    """Log σ spaced by the Laplace quantile function (Hang et al. 2024), clamped to [σ_min, σ_max].
+
+    As in k-diffusion and ComfyUI, no 0 is appended: the schedule ends at its smallest sigma.
+    """
+    x = torch.linspace(0, 1, steps)
+    log_sigma = mu - beta * torch.sign(0.5 - x) * torch.log(1 - 2 * torch.abs(0.5 - x) + 1e-5)
+    return torch.clamp(torch.exp(log_sigma), min=sigma_min, max=sigma_max)
+
+
+def vp_sigmas(steps: int, beta_d: float = 19.9, beta_min: float = 0.1, eps_s: float = 1e-3) -> torch.Tensor:
+    """The continuous variance-preserving schedule: σ(t) = √(exp(β_d t²/2 + β_min t) − 1), t from 1 to ε_s, then 0."""
+    t = torch.linspace(1, eps_s, steps)
+    return torch.cat([torch.sqrt(torch.special.expm1(beta_d * t ** 2 / 2 + beta_min * t)), torch.zeros(1)])
+
+
 def _karras(ms: ModelSampling, steps: int) -> torch.Tensor:
     return karras_sigmas(steps, ms.sigma_min, ms.sigma_max)
 
 
 def _exponential(ms: ModelSampling, steps: int) -> torch.Tensor:
     return exponential_sigmas(steps, ms.sigma_min, ms.sigma_max)
+
+
+def beta_sigmas(ms: ModelSampling, steps: int, alpha: float = 0.6, beta: float = 0.6) -> torch.Tensor:
+    """The "beta" scheduler with its shape parameters (timesteps at Beta(α, β) quantiles)."""
+    return _beta(ms, steps, alpha, beta)
 
 
 def _beta(ms: ModelSampling, steps: int, alpha: float = 0.6, beta: float = 0.6) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """The custom sampling nodes against the KSampler and ComfyUI's rules for sigmas, noise and guiders."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -9,19 +10,25 @@ from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.errors import ValidationError
 from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode
 from nodeloom.nodes.diffusion.custom_sampling import (
+    AddNoise,
     BasicGuider,
     BasicScheduler,
+    BetaSamplingScheduler,
     CFGGuider,
     DisableNoise,
     ExponentialScheduler,
     FlipSigmas,
     KarrasScheduler,
     KSamplerSelect,
+    LaplaceScheduler,
+    PolyexponentialScheduler,
     RandomNoise,
     SamplerCustom,
     SamplerCustomAdvanced,
     SplitSigmas,
+    SDTurboScheduler,
     SplitSigmasDenoise,
+    VPScheduler,
 )
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple
@@ -128,3 +135,32 @@ def test_custom_sampling_workflow_runs_through_the_engine(tmp_path, tiny_models_
         with pytest.raises(ValidationError) as info:
             engine.run(prompt)
     assert "not_a_sampler" in json.dumps(info.value.node_errors) and "12" in info.value.node_errors
+
+
+def test_more_schedulers_follow_their_formulas(chain):
+    model = chain[0]
+    assert torch.allclose(PolyexponentialScheduler.execute(8, 14.6, 0.03, 1.0)[0], ExponentialScheduler.execute(8, 14.6, 0.03)[0])
+    laplace = LaplaceScheduler.execute(9, 14.6, 0.03, 0.0, 0.5)[0]
+    assert len(laplace) == 9 and laplace[-1] > 0  # no 0 appended, as in ComfyUI
+    assert laplace[4] == pytest.approx(1.0, rel=1e-3) and laplace.min() >= 0.03 and laplace.max() <= 14.6  # centred on e^mu
+    vp = VPScheduler.execute(5, 19.9, 0.1, 0.001)[0]
+    assert vp[0] == pytest.approx(math.sqrt(math.expm1(19.9 / 2 + 0.1)), rel=1e-5) and vp[-1] == 0 and len(vp) == 6
+    turbo = SDTurboScheduler.execute(model, 2, 0.5)[0]
+    assert torch.allclose(turbo, torch.cat([model.sampling.sigma(torch.tensor([499.0, 399.0])), torch.zeros(1)]))
+    assert torch.allclose(BetaSamplingScheduler.execute(model, 12, 0.6, 0.6)[0], BasicScheduler.execute(model, "beta", 12, 1.0)[0])
+
+
+def test_add_noise_then_sampling_without_noise_equals_sampling_with_it(chain):
+    """Below the maximum sigma, noising by hand and sampling noise-free is what SamplerCustom does itself."""
+    model, pos, neg, _ = chain
+    latent = {"samples": torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2))}
+    sampler, guider = KSamplerSelect.execute("euler")[0], CFGGuider.execute(model, pos, neg, CFG)[0]
+    sigmas = BasicScheduler.execute(model, "normal", 4, 0.6)[0]
+    direct = SamplerCustomAdvanced.execute(RandomNoise.execute(SEED)[0], guider, sampler, sigmas, latent)[0]
+    noised = AddNoise.execute(model, RandomNoise.execute(SEED)[0], sigmas, latent)[0]
+    by_hand = SamplerCustomAdvanced.execute(DisableNoise.execute()[0], guider, sampler, sigmas, noised)[0]
+    assert torch.allclose(by_hand["samples"], direct["samples"], atol=1e-4)
+    empty = {"samples": torch.zeros(1, 4, 8, 8)}  # an empty latent is not scaled first
+    noise = RandomNoise.execute(SEED)[0].generate(empty)
+    assert torch.allclose(AddNoise.execute(model, RandomNoise.execute(SEED)[0], sigmas, empty)[0]["samples"],
+                          noise * sigmas[0] / model.latent_scale)

@@ -20,19 +20,25 @@ from nodeloom.nodes.diffusion.conditioning import (
 )
 from nodeloom.nodes.diffusion.controlnet import Canny, ControlNetApplyAdvanced, ControlNetLoader
 from nodeloom.nodes.diffusion.custom_sampling import (
+    AddNoise,
     BasicGuider,
     BasicScheduler,
+    BetaSamplingScheduler,
     CFGGuider,
     DisableNoise,
     ExponentialScheduler,
     FlipSigmas,
     KarrasScheduler,
     KSamplerSelect,
+    LaplaceScheduler,
+    PolyexponentialScheduler,
     RandomNoise,
     SamplerCustom,
     SamplerCustomAdvanced,
+    SDTurboScheduler,
     SplitSigmas,
     SplitSigmasDenoise,
+    VPScheduler,
 )
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.latent_ops import (
@@ -65,7 +71,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     LatentFromBatch, RepeatLatentBatch, LatentComposite, LatentBlend, LatentRotate, LatentFlip, LatentCrop,
     KSampler, KSamplerAdvanced,
     SamplerCustom, SamplerCustomAdvanced, KSamplerSelect, BasicScheduler, KarrasScheduler, ExponentialScheduler,
-    SplitSigmas, SplitSigmasDenoise, FlipSigmas, RandomNoise, DisableNoise, CFGGuider, BasicGuider,
+    PolyexponentialScheduler, LaplaceScheduler, SDTurboScheduler, BetaSamplingScheduler, VPScheduler,
+    SplitSigmas, SplitSigmasDenoise, FlipSigmas, RandomNoise, DisableNoise, AddNoise, CFGGuider, BasicGuider,
     VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint, InpaintModelConditioning,
     ControlNetLoader, ControlNetApplyAdvanced, Canny,
 )

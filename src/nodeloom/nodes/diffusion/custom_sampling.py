@@ -16,7 +16,16 @@ import torch
 from nodeloom.diffusion.models import DiffusionModel
 from nodeloom.diffusion.samplers import SAMPLER_NAMES
 from nodeloom.diffusion.sampling import prepare_noise, sample_sigmas
-from nodeloom.diffusion.schedules import SCHEDULER_NAMES, calculate_sigmas, exponential_sigmas, karras_sigmas
+from nodeloom.diffusion.schedules import (
+    SCHEDULER_NAMES,
+    beta_sigmas,
+    calculate_sigmas,
+    exponential_sigmas,
+    karras_sigmas,
+    laplace_sigmas,
+    polyexponential_sigmas,
+    vp_sigmas,
+)
 from nodeloom.errors import ValidationError
 from nodeloom.node_api import (
     IO,
@@ -36,9 +45,10 @@ from nodeloom.nodes.diffusion._common import device_guard, step_progress
 from nodeloom.nodes.diffusion.sampling import check_sampler_names
 
 __all__ = [
-    "BasicGuider", "BasicScheduler", "CFGGuider", "DisableNoise", "ExponentialScheduler", "FlipSigmas", "Guider",
-    "KSamplerSelect", "KarrasScheduler", "NoiseSource", "RandomNoise", "SamplerChoice", "SamplerCustom",
-    "SamplerCustomAdvanced", "SplitSigmas", "SplitSigmasDenoise",
+    "AddNoise", "BasicGuider", "BasicScheduler", "BetaSamplingScheduler", "CFGGuider", "DisableNoise",
+    "ExponentialScheduler", "FlipSigmas", "Guider", "KSamplerSelect", "KarrasScheduler", "LaplaceScheduler",
+    "NoiseSource", "PolyexponentialScheduler", "RandomNoise", "SDTurboScheduler", "SamplerChoice", "SamplerCustom",
+    "SamplerCustomAdvanced", "SplitSigmas", "SplitSigmasDenoise", "VPScheduler",
 ]
 
 SAMPLER, SIGMAS, NOISE, GUIDER = "SAMPLER", "SIGMAS", "NOISE", "GUIDER"
@@ -190,6 +200,93 @@ class ExponentialScheduler(Node):
         return (exponential_sigmas(steps, sigma_min, sigma_max),)
 
 
+class PolyexponentialScheduler(Node):
+    """Sigmas whose log is a polynomial of degree ``rho`` in the step fraction, ending at 0."""
+
+    SCHEMA = Schema(
+        "PolyexponentialScheduler", display_name="PolyexponentialScheduler", category=f"{_CATEGORY}/schedulers",
+        inputs=[*_range_inputs(), Float("rho", 1.0, min=0.0, max=100.0, step=0.01, round=False,
+                                        tooltip="Degree of the polynomial (1 = exponential).")],
+        outputs=[Output(SIGMAS, "SIGMAS")],
+    )
+
+    @classmethod
+    def execute(cls, steps: int, sigma_max: float, sigma_min: float, rho: float) -> tuple[Any, ...]:
+        _check_range("PolyexponentialScheduler", sigma_min, sigma_max)
+        return (polyexponential_sigmas(steps, sigma_min, sigma_max, rho),)
+
+
+class LaplaceScheduler(Node):
+    """Log sigmas at Laplace quantiles (more steps near e^mu), clamped to the bounds; no final 0."""
+
+    SCHEMA = Schema(
+        "LaplaceScheduler", display_name="LaplaceScheduler", category=f"{_CATEGORY}/schedulers",
+        inputs=[*_range_inputs(),
+                Float("mu", 0.0, min=-10.0, max=10.0, step=0.1, round=False, tooltip="Log sigma the steps gather around."),
+                Float("beta", 0.5, min=0.0, max=10.0, step=0.1, round=False, tooltip="Spread of the steps in log sigma.")],
+        outputs=[Output(SIGMAS, "SIGMAS")],
+    )
+
+    @classmethod
+    def execute(cls, steps: int, sigma_max: float, sigma_min: float, mu: float, beta: float) -> tuple[Any, ...]:
+        _check_range("LaplaceScheduler", sigma_min, sigma_max)
+        return (laplace_sigmas(steps, sigma_min, sigma_max, mu, beta),)
+
+
+class SDTurboScheduler(Node):
+    """SD-Turbo's schedule: timesteps 999, 899, … (one per tenth of the run), from where denoise starts."""
+
+    SCHEMA = Schema(
+        "SDTurboScheduler", display_name="SDTurboScheduler", category=f"{_CATEGORY}/schedulers",
+        inputs=[Model("model", tooltip="Whose noise schedule to use."),
+                Int("steps", 1, min=1, max=10, tooltip="Number of steps."),
+                Float("denoise", 1.0, min=0, max=1.0, step=0.01, tooltip="Share of the run (img2img below 1).")],
+        outputs=[Output(SIGMAS, "SIGMAS")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, steps: int, denoise: float) -> tuple[Any, ...]:
+        start = 10 - int(10 * denoise)
+        timesteps = torch.flip(torch.arange(1, 11) * 100 - 1, (0,))[start:start + steps]
+        return (torch.cat([model.sampling.sigma(timesteps.float()), torch.zeros(1)]),)
+
+
+class BetaSamplingScheduler(Node):
+    """The "beta" scheduler with its two shape parameters exposed."""
+
+    SCHEMA = Schema(
+        "BetaSamplingScheduler", display_name="BetaSamplingScheduler", category=f"{_CATEGORY}/schedulers",
+        inputs=[Model("model", tooltip="Whose noise schedule to use."),
+                Int("steps", 20, min=1, max=10000, tooltip="Number of steps."),
+                Float("alpha", 0.6, min=0.0, max=50.0, step=0.01, round=False, tooltip="Beta distribution α."),
+                Float("beta", 0.6, min=0.0, max=50.0, step=0.01, round=False, tooltip="Beta distribution β.")],
+        outputs=[Output(SIGMAS, "SIGMAS")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, steps: int, alpha: float, beta: float) -> tuple[Any, ...]:
+        if alpha <= 0 or beta <= 0:
+            raise ValidationError(f"BetaSamplingScheduler needs alpha > 0 and beta > 0; got {alpha}, {beta}")
+        return (beta_sigmas(model.sampling, steps, alpha, beta),)
+
+
+class VPScheduler(Node):
+    """The continuous variance-preserving schedule σ(t) = √(exp(β_d t²/2 + β_min t) − 1), ending at 0."""
+
+    SCHEMA = Schema(
+        "VPScheduler", display_name="VPScheduler", category=f"{_CATEGORY}/schedulers",
+        inputs=[Int("steps", 20, min=1, max=10000, tooltip="Number of steps."),
+                Float("beta_d", 19.9, min=0.0, max=5000.0, step=0.01, round=False, tooltip="β_d of the VP SDE."),
+                Float("beta_min", 0.1, min=0.0, max=5000.0, step=0.01, round=False, tooltip="β_min of the VP SDE."),
+                Float("eps_s", 0.001, min=0.0, max=1.0, step=0.0001, round=False, tooltip="The last time t (> 0).")],
+        outputs=[Output(SIGMAS, "SIGMAS")],
+    )
+
+    @classmethod
+    def execute(cls, steps: int, beta_d: float, beta_min: float, eps_s: float) -> tuple[Any, ...]:
+        return (vp_sigmas(steps, beta_d, beta_min, eps_s),)
+
+
 class SplitSigmas(Node):
     """Cut a schedule at a step: the first part ends where the second begins."""
 
@@ -267,6 +364,34 @@ class DisableNoise(Node):
     @classmethod
     def execute(cls) -> tuple[Any, ...]:
         return (NoiseSource(0, enabled=False),)
+
+
+class AddNoise(Node):
+    """Noise a latent to the level a schedule starts from (|σ_first − σ_last|), without sampling."""
+
+    SCHEMA = Schema(
+        "AddNoise", display_name="AddNoise", category="_for_testing/custom_sampling/noise",
+        inputs=[Model("model", tooltip="Whose latent scale to use."),
+                Custom(NOISE, "noise", tooltip="The noise (RandomNoise or DisableNoise)."),
+                _sigmas_input(tooltip="The schedule whose span sets the noise level."),
+                Latent("latent_image", tooltip="The latent to noise.")],
+        outputs=[Output(IO.LATENT, "LATENT")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, noise: NoiseSource, sigmas: torch.Tensor,
+                latent_image: dict[str, Any]) -> tuple[Any, ...]:
+        if len(sigmas) == 0:
+            return (latent_image,)
+        raw = latent_image["samples"]
+        scale = (sigmas[0] - sigmas[-1]).abs() if len(sigmas) > 1 else sigmas[0]
+        # an all-zero latent (EmptyLatentImage) is not shifted into the model's latent space
+        lat = raw.float() * model.latent_scale if bool(raw.count_nonzero()) else raw.float()
+        noisy = torch.nan_to_num((lat + noise.generate(latent_image) * scale) / model.latent_scale,
+                                 nan=0.0, posinf=0.0, neginf=0.0)
+        out = dict(latent_image)
+        out["samples"] = noisy
+        return (out,)
 
 
 class CFGGuider(Node):
