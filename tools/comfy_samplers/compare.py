@@ -169,6 +169,32 @@ def main() -> int:
             failures += err > limit
             note = "   <-- DIFF" if err > limit else (f"   (within {limit:g}: {why})" if err > tol else "")
             print(f"{case:8s} {label:32s} rel {err:.2e}{note}")
+    # the option nodes' samplers (SamplerEulerAncestral, SamplerDPMPP_2M_SDE, ...) with non-default options
+    print("== sampler options")
+    optioned = [
+        ("euler_ancestral", {"eta": 0.6, "s_noise": 0.8}, {"eta": 0.6, "s_noise": 0.8}),
+        ("euler_ancestral_cfg_pp", {"eta": 0.5, "s_noise": 1.3}, {"eta": 0.5, "s_noise": 1.3}),
+        ("dpmpp_2s_ancestral", {"eta": 0.7, "s_noise": 0.9}, {"eta": 0.7, "s_noise": 0.9}),
+        ("dpmpp_sde", {"eta": 0.8, "s_noise": 1.1, "r": 0.3}, {"eta": 0.8, "s_noise": 1.1, "r": 0.3}),
+        ("dpmpp_2m_sde", {"eta": 0.5, "s_noise": 0.9, "solver_type": "heun"}, {"eta": 0.5, "s_noise": 0.9, "solver": "heun"}),
+        ("dpmpp_3m_sde", {"eta": 0.4, "s_noise": 1.2}, {"eta": 0.4, "s_noise": 1.2}),
+        ("lms", {"order": 2}, {"order": 2}),
+    ]
+    for name, theirs_opts, ours_opts in optioned:
+        sigmas = comfy_samplers.calculate_sigmas(comfy_ms, "karras", args.steps).to(dtype)
+        x0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3), dtype=dtype) * sigmas[0]
+        gen_c, gen_o = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+        fn = comfy_samplers.ksampler(name, theirs_opts).sampler_function
+        extra = {}
+        if "noise_sampler" in inspect.signature(fn).parameters:
+            extra["noise_sampler"] = lambda s, sn: torch.randn(x0.shape, generator=gen_c, dtype=dtype)
+        a = fn(model, x0.clone(), sigmas.clone(), extra_args={"model_options": {}}, disable=True, **extra, **theirs_opts)
+        b = ours_samplers.SAMPLERS[name](OursDenoiser(), x0.clone(), sigmas.clone(),
+                                         lambda like, s, sn: torch.randn(like.shape, generator=gen_o, dtype=dtype),
+                                         lambda *_: None, **ours_opts)
+        err = float((a - b).abs().max() / a.abs().max())
+        failures += err > tol
+        print(f"{name + ' ' + str(theirs_opts):70s} rel {err:.2e}" + ("   <-- DIFF" if err > tol else ""))
     print(f"{failures} difference(s)")
     return 1 if failures else 0
 

@@ -62,12 +62,13 @@ def euler(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise,
     return x
 
 
-def euler_ancestral(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback) -> torch.Tensor:
+def euler_ancestral(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
+                    eta: float = 1.0, s_noise: float = 1.0) -> torch.Tensor:
     for i in range(len(sigmas) - 1):
         den = denoise(x, sigmas[i])
-        s_down, s_up = _ancestral(sigmas[i], sigmas[i + 1])
+        s_down, s_up = _ancestral(sigmas[i], sigmas[i + 1], eta)
         x = x + _d(x, sigmas[i], den) * (s_down - sigmas[i])
-        x = x + noise(x, sigmas[i], sigmas[i + 1]) * s_up  # drawn at every step, so the random stream stays aligned
+        x = x + noise(x, sigmas[i], sigmas[i + 1]) * s_noise * s_up  # drawn every step: the stream stays aligned
         callback(i, x, den)
     return x
 
@@ -142,10 +143,11 @@ def lms(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, c
     return x
 
 
-def dpmpp_2s_ancestral(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback) -> torch.Tensor:
+def dpmpp_2s_ancestral(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
+                       eta: float = 1.0, s_noise: float = 1.0) -> torch.Tensor:
     for i in range(len(sigmas) - 1):
         den = denoise(x, sigmas[i])
-        s_down, s_up = _ancestral(sigmas[i], sigmas[i + 1])
+        s_down, s_up = _ancestral(sigmas[i], sigmas[i + 1], eta)
         if s_down == 0:
             x = x + _d(x, sigmas[i], den) * (s_down - sigmas[i])
         else:
@@ -155,13 +157,13 @@ def dpmpp_2s_ancestral(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, 
             x2 = ((-s).exp() / (-t).exp()) * x - torch.expm1(-h / 2) * den
             den2 = denoise(x2, (-s).exp())
             x = ((-t_next).exp() / (-t).exp()) * x - torch.expm1(-h) * den2
-        x = x + noise(x, sigmas[i], sigmas[i + 1]) * s_up
+        x = x + noise(x, sigmas[i], sigmas[i + 1]) * s_noise * s_up
         callback(i, x, den)
     return x
 
 
 def dpmpp_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
-              eta: float = 1.0, r: float = 0.5) -> torch.Tensor:
+              eta: float = 1.0, r: float = 0.5, s_noise: float = 1.0) -> torch.Tensor:
     for i in range(len(sigmas) - 1):
         den = denoise(x, sigmas[i])
         if sigmas[i + 1] == 0:
@@ -172,13 +174,14 @@ def dpmpp_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: No
             s = t + h * r
             sd, su = _ancestral((-t).exp(), (-s).exp(), eta)
             s_ = -sd.log()
-            x2 = ((-s_).exp() / (-t).exp()) * x - torch.expm1(t - s_) * den + noise(x, sigmas[i], (-s).exp()) * su
+            x2 = ((-s_).exp() / (-t).exp()) * x - torch.expm1(t - s_) * den + noise(x, sigmas[i], (-s).exp()) * s_noise * su
             den2 = denoise(x2, (-s).exp())
             sd, su = _ancestral((-t).exp(), (-t_next).exp(), eta)
             t_next_ = -sd.log()
             fac = 1 / (2 * r)
             den_d = (1 - fac) * den + fac * den2
-            x = ((-t_next_).exp() / (-t).exp()) * x - torch.expm1(t - t_next_) * den_d + noise(x, sigmas[i], sigmas[i + 1]) * su
+            x = (((-t_next_).exp() / (-t).exp()) * x - torch.expm1(t - t_next_) * den_d
+                 + noise(x, sigmas[i], sigmas[i + 1]) * s_noise * su)
         callback(i, x, den)
     return x
 
@@ -203,7 +206,7 @@ def dpmpp_2m(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noi
 
 
 def dpmpp_2m_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
-                 eta: float = 1.0, solver: str = "midpoint") -> torch.Tensor:
+                 eta: float = 1.0, solver: str = "midpoint", s_noise: float = 1.0) -> torch.Tensor:
     old, h_last = None, None
     for i in range(len(sigmas) - 1):
         den = denoise(x, sigmas[i])
@@ -220,7 +223,7 @@ def dpmpp_2m_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise:
                     x = x + (-torch.expm1(-h - eta_h) / (-h - eta_h) + 1) * (1 / r) * (den - old)
                 else:
                     x = x - 0.5 * torch.expm1(-h - eta_h) * (1 / r) * (den - old)
-            x = x + noise(x, sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-torch.expm1(-2 * eta_h)).sqrt()
+            x = x + noise(x, sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-torch.expm1(-2 * eta_h)).sqrt() * s_noise
             h_last = h
         old = den
         callback(i, x, den)
@@ -228,12 +231,12 @@ def dpmpp_2m_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise:
 
 
 def dpmpp_2m_sde_heun(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise,
-                      callback: Callback) -> torch.Tensor:
-    return dpmpp_2m_sde(denoise, x, sigmas, noise, callback, solver="heun")
+                      callback: Callback, eta: float = 1.0, s_noise: float = 1.0) -> torch.Tensor:
+    return dpmpp_2m_sde(denoise, x, sigmas, noise, callback, eta=eta, solver="heun", s_noise=s_noise)
 
 
 def dpmpp_3m_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
-                 eta: float = 1.0) -> torch.Tensor:
+                 eta: float = 1.0, s_noise: float = 1.0) -> torch.Tensor:
     den1 = den2 = None
     h1 = h2 = None
     for i in range(len(sigmas) - 1):
@@ -253,7 +256,7 @@ def dpmpp_3m_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise:
                 x = x + phi_2 * d1 - (phi_2 / h_eta - 0.5) * d2
             elif h1 is not None:
                 x = x + phi_2 * (den - den1) / (h1 / h)
-            x = x + noise(x, sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-torch.expm1(-2 * h * eta)).sqrt()
+            x = x + noise(x, sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-torch.expm1(-2 * h * eta)).sqrt() * s_noise
             h1, h2 = h, h1
         den1, den2 = den, den1
         callback(i, x, den)
@@ -759,7 +762,7 @@ def dpm_adaptive(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise:
 
 
 def _euler_cfg_pp(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
-                  eta: float) -> torch.Tensor:
+                  eta: float, s_noise: float = 1.0) -> torch.Tensor:
     for i in range(len(sigmas) - 1):
         den = denoise(x, sigmas[i])
         if sigmas[i + 1] == 0:
@@ -767,8 +770,8 @@ def _euler_cfg_pp(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise
         else:
             s_down, s_up = _ancestral(sigmas[i], sigmas[i + 1], eta)
             x = den + _d(x, sigmas[i], _unguided(denoise, den)) * s_down
-            if eta:
-                x = x + noise(x, sigmas[i], sigmas[i + 1]) * s_up
+            if eta and s_noise:
+                x = x + noise(x, sigmas[i], sigmas[i + 1]) * s_noise * s_up
         callback(i, x, den)
     return x
 

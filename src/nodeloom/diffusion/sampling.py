@@ -308,11 +308,14 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
 
 def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.Tensor, *, seed: int, cfg: float,
                   sampler_name: str, positive: list[Any], negative: list[Any] | None, add_noise: bool = True,
-                  manager: Any = None, callback: StepCallback | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                  manager: Any = None, callback: StepCallback | None = None,
+                  sampler_options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Denoise a LATENT along given ``sigmas`` (ComfyUI's SamplerCustom contract).
 
-    ``negative`` None samples the positive conditioning alone (no guidance). Returns the output
-    LATENT and the denoised estimate of the last step (the output itself when nothing ran).
+    ``negative`` None samples the positive conditioning alone (no guidance); ``sampler_options``
+    are keyword arguments of the sampler (``eta``, ``s_noise``, ``r``, ``solver``, ``order``).
+    Returns the output LATENT and the denoised estimate of the last step (the output itself when
+    nothing ran).
 
     Raises:
         ValidationError: unknown sampler, empty positive conditioning.
@@ -358,7 +361,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     draw = brownian_noise(seed, x, sigmas, on_cpu=not sampler_name.endswith("_gpu")) if sampler_name in BROWNIAN \
         else step_noise(seed)
     with torch.no_grad(), lora_active(unet, model.loras, part="unet"):
-        x = SAMPLERS[sampler_name](fn, x, sigmas, draw, step_cb)
+        x = SAMPLERS[sampler_name](fn, x, sigmas, draw, step_cb, **(sampler_options or {}))
     if mask is not None:
         x = x * mask + lat * (1 - mask)
     out["samples"] = (x / model.latent_scale).float().cpu()

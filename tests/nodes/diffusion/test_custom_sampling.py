@@ -25,8 +25,15 @@ from nodeloom.nodes.diffusion.custom_sampling import (
     RandomNoise,
     SamplerCustom,
     SamplerCustomAdvanced,
-    SplitSigmas,
+    SamplerDPMPP_2M_SDE,
+    SamplerDPMPP_2S_Ancestral,
+    SamplerDPMPP_3M_SDE,
+    SamplerDPMPP_SDE,
+    SamplerEulerAncestral,
+    SamplerEulerAncestralCFGPP,
+    SamplerLMS,
     SDTurboScheduler,
+    SplitSigmas,
     SplitSigmasDenoise,
     VPScheduler,
 )
@@ -164,3 +171,35 @@ def test_add_noise_then_sampling_without_noise_equals_sampling_with_it(chain):
     noise = RandomNoise.execute(SEED)[0].generate(empty)
     assert torch.allclose(AddNoise.execute(model, RandomNoise.execute(SEED)[0], sigmas, empty)[0]["samples"],
                           noise * sigmas[0] / model.latent_scale)
+
+
+@pytest.mark.parametrize(("node", "args", "ksampler_name"), [
+    (SamplerEulerAncestral, (0.0, 1.0), "euler"),  # no fresh noise: plain Euler
+    (SamplerEulerAncestral, (1.0, 1.0), "euler_ancestral"),
+    (SamplerDPMPP_2M_SDE, ("heun", 1.0, 1.0, "cpu"), "dpmpp_2m_sde_heun"),
+    (SamplerDPMPP_2M_SDE, ("midpoint", 1.0, 1.0, "gpu"), "dpmpp_2m_sde_gpu"),
+    (SamplerDPMPP_SDE, (1.0, 1.0, 0.5, "cpu"), "dpmpp_sde"),
+    (SamplerDPMPP_3M_SDE, (1.0, 1.0, "cpu"), "dpmpp_3m_sde"),
+    (SamplerDPMPP_2S_Ancestral, (1.0, 1.0), "dpmpp_2s_ancestral"),
+    (SamplerEulerAncestralCFGPP, (1.0, 1.0), "euler_ancestral_cfg_pp"),
+    (SamplerLMS, (4,), "lms"),
+])
+def test_sampler_option_nodes_at_their_defaults_equal_the_named_sampler(chain, node, args, ksampler_name):
+    model, pos, neg, latent = chain
+    ref = KSampler.execute(model, SEED, STEPS, CFG, ksampler_name, "karras", pos, neg, latent, 1.0)[0]["samples"]
+    sigmas = BasicScheduler.execute(model, "karras", STEPS, 1.0)[0]
+    out = SamplerCustom.execute(model, True, SEED, CFG, pos, neg, node.execute(*args)[0], sigmas, latent)[0]
+    assert torch.equal(out["samples"], ref)
+
+
+def test_sampler_options_change_the_result(chain):
+    model, pos, neg, latent = chain
+    sigmas = BasicScheduler.execute(model, "karras", STEPS, 1.0)[0]
+
+    def run(sampler):
+        return SamplerCustom.execute(model, True, SEED, CFG, pos, neg, sampler, sigmas, latent)[0]["samples"]
+
+    base = run(SamplerEulerAncestral.execute(1.0, 1.0)[0])
+    assert (run(SamplerEulerAncestral.execute(1.0, 0.5)[0]) - base).abs().max() > 1e-4  # s_noise
+    assert (run(SamplerEulerAncestral.execute(0.5, 1.0)[0]) - base).abs().max() > 1e-4  # eta
+    assert (run(SamplerLMS.execute(1)[0]) - run(SamplerLMS.execute(4)[0])).abs().max() > 1e-4  # order

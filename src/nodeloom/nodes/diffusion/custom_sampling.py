@@ -48,7 +48,9 @@ __all__ = [
     "AddNoise", "BasicGuider", "BasicScheduler", "BetaSamplingScheduler", "CFGGuider", "DisableNoise",
     "ExponentialScheduler", "FlipSigmas", "Guider", "KSamplerSelect", "KarrasScheduler", "LaplaceScheduler",
     "NoiseSource", "PolyexponentialScheduler", "RandomNoise", "SDTurboScheduler", "SamplerChoice", "SamplerCustom",
-    "SamplerCustomAdvanced", "SplitSigmas", "SplitSigmasDenoise", "VPScheduler",
+    "SamplerCustomAdvanced", "SamplerDPMPP_2M_SDE", "SamplerDPMPP_2S_Ancestral", "SamplerDPMPP_3M_SDE",
+    "SamplerDPMPP_SDE", "SamplerEulerAncestral", "SamplerEulerAncestralCFGPP", "SamplerLMS", "SplitSigmas",
+    "SplitSigmasDenoise", "VPScheduler",
 ]
 
 SAMPLER, SIGMAS, NOISE, GUIDER = "SAMPLER", "SIGMAS", "NOISE", "GUIDER"
@@ -60,9 +62,10 @@ _SIGMA_MAX, _SIGMA_MIN = 14.614642, 0.0291675
 
 @dataclass(frozen=True)
 class SamplerChoice:
-    """A SAMPLER value: one of the KSampler's algorithms, by its ComfyUI name."""
+    """A SAMPLER value: one of the KSampler's algorithms by its ComfyUI name, with keyword options."""
 
     name: str
+    options: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,8 @@ def _run(guider: Guider, noise: NoiseSource, sampler: SamplerChoice, sigmas: tor
     with device_guard() as mgr:
         return sample_sigmas(guider.model, latent, sigmas, seed=noise.seed, cfg=guider.cfg, sampler_name=sampler.name,
                              positive=guider.positive, negative=guider.negative, add_noise=noise.enabled, manager=mgr,
-                             callback=step_progress(steps, guider.model) if steps else None)
+                             callback=step_progress(steps, guider.model) if steps else None,
+                             sampler_options=dict(sampler.options))
 
 
 class KSamplerSelect(Node):
@@ -198,6 +202,107 @@ class ExponentialScheduler(Node):
     def execute(cls, steps: int, sigma_max: float, sigma_min: float) -> tuple[Any, ...]:
         _check_range("ExponentialScheduler", sigma_min, sigma_max)
         return (exponential_sigmas(steps, sigma_min, sigma_max),)
+
+
+def _strength(name: str, default: float, high: float, tooltip: str) -> Float:
+    return Float(name, default, min=0.0, max=high, step=0.01, round=False, tooltip=tooltip)
+
+
+def _eta(high: float = 100.0) -> Float:
+    return _strength("eta", 1.0, high, "Share of each step's noise that is fresh (0 = deterministic).")
+
+
+def _s_noise(high: float = 100.0) -> Float:
+    return _strength("s_noise", 1.0, high, "Scale of the fresh noise.")
+
+
+_NOISE_DEVICE = Combo("noise_device", ["gpu", "cpu"], tooltip="Where the Brownian noise path is drawn.")
+
+
+def _sampler_schema(node_id: str, *inputs: Any, display_name: str | None = None) -> Schema:
+    return Schema(node_id, display_name=display_name or node_id, category=f"{_CATEGORY}/samplers", inputs=list(inputs),
+                  outputs=[Output(SAMPLER, "SAMPLER")])
+
+
+def _sde_name(base: str, noise_device: str) -> str:
+    """ComfyUI's SDE samplers keep their Brownian path on the CPU, their ``_gpu`` names on the device."""
+    return base if noise_device == "cpu" else f"{base}_gpu"
+
+
+class SamplerEulerAncestral(Node):
+    """Euler ancestral with its noise share and scale."""
+
+    SCHEMA = _sampler_schema("SamplerEulerAncestral", _eta(), _s_noise())
+
+    @classmethod
+    def execute(cls, eta: float, s_noise: float) -> tuple[Any, ...]:
+        return (SamplerChoice("euler_ancestral", (("eta", eta), ("s_noise", s_noise))),)
+
+
+class SamplerEulerAncestralCFGPP(Node):
+    """Euler ancestral CFG++ with its noise share and scale."""
+
+    SCHEMA = _sampler_schema("SamplerEulerAncestralCFGPP", _eta(1.0), _s_noise(10.0),
+                             display_name="SamplerEulerAncestralCFG++")
+
+    @classmethod
+    def execute(cls, eta: float, s_noise: float) -> tuple[Any, ...]:
+        return (SamplerChoice("euler_ancestral_cfg_pp", (("eta", eta), ("s_noise", s_noise))),)
+
+
+class SamplerDPMPP_2S_Ancestral(Node):
+    """DPM-Solver++(2S) ancestral with its noise share and scale."""
+
+    SCHEMA = _sampler_schema("SamplerDPMPP_2S_Ancestral", _eta(), _s_noise())
+
+    @classmethod
+    def execute(cls, eta: float, s_noise: float) -> tuple[Any, ...]:
+        return (SamplerChoice("dpmpp_2s_ancestral", (("eta", eta), ("s_noise", s_noise))),)
+
+
+class SamplerDPMPP_SDE(Node):
+    """DPM-Solver++ SDE with its noise share and scale, midpoint ratio and noise device."""
+
+    SCHEMA = _sampler_schema("SamplerDPMPP_SDE", _eta(), _s_noise(),
+                             _strength("r", 0.5, 100.0, "Where the intermediate point sits within each step."),
+                             _NOISE_DEVICE)
+
+    @classmethod
+    def execute(cls, eta: float, s_noise: float, r: float, noise_device: str) -> tuple[Any, ...]:
+        return (SamplerChoice(_sde_name("dpmpp_sde", noise_device), (("eta", eta), ("s_noise", s_noise), ("r", r))),)
+
+
+class SamplerDPMPP_2M_SDE(Node):
+    """DPM-Solver++(2M) SDE with its solver, noise share and scale, and noise device."""
+
+    SCHEMA = _sampler_schema("SamplerDPMPP_2M_SDE",
+                             Combo("solver_type", ["midpoint", "heun"], tooltip="The second-order correction used."),
+                             _eta(), _s_noise(), _NOISE_DEVICE)
+
+    @classmethod
+    def execute(cls, solver_type: str, eta: float, s_noise: float, noise_device: str) -> tuple[Any, ...]:
+        return (SamplerChoice(_sde_name("dpmpp_2m_sde", noise_device),
+                              (("eta", eta), ("s_noise", s_noise), ("solver", solver_type))),)
+
+
+class SamplerDPMPP_3M_SDE(Node):
+    """DPM-Solver++(3M) SDE with its noise share and scale, and noise device."""
+
+    SCHEMA = _sampler_schema("SamplerDPMPP_3M_SDE", _eta(), _s_noise(), _NOISE_DEVICE)
+
+    @classmethod
+    def execute(cls, eta: float, s_noise: float, noise_device: str) -> tuple[Any, ...]:
+        return (SamplerChoice(_sde_name("dpmpp_3m_sde", noise_device), (("eta", eta), ("s_noise", s_noise))),)
+
+
+class SamplerLMS(Node):
+    """Linear multistep with its order (how many past slopes it uses)."""
+
+    SCHEMA = _sampler_schema("SamplerLMS", Int("order", 4, min=1, max=100, tooltip="How many past slopes to use."))
+
+    @classmethod
+    def execute(cls, order: int) -> tuple[Any, ...]:
+        return (SamplerChoice("lms", (("order", int(order)),)),)
 
 
 class PolyexponentialScheduler(Node):
