@@ -2,9 +2,9 @@
 
 Checks that every prompt completes and that each client receives only the events of its own
 prompts, and prints the p50/p99 latency of ``POST /prompt`` and the wall time. The anchor is
-ComfyUI itself, run the same way from a reference tree when one is available
-(``COMFY_SRC``/``COMFY_VENV``, as set up by the shared ``comfy_ref_setup.sh``); the workload
-then uses nodes both servers have (``EmptyImage`` → ``PreviewImage``).
+ComfyUI itself, run the same way when ``COMFY_SRC`` (a ComfyUI checkout) and ``COMFY_VENV`` (a
+virtual environment with its requirements) are set; the workload then uses nodes both servers
+have (``EmptyImage`` → ``PreviewImage``).
 
     python benchmarks/bench_server_load.py [--clients 50] [--prompts 200] [--no-anchor]
 """
@@ -129,8 +129,10 @@ def start_ours(tmp: Path, port: int) -> subprocess.Popen:
 
 
 def start_comfy(tmp: Path, port: int) -> subprocess.Popen | None:
-    src = Path(os.environ.get("COMFY_SRC", "/tmp/comfy-ref/src"))
-    py = Path(os.environ.get("COMFY_VENV", "/tmp/comfy-ref/venv")) / "bin" / "python"
+    if not os.environ.get("COMFY_SRC") or not os.environ.get("COMFY_VENV"):
+        return None
+    src = Path(os.environ["COMFY_SRC"])
+    py = Path(os.environ["COMFY_VENV"]) / "bin" / "python"
     if not (src / "main.py").is_file() or not py.is_file():
         return None
     cmd = [str(py), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
@@ -157,7 +159,7 @@ def main() -> int:
             port = _free_port()
             proc = start(tmp, port)
             if proc is None:
-                rows.append(f"{name:<10} (not available: no reference tree; run the shared comfy_ref_setup.sh)")
+                rows.append(f"{name:<10} (not run: set COMFY_SRC to a ComfyUI checkout and COMFY_VENV to its virtual environment)")
                 continue
             try:
                 _wait_up(f"http://127.0.0.1:{port}", proc)

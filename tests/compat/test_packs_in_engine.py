@@ -1,9 +1,8 @@
 """Custom-node packs through the Engine: our fixture pack, and ComfyUI's own testing pack.
 
 ComfyUI's ``tests/execution/testing_nodes/testing-pack`` is read from a local git copy of the
-ComfyUI repository at test time — ``$COMFY_MIRROR``, else a ``.mirror/Comfy-Org+ComfyUI/repo``
-folder beside or above this checkout; skipped when there is none — and copied to a temp
-folder. It is never stored in this repository.
+ComfyUI repository named by ``$COMFY_MIRROR`` (a clone or a bare mirror; skipped when unset) and
+copied to a temp folder. It is never stored in this repository.
 """
 
 from __future__ import annotations
@@ -22,20 +21,7 @@ from PIL import Image
 from nodeloom.core.graph_builder import GraphBuilder
 from nodeloom.engine import Engine
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _find_mirror() -> Path | None:
-    if os.environ.get("COMFY_MIRROR"):
-        return Path(os.environ["COMFY_MIRROR"])
-    for folder in ROOT.parents:
-        candidate = folder / ".mirror" / "Comfy-Org+ComfyUI" / "repo"
-        if candidate.exists():
-            return candidate
-    return None
-
-
-COMFY_MIRROR = _find_mirror()
+COMFY_MIRROR = Path(os.environ["COMFY_MIRROR"]) if os.environ.get("COMFY_MIRROR") else None
 TESTING_PACK = "tests/execution/testing_nodes/testing-pack"
 PACK_FILES = ("__init__.py", "api_test_nodes.py", "async_test_nodes.py", "conditions.py", "flow_control.py",
               "specific_tests.py", "stubs.py", "tools.py", "util.py")
