@@ -17,6 +17,7 @@ from nodeloom.nodes.diffusion.custom_sampling import (
     CFGGuider,
     DisableNoise,
     ExponentialScheduler,
+    ExtendIntermediateSigmas,
     FlipSigmas,
     KarrasScheduler,
     KSamplerSelect,
@@ -32,7 +33,9 @@ from nodeloom.nodes.diffusion.custom_sampling import (
     SamplerEulerAncestral,
     SamplerEulerAncestralCFGPP,
     SamplerLMS,
+    SamplingPercentToSigma,
     SDTurboScheduler,
+    SetFirstSigma,
     SplitSigmas,
     SplitSigmasDenoise,
     VPScheduler,
@@ -203,3 +206,19 @@ def test_sampler_options_change_the_result(chain):
     assert (run(SamplerEulerAncestral.execute(1.0, 0.5)[0]) - base).abs().max() > 1e-4  # s_noise
     assert (run(SamplerEulerAncestral.execute(0.5, 1.0)[0]) - base).abs().max() > 1e-4  # eta
     assert (run(SamplerLMS.execute(1)[0]) - run(SamplerLMS.execute(4)[0])).abs().max() > 1e-4  # order
+
+
+def test_sigma_utilities(chain):
+    model = chain[0]
+    sigmas = torch.tensor([10.0, 6.0, 2.0, 0.0])
+    assert SetFirstSigma.execute(sigmas, 136.0)[0].tolist() == [136.0, 6.0, 2.0, 0.0] and sigmas[0] == 10.0
+    linear = ExtendIntermediateSigmas.execute(sigmas, 2, -1.0, 5.0, "linear")[0]
+    assert linear.tolist() == pytest.approx([10.0, 8.0, 6.0, 4.0, 2.0, 0.0])  # steps from 10 and 6 split in two
+    upper = ExtendIntermediateSigmas.execute(sigmas, 4, 7.0, 0.0, "linear")[0]
+    assert upper.tolist() == pytest.approx([10.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.5, 0.0])  # only steps at or below 7
+    cosine = ExtendIntermediateSigmas.execute(sigmas, 2, -1.0, 5.0, "cosine")[0]
+    assert cosine[1] == pytest.approx(10.0 - 4.0 * math.sin(math.pi / 4))
+    assert SamplingPercentToSigma.execute(model, 0.5, False)[0] == pytest.approx(model.sampling.percent_to_sigma(0.5))
+    assert SamplingPercentToSigma.execute(model, 0.0, False)[0] > 1e8  # "no upper bound" for interval checks
+    assert SamplingPercentToSigma.execute(model, 0.0, True)[0] == pytest.approx(model.sampling.sigma_max)
+    assert SamplingPercentToSigma.execute(model, 1.0, True)[0] == pytest.approx(model.sampling.sigma_min)

@@ -8,6 +8,7 @@ Sampling itself is :func:`nodeloom.diffusion.sampling.sample_sigmas`, the loop K
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +50,8 @@ __all__ = [
     "ExponentialScheduler", "FlipSigmas", "Guider", "KSamplerSelect", "KarrasScheduler", "LaplaceScheduler",
     "NoiseSource", "PolyexponentialScheduler", "RandomNoise", "SDTurboScheduler", "SamplerChoice", "SamplerCustom",
     "SamplerCustomAdvanced", "SamplerDPMPP_2M_SDE", "SamplerDPMPP_2S_Ancestral", "SamplerDPMPP_3M_SDE",
-    "SamplerDPMPP_SDE", "SamplerEulerAncestral", "SamplerEulerAncestralCFGPP", "SamplerLMS", "SplitSigmas",
-    "SplitSigmasDenoise", "VPScheduler",
+    "SamplerDPMPP_SDE", "SamplerEulerAncestral", "SamplerEulerAncestralCFGPP", "SamplerLMS", "SamplingPercentToSigma",
+    "SetFirstSigma", "ExtendIntermediateSigmas", "SplitSigmas", "SplitSigmasDenoise", "VPScheduler",
 ]
 
 SAMPLER, SIGMAS, NOISE, GUIDER = "SAMPLER", "SIGMAS", "NOISE", "GUIDER"
@@ -441,6 +442,88 @@ class FlipSigmas(Node):
         if flipped[0] == 0:
             flipped[0] = 0.0001
         return (flipped,)
+
+
+class SetFirstSigma(Node):
+    """Replace the first sigma of a schedule (e.g. to start above the model's maximum)."""
+
+    SCHEMA = Schema(
+        "SetFirstSigma", display_name="SetFirstSigma", category=f"{_CATEGORY}/sigmas",
+        inputs=[_sigmas_input(), Float("sigma", 136.0, min=0.0, max=20000.0, step=0.001, round=False,
+                                       tooltip="The new first sigma.")],
+        outputs=[Output(SIGMAS, "SIGMAS")],
+    )
+
+    @classmethod
+    def execute(cls, sigmas: torch.Tensor, sigma: float) -> tuple[Any, ...]:
+        if len(sigmas) == 0:
+            raise ValidationError("SetFirstSigma: `sigmas` is empty")
+        out = sigmas.clone()
+        out[0] = sigma
+        return (out,)
+
+
+#: how the inserted sigmas are spread across a step (x from 0 to 1 within the step)
+_SPACINGS = {
+    "linear": lambda x: x,
+    "cosine": lambda x: torch.sin(x * math.pi / 2),
+    "sine": lambda x: 1 - torch.cos(x * math.pi / 2),
+}
+
+
+class ExtendIntermediateSigmas(Node):
+    """Split each step whose sigma lies in a range into ``steps`` smaller ones."""
+
+    SCHEMA = Schema(
+        "ExtendIntermediateSigmas", display_name="ExtendIntermediateSigmas", category=f"{_CATEGORY}/sigmas",
+        inputs=[_sigmas_input(),
+                Int("steps", 2, min=1, max=100, tooltip="Into how many steps each chosen step is split."),
+                Float("start_at_sigma", -1.0, min=-1.0, max=20000.0, step=0.01, round=False,
+                      tooltip="Split steps starting at or below this sigma (−1: no upper bound)."),
+                Float("end_at_sigma", 12.0, min=0.0, max=20000.0, step=0.01, round=False,
+                      tooltip="Split steps starting at or above this sigma."),
+                Combo("spacing", list(_SPACINGS), tooltip="How the new sigmas are spread within a step.")],
+        outputs=[Output(SIGMAS, "SIGMAS")],
+    )
+
+    @classmethod
+    def execute(cls, sigmas: torch.Tensor, steps: int, start_at_sigma: float, end_at_sigma: float,
+                spacing: str) -> tuple[Any, ...]:
+        upper = math.inf if start_at_sigma < 0 else start_at_sigma
+        fractions = _SPACINGS[spacing](torch.linspace(0, 1, steps + 1)[1:-1])
+        out: list[float] = []
+        for i in range(len(sigmas) - 1):
+            current, following = float(sigmas[i]), float(sigmas[i + 1])
+            out.append(current)
+            if end_at_sigma <= current <= upper:
+                out.extend((fractions * (following - current) + current).tolist())
+        if len(sigmas) > 0:
+            out.append(float(sigmas[-1]))
+        return (torch.tensor(out, dtype=torch.float32),)
+
+
+class SamplingPercentToSigma(Node):
+    """The sigma at a point of the run (0 = start, 1 = end), as start/end percents are read."""
+
+    SCHEMA = Schema(
+        "SamplingPercentToSigma", display_name="SamplingPercentToSigma", category=f"{_CATEGORY}/sigmas",
+        inputs=[Model("model", tooltip="Whose noise schedule to use."),
+                Float("sampling_percent", 0.0, min=0.0, max=1.0, step=0.0001, tooltip="The point of the run."),
+                Boolean("return_actual_sigma", False,
+                        tooltip="Return the actual sigma value instead of the value used for interval checks.\n"
+                                "This only affects results at 0.0 and 1.0.")],
+        outputs=[Output(IO.FLOAT, "sigma_value")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, sampling_percent: float, return_actual_sigma: bool) -> tuple[Any, ...]:
+        value = model.sampling.percent_to_sigma(sampling_percent)
+        if return_actual_sigma:
+            if sampling_percent == 0.0:
+                value = model.sampling.sigma_max
+            elif sampling_percent == 1.0:
+                value = model.sampling.sigma_min
+        return (float(value),)
 
 
 class RandomNoise(Node):
