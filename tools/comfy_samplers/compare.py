@@ -10,9 +10,10 @@ mean of Gaussian data and of a two-component Gaussian mixture, guided (cfg 2) by
 as the "negative prompt" so the CFG++ samplers see a real unguided estimate. Stochastic samplers run
 twice: first on one shared Gaussian stream (ComfyUI's ``noise_sampler`` argument), then each side
 with its own noise from the same seed — ComfyUI's default noise samplers (a seeded generator, or a
-torchsde Brownian tree for the SDE samplers) against nodeloom's ``step_noise``/``brownian_noise``. Schedulers are compared on ComfyUI's SD 1.x model sampling.
-Prints one line per name and exits 1 when any differs by more than the tolerance (1e-4 relative in
-float32, 1e-6 in float64; the few explained exceptions are listed in ``known``) or is missing.
+torchsde Brownian tree for the SDE samplers) against nodeloom's ``step_noise``/``brownian_noise``.
+Schedulers are compared on ComfyUI's SD 1.x model sampling. Samplers with options (as the option nodes pass them) are run too. Prints one line per run and exits
+1 when any differs by more than the tolerance (1e-4 relative in float32, 1e-6 in float64; the few
+explained exceptions are listed in ``known``) or is missing.
 """
 
 from __future__ import annotations
@@ -104,6 +105,19 @@ def main() -> int:
     # stochastic samplers run twice: on one shared noise stream, then each side with its own
     # seeded noise (ComfyUI's default noise samplers against nodeloom's step/Brownian noise)
     stochastic = [n for n in comfy_samplers.SAMPLER_NAMES if n in ours_samplers.SAMPLERS and _draws_noise(ours_samplers.SAMPLERS[n])]
+    # the option nodes' samplers (SamplerEulerAncestral, SamplerDPMPP_2M_SDE, ...) with non-default
+    # options: (name, ComfyUI's options, ours)
+    optioned = [
+        ("euler_ancestral", {"eta": 0.6, "s_noise": 0.8}, {"eta": 0.6, "s_noise": 0.8}),
+        ("euler_ancestral_cfg_pp", {"eta": 0.5, "s_noise": 1.3}, {"eta": 0.5, "s_noise": 1.3}),
+        ("dpmpp_2s_ancestral", {"eta": 0.7, "s_noise": 0.9}, {"eta": 0.7, "s_noise": 0.9}),
+        ("dpmpp_sde", {"eta": 0.8, "s_noise": 1.1, "r": 0.3}, {"eta": 0.8, "s_noise": 1.1, "r": 0.3}),
+        ("dpmpp_2m_sde", {"eta": 0.5, "s_noise": 0.9, "solver_type": "heun"}, {"eta": 0.5, "s_noise": 0.9, "solver": "heun"}),
+        ("dpmpp_3m_sde", {"eta": 0.4, "s_noise": 1.2}, {"eta": 0.4, "s_noise": 1.2}),
+        ("lms", {"order": 2}, {"order": 2}),
+    ]
+    runs = ([(n, False, {}, {}) for n in comfy_samplers.SAMPLER_NAMES] + [(n, True, {}, {}) for n in stochastic]
+            + [(n, False, theirs, ours) for n, theirs, ours in optioned])
     print("== samplers")
     for case, (cond, neg) in cases.items():
         def guided(x, s, cond=cond, neg=neg):
@@ -134,8 +148,8 @@ def main() -> int:
                 out, self.uncond = guided(x, s)
                 return out
 
-        for name, own_noise in [(n, False) for n in comfy_samplers.SAMPLER_NAMES] + [(n, True) for n in stochastic]:
-            label = f"{name}{' (own noise)' if own_noise else ''}"
+        for name, own_noise, theirs_opts, ours_opts in runs:
+            label = f"{name}{' (own noise)' if own_noise else ''}{' ' + str(theirs_opts) if theirs_opts else ''}"
             if name not in ours_samplers.SAMPLERS:
                 print(f"{case:8s} {label:32s} MISSING")
                 failures += 1
@@ -145,7 +159,7 @@ def main() -> int:
                 sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])
             x0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3), dtype=dtype) * sigmas[0]
             gen_c, gen_o = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-            fn = comfy_samplers.sampler_object(name).sampler_function
+            fn = (comfy_samplers.ksampler(name, theirs_opts) if theirs_opts else comfy_samplers.sampler_object(name)).sampler_function
             extra = {}
             extra_args = {"model_options": {}}
             ours_noise = lambda like, s, sn: torch.randn(like.shape, generator=gen_o, dtype=dtype)  # noqa: E731
@@ -159,42 +173,17 @@ def main() -> int:
                 if name in ("dpm_fast", "dpm_adaptive"):  # wrappers taking (model, noise, sigmas, extra_args, callback, disable)
                     a = fn(model, x0.clone(), sigmas.clone(), {}, None, True)
                 else:
-                    a = fn(model, x0.clone(), sigmas.clone(), extra_args=extra_args, disable=True, **extra)
+                    a = fn(model, x0.clone(), sigmas.clone(), extra_args=extra_args, disable=True, **extra, **theirs_opts)
             except Exception as exc:  # e.g. ComfyUI's UniPC mixes float32 constants into float64 inputs
-                print(f"{case:8s} {name:32s} not compared: ComfyUI raised {type(exc).__name__}: {exc}")
+                print(f"{case:8s} {label:32s} not compared: ComfyUI raised {type(exc).__name__}: {exc}")
                 continue
-            b = ours_samplers.SAMPLERS[name](OursDenoiser(), x0.clone(), sigmas.clone(), ours_noise, lambda *_: None)
+            b = ours_samplers.SAMPLERS[name](OursDenoiser(), x0.clone(), sigmas.clone(), ours_noise, lambda *_: None,
+                                             **ours_opts)
             err = float((a - b).abs().max() / a.abs().max())
             limit, why = known.get(name, (tol, ""))
             failures += err > limit
             note = "   <-- DIFF" if err > limit else (f"   (within {limit:g}: {why})" if err > tol else "")
             print(f"{case:8s} {label:32s} rel {err:.2e}{note}")
-    # the option nodes' samplers (SamplerEulerAncestral, SamplerDPMPP_2M_SDE, ...) with non-default options
-    print("== sampler options")
-    optioned = [
-        ("euler_ancestral", {"eta": 0.6, "s_noise": 0.8}, {"eta": 0.6, "s_noise": 0.8}),
-        ("euler_ancestral_cfg_pp", {"eta": 0.5, "s_noise": 1.3}, {"eta": 0.5, "s_noise": 1.3}),
-        ("dpmpp_2s_ancestral", {"eta": 0.7, "s_noise": 0.9}, {"eta": 0.7, "s_noise": 0.9}),
-        ("dpmpp_sde", {"eta": 0.8, "s_noise": 1.1, "r": 0.3}, {"eta": 0.8, "s_noise": 1.1, "r": 0.3}),
-        ("dpmpp_2m_sde", {"eta": 0.5, "s_noise": 0.9, "solver_type": "heun"}, {"eta": 0.5, "s_noise": 0.9, "solver": "heun"}),
-        ("dpmpp_3m_sde", {"eta": 0.4, "s_noise": 1.2}, {"eta": 0.4, "s_noise": 1.2}),
-        ("lms", {"order": 2}, {"order": 2}),
-    ]
-    for name, theirs_opts, ours_opts in optioned:
-        sigmas = comfy_samplers.calculate_sigmas(comfy_ms, "karras", args.steps).to(dtype)
-        x0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3), dtype=dtype) * sigmas[0]
-        gen_c, gen_o = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-        fn = comfy_samplers.ksampler(name, theirs_opts).sampler_function
-        extra = {}
-        if "noise_sampler" in inspect.signature(fn).parameters:
-            extra["noise_sampler"] = lambda s, sn: torch.randn(x0.shape, generator=gen_c, dtype=dtype)
-        a = fn(model, x0.clone(), sigmas.clone(), extra_args={"model_options": {}}, disable=True, **extra, **theirs_opts)
-        b = ours_samplers.SAMPLERS[name](OursDenoiser(), x0.clone(), sigmas.clone(),
-                                         lambda like, s, sn: torch.randn(like.shape, generator=gen_o, dtype=dtype),
-                                         lambda *_: None, **ours_opts)
-        err = float((a - b).abs().max() / a.abs().max())
-        failures += err > tol
-        print(f"{name + ' ' + str(theirs_opts):70s} rel {err:.2e}" + ("   <-- DIFF" if err > tol else ""))
     print(f"{failures} difference(s)")
     return 1 if failures else 0
 

@@ -1,11 +1,13 @@
 """The KSampler contract: seeded noise, sigma schedules, classifier-free guidance, masks, ControlNet.
 
-:func:`sample` is the one entry point (KSampler, KSamplerAdvanced and other packs call it): it
-builds a ``denoise(x, sigma)`` function around the UNet — input scaling, fractional timesteps,
-CFG over the positive/negative conditioning lists, inpainting channels, noise-mask blending,
-ControlNet residuals, LoRA adapters — and walks the chosen sampler over the chosen schedule.
-Noise comes from one CPU generator seeded with ``seed`` (initial noise first, then every
-stochastic step), so results are deterministic and match diffusers' pipelines drawn the same way.
+:func:`sample` (KSampler, KSamplerAdvanced and other packs) turns a scheduler name into sigmas and
+calls :func:`sample_sigmas` (also the custom-sampling nodes' entry point), which builds a
+``denoise(x, sigma)`` function around the UNet — input scaling, fractional timesteps, CFG over the
+positive/negative conditioning lists (each entry acting within its timestep range), inpainting
+channels, noise-mask blending, ControlNet residuals, LoRA adapters — and walks the chosen sampler
+over the sigmas. Noise is drawn as ComfyUI draws it: the initial noise from a CPU generator seeded
+with ``seed`` (:func:`prepare_noise`), stochastic steps from a second generator seeded alike
+(:func:`step_noise`), or for the SDE samplers from a Brownian tree (:func:`brownian_noise`).
 """
 
 from __future__ import annotations

@@ -19,12 +19,15 @@ __all__ = ["CLIPTextEncode", "CLIPTextEncodeSDXL", "ConditioningAverage", "Condi
            "ConditioningSetTimestepRange", "ConditioningZeroOut"]
 
 
-def _embedding_lookup() -> Any:
-    """Resolves ``embedding:name`` from the engine's embeddings folder (None outside an engine)."""
+def _encode(clip: ClipModel, text: str, texts: tuple[str, ...] | None = None) -> tuple[Any, Any]:
+    """``clip.encode`` under the device lock, with ``embedding:name`` resolved from the engine's
+    embeddings folder (no embeddings outside an engine)."""
     svc = current_services(required=False)
-    if svc is None:
-        return None
-    return embedding_resolver(svc.paths, allow_pickle=bool(svc.settings.get("allow_unsafe_pickle", False)))
+    lookup = None
+    if svc is not None:
+        lookup = embedding_resolver(svc.paths, allow_pickle=bool(svc.settings.get("allow_unsafe_pickle", False)))
+    with device_guard() as mgr:
+        return clip.encode(text, mgr, embeddings=lookup, texts=texts)
 
 
 class CLIPTextEncode(Node):
@@ -44,9 +47,7 @@ class CLIPTextEncode(Node):
     def execute(cls, text: str, clip: ClipModel) -> tuple[Any, ...]:
         if clip is None:
             raise ValidationError("`clip` is None: the checkpoint loader produced no text encoder")
-        lookup = _embedding_lookup()
-        with device_guard() as mgr:
-            cond, pooled = clip.encode(text, mgr, embeddings=lookup)
+        cond, pooled = _encode(clip, text)
         return ([[cond, {"pooled_output": pooled}]],)
 
 
@@ -89,9 +90,7 @@ class CLIPTextEncodeSDXL(Node):
                 target_height: int, text_g: str, text_l: str) -> tuple[Any, ...]:
         if clip is None or len(clip.encoders) != 2:
             raise ValidationError("CLIPTextEncodeSDXL needs an SDXL checkpoint's CLIP (two text encoders)")
-        lookup = _embedding_lookup()
-        with device_guard() as mgr:
-            cond, pooled = clip.encode(text_g, mgr, embeddings=lookup, texts=(text_l, text_g))
+        cond, pooled = _encode(clip, text_g, texts=(text_l, text_g))
         extra = {"pooled_output": pooled, "width": width, "height": height, "crop_w": crop_w, "crop_h": crop_h,
                  "target_width": target_width, "target_height": target_height}
         return ([[cond, extra]],)

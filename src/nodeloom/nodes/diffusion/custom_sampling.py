@@ -114,7 +114,6 @@ def _check_range(node: str, sigma_min: float, sigma_max: float) -> None:
 
 def _run(guider: Guider, noise: NoiseSource, sampler: SamplerChoice, sigmas: torch.Tensor,
          latent: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
     steps = max(len(sigmas) - 1, 0)
     with device_guard() as mgr:
         return sample_sigmas(guider.model, latent, sigmas, seed=noise.seed, cfg=guider.cfg, sampler_name=sampler.name,
