@@ -11,9 +11,10 @@ as the "negative prompt" so the CFG++ samplers see a real unguided estimate. Sto
 twice: first on one shared Gaussian stream (ComfyUI's ``noise_sampler`` argument), then each side
 with its own noise from the same seed — ComfyUI's default noise samplers (a seeded generator, or a
 torchsde Brownian tree for the SDE samplers) against nodeloom's ``step_noise``/``brownian_noise``.
-Schedulers are compared on ComfyUI's SD 1.x model sampling. Samplers with options (as the option nodes pass them) are run too. Prints one line per run and exits
-1 when any differs by more than the tolerance (1e-4 relative in float32, 1e-6 in float64; the few
-explained exceptions are listed in ``known``) or is missing.
+Schedulers are compared on ComfyUI's SD 1.x model sampling. Samplers with options (as the option
+nodes pass them) are run too. Prints one line per run and exits 1 when any differs by more than the
+tolerance (1e-4 relative in float32, 1e-6 in float64; the few explained exceptions are listed in
+``known``) or is missing.
 """
 
 from __future__ import annotations
