@@ -526,9 +526,9 @@ def context() -> NodeContext:
     return ctx
 
 
-def services() -> Any:
-    """The active engine's services (``paths``, ``models``, ...)."""
-    return current_services()
+def services(required: bool = True) -> Any:
+    """The active engine's services (``paths``, ``models``, ...); None outside an engine unless ``required``."""
+    return current_services(required)
 
 
 class ProgressBar:

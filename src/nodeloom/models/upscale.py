@@ -1,0 +1,168 @@
+"""Upscale models (ESRGAN family and the other single-image architectures spandrel knows).
+
+Owns reading an upscale-model file (``.safetensors``, or ``.pth``/``.pt``/``.bin`` through
+``torch.load(weights_only=True)`` only — never an unrestricted pickle), recognising its
+architecture with spandrel, the memory estimate made before a run, and the tiled run itself
+(ComfyUI's 512-pixel tiles with 32 pixels of overlap, the tile halved on out-of-memory). The
+loaded value is spandrel's ``ImageModelDescriptor``, as in ComfyUI, so packs that read
+``.scale`` or ``.model`` or call it on a tile keep working. Imports no node class or engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nodeloom.errors import ModelNotFoundError, OutOfMemoryError, ValidationError, require
+from nodeloom.models.spandrel_import import import_spandrel
+from nodeloom.ops.tiled_scale import tile_count, tiled_scale
+
+__all__ = ["estimate_upscale_bytes", "load_upscale_model", "read_weights", "upscale_image"]
+
+_PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+#: key prefixes of other model kinds, and the loader node that takes them instead
+_OTHER_KINDS = {
+    "model.diffusion_model.": "CheckpointLoaderSimple (a Stable Diffusion checkpoint)",
+    "vision_model.": "CLIPVisionLoader (a CLIP-vision model)",
+    "visual.transformer.": "CLIPVisionLoader (a CLIP-vision model)",
+    "lora_unet_": "LoraLoader (a LoRA)",
+    "input_blocks.": "UNETLoader (a diffusion model)",
+    "double_blocks.": "UNETLoader (a diffusion model)",
+    "encoder.down.": "VAELoader (a VAE)",
+}
+
+
+def read_weights(path: str | Path) -> dict[str, Any]:
+    """Read a state dict from ``.safetensors`` or, restricted to tensors, a ``.pth``-style pickle.
+
+    Raises:
+        ModelNotFoundError: the file does not exist.
+        ValidationError: an unknown file type, or a pickle holding more than weights.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ModelNotFoundError(f"model file `{p.name}` does not exist in `{p.parent}`",
+                                 extra_info={"name": p.name, "searched": [str(p.parent)]})
+    suffix = p.suffix.lower()
+    if suffix in (".safetensors", ".sft"):
+        safetensors_torch = require("safetensors.torch", "upscale")
+        try:
+            return dict(safetensors_torch.load_file(str(p)))
+        except Exception as exc:  # noqa: BLE001 - any parse failure is reported with the file name
+            raise ValidationError(f"`{p.name}` is not a readable .safetensors file: {exc}") from exc
+    if suffix in _PICKLE_SUFFIXES:
+        torch = require("torch", "upscale")
+        try:
+            data = torch.load(str(p), map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - weights_only refusals and truncation alike
+            raise ValidationError(
+                f"`{p.name}` could not be read as plain weights (torch.load with weights_only=True):"
+                f" {str(exc).splitlines()[0]}; re-save it as .safetensors") from exc
+        if not isinstance(data, dict):
+            raise ValidationError(f"`{p.name}` holds a {type(data).__name__}, not a state dict of weights")
+        return data
+    raise ValidationError(f"`{p.name}`: unsupported model file type `{p.suffix}`"
+                          " (expected .safetensors, .pth, .pt or .bin)")
+
+
+def _unsupported(name: str, sd: dict[str, Any]) -> ValidationError:
+    keys = [k for k in sd if isinstance(k, str)]
+    hint = next((node for prefix, node in _OTHER_KINDS.items() if any(k.startswith(prefix) for k in keys)), None)
+    msg = (f"`{name}` is not an upscale model: no architecture spandrel knows (ESRGAN/RRDBNet, Real-ESRGAN,"
+           " SRVGGNet compact, SwinIR, HAT, DAT, SPAN, ...) matches its keys")
+    if hint:
+        msg += f"; it looks like a file for {hint}"
+    return ValidationError(msg, extra_info={"name": name, "first_keys": keys[:8]})
+
+
+def load_upscale_model(path: str | Path) -> Any:
+    """Load an upscale-model file into a spandrel ``ImageModelDescriptor`` (eval mode, on the CPU).
+
+    Raises:
+        ValidationError: the file is unreadable, not an upscale model, or not a single-image
+            model (e.g. an inpainting model); the message names the file.
+    """
+    p = Path(path)
+    sd = read_weights(p)
+    # SwinIR-type files saved from DataParallel carry a "module." prefix on some keys only
+    if "module.layers.0.residual_group.blocks.0.norm1.weight" in sd:
+        sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    spandrel = import_spandrel()
+    try:
+        descriptor = spandrel.ModelLoader().load_from_state_dict(sd)
+    except spandrel.UnsupportedModelError:
+        raise _unsupported(p.name, sd) from None
+    except (KeyError, RuntimeError, ValueError, IndexError) as exc:
+        raise ValidationError(f"`{p.name}` matches an upscale architecture but its weights do not fit it: {exc}",
+                              extra_info={"name": p.name}) from exc
+    if not isinstance(descriptor, spandrel.ImageModelDescriptor):
+        raise ValidationError(
+            f"`{p.name}` is a {descriptor.architecture.name} model, which needs more than one image"
+            " (e.g. an image and a mask); an upscale model must be a single-image model",
+            extra_info={"name": p.name})
+    return descriptor.eval()
+
+
+def estimate_upscale_bytes(model: Any, image: Any) -> int:
+    """Memory an upscale run needs: the weights, working memory for a 512² tile, the image.
+
+    The working-memory term is ComfyUI's (384 bytes-per-input-byte of a 512x512 RGB tile,
+    times the scale), a deliberately generous bound across architectures.
+    """
+    weights = sum(t.numel() * t.element_size() for t in model.model.state_dict().values())
+    work = 512 * 512 * 3 * image.element_size() * max(float(model.scale), 1.0) * 384.0
+    return int(weights + work + image.nelement() * image.element_size())
+
+
+def _run_tiled(model: Any, pixels: Any, tile: int, overlap: int, on_progress: Callable[[int, int], None]) -> Any:
+    total = pixels.shape[0] * tile_count(pixels.shape[2], pixels.shape[3], tile, overlap)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        on_progress(done, total)
+
+    on_progress(0, total)
+    return tiled_scale(pixels, model, scale=model.scale, tile=tile, overlap=overlap,
+                       out_channels=model.output_channels, on_tile=tick)
+
+
+def upscale_image(model: Any, image: Any, device: Any, on_progress: Callable[[int, int], None],
+                  tile: int = 512, overlap: int = 32, min_tile: int = 128) -> Any:
+    """Upscale an IMAGE ``[B,H,W,C]`` with ``model`` tile by tile, halving the tile on out-of-memory.
+
+    Args:
+        model: a spandrel ``ImageModelDescriptor`` already on ``device``.
+        image: IMAGE tensor, 0..1.
+        device: where the tiles run.
+        on_progress: ``(tiles_done, tiles_total)`` after each tile (may raise to interrupt).
+        tile, overlap: ComfyUI's defaults; ``min_tile``: give up below this tile size.
+
+    Returns:
+        The upscaled IMAGE ``[B, H*scale, W*scale, C_out]``, clamped to 0..1, on the CPU.
+
+    Raises:
+        ValidationError: the image has fewer channels than the model takes.
+        OutOfMemoryError: even ``min_tile`` tiles do not fit.
+    """
+    torch = require("torch", "upscale")
+    channels = int(model.input_channels)
+    if image.ndim != 4 or image.shape[-1] < channels:
+        raise ValidationError(f"`image` must be [B,H,W,C] with at least {channels} channels for this"
+                              f" {model.architecture.name} model, got shape {tuple(image.shape)}")
+    dtype = next(iter(model.model.parameters())).dtype
+    pixels = image[..., :channels].movedim(-1, 1).to(device=device, dtype=dtype)
+    while True:
+        try:
+            out = _run_tiled(model, pixels, tile, overlap, on_progress)
+            break
+        except torch.OutOfMemoryError as exc:
+            tile //= 2
+            if tile < min_tile:
+                raise OutOfMemoryError(f"upscaling a {tuple(image.shape[1:3])} image ran out of memory even with"
+                                       f" {tile * 2}px tiles", details=str(exc)) from exc
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    return torch.clamp(out.movedim(1, -1).float(), 0.0, 1.0)
