@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import save_file
 
 from nodeloom.errors import OutOfMemoryError, ValidationError
-from nodeloom.models.upscale import estimate_upscale_bytes, load_upscale_model, read_weights, upscale_image
+from nodeloom.models.upscale import estimate_upscale_bytes, load_upscale_model, upscale_image
+from nodeloom.models.weights import read_weights
 from nodeloom.testing.tiny_upscale import rrdbnet_basicsr, rrdbnet_esrgan, srvgg_compact
 
 

@@ -1,7 +1,7 @@
 """Upscale models (ESRGAN family and the other single-image architectures spandrel knows).
 
-Owns reading an upscale-model file (``.safetensors``, or ``.pth``/``.pt``/``.bin`` through
-``torch.load(weights_only=True)`` only — never an unrestricted pickle), recognising its
+Owns loading an upscale-model file (read by :mod:`nodeloom.models.weights`: ``.safetensors``,
+or ``.pth``/``.pt``/``.bin`` through ``torch.load(weights_only=True)`` only), recognising its
 architecture with spandrel, the memory estimate made before a run, and the tiled run itself
 (ComfyUI's 512-pixel tiles with 32 pixels of overlap, the tile halved on out-of-memory). The
 loaded value is spandrel's ``ImageModelDescriptor``, as in ComfyUI, so packs that read
@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nodeloom.errors import ModelNotFoundError, OutOfMemoryError, ValidationError, require
+from nodeloom.errors import OutOfMemoryError, ValidationError, require
 from nodeloom.models.spandrel_import import import_spandrel
+from nodeloom.models.weights import read_weights, wrong_kind_error
 from nodeloom.ops.tiled_scale import tile_count, tiled_scale
 
-__all__ = ["estimate_upscale_bytes", "load_upscale_model", "read_weights", "upscale_image"]
+__all__ = ["estimate_upscale_bytes", "load_upscale_model", "upscale_image"]
 
-_PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 #: key prefixes of other model kinds, and the loader node that takes them instead
 _OTHER_KINDS = {
     "model.diffusion_model.": "CheckpointLoaderSimple (a Stable Diffusion checkpoint)",
@@ -31,49 +31,6 @@ _OTHER_KINDS = {
     "double_blocks.": "UNETLoader (a diffusion model)",
     "encoder.down.": "VAELoader (a VAE)",
 }
-
-
-def read_weights(path: str | Path) -> dict[str, Any]:
-    """Read a state dict from ``.safetensors`` or, restricted to tensors, a ``.pth``-style pickle.
-
-    Raises:
-        ModelNotFoundError: the file does not exist.
-        ValidationError: an unknown file type, or a pickle holding more than weights.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ModelNotFoundError(f"model file `{p.name}` does not exist in `{p.parent}`",
-                                 extra_info={"name": p.name, "searched": [str(p.parent)]})
-    suffix = p.suffix.lower()
-    if suffix in (".safetensors", ".sft"):
-        safetensors_torch = require("safetensors.torch", "upscale")
-        try:
-            return dict(safetensors_torch.load_file(str(p)))
-        except Exception as exc:  # noqa: BLE001 - any parse failure is reported with the file name
-            raise ValidationError(f"`{p.name}` is not a readable .safetensors file: {exc}") from exc
-    if suffix in _PICKLE_SUFFIXES:
-        torch = require("torch", "upscale")
-        try:
-            data = torch.load(str(p), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - weights_only refusals and truncation alike
-            raise ValidationError(
-                f"`{p.name}` could not be read as plain weights (torch.load with weights_only=True):"
-                f" {str(exc).splitlines()[0]}; re-save it as .safetensors") from exc
-        if not isinstance(data, dict):
-            raise ValidationError(f"`{p.name}` holds a {type(data).__name__}, not a state dict of weights")
-        return data
-    raise ValidationError(f"`{p.name}`: unsupported model file type `{p.suffix}`"
-                          " (expected .safetensors, .pth, .pt or .bin)")
-
-
-def _unsupported(name: str, sd: dict[str, Any]) -> ValidationError:
-    keys = [k for k in sd if isinstance(k, str)]
-    hint = next((node for prefix, node in _OTHER_KINDS.items() if any(k.startswith(prefix) for k in keys)), None)
-    msg = (f"`{name}` is not an upscale model: no architecture spandrel knows (ESRGAN/RRDBNet, Real-ESRGAN,"
-           " SRVGGNet compact, SwinIR, HAT, DAT, SPAN, ...) matches its keys")
-    if hint:
-        msg += f"; it looks like a file for {hint}"
-    return ValidationError(msg, extra_info={"name": name, "first_keys": keys[:8]})
 
 
 def load_upscale_model(path: str | Path) -> Any:
@@ -92,7 +49,9 @@ def load_upscale_model(path: str | Path) -> Any:
     try:
         descriptor = spandrel.ModelLoader().load_from_state_dict(sd)
     except spandrel.UnsupportedModelError:
-        raise _unsupported(p.name, sd) from None
+        raise wrong_kind_error(p.name, sd, "is not an upscale model: no architecture spandrel knows (ESRGAN/RRDBNet,"
+                               " Real-ESRGAN, SRVGGNet compact, SwinIR, HAT, DAT, SPAN, ...) matches its keys",
+                               _OTHER_KINDS) from None
     except (KeyError, RuntimeError, ValueError, IndexError) as exc:
         raise ValidationError(f"`{p.name}` matches an upscale architecture but its weights do not fit it: {exc}",
                               extra_info={"name": p.name}) from exc

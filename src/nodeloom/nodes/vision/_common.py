@@ -1,12 +1,15 @@
-"""Helpers the vision nodes share: model-folder combos."""
+"""Helpers the vision nodes share: model-folder combos and cached loading of a model file."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+from nodeloom.models.manager import model_key
 from nodeloom.node_api import services
 
-__all__ = ["file_list"]
+__all__ = ["file_list", "load_model_file"]
 
 
 def file_list(folder: str) -> Callable[[], list[str]]:
@@ -17,3 +20,11 @@ def file_list(folder: str) -> Callable[[], list[str]]:
         return svc.paths.get_filename_list(folder) if svc is not None else []
 
     return names
+
+
+def load_model_file(folder: str, name: str, kind: str, loader: Callable[[Path], Any]) -> Any:
+    """Resolve ``name`` in a model folder and load it with ``loader(path)``, cached by the engine's
+    model manager under (file, mtime, ``kind``)."""
+    svc = services()
+    path = svc.paths.get_full_path(folder, name)
+    return svc.models.load(model_key(path, kind), lambda: loader(path))

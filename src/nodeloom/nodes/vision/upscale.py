@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodeloom.models.manager import model_key
 from nodeloom.node_api import Combo, Custom, Image, Node, Output, ProgressBar, Schema, services
-from nodeloom.nodes.vision._common import file_list
+from nodeloom.nodes.vision._common import file_list, load_model_file
 
 __all__ = ["ImageUpscaleWithModel", "UpscaleModelLoader"]
 
@@ -27,9 +26,7 @@ class UpscaleModelLoader(Node):
     def execute(cls, model_name: str) -> tuple[Any, ...]:
         from nodeloom.models.upscale import load_upscale_model
 
-        svc = services()
-        path = svc.paths.get_full_path("upscale_models", model_name)
-        return (svc.models.load(model_key(path, "upscale"), lambda: load_upscale_model(path)),)
+        return (load_model_file("upscale_models", model_name, "upscale", load_upscale_model),)
 
 
 def _place(model: Any, image: Any, manager: Any) -> Any:
