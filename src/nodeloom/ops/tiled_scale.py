@@ -3,8 +3,8 @@
 Tiles start every ``tile - overlap`` pixels; each tile's output is weighted by a ramp that rises
 linearly over the scaled overlap at every edge, and the weighted sum is divided by the summed
 weights, so seams fade instead of showing. These are ComfyUI's tiling conventions (positions,
-ramp, tile count), which keep an upscale identical in size and layout to ComfyUI's. Pure torch:
-no nodes, no model loading.
+ramp, tile count), so a result equals ComfyUI's; the 2-D ramp is an outer product of two 1-D
+ramps and the weights are summed in one plane, not per channel. Pure torch: no nodes, no models.
 """
 
 from __future__ import annotations
@@ -32,19 +32,14 @@ def tile_positions(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     return [(start, min(tile, size - start)) for start in range(0, size - overlap, tile - overlap)]
 
 
-def _ramp(shape: torch.Size, feather: int) -> torch.Tensor:
-    """Weights 1 inside, rising as (t+1)/feather over ``feather`` pixels at each spatial edge."""
-    mask = torch.ones(shape)
-    for dim in (2, 3):
-        n = shape[dim]
-        if feather >= n:
-            continue
-        ramp = torch.ones(n)
+def _ramp(n: int, feather: int) -> torch.Tensor:
+    """Weights along one axis: 1 inside, rising as (t+1)/feather over ``feather`` pixels at each end."""
+    ramp = torch.ones(n)
+    if feather < n:
         steps = torch.arange(1, feather + 1, dtype=torch.float32) / feather
         ramp[:feather] *= steps
         ramp[n - feather:] *= steps.flip(0)
-        mask *= ramp.view(*([1] * dim), n, *([1] * (3 - dim)))
-    return mask
+    return ramp
 
 
 def tiled_scale(
@@ -92,13 +87,14 @@ def tiled_scale(
                 on_tile()
             continue
         acc = torch.zeros((1, out_channels, out_h, out_w), device=output_device)
-        weight = torch.zeros_like(acc)
+        weight = torch.zeros((1, 1, out_h, out_w), device=output_device)  # one plane serves every channel
         for (y, th), (x, tw) in itertools.product(tile_positions(h, tile, overlap), tile_positions(w, tile, overlap)):
             part = fn(one[:, :, y:y + th, x:x + tw]).to(output_device)
-            mask = _ramp(part.shape, feather).to(part.device)
+            ph, pw = part.shape[2], part.shape[3]
+            mask = (_ramp(ph, feather)[:, None] * _ramp(pw, feather)[None, :]).to(part.device)
             oy, ox = round(y * scale), round(x * scale)
-            acc[:, :, oy:oy + part.shape[2], ox:ox + part.shape[3]] += part * mask
-            weight[:, :, oy:oy + part.shape[2], ox:ox + part.shape[3]] += mask
+            acc[:, :, oy:oy + ph, ox:ox + pw] += part * mask
+            weight[:, :, oy:oy + ph, ox:ox + pw] += mask
             if on_tile is not None:
                 on_tile()
         output[i:i + 1] = acc / weight
