@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_time  # noqa: E402
 
-from nodeloom.models.upscale import load_upscale_model, upscale_image  # noqa: E402
+from nodeloom.diffusion.upscale import load_upscale_model, upscale_image  # noqa: E402
 from nodeloom.ops.tiled_scale import tile_count  # noqa: E402
 from nodeloom.testing.tiny_upscale import srvgg_compact  # noqa: E402
 

@@ -526,9 +526,9 @@ def context() -> NodeContext:
     return ctx
 
 
-def services(required: bool = True) -> Any:
-    """The active engine's services (``paths``, ``models``, ...); None outside an engine unless ``required``."""
-    return current_services(required)
+def services() -> Any:
+    """The active engine's services (``paths``, ``models``, ...)."""
+    return current_services()
 
 
 class ProgressBar:

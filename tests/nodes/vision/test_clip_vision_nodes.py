@@ -4,7 +4,7 @@ import pytest
 import torch
 from skimage import data
 
-from nodeloom.models.clip_vision import ClipVisionOutput, load_clip_vision
+from nodeloom.diffusion.clip_vision import ClipVisionOutput, load_clip_vision
 from nodeloom.ops.clip_preprocess import clip_preprocess
 from nodeloom.testing.tiny_clip_vision import save_vision_file, tiny_vision_model
 from tests.nodes.conftest import run_prompt

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import save_file
 from skimage import data
 
-from nodeloom.models.upscale import load_upscale_model
+from nodeloom.diffusion.upscale import load_upscale_model
 from nodeloom.testing.tiny_upscale import rrdbnet_basicsr, srvgg_compact
 from tests.nodes.conftest import TENSORS, run_prompt
 

@@ -24,7 +24,7 @@ class CLIPVisionLoader(Node):
 
     @classmethod
     def execute(cls, clip_name: str) -> tuple[Any, ...]:
-        from nodeloom.models.clip_vision import load_clip_vision
+        from nodeloom.diffusion.clip_vision import load_clip_vision
 
         manager = services().models
         return (load_model_file("clip_vision", clip_name, "clip-vision", lambda p: load_clip_vision(p, manager=manager)),)

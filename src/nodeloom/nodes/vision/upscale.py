@@ -24,7 +24,7 @@ class UpscaleModelLoader(Node):
 
     @classmethod
     def execute(cls, model_name: str) -> tuple[Any, ...]:
-        from nodeloom.models.upscale import load_upscale_model
+        from nodeloom.diffusion.upscale import load_upscale_model
 
         return (load_model_file("upscale_models", model_name, "upscale", load_upscale_model),)
 
@@ -33,7 +33,7 @@ def _place(model: Any, image: Any, manager: Any) -> Any:
     """Make room for the run (estimate first, as ComfyUI does) and move the model to the device."""
     import torch
 
-    from nodeloom.models.upscale import estimate_upscale_bytes
+    from nodeloom.diffusion.upscale import estimate_upscale_bytes
 
     device = manager.device
     if device.type == "cuda":  # untested here: no CUDA device on the development machines
@@ -57,7 +57,7 @@ class ImageUpscaleWithModel(Node):
 
     @classmethod
     def execute(cls, upscale_model: Any, image: Any) -> tuple[Any, ...]:
-        from nodeloom.models.upscale import upscale_image
+        from nodeloom.diffusion.upscale import upscale_image
 
         manager = services().models
         bar = ProgressBar(1)

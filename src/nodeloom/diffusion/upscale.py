@@ -1,6 +1,6 @@
 """Upscale models (ESRGAN family and the other single-image architectures spandrel knows).
 
-Owns loading an upscale-model file (read by :mod:`nodeloom.models.weights`: ``.safetensors``,
+Owns loading an upscale-model file (read by :mod:`nodeloom.diffusion.weights`: ``.safetensors``,
 or ``.pth``/``.pt``/``.bin`` through ``torch.load(weights_only=True)`` only), recognising its
 architecture with spandrel, the memory estimate made before a run, and the tiled run itself
 (ComfyUI's 512-pixel tiles with 32 pixels of overlap, the tile halved on out-of-memory). The
@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nodeloom.diffusion.spandrel_import import import_spandrel
+from nodeloom.diffusion.weights import read_weights, wrong_kind_error
 from nodeloom.errors import OutOfMemoryError, ValidationError, require
-from nodeloom.models.spandrel_import import import_spandrel
-from nodeloom.models.weights import read_weights, wrong_kind_error
 from nodeloom.ops.tiled_scale import tile_count, tiled_scale
 
 __all__ = ["estimate_upscale_bytes", "load_upscale_model", "upscale_image"]

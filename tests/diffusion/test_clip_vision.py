@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import save_file
 
 from nodeloom.errors import ValidationError
-from nodeloom.models.clip_vision import load_clip_vision
+from nodeloom.diffusion.clip_vision import load_clip_vision
 from nodeloom.testing.tiny_clip_vision import save_vision_file, tiny_vision_model
 
 

@@ -1,7 +1,7 @@
 """CLIP-vision encoders (OpenAI ViT-L/14, OpenCLIP ViT-H/14 and bigG, SigLIP) on transformers.
 
 Owns loading a CLIP-vision file into a transformers vision model built from the config that
-:mod:`nodeloom.models.clip_vision_layout` reads off the tensors, and encoding images the way
+:mod:`nodeloom.diffusion.clip_vision_layout` reads off the tensors, and encoding images the way
 ComfyUI's ``CLIP_VISION`` object does, so packs that read its output keep working:
 
 * ``last_hidden_state``: CLIP — the encoder's last layer before the final layernorm;
@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nodeloom.diffusion.clip_vision_layout import VisionSpec, convert_openclip, vision_spec
+from nodeloom.diffusion.weights import read_weights
 from nodeloom.errors import ValidationError, require
-from nodeloom.models.clip_vision_layout import VisionSpec, convert_openclip, vision_spec
-from nodeloom.models.weights import read_weights
 
 __all__ = ["ClipVisionModel", "ClipVisionOutput", "load_clip_vision"]
 

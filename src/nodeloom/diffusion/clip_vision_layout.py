@@ -6,7 +6,7 @@ image encoders) and the OpenAI/OpenCLIP original (``visual.conv1``, ``visual.tra
 ``visual.proj``), which is converted. Families: CLIP (class token, pre-layernorm) and SigLIP (no
 class token, patch bias). Every size — width, depth, MLP width, patch, image size, projection —
 comes from tensor shapes; what shapes cannot tell (activation, norm epsilon, heads, mean/std)
-comes from the small JSON configs shipped in ``clip_vision_configs/``. Pure dict work on tensors.
+comes from the small JSON configs shipped in ``data/clip_vision_configs/``. Pure dict work on tensors.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from nodeloom.diffusion.weights import wrong_kind_error
 from nodeloom.errors import ValidationError
-from nodeloom.models.weights import wrong_kind_error
 
 __all__ = ["VisionSpec", "convert_openclip", "vision_spec"]
 
-_CONFIGS = Path(__file__).with_name("clip_vision_configs")
+_CONFIGS = Path(__file__).parent / "data" / "clip_vision_configs"
 _PREFIX = "vision_model."
 #: keys of other model kinds, and the loader node that takes them
 _OTHER_KINDS = {"text_model.": "CLIPLoader (a CLIP text encoder)", "model.diffusion_model.": "CheckpointLoaderSimple",

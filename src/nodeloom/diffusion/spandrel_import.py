@@ -56,7 +56,7 @@ def _rotate(*args: Any, **kwargs: Any) -> Any:
 def _stand_in() -> dict[str, types.ModuleType]:
     mods = {}
     for name in _NAMES:
-        mod = types.ModuleType(name, "Import-time stand-in for torchvision (see nodeloom.models.spandrel_import).")
+        mod = types.ModuleType(name, "Import-time stand-in for torchvision (see nodeloom.diffusion.spandrel_import).")
         mod.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
         mod.__path__ = []
         mods[name] = mod

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import save_file
 
 from nodeloom.errors import OutOfMemoryError, ValidationError
-from nodeloom.models.upscale import estimate_upscale_bytes, load_upscale_model, upscale_image
-from nodeloom.models.weights import read_weights
+from nodeloom.diffusion.upscale import estimate_upscale_bytes, load_upscale_model, upscale_image
+from nodeloom.diffusion.weights import read_weights
 from nodeloom.testing.tiny_upscale import rrdbnet_basicsr, rrdbnet_esrgan, srvgg_compact
 
 
@@ -31,7 +31,7 @@ def _save(path, sd):
 def test_spandrel_imports_without_torchvision_and_leaves_no_stand_in():
     code = textwrap.dedent("""
         import importlib.util, sys
-        from nodeloom.models.spandrel_import import import_spandrel
+        from nodeloom.diffusion.spandrel_import import import_spandrel
         s = import_spandrel()
         ids = {a.architecture.id for a in s.MAIN_REGISTRY.architectures()}
         assert {"ESRGAN", "Compact", "SwinIR", "HAT", "RestoreFormer", "LaMa"} <= ids, ids
@@ -44,7 +44,7 @@ def test_spandrel_imports_without_torchvision_and_leaves_no_stand_in():
 
 
 def test_the_stand_in_normalize_is_torchvisions_formula():
-    from nodeloom.models.spandrel_import import _normalize
+    from nodeloom.diffusion.spandrel_import import _normalize
 
     x = torch.rand(2, 3, 4, 4)
     out = _normalize(x, [0.5, 0.4, 0.3], [0.2, 0.25, 0.5])
