@@ -1,9 +1,15 @@
 """UpscaleModelLoader + ImageUpscaleWithModel through the engine: sizes, progress, interrupt, errors."""
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
+from PIL import Image as PILImage
 from safetensors.torch import save_file
 from skimage import data
+
+from nodeloom import Engine
 
 from nodeloom.diffusion.upscale import load_upscale_model
 from nodeloom.testing.tiny_upscale import rrdbnet_basicsr, srvgg_compact
@@ -83,3 +89,16 @@ def test_a_file_that_is_not_an_upscale_model_fails_its_node_with_the_name(vision
     assert not result.ok
     message = str(result.errors)
     assert "not_upscale.safetensors" in message and "not an upscale model" in message
+
+
+def test_the_example_workflow_runs_with_a_model_in_the_real_esrgan_layout(tmp_path):
+    workflow = Path(__file__).resolve().parents[3] / "examples" / "workflows" / "upscale_esrgan.json"
+    (tmp_path / "models" / "upscale_models").mkdir(parents=True)
+    torch.save(rrdbnet_basicsr(4, seed=4), tmp_path / "models" / "upscale_models" / "RealESRGAN_x4plus.pth")
+    (tmp_path / "input").mkdir()
+    PILImage.fromarray(data.astronaut()).resize((40, 32)).save(tmp_path / "input" / "astronaut.png")
+    with Engine(base_dir=tmp_path, load_custom_nodes=False, device="cpu") as engine:
+        result = engine.run(json.loads(workflow.read_text()))
+    assert result.ok, result.errors
+    saved = result.outputs["5"]["images"][0]
+    assert PILImage.open(tmp_path / "output" / saved["subfolder"] / saved["filename"]).size == (80, 64)
