@@ -91,3 +91,27 @@ def test_a_file_missing_tensors_names_them(tmp_path):
     save_file(sd, str(path))
     with pytest.raises(ValidationError, match="`partial.safetensors` lacks 4 tensor"):
         load_clip_vision(path)
+
+
+def test_dinov2_files_encode_as_comfyui_reads_them(tmp_path):
+    model = tiny_vision_model("dinov2", seed=6)
+    path = save_vision_file(model, tmp_path / "dino.safetensors")
+    from safetensors.torch import load_file
+
+    assert "encoder.layer.0.attention.attention.query.weight" in load_file(str(path))  # the released layout
+    cv = load_clip_vision(path)
+    assert cv.spec.model_type == "dinov2" and cv.image_size == 28 and cv.image_mean == [0.485, 0.456, 0.406]
+    assert cv.spec.config["num_attention_heads"] == 2 and cv.spec.config["mlp_ratio"] == 2
+    img = torch.rand(2, 28, 28, 3, generator=torch.Generator().manual_seed(7))
+    out = cv.encode_image(img)
+    ref = _reference(model, img, cv.image_mean, cv.image_std)
+    torch.testing.assert_close(out.last_hidden_state, ref.last_hidden_state, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.penultimate_hidden_states, ref.hidden_states[-2], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.image_embeds, ref.last_hidden_state[:, 0], atol=1e-5, rtol=0)
+
+
+def test_dinov2_giant_swiglu_width_gives_its_mlp_ratio():
+    from nodeloom.diffusion.clip_vision_layout import _swiglu_ratio
+
+    assert _swiglu_ratio(1536, 8192) == 4  # ViT-g/14: weights_in is [8192, 1536]
+    assert _swiglu_ratio(1536, 1000) is None

@@ -1,4 +1,4 @@
-"""CLIP-vision encoders (OpenAI ViT-L/14, OpenCLIP ViT-H/14 and bigG, SigLIP) on transformers.
+"""CLIP-vision encoders (OpenAI ViT-L/14, OpenCLIP ViT-H/14 and bigG, SigLIP, DINOv2) on transformers.
 
 Owns loading a CLIP-vision file into a transformers vision model built from the config that
 :mod:`nodeloom.diffusion.clip_vision_layout` reads off the tensors, and encoding images the way
@@ -8,7 +8,8 @@ ComfyUI's ``CLIP_VISION`` object does, so packs that read its output keep workin
   SigLIP — after it.
 * ``penultimate_hidden_states``: the output of the second-to-last layer.
 * ``image_embeds``: CLIP — the projected, layer-normed class token; SigLIP (no projection) —
-  the normed tokens, i.e. ``last_hidden_state``.
+  the normed tokens, i.e. ``last_hidden_state``; DINOv2 — the normed class token.
+  (DINOv2's ``last_hidden_state`` is after its final layernorm.)
 * ``all_hidden_states`` (SigLIP only): every layer's output, ``[B, layers, tokens, width]``.
 * ``mm_projected``: the LLaVA projector's output where the file carries one, else None.
 
@@ -52,6 +53,27 @@ def _llava_projector(width_in: int, width_out: int) -> Any:
             return self.linear_2(torch.nn.functional.gelu(self.linear_1(hidden[:, 1:])))
 
     return LlavaProjector()
+
+
+def _dinov2(spec: VisionSpec, sd: dict[str, Any], name: str) -> Any:
+    """A DINOv2 model through ``from_pretrained(state_dict=...)``, which maps the released key
+    layout onto the installed transformers' module names (they changed in transformers 5)."""
+    transformers = require("transformers", "vision")
+    try:
+        model, info = transformers.Dinov2Model.from_pretrained(
+            None, config=transformers.Dinov2Config(**spec.config), state_dict=sd, output_loading_info=True)
+    except (RuntimeError, ValueError) as exc:
+        raise ValidationError(f"`{name}`: its tensors do not fit one DINOv2 model: {str(exc).splitlines()[-1].strip()}",
+                              extra_info={"name": name}) from exc
+    _check_missing(name, list(info.get("missing_keys", [])))
+    return model.float()
+
+
+def _check_missing(name: str, missing: list[str]) -> None:
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing:
+        raise ValidationError(f"`{name}` lacks {len(missing)} tensor(s) of the vision model its shapes describe,"
+                              f" e.g. {missing[:3]}", extra_info={"name": name, "missing": missing[:20]})
 
 
 def _build(spec: VisionSpec) -> Any:
@@ -140,6 +162,8 @@ def load_clip_vision(path: str | Path, *, manager: Any = None) -> ClipVisionMode
     if "visual.transformer.resblocks.0.attn.in_proj_weight" in sd:
         sd = convert_openclip(sd)
     spec = vision_spec(sd, p.name)
+    if spec.model_type == "dinov2":
+        return ClipVisionModel(_dinov2(spec, sd, p.name), spec, None, manager)
     model = _build(spec)
     projector = None
     if spec.llava_projector is not None:
@@ -150,8 +174,5 @@ def load_clip_vision(path: str | Path, *, manager: Any = None) -> ClipVisionMode
     except RuntimeError as exc:  # a tensor whose shape contradicts the others
         raise ValidationError(f"`{p.name}`: its tensors do not fit one vision model: {str(exc).splitlines()[-1].strip()}",
                               extra_info={"name": p.name}) from exc
-    missing = [k for k in missing if not k.endswith("position_ids")]
-    if missing:
-        raise ValidationError(f"`{p.name}` lacks {len(missing)} tensor(s) of the vision model its shapes describe,"
-                              f" e.g. {missing[:3]}", extra_info={"name": p.name, "missing": missing[:20]})
+    _check_missing(p.name, list(missing))
     return ClipVisionModel(model, spec, projector, manager)

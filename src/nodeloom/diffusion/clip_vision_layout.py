@@ -3,8 +3,8 @@
 Two layouts are read, as ComfyUI reads them: transformers' own (``vision_model.*`` plus
 ``visual_projection.weight``; ComfyUI's repackaged ``clip_vision_*.safetensors`` and IP-Adapter's
 image encoders) and the OpenAI/OpenCLIP original (``visual.conv1``, ``visual.transformer.resblocks.N``,
-``visual.proj``), which is converted. Families: CLIP (class token, pre-layernorm) and SigLIP (no
-class token, patch bias). Every size — width, depth, MLP width, patch, image size, projection —
+``visual.proj``), which is converted. Families: CLIP (class token, pre-layernorm), SigLIP (no
+class token, patch bias) and DINOv2 (transformers' own key layout, as ComfyUI also accepts it). Every size — width, depth, MLP width, patch, image size, projection —
 comes from tensor shapes; what shapes cannot tell (activation, norm epsilon, heads, mean/std)
 comes from the small JSON configs shipped in ``data/clip_vision_configs/``. Pure dict work on tensors.
 """
@@ -92,20 +92,55 @@ def _base_config(file: str) -> dict[str, Any]:
     return data
 
 
+def _swiglu_ratio(hidden: int, width: int) -> int | None:
+    """The ``mlp_ratio`` whose SwiGLU width (transformers' rounding to 8) gives ``width``."""
+    for ratio in (4, 3, 2, 1, 5, 6, 8):
+        inner = int(hidden * ratio)
+        if ((int(inner * 2 / 3) + 7) // 8 * 8) * 2 == width:
+            return ratio
+    return None
+
+
+def _dinov2_spec(sd: dict[str, Any], name: str, depth: int) -> VisionSpec:
+    base = _base_config("dinov2.json")
+    mean, std = base.pop("image_mean"), base.pop("image_std")
+    model_type, head_dim = base.pop("model_type"), base.pop("head_dim")
+    patch = sd["embeddings.patch_embeddings.projection.weight"]
+    hidden = int(patch.shape[0])
+    grid = math.isqrt(sd["embeddings.position_embeddings"].shape[1] - 1)
+    swiglu = "encoder.layer.0.mlp.weights_in.weight" in sd
+    if swiglu:
+        ratio = _swiglu_ratio(hidden, int(sd["encoder.layer.0.mlp.weights_in.weight"].shape[0]))
+    else:
+        inner = int(sd["encoder.layer.0.mlp.fc1.weight"].shape[0])
+        ratio = inner // hidden if inner % hidden == 0 else None
+    if ratio is None or hidden % head_dim:
+        raise ValidationError(f"`{name}`: a DINOv2 tower of width {hidden} with this MLP is not one transformers"
+                              " can build (the width must split into 64-wide heads and the MLP be a whole multiple"
+                              " of it)", extra_info={"name": name})
+    config = {**base, "hidden_size": hidden, "num_attention_heads": hidden // head_dim, "num_hidden_layers": depth,
+              "num_channels": int(patch.shape[1]), "patch_size": int(patch.shape[2]),
+              "image_size": grid * int(patch.shape[2]), "mlp_ratio": ratio, "use_swiglu_ffn": swiglu}
+    return VisionSpec(config, model_type, mean, std, False, None)
+
+
 def vision_spec(sd: dict[str, Any], name: str) -> VisionSpec:
     """Read the family and every size of a transformers-layout vision tower from its tensors.
 
     Raises:
-        ValidationError: the tensors are not a CLIP/SigLIP vision tower; the message names
+        ValidationError: the tensors are not a CLIP, SigLIP or DINOv2 vision tower; the message names
             the file, what was looked for and, when recognisable, the node to use instead.
     """
+    dino = {int(m.group(1)) for k in sd if (m := re.match(r"encoder\.layer\.(\d+)\.layer_scale2\.lambda1$", k))}
+    if dino:
+        return _dinov2_spec(sd, name, max(dino) + 1)
     layers = {int(m.group(1)) for k in sd if (m := re.match(r"vision_model\.encoder\.layers\.(\d+)\.", k))}
     patch = sd.get(_PREFIX + "embeddings.patch_embedding.weight")
     pos = sd.get(_PREFIX + "embeddings.position_embedding.weight")
     if not layers or patch is None or pos is None:
         raise wrong_kind_error(name, sd, "is not a CLIP-vision model: looked for `vision_model.encoder.layers.N.*`"
-                               " (transformers layout) or `visual.transformer.resblocks.N.*` (OpenAI/OpenCLIP layout)",
-                               _OTHER_KINDS)
+                               " (transformers layout), `visual.transformer.resblocks.N.*` (OpenAI/OpenCLIP layout)"
+                               " or `encoder.layer.N.layer_scale2.lambda1` (DINOv2)", _OTHER_KINDS)
     siglip = _PREFIX + "embeddings.class_embedding" not in sd
     depth = max(layers) + 1
     base = _base_config("siglip.json" if siglip else "openai_clip.json" if depth == 24 else "open_clip.json")
