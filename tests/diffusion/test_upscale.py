@@ -154,3 +154,13 @@ def test_an_image_with_too_few_channels_is_refused(tmp_path):
     model = load_upscale_model(_save(tmp_path / "c.pth", srvgg_compact(2)))
     with pytest.raises(ValidationError, match="at least 3 channels"):
         upscale_image(model, torch.rand(1, 8, 8, 1), "cpu", lambda *_: None)
+
+
+def test_a_greyscale_model_gets_luma_and_gives_an_rgb_image(tmp_path):
+    model = load_upscale_model(_save(tmp_path / "1ch.pth", srvgg_compact(2, channels=1)))
+    assert model.input_channels == 1 and model.output_channels == 1
+    img = _image(12, 10)
+    out = upscale_image(model, img, "cpu", lambda *_: None)
+    assert out.shape == (1, 24, 20, 3) and torch.equal(out[..., 0], out[..., 2])
+    luma = (img * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
+    torch.testing.assert_close(out[..., :1], model(luma.movedim(-1, 1)).movedim(1, -1))

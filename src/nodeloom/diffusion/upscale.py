@@ -88,6 +88,14 @@ def _run_tiled(model: Any, pixels: Any, tile: int, overlap: int, on_progress: Ca
                        out_channels=model.output_channels, on_tile=tick)
 
 
+def _model_input(image: Any, channels: int) -> Any:
+    """The channels the model takes: RGB(A) -> RGB, or its BT.601 luma for a greyscale model."""
+    if channels == 1 and image.shape[-1] >= 3:
+        weights = image.new_tensor([0.299, 0.587, 0.114])
+        return (image[..., :3] * weights).sum(-1, keepdim=True)
+    return image[..., :channels]
+
+
 def upscale_image(model: Any, image: Any, device: Any, on_progress: Callable[[int, int], None],
                   tile: int = 512, overlap: int = 32, min_tile: int = 128) -> Any:
     """Upscale an IMAGE ``[B,H,W,C]`` with ``model`` tile by tile, halving the tile on out-of-memory.
@@ -100,7 +108,8 @@ def upscale_image(model: Any, image: Any, device: Any, on_progress: Callable[[in
         tile, overlap: ComfyUI's defaults; ``min_tile``: give up below this tile size.
 
     Returns:
-        The upscaled IMAGE ``[B, H*scale, W*scale, C_out]``, clamped to 0..1, on the CPU.
+        The upscaled IMAGE ``[B, H*scale, W*scale, C_out]``, clamped to 0..1, on the CPU; a
+        greyscale model gets the image's luma and its output is repeated to three channels.
 
     Raises:
         ValidationError: the image has fewer channels than the model takes.
@@ -112,7 +121,7 @@ def upscale_image(model: Any, image: Any, device: Any, on_progress: Callable[[in
         raise ValidationError(f"`image` must be [B,H,W,C] with at least {channels} channels for this"
                               f" {model.architecture.name} model, got shape {tuple(image.shape)}")
     dtype = next(iter(model.model.parameters())).dtype
-    pixels = image[..., :channels].movedim(-1, 1).to(device=device, dtype=dtype)
+    pixels = _model_input(image, channels).movedim(-1, 1).to(device=device, dtype=dtype)
     while True:
         try:
             out = _run_tiled(model, pixels, tile, overlap, on_progress)
@@ -124,4 +133,5 @@ def upscale_image(model: Any, image: Any, device: Any, on_progress: Callable[[in
                                        f" {tile * 2}px tiles", details=str(exc)) from exc
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-    return torch.clamp(out.movedim(1, -1).float(), 0.0, 1.0)
+    out = torch.clamp(out.movedim(1, -1).float(), 0.0, 1.0)
+    return out.expand(*out.shape[:3], 3).contiguous() if out.shape[-1] == 1 else out
