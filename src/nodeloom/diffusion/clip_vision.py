@@ -102,7 +102,7 @@ class ClipVisionModel:
 
     def load_sd(self, sd: dict[str, Any]) -> Any:
         """Load a transformers-layout state dict (non-strict); returns (missing, unexpected)."""
-        return self.model.load_state_dict(sd, strict=False)
+        return self.model.load_state_dict(_fit_prefix(sd, self.model), strict=False)
 
     def get_sd(self) -> dict[str, Any]:
         return self.model.state_dict()

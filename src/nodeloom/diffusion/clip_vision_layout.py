@@ -2,11 +2,13 @@
 
 Two layouts are read, as ComfyUI reads them: transformers' own (``vision_model.*`` plus
 ``visual_projection.weight``; ComfyUI's repackaged ``clip_vision_*.safetensors`` and IP-Adapter's
-image encoders) and the OpenAI/OpenCLIP original (``visual.conv1``, ``visual.transformer.resblocks.N``,
-``visual.proj``), which is converted. Families: CLIP (class token, pre-layernorm), SigLIP (no
-class token, patch bias) and DINOv2 (transformers' own key layout, as ComfyUI also accepts it). Every size — width, depth, MLP width, patch, image size, projection —
-comes from tensor shapes; what shapes cannot tell (activation, norm epsilon, heads, mean/std)
-comes from the small JSON configs shipped in ``data/clip_vision_configs/``. Pure dict work on tensors.
+image encoders) and the OpenAI/OpenCLIP original (``visual.conv1``,
+``visual.transformer.resblocks.N``, ``visual.proj``), which is converted. Families: CLIP (class
+token, pre-layernorm), SigLIP (no class token, patch bias) and DINOv2 (transformers' key
+layout, which ComfyUI also accepts here). Every size — width, depth, MLP width, patch, image
+size, projection — comes from tensor shapes; what shapes cannot tell (activation, norm epsilon,
+heads, mean/std) comes from the small JSON configs in ``data/clip_vision_configs/``. Pure dict
+work on tensors.
 """
 
 from __future__ import annotations
@@ -25,17 +27,17 @@ __all__ = ["VisionSpec", "convert_openclip", "vision_spec"]
 _CONFIGS = Path(__file__).parent / "data" / "clip_vision_configs"
 _PREFIX = "vision_model."
 #: keys of other model kinds, and the loader node that takes them
+_UPSCALE = "UpscaleModelLoader (an upscale model)"
 _OTHER_KINDS = {"text_model.": "CLIPLoader (a CLIP text encoder)", "model.diffusion_model.": "CheckpointLoaderSimple",
-                "conv_first.weight": "UpscaleModelLoader (an upscale model)", "body.0.weight": "UpscaleModelLoader (an upscale model)",
-                "model.0.weight": "UpscaleModelLoader (an upscale model)"}
+                "conv_first.weight": _UPSCALE, "body.0.weight": _UPSCALE, "model.0.weight": _UPSCALE}
 
 
 class VisionSpec:
     """What a file holds: the transformers config, preprocessing values and optional parts.
 
     Attributes:
-        config: keyword arguments for ``CLIPVisionConfig`` / ``SiglipVisionConfig``.
-        model_type: ``clip_vision_model`` or ``siglip_vision_model``.
+        config: keyword arguments for ``CLIPVisionConfig`` / ``SiglipVisionConfig`` / ``Dinov2Config``.
+        model_type: ``clip_vision_model``, ``siglip_vision_model`` or ``dinov2``.
         image_mean, image_std: normalisation of the pixel values.
         projection: the file has ``visual_projection.weight``.
         llava_projector: ``(in, out)`` widths of a LLaVA multi-modal projector, or None.
