@@ -164,3 +164,15 @@ def test_a_greyscale_model_gets_luma_and_gives_an_rgb_image(tmp_path):
     assert out.shape == (1, 24, 20, 3) and torch.equal(out[..., 0], out[..., 2])
     luma = (img * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
     torch.testing.assert_close(out[..., :1], model(luma.movedim(-1, 1)).movedim(1, -1))
+
+
+@pytest.mark.parametrize("absent", ["spandrel", "einops"])
+def test_a_missing_spandrel_names_the_install_steps(monkeypatch, absent):
+    from nodeloom.diffusion import spandrel_import
+    from nodeloom.errors import MissingDependencyError
+
+    monkeypatch.delitem(sys.modules, "spandrel", raising=False)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(spandrel_import.importlib.util, "find_spec", lambda name, *a: None if name == absent else real(name, *a))
+    with pytest.raises(MissingDependencyError, match=f"`{absent}` is not installed.*--no-deps spandrel"):
+        spandrel_import.import_spandrel()

@@ -79,11 +79,12 @@ def import_spandrel() -> Any:
     loaded = sys.modules.get("spandrel")
     if loaded is not None:
         return loaded
-    if importlib.util.find_spec("spandrel") is None:
-        raise MissingDependencyError(
-            "`spandrel` is not installed; install it with `pip install --no-deps spandrel==0.4.2` and"
-            " `pip install 'nodeloom[upscale]'` (its declared torchvision dependency is not needed)",
-            extra_info={"module": "spandrel", "extra": "upscale"})
+    for module in ("spandrel", "einops"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(
+                f"`{module}` is not installed; upscale models need `pip install --no-deps spandrel==0.4.2` and"
+                " `pip install 'nodeloom[upscale]'` (spandrel's declared torchvision dependency is not needed)",
+                extra_info={"module": module, "extra": "upscale"})
     with _LOCK:
         if "torchvision" in sys.modules or importlib.util.find_spec("torchvision") is not None:
             return require("spandrel", "upscale")
