@@ -1,4 +1,4 @@
-"""The video pack: video I/O (VideoHelperSuite-compatible), camera moves, storyboards,
+"""The video pack: ComfyUI's core VIDEO nodes, video I/O (VideoHelperSuite-compatible), camera moves, storyboards,
 drift metrics and drift fixes. Registers like any third-party pack."""
 
 from nodeloom.node_api import mappings
@@ -9,6 +9,15 @@ from nodeloom.nodes.video.camera_nodes import (
     CameraSchedule,
     RenderCameraMove,
     SemanticCamera,
+)
+from nodeloom.nodes.video.comfy_video import (
+    CreateVideo,
+    GetVideoComponents,
+    LoadVideoFile,
+    SaveAnimatedPNG,
+    SaveAnimatedWEBP,
+    SaveVideo,
+    VideoSlice,
 )
 from nodeloom.nodes.video.drift_nodes import ColorAnchor, Deflicker, DriftMetrics, FlowSmooth
 from nodeloom.nodes.video.io_nodes import LoadSkimageSample, LoadVideo, LoadVideoPath, VideoCombine, VideoInfo
@@ -36,4 +45,11 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ColorAnchor,
     Deflicker,
     FlowSmooth,
+    LoadVideoFile,
+    SaveVideo,
+    CreateVideo,
+    GetVideoComponents,
+    VideoSlice,
+    SaveAnimatedWEBP,
+    SaveAnimatedPNG,
 )
