@@ -58,7 +58,9 @@ class Storyboard(Node):
         display_name="Storyboard (Script → Shots)",
         category="video/storyboard",
         inputs=[
-            String("script", _EXAMPLE, multiline=True, tooltip="One beat per line; `[...]` overrides; `#` comments."),
+            String("script", _EXAMPLE, multiline=True,
+                   tooltip="One beat per line, in English or Chinese; `[...]`, `【...】` or term-only `(...)` "
+                           "direct the shot; `#` comments."),
             Float("fps", 24.0, min=1.0, max=240.0, tooltip="Frame rate for frame counts."),
             Float("default_duration", 2.0, min=0.1, max=600.0, tooltip="Seconds per shot without dialogue or override."),
             String("style", "", tooltip="Appended to every prompt (e.g. `cinematic, 35mm film`)."),
