@@ -23,6 +23,7 @@ from nodeloom.ops.storyboard_terms import Direction, find_all, free_text_terms, 
 __all__ = [
     "ANGLE_RULES",
     "MOVES",
+    "MOVE_PROMPTS",
     "MOVE_RULES",
     "SHOT_SIZES",
     "SIZE_RULES",
@@ -55,6 +56,15 @@ MOVES: dict[str, tuple[str, dict[str, float], float]] = {
     "crane down": ("crane down", {}, 1.0),
     "dolly zoom": ("dolly zoom", {}, 1.0),
     "roll": ("static", {"roll": 3.0}, 1.0),
+}
+
+#: how each move reads in a shot's prompt (video models are prompted with the camera move)
+MOVE_PROMPTS: dict[str, str] = {
+    "static": "static camera", "push in": "slow push-in", "pull out": "camera pulls back", "pan left": "camera pans left",
+    "pan right": "camera pans right", "whip pan": "fast whip pan", "tilt up": "camera tilts up",
+    "tilt down": "camera tilts down", "track left": "camera tracks left", "track right": "camera tracks right",
+    "orbit": "camera orbits the subject", "crane up": "crane shot rising", "crane down": "crane shot descending",
+    "dolly zoom": "dolly zoom", "roll": "camera rolls",
 }
 
 #: first matching rule wins; keywords match whole words, case-insensitively.
@@ -342,7 +352,9 @@ def _make_shot(idx: int, n: int, text: str, directions: list[Direction], default
         raise ValidationError(f"line {n}: duration must be > 0, got {duration}")
     size, angle = chosen["size"], chosen["angle"]
     subject = f"{speaker} speaking: {dialogue}" if speaker else text
-    parts = [SHOT_SIZES[size], angle if angle != "eye level" else "", subject, style]
+    move = chosen["movement"]
+    parts = [SHOT_SIZES[size], angle if angle != "eye level" else "", subject,
+             MOVE_PROMPTS[move] if move != "static" else "", style]
     prompt = ", ".join(p.strip() for p in parts if p and p.strip())
     return Shot(id=f"S{idx:02d}", size=size, angle=angle, movement=chosen["movement"], duration=duration, text=text,
                 prompt=prompt, dialogue=dialogue, speaker=speaker, line=n, rules=rules)

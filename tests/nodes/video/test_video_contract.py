@@ -12,7 +12,7 @@ from nodeloom.node_api import Node
 from nodeloom.nodes.video import NODE_CLASS_MAPPINGS
 
 OPS = ["camera", "camera_paths", "camera_render", "drift", "drift_color", "drift_fix", "flow", "schedule",
-       "storyboard", "video_io", "video_read", "video_plots", "video_value", "audio"]
+       "storyboard", "storyboard_terms", "video_io", "video_read", "video_plots", "video_value", "audio", "film"]
 
 
 @pytest.mark.parametrize(("name", "cls"), list(NODE_CLASS_MAPPINGS.items()))
