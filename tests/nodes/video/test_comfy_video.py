@@ -171,3 +171,41 @@ def test_animated_webp_and_png(image_engine):
     with Image.open(_out(image_engine, result, "2")) as img:
         assert img.getexif()[0x0110].startswith("prompt:")
     assert b"comf" in _out(image_engine, result, "3").read_bytes()
+
+
+def test_ui_workflow_with_the_templates_widget_values_runs(image_engine):
+    """Widget values as the official templates store them: the upload widget's extra value,
+    CreateVideo's fps, SaveVideo's three widgets and SaveAudioAdvanced's `format.quality`."""
+    from nodeloom.cli.workflow_file import _input_types
+    from nodeloom.core.workflow_ui import to_api
+
+    input_dir = image_engine.services.paths.input_dir
+    input_dir.mkdir(parents=True, exist_ok=True)
+    VideoFromComponents(VideoComponents(_clip(8), 8, _tone(1.0))).save_to(input_dir / "warrior.mp4")
+
+    def node(i, kind, widgets, inputs=(), outputs=()):
+        return {"id": i, "type": kind, "pos": [0, 0], "size": [200, 100], "flags": {}, "order": i, "mode": 0,
+                "inputs": list(inputs), "outputs": list(outputs), "properties": {}, "widgets_values": widgets}
+
+    ui = {"last_node_id": 5, "last_link_id": 4, "version": 0.4, "groups": [], "config": {}, "extra": {},
+          "links": [[1, 1, 0, 2, 0, "VIDEO"], [2, 2, 0, 3, 0, "IMAGE"], [3, 3, 0, 4, 0, "VIDEO"], [4, 2, 1, 5, 0, "AUDIO"]],
+          "nodes": [
+              node(1, "LoadVideo", ["warrior.mp4", "image"], outputs=[{"name": "VIDEO", "type": "VIDEO", "links": [1]}]),
+              node(2, "GetVideoComponents", None, [{"name": "video", "type": "VIDEO", "link": 1}],
+                   [{"name": "images", "type": "IMAGE", "links": [2]}, {"name": "audio", "type": "AUDIO", "links": [4]},
+                    {"name": "fps", "type": "FLOAT", "links": None}]),
+              node(3, "CreateVideo", [16], [{"name": "images", "type": "IMAGE", "link": 2},
+                                            {"name": "audio", "shape": 7, "type": "AUDIO", "link": None}],
+                   [{"name": "VIDEO", "type": "VIDEO", "links": [3]}]),
+              node(4, "SaveVideo", ["video/ComfyUI", "auto", "auto"], [{"name": "video", "type": "VIDEO", "link": 3}]),
+              node(5, "SaveAudioAdvanced", ["audio/ui", "mp3", "V0"], [{"name": "audio", "type": "AUDIO", "link": 4}],
+                   [{"name": "audio", "type": "AUDIO", "links": None}]),
+          ]}
+    prompt = to_api(ui, _input_types(image_engine), image_engine.registry.display_name)
+    assert prompt["1"]["inputs"] == {"file": "warrior.mp4"} and prompt["3"]["inputs"]["fps"] == 16
+    assert prompt["5"]["inputs"]["format.quality"] == "V0"
+    result = image_engine.run(prompt)
+    assert result.status == "success", result.errors
+    info = _probe(_out(image_engine, result, "4"))
+    assert info["frames"] == 8 and info["fps"] == 16.0 and info["audio"] == 0
+    assert result.outputs["5"]["audio"][0]["filename"].endswith("_.mp3")
