@@ -26,7 +26,7 @@ from nodeloom.node_api import (
     ValidationError,
     services,
 )
-from nodeloom.nodes.video._media import (
+from nodeloom.nodes.video.media_files import (
     AUDIO_EXTENSIONS,
     VIDEO_EXTENSIONS,
     InputFileChecks,

@@ -35,7 +35,7 @@ from nodeloom.node_api import (
     services,
 )
 from nodeloom.nodes.video._common import AUDIO, to_frames
-from nodeloom.nodes.video._media import VIDEO_EXTENSIONS, InputFileChecks, claim_files, input_files, resolve_input, workflow_tags
+from nodeloom.nodes.video.media_files import VIDEO_EXTENSIONS, InputFileChecks, claim_files, input_files, resolve_input, workflow_tags
 from nodeloom.ops.video_io import to_uint8
 from nodeloom.ops.video_value import (
     VIDEO_CODECS,

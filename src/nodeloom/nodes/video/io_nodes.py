@@ -38,7 +38,7 @@ from nodeloom.node_api import (
 )
 from nodeloom.paths import safe_join
 from nodeloom.nodes.video._common import AUDIO, to_frames, to_image
-from nodeloom.nodes.video._media import VIDEO_EXTENSIONS, claim_files, input_files, workflow_tags
+from nodeloom.nodes.video.media_files import VIDEO_EXTENSIONS, claim_files, input_files, workflow_tags
 from nodeloom.ops.video_io import VIDEO_FORMATS, to_pingpong, write_animated_image, write_video
 from nodeloom.ops.video_read import read_audio, read_video
 

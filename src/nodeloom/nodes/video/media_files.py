@@ -1,4 +1,4 @@
-"""Media-file helpers shared by the video and audio packs: input listings, ComfyUI's
+"""Media-file helpers of the video pack, also used by the audio pack: input listings, ComfyUI's
 ``"name [output]"`` annotations, exclusive output files and the workflow metadata to embed."""
 
 from __future__ import annotations
