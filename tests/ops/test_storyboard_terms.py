@@ -125,3 +125,25 @@ def test_every_chinese_term_is_documented():
         for term, value in table.items():
             if has_cjk(term):
                 assert any(f"| {value} |" in r and term in r.split("|")[3].split() for r in rows), term
+
+
+def test_chinese_captions_use_a_chinese_font_when_one_is_installed():
+    import os
+
+    import numpy as np
+
+    from nodeloom.ops.video_plots import CJK_FONTS, render_contact_sheet
+
+    if not any(os.path.isfile(p) for p in CJK_FONTS):
+        pytest.skip("no font with Chinese glyphs installed")
+    from PIL import ImageFont
+
+    from nodeloom.ops import video_plots
+
+    board = parse_script("镜头环绕两人对峙\n缓慢推近主角的眼睛")
+    sheet = render_contact_sheet(board, columns=2, panel_width=200)
+    assert isinstance(video_plots._font(12, cjk=True), ImageFont.FreeTypeFont)
+    # with the fallback font every Chinese character is the same box; with a Chinese font
+    # two different captions leave different ink
+    caption = lambda i: sheet[int(200 / 1.5) + 20 :, 12 + i * 212 : 12 + i * 212 + 200]  # noqa: E731
+    assert not np.array_equal(caption(0) < 0.5, caption(1) < 0.5)

@@ -20,6 +20,7 @@ __all__ = [
     "Direction",
     "find_all",
     "free_text_terms",
+    "has_cjk",
     "read_brackets",
     "read_token",
     "spoken_seconds",
