@@ -45,12 +45,15 @@ def _board_outputs(board: Board, columns: int) -> tuple[Any, ...]:
 
 
 class Storyboard(Node):
-    """Turn a short script into a shot list: one shot per line (or per paragraph).
+    """Turn a short script, in English, Chinese or both, into a shot list: one shot per line
+    (or per paragraph).
 
-    Shot size, angle and camera move come from documented keyword rules (e.g. "face" →
-    CU, "from below" → low angle, "circles" → orbit); dialogue (``NAME: line`` or
-    quotes) gets a medium close-up long enough to be spoken. Override any of them per
-    line with brackets: ``[CU, low angle, push in, 3s]``.
+    Shot size, angle, camera move and duration come from directions in brackets
+    (``[CU, low angle, push in, 3s]``, ``【特写，推，2秒】``, ``(全景镜头,2秒)``), then camera
+    terms in the text (``特写``, ``环绕``, ``close-up``), then documented keyword rules (e.g.
+    "face" → CU, "from below" → low angle, "circles" → orbit); dialogue (``NAME: line``,
+    ``名字：“台词”`` or quotes) gets a medium close-up long enough to be spoken. Each shot's
+    rules say what decided it, and which term won when terms disagree.
     """
 
     SCHEMA = Schema(
