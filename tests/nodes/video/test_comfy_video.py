@@ -140,9 +140,22 @@ def test_bad_video_input_gets_clear_errors(image_engine):
     prompt = {"1": {"class_type": "LoadVideo", "inputs": {"file": "notes.mp4"}}}
     result = run_prompt(image_engine, prompt, sinks=[["1", 0]])
     assert result.status == "error" and "notes.mp4" in str(result.errors) and "not a video" in str(result.errors)
-    # audio without video: LoadVideo refuses a file with only an audio track
+    # audio without video: an MP4 holding only an audio track, through the engine
+    with av.open(str(input_dir / "voice.mp4"), "w") as out:
+        stream = out.add_stream("aac", rate=44100, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(_tone(0.5)["waveform"][0].numpy(), format="fltp", layout="stereo")
+        frame.sample_rate = 44100
+        for chunk in av.AudioResampler(format=stream.format.name, layout="stereo", rate=44100).resample(frame):
+            out.mux(stream.encode(chunk))
+        out.mux(stream.encode(None))
+    audio_only = run_prompt(image_engine, {"1": {"class_type": "LoadVideo", "inputs": {"file": "voice.mp4"}}},
+                            sinks=[["1", 0]])
+    assert audio_only.status == "error" and "`voice.mp4` has no video stream" in str(audio_only.errors)
     with pytest.raises(ValidationError, match="no video stream"):
         VideoFromFile(input_dir / "voice.flac").get_dimensions()
+    (input_dir / "empty.mp4").write_bytes(b"")
+    with pytest.raises(ValidationError, match="`empty.mp4` is not a video"):
+        VideoFromFile(input_dir / "empty.mp4").get_dimensions()
     from nodeloom.nodes.video.comfy_video import CreateVideo, GetVideoComponents
 
     with pytest.raises(ValidationError, match="at least one frame"):
