@@ -5,7 +5,8 @@ and the packs written for them pass around — :class:`VideoFromFile` (decodes n
 asked; probes size and duration from the container) and :class:`VideoFromComponents`
 (tensors already in memory) — with the methods packs call on them: ``get_components``,
 ``get_dimensions``, ``get_duration``, ``get_frame_count``, ``get_frame_rate``,
-``get_container_format``, ``get_stream_source``, ``save_to`` and ``as_trimmed``.
+``get_container_format``, ``get_stream_source``, ``save_to`` and ``as_trimmed`` — and the
+``VideoContainer`` / ``VideoCodec`` choices, so ComfyUI's ``comfy_api`` video names can map here.
 Decoding and encoding go through ``ops.video_read`` / ``ops.video_io`` (PyAV, the
 ``video`` extra). No nodes, no engine.
 """
@@ -18,6 +19,7 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import Enum
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
@@ -32,16 +34,44 @@ from nodeloom.ops.video_read import read_audio, read_video
 __all__ = [
     "VIDEO_CODECS",
     "VIDEO_CONTAINERS",
+    "VideoCodec",
     "VideoComponents",
+    "VideoContainer",
     "VideoFromComponents",
     "VideoFromFile",
     "VideoInput",
     "check_audio",
 ]
 
-#: ComfyUI's ``SaveVideo`` choices (``VideoContainer`` / ``VideoCodec``)
-VIDEO_CONTAINERS = ["auto", "mp4"]
-VIDEO_CODECS = ["auto", "h264"]
+class VideoContainer(str, Enum):
+    """Container choices of ``SaveVideo`` (ComfyUI's names; ``auto`` keeps or picks MP4)."""
+
+    AUTO = "auto"
+    MP4 = "mp4"
+
+    @classmethod
+    def as_input(cls) -> list[str]:
+        return [m.value for m in cls]
+
+    @classmethod
+    def get_extension(cls, value: str) -> str:
+        """The file extension for a container choice."""
+        return "mp4" if cls(value) in (cls.AUTO, cls.MP4) else ""
+
+
+class VideoCodec(str, Enum):
+    """Codec choices of ``SaveVideo``."""
+
+    AUTO = "auto"
+    H264 = "h264"
+
+    @classmethod
+    def as_input(cls) -> list[str]:
+        return [m.value for m in cls]
+
+
+VIDEO_CONTAINERS = VideoContainer.as_input()
+VIDEO_CODECS = VideoCodec.as_input()
 
 
 def check_audio(audio: Any, name: str = "audio") -> dict[str, Any]:
@@ -250,7 +280,7 @@ class VideoFromFile(VideoInput):
 
 
 def _check_choice(name: str, value: str, choices: list[str]) -> None:
-    if value not in choices:
+    if str(getattr(value, "value", value)) not in choices:
         raise ValidationError(f"`{name}` must be one of {choices}, got `{value}`")
 
 

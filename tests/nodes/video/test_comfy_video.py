@@ -222,3 +222,17 @@ def test_ui_workflow_with_the_templates_widget_values_runs(image_engine):
     info = _probe(_out(image_engine, result, "4"))
     assert info["frames"] == 8 and info["fps"] == 16.0 and info["audio"] == 0
     assert result.outputs["5"]["audio"][0]["filename"].endswith("_.mp3")
+
+
+def test_values_answer_what_packs_call_with_comfyui_enums(tmp_path):
+    from nodeloom.ops.video_value import VideoCodec, VideoContainer
+
+    video = VideoFromComponents(VideoComponents(_clip(4), 8))
+    assert video.get_dimensions() == (48, 32) and video.get_duration() == 0.5 and video.get_container_format() == "mp4"
+    video.save_to(tmp_path / "e.mp4", format=VideoContainer.MP4, codec=VideoCodec.H264)
+    assert VideoContainer.get_extension("auto") == "mp4" and VideoContainer.as_input() == ["auto", "mp4"]
+    source = video.get_stream_source()
+    with av.open(source) as c:
+        assert c.streams.video[0].frames == 4
+    with pytest.raises(ValidationError, match="`format` must be one of"):
+        video.save_to(tmp_path / "x.webm", format="webm")
