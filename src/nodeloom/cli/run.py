@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from nodeloom.core.events import Event
 from nodeloom.core.graph_builder import is_link
 from nodeloom.errors import NodeloomError, ValidationError
+from nodeloom.workflows.files import print_validation_errors
 
 __all__ = ["PlainReporter", "RichReporter", "output_files", "result_payload", "run_command"]
 
@@ -167,16 +168,6 @@ def _print_summary(engine: Any, result: Any, stream: TextIO) -> None:
             print(f"  {node_id}: {path}", file=stream)
     for err in result.errors:
         print(f"  error in node {err.get('node_id')} ({err.get('node_type')}): {err.get('exception_message')}", file=stream)
-
-
-def print_validation_errors(error: dict[str, Any] | None, node_errors: dict[str, Any], stream: TextIO) -> None:
-    """Human-readable list of every validation problem."""
-    if error:
-        print(f"invalid workflow: {error.get('message')}", file=stream)
-    for node_id, entry in node_errors.items():
-        for err in entry.get("errors", []):
-            details = f" ({err['details']})" if err.get("details") else ""
-            print(f"  node {node_id} ({entry.get('class_type')}): {err.get('message')}{details}", file=stream)
 
 
 def run_command(engine: Any, args: argparse.Namespace, prompt: dict[str, Any], extra_data: dict[str, Any] | None = None) -> int:

@@ -75,7 +75,7 @@ def mcp_main(args: argparse.Namespace, *, engine: Any = None) -> int:
     Returns:
         The process exit status (2 for a refused configuration).
     """
-    from nodeloom.mcp.policy import load_policy
+    from nodeloom.mcp_client.policy import load_policy
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if args.http and not is_loopback(args.host) and not token:

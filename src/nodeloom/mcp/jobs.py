@@ -26,7 +26,7 @@ from typing import Any
 from nodeloom.core.events import Event
 from nodeloom.errors import NodeloomError, PolicyDeniedError, ValidationError
 from nodeloom.mcp.audit import arguments_digest
-from nodeloom.mcp.policy import Policy
+from nodeloom.mcp_client.policy import Policy
 
 __all__ = ["TERMINAL", "Job", "JobRunner", "JobStore", "Progress"]
 

@@ -25,7 +25,7 @@ import nodeloom
 from nodeloom.errors import NodeloomError, PolicyDeniedError
 from nodeloom.mcp.audit import AuditLog
 from nodeloom.mcp.jobs import JobRunner, JobStore, RunnerBase
-from nodeloom.mcp.policy import POLICY_SETTING, Policy
+from nodeloom.mcp_client.policy import POLICY_SETTING, Policy
 
 __all__ = ["NodeloomMCP", "build_server", "error_result"]
 
