@@ -287,9 +287,8 @@ class Engine:
         result = validated or self.validate(prompt, targets=targets)
         if not result.ok:
             err = result.error or {"type": "invalid_prompt", "message": "invalid prompt", "details": "", "extra_info": {}}
-            exc = ValidationError(err["message"], details=err.get("details", ""), extra_info=err.get("extra_info"), type=err["type"])
-            exc.node_errors = result.node_errors  # type: ignore[attr-defined]
-            raise exc
+            raise ValidationError(err["message"], details=err.get("details", ""), extra_info=err.get("extra_info"),
+                                  type=err["type"], node_errors=result.node_errors)
         pid = prompt_id or str(uuid.uuid4())
         emit = self._emitter(on_event)
         with self._current_lock:

@@ -92,7 +92,7 @@ def batch_main(args: argparse.Namespace) -> int:
             return 2
         summary = run_batch(options, make_progress(args.json), engine=engine)
     except ValidationError as exc:
-        node_errors = getattr(exc, "node_errors", None) or {}
+        node_errors = exc.node_errors
         if args.json:
             print(json.dumps({"event": "error", "error": exc.to_dict(), "node_errors": node_errors}, default=str))
         else:

@@ -225,9 +225,8 @@ def prepare(options: BatchOptions, engine: Any) -> tuple[list[ItemRef], BatchPla
         raise ValidationError("`--top-k` needs `--score NODE[.SLOT]`")
     result = engine.validate(plan.prompt_for(_probe(refs, plan)))
     if not result.ok or result.node_errors:
-        exc = ValidationError((result.error or {}).get("message") or "the workflow is invalid for this batch")
-        exc.node_errors = result.node_errors  # type: ignore[attr-defined]
-        raise exc
+        raise ValidationError((result.error or {}).get("message") or "the workflow is invalid for this batch",
+                              node_errors=result.node_errors)
     return refs, plan
 
 

@@ -47,7 +47,8 @@ def _error_reason(result: Any) -> str:
 def _validation_reason(exc: NodeloomError) -> str:
     """The message plus each node error, e.g. ``... node 2 (ImageScale): Value -3 smaller than min (width)``."""
     parts = [exc.message]
-    for nid, entry in (getattr(exc, "node_errors", None) or {}).items():
+    node_errors = exc.node_errors if isinstance(exc, ValidationError) else {}
+    for nid, entry in node_errors.items():
         for err in entry.get("errors", []):
             details = f" ({err['details']})" if err.get("details") else ""
             parts.append(f"node {nid} ({entry.get('class_type')}): {err.get('message')}{details}")

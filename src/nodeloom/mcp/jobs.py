@@ -449,7 +449,7 @@ class JobRunner(RunnerBase):
         try:
             result = self.engine.run(job.prompt, prompt_id=job.id, client_id=job.who or None, on_event=lambda ev: self._on_event(job, ev, deny))
         except NodeloomError as exc:
-            self._finish(job, "error", error=exc.to_dict() | ({"node_errors": exc.node_errors} if hasattr(exc, "node_errors") else {}))
+            self._finish(job, "error", error=exc.to_dict())  # a ValidationError's carries its ``node_errors``
             return
         except Exception as exc:  # noqa: BLE001 - the job records any failure instead of killing the worker
             self._finish(job, "error", error={"type": type(exc).__name__, "message": str(exc), "details": "", "extra_info": {}})

@@ -38,11 +38,8 @@ a job id: poll get_job. Images come back as small thumbnails plus nodeloom:// li
 
 
 def error_result(exc: NodeloomError) -> CallToolResult:
-    """An MCP error result carrying ``exc.to_dict()`` (plus ``node_errors`` when present) as JSON text."""
+    """An MCP error result carrying ``exc.to_dict()`` (with a ValidationError's ``node_errors``) as JSON text."""
     payload = exc.to_dict()
-    node_errors = getattr(exc, "node_errors", None)
-    if node_errors:
-        payload["node_errors"] = node_errors
     return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload, default=str))], is_error=True)
 
 

@@ -108,13 +108,13 @@ class Worker:
                 extra_data=job.extra_data, targets=job.targets or None,
             )
         except ValidationError as exc:
-            self._fail(job, exc.to_dict(), getattr(exc, "node_errors", {}))
+            self._fail(job, exc.to_dict())  # carries ``node_errors`` when there are any
             return True
         except Exception as exc:  # the engine boundary: any failure is recorded, the worker goes on
             log.exception("prompt %s failed outside node execution", job.prompt_id)
             payload = NodeloomError(str(exc) or type(exc).__name__, details=traceback.format_exc()).to_dict()
             payload["type"] = type(exc).__name__
-            self._fail(job, payload, {})
+            self._fail(job, payload)
             return True
         if result.status == "interrupted" and self._stop.is_set():
             # stopped by a server shutdown, not by a user: it runs again after the restart
@@ -130,7 +130,7 @@ class Worker:
                           error=result.errors[0] if result.errors else None)
         return True
 
-    def _fail(self, job: Job, error: dict[str, Any], node_errors: dict[str, Any]) -> None:
+    def _fail(self, job: Job, error: dict[str, Any]) -> None:
         """Record a prompt that could not run at all and tell its client."""
         data = {
             "prompt_id": job.prompt_id, "node_id": None, "node_type": None, "executed": [],
@@ -139,5 +139,4 @@ class Worker:
         }
         self.hub.publish("execution_error", data, job.client_id)
         status = {"status_str": "error", "completed": False, "messages": [["execution_error", data]]}
-        error = dict(error, node_errors=node_errors) if node_errors else error
         self.queue.finish(job, "error", outputs={}, status=status, meta={}, error=error)
