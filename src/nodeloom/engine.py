@@ -9,6 +9,7 @@ and exposes validate / run / interrupt / free / object_info. Torch is imported l
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import logging
 import pkgutil
@@ -117,15 +118,15 @@ class Engine:
 
     Args:
         config: an :class:`EngineConfig`; keyword arguments override its fields
-            (``Engine(base_dir=tmp_path)``).
+            (``Engine(base_dir=tmp_path)``) in a copy, so ``config`` itself is not changed.
     """
 
     def __init__(self, config: EngineConfig | None = None, **overrides: Any) -> None:
         cfg = config or EngineConfig()
-        for key, value in overrides.items():
-            if not hasattr(cfg, key):
-                raise TypeError(f"Engine() got an unknown option `{key}`")
-            setattr(cfg, key, value)
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(EngineConfig)})
+        if unknown:
+            raise TypeError(f"Engine() got an unknown option `{unknown[0]}`")
+        cfg = dataclasses.replace(cfg, **overrides)  # the caller's config stays as it was
         self.config = cfg
         self.paths = FolderPaths(
             cfg.base_dir,

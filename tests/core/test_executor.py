@@ -347,3 +347,14 @@ def test_cache_modes(tmp_path, mode, calls):
     eng.close()
     # classic forgets p1 after p2 ran; lru keeps both; none caches nothing
     assert calls["Const"] == {"classic": 3, "lru": 2, "none": 4}[mode]
+
+
+def test_engine_overrides_leave_the_callers_config_alone(tmp_path):
+    from nodeloom.engine import EngineConfig
+
+    config = EngineConfig(base_dir=tmp_path, builtin_packs=False, load_custom_nodes=False)
+    with Engine(config, sequential=True, cache="none") as engine:
+        assert engine.config.sequential and engine.config.cache == "none"
+    assert config.sequential is False and config.cache == "classic"
+    with pytest.raises(TypeError, match="unknown option `sequentail`"):
+        Engine(config, sequentail=True)

@@ -105,9 +105,7 @@ def _make_engine(args: argparse.Namespace, **overrides: Any) -> Any:
         extra_model_paths=list(args.extra_model_paths_config),
         device="cpu" if args.cpu else None,
     )
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    engine = Engine(config)
+    engine = Engine(config, **overrides)
     for pack in engine.registry.failed_packs():
         print(f"warning: custom-node pack {pack.name} {pack.error}", file=sys.stderr)
     return engine
