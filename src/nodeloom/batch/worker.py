@@ -11,11 +11,14 @@ from __future__ import annotations
 import concurrent.futures
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeloom.batch.binding import BatchPlan
 from nodeloom.errors import NodeloomError, ValidationError
 from nodeloom.nodes.data.channel import item_store
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["FILE_KEYS", "BatchWorker", "failed_outcome", "read_files"]
 
@@ -77,7 +80,7 @@ class BatchWorker:
         staging: the engine's output folder, emptied before each run.
     """
 
-    def __init__(self, engine: Any, plan: BatchPlan, staging: Path) -> None:
+    def __init__(self, engine: Engine, plan: BatchPlan, staging: Path) -> None:
         self.engine = engine
         self.plan = plan
         self.staging = Path(staging)

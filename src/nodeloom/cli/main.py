@@ -18,9 +18,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeloom.errors import NodeloomError
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["BENCH_PROVIDERS", "build_parser", "main"]
 
@@ -94,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _make_engine(args: argparse.Namespace, **overrides: Any) -> Any:
+def _make_engine(args: argparse.Namespace, **overrides: Any) -> Engine:
     from nodeloom.engine import Engine, EngineConfig
     from nodeloom.paths import custom_node_dirs
 

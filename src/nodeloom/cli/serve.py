@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from nodeloom.errors import NodeloomError
 
 if TYPE_CHECKING:
+    from nodeloom.engine import Engine
     from aiohttp import web
 
     from nodeloom.mcp_client.policy import Policy
@@ -58,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def serve(args: argparse.Namespace, *, engine: Any = None) -> int:
+def serve(args: argparse.Namespace, *, engine: Engine | None = None) -> int:
     """Run the server (with the MCP endpoint when ``--mcp``); returns the exit code."""
     from nodeloom.server.cli import serve_main
 

@@ -10,16 +10,19 @@ without the ``mcp`` extra; :func:`build_server` needs it (``pip install 'nodeloo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeloom.mcp.audit import AuditLog
 from nodeloom.mcp.jobs import Job, JobRunner, JobStore
 from nodeloom.mcp_client.policy import Policy, ServerSpec, load_policy
 
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
+
 __all__ = ["AuditLog", "Job", "JobRunner", "JobStore", "Policy", "ServerSpec", "build_server", "load_policy"]
 
 
-def build_server(engine: Any, policy: Policy | None = None, **kw: Any) -> Any:
+def build_server(engine: Engine, policy: Policy | None = None, **kw: Any) -> Any:
     """A :class:`nodeloom.mcp.server.NodeloomMCP` over ``engine``.
 
     Raises:

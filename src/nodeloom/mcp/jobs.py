@@ -21,12 +21,15 @@ from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeloom.core.events import Event
 from nodeloom.errors import NodeloomError, PolicyDeniedError, ValidationError
 from nodeloom.mcp.audit import arguments_digest
 from nodeloom.mcp_client.policy import Policy
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["TERMINAL", "Job", "JobRunner", "JobStore", "Progress"]
 
@@ -244,7 +247,7 @@ class RunnerBase(ABC):
         policy: run-time, queue and output-size limits.
     """
 
-    def __init__(self, engine: Any, store: JobStore, policy: Policy) -> None:
+    def __init__(self, engine: Engine, store: JobStore, policy: Policy) -> None:
         self.engine = engine
         self.store = store
         self.policy = policy
@@ -399,7 +402,7 @@ class JobRunner(RunnerBase):
         policy: run-time, queue and output-size limits.
     """
 
-    def __init__(self, engine: Any, store: JobStore, policy: Policy) -> None:
+    def __init__(self, engine: Engine, store: JobStore, policy: Policy) -> None:
         super().__init__(engine, store, policy)
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._current: Job | None = None

@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
@@ -26,6 +26,9 @@ from nodeloom.errors import NodeloomError, PolicyDeniedError
 from nodeloom.mcp.audit import AuditLog
 from nodeloom.mcp.jobs import JobRunner, JobStore, RunnerBase
 from nodeloom.mcp_client.policy import POLICY_SETTING, Policy
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["NodeloomMCP", "build_server", "error_result"]
 
@@ -58,7 +61,7 @@ class NodeloomMCP:
 
     def __init__(
         self,
-        engine: Any,
+        engine: Engine,
         policy: Policy | None = None,
         *,
         audit: AuditLog | None = None,
@@ -154,6 +157,6 @@ def _under(base: Path, name: str) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def build_server(engine: Any, policy: Policy | None = None, **kw: Any) -> NodeloomMCP:
+def build_server(engine: Engine, policy: Policy | None = None, **kw: Any) -> NodeloomMCP:
     """A :class:`NodeloomMCP` for ``engine`` (see its arguments)."""
     return NodeloomMCP(engine, policy, **kw)

@@ -14,25 +14,29 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nodeloom.errors import NodeloomError, PolicyDeniedError
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    from aiohttp.web import Application
 
     from nodeloom.engine import Engine
     from nodeloom.server.config import ServerConfig
 
 __all__ = ["ServerExtension", "add_serve_arguments", "base_url", "build_engine", "serve_main", "server_config"]
 
-#: ``(app, config, token) -> announcement | None``: adds a part to the application before it
-#: starts (its start/stop hooks); the returned line is printed once the server listens.
-ServerExtension = Callable[["web.Application", "ServerConfig", "str | None"], "str | None"]
-
 log = logging.getLogger(__name__)
+
+
+class ServerExtension(Protocol):
+    """A part that starts and stops with the server (e.g. the MCP endpoint of ``serve --mcp``)."""
+
+    def __call__(self, app: Application, config: ServerConfig, token: str | None) -> str | None:
+        """Add the part to ``app`` before it starts (its start/stop hooks); return a line to
+        print once the server listens, or None."""
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

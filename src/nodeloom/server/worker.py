@@ -12,11 +12,14 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeloom.errors import NodeloomError, ValidationError
 from nodeloom.server.queue import PromptQueue
 from nodeloom.server.store import Job
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["Worker"]
 
@@ -37,7 +40,7 @@ class Worker:
             run, and the end-of-prompt marker, sent after the result is in history.
     """
 
-    def __init__(self, engine: Any, queue: PromptQueue, hub: Any) -> None:
+    def __init__(self, engine: Engine, queue: PromptQueue, hub: Any) -> None:
         self.engine = engine
         self.queue = queue
         self.hub = hub
