@@ -51,6 +51,7 @@ def _copy_tree(tmp_path: Path) -> Path:
         ("core/cache.py", "import torch", "core"),
         ("ops/color.py", "from nodeloom.node_api import Node", "model-code"),
         ("workflows/files.py", "from nodeloom.cli import run", "shared"),
+        ("batch/worker.py", "from nodeloom.nodes.data import batch_nodes", "adapters"),
     ],
 )
 def test_a_forbidden_import_breaks_the_contract(tmp_path: Path, module: str, line: str, contract: str) -> None:

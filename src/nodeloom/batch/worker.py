@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from nodeloom.batch.binding import BatchPlan
 from nodeloom.errors import NodeloomError, ValidationError
-from nodeloom.nodes.data.channel import item_store
+from nodeloom.batch_items import item_store
 
 if TYPE_CHECKING:
     from nodeloom.engine import Engine
