@@ -358,3 +358,16 @@ def test_engine_overrides_leave_the_callers_config_alone(tmp_path):
     assert config.sequential is False and config.cache == "classic"
     with pytest.raises(TypeError, match="unknown option `sequentail`"):
         Engine(config, sequentail=True)
+
+
+def test_node_api_services_has_an_optional_form(tmp_path):
+    from nodeloom.core.context import activate_services
+    from nodeloom.errors import NodeloomError
+    from nodeloom.node_api import Services, services
+
+    assert services(required=False) is None
+    with pytest.raises(NodeloomError, match="no nodeloom engine is active"):
+        services()
+    with Engine(base_dir=tmp_path, builtin_packs=False, load_custom_nodes=False) as engine:
+        with activate_services(engine.services):
+            assert isinstance(services(), Services) and services(required=False) is engine.services
