@@ -215,9 +215,10 @@ class _Validator:
         if node_id not in self.checked_own:
             self.checked_own.add(node_id)
             class_type = self.prompt[node_id].get("class_type")
-            if isinstance(class_type, str) and self.types.cls(class_type) is not None and not self.own.get(node_id):
+            cls = self.types.cls(class_type) if isinstance(class_type, str) else None
+            if cls is not None and not self.own.get(node_id):
                 try:
-                    errors = _check_node(node_id, self.prompt, self.types)
+                    errors = _check_node(node_id, self.prompt, self.types, cls)
                 except Exception as exc:  # noqa: BLE001 - reported as ComfyUI does
                     errors = [
                         _err(
@@ -255,13 +256,11 @@ def _coerce(input_type: Any, val: Any) -> Any:
     return val
 
 
-def _check_node(node_id: str, prompt: dict[str, Any], types: NodeTypes) -> list[dict[str, Any]]:
-    node = prompt[node_id]
-    class_type = node["class_type"]
-    cls = types.cls(class_type)
-    assert cls is not None
+def _check_node(node_id: str, prompt: dict[str, Any], types: NodeTypes, cls: type) -> list[dict[str, Any]]:
+    """Every problem of one node's own inputs (links, constants, ranges, VALIDATE_INPUTS)."""
+    class_type = prompt[node_id]["class_type"]
     class_inputs = types.input_types(class_type)
-    inputs = node["inputs"]
+    inputs = prompt[node_id]["inputs"]
     declared = list((class_inputs.get("required") or {})) + list((class_inputs.get("optional") or {}))
     fn, fn_args, fn_kwargs = _validate_function(cls)
     errors: list[dict[str, Any]] = []
@@ -281,62 +280,70 @@ def _check_node(node_id: str, prompt: dict[str, Any], types: NodeTypes) -> list[
                 else "Bad linked input, must be [node_id: str, slot_index: int]"
             )
             errors.append(_err("bad_linked_input", message, name, input_name=name, input_config=info, received_value=val))
-            continue
-        if is_link(val):
-            src, slot = val[0], int(val[1])
-            src_node = prompt.get(src)
-            src_cls = types.cls(src_node.get("class_type")) if isinstance(src_node, dict) and isinstance(src_node.get("class_type"), str) else None
-            if src_node is None or src_cls is None:
-                errors.append(
-                    _err("bad_linked_input", f"Input links to node '#{src}' which does not exist" if src_node is None else f"Input links to node '#{src}' whose class is unknown", name, input_name=name, linked_node=val)
-                )
-                continue
-            returns = getattr(src_cls, "RETURN_TYPES", ())
-            if slot < 0 or slot >= len(returns):
-                errors.append(
-                    _err("bad_linked_input", f"Node '#{src}' has no output {slot} (it has {len(returns)})", name, input_name=name, linked_node=val)
-                )
-                continue
-            received = returns[slot]
-            received_types[name] = received
-            if "input_types" not in fn_args and not types_match(received, input_type):
-                errors.append(
-                    _err(
-                        "return_type_mismatch",
-                        "Return type mismatch between linked nodes",
-                        f"{name}, received_type({received}) mismatch input_type({input_type})",
-                        input_name=name,
-                        input_config=info,
-                        received_type=received,
-                        linked_node=val,
-                    )
-                )
-            continue
-        if isinstance(val, dict) and "__value__" in val:
-            val = val["__value__"]
-            inputs[name] = val
-        try:
-            val = _coerce(input_type, val)
-            inputs[name] = val
-        except Exception as exc:  # noqa: BLE001 - any conversion failure is the user's input
-            errors.append(
-                _err(
-                    "invalid_input_type",
-                    f"Failed to convert an input value to a {input_type} value",
-                    f"{name}, {val}, {exc}",
-                    input_name=name,
-                    input_config=info,
-                    received_value=val,
-                    exception_message=str(exc),
-                )
-            )
-            continue
-        if name in fn_args or fn_kwargs:
-            continue
-        errors.extend(_range_and_combo(name, val, input_type, opts, info))
+        elif is_link(val):
+            received, problem = _check_link(name, val, input_type, info, prompt, types, "input_types" in fn_args)
+            if received is not None:
+                received_types[name] = received
+            errors.extend(problem)
+        else:
+            errors.extend(_check_constant(name, inputs, input_type, opts, info, checked_by_node=name in fn_args or fn_kwargs))
     if fn is not None:
         errors.extend(_custom_validation(node_id, cls, fn, fn_args, fn_kwargs, inputs, class_inputs, received_types))
     return errors
+
+
+def _check_link(name: str, link: list[Any], input_type: Any, info: Any, prompt: dict[str, Any], types: NodeTypes,
+                node_checks_types: bool) -> tuple[Any, list[dict[str, Any]]]:
+    """``(type the link delivers or None, problems)`` of a linked input."""
+    src, slot = link[0], int(link[1])
+    src_node = prompt.get(src)
+    src_class = src_node.get("class_type") if isinstance(src_node, dict) else None
+    src_cls = types.cls(src_class) if isinstance(src_class, str) else None
+    if src_node is None or src_cls is None:
+        message = (f"Input links to node '#{src}' which does not exist" if src_node is None
+                   else f"Input links to node '#{src}' whose class is unknown")
+        return None, [_err("bad_linked_input", message, name, input_name=name, linked_node=link)]
+    returns = getattr(src_cls, "RETURN_TYPES", ())
+    if slot < 0 or slot >= len(returns):
+        message = f"Node '#{src}' has no output {slot} (it has {len(returns)})"
+        return None, [_err("bad_linked_input", message, name, input_name=name, linked_node=link)]
+    received = returns[slot]
+    if node_checks_types or types_match(received, input_type):
+        return received, []
+    return received, [_err(
+        "return_type_mismatch",
+        "Return type mismatch between linked nodes",
+        f"{name}, received_type({received}) mismatch input_type({input_type})",
+        input_name=name,
+        input_config=info,
+        received_type=received,
+        linked_node=link,
+    )]
+
+
+def _check_constant(name: str, inputs: dict[str, Any], input_type: Any, opts: dict[str, Any], info: Any, *,
+                    checked_by_node: bool) -> list[dict[str, Any]]:
+    """Problems of a constant input; stores the unwrapped, converted value back in ``inputs``."""
+    val = inputs[name]
+    if isinstance(val, dict) and "__value__" in val:
+        val = val["__value__"]
+        inputs[name] = val
+    try:
+        val = _coerce(input_type, val)
+        inputs[name] = val
+    except Exception as exc:  # noqa: BLE001 - any conversion failure is the user's input
+        return [_err(
+            "invalid_input_type",
+            f"Failed to convert an input value to a {input_type} value",
+            f"{name}, {val}, {exc}",
+            input_name=name,
+            input_config=info,
+            received_value=val,
+            exception_message=str(exc),
+        )]
+    if checked_by_node:  # VALIDATE_INPUTS takes this input: the node checks its range itself
+        return []
+    return _range_and_combo(name, val, input_type, opts, info)
 
 
 def _range_and_combo(name: str, val: Any, input_type: Any, opts: dict[str, Any], info: Any) -> list[dict[str, Any]]:

@@ -34,9 +34,9 @@ from nodeloom.node_api import (
     Schema,
     String,
     ValidationError,
+    safe_join,
     services,
 )
-from nodeloom.paths import safe_join
 from nodeloom.nodes.video._common import AUDIO, to_frames, to_image
 from nodeloom.nodes.video.media_files import VIDEO_EXTENSIONS, claim_files, input_files, workflow_tags
 from nodeloom.ops.video_io import VIDEO_FORMATS, to_pingpong, write_animated_image, write_video
