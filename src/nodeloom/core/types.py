@@ -61,7 +61,7 @@ def types_match(received: Any, expected: Any) -> bool:
     object overriding ``__ne__`` (AnyType) decides for itself; combos (lists) accept
     "COMBO" or any string output (``STRING`` wired into a combo is checked by value later).
     """
-    if isinstance(expected, list) or (type(expected) is str and expected == "COMBO"):
+    if isinstance(expected, list) or (isinstance(expected, str) and str.__eq__(expected, "COMBO")):
         return received in ("COMBO", "STRING") or isinstance(received, list) or not (received != "COMBO")
     if not (received != expected):
         return True

@@ -369,7 +369,7 @@ def _range_and_combo(name: str, val: Any, input_type: Any, opts: dict[str, Any],
             return [_err("value_bigger_than_max", f"Value {val} bigger than max of {opts['max']}", name, input_name=name, input_config=info, received_value=val)]
     except TypeError:
         pass
-    if type(input_type) is str and input_type == "COMBO" and isinstance(opts.get("options"), list):
+    if isinstance(input_type, str) and str.__eq__(input_type, "COMBO") and isinstance(opts.get("options"), list):
         input_type = opts["options"]  # the V3 spelling: ("COMBO", {"options": [...]})
         if opts.get("multiselect") and isinstance(val, list):
             outside = [v for v in val if v not in input_type]
