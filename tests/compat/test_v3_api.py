@@ -178,7 +178,7 @@ def test_v3_object_info_has_comfyui_shape(engine: Engine) -> None:
     switch = engine.object_info("V3LazySwitch")["V3LazySwitch"]
     assert switch["input"]["required"]["a"] == ["COMFY_MATCHTYPE_V3", {"lazy": True, "template": {"template_id": "T", "allowed_types": "*"}}]
     assert engine.object_info("V3Pick")["V3Pick"]["input"]["required"]["mode"] == [
-        "COMBO", {"default": "add", "multiselect": False, "options": ["add", "mul"]}]
+        "COMBO", {"multiselect": False, "options": ["add", "mul"]}]
 
 
 def test_bad_v3_declarations_fail_clearly(tmp_path: Path) -> None:
@@ -201,3 +201,20 @@ def test_bad_v3_declarations_fail_clearly(tmp_path: Path) -> None:
     with Engine(base_dir=tmp_path / "base", custom_nodes_dirs=[tmp_path / "custom_nodes"], builtin_packs=False) as engine:
         failed = engine.registry.failed_packs()
         assert len(failed) == 1 and "Input ids must be unique, but ['a'] are not" in failed[0].error
+
+
+def test_ui_workflow_with_v3_nodes_converts(engine: Engine) -> None:
+    from nodeloom.compat.ui_export import api_to_ui
+    from nodeloom.core.workflow_ui import to_api
+
+    def input_types(class_type: str) -> Any:
+        cls = engine.registry.get(class_type)
+        return cls.INPUT_TYPES() if cls is not None else None
+
+    prompt = {k: v for k, v in _graphs("V3").items() if k not in ("12", "13")}
+    back = to_api(api_to_ui(prompt, input_types), input_types)
+    assert {k: (v["class_type"], v["inputs"]) for k, v in back.items()} == {
+        k: (v["class_type"], v["inputs"]) for k, v in prompt.items()}
+    workflow = api_to_ui({"1": {"class_type": "V3Pick", "inputs": {"x": 2.0, "y": 3.0, "mode": "mul"}}}, input_types)
+    workflow["nodes"][0]["widgets_values"] = []  # a file without widget values: the frontend's defaults
+    assert to_api(workflow, input_types)["1"]["inputs"] == {"mode": "add", "x": 1.0, "y": 1.0}  # first combo choice

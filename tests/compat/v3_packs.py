@@ -133,7 +133,7 @@ class Pick(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(node_id="V3Pick", category="v3test",
-                         inputs=[io.Combo.Input("mode", options=["add", "mul"], default="add"),
+                         inputs=[io.Combo.Input("mode", options=["add", "mul"]),
                                  io.Float.Input("x", default=1.0), io.Float.Input("y", default=1.0)],
                          outputs=[io.Float.Output()])
 
