@@ -16,7 +16,7 @@ the output-node flag, category and display name. Exit status 1 when any differ.
 
 compares the packs in those folders instead (built-in packs not loaded), e.g. ComfyUI's own V3
 ``comfy_extras`` modules copied into a folder. For V3 nodes the dump also holds ComfyUI's whole
-``/object_info`` entry, and every key of it is compared with ours (``python_module`` aside).
+``/object_info`` entry; in this mode every key of it is compared with ours (``python_module`` aside).
 """
 
 from __future__ import annotations
@@ -147,26 +147,30 @@ def check(dump_file: Path, custom_nodes: list[Path] | None = None) -> int:
     with tempfile.TemporaryDirectory() as base, Engine(base_dir=base, **packs) as engine:
         for pack in engine.registry.failed_packs():
             print(f"{pack.name}: {pack.error}")
-        return _report(theirs, engine.registry)
+        return _report(theirs, engine.registry, whole=bool(custom_nodes))
 
 
-def node_problems(ref: dict[str, Any], registry: Any, node_id: str) -> list[str]:
-    """Every difference between ComfyUI's dumped node ``ref`` and our ``node_id``."""
+def node_problems(ref: dict[str, Any], registry: Any, node_id: str, whole: bool = True) -> list[str]:
+    """Every difference between ComfyUI's dumped node ``ref`` and our ``node_id``.
+
+    ``whole`` also compares ComfyUI's whole ``/object_info`` entry where the dump has one (for
+    ComfyUI's own code loaded as a pack; our built-in nodes add tooltips and descriptions).
+    """
     ours = _describe(registry.get(node_id), registry.display_name(node_id))
     problems = _compare_inputs(ref["inputs"], ours["inputs"])
     for key in ("returns", "return_names", "output_node", "category", "display_name"):
         if ref[key] != ours[key]:
             problems.append(f"{key} {ref[key]!r} vs ours {ours[key]!r}")
-    if "object_info" in ref:
+    if whole and "object_info" in ref:
         problems += compare_object_info(ref["object_info"], registry.object_info(node_id)[node_id])
     return problems
 
 
-def _report(theirs: dict[str, Any], registry: Any) -> int:
+def _report(theirs: dict[str, Any], registry: Any, whole: bool) -> int:
     shared = sorted(set(theirs) & set(registry.classes()))
     differing = 0
     for node_id in shared:
-        problems = node_problems(theirs[node_id], registry, node_id)
+        problems = node_problems(theirs[node_id], registry, node_id, whole)
         if problems:
             differing += 1
             print(f"{node_id}:")
