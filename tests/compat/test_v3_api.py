@@ -218,3 +218,36 @@ def test_ui_workflow_with_v3_nodes_converts(engine: Engine) -> None:
     workflow = api_to_ui({"1": {"class_type": "V3Pick", "inputs": {"x": 2.0, "y": 3.0, "mode": "mul"}}}, input_types)
     workflow["nodes"][0]["widgets_values"] = []  # a file without widget values: the frontend's defaults
     assert to_api(workflow, input_types)["1"]["inputs"] == {"mode": "add", "x": 1.0, "y": 1.0}  # first combo choice
+
+
+def test_v3_classes_listed_in_node_class_mappings(tmp_path: Path) -> None:
+    pack = tmp_path / "custom_nodes" / "mapped_v3.py"
+    pack.parent.mkdir(parents=True)
+    pack.write_text(
+        "from comfy_api.v0_0_2 import io\n"
+        "class Negate(io.ComfyNode):\n"
+        "    @classmethod\n"
+        "    def define_schema(cls):\n"
+        "        return io.Schema(node_id='Negate', display_name='Negate it', category='t',\n"
+        "                         inputs=[io.Int.Input('x')], outputs=[io.Int.Output()])\n"
+        "    @classmethod\n"
+        "    def execute(cls, x):\n"
+        "        return (-x,)\n"  # a plain tuple is a result too
+        "NODE_CLASS_MAPPINGS = {'Negate': Negate}\n")
+    (tmp_path / "custom_nodes" / "show.py").write_text(
+        "class Keep:\n"
+        "    @classmethod\n"
+        "    def INPUT_TYPES(cls):\n"
+        "        return {'required': {'value': ('INT',)}}\n"
+        "    RETURN_TYPES = ()\n"
+        "    OUTPUT_NODE = True\n"
+        "    FUNCTION = 'run'\n"
+        "    def run(self, value):\n"
+        "        return {'ui': {'value': [value]}}\n"
+        "NODE_CLASS_MAPPINGS = {'Keep': Keep}\n")
+    with Engine(base_dir=tmp_path / "base", custom_nodes_dirs=[tmp_path / "custom_nodes"], builtin_packs=False) as engine:
+        assert engine.registry.display_name("Negate") == "Negate it"
+        result = engine.run({"1": {"class_type": "Negate", "inputs": {"x": 4}},
+                             "2": {"class_type": "Keep", "inputs": {"value": ["1", 0]}}})
+        assert result.status == "success", result.errors
+        assert result.outputs["2"] == {"value": [-4]}
