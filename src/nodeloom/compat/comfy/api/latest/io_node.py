@@ -22,7 +22,6 @@ from nodeloom.compat.comfy.api.internal import (
     _NodeOutputInternal,
     classproperty,
     first_real_override,
-    shallow_clone_class,
 )
 from nodeloom.compat.comfy.api.latest.io_schema import Hidden, HiddenHolder, Schema
 from nodeloom.core.graph_builder import ExecutionBlocker
@@ -68,13 +67,13 @@ class _OptionalHook:
     ``check_lazy_status`` is treated as having none, as ComfyUI does.
     """
 
-    def __init__(self, func: Any) -> None:
-        self.__func__ = func
+    def __init__(self, func: Any, name: str) -> None:
+        self.__func__, self.name = func, name
         self.__doc__ = func.__doc__
 
     def __get__(self, instance: Any, owner: type) -> Any:
         if instance is not None:
-            raise AttributeError(f"`{owner.__name__}` does not override `{self.__func__.__name__}`")
+            raise AttributeError(self.name)  # asked once per node call: keep it cheap
         return types.MethodType(self.__func__, owner)
 
 
@@ -85,6 +84,10 @@ def _placeholder_lazy(cls: Any, **kwargs: Any) -> list[str]:
 
 def _not_overridden(cls: Any, **kwargs: Any) -> Any:
     raise NotImplementedError
+
+
+_V1_ATTRIBUTES = ("DESCRIPTION", "CATEGORY", "EXPERIMENTAL", "DEPRECATED", "API_NODE", "OUTPUT_NODE", "INPUT_IS_LIST",
+                  "NOT_IDEMPOTENT", "RETURN_TYPES", "RETURN_NAMES", "OUTPUT_IS_LIST", "OUTPUT_TOOLTIPS", "DISPLAY_NAME")
 
 
 def _v1_flag(attr: str) -> classproperty:
@@ -109,6 +112,8 @@ def _v1_view(cls: type) -> dict[str, Any]:
             "hidden_names": frozenset(h.name for h in schema.hidden or []),
         }
         type.__setattr__(cls, "_v1_view_cache", view)
+        for attr in _V1_ATTRIBUTES:  # plain class attributes from now on: the engine reads them per call
+            type.__setattr__(cls, attr, view[attr])
     return view
 
 
@@ -152,6 +157,11 @@ def _to_v1(cls: type, out: NodeOutput) -> dict[str, Any]:
     return v1
 
 
+def _clone(cls: type, hidden: HiddenHolder) -> type:
+    clone = type(f"{cls.__name__}Clone", (cls,), {"_nodeloom_clone": True, "hidden": hidden})
+    return clone
+
+
 def _wrap_hook(cls: type, func: Any) -> Any:
     """``func`` called on a per-call clone of ``cls``, with hidden keywords moved to ``cls.hidden``."""
 
@@ -192,8 +202,8 @@ class _ComfyNodeBaseInternal(_ComfyNodeInternal):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "GET_BASE_CLASS" not in cls.__dict__:  # a node class, not one of the two bases
-            _install_hooks(cls)
+        if "GET_BASE_CLASS" not in cls.__dict__ and "_nodeloom_clone" not in cls.__dict__:
+            _install_hooks(cls)  # a node class, not one of the two bases or a per-call copy
 
     @classmethod
     def define_schema(cls) -> Schema:
@@ -207,7 +217,7 @@ class _ComfyNodeBaseInternal(_ComfyNodeInternal):
 
     validate_inputs = classmethod(_not_overridden)
     fingerprint_inputs = classmethod(_not_overridden)
-    check_lazy_status = _OptionalHook(_placeholder_lazy)
+    check_lazy_status = _OptionalHook(_placeholder_lazy, "check_lazy_status")
 
     @classmethod
     def GET_BASE_CLASS(cls) -> type:  # noqa: N802 - ComfyUI's name
@@ -256,10 +266,18 @@ class _ComfyNodeBaseInternal(_ComfyNodeInternal):
 
     @classmethod
     def PREPARE_CLASS_CLONE(cls, hidden_inputs: dict[Any, Any] | None) -> type:  # noqa: N802
-        """A subclass for one call, with ``hidden`` filled."""
-        clone = shallow_clone_class(cls)
-        type.__setattr__(clone, "hidden", HiddenHolder.from_dict(hidden_inputs))
-        return clone
+        """A subclass for one call, with ``hidden`` filled.
+
+        Calls without hidden values share one such subclass per class (its ``hidden`` reads
+        ``None`` everywhere); building a class per call costs more than most node bodies.
+        """
+        if not hidden_inputs:
+            shared = cls.__dict__.get("_nodeloom_plain_clone")
+            if shared is None:
+                shared = _clone(cls, HiddenHolder())
+                type.__setattr__(cls, "_nodeloom_plain_clone", shared)
+            return shared  # type: ignore[no-any-return]
+        return _clone(cls, HiddenHolder.from_dict(hidden_inputs))
 
     @classmethod
     def EXECUTE_NORMALIZED(cls, *args: Any, **kwargs: Any) -> NodeOutput:  # noqa: N802
@@ -287,8 +305,7 @@ class _ComfyNodeBaseInternal(_ComfyNodeInternal):
         return _to_v1(cls, await cls.PREPARE_CLASS_CLONE(hidden).EXECUTE_NORMALIZED_ASYNC(**values))
 
 
-for _attr in ("DESCRIPTION", "CATEGORY", "EXPERIMENTAL", "DEPRECATED", "API_NODE", "OUTPUT_NODE", "INPUT_IS_LIST",
-              "NOT_IDEMPOTENT", "RETURN_TYPES", "RETURN_NAMES", "OUTPUT_IS_LIST", "OUTPUT_TOOLTIPS", "DISPLAY_NAME"):
+for _attr in _V1_ATTRIBUTES:
     setattr(_ComfyNodeBaseInternal, _attr, _v1_flag(_attr))
 
 
@@ -306,4 +323,4 @@ class ComfyNode(_ComfyNodeBaseInternal):
 
     validate_inputs = classmethod(_not_overridden)
     fingerprint_inputs = classmethod(_not_overridden)
-    check_lazy_status = _OptionalHook(_placeholder_lazy)
+    check_lazy_status = _OptionalHook(_placeholder_lazy, "check_lazy_status")
