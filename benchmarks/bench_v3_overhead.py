@@ -1,6 +1,7 @@
 """Cost of running a node declared with ComfyUI's V3 API, against the same node as a V1 class.
 
-Both packs are loaded from a temporary ``custom_nodes/`` folder; each workload is a chain of N
+The V3 pack is loaded from a temporary ``custom_nodes/`` folder, the V1 classes are
+bench_engine's; each workload is a chain of N
 integer "add one" nodes ending in an output node, run with the cache off, so every node runs
 every time. The anchor is the V1 chain from the same run; the difference per node is what the
 V3 view adds (schema-derived attributes, the per-call class copy holding ``hidden``, result
@@ -20,8 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import best_time  # noqa: E402
+from bench_engine import Inc, Sink  # noqa: E402 - the V1 anchor nodes
 
 from nodeloom import Engine  # noqa: E402
+from nodeloom.core.registry import PackInfo  # noqa: E402
 
 PACKS = {
     "v3_bench": '''
@@ -42,28 +45,6 @@ class Ext(ComfyExtension):
 
 async def comfy_entrypoint():
     return Ext()
-''',
-    "v1_bench": '''
-class AddOne:
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"x": ("INT",)}}
-    RETURN_TYPES = ("INT",)
-    FUNCTION = "run"
-    def run(self, x):
-        return (x + 1,)
-
-class Sink:
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"x": ("INT",)}}
-    RETURN_TYPES = ()
-    OUTPUT_NODE = True
-    FUNCTION = "run"
-    def run(self, x):
-        return {"ui": {"x": [x]}}
-
-NODE_CLASS_MAPPINGS = {"BenchV1AddOne": AddOne, "BenchSink": Sink}
 ''',
 }
 
@@ -87,6 +68,7 @@ def main() -> int:
             (Path(tmp) / "custom_nodes" / name / "__init__.py").write_text(source)
         with Engine(base_dir=Path(tmp) / "base", custom_nodes_dirs=[Path(tmp) / "custom_nodes"],
                     builtin_packs=False, cache="none") as engine:
+            engine.registry.register_pack(PackInfo("v1_bench", "v1_bench"), {"BenchV1AddOne": Inc, "BenchSink": Sink})
             prompts = {kind: chain(f"Bench{kind}AddOne", args.nodes) for kind in ("V1", "V3")}
             for prompt in prompts.values():
                 result = engine.run(prompt)
