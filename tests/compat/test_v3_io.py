@@ -10,6 +10,7 @@ import torch
 
 from nodeloom.compat import hook
 from nodeloom.core.context import activate_services
+from nodeloom.core.registry import PackInfo
 from nodeloom.core.types import types_match
 from nodeloom.engine import Engine
 
@@ -116,3 +117,21 @@ def test_ui_helpers_write_files(tmp_path: Path) -> None:
     assert Input.Image is torch.Tensor
     with pytest.raises(AttributeError, match="VideoFromFile` is not provided"):
         InputImpl.VideoFromFile  # noqa: B018
+
+
+def test_an_input_named_like_a_hidden_value_stays_an_input(tmp_path: Path) -> None:
+    class Save(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="SavePromptText", is_output_node=True, hidden=[io.Hidden.unique_id],
+                             inputs=[io.String.Input("prompt")])
+
+        @classmethod
+        def execute(cls, prompt):
+            return io.NodeOutput(ui=ui.PreviewText(f"{prompt}@{cls.hidden.unique_id}"))
+
+    with Engine(base_dir=tmp_path, load_custom_nodes=False, builtin_packs=False) as engine:
+        engine.registry.register_pack(PackInfo("inline", "inline"), {"SavePromptText": Save})
+        result = engine.run({"4": {"class_type": "SavePromptText", "inputs": {"prompt": "a cat"}}})
+        assert result.status == "success", result.errors
+        assert result.outputs["4"] == {"text": ["a cat@4"]}

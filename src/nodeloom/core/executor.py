@@ -30,8 +30,8 @@ from nodeloom.core.events import Event, Preview, timestamp_ms
 from nodeloom.core.execution_list import ExecutionList
 from nodeloom.core.graph import DynamicPrompt, NodeTypes
 from nodeloom.core.graph_builder import ExecutionBlocker, is_link, prefix_scope
-from nodeloom.core.types import hidden_kind
 from nodeloom.core.results import map_results, merge_outputs, resolve_subgraph_outputs
+from nodeloom.core.types import hidden_kind
 from nodeloom.errors import Interrupted
 
 __all__ = ["ExecutionHooks", "ExecutionReport", "Executor", "NodeRun"]

@@ -109,7 +109,9 @@ def _v1_view(cls: type) -> dict[str, Any]:
             "OUTPUT_IS_LIST": [o.is_output_list for o in outputs],
             "OUTPUT_TOOLTIPS": [o.tooltip if o.tooltip else None for o in outputs],
             "DISPLAY_NAME": schema.display_name,
-            "hidden_names": frozenset(h.name for h in schema.hidden or []),
+            # an input that shares a hidden value's name (an output node's "prompt") stays an input;
+            # the engine passes the input's value under that name, not the hidden one
+            "hidden_names": frozenset(h.name for h in schema.hidden or []) - {i.id for i in schema.concrete_inputs()},
         }
         type.__setattr__(cls, "_v1_view_cache", view)
         for attr in _V1_ATTRIBUTES:  # plain class attributes from now on: the engine reads them per call
