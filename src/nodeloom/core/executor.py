@@ -32,6 +32,7 @@ from nodeloom.core.execution_list import ExecutionList
 from nodeloom.core.graph import DynamicPrompt, NodeTypes
 from nodeloom.core.graph_builder import ExecutionBlocker, is_link, prefix_scope
 from nodeloom.core.results import map_results, merge_outputs, resolve_subgraph_outputs
+from nodeloom.core.types import hidden_kind
 from nodeloom.errors import Interrupted
 
 __all__ = ["ExecutionHooks", "ExecutionReport", "Executor", "NodeFailure", "NodeRun", "Outcome"]
@@ -557,9 +558,12 @@ class _Run:
         self.xl.add_strong_link(value[0], int(value[1]), nid)
 
     def _hidden(self, nid: str, class_type: str) -> dict[str, Any]:
-        hidden = self.types.input_types(class_type).get("hidden") or {}
+        declared = self.types.input_types(class_type)
+        hidden = declared.get("hidden") or {}
         out: dict[str, Any] = {}
-        for name, kind in hidden.items():
+        for name, kind in ((n, hidden_kind(k)) for n, k in hidden.items()):
+            if name in (declared.get("required") or {}) or name in (declared.get("optional") or {}):
+                continue  # a real input of that name wins over a hidden value
             if kind == "PROMPT":
                 out[name] = self.dp.get_original_prompt()
             elif kind == "DYNPROMPT":

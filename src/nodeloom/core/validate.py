@@ -20,7 +20,7 @@ from typing import Any
 
 from nodeloom.core.graph import NodeTypes
 from nodeloom.core.graph_builder import ExecutionBlocker, is_link
-from nodeloom.core.types import types_match
+from nodeloom.core.types import hidden_kind, types_match
 
 __all__ = ["ValidationResult", "validate_prompt"]
 
@@ -307,7 +307,7 @@ def _check_link(name: str, link: list[Any], input_type: Any, info: Any, prompt: 
     if slot < 0 or slot >= len(returns):
         message = f"Node '#{src}' has no output {slot} (it has {len(returns)})"
         return None, [_err("bad_linked_input", message, name, input_name=name, linked_node=link)]
-    received = returns[slot]
+    received = resolve_output_type(prompt, src, slot, types)
     if node_checks_types or types_match(received, input_type):
         return received, []
     return received, [_err(
@@ -346,6 +346,28 @@ def _check_constant(name: str, inputs: dict[str, Any], input_type: Any, opts: di
     return _range_and_combo(name, val, input_type, opts, info)
 
 
+def resolve_output_type(prompt: dict[str, Any], node_id: str, slot: int, types: NodeTypes, depth: int = 0) -> Any:
+    """The type output ``slot`` of ``node_id`` carries.
+
+    An output whose type has a ``template_id`` (a V3 ``MatchType`` output) carries the type
+    linked into the node's inputs of the same template; without such a link it keeps its
+    template type, which matches any of the template's allowed types.
+    """
+    class_type = prompt[node_id]["class_type"]
+    returns = getattr(types.cls(class_type), "RETURN_TYPES", ())
+    declared = returns[slot] if 0 <= slot < len(returns) else None
+    template = getattr(declared, "template_id", None)
+    if template is None or depth > 64:
+        return declared
+    for name, value in (prompt[node_id].get("inputs") or {}).items():
+        input_type = types.info(class_type, name)[0]
+        if is_link(value) and getattr(input_type, "template_id", None) == template and value[0] in prompt:
+            src = prompt[value[0]]
+            if isinstance(src, dict) and isinstance(src.get("class_type"), str) and types.cls(src["class_type"]):
+                return resolve_output_type(prompt, value[0], int(value[1]), types, depth + 1)
+    return declared
+
+
 def _range_and_combo(name: str, val: Any, input_type: Any, opts: dict[str, Any], info: Any) -> list[dict[str, Any]]:
     try:
         if "min" in opts and opts["min"] is not None and val < opts["min"]:
@@ -354,6 +376,13 @@ def _range_and_combo(name: str, val: Any, input_type: Any, opts: dict[str, Any],
             return [_err("value_bigger_than_max", f"Value {val} bigger than max of {opts['max']}", name, input_name=name, input_config=info, received_value=val)]
     except TypeError:
         pass
+    if isinstance(input_type, str) and str.__eq__(input_type, "COMBO") and isinstance(opts.get("options"), list):
+        input_type = opts["options"]  # the V3 spelling: ("COMBO", {"options": [...]})
+        if opts.get("multiselect") and isinstance(val, list):
+            outside = [v for v in val if v not in input_type]
+            if not outside:
+                return []
+            val = outside[0]
     if isinstance(input_type, list) and val not in input_type:
         listing = f"(list of length {len(input_type)})" if len(input_type) > 20 else str(input_type)
         return [_err("value_not_in_list", "Value not in list", f"{name}: '{val}' not in {listing}", input_name=name, input_config=info, received_value=val)]
@@ -375,7 +404,7 @@ def _custom_validation(
         if name in fn_args or fn_kwargs:
             kwargs[name] = None if is_link(val) else val
     for name, kind in (class_inputs.get("hidden") or {}).items():
-        if (name in fn_args or fn_kwargs) and kind == "UNIQUE_ID":
+        if (name in fn_args or fn_kwargs) and hidden_kind(kind) == "UNIQUE_ID":
             kwargs[name] = node_id
     if "input_types" in fn_args:
         kwargs["input_types"] = received_types

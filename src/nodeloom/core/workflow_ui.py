@@ -160,6 +160,8 @@ def _widget_default(types: Mapping[str, Any], name: str) -> tuple[bool, Any]:
         io_type, opts = spec_parts(spec)
         if "default" in opts:
             return True, opts["default"]
+        if isinstance(io_type, str) and io_type == "COMBO" and isinstance(opts.get("options"), list):
+            io_type = opts["options"]  # the V3 spelling of a combo
         if isinstance(io_type, list):
             return (True, io_type[0]) if io_type else (False, None)
         if isinstance(io_type, str) and io_type in _WIDGET_FALLBACK:
