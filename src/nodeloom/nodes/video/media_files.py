@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.errors import NodeloomError
-from nodeloom.node_api import services
-from nodeloom.paths import safe_join
+from nodeloom.node_api import safe_join, services
 
 __all__ = ["AUDIO_EXTENSIONS", "VIDEO_EXTENSIONS", "InputFileChecks", "claim_files", "input_files", "mtime", "resolve_input", "workflow_tags"]
 
