@@ -1,21 +1,18 @@
-"""Read model weights safely and load model files once per engine.
+"""Read model weights safely: ``.safetensors``, or ``.pth``-style pickles restricted to tensors.
 
 Shared by the loaders of small single-file models (upscale, CLIP vision). A pickle is only ever
 read with ``torch.load(weights_only=True)``, which refuses anything but tensors and plain
-containers, so no file can run code while it loads. :func:`load_cached` keys a loaded model by
-file, mtime and kind in the model manager it is given. Imports torch lazily.
+containers, so no file can run code while it loads. Imports torch lazily.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from nodeloom.errors import ModelNotFoundError, ValidationError, require
-from nodeloom.models.manager import model_key
 
-__all__ = ["load_cached", "read_weights", "wrong_kind_error"]
+__all__ = ["read_weights", "wrong_kind_error"]
 
 _PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 
@@ -67,8 +64,3 @@ def wrong_kind_error(name: str, sd: dict[str, Any], message: str, hints: dict[st
     full = f"`{name}` {message}" + (f"; it looks like a file for {hint}" if hint else "")
     return ValidationError(full, extra_info={"name": name, "first_keys": keys[:8]})
 
-
-def load_cached(manager: Any, path: Path, kind: str, loader: Callable[[Path], Any]) -> Any:
-    """``loader(path)``, cached in ``manager`` (a :class:`~nodeloom.models.manager.ModelManager`)
-    under the file's resolved path, mtime and ``kind``."""
-    return manager.load(model_key(path, kind), lambda: loader(path))

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nodeloom.errors import NodeloomError
-from nodeloom.node_api import services
+from nodeloom.node_api import model_key, services
 
 __all__ = ["file_list", "load_model_file"]
 
@@ -16,11 +15,8 @@ def file_list(folder: str) -> Callable[[], list[str]]:
     """A combo option callable listing a model folder (empty when no engine is active)."""
 
     def names() -> list[str]:
-        try:
-            svc = services()
-        except NodeloomError:  # no engine active: declarations read outside a run list nothing
-            return []
-        return svc.paths.get_filename_list(folder)
+        svc = services(required=False)
+        return svc.paths.get_filename_list(folder) if svc is not None else []
 
     return names
 
@@ -28,7 +24,6 @@ def file_list(folder: str) -> Callable[[], list[str]]:
 def load_model_file(folder: str, name: str, kind: str, loader: Callable[[Path], Any]) -> Any:
     """Resolve ``name`` in a model folder and load it with ``loader(path)``, cached by the engine's
     model manager under (file, mtime, ``kind``)."""
-    from nodeloom.diffusion.weights import load_cached
-
     svc = services()
-    return load_cached(svc.models, svc.paths.get_full_path(folder, name), kind, loader)
+    path = svc.paths.get_full_path(folder, name)
+    return svc.models.load(model_key(path, kind), lambda: loader(path))
