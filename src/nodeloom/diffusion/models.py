@@ -46,6 +46,10 @@ class DiffusionModel:
     loras: tuple[LoraPatch, ...] = ()
     fast_path: bool = False
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: raw latent → model space is ``(raw − latent_shift) · latent_scale`` (Flux/SD3 VAEs shift)
+    latent_shift: float = 0.0
+    #: for flow transformers: ``adapter(module, x, sigma, group) -> velocity`` (their calling convention)
+    adapter: Any = field(default=None, repr=False)
 
     def clone(self, **changes: Any) -> DiffusionModel:
         return dataclasses.replace(self, **changes)

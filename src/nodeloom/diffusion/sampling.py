@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from nodeloom.diffusion.controlnet import control_residuals, prepare_controls
 from nodeloom.diffusion.fast_path import unet_forward
+from nodeloom.diffusion.flow import accelerator_dtype, noise_scaling
 from nodeloom.diffusion.lora import lora_active
 from nodeloom.diffusion.models import DiffusionModel
 from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
@@ -147,10 +148,14 @@ def _predict(model: DiffusionModel, unet: Any, group: dict[str, Any], x: torch.T
              t: torch.Tensor, concat: torch.Tensor | None) -> list[torch.Tensor]:
     """Denoised estimates, one per entry of ``group``, from one batched UNet call."""
     dtype = group["context"].dtype
+    n = len(group["entries"])
+    if model.adapter is not None:  # a flow transformer: its family adapter returns the velocity
+        x_all = x.repeat(n, 1, 1, 1)
+        velocity = model.adapter(unet, x_all.to(dtype), sigma, group).float()
+        return list((x_all - velocity * sigma).chunk(n))
     xin = x * (1.0 / torch.sqrt(sigma ** 2 + 1.0))
     if concat is not None:
         xin = torch.cat([xin, concat], dim=1)
-    n = len(group["entries"])
     xin_all = xin.repeat(n, 1, 1, 1).to(dtype)
     ctx, added = group["context"], group["added"]
     residuals = control_residuals(model, group["entries"], xin_all, t, ctx, added, sigma)
@@ -245,12 +250,13 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: li
     return _Denoiser(denoise)
 
 
-def _masked(denoise: _Denoiser, mask: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor) -> _Denoiser:
+def _masked(denoise: _Denoiser, mask: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor,
+            sampling: Any) -> _Denoiser:
     """Keep the unmasked area on the original latent's noising path (mask 1 = regenerate). The
     unguided estimate passes through unmasked, as ComfyUI hands it to CFG++ samplers."""
 
     def wrapped(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = x * mask + (latent + noise * sigma) * (1 - mask)
+        x = x * mask + noise_scaling(sampling, sigma, noise, latent) * (1 - mask)
         return denoise(x, sigma) * mask + latent * (1 - mask), denoise.uncond
 
     return _Denoiser(wrapped)
@@ -334,10 +340,11 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     noise = prepare_noise(raw, seed, latent.get("batch_index"))
     if not add_noise:
         noise = torch.zeros_like(raw)  # the stochastic steps still draw from the seed
-    unet = manager.prepare(model.unet) if manager is not None else model.unet
+    dtype = accelerator_dtype(manager) if model.adapter is not None else None
+    unet = manager.prepare(model.unet, dtype=dtype) if manager is not None else model.unet
     prepare_controls([positive, negative or []], manager)
     dev = next(unet.parameters()).device
-    lat = (raw.float() * model.latent_scale).to(dev)
+    lat = ((raw.float() - model.latent_shift) * model.latent_scale).to(dev)
     noise, sigmas = noise.to(dev), sigmas.to(dev)
     hw = (raw.shape[-2] * 8, raw.shape[-1] * 8)
     mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
@@ -348,10 +355,10 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     else:
         fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), [], 1.0, concat, raw.shape[0])
     if mask is not None:
-        fn = _masked(fn, mask, lat, noise)
+        fn = _masked(fn, mask, lat, noise, model.sampling)
     s0 = float(sigmas[0])
     max_denoise = math.isclose(s0, model.sampling.sigma_max, rel_tol=1e-5) or s0 > model.sampling.sigma_max
-    x = lat + noise * (math.sqrt(1.0 + s0 ** 2) if max_denoise else s0)
+    x = noise_scaling(model.sampling, sigmas[0], noise, lat, max_denoise)
     total = len(sigmas) - 1
     last: list[torch.Tensor] = []
 
@@ -366,9 +373,11 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
         x = SAMPLERS[sampler_name](fn, x, sigmas, draw, step_cb, **(sampler_options or {}))
     if mask is not None:
         x = x * mask + lat * (1 - mask)
-    out["samples"] = (x / model.latent_scale).float().cpu()
+    if getattr(model.sampling, "is_flow", False) and float(sigmas[-1]) < 1.0:
+        x = x / (1.0 - sigmas[-1])  # ComfyUI's inverse noise scaling (identity when the run ends at 0)
+    out["samples"] = (x / model.latent_scale + model.latent_shift).float().cpu()
     denoised = out
     if last:
         denoised = dict(latent)
-        denoised["samples"] = (last[0] / model.latent_scale).float().cpu()
+        denoised["samples"] = (last[0] / model.latent_scale + model.latent_shift).float().cpu()
     return out, denoised

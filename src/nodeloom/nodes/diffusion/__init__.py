@@ -62,7 +62,20 @@ from nodeloom.nodes.diffusion.latent_ops import (
 )
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple, CLIPSetLastLayer, DiffusersLoader, VAELoader
 from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
+from nodeloom.nodes.diffusion.model_sampling import (
+    EmptySD3LatentImage,
+    ModelSamplingAuraFlow,
+    ModelSamplingFlux,
+    ModelSamplingSD3,
+)
 from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
+from nodeloom.nodes.diffusion.split_loaders import (
+    CLIPLoader,
+    DualCLIPLoader,
+    QuadrupleCLIPLoader,
+    TripleCLIPLoader,
+    UNETLoader,
+)
 from nodeloom.nodes.diffusion.vae import (
     InpaintModelConditioning,
     VAEDecode,
@@ -87,4 +100,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SplitSigmas, SplitSigmasDenoise, FlipSigmas, SetFirstSigma, ExtendIntermediateSigmas, SamplingPercentToSigma, RandomNoise, DisableNoise, AddNoise, CFGGuider, BasicGuider,
     VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint, InpaintModelConditioning,
     ControlNetLoader, ControlNetApplyAdvanced, Canny,
+    UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
+    ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage,
 )

@@ -1,0 +1,147 @@
+"""Tiny random models of today's families, saved as users download them, for tests and benchmarks.
+
+:func:`build_tiny_zimage` writes a models folder the way ComfyUI's Z-Image Turbo template lays
+it out — ``diffusion_models/`` (ComfyUI's repackaged layout, the original diffusers layout and a
+scaled-fp8 variant), ``text_encoders/`` (a Qwen3 encoder), ``vae/`` (a Flux-style VAE in the
+original single-file layout) — plus a small Qwen-style tokenizer in ``tokenizers/qwen3``, and
+returns the in-memory modules so tests can build the diffusers pipeline on the same weights.
+Must not import the engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nodeloom.testing.tiny_lm import DEFAULT_CORPUS
+
+__all__ = ["build_qwen_tokenizer", "build_tiny_zimage", "flux_vae", "scaled_fp8", "zimage_to_comfy"]
+
+_QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+#: what the tokenizer's chat template renders for one user turn with a generation prompt
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_qwen_tokenizer(vocab_size: int = 320) -> Any:
+    """A byte-level BPE tokenizer with Qwen's chat markers (``<|im_start|>``, ``<|im_end|>``)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(_QWEN_SPECIALS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(list(DEFAULT_CORPUS), trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                      additional_special_tokens=["<|im_start|>"], padding_side="right")
+    wrapped.chat_template = QWEN_CHAT_TEMPLATE
+    return wrapped
+
+
+def flux_vae(seed: int = 0) -> Any:
+    """A tiny 16-channel ``AutoencoderKL`` shaped like Flux's (no quant convs, Flux's latent factors)."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
+                         up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[32, 32, 32, 32], layers_per_block=1,
+                         latent_channels=16, norm_num_groups=32, sample_size=32, scaling_factor=0.3611,
+                         shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False).eval()
+
+
+def zimage_to_comfy(sd: dict[str, Any]) -> dict[str, Any]:
+    """A diffusers ``ZImageTransformer2DModel`` state dict in ComfyUI's repackaged layout."""
+    import torch
+
+    renames = (("all_x_embedder.2-1.", "x_embedder."), ("all_final_layer.2-1.", "final_layer."),
+               (".attention.to_out.0.", ".attention.out."), (".attention.norm_q.", ".attention.q_norm."),
+               (".attention.norm_k.", ".attention.k_norm."))
+    out: dict[str, Any] = {}
+    for key, value in sd.items():
+        if ".attention.to_k." in key or ".attention.to_v." in key:
+            continue
+        if ".attention.to_q." in key:
+            parts = [sd[key.replace("to_q", n)] for n in ("to_q", "to_k", "to_v")]
+            out[key.replace("to_q", "qkv")] = torch.cat(parts)
+            continue
+        for old, new in renames:
+            key = key.replace(old, new)
+        out[key] = value
+    dim = sd["all_x_embedder.2-1.weight"].shape[0]
+    out["norm_final.weight"] = torch.ones(dim)  # ComfyUI's file carries it; the release has no use for it
+    return out
+
+
+def scaled_fp8(sd: dict[str, Any], prefix: str = "model.diffusion_model.") -> dict[str, Any]:
+    """ComfyUI's scaled-fp8 layout: 2-D weights as ``float8_e4m3fn`` with a ``scale_weight`` each."""
+    import torch
+
+    out: dict[str, Any] = {prefix + "scaled_fp8": torch.empty(0, dtype=torch.float8_e4m3fn)}
+    for key, value in sd.items():
+        if key.endswith(".weight") and value.ndim == 2:
+            scale = value.abs().max().float().clamp(min=1e-12) / 448.0
+            out[prefix + key] = (value.float() / scale).to(torch.float8_e4m3fn)
+            out[prefix + key[: -len("weight")] + "scale_weight"] = scale.reshape(())
+        else:
+            out[prefix + key] = value.contiguous()
+    return out
+
+
+def _tiny_transformer(cap_dim: int, seed: int) -> Any:
+    import torch
+    from diffusers import ZImageTransformer2DModel
+
+    torch.manual_seed(seed)
+    model = ZImageTransformer2DModel(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=32, n_layers=2,
+                                     n_refiner_layers=1, n_heads=2, n_kv_heads=2, cap_feat_dim=cap_dim,
+                                     axes_dims=[4, 6, 6], axes_lens=[1536, 512, 512])
+    with torch.no_grad():  # the release zero-initialises some layers; random values make the test see them
+        for p in model.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.02)
+    return model.eval()
+
+
+def build_tiny_zimage(root: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Write tiny Z-Image files under ``root`` (a models folder) and return the modules.
+
+    Returns:
+        ``{"transformer", "text_encoder", "tokenizer", "vae"}`` modules and the written file names
+        (``unet``, ``unet_diffusers``, ``unet_fp8``, ``clip``, ``vae_file``).
+    """
+    import torch
+    from safetensors.torch import save_file
+    from transformers import Qwen3Config, Qwen3Model
+
+    from nodeloom.diffusion.ldm_export import vae_to_ldm
+
+    root = Path(root)
+    for sub in ("diffusion_models", "text_encoders", "vae", "tokenizers/qwen3"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    tokenizer = build_qwen_tokenizer()
+    tokenizer.save_pretrained(root / "tokenizers" / "qwen3")
+    torch.manual_seed(seed)
+    encoder = Qwen3Model(Qwen3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                     num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                                     rope_theta=1000000.0, rms_norm_eps=1e-6, max_position_embeddings=512,
+                                     tie_word_embeddings=False)).eval()
+    save_file({"model." + k: v.contiguous() for k, v in encoder.state_dict().items()},
+              str(root / "text_encoders" / "tiny_qwen3.safetensors"))
+    transformer = _tiny_transformer(32, seed)
+    sd = {k: v.contiguous() for k, v in transformer.state_dict().items()}
+    save_file(zimage_to_comfy(sd), str(root / "diffusion_models" / "tiny_z_image.safetensors"),
+              metadata={"format": "pt", "modelspec.architecture": "z-image"})
+    save_file(sd, str(root / "diffusion_models" / "tiny_z_image_diffusers.safetensors"))
+    save_file(scaled_fp8(zimage_to_comfy(sd)), str(root / "diffusion_models" / "tiny_z_image_fp8_scaled.safetensors"))
+    vae = flux_vae(seed)
+    save_file({k: v.contiguous() for k, v in vae_to_ldm(vae.state_dict(), vae.config, prefix="").items()},
+              str(root / "vae" / "tiny_ae.safetensors"))
+    return {"transformer": transformer, "text_encoder": encoder, "tokenizer": tokenizer, "vae": vae,
+            "unet": "tiny_z_image.safetensors", "unet_diffusers": "tiny_z_image_diffusers.safetensors",
+            "unet_fp8": "tiny_z_image_fp8_scaled.safetensors", "clip": "tiny_qwen3.safetensors",
+            "vae_file": "tiny_ae.safetensors"}

@@ -1,0 +1,96 @@
+"""Flow schedules (ComfyUI's shift formulas) and split-file reading (headers, truncation, fp8)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from nodeloom.diffusion.flow import FlowSampling, FluxSampling, flux_resolution_shift, noise_scaling
+from nodeloom.diffusion.schedules import calculate_sigmas
+from nodeloom.diffusion.single_file import load_weights, read_header
+from nodeloom.errors import ModelNotFoundError, ValidationError
+
+
+def test_sd3_shift_and_multiplier():
+    ms = FlowSampling(shift=3.0, multiplier=1000.0)
+    t = 0.25
+    assert float(ms.sigma(t * 1000)) == pytest.approx(3 * t / (1 + 2 * t))
+    assert float(ms.timestep(0.5)) == pytest.approx(500.0)
+    assert ms.sigma_max == pytest.approx(1.0) and ms.sigma_min == pytest.approx(3e-3 / (1 + 2e-3), rel=1e-5)
+    assert ms.percent_to_sigma(0.0) == 1.0 and ms.percent_to_sigma(1.0) == 0.0
+    assert ms.percent_to_sigma(0.5) == pytest.approx(1.5 / 2.0)
+    aura = FlowSampling(shift=1.0, multiplier=1.0)
+    assert float(aura.timestep(0.3)) == pytest.approx(0.3) and float(aura.sigma(0.3)) == pytest.approx(0.3)
+
+
+def test_flux_shift_is_linear_in_patches_and_exponential_in_time():
+    assert flux_resolution_shift(256, 256) == pytest.approx(0.5)
+    assert flux_resolution_shift(1024, 1024) == pytest.approx(1.15)
+    ms = FluxSampling(shift=1.15)
+    assert float(ms.sigma(0.5)) == pytest.approx(math.exp(1.15) / (math.exp(1.15) + 1.0))
+    assert len(ms.sigmas) == 10000 and ms.sigma_max == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("scheduler", ["simple", "normal", "sgm_uniform", "karras", "exponential", "ddim_uniform",
+                                       "beta", "linear_quadratic", "kl_optimal"])
+def test_every_scheduler_gives_a_descending_flow_schedule(scheduler):
+    sig = calculate_sigmas(FlowSampling(shift=3.0, multiplier=1.0), scheduler, 8)
+    assert sig[0] <= 1.0 + 1e-6 and sig[-1] == 0.0
+    assert bool((sig[:-1] >= sig[1:]).all())
+
+
+def test_simple_schedule_matches_comfyui_indexing():
+    ms = FlowSampling(shift=3.0, multiplier=1.0)
+    sig = calculate_sigmas(ms, "simple", 4)
+    expected = [float(ms.sigmas[-(1 + int(i * 250))]) for i in range(4)] + [0.0]
+    assert sig.tolist() == pytest.approx(expected)
+
+
+def test_noise_scaling_flow_and_eps():
+    latent, noise = torch.full((1, 2), 2.0), torch.ones(1, 2)
+    flow = FlowSampling()
+    assert torch.allclose(noise_scaling(flow, torch.tensor(0.25), noise, latent), torch.full((1, 2), 0.25 + 1.5))
+    assert torch.allclose(noise_scaling(object(), 0.5, noise, latent), torch.full((1, 2), 2.5))
+    assert torch.allclose(noise_scaling(object(), 2.0, noise, latent, max_denoise=True),
+                          torch.full((1, 2), 2.0 + math.sqrt(5.0)))
+
+
+def test_header_metadata_and_truncation(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_file({"a.weight": torch.ones(3, 2)}, str(path), metadata={"modelspec.title": "tiny"})
+    header = read_header(path)
+    assert header.shapes == {"a.weight": (3, 2)} and header.dtypes == {"a.weight": "F32"}
+    assert header.metadata == {"modelspec.title": "tiny"}
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(ValidationError, match="`cut.safetensors` is truncated"):
+        read_header(cut)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\xff" * 64)
+    with pytest.raises(ValidationError, match="junk.safetensors"):
+        read_header(junk)
+    with pytest.raises(ModelNotFoundError, match="missing.safetensors"):
+        read_header(tmp_path / "missing.safetensors")
+    with pytest.raises(ValidationError, match=".ckpt"):
+        (tmp_path / "x.ckpt").write_bytes(b"0" * 16)
+        read_header(tmp_path / "x.ckpt")
+
+
+def test_scaled_fp8_is_dequantised_and_prefix_stripped(tmp_path):
+    w = torch.tensor([[1.0, -2.0], [0.5, 4.0]])
+    scale = torch.tensor(4.0 / 448.0)
+    sd = {"model.diffusion_model.scaled_fp8": torch.empty(0, dtype=torch.float8_e4m3fn),
+          "model.diffusion_model.l.weight": (w / scale).to(torch.float8_e4m3fn),
+          "model.diffusion_model.l.scale_weight": scale,
+          "model.diffusion_model.l.bias": torch.tensor([1.0, 2.0], dtype=torch.bfloat16),
+          "model.diffusion_model.p.weight": w.to(torch.float8_e5m2)}
+    path = tmp_path / "fp8.safetensors"
+    save_file(sd, str(path))
+    assert read_header(path).scaled_fp8
+    out = load_weights(path, dtype=torch.float32)
+    assert set(out) == {"l.weight", "l.bias", "p.weight"}
+    assert torch.allclose(out["l.weight"], w, rtol=1 / 16)
+    assert out["l.bias"].dtype == torch.float32 and torch.equal(out["p.weight"], w)
