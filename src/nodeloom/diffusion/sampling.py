@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from nodeloom.diffusion.controlnet import control_residuals, prepare_controls
 from nodeloom.diffusion.fast_path import unet_forward
 from nodeloom.diffusion.flow import accelerator_dtype, noise_scaling
+from nodeloom.diffusion.flow_samplers import flow_sampler
 from nodeloom.diffusion.lora import lora_active
 from nodeloom.diffusion.models import DiffusionModel
 from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
@@ -369,8 +370,11 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
 
     draw = brownian_noise(seed, x, sigmas, on_cpu=not sampler_name.endswith("_gpu")) if sampler_name in BROWNIAN \
         else step_noise(seed)
+    walk = SAMPLERS[sampler_name]
+    if getattr(model.sampling, "is_flow", False):
+        walk = flow_sampler(sampler_name, model.sampling) or walk
     with torch.no_grad(), lora_active(unet, model.loras, part="unet"):
-        x = SAMPLERS[sampler_name](fn, x, sigmas, draw, step_cb, **(sampler_options or {}))
+        x = walk(fn, x, sigmas, draw, step_cb, **(sampler_options or {}))
     if mask is not None:
         x = x * mask + lat * (1 - mask)
     if getattr(model.sampling, "is_flow", False) and float(sigmas[-1]) < 1.0:
