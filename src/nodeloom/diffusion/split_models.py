@@ -15,9 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.diffusion.families import Family, identify
-from nodeloom.diffusion.models import DiffusionModel
+from nodeloom.diffusion.models import ClipModel, DiffusionModel
 from nodeloom.diffusion.single_file import load_weights, read_header, strip_prefix
-from nodeloom.diffusion.text_encoders import ZIMAGE_TEMPLATE, LlmClip, find_tokenizer, identify_encoder, load_llm_encoder
+from nodeloom.diffusion.text_encoders import (
+    ZIMAGE_TEMPLATE,
+    FluxClip,
+    LlmClip,
+    find_tokenizer,
+    identify_encoder,
+    load_llm_encoder,
+)
 from nodeloom.errors import ValidationError, require
 
 __all__ = ["CLIP_RECIPES", "WEIGHT_DTYPES", "load_diffusion_model", "load_text_encoders",
@@ -28,6 +35,8 @@ WEIGHT_DTYPES = ("default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2")
 #: (CLIPLoader type, encoder architectures in file order) → the family whose prompts they encode
 CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("lumina2", ("qwen3",)): "z_image",
+    ("flux", ("clip_l", "t5")): "flux",
+    ("flux", ("t5", "clip_l")): "flux",
 }
 
 
@@ -64,11 +73,11 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tup
 
 def model_value(module: Any, family: Family, name: str) -> DiffusionModel:
     """The MODEL value of a loaded transformer (the family's default flow schedule)."""
-    return DiffusionModel(module, family.name, family.sampling(), family.latent_scale,
+    return DiffusionModel(module, family.name, family.sampling(module), family.latent_scale,
                           latent_shift=family.latent_shift, adapter=family.adapter, extra={"file": name})
 
 
-def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders: Sequence[Path]) -> LlmClip:
+def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders: Sequence[Path]) -> Any:
     """Load the text encoder file(s) a CLIP loader was given into a CLIP value.
 
     Raises:
@@ -93,11 +102,17 @@ def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders:
             f"text encoder(s) {', '.join(f'`{p.name}` ({k})' for p, k in zip(paths, kinds))} with type `{clip_type}`"
             f" are not a combination nodeloom can run yet; supported: {known}",
             type="unsupported_text_encoder", extra_info={"names": [p.name for p in paths], "type": clip_type})
+    return _build_clip(family, [Path(p) for p in paths], kinds, tokenizer_folders)
+
+
+def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_folders: Sequence[Path]) -> Any:
     transformers = require("transformers", "diffusion")
     torch = require("torch", "diffusion")
-    tok_dir = find_tokenizer(kinds[0], tokenizer_folders, Path(paths[0]))
+    llm = next(k for k in kinds if k != "clip_l")
+    tok_dir = find_tokenizer(llm, tokenizer_folders, paths[kinds.index(llm)])
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
-    sd = load_weights(paths[0], dtype=torch.float32, prefix="")
-    encoder = load_llm_encoder(kinds[0], sd, torch.float32, Path(paths[0]).name)
-    return LlmClip(encoder, tokenizer, family, template=ZIMAGE_TEMPLATE)
-
+    encoders = {k: load_llm_encoder(k, load_weights(p, dtype=torch.float32, prefix=""), None, p.name)
+                for p, k in zip(paths, kinds)}
+    if family == "flux":
+        return FluxClip(ClipModel((encoders["clip_l"],), "flux"), encoders["t5"], tokenizer)
+    return LlmClip(encoders[llm], tokenizer, family, template=ZIMAGE_TEMPLATE)

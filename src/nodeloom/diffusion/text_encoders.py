@@ -22,7 +22,7 @@ from nodeloom.diffusion.flow import accelerator_dtype
 from nodeloom.diffusion.lora import LoraPatch
 from nodeloom.errors import ModelNotFoundError, ValidationError, require
 
-__all__ = ["ENCODER_KINDS", "LlmClip", "find_tokenizer", "identify_encoder", "load_llm_encoder"]
+__all__ = ["ENCODER_KINDS", "FluxClip", "LlmClip", "find_tokenizer", "identify_encoder", "load_llm_encoder"]
 
 #: architecture → (tokenizer folder names accepted, in order), for the error messages
 ENCODER_KINDS: dict[str, tuple[str, ...]] = {
@@ -52,9 +52,9 @@ def identify_encoder(shapes: dict[str, tuple[int, ...]]) -> str:
         return "llama"
     if "encoder.block.0.layer.0.SelfAttention.q.weight" in keys:
         return "t5"
-    for prefix in ("text_model.", "transformer.text_model.", ""):
-        emb = shapes.get(prefix + "embeddings.token_embedding.weight") if prefix != "" else None
-        if emb is not None:
+    for prefix in ("text_model.", ""):
+        emb = shapes.get(prefix + "embeddings.token_embedding.weight")
+        if emb is not None and prefix + "encoder.layers.0.mlp.fc1.weight" in keys:
             return "clip_g" if emb[1] >= 1280 else "clip_l"
     return ""
 
@@ -99,22 +99,55 @@ def _qwen3_config(shapes: dict[str, tuple[int, ...]]) -> Any:
     )
 
 
+def _t5_config(shapes: dict[str, tuple[int, ...]]) -> Any:
+    transformers = require("transformers", "diffusion")
+    vocab, d_model = shapes["shared.weight"]
+    heads = shapes["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"][1]
+    return transformers.T5Config(
+        vocab_size=vocab, d_model=d_model, num_heads=heads,
+        d_kv=shapes["encoder.block.0.layer.0.SelfAttention.q.weight"][0] // heads,
+        d_ff=shapes["encoder.block.0.layer.1.DenseReluDense.wi_0.weight"][0],
+        num_layers=_count(shapes, r"encoder\.block\.(\d+)\."), feed_forward_proj="gated-gelu",
+        relative_attention_num_buckets=shapes["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"][0],
+        is_encoder_decoder=False, use_cache=False, tie_word_embeddings=False)
+
+
+def _clip_config(sd: dict[str, Any]) -> Any:
+    transformers = require("transformers", "diffusion")
+    from nodeloom.diffusion.detect import family_defaults, infer_clip_config
+
+    prefix = "text_model." if "text_model.embeddings.token_embedding.weight" in sd else ""
+    cfg = infer_clip_config(sd, prefix, family_defaults("sd1")["text_encoder"])
+    return transformers.CLIPTextConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "model_type")})
+
+
 def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> Any:
-    """A transformers base model (no LM head) for an encoder file's weights.
+    """A transformers encoder (no LM head) for a text-encoder file's weights: Qwen3, T5 or CLIP-L.
 
     Raises:
         ValidationError: an architecture nodeloom cannot build yet, or weights that do not fit.
     """
     transformers = require("transformers", "diffusion")
-    if kind != "qwen3":
-        raise ValidationError(f"`{name}` is a {kind} text encoder, which nodeloom cannot load yet (supported: qwen3)",
-                              type="unsupported_text_encoder", extra_info={"name": name, "kind": kind})
     shapes = {k: tuple(v.shape) for k, v in sd.items()}
-    model = transformers.Qwen3Model(_qwen3_config(shapes))
-    weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
+    if kind == "qwen3":
+        model = transformers.Qwen3Model(_qwen3_config(shapes))
+        weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
+    elif kind == "t5":
+        model = transformers.T5EncoderModel(_t5_config(shapes))
+        weights = dict(sd)
+        weights.setdefault("encoder.embed_tokens.weight", sd["shared.weight"])
+    elif kind == "clip_l":
+        model = transformers.CLIPTextModel(_clip_config(sd))
+        wrapped = any(k.startswith("text_model.") for k in model.state_dict())  # transformers < 5 nests the tower
+        weights = {("text_model." if wrapped else "") + k.removeprefix("text_model."): v for k, v in sd.items()}
+    else:
+        raise ValidationError(f"`{name}` is a {kind} text encoder, which nodeloom cannot load yet"
+                              " (supported: qwen3, t5, clip_l)",
+                              type="unsupported_text_encoder", extra_info={"name": name, "kind": kind})
     missing, _ = model.load_state_dict(weights, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
     if missing:
-        raise ValidationError(f"`{name}` lacks {len(missing)} weights of a Qwen3 encoder, e.g. `{missing[0]}`",
+        raise ValidationError(f"`{name}` lacks {len(missing)} weights of a {kind} encoder, e.g. `{missing[0]}`",
                               type="invalid_model_file", extra_info={"name": name})
     return (model.to(dtype) if dtype is not None else model).eval()
 
@@ -165,3 +198,51 @@ class LlmClip:
         with torch.no_grad():
             out = enc(input_ids=ids.to(dev), output_hidden_states=True)
         return out.hidden_states[layer].float().cpu(), None
+
+
+@dataclass(frozen=True)
+class FluxClip:
+    """The CLIP value of Flux.1: CLIP-L gives the pooled vector, T5 the token states.
+
+    As ComfyUI does, the T5 tokens (ending in ``</s>``) are padded with T5's pad token to at least
+    ``min_length`` (256) and encoded without an attention mask; CLIP-L runs as for SD 1.x.
+    """
+
+    clip_l: Any = field(repr=False)  # a ClipModel holding the CLIP-L encoder
+    t5: Any = field(repr=False)
+    tokenizer: Any = field(repr=False)
+    family: str = "flux"
+    min_length: int = 256
+    layer: int | None = None
+    loras: tuple[LoraPatch, ...] = ()
+    cpu_only: bool = False
+
+    def clone(self, **changes: Any) -> FluxClip:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def encoders(self) -> tuple[Any, ...]:
+        return (*self.clip_l.encoders, self.t5)
+
+    def t5_ids(self, text: str) -> Any:
+        """T5 token ids of ``text`` padded to ``min_length``, ``[1, n]``."""
+        torch = require("torch", "diffusion")
+        ids = list(self.tokenizer(text, add_special_tokens=True).input_ids)
+        pad = self.tokenizer.pad_token_id or 0
+        ids += [pad] * max(0, self.min_length - len(ids))
+        return torch.tensor([ids])
+
+    def encode(self, text: str, manager: Any = None, embeddings: Callable[[str], Any] | None = None,
+               texts: Sequence[str] | None = None) -> tuple[Any, Any]:
+        """``(T5 states [1, n, 4096], CLIP-L pooled [1, 768])`` on the CPU in float32 (``texts``: CLIP-L's, then T5's)."""
+        torch = require("torch", "diffusion")
+        clip_text, t5_text = (texts[0], texts[-1]) if texts else (text, text)
+        _, pooled = self.clip_l.encode(clip_text, None if self.cpu_only else manager, embeddings=embeddings)
+        if self.cpu_only or manager is None:
+            enc = self.t5.to("cpu") if self.cpu_only else self.t5
+        else:
+            enc = manager.prepare(self.t5, dtype=accelerator_dtype(manager))
+        dev = next(enc.parameters()).device
+        with torch.no_grad():
+            states = enc(input_ids=self.t5_ids(t5_text).to(dev)).last_hidden_state
+        return states.float().cpu(), pooled

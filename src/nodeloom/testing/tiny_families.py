@@ -1,5 +1,8 @@
 """Tiny random models of today's families, saved as users download them, for tests and benchmarks.
 
+:func:`build_tiny_flux` does the same for Flux.1 dev/schnell (original-layout transformer, CLIP-L
+and T5 encoders as ComfyUI's ``clip_l``/``t5xxl`` files, a T5-style tokenizer in ``tokenizers/t5``).
+
 :func:`build_tiny_zimage` writes a models folder the way ComfyUI's Z-Image Turbo template lays
 it out — ``diffusion_models/`` (ComfyUI's repackaged layout, the original diffusers layout and a
 scaled-fp8 variant), ``text_encoders/`` (a Qwen3 encoder), ``vae/`` (a Flux-style VAE in the
@@ -15,7 +18,8 @@ from typing import Any
 
 from nodeloom.testing.tiny_lm import DEFAULT_CORPUS
 
-__all__ = ["build_qwen_tokenizer", "build_tiny_zimage", "flux_vae", "scaled_fp8", "zimage_to_comfy"]
+__all__ = ["build_qwen_tokenizer", "build_t5_tokenizer", "build_tiny_flux", "build_tiny_zimage", "flux_vae", "scaled_fp8",
+           "zimage_to_comfy"]
 
 _QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 #: what the tokenizer's chat template renders for one user turn with a generation prompt
@@ -145,3 +149,75 @@ def build_tiny_zimage(root: str | Path, seed: int = 0) -> dict[str, Any]:
             "unet": "tiny_z_image.safetensors", "unet_diffusers": "tiny_z_image_diffusers.safetensors",
             "unet_fp8": "tiny_z_image_fp8_scaled.safetensors", "clip": "tiny_qwen3.safetensors",
             "vae_file": "tiny_ae.safetensors"}
+
+
+def build_t5_tokenizer(vocab_size: int = 200) -> Any:
+    """A unigram tokenizer with T5's conventions (``</s>`` appended, ``<pad>`` id 0)."""
+    from tokenizers import Tokenizer, processors
+    from tokenizers.implementations import SentencePieceUnigramTokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    trained = SentencePieceUnigramTokenizer()
+    trained.train_from_iterator(list(DEFAULT_CORPUS), vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"],
+                                unk_token="<unk>", show_progress=False)
+    tok = Tokenizer.from_str(trained.to_str())
+    eos = tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", eos)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   padding_side="right")
+
+
+def _tiny_flux_encoders(t5_vocab: int, seed: int) -> tuple[Any, Any]:
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    clip = CLIPTextModel(CLIPTextConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=1,
+                                        vocab_size=49408, max_position_embeddings=77, hidden_act="quick_gelu",
+                                        bos_token_id=49406, eos_token_id=49407, pad_token_id=1)).eval()
+    t5 = T5EncoderModel(T5Config(vocab_size=t5_vocab, d_model=32, d_kv=8, num_heads=4, d_ff=37, num_layers=2,
+                                 feed_forward_proj="gated-gelu", is_encoder_decoder=False, use_cache=False)).eval()
+    return clip, t5
+
+
+def build_tiny_flux(root: str | Path, seed: int = 0, guidance: bool = True) -> dict[str, Any]:
+    """Write tiny Flux.1 files (dev with ``guidance``, else schnell) under ``root`` and return the modules.
+
+    Returns:
+        ``{"transformer", "clip_l", "t5", "tokenizer", "vae"}`` modules and the file names
+        (``unet``, ``unet_diffusers``, ``unet_fp8``, ``clip_l_file``, ``t5_file``, ``vae_file``).
+    """
+    import torch
+    from diffusers import FluxTransformer2DModel
+    from safetensors.torch import save_file
+
+    from nodeloom.diffusion.families.flux import diffusers_to_bfl
+    from nodeloom.diffusion.ldm_export import vae_to_ldm
+
+    root = Path(root)
+    for sub in ("diffusion_models", "text_encoders", "vae", "tokenizers/t5"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    tokenizer = build_t5_tokenizer()
+    tokenizer.save_pretrained(root / "tokenizers" / "t5")
+    clip, t5 = _tiny_flux_encoders(len(tokenizer), seed)
+    save_file({"text_model." + k.removeprefix("text_model."): v.contiguous() for k, v in clip.state_dict().items()},
+              str(root / "text_encoders" / "tiny_clip_l.safetensors"))  # ComfyUI's clip_l layout
+    save_file({k: v.contiguous() for k, v in t5.state_dict().items() if k != "encoder.embed_tokens.weight"},
+              str(root / "text_encoders" / "tiny_t5xxl.safetensors"))
+    torch.manual_seed(seed)
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=64, num_layers=1, num_single_layers=2,
+                                         attention_head_dim=32, num_attention_heads=2, joint_attention_dim=32,
+                                         pooled_projection_dim=32, guidance_embeds=guidance,
+                                         axes_dims_rope=[4, 14, 14]).eval()
+    sd = {k: v.contiguous() for k, v in transformer.state_dict().items()}
+    name = "tiny_flux_dev" if guidance else "tiny_flux_schnell"
+    save_file(diffusers_to_bfl(sd), str(root / "diffusion_models" / f"{name}.safetensors"))
+    save_file(sd, str(root / "diffusion_models" / f"{name}_diffusers.safetensors"))
+    save_file(scaled_fp8(diffusers_to_bfl(sd)), str(root / "diffusion_models" / f"{name}_fp8_scaled.safetensors"))
+    vae = flux_vae(seed)
+    save_file({k: v.contiguous() for k, v in vae_to_ldm(vae.state_dict(), vae.config, prefix="").items()},
+              str(root / "vae" / "tiny_ae.safetensors"))
+    return {"transformer": transformer, "clip_l": clip, "t5": t5, "tokenizer": tokenizer, "vae": vae,
+            "unet": f"{name}.safetensors", "unet_diffusers": f"{name}_diffusers.safetensors",
+            "unet_fp8": f"{name}_fp8_scaled.safetensors", "clip_l_file": "tiny_clip_l.safetensors",
+            "t5_file": "tiny_t5xxl.safetensors", "vae_file": "tiny_ae.safetensors"}

@@ -15,6 +15,7 @@ from nodeloom.diffusion.flow import FlowSampling
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.diffusion.split_models import load_diffusion_model
 from nodeloom.testing.tiny_families import build_tiny_zimage
+from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
 
 #: the Z-Image Turbo template's graph (image_z_image_turbo.json), tiny sizes
 WORKFLOW = {
@@ -42,14 +43,7 @@ def zimage(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return root, build_tiny_zimage(root)
 
 
-def _engine(base: Path, models: Path) -> Engine:
-    return Engine(base_dir=base, models_dir=models, load_custom_nodes=False)
-
-
-def _run(engine: Engine, prompt: dict) -> dict:
-    result = engine.run(prompt)
-    assert result.status == "success", [e.get("exception_message", e) for e in result.errors]
-    return result
+_engine, _run = engine_for, run_ok
 
 
 def test_template_workflow_runs_through_the_engine(tmp_path, zimage):
@@ -134,20 +128,7 @@ def test_legacy_folder_names_and_symlinks(tmp_path, zimage):
 
 
 def test_template_workflow_runs_through_a_live_server(tmp_path, zimage):
-    from nodeloom.server.app import create_app
-    from nodeloom.server.config import ServerConfig
-    from tests.server.conftest import LiveServer, submit, wait_history
-
-    models, _ = zimage
-    with _engine(tmp_path, models) as engine:
-        srv = LiveServer(create_app(engine, ServerConfig(db_path=tmp_path / "queue.sqlite3")))
-        try:
-            reply = submit(srv.url, copy.deepcopy(WORKFLOW))
-            assert reply.status == 200, reply.json()
-            entry = wait_history(srv.url, reply.json()["prompt_id"], timeout=120)
-        finally:
-            srv.close()
-    assert entry["status"]["status_str"] == "success", entry["status"]
+    entry = run_served(tmp_path, zimage[0], copy.deepcopy(WORKFLOW))
     assert entry["outputs"]["10"]["images"][0]["filename"].startswith("z-image-turbo")
 
 

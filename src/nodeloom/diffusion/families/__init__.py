@@ -33,7 +33,7 @@ class Family:
         matches: ``matches(shapes)`` — True when a header (prefix stripped) is this family's.
         load: ``load(state_dict, dtype) -> module`` — the diffusers transformer, eval mode.
         adapter: ``adapter(module, x, sigma, group) -> velocity`` (ComfyUI's CONST convention).
-        sampling: a fresh default model sampling (before any ModelSampling* node).
+        sampling: ``sampling(module)`` — a fresh default model sampling (before any ModelSampling* node).
         latent_scale / latent_shift: raw VAE latent → model space ``(raw − shift)·scale``.
         latent_channels: channels of the family's latent.
         signature: the keys :func:`identify` reports it looked for.
@@ -44,7 +44,7 @@ class Family:
     matches: Callable[[dict[str, tuple[int, ...]]], bool]
     load: Callable[[dict[str, Any], Any], Any]
     adapter: Callable[..., Any]
-    sampling: Callable[[], Any]
+    sampling: Callable[[Any], Any]
     latent_scale: float
     latent_shift: float
     latent_channels: int
@@ -58,9 +58,9 @@ def family_config(name: str) -> dict[str, Any]:
 
 
 def _registry() -> dict[str, Family]:
-    from nodeloom.diffusion.families import zimage
+    from nodeloom.diffusion.families import flux, zimage
 
-    return {f.name: f for f in (zimage.FAMILY,)}
+    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()

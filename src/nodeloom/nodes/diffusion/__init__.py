@@ -64,6 +64,7 @@ from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple, CLIPSetLast
 from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
 from nodeloom.nodes.diffusion.model_sampling import (
     EmptySD3LatentImage,
+    FluxGuidance,
     ModelSamplingAuraFlow,
     ModelSamplingFlux,
     ModelSamplingSD3,
@@ -101,5 +102,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint, InpaintModelConditioning,
     ControlNetLoader, ControlNetApplyAdvanced, Canny,
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
-    ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage,
+    ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
 )

@@ -1,6 +1,6 @@
-"""Flow-model sampling nodes with ComfyUI's names and defaults: ModelSamplingSD3,
-ModelSamplingAuraFlow, ModelSamplingFlux (the shifted flow schedules of
-:mod:`nodeloom.diffusion.flow`) and EmptySD3LatentImage (the 16-channel empty latent)."""
+"""Flow-model nodes with ComfyUI's names and defaults: ModelSamplingSD3, ModelSamplingAuraFlow,
+ModelSamplingFlux (the shifted flow schedules of :mod:`nodeloom.diffusion.flow`),
+EmptySD3LatentImage (the 16-channel empty latent) and FluxGuidance (Flux's distilled guidance)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 
 from nodeloom.diffusion.flow import FlowSampling, FluxSampling, flux_resolution_shift
 from nodeloom.diffusion.models import DiffusionModel
-from nodeloom.node_api import IO, MAX_RESOLUTION, ValidationError, Float, Int, Model, Node, Output, Schema
+from nodeloom.node_api import IO, MAX_RESOLUTION, Conditioning, Float, Int, Model, Node, Output, Schema, ValidationError
 
-__all__ = ["EmptySD3LatentImage", "ModelSamplingAuraFlow", "ModelSamplingFlux", "ModelSamplingSD3"]
+__all__ = ["EmptySD3LatentImage", "FluxGuidance", "ModelSamplingAuraFlow", "ModelSamplingFlux", "ModelSamplingSD3"]
 
 def _flow(model: DiffusionModel, node: str) -> DiffusionModel:
     if model.adapter is None:
@@ -90,3 +90,19 @@ class EmptySD3LatentImage(Node):
     @classmethod
     def execute(cls, width: int, height: int, batch_size: int = 1) -> tuple[Any, ...]:
         return ({"samples": torch.zeros([int(batch_size), 16, int(height) // 8, int(width) // 8])},)
+
+
+class FluxGuidance(Node):
+    """Sets the guidance strength Flux dev was distilled to follow (instead of classifier-free guidance)."""
+
+    SCHEMA = Schema(
+        "FluxGuidance", display_name="FluxGuidance", category="advanced/conditioning/flux",
+        inputs=[Conditioning("conditioning", tooltip="The conditioning to set the guidance of."),
+                Float("guidance", 3.5, min=0.0, max=100.0, step=0.1,
+                      tooltip="How strongly the image follows the prompt (Flux dev's embedded guidance).")],
+        outputs=[Output(IO.CONDITIONING, "CONDITIONING")],
+    )
+
+    @classmethod
+    def execute(cls, conditioning: list[Any], guidance: float) -> tuple[Any, ...]:
+        return ([[c[0], {**(c[1] if len(c) > 1 else {}), "guidance": float(guidance)}] for c in conditioning],)

@@ -1,0 +1,102 @@
+"""Flux.1 dev/schnell end to end on tiny random weights: original-layout, diffusers-layout and
+scaled-fp8 files through DualCLIPLoader (clip_l + t5) and UNETLoader, a template-shaped workflow
+through the Engine and a live server, and parity with diffusers' FluxPipeline on the latents."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from nodeloom.diffusion.flow import FluxSampling, flux_resolution_shift
+from nodeloom.diffusion.schedules import calculate_sigmas
+from nodeloom.diffusion.split_models import load_diffusion_model
+from nodeloom.testing.tiny_families import build_tiny_flux
+from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
+
+PROMPT = "a castle on a hill under a stormy sky"
+
+#: the Flux.1 dev template's graph (flux_dev_full_text_to_image.json) with FluxGuidance and ModelSamplingFlux
+WORKFLOW = {
+    "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_flux_dev.safetensors", "weight_dtype": "default"}},
+    "2": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "tiny_clip_l.safetensors",
+                                                     "clip_name2": "tiny_t5xxl.safetensors", "type": "flux"}},
+    "3": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_ae.safetensors"}},
+    "4": {"class_type": "ModelSamplingFlux", "inputs": {"model": ["1", 0], "max_shift": 1.15, "base_shift": 0.5,
+                                                        "width": 64, "height": 64}},
+    "5": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 0], "text": PROMPT}},
+    "6": {"class_type": "FluxGuidance", "inputs": {"conditioning": ["5", 0], "guidance": 3.5}},
+    "7": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["5", 0]}},
+    "8": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+    "9": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": 11, "steps": 4, "cfg": 1.0,
+                                               "sampler_name": "euler", "scheduler": "simple", "positive": ["6", 0],
+                                               "negative": ["7", 0], "latent_image": ["8", 0], "denoise": 1.0}},
+    "10": {"class_type": "VAEDecode", "inputs": {"samples": ["9", 0], "vae": ["3", 0]}},
+    "11": {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "flux-dev"}},
+}
+
+
+@pytest.fixture(scope="module")
+def flux(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("models")
+    return root, build_tiny_flux(root)
+
+
+def _run(base: Path, models: Path, prompt: dict) -> object:
+    with engine_for(base, models) as engine:
+        return run_ok(engine, prompt)
+
+
+def test_template_workflow_runs_through_the_engine(tmp_path, flux):
+    models, _ = flux
+    image = _run(tmp_path, models, copy.deepcopy(WORKFLOW)).value("10")
+    assert image.shape == (1, 64, 64, 3) and image.std() > 0.01
+
+
+@pytest.mark.parametrize("unet", ["unet", "unet_diffusers"])
+def test_latents_match_the_diffusers_pipeline(tmp_path, flux, unet):
+    """Noise: a CPU float32 ``torch.randn`` of the [B,16,h,w] latent from a generator seeded with
+    the seed, on both sides (diffusers packs it into 2×2 patches afterwards). The T5 states equal
+    the pipeline's own T5 encoding (256 tokens, ComfyUI's minimum length); the pooled CLIP-L vector
+    is handed over."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline
+
+    models, parts = flux
+    prompt = copy.deepcopy(WORKFLOW)
+    prompt["1"]["inputs"]["unet_name"] = parts[unet]
+    result = _run(tmp_path, models, prompt)
+    ours = (result.value("9")["samples"] - 0.1159) * 0.3611
+    cond, extra = result.value("6")[0]
+    pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0), vae=parts["vae"],
+                        text_encoder=parts["clip_l"], tokenizer=None, text_encoder_2=parts["t5"],
+                        tokenizer_2=parts["tokenizer"], transformer=parts["transformer"])
+    t5 = pipe._get_t5_prompt_embeds(PROMPT, max_sequence_length=256, device=torch.device("cpu"))
+    assert (t5 - cond).abs().max() < 1e-5
+    sigmas = calculate_sigmas(FluxSampling(shift=flux_resolution_shift(64, 64)), "simple", 4)
+    packed = pipe(prompt_embeds=cond, pooled_prompt_embeds=extra["pooled_output"], height=64, width=64,
+                  num_inference_steps=4, sigmas=sigmas[:-1].tolist(), guidance_scale=3.5,
+                  generator=torch.Generator().manual_seed(11), output_type="latent").images
+    theirs = pipe._unpack_latents(packed, 64, 64, pipe.vae_scale_factor)
+    assert theirs.shape == ours.shape
+    assert (ours - theirs).abs().max() < 1e-4
+
+
+def test_scaled_fp8_and_schnell(tmp_path, flux):
+    models, parts = flux
+    module, family = load_diffusion_model(models / "diffusion_models" / parts["unet_fp8"])
+    ref = parts["transformer"].state_dict()
+    got = module.state_dict()
+    assert family.name == "flux" and set(ref) == set(got)
+    for key, value in ref.items():
+        assert (got[key] - value).abs().max() <= value.abs().max() / 16 + 1e-6, key
+    schnell = build_tiny_flux(tmp_path / "schnell", guidance=False)
+    module, family = load_diffusion_model(tmp_path / "schnell" / "diffusion_models" / schnell["unet"])
+    assert not module.config.guidance_embeds and family.sampling(module).shift == 1.0
+
+
+def test_template_workflow_runs_through_a_live_server(tmp_path, flux):
+    entry = run_served(tmp_path, flux[0], copy.deepcopy(WORKFLOW))
+    assert entry["outputs"]["11"]["images"][0]["filename"].startswith("flux-dev")
