@@ -35,3 +35,20 @@ def run_served(base: Path, models: Path, prompt: dict) -> dict:
             srv.close()
     assert entry["status"]["status_str"] == "success", entry["status"]
     return entry
+
+
+def lora_pair(base: dict, target: str, rank: int = 4, seed: int = 0) -> tuple[Any, Any]:
+    """Random LoRA factors ``(down [rank, in], up [out, rank])`` for the 2-D weight ``target`` of ``base``."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    out_dim, in_dim = base[target].shape
+    return torch.randn(rank, in_dim, generator=gen) * 0.3, torch.randn(out_dim, rank, generator=gen) * 0.3
+
+
+def write_merged(base: dict, merges: dict[str, Any], path: Path) -> None:
+    """Save ``base`` with ``merges`` (key → delta) added: what a LoRA should equal once applied."""
+    from safetensors.torch import save_file
+
+    merged = {k: (v + merges[k] if k in merges else v).contiguous() for k, v in base.items()}
+    save_file(merged, str(path))

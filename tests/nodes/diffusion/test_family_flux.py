@@ -14,7 +14,7 @@ from nodeloom.diffusion.flow import FluxSampling, flux_resolution_shift
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.diffusion.split_models import load_diffusion_model
 from nodeloom.testing.tiny_families import build_tiny_flux
-from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
+from tests.nodes.diffusion.family_helpers import engine_for, lora_pair, run_ok, run_served, write_merged
 
 PROMPT = "a castle on a hill under a stormy sky"
 
@@ -100,3 +100,40 @@ def test_scaled_fp8_and_schnell(tmp_path, flux):
 def test_template_workflow_runs_through_a_live_server(tmp_path, flux):
     entry = run_served(tmp_path, flux[0], copy.deepcopy(WORKFLOW))
     assert entry["outputs"]["11"]["images"][0]["filename"].startswith("flux-dev")
+
+
+def test_kohya_and_peft_loras_equal_their_merged_weights(tmp_path, flux):
+    """A kohya LoRA (``lora_unet_double_blocks_0_img_attn_proj``, alpha 2, rank 4) and a PEFT one
+    (``transformer.single_transformer_blocks.0.proj_mlp``) at strength 0.7 through
+    LoraLoaderModelOnly equal a file with ``W + 0.7·scale·up·down`` merged in."""
+    from safetensors.torch import save_file
+
+    models, parts = flux
+    base = {k: v.clone() for k, v in parts["transformer"].state_dict().items()}
+    down1, up1 = lora_pair(base, "transformer_blocks.0.attn.to_out.0.weight", seed=1)
+    down2, up2 = lora_pair(base, "single_transformer_blocks.0.proj_mlp.weight", seed=2)
+    (models / "loras").mkdir(exist_ok=True)
+    save_file({"lora_unet_double_blocks_0_img_attn_proj.lora_down.weight": down1,
+               "lora_unet_double_blocks_0_img_attn_proj.lora_up.weight": up1,
+               "lora_unet_double_blocks_0_img_attn_proj.alpha": torch.tensor(2.0)},
+              str(models / "loras" / "flux_kohya.safetensors"))
+    save_file({"transformer.single_transformer_blocks.0.proj_mlp.lora_A.weight": down2,
+               "transformer.single_transformer_blocks.0.proj_mlp.lora_B.weight": up2},
+              str(models / "loras" / "flux_peft.safetensors"))
+    write_merged(base, {"transformer_blocks.0.attn.to_out.0.weight": 0.7 * 0.5 * up1 @ down1,
+                        "single_transformer_blocks.0.proj_mlp.weight": 0.7 * up2 @ down2},
+                 models / "diffusion_models" / "flux_merged.safetensors")
+    with_lora = copy.deepcopy(WORKFLOW)
+    with_lora["12"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["1", 0], "lora_name":
+                                                                       "flux_kohya.safetensors", "strength_model": 0.7}}
+    with_lora["13"] = {"class_type": "LoraLoader", "inputs": {"model": ["12", 0], "clip": ["2", 0], "lora_name":
+                                                              "flux_peft.safetensors", "strength_model": 0.7,
+                                                              "strength_clip": 1.0}}
+    with_lora["4"]["inputs"]["model"] = ["13", 0]
+    merged = copy.deepcopy(WORKFLOW)
+    merged["1"]["inputs"]["unet_name"] = "flux_merged.safetensors"
+    plain = _run(tmp_path / "plain", models, copy.deepcopy(WORKFLOW)).value("9")["samples"]
+    a = _run(tmp_path / "lora", models, with_lora).value("9")["samples"]
+    b = _run(tmp_path / "merged", models, merged).value("9")["samples"]
+    assert (a - b).abs().max() < 1e-4
+    assert (a - plain).abs().max() > 1e-3  # the LoRA changed the result

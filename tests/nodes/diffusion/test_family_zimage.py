@@ -15,7 +15,7 @@ from nodeloom.diffusion.flow import FlowSampling
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.diffusion.split_models import load_diffusion_model
 from nodeloom.testing.tiny_families import build_tiny_zimage
-from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
+from tests.nodes.diffusion.family_helpers import engine_for, lora_pair, run_ok, run_served, write_merged
 
 #: the Z-Image Turbo template's graph (image_z_image_turbo.json), tiny sizes
 WORKFLOW = {
@@ -189,3 +189,40 @@ def test_missing_tokenizer_and_wrong_type_are_explained(tmp_path, zimage):
     with _engine(tmp_path / "engine2", models) as engine:
         message = _error(engine, prompt, "2")["exception_message"]
         assert "tiny_qwen3.safetensors" in message and "lumina2" in message
+
+
+def test_kohya_and_trainer_loras_equal_their_merged_weights(tmp_path, zimage):
+    """A kohya LoRA (``lora_unet_layers_0_attention_to_q``, alpha 2, rank 4) and a trainer-format one
+    (``diffusion_model.layers.1.feed_forward.w1`` lora_A/B) at strength 0.8 equal the merged weights."""
+    from safetensors.torch import save_file
+
+    models, parts = zimage
+    base = {k: v.clone() for k, v in parts["transformer"].state_dict().items()}
+    down1, up1 = lora_pair(base, "layers.0.attention.to_q.weight", seed=1)
+    down2, up2 = lora_pair(base, "layers.1.feed_forward.w1.weight", seed=2)
+    (models / "loras").mkdir(exist_ok=True)
+    save_file({"lora_unet_layers_0_attention_to_q.lora_down.weight": down1,
+               "lora_unet_layers_0_attention_to_q.lora_up.weight": up1,
+               "lora_unet_layers_0_attention_to_q.alpha": torch.tensor(2.0)},
+              str(models / "loras" / "z_kohya.safetensors"))
+    save_file({"diffusion_model.layers.1.feed_forward.w1.lora_A.weight": down2,
+               "diffusion_model.layers.1.feed_forward.w1.lora_B.weight": up2},
+              str(models / "loras" / "z_trainer.safetensors"))
+    write_merged(base, {"layers.0.attention.to_q.weight": 0.8 * 0.5 * up1 @ down1,
+                        "layers.1.feed_forward.w1.weight": 0.8 * up2 @ down2},
+                 models / "diffusion_models" / "z_merged.safetensors")
+    with_lora = copy.deepcopy(WORKFLOW)
+    with_lora["12"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["1", 0], "lora_name":
+                                                                       "z_kohya.safetensors", "strength_model": 0.8}}
+    with_lora["13"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["12", 0], "lora_name":
+                                                                       "z_trainer.safetensors", "strength_model": 0.8}}
+    with_lora["4"]["inputs"]["model"] = ["13", 0]
+    merged = copy.deepcopy(WORKFLOW)
+    merged["1"]["inputs"]["unet_name"] = "z_merged.safetensors"
+    with _engine(tmp_path / "lora", models) as engine:
+        a = _run(engine, with_lora).value("8")["samples"]
+        plain = _run(engine, copy.deepcopy(WORKFLOW)).value("8")["samples"]
+    with _engine(tmp_path / "merged", models) as engine:
+        b = _run(engine, merged).value("8")["samples"]
+    assert (a - b).abs().max() < 1e-4
+    assert (a - plain).abs().max() > 1e-3
