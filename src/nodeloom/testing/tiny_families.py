@@ -18,8 +18,8 @@ from typing import Any
 
 from nodeloom.testing.tiny_lm import DEFAULT_CORPUS
 
-__all__ = ["build_qwen_tokenizer", "build_t5_tokenizer", "build_tiny_flux", "build_tiny_zimage", "flux_vae", "scaled_fp8",
-           "zimage_to_comfy"]
+__all__ = ["FLUX_DEV_WORKFLOW", "ZIMAGE_TURBO_WORKFLOW", "build_qwen_tokenizer", "build_t5_tokenizer", "build_tiny_flux",
+           "build_tiny_zimage", "flux_vae", "scaled_fp8", "zimage_to_comfy"]
 
 _QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 #: what the tokenizer's chat template renders for one user turn with a generation prompt
@@ -27,6 +27,45 @@ QWEN_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+
+#: the Z-Image Turbo template's graph (image_z_image_turbo.json), tiny sizes
+ZIMAGE_TURBO_WORKFLOW = {
+    "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_z_image.safetensors", "weight_dtype": "default"}},
+    "2": {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_qwen3.safetensors", "type": "lumina2",
+                                                 "device": "default"}},
+    "3": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_ae.safetensors"}},
+    "4": {"class_type": "ModelSamplingAuraFlow", "inputs": {"model": ["1", 0], "shift": 3.0}},
+    "5": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 0], "text": "a red fox in a snowy forest"}},
+    "6": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["5", 0]}},
+    "7": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+    "8": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": 7, "steps": 4, "cfg": 1.0,
+                                               "sampler_name": "res_multistep", "scheduler": "simple",
+                                               "positive": ["5", 0], "negative": ["6", 0], "latent_image": ["7", 0],
+                                               "denoise": 1.0}},
+    "9": {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["3", 0]}},
+    "10": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "z-image-turbo"}},
+}
+
+
+#: the Flux.1 dev template's graph (flux_dev_full_text_to_image.json) with FluxGuidance and ModelSamplingFlux
+FLUX_DEV_WORKFLOW = {
+    "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_flux_dev.safetensors", "weight_dtype": "default"}},
+    "2": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "tiny_clip_l.safetensors",
+                                                     "clip_name2": "tiny_t5xxl.safetensors", "type": "flux"}},
+    "3": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_ae.safetensors"}},
+    "4": {"class_type": "ModelSamplingFlux", "inputs": {"model": ["1", 0], "max_shift": 1.15, "base_shift": 0.5,
+                                                        "width": 64, "height": 64}},
+    "5": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 0], "text": "a castle on a hill under a stormy sky"}},
+    "6": {"class_type": "FluxGuidance", "inputs": {"conditioning": ["5", 0], "guidance": 3.5}},
+    "7": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["5", 0]}},
+    "8": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+    "9": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": 11, "steps": 4, "cfg": 1.0,
+                                               "sampler_name": "euler", "scheduler": "simple", "positive": ["6", 0],
+                                               "negative": ["7", 0], "latent_image": ["8", 0], "denoise": 1.0}},
+    "10": {"class_type": "VAEDecode", "inputs": {"samples": ["9", 0], "vae": ["3", 0]}},
+    "11": {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "flux-dev"}},
+}
 
 
 def build_qwen_tokenizer(vocab_size: int = 320) -> Any:

@@ -13,29 +13,12 @@ import torch
 from nodeloom.diffusion.flow import FluxSampling, flux_resolution_shift
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.diffusion.split_models import load_diffusion_model
-from nodeloom.testing.tiny_families import build_tiny_flux
+from nodeloom.testing.tiny_families import FLUX_DEV_WORKFLOW, build_tiny_flux
 from tests.nodes.diffusion.family_helpers import engine_for, lora_pair, run_ok, run_served, write_merged
 
 PROMPT = "a castle on a hill under a stormy sky"
 
-#: the Flux.1 dev template's graph (flux_dev_full_text_to_image.json) with FluxGuidance and ModelSamplingFlux
-WORKFLOW = {
-    "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_flux_dev.safetensors", "weight_dtype": "default"}},
-    "2": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "tiny_clip_l.safetensors",
-                                                     "clip_name2": "tiny_t5xxl.safetensors", "type": "flux"}},
-    "3": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_ae.safetensors"}},
-    "4": {"class_type": "ModelSamplingFlux", "inputs": {"model": ["1", 0], "max_shift": 1.15, "base_shift": 0.5,
-                                                        "width": 64, "height": 64}},
-    "5": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 0], "text": PROMPT}},
-    "6": {"class_type": "FluxGuidance", "inputs": {"conditioning": ["5", 0], "guidance": 3.5}},
-    "7": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["5", 0]}},
-    "8": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-    "9": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": 11, "steps": 4, "cfg": 1.0,
-                                               "sampler_name": "euler", "scheduler": "simple", "positive": ["6", 0],
-                                               "negative": ["7", 0], "latent_image": ["8", 0], "denoise": 1.0}},
-    "10": {"class_type": "VAEDecode", "inputs": {"samples": ["9", 0], "vae": ["3", 0]}},
-    "11": {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "flux-dev"}},
-}
+WORKFLOW = FLUX_DEV_WORKFLOW
 
 
 @pytest.fixture(scope="module")

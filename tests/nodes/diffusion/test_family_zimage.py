@@ -14,26 +14,10 @@ from nodeloom import Engine
 from nodeloom.diffusion.flow import FlowSampling
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.diffusion.split_models import load_diffusion_model
-from nodeloom.testing.tiny_families import build_tiny_zimage
+from nodeloom.testing.tiny_families import ZIMAGE_TURBO_WORKFLOW, build_tiny_zimage
 from tests.nodes.diffusion.family_helpers import engine_for, lora_pair, run_ok, run_served, write_merged
 
-#: the Z-Image Turbo template's graph (image_z_image_turbo.json), tiny sizes
-WORKFLOW = {
-    "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_z_image.safetensors", "weight_dtype": "default"}},
-    "2": {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_qwen3.safetensors", "type": "lumina2",
-                                                 "device": "default"}},
-    "3": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_ae.safetensors"}},
-    "4": {"class_type": "ModelSamplingAuraFlow", "inputs": {"model": ["1", 0], "shift": 3.0}},
-    "5": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 0], "text": "a red fox in a snowy forest"}},
-    "6": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["5", 0]}},
-    "7": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-    "8": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": 7, "steps": 4, "cfg": 1.0,
-                                               "sampler_name": "res_multistep", "scheduler": "simple",
-                                               "positive": ["5", 0], "negative": ["6", 0], "latent_image": ["7", 0],
-                                               "denoise": 1.0}},
-    "9": {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["3", 0]}},
-    "10": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "z-image-turbo"}},
-}
+WORKFLOW = ZIMAGE_TURBO_WORKFLOW
 
 
 @pytest.fixture(scope="module")
