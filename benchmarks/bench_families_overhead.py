@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -24,8 +23,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from _timing import print_overhead  # noqa: E402
 from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, ZImagePipeline  # noqa: E402
 
 from nodeloom import Engine  # noqa: E402
@@ -47,6 +48,7 @@ def _zimage(root: Path, size: int, steps: int) -> tuple:
     pipe = ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0), vae=parts["vae"],
                           text_encoder=parts["text_encoder"], tokenizer=parts["tokenizer"],
                           transformer=parts["transformer"])
+    pipe.set_progress_bar_config(disable=True)
     sigmas = calculate_sigmas(FlowSampling(shift=3.0, multiplier=1.0), "simple", steps)[:-1].tolist()
     text = prompt["5"]["inputs"]["text"]
     return prompt, "8", lambda seed: pipe(prompt=text, height=size, width=size, num_inference_steps=steps, sigmas=sigmas,
@@ -62,6 +64,7 @@ def _flux(root: Path, size: int, steps: int, engine: Engine) -> tuple:
     pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0), vae=parts["vae"], text_encoder=parts["clip_l"],
                         tokenizer=None, text_encoder_2=parts["t5"], tokenizer_2=parts["tokenizer"],
                         transformer=parts["transformer"])
+    pipe.set_progress_bar_config(disable=True)
     sigmas = calculate_sigmas(FluxSampling(shift=flux_resolution_shift(size, size)), "simple", steps)[:-1].tolist()
     return prompt, "9", lambda seed: _flux_anchor(pipe, engine, prompt, size, steps, sigmas, seed)
 
@@ -102,10 +105,7 @@ def main() -> None:
             anchor.append(time.perf_counter() - t0)
         engine.close()
         print(f"tiny {family} {args.size}x{args.size}, {args.steps} steps, {args.threads} thread(s), {args.runs} runs each")
-        for label, pick in (("best", min), ("median", statistics.median)):
-            o, a = pick(ours), pick(anchor)
-            print(f"{label:6s} ours (Engine, template workflow): {o * 1000:.1f} ms | anchor (diffusers pipeline):"
-                  f" {a * 1000:.1f} ms | overhead {100 * (o - a) / a:+.1f} % (goal <= 5 %)")
+        print_overhead(ours, anchor, "Engine, template workflow", "diffusers pipeline")
 
 
 if __name__ == "__main__":
