@@ -120,3 +120,50 @@ def test_kohya_and_peft_loras_equal_their_merged_weights(tmp_path, flux):
     b = _run(tmp_path / "merged", models, merged).value("9")["samples"]
     assert (a - b).abs().max() < 1e-4
     assert (a - plain).abs().max() > 1e-3  # the LoRA changed the result
+
+
+def test_kontext_reference_latent_matches_the_kontext_pipeline(tmp_path, flux):
+    """Flux.1 Kontext's wiring (LoadImage → VAEEncode → ReferenceLatent → FluxGuidance → KSampler)
+    equals diffusers' FluxKontextPipeline given the same image, sigmas and seed: the reference is
+    packed after the image tokens with position index 1, as ComfyUI's "offset" method places a first
+    reference."""
+    import numpy as np
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxKontextPipeline
+    from PIL import Image as PILImage
+    from skimage import data
+
+    models, parts = flux
+    photo = np.asarray(PILImage.fromarray(data.astronaut()).resize((64, 48), PILImage.LANCZOS))
+    base = tmp_path / "engine"
+    (base / "input").mkdir(parents=True)
+    PILImage.fromarray(photo).save(base / "input" / "astronaut.png")
+    prompt = copy.deepcopy(WORKFLOW)
+    prompt["20"] = {"class_type": "LoadImage", "inputs": {"image": "astronaut.png"}}
+    prompt["21"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["20", 0], "vae": ["3", 0]}}
+    prompt["22"] = {"class_type": "ReferenceLatent", "inputs": {"conditioning": ["5", 0], "latent": ["21", 0]}}
+    prompt["6"]["inputs"]["conditioning"] = ["22", 0]
+    result = _run(base, models, prompt)
+    ours = (result.value("9")["samples"] - 0.1159) * 0.3611
+    cond, extra = result.value("6")[0]
+    assert len(extra["reference_latents"]) == 1 and extra["reference_latents"][0].shape == (1, 16, 6, 8)
+    pipe = FluxKontextPipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0), vae=parts["vae"],
+                               text_encoder=parts["clip_l"], tokenizer=None, text_encoder_2=parts["t5"],
+                               tokenizer_2=parts["tokenizer"], transformer=parts["transformer"])
+    sigmas = calculate_sigmas(FluxSampling(shift=flux_resolution_shift(64, 64)), "simple", 4)
+    image = torch.from_numpy(photo).float().div(255).permute(2, 0, 1)[None]
+    packed = pipe(image=image, prompt_embeds=cond, pooled_prompt_embeds=extra["pooled_output"], height=64, width=64,
+                  num_inference_steps=4, sigmas=sigmas[:-1].tolist(), guidance_scale=3.5, _auto_resize=False, max_area=64 * 64,
+                  generator=torch.Generator().manual_seed(11), output_type="latent").images
+    theirs = pipe._unpack_latents(packed, 64, 64, pipe.vae_scale_factor)
+    assert (ours - theirs).abs().max() < 1e-4
+    plain = _run(tmp_path / "plain", models, copy.deepcopy(WORKFLOW)).value("9")["samples"]
+    assert (result.value("9")["samples"] - plain).abs().max() > 1e-3  # the reference changed the result
+
+
+def test_kontext_image_scale_picks_the_closest_trained_resolution():
+    from nodeloom.nodes.diffusion.edit_models import FluxKontextImageScale
+
+    (out,) = FluxKontextImageScale.execute(torch.rand(1, 300, 200, 3))
+    assert tuple(out.shape) == (1, 1248, 832, 3)
+    (out,) = FluxKontextImageScale.execute(torch.rand(1, 64, 64, 3))
+    assert tuple(out.shape) == (1, 1024, 1024, 3)

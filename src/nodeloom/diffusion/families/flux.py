@@ -155,36 +155,69 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
     return (model.to(dtype) if dtype is not None else model).eval()
 
 
-def _ids(h: int, w: int, device: Any, dtype: Any) -> Any:
+def _pack(x: Any) -> Any:
+    b, c, h, w = x.shape
+    return x.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, (h // 2) * (w // 2), c * 4)
+
+
+def _ids(h: int, w: int, device: Any, dtype: Any, index: int = 0, h_off: int = 0, w_off: int = 0) -> Any:
     torch = require("torch", "diffusion")
     ids = torch.zeros(h, w, 3)
-    ids[..., 1] = torch.arange(h)[:, None]
-    ids[..., 2] = torch.arange(w)[None, :]
+    ids[..., 0] = index
+    ids[..., 1] = torch.arange(h_off, h_off + h)[:, None]
+    ids[..., 2] = torch.arange(w_off, w_off + w)[None, :]
     return ids.reshape(h * w, 3).to(device, dtype)
 
 
+def _references(refs: list[Any], like: Any) -> tuple[list[Any], list[Any]]:
+    """Packed reference latents (Kontext) and their ids, placed as ComfyUI's "offset" method places
+    them: index 1, each next reference beside or below the ones before, whichever keeps the area smaller."""
+    tokens, ids = [], []
+    h = w = 0
+    for raw in refs:
+        ref = ((raw.float() - 0.1159) * 0.3611).to(like.device, like.dtype)  # the model's latent space
+        if ref.shape[-2] % 2 or ref.shape[-1] % 2:
+            raise ValidationError(f"reference latents need an even height and width, got {tuple(ref.shape[-2:])}")
+        h_off = w_off = 0
+        if ref.shape[-2] + h > ref.shape[-1] + w:
+            w_off = w
+        else:
+            h_off = h
+        h, w = max(h, ref.shape[-2] + h_off), max(w, ref.shape[-1] + w_off)
+        tokens.append(_pack(ref))
+        ids.append(_ids(ref.shape[-2] // 2, ref.shape[-1] // 2, like.device, like.dtype, 1, h_off // 2, w_off // 2))
+    return tokens, ids
+
+
 def _adapter(module: Any, x: Any, sigma: Any, group: dict[str, Any]) -> Any:
-    """Pack 2×2 patches, run the transformer with σ as time (and guidance), unpack the velocity."""
+    """Pack 2×2 patches (and any reference latents), run the transformer with σ as time and the
+    conditioning's guidance, unpack the velocity of the image tokens."""
     torch = require("torch", "diffusion")
     b, c, h, w = x.shape
     if h % 2 or w % 2:
         raise ValidationError(f"Flux latents need an even height and width, got {h}×{w} (use a multiple of 16 pixels)")
-    packed = x.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, (h // 2) * (w // 2), c * 4)
-    ctx = group["context"].to(x.dtype)
-    pooled, guidance = [], []
-    for entry in group["entries"]:
+    entries = group["entries"]
+    per = b // len(entries)
+    outs = []
+    for k, entry in enumerate(entries):  # one call per conditioning entry: each may carry its own references
         extra = entry["extra"]
         if extra.get("pooled_output") is None:
             raise ValidationError("Flux conditioning needs a pooled CLIP-L output; encode the prompt with a"
                                   " DualCLIPLoader (type flux) CLIP")
-        pooled.append(extra["pooled_output"].to(x.device, x.dtype).expand(b // len(group["entries"]), -1))
-        guidance.append(float(extra.get("guidance", 3.5)))
-    per = b // len(group["entries"])
-    g = torch.tensor([v for v in guidance for _ in range(per)], device=x.device, dtype=x.dtype)
-    out = module(hidden_states=packed, encoder_hidden_states=ctx, pooled_projections=torch.cat(pooled),
-                 timestep=sigma.to(x.dtype).reshape(1).expand(b), img_ids=_ids(h // 2, w // 2, x.device, x.dtype),
-                 txt_ids=torch.zeros(ctx.shape[1], 3, device=x.device, dtype=x.dtype),
-                 guidance=g if module.config.guidance_embeds else None, return_dict=False)[0]
+        xs = x[k * per:(k + 1) * per]
+        tokens, ids = [_pack(xs)], [_ids(h // 2, w // 2, x.device, x.dtype)]
+        more_tokens, more_ids = _references(list(extra.get("reference_latents") or []), xs)
+        tokens += [t.expand(per, -1, -1) for t in more_tokens]
+        ids += more_ids
+        ctx = group["context"][k * per:(k + 1) * per].to(x.dtype)
+        g = torch.full((per,), float(extra.get("guidance", 3.5)), device=x.device, dtype=x.dtype)
+        out = module(hidden_states=torch.cat(tokens, dim=1), encoder_hidden_states=ctx,
+                     pooled_projections=extra["pooled_output"].to(x.device, x.dtype).expand(per, -1),
+                     timestep=sigma.to(x.dtype).reshape(1).expand(per), img_ids=torch.cat(ids),
+                     txt_ids=torch.zeros(ctx.shape[1], 3, device=x.device, dtype=x.dtype),
+                     guidance=g if module.config.guidance_embeds else None, return_dict=False)[0]
+        outs.append(out[:, : (h // 2) * (w // 2)])
+    out = torch.cat(outs)
     return out.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
 
 
