@@ -48,7 +48,9 @@ def _describe(cls: type, display: str) -> dict[str, Any]:
             inputs[section].append({
                 "name": name,
                 "type": "COMBO" if isinstance(kind, list) else str(kind),
-                "options": [_jsonable(o) for o in kind] if isinstance(kind, list) else None,
+                "options": ([_jsonable(o) for o in kind] if isinstance(kind, list)  # V1 combo: the list itself
+                            else [_jsonable(o) for o in opts["options"]] if kind == "COMBO" and "options" in opts
+                            else None),  # V3 combos show as ("COMBO", {"options": [...]})
                 **{k: _jsonable(opts[k]) for k in OPTION_KEYS if k in opts},
             })
     returns = [str(t) if not isinstance(t, list) else "COMBO" for t in getattr(cls, "RETURN_TYPES", ())]

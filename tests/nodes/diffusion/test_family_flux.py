@@ -167,3 +167,19 @@ def test_kontext_image_scale_picks_the_closest_trained_resolution():
     assert tuple(out.shape) == (1, 1248, 832, 3)
     (out,) = FluxKontextImageScale.execute(torch.rand(1, 64, 64, 3))
     assert tuple(out.shape) == (1, 1024, 1024, 3)
+
+
+@pytest.mark.parametrize("method", ["offset", "index", "uxo/uno"])
+def test_reference_placements_follow_comfyui(method):
+    """Two references (3×4 and 2×2 tokens) beside an image of 4×4 tokens, per placement method."""
+    from nodeloom.diffusion.families.flux import _references
+    from nodeloom.nodes.diffusion.edit_models import FluxKontextMultiReferenceLatentMethod
+
+    (cond,) = FluxKontextMultiReferenceLatentMethod.execute([[torch.zeros(1, 2, 4), {}]], method)
+    chosen = cond[0][1]["reference_latents_method"]
+    refs = [torch.zeros(1, 16, 6, 8), torch.zeros(1, 16, 4, 4)]
+    _, ids = _references(refs, torch.zeros(1), chosen, 4, 4)
+    firsts = [tuple(int(v) for v in i[0]) for i in ids]
+    expected = {"offset": [(1, 0, 0), (1, 3, 0)], "index": [(1, 0, 0), (2, 0, 0)], "uxo/uno": [(0, 4, 4), (0, 7, 8)]}
+    assert firsts == expected[method]
+    assert [len(i) for i in ids] == [12, 4]

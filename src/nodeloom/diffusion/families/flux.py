@@ -169,23 +169,32 @@ def _ids(h: int, w: int, device: Any, dtype: Any, index: int = 0, h_off: int = 0
     return ids.reshape(h * w, 3).to(device, dtype)
 
 
-def _references(refs: list[Any], like: Any) -> tuple[list[Any], list[Any]]:
-    """Packed reference latents (Kontext) and their ids, placed as ComfyUI's "offset" method places
-    them: index 1, each next reference beside or below the ones before, whichever keeps the area smaller."""
+def _references(refs: list[Any], like: Any, method: str, h_len: int, w_len: int) -> tuple[list[Any], list[Any]]:
+    """Packed reference latents (Kontext) and their position ids, placed as ComfyUI places them:
+    ``offset`` (default) — index 1, each next reference beside or below the ones before, whichever
+    keeps the area smaller; ``index`` — index 1, 2, ... at the origin; ``uxo`` — index 0, diagonally
+    past the image (``h_len``×``w_len`` tokens) and the references before."""
     tokens, ids = [], []
-    h = w = 0
+    h = w = index = 0
     for raw in refs:
         ref = ((raw.float() - 0.1159) * 0.3611).to(like.device, like.dtype)  # the model's latent space
         if ref.shape[-2] % 2 or ref.shape[-1] % 2:
             raise ValidationError(f"reference latents need an even height and width, got {tuple(ref.shape[-2:])}")
-        h_off = w_off = 0
-        if ref.shape[-2] + h > ref.shape[-1] + w:
-            w_off = w
+        if method == "index":
+            index, h_off, w_off = index + 1, 0, 0
+        elif method == "uxo":
+            index, h_off, w_off = 0, h_len * 2 + h, w_len * 2 + w
+            h, w = h + ref.shape[-2], w + ref.shape[-1]
         else:
-            h_off = h
-        h, w = max(h, ref.shape[-2] + h_off), max(w, ref.shape[-1] + w_off)
+            index, h_off, w_off = 1, 0, 0
+            if ref.shape[-2] + h > ref.shape[-1] + w:
+                w_off = w
+            else:
+                h_off = h
+            h, w = max(h, ref.shape[-2] + h_off), max(w, ref.shape[-1] + w_off)
         tokens.append(_pack(ref))
-        ids.append(_ids(ref.shape[-2] // 2, ref.shape[-1] // 2, like.device, like.dtype, 1, h_off // 2, w_off // 2))
+        ids.append(_ids(ref.shape[-2] // 2, ref.shape[-1] // 2, like.device, like.dtype, index, (h_off + 1) // 2,
+                        (w_off + 1) // 2))
     return tokens, ids
 
 
@@ -206,7 +215,8 @@ def _adapter(module: Any, x: Any, sigma: Any, group: dict[str, Any]) -> Any:
                                   " DualCLIPLoader (type flux) CLIP")
         xs = x[k * per:(k + 1) * per]
         tokens, ids = [_pack(xs)], [_ids(h // 2, w // 2, x.device, x.dtype)]
-        more_tokens, more_ids = _references(list(extra.get("reference_latents") or []), xs)
+        more_tokens, more_ids = _references(list(extra.get("reference_latents") or []), xs,
+                                            str(extra.get("reference_latents_method", "offset")), h // 2, w // 2)
         tokens += [t.expand(per, -1, -1) for t in more_tokens]
         ids += more_ids
         ctx = group["context"][k * per:(k + 1) * per].to(x.dtype)

@@ -50,7 +50,11 @@ from nodeloom.nodes.diffusion.custom_sampling import (
     SplitSigmasDenoise,
     VPScheduler,
 )
-from nodeloom.nodes.diffusion.edit_models import FluxKontextImageScale, ReferenceLatent
+from nodeloom.nodes.diffusion.edit_models import (
+    FluxKontextImageScale,
+    FluxKontextMultiReferenceLatentMethod,
+    ReferenceLatent,
+)
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.latent_ops import (
     LatentBlend,
@@ -104,5 +108,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ControlNetLoader, ControlNetApplyAdvanced, Canny,
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
-    ReferenceLatent, FluxKontextImageScale,
+    ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod,
 )
