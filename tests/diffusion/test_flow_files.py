@@ -144,3 +144,29 @@ def test_split_run_with_leftover_noise_equals_one_run_on_flow():
     first = sample(model, lat, last_step=3, **kw)
     second = sample(model, first, add_noise=False, start_step=3, **kw)["samples"]
     assert torch.allclose(whole, second, atol=1e-5)
+
+
+def test_cfg_norm_caps_the_guided_estimate_at_the_positive_norm():
+    """One euler step from σ = 0.6 to 0 returns the (post-CFG) estimate itself, so CFGNorm's effect is visible."""
+    from nodeloom.diffusion.sampling import sample_sigmas
+    from nodeloom.nodes.diffusion.guidance import CFGNorm
+
+    def adapter(module, x, sigma, group):
+        ctx = group["context"][:, :1, :1, None]  # [n,1,1,1]: each prompt sets its own data scale
+        den = (1 - sigma) * 0.8 * ctx * x
+        return (x - den) / sigma
+
+    model = _gaussian_flow_model().clone(adapter=adapter)
+    pos, neg = [[torch.full((1, 2, 4), 1.0), {}]], [[torch.full((1, 2, 4), -0.5), {}]]
+    lat, sigmas = {"samples": torch.zeros(1, 4, 8, 8)}, torch.tensor([0.6, 0.0])
+    kw = dict(seed=2, cfg=3.0, sampler_name="euler", positive=pos, negative=neg)
+    plain, _ = sample_sigmas(model, lat, sigmas, **kw)
+    (patched,) = CFGNorm.execute(model, 0.9)
+    normed, _ = sample_sigmas(patched, lat, sigmas, **kw)
+    x = 0.6 * torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    cond, uncond = 0.4 * 0.8 * 1.0 * x, 0.4 * 0.8 * -0.5 * x
+    guided = uncond + (cond - uncond) * 3.0
+    scale = (cond.norm(dim=1, keepdim=True) / (guided.norm(dim=1, keepdim=True) + 1e-8)).clamp(0, 1)
+    assert float(scale.max()) < 0.5  # guidance inflated the estimate, so the cap bites
+    assert torch.allclose(plain["samples"], guided, atol=1e-5)
+    assert torch.allclose(normed["samples"], guided * scale * 0.9, atol=1e-5)

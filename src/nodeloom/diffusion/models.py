@@ -50,6 +50,8 @@ class DiffusionModel:
     latent_shift: float = 0.0
     #: for flow transformers: ``adapter(module, x, sigma, group) -> velocity`` (their calling convention)
     adapter: Any = field(default=None, repr=False)
+    #: functions applied to the guided estimate after CFG, in order (see :mod:`nodeloom.diffusion.post_cfg`)
+    post_cfg: tuple[Any, ...] = ()
 
     def clone(self, **changes: Any) -> DiffusionModel:
         return dataclasses.replace(self, **changes)

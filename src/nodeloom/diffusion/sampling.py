@@ -243,10 +243,12 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: li
             for i, d in zip(idx, _predict(model, unet, group, x, sigma, timesteps[key], concat)):
                 dens[i] = d
         cond = side(dens, range(n_neg, len(entries)), x)
-        if not use_neg:
-            return cond, None
-        uncond = side(dens, range(n_neg), x)
-        return uncond + (cond - uncond) * cfg, uncond
+        uncond = side(dens, range(n_neg), x) if use_neg else None
+        guided = cond if uncond is None else uncond + (cond - uncond) * cfg
+        for fn in model.post_cfg:  # ComfyUI's post-CFG functions (CFGNorm, ...)
+            guided = fn({"denoised": guided, "cond_denoised": cond, "cond_scale": cfg, "input": x, "sigma": sigma,
+                         "uncond_denoised": torch.zeros_like(cond) if uncond is None else uncond})
+        return guided, uncond
 
     return _Denoiser(denoise)
 
