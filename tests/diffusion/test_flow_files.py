@@ -170,3 +170,28 @@ def test_cfg_norm_caps_the_guided_estimate_at_the_positive_norm():
     assert float(scale.max()) < 0.5  # guidance inflated the estimate, so the cap bites
     assert torch.allclose(plain["samples"], guided, atol=1e-5)
     assert torch.allclose(normed["samples"], guided * scale * 0.9, atol=1e-5)
+
+
+def test_differential_diffusion_regenerates_a_pixel_only_while_its_mask_covers_the_remaining_run():
+    """With a flow model, timesteps are σ; a pixel of mask m is regenerated at steps where σ ≤ m
+    (between the schedule's ends) and kept on the original latent's path otherwise."""
+    from nodeloom.diffusion.differential import differential_mask
+    from nodeloom.diffusion.sampling import sample_sigmas
+    from nodeloom.nodes.diffusion.guidance import DifferentialDiffusion
+
+    fn = differential_mask(1.0)
+    ms = FlowSampling(shift=1.0, multiplier=1.0)
+    mask = torch.tensor([0.1, 0.5, 0.9]).reshape(1, 1, 1, 3)
+    sigmas = torch.tensor([1.0, 0.6, 0.3, 0.0])
+    assert fn(torch.tensor(0.6), mask, sigmas, ms).flatten().tolist() == [0.0, 0.0, 1.0]
+    assert fn(torch.tensor(0.3), mask, sigmas, ms).flatten().tolist() == [0.0, 1.0, 1.0]
+    half = differential_mask(0.5)(torch.tensor(0.3), mask, sigmas, ms).flatten()
+    assert torch.allclose(half, torch.tensor([0.05, 0.75, 0.95]))
+    cond = [[torch.zeros(1, 2, 4), {}]]
+    latent = {"samples": torch.ones(1, 4, 2, 3), "noise_mask": torch.tensor([[[0.0, 0.5, 1.0]] * 2])}
+    (patched,) = DifferentialDiffusion.execute(_gaussian_flow_model(), 1.0)
+    out, _ = sample_sigmas(patched, latent, sigmas, seed=1, cfg=1.0, sampler_name="euler", positive=cond, negative=cond)
+    plain, _ = sample_sigmas(_gaussian_flow_model(), latent, sigmas, seed=1, cfg=1.0, sampler_name="euler",
+                             positive=cond, negative=cond)
+    assert torch.allclose(out["samples"][..., 0], torch.ones(1, 4, 2))  # mask 0: untouched
+    assert not torch.allclose(out["samples"][..., 1], plain["samples"][..., 1])  # mask 0.5: regenerated later

@@ -52,6 +52,8 @@ class DiffusionModel:
     adapter: Any = field(default=None, repr=False)
     #: functions applied to the guided estimate after CFG, in order (see :mod:`nodeloom.diffusion.post_cfg`)
     post_cfg: tuple[Any, ...] = ()
+    #: ``fn(sigma, noise_mask, sigmas, sampling) -> mask`` applied to the inpainting mask at each step (DifferentialDiffusion)
+    denoise_mask_fn: Any = field(default=None, repr=False)
 
     def clone(self, **changes: Any) -> DiffusionModel:
         return dataclasses.replace(self, **changes)

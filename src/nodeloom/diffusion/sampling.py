@@ -254,13 +254,15 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: li
 
 
 def _masked(denoise: _Denoiser, mask: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor,
-            sampling: Any) -> _Denoiser:
-    """Keep the unmasked area on the original latent's noising path (mask 1 = regenerate). The
-    unguided estimate passes through unmasked, as ComfyUI hands it to CFG++ samplers."""
+            model: DiffusionModel, sigmas: torch.Tensor) -> _Denoiser:
+    """Keep the unmasked area on the original latent's noising path (mask 1 = regenerate), the mask
+    first passed through the model's ``denoise_mask_fn`` when it has one. The unguided estimate
+    passes through unmasked, as ComfyUI hands it to CFG++ samplers."""
 
     def wrapped(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = x * mask + noise_scaling(sampling, sigma, noise, latent) * (1 - mask)
-        return denoise(x, sigma) * mask + latent * (1 - mask), denoise.uncond
+        m = mask if model.denoise_mask_fn is None else model.denoise_mask_fn(sigma, mask, sigmas, model.sampling)
+        x = x * m + noise_scaling(model.sampling, sigma, noise, latent) * (1 - m)
+        return denoise(x, sigma) * m + latent * (1 - m), denoise.uncond
 
     return _Denoiser(wrapped)
 
@@ -358,7 +360,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     else:
         fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), [], 1.0, concat, raw.shape[0])
     if mask is not None:
-        fn = _masked(fn, mask, lat, noise, model.sampling)
+        fn = _masked(fn, mask, lat, noise, model, sigmas)
     s0 = float(sigmas[0])
     max_denoise = math.isclose(s0, model.sampling.sigma_max, rel_tol=1e-5) or s0 > model.sampling.sigma_max
     x = noise_scaling(model.sampling, sigmas[0], noise, lat, max_denoise)

@@ -55,7 +55,7 @@ from nodeloom.nodes.diffusion.edit_models import (
     FluxKontextMultiReferenceLatentMethod,
     ReferenceLatent,
 )
-from nodeloom.nodes.diffusion.guidance import CFGNorm
+from nodeloom.nodes.diffusion.guidance import CFGNorm, DifferentialDiffusion
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.latent_ops import (
     LatentBlend,
@@ -110,4 +110,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
+    DifferentialDiffusion,
 )
