@@ -40,6 +40,7 @@ DEFAULT_FOLDERS: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
     "classifiers": (("classifiers",), None),
     "adetailer": (("adetailer", "ultralytics/bbox", "ultralytics/segm"), MODEL_EXTENSIONS),
     "llm": (("llm",), None),
+    "tokenizers": (("tokenizers",), None),
 }
 
 
@@ -161,16 +162,20 @@ class FolderPaths:
     def get_full_path(self, folder: str, name: str) -> Path:
         """Resolve a name from :meth:`get_filename_list` to a path.
 
+        Symlinked files and folders inside a model folder are followed wherever they point (the
+        folders are the operator's, as in ComfyUI); the name itself must stay inside the folder.
+
         Raises:
+            ValidationError: an absolute name or one with ``..`` segments.
             ModelNotFoundError: naming the file and every folder searched.
         """
+        rel = Path(name)
+        if rel.is_absolute() or any(seg == ".." for seg in rel.parts):
+            raise ValidationError(f"model name `{name}` must stay inside the `{folder}` folder", type="invalid_path")
         searched = []
         for root in self.model_folders(folder):
             searched.append(str(root))
-            try:
-                candidate = safe_join(root, name)
-            except ValidationError:
-                raise
+            candidate = Path(root) / rel
             if candidate.exists():
                 return candidate
         raise ModelNotFoundError(

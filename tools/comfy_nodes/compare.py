@@ -30,7 +30,8 @@ from typing import Any
 OPTION_KEYS = ("default", "min", "max", "step")
 #: combos listing files of a folder: their contents differ by installation, only their presence is compared
 FILE_COMBOS = {"ckpt_name", "vae_name", "lora_name", "control_net_name", "model_path", "image", "video", "unet_name",
-               "clip_name", "style_model_name", "upscale_model_name", "model_name", "gligen_name", "hypernetwork_name"}
+               "clip_name", "clip_name1", "clip_name2", "clip_name3", "clip_name4", "style_model_name",
+               "upscale_model_name", "model_name", "gligen_name", "hypernetwork_name"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -53,7 +54,9 @@ def _describe(cls: type, display: str) -> dict[str, Any]:
             inputs[section].append({
                 "name": name,
                 "type": "COMBO" if isinstance(kind, list) else str(kind),
-                "options": [_jsonable(o) for o in kind] if isinstance(kind, list) else None,
+                "options": ([_jsonable(o) for o in kind] if isinstance(kind, list)  # V1 combo: the list itself
+                            else [_jsonable(o) for o in opts["options"]] if kind == "COMBO" and "options" in opts
+                            else None),  # V3 combos show as ("COMBO", {"options": [...]})
                 **{k: _jsonable(opts[k]) for k in OPTION_KEYS if k in opts},
             })
     returns = [str(t) if not isinstance(t, list) else "COMBO" for t in getattr(cls, "RETURN_TYPES", ())]
