@@ -44,6 +44,8 @@ def _describe(cls: type, display: str) -> dict[str, Any]:
         for name, entry in entries.items():
             kind = entry[0]
             opts = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
+            if kind == "COMBO" and isinstance(opts.get("options"), list):
+                kind = opts["options"]  # V3 nodes spell a combo as ("COMBO", {"options": [...]})
             inputs[section].append({
                 "name": name,
                 "type": "COMBO" if isinstance(kind, list) else str(kind),

@@ -1,0 +1,56 @@
+"""The built-in utils pack: ComfyUI's model-free core utility nodes that the official
+templates use (switch, math, number and text nodes, image size/batch/scale/stitch nodes,
+mask and compare previews), with ComfyUI's names, inputs, defaults and outputs.
+
+Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
+"""
+
+from nodeloom.node_api import mappings
+from nodeloom.nodes.utils.images import (
+    BatchImagesNode,
+    GetImageSize,
+    ImageFromBatch,
+    ImageScaleToMaxDimension,
+    ImageScaleToTotalPixels,
+    ImageStitch,
+    JoinImageWithAlpha,
+    RepeatImageBatch,
+    ResolutionSelector,
+)
+from nodeloom.nodes.utils.logic import (
+    ComfyMathExpression,
+    ComfyNumberConvert,
+    ComfySwitchNode,
+    CustomCombo,
+    PreviewAny,
+    SeedNode,
+)
+from nodeloom.nodes.utils.previews import ImageCompare, MaskPreview
+from nodeloom.nodes.utils.strings import JsonExtractString, RegexExtract, RegexReplace, StringConcatenate, StringReplace
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
+    ComfySwitchNode,
+    ComfyMathExpression,
+    ComfyNumberConvert,
+    CustomCombo,
+    SeedNode,
+    PreviewAny,
+    GetImageSize,
+    ImageFromBatch,
+    RepeatImageBatch,
+    BatchImagesNode,
+    ImageScaleToTotalPixels,
+    ImageScaleToMaxDimension,
+    ImageStitch,
+    JoinImageWithAlpha,
+    ResolutionSelector,
+    MaskPreview,
+    ImageCompare,
+    StringConcatenate,
+    StringReplace,
+    RegexExtract,
+    RegexReplace,
+    JsonExtractString,
+)
