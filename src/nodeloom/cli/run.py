@@ -18,7 +18,7 @@ from nodeloom.core.events import Event
 from nodeloom.core.graph_builder import is_link
 from nodeloom.errors import NodeloomError, ValidationError
 
-__all__ = ["PlainReporter", "RichReporter", "output_files", "result_payload", "run_command"]
+__all__ = ["PlainReporter", "RichReporter", "output_files", "output_texts", "result_payload", "run_command"]
 
 _FILE_KEYS = ("images", "gifs", "videos", "audio", "files", "animated")
 
@@ -133,8 +133,20 @@ def output_files(engine: Any, outputs: dict[str, Any]) -> dict[str, list[str]]:
                         folder = engine.paths.directory(item.get("type", "output"))
                     except NodeloomError:
                         continue
-                    paths.append(str(Path(folder) / (item.get("subfolder") or "") / item["filename"]))
+                    path = str(Path(folder) / (item.get("subfolder") or "") / item["filename"])
+                    if path not in paths:  # a file listed under two keys is still one file
+                        paths.append(path)
         found[node_id] = paths
+    return found
+
+
+def output_texts(outputs: dict[str, Any]) -> dict[str, str]:
+    """The text output nodes show (``ui["text"]``, e.g. Preview as Text), one string per node."""
+    found = {}
+    for node_id, ui in outputs.items():
+        parts = (ui or {}).get("text")
+        if isinstance(parts, (list, tuple)) and parts:
+            found[node_id] = "\n".join(str(p) for p in parts)
     return found
 
 
@@ -165,6 +177,8 @@ def _print_summary(engine: Any, result: Any, stream: TextIO) -> None:
     for node_id, paths in files.items():
         for path in paths:
             print(f"  {node_id}: {path}", file=stream)
+    for node_id, text in output_texts(result.outputs).items():
+        print(f"  {node_id} text: {text}", file=stream)
     for err in result.errors:
         print(f"  error in node {err.get('node_id')} ({err.get('node_type')}): {err.get('exception_message')}", file=stream)
 
@@ -188,7 +202,7 @@ def run_command(engine: Any, args: argparse.Namespace, prompt: dict[str, Any], e
         prompt: the API-format prompt.
         extra_data: ComfyUI's ``extra_data`` (``extra_pnginfo`` for saved PNGs).
     """
-    validation = engine.validate(prompt)
+    validation = engine.validate(prompt, workflow=((extra_data or {}).get("extra_pnginfo") or {}).get("workflow"))
     if not validation.ok:
         if args.json:
             print(json.dumps({"status": "invalid", **validation.to_dict()}, default=str))
