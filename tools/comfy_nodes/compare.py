@@ -71,6 +71,9 @@ def dump(comfyui: Path) -> int:
     import comfy.options
 
     comfy.options.enable_args_parsing()
+    # ComfyUI's main.py imports its `utils` package before `nodes`; otherwise `comfy/utils.py`
+    # takes the name and every module needing `utils.install_util` (nodes_images...) fails
+    import utils.install_util  # noqa: F401
     import nodes
 
     started = nodes.init_extra_nodes(init_custom_nodes=False)

@@ -1,11 +1,13 @@
 """The built-in utils pack: ComfyUI's model-free core utility nodes that the official
 templates use (switch, math, number and text nodes, image size/batch/scale/stitch nodes,
-mask and compare previews), with ComfyUI's names, inputs, defaults and outputs.
+mask and compare previews, blend and pad, latent cuts, lists), with ComfyUI's names,
+inputs, defaults and outputs.
 
 Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
 """
 
 from nodeloom.node_api import mappings
+from nodeloom.nodes.utils.compose import ImageBlend, ResizeAndPadImage
 from nodeloom.nodes.utils.images import (
     BatchImagesNode,
     GetImageSize,
@@ -17,6 +19,8 @@ from nodeloom.nodes.utils.images import (
     RepeatImageBatch,
     ResolutionSelector,
 )
+from nodeloom.nodes.utils.latents import LatentCut, LatentCutToBatch, TrimVideoLatent
+from nodeloom.nodes.utils.lists import CreateList, GetItemFromList
 from nodeloom.nodes.utils.logic import (
     ComfyMathExpression,
     ComfyNumberConvert,
@@ -53,4 +57,11 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     RegexExtract,
     RegexReplace,
     JsonExtractString,
+    ImageBlend,
+    ResizeAndPadImage,
+    LatentCut,
+    LatentCutToBatch,
+    TrimVideoLatent,
+    CreateList,
+    GetItemFromList,
 )
