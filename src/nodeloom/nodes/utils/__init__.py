@@ -30,6 +30,7 @@ from nodeloom.nodes.utils.logic import (
     SeedNode,
 )
 from nodeloom.nodes.utils.previews import ImageCompare, MaskPreview
+from nodeloom.nodes.utils.resize import ResizeImageMaskNode
 from nodeloom.nodes.utils.strings import JsonExtractString, RegexExtract, RegexReplace, StringConcatenate, StringReplace
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
@@ -59,6 +60,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     JsonExtractString,
     ImageBlend,
     ResizeAndPadImage,
+    ResizeImageMaskNode,
     LatentCut,
     LatentCutToBatch,
     TrimVideoLatent,
