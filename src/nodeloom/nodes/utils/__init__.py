@@ -31,6 +31,7 @@ from nodeloom.nodes.utils.logic import (
 )
 from nodeloom.nodes.utils.previews import ImageCompare, MaskPreview
 from nodeloom.nodes.utils.resize import ResizeImageMaskNode
+from nodeloom.nodes.utils.save_advanced import SaveImageAdvanced
 from nodeloom.nodes.utils.strings import JsonExtractString, RegexExtract, RegexReplace, StringConcatenate, StringReplace
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
@@ -61,6 +62,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ImageBlend,
     ResizeAndPadImage,
     ResizeImageMaskNode,
+    SaveImageAdvanced,
     LatentCut,
     LatentCutToBatch,
     TrimVideoLatent,
