@@ -69,3 +69,9 @@ def test_main_prints_the_figure(folder: Path, capsys: pytest.CaptureFixture[str]
     result = json.loads(capsys.readouterr().out)
     assert (result["covered"], result["total"]) == (2, 4)
     assert result["greedy"][0] == {"type": "ImageStitch", "covered": 4}
+
+
+def test_assumed_types_count_as_known(folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(coverage, "known_node_types", lambda: {"LoadImage", "SaveImage"})
+    assert coverage.main(["--templates", str(folder), "--json", "--assume", "GetImageSize,ImageStitch"]) == 0
+    assert json.loads(capsys.readouterr().out)["covered"] == 4
