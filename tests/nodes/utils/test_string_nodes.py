@@ -50,3 +50,23 @@ def test_json_extract_string_finds_the_object_in_prose_and_fences() -> None:
     assert call("JsonExtractString", json_string='prefix {"a": "b"} suffix', key="a") == "b"
     assert call("JsonExtractString", json_string="no json here", key="a") == ""
     assert call("JsonExtractString", json_string='{"a": 1}', key="missing") == ""
+
+
+def test_substring_length_case_and_trim() -> None:
+    assert call("StringSubstring", string="nodeloom", start=1, end=-2) == "odelo"
+    assert call("StringLength", string="héllo") == 5
+    assert [call("CaseConverter", string="a big cat", mode=m) for m in ("UPPERCASE", "lowercase", "Capitalize", "Title Case")] \
+        == ["A BIG CAT", "a big cat", "A big cat", "A Big Cat"]
+    assert [call("StringTrim", string="  x  ", mode=m) for m in ("Both", "Left", "Right")] == ["x", "x  ", "  x"]
+    with pytest.raises(ValidationError, match="`mode` must be one of"):
+        call("StringTrim", string="x", mode="Middle")
+
+
+def test_contains_compare_and_regex_match() -> None:
+    assert call("StringContains", string="Hello", substring="hell", case_sensitive=False) is True
+    assert call("StringContains", string="Hello", substring="hell", case_sensitive=True) is False
+    assert call("StringCompare", string_a="Photo.PNG", string_b=".png", mode="Ends With", case_sensitive=False) is True
+    assert call("StringCompare", string_a="a", string_b="A", mode="Equal", case_sensitive=True) is False
+    assert call("RegexMatch", string="line1\nline2", regex_pattern="^line2$", case_insensitive=False, multiline=True,
+                dotall=False) is True
+    assert call("RegexMatch", string="x", regex_pattern="(", case_insensitive=True, multiline=False, dotall=False) is False

@@ -33,6 +33,15 @@ from nodeloom.nodes.utils.logic import (
 from nodeloom.nodes.utils.previews import ImageCompare, MaskPreview
 from nodeloom.nodes.utils.resize import ResizeImageMaskNode
 from nodeloom.nodes.utils.save_advanced import SaveImageAdvanced
+from nodeloom.nodes.utils.string_ops import (
+    CaseConverter,
+    RegexMatch,
+    StringCompare,
+    StringContains,
+    StringLength,
+    StringSubstring,
+    StringTrim,
+)
 from nodeloom.nodes.utils.strings import JsonExtractString, RegexExtract, RegexReplace, StringConcatenate, StringReplace
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
@@ -60,6 +69,13 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     RegexExtract,
     RegexReplace,
     JsonExtractString,
+    StringSubstring,
+    StringLength,
+    CaseConverter,
+    StringTrim,
+    StringContains,
+    StringCompare,
+    RegexMatch,
     ImageBlend,
     ResizeAndPadImage,
     ResizeImageMaskNode,

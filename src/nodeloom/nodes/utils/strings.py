@@ -9,18 +9,19 @@ from typing import Any
 
 from nodeloom.node_api import Boolean, Combo, Int, Node, Output, Schema, String, ValidationError
 
-__all__ = ["JsonExtractString", "RegexExtract", "RegexReplace", "StringConcatenate", "StringReplace"]
+__all__ = ["JsonExtractString", "RegexExtract", "RegexReplace", "StringConcatenate", "StringReplace", "regex_flags",
+           "regex_inputs"]
 
 
 def _string_out(name: str = "STRING") -> Output:
     return Output("STRING", name, tooltip="The resulting text.")
 
 
-def _flags(case_insensitive: bool, multiline: bool, dotall: bool) -> int:
+def regex_flags(case_insensitive: bool, multiline: bool, dotall: bool) -> int:
     return (re.IGNORECASE if case_insensitive else 0) | (re.MULTILINE if multiline else 0) | (re.DOTALL if dotall else 0)
 
 
-def _regex_inputs(optional: bool = False) -> list[Any]:
+def regex_inputs(optional: bool = False) -> list[Any]:
     return [
         Boolean("case_insensitive", True, optional=optional, tooltip="Ignore letter case."),
         Boolean("multiline", False, optional=optional, tooltip="^ and $ match at every line."),
@@ -103,7 +104,7 @@ class RegexExtract(Node):
             String("regex_pattern", multiline=True, tooltip="A Python regular expression."),
             Combo("mode", ["First Match", "All Matches", "First Group", "All Groups"],
                   tooltip="Whole matches or one group; the first or all of them (one per line)."),
-            *_regex_inputs(),
+            *regex_inputs(),
             Int("group_index", 1, min=0, max=100, tooltip="Which group the group modes return (0 = whole match)."),
         ],
         outputs=[_string_out()],
@@ -112,7 +113,7 @@ class RegexExtract(Node):
     @classmethod
     def execute(cls, string: str, regex_pattern: str, mode: str, case_insensitive: bool, multiline: bool,
                 dotall: bool, group_index: int) -> tuple[str]:
-        return (regex_extract(string, regex_pattern, mode, _flags(case_insensitive, multiline, dotall), group_index),)
+        return (regex_extract(string, regex_pattern, mode, regex_flags(case_insensitive, multiline, dotall), group_index),)
 
 
 class RegexReplace(Node):
@@ -126,7 +127,7 @@ class RegexReplace(Node):
             String("string", multiline=True, tooltip="The text to change."),
             String("regex_pattern", multiline=True, tooltip="A Python regular expression."),
             String("replace", multiline=True, tooltip="The replacement; \\1 refers to a group."),
-            *_regex_inputs(optional=True),
+            *regex_inputs(optional=True),
             Int("count", 0, min=0, max=100, optional=True,
                 tooltip="Maximum number of replacements to make. Set to 0 to replace all occurrences."),
         ],
@@ -137,7 +138,7 @@ class RegexReplace(Node):
     def execute(cls, string: str, regex_pattern: str, replace: str, case_insensitive: bool = True,
                 multiline: bool = False, dotall: bool = False, count: int = 0) -> tuple[str]:
         try:
-            return (re.sub(regex_pattern, replace, string, count=count, flags=_flags(case_insensitive, multiline, dotall)),)
+            return (re.sub(regex_pattern, replace, string, count=count, flags=regex_flags(case_insensitive, multiline, dotall)),)
         except re.error as exc:
             raise ValidationError(f"`regex_pattern` or `replace` is not valid: {exc}") from None
 
