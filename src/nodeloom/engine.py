@@ -291,7 +291,8 @@ class Engine:
         Raises:
             ValidationError: no output of the prompt is valid (``.node_errors`` says why).
         """
-        workflow = ((extra_data or {}).get("extra_pnginfo") or {}).get("workflow")
+        pnginfo = (extra_data or {}).get("extra_pnginfo")
+        workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
         result = validated or self.validate(prompt, targets=targets, workflow=workflow)
         if not result.ok:
             err = result.error or {"type": "invalid_prompt", "message": "invalid prompt", "details": "", "extra_info": {}}

@@ -128,3 +128,12 @@ def test_demo_runs_a_workflow_and_stops_off_a_terminal(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     wrote = [line for line in proc.stdout.splitlines() if " wrote " in line]
     assert len(wrote) == 1 and "demo: success" in proc.stdout and "graph editor" not in proc.stdout
+
+
+def test_survey_tolerates_malformed_workflows() -> None:
+    from nodeloom.workflows.survey import model_files, node_types
+
+    bad = {"nodes": [{"id": 1, "type": "X", "properties": ["not", "a", "dict"]}, "junk"],
+           "definitions": {"subgraphs": "nope"}, "models": {"name": "x"}}
+    assert model_files(bad) == [] and node_types(bad) == {"X": {"ids": ["1"], "core": False}}
+    assert model_files({"1": {"class_type": "SaveImage", "inputs": {}}}) == []

@@ -202,7 +202,8 @@ def run_command(engine: Any, args: argparse.Namespace, prompt: dict[str, Any], e
         prompt: the API-format prompt.
         extra_data: ComfyUI's ``extra_data`` (``extra_pnginfo`` for saved PNGs).
     """
-    validation = engine.validate(prompt, workflow=((extra_data or {}).get("extra_pnginfo") or {}).get("workflow"))
+    pnginfo = (extra_data or {}).get("extra_pnginfo")
+    validation = engine.validate(prompt, workflow=pnginfo.get("workflow") if isinstance(pnginfo, dict) else None)
     if not validation.ok:
         if args.json:
             print(json.dumps({"status": "invalid", **validation.to_dict()}, default=str))

@@ -24,11 +24,15 @@ __all__ = ["MODEL_INPUT_FOLDERS", "ModelFile", "core_node_names", "explain_missi
 FRONTEND_ONLY = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
 
 
+def _subgraphs(workflow: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    definitions = workflow.get("definitions")
+    subs = definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
+    return [s for s in _listed(subs) if isinstance(s, Mapping)]
+
+
 def _ui_nodes(workflow: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    yield from (n for n in workflow.get("nodes") or [] if isinstance(n, Mapping))
-    for sub in (workflow.get("definitions") or {}).get("subgraphs") or []:
-        if isinstance(sub, Mapping):
-            yield from (n for n in sub.get("nodes") or [] if isinstance(n, Mapping))
+    for graph in (workflow, *_subgraphs(workflow)):
+        yield from (n for n in _listed(graph.get("nodes")) if isinstance(n, Mapping))
 
 
 def _is_ui(workflow: Any) -> bool:
@@ -43,15 +47,15 @@ def node_types(workflow: Any) -> dict[str, dict[str, Any]]:
     """
     out: dict[str, dict[str, Any]] = {}
     if _is_ui(workflow):
-        subgraphs = {str(s.get("id")) for s in (workflow.get("definitions") or {}).get("subgraphs") or []
-                     if isinstance(s, Mapping)}
+        subgraphs = {str(s.get("id")) for s in _subgraphs(workflow)}
         for node in _ui_nodes(workflow):
             kind = str(node.get("type", ""))
             if not kind or kind in FRONTEND_ONLY or kind in subgraphs:
                 continue
             entry = out.setdefault(kind, {"ids": [], "core": False})
             entry["ids"].append(str(node.get("id")))
-            entry["core"] |= (node.get("properties") or {}).get("cnr_id") == "comfy-core"
+            props = node.get("properties")
+            entry["core"] |= isinstance(props, Mapping) and props.get("cnr_id") == "comfy-core"
     elif isinstance(workflow, Mapping):
         for node_id, node in workflow.items():
             if isinstance(node, Mapping) and isinstance(node.get("class_type"), str):
@@ -104,11 +108,16 @@ class ModelFile:
         return {"name": self.name, "directory": self.directory, "url": self.url, "nodes": list(self.node_ids)}
 
 
-def _model_entries(workflow: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], str | None]]:
-    for entry in workflow.get("models") or []:
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _model_entries(workflow: Mapping[str, Any]) -> Iterator[tuple[Any, str | None]]:
+    for entry in _listed(workflow.get("models")):
         yield entry, None
     for node in _ui_nodes(workflow):
-        for entry in (node.get("properties") or {}).get("models") or []:
+        props = node.get("properties")
+        for entry in _listed(props.get("models")) if isinstance(props, Mapping) else []:
             yield entry, str(node.get("id"))
 
 
@@ -151,7 +160,7 @@ def explain_missing_models(node_errors: Mapping[str, Any], paths: Any, workflow:
     urls = {m.name: m for m in model_files(workflow)}
     for entry in node_errors.values():
         for err in entry.get("errors") or []:
-            extra = err.get("extra_info") or {}
+            extra = err.setdefault("extra_info", {})
             if err.get("type") != "value_not_in_list" or not isinstance(extra.get("input_name"), str):
                 continue
             folder = _folder_of(paths, extra["input_name"])
