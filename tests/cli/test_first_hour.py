@@ -137,3 +137,16 @@ def test_survey_tolerates_malformed_workflows() -> None:
            "definitions": {"subgraphs": "nope"}, "models": {"name": "x"}}
     assert model_files(bad) == [] and node_types(bad) == {"X": {"ids": ["1"], "core": False}}
     assert model_files({"1": {"class_type": "SaveImage", "inputs": {}}}) == []
+
+
+def test_a_file_listed_under_two_ui_keys_is_printed_once(tmp_path: Path) -> None:
+    from nodeloom.cli.run import output_files, output_texts
+    from nodeloom.paths import FolderPaths
+
+    class FakeEngine:
+        paths = FolderPaths(tmp_path)
+
+    item = {"filename": "clip_00001_.mp4", "subfolder": "", "type": "output"}
+    files = output_files(FakeEngine(), {"7": {"gifs": [item], "images": [item], "animated": [True]}})
+    assert files == {"7": [str(tmp_path / "output" / "clip_00001_.mp4")]}
+    assert output_texts({"3": {"text": ["a", "b"]}, "4": {"images": []}}) == {"3": "a\nb"}
