@@ -12,11 +12,14 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeloom.errors import NodeloomError, ValidationError
 from nodeloom.server.queue import PromptQueue
 from nodeloom.server.store import Job
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["Worker"]
 
@@ -37,7 +40,7 @@ class Worker:
             run, and the end-of-prompt marker, sent after the result is in history.
     """
 
-    def __init__(self, engine: Any, queue: PromptQueue, hub: Any) -> None:
+    def __init__(self, engine: Engine, queue: PromptQueue, hub: Any) -> None:
         self.engine = engine
         self.queue = queue
         self.hub = hub
@@ -108,13 +111,13 @@ class Worker:
                 extra_data=job.extra_data, targets=job.targets or None,
             )
         except ValidationError as exc:
-            self._fail(job, exc.to_dict(), getattr(exc, "node_errors", {}))
+            self._fail(job, exc.to_dict())  # carries ``node_errors`` when there are any
             return True
         except Exception as exc:  # the engine boundary: any failure is recorded, the worker goes on
             log.exception("prompt %s failed outside node execution", job.prompt_id)
             payload = NodeloomError(str(exc) or type(exc).__name__, details=traceback.format_exc()).to_dict()
             payload["type"] = type(exc).__name__
-            self._fail(job, payload, {})
+            self._fail(job, payload)
             return True
         if result.status == "interrupted" and self._stop.is_set():
             # stopped by a server shutdown, not by a user: it runs again after the restart
@@ -130,7 +133,7 @@ class Worker:
                           error=result.errors[0] if result.errors else None)
         return True
 
-    def _fail(self, job: Job, error: dict[str, Any], node_errors: dict[str, Any]) -> None:
+    def _fail(self, job: Job, error: dict[str, Any]) -> None:
         """Record a prompt that could not run at all and tell its client."""
         data = {
             "prompt_id": job.prompt_id, "node_id": None, "node_type": None, "executed": [],
@@ -139,5 +142,4 @@ class Worker:
         }
         self.hub.publish("execution_error", data, job.client_id)
         status = {"status_str": "error", "completed": False, "messages": [["execution_error", data]]}
-        error = dict(error, node_errors=node_errors) if node_errors else error
         self.queue.finish(job, "error", outputs={}, status=status, meta={}, error=error)

@@ -103,23 +103,3 @@ def test_template_widgets_convert(image_engine) -> None:
     (saved,) = result.outputs["2"]["images"]
     assert saved["filename"].startswith("front_view_") and saved["filename"].endswith(".png")
 
-
-def test_animated_webp_and_png_embed_the_workflow(out_dir: Path) -> None:
-    images = _gradient(3)
-    extra = {"workflow": {"nodes": []}}
-    webp = NODES["SaveAnimatedWEBP"]().execute(images=images, filename_prefix="anim", fps=8.0, lossless=True, quality=80,
-                                               method="fastest", prompt={"1": {}}, extra_pnginfo=extra).to_v1()
-    assert webp["ui"]["animated"] == (True,)
-    with Image.open(out_dir / webp["ui"]["images"][0]["filename"]) as img:
-        exif = img.getexif()
-        assert img.n_frames == 3
-        img.seek(1)
-        img.load()
-        assert img.info.get("duration") == 125
-        assert exif[0x0110] == 'prompt:{"1": {}}' and exif[0x010F] == 'workflow:{"nodes": []}'
-    apng = NODES["SaveAnimatedPNG"]().execute(images=images, filename_prefix="anim", fps=4.0, compress_level=1,
-                                              prompt={"1": {}}, extra_pnginfo=extra).to_v1()
-    raw = (out_dir / apng["ui"]["images"][0]["filename"]).read_bytes()
-    assert b"acTL" in raw and b'comfworkflow\x00{"nodes": []}' in raw and raw.index(b"comf") > raw.index(b"IDAT")
-    with Image.open(out_dir / apng["ui"]["images"][0]["filename"]) as img:
-        assert img.n_frames == 3

@@ -7,7 +7,6 @@ Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
 """
 
 from nodeloom.node_api import mappings
-from nodeloom.nodes.utils.animated import SaveAnimatedPNG, SaveAnimatedWEBP
 from nodeloom.nodes.utils.compose import ImageBlend, ResizeAndPadImage
 from nodeloom.nodes.utils.images import (
     BatchImagesNode,
@@ -80,8 +79,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ResizeAndPadImage,
     ResizeImageMaskNode,
     SaveImageAdvanced,
-    SaveAnimatedWEBP,
-    SaveAnimatedPNG,
     LatentCut,
     LatentCutToBatch,
     TrimVideoLatent,
