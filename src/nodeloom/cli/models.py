@@ -36,7 +36,7 @@ def _status(paths: FolderPaths, directory: str, name: str) -> dict[str, Any]:
 
 def models_main(args: argparse.Namespace) -> int:
     """Print the model files of ``args.workflow``; exit 1 when some are missing locally."""
-    from nodeloom.cli.workflow_file import read_workflow
+    from nodeloom.workflows.files import read_workflow
 
     paths = FolderPaths(args.base_dir)
     for yaml_path in args.extra_model_paths_config:
