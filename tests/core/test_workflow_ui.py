@@ -287,3 +287,10 @@ def test_dynamic_combo_widgets_follow_the_selected_option():
     assert list(types["required"]) == ["images", "format", "prefix"]  # the declaration is left alone
     assert input_info(types, "format.mode.fps") == ("FLOAT", "required", {"default": 6.0})
     assert input_info(types, "format.nothing")[1] is None and input_info(types, "images.x")[1] is None
+
+
+def test_color_widgets_take_their_value():
+    types = {"required": {"color": ["COLOR", {"default": "#ffffff"}]}}
+    ui = {"last_node_id": 1, "links": [], "nodes": [{"id": 1, "type": "ColorToRGBInt", "mode": 0, "inputs": [],
+                                                       "outputs": [], "widgets_values": ["#0a9299"]}]}
+    assert to_api(ui, lambda t: types)["1"]["inputs"] == {"color": "#0a9299"}

@@ -70,3 +70,22 @@ def test_contains_compare_and_regex_match() -> None:
     assert call("RegexMatch", string="line1\nline2", regex_pattern="^line2$", case_insensitive=False, multiline=True,
                 dotall=False) is True
     assert call("RegexMatch", string="x", regex_pattern="(", case_insensitive=True, multiline=False, dotall=False) is False
+
+
+def test_string_format_fills_plain_names_only() -> None:
+    fill = NODES["StringFormat"]().execute
+    assert fill(f_string="cx: {a:.3f}, {b} × {c} px {{ok}}", **{"values.a": 0.5, "values.b": 1024, "values.c": "x"}) \
+        == ("cx: 0.500, 1024 × x px {ok}",)
+    for template, why in (("{a.__class__}", "only name a value"), ("{a[0]}", "only name a value"),
+                          ("{b}", "no value `b` is connected"), ("{a:>99999999}", "more than"),
+                          ("{a:.3f}", "cannot format str"), ("{a", "not a valid format string")):
+        with pytest.raises(ValidationError, match=why):
+            fill(f_string=template, **{"values.a": "text"})
+
+
+def test_color_to_rgb_int() -> None:
+    to_int = NODES["ColorToRGBInt"]().execute
+    assert to_int(color="#0A9299") == (0x0A9299, "#0a9299", 1.0)
+    assert to_int(color="#ffffff80") == (0xFFFFFF, "#ffffff", 128 / 255)
+    with pytest.raises(ValidationError, match="#RRGGBB"):
+        to_int(color="0a9299")

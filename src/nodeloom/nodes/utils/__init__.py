@@ -8,6 +8,7 @@ Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
 
 from nodeloom.node_api import mappings
 from nodeloom.nodes.utils.compose import ImageBlend, ResizeAndPadImage
+from nodeloom.nodes.utils.format import ColorToRGBInt, StringFormat
 from nodeloom.nodes.utils.images import (
     BatchImagesNode,
     GetImageSize,
@@ -75,6 +76,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     StringContains,
     StringCompare,
     RegexMatch,
+    StringFormat,
+    ColorToRGBInt,
     ImageBlend,
     ResizeAndPadImage,
     ResizeImageMaskNode,
