@@ -1,11 +1,12 @@
 """Blend modes for two images (0..1 floats, any broadcastable shape), ComfyUI's set:
-normal, multiply, screen, overlay, soft light (the W3C formula) and difference."""
+normal, multiply, screen, overlay, soft light (the W3C formula) and difference; and the
+Gaussian blur of ComfyUI's post-processing nodes."""
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["BLEND_MODES", "blend"]
+__all__ = ["BLEND_MODES", "blend", "gaussian_blur"]
 
 BLEND_MODES = ("normal", "multiply", "screen", "overlay", "soft_light", "difference")
 
@@ -34,3 +35,21 @@ def blend(base: torch.Tensor, top: torch.Tensor, mode: str) -> torch.Tensor:
     if mode == "difference":
         return base - top
     raise ValueError(f"`blend_mode` must be one of {list(BLEND_MODES)}, got {mode!r}")
+
+
+def gaussian_blur(image: torch.Tensor, radius: int, sigma: float) -> torch.Tensor:
+    """Blur ``[B, H, W, C]`` images with a ``(2·radius+1)²`` Gaussian whose ``sigma`` is measured in
+    units of the radius (the kernel spans −1..1), edges mirrored, as ComfyUI's Image Blur does.
+    A radius of 0 returns the image."""
+    if radius <= 0:
+        return image
+    size = 2 * radius + 1
+    axis = torch.linspace(-1, 1, size, dtype=image.dtype, device=image.device)
+    dist2 = axis[:, None] ** 2 + axis[None, :] ** 2
+    kernel = torch.exp(-dist2 / (2.0 * sigma * sigma))
+    channels = image.shape[-1]
+    kernel = (kernel / kernel.sum()).expand(channels, 1, size, size)
+    x = image.permute(0, 3, 1, 2)
+    mode = "reflect" if radius < min(x.shape[2], x.shape[3]) else "replicate"
+    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode=mode)
+    return torch.nn.functional.conv2d(x, kernel, groups=channels).permute(0, 2, 3, 1)

@@ -91,3 +91,13 @@ def test_resize_and_pad_centres_the_image() -> None:
                   interpolation="area")
     assert out.shape == (1, 40, 40, 3)
     assert out[0, 9, 20].sum() == 0 and torch.allclose(out[0, 10, 0], torch.tensor(0.5)) and out[0, 30, 20].sum() == 0
+
+
+def test_image_blur_keeps_flat_areas_and_spreads_edges() -> None:
+    img = torch.zeros(1, 9, 9, 3)
+    img[0, 4, 4] = 1.0
+    (out,) = call("ImageBlur", image=img, blur_radius=2, sigma=1.0)
+    assert out.shape == img.shape and torch.isclose(out.sum(), torch.tensor(3.0), atol=1e-4)
+    assert out[0, 4, 4, 0] < 1.0 and out[0, 4, 3, 0] > 0 and out[0, 4, 3, 0] == out[0, 3, 4, 0]
+    flat = torch.full((1, 4, 4, 3), 0.25)
+    assert torch.allclose(call("ImageBlur", image=flat, blur_radius=5, sigma=2.0)[0], flat)

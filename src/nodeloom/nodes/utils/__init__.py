@@ -7,7 +7,7 @@ Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
 """
 
 from nodeloom.node_api import mappings
-from nodeloom.nodes.utils.compose import ImageBlend, ResizeAndPadImage
+from nodeloom.nodes.utils.compose import ImageBlend, ImageBlur, ResizeAndPadImage
 from nodeloom.nodes.utils.format import ColorToRGBInt, StringFormat
 from nodeloom.nodes.utils.images import (
     BatchImagesNode,
@@ -79,6 +79,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     StringFormat,
     ColorToRGBInt,
     ImageBlend,
+    ImageBlur,
     ResizeAndPadImage,
     ResizeImageMaskNode,
     SaveImageAdvanced,

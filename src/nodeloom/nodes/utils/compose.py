@@ -1,5 +1,5 @@
-"""Image composition nodes of ComfyUI's core: blend two images with a blend mode, and fit an
-image into a canvas of a given size with padding. Blend maths in :mod:`nodeloom.ops.blend`."""
+"""Image composition nodes of ComfyUI's core: blend two images with a blend mode, blur, and fit
+an image into a canvas of a given size with padding. The maths is in :mod:`nodeloom.ops.blend`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import torch
 
 from nodeloom.node_api import MAX_RESOLUTION, Combo, Float, Image, Int, Node, Output, Schema, ValidationError
 from nodeloom.ops import resample
-from nodeloom.ops.blend import BLEND_MODES, blend
+from nodeloom.ops.blend import BLEND_MODES, blend, gaussian_blur
 
-__all__ = ["ImageBlend", "ResizeAndPadImage"]
+__all__ = ["ImageBlend", "ImageBlur", "ResizeAndPadImage"]
 
 
 class ImageBlend(Node):
@@ -72,3 +72,23 @@ class ResizeAndPadImage(Node):
         top, left = (target_height - new_h) // 2, (target_width - new_w) // 2
         canvas[:, top : top + new_h, left : left + new_w] = resized
         return (canvas,)
+
+
+class ImageBlur(Node):
+    """Gaussian blur; `sigma` is relative to the radius, as in ComfyUI."""
+
+    SCHEMA = Schema(
+        "ImageBlur",
+        display_name="Image Blur",
+        category="image/postprocessing",
+        inputs=[
+            Image("image", tooltip="The image to blur."),
+            Int("blur_radius", 1, min=1, max=31, step=1, tooltip="Kernel radius in pixels."),
+            Float("sigma", 1.0, min=0.1, max=10.0, step=0.1, tooltip="Spread, in units of the radius."),
+        ],
+        outputs=[Output("IMAGE", "IMAGE", tooltip="The blurred image.")],
+    )
+
+    @classmethod
+    def execute(cls, image: torch.Tensor, blur_radius: int, sigma: float) -> tuple[torch.Tensor]:
+        return (gaussian_blur(image, blur_radius, sigma),)
