@@ -30,7 +30,7 @@ from typing import Any
 OPTION_KEYS = ("default", "min", "max", "step")
 #: combos listing files of a folder: their contents differ by installation, only their presence is compared
 FILE_COMBOS = {"ckpt_name", "vae_name", "lora_name", "control_net_name", "model_path", "image", "video", "unet_name",
-               "clip_name", "style_model_name", "upscale_model_name", "gligen_name", "hypernetwork_name"}
+               "clip_name", "style_model_name", "upscale_model_name", "model_name", "gligen_name", "hypernetwork_name"}
 
 
 def _jsonable(value: Any) -> Any:
