@@ -31,6 +31,7 @@ from nodeloom.errors import ValidationError
 from nodeloom.models.manager import ModelManager
 from nodeloom.paths import FolderPaths
 from nodeloom.services import Services
+from nodeloom.workflows.survey import explain_missing_models
 
 __all__ = ["Engine", "EngineConfig", "RunResult"]
 
@@ -255,10 +256,16 @@ class Engine:
         with activate_services(self.services):
             return cls.INPUT_TYPES()  # type: ignore[attr-defined,no-any-return]
 
-    def validate(self, prompt: Any, *, targets: list[str] | None = None) -> ValidationResult:
-        """Validate an API-format prompt; never raises for bad input."""
+    def validate(self, prompt: Any, *, targets: list[str] | None = None, workflow: Any = None) -> ValidationResult:
+        """Validate an API-format prompt; never raises for bad input.
+
+        ``workflow`` (the UI workflow the prompt came from) lets a missing model file's error
+        name the URL the workflow gives for it; the folders searched are always named.
+        """
         with activate_services(self.services):
-            return validate_prompt(prompt, self.registry.get, targets, known_classes=lambda: self.registry.classes().keys())
+            result = validate_prompt(prompt, self.registry.get, targets, known_classes=lambda: self.registry.classes().keys())
+        explain_missing_models(result.node_errors, self.paths, workflow)
+        return result
 
     def run(
         self,
@@ -285,7 +292,9 @@ class Engine:
         Raises:
             ValidationError: no output of the prompt is valid (``.node_errors`` says why).
         """
-        result = validated or self.validate(prompt, targets=targets)
+        pnginfo = (extra_data or {}).get("extra_pnginfo")
+        workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
+        result = validated or self.validate(prompt, targets=targets, workflow=workflow)
         if not result.ok:
             err = result.error or {"type": "invalid_prompt", "message": "invalid prompt", "details": "", "extra_info": {}}
             raise ValidationError(err["message"], details=err.get("details", ""), extra_info=err.get("extra_info"),

@@ -51,6 +51,8 @@ def _describe(cls: type, display: str) -> dict[str, Any]:
         for name, entry in entries.items():
             kind = entry[0]
             opts = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
+            if kind == "COMBO" and isinstance(opts.get("options"), list):
+                kind = opts["options"]  # V3 nodes spell a combo as ("COMBO", {"options": [...]})
             inputs[section].append({
                 "name": name,
                 "type": "COMBO" if isinstance(kind, list) else str(kind),
@@ -80,6 +82,9 @@ def dump(comfyui: Path) -> int:
     import comfy.options
 
     comfy.options.enable_args_parsing()
+    # ComfyUI's main.py imports its `utils` package before `nodes`; otherwise `comfy/utils.py`
+    # takes the name and every module needing `utils.install_util` (nodes_images...) fails
+    import utils.install_util  # noqa: F401
     import nodes
 
     started = nodes.init_extra_nodes(init_custom_nodes=False)

@@ -65,7 +65,9 @@ async def post_prompt(request: web.Request) -> web.Response:
     number = _number(body, state)
     loop = asyncio.get_running_loop()
     try:
-        result = await loop.run_in_executor(None, lambda: state.engine.validate(prompt, targets=targets))
+        pnginfo = extra_data.get("extra_pnginfo")
+        workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
+        result = await loop.run_in_executor(None, lambda: state.engine.validate(prompt, targets=targets, workflow=workflow))
     except ValidationError as exc:
         return _bad_prompt(exc.to_dict(), exc.node_errors)
     if not result.ok:
