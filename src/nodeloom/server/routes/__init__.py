@@ -2,7 +2,9 @@
 
 Handlers are plain module functions that reach the server's objects through
 ``get_state(request)``; :mod:`nodeloom.server.app` mounts each table bare and under ``/api``.
-This module also holds the small request-parsing helpers the groups share.
+This module also holds the small request-parsing helpers the groups share; they turn every
+malformed value (non-standard JSON numbers, nesting deeper than ``MAX_JSON_DEPTH``, integers
+beyond ``MAX_QUERY_INT``) into a 400 with a JSON error instead of a 500.
 """
 
 from __future__ import annotations
@@ -14,7 +16,39 @@ from aiohttp import web
 
 from nodeloom.errors import ValidationError
 
-__all__ = ["json_body", "query_bool", "query_int"]
+__all__ = ["MAX_JSON_DEPTH", "MAX_QUERY_INT", "json_body", "query_bool", "query_int"]
+
+#: deepest nesting of arrays/objects accepted in a request body
+MAX_JSON_DEPTH = 500
+#: largest magnitude of an integer query parameter (SQLite's and JavaScript's safe range)
+MAX_QUERY_INT = 2**53
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"`{name}` is not a JSON number; numbers must be finite")
+
+
+def _depth_ok(raw: bytes, limit: int) -> bool:
+    """Whether brackets nest at most ``limit`` deep (strings skipped); checked before parsing
+    so a 100,000-deep body never reaches the recursive decoder."""
+    depth, in_string, escaped = 0, False, False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return False
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return True
 
 
 async def json_body(request: web.Request, *, required: bool = True) -> dict[str, Any]:
@@ -28,9 +62,11 @@ async def json_body(request: web.Request, *, required: bool = True) -> dict[str,
         if required:
             raise ValidationError("the request body must be a JSON object, got an empty body", type="invalid_json")
         return {}
+    if not _depth_ok(raw, MAX_JSON_DEPTH):
+        raise ValidationError(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", type="invalid_json")
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, NaN/Infinity, huge ints
         raise ValidationError(f"the request body is not valid JSON: {exc}", type="invalid_json") from exc
     if not isinstance(data, dict):
         raise ValidationError(f"the request body must be a JSON object, got {type(data).__name__}", type="invalid_json")
@@ -41,15 +77,19 @@ def query_int(request: web.Request, name: str, default: int | None = None, *, mi
     """An integer query parameter.
 
     Raises:
-        ValidationError: not an integer, or below ``minimum``.
+        ValidationError: not an integer, below ``minimum`` or beyond ±``MAX_QUERY_INT``.
     """
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
     try:
+        if len(raw) > 40:  # int() of thousands of digits is slow and never a valid page
+            raise ValueError(raw[:40])
         value = int(raw)
     except ValueError as exc:
-        raise ValidationError(f"`{name}` must be an integer, got {raw!r}", type="invalid_query") from exc
+        raise ValidationError(f"`{name}` must be an integer, got {raw[:40]!r}", type="invalid_query") from exc
+    if abs(value) > MAX_QUERY_INT:
+        raise ValidationError(f"`{name}` must be within ±{MAX_QUERY_INT}, got {raw[:40]}", type="invalid_query")
     if minimum is not None and value < minimum:
         raise ValidationError(f"`{name}` must be ≥ {minimum}, got {value}", type="invalid_query")
     return value
