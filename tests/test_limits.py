@@ -113,3 +113,18 @@ def test_load_image_refuses_huge_files_before_decoding(engine):
     result = engine.run(prompt, limits=RunLimits(max_pixels=4096 * 4096))
     assert result.status == "error"
     assert "huge.png" in result.errors[0]["exception_message"] and "36000000 pixels" in result.errors[0]["exception_message"]
+
+
+def test_expression_broadcast_bounded_by_memory_limit_before_computing(engine):
+    """A 512×1 column times a 1×512 row broadcasts to 512×512: with a memory limit the
+    expression is refused from the shapes, before the product exists."""
+    column = {"class_type": "EmptyImage", "inputs": {"width": 1, "height": 512, "batch_size": 1, "color": 0}}
+    row = {"class_type": "EmptyImage", "inputs": {"width": 512, "height": 1, "batch_size": 1, "color": 0}}
+    expr = {"class_type": "ImageExpression", "inputs": {"expression": "a * b + 0.5", "a": ["1", 0], "b": ["2", 0],
+                                                        "x": 0.0, "y": 0.0, "z": 0.0, "clamp": True}}
+    prompt = {"1": column, "2": row, "3": expr, "4": _preview("3")}
+    assert engine.run(prompt).value("3").shape == (1, 512, 512, 3)
+    expr["inputs"]["expression"] = "a * b + 0.25"  # not the cached result
+    refused = engine.run(prompt, limits=RunLimits(max_memory=2 << 20))
+    assert refused.status == "error" and refused.errors[0]["node_id"] == "3"
+    assert "786432 elements (limit 524288)" in refused.errors[0]["exception_message"]

@@ -11,13 +11,14 @@ same object to ``Engine.run``. A shared leaf: imports neither torch nor core int
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from nodeloom.errors import ValidationError
 
-__all__ = ["LIMITS_EXTRA_KEY", "LimitError", "RunLimits", "estimate_prompt"]
+__all__ = ["LIMITS_EXTRA_KEY", "LimitError", "RunLimits", "estimate_prompt", "limit_named_in"]
 
 #: ``extra_data`` key through which a queued prompt carries stricter limits of its own (the
 #: MCP policy's, for agent jobs in a server's queue); they can only tighten the server's.
@@ -34,9 +35,23 @@ _SCALES = ("scale_by", "upscale_by", "scale_factor", "upscale_factor")
 
 
 class LimitError(ValidationError):
-    """A prompt would create, or a node created, more than the run's limits allow."""
+    """A prompt would create, or a node created, more than the run's limits allow.
+
+    Its message always ends with the limit's name in backticks and parentheses, e.g.
+    ``(`max_pixels`)``: a node error keeps only the message, and :func:`limit_named_in` reads it.
+    """
 
     type = "limit_exceeded"
+
+
+def limit_named_in(error: Mapping[str, Any]) -> str | None:
+    """The limit (``max_pixels``, ``max_batch``, ``max_memory``) a node error or an error
+    payload reports as exceeded, or None for any other error."""
+    kind = str(error.get("exception_type") or error.get("type") or "")
+    if not (kind.endswith("LimitError") or kind == LimitError.type):
+        return None
+    match = re.search(r"\(`(max_[a-z_]+)`\)$", str(error.get("exception_message") or error.get("message") or ""))
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True)

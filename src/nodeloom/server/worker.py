@@ -15,6 +15,8 @@ completion anyone saw never runs again after a crash.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 import traceback
@@ -30,6 +32,14 @@ log = logging.getLogger(__name__)
 
 #: longest wait between two tries of a refused database write (seconds)
 MAX_STORAGE_BACKOFF = 2.0
+#: test-only: a fault point name (``after_run``, ``after_record``) at which the process kills
+#: itself with SIGKILL, so crash tests can stop the server at an exact moment
+FAULT_ENV = "NODELOOM_TEST_FAULT"
+
+
+def _fault_point(name: str) -> None:
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _now_ms() -> int:
@@ -116,6 +126,7 @@ class Worker:
             finally:
                 self.current = None
                 if done:
+                    _fault_point("after_record")
                     self.hub.publish_prompt_done(job.prompt_id, job.client_id)
                 else:
                     self.hub.drop_held(job.prompt_id)
@@ -144,6 +155,7 @@ class Worker:
             payload = NodeloomError(str(exc) or type(exc).__name__, details=traceback.format_exc()).to_dict()
             payload["type"] = type(exc).__name__
             return self._fail(job, payload, {})
+        _fault_point("after_run")
         if result.status == "interrupted" and self._stop.is_set():
             # stopped by a server shutdown, not by a user: it runs again after the restart
             return self._release(job)

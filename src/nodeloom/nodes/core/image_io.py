@@ -52,7 +52,10 @@ def _resolve_input(name: str) -> str:
 
 def _max_pixels() -> int | None:
     """The running prompt's pixel limit (None: Pillow's own decompression-bomb guard)."""
-    limits = getattr(services(), "limits", None)
+    try:
+        limits = getattr(services(), "limits", None)
+    except NodeloomError:  # called outside an engine: no run limits
+        return None
     return getattr(limits, "max_pixels", None) or None
 
 
