@@ -37,7 +37,7 @@ def test_numbers_must_be_finite(server):
 
 def test_deep_json_and_wrong_id_types(server):
     deep = b'{"prompt": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    assert "nests deeper" in _json_error(request(server.url, "POST", "/prompt", data=deep))["message"]
+    assert "nests too deeply" in _json_error(request(server.url, "POST", "/prompt", data=deep))["message"]
     for key, value in (("client_id", {"a": 1}), ("client_id", [1]), ("prompt_id", {"x": 1}), ("prompt_id", 7)):
         err = _json_error(request(server.url, "POST", "/prompt", {"prompt": save_prompt(), key: value}))
         assert f"`{key}` must be a string" in err["message"]

@@ -3,8 +3,8 @@
 Handlers are plain module functions that reach the server's objects through
 ``get_state(request)``; :mod:`nodeloom.server.app` mounts each table bare and under ``/api``.
 This module also holds the small request-parsing helpers the groups share; they turn every
-malformed value (non-standard JSON numbers, nesting deeper than ``MAX_JSON_DEPTH``, integers
-beyond ``MAX_QUERY_INT``) into a 400 with a JSON error instead of a 500.
+malformed value (non-standard JSON numbers, nesting deeper than the decoder's recursion limit,
+integers beyond ``MAX_QUERY_INT``) into a 400 with a JSON error instead of a 500.
 """
 
 from __future__ import annotations
@@ -16,39 +16,14 @@ from aiohttp import web
 
 from nodeloom.errors import ValidationError
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_QUERY_INT", "json_body", "query_bool", "query_int"]
+__all__ = ["MAX_QUERY_INT", "json_body", "query_bool", "query_int"]
 
-#: deepest nesting of arrays/objects accepted in a request body
-MAX_JSON_DEPTH = 500
 #: largest magnitude of an integer query parameter (SQLite's and JavaScript's safe range)
 MAX_QUERY_INT = 2**53
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"`{name}` is not a JSON number; numbers must be finite")
-
-
-def _depth_ok(raw: bytes, limit: int) -> bool:
-    """Whether brackets nest at most ``limit`` deep (strings skipped); checked before parsing
-    so a 100,000-deep body never reaches the recursive decoder."""
-    depth, in_string, escaped = 0, False, False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return False
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return True
 
 
 async def json_body(request: web.Request, *, required: bool = True) -> dict[str, Any]:
@@ -62,11 +37,11 @@ async def json_body(request: web.Request, *, required: bool = True) -> dict[str,
         if required:
             raise ValidationError("the request body must be a JSON object, got an empty body", type="invalid_json")
         return {}
-    if not _depth_ok(raw, MAX_JSON_DEPTH):
-        raise ValidationError(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", type="invalid_json")
     try:
         data = json.loads(raw, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, NaN/Infinity, huge ints
+    except RecursionError as exc:  # the C decoder stops at the recursion limit (~1,000 levels)
+        raise ValidationError("the request body nests too deeply", type="invalid_json") from exc
+    except ValueError as exc:  # JSONDecodeError, bad UTF-8, NaN/Infinity, integers of > 4,300 digits
         raise ValidationError(f"the request body is not valid JSON: {exc}", type="invalid_json") from exc
     if not isinstance(data, dict):
         raise ValidationError(f"the request body must be a JSON object, got {type(data).__name__}", type="invalid_json")
