@@ -202,26 +202,32 @@ def _size_pixels(inputs: Mapping[str, Any]) -> float | None:
     return best
 
 
-def _links(inputs: Mapping[str, Any]) -> list[str]:
-    return [str(v[0]) for v in inputs.values() if isinstance(v, list) and len(v) == 2 and isinstance(v[1], int)]
+def _links(inputs: dict[str, Any]) -> list[str]:
+    return [str(v[0]) for v in inputs.values() if type(v) is list and len(v) == 2 and type(v[1]) is int]
 
 
-def _node_estimate(class_type: str, inputs: Mapping[str, Any], ups: list[_Estimate], types: tuple[str, ...]) -> _Estimate:
+def _node_estimate(class_type: str, inputs: dict[str, Any], ups: list[_Estimate], per_item: float) -> _Estimate:
+    """One node's estimate from its constants and its inputs' estimates (``per_item``: bytes
+    per pixel of what it creates, 0 when it creates no image, mask or latent)."""
+    up_pixels = up_batch = 0.0
+    for u in ups:
+        up_pixels = u.pixels if u.pixels > up_pixels else up_pixels
+        up_batch = u.batch if u.batch > up_batch else up_batch
     pixels = _size_pixels(inputs)
-    up_pixels = max((u.pixels for u in ups), default=0.0)
     if pixels is None:
-        scale = max((s for s in (_number(inputs.get(k)) for k in _SCALES) if s is not None), default=None)
-        pixels = up_pixels * scale * scale if scale is not None else up_pixels
-    batch = max((u.batch for u in ups), default=0.0)
+        pixels = up_pixels
+        scales = [s for s in (_number(inputs[k]) for k in _SCALES if k in inputs) if s is not None]
+        if scales:
+            pixels *= max(scales) ** 2
+    batch = up_batch
     for key in _BATCH_SET:
-        n = _number(inputs.get(key))
+        n = _number(inputs[key]) if key in inputs else None
         if n is not None:
             batch = n
     for key in _BATCH_MUL:
-        n = _number(inputs.get(key))
+        n = _number(inputs[key]) if key in inputs else None
         if n is not None:
             batch = max(batch, 1.0) * n
-    per_item = sum(_BYTES_PER_PIXEL.get(t, 0.0) for t in types)
     return _Estimate(class_type, pixels, batch, pixels * max(batch, 1.0) * per_item, per_item > 0)
 
 
@@ -230,25 +236,32 @@ def estimate_prompt(prompt: Mapping[str, Any], lookup: Callable[[str], type | No
     it will create, propagated along the links from the prompt's constants (upper bounds where
     the graph is ambiguous). Nodes that create none of these are left out."""
     done: dict[str, _Estimate] = {}
+    per_item: dict[str, float] = {}
+    links_of: dict[str, list[str]] = {}
     for start in prompt:
-        stack, seen = [str(start)], set()
+        stack, entered = [str(start)], set()
         while stack:  # iterative depth-first walk: a 10,000-node chain must not recurse
             nid = stack[-1]
             node = prompt.get(nid)
-            if nid in done or not isinstance(node, Mapping):
+            if nid in done or not isinstance(node, dict):
                 stack.pop()
                 continue
-            inputs = node.get("inputs") if isinstance(node.get("inputs"), Mapping) else {}
-            todo = [u for u in _links(inputs) if u not in done and u in prompt and u not in seen]
-            if todo and nid not in seen:
-                seen.add(nid)
+            inputs = node.get("inputs")
+            inputs = inputs if isinstance(inputs, dict) else {}
+            if nid not in links_of:
+                links_of[nid] = _links(inputs)
+            todo = [u for u in links_of[nid] if u not in done and u in prompt and u not in entered]
+            if todo and nid not in entered:
+                entered.add(nid)
                 stack.extend(todo)
                 continue
             stack.pop()
-            cls = lookup(str(node.get("class_type", "")))
-            types = tuple(t for t in getattr(cls, "RETURN_TYPES", ()) if isinstance(t, str))
-            ups = [done[u] for u in _links(inputs) if u in done]
-            done[nid] = _node_estimate(str(node.get("class_type", "")), inputs, ups, types)
+            class_type = str(node.get("class_type", ""))
+            if class_type not in per_item:
+                returns = getattr(lookup(class_type), "RETURN_TYPES", ())
+                per_item[class_type] = sum(_BYTES_PER_PIXEL.get(t, 0.0) for t in returns if isinstance(t, str))
+            ups = [done[u] for u in links_of[nid] if u in done]
+            done[nid] = _node_estimate(class_type, inputs, ups, per_item[class_type])
     return {nid: e for nid, e in done.items() if e.creates}
 
 

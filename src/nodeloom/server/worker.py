@@ -105,7 +105,10 @@ class Worker:
         with self._lock:
             flags, self._free_flags = self._free_flags, {}
         if flags:
-            self.engine.free(unload_models=flags.get("unload_models", False), free_memory=flags.get("free_memory", False))
+            try:
+                self.engine.free(unload_models=flags.get("unload_models", False), free_memory=flags.get("free_memory", False))
+            except Exception:  # noqa: BLE001 - a failed unload must not stop the queue
+                log.exception("freeing models/memory failed")
 
     # ------------------------------------------------------------------ loop
     def _loop(self) -> None:
@@ -190,6 +193,7 @@ class Worker:
             log.error("could not store the result of prompt %s: %s", job.prompt_id, exc.message)
             failure = StorageError(f"the result of this prompt could not be stored: {exc.message}",
                                    details=exc.details).to_dict()
+        self.hub.drop_held(job.prompt_id)  # the engine's outcome was never stored: it is not sent
         self._publish_failure(job, failure)
         status = {"status_str": "error", "completed": False, "messages": [["execution_error", self._failure_data(job, failure)]]}
         while not self._stop.is_set():
