@@ -148,3 +148,22 @@ def test_limits_apply_to_http_prompts(engine, tmp_path):
         assert submit(srv.url, save_prompt(), extra_data={LIMITS_EXTRA_KEY: {"bogus": 1}}).status == 400
     finally:
         srv.close()
+
+
+def test_limit_flags():
+    import argparse
+
+    from nodeloom.server.cli import add_serve_arguments, server_config
+    from nodeloom.server.config import DEFAULT_MAX_BATCH, DEFAULT_MAX_PIXELS
+
+    def parse(*argv: str):
+        return server_config(add_serve_arguments(argparse.ArgumentParser()).parse_args(list(argv)))
+
+    default = parse().limits
+    assert (default.max_pixels, default.max_batch) == (DEFAULT_MAX_PIXELS, DEFAULT_MAX_BATCH)
+    assert default.max_memory > 0
+    limits = parse("--max-pixels", "1024", "--max-batch", "0", "--max-memory", "0.5").limits
+    assert limits == RunLimits(max_pixels=1024, max_batch=0, max_memory=2**29)
+    for flag in ("--max-pixels", "--max-batch", "--max-memory"):
+        with pytest.raises(ValueError, match=flag):
+            parse(flag, "-1")
