@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Installs what is missing (venv, all extras, test tools, Debian's chromium for the browser
-# tests) and runs the whole default test suite. Extra arguments go to pytest.
+# Installs what is missing (venv, all extras, test tools, the Debian packages the tests use)
+# and runs the whole default test suite. Extra arguments go to pytest.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NODELOOM_EXTRAS=all,test source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-if [[ ! -x /usr/bin/chromium ]]; then
+# Debian packages the tests use: chromium (browser tests), a Chinese font (storyboard captions).
+NEED=()
+[[ -x /usr/bin/chromium ]] || NEED+=(chromium)
+[[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || NEED+=(fonts-wqy-microhei)
+if (( ${#NEED[@]} )); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        echo "test: installing Debian's chromium for the browser tests"
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-            || echo "test: chromium could not be installed; browser tests will be skipped"
+        echo "test: installing Debian's ${NEED[*]}"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${NEED[@]}" >/dev/null) \
+            || echo "test: ${NEED[*]} could not be installed; the tests that need them will be skipped"
     else
-        echo "test: /usr/bin/chromium missing and not root; browser tests will be skipped"
+        echo "test: ${NEED[*]} missing and not root; the tests that need them will be skipped"
     fi
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONDONTWRITEBYTECODE=1

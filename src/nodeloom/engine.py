@@ -9,6 +9,7 @@ and exposes validate / run / interrupt / free / object_info. Torch is imported l
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import logging
 import pkgutil
@@ -118,15 +119,15 @@ class Engine:
 
     Args:
         config: an :class:`EngineConfig`; keyword arguments override its fields
-            (``Engine(base_dir=tmp_path)``).
+            (``Engine(base_dir=tmp_path)``) in a copy, so ``config`` itself is not changed.
     """
 
     def __init__(self, config: EngineConfig | None = None, **overrides: Any) -> None:
         cfg = config or EngineConfig()
-        for key, value in overrides.items():
-            if not hasattr(cfg, key):
-                raise TypeError(f"Engine() got an unknown option `{key}`")
-            setattr(cfg, key, value)
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(EngineConfig)})
+        if unknown:
+            raise TypeError(f"Engine() got an unknown option `{unknown[0]}`")
+        cfg = dataclasses.replace(cfg, **overrides)  # the caller's config stays as it was
         self.config = cfg
         self.paths = FolderPaths(
             cfg.base_dir,
@@ -292,9 +293,8 @@ class Engine:
         result = validated or self.validate(prompt, targets=targets)
         if not result.ok:
             err = result.error or {"type": "invalid_prompt", "message": "invalid prompt", "details": "", "extra_info": {}}
-            exc = ValidationError(err["message"], details=err.get("details", ""), extra_info=err.get("extra_info"), type=err["type"])
-            exc.node_errors = result.node_errors  # type: ignore[attr-defined]
-            raise exc
+            raise ValidationError(err["message"], details=err.get("details", ""), extra_info=err.get("extra_info"),
+                                  type=err["type"], node_errors=result.node_errors)
         if limits is not None:
             limits.check_prompt(result.prompt, self.registry.get)
         pid = prompt_id or str(uuid.uuid4())

@@ -4,7 +4,7 @@ Every error carries ``to_dict()`` -> ``{type, message, details, extra_info}``: t
 payload reaches the CLI, HTTP, WebSocket and MCP. Imports nothing from nodeloom.
 
     NodeloomError
-    ├── ValidationError (ValueError)          a workflow or an input is malformed
+    ├── ValidationError (ValueError)          a workflow or an input is malformed (``node_errors``)
     │   └── WorkflowFormatError               the JSON is not a workflow at all
     ├── NodeExecutionError (RuntimeError)     a node raised while it ran
     ├── InterruptedError_                     the run was interrupted (exported as ``Interrupted``)
@@ -67,9 +67,26 @@ class NodeloomError(Exception):
 
 
 class ValidationError(NodeloomError, ValueError):
-    """A workflow, or one of its inputs, does not satisfy the node contract."""
+    """A workflow, or one of its inputs, does not satisfy the node contract.
+
+    Attributes:
+        node_errors: per-node problems in ComfyUI's shape
+            ``{node_id: {errors: [...], dependent_outputs: [...], class_type}}``; empty when
+            the problem is not one node's. ``to_dict()`` carries them when there are any.
+    """
 
     type = "invalid_prompt"
+
+    def __init__(self, message: str, *, node_errors: dict[str, Any] | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.node_errors: dict[str, Any] = dict(node_errors or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire payload, plus ``node_errors`` when the problems are per node."""
+        payload = super().to_dict()
+        if self.node_errors:
+            payload["node_errors"] = self.node_errors
+        return payload
 
 
 class WorkflowFormatError(ValidationError):

@@ -30,12 +30,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, overload
 
 from nodeloom.core.context import NodeContext, current_node_context, current_services
 from nodeloom.core.graph_builder import ExecutionBlocker, GraphBuilder, is_link
 from nodeloom.core.types import ANY, IO, AnyType
 from nodeloom.errors import NodeDefinitionError, NodeExecutionError, ValidationError
+from nodeloom.models.manager import model_key
+from nodeloom.paths import FolderPaths, atomic_target, safe_join, write_atomic
+from nodeloom.services import Services
 
 __all__ = [
     "ANY",
@@ -48,6 +51,7 @@ __all__ = [
     "Custom",
     "ExecutionBlocker",
     "Float",
+    "FolderPaths",
     "GraphBuilder",
     "Hidden",
     "Image",
@@ -64,14 +68,19 @@ __all__ = [
     "Output",
     "ProgressBar",
     "Schema",
+    "Services",
     "String",
     "ValidationError",
     "Vae",
     "Clip",
+    "atomic_target",
     "context",
     "is_link",
     "mappings",
+    "model_key",
+    "safe_join",
     "services",
+    "write_atomic",
 ]
 
 MAX_RESOLUTION = 16384
@@ -526,9 +535,24 @@ def context() -> NodeContext:
     return ctx
 
 
-def services() -> Any:
-    """The active engine's services (``paths``, ``models``, ...)."""
-    return current_services()
+@overload
+def services() -> Services: ...
+@overload
+def services(required: Literal[True]) -> Services: ...
+@overload
+def services(required: bool) -> Services | None: ...
+def services(required: bool = True) -> Services | None:
+    """The active engine's services (``paths``, ``models``, ``settings``, ...).
+
+    Args:
+        required: raise when no engine is active (the default); with ``False``, return None
+            instead (for helpers that also run outside an engine, e.g. called from a test).
+
+    Raises:
+        NodeloomError: ``required`` and no engine is active in this context.
+    """
+    found: Services | None = current_services(required)
+    return found
 
 
 class ProgressBar:

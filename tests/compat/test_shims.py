@@ -245,3 +245,50 @@ def test_dynamic_prompt_view() -> None:
     assert dyn.get_parent_node_id("1.0.0.2") == "1.0.0.1" and dyn.all_node_ids() == {"1", "1.0.0.1", "1.0.0.2"}
     with pytest.raises(NodeNotFoundError):
         dyn.get_node("9")
+
+
+def test_dynprompt_input_is_the_shim_class(tmp_path) -> None:
+    """The hidden DYNPROMPT value is an instance of ``comfy_execution.graph.DynamicPrompt``
+    and shows the nodes an expansion added under ComfyUI's attribute names."""
+    from comfy_execution.graph import DynamicPrompt
+    from comfy_execution.graph_utils import GraphBuilder
+
+    from nodeloom import Engine
+    from nodeloom.core.registry import PackInfo
+
+    seen: list = []
+
+    class Expand:
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+        CATEGORY = "test"
+        OUTPUT_NODE = True
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {}, "hidden": {"dyn": "DYNPROMPT", "uid": "UNIQUE_ID"}}
+
+        def run(self, dyn, uid):
+            seen.append(dyn)
+            g = GraphBuilder()
+            inner = g.node("Look")
+            return {"result": (inner.out(0),), "expand": g.finalize()}
+
+    class Look:
+        RETURN_TYPES = ("INT",)
+        FUNCTION = "run"
+        CATEGORY = "test"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {}, "hidden": {"dyn": "DYNPROMPT"}}
+
+        def run(self, dyn):
+            seen.append(sorted(c["class_type"] for c in dyn.ephemeral_prompt.values()))
+            return (1,)
+
+    with Engine(base_dir=tmp_path, builtin_packs=False, load_custom_nodes=False) as engine:
+        engine.registry.register_pack(PackInfo("dyn", "dyn"), {"Expand": Expand, "Look": Look})
+        prompt = {"1": {"class_type": "Expand", "inputs": {}}}
+        assert engine.run(prompt).ok
+    assert any(isinstance(s, DynamicPrompt) for s in seen) and ["Look"] in seen

@@ -347,3 +347,27 @@ def test_cache_modes(tmp_path, mode, calls):
     eng.close()
     # classic forgets p1 after p2 ran; lru keeps both; none caches nothing
     assert calls["Const"] == {"classic": 3, "lru": 2, "none": 4}[mode]
+
+
+def test_engine_overrides_leave_the_callers_config_alone(tmp_path):
+    from nodeloom.engine import EngineConfig
+
+    config = EngineConfig(base_dir=tmp_path, builtin_packs=False, load_custom_nodes=False)
+    with Engine(config, sequential=True, cache="none") as engine:
+        assert engine.config.sequential and engine.config.cache == "none"
+    assert config.sequential is False and config.cache == "classic"
+    with pytest.raises(TypeError, match="unknown option `sequentail`"):
+        Engine(config, sequentail=True)
+
+
+def test_node_api_services_has_an_optional_form(tmp_path):
+    from nodeloom.core.context import activate_services
+    from nodeloom.errors import NodeloomError
+    from nodeloom.node_api import Services, services
+
+    assert services(required=False) is None
+    with pytest.raises(NodeloomError, match="no nodeloom engine is active"):
+        services()
+    with Engine(base_dir=tmp_path, builtin_packs=False, load_custom_nodes=False) as engine:
+        with activate_services(engine.services):
+            assert isinstance(services(), Services) and services(required=False) is engine.services

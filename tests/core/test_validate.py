@@ -215,3 +215,14 @@ def test_deep_chain_validates_without_recursion_limit(engine):
     p["out"] = {"class_type": "Output", "inputs": {"value": [str(n - 1), 0]}}
     assert engine.validate(p).ok
     assert engine.run(p).outputs["out"] == {"values": [0]}
+
+
+def test_validation_error_carries_node_errors_in_its_payload(engine):
+    p = {"1": {"class_type": "Const", "inputs": {}}, "2": {"class_type": "Output", "inputs": {"value": ["1", 0]}}}
+    with pytest.raises(ValidationError) as info:
+        engine.run(p)
+    payload = info.value.to_dict()
+    assert set(payload) == {"type", "message", "details", "extra_info", "node_errors"}
+    assert payload["node_errors"] == info.value.node_errors and "1" in payload["node_errors"]
+    plain = ValidationError("`steps` must be ≥ 1, got 0")
+    assert plain.node_errors == {} and set(plain.to_dict()) == {"type", "message", "details", "extra_info"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nodeloom import Engine
-from nodeloom.mcp.policy import Policy
+from nodeloom.mcp_client.policy import Policy
 from nodeloom.mcp.server import NodeloomMCP
 from tests.mcp import pack
 

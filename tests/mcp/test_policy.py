@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 
 from nodeloom.errors import PolicyDeniedError, ValidationError
-from nodeloom.mcp.policy import Limits, Policy, ServerSpec, load_policy, policy_from_settings
+from nodeloom.mcp_client.policy import Limits, Policy, ServerSpec, load_policy, policy_from_settings
 from tests.mcp.pack import image_workflow
 
 TOML = """

@@ -161,7 +161,7 @@ def test_queue_runner_follows_the_server_queue_in_process(tmp_path):
     from nodeloom import Engine
     from nodeloom.errors import PolicyDeniedError
     from nodeloom.mcp.jobs import JobStore
-    from nodeloom.mcp.policy import Policy
+    from nodeloom.mcp_client.policy import Policy
     from nodeloom.mcp.queue_runner import QueueJobRunner
     from nodeloom.server.queue import PromptQueue
     from nodeloom.server.store import JobStore as QueueStore

@@ -10,7 +10,7 @@ import anyio
 from mcp import Client
 from PIL import Image
 
-from nodeloom.mcp.policy import Limits, Policy
+from nodeloom.mcp_client.policy import Limits, Policy
 from tests.mcp.pack import image_workflow
 
 

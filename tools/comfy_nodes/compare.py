@@ -11,6 +11,12 @@ Two steps, because each side needs its own Python:
 in input names (required order included), input types, defaults, ranges and steps, combo option
 lists (except model-file combos, whose contents depend on the folders), return types and names,
 the output-node flag, category and display name. Exit status 1 when any differ.
+
+    .venv/bin/python tools/comfy_nodes/compare.py check comfy_nodes.json --custom-nodes DIR...
+
+compares the packs in those folders instead (built-in packs not loaded), e.g. ComfyUI's own V3
+``comfy_extras`` modules copied into a folder. For V3 nodes the dump also holds ComfyUI's whole
+``/object_info`` entry; in this mode every key of it is compared with ours (``python_module`` aside).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 OPTION_KEYS = ("default", "min", "max", "step")
 #: combos listing files of a folder: their contents differ by installation, only their presence is compared
 FILE_COMBOS = {"ckpt_name", "vae_name", "lora_name", "control_net_name", "model_path", "image", "video", "unet_name",
-               "clip_name", "style_model_name", "upscale_model_name", "gligen_name", "hypernetwork_name"}
+               "clip_name", "style_model_name", "upscale_model_name", "model_name", "gligen_name", "hypernetwork_name"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -51,7 +57,9 @@ def _describe(cls: type, display: str) -> dict[str, Any]:
                 **{k: _jsonable(opts[k]) for k in OPTION_KEYS if k in opts},
             })
     returns = [str(t) if not isinstance(t, list) else "COMBO" for t in getattr(cls, "RETURN_TYPES", ())]
+    own_info = getattr(cls, "GET_NODE_INFO_V1", None)
     return {
+        **({"object_info": json.loads(json.dumps(own_info(), default=str))} if callable(own_info) else {}),
         "inputs": inputs,
         "returns": returns,
         "return_names": list(getattr(cls, "RETURN_NAMES", None) or returns),
@@ -107,29 +115,62 @@ def _compare_inputs(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check(dump_file: Path) -> int:
+#: object_info keys that name where a node was loaded from, not what it declares
+PLACE_KEYS = ("python_module",)
+
+
+def compare_object_info(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """Differences between two whole ``/object_info`` entries (JSON values), key by key.
+
+    ``python_module`` is skipped (it names the folder the node was loaded from); a missing
+    ``display_name`` on ComfyUI's side (a V3 schema without one) reads as the node id.
+    """
+    theirs = dict(theirs, display_name=theirs.get("display_name") or theirs.get("name"))
+    problems = []
+    for key in sorted((set(theirs) | set(ours)) - set(PLACE_KEYS)):
+        if key not in ours or key not in theirs:
+            problems.append(f"object_info `{key}` only on {'ComfyUI' if key in theirs else 'our'} side")
+        elif theirs[key] != ours[key]:
+            problems.append(f"object_info `{key}` {theirs[key]!r} vs ours {ours[key]!r}")
+    return problems
+
+
+def check(dump_file: Path, custom_nodes: list[Path] | None = None) -> int:
+    """Compare the dump with nodeloom's built-in packs, or with the packs in ``custom_nodes`` alone."""
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
     from nodeloom import Engine
 
     theirs = json.loads(dump_file.read_text())
-    with tempfile.TemporaryDirectory() as base, Engine(base_dir=base, load_custom_nodes=False) as engine:
-        registry = engine.registry
-        return _report(theirs, registry)
+    packs = {"builtin_packs": False, "custom_nodes_dirs": custom_nodes} if custom_nodes else {"load_custom_nodes": False}
+    with tempfile.TemporaryDirectory() as base, Engine(base_dir=base, **packs) as engine:
+        for pack in engine.registry.failed_packs():
+            print(f"{pack.name}: {pack.error}")
+        return _report(theirs, engine.registry, whole=bool(custom_nodes))
 
 
-def _report(theirs: dict[str, Any], registry: Any) -> int:
+def node_problems(ref: dict[str, Any], registry: Any, node_id: str, whole: bool = True) -> list[str]:
+    """Every difference between ComfyUI's dumped node ``ref`` and our ``node_id``.
+
+    ``whole`` also compares ComfyUI's whole ``/object_info`` entry where the dump has one (for
+    ComfyUI's own code loaded as a pack; our built-in nodes add tooltips and descriptions).
+    """
+    ours = _describe(registry.get(node_id), registry.display_name(node_id))
+    problems = _compare_inputs(ref["inputs"], ours["inputs"])
+    for key in ("returns", "return_names", "output_node", "category", "display_name"):
+        if ref[key] != ours[key]:
+            problems.append(f"{key} {ref[key]!r} vs ours {ours[key]!r}")
+    if whole and "object_info" in ref:
+        problems += compare_object_info(ref["object_info"], registry.object_info(node_id)[node_id])
+    return problems
+
+
+def _report(theirs: dict[str, Any], registry: Any, whole: bool) -> int:
     shared = sorted(set(theirs) & set(registry.classes()))
     differing = 0
     for node_id in shared:
-        cls = registry.get(node_id)
-        ours = _describe(cls, registry.display_name(node_id))
-        ref = theirs[node_id]
-        problems = _compare_inputs(ref["inputs"], ours["inputs"])
-        for key in ("returns", "return_names", "output_node", "category", "display_name"):
-            if ref[key] != ours[key]:
-                problems.append(f"{key} {ref[key]!r} vs ours {ours[key]!r}")
+        problems = node_problems(theirs[node_id], registry, node_id, whole)
         if problems:
             differing += 1
             print(f"{node_id}:")
@@ -140,7 +181,10 @@ def _report(theirs: dict[str, Any], registry: Any) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("dump", "check"):
+    argv = sys.argv[1:]
+    dirs = [Path(d) for d in argv[argv.index("--custom-nodes") + 1:]] if "--custom-nodes" in argv else []
+    argv = argv[: argv.index("--custom-nodes")] if "--custom-nodes" in argv else argv
+    if len(argv) != 2 or argv[0] not in ("dump", "check") or (dirs and argv[0] != "check"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(dump(Path(sys.argv[2])) if sys.argv[1] == "dump" else check(Path(sys.argv[2])))
+    sys.exit(dump(Path(argv[1])) if argv[0] == "dump" else check(Path(argv[1]), dirs))

@@ -5,7 +5,7 @@ An image field is bound by inserting a ``BatchInput`` node (id ``batch.<field>``
 constant ``NODE.INPUT`` of each run. ``BatchInput`` nodes already in the workflow are fed
 by their ``field``. ``--score`` inserts a ``BatchScore`` node reading ``NODE``'s output
 ``SLOT`` unless NODE is a ``BatchScore`` itself. Values reach ``BatchInput`` through
-:mod:`nodeloom.nodes.data.channel`. Pure prompt edits; no engine calls.
+:mod:`nodeloom.batch_items`. Pure prompt edits; no engine calls.
 """
 
 from __future__ import annotations

@@ -80,9 +80,8 @@ def batch_main(args: argparse.Namespace) -> int:
     """Run ``nodeloom batch``; returns the exit code."""
     from nodeloom.batch.progress import make_progress
     from nodeloom.batch.runner import make_engine, run_batch
-    from nodeloom.cli.run import print_validation_errors
-    from nodeloom.cli.workflow_file import load_prompt
     from nodeloom.errors import NodeloomError, ValidationError
+    from nodeloom.workflows.files import load_prompt, print_validation_errors
 
     engine = make_engine(engine_options(args))
     try:
@@ -93,7 +92,7 @@ def batch_main(args: argparse.Namespace) -> int:
             return 2
         summary = run_batch(options, make_progress(args.json), engine=engine)
     except ValidationError as exc:
-        node_errors = getattr(exc, "node_errors", None) or {}
+        node_errors = exc.node_errors
         if args.json:
             print(json.dumps({"event": "error", "error": exc.to_dict(), "node_errors": node_errors}, default=str))
         else:

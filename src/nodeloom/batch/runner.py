@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -35,6 +35,9 @@ from nodeloom.batch.report import draw_plot, summarize, write_markdown
 from nodeloom.batch.sampler import ItemSampler, chunk_indices
 from nodeloom.batch.worker import BatchWorker, failed_outcome
 from nodeloom.errors import ValidationError
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["BatchOptions", "known_fields", "make_engine", "output_name", "prepare", "run_batch"]
 
@@ -177,7 +180,7 @@ def make_engine(engine_options: dict[str, Any]) -> Any:
     return Engine(EngineConfig(**engine_options))
 
 
-def _slot_names(engine: Any) -> Any:
+def _slot_names(engine: Engine) -> Any:
     def names(class_type: str) -> list[str]:
         cls = engine.registry.get(class_type)
         return list(getattr(cls, "RETURN_NAMES", ()) or getattr(cls, "RETURN_TYPES", ())) if cls is not None else []
@@ -185,7 +188,7 @@ def _slot_names(engine: Any) -> Any:
     return names
 
 
-def _check_inputs(prompt: dict[str, Any], plan: BatchPlan, engine: Any) -> None:
+def _check_inputs(prompt: dict[str, Any], plan: BatchPlan, engine: Engine) -> None:
     """Every ``--bind`` names an input its node declares (a typo would otherwise bind nothing)."""
     binds = [(n, i) for n, i, _ in plan.scalar_binds]
     binds += [(nid, inp) for nid, node in plan.prompt.items() if nid in prompt
@@ -202,7 +205,7 @@ def _check_inputs(prompt: dict[str, Any], plan: BatchPlan, engine: Any) -> None:
                                   f"(its inputs: {', '.join(declared)})")
 
 
-def prepare(options: BatchOptions, engine: Any) -> tuple[list[ItemRef], BatchPlan]:
+def prepare(options: BatchOptions, engine: Engine) -> tuple[list[ItemRef], BatchPlan]:
     """List the source, plan and validate the workflow.
 
     Raises:
@@ -225,13 +228,12 @@ def prepare(options: BatchOptions, engine: Any) -> tuple[list[ItemRef], BatchPla
         raise ValidationError("`--top-k` needs `--score NODE[.SLOT]`")
     result = engine.validate(plan.prompt_for(_probe(refs, plan)))
     if not result.ok or result.node_errors:
-        exc = ValidationError((result.error or {}).get("message") or "the workflow is invalid for this batch")
-        exc.node_errors = result.node_errors  # type: ignore[attr-defined]
-        raise exc
+        raise ValidationError((result.error or {}).get("message") or "the workflow is invalid for this batch",
+                              node_errors=result.node_errors)
     return refs, plan
 
 
-def _local_batches(options: BatchOptions, engine: Any, plan: BatchPlan, dataset: BatchDataset,
+def _local_batches(options: BatchOptions, engine: Engine, plan: BatchPlan, dataset: BatchDataset,
                    chunks: list[list[int]], journal: Journal) -> Iterator[list[dict[str, Any]]]:
     workers = max(0, options.num_workers)
     loader = DataLoader(
@@ -256,7 +258,7 @@ def _local_batches(options: BatchOptions, engine: Any, plan: BatchPlan, dataset:
         torch.set_num_threads(threads)
 
 
-def run_batch(options: BatchOptions, progress: JsonProgress | None = None, engine: Any = None) -> dict[str, Any]:
+def run_batch(options: BatchOptions, progress: JsonProgress | None = None, engine: Engine | None = None) -> dict[str, Any]:
     """Run (or resume) a batch and write outputs, manifest, journal and summary under ``options.out``.
 
     Args:
@@ -289,7 +291,7 @@ def run_batch(options: BatchOptions, progress: JsonProgress | None = None, engin
             engine.close()
 
 
-def _run(options: BatchOptions, engine: Any, refs: list[ItemRef], plan: BatchPlan, journal: Journal,
+def _run(options: BatchOptions, engine: Engine, refs: list[ItemRef], plan: BatchPlan, journal: Journal,
          progress: JsonProgress) -> dict[str, Any]:
     journal.register(refs)
     mine = ItemSampler(len(refs), shuffle=options.shuffle, seed=options.seed, shard=options.shard).order()

@@ -11,11 +11,14 @@ from __future__ import annotations
 import concurrent.futures
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeloom.batch.binding import BatchPlan
 from nodeloom.errors import NodeloomError, ValidationError
-from nodeloom.nodes.data.channel import item_store
+from nodeloom.batch_items import item_store
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["FILE_KEYS", "BatchWorker", "failed_outcome", "read_files"]
 
@@ -47,7 +50,8 @@ def _error_reason(result: Any) -> str:
 def _validation_reason(exc: NodeloomError) -> str:
     """The message plus each node error, e.g. ``... node 2 (ImageScale): Value -3 smaller than min (width)``."""
     parts = [exc.message]
-    for nid, entry in (getattr(exc, "node_errors", None) or {}).items():
+    node_errors = exc.node_errors if isinstance(exc, ValidationError) else {}
+    for nid, entry in node_errors.items():
         for err in entry.get("errors", []):
             details = f" ({err['details']})" if err.get("details") else ""
             parts.append(f"node {nid} ({entry.get('class_type')}): {err.get('message')}{details}")
@@ -76,7 +80,7 @@ class BatchWorker:
         staging: the engine's output folder, emptied before each run.
     """
 
-    def __init__(self, engine: Any, plan: BatchPlan, staging: Path) -> None:
+    def __init__(self, engine: Engine, plan: BatchPlan, staging: Path) -> None:
         self.engine = engine
         self.plan = plan
         self.staging = Path(staging)

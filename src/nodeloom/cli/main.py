@@ -1,8 +1,11 @@
 """The ``nodeloom`` command: demo, run, validate, nodes, convert, batch, serve, bench.
 
-Every command drives one :class:`~nodeloom.engine.Engine`. ``serve`` is handed to
-``nodeloom.server.cli`` and ``bench`` to the packs listed in :data:`BENCH_PROVIDERS`, both
-imported only when used. Exit codes: 0 success, 1 invalid workflow or failed run, 2 usage
+Every command drives one :class:`~nodeloom.engine.Engine`. This package is the composition
+root: the one place where adapters are wired together (``serve --mcp`` in
+:mod:`nodeloom.cli.serve`, ``batch`` and ``run`` sharing :mod:`nodeloom.workflows.files`);
+the adapters themselves never import each other. ``serve`` is handed to ``nodeloom.server``
+(through :mod:`nodeloom.cli.serve`) and ``bench`` to the packs listed in
+:data:`BENCH_PROVIDERS`, both imported only when used. Exit codes: 0 success, 1 invalid workflow or failed run, 2 usage
 or set-up error.
 """
 
@@ -15,9 +18,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeloom.errors import NodeloomError
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["BENCH_PROVIDERS", "build_parser", "main"]
 
@@ -91,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _make_engine(args: argparse.Namespace, **overrides: Any) -> Any:
+def _make_engine(args: argparse.Namespace, **overrides: Any) -> Engine:
     from nodeloom.engine import Engine, EngineConfig
     from nodeloom.paths import custom_node_dirs
 
@@ -102,9 +108,7 @@ def _make_engine(args: argparse.Namespace, **overrides: Any) -> Any:
         extra_model_paths=list(args.extra_model_paths_config),
         device="cpu" if args.cpu else None,
     )
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    engine = Engine(config)
+    engine = Engine(config, **overrides)
     for pack in engine.registry.failed_packs():
         print(f"warning: custom-node pack {pack.name} {pack.error}", file=sys.stderr)
     return engine
@@ -112,7 +116,7 @@ def _make_engine(args: argparse.Namespace, **overrides: Any) -> Any:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from nodeloom.cli.run import run_command
-    from nodeloom.cli.workflow_file import apply_overrides, embedded_workflow, load_prompt
+    from nodeloom.workflows.files import apply_overrides, embedded_workflow, load_prompt
 
     overrides: dict[str, Any] = {"sequential": args.sequential}
     if args.out:
@@ -127,8 +131,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from nodeloom.cli.run import print_validation_errors
-    from nodeloom.cli.workflow_file import load_prompt
+    from nodeloom.workflows.files import load_prompt, print_validation_errors
 
     with _make_engine(args) as engine:
         result = engine.validate(load_prompt(engine, args.workflow))
@@ -177,7 +180,7 @@ def _cmd_nodes(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from nodeloom.cli.workflow_file import load_prompt
+    from nodeloom.workflows.files import load_prompt
 
     with _make_engine(args) as engine:
         prompt = load_prompt(engine, args.workflow)
@@ -191,14 +194,20 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _delegate(args: argparse.Namespace, *, command: str, module: str, extra: str, what: str,
-              description: str, add_arguments: str, run: str) -> int:
-    """Hand ``nodeloom COMMAND ...`` to an adapter module that owns its own flags."""
+              description: str, add_arguments: str, run: str, composer: str | None = None) -> int:
+    """Hand ``nodeloom COMMAND ...`` to an adapter module that owns its own flags.
+
+    ``composer`` names the module of this package that wires the adapter together with
+    others (``serve --mcp``); its ``add_arguments``/``run`` functions are called instead.
+    """
     try:
         adapter = importlib.import_module(module)
     except ImportError as exc:
         print(f"nodeloom {command}: {what} is not available ({exc}); install it with "
               f"`pip install 'nodeloom[{extra}]'`", file=sys.stderr)
         return 2
+    if composer is not None:
+        adapter = importlib.import_module(composer)
     parser = argparse.ArgumentParser(prog=f"nodeloom {command}", description=description)
     getattr(adapter, add_arguments)(parser)
     return int(getattr(adapter, run)(parser.parse_args(args.rest)) or 0)
@@ -206,8 +215,8 @@ def _delegate(args: argparse.Namespace, *, command: str, module: str, extra: str
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     return _delegate(args, command="serve", module="nodeloom.server.cli", extra="server", what="the server",
-                     description="Serve the ComfyUI-compatible API.", add_arguments="add_serve_arguments",
-                     run="serve_main")
+                     description="Serve the ComfyUI-compatible API.", add_arguments="add_arguments",
+                     run="serve", composer="nodeloom.cli.serve")
 
 
 def _cmd_mcp(args: argparse.Namespace) -> int:

@@ -12,11 +12,15 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from nodeloom.core.events import Event
 from nodeloom.core.graph_builder import is_link
 from nodeloom.errors import NodeloomError, ValidationError
+from nodeloom.workflows.files import print_validation_errors
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine, RunResult
 
 __all__ = ["PlainReporter", "RichReporter", "output_files", "result_payload", "run_command"]
 
@@ -121,7 +125,7 @@ class RichReporter(PlainReporter):
         self._progress.stop()
 
 
-def output_files(engine: Any, outputs: dict[str, Any]) -> dict[str, list[str]]:
+def output_files(engine: Engine, outputs: dict[str, Any]) -> dict[str, list[str]]:
     """File paths named by output nodes' UI data (``{filename, subfolder, type}`` entries)."""
     found: dict[str, list[str]] = {}
     for node_id, ui in outputs.items():
@@ -138,7 +142,7 @@ def output_files(engine: Any, outputs: dict[str, Any]) -> dict[str, list[str]]:
     return found
 
 
-def result_payload(engine: Any, result: Any) -> dict[str, Any]:
+def result_payload(engine: Engine, result: RunResult) -> dict[str, Any]:
     """The ``--json`` result of a finished run."""
     files = output_files(engine, result.outputs)
     nodes = {nid: {"ran": not r.get("cached", False), **r} for nid, r in result.node_runs.items()}
@@ -158,7 +162,7 @@ def result_payload(engine: Any, result: Any) -> dict[str, Any]:
     }
 
 
-def _print_summary(engine: Any, result: Any, stream: TextIO) -> None:
+def _print_summary(engine: Engine, result: RunResult, stream: TextIO) -> None:
     files = output_files(engine, result.outputs)
     ran, cached = len(result.ran()), len(result.cached())
     print(f"{result.status}: {ran} node(s) ran, {cached} cached, {result.wall_s:.2f} s", file=stream)
@@ -169,17 +173,7 @@ def _print_summary(engine: Any, result: Any, stream: TextIO) -> None:
         print(f"  error in node {err.get('node_id')} ({err.get('node_type')}): {err.get('exception_message')}", file=stream)
 
 
-def print_validation_errors(error: dict[str, Any] | None, node_errors: dict[str, Any], stream: TextIO) -> None:
-    """Human-readable list of every validation problem."""
-    if error:
-        print(f"invalid workflow: {error.get('message')}", file=stream)
-    for node_id, entry in node_errors.items():
-        for err in entry.get("errors", []):
-            details = f" ({err['details']})" if err.get("details") else ""
-            print(f"  node {node_id} ({entry.get('class_type')}): {err.get('message')}{details}", file=stream)
-
-
-def run_command(engine: Any, args: argparse.Namespace, prompt: dict[str, Any], extra_data: dict[str, Any] | None = None) -> int:
+def run_command(engine: Engine, args: argparse.Namespace, prompt: dict[str, Any], extra_data: dict[str, Any] | None = None) -> int:
     """Run ``prompt`` on ``engine`` as ``nodeloom run`` does; returns the exit code.
 
     Args:

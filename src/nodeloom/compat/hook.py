@@ -35,6 +35,11 @@ MODULE_MAP: dict[str, str] = {
     "comfy_execution.graph_utils": f"{_SHIM}.execution.graph_utils",
     "comfy_api": f"{_SHIM}.api",
     "comfy_api.v0_0_2": f"{_SHIM}.api.v0_0_2",
+    "comfy_api.v0_0_1": f"{_SHIM}.api.v0_0_1",
+    "comfy_api.latest": f"{_SHIM}.api.latest",
+    "comfy_api.latest._io": f"{_SHIM}.api.latest._io",
+    "comfy_api.latest._ui": f"{_SHIM}.api.latest._ui",
+    "comfy_api.internal": f"{_SHIM}.api.internal",
     "folder_paths": f"{_SHIM}.folder_paths",
     "nodes": f"{_SHIM}.nodes_shim",
     "server": f"{_SHIM}.server_shim",
@@ -69,7 +74,7 @@ class ComfyShimFinder(importlib.abc.MetaPathFinder):
         shim = MODULE_MAP.get(fullname)
         if shim is None:
             return None
-        is_package = fullname in ("comfy", "comfy.comfy_types", "comfy_execution", "comfy_api")
+        is_package = fullname in ("comfy", "comfy.comfy_types", "comfy_execution", "comfy_api", "comfy_api.latest")
         return importlib.machinery.ModuleSpec(fullname, _AliasLoader(shim), is_package=is_package)
 
 

@@ -94,7 +94,7 @@ def _import_pack(path: Path) -> types.ModuleType:
 
 
 def _entrypoint_nodes(module: types.ModuleType) -> tuple[dict[str, type], dict[str, str]]:
-    """Node classes of a V3 ``comfy_entrypoint()`` extension (``await get_node_list()``)."""
+    """Node classes of a V3 ``comfy_entrypoint()`` extension (``await on_load()``, ``await get_node_list()``)."""
     entry = module.comfy_entrypoint
     if not callable(entry):
         raise PackImportError("`comfy_entrypoint` is not callable")
@@ -103,6 +103,9 @@ def _entrypoint_nodes(module: types.ModuleType) -> tuple[dict[str, type], dict[s
         extension = entry()
         if inspect.isawaitable(extension):
             extension = await extension
+        on_load = getattr(extension, "on_load", None)
+        if callable(on_load) and inspect.isawaitable(loaded := on_load()):
+            await loaded
         nodes = extension.get_node_list()
         return list(await nodes) if inspect.isawaitable(nodes) else list(nodes)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from nodeloom.core.graph import DynamicPrompt, NodeTypes
 from nodeloom.core.graph_builder import is_link
+from nodeloom.core.types import hidden_kind
 
 __all__ = [
     "CacheEntry",
@@ -249,7 +250,7 @@ class SignatureBuilder:
         cls = self.types.cls(class_type) if isinstance(class_type, str) else None
         parts = [str(class_type)]
         if cls is not None:
-            hidden = (self.types.input_types(class_type).get("hidden") or {}).values()
+            hidden = [hidden_kind(k) for k in (self.types.input_types(class_type).get("hidden") or {}).values()]
             if getattr(cls, "NOT_IDEMPOTENT", False) or "UNIQUE_ID" in hidden:
                 parts.append("id:" + nid)
             if hasattr(cls, "IS_CHANGED"):

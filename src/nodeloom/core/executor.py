@@ -22,6 +22,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from nodeloom.core.cache import CacheEntry, OutputCache, SignatureBuilder, nbytes_of, never_equal
@@ -31,11 +32,38 @@ from nodeloom.core.execution_list import ExecutionList
 from nodeloom.core.graph import DynamicPrompt, NodeTypes
 from nodeloom.core.graph_builder import ExecutionBlocker, is_link, prefix_scope
 from nodeloom.core.results import map_results, merge_outputs, resolve_subgraph_outputs
+from nodeloom.core.types import hidden_kind
 from nodeloom.errors import Interrupted
 
-__all__ = ["ExecutionHooks", "ExecutionReport", "Executor", "NodeRun"]
+__all__ = ["ExecutionHooks", "ExecutionReport", "Executor", "NodeFailure", "NodeRun", "Outcome"]
 
-SUCCESS, PENDING, FAILURE = "success", "pending", "failure"
+
+class Outcome(Enum):
+    """How one step of a node ended when it did not fail (a failure is a :class:`NodeFailure`)."""
+
+    SUCCESS = "success"  #: outputs stored (computed, cached or shared with an identical node)
+    PENDING = "pending"  #: needs more: lazy inputs to evaluate, or the nodes its expansion added
+
+
+@dataclass(frozen=True)
+class NodeFailure:
+    """Why a node step failed, in the terms of ComfyUI's ``execution_error`` message.
+
+    Attributes:
+        node_id: the real (not ephemeral) id of the node to blame.
+        node_type: its class_type.
+        exception_message / exception_type / traceback: what was raised.
+        current_inputs: the node's inputs when it raised (formatted for the wire).
+        interrupted: the run was interrupted (reported as ``execution_interrupted``).
+    """
+
+    node_id: str
+    node_type: str | None = None
+    exception_message: str = ""
+    exception_type: str = ""
+    traceback: list[str] = field(default_factory=list)
+    current_inputs: dict[str, list[Any]] | list[Any] = field(default_factory=dict)
+    interrupted: bool = False
 
 
 @dataclass
@@ -96,12 +124,8 @@ class ExecutionHooks:
     services: Any = None
 
 
-class _DependencyCycle(Exception):
-    pass
-
-
 class _DuplicateNode(Exception):
-    pass
+    """An expansion added a node id the prompt already has."""
 
 
 class Executor:
@@ -138,6 +162,10 @@ class Executor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def offload(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Run ``fn(*args)`` on the node thread pool from the run's event loop."""
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def execute(
         self,
@@ -209,6 +237,8 @@ class _Run:
         self.pending_subgraph: dict[str, list[tuple[bool, Any]]] = {}
         self.progress: dict[str, dict[str, Any]] = {}
         self.inflight: dict[str, asyncio.Future[None]] = {}
+        #: the inputs of each node while its function runs (an error report shows them)
+        self.current_inputs: dict[str, dict[str, list[Any]]] = {}
         self.interrupted = False
         self.check_output: Callable[[str, type, list[list[Any]]], None] | None = None
 
@@ -317,9 +347,9 @@ class _Run:
                 # a lone ready node (long chains): await it directly, no task bookkeeping
                 nid = xl.ready.pop()
                 xl.running.add(nid)
-                result, error = await self._execute_guarded(nid)
+                outcome = await self._execute_guarded(nid)
                 xl.running.discard(nid)
-                self._settle(nid, result, error)
+                self._settle(nid, outcome)
                 continue
             while xl.ready and len(self.running) < limit and not self.interrupted:
                 nid = xl.pick(self._rank)
@@ -337,8 +367,7 @@ class _Run:
             for task in done:
                 nid = self.running.pop(task)
                 xl.running.discard(nid)
-                result, error = task.result()
-                self._settle(nid, result, error)
+                self._settle(nid, task.result())
 
     def _rank(self, nid: str) -> int:
         """Output and async nodes first (results show sooner; async work starts earlier)."""
@@ -346,40 +375,40 @@ class _Run:
         cls = self.types.cls(ct)
         return 0 if self.types.is_output(ct) or (cls is not None and _is_async(cls)) else 1
 
-    def _settle(self, nid: str, result: str, error: dict[str, Any] | None) -> None:
-        if result == SUCCESS:
+    def _settle(self, nid: str, outcome: Outcome | NodeFailure) -> None:
+        if outcome is Outcome.SUCCESS:
             self.xl.complete(nid)
-        elif result == PENDING:
+            return
+        if outcome is Outcome.PENDING:
             self.xl.requeue(nid)
-        else:
-            if error is not None and error.get("interrupted"):
-                if not self.interrupted:
-                    self.interrupted = True
-                    self.ex.interrupt_flag.set()
-                    data = {
-                        "prompt_id": self.prompt_id,
-                        "node_id": error["node_id"],
-                        "node_type": error["node_type"],
-                        "executed": sorted(self.executed),
-                    }
-                    self.emit("execution_interrupted", data, message=True)
-                self.failed.update(self.xl.drop_downstream(nid))
-                return
-            self._report_error(nid, error or {})
-            self.failed.update(self.xl.drop_downstream(nid))
+            return
+        failure = outcome
+        if not failure.interrupted:
+            self._report_error(failure)
+        elif not self.interrupted:
+            self.interrupted = True
+            self.ex.interrupt_flag.set()
+            data = {
+                "prompt_id": self.prompt_id,
+                "node_id": failure.node_id,
+                "node_type": failure.node_type,
+                "executed": sorted(self.executed),
+            }
+            self.emit("execution_interrupted", data, message=True)
+        self.failed.update(self.xl.drop_downstream(nid))
 
-    def _report_error(self, nid: str, error: dict[str, Any]) -> None:
-        real = error.get("node_id", self.dp.get_real_node_id(nid))
-        node_type = self.dp.get_node(real)["class_type"] if self.dp.has_node(real) else error.get("node_type")
+    def _report_error(self, failure: NodeFailure) -> None:
+        real = failure.node_id
+        node_type = self.dp.get_node(real)["class_type"] if self.dp.has_node(real) else failure.node_type
         data = {
             "prompt_id": self.prompt_id,
             "node_id": real,
             "node_type": node_type,
             "executed": sorted(self.executed),
-            "exception_message": error.get("exception_message", ""),
-            "exception_type": error.get("exception_type", ""),
-            "traceback": error.get("traceback", []),
-            "current_inputs": error.get("current_inputs", {}),
+            "exception_message": failure.exception_message,
+            "exception_type": failure.exception_type,
+            "traceback": failure.traceback,
+            "current_inputs": failure.current_inputs,
             "current_outputs": sorted(self.outputs),
         }
         self.report.errors.append(dict(data))
@@ -393,14 +422,8 @@ class _Run:
             if display != nid:
                 blamed = display
                 break
-        err = {
-            "node_id": blamed,
-            "exception_message": "Dependency cycle detected",
-            "exception_type": "graph.DependencyCycleError",
-            "traceback": [],
-            "current_inputs": [],
-        }
-        self._report_error(blamed, err)
+        self._report_error(NodeFailure(blamed, exception_message="Dependency cycle detected",
+                                       exception_type="graph.DependencyCycleError", current_inputs=[]))
         for nid in list(cycle):
             self.failed.update(self.xl.drop_downstream(nid))
 
@@ -425,25 +448,24 @@ class _Run:
         # server sends it only after the history entry is stored, as ComfyUI clients expect.
 
     # ------------------------------------------------------------------ one node
-    async def _execute_guarded(self, nid: str) -> tuple[str, dict[str, Any] | None]:
+    async def _execute_guarded(self, nid: str) -> Outcome | NodeFailure:
         node = self.dp.get_node(nid)
         class_type = node["class_type"]
-        input_data: dict[str, list[Any]] | None = None
         try:
             return await self._execute(nid, node, class_type)
         except Interrupted:
-            return FAILURE, {"interrupted": True, "node_id": self.dp.get_real_node_id(nid), "node_type": class_type}
-        except _DependencyCycle as exc:
-            return FAILURE, {"node_id": self.dp.get_real_node_id(nid), "exception_message": str(exc), "exception_type": "graph.DependencyCycleError", "traceback": [], "current_inputs": []}
+            return NodeFailure(self.dp.get_real_node_id(nid), class_type, interrupted=True)
         except Exception as exc:  # noqa: BLE001 - the one boundary where node errors are caught
-            input_data = getattr(exc, "_nodeloom_inputs", None)
-            return FAILURE, {
-                "node_id": self.dp.get_real_node_id(nid),
-                "exception_message": f"{exc}",
-                "exception_type": _full_type_name(type(exc)),
-                "traceback": traceback.format_tb(exc.__traceback__),
-                "current_inputs": _format_inputs(input_data),
-            }
+            return NodeFailure(
+                self.dp.get_real_node_id(nid),
+                class_type,
+                exception_message=f"{exc}",
+                exception_type=_full_type_name(type(exc)),
+                traceback=traceback.format_tb(exc.__traceback__),
+                current_inputs=_format_inputs(self.current_inputs.get(nid)),
+            )
+        finally:
+            self.current_inputs.pop(nid, None)
 
     def _meta(self, nid: str) -> dict[str, Any]:
         return {
@@ -457,7 +479,7 @@ class _Run:
         data = {"node": nid, "display_node": self.dp.get_display_node_id(nid), "output": ui, "prompt_id": self.prompt_id}
         self.emit("executed", data)
 
-    async def _execute(self, nid: str, node: dict[str, Any], class_type: str) -> tuple[str, dict[str, Any] | None]:
+    async def _execute(self, nid: str, node: dict[str, Any], class_type: str) -> Outcome:
         cls = self.types.cls(class_type)
         if cls is None:
             raise KeyError(f"node type `{class_type}` is not registered")
@@ -465,11 +487,11 @@ class _Run:
             if nid in self.ui:
                 self._executed_event(nid, self.ui[nid]["output"])
             self._progress_state(nid, "finished")
-            return SUCCESS, None
+            return Outcome.SUCCESS
         if nid in self.pending_subgraph:
             results = resolve_subgraph_outputs(self.pending_subgraph.pop(nid), self.outputs)
             self._store(nid, merge_outputs(results, cls), None, cls)
-            return SUCCESS, None
+            return Outcome.SUCCESS
         sig = self.sigs.signature(nid)
         twin = self.inflight.get(sig)
         if twin is not None:  # an identical node is running: share its result
@@ -478,7 +500,7 @@ class _Run:
                 if nid in self.ui:
                     self._executed_event(nid, self.ui[nid]["output"])
                 self._progress_state(nid, "finished")
-                return SUCCESS, None
+                return Outcome.SUCCESS
         done = asyncio.get_running_loop().create_future()
         self.inflight[sig] = done
         try:
@@ -488,7 +510,7 @@ class _Run:
                 del self.inflight[sig]
             done.set_result(None)
 
-    async def _compute(self, nid: str, node: dict[str, Any], class_type: str, cls: type) -> tuple[str, dict[str, Any] | None]:
+    async def _compute(self, nid: str, node: dict[str, Any], class_type: str, cls: type) -> Outcome:
         self.ex.interrupt_flag.check()
         inputs, missing = self._input_data(nid, node, class_type)
         self.emit("executing", {"node": nid, "display_node": self.dp.get_display_node_id(nid), "prompt_id": self.prompt_id})
@@ -504,15 +526,12 @@ class _Run:
             if required:
                 for name in required:
                     self._make_input_strong_link(nid, name)
-                return PENDING, None
+                return Outcome.PENDING
         run = NodeRun(bytes_in=nbytes_of(inputs))
         self.ex.hooks.peak_memory(True)
         t0 = time.perf_counter()
-        try:
-            returns = await self._map(nid, cls, obj, inputs, cls.FUNCTION, track=True)
-        except Exception as exc:
-            exc._nodeloom_inputs = inputs  # type: ignore[attr-defined]
-            raise
+        self.current_inputs[nid] = inputs
+        returns = await self._map(nid, cls, obj, inputs, cls.FUNCTION, track=True)
         run.wall_s = time.perf_counter() - t0
         run.peak_mem = self.ex.hooks.peak_memory(False)
         run.calls = max(1, len(returns))
@@ -525,10 +544,10 @@ class _Run:
         self.report.node_runs[nid] = run
         if subgraphs is not None:
             self._expand(nid, subgraphs)
-            return PENDING, None
+            return Outcome.PENDING
         run.bytes_out = nbytes_of(output)
         self._store(nid, output, ui or None, cls)
-        return SUCCESS, None
+        return Outcome.SUCCESS
 
     def _store(self, nid: str, output: list[list[Any]], ui: dict[str, Any] | None, cls: type) -> None:
         self.outputs[nid] = output
@@ -548,9 +567,12 @@ class _Run:
         self.xl.add_strong_link(value[0], int(value[1]), nid)
 
     def _hidden(self, nid: str, class_type: str) -> dict[str, Any]:
-        hidden = self.types.input_types(class_type).get("hidden") or {}
+        declared = self.types.input_types(class_type)
+        hidden = declared.get("hidden") or {}
         out: dict[str, Any] = {}
-        for name, kind in hidden.items():
+        for name, kind in ((n, hidden_kind(k)) for n, k in hidden.items()):
+            if name in (declared.get("required") or {}) or name in (declared.get("optional") or {}):
+                continue  # a real input of that name wins over a hidden value
             if kind == "PROMPT":
                 out[name] = self.dp.get_original_prompt()
             elif kind == "DYNPROMPT":
@@ -619,8 +641,7 @@ class _Run:
             # nothing else can run meanwhile: skip the thread hop (keeps long chains cheap)
             results.update(self._map_sync(nid, cls, fn, ctx, todo))
         elif todo:
-            loop = asyncio.get_running_loop()
-            results.update(await loop.run_in_executor(self.ex._pool, self._map_sync, nid, cls, fn, ctx, todo))
+            results.update(await self.ex.offload(self._map_sync, nid, cls, fn, ctx, todo))
         return [results[i] for i, _ in calls]
 
     def _on_block(self, nid: str, block: ExecutionBlocker) -> ExecutionBlocker:

@@ -12,7 +12,7 @@ from typing import Any
 
 from nodeloom.core.graph_builder import is_link
 
-__all__ = ["DynamicPrompt", "InputInfo", "NodeTypes", "find_cycle", "input_info"]
+__all__ = ["DynamicPrompt", "InputInfo", "NodeNotFoundError", "NodeTypes", "find_cycle", "input_info"]
 
 InputInfo = tuple[Any, str | None, dict[str, Any]]
 
@@ -62,56 +62,71 @@ class NodeTypes:
         return cls is not None and getattr(cls, "OUTPUT_NODE", False) is True
 
 
+class NodeNotFoundError(KeyError):
+    """A node id is in neither the prompt nor the nodes expansions added (ComfyUI's
+    ``comfy_execution.graph.NodeNotFoundError``; a ``KeyError`` too)."""
+
+
 class DynamicPrompt:
     """The prompt being run, including nodes added by expansions.
 
+    The one class behind both the executor and ``comfy_execution.graph.DynamicPrompt`` (the
+    compat shim re-exports it), with ComfyUI's attribute and method names, so packs that
+    check ``isinstance`` or read ``ephemeral_prompt`` see the object the engine passes as the
+    hidden ``DYNPROMPT`` input.
+
     Args:
-        prompt: API-format prompt ``{id: {class_type, inputs}}`` (not mutated).
+        original_prompt: API-format prompt ``{id: {class_type, inputs}}`` (not mutated).
     """
 
-    def __init__(self, prompt: dict[str, Any]) -> None:
-        self.original_prompt = prompt
-        self.ephemeral: dict[str, dict[str, Any]] = {}
-        self.parents: dict[str, str] = {}
-        self.display: dict[str, str] = {}
+    def __init__(self, original_prompt: dict[str, Any]) -> None:
+        self.original_prompt = original_prompt
+        self.ephemeral_prompt: dict[str, dict[str, Any]] = {}
+        self.ephemeral_parents: dict[str, str] = {}
+        self.ephemeral_display: dict[str, str] = {}
 
     def get_original_prompt(self) -> dict[str, Any]:
         return self.original_prompt
 
     def has_node(self, node_id: str) -> bool:
-        return node_id in self.original_prompt or node_id in self.ephemeral
+        return node_id in self.original_prompt or node_id in self.ephemeral_prompt
 
     def get_node(self, node_id: str) -> dict[str, Any]:
-        node = self.ephemeral.get(node_id)
+        """The node's ``{class_type, inputs}``.
+
+        Raises:
+            NodeNotFoundError: no such node.
+        """
+        node = self.ephemeral_prompt.get(node_id)
         if node is None:
             node = self.original_prompt.get(node_id)
         if node is None:
-            raise KeyError(f"node `{node_id}` is not in the prompt")
+            raise NodeNotFoundError(f"node `{node_id}` is not in the prompt")
         return node
 
-    def add_ephemeral_node(self, node_id: str, node: dict[str, Any], parent_id: str, display_id: str) -> None:
-        self.ephemeral[node_id] = node
-        self.parents[node_id] = parent_id
-        self.display[node_id] = display_id
+    def add_ephemeral_node(self, node_id: str, node_info: dict[str, Any], parent_id: str, display_id: str) -> None:
+        self.ephemeral_prompt[node_id] = node_info
+        self.ephemeral_parents[node_id] = parent_id
+        self.ephemeral_display[node_id] = display_id
 
     def get_real_node_id(self, node_id: str) -> str:
-        while node_id in self.parents:
-            node_id = self.parents[node_id]
+        while node_id in self.ephemeral_parents:
+            node_id = self.ephemeral_parents[node_id]
         return node_id
 
     def get_parent_node_id(self, node_id: str) -> str | None:
-        return self.parents.get(node_id)
+        return self.ephemeral_parents.get(node_id)
 
     def get_display_node_id(self, node_id: str) -> str:
-        while node_id in self.display:
-            nxt = self.display[node_id]
-            if nxt == node_id:
+        while node_id in self.ephemeral_display:
+            nxt = self.ephemeral_display[node_id]
+            if nxt == node_id:  # a node displayed as itself: stop instead of looping forever
                 break
             node_id = nxt
         return node_id
 
-    def all_node_ids(self) -> list[str]:
-        return list(self.original_prompt) + list(self.ephemeral)
+    def all_node_ids(self) -> set[str]:
+        return set(self.original_prompt) | set(self.ephemeral_prompt)
 
 
 def links_of(node: dict[str, Any]) -> Iterable[tuple[str, str, int]]:

@@ -153,8 +153,32 @@ def _is_jsonable(v: Any) -> bool:
     return False
 
 
+def _plain_json(value: Any) -> Any:
+    """``value`` with tuples as lists and str/int/float subclasses (enums, type names) as plain values."""
+    if isinstance(value, dict):
+        return {str(k): _plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_json(v) for v in value]
+    for plain in (bool, int, float, str):
+        if isinstance(value, plain):
+            return plain(value.value if hasattr(value, "value") and isinstance(value.value, plain) else value)
+    return value if value is None else str(value)
+
+
 def object_info_entry(class_type: str, cls: type, display_name: str, python_module: str) -> dict[str, Any]:
-    """The ``/object_info`` entry of one node class (ComfyUI's V1 shape)."""
+    """The ``/object_info`` entry of one node class (ComfyUI's V1 shape).
+
+    A class that builds its own entry (``GET_NODE_INFO_V1()``, as ComfyUI's V3 nodes do) is
+    asked for it; the registry still names the class, its module and, when the class has no
+    display name, its title.
+    """
+    own = getattr(cls, "GET_NODE_INFO_V1", None)
+    if callable(own):
+        info = _plain_json(own())
+        info["name"] = class_type
+        info["python_module"] = python_module
+        info["display_name"] = info.get("display_name") or display_name
+        return info  # type: ignore[no-any-return]
     types = cls.INPUT_TYPES()  # type: ignore[attr-defined]
     inputs: dict[str, Any] = {}
     order: dict[str, list[str]] = {}

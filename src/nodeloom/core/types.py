@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ANY", "IO", "AnyType", "types_match"]
+__all__ = ["ANY", "IO", "AnyType", "hidden_kind", "types_match"]
 
 
 class AnyType(str):
@@ -61,7 +61,7 @@ def types_match(received: Any, expected: Any) -> bool:
     object overriding ``__ne__`` (AnyType) decides for itself; combos (lists) accept
     "COMBO" or any string output (``STRING`` wired into a combo is checked by value later).
     """
-    if isinstance(expected, list):
+    if isinstance(expected, list) or (isinstance(expected, str) and str.__eq__(expected, "COMBO")):
         return received in ("COMBO", "STRING") or isinstance(received, list) or not (received != "COMBO")
     if not (received != expected):
         return True
@@ -69,3 +69,14 @@ def types_match(received: Any, expected: Any) -> bool:
     if r is not None and e is not None:
         return bool(r & e)
     return False
+
+
+def hidden_kind(declared: Any) -> Any:
+    """The kind of a hidden input ("UNIQUE_ID", "PROMPT"...), also when declared as a 1-tuple.
+
+    V1 classes declare ``"hidden": {"uid": "UNIQUE_ID"}``; ComfyUI's V3 view (and some
+    packs) write ``("UNIQUE_ID",)``.
+    """
+    if isinstance(declared, (tuple, list)) and declared:
+        return declared[0]
+    return declared

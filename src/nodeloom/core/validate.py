@@ -20,7 +20,7 @@ from typing import Any
 
 from nodeloom.core.graph import NodeTypes
 from nodeloom.core.graph_builder import ExecutionBlocker, is_link
-from nodeloom.core.types import types_match
+from nodeloom.core.types import hidden_kind, types_match
 
 __all__ = ["ValidationResult", "validate_prompt"]
 
@@ -215,9 +215,10 @@ class _Validator:
         if node_id not in self.checked_own:
             self.checked_own.add(node_id)
             class_type = self.prompt[node_id].get("class_type")
-            if isinstance(class_type, str) and self.types.cls(class_type) is not None and not self.own.get(node_id):
+            cls = self.types.cls(class_type) if isinstance(class_type, str) else None
+            if cls is not None and not self.own.get(node_id):
                 try:
-                    errors = _check_node(node_id, self.prompt, self.types)
+                    errors = _check_node(node_id, self.prompt, self.types, cls)
                 except Exception as exc:  # noqa: BLE001 - reported as ComfyUI does
                     errors = [
                         _err(
@@ -255,13 +256,11 @@ def _coerce(input_type: Any, val: Any) -> Any:
     return val
 
 
-def _check_node(node_id: str, prompt: dict[str, Any], types: NodeTypes) -> list[dict[str, Any]]:
-    node = prompt[node_id]
-    class_type = node["class_type"]
-    cls = types.cls(class_type)
-    assert cls is not None
+def _check_node(node_id: str, prompt: dict[str, Any], types: NodeTypes, cls: type) -> list[dict[str, Any]]:
+    """Every problem of one node's own inputs (links, constants, ranges, VALIDATE_INPUTS)."""
+    class_type = prompt[node_id]["class_type"]
     class_inputs = types.input_types(class_type)
-    inputs = node["inputs"]
+    inputs = prompt[node_id]["inputs"]
     declared = list((class_inputs.get("required") or {})) + list((class_inputs.get("optional") or {}))
     fn, fn_args, fn_kwargs = _validate_function(cls)
     errors: list[dict[str, Any]] = []
@@ -281,62 +280,92 @@ def _check_node(node_id: str, prompt: dict[str, Any], types: NodeTypes) -> list[
                 else "Bad linked input, must be [node_id: str, slot_index: int]"
             )
             errors.append(_err("bad_linked_input", message, name, input_name=name, input_config=info, received_value=val))
-            continue
-        if is_link(val):
-            src, slot = val[0], int(val[1])
-            src_node = prompt.get(src)
-            src_cls = types.cls(src_node.get("class_type")) if isinstance(src_node, dict) and isinstance(src_node.get("class_type"), str) else None
-            if src_node is None or src_cls is None:
-                errors.append(
-                    _err("bad_linked_input", f"Input links to node '#{src}' which does not exist" if src_node is None else f"Input links to node '#{src}' whose class is unknown", name, input_name=name, linked_node=val)
-                )
-                continue
-            returns = getattr(src_cls, "RETURN_TYPES", ())
-            if slot < 0 or slot >= len(returns):
-                errors.append(
-                    _err("bad_linked_input", f"Node '#{src}' has no output {slot} (it has {len(returns)})", name, input_name=name, linked_node=val)
-                )
-                continue
-            received = returns[slot]
-            received_types[name] = received
-            if "input_types" not in fn_args and not types_match(received, input_type):
-                errors.append(
-                    _err(
-                        "return_type_mismatch",
-                        "Return type mismatch between linked nodes",
-                        f"{name}, received_type({received}) mismatch input_type({input_type})",
-                        input_name=name,
-                        input_config=info,
-                        received_type=received,
-                        linked_node=val,
-                    )
-                )
-            continue
-        if isinstance(val, dict) and "__value__" in val:
-            val = val["__value__"]
-            inputs[name] = val
-        try:
-            val = _coerce(input_type, val)
-            inputs[name] = val
-        except Exception as exc:  # noqa: BLE001 - any conversion failure is the user's input
-            errors.append(
-                _err(
-                    "invalid_input_type",
-                    f"Failed to convert an input value to a {input_type} value",
-                    f"{name}, {val}, {exc}",
-                    input_name=name,
-                    input_config=info,
-                    received_value=val,
-                    exception_message=str(exc),
-                )
-            )
-            continue
-        if name in fn_args or fn_kwargs:
-            continue
-        errors.extend(_range_and_combo(name, val, input_type, opts, info))
+        elif is_link(val):
+            received, problem = _check_link(name, val, input_type, info, prompt, types, "input_types" in fn_args)
+            if received is not None:
+                received_types[name] = received
+            errors.extend(problem)
+        else:
+            errors.extend(_check_constant(name, inputs, input_type, opts, info, checked_by_node=name in fn_args or fn_kwargs))
     if fn is not None:
         errors.extend(_custom_validation(node_id, cls, fn, fn_args, fn_kwargs, inputs, class_inputs, received_types))
     return errors
+
+
+def _check_link(name: str, link: list[Any], input_type: Any, info: Any, prompt: dict[str, Any], types: NodeTypes,
+                node_checks_types: bool) -> tuple[Any, list[dict[str, Any]]]:
+    """``(type the link delivers or None, problems)`` of a linked input."""
+    src, slot = link[0], int(link[1])
+    src_node = prompt.get(src)
+    src_class = src_node.get("class_type") if isinstance(src_node, dict) else None
+    src_cls = types.cls(src_class) if isinstance(src_class, str) else None
+    if src_node is None or src_cls is None:
+        message = (f"Input links to node '#{src}' which does not exist" if src_node is None
+                   else f"Input links to node '#{src}' whose class is unknown")
+        return None, [_err("bad_linked_input", message, name, input_name=name, linked_node=link)]
+    returns = getattr(src_cls, "RETURN_TYPES", ())
+    if slot < 0 or slot >= len(returns):
+        message = f"Node '#{src}' has no output {slot} (it has {len(returns)})"
+        return None, [_err("bad_linked_input", message, name, input_name=name, linked_node=link)]
+    received = resolve_output_type(prompt, src, slot, types)
+    if node_checks_types or types_match(received, input_type):
+        return received, []
+    return received, [_err(
+        "return_type_mismatch",
+        "Return type mismatch between linked nodes",
+        f"{name}, received_type({received}) mismatch input_type({input_type})",
+        input_name=name,
+        input_config=info,
+        received_type=received,
+        linked_node=link,
+    )]
+
+
+def _check_constant(name: str, inputs: dict[str, Any], input_type: Any, opts: dict[str, Any], info: Any, *,
+                    checked_by_node: bool) -> list[dict[str, Any]]:
+    """Problems of a constant input; stores the unwrapped, converted value back in ``inputs``."""
+    val = inputs[name]
+    if isinstance(val, dict) and "__value__" in val:
+        val = val["__value__"]
+        inputs[name] = val
+    try:
+        val = _coerce(input_type, val)
+        inputs[name] = val
+    except Exception as exc:  # noqa: BLE001 - any conversion failure is the user's input
+        return [_err(
+            "invalid_input_type",
+            f"Failed to convert an input value to a {input_type} value",
+            f"{name}, {val}, {exc}",
+            input_name=name,
+            input_config=info,
+            received_value=val,
+            exception_message=str(exc),
+        )]
+    if checked_by_node:  # VALIDATE_INPUTS takes this input: the node checks its range itself
+        return []
+    return _range_and_combo(name, val, input_type, opts, info)
+
+
+def resolve_output_type(prompt: dict[str, Any], node_id: str, slot: int, types: NodeTypes, depth: int = 0) -> Any:
+    """The type output ``slot`` of ``node_id`` carries.
+
+    An output whose type has a ``template_id`` (a V3 ``MatchType`` output) carries the type
+    linked into the node's inputs of the same template; without such a link it keeps its
+    template type, which matches any of the template's allowed types.
+    """
+    class_type = prompt[node_id]["class_type"]
+    returns = getattr(types.cls(class_type), "RETURN_TYPES", ())
+    declared = returns[slot] if 0 <= slot < len(returns) else None
+    template = getattr(declared, "template_id", None)
+    if template is None or depth > 64:
+        return declared
+    for name, value in (prompt[node_id].get("inputs") or {}).items():
+        input_type = types.info(class_type, name)[0]
+        if is_link(value) and getattr(input_type, "template_id", None) == template and value[0] in prompt:
+            src = prompt[value[0]]
+            if isinstance(src, dict) and isinstance(src.get("class_type"), str) and types.cls(src["class_type"]):
+                return resolve_output_type(prompt, value[0], int(value[1]), types, depth + 1)
+    return declared
 
 
 def _range_and_combo(name: str, val: Any, input_type: Any, opts: dict[str, Any], info: Any) -> list[dict[str, Any]]:
@@ -347,6 +376,13 @@ def _range_and_combo(name: str, val: Any, input_type: Any, opts: dict[str, Any],
             return [_err("value_bigger_than_max", f"Value {val} bigger than max of {opts['max']}", name, input_name=name, input_config=info, received_value=val)]
     except TypeError:
         pass
+    if isinstance(input_type, str) and str.__eq__(input_type, "COMBO") and isinstance(opts.get("options"), list):
+        input_type = opts["options"]  # the V3 spelling: ("COMBO", {"options": [...]})
+        if opts.get("multiselect") and isinstance(val, list):
+            outside = [v for v in val if v not in input_type]
+            if not outside:
+                return []
+            val = outside[0]
     if isinstance(input_type, list) and val not in input_type:
         listing = f"(list of length {len(input_type)})" if len(input_type) > 20 else str(input_type)
         return [_err("value_not_in_list", "Value not in list", f"{name}: '{val}' not in {listing}", input_name=name, input_config=info, received_value=val)]
@@ -368,7 +404,7 @@ def _custom_validation(
         if name in fn_args or fn_kwargs:
             kwargs[name] = None if is_link(val) else val
     for name, kind in (class_inputs.get("hidden") or {}).items():
-        if (name in fn_args or fn_kwargs) and kind == "UNIQUE_ID":
+        if (name in fn_args or fn_kwargs) and hidden_kind(kind) == "UNIQUE_ID":
             kwargs[name] = node_id
     if "input_types" in fn_args:
         kwargs["input_types"] = received_types

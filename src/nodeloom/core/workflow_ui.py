@@ -160,6 +160,8 @@ def _widget_default(types: Mapping[str, Any], name: str) -> tuple[bool, Any]:
         io_type, opts = spec_parts(spec)
         if "default" in opts:
             return True, opts["default"]
+        if isinstance(io_type, str) and io_type == "COMBO" and isinstance(opts.get("options"), list):
+            io_type = opts["options"]  # the V3 spelling of a combo
         if isinstance(io_type, list):
             return (True, io_type[0]) if io_type else (False, None)
         if isinstance(io_type, str) and io_type in _WIDGET_FALLBACK:
@@ -319,7 +321,7 @@ class _Resolver:
             index = _bypass_input_index(src, slot, wanted)
             return None if index < 0 else self._node_input(src, index, wanted, where, hops)
         if src.inner is not None:
-            return self._subgraph_output(src, slot, wanted, where, hops)
+            return self._subgraph_output(src.inner, slot, wanted, where, hops)
         if src.type == "Reroute":
             return self._node_input(src, 0, wanted, where, hops)
         if src.type == "PrimitiveNode":
@@ -343,11 +345,10 @@ class _Resolver:
             raise WorkflowFormatError(f"{where}: a link from the subgraph input node outside any subgraph")
         return self._node_input(scope.instance, slot, wanted, where, hops)
 
-    def _subgraph_output(self, inst: _FlatNode, slot: int, wanted: Any, where: str, hops: int) -> _Source | None:
-        assert inst.inner is not None
-        for link in inst.inner.links.values():
+    def _subgraph_output(self, inner: _Scope, slot: int, wanted: Any, where: str, hops: int) -> _Source | None:
+        for link in inner.links.values():
             if str(link.target_id) == str(SUBGRAPH_OUTPUT_ID) and link.target_slot == slot:
-                return self.origin(inst.inner, link, wanted, where, hops + 1)
+                return self.origin(inner, link, wanted, where, hops + 1)
         return None
 
 

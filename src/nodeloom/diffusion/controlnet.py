@@ -122,19 +122,19 @@ def _entry_residuals(spec: ControlSpec, model: Any, x: torch.Tensor, t: torch.Te
     return total
 
 
-def control_residuals(model: Any, entries: list[dict[str, Any]], x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor,
+def control_residuals(model: Any, controls: list[ControlSpec | None], x: torch.Tensor, t: torch.Tensor, ctx: torch.Tensor,
                       added: dict[str, Any] | None, sigma: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor] | None:
-    """Summed ControlNet residuals for a UNet batch made of ``entries`` (each ``x.shape[0] / n`` rows).
+    """Summed ControlNet residuals for a UNet batch of conditioning entries (each ``x.shape[0] / n``
+    rows), given each entry's ``control`` option (None for an entry without one).
 
     Returns:
         ``(down_residuals, mid_residual)`` for the whole batch, or None when no control acts.
     """
-    n = len(entries)
+    n = len(controls)
     b = x.shape[0] // n
     s = float(sigma)
     parts = []
-    for i, entry in enumerate(entries):
-        spec = entry["extra"].get("control")
+    for i, spec in enumerate(controls):
         rows = slice(i * b, (i + 1) * b)
         sub_added = None if added is None else {k: v[rows] for k, v in added.items()}
         parts.append(None if spec is None else _entry_residuals(spec, model, x[rows], t, ctx[rows], sub_added, s))

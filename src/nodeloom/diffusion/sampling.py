@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -109,23 +110,44 @@ def sampler_sigmas(model: DiffusionModel, scheduler: str, sampler_name: str, ste
     return sig
 
 
-def _entries(conds: list[Any], batch: int, hw: tuple[int, int]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class _Entry:
+    """One CONDITIONING item made ready to sample: its context at the batch size, its options
+    (``pooled_output``, ``control``, timestep range, SDXL sizes...), the latent's pixel size
+    and its weight."""
+
+    context: torch.Tensor
+    extra: dict[str, Any]
+    hw: tuple[int, int]
+    strength: float
+
+
+@dataclass(frozen=True)
+class _UnetCall:
+    """What one batched UNet call over some entries needs that does not change between steps."""
+
+    entries: list[_Entry]
+    context: torch.Tensor
+    added: dict[str, torch.Tensor] | None
+
+
+def _entries(conds: list[Any], batch: int, hw: tuple[int, int]) -> list[_Entry]:
     out = []
     for item in conds:
         ctx, extra = item[0], dict(item[1]) if len(item) > 1 else {}
         ctx = ctx if ctx.shape[0] == batch else ctx[:1].expand(batch, -1, -1)
-        out.append({"context": ctx, "extra": extra, "hw": hw, "strength": float(extra.get("strength", 1.0))})
+        out.append(_Entry(ctx, extra, hw, float(extra.get("strength", 1.0))))
     return out
 
 
-def _added_cond(model: DiffusionModel, entry: dict[str, Any], batch: int, device: Any, dtype: Any) -> dict[str, Any] | None:
+def _added_cond(model: DiffusionModel, entry: _Entry, batch: int, device: Any, dtype: Any) -> dict[str, Any] | None:
     if not model.is_sdxl:
         return None
-    extra = entry["extra"]
+    extra = entry.extra
     pooled = extra.get("pooled_output")
     if pooled is None:
         raise ValidationError("SDXL conditioning needs `pooled_output`; encode the prompt with an SDXL checkpoint's CLIP")
-    h, w = entry["hw"]
+    h, w = entry.hw
     ids = [extra.get("height", h), extra.get("width", w), extra.get("crop_h", 0), extra.get("crop_w", 0),
            extra.get("target_height", h), extra.get("target_width", w)]
     time_ids = torch.tensor([ids], dtype=dtype, device=device).expand(batch, -1)
@@ -133,27 +155,27 @@ def _added_cond(model: DiffusionModel, entry: dict[str, Any], batch: int, device
     return {"text_embeds": pooled if pooled.shape[0] == batch else pooled[:1].expand(batch, -1), "time_ids": time_ids}
 
 
-def _batch(model: DiffusionModel, entries: list[dict[str, Any]], batch: int, device: Any, dtype: Any) -> dict[str, Any]:
+def _batch(model: DiffusionModel, entries: list[_Entry], batch: int, device: Any, dtype: Any) -> _UnetCall:
     """What one UNet call over ``entries`` needs that does not change between steps."""
     added = [_added_cond(model, e, batch, device, dtype) for e in entries]
-    return {
-        "entries": entries,
-        "context": torch.cat([e["context"].to(device, dtype) for e in entries]),
-        "added": None if added[0] is None else {k: torch.cat([a[k] for a in added]) for k in added[0]},
-    }
+    return _UnetCall(
+        entries=entries,
+        context=torch.cat([e.context.to(device, dtype) for e in entries]),
+        added=None if added[0] is None else {k: torch.cat([a[k] for a in added]) for k in added[0]},
+    )
 
 
-def _predict(model: DiffusionModel, unet: Any, group: dict[str, Any], x: torch.Tensor, sigma: torch.Tensor,
+def _predict(model: DiffusionModel, unet: Any, group: _UnetCall, x: torch.Tensor, sigma: torch.Tensor,
              t: torch.Tensor, concat: torch.Tensor | None) -> list[torch.Tensor]:
     """Denoised estimates, one per entry of ``group``, from one batched UNet call."""
-    dtype = group["context"].dtype
+    dtype = group.context.dtype
     xin = x * (1.0 / torch.sqrt(sigma ** 2 + 1.0))
     if concat is not None:
         xin = torch.cat([xin, concat], dim=1)
-    n = len(group["entries"])
+    n = len(group.entries)
     xin_all = xin.repeat(n, 1, 1, 1).to(dtype)
-    ctx, added = group["context"], group["added"]
-    residuals = control_residuals(model, group["entries"], xin_all, t, ctx, added, sigma)
+    ctx, added = group.context, group.added
+    residuals = control_residuals(model, [e.extra.get("control") for e in group.entries], xin_all, t, ctx, added, sigma)
     out = unet_forward(model, unet, xin_all, t, ctx, added, residuals).float()
     x_all = x.repeat(n, 1, 1, 1)
     if model.sampling.prediction_type == "v_prediction":
@@ -163,11 +185,11 @@ def _predict(model: DiffusionModel, unet: Any, group: dict[str, Any], x: torch.T
     return list(den.chunk(n))
 
 
-def _groups(entries: list[dict[str, Any]]) -> list[list[int]]:
+def _groups(entries: list[_Entry]) -> list[list[int]]:
     """Entries whose contexts have one shape share a UNet call (uncond first, as diffusers batches)."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, e in enumerate(entries):
-        groups.setdefault(tuple(e["context"].shape[1:]), []).append(i)
+        groups.setdefault(tuple(e.context.shape[1:]), []).append(i)
     return list(groups.values())
 
 
@@ -196,7 +218,7 @@ def _sigma_range(model: DiffusionModel, extra: dict[str, Any]) -> tuple[float, f
     return high, low
 
 
-def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: list[dict[str, Any]], cfg: float,
+def _guided(model: DiffusionModel, unet: Any, pos: list[_Entry], neg: list[_Entry], cfg: float,
             concat: torch.Tensor | None, batch: int, need_uncond: bool = False) -> _Denoiser:
     """Classifier-free guidance over the conditioning entries; at cfg 1 the negative prompt is skipped
     unless the sampler reads the unguided estimate (``need_uncond``, as ComfyUI does for CFG++).
@@ -207,13 +229,13 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: li
     use_neg = need_uncond or not math.isclose(cfg, 1.0)
     entries = (neg if use_neg else []) + pos
     first = next(unet.parameters())
-    weights = [e["strength"] for e in entries]
-    ranges = [_sigma_range(model, e["extra"]) for e in entries]
+    weights = [e.strength for e in entries]
+    ranges = [_sigma_range(model, e.extra) for e in entries]
     timesteps: dict[float, torch.Tensor] = {}
-    groups_for: dict[tuple[int, ...], list[tuple[list[int], dict[str, Any]]]] = {}
+    groups_for: dict[tuple[int, ...], list[tuple[list[int], _UnetCall]]] = {}
     n_neg = len(neg) if use_neg else 0
 
-    def groups(active: tuple[int, ...]) -> list[tuple[list[int], dict[str, Any]]]:
+    def groups(active: tuple[int, ...]) -> list[tuple[list[int], _UnetCall]]:
         """UNet-call groups over the acting entries (indices into ``entries``), built once per set."""
         if active not in groups_for:
             subset = [entries[i] for i in active]

@@ -17,9 +17,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeloom.errors import NodeloomError
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["BearerTokenMiddleware", "add_mcp_arguments", "http_app", "is_loopback", "main", "mcp_main"]
 
@@ -65,7 +68,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def mcp_main(args: argparse.Namespace, *, engine: Any = None) -> int:
+def mcp_main(args: argparse.Namespace, *, engine: Engine | None = None) -> int:
     """Run the MCP server as ``args`` say; blocks until the transport closes.
 
     Args:
@@ -75,7 +78,7 @@ def mcp_main(args: argparse.Namespace, *, engine: Any = None) -> int:
     Returns:
         The process exit status (2 for a refused configuration).
     """
-    from nodeloom.mcp.policy import load_policy
+    from nodeloom.mcp_client.policy import load_policy
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if args.http and not is_loopback(args.host) and not token:

@@ -12,7 +12,7 @@ from typing import Any
 
 from nodeloom.errors import ValidationError
 from nodeloom.mcp.models import InputDoc, ModelList, NodeDescription, NodeSearchResult, NodeSummary, OutputDoc
-from nodeloom.mcp.policy import Policy
+from nodeloom.mcp_client.policy import Policy
 from nodeloom.mcp.workflows import suggest
 
 __all__ = ["describe_node", "list_models", "node_markdown", "search_nodes"]

@@ -21,13 +21,16 @@ from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeloom.core.events import Event
 from nodeloom.errors import NodeloomError, PolicyDeniedError, ValidationError
 from nodeloom.limits import limit_named_in
 from nodeloom.mcp.audit import arguments_digest
-from nodeloom.mcp.policy import Policy, policy_rule
+from nodeloom.mcp_client.policy import Policy, policy_rule
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["TERMINAL", "Job", "JobRunner", "JobStore", "Progress"]
 
@@ -245,7 +248,7 @@ class RunnerBase(ABC):
         policy: run-time, queue and output-size limits.
     """
 
-    def __init__(self, engine: Any, store: JobStore, policy: Policy) -> None:
+    def __init__(self, engine: Engine, store: JobStore, policy: Policy) -> None:
         self.engine = engine
         self.store = store
         self.policy = policy
@@ -400,7 +403,7 @@ class JobRunner(RunnerBase):
         policy: run-time, queue and output-size limits.
     """
 
-    def __init__(self, engine: Any, store: JobStore, policy: Policy) -> None:
+    def __init__(self, engine: Engine, store: JobStore, policy: Policy) -> None:
         super().__init__(engine, store, policy)
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._current: Job | None = None
@@ -451,7 +454,7 @@ class JobRunner(RunnerBase):
             result = self.engine.run(job.prompt, prompt_id=job.id, client_id=job.who or None,
                                      on_event=lambda ev: self._on_event(job, ev, deny), limits=self.policy.run_limits())
         except NodeloomError as exc:
-            self._finish(job, "error", error=exc.to_dict() | ({"node_errors": exc.node_errors} if hasattr(exc, "node_errors") else {}))
+            self._finish(job, "error", error=exc.to_dict())  # a ValidationError's carries its ``node_errors``
             return
         except Exception as exc:  # noqa: BLE001 - the job records any failure instead of killing the worker
             self._finish(job, "error", error={"type": type(exc).__name__, "message": str(exc), "details": "", "extra_info": {}})

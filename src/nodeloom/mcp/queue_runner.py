@@ -7,23 +7,64 @@ between the browser's prompts, and kept in its history. :class:`QueueJobRunner` 
 MCP side — idempotency keys, progress snapshots, the policy's run-time and output-size rules —
 by following the engine's events for its prompt ids and the queue's changes.
 
-No HTTP here: the runner uses the server's queue and worker objects directly (the
-``server`` extra must be installed, as it is wherever a server runs).
+No HTTP here: the runner uses the server's queue and worker objects directly, through the
+:class:`ServerQueue` and :class:`ServerWorker` protocols (so this adapter imports nothing of
+the server; the CLI wires the two together in :mod:`nodeloom.cli.serve`).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nodeloom.core.events import Event
 from nodeloom.errors import NodeloomError
 from nodeloom.limits import LIMITS_EXTRA_KEY
 from nodeloom.mcp.jobs import Job, JobStore, RunnerBase
-from nodeloom.mcp.policy import Policy
-from nodeloom.server.store import DONE_STATES
+from nodeloom.mcp_client.policy import Policy
 
-__all__ = ["QueueJobRunner"]
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
+
+__all__ = ["QueueJobRunner", "QueuedPrompt", "ServerQueue", "ServerWorker"]
+
+#: states of a prompt the server has not finished with; every other state is final
+_LIVE_STATES = ("pending", "running")
+
+
+class QueuedPrompt(Protocol):
+    """A prompt in the server's queue, as the runner reads it."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def started(self) -> float | None: ...
+    @property
+    def finished(self) -> float | None: ...
+    @property
+    def error(self) -> dict[str, Any] | None: ...
+    @property
+    def outputs(self) -> dict[str, Any]: ...
+
+
+class ServerQueue(Protocol):
+    """What the runner uses of the server's prompt queue."""
+
+    def add_listener(self, callback: Callable[[], None]) -> None: ...
+    def remove_listener(self, callback: Callable[[], None]) -> None: ...
+    def remaining(self) -> int: ...
+    def next_number(self, front: bool = False) -> int: ...
+    def put(self, prompt_id: str, number: float, prompt: dict[str, Any], extra_data: dict[str, Any],
+            targets: list[str]) -> Any: ...
+    def get(self, prompt_id: str) -> QueuedPrompt | None: ...
+    def delete(self, prompt_ids: Iterable[str]) -> int: ...
+
+
+class ServerWorker(Protocol):
+    """What the runner uses of the server's worker."""
+
+    def interrupt(self, prompt_id: str | None = None) -> bool: ...
 
 
 class _Live:
@@ -44,14 +85,15 @@ class QueueJobRunner(RunnerBase):
         engine: the server's engine.
         store: the MCP job store (idempotency keys, job records).
         policy: the MCP policy.
-        queue: the server's :class:`~nodeloom.server.queue.PromptQueue`.
-        worker: the server's :class:`~nodeloom.server.worker.Worker` (for interrupts).
+        queue: the server's prompt queue (:class:`~nodeloom.server.queue.PromptQueue`).
+        worker: the server's worker (:class:`~nodeloom.server.worker.Worker`), for interrupts.
 
     Jobs left unfinished by an earlier process are picked up again: the server's queue keeps
     running them after a restart, and their MCP records follow.
     """
 
-    def __init__(self, engine: Any, store: JobStore, policy: Policy, *, queue: Any, worker: Any) -> None:
+    def __init__(self, engine: Engine, store: JobStore, policy: Policy, *, queue: ServerQueue,
+                 worker: ServerWorker) -> None:
         super().__init__(engine, store, policy)
         self.queue = queue
         self.worker = worker
@@ -127,7 +169,7 @@ class QueueJobRunner(RunnerBase):
             ids = list(self._live)
         for job_id in ids:
             queued = self.queue.get(job_id)
-            if queued is not None and queued.state not in DONE_STATES:
+            if queued is not None and queued.state in _LIVE_STATES:
                 continue
             with self._lock:
                 live = self._live.pop(job_id, None)
@@ -137,7 +179,7 @@ class QueueJobRunner(RunnerBase):
                 live.timer.cancel()
             self._settle(live, queued)
 
-    def _settle(self, live: _Live, queued: Any) -> None:
+    def _settle(self, live: _Live, queued: QueuedPrompt | None) -> None:
         job = live.job
         if queued is None:  # deleted from the server's queue before it ran (here or by a user)
             why = "cancelled before it started" if job.cancel_requested else "removed from the server's queue before it ran"

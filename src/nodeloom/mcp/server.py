@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
@@ -25,7 +25,10 @@ import nodeloom
 from nodeloom.errors import NodeloomError, PolicyDeniedError
 from nodeloom.mcp.audit import AuditLog
 from nodeloom.mcp.jobs import JobRunner, JobStore, RunnerBase
-from nodeloom.mcp.policy import POLICY_SETTING, Policy
+from nodeloom.mcp_client.policy import POLICY_SETTING, Policy
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["NodeloomMCP", "build_server", "error_result"]
 
@@ -38,11 +41,8 @@ a job id: poll get_job. Images come back as small thumbnails plus nodeloom:// li
 
 
 def error_result(exc: NodeloomError) -> CallToolResult:
-    """An MCP error result carrying ``exc.to_dict()`` (plus ``node_errors`` when present) as JSON text."""
+    """An MCP error result carrying ``exc.to_dict()`` (with a ValidationError's ``node_errors``) as JSON text."""
     payload = exc.to_dict()
-    node_errors = getattr(exc, "node_errors", None)
-    if node_errors:
-        payload["node_errors"] = node_errors
     return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload, default=str))], is_error=True)
 
 
@@ -61,7 +61,7 @@ class NodeloomMCP:
 
     def __init__(
         self,
-        engine: Any,
+        engine: Engine,
         policy: Policy | None = None,
         *,
         audit: AuditLog | None = None,
@@ -157,6 +157,6 @@ def _under(base: Path, name: str) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def build_server(engine: Any, policy: Policy | None = None, **kw: Any) -> NodeloomMCP:
+def build_server(engine: Engine, policy: Policy | None = None, **kw: Any) -> NodeloomMCP:
     """A :class:`NodeloomMCP` for ``engine`` (see its arguments)."""
     return NodeloomMCP(engine, policy, **kw)

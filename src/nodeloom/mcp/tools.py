@@ -120,9 +120,8 @@ def _register_running(app: NodeloomMCP) -> None:
         if report.policy_error is not None:
             raise PolicyDeniedError(report.policy_error["message"], extra_info=report.policy_error.get("extra_info"))
         if not report.ok:
-            exc = ValidationError((report.error or {}).get("message", "the workflow is invalid"), type="invalid_prompt")
-            exc.node_errors = {k: v.model_dump() for k, v in report.node_errors.items()}  # type: ignore[attr-defined]
-            raise exc
+            raise ValidationError((report.error or {}).get("message", "the workflow is invalid"), type="invalid_prompt",
+                                  node_errors={k: v.model_dump() for k, v in report.node_errors.items()})
         job, created = app.runner.submit(prompt, key=idempotency_key, who=app.who(ctx))
         await _wait(app, job, ctx, wait_seconds)
         return await anyio.to_thread.run_sync(functools.partial(_job_result, app, job, include_images, deduplicated=not created))

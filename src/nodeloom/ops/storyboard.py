@@ -18,10 +18,12 @@ from typing import Any
 from nodeloom.errors import ValidationError
 from nodeloom.ops.camera import CameraPath
 from nodeloom.ops.camera_paths import semantic_path
+from nodeloom.ops.storyboard_terms import Direction, find_all, free_text_terms, read_brackets, spoken_seconds
 
 __all__ = [
     "ANGLE_RULES",
     "MOVES",
+    "MOVE_PROMPTS",
     "MOVE_RULES",
     "SHOT_SIZES",
     "SIZE_RULES",
@@ -44,6 +46,7 @@ MOVES: dict[str, tuple[str, dict[str, float], float]] = {
     "pull out": ("zoom out", {}, 0.8),
     "pan left": ("pan left", {}, 1.0),
     "pan right": ("pan right", {}, 1.0),
+    "whip pan": ("pan right", {}, 3.0),
     "tilt up": ("static", {"tilt": 4.0}, 1.0),
     "tilt down": ("static", {"tilt": -4.0}, 1.0),
     "track left": ("static", {"horizontal": -5.0}, 1.0),
@@ -55,44 +58,60 @@ MOVES: dict[str, tuple[str, dict[str, float], float]] = {
     "roll": ("static", {"roll": 3.0}, 1.0),
 }
 
+#: how each move reads in a shot's prompt (video models are prompted with the camera move)
+MOVE_PROMPTS: dict[str, str] = {
+    "static": "static camera", "push in": "slow push-in", "pull out": "camera pulls back", "pan left": "camera pans left",
+    "pan right": "camera pans right", "whip pan": "fast whip pan", "tilt up": "camera tilts up",
+    "tilt down": "camera tilts down", "track left": "camera tracks left", "track right": "camera tracks right",
+    "orbit": "camera orbits the subject", "crane up": "crane shot rising", "crane down": "crane shot descending",
+    "dolly zoom": "dolly zoom", "roll": "camera rolls",
+}
+
 #: first matching rule wins; keywords match whole words, case-insensitively.
 SIZE_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("OTS", ("over the shoulder", "over-the-shoulder", "over his shoulder", "over her shoulder", "over their shoulder")),
     ("POV", ("pov", "point of view", "through his eyes", "through her eyes", "through their eyes")),
-    ("ECU", ("extreme close", "eyes", "eye", "lips", "fingers", "detail", "macro", "tear", "ring", "keyhole")),
-    ("CU", ("close-up", "close up", "closeup", "face", "smile", "smiles", "frowns", "expression", "whispers", "cries")),
-    ("INS", ("insert", "note", "letter", "screen", "phone", "clock", "watch")),
-    ("EWS", ("establishing", "skyline", "landscape", "vista", "aerial", "horizon", "panorama", "city", "planet", "desert", "ocean")),
-    ("WS", ("wide", "room", "street", "crowd", "enters", "arrives", "runs", "walks", "field", "hall", "battle")),
-    ("2S", ("together", "both", "two of them", "each other", "face to face")),
+    ("ECU", ("extreme close", "eyes", "eye", "lips", "fingers", "detail", "macro", "tear", "ring", "keyhole",
+             "眼睛", "双眼", "眼神", "瞳孔", "嘴唇", "手指", "泪", "细节")),
+    ("CU", ("close-up", "close up", "closeup", "face", "smile", "smiles", "frowns", "expression", "whispers", "cries",
+            "脸", "面部", "表情", "微笑", "低语")),
+    ("INS", ("insert", "note", "letter", "screen", "phone", "clock", "watch", "手机", "信件", "屏幕", "时钟")),
+    ("EWS", ("establishing", "skyline", "landscape", "vista", "aerial", "horizon", "panorama", "city", "planet", "desert", "ocean",
+             "航拍", "天际线", "地平线", "城市", "星球", "沙漠", "海洋")),
+    ("WS", ("wide", "room", "street", "crowd", "enters", "arrives", "runs", "walks", "field", "hall", "battle",
+            "人群", "街道", "房间", "大厅", "战场", "走进")),
+    ("2S", ("together", "both", "two of them", "each other", "face to face", "两人", "二人", "双方")),
 ]
 ANGLE_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("overhead", ("overhead", "bird's-eye", "birds-eye", "bird's eye", "top-down", "top down")),
     ("worm's-eye", ("worm's-eye", "worms-eye", "worm's eye", "from the ground")),
-    ("high angle", ("from above", "looks down at", "high angle", "small and alone", "tiny")),
-    ("low angle", ("from below", "towering", "towers", "looming", "looms", "looks up at", "low angle", "giant", "heroic")),
+    ("high angle", ("from above", "looks down at", "high angle", "small and alone", "tiny", "从上方", "居高临下")),
+    ("low angle", ("from below", "towering", "towers", "looming", "looms", "looks up at", "low angle", "giant", "heroic",
+                   "从下方", "高耸", "仰望")),
     ("dutch angle", ("dutch", "tilted", "uneasy", "disoriented", "off-kilter", "dizzy", "drunk")),
 ]
 MOVE_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("dolly zoom", ("dolly zoom", "vertigo", "realization hits", "realisation hits")),
-    ("orbit", ("orbit", "orbits", "circles", "circling", "spins around", "around him", "around her")),
-    ("crane up", ("crane up", "rises", "ascends", "lifts off", "takes off", "soars")),
-    ("crane down", ("crane down", "descends", "lands", "sinks", "falls")),
-    ("push in", ("push in", "pushes in", "moves closer", "approaches", "zoom in", "realizes", "realises", "focuses")),
-    ("pull out", ("pull out", "pull back", "pulls back", "reveal", "reveals", "zoom out", "leaves", "recedes")),
+    ("orbit", ("orbit", "orbits", "circles", "circling", "spins around", "around him", "around her", "绕着")),
+    ("crane up", ("crane up", "rises", "ascends", "lifts off", "takes off", "soars", "升空", "飞起")),
+    ("crane down", ("crane down", "descends", "lands", "sinks", "falls", "降落", "落下")),
+    ("push in", ("push in", "pushes in", "moves closer", "approaches", "zoom in", "realizes", "realises", "focuses",
+                 "靠近", "逼近")),
+    ("pull out", ("pull out", "pull back", "pulls back", "reveal", "reveals", "zoom out", "leaves", "recedes", "远去")),
+    ("whip pan", ("whip pan", "whip pans", "swish pan")),
     ("pan left", ("pan left", "pans left", "looks left")),
     ("pan right", ("pan right", "pans right", "pans across", "scans", "looks right", "sweeps")),
-    ("tilt up", ("tilt up", "tilts up", "looks up")),
-    ("tilt down", ("tilt down", "tilts down", "looks down")),
-    ("track right", ("runs", "chases", "follows", "tracking", "walks", "drives", "rides")),
+    ("tilt up", ("tilt up", "tilts up", "looks up", "抬头")),
+    ("tilt down", ("tilt down", "tilts down", "looks down", "低头")),
+    ("track right", ("runs", "chases", "follows", "tracking", "walks", "drives", "rides", "奔跑", "追逐")),
     ("roll", ("roll", "rolls", "tumbles", "capsizes")),
 ]
 DEFAULT_DURATION = 2.0
 WORDS_PER_SECOND = 2.5
+CHARS_PER_SECOND = 4.0
 _DIALOGUE = re.compile(r"^\s*(?P<speaker>[A-Z][A-Z0-9 .'\-]{0,30})\s*(\([^)]*\))?\s*:\s*(?P<line>.+)$")
-_QUOTED = re.compile(r"[\"“]([^\"”]+)[\"”]")
-_OVERRIDE = re.compile(r"\[([^\[\]]*)\]")
-_DURATION = re.compile(r"^(?P<n>\d+(\.\d+)?)\s*(?P<unit>s|sec|secs|seconds?|f|frames?)$", re.IGNORECASE)
+_QUOTED = re.compile(r"[\"“「『]([^\"”」』]+)[\"”」』]")
+_DIALOGUE_ZH = re.compile(r"^\s*(?P<speaker>[\u4e00-\u9fff·]{1,10})\s*[：:]\s*(?P<line>[“「『\"].+)$")
 
 
 @dataclass
@@ -208,13 +227,14 @@ def _validate_shot(shot: Shot, n: int) -> None:
         raise ValidationError(f"shot {n}: `duration` must be > 0 seconds, got {shot.duration}")
 
 
-def _match(rules: list[tuple[str, tuple[str, ...]]], text: str) -> tuple[str, str] | None:
-    low = text.lower()
+def _keyword_hits(rules: list[tuple[str, tuple[str, ...]]], text: str) -> list[tuple[str, str]]:
+    """``(value, word)`` for every rule with a keyword in ``text``, in table order."""
+    hits = []
     for value, words in rules:
-        for w in words:
-            if re.search(r"(?<![\w'])" + re.escape(w) + r"(?![\w'])", low):
-                return value, w
-    return None
+        found = find_all(words, text)
+        if found:
+            hits.append((value, min(found)[1]))
+    return hits
 
 
 def _beats(script: str) -> list[tuple[int, str]]:
@@ -245,46 +265,23 @@ def _beats(script: str) -> list[tuple[int, str]]:
     return out
 
 
-def _apply_overrides(tokens: list[str], n: int, fps: float) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    sizes = {k.lower(): k for k in SHOT_SIZES} | {v.lower(): k for k, v in SHOT_SIZES.items()}
-    sizes |= {"close-up": "CU", "close up": "CU", "wide": "WS", "medium": "MS"}
-    angles = {a: a for a in ANGLES} | {"high": "high angle", "low": "low angle", "dutch": "dutch angle", "eye": "eye level"}
-    for raw in tokens:
-        tok = raw.strip()
-        low = tok.lower()
-        if not tok:
-            continue
-        if m := _DURATION.match(tok):
-            value = float(m["n"])
-            found["duration"] = value / fps if m["unit"].lower().startswith("f") else value
-        elif low in sizes:
-            found["size"] = sizes[low]
-        elif low in angles:
-            found["angle"] = angles[low]
-        elif low in MOVES:
-            found["movement"] = low
-        else:
-            raise ValidationError(
-                f"line {n}: override `{tok}` is not a shot size ({', '.join(SHOT_SIZES)}), an angle "
-                f"({', '.join(ANGLES)}), a move ({', '.join(MOVES)}) or a duration like `3s` / `48f`"
-            )
-    return found
-
-
 def parse_script(script: str, *, fps: float = 24.0, default_duration: float = DEFAULT_DURATION,
                  style: str = "", title: str = "") -> Storyboard:
-    """Turn a script into a storyboard using the rule tables of this module.
+    """Turn a script (English, Chinese or both) into a storyboard using the rule tables of this module.
 
-    Each beat (line or paragraph) becomes a shot. Overrides in square brackets anywhere
-    in the beat (``[CU, low angle, push in, 3s]``) win over the rules. Dialogue
-    (``NAME: line`` or quoted text) defaults to a medium close-up and lasts at least
-    as long as the words take to say at 2.5 words/s.
+    Each beat (line or paragraph) becomes a shot. What decides each field, strongest first:
+    directions in brackets (``[CU, push in, 3s]``, ``【特写，推，2秒】``, or round brackets
+    holding only terms: ``(全景镜头,2秒)``), explicit terms in the text (``特写``,
+    ``low angle``, ``3秒``; the first in the line wins), then the keyword tables (the first
+    matching rule wins). When candidates disagree, the field's ``rules`` entry says which won
+    over which. Dialogue (``NAME: line``, ``名字：“台词”`` or quoted text) defaults to a
+    medium close-up and lasts at least as long as it takes to say (2.5 words/s, 4 Chinese
+    characters/s).
 
     Args:
         script: the text; ``#`` lines are comments.
-        fps: frame rate for frame counts and ``48f`` durations.
-        default_duration: seconds for a shot without dialogue or override.
+        fps: frame rate for frame counts and ``48f`` / ``48帧`` durations.
+        default_duration: seconds for a shot without dialogue or a duration.
         style: appended to every prompt (e.g. ``"cinematic, 35mm film"``).
         title: stored with the board.
 
@@ -292,7 +289,7 @@ def parse_script(script: str, *, fps: float = 24.0, default_duration: float = DE
         The storyboard.
 
     Raises:
-        ValidationError: an empty script or an override token that is not understood.
+        ValidationError: an empty script or a square-bracket item that is not a term.
     """
     if fps <= 0:
         raise ValidationError(f"`fps` must be > 0, got {fps}")
@@ -300,44 +297,64 @@ def parse_script(script: str, *, fps: float = 24.0, default_duration: float = DE
         raise ValidationError(f"`default_duration` must be > 0, got {default_duration}")
     shots = []
     for n, beat in _beats(script):
-        tokens = [t for group in _OVERRIDE.findall(beat) for t in group.split(",")]
-        text = " ".join(_OVERRIDE.sub(" ", beat).split())
-        over = _apply_overrides(tokens, n, fps)
-        shots.append(_make_shot(len(shots) + 1, n, text, over, default_duration, style))
+        text, directions, unknown = read_brackets(beat, fps, list(MOVES))
+        if unknown:
+            raise ValidationError(
+                f"line {n}: override `{unknown[0]}` is not a shot size ({', '.join(SHOT_SIZES)}), an angle "
+                f"({', '.join(ANGLES)}), a move ({', '.join(MOVES)}) or a duration like `3s` / `2秒` / `48f`"
+            )
+        shots.append(_make_shot(len(shots) + 1, n, text, directions, default_duration, style))
     if not shots:
         raise ValidationError("`script` has no lines to turn into shots")
     return Storyboard(shots=shots, fps=float(fps), title=title)
 
 
-def _make_shot(idx: int, n: int, text: str, over: dict[str, Any], default_duration: float, style: str) -> Shot:
-    speaker = dialogue = None
-    if m := _DIALOGUE.match(text):
-        speaker, dialogue = m["speaker"].strip().title(), m["line"].strip().strip("\"“”")
-    elif q := _QUOTED.findall(text):
-        dialogue = " ".join(q)
-    action = _QUOTED.sub(" ", text) if dialogue and not speaker else (text if not speaker else "")
+def _dialogue(text: str) -> tuple[str | None, str | None]:
+    """``(speaker, line)`` of a dialogue beat, or ``(None, quoted words)``, or ``(None, None)``."""
+    if m := _DIALOGUE.match(text) or _DIALOGUE_ZH.match(text):
+        return m["speaker"].strip().title(), m["line"].strip().strip("\"“”「」『』")
+    if q := _QUOTED.findall(text):
+        return None, " ".join(q)
+    return None, None
+
+
+def _decide(field_name: str, candidates: list[tuple[str, Any, str]], default: Any, default_rule: str) -> tuple[Any, str]:
+    """The first candidate ``(how, value, words)`` wins; the rule text names the ones it beat."""
+    if not candidates:
+        return default, default_rule
+    how, value, words = candidates[0]
+    rule = "override" if how == "override" else f"{how} `{words}`"
+    beaten = list(dict.fromkeys(f"`{w}` → {v:g}s" if field_name == "duration" else f"`{w}` → {v}"
+                                for _, v, w in candidates[1:] if v != value))
+    return value, f"{rule} (won over {', '.join(beaten)})" if beaten else rule
+
+
+def _make_shot(idx: int, n: int, text: str, directions: list[Direction], default_duration: float, style: str) -> Shot:
+    speaker, dialogue = _dialogue(text)
+    # on a dialogue line only the action around the spoken words directs the camera
+    scope = (_QUOTED.sub(" ", text) if not speaker else "") if dialogue else text
+    terms = free_text_terms(scope, list(MOVES))
+    tables = {"size": SIZE_RULES, "angle": ANGLE_RULES, "movement": MOVE_RULES}
+    spoken = math.ceil(spoken_seconds(dialogue, WORDS_PER_SECOND, CHARS_PER_SECOND) * 2) / 2 if dialogue else 0.0
+    defaults = {"size": ("MCU", "dialogue") if dialogue else ("MS", "default"), "angle": ("eye level", "default"),
+                "movement": ("static", "default"),
+                "duration": (spoken, "dialogue length") if spoken > default_duration else (default_duration, "default")}
+    chosen: dict[str, Any] = {}
     rules: dict[str, str] = {}
-    size_hit = _match(SIZE_RULES, action or text)
-    size = size_hit[0] if size_hit else ("MCU" if dialogue else "MS")
-    rules["size"] = f"keyword `{size_hit[1]}`" if size_hit else ("dialogue" if dialogue else "default")
-    angle_hit, move_hit = _match(ANGLE_RULES, text), _match(MOVE_RULES, text)
-    angle = angle_hit[0] if angle_hit else "eye level"
-    move = move_hit[0] if move_hit else "static"
-    rules["angle"] = f"keyword `{angle_hit[1]}`" if angle_hit else "default"
-    rules["movement"] = f"keyword `{move_hit[1]}`" if move_hit else "default"
-    duration = default_duration
-    if dialogue:
-        duration = max(duration, math.ceil(len(dialogue.split()) / WORDS_PER_SECOND * 2) / 2)
-    rules["duration"] = "dialogue length" if duration != default_duration else "default"
     for key in ("size", "angle", "movement", "duration"):
-        if key in over:
-            rules[key] = "override"
-    size, angle = over.get("size", size), over.get("angle", angle)
-    move, duration = over.get("movement", move), float(over.get("duration", duration))
+        cands = [("override", d.value, d.term) for d in directions if d.field == key]
+        cands += [("term", d.value, d.term) for _, d in terms if d.field == key]
+        if key in tables:
+            cands += [("keyword", v, w) for v, w in _keyword_hits(tables[key], scope)]
+        chosen[key], rules[key] = _decide(key, cands, *defaults[key])
+    duration = float(chosen["duration"])
     if duration <= 0:
         raise ValidationError(f"line {n}: duration must be > 0, got {duration}")
+    size, angle = chosen["size"], chosen["angle"]
     subject = f"{speaker} speaking: {dialogue}" if speaker else text
-    parts = [SHOT_SIZES[size], angle if angle != "eye level" else "", subject, style]
+    move = chosen["movement"]
+    parts = [SHOT_SIZES[size], angle if angle != "eye level" else "", subject,
+             MOVE_PROMPTS[move] if move != "static" else "", style]
     prompt = ", ".join(p.strip() for p in parts if p and p.strip())
-    return Shot(id=f"S{idx:02d}", size=size, angle=angle, movement=move, duration=duration, text=text,
+    return Shot(id=f"S{idx:02d}", size=size, angle=angle, movement=chosen["movement"], duration=duration, text=text,
                 prompt=prompt, dialogue=dialogue, speaker=speaker, line=n, rules=rules)

@@ -112,7 +112,9 @@ def write_video(
     data = _prepare_frames(frames, pix, fps, audio if trim_to_audio else None)
     has_alpha = data.shape[3] == 4
     path = Path(path)
-    with av.open(str(path), "w") as container:
+    # MP4/MOV drop tags they have no atom for unless told to keep them (workflow JSON, prompt)
+    muxer = {"movflags": "faststart+use_metadata_tags"} if spec.extension in ("mp4", "mov") else {}
+    with av.open(str(path), "w", options=muxer) as container:
         for k, v in (metadata or {}).items():
             container.metadata[k] = v if isinstance(v, str) else json.dumps(v)
         stream = _video_stream(container, spec, pix, crf, fps, data.shape[2], data.shape[1])

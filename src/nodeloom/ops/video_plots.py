@@ -10,6 +10,7 @@ line chart of per-frame curves with thresholds and flagged segments. Returns flo
 from __future__ import annotations
 
 import math
+import os
 import textwrap
 from collections.abc import Mapping, Sequence
 
@@ -18,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from nodeloom.errors import ValidationError
 from nodeloom.ops.storyboard import Storyboard
+from nodeloom.ops.storyboard_terms import has_cjk
 
 __all__ = ["render_contact_sheet", "render_curves"]
 
@@ -32,7 +34,25 @@ _ARROWS: dict[str, list[tuple[float, float]]] = {
 }
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+#: fonts with Chinese glyphs, looked for when a caption needs them (the first found is used);
+#: Pillow's own font has none, so without one of these Chinese captions show as boxes
+CJK_FONTS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", "/usr/share/fonts/truetype/arphic/uming.ttc",
+    "/System/Library/Fonts/PingFang.ttc", "/System/Library/Fonts/STHeiti Light.ttc", "C:/Windows/Fonts/msyh.ttc",
+    "C:/Windows/Fonts/simhei.ttf",
+)
+
+
+def _font(size: int, cjk: bool = False) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's font, or for text with Chinese characters the first installed font of :data:`CJK_FONTS`."""
+    for path in CJK_FONTS if cjk else ():
+        if os.path.isfile(path):
+            try:
+                return ImageFont.truetype(path, size)
+            except OSError:  # a broken or unsupported font file: try the next
+                continue
     return ImageFont.load_default(size)
 
 
@@ -106,8 +126,10 @@ def render_contact_sheet(
         raise ValidationError(f"`columns` must be ≥ 1 and `panel_width` ≥ 64, got {columns} and {panel_width}")
     n = len(board.shots)
     pw, ph = panel_width, int(round(panel_width / aspect))
-    cap_font, text_font = _font(max(11, pw // 22)), _font(max(10, pw // 26))
+    cjk = any(has_cjk(f"{s.text} {s.dialogue or ''} {s.speaker or ''}") for s in board.shots)
+    cap_font, text_font = _font(max(11, pw // 22)), _font(max(10, pw // 26), cjk)
     wrap = max(16, int(pw / max(text_font.getlength("abcdefghijklmnopqrstuvwxyz ") / 27, 4)))
+    wrap = wrap // 2 if cjk else wrap  # a Chinese character is about two Latin letters wide
     # a FreeType font knows its size; Pillow's bitmap fallback (no FreeType) is about 11 px
     cap_px, text_px = getattr(cap_font, "size", 11), getattr(text_font, "size", 11)
     line_h = int(text_px * 1.25)

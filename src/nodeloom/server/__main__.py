@@ -1,18 +1,18 @@
-"""``python -m nodeloom.server [flags]``: run the server (the same flags as ``nodeloom serve``)."""
+"""``python -m nodeloom.server [flags]``: run the server (the same flags as ``nodeloom serve``).
+
+An entry point, like ``nodeloom`` itself: it goes through the CLI's composition of ``serve``
+(:mod:`nodeloom.cli.serve`), so ``--mcp`` works here too.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from nodeloom.server.cli import add_serve_arguments, serve_main
+from nodeloom.cli.serve import main as _serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nodeloom.server",
-                                     description="nodeloom's ComfyUI-compatible HTTP/WebSocket server")
-    add_serve_arguments(parser)
-    return serve_main(parser.parse_args(argv))
+    return _serve(argv, prog="python -m nodeloom.server")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import importlib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -28,6 +28,9 @@ from nodeloom.server.store import JobStore
 from nodeloom.server.users import UserStore
 from nodeloom.server.worker import Worker
 from nodeloom.server.ws import EventHub
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["STUCK", "create_app", "pack_routes"]
 
@@ -63,11 +66,11 @@ def _api_routes(defs: Iterable[web.AbstractRouteDef]) -> list[web.RouteDef]:
     return out
 
 
-def _db_path(engine: Any, config: ServerConfig) -> Path:
+def _db_path(engine: Engine, config: ServerConfig) -> Path:
     return Path(config.db_path) if config.db_path else Path(engine.paths.user_dir) / "nodeloom_queue.sqlite3"
 
 
-def create_app(engine: Any, config: ServerConfig | None = None, *, token: str | None = None) -> web.Application:
+def create_app(engine: Engine, config: ServerConfig | None = None, *, token: str | None = None) -> web.Application:
     """Build the server application.
 
     Args:

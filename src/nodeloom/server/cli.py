@@ -3,6 +3,9 @@
 ``add_serve_arguments(parser)`` adds the flags to any argparse parser (the ``nodeloom``
 CLI's ``serve`` sub-command and ``python -m nodeloom.server`` share them);
 ``serve_main(args)`` builds the engine and the application and serves until interrupted.
+Parts that start with the server but belong to another adapter (the MCP endpoint of
+``serve --mcp``) are handed in as ``extensions`` by the CLI, which composes them
+(:mod:`nodeloom.cli.serve`); this module imports no other adapter.
 """
 
 from __future__ import annotations
@@ -11,14 +14,30 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nodeloom.errors import NodeloomError, PolicyDeniedError
 
-__all__ = ["add_serve_arguments", "base_url", "build_engine", "serve_main", "server_config"]
+if TYPE_CHECKING:
+    from aiohttp.web import Application
+
+    from nodeloom.engine import Engine
+    from nodeloom.limits import RunLimits
+    from nodeloom.server.config import ServerConfig
+
+__all__ = ["ServerExtension", "add_serve_arguments", "base_url", "build_engine", "serve_main", "server_config"]
 
 log = logging.getLogger(__name__)
+
+
+class ServerExtension(Protocol):
+    """A part that starts and stops with the server (e.g. the MCP endpoint of ``serve --mcp``)."""
+
+    def __call__(self, app: Application, config: ServerConfig, token: str | None) -> str | None:
+        """Add the part to ``app`` before it starts (its start/stop hooks); return a line to
+        print once the server listens, or None."""
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -66,13 +85,6 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     lim.add_argument("--max-batch", type=int, default=None, metavar="N", help="largest batch (default 4096)")
     lim.add_argument("--max-memory", type=float, default=None, metavar="GB",
                      help="memory all images, masks and latents of one prompt may hold (default: half the RAM)")
-    agents = parser.add_argument_group("MCP (agents)")
-    agents.add_argument("--mcp", action="store_true",
-                        help="also serve MCP (streamable HTTP) for agents; their jobs go through this server's queue "
-                             "and history (needs the mcp extra)")
-    agents.add_argument("--mcp-port", type=int, default=8765, help="port of the MCP endpoint (default 8765)")
-    agents.add_argument("--mcp-policy", default=None, metavar="FILE",
-                        help="MCP policy file (.toml, .yaml or .json); defaults apply without one")
     run.add_argument("--verbose", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                      help="log level (default INFO)")
     return parser
@@ -88,7 +100,7 @@ def _cache_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"cache": "classic"}
 
 
-def build_engine(args: argparse.Namespace) -> Any:
+def build_engine(args: argparse.Namespace) -> Engine:
     """The engine the flags describe."""
     from nodeloom import Engine, EngineConfig
     from nodeloom.paths import custom_node_dirs
@@ -103,7 +115,7 @@ def build_engine(args: argparse.Namespace) -> Any:
     return Engine(config)
 
 
-def _limits(args: argparse.Namespace) -> Any:
+def _limits(args: argparse.Namespace) -> RunLimits:
     from nodeloom.server.config import default_limits
 
     limits = default_limits()
@@ -119,7 +131,7 @@ def _limits(args: argparse.Namespace) -> Any:
     return type(limits)(**{**limits.to_dict(), **{k: v for k, v in given.items() if v is not None}})
 
 
-def server_config(args: argparse.Namespace) -> Any:
+def server_config(args: argparse.Namespace) -> ServerConfig:
     """The :class:`ServerConfig` the flags describe."""
     from nodeloom.server.config import ServerConfig
 
@@ -138,12 +150,15 @@ def base_url(host: str, port: int) -> str:
     return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
-def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
+def serve_main(args: argparse.Namespace, *, engine: Engine | None = None,
+               extensions: Sequence[ServerExtension] = ()) -> int:
     """Run the server until interrupted; returns the process exit code.
 
     Args:
         args: parsed :func:`add_serve_arguments` flags.
         engine: an engine to serve instead of building one from ``args`` (embedding, tests).
+        extensions: parts to attach to the application before it starts (see
+            :data:`ServerExtension`); one that raises :class:`NodeloomError` stops the start.
     """
     from aiohttp import web
 
@@ -165,14 +180,16 @@ def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
     for pack in engine.registry.failed_packs():
         log.warning("custom-node pack %s (IMPORT FAILED): %s", pack.name, pack.error)
     app = create_app(engine, config, token=token)
-    mcp = None
-    if getattr(args, "mcp", False):
+    announcements: list[str] = []
+    for extend in extensions:
         try:
-            mcp = _attach_mcp(app, args, config, token)
+            line = extend(app, config, token)
         except NodeloomError as exc:
             print(f"nodeloom serve: {exc.message}", file=sys.stderr)
             engine.close()
             return 2
+        if line:
+            announcements.append(line)
     url = base_url(config.hosts[0], config.port)
     if token is None and not all(is_loopback(h) for h in config.hosts):
         print("WARNING: --insecure: anyone who can reach this port can run prompts and read outputs", flush=True)
@@ -183,12 +200,12 @@ def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
             print(f"To see the GUI go to: {url}/?token={token}", flush=True)
         else:
             print(f"To see the GUI go to: {url}", flush=True)
-        if mcp is not None:
-            print(f"MCP endpoint (streamable HTTP): {mcp.url}", flush=True)
+        for line in announcements:
+            print(line, flush=True)
 
     try:
         web.run_app(app, host=config.hosts, port=config.port, print=announce, access_log=None)
-    except NodeloomError as exc:  # a part that starts with the server (the MCP endpoint) could not
+    except NodeloomError as exc:  # a part that starts with the server (an extension) could not
         print(f"nodeloom serve: {exc.message}", file=sys.stderr)
         engine.close()
         return 2
@@ -205,15 +222,3 @@ def serve_main(args: argparse.Namespace, *, engine: Any = None) -> int:
     engine.close()
     return 0
 
-
-def _attach_mcp(app: Any, args: argparse.Namespace, config: Any, token: str | None) -> Any:
-    """Add the MCP endpoint to ``app`` (``--mcp``); its host is the server's first address."""
-    from nodeloom.errors import require
-
-    require("mcp", "mcp")
-    from nodeloom.mcp.alongside import attach_mcp
-    from nodeloom.mcp.policy import load_policy
-
-    policy = load_policy(args.mcp_policy)
-    return attach_mcp(app, host=config.hosts[0], port=args.mcp_port, policy=policy, token=token,
-                      allowed_hosts=list(config.allowed_hosts))

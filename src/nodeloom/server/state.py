@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -18,6 +18,9 @@ from nodeloom.server.users import UserStore
 from nodeloom.server.worker import Worker
 from nodeloom.server.ws import EventHub
 
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
+
 __all__ = ["STATE", "ServerState", "get_state"]
 
 
@@ -25,7 +28,7 @@ __all__ = ["STATE", "ServerState", "get_state"]
 class ServerState:
     """Everything a route handler may use."""
 
-    engine: Any
+    engine: Engine
     config: ServerConfig
     queue: PromptQueue
     hub: EventHub

@@ -20,11 +20,15 @@ import signal
 import threading
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeloom.errors import NodeloomError, ValidationError
 from nodeloom.server.queue import PromptQueue
 from nodeloom.server.store import Job, StorageError
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
+    from nodeloom.limits import RunLimits
 
 __all__ = ["Worker"]
 
@@ -58,7 +62,7 @@ class Worker:
             run, and the end-of-prompt marker, sent after the result is in history.
     """
 
-    def __init__(self, engine: Any, queue: PromptQueue, hub: Any, *, limits: Any = None) -> None:
+    def __init__(self, engine: Engine, queue: PromptQueue, hub: Any, *, limits: RunLimits | None = None) -> None:
         self.engine = engine
         self.queue = queue
         self.hub = hub
@@ -152,12 +156,12 @@ class Worker:
                 extra_data=job.extra_data, targets=job.targets or None, **kwargs,
             )
         except ValidationError as exc:
-            return self._fail(job, exc.to_dict(), getattr(exc, "node_errors", {}))
+            return self._fail(job, exc.to_dict())  # carries ``node_errors`` when there are any
         except Exception as exc:  # the engine boundary: any failure is recorded, the worker goes on
             log.exception("prompt %s failed outside node execution", job.prompt_id)
             payload = NodeloomError(str(exc) or type(exc).__name__, details=traceback.format_exc()).to_dict()
             payload["type"] = type(exc).__name__
-            return self._fail(job, payload, {})
+            return self._fail(job, payload)
         _fault_point("after_run")
         if result.status == "interrupted" and self._stop.is_set():
             # stopped by a server shutdown, not by a user: it runs again after the restart
@@ -220,9 +224,8 @@ class Worker:
         self.hub.publish("execution_error", data, job.client_id)
         return data
 
-    def _fail(self, job: Job, error: dict[str, Any], node_errors: dict[str, Any]) -> bool:
+    def _fail(self, job: Job, error: dict[str, Any]) -> bool:
         """Record a prompt that could not run at all and tell its client."""
         data = self._publish_failure(job, error)
         status = {"status_str": "error", "completed": False, "messages": [["execution_error", data]]}
-        error = dict(error, node_errors=node_errors) if node_errors else error
         return self._record(job, "error", outputs={}, status=status, meta={}, error=error)

@@ -1,4 +1,5 @@
-"""Workflows shipped inside the package (the quick start's default needs no model weights)."""
+"""Workflows shipped inside the package (the quick start's default needs no model weights);
+:mod:`nodeloom.workflows.files` reads workflow files for every adapter."""
 
 from __future__ import annotations
 

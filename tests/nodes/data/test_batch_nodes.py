@@ -9,7 +9,7 @@ from nodeloom import Engine
 from nodeloom.core.context import activate_services
 from nodeloom.errors import NodeExecutionError, ValidationError
 from nodeloom.nodes.data.batch_nodes import BatchInput, BatchScore, to_floats
-from nodeloom.nodes.data.channel import item_store
+from nodeloom.batch_items import item_store
 from nodeloom.paths import FolderPaths
 from nodeloom.services import Services
 

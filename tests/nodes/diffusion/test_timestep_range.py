@@ -30,7 +30,7 @@ def test_full_range_changes_nothing_and_a_split_switches_prompts(prompts, monkey
     real_predict = sampling._predict
 
     def spy(model, unet, group, x, sigma, t, concat):
-        seen.append((float(sigma), [round(float(e["context"][0].abs().sum()), 2) for e in group["entries"]]))
+        seen.append((float(sigma), [round(float(e.context[0].abs().sum()), 2) for e in group.entries]))
         return real_predict(model, unet, group, x, sigma, t, concat)
 
     monkeypatch.setattr(sampling, "_predict", spy)

@@ -13,7 +13,7 @@ from nodeloom import Engine
 from nodeloom.core.context import activate_services
 from nodeloom.core.registry import PackInfo
 from nodeloom.errors import NodeExecutionError, PolicyDeniedError, ValidationError
-from nodeloom.mcp.policy import Policy, ServerSpec
+from nodeloom.mcp_client.policy import Policy, ServerSpec
 from nodeloom.nodes.mcp import MCPToolCall
 from nodeloom.nodes.mcp.tool_call import build_arguments
 from tests.fixtures import stub_pack

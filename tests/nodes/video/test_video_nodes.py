@@ -168,7 +168,7 @@ def test_drift_nodes_measure_and_fix(tmp_path):
 
 def test_ui_workflow_with_named_widget_values_runs(engine, tmp_path):
     """VideoHelperSuite saves widgets by name, with extra preview entries and older names."""
-    from nodeloom.cli.workflow_file import _input_types
+    from nodeloom.workflows.files import _input_types
     from nodeloom.core.workflow_ui import to_api
 
     (tmp_path / "input").mkdir(exist_ok=True)

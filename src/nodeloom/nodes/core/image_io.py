@@ -16,9 +16,8 @@ from typing import Any
 import torch
 
 from nodeloom.errors import NodeloomError
-from nodeloom.node_api import Combo, Hidden, Image, Node, NodeOutput, Output, Schema, String, services
+from nodeloom.node_api import Combo, Hidden, Image, Node, NodeOutput, Output, Schema, String, safe_join, services
 from nodeloom.ops import imageio
-from nodeloom.paths import safe_join
 
 __all__ = ["LoadImage", "PreviewImage", "SaveImage", "input_image_files"]
 

@@ -1,5 +1,5 @@
 """Data pack: ``BatchInput`` and ``BatchScore``, the nodes through which ``nodeloom batch`` feeds
-items into a workflow and reads scores back (see :mod:`nodeloom.nodes.data.channel`)."""
+items into a workflow and reads scores back (see :mod:`nodeloom.batch_items`)."""
 
 from nodeloom.node_api import mappings
 from nodeloom.nodes.data.batch_nodes import BatchInput, BatchScore

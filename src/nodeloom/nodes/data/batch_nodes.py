@@ -1,6 +1,6 @@
 """``BatchInput`` (an item's field as a graph value) and ``BatchScore`` (a score for the manifest).
 
-``BatchInput`` reads the current item through :mod:`nodeloom.nodes.data.channel`;
+``BatchInput`` reads the current item through :mod:`nodeloom.batch_items`;
 ``BatchScore`` reports its values as the ``batch_scores`` UI entry, which ``nodeloom batch``
 copies into each item's manifest record.
 """
@@ -15,7 +15,7 @@ import torch
 
 from nodeloom.errors import NodeExecutionError, ValidationError
 from nodeloom.node_api import IO, AnyInput, Combo, Node, NodeOutput, Output, Schema, String, services
-from nodeloom.nodes.data.channel import item_store
+from nodeloom.batch_items import item_store
 
 __all__ = ["BatchInput", "BatchScore", "to_floats"]
 

@@ -6,8 +6,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from nodeloom.core.context import current_services
-from nodeloom.node_api import ProgressBar
+from nodeloom.node_api import ProgressBar, services
 
 __all__ = ["device_guard", "file_list", "manager", "settings", "step_progress"]
 
@@ -16,7 +15,7 @@ def file_list(folder: str) -> Callable[[], list[str]]:
     """A combo option callable listing a model folder (empty when no engine is active)."""
 
     def names() -> list[str]:
-        svc = current_services(required=False)
+        svc = services(required=False)
         return svc.paths.get_filename_list(folder) if svc is not None else []
 
     return names
@@ -24,7 +23,7 @@ def file_list(folder: str) -> Callable[[], list[str]]:
 
 def manager() -> Any:
     """The engine's model manager, or None outside an engine."""
-    svc = current_services(required=False)
+    svc = services(required=False)
     return svc.models if svc is not None else None
 
 
@@ -40,7 +39,7 @@ def device_guard() -> Iterator[Any]:
 
 
 def settings() -> dict[str, Any]:
-    svc = current_services(required=False)
+    svc = services(required=False)
     return dict(svc.settings) if svc is not None else {}
 
 

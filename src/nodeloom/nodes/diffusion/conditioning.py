@@ -8,11 +8,10 @@ from typing import Any
 
 import torch
 
-from nodeloom.core.context import current_services
 from nodeloom.diffusion.embeddings import embedding_resolver
 from nodeloom.diffusion.models import ClipModel
 from nodeloom.errors import ValidationError
-from nodeloom.node_api import IO, MAX_RESOLUTION, Clip, Conditioning, Float, Int, Node, Output, Schema, String
+from nodeloom.node_api import IO, MAX_RESOLUTION, Clip, Conditioning, Float, Int, Node, Output, Schema, String, services
 from nodeloom.nodes.diffusion._common import device_guard
 
 __all__ = ["CLIPTextEncode", "CLIPTextEncodeSDXL", "ConditioningAverage", "ConditioningCombine", "ConditioningConcat",
@@ -22,7 +21,7 @@ __all__ = ["CLIPTextEncode", "CLIPTextEncodeSDXL", "ConditioningAverage", "Condi
 def _encode(clip: ClipModel, text: str, texts: tuple[str, ...] | None = None) -> tuple[Any, Any]:
     """``clip.encode`` under the device lock, with ``embedding:name`` resolved from the engine's
     embeddings folder (no embeddings outside an engine)."""
-    svc = current_services(required=False)
+    svc = services(required=False)
     lookup = None
     if svc is not None:
         lookup = embedding_resolver(svc.paths, allow_pickle=bool(svc.settings.get("allow_unsafe_pickle", False)))

@@ -6,10 +6,8 @@ from typing import Any
 
 import torch
 
-from nodeloom.core.context import current_services
 from nodeloom.diffusion.controlnet import ControlNetModel, ControlSpec, load_controlnet
-from nodeloom.models.manager import model_key
-from nodeloom.node_api import IO, Combo, Conditioning, Custom, Float, Image, Node, Output, Schema, Vae
+from nodeloom.node_api import IO, Combo, Conditioning, Custom, Float, Image, Node, Output, Schema, Vae, model_key, services
 from nodeloom.nodes.diffusion._common import file_list
 from nodeloom.ops.canny import canny_edges
 
@@ -28,7 +26,7 @@ class ControlNetLoader(Node):
 
     @classmethod
     def execute(cls, control_net_name: str) -> tuple[Any, ...]:
-        svc = current_services()
+        svc = services()
         path = svc.paths.get_full_path("controlnet", control_net_name)
         net = svc.models.load(model_key(path, "controlnet"), lambda: load_controlnet(path))
         return (ControlNetModel(net),)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodeloom.core.context import current_services
 from nodeloom.diffusion.checkpoint import load_checkpoint, load_vae_file
 from nodeloom.diffusion.models import ClipModel, DiffusionModel, VaeModel
 from nodeloom.diffusion.schedules import ModelSampling
-from nodeloom.models.manager import model_key
-from nodeloom.node_api import IO, Clip, Combo, Int, Node, Output, Schema
+from nodeloom.node_api import IO, Clip, Combo, Int, Node, Output, Schema, model_key, services
 from nodeloom.nodes.diffusion._common import file_list, settings
 
 __all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "DiffusersLoader", "VAELoader", "load_checkpoint_values"]
@@ -17,7 +15,7 @@ __all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "DiffusersLoader", "VAE
 
 def load_checkpoint_values(ckpt_name: str, folder: str = "checkpoints") -> tuple[DiffusionModel, ClipModel, VaeModel]:
     """Resolve ``ckpt_name`` in a model folder and return (MODEL, CLIP, VAE), cached by file."""
-    svc = current_services()
+    svc = services()
     path = svc.paths.get_full_path(folder, ckpt_name)
     allow = bool(svc.settings.get("allow_unsafe_pickle", False))
     parts = svc.models.load(model_key(path, "sd-checkpoint"), lambda: load_checkpoint(path, allow_pickle=allow))
@@ -46,7 +44,7 @@ class CheckpointLoaderSimple(Node):
 
 
 def _diffusers_folders() -> list[str]:
-    svc = current_services(required=False)
+    svc = services(required=False)
     if svc is None:
         return []
     return [name for name in svc.paths.get_filename_list("diffusers")
@@ -78,7 +76,7 @@ class VAELoader(Node):
 
     @classmethod
     def execute(cls, vae_name: str) -> tuple[Any, ...]:
-        svc = current_services()
+        svc = services()
         path = svc.paths.get_full_path("vae", vae_name)
         allow = bool(svc.settings.get("allow_unsafe_pickle", False))
         vae = svc.models.load(model_key(path, "vae"), lambda: load_vae_file(path, allow_pickle=allow))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodeloom.core.context import current_services
 from nodeloom.diffusion.lora import LoraPatch, read_lora
 from nodeloom.diffusion.models import ClipModel, DiffusionModel
-from nodeloom.models.manager import model_key
-from nodeloom.node_api import IO, Clip, Combo, Float, Model, Node, Output, Schema
+from nodeloom.node_api import IO, Clip, Combo, Float, Model, Node, Output, Schema, model_key, services
 from nodeloom.nodes.diffusion._common import file_list
 
 __all__ = ["LoraLoader", "LoraLoaderModelOnly", "apply_lora"]
@@ -19,7 +17,7 @@ def apply_lora(model: DiffusionModel, clip: ClipModel | None, lora_name: str, st
     """New MODEL/CLIP values with the LoRA added to their stacks (the inputs are unchanged)."""
     if strength_model == 0 and strength_clip == 0:
         return model, clip
-    svc = current_services()
+    svc = services()
     path = svc.paths.get_full_path("loras", lora_name)
     lora = svc.models.load(model_key(path, "lora", model.family),
                            lambda: read_lora(path, model.unet.config, model.is_sdxl))

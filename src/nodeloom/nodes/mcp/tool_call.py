@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from nodeloom.errors import NodeExecutionError, ValidationError
+from nodeloom.mcp_client import call_tool, policy_from_settings
 from nodeloom.node_api import IO, AnyInput, Float, Node, NodeContext, Output, Schema, String, context, services
 
 __all__ = ["MCPToolCall", "build_arguments"]
@@ -131,9 +132,6 @@ class MCPToolCall(Node):
 
     @classmethod
     async def execute(cls, server: str, tool: str, arguments: str, timeout: float, a: Any = None, b: Any = None, c: Any = None, json_object: Any = None) -> tuple[Any, ...]:
-        from nodeloom.mcp.client import call_tool
-        from nodeloom.mcp.policy import policy_from_settings
-
         if not server.strip() or not tool.strip():
             raise ValidationError("`server` and `tool` must both be given")
         if timeout < 0 or math.isnan(timeout):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nodeloom.errors import NodeloomError
-from nodeloom.node_api import IO, Boolean, Combo, Node, NodeOutput, Output, Schema, String, services
+from nodeloom.node_api import IO, Boolean, Combo, Node, NodeOutput, Output, Schema, String, model_key, services
 from nodeloom.nodes.text._common import llm_input, sampling_inputs, settings_from, stream_reporter
 from nodeloom.text.generate import generate_text
 from nodeloom.text.llm import DEVICES, DTYPES, LLM, load_llm, resolve_device, resolve_dtype
@@ -42,7 +42,6 @@ class LLMLoader(Node):
 
     @classmethod
     def execute(cls, model_name: str, dtype: str = "auto", device: str = "auto") -> tuple[LLM]:
-        from nodeloom.models.manager import model_key
 
         svc = services()
         path = svc.paths.get_full_path("llm", model_name)

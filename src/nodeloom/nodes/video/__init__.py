@@ -1,5 +1,5 @@
-"""The video pack: video I/O (VideoHelperSuite-compatible), camera moves, storyboards,
-drift metrics and drift fixes. Registers like any third-party pack."""
+"""The video pack: ComfyUI's core VIDEO nodes, video I/O (VideoHelperSuite-compatible), camera moves, storyboards,
+drift metrics and drift fixes, and films assembled from shots. Registers like any third-party pack."""
 
 from nodeloom.node_api import mappings
 from nodeloom.nodes.video.camera_nodes import (
@@ -10,7 +10,17 @@ from nodeloom.nodes.video.camera_nodes import (
     RenderCameraMove,
     SemanticCamera,
 )
+from nodeloom.nodes.video.comfy_video import (
+    CreateVideo,
+    GetVideoComponents,
+    LoadVideoFile,
+    SaveAnimatedPNG,
+    SaveAnimatedWEBP,
+    SaveVideo,
+    VideoSlice,
+)
 from nodeloom.nodes.video.drift_nodes import ColorAnchor, Deflicker, DriftMetrics, FlowSmooth
+from nodeloom.nodes.video.film_nodes import FilmAssemble, FrameSmoother, StoryboardShots
 from nodeloom.nodes.video.io_nodes import LoadSkimageSample, LoadVideo, LoadVideoPath, VideoCombine, VideoInfo
 from nodeloom.nodes.video.storyboard_nodes import Storyboard, StoryboardCamera, StoryboardContactSheet, StoryboardFromJSON
 
@@ -32,8 +42,18 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     StoryboardFromJSON,
     StoryboardContactSheet,
     StoryboardCamera,
+    StoryboardShots,
     DriftMetrics,
     ColorAnchor,
     Deflicker,
     FlowSmooth,
+    FrameSmoother,
+    FilmAssemble,
+    LoadVideoFile,
+    SaveVideo,
+    CreateVideo,
+    GetVideoComponents,
+    VideoSlice,
+    SaveAnimatedWEBP,
+    SaveAnimatedPNG,
 )

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
 
-from nodeloom.errors import NodeloomError, require
+from nodeloom.errors import require
 from nodeloom.node_api import (
     IO,
     Boolean,
@@ -34,16 +34,18 @@ from nodeloom.node_api import (
     Schema,
     String,
     ValidationError,
+    atomic_target,
+    safe_join,
     services,
+    write_atomic,
 )
-from nodeloom.paths import atomic_target, safe_join, write_atomic
 from nodeloom.nodes.video._common import AUDIO, to_frames, to_image
+from nodeloom.nodes.video.media_files import VIDEO_EXTENSIONS, claim_files, input_files, workflow_tags
 from nodeloom.ops.video_io import VIDEO_FORMATS, to_pingpong, write_animated_image, write_video
 from nodeloom.ops.video_read import read_audio, read_video
 
 __all__ = ["LoadSkimageSample", "LoadVideo", "LoadVideoPath", "VideoCombine", "VideoInfo"]
 
-VIDEO_EXTENSIONS = (".webm", ".mp4", ".mkv", ".gif", ".mov", ".webp", ".avi", ".m4v")
 FORMATS = ["image/gif", "image/webp", *VIDEO_FORMATS]
 PIX_FMTS = sorted({p for f in VIDEO_FORMATS.values() for p in f.pix_fmts})
 VHS_CATEGORY = "Video Helper Suite 🎥🅥🅗🅢"
@@ -51,13 +53,7 @@ BIGMAX = 2**53 - 1
 
 
 def _input_videos() -> list[str]:
-    try:
-        folder = services().paths.input_dir
-    except NodeloomError:  # INPUT_TYPES read with no engine active: no folder to list
-        return []
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    return input_files(VIDEO_EXTENSIONS)
 
 
 def _selection_inputs() -> list[Any]:
@@ -251,9 +247,9 @@ class VideoCombine(Node):
         paths = services().paths
         kind = "output" if save_output else "temp"
         folder, name, counter, subfolder = paths.get_save_path(filename_prefix, frames.shape[2], frames.shape[1], kind=kind)
-        meta = _metadata(prompt, extra_pnginfo) if save_metadata else {}
+        meta = workflow_tags(prompt, extra_pnginfo) if save_metadata else {}
         ext = format.split("/")[1] if format.startswith("image/") else VIDEO_FORMATS[format].extension
-        written, counter = _claim(folder, name, counter, ["png", ext] if save_metadata else [ext])
+        written, counter = claim_files(folder, name, counter, ["png", ext] if save_metadata else [ext])
         target = written[-1]
         try:  # each file is written under a temporary name, then renamed over its claimed name
             if save_metadata:
@@ -280,31 +276,6 @@ class VideoCombine(Node):
         shown = {k: preview[k] for k in ("filename", "subfolder", "type", "format", "frame_rate")}
         ui = {"gifs": [preview], "images": [shown], "animated": [True]}
         return NodeOutput((save_output, [str(p) for p in written]), ui=ui)
-
-
-def _claim(folder: Path, name: str, counter: int, exts: list[str]) -> tuple[list[Path], int]:
-    """Create the output files exclusively, so parallel branches never share a counter."""
-    while True:
-        claimed: list[Path] = []
-        try:
-            for ext in exts:
-                target = folder / f"{name}_{counter:05}.{ext}"
-                with open(target, "xb"):
-                    claimed.append(target)
-            return claimed, counter
-        except FileExistsError:
-            for p in claimed:
-                p.unlink()
-            counter += 1
-
-
-def _metadata(prompt: Any, extra_pnginfo: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    if prompt is not None:
-        meta["prompt"] = prompt
-    if isinstance(extra_pnginfo, dict):
-        meta.update(extra_pnginfo)
-    return meta
 
 
 def _save_png(frame: np.ndarray, path: Path, meta: dict[str, Any]) -> None:

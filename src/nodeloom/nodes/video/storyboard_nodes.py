@@ -45,12 +45,15 @@ def _board_outputs(board: Board, columns: int) -> tuple[Any, ...]:
 
 
 class Storyboard(Node):
-    """Turn a short script into a shot list: one shot per line (or per paragraph).
+    """Turn a short script, in English, Chinese or both, into a shot list: one shot per line
+    (or per paragraph).
 
-    Shot size, angle and camera move come from documented keyword rules (e.g. "face" →
-    CU, "from below" → low angle, "circles" → orbit); dialogue (``NAME: line`` or
-    quotes) gets a medium close-up long enough to be spoken. Override any of them per
-    line with brackets: ``[CU, low angle, push in, 3s]``.
+    Shot size, angle, camera move and duration come from directions in brackets
+    (``[CU, low angle, push in, 3s]``, ``【特写，推，2秒】``, ``(全景镜头,2秒)``), then camera
+    terms in the text (``特写``, ``环绕``, ``close-up``), then documented keyword rules (e.g.
+    "face" → CU, "from below" → low angle, "circles" → orbit); dialogue (``NAME: line``,
+    ``名字：“台词”`` or quotes) gets a medium close-up long enough to be spoken. Each shot's
+    rules say what decided it, and which term won when terms disagree.
     """
 
     SCHEMA = Schema(
@@ -58,7 +61,9 @@ class Storyboard(Node):
         display_name="Storyboard (Script → Shots)",
         category="video/storyboard",
         inputs=[
-            String("script", _EXAMPLE, multiline=True, tooltip="One beat per line; `[...]` overrides; `#` comments."),
+            String("script", _EXAMPLE, multiline=True,
+                   tooltip="One beat per line, in English or Chinese; `[...]`, `【...】` or term-only `(...)` "
+                           "direct the shot; `#` comments."),
             Float("fps", 24.0, min=1.0, max=240.0, tooltip="Frame rate for frame counts."),
             Float("default_duration", 2.0, min=0.1, max=600.0, tooltip="Seconds per shot without dialogue or override."),
             String("style", "", tooltip="Appended to every prompt (e.g. `cinematic, 35mm film`)."),

@@ -12,7 +12,7 @@ import importlib.metadata
 import os
 import platform
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -21,6 +21,9 @@ from nodeloom.server import packs
 from nodeloom.server.security import error_response
 from nodeloom.server.state import get_state
 from nodeloom.server.static import extension_scripts
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
 
 __all__ = ["ROUTES", "system_stats"]
 
@@ -56,7 +59,7 @@ def _memory() -> tuple[int, int]:
         return pages * size, free * size
 
 
-def _device(engine: Any) -> dict[str, Any]:
+def _device(engine: Engine) -> dict[str, Any]:
     """The compute device the engine's models use, with its memory."""
     try:
         import torch
@@ -84,7 +87,7 @@ def _version(dist: str) -> str:
         return ""
 
 
-def system_stats(engine: Any) -> dict[str, Any]:
+def system_stats(engine: Engine) -> dict[str, Any]:
     """ComfyUI's ``/system_stats`` with this machine's real memory and device."""
     import nodeloom
 

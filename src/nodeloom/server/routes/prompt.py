@@ -93,7 +93,7 @@ async def post_prompt(request: web.Request) -> web.Response:
     try:
         result = await loop.run_in_executor(None, lambda: state.engine.validate(prompt, targets=targets))
     except ValidationError as exc:
-        return _bad_prompt(exc.to_dict(), getattr(exc, "node_errors", {}))
+        return _bad_prompt(exc.to_dict(), exc.node_errors)
     if not result.ok:
         return _bad_prompt(result.error or {"type": "invalid_prompt", "message": "invalid prompt", "details": "",
                                             "extra_info": {}}, result.node_errors)

@@ -1,59 +1,42 @@
-"""``comfy_api.v0_0_2``: ``ComfyAPI().execution.set_progress`` (async) and ``ComfyAPISync``.
+"""``comfy_api.v0_0_2``: the versioned alias of ``comfy_api.latest`` that packs pin.
 
-Progress goes to the running node's context, like ``comfy.utils.ProgressBar``; a
-``node_id`` reports for another node of the running prompt.
+``ComfyAPI().execution.set_progress`` (async), ``ComfyAPISync``, and the V3 ``io``, ``ui``
+and ``ComfyExtension`` — the same objects as :mod:`nodeloom.compat.comfy.api.latest`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from nodeloom.compat.comfy.api.latest import ComfyAPI_latest, ComfyExtension, io, ui
+from nodeloom.compat.comfy.api.latest import ComfyAPISync as _SyncLatest
+from nodeloom.compat.comfy.api.latest import Input as _InputLatest
+from nodeloom.compat.comfy.api.latest import InputImpl as _InputImplLatest
+from nodeloom.compat.comfy.api.latest import Types as _TypesLatest
 
-from nodeloom.core.context import current_node_context
-
-__all__ = ["ComfyAPI", "ComfyAPISync"]
-
-
-def _report(value: float, max_value: float, node_id: str | None, preview_image: Any) -> None:
-    ctx = current_node_context()
-    if ctx is None:
-        raise ValueError("`set_progress` must be called while a node of a running prompt executes")
-    if isinstance(preview_image, tuple) and len(preview_image) >= 2:
-        preview_image = preview_image[1]  # ComfyUI's (format, image, max_size)
-    ctx.progress(float(value), float(max_value), preview_image, node_id=node_id)
+__all__ = ["ComfyAPI", "ComfyAPISync", "ComfyExtension", "Input", "InputImpl", "Types", "io", "ui"]
 
 
-class _ExecutionSync:
-    def set_progress(
-        self,
-        value: float,
-        max_value: float,
-        node_id: str | None = None,
-        preview_image: Any = None,
-        ignore_size_limit: bool = False,
-    ) -> None:
-        """Report ``value`` of ``max_value`` for the running node (or ``node_id``)."""
-        _report(value, max_value, node_id, preview_image)
-
-
-class _ExecutionAsync:
-    async def set_progress(self, *args: Any, **kwargs: Any) -> None:
-        """The awaitable form of :meth:`_ExecutionSync.set_progress` (same arguments)."""
-        _ExecutionSync().set_progress(*args, **kwargs)
-
-
-class ComfyAPI:
-    """The async API object packs create at import time (``api = ComfyAPI()``)."""
+class ComfyAPIAdapter_v0_0_2(ComfyAPI_latest):  # noqa: N801 - ComfyUI's name
+    """The async API at version 0.0.2."""
 
     VERSION = "0.0.2"
 
-    def __init__(self) -> None:
-        self.execution = _ExecutionAsync()
 
-
-class ComfyAPISync:
-    """The synchronous twin of :class:`ComfyAPI`."""
+class ComfyAPISync(_SyncLatest):
+    """The synchronous API at version 0.0.2."""
 
     VERSION = "0.0.2"
 
-    def __init__(self) -> None:
-        self.execution = _ExecutionSync()
+
+class Input(_InputLatest):
+    pass
+
+
+class InputImpl(_InputImplLatest):
+    pass
+
+
+class Types(_TypesLatest):
+    pass
+
+
+ComfyAPI = ComfyAPIAdapter_v0_0_2

@@ -5,7 +5,8 @@ in the engine's :class:`BatchItems` store (a per-engine component of
 :class:`~nodeloom.services.Services`) under a fresh key, and writes only that key into the
 ``item`` input of every ``BatchInput`` node. The key is a constant of the prompt, so each
 item gets its own cache entry while nodes upstream of nothing item-specific (model loaders)
-stay cached across items. No engine or batch imports here.
+stay cached across items. A shared leaf below the ``batch`` adapter and the ``data`` pack, so
+neither imports the other: no engine, adapter or node imports here.
 """
 
 from __future__ import annotations

@@ -1,21 +1,27 @@
-"""Reading workflow files for the CLI: API or UI JSON (or a PNG that embeds one), ``--set`` edits.
+"""Reading workflow files (API or UI JSON, or a PNG that embeds one), ``--set`` edits, and the
+text of validation problems.
 
-Conversion of UI workflows uses the engine's registry for each node's ``INPUT_TYPES``.
+Shared by the adapters that take a workflow file (``nodeloom run``/``validate``/``convert`` and
+``nodeloom batch``), so none of them imports another. Conversion of UI workflows uses the
+engine's registry for each node's ``INPUT_TYPES``. Imports no adapter.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from nodeloom.core.context import activate_services
 from nodeloom.core.workflow_ui import detect_format, to_api
 from nodeloom.errors import WorkflowFormatError
 
-__all__ = ["apply_overrides", "embedded_workflow", "load_prompt", "parse_override", "read_workflow"]
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
+
+__all__ = ["apply_overrides", "embedded_workflow", "load_prompt", "parse_override", "print_validation_errors", "read_workflow"]
 
 
 def read_workflow(path: str) -> Any:
@@ -48,11 +54,11 @@ def _png_workflow(file: Path) -> Any:
     raise WorkflowFormatError(f"`{file}` has no `prompt` or `workflow` text chunk")
 
 
-def _input_types(engine: Any) -> Any:
+def _input_types(engine: Engine) -> Callable[[str], dict[str, Any] | None]:
     return engine.input_types
 
 
-def load_prompt(engine: Any, path: str, *, with_ui: bool = False) -> Any:
+def load_prompt(engine: Engine, path: str, *, with_ui: bool = False) -> Any:
     """The API-format prompt of a workflow file (UI workflows converted with ``engine``'s nodes).
 
     Accepts an API prompt, a UI workflow, or a saved ``POST /prompt`` request body.
@@ -77,7 +83,7 @@ def load_prompt(engine: Any, path: str, *, with_ui: bool = False) -> Any:
     return (prompt, data) if with_ui else prompt
 
 
-def embedded_workflow(engine: Any, prompt: dict[str, Any], ui_workflow: Any) -> Any:
+def embedded_workflow(engine: Engine, prompt: dict[str, Any], ui_workflow: Any) -> Any:
     """The UI workflow to embed in saved PNGs: the given one, else one laid out from ``prompt``.
 
     Returns None when the prompt names node types the engine does not know.
@@ -129,3 +135,13 @@ def apply_overrides(prompt: dict[str, Any], overrides: Iterable[str]) -> dict[st
             node = matches[0]
         prompt[node].setdefault("inputs", {})[name] = value
     return prompt
+
+
+def print_validation_errors(error: dict[str, Any] | None, node_errors: dict[str, Any], stream: TextIO) -> None:
+    """Human-readable list of every validation problem of a workflow, on ``stream``."""
+    if error:
+        print(f"invalid workflow: {error.get('message')}", file=stream)
+    for node_id, entry in node_errors.items():
+        for err in entry.get("errors", []):
+            details = f" ({err['details']})" if err.get("details") else ""
+            print(f"  node {node_id} ({entry.get('class_type')}): {err.get('message')}{details}", file=stream)

@@ -1,6 +1,6 @@
 """A small MCP client for calling one tool on a configured server (used by the MCPToolCall node).
 
-A :class:`~nodeloom.mcp.policy.ServerSpec` names a stdio command or a streamable HTTP URL;
+A :class:`~nodeloom.mcp_client.policy.ServerSpec` names a stdio command or a streamable HTTP URL;
 :func:`call_tool` connects with the official SDK client, calls the tool under a timeout and
 returns a :class:`ToolCallOutcome` (text, JSON, decoded images). Failures become
 :class:`~nodeloom.errors.NodeExecutionError` naming the server and tool. The SDK is imported
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodeloom.errors import MissingDependencyError, NodeExecutionError, require
-from nodeloom.mcp.policy import ServerSpec
+from nodeloom.mcp_client.policy import ServerSpec
 
 __all__ = ["ToolCallOutcome", "call_tool", "call_tool_sync"]
 

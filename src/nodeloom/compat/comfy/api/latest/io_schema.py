@@ -1,0 +1,199 @@
+"""``io.Schema``: a V3 node's declaration, and the V1 / V3 ``object_info`` views built from it.
+
+Also the hidden inputs: :class:`Hidden` names what a node asks for, :class:`HiddenHolder` is
+what ``cls.hidden`` holds while the node runs. Declarations only: no engine state, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from nodeloom.compat.comfy.api.latest.io_base import Input, Output
+from nodeloom.compat.comfy.api.latest.io_dynamic import DynamicInput
+
+__all__ = ["Hidden", "HiddenHolder", "NodeInfoV1", "NodeInfoV3", "Schema", "add_to_dict_v1", "add_to_dict_v3"]
+
+
+class Hidden(str, Enum):
+    """Hidden values a node may ask for; the member name is the key in ``INPUT_TYPES()["hidden"]``."""
+
+    unique_id = "UNIQUE_ID"
+    prompt = "PROMPT"
+    extra_pnginfo = "EXTRA_PNGINFO"
+    dynprompt = "DYNPROMPT"
+    auth_token_comfy_org = "AUTH_TOKEN_COMFY_ORG"
+    api_key_comfy_org = "API_KEY_COMFY_ORG"
+
+
+class HiddenHolder:
+    """``cls.hidden`` during a call: the hidden values the schema asked for (others read ``None``)."""
+
+    def __init__(self, unique_id: Any = None, prompt: Any = None, extra_pnginfo: Any = None, dynprompt: Any = None,
+                 auth_token_comfy_org: Any = None, api_key_comfy_org: Any = None, **_: Any) -> None:
+        self.unique_id, self.prompt, self.extra_pnginfo, self.dynprompt = unique_id, prompt, extra_pnginfo, dynprompt
+        self.auth_token_comfy_org, self.api_key_comfy_org = auth_token_comfy_org, api_key_comfy_org
+
+    def __getattr__(self, key: str) -> Any:
+        return None
+
+    @classmethod
+    def from_dict(cls, values: dict[Any, Any] | None) -> HiddenHolder:
+        """Build from ``{Hidden.x or "x": value}``."""
+        out = {}
+        for key, value in (values or {}).items():
+            out[key.name if isinstance(key, Hidden) else str(key)] = value
+        return cls(**out)
+
+
+@dataclass
+class _NodeInfo:
+    """What both ``/object_info`` shapes share."""
+
+    name: str | None = None
+    display_name: str | None = None
+    description: str | None = None
+    python_module: Any = None
+    category: str | None = None
+    output_node: bool | None = None
+    deprecated: bool | None = None
+    experimental: bool | None = None
+    api_node: bool | None = None
+
+
+@dataclass
+class NodeInfoV1(_NodeInfo):
+    """The ``/object_info`` entry of a node, in ComfyUI's V1 shape."""
+
+    input: dict[str, Any] | None = None
+    input_order: dict[str, list[str]] | None = None
+    output: list[Any] | None = None
+    output_is_list: list[bool] | None = None
+    output_name: list[str] | None = None
+    output_tooltips: list[str | None] | None = None
+
+
+@dataclass
+class NodeInfoV3(_NodeInfo):
+    """A node's declaration with dynamic inputs unexpanded (ComfyUI's V3 shape)."""
+
+    input: dict[str, Any] | None = None
+    output: dict[str, Any] | None = None
+    hidden: list[str] | None = None
+
+
+def add_to_dict_v1(item: Input, sections: dict[str, Any]) -> None:
+    """Put ``item`` under "required" or "optional" as ``(type, options)``."""
+    options = item.as_dict()
+    options.pop("optional", None)
+    sections.setdefault("optional" if item.optional else "required", {})[item.id] = (item.get_io_type(), options)
+
+
+def add_to_dict_v3(item: Input | Output, out: dict[str, Any]) -> None:
+    """Put ``item`` into ``out`` as ``(type, options)``."""
+    out[item.id] = (item.get_io_type(), item.as_dict())
+
+
+@dataclass
+class Schema:
+    """A V3 node's declaration (``define_schema()`` returns one).
+
+    ``is_output_node`` makes the node an execution root; ``is_input_list`` gives ``execute``
+    whole lists; ``not_idempotent`` keeps its cache entry to its own node id; ``enable_expand``
+    allows ``NodeOutput(expand=...)``; ``is_deprecated`` / ``is_experimental`` / ``is_api_node``
+    are shown in ``/object_info``.
+    """
+
+    node_id: str
+    display_name: str | None = None
+    category: str = "sd"
+    inputs: list[Input] | None = None
+    outputs: list[Output] | None = None
+    hidden: list[Hidden] | None = None
+    description: str = ""
+    is_input_list: bool = False
+    is_output_node: bool = False
+    is_deprecated: bool = False
+    is_experimental: bool = False
+    is_api_node: bool = False
+    not_idempotent: bool = False
+    enable_expand: bool = False
+
+    def validate(self) -> None:
+        """Check that input and output ids are unique (also across the two lists).
+
+        Raises:
+            ValueError: naming the repeated ids.
+        """
+        input_ids = [i.id for i in self.inputs or []]
+        output_ids = [o.id for o in self.outputs or []]
+        issues = []
+        for label, ids in (("Input", input_ids), ("Output", output_ids)):
+            repeated = [k for k, n in Counter(ids).items() if n > 1]
+            if repeated:
+                issues.append(f"node `{self.node_id}`: {label} ids must be unique, but {repeated} are not.")
+        shared = set(input_ids) & set(output_ids)
+        if shared:
+            issues.append(f"node `{self.node_id}`: ids must differ between inputs and outputs, but {sorted(shared)} do not.")
+        if issues:
+            raise ValueError("\n".join(issues))
+
+    def finalize(self) -> None:
+        """Add the hidden inputs the flags imply and give unnamed outputs their default ids."""
+        wanted = []
+        if self.is_api_node:
+            wanted += [Hidden.auth_token_comfy_org, Hidden.api_key_comfy_org]
+        if self.is_output_node:
+            wanted += [Hidden.prompt, Hidden.extra_pnginfo]
+        for hidden in wanted:
+            self.hidden = self.hidden if self.hidden is not None else []
+            if hidden not in self.hidden:
+                self.hidden.append(hidden)
+        for index, output in enumerate(self.outputs or []):
+            if output.id is None:
+                output.id = f"_{index}_{output.io_type}_"
+
+    def concrete_inputs(self) -> list[Input]:
+        """The inputs with every dynamic input expanded."""
+        out: list[Input] = []
+        for item in self.inputs or []:
+            out.extend(item.get_dynamic() if isinstance(item, DynamicInput) else [item])
+        return out
+
+    def _common_info(self, cls: type) -> dict[str, Any]:
+        return {"name": self.node_id, "display_name": self.display_name, "description": self.description,
+                "python_module": getattr(cls, "RELATIVE_PYTHON_MODULE", "nodes"), "category": self.category,
+                "output_node": self.is_output_node, "deprecated": self.is_deprecated,
+                "experimental": self.is_experimental, "api_node": self.is_api_node}
+
+    def get_v1_info(self, cls: type) -> NodeInfoV1:
+        """The ``/object_info`` entry of ``cls`` built from this schema."""
+        sections: dict[str, Any] = {"required": {}}
+        for item in self.concrete_inputs():
+            add_to_dict_v1(item, sections)
+        for hidden in self.hidden or []:
+            sections.setdefault("hidden", {})[hidden.name] = (hidden.value,)
+        outputs = self.outputs or []
+        return NodeInfoV1(
+            input=sections,
+            input_order={key: list(value) for key, value in sections.items()},
+            output=[o.io_type for o in outputs],
+            output_is_list=[o.is_output_list for o in outputs],
+            output_name=[o.display_name if o.display_name else o.io_type for o in outputs],
+            output_tooltips=[o.tooltip if o.tooltip else None for o in outputs],
+            **self._common_info(cls),
+        )
+
+    def get_v3_info(self, cls: type) -> NodeInfoV3:
+        """The declaration with dynamic inputs left unexpanded."""
+        inputs: dict[str, Any] = {}
+        outputs: dict[str, Any] = {}
+        for item in self.inputs or []:
+            add_to_dict_v3(item, inputs)
+        for out in self.outputs or []:
+            add_to_dict_v3(out, outputs)
+        return NodeInfoV3(
+            input=inputs, output=outputs, hidden=[h.value for h in self.hidden or []], **self._common_info(cls),
+        )
