@@ -51,10 +51,7 @@ def _resolve_input(name: str) -> str:
 
 def _max_pixels() -> int | None:
     """The running prompt's pixel limit (None: Pillow's own decompression-bomb guard)."""
-    try:
-        limits = getattr(services(), "limits", None)
-    except NodeloomError:  # called outside an engine: no run limits
-        return None
+    limits = getattr(services(required=False), "limits", None)  # None outside an engine
     return getattr(limits, "max_pixels", None) or None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nodeloom.errors import NodeloomError, ValidationError
+from nodeloom.errors import ValidationError
 from nodeloom.node_api import IO, Boolean, Custom, Float, Mask, Node, Output, Schema, String, services
 from nodeloom.ops.expr import ExpressionError, compile_expression
 
@@ -35,10 +35,7 @@ def _as_operand(name: str, value: torch.Tensor) -> torch.Tensor:
 
 def _max_elements() -> int | None:
     """Float32 elements the running prompt's memory limit leaves room for (None: no limit)."""
-    try:
-        limits = getattr(services(), "limits", None)
-    except NodeloomError:  # called outside an engine (a plain function call): no run limits
-        return None
+    limits = getattr(services(required=False), "limits", None)  # None outside an engine
     memory = getattr(limits, "max_memory", 0) if limits is not None else 0
     return memory // 4 if memory else None
 
