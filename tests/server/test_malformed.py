@@ -97,3 +97,20 @@ def test_history_is_standard_json_when_a_node_reports_nan(server):
     raw = request(server.url, "GET", "/history").body.decode()
     assert "NaN" not in raw and "Infinity" not in raw
     assert entry["outputs"]["1"]["values"] == [None, 1.5, None]
+
+
+def test_numbers_stored_before_the_check_are_shown_finite(tmp_path):
+    """A database written when ``-Infinity`` was accepted still gives standard JSON."""
+    import time as _time
+
+    from nodeloom.server.store import Job, JobStore
+
+    store = JobStore(tmp_path / "old.sqlite3")
+    for pid, number in (("low", float("-inf")), ("high", float("inf"))):
+        store.add(Job(prompt_id=pid, number=0, state="pending", prompt={}, extra_data={}, targets=[], created=_time.time()))
+        with store._lock:
+            store._db.execute("UPDATE jobs SET number=? WHERE prompt_id=?", (number, pid))
+    jobs = store.jobs(["pending"])
+    assert [j.prompt_id for j in jobs] == ["low", "high"]
+    json.dumps([j.queue_item() for j in jobs], allow_nan=False)
+    store.close()

@@ -130,10 +130,17 @@ def _loads(text: str | None, default: Any) -> Any:
     return default if text is None else json.loads(text)
 
 
+#: where a non-finite queue number stored before numbers were checked is shown
+_NUMBER_BOUND = float(2**53)
+
+
 def _row_to_job(row: sqlite3.Row) -> Job:
+    number = row["number"]
+    if not math.isfinite(number):  # NaN sorts first, ±Infinity at its end: the same order, finite
+        number = _NUMBER_BOUND if number > 0 else -_NUMBER_BOUND
     return Job(
         prompt_id=row["prompt_id"],
-        number=row["number"],
+        number=number,
         state=row["state"],
         prompt=json.loads(row["prompt"]),
         extra_data=json.loads(row["extra_data"]),
