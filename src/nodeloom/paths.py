@@ -102,6 +102,17 @@ def default_file_mode() -> int:
     return _MODE[0]
 
 
+#: called with each file's final path just before it appears (see :func:`set_write_journal`)
+_WRITE_JOURNAL: list[Callable[[Path], None]] = []
+
+
+def set_write_journal(callback: Callable[[Path], None] | None) -> None:
+    """Have every :func:`atomic_target` write call ``callback(final_path)`` before the file
+    appears under its final name (None: stop). A server worker process journals a prompt's
+    files this way, so the files of an attempt that died can be removed before it re-runs."""
+    _WRITE_JOURNAL[:] = [callback] if callback is not None else []
+
+
 def write_atomic(path: str | os.PathLike[str], content: bytes | Callable[[IO[bytes]], Any]) -> Path:
     """Write a file under a temporary name in its folder, then rename it into place.
 
@@ -139,6 +150,8 @@ def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, default_file_mode())
+        for journal in _WRITE_JOURNAL:
+            journal(target)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -93,7 +93,7 @@ def create_app(engine: Engine, config: ServerConfig | None = None, *, token: str
     web_root, reason = frontend_dir()
     logs = LogBuffer(on_entry=lambda e: _forward_log(hub, logs, e))
     state = ServerState(
-        engine=engine, config=config, queue=queue, hub=hub, worker=Worker(engine, queue, hub, limits=config.limits),
+        engine=engine, config=config, queue=queue, hub=hub, worker=_worker(engine, config, queue, hub),
         users=UserStore(Path(engine.paths.user_dir), multi_user=config.multi_user), logs=logs,
         web_root=web_root, token=token,
     )
@@ -118,6 +118,15 @@ def create_app(engine: Engine, config: ServerConfig | None = None, *, token: str
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return app
+
+
+def _worker(engine: Engine, config: ServerConfig, queue: PromptQueue, hub: EventHub) -> Any:
+    """The queue's consumer: a thread over ``engine``, or a pool of worker processes/actors."""
+    if not config.workers:
+        return Worker(engine, queue, hub, limits=config.limits)
+    from nodeloom.server.workers.factory import make_pool
+
+    return make_pool(engine, config, queue, hub)
 
 
 def _forward_log(hub: EventHub, logs: LogBuffer, entry: dict[str, str]) -> None:

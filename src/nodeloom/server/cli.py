@@ -76,6 +76,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                      help="a folder of custom-node packs to load (repeatable; BASE/custom_nodes is always loaded)")
     run.add_argument("--disable-all-custom-nodes", action="store_true", help="load no custom-node packs")
     run.add_argument("--multi-user", action="store_true", help="separate users by the comfy-user header")
+    run.add_argument("--workers", default=None, metavar="N|auto|ray",
+                     help="run prompts in N worker processes on this machine ('auto': one per GPU, else the CPU "
+                          "cores shared out) or in Ray actors ('ray'); all consume this server's queue")
+    run.add_argument("--address", default=None, metavar="HOST:PORT",
+                     help="the Ray cluster of --workers ray (default: start a local Ray)")
+    run.add_argument("--ray-actors", type=int, default=0, metavar="N",
+                     help="Ray actors of --workers ray (default: one per GPU of the cluster, else one per 2 CPUs)")
     run.add_argument("--max-attempts", type=int, default=3, metavar="N",
                      help="fail a prompt that was running during N server crashes instead of re-queueing it")
     lim = parser.add_argument_group("per-prompt limits (0 = no limit)")
@@ -140,8 +147,20 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         hosts=hosts, port=args.port, token=args.token, insecure=args.insecure, allowed_hosts=args.allowed_host,
         max_upload_size=int(args.max_upload_size * 1024 * 1024),
         db_path=Path(args.queue_db) if args.queue_db else None, max_attempts=args.max_attempts,
-        multi_user=args.multi_user, limits=_limits(args),
+        multi_user=args.multi_user, limits=_limits(args), **_worker_options(args),
     )
+
+
+def _worker_options(args: argparse.Namespace) -> dict[str, Any]:
+    from nodeloom.server.workers import parse_workers
+
+    workers = parse_workers(getattr(args, "workers", None))
+    address, actors = getattr(args, "address", None), getattr(args, "ray_actors", 0) or 0
+    if address and workers != "ray":
+        raise ValueError("`--address` names a Ray cluster: it needs `--workers ray`")
+    if actors < 0:
+        raise ValueError(f"`--ray-actors` must be ≥ 0, got {actors}")
+    return {"workers": workers, "ray_address": address, "ray_actors": actors}
 
 
 def base_url(host: str, port: int) -> str:

@@ -46,6 +46,11 @@ class ServerConfig:
         multi_user: honour the ``comfy-user`` header (ComfyUI's ``--multi-user``).
         limits: per-prompt resource limits (``--max-pixels``, ``--max-batch``, ``--max-memory``);
             ``max_pixels`` also bounds images decoded by ``/view?preview`` and ``/upload/mask``.
+        workers: run prompts in worker processes instead of the serving process: a count,
+            ``"auto"`` (one per GPU, else the CPU cores shared out), ``"ray"`` (Ray actors), or
+            None (one worker thread in this process).
+        ray_address: the Ray cluster of ``workers="ray"`` (None: a local Ray).
+        ray_actors: how many Ray actors (0: one per GPU of the cluster, else one per 2 CPUs).
     """
 
     hosts: list[str] = field(default_factory=lambda: ["127.0.0.1"])
@@ -59,6 +64,9 @@ class ServerConfig:
     history_limit: int = 10000
     multi_user: bool = False
     limits: RunLimits = field(default_factory=default_limits)
+    workers: int | str | None = None
+    ray_address: str | None = None
+    ray_actors: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

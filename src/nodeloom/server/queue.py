@@ -70,11 +70,15 @@ class PromptQueue:
         self._changed()
         return job
 
-    def take(self, timeout: float | None = None) -> Job | None:
-        """Block until a job is pending, mark it running and return it (None on timeout)."""
+    def take(self, timeout: float | None = None, *,
+             prefer: Callable[[dict[str, Any]], bool] | None = None) -> Job | None:
+        """Block until a job is pending, mark it running and return it (None on timeout).
+
+        ``prefer`` picks among the next pending jobs (see :meth:`JobStore.claim_next`).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            job = self.store.claim_next()
+            job = self.store.claim_next(prefer)
             if job is not None:
                 self._changed()
                 return job
@@ -94,6 +98,12 @@ class PromptQueue:
         """Move a running job to history."""
         self.store.finish(job.prompt_id, state, outputs=outputs, status=status, meta=meta, error=error)
         self._changed()
+
+    def requeue(self, job: Job) -> bool:
+        """Re-queue a job whose worker died (the attempt counts); False when it failed instead."""
+        again = self.store.requeue(job.prompt_id, self.max_attempts)
+        self._changed()
+        return again
 
     def release(self, job: Job) -> None:
         """Return a running job to the queue (shutdown), keeping its place."""

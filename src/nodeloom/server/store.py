@@ -16,7 +16,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,12 +228,21 @@ class JobStore:
         with self._lock:
             return self._db.execute("SELECT 1 FROM jobs WHERE prompt_id=?", (prompt_id,)).fetchone() is not None
 
-    def claim_next(self) -> Job | None:
-        """Mark the first pending job (lowest number, then oldest) running and return it."""
+    def claim_next(self, prefer: Callable[[dict[str, Any]], bool] | None = None, *, window: int = 32) -> Job | None:
+        """Mark the first pending job (lowest number, then oldest) running and return it.
+
+        Args:
+            prefer: when given, the first of the next ``window`` pending jobs whose prompt it
+                accepts is taken instead (a worker that already holds the prompt's models).
+        """
         with self._tx() as db:
-            row = db.execute("SELECT * FROM jobs WHERE state='pending' ORDER BY number, seq LIMIT 1").fetchone()
-            if row is None:
+            rows = db.execute("SELECT * FROM jobs WHERE state='pending' ORDER BY number, seq LIMIT ?",
+                              (window if prefer is not None else 1,)).fetchall()
+            if not rows:
                 return None
+            row = rows[0]
+            if prefer is not None:
+                row = next((r for r in rows if prefer(json.loads(r["prompt"]))), row)
             db.execute(
                 "UPDATE jobs SET state='running', attempts=attempts+1, started=? WHERE prompt_id=?",
                 (time.time(), row["prompt_id"]),
@@ -251,6 +260,24 @@ class JobStore:
                 " WHERE prompt_id=? AND state='running'",
                 (prompt_id,),
             )
+
+    def requeue(self, prompt_id: str, max_attempts: int) -> bool:
+        """Put a running job whose worker died back in the queue, counting the attempt.
+
+        Returns:
+            False when it already ran ``max_attempts`` times: it is then failed like a job
+            that crashed the server that often (see :meth:`recover`).
+        """
+        job = self.get(prompt_id)
+        if job is None or job.state != "running":
+            return True
+        if job.attempts >= max_attempts:
+            self._fail_crashed(prompt_id, job.attempts, max_attempts)
+            return False
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state='pending', started=NULL WHERE prompt_id=? AND state='running'",
+                       (prompt_id,))
+        return True
 
     def jobs(self, states: Iterable[str]) -> list[Job]:
         """Jobs in ``states``, live ones in queue order, finished ones in completion order."""
@@ -402,17 +429,21 @@ class JobStore:
                     db.execute("UPDATE jobs SET state='pending', started=NULL WHERE prompt_id=?", (pid,))
                 requeued.append(pid)
             else:
-                message = (f"the server stopped {attempts} times while this prompt was running; "
-                           f"it is not retried after {max_attempts} attempts")
-                err = {"type": "server_crashed", "message": message, "details": "", "extra_info": {"attempts": attempts}}
-                status = {"status_str": "error", "completed": False,
-                          "messages": [["execution_error", {"prompt_id": pid, "exception_message": message,
-                                                            "exception_type": "ServerCrashed", "node_id": None,
-                                                            "node_type": None, "executed": [], "traceback": [],
-                                                            "timestamp": int(time.time() * 1000)}]]}
-                self.finish(pid, "error", outputs={}, status=status, meta={}, error=err)
+                self._fail_crashed(pid, attempts, max_attempts)
                 failed.append(pid)
         return requeued, failed
+
+    def _fail_crashed(self, pid: str, attempts: int, max_attempts: int) -> None:
+        """Fail a job that was running during ``attempts`` crashes (of the server or its worker)."""
+        message = (f"the server stopped {attempts} times while this prompt was running; "
+                   f"it is not retried after {max_attempts} attempts")
+        err = {"type": "server_crashed", "message": message, "details": "", "extra_info": {"attempts": attempts}}
+        status = {"status_str": "error", "completed": False,
+                  "messages": [["execution_error", {"prompt_id": pid, "exception_message": message,
+                                                    "exception_type": "ServerCrashed", "node_id": None,
+                                                    "node_type": None, "executed": [], "traceback": [],
+                                                    "timestamp": int(time.time() * 1000)}]]}
+        self.finish(pid, "error", outputs={}, status=status, meta={}, error=err)
 
 
 def _output_files(prompt_id: str, outputs: dict[str, Any]) -> Iterator[tuple[Any, ...]]:

@@ -59,7 +59,7 @@ def _memory() -> tuple[int, int]:
         return pages * size, free * size
 
 
-def _device(engine: Engine) -> dict[str, Any]:
+def device_info(engine: Engine) -> dict[str, Any]:
     """The compute device the engine's models use, with its memory."""
     try:
         import torch
@@ -113,14 +113,19 @@ def system_stats(engine: Engine) -> dict[str, Any]:
             "python_version": sys.version, "pytorch_version": torch_version,
             "embedded_python": False, "argv": sys.argv,
         },
-        "devices": [_device(engine)],
+        "devices": [device_info(engine)],
     }
 
 
 @ROUTES.get("/system_stats")
 async def get_system_stats(request: web.Request) -> web.Response:
-    engine = get_state(request).engine
-    return web.json_response(await asyncio.get_running_loop().run_in_executor(None, system_stats, engine))
+    state = get_state(request)
+    stats = await asyncio.get_running_loop().run_in_executor(None, system_stats, state.engine)
+    devices = getattr(state.worker, "devices", None)
+    if devices is not None:  # a pool of workers: their devices run the prompts
+        stats["devices"] = devices()
+        stats["workers"] = state.worker.describe()
+    return web.json_response(stats)
 
 
 @ROUTES.get("/features")

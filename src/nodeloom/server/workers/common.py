@@ -1,0 +1,82 @@
+"""What the serving process and its worker processes share: the wire format of a run, the
+model keys used for scheduling, and the per-attempt journal of written files.
+
+A run goes to a worker as a plain dict; events come back as ``("event", type, data,
+prompt_id, client_id, preview)`` tuples and the outcome as ``("result", dict)`` or
+``("error", dict)``. Every file a worker writes through the atomic-write helpers is listed in
+``<journal dir>/<prompt_id>.paths`` before it appears; the serving process removes the listed
+files when the worker dies mid-prompt (so the re-run writes them once) and drops the journal
+once the result is stored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from nodeloom.errors import NodeloomError, ValidationError
+
+__all__ = ["MODEL_SUFFIXES", "WorkerLost", "discard_attempt", "journal_path", "model_keys", "raise_remote",
+           "run_payload"]
+
+#: file endings of model files; a ``*_name`` input with one of them names a model a worker loads
+MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
+
+
+class WorkerLost(BaseException):
+    """The worker running a prompt died (process killed, actor lost); the prompt is re-queued.
+
+    A ``BaseException`` so that the engine boundary of :class:`Worker`, which records every
+    ``Exception`` as the prompt's failure, lets it through to the pool.
+    """
+
+
+def model_keys(prompt: dict[str, Any]) -> frozenset[str]:
+    """The model files a prompt loads: ``input=value`` for every ``*_name`` input naming one."""
+    keys = set()
+    for node in prompt.values():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict):
+            continue
+        for name, value in inputs.items():
+            if name.endswith("_name") and isinstance(value, str) and value.lower().endswith(MODEL_SUFFIXES):
+                keys.add(f"{name}={value}")
+    return frozenset(keys)
+
+
+def run_payload(prompt: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """The dict a worker receives for one run (``Engine.run``'s arguments)."""
+    return {"prompt": prompt, **kwargs}
+
+
+def raise_remote(error: dict[str, Any]) -> None:
+    """Raise in the serving process the failure a worker reported for a run."""
+    payload = dict(error)
+    if payload.pop("validation", False):
+        raise ValidationError(payload.get("message", "invalid prompt"), details=payload.get("details", ""),
+                              extra_info=payload.get("extra_info"), type=payload.get("type", "invalid_prompt"),
+                              node_errors=payload.get("node_errors"))
+    name = str(payload.get("exception_type") or "WorkerError")
+    cls = type(name if name.isidentifier() else "WorkerError", (NodeloomError,), {})
+    raise cls(payload.get("message") or name, details=payload.get("details", ""))
+
+
+def journal_path(journal_dir: Path, prompt_id: str) -> Path:
+    return Path(journal_dir) / f"{prompt_id}.paths"
+
+
+def discard_attempt(journal_dir: Path, prompt_id: str) -> int:
+    """Remove the files a dead attempt of ``prompt_id`` wrote, and its journal; returns how many."""
+    journal = journal_path(journal_dir, prompt_id)
+    try:
+        lines = journal.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for line in dict.fromkeys(lines):
+        if line and os.path.isfile(line):
+            os.unlink(line)
+            removed += 1
+    journal.unlink(missing_ok=True)
+    return removed

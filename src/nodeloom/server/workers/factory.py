@@ -1,0 +1,62 @@
+"""Build the worker pool a :class:`ServerConfig` asks for (``workers``, ``ray_address``).
+
+Workers share the serving engine's folders (input, output, temp, models, user) and options;
+local workers get one GPU each when there are GPUs (``cuda:i``; untested here: no GPU), else
+the CPU cores shared out between them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nodeloom.server.workers.local import ProcessEngine
+from nodeloom.server.workers.pool import WorkerPool, cpu_threads
+
+if TYPE_CHECKING:
+    from nodeloom.engine import Engine
+    from nodeloom.server.config import ServerConfig
+    from nodeloom.server.queue import PromptQueue
+
+__all__ = ["engine_options", "make_pool"]
+
+
+def engine_options(engine: Engine) -> dict[str, Any]:
+    """``EngineConfig`` keyword arguments for a worker: the serving engine's, with its folders."""
+    options = dataclasses.asdict(engine.config)
+    paths = engine.paths
+    for key in ("output_dir", "input_dir", "temp_dir", "user_dir"):
+        options[key] = str(getattr(paths, key))
+    return options
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    except ImportError:
+        return 0
+
+
+def make_pool(engine: Engine, config: ServerConfig, queue: PromptQueue, hub: Any) -> WorkerPool:
+    """The pool of ``config.workers`` workers (a count, ``auto`` or ``ray``)."""
+    options = engine_options(engine)
+    journal_dir = Path(engine.paths.temp_dir) / "nodeloom-attempts"
+    if config.workers == "ray":
+        from nodeloom.server.workers.ray_workers import ray_engines
+
+        engines: list[Any] = ray_engines(options, str(journal_dir), config.ray_address, config.ray_actors,
+                                         hub.publish_engine_event)
+    else:
+        gpus = 0 if engine.config.device == "cpu" else _gpu_count()
+        count = config.workers if isinstance(config.workers, int) else (gpus or max(1, cpu_threads(2)))
+        engines = []
+        for i in range(count):
+            opts = dict(options)
+            if gpus:
+                opts["device"] = f"cuda:{i % gpus}"
+            threads = 0 if gpus else cpu_threads(count)
+            engines.append(ProcessEngine(f"worker-{i + 1}", opts, str(journal_dir), threads, hub.publish_engine_event))
+    return WorkerPool(engines, queue, hub, journal_dir=journal_dir, limits=config.limits)
