@@ -48,7 +48,7 @@ def make_pool(engine: Engine, config: ServerConfig, queue: PromptQueue, hub: Any
         from nodeloom.server.workers.ray_workers import ray_engines
 
         engines: list[Any] = ray_engines(options, str(journal_dir), config.ray_address, config.ray_actors,
-                                         hub.publish_engine_event)
+                                         engine.paths, hub.publish_engine_event)
     else:
         gpus = 0 if engine.config.device == "cpu" else _gpu_count()
         count = config.workers if isinstance(config.workers, int) else (gpus or max(1, cpu_threads(2)))

@@ -1,0 +1,196 @@
+"""Ray workers: actors on a Ray cluster, each holding a warm engine (``--workers ray``).
+
+:class:`RayEngine` is the serving process's proxy of one actor, with the interface of
+:class:`~nodeloom.server.workers.local.ProcessEngine`. The actor buffers its engine's events;
+while a run is in flight the proxy drains them every few milliseconds and forwards them to the
+event hub. An actor returns the files its run wrote, so an actor on another machine still
+leaves its outputs in the serving machine's folders. Ray is imported only here, lazily.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+from nodeloom.core.events import Event
+from nodeloom.errors import NodeloomError, require
+from nodeloom.paths import write_atomic
+from nodeloom.server.workers.common import WorkerLost, journal_path, raise_remote, run_payload
+from nodeloom.server.workers.runner import RemoteRunner
+
+__all__ = ["RayEngine", "ServerActor", "ray_engines"]
+
+#: seconds between two drains of an actor's events while it runs a prompt
+POLL_S = 0.02
+
+
+class ServerActor:
+    """The actor: a :class:`RemoteRunner` whose events wait in a buffer until drained."""
+
+    def __init__(self, engine_options: dict[str, Any], journal_dir: str, threads: int) -> None:
+        self.events: collections.deque[tuple[Any, ...]] = collections.deque()
+        self.runner = RemoteRunner(engine_options, journal_dir, threads, self.events.append)
+
+    def run(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any], list[tuple[str, str, bytes]]]:
+        kind, body = self.runner.run(payload)
+        return kind, body, self._files(payload["prompt_id"])
+
+    def _files(self, prompt_id: str) -> list[tuple[str, str, bytes]]:
+        """``(folder, relative path, bytes)`` of the run's files in the output and temp folders."""
+        journal = journal_path(self.runner.journal_dir, prompt_id)
+        paths = self.runner.engine.paths
+        roots = {"output": Path(paths.output_dir).resolve(), "temp": Path(paths.temp_dir).resolve()}
+        files = []
+        for line in dict.fromkeys(journal.read_text(encoding="utf-8").splitlines() if journal.exists() else []):
+            path = Path(line)
+            for key, root in roots.items():
+                if path.is_file() and path.is_relative_to(root):
+                    files.append((key, str(path.relative_to(root)), path.read_bytes()))
+        journal.unlink(missing_ok=True)
+        return files
+
+    def drain(self) -> list[tuple[Any, ...]]:
+        out = []
+        while self.events:
+            out.append(self.events.popleft())
+        return out
+
+    def interrupt(self) -> None:
+        self.runner.engine.interrupt()
+
+    def free(self, unload_models: bool, free_memory: bool) -> None:
+        self.runner.engine.free(unload_models=unload_models, free_memory=free_memory)
+
+    def devices(self) -> list[dict[str, Any]]:
+        return self.runner.devices()
+
+
+class RayEngine:
+    """One Ray actor, seen from the serving process.
+
+    Args:
+        name: the worker's name.
+        actor_cls: the remote :class:`ServerActor` class (with its resources).
+        args: the actor's constructor arguments.
+        paths: the serving engine's folders (where returned files are written).
+        on_event: called with every engine event of the actor.
+    """
+
+    def __init__(self, name: str, actor_cls: Any, args: tuple[Any, ...], paths: Any,
+                 on_event: Callable[[Event], None]) -> None:
+        self.name = name
+        self._cls, self._args, self._paths, self._on_event = actor_cls, args, paths, on_event
+        self.actor: Any = None
+        self._devices: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        import ray
+
+        self.actor = self._cls.remote(*self._args)
+        self._devices = ray.get(self.actor.devices.remote(), timeout=300)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def kill(self) -> None:
+        import ray
+
+        if self.actor is not None:
+            ray.kill(self.actor, no_restart=True)
+            self.actor = None
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.kill()
+
+    def alive(self) -> bool:
+        return self.actor is not None
+
+    def run(self, prompt: dict[str, Any], **kwargs: Any) -> Any:
+        """Run a prompt on the actor, forwarding its events; raises :class:`WorkerLost` if it dies."""
+        import ray
+
+        try:
+            ref = self.actor.run.remote(run_payload(prompt, **kwargs))
+            while not ray.wait([ref], timeout=POLL_S)[0]:
+                self._forward(ray.get(self.actor.drain.remote()))
+            kind, body, files = ray.get(ref)
+            self._forward(ray.get(self.actor.drain.remote()))
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, AttributeError) as exc:
+            raise WorkerLost(f"Ray worker {self.name} died: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        self._store_files(files)
+        if kind == "error":
+            raise_remote(body)
+        return SimpleNamespace(**body)
+
+    def _forward(self, events: list[tuple[Any, ...]]) -> None:
+        for _, etype, data, prompt_id, client_id, preview in events:
+            self._on_event(Event(etype, data, prompt_id, client_id, preview))
+
+    def _store_files(self, files: list[tuple[str, str, bytes]]) -> None:
+        """Write files an actor on another machine produced (the same file here is left alone)."""
+        roots = {"output": Path(self._paths.output_dir), "temp": Path(self._paths.temp_dir)}
+        for key, rel, data in files:
+            target = (roots[key] / rel).resolve()
+            if not target.is_relative_to(roots[key].resolve()):
+                continue
+            if target.is_file() and target.stat().st_size == len(data):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, data)
+
+    def _call(self, method: str, *args: Any) -> None:
+        if self.actor is not None:
+            getattr(self.actor, method).remote(*args)
+
+    def interrupt(self) -> None:
+        self._call("interrupt")
+
+    def free(self, unload_models: bool = True, free_memory: bool = True) -> None:
+        self._call("free", unload_models, free_memory)
+
+    def devices(self) -> list[dict[str, Any]]:
+        return list(self._devices)
+
+
+def _init(ray: Any, address: str | None) -> None:
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError or its own classes
+            raise NodeloomError(f"cannot join the Ray cluster at `--address {address}`: "
+                                f"{str(exc).strip().splitlines()[0]}", type="ray_unavailable") from exc
+        return
+    import nodeloom
+
+    src = str(Path(nodeloom.__file__).resolve().parent.parent)  # actors import this very nodeloom
+    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False,
+             _node_ip_address="127.0.0.1", runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0"}})
+
+
+def ray_engines(options: dict[str, Any], journal_dir: str, address: str | None, actors: int, paths: Any,
+                on_event: Callable[[Event], None]) -> list[RayEngine]:
+    """Connect to (or start) Ray and describe ``actors`` workers (0: one per GPU, else one per 2 CPUs).
+
+    Raises:
+        MissingDependencyError: Ray is not installed (``pip install 'nodeloom[ray]'``).
+    """
+    ray = require("ray", "ray")
+    _init(ray, address)
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    count = actors or gpus or max(1, int(resources.get("CPU", 2)) // 2)
+    per_gpu = 1 if gpus else 0
+    cpus = 1 if gpus else max(1, int(resources.get("CPU", 1)) // count)
+    actor_cls = ray.remote(num_cpus=1, num_gpus=per_gpu, max_concurrency=4)(ServerActor)
+    options = {**options, "device": None if gpus else "cpu"}
+    return [RayEngine(f"ray-{i + 1}", actor_cls, (options, journal_dir, cpus), paths, on_event) for i in range(count)]

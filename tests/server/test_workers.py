@@ -1,0 +1,168 @@
+"""Many workers on one queue: a real server with 2 worker processes, and with 2 Ray actors.
+
+100 prompts from 10 WebSocket clients complete and each client hears only its own prompts;
+``kill -9`` of a worker in the middle of a prompt re-runs that prompt on the other worker,
+once in history, its output file written once; ``/system_stats`` lists both workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nodeloom import Engine
+from nodeloom.server.app import create_app
+from nodeloom.server.config import ServerConfig
+from nodeloom.server.state import STATE
+from nodeloom.server.workers import parse_workers
+from nodeloom.server.workers.common import model_keys
+
+from tests.server.conftest import LiveServer, open_ws, request, submit
+
+CLIENTS, PER_CLIENT = 10, 10
+
+
+def _small(i: int) -> dict[str, Any]:
+    return {"1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": i}},
+            "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+            "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
+
+
+def _slow_save(i: int) -> dict[str, Any]:
+    """A save that finishes at once beside a branch that takes a while (the moment to kill)."""
+    return {"1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": i}},
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": f"kill{i:02}"}},
+            "3": {"class_type": "EmptyImage", "inputs": {"width": 320, "height": 320, "batch_size": 1, "color": i}},
+            "4": {"class_type": "ImageBlur", "inputs": {"image": ["3", 0], "blur_radius": 31, "sigma": 10.0}},
+            "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}}}
+
+
+def _serve(tmp_path: Path, **config: Any) -> tuple[LiveServer, Engine]:
+    engine = Engine(base_dir=tmp_path)
+    server = LiveServer(create_app(engine, ServerConfig(db_path=tmp_path / "queue.sqlite3", **config)))
+    deadline = time.monotonic() + 150
+    while len(request(server.url, "GET", "/system_stats").json()["devices"]) < 2:  # both workers ready
+        assert time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.2)
+    return server, engine
+
+
+def _client(url: str, cid: int, seen: dict[int, Any]) -> None:
+    ws = open_ws(url, f"client-{cid}")
+    mine = [submit(url, _small(cid * PER_CLIENT + k), f"client-{cid}").json()["prompt_id"] for k in range(PER_CLIENT)]
+    ended, others = set(), set()
+    deadline = time.monotonic() + 100
+    while len(ended) < len(mine) and time.monotonic() < deadline:
+        ws.settimeout(max(0.1, deadline - time.monotonic()))
+        msg = ws.recv()
+        if isinstance(msg, bytes):
+            continue
+        m = json.loads(msg)
+        pid = m["data"].get("prompt_id") if isinstance(m["data"], dict) else None
+        if pid is not None and pid not in mine:
+            others.add(pid)
+        if m["type"] == "executing" and m["data"].get("node") is None and pid in mine:
+            ended.add(pid)
+    ws.close()
+    seen[cid] = (mine, ended, others)
+
+
+def _many_clients(url: str) -> None:
+    seen: dict[int, Any] = {}
+    threads = [threading.Thread(target=_client, args=(url, c, seen)) for c in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(seen) == CLIENTS
+    for mine, ended, others in seen.values():
+        assert ended == set(mine), "a client did not hear the end of all its prompts"
+        assert not others, "a client heard another client's prompt"
+    history = request(url, "GET", "/history").json()
+    assert len(history) == CLIENTS * PER_CLIENT
+    workers = {entry["status"]["worker"] for entry in history.values()}
+    assert all(entry["status"]["completed"] for entry in history.values())
+    assert len(workers) == 2, f"one worker ran everything: {workers}"
+
+
+@pytest.fixture(scope="module")
+def process_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    server, engine = _serve(tmp_path_factory.mktemp("workers"), workers=2)
+    yield server, engine
+    server.close()
+    engine.close()
+
+
+def test_100_prompts_from_10_clients_on_2_worker_processes(process_server: Any) -> None:
+    server, _ = process_server
+    _many_clients(server.url)
+    stats = request(server.url, "GET", "/system_stats").json()
+    assert sorted(d["worker"] for d in stats["devices"]) == ["worker-1", "worker-2"]
+    assert all(d["type"] == "cpu" for d in stats["devices"])
+
+
+def test_kill_9_of_a_worker_mid_prompt_loses_and_duplicates_nothing(process_server: Any) -> None:
+    server, engine = process_server
+    pool = server.app[STATE].worker
+    before = set(request(server.url, "GET", "/history").json())
+    pids = [submit(server.url, _slow_save(i), "killer").json()["prompt_id"] for i in range(6)]
+    output = Path(engine.paths.output_dir)
+    victim, deadline = None, time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline:  # a running prompt whose save is already on disk
+        for slot in pool.slots:
+            job = slot.current
+            if job is not None and job.prompt_id in pids:
+                prefix = job.prompt["2"]["inputs"]["filename_prefix"]
+                if list(output.glob(f"{prefix}_*.png")) and slot.current is job:
+                    victim = (slot, job)
+                    os.kill(slot.engine.process.pid, signal.SIGKILL)
+                    break
+        time.sleep(0.01)
+    assert victim is not None, "no prompt was caught mid-run"
+    slot, job = victim
+    deadline = time.monotonic() + 90
+    while len(set(request(server.url, "GET", "/history").json()) - before) < len(pids):
+        assert time.monotonic() < deadline, "the prompts did not all finish after the kill"
+        time.sleep(0.1)
+    history = request(server.url, "GET", "/history").json()
+    assert all(history[p]["status"]["completed"] for p in pids)
+    assert history[job.prompt_id]["status"]["worker"] != slot.name, "the prompt did not move to the other worker"
+    assert server.app[STATE].queue.get(job.prompt_id).attempts == 2
+    for i in range(len(pids)):  # each prompt's file once: the killed attempt's file was removed
+        assert sorted(p.name for p in output.glob(f"kill{i:02}_*.png")) == [f"kill{i:02}_00001_.png"]
+    assert history[job.prompt_id]["outputs"]["2"]["images"][0]["filename"] == f"kill{int(job.prompt['1']['inputs']['color']):02}_00001_.png"
+    deadline = time.monotonic() + 120
+    while not all(w["alive"] for w in pool.describe()):  # the dead worker was replaced
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_2_ray_actors_serve_the_queue(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    server, engine = _serve(tmp_path, workers="ray", ray_actors=2)
+    try:
+        _many_clients(server.url)
+        stats = request(server.url, "GET", "/system_stats").json()
+        assert sorted(d["worker"] for d in stats["devices"]) == ["ray-1", "ray-2"]
+    finally:
+        server.close()
+        engine.close()
+        ray.shutdown()
+
+
+def test_workers_flag_and_model_keys() -> None:
+    assert parse_workers("2") == 2 and parse_workers("ray") == "ray" and parse_workers(None) is None
+    for bad in ("0", "two", "-1"):
+        with pytest.raises(ValueError, match="--workers"):
+            parse_workers(bad)
+    prompt = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}},
+              "2": {"class_type": "LoraLoader", "inputs": {"lora_name": "style.pt", "strength_model": 1.0}},
+              "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x_name"}}}
+    assert model_keys(prompt) == {"ckpt_name=sd15.safetensors", "lora_name=style.pt"}
