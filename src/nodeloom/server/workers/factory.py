@@ -1,6 +1,8 @@
 """Build the worker pool a :class:`ServerConfig` asks for (``workers``, ``ray_address``).
 
-Workers share the serving engine's folders (input, output, temp, models, user) and options;
+Workers' events are emitted on the serving engine's event bus, so everything that listens to
+it (the WebSocket hub, the MCP job runner) works as with one in-process worker. Workers share
+the serving engine's folders (input, output, temp, models, user) and options;
 local workers get one GPU each when there are GPUs (``cuda:i``; untested here: no GPU), else
 the CPU cores shared out between them.
 """
@@ -43,12 +45,15 @@ def _gpu_count() -> int:
 def make_pool(engine: Engine, config: ServerConfig, queue: PromptQueue, hub: Any) -> WorkerPool:
     """The pool of ``config.workers`` workers (a count, ``auto`` or ``ray``)."""
     options = engine_options(engine)
+    # workers' events go out on the serving engine's bus: the WebSocket hub and the MCP runner
+    # hear them exactly as they hear a run in this process
+    emit = engine.bus.emit
     journal_dir = Path(engine.paths.temp_dir) / "nodeloom-attempts"
     if config.workers == "ray":
         from nodeloom.server.workers.ray_workers import ray_engines
 
         engines: list[Any] = ray_engines(options, str(journal_dir), config.ray_address, config.ray_actors,
-                                         engine.paths, hub.publish_engine_event)
+                                         engine.paths, emit)
     else:
         gpus = 0 if engine.config.device == "cpu" else _gpu_count()
         count = config.workers if isinstance(config.workers, int) else (gpus or max(1, cpu_threads(2)))
@@ -58,5 +63,5 @@ def make_pool(engine: Engine, config: ServerConfig, queue: PromptQueue, hub: Any
             if gpus:
                 opts["device"] = f"cuda:{i % gpus}"
             threads = 0 if gpus else cpu_threads(count)
-            engines.append(ProcessEngine(f"worker-{i + 1}", opts, str(journal_dir), threads, hub.publish_engine_event))
+            engines.append(ProcessEngine(f"worker-{i + 1}", opts, str(journal_dir), threads, emit))
     return WorkerPool(engines, queue, hub, journal_dir=journal_dir, limits=config.limits)
