@@ -166,3 +166,38 @@ def test_workers_flag_and_model_keys() -> None:
               "2": {"class_type": "LoraLoader", "inputs": {"lora_name": "style.pt", "strength_model": 1.0}},
               "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x_name"}}}
     assert model_keys(prompt) == {"ckpt_name=sd15.safetensors", "lora_name=style.pt"}
+
+
+def test_a_worker_takes_the_queued_prompt_whose_models_it_holds(tmp_path: Path) -> None:
+    from nodeloom.server.queue import PromptQueue
+    from nodeloom.server.store import JobStore
+
+    queue = PromptQueue(JobStore(tmp_path / "q.sqlite3"), max_attempts=2)
+    loads = {name: {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": f"{name}.safetensors"}}}
+             for name in ("a", "b")}
+    for i, name in enumerate(("a", "b", "a")):
+        queue.put(f"p{i}", i, loads[name], {}, [])
+    holds_b = lambda prompt: "ckpt_name=b.safetensors" in model_keys(prompt)  # noqa: E731
+    assert queue.take(0, prefer=holds_b).prompt_id == "p1"  # skips p0: another worker may hold model a
+    assert queue.take(0, prefer=holds_b).prompt_id == "p0"  # nothing it holds left: queue order
+    # a worker died under p0: back in the queue at its place, the attempt counted; the second time it fails
+    job = queue.get("p0")
+    assert queue.requeue(job) and queue.get("p0").state == "pending"
+    assert queue.take(0).prompt_id == "p0"
+    assert not queue.requeue(queue.get("p0"))
+    failed = queue.get("p0")
+    assert failed.state == "error" and failed.error["type"] == "server_crashed"
+
+
+def test_serve_flags_for_workers() -> None:
+    import argparse
+
+    from nodeloom.server.cli import add_serve_arguments, server_config
+
+    parser = add_serve_arguments(argparse.ArgumentParser())
+    config = server_config(parser.parse_args(["--workers", "ray", "--address", "10.0.0.1:6379", "--ray-actors", "3"]))
+    assert (config.workers, config.ray_address, config.ray_actors) == ("ray", "10.0.0.1:6379", 3)
+    assert server_config(parser.parse_args(["--workers", "2"])).workers == 2
+    assert server_config(parser.parse_args([])).workers is None
+    with pytest.raises(ValueError, match="--workers ray"):
+        server_config(parser.parse_args(["--workers", "2", "--address", "10.0.0.1:6379"]))
