@@ -280,7 +280,7 @@ class _Run:
             kwargs = {
                 k: (None if is_link(v) else v)
                 for k, v in (node.get("inputs") or {}).items()
-                if self.types.info(node["class_type"], k)[1] is not None
+                if self.types.info(node["class_type"], k, node.get("inputs"))[1] is not None
             }
             kwargs.update(self._hidden(nid, node["class_type"]))
             value = cls.IS_CHANGED(**kwargs)  # type: ignore[union-attr]
@@ -582,7 +582,7 @@ class _Run:
         data: dict[str, list[Any]] = {}
         missing: set[str] = set()
         for name, value in (node.get("inputs") or {}).items():
-            _, section, opts = self.types.info(class_type, name)
+            _, section, opts = self.types.info(class_type, name, node.get("inputs"))
             if is_link(value) and not opts.get("rawLink", False):
                 out = self.outputs.get(value[0])
                 slot = int(value[1])

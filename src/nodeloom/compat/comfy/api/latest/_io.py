@@ -29,6 +29,7 @@ from nodeloom.compat.comfy.api.latest.io_dynamic import (
     MatchType,
     MultiType,
 )
+from nodeloom.compat.comfy.api.latest.io_grow import Autogrow, DynamicCombo
 from nodeloom.compat.comfy.api.latest.io_node import ComfyNode, NodeOutput, _UIOutput
 from nodeloom.compat.comfy.api.latest.io_schema import (
     Hidden,
@@ -44,8 +45,8 @@ from nodeloom.compat.comfy.api.latest.io_types import Boolean, Combo, Float, Int
 globals().update({name: getattr(io_types, name) for name in io_types.PLAIN_TYPES})
 
 __all__ = [
-    "AutogrowDynamic", "Boolean", "ComboDynamic", "ComfyNode", "ComfyTypeI", "ComfyTypeIO", "Combo", "Custom",
-    "DynamicInput", "DynamicOutput", "Float", "FolderType", "Hidden", "HiddenHolder", "Input", "Int", "MatchType",
+    "Autogrow", "AutogrowDynamic", "Boolean", "ComboDynamic", "ComfyNode", "ComfyTypeI", "ComfyTypeIO", "Combo", "Custom",
+    "DynamicCombo", "DynamicInput", "DynamicOutput", "Float", "FolderType", "Hidden", "HiddenHolder", "Input", "Int", "MatchType",
     "MultiCombo", "MultiType", "NodeInfoV1", "NodeInfoV3", "NodeOutput", "NumberDisplay", "Output",
     "RemoteOptions", "Schema", "String", "UploadType", "Webcam", "WidgetInput", "_UIOutput", "add_to_dict_v1",
     "add_to_dict_v3", "comfytype", *io_types.PLAIN_TYPES,
