@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,8 @@ from nodeloom.engine import Engine
 from nodeloom.server.app import create_app
 from nodeloom.server.config import ServerConfig
 from tests.compat.test_v3_dynamic import write_dynamic_pack
-from tests.server.conftest import LiveServer, request
+from tests.compat.test_v3_browser import open_app, queue_from_frontend
+from tests.server.conftest import LiveServer
 from tests.server.test_browser import browser  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.browser
@@ -49,12 +49,7 @@ def test_frontend_grows_dynamic_sockets_and_the_server_runs_them(tmp_path: Path,
     engine = Engine(base_dir=tmp_path / "base", custom_nodes_dirs=[write_dynamic_pack(tmp_path / "custom_nodes")])
     srv = LiveServer(create_app(engine, ServerConfig(db_path=tmp_path / "queue.sqlite3")))
     try:
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        assert request(srv.url, "POST", "/api/settings", {"Comfy.TutorialCompleted": True}).status == 200
-        page.goto(srv.url + "/", wait_until="networkidle", timeout=90_000)
-        page.wait_for_function("() => window.app && window.app.graph && document.querySelector('canvas')", timeout=60_000)
+        page, errors, _ = open_app(browser, srv.url)
         page.evaluate("() => window.app.graph.clear()")
         built = page.evaluate(BUILD)
         assert errors == [], errors
@@ -65,14 +60,7 @@ def test_frontend_grows_dynamic_sockets_and_the_server_runs_them(tmp_path: Path,
         sent_shape = built["output"][built["ids"]["shape"]]["inputs"]
         assert sorted(sent_sum) == ["values.value0", "values.value1", "values.value2"]
         assert sent_shape == {"shape": "rect", "shape.width": 3, "shape.height": 5, "scale": 1.0}
-        before = set(request(srv.url, "GET", "/history").json())
-        page.evaluate("async () => { await window.app.queuePrompt(0, 1); }")
-        deadline = time.monotonic() + 60
-        while not (new := set(request(srv.url, "GET", "/history").json()) - before) and time.monotonic() < deadline:
-            time.sleep(0.25)
-        assert new, "the prompt never finished"
-        (item,) = request(srv.url, "GET", f"/history/{new.pop()}").json().values()
-        assert item["status"]["status_str"] == "success", item["status"]
+        item = queue_from_frontend(page, srv.url)
         shown = sorted(out["text"][0] for out in item["outputs"].values())
         assert shown == ["15.0", "5.0"]
         assert errors == [], errors
