@@ -40,10 +40,22 @@ MODULE_MAP: dict[str, str] = {
     "comfy_api.latest._io": f"{_SHIM}.api.latest._io",
     "comfy_api.latest._ui": f"{_SHIM}.api.latest._ui",
     "comfy_api.internal": f"{_SHIM}.api.internal",
+    **{name: f"{_SHIM}.api.media" for name in (
+        "comfy_api.input", "comfy_api.input.basic_types", "comfy_api.input.video_types",
+        "comfy_api.input_impl", "comfy_api.input_impl.video_types", "comfy_api.util", "comfy_api.util.video_types",
+        "comfy_api.latest._input", "comfy_api.latest._input.basic_types", "comfy_api.latest._input.video_types",
+        "comfy_api.latest._input_impl", "comfy_api.latest._input_impl.video_types",
+        "comfy_api.latest._util", "comfy_api.latest._util.video_types")},
     "folder_paths": f"{_SHIM}.folder_paths",
     "nodes": f"{_SHIM}.nodes_shim",
     "server": f"{_SHIM}.server_shim",
 }
+
+
+#: Names imported as packages (their submodules are in the map too).
+_PACKAGES = frozenset({"comfy", "comfy.comfy_types", "comfy_execution", "comfy_api", "comfy_api.latest",
+                       "comfy_api.input", "comfy_api.input_impl", "comfy_api.util", "comfy_api.latest._input",
+                       "comfy_api.latest._input_impl", "comfy_api.latest._util"})
 
 
 class _AliasLoader(importlib.abc.Loader):
@@ -74,7 +86,7 @@ class ComfyShimFinder(importlib.abc.MetaPathFinder):
         shim = MODULE_MAP.get(fullname)
         if shim is None:
             return None
-        is_package = fullname in ("comfy", "comfy.comfy_types", "comfy_execution", "comfy_api", "comfy_api.latest")
+        is_package = fullname in _PACKAGES
         return importlib.machinery.ModuleSpec(fullname, _AliasLoader(shim), is_package=is_package)
 
 

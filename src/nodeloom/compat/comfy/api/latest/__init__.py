@@ -3,8 +3,9 @@
 Packs import ``from comfy_api.latest import ComfyExtension, io, ui`` and expose an async
 ``comfy_entrypoint()`` returning their extension. ``ComfyAPI().execution.set_progress``
 reports progress for the running node (or ``node_id``), like ``comfy.utils.ProgressBar``.
-``Input`` names the value types (``Input.Image`` is a ``torch.Tensor``...); video objects are
-not provided, and reading one from ``Input`` / ``InputImpl`` / ``Types`` says so.
+``Input`` names the value types (``Input.Image`` is a ``torch.Tensor``, ``Input.Video`` the
+VIDEO value base), ``InputImpl`` the VIDEO classes packs build and ``Types`` the video helper
+types — nodeloom's own (:mod:`nodeloom.compat.comfy.api.media`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-import torch
-
+from nodeloom.compat.comfy.api import media
 from nodeloom.compat.comfy.api.latest import _io as io
 from nodeloom.compat.comfy.api.latest import _ui as ui
 from nodeloom.core.context import current_node_context
@@ -84,22 +84,29 @@ class _Namespace(type):
     """A class namespace whose missing names raise an error that says what is not provided."""
 
     def __getattr__(cls, name: str) -> Any:
-        raise AttributeError(f"`comfy_api.latest.{cls.__name__}.{name}` is not provided by nodeloom's V3 API "
-                             "(video input objects are not shimmed)")
+        raise AttributeError(f"`comfy_api.latest.{cls.__name__}.{name}` is not provided by nodeloom's V3 API")
 
 
 class Input(metaclass=_Namespace):
     """Value types of the sockets, for type hints and ``isinstance``."""
 
-    Image = torch.Tensor
-    Mask = torch.Tensor
-    Audio = dict
-    Latent = dict
+    Image = media.ImageInput
+    Mask = media.MaskInput
+    Audio = media.AudioInput
+    Latent = media.LatentInput
+    Video = media.VideoInput
 
 
 class InputImpl(metaclass=_Namespace):
-    """Concrete input objects (none are provided)."""
+    """The VIDEO value classes packs build (``InputImpl.VideoFromFile(path)``)."""
+
+    VideoFromFile = media.VideoFromFile
+    VideoFromComponents = media.VideoFromComponents
 
 
 class Types(metaclass=_Namespace):
-    """Helper value types (none are provided)."""
+    """Helper value types: VIDEO components and the container / codec choices."""
+
+    VideoCodec = media.VideoCodec
+    VideoContainer = media.VideoContainer
+    VideoComponents = media.VideoComponents
