@@ -256,7 +256,13 @@ class Engine:
             return cls.INPUT_TYPES()  # type: ignore[attr-defined,no-any-return]
 
     def validate(self, prompt: Any, *, targets: list[str] | None = None) -> ValidationResult:
-        """Validate an API-format prompt; never raises for bad input."""
+        """Validate an API-format prompt; never raises for bad input.
+
+        Node types that are not registered but have a registered replacement (ComfyUI's
+        ``io.NodeReplace``) are swapped first; the result's ``prompt`` is the one that runs.
+        """
+        if isinstance(prompt, dict):
+            prompt = self.registry.replace_nodes(prompt)
         with activate_services(self.services):
             return validate_prompt(prompt, self.registry.get, targets, known_classes=lambda: self.registry.classes().keys())
 

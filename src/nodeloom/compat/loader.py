@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import hashlib
 import importlib.util
 import inspect
@@ -31,9 +32,9 @@ from typing import Any
 from nodeloom.compat import hook
 from nodeloom.core.context import activate_services
 from nodeloom.core.registry import NodeRegistry, PackInfo
-from nodeloom.errors import PackImportError
+from nodeloom.errors import NodeloomError, PackImportError
 
-__all__ = ["discover_packs", "load_custom_node_packs", "load_pack"]
+__all__ = ["discover_packs", "load_custom_node_packs", "load_pack", "loading_registry"]
 
 log = logging.getLogger("nodeloom.custom_nodes")
 
@@ -126,13 +127,33 @@ def _entrypoint_nodes(module: types.ModuleType) -> tuple[dict[str, type], dict[s
 
 
 def _run_coroutine(factory: Any) -> Any:
-    """Run ``factory()``'s coroutine to completion, also when this thread runs an event loop."""
+    """Run ``factory()``'s coroutine to completion, also when this thread runs an event loop
+    (then in a helper thread that sees this context: the active services and loading registry)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(factory())
+    context = contextvars.copy_context()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
+        return pool.submit(context.run, lambda: asyncio.run(factory())).result()
+
+
+_loading: contextvars.ContextVar[NodeRegistry | None] = contextvars.ContextVar("nodeloom_loading_registry",
+                                                                               default=None)
+
+
+def loading_registry() -> NodeRegistry:
+    """The registry custom-node packs are loading into (packs register node replacements there).
+
+    Raises:
+        NodeloomError: no pack is loading in this context.
+    """
+    registry = _loading.get()
+    if registry is None:
+        raise NodeloomError("node replacements can only be registered while custom-node packs load "
+                            "(at import, in `comfy_entrypoint` or in the extension's `on_load`)",
+                            type="no_loading_registry")
+    return registry
 
 
 def _mappings(module: types.ModuleType) -> tuple[dict[str, type], dict[str, str]]:
@@ -216,12 +237,21 @@ def load_custom_node_packs(dirs: list[Path], registry: NodeRegistry, services: A
     hook.install()
     protected = _protected_ids(registry)
     infos: list[PackInfo] = []
+    token = _loading.set(registry)
+    try:
+        _load_all(dirs, registry, services, protected, infos)
+    finally:
+        _loading.reset(token)
+    _log_summary(infos)
+    return infos
+
+
+def _load_all(dirs: list[Path], registry: NodeRegistry, services: Any, protected: set[str],
+              infos: list[PackInfo]) -> None:
     with _maybe_services(services):
         for directory in dirs:
             for path in discover_packs(Path(directory)):
                 infos.append(load_pack(path, registry, protected))
-    _log_summary(infos)
-    return infos
 
 
 def _log_summary(infos: list[PackInfo]) -> None:

@@ -36,6 +36,7 @@ from nodeloom.compat.comfy.api.latest.io_schema import (
     HiddenHolder,
     NodeInfoV1,
     NodeInfoV3,
+    NodeReplace,
     Schema,
     add_to_dict_v1,
     add_to_dict_v3,
@@ -47,7 +48,7 @@ globals().update({name: getattr(io_types, name) for name in io_types.PLAIN_TYPES
 __all__ = [
     "Autogrow", "AutogrowDynamic", "Boolean", "ComboDynamic", "ComfyNode", "ComfyTypeI", "ComfyTypeIO", "Combo", "Custom",
     "DynamicCombo", "DynamicInput", "DynamicOutput", "Float", "FolderType", "Hidden", "HiddenHolder", "Input", "Int", "MatchType",
-    "MultiCombo", "MultiType", "NodeInfoV1", "NodeInfoV3", "NodeOutput", "NumberDisplay", "Output",
+    "MultiCombo", "MultiType", "NodeInfoV1", "NodeInfoV3", "NodeOutput", "NodeReplace", "NumberDisplay", "Output",
     "RemoteOptions", "Schema", "String", "UploadType", "Webcam", "WidgetInput", "_UIOutput", "add_to_dict_v1",
     "add_to_dict_v3", "comfytype", *io_types.PLAIN_TYPES,
 ]
