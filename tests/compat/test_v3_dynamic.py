@@ -41,6 +41,16 @@ class Named(io.ComfyNode):
                          inputs=[io.Autogrow.Input("sides", template=template)], outputs=[io.Float.Output()])
 
     @classmethod
+    def validate_inputs(cls, **inputs):
+        SEEN.append(("validate", inputs))
+        return "13 is unlucky" if 13.0 in inputs["sides"].values() else True
+
+    @classmethod
+    def fingerprint_inputs(cls, **inputs):
+        SEEN.append(("fingerprint", inputs))
+        return sorted(inputs["sides"])
+
+    @classmethod
     def execute(cls, sides):
         SEEN.append(("DynNamed", sides))
         return io.NodeOutput(float(len(sides)))
@@ -166,6 +176,16 @@ def test_autogrow_names_template_and_empty_group(engine: Engine) -> None:
                         "2": {"class_type": "DynShow", "inputs": {"value": ["1", 0]}}})
     assert empty.status == "success", empty.errors  # an optional template: no copy is required
     assert empty.value("1") == 0.0 and ("DynNamed", {}) in _seen(engine)
+
+
+def test_optional_hooks_receive_grouped_values(engine: Engine) -> None:
+    prompt = {"1": {"class_type": "DynNamed", "inputs": {"sides.left": 13.0}},
+              "2": {"class_type": "DynShow", "inputs": {"value": ["1", 0]}}}
+    assert _errors(engine, prompt)["1"] == [("custom_validation_failed", "sides.left")]
+    assert ("validate", {"sides": {"left": 13.0}}) in _seen(engine)
+    prompt["1"]["inputs"] = {"sides.right": 1.0}
+    assert engine.run(prompt).status == "success"
+    assert ("fingerprint", {"sides": {"right": 1.0}}) in _seen(engine)
 
 
 def test_autogrow_validation_checks_each_copy_against_the_template(engine: Engine) -> None:

@@ -27,7 +27,7 @@ for _ in range(2):
 class New(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(node_id="RepNew", category="reptest",
+        return io.Schema(node_id="RepNew", category="reptest", search_aliases=["RepOld", "RepOlder"],
                          inputs=[io.Float.Input("value"), io.Float.Input("offset", default=0.0)],
                          outputs=[io.Float.Output("plain"), io.Float.Output("shifted")])
 
@@ -39,7 +39,8 @@ class New(io.ComfyNode):
 class Show(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(node_id="RepShow", category="reptest", is_output_node=True,
+        return io.Schema(node_id="RepShow", category="reptest", is_output_node=True, is_dev_only=True,
+                         essentials_category="Basic",
                          inputs=[io.AnyType.Input("source")], outputs=[])
 
     @classmethod
@@ -91,6 +92,13 @@ def test_packs_register_replacements_while_loading(engine: Engine) -> None:
         "RepGone": [{"new_node_id": "RepMissing", "old_node_id": "RepGone", "old_widget_ids": None,
                      "input_mapping": None, "output_mapping": None}],
     }
+
+
+def test_newer_listing_flags_appear_only_when_set(engine: Engine) -> None:
+    new, show = engine.object_info("RepNew")["RepNew"], engine.object_info("RepShow")["RepShow"]
+    assert new["search_aliases"] == ["RepOld", "RepOlder"] and "dev_only" not in new
+    assert "essentials_category" not in new and new["deprecated"] is False
+    assert show["dev_only"] is True and show["essentials_category"] == "Basic" and "search_aliases" not in show
 
 
 def test_a_retired_node_runs_as_its_replacement(engine: Engine) -> None:

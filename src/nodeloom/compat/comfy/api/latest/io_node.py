@@ -279,7 +279,8 @@ class _ComfyNodeBaseInternal(_ComfyNodeInternal):
 
     @classmethod
     def GET_NODE_INFO_V1(cls) -> dict[str, Any]:  # noqa: N802
-        return asdict(cls.GET_SCHEMA().get_v1_info(cls))
+        schema = cls.GET_SCHEMA()
+        return asdict(schema.get_v1_info(cls)) | schema.newer_info()
 
     @classmethod
     def GET_NODE_INFO_V3(cls) -> dict[str, Any]:  # noqa: N802

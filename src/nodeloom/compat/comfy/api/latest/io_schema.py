@@ -105,7 +105,8 @@ class Schema:
     ``is_output_node`` makes the node an execution root; ``is_input_list`` gives ``execute``
     whole lists; ``not_idempotent`` keeps its cache entry to its own node id; ``enable_expand``
     allows ``NodeOutput(expand=...)``; ``is_deprecated`` / ``is_experimental`` / ``is_api_node``
-    are shown in ``/object_info``.
+    are shown in ``/object_info``, and so are newer ComfyUI's ``is_dev_only`` (hidden from
+    search unless dev mode is on), ``search_aliases`` and ``essentials_category`` when set.
     """
 
     node_id: str
@@ -120,6 +121,9 @@ class Schema:
     is_deprecated: bool = False
     is_experimental: bool = False
     is_api_node: bool = False
+    is_dev_only: bool = False
+    search_aliases: list[str] | None = None
+    essentials_category: str | None = None
     not_idempotent: bool = False
     enable_expand: bool = False
 
@@ -169,6 +173,12 @@ class Schema:
                 "python_module": getattr(cls, "RELATIVE_PYTHON_MODULE", "nodes"), "category": self.category,
                 "output_node": self.is_output_node, "deprecated": self.is_deprecated,
                 "experimental": self.is_experimental, "api_node": self.is_api_node}
+
+    def newer_info(self) -> dict[str, Any]:
+        """The ``/object_info`` keys of newer ComfyUI that this schema sets (none by default)."""
+        newer = {"dev_only": self.is_dev_only or None, "search_aliases": self.search_aliases or None,
+                 "essentials_category": self.essentials_category}
+        return {key: value for key, value in newer.items() if value is not None}
 
     def get_v1_info(self, cls: type) -> NodeInfoV1:
         """The ``/object_info`` entry of ``cls`` built from this schema."""
