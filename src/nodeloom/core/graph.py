@@ -17,6 +17,7 @@ from nodeloom.core.graph_builder import is_link
 __all__ = ["DynamicPrompt", "InputInfo", "NodeNotFoundError", "NodeTypes", "find_cycle", "input_info"]
 
 InputInfo = tuple[Any, str | None, dict[str, Any]]
+_UNSET = object()
 
 
 def input_info(input_types: dict[str, Any], name: str) -> InputInfo:
@@ -59,10 +60,10 @@ class NodeTypes:
         """The inputs one node has: ``INPUT_TYPES()``, or for a class with the optional
         ``EXPAND_INPUT_TYPES(input_types, inputs)`` hook, what it makes of the node's prompt
         ``inputs`` (growing inputs get their concrete, dotted names)."""
+        expand = self._expanders.get(class_type, _UNSET)
+        if expand is _UNSET:
+            expand = self._expanders[class_type] = getattr(self._lookup(class_type), "EXPAND_INPUT_TYPES", None)
         declared = self.input_types(class_type)
-        if class_type not in self._expanders:
-            self._expanders[class_type] = getattr(self._lookup(class_type), "EXPAND_INPUT_TYPES", None)
-        expand = self._expanders[class_type]
         if expand is None or inputs is None:
             return declared
         key = id(inputs)
