@@ -97,9 +97,28 @@ class Show(io.ComfyNode):
         return io.NodeOutput(ui={"text": [str(value)]})
 
 
+class LazyFirst(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        template = io.Autogrow.TemplatePrefix(io.Float.Input("v", lazy=True), prefix="v", min=1, max=3)
+        return io.Schema(node_id="DynLazyFirst", category="dyntest",
+                         inputs=[io.Autogrow.Input("values", template=template)], outputs=[io.Float.Output()])
+
+    @classmethod
+    def check_lazy_status(cls, values):
+        SEEN.append(("lazy", values))
+        value, name = values["v0"]
+        return [name] if value is None else []
+
+    @classmethod
+    def execute(cls, values):
+        SEEN.append(("DynLazyFirst", values))
+        return io.NodeOutput(values["v0"])
+
+
 class Ext(ComfyExtension):
     async def get_node_list(self):
-        return [GrowSum, Named, Shape, Show]
+        return [GrowSum, Named, Shape, Show, LazyFirst]
 
 
 async def comfy_entrypoint():
@@ -186,6 +205,17 @@ def test_optional_hooks_receive_grouped_values(engine: Engine) -> None:
     prompt["1"]["inputs"] = {"sides.right": 1.0}
     assert engine.run(prompt).status == "success"
     assert ("fingerprint", {"sides": {"right": 1.0}}) in _seen(engine)
+
+
+def test_lazy_grouped_inputs_are_asked_for_by_their_dotted_names(engine: Engine) -> None:
+    prompt = {"1": _float(1.5), "2": _float(7.0),
+              "3": {"class_type": "DynLazyFirst", "inputs": {"values.v0": ["1", 0], "values.v1": ["2", 0]}},
+              "4": {"class_type": "DynShow", "inputs": {"value": ["3", 0]}}}
+    result = engine.run(prompt)
+    assert result.status == "success", result.errors
+    assert result.value("3") == 1.5 and "2" not in result.node_runs  # the unrequested branch never ran
+    assert ("lazy", {"v0": (None, "values.v0"), "v1": (None, "values.v1")}) in _seen(engine)
+    assert ("DynLazyFirst", {"v0": 1.5, "v1": None}) in _seen(engine)
 
 
 def test_autogrow_validation_checks_each_copy_against_the_template(engine: Engine) -> None:

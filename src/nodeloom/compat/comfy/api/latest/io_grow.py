@@ -217,17 +217,22 @@ def _expand_combo(out: dict[str, Any], paths: DynamicPaths, live: dict[str, Any]
             _expand(out, paths, live, option["inputs"], prefix)
 
 
-def nest_inputs(values: dict[str, Any], paths: DynamicPaths) -> dict[str, Any]:
-    """``values`` with every dotted name moved under its group (``{"a.b": 1}`` → ``{"a": {"b": 1}}``)."""
+def nest_inputs(values: dict[str, Any], paths: DynamicPaths, tagged: bool = False) -> dict[str, Any]:
+    """``values`` with every dotted name moved under its group (``{"a.b": 1}`` → ``{"a": {"b": 1}}``).
+
+    With ``tagged`` each moved value is ``(value, dotted name)`` (an empty group ``({}, id)``),
+    as ComfyUI hands them to ``check_lazy_status``.
+    """
     if not paths.paths and not paths.empty_groups:
         return values
     flat = dict(values)
     nested: dict[str, Any] = {}
     for group in paths.empty_groups:
-        _put(nested, group.split("."), {})
+        _put(nested, group.split("."), ({}, group) if tagged else {})
     for name, path in paths.paths.items():
         if name in flat:
-            _put(nested, path.split("."), flat.pop(name))
+            value = flat.pop(name)
+            _put(nested, path.split("."), (value, name) if tagged else value)
     flat.update(nested)
     return flat
 

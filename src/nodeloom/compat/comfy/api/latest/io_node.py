@@ -129,18 +129,20 @@ def _expand_types(input_types: dict[str, Any], inputs: dict[str, Any]) -> dict[s
     return expand_input_types(input_types, inputs)[0]
 
 
-def _split_hidden(cls: type, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[Any, Any]]:
+def _split_hidden(cls: type, kwargs: dict[str, Any], tagged: bool = False) -> tuple[dict[str, Any], dict[Any, Any]]:
     """Inputs and hidden values of a call (the engine passes both as keywords).
 
     Dotted names of dynamic inputs (``values.image0``, ``mode.size``) are grouped under their
-    input's id, as ComfyUI hands them to ``execute`` and the optional hooks.
+    input's id, as ComfyUI hands them to ``execute`` and the optional hooks; ``tagged`` (for
+    ``check_lazy_status``) makes each grouped value a ``(value, dotted name)`` pair, so the node
+    can ask for it by that name.
     """
     view = _v1_view(cls)
     names = view["hidden_names"]
     values = {k: v for k, v in kwargs.items() if k not in names}
     hidden = {Hidden[k]: v for k, v in kwargs.items() if k in names}
     if view["EXPAND_INPUT_TYPES"] is not None:
-        values = nest_inputs(values, expand_input_types(view["declared"], values)[1])
+        values = nest_inputs(values, expand_input_types(view["declared"], values)[1], tagged)
     return values, hidden
 
 
@@ -200,7 +202,7 @@ def _install_hooks(cls: type) -> None:
         inner = lazy.__func__
 
         def check_lazy_status(klass: Any, **kwargs: Any) -> Any:
-            values, hidden = _split_hidden(klass, kwargs)
+            values, hidden = _split_hidden(klass, kwargs, tagged=True)
             return inner(klass.PREPARE_CLASS_CLONE(hidden), **values)
 
         check_lazy_status._nodeloom_hook = True  # type: ignore[attr-defined]
