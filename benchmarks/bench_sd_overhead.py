@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -24,8 +23,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from _timing import print_overhead  # noqa: E402
 from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline  # noqa: E402
 
 from nodeloom import Engine  # noqa: E402
@@ -75,10 +76,7 @@ def main() -> None:
         anchor.append(time.perf_counter() - t0)
     engine.close()
     print(f"tiny SD1 chain {args.size}x{args.size}, {args.steps} steps, {args.threads} thread(s), {args.runs} runs each")
-    for label, pick in (("best", min), ("median", statistics.median)):
-        o, a = pick(ours), pick(anchor)
-        print(f"{label:6s} ours (Engine, default workflow): {o * 1000:.1f} ms | anchor (diffusers pipeline):"
-              f" {a * 1000:.1f} ms | overhead {100 * (o - a) / a:+.1f} % (goal <= 5 %)")
+    print_overhead(ours, anchor, "Engine, default workflow", "diffusers pipeline")
 
 
 if __name__ == "__main__":

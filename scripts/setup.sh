@@ -21,6 +21,9 @@ STAMP=".venv/.nodeloom-$EXTRAS-$(cksum pyproject.toml | cut -d' ' -f1)"
 if [[ ! -f "$STAMP" ]]; then
     echo "setup: installing nodeloom[$EXTRAS]"
     "$VPY" -m pip install -q -e ".[$EXTRAS]"
+    # spandrel (upscale models) declares torchvision, whose PyPI build breaks beside the CPU torch:
+    # install it without dependencies; its other needs are in the `upscale` extra.
+    case ",$EXTRAS," in *,all,*|*,upscale,*) "$VPY" -m pip install -q --no-deps "spandrel==0.4.2";; esac
     touch "$STAMP"
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -28,9 +28,11 @@ from nodeloom.core.executor import ExecutionHooks, ExecutionReport, Executor
 from nodeloom.core.registry import NodeRegistry, PackInfo
 from nodeloom.core.validate import ValidationResult, validate_prompt
 from nodeloom.errors import ValidationError
+from nodeloom.limits import RunLimits
 from nodeloom.models.manager import ModelManager
 from nodeloom.paths import FolderPaths
 from nodeloom.services import Services
+from nodeloom.workflows.survey import explain_missing_models
 
 __all__ = ["Engine", "EngineConfig", "RunResult"]
 
@@ -255,16 +257,20 @@ class Engine:
         with activate_services(self.services):
             return cls.INPUT_TYPES()  # type: ignore[attr-defined,no-any-return]
 
-    def validate(self, prompt: Any, *, targets: list[str] | None = None) -> ValidationResult:
+    def validate(self, prompt: Any, *, targets: list[str] | None = None, workflow: Any = None) -> ValidationResult:
         """Validate an API-format prompt; never raises for bad input.
 
         Node types that are not registered but have a registered replacement (ComfyUI's
         ``io.NodeReplace``) are swapped first; the result's ``prompt`` is the one that runs.
+        ``workflow`` (the UI workflow the prompt came from) lets a missing model file's error
+        name the URL the workflow gives for it; the folders searched are always named.
         """
         if isinstance(prompt, dict):
             prompt = self.registry.replace_nodes(prompt)
         with activate_services(self.services):
-            return validate_prompt(prompt, self.registry.get, targets, known_classes=lambda: self.registry.classes().keys())
+            result = validate_prompt(prompt, self.registry.get, targets, known_classes=lambda: self.registry.classes().keys())
+        explain_missing_models(result.node_errors, self.paths, workflow)
+        return result
 
     def run(
         self,
@@ -276,6 +282,7 @@ class Engine:
         targets: list[str] | None = None,
         on_event: Callable[[Event], None] | None = None,
         validated: ValidationResult | None = None,
+        limits: RunLimits | None = None,
     ) -> RunResult:
         """Validate and run a prompt; blocking.
 
@@ -287,19 +294,27 @@ class Engine:
             targets: partial execution targets (output node ids).
             on_event: called with every event of this run.
             validated: a result of :meth:`validate` for this prompt, to skip re-validation.
+            limits: resource limits checked before the run and on what each node creates;
+                nodes reach them (e.g. LoadImage's decode guard) as ``services().limits``.
 
         Raises:
             ValidationError: no output of the prompt is valid (``.node_errors`` says why).
+            LimitError: the prompt's constants already exceed ``limits``.
         """
-        result = validated or self.validate(prompt, targets=targets)
+        pnginfo = (extra_data or {}).get("extra_pnginfo")
+        workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
+        result = validated or self.validate(prompt, targets=targets, workflow=workflow)
         if not result.ok:
             err = result.error or {"type": "invalid_prompt", "message": "invalid prompt", "details": "", "extra_info": {}}
             raise ValidationError(err["message"], details=err.get("details", ""), extra_info=err.get("extra_info"),
                                   type=err["type"], node_errors=result.node_errors)
+        if limits is not None:
+            limits.check_prompt(result.prompt, self.registry.get)
         pid = prompt_id or str(uuid.uuid4())
         emit = self._emitter(on_event)
         with self._current_lock:
             self._current = {"prompt_id": pid, "client_id": client_id, "on_event": on_event}
+        self.services.limits = limits
         try:
             with activate_services(self.services):
                 report = self.executor.execute(
@@ -309,8 +324,10 @@ class Engine:
                     extra_data=extra_data or {},
                     emit=emit,
                     client_id=client_id,
+                    check_output=limits.output_check() if limits is not None and limits.active else None,
                 )
         finally:
+            self.services.limits = None
             with self._current_lock:
                 self._current = {}
         return _to_result(report, result)

@@ -267,3 +267,30 @@ def test_malformed_ui_json_gives_a_format_error_never_a_crash(nodes: Any, links:
     except WorkflowFormatError:
         return
     assert all(isinstance(v, dict) and "class_type" in v for v in prompt.values())
+
+
+def test_dynamic_combo_widgets_follow_the_selected_option():
+    from nodeloom.core.graph import input_info
+    from nodeloom.core.workflow_ui import expand_dynamic
+
+    inner = {"required": {"fps": ["FLOAT", {"default": 6.0}], "loop": ["INT", {"default": 0}]}}
+    mode = ["COMFY_DYNAMICCOMBO_V3", {"options": [{"key": "still", "inputs": {}}, {"key": "animated", "inputs": inner}]}]
+    fmt = ["COMFY_DYNAMICCOMBO_V3", {"options": [
+        {"key": "png", "inputs": {"required": {"bits": [["8", "16"], {}]}}},
+        {"key": "avif", "inputs": {"required": {"crf": ["INT", {"default": 18}], "mode": mode}}},
+    ]}]
+    types = {"required": {"images": ["IMAGE", {}], "format": fmt, "prefix": ["STRING", {}]}}
+    expanded = expand_dynamic(types, ["avif", 20, "animated", 12.0, 1, "out"])
+    assert list(expanded["required"]) == ["images", "format", "format.crf", "format.mode", "format.mode.fps",
+                                          "format.mode.loop", "prefix"]
+    assert list(expand_dynamic(types, ["png", "16", "out"])["required"]) == ["images", "format", "format.bits", "prefix"]
+    assert list(types["required"]) == ["images", "format", "prefix"]  # the declaration is left alone
+    assert input_info(types, "format.mode.fps") == ("FLOAT", "required", {"default": 6.0})
+    assert input_info(types, "format.nothing")[1] is None and input_info(types, "images.x")[1] is None
+
+
+def test_color_widgets_take_their_value():
+    types = {"required": {"color": ["COLOR", {"default": "#ffffff"}]}}
+    ui = {"last_node_id": 1, "links": [], "nodes": [{"id": 1, "type": "ColorToRGBInt", "mode": 0, "inputs": [],
+                                                       "outputs": [], "widgets_values": ["#0a9299"]}]}
+    assert to_api(ui, lambda t: types)["1"]["inputs"] == {"color": "#0a9299"}

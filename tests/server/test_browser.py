@@ -52,7 +52,7 @@ def server_output(server, image: dict) -> io.BytesIO:
     return io.BytesIO(request(server.url, "GET", f"/view?{query}").body)
 
 
-def test_frontend_boots_runs_example_workflow_and_shows_image(server, browser):
+def _boot(server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -60,6 +60,11 @@ def test_frontend_boots_runs_example_workflow_and_shows_image(server, browser):
     assert request(server.url, "POST", "/api/settings", {"Comfy.TutorialCompleted": True}).status == 200
     page.goto(server.url + "/", wait_until="networkidle", timeout=90_000)
     page.wait_for_function("() => window.app && window.app.graph && document.querySelector('canvas')", timeout=60_000)
+    return page, errors
+
+
+def test_frontend_boots_runs_example_workflow_and_shows_image(server, browser):
+    page, errors = _boot(server, browser)
     assert errors == [], errors
 
     example = json.loads(EXAMPLE.read_text())
@@ -113,3 +118,30 @@ def test_frontend_works_behind_a_token(tmp_path, browser):
     finally:
         srv.close()
         engine.close()
+
+
+def test_templates_dialog_lists_the_official_templates(server, browser):
+    pytest.importorskip("comfyui_workflow_templates_json", reason="the official templates are not installed")
+    groups = request(server.url, "GET", "/templates/index.json").json()
+    titles = [t["title"] for g in groups for t in g["templates"] if not t["name"].startswith("api_")]
+    page, errors = _boot(server, browser)
+    page.evaluate("async () => { await window.app.extensionManager.command.execute('Comfy.BrowseTemplates'); }")
+    shown = _wait(lambda: page.evaluate(
+        "(titles) => titles.filter(t => document.body.innerText.includes(t)).length", titles[:40]), 60,
+        "the Templates dialog listed none of the official templates")
+    page.wait_for_timeout(500)
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    page.screenshot(path=str(artifacts / "server_browser_templates.png"))
+    assert shown >= 3 and errors == [], errors
+
+
+def test_default_workflow_loads_with_no_unknown_node(server, browser):
+    page, errors = _boot(server, browser)
+    page.evaluate("async () => { await window.app.loadGraphData(); }")
+    page.wait_for_function("() => window.app.graph.nodes.length > 0", timeout=30_000)
+    types = page.evaluate("() => window.app.graph.nodes.map(n => n.type)")
+    unknown = page.evaluate("() => window.app.graph.nodes.filter(n => !LiteGraph.registered_node_types[n.type])"
+                            ".map(n => n.type)")
+    assert "KSampler" in types and errors == [], errors
+    assert unknown == [], f"the frontend's default workflow has node types nodeloom lacks: {sorted(set(unknown))}"

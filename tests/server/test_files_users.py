@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import re
 import urllib.parse
 import uuid
 
 from PIL import Image
+
+import nodeloom
 
 from tests.server.conftest import request, submit, wait_history
 
@@ -125,6 +128,9 @@ def test_object_info_shape(server):
 def test_boot_routes(server):
     stats = request(server.url, "GET", "/system_stats").json()
     assert stats["system"]["ram_total"] > 0 and stats["devices"][0]["type"] in ("cpu", "cuda")
+    # a ComfyUI release number the frontend's version checks accept, next to nodeloom's own
+    assert re.fullmatch(r"0\.\d+\.\d+", stats["system"]["comfyui_version"])
+    assert stats["system"]["nodeloom_version"] == nodeloom.__version__ != stats["system"]["comfyui_version"]
     assert request(server.url, "GET", "/api/extensions").json()  # the frontend's own core extensions
     assert "checkpoints" in request(server.url, "GET", "/models").json()
     assert request(server.url, "GET", "/models/checkpoints").json() == []
@@ -133,10 +139,17 @@ def test_boot_routes(server):
     assert any(m["name"] == "loras" for m in request(server.url, "GET", "/api/experiment/models").json())
     for path in ("/api/workflow_templates", "/api/i18n", "/api/global_subgraphs", "/api/node_replacements"):
         assert request(server.url, "GET", path).json() == {}, path
-    if importlib.util.find_spec("comfyui_workflow_templates") is None:  # empty indexes, not 404s
+    if importlib.util.find_spec("comfyui_workflow_templates_json") is None:  # empty indexes, not 404s
         assert request(server.url, "GET", "/templates/index.json").json() == []
         assert request(server.url, "GET", "/templates/index_logo.json").json() == {}
-        assert request(server.url, "GET", "/templates/missing.json").status == 404
+    else:  # the official templates: index, workflows and the thumbnails of the media bundles
+        groups = request(server.url, "GET", "/templates/index.json").json()
+        first = groups[0]["templates"][0]
+        assert request(server.url, "GET", f"/templates/{first['name']}.json").json()["nodes"]
+        thumb = request(server.url, "GET", f"/templates/{first['name']}-1.{first['mediaSubtype']}")
+        assert thumb.status == 200 and len(thumb.body) > 100
+    assert request(server.url, "GET", "/templates/missing.json").status == 404
+    assert request(server.url, "GET", "/templates/..%2Fpyproject.toml").status == 404
     assert "checkpoints" in request(server.url, "GET", "/internal/folder_paths").json()
     assert request(server.url, "GET", "/internal/files/output").json() == []
     assert request(server.url, "GET", "/internal/files/models").status == 400

@@ -56,5 +56,16 @@ def test_nodeloom_bench_kv_command(tiny_llms, tmp_path, capsys):
 
     code = main(["bench", "kv", "--model", str(tiny_llms["llama"].path), "--device", "cpu", "--prompt-tokens", "3",
                  "--new-tokens", "4", "--modes", "dynamic,sliding", "--window", "3", "--plot", str(tmp_path / "p.png")])
-    out = capsys.readouterr().out
-    assert code == 0 and "sliding" in out and (tmp_path / "p.png").is_file()
+    captured = capsys.readouterr()
+    assert code == 0 and "sliding" in captured.out and (tmp_path / "p.png").is_file()
+    # progress goes to stderr while it measures, one line before and after each mode
+    assert "kv: measuring cache mode `dynamic` (1/2)" in captured.err and "kv:   `sliding`:" in captured.err
+
+
+def test_bench_help_is_for_users(capsys):
+    from nodeloom.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["bench", "kv", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "tokens per second" in text and "import" not in text and "register_cli" not in text

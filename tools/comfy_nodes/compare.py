@@ -30,7 +30,8 @@ from typing import Any
 OPTION_KEYS = ("default", "min", "max", "step")
 #: combos listing files of a folder: their contents differ by installation, only their presence is compared
 FILE_COMBOS = {"ckpt_name", "vae_name", "lora_name", "control_net_name", "model_path", "image", "video", "unet_name",
-               "clip_name", "style_model_name", "upscale_model_name", "gligen_name", "hypernetwork_name"}
+               "clip_name", "clip_name1", "clip_name2", "clip_name3", "clip_name4", "style_model_name",
+               "upscale_model_name", "model_name", "gligen_name", "hypernetwork_name"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -50,10 +51,14 @@ def _describe(cls: type, display: str) -> dict[str, Any]:
         for name, entry in entries.items():
             kind = entry[0]
             opts = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
+            if kind == "COMBO" and isinstance(opts.get("options"), list):
+                kind = opts["options"]  # V3 nodes spell a combo as ("COMBO", {"options": [...]})
             inputs[section].append({
                 "name": name,
                 "type": "COMBO" if isinstance(kind, list) else str(kind),
-                "options": [_jsonable(o) for o in kind] if isinstance(kind, list) else None,
+                "options": ([_jsonable(o) for o in kind] if isinstance(kind, list)  # V1 combo: the list itself
+                            else [_jsonable(o) for o in opts["options"]] if kind == "COMBO" and "options" in opts
+                            else None),  # V3 combos show as ("COMBO", {"options": [...]})
                 **{k: _jsonable(opts[k]) for k in OPTION_KEYS if k in opts},
             })
     returns = [str(t) if not isinstance(t, list) else "COMBO" for t in getattr(cls, "RETURN_TYPES", ())]
@@ -77,6 +82,9 @@ def dump(comfyui: Path) -> int:
     import comfy.options
 
     comfy.options.enable_args_parsing()
+    # ComfyUI's main.py imports its `utils` package before `nodes`; otherwise `comfy/utils.py`
+    # takes the name and every module needing `utils.install_util` (nodes_images...) fails
+    import utils.install_util  # noqa: F401
     import nodes
 
     started = nodes.init_extra_nodes(init_custom_nodes=False)

@@ -12,7 +12,10 @@ twice: first on one shared Gaussian stream (ComfyUI's ``noise_sampler`` argument
 with its own noise from the same seed — ComfyUI's default noise samplers (a seeded generator, or a
 torchsde Brownian tree for the SDE samplers) against nodeloom's ``step_noise``/``brownian_noise``.
 Schedulers are compared on ComfyUI's SD 1.x model sampling. Samplers with options (as the option
-nodes pass them) are run too. Prints one line per run and exits 1 when any differs by more than the
+nodes pass them) are run too. ``--flow`` runs everything on a flow-matching model instead
+(ComfyUI's ``ModelSamplingDiscreteFlow`` + ``CONST`` at shift 3, multiplier 1, against nodeloom's
+``FlowSampling``): the denoisers are the exact posterior means under ``x = (1 − σ)·x0 + σ·noise``,
+the start is pure noise at σ = 1, and nodeloom picks each sampler's flow form as KSampler does. Prints one line per run and exits 1 when any differs by more than the
 tolerance (1e-4 relative in float32, 1e-6 in float64; the few explained exceptions are listed in
 ``known``) or is missing.
 """
@@ -39,11 +42,53 @@ def _draws_noise(sampler) -> bool:
     return bool(asked)
 
 
+def _model_samplings(cms_mod, ours_schedules, flow: bool):
+    """ComfyUI's and nodeloom's model sampling: SD 1.x's discrete schedule, or a shift-3 flow."""
+    class _Config:
+        sampling_settings: dict = {}
+
+    if flow:
+        from nodeloom.diffusion.flow import FlowSampling
+
+        class ComfyFlow(cms_mod.ModelSamplingDiscreteFlow, cms_mod.CONST):
+            pass
+
+        comfy_ms = ComfyFlow(_Config())
+        comfy_ms.set_parameters(shift=3.0, multiplier=1.0)
+        return comfy_ms, FlowSampling(shift=3.0, multiplier=1.0)
+
+    class SD1Sampling(cms_mod.ModelSamplingDiscrete, cms_mod.EPS):
+        pass
+
+    return SD1Sampling(_Config()), ours_schedules.ModelSampling()
+
+
+def _denoisers(torch, flow: bool) -> dict:
+    """(guided, negative) exact posterior means: Gaussian data (variance 1 or 1/2) and a two-component
+    mixture ±m (variance v); ``x = x0 + σ·noise``, or ``(1 − σ)·x0 + σ·noise`` for flow models."""
+    def a(s):
+        return 1 - s if flow else torch.ones_like(s)
+
+    def gauss(var: float):
+        return lambda x, s: a(s) * var * x / (a(s) ** 2 * var + s ** 2)
+
+    def mixture(m: float, v: float = 0.05):
+        def den(x, s):
+            total = a(s) ** 2 * v + s ** 2
+            w = torch.sigmoid(2 * x * a(s) * m / total)
+            mean = m * (2 * w - 1)
+            return mean + a(s) * v / total * (x - a(s) * mean)
+        return den
+
+    return {"gauss": (gauss(1.0), gauss(0.5)), "mixture": (mixture(1.2), mixture(0.8))}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("comfyui", type=Path, help="a ComfyUI checkout")
     parser.add_argument("--f64", action="store_true", help="compare in float64 (isolates rounding)")
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--flow", action="store_true", help="compare on a flow-matching (CONST) model")
     args = parser.parse_args()
     sys.path[:0] = [str(REPO / "src"), str(args.comfyui.resolve())]
     sys.argv = [sys.argv[0], "--cpu"]  # ComfyUI reads its own command line on import
@@ -68,13 +113,8 @@ def main() -> int:
     if not args.f64:
         known["dpm_adaptive"] = (2e-3, "float32 rounding moves the adaptive step sizes slightly")
 
-    class SD1Sampling(cms_mod.ModelSamplingDiscrete, cms_mod.EPS):
-        pass
-
-    class _Config:
-        sampling_settings: dict = {}
-
-    comfy_ms, ours_ms = SD1Sampling(_Config()), ours_schedules.ModelSampling()
+    comfy_ms, ours_ms = _model_samplings(cms_mod, ours_schedules, args.flow)
+    from nodeloom.diffusion.flow_samplers import FLOW_UNSUPPORTED, flow_sampler
     failures = 0
 
     print("== schedulers")
@@ -91,17 +131,7 @@ def main() -> int:
         failures += worst > 1e-4
         print(f"{name:32s} rel {worst:.2e}" + ("   <-- DIFF" if worst > 1e-4 else ""))
 
-    def mixture(m: float, v: float = 0.05):
-        def den(x, s):
-            s2 = s ** 2
-            w = torch.sigmoid(2 * x * m / (v + s2))
-            return (v * x + s2 * m * (2 * w - 1)) / (v + s2)
-        return den
-
-    cases = {
-        "gauss": (lambda x, s: x / (1 + s ** 2), lambda x, s: x / (1 + 2 * s ** 2)),
-        "mixture": (mixture(1.2), mixture(0.8)),
-    }
+    cases = _denoisers(torch, args.flow)
     cfg = 2.0
     # stochastic samplers run twice: on one shared noise stream, then each side with its own
     # seeded noise (ComfyUI's default noise samplers against nodeloom's step/Brownian noise)
@@ -151,11 +181,14 @@ def main() -> int:
 
         for name, own_noise, theirs_opts, ours_opts in runs:
             label = f"{name}{' (own noise)' if own_noise else ''}{' ' + str(theirs_opts) if theirs_opts else ''}"
+            if args.flow and name in FLOW_UNSUPPORTED:
+                print(f"{case:8s} {label:32s} not available on flow models in nodeloom")
+                continue
             if name not in ours_samplers.SAMPLERS:
                 print(f"{case:8s} {label:32s} MISSING")
                 failures += 1
                 continue
-            sigmas = comfy_samplers.calculate_sigmas(comfy_ms, "karras", args.steps).to(dtype)
+            sigmas = comfy_samplers.calculate_sigmas(comfy_ms, "simple" if args.flow else "karras", args.steps).to(dtype)
             if name in ours_samplers.DISCARD_PENULTIMATE:
                 sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])
             x0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3), dtype=dtype) * sigmas[0]
@@ -178,8 +211,11 @@ def main() -> int:
             except Exception as exc:  # e.g. ComfyUI's UniPC mixes float32 constants into float64 inputs
                 print(f"{case:8s} {label:32s} not compared: ComfyUI raised {type(exc).__name__}: {exc}")
                 continue
-            b = ours_samplers.SAMPLERS[name](OursDenoiser(), x0.clone(), sigmas.clone(), ours_noise, lambda *_: None,
-                                             **ours_opts)
+            walk = (flow_sampler(name, ours_ms) if args.flow else None) or ours_samplers.SAMPLERS[name]
+            b = walk(OursDenoiser(), x0.clone(), sigmas.clone(), ours_noise, lambda *_: None, **ours_opts)
+            if bool(a.isnan().any()) and bool(b.isnan().any()):  # e.g. CFG++ ancestral at σ = 1 on flow: α = 0
+                print(f"{case:8s} {label:32s} NaN on both sides")
+                continue
             err = float((a - b).abs().max() / a.abs().max())
             limit, why = known.get(name, (tol, ""))
             failures += err > limit

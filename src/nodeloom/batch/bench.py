@@ -42,7 +42,8 @@ def _main(args: argparse.Namespace) -> int:
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``bandwidth`` to ``nodeloom bench``; its ``func`` default runs it."""
     parser = subparsers.add_parser("bandwidth", help="memory copy/triad, disk read and host↔device bandwidth",
-                                   description=__doc__)
+                                   description="Measure memory copy and triad bandwidth, disk read speed and "
+                                               "host to device copies; the best of several trials counts.")
     parser.add_argument("--size-mb", type=float, default=256.0, help="bytes per array/file in MiB (default 256)")
     parser.add_argument("--trials", type=int, default=5, help="repetitions; the best time counts (default 5)")
     parser.add_argument("--dir", default=None, help="folder for the disk-read file (default: the temp folder)")

@@ -2,7 +2,8 @@
 
 Starts ``nodeloom serve`` on a free loopback port in a child process, queues the embedded
 default workflow over the ComfyUI HTTP API as any client would, follows its WebSocket
-events, prints where each output went, and stops the server.
+events and prints where each output went. On a terminal the server then keeps running, so
+the graph editor link it prints works, until Ctrl-C; otherwise (or with ``--exit``) it stops.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_demo_arguments", "demo_main"]
+__all__ = ["add_demo_arguments", "demo_main", "keep_serving"]
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-dir", default=".", help="parent of input/ output/ ... (default .)")
     parser.add_argument("--workflow", default=None, help="API workflow to queue instead of the embedded default")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the run")
+    parser.add_argument("--exit", action="store_true",
+                        help="stop the server when the run ends (the default off a terminal; on a terminal the "
+                             "server keeps running for the graph editor until Ctrl-C)")
 
 
 def _free_port() -> int:
@@ -87,6 +91,7 @@ def demo_main(args: argparse.Namespace) -> int:
                         print(f"demo: node {node_id} ({prompt[node_id]['class_type']}) wrote {path}")
         status = history["status"]["status_str"]
         print(f"demo: {status}")
+        keep_serving(proc, base, interactive=not args.exit and sys.stdin.isatty() and sys.stdout.isatty())
         return 0 if status == "success" and not failed else 1
     finally:
         proc.terminate()
@@ -94,6 +99,18 @@ def demo_main(args: argparse.Namespace) -> int:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def keep_serving(proc: subprocess.Popen[bytes], base: str, *, interactive: bool) -> None:
+    """On a terminal, leave the server up for the graph editor until Ctrl-C (or until it exits)."""
+    if not interactive:
+        return
+    print(f"demo: the graph editor is at {base}/ (the run is in its queue history); press Ctrl-C to stop the server",
+          flush=True)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        print("\ndemo: stopping the server", flush=True)
 
 
 def _follow(ws: Any, prompt_id: str, prompt: dict[str, Any]) -> bool:

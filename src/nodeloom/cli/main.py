@@ -1,4 +1,4 @@
-"""The ``nodeloom`` command: demo, run, validate, nodes, convert, batch, serve, bench.
+"""The ``nodeloom`` command: demo, run, validate, nodes, convert, models, batch, serve, bench.
 
 Every command drives one :class:`~nodeloom.engine.Engine`. This package is the composition
 root: the one place where adapters are wired together (``serve --mcp`` in
@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("-o", "--output", default=None, metavar="OUT", help="write here instead of stdout")
     _engine_options(convert)
 
+    models = sub.add_parser("models", help="list the model files a workflow needs, with their download URLs")
+    from nodeloom.cli.models import add_models_arguments
+
+    add_models_arguments(models)
+
     demo = sub.add_parser("demo", help="serve, queue the embedded default workflow (no models), print the outputs")
     from nodeloom.cli.demo import add_demo_arguments
 
@@ -134,7 +139,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from nodeloom.workflows.files import load_prompt, print_validation_errors
 
     with _make_engine(args) as engine:
-        result = engine.validate(load_prompt(engine, args.workflow))
+        prompt, ui_workflow = load_prompt(engine, args.workflow, with_ui=True)
+        result = engine.validate(prompt, workflow=ui_workflow)
     valid = result.ok and not result.node_errors
     if args.json:
         print(json.dumps({"valid": valid, "outputs": result.outputs_to_execute, **result.to_dict()}, default=str))
@@ -252,6 +258,12 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return batch_main(args)
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from nodeloom.cli.models import models_main
+
+    return models_main(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from nodeloom.cli.demo import demo_main
 
@@ -259,7 +271,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "run": _cmd_run, "validate": _cmd_validate, "nodes": _cmd_nodes, "convert": _cmd_convert,
-            "batch": _cmd_batch, "serve": _cmd_serve, "mcp": _cmd_mcp, "bench": _cmd_bench}
+            "models": _cmd_models, "batch": _cmd_batch, "serve": _cmd_serve, "mcp": _cmd_mcp, "bench": _cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

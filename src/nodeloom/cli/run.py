@@ -22,7 +22,7 @@ from nodeloom.workflows.files import print_validation_errors
 if TYPE_CHECKING:
     from nodeloom.engine import Engine, RunResult
 
-__all__ = ["PlainReporter", "RichReporter", "output_files", "result_payload", "run_command"]
+__all__ = ["PlainReporter", "RichReporter", "output_files", "output_texts", "result_payload", "run_command"]
 
 _FILE_KEYS = ("images", "gifs", "videos", "audio", "files", "animated")
 
@@ -137,8 +137,20 @@ def output_files(engine: Engine, outputs: dict[str, Any]) -> dict[str, list[str]
                         folder = engine.paths.directory(item.get("type", "output"))
                     except NodeloomError:
                         continue
-                    paths.append(str(Path(folder) / (item.get("subfolder") or "") / item["filename"]))
+                    path = str(Path(folder) / (item.get("subfolder") or "") / item["filename"])
+                    if path not in paths:  # a file listed under two keys is still one file
+                        paths.append(path)
         found[node_id] = paths
+    return found
+
+
+def output_texts(outputs: dict[str, Any]) -> dict[str, str]:
+    """The text output nodes show (``ui["text"]``, e.g. Preview as Text), one string per node."""
+    found = {}
+    for node_id, ui in outputs.items():
+        parts = (ui or {}).get("text")
+        if isinstance(parts, (list, tuple)) and parts:
+            found[node_id] = "\n".join(str(p) for p in parts)
     return found
 
 
@@ -169,6 +181,8 @@ def _print_summary(engine: Engine, result: RunResult, stream: TextIO) -> None:
     for node_id, paths in files.items():
         for path in paths:
             print(f"  {node_id}: {path}", file=stream)
+    for node_id, text in output_texts(result.outputs).items():
+        print(f"  {node_id} text: {text}", file=stream)
     for err in result.errors:
         print(f"  error in node {err.get('node_id')} ({err.get('node_type')}): {err.get('exception_message')}", file=stream)
 
@@ -182,7 +196,8 @@ def run_command(engine: Engine, args: argparse.Namespace, prompt: dict[str, Any]
         prompt: the API-format prompt.
         extra_data: ComfyUI's ``extra_data`` (``extra_pnginfo`` for saved PNGs).
     """
-    validation = engine.validate(prompt)
+    pnginfo = (extra_data or {}).get("extra_pnginfo")
+    validation = engine.validate(prompt, workflow=pnginfo.get("workflow") if isinstance(pnginfo, dict) else None)
     if not validation.ok:
         if args.json:
             print(json.dumps({"status": "invalid", **validation.to_dict()}, default=str))

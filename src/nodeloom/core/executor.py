@@ -177,11 +177,17 @@ class Executor:
         emit: Callable[[Event], None] | None = None,
         client_id: str | None = None,
         keep_values: bool = True,
+        check_output: Callable[[str, type, list[list[Any]]], None] | None = None,
     ) -> ExecutionReport:
-        """Run ``prompt`` (already validated) for the given output nodes; blocking."""
+        """Run ``prompt`` (already validated) for the given output nodes; blocking.
+
+        ``check_output(node_id, cls, outputs)``, when given, sees what each node produced
+        before anything uses it; raising fails that node (resource limits).
+        """
         with self._run_lock:
             self.interrupt_flag.clear()
             run = _Run(self, prompt, outputs_to_execute, prompt_id, extra_data or {}, emit, client_id, keep_values)
+            run.check_output = check_output
             with self.hooks.call_context():
                 try:
                     asyncio.get_running_loop()
@@ -234,6 +240,7 @@ class _Run:
         #: the inputs of each node while its function runs (an error report shows them)
         self.current_inputs: dict[str, dict[str, list[Any]]] = {}
         self.interrupted = False
+        self.check_output: Callable[[str, type, list[list[Any]]], None] | None = None
 
     # ------------------------------------------------------------------ events
     def emit(self, type_: str, data: dict[str, Any], *, message: bool = False, preview: Preview | None = None) -> None:
@@ -529,6 +536,8 @@ class _Run:
         run.peak_mem = self.ex.hooks.peak_memory(False)
         run.calls = max(1, len(returns))
         output, ui, subgraphs = map_results(returns, cls)
+        if self.check_output is not None:
+            self.check_output(self.dp.get_real_node_id(nid), cls, output)
         if ui:
             self.ui[nid] = {"meta": self._meta(nid), "output": ui}
             self._executed_event(nid, ui)

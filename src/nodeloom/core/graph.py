@@ -14,14 +14,21 @@ from typing import Any
 
 from nodeloom.core.graph_builder import is_link
 
-__all__ = ["DynamicPrompt", "InputInfo", "NodeNotFoundError", "NodeTypes", "find_cycle", "input_info"]
+__all__ = ["DYNAMIC_COMBO", "DynamicPrompt", "InputInfo", "NodeNotFoundError", "NodeTypes", "find_cycle", "input_info"]
 
 InputInfo = tuple[Any, str | None, dict[str, Any]]
 _UNSET = object()
 
 
+#: a combo whose options each bring their own inputs, named ``"<combo>.<input>"``
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+
+
 def input_info(input_types: dict[str, Any], name: str) -> InputInfo:
-    """``(type, section, options)`` of input ``name``; section None when undeclared."""
+    """``(type, section, options)`` of input ``name``; section None when undeclared.
+
+    ``"combo.sub"`` names an input of a dynamic combo's options (nested combos too).
+    """
     for section in ("required", "optional", "hidden"):
         entries = input_types.get(section) or {}
         if name in entries:
@@ -33,6 +40,14 @@ def input_info(input_types: dict[str, Any], name: str) -> InputInfo:
                 opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
                 return typ, section, opts
             return spec, section, {}
+    base, dot, sub = name.partition(".")
+    if dot:
+        typ, section, opts = input_info(input_types, base)
+        if typ == DYNAMIC_COMBO:
+            for option in opts.get("options") or []:
+                found = input_info((option or {}).get("inputs") or {}, sub) if isinstance(option, dict) else (None, None, {})
+                if found[1] is not None:
+                    return found
     return None, None, {}
 
 

@@ -6,7 +6,8 @@ read in widget order from the node's ``INPUT_TYPES`` (skipping the extra value o
 ``control_after_generate`` widget and of an upload button), links override widget values,
 muted nodes (mode 2) vanish, bypassed nodes (mode 4) pass a same-typed input through,
 virtual nodes (Reroute, PrimitiveNode, Note, MarkdownNote) are resolved or dropped, and
-subgraph instances are expanded into nodes with path ids ``"<instance>:<inner>"``.
+subgraph instances are expanded into nodes with path ids ``"<instance>:<inner>"``; a dynamic
+combo's value is followed by the widgets of the option it selects (``"<combo>.<input>"``).
 Pure functions on dicts: no I/O, no torch.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from nodeloom.core.graph import DYNAMIC_COMBO
 from nodeloom.errors import WorkflowFormatError
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "VIRTUAL_NODE_TYPES",
     "spec_parts",
     "detect_format",
+    "expand_dynamic",
     "to_api",
     "ui_to_api",
     "widget_layout",
@@ -37,7 +40,7 @@ MODE_MUTED = 2
 MODE_BYPASS = 4
 SUBGRAPH_INPUT_ID = -10
 SUBGRAPH_OUTPUT_ID = -20
-WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "COLOR"})
 SEED_NAMES = ("seed", "noise_seed")
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload")
 _MAX_SUBGRAPH_DEPTH = 32
@@ -103,7 +106,39 @@ def spec_parts(spec: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def _is_widget(io_type: Any) -> bool:
-    return isinstance(io_type, list) or (isinstance(io_type, str) and io_type in WIDGET_TYPES)
+    return isinstance(io_type, list) or (isinstance(io_type, str) and io_type in WIDGET_TYPES | {DYNAMIC_COMBO})
+
+
+def _option_inputs(opts: Mapping[str, Any], key: Any) -> dict[str, Any]:
+    for option in opts.get("options") or []:
+        if isinstance(option, Mapping) and option.get("key") == key:
+            return dict(option.get("inputs") or {})
+    return {}
+
+
+def expand_dynamic(types: Mapping[str, Any], values: list[Any]) -> dict[str, Any]:
+    """``INPUT_TYPES`` with each dynamic combo followed, in its section, by the inputs of the
+    option ``values`` selects (named ``"<combo>.<input>"``), as the frontend lays its widgets out."""
+    out: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in types.items()}
+    position = 0
+    for section in ("required", "optional"):
+        entries = list((out.get(section) or {}).items())
+        rebuilt: dict[str, Any] = {}
+        while entries:
+            name, spec = entries.pop(0)
+            rebuilt[name] = spec
+            io_type, opts = spec_parts(spec)
+            if not _is_widget(io_type) or opts.get("forceInput"):
+                continue
+            if io_type == DYNAMIC_COMBO:
+                chosen = values[position] if position < len(values) else opts.get("default")
+                inner = _option_inputs(opts, chosen)
+                added = [(f"{name}.{k}", v) for sub in ("required", "optional") for k, v in (inner.get(sub) or {}).items()]
+                entries[:0] = added
+            position += 1 + int(_has_control(name, io_type, opts)) + int(any(opts.get(k) for k in UPLOAD_OPTIONS))
+        if section in out:
+            out[section] = rebuilt
+    return out
 
 
 def _has_control(name: str, io_type: Any, opts: Mapping[str, Any]) -> bool:
@@ -164,6 +199,9 @@ def _widget_default(types: Mapping[str, Any], name: str) -> tuple[bool, Any]:
             io_type = opts["options"]  # the V3 spelling of a combo
         if isinstance(io_type, list):
             return (True, io_type[0]) if io_type else (False, None)
+        if io_type == DYNAMIC_COMBO:
+            keys = [o.get("key") for o in opts.get("options") or [] if isinstance(o, Mapping)]
+            return (True, keys[0]) if keys else (False, None)
         if isinstance(io_type, str) and io_type in _WIDGET_FALLBACK:
             return True, _WIDGET_FALLBACK[io_type]
     return False, None
@@ -179,6 +217,7 @@ def _widget_values(types: Mapping[str, Any], values: Any) -> dict[str, Any]:
         names = {name for name, *_ in widget_layout(types)}
         found = {k: v for k, v in values.items() if k in names}
     elif isinstance(values, list):
+        types = expand_dynamic(types, values)
         layouts = _candidate_layouts(types)
         chosen = next((lay for lay in layouts if len(lay) == len(values)), layouts[0])
         found = {slot.name: value for slot, value in zip(chosen, values) if slot.name is not None}

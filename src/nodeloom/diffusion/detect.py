@@ -208,7 +208,11 @@ def infer_vae_config(sd: Mapping[str, Any], base: dict[str, Any]) -> dict[str, A
     cfg["up_block_types"] = ["UpDecoderBlock2D"] * n_levels
     cfg["in_channels"] = _shape(sd, prefix + "encoder.conv_in.weight")[1]
     cfg["out_channels"] = _shape(sd, prefix + "decoder.conv_out.weight")[0]
-    cfg["latent_channels"] = _shape(sd, prefix + "post_quant_conv.weight")[0]
+    if prefix + "post_quant_conv.weight" in sd:
+        cfg["latent_channels"] = _shape(sd, prefix + "post_quant_conv.weight")[0]
+    else:  # Flux/SD3-style VAE (16 channels, no quant convs)
+        cfg["latent_channels"] = _shape(sd, prefix + "decoder.conv_in.weight")[1]
+        cfg.update(use_quant_conv=False, use_post_quant_conv=False)
     return cfg
 
 

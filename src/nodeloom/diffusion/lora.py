@@ -38,6 +38,8 @@ class LoraFile:
     name: str
     parts: dict[str, tuple[dict[str, Any], dict[str, float] | None]]
     kind: str = "lora"
+    #: the key prefix of the denoiser's weights ("unet"; "transformer" for flow families)
+    prefix: str = "unet"
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -52,8 +54,14 @@ class LoraPatch:
     strength: float
 
 
-def read_lora(path: str | Path, unet_config: Any, sdxl: bool) -> LoraFile:
-    """Read and convert a LoRA file (kohya ``lora_unet_*``/``lora_te*``, diffusers, PEFT, LyCORIS LoHa/LoKr).
+#: flow family → the diffusers LoRA mixin that reads its files (kohya, trainers' and diffusers/PEFT formats)
+_FLOW_MIXINS = {"flux": "FluxLoraLoaderMixin", "z_image": "ZImageLoraLoaderMixin",
+                "qwen_image": "QwenImageLoraLoaderMixin", "sd3": "SD3LoraLoaderMixin"}
+
+
+def read_lora(path: str | Path, unet_config: Any, sdxl: bool, family: str | None = None) -> LoraFile:
+    """Read and convert a LoRA file (kohya ``lora_unet_*``/``lora_te*``, diffusers, PEFT, LyCORIS LoHa/LoKr;
+    for the flow families of :data:`_FLOW_MIXINS`, the formats diffusers reads for them).
 
     Raises:
         ValidationError: the file holds no LoRA weights diffusers can map.
@@ -64,6 +72,8 @@ def read_lora(path: str | Path, unet_config: Any, sdxl: bool) -> LoraFile:
     p = Path(path)
     raw = load_state_dict(p)
     name = "nl_" + hashlib.sha1(f"{p.resolve()}:{p.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    if family in _FLOW_MIXINS:
+        return _read_flow_lora(raw, name, p.name, family)
     for kind, marker in (("lokr", ".lokr_"), ("loha", ".hada_")):
         if any(marker in k for k in raw):
             return _read_lycoris(raw, name, p.name, kind, unet_config if sdxl else None)
@@ -81,6 +91,27 @@ def read_lora(path: str | Path, unet_config: Any, sdxl: bool) -> LoraFile:
     if not parts:
         raise ValidationError(f"`{p.name}` contains no LoRA weights for the UNet or text encoders")
     return LoraFile(name, parts)
+
+
+def _read_flow_lora(raw: dict[str, Any], name: str, file_name: str, family: str) -> LoraFile:
+    """A flow family's LoRA, converted by diffusers' mixin for that family (transformer part only)."""
+    import inspect
+
+    from diffusers.loaders import lora_pipeline
+
+    mixin = getattr(lora_pipeline, _FLOW_MIXINS[family])
+    wants_alphas = "return_alphas" in inspect.signature(mixin.lora_state_dict).parameters
+    try:
+        out = mixin.lora_state_dict(dict(raw), return_alphas=True) if wants_alphas else mixin.lora_state_dict(dict(raw))
+    except (ValueError, KeyError) as exc:
+        raise ValidationError(f"`{file_name}` is not a {family} LoRA diffusers can apply: {exc}") from exc
+    state, alphas = out if isinstance(out, tuple) else (out, None)
+    sub = {k: v for k, v in state.items() if k.startswith("transformer.")}
+    if not sub:
+        raise ValidationError(f"`{file_name}` contains no LoRA weights for the {family} diffusion model",
+                              extra_info={"name": file_name, "family": family})
+    al = {k: v for k, v in (alphas or {}).items() if k.startswith("transformer.")} or None
+    return LoraFile(name, {"unet": (sub, al)}, prefix="transformer")
 
 
 def _read_lycoris(raw: dict[str, Any], name: str, file_name: str, kind: str, sgm_unet_config: Any) -> LoraFile:
@@ -203,7 +234,7 @@ def _inject(module: Any, lora: LoraFile, part: str) -> bool:
         return True
     state, alphas = lora.parts[part]
     if part == "unet":
-        module.load_lora_adapter(dict(state), prefix="unet", network_alphas=alphas, adapter_name=lora.name)
+        module.load_lora_adapter(dict(state), prefix=lora.prefix, network_alphas=alphas, adapter_name=lora.name)
     else:
         from diffusers.loaders.lora_base import _load_lora_into_text_encoder
 

@@ -46,6 +46,14 @@ class DiffusionModel:
     loras: tuple[LoraPatch, ...] = ()
     fast_path: bool = False
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: raw latent → model space is ``(raw − latent_shift) · latent_scale`` (Flux/SD3 VAEs shift)
+    latent_shift: float = 0.0
+    #: for flow transformers: ``adapter(module, x, sigma, group) -> velocity`` (their calling convention)
+    adapter: Any = field(default=None, repr=False)
+    #: functions applied to the guided estimate after CFG, in order (see :mod:`nodeloom.diffusion.post_cfg`)
+    post_cfg: tuple[Any, ...] = ()
+    #: ``fn(sigma, noise_mask, sigmas, sampling) -> mask`` applied to the inpainting mask at each step (DifferentialDiffusion)
+    denoise_mask_fn: Any = field(default=None, repr=False)
 
     def clone(self, **changes: Any) -> DiffusionModel:
         return dataclasses.replace(self, **changes)

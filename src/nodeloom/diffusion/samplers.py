@@ -282,12 +282,15 @@ def ddpm(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, 
     return x
 
 
-def lcm(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback) -> torch.Tensor:
+def lcm(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
+        flow: bool = False) -> torch.Tensor:
+    """LCM: jump to the estimate, re-noise to the next sigma (``flow``: as ``σ·n + (1 − σ)·x0``)."""
     for i in range(len(sigmas) - 1):
         den = denoise(x, sigmas[i])
         x = den
         if sigmas[i + 1] > 0:
-            x = x + noise(x, sigmas[i], sigmas[i + 1]) * sigmas[i + 1]
+            fresh = noise(x, sigmas[i], sigmas[i + 1])
+            x = sigmas[i + 1] * fresh + (1 - sigmas[i + 1]) * den if flow else x + fresh * sigmas[i + 1]
         callback(i, x, den)
     return x
 

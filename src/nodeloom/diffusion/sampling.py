@@ -22,13 +22,15 @@ import torch.nn.functional as F
 
 from nodeloom.diffusion.controlnet import control_residuals, prepare_controls
 from nodeloom.diffusion.fast_path import unet_forward
+from nodeloom.diffusion.flow import accelerator_dtype, noise_scaling
+from nodeloom.diffusion.flow_samplers import flow_sampler
 from nodeloom.diffusion.lora import lora_active
 from nodeloom.diffusion.models import DiffusionModel
 from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
 from nodeloom.diffusion.schedules import denoise_sigmas
 from nodeloom.errors import ValidationError, require
 
-__all__ = ["brownian_noise", "prepare_noise", "sample", "sample_sigmas", "sampler_sigmas", "step_noise"]
+__all__ = ["CondEntry", "ModelCall", "brownian_noise", "prepare_noise", "sample", "sample_sigmas", "sampler_sigmas", "step_noise"]
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
@@ -111,7 +113,7 @@ def sampler_sigmas(model: DiffusionModel, scheduler: str, sampler_name: str, ste
 
 
 @dataclass(frozen=True)
-class _Entry:
+class CondEntry:
     """One CONDITIONING item made ready to sample: its context at the batch size, its options
     (``pooled_output``, ``control``, timestep range, SDXL sizes...), the latent's pixel size
     and its weight."""
@@ -123,24 +125,24 @@ class _Entry:
 
 
 @dataclass(frozen=True)
-class _UnetCall:
+class ModelCall:
     """What one batched UNet call over some entries needs that does not change between steps."""
 
-    entries: list[_Entry]
+    entries: list[CondEntry]
     context: torch.Tensor
     added: dict[str, torch.Tensor] | None
 
 
-def _entries(conds: list[Any], batch: int, hw: tuple[int, int]) -> list[_Entry]:
+def _entries(conds: list[Any], batch: int, hw: tuple[int, int]) -> list[CondEntry]:
     out = []
     for item in conds:
         ctx, extra = item[0], dict(item[1]) if len(item) > 1 else {}
         ctx = ctx if ctx.shape[0] == batch else ctx[:1].expand(batch, -1, -1)
-        out.append(_Entry(ctx, extra, hw, float(extra.get("strength", 1.0))))
+        out.append(CondEntry(ctx, extra, hw, float(extra.get("strength", 1.0))))
     return out
 
 
-def _added_cond(model: DiffusionModel, entry: _Entry, batch: int, device: Any, dtype: Any) -> dict[str, Any] | None:
+def _added_cond(model: DiffusionModel, entry: CondEntry, batch: int, device: Any, dtype: Any) -> dict[str, Any] | None:
     if not model.is_sdxl:
         return None
     extra = entry.extra
@@ -155,24 +157,28 @@ def _added_cond(model: DiffusionModel, entry: _Entry, batch: int, device: Any, d
     return {"text_embeds": pooled if pooled.shape[0] == batch else pooled[:1].expand(batch, -1), "time_ids": time_ids}
 
 
-def _batch(model: DiffusionModel, entries: list[_Entry], batch: int, device: Any, dtype: Any) -> _UnetCall:
+def _batch(model: DiffusionModel, entries: list[CondEntry], batch: int, device: Any, dtype: Any) -> ModelCall:
     """What one UNet call over ``entries`` needs that does not change between steps."""
     added = [_added_cond(model, e, batch, device, dtype) for e in entries]
-    return _UnetCall(
+    return ModelCall(
         entries=entries,
         context=torch.cat([e.context.to(device, dtype) for e in entries]),
         added=None if added[0] is None else {k: torch.cat([a[k] for a in added]) for k in added[0]},
     )
 
 
-def _predict(model: DiffusionModel, unet: Any, group: _UnetCall, x: torch.Tensor, sigma: torch.Tensor,
+def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor, sigma: torch.Tensor,
              t: torch.Tensor, concat: torch.Tensor | None) -> list[torch.Tensor]:
     """Denoised estimates, one per entry of ``group``, from one batched UNet call."""
     dtype = group.context.dtype
+    n = len(group.entries)
+    if model.adapter is not None:  # a flow transformer: its family adapter returns the velocity
+        x_all = x.repeat(n, 1, 1, 1)
+        velocity = model.adapter(unet, x_all.to(dtype), sigma, group).float()
+        return list((x_all - velocity * sigma).chunk(n))
     xin = x * (1.0 / torch.sqrt(sigma ** 2 + 1.0))
     if concat is not None:
         xin = torch.cat([xin, concat], dim=1)
-    n = len(group.entries)
     xin_all = xin.repeat(n, 1, 1, 1).to(dtype)
     ctx, added = group.context, group.added
     residuals = control_residuals(model, [e.extra.get("control") for e in group.entries], xin_all, t, ctx, added, sigma)
@@ -185,7 +191,7 @@ def _predict(model: DiffusionModel, unet: Any, group: _UnetCall, x: torch.Tensor
     return list(den.chunk(n))
 
 
-def _groups(entries: list[_Entry]) -> list[list[int]]:
+def _groups(entries: list[CondEntry]) -> list[list[int]]:
     """Entries whose contexts have one shape share a UNet call (uncond first, as diffusers batches)."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, e in enumerate(entries):
@@ -218,7 +224,7 @@ def _sigma_range(model: DiffusionModel, extra: dict[str, Any]) -> tuple[float, f
     return high, low
 
 
-def _guided(model: DiffusionModel, unet: Any, pos: list[_Entry], neg: list[_Entry], cfg: float,
+def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[CondEntry], cfg: float,
             concat: torch.Tensor | None, batch: int, need_uncond: bool = False) -> _Denoiser:
     """Classifier-free guidance over the conditioning entries; at cfg 1 the negative prompt is skipped
     unless the sampler reads the unguided estimate (``need_uncond``, as ComfyUI does for CFG++).
@@ -232,10 +238,10 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[_Entry], neg: list[_Entr
     weights = [e.strength for e in entries]
     ranges = [_sigma_range(model, e.extra) for e in entries]
     timesteps: dict[float, torch.Tensor] = {}
-    groups_for: dict[tuple[int, ...], list[tuple[list[int], _UnetCall]]] = {}
+    groups_for: dict[tuple[int, ...], list[tuple[list[int], ModelCall]]] = {}
     n_neg = len(neg) if use_neg else 0
 
-    def groups(active: tuple[int, ...]) -> list[tuple[list[int], _UnetCall]]:
+    def groups(active: tuple[int, ...]) -> list[tuple[list[int], ModelCall]]:
         """UNet-call groups over the acting entries (indices into ``entries``), built once per set."""
         if active not in groups_for:
             subset = [entries[i] for i in active]
@@ -259,21 +265,26 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[_Entry], neg: list[_Entr
             for i, d in zip(idx, _predict(model, unet, group, x, sigma, timesteps[key], concat)):
                 dens[i] = d
         cond = side(dens, range(n_neg, len(entries)), x)
-        if not use_neg:
-            return cond, None
-        uncond = side(dens, range(n_neg), x)
-        return uncond + (cond - uncond) * cfg, uncond
+        uncond = side(dens, range(n_neg), x) if use_neg else None
+        guided = cond if uncond is None else uncond + (cond - uncond) * cfg
+        for fn in model.post_cfg:  # ComfyUI's post-CFG functions (CFGNorm, ...)
+            guided = fn({"denoised": guided, "cond_denoised": cond, "cond_scale": cfg, "input": x, "sigma": sigma,
+                         "uncond_denoised": torch.zeros_like(cond) if uncond is None else uncond})
+        return guided, uncond
 
     return _Denoiser(denoise)
 
 
-def _masked(denoise: _Denoiser, mask: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor) -> _Denoiser:
-    """Keep the unmasked area on the original latent's noising path (mask 1 = regenerate). The
-    unguided estimate passes through unmasked, as ComfyUI hands it to CFG++ samplers."""
+def _masked(denoise: _Denoiser, mask: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor,
+            model: DiffusionModel, sigmas: torch.Tensor) -> _Denoiser:
+    """Keep the unmasked area on the original latent's noising path (mask 1 = regenerate), the mask
+    first passed through the model's ``denoise_mask_fn`` when it has one. The unguided estimate
+    passes through unmasked, as ComfyUI hands it to CFG++ samplers."""
 
     def wrapped(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = x * mask + (latent + noise * sigma) * (1 - mask)
-        return denoise(x, sigma) * mask + latent * (1 - mask), denoise.uncond
+        m = mask if model.denoise_mask_fn is None else model.denoise_mask_fn(sigma, mask, sigmas, model.sampling)
+        x = x * m + noise_scaling(model.sampling, sigma, noise, latent) * (1 - m)
+        return denoise(x, sigma) * m + latent * (1 - m), denoise.uncond
 
     return _Denoiser(wrapped)
 
@@ -356,10 +367,11 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     noise = prepare_noise(raw, seed, latent.get("batch_index"))
     if not add_noise:
         noise = torch.zeros_like(raw)  # the stochastic steps still draw from the seed
-    unet = manager.prepare(model.unet) if manager is not None else model.unet
+    dtype = accelerator_dtype(manager) if model.adapter is not None else None
+    unet = manager.prepare(model.unet, dtype=dtype) if manager is not None else model.unet
     prepare_controls([positive, negative or []], manager)
     dev = next(unet.parameters()).device
-    lat = (raw.float() * model.latent_scale).to(dev)
+    lat = ((raw.float() - model.latent_shift) * model.latent_scale).to(dev)
     noise, sigmas = noise.to(dev), sigmas.to(dev)
     hw = (raw.shape[-2] * 8, raw.shape[-1] * 8)
     mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
@@ -370,10 +382,10 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     else:
         fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), [], 1.0, concat, raw.shape[0])
     if mask is not None:
-        fn = _masked(fn, mask, lat, noise)
+        fn = _masked(fn, mask, lat, noise, model, sigmas)
     s0 = float(sigmas[0])
     max_denoise = math.isclose(s0, model.sampling.sigma_max, rel_tol=1e-5) or s0 > model.sampling.sigma_max
-    x = lat + noise * (math.sqrt(1.0 + s0 ** 2) if max_denoise else s0)
+    x = noise_scaling(model.sampling, sigmas[0], noise, lat, max_denoise)
     total = len(sigmas) - 1
     last: list[torch.Tensor] = []
 
@@ -384,13 +396,18 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
 
     draw = brownian_noise(seed, x, sigmas, on_cpu=not sampler_name.endswith("_gpu")) if sampler_name in BROWNIAN \
         else step_noise(seed)
+    walk = SAMPLERS[sampler_name]
+    if getattr(model.sampling, "is_flow", False):
+        walk = flow_sampler(sampler_name, model.sampling) or walk
     with torch.no_grad(), lora_active(unet, model.loras, part="unet"):
-        x = SAMPLERS[sampler_name](fn, x, sigmas, draw, step_cb, **(sampler_options or {}))
+        x = walk(fn, x, sigmas, draw, step_cb, **(sampler_options or {}))
     if mask is not None:
         x = x * mask + lat * (1 - mask)
-    out["samples"] = (x / model.latent_scale).float().cpu()
+    if getattr(model.sampling, "is_flow", False) and float(sigmas[-1]) < 1.0:
+        x = x / (1.0 - sigmas[-1])  # ComfyUI's inverse noise scaling (identity when the run ends at 0)
+    out["samples"] = (x / model.latent_scale + model.latent_shift).float().cpu()
     denoised = out
     if last:
         denoised = dict(latent)
-        denoised["samples"] = (last[0] / model.latent_scale).float().cpu()
+        denoised["samples"] = (last[0] / model.latent_scale + model.latent_shift).float().cpu()
     return out, denoised

@@ -22,6 +22,11 @@ from typing import Any
 
 __all__ = ["LoadedModel", "ModelManager", "model_key"]
 
+#: loaders run one at a time, process-wide: diffusers builds modules under accelerate's
+#: ``init_empty_weights``, which patches torch for the whole process, so a module constructed on
+#: another thread meanwhile would get meta (empty) parameters
+_LOAD_LOCK = threading.Lock()
+
 
 def model_key(path: str | os.PathLike[str], *options: Hashable) -> tuple[Hashable, ...]:
     """A cache key for a model file or folder: resolved path, mtime (newest file inside a
@@ -145,7 +150,8 @@ class ModelManager:
                 entry.last_used = time.time()
                 self._models.move_to_end(key)
                 return entry.model
-        model = loader()
+        with _LOAD_LOCK:
+            model = loader()
         with self._lock:
             self._models[key] = LoadedModel(key, model, _object_bytes(model))
             self._models.move_to_end(key)

@@ -93,7 +93,7 @@ def create_app(engine: Engine, config: ServerConfig | None = None, *, token: str
     web_root, reason = frontend_dir()
     logs = LogBuffer(on_entry=lambda e: _forward_log(hub, logs, e))
     state = ServerState(
-        engine=engine, config=config, queue=queue, hub=hub, worker=Worker(engine, queue, hub),
+        engine=engine, config=config, queue=queue, hub=hub, worker=Worker(engine, queue, hub, limits=config.limits),
         users=UserStore(Path(engine.paths.user_dir), multi_user=config.multi_user), logs=logs,
         web_root=web_root, token=token,
     )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import html
 import importlib
+import importlib.util
 from pathlib import Path
 
 from aiohttp import web
 
-__all__ = ["extension_scripts", "frontend_dir", "index_handler", "static_routes", "template_routes"]
+__all__ = ["extension_scripts", "frontend_dir", "index_handler", "static_routes", "template_files", "template_routes"]
 
 INSTALL_HINT = "pip install comfyui-frontend-package   (or: pip install 'nodeloom[server]')"
 
@@ -83,22 +84,54 @@ def static_routes(web_root: Path | None, web_dirs: dict[str, Path]) -> list[web.
     return out
 
 
-def template_routes() -> list[web.AbstractRouteDef]:
-    """``/templates/...``: the official workflow templates when ``comfyui-workflow-templates`` is
-    installed; otherwise empty indexes, so the frontend lists no templates instead of failing."""
-    try:
-        package = importlib.import_module("comfyui_workflow_templates")
-    except ImportError:
-        package = None
-    if package is not None and (Path(package.__file__).parent / "templates").is_dir():
-        return [web.static("/templates", Path(package.__file__).parent / "templates")]
+#: the packages ``comfyui-workflow-templates`` installs: template JSON and media bundles
+TEMPLATE_PACKAGES = (
+    "comfyui_workflow_templates_json",
+    "comfyui_workflow_templates_media_api",
+    "comfyui_workflow_templates_media_video",
+    "comfyui_workflow_templates_media_image",
+    "comfyui_workflow_templates_media_other",
+    "comfyui_workflow_templates_media_assets_01",
+    "comfyui_workflow_templates_media_assets_02",
+    "comfyui_workflow_templates",  # older releases kept every file in one folder here
+)
 
-    async def empty_index(request: web.Request) -> web.Response:
+
+def template_files() -> dict[str, Path]:
+    """File name -> path of every installed template file (index, workflow JSON, thumbnails).
+
+    The first package that has a name wins, so the JSON package's index and workflows come first.
+    """
+    files: dict[str, Path] = {}
+    for name in TEMPLATE_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for location in spec.submodule_search_locations:
+            folder = Path(location) / "templates"
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if path.is_file():
+                        files.setdefault(path.name, path)
+    return files
+
+
+def template_routes() -> list[web.AbstractRouteDef]:
+    """``/templates/{name}``: the official workflow templates when ``comfyui-workflow-templates`` is
+    installed (its JSON package and media bundles); otherwise empty indexes, so the frontend
+    lists no templates instead of failing. Only names found in those folders are served."""
+    files = template_files()
+
+    async def template(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
+        path = files.get(name)
+        if path is not None:
+            return web.FileResponse(path)
         if name == "index_logo.json":
             return web.json_response({})
-        if name.startswith("index") and name.endswith(".json"):
+        if name.startswith("index") and name.endswith(".json") and not files:
             return web.json_response([])
-        raise web.HTTPNotFound(text=f"no workflow template `{name}` (comfyui-workflow-templates is not installed)")
+        why = "" if files else " (comfyui-workflow-templates is not installed)"
+        raise web.HTTPNotFound(text=f"no workflow template file `{name}`{why}")
 
-    return [web.get("/templates/{name}", empty_index)]
+    return [web.get("/templates/{name}", template)]

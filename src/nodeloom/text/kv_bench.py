@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,13 @@ from nodeloom.text.kv_cache import CACHE_MODES, CacheSpec, cache_bytes, expected
 from nodeloom.text.plot import line_chart
 
 __all__ = ["ModeRun", "latency_slope", "measure_mode", "plot_latency", "kv_report", "register_cli", "run_kv_benchmark"]
+
+#: what ``nodeloom bench kv --help`` tells a user
+CLI_DESCRIPTION = (
+    "Measure a local language model's decoding with each KV-cache mode: tokens per second, "
+    "per-token latency against position, and the memory the cache holds checked against its "
+    "formula. Without --model a small random model is built, so no download is needed."
+)
 
 #: the memory check passes when measured bytes are within this fraction of the formula
 MEMORY_TOLERANCE = 0.10
@@ -116,8 +125,11 @@ def kv_report(
     window: int = 64,
     repeats: int = 1,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Measure each mode on a random prompt of ``prompt_tokens`` ids.
+
+    ``progress`` (when given) receives one line before and after each mode's measurement.
 
     Returns:
         ``{"model": {...}, "prompt_tokens", "new_tokens", "runs": [ModeRun as dict], "speedup"}``
@@ -131,7 +143,13 @@ def kv_report(
     vocab = int(model.config.vocab_size)
     gen = torch.Generator().manual_seed(seed)
     input_ids = torch.randint(0, vocab, (1, prompt_tokens), generator=gen)
-    runs = [measure_mode(model, input_ids, new_tokens, CacheSpec(m, window=window), repeats) for m in modes]
+    runs = []
+    for i, mode in enumerate(modes, 1):
+        if progress:
+            progress(f"kv: measuring cache mode `{mode}` ({i}/{len(modes)}): {new_tokens} new tokens × {repeats} run(s)")
+        runs.append(measure_mode(model, input_ids, new_tokens, CacheSpec(mode, window=window), repeats))
+        if progress:
+            progress(f"kv:   `{mode}`: {runs[-1].tokens_per_s:.1f} tokens/s")
     base = next((r.tokens_per_s for r in runs if r.mode == "none"), None)
     shape = kv_shape(model.config)
     return {
@@ -220,11 +238,15 @@ def run_kv_benchmark(args: argparse.Namespace | dict[str, Any]) -> dict[str, Any
         raise ValidationError(f"`--modes` must name modes from {list(CACHE_MODES)}, got {bad}")
     if ns.threads > 0:
         torch.set_num_threads(ns.threads)
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
+        progress(f"kv: loading {ns.model}" if ns.model else "kv: building a random model")
         model = _bench_model(ns, Path(tmp))
         report = kv_report(
             model, prompt_tokens=ns.prompt_tokens, new_tokens=ns.new_tokens, modes=modes,
-            window=ns.window, repeats=ns.repeats, seed=ns.seed,
+            window=ns.window, repeats=ns.repeats, seed=ns.seed, progress=progress,
         )
     report["plot"] = str(Path(ns.plot).resolve()) if ns.plot else None
     if ns.plot:
@@ -285,7 +307,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         bench = subparsers.choices["bench"]
         nested = next((a for a in bench._actions if isinstance(a, argparse._SubParsersAction)), None)
         subparsers = nested or bench.add_subparsers(dest="bench_command")
-    parser = subparsers.add_parser("kv", help="KV-cache speed, latency and memory report", description=__doc__)
+    parser = subparsers.add_parser("kv", help="KV-cache speed, latency and memory report", description=CLI_DESCRIPTION)
     _add_arguments(parser)
     parser.set_defaults(func=_cli_main)
     return parser

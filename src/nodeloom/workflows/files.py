@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from nodeloom.core.context import activate_services
 from nodeloom.core.workflow_ui import detect_format, to_api
 from nodeloom.errors import WorkflowFormatError
+from nodeloom.workflows.survey import unknown_types_error
 
 if TYPE_CHECKING:
     from nodeloom.engine import Engine
@@ -69,14 +70,19 @@ def load_prompt(engine: Engine, path: str, *, with_ui: bool = False) -> Any:
         with_ui: also return the UI workflow when the file held one (else None).
 
     Raises:
-        WorkflowFormatError: see :func:`read_workflow` and :func:`nodeloom.core.workflow_ui.to_api`.
+        WorkflowFormatError: see :func:`read_workflow` and :func:`nodeloom.core.workflow_ui.to_api`;
+            also one error naming every node type the engine does not know.
     """
     data = read_workflow(path)
     if isinstance(data, dict) and isinstance(data.get("prompt"), dict) and "class_type" not in data["prompt"]:
         # a saved ``POST /prompt`` body: {"prompt": {...}, "extra_data": {"extra_pnginfo": {"workflow": ...}}}
         ui = ((data.get("extra_data") or {}).get("extra_pnginfo") or {}).get("workflow")
         return (data["prompt"], ui) if with_ui else data["prompt"]
-    if detect_format(data) == "api":
+    fmt = detect_format(data)
+    unknown = unknown_types_error(data, lambda kind: engine.registry.get(kind) is not None)
+    if unknown is not None:
+        raise unknown
+    if fmt == "api":
         return (data, None) if with_ui else data
     with activate_services(engine.services):
         prompt = to_api(data, _input_types(engine), engine.registry.display_name)

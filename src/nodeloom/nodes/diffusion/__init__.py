@@ -50,6 +50,12 @@ from nodeloom.nodes.diffusion.custom_sampling import (
     SplitSigmasDenoise,
     VPScheduler,
 )
+from nodeloom.nodes.diffusion.edit_models import (
+    FluxKontextImageScale,
+    FluxKontextMultiReferenceLatentMethod,
+    ReferenceLatent,
+)
+from nodeloom.nodes.diffusion.guidance import CFGNorm, DifferentialDiffusion
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.latent_ops import (
     LatentBlend,
@@ -62,7 +68,21 @@ from nodeloom.nodes.diffusion.latent_ops import (
 )
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple, CLIPSetLastLayer, DiffusersLoader, VAELoader
 from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
+from nodeloom.nodes.diffusion.model_sampling import (
+    EmptySD3LatentImage,
+    FluxGuidance,
+    ModelSamplingAuraFlow,
+    ModelSamplingFlux,
+    ModelSamplingSD3,
+)
 from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
+from nodeloom.nodes.diffusion.split_loaders import (
+    CLIPLoader,
+    DualCLIPLoader,
+    QuadrupleCLIPLoader,
+    TripleCLIPLoader,
+    UNETLoader,
+)
 from nodeloom.nodes.diffusion.vae import (
     InpaintModelConditioning,
     VAEDecode,
@@ -87,4 +107,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SplitSigmas, SplitSigmasDenoise, FlipSigmas, SetFirstSigma, ExtendIntermediateSigmas, SamplingPercentToSigma, RandomNoise, DisableNoise, AddNoise, CFGGuider, BasicGuider,
     VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint, InpaintModelConditioning,
     ControlNetLoader, ControlNetApplyAdvanced, Canny,
+    UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
+    ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
+    ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
+    DifferentialDiffusion,
 )

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from nodeloom.diffusion.flow import noise_scaling
 from nodeloom.diffusion.models import DiffusionModel
 from nodeloom.diffusion.samplers import SAMPLER_NAMES
 from nodeloom.diffusion.sampling import prepare_noise, sample_sigmas
@@ -573,9 +574,9 @@ class AddNoise(Node):
         raw = latent_image["samples"]
         scale = (sigmas[0] - sigmas[-1]).abs() if len(sigmas) > 1 else sigmas[0]
         # an all-zero latent (EmptyLatentImage) is not shifted into the model's latent space
-        lat = raw.float() * model.latent_scale if bool(raw.count_nonzero()) else raw.float()
-        noisy = torch.nan_to_num((lat + noise.generate(latent_image) * scale) / model.latent_scale,
-                                 nan=0.0, posinf=0.0, neginf=0.0)
+        lat = (raw.float() - model.latent_shift) * model.latent_scale if bool(raw.count_nonzero()) else raw.float()
+        noisy = noise_scaling(model.sampling, scale, noise.generate(latent_image), lat)
+        noisy = torch.nan_to_num(noisy / model.latent_scale + model.latent_shift, nan=0.0, posinf=0.0, neginf=0.0)
         out = dict(latent_image)
         out["samples"] = noisy
         return (out,)

@@ -20,7 +20,8 @@ def apply_lora(model: DiffusionModel, clip: ClipModel | None, lora_name: str, st
     svc = services()
     path = svc.paths.get_full_path("loras", lora_name)
     lora = svc.models.load(model_key(path, "lora", model.family),
-                           lambda: read_lora(path, model.unet.config, model.is_sdxl))
+                           lambda: read_lora(path, model.unet.config, model.is_sdxl,
+                                             model.family if model.adapter is not None else None))
     new_model = model.clone(loras=model.loras + (LoraPatch(lora, float(strength_model)),)) if strength_model else model
     new_clip = clip
     if clip is not None and strength_clip:

@@ -87,6 +87,11 @@ def _version(dist: str) -> str:
         return ""
 
 
+#: the ComfyUI release whose node and HTTP contract nodeloom follows; reported as
+#: ``comfyui_version`` so the frontend's version checks see a real ComfyUI release
+COMFYUI_VERSION = "0.3.64"
+
+
 def system_stats(engine: Engine) -> dict[str, Any]:
     """ComfyUI's ``/system_stats`` with this machine's real memory and device."""
     import nodeloom
@@ -101,7 +106,7 @@ def system_stats(engine: Engine) -> dict[str, Any]:
     return {
         "system": {
             "os": os.name, "platform": platform.platform(), "ram_total": total, "ram_free": free,
-            "comfyui_version": nodeloom.__version__, "nodeloom_version": nodeloom.__version__,
+            "comfyui_version": COMFYUI_VERSION, "nodeloom_version": nodeloom.__version__,
             "required_frontend_version": _version("comfyui-frontend-package"),
             "installed_templates_version": _version("comfyui-workflow-templates") or None,
             "required_templates_version": None,

@@ -1,0 +1,112 @@
+"""Engine overhead on today's families (tiny Z-Image Turbo and Flux.1 dev) vs diffusers' pipelines (goal ≤ 5 %).
+
+Ours: each family's template workflow (split loaders → text encode → KSampler euler/simple →
+VAE Decode → Save Image) through ``Engine.run`` on tiny random weights saved as ComfyUI's files,
+a new seed each run (sampling, decoding and saving re-run; loaders and prompt encodings come from
+the engine cache, as in real use). Anchor: ``ZImagePipeline`` / ``FluxPipeline`` on the very same
+modules and sigmas, then a PNG save, in the same process (Z-Image's pipeline encodes its prompt
+each run; Flux's is handed the encoded prompt, so its anchor does strictly less work). Runs
+alternate; the best and the median run are reported.
+
+    python benchmarks/bench_families_overhead.py [--size 128] [--steps 20] [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from _timing import print_overhead  # noqa: E402
+from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, ZImagePipeline  # noqa: E402
+
+from nodeloom import Engine  # noqa: E402
+from nodeloom.diffusion.flow import FlowSampling, FluxSampling, flux_resolution_shift  # noqa: E402
+from nodeloom.diffusion.schedules import calculate_sigmas  # noqa: E402
+from nodeloom.testing.tiny_families import (  # noqa: E402
+    FLUX_DEV_WORKFLOW,
+    ZIMAGE_TURBO_WORKFLOW,
+    build_tiny_flux,
+    build_tiny_zimage,
+)
+
+
+def _zimage(root: Path, size: int, steps: int) -> tuple:
+    parts = build_tiny_zimage(root)
+    prompt = copy.deepcopy(ZIMAGE_TURBO_WORKFLOW)
+    prompt["7"]["inputs"].update(width=size, height=size)
+    prompt["8"]["inputs"].update(steps=steps, sampler_name="euler")
+    pipe = ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0), vae=parts["vae"],
+                          text_encoder=parts["text_encoder"], tokenizer=parts["tokenizer"],
+                          transformer=parts["transformer"])
+    pipe.set_progress_bar_config(disable=True)
+    sigmas = calculate_sigmas(FlowSampling(shift=3.0, multiplier=1.0), "simple", steps)[:-1].tolist()
+    text = prompt["5"]["inputs"]["text"]
+    return prompt, "8", lambda seed: pipe(prompt=text, height=size, width=size, num_inference_steps=steps, sigmas=sigmas,
+                                          guidance_scale=0.0, generator=torch.Generator().manual_seed(seed)).images[0]
+
+
+def _flux(root: Path, size: int, steps: int, engine: Engine) -> tuple:
+    parts = build_tiny_flux(root)
+    prompt = copy.deepcopy(FLUX_DEV_WORKFLOW)
+    prompt["8"]["inputs"].update(width=size, height=size)
+    prompt["4"]["inputs"].update(width=size, height=size)
+    prompt["9"]["inputs"]["steps"] = steps
+    pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0), vae=parts["vae"], text_encoder=parts["clip_l"],
+                        tokenizer=None, text_encoder_2=parts["t5"], tokenizer_2=parts["tokenizer"],
+                        transformer=parts["transformer"])
+    pipe.set_progress_bar_config(disable=True)
+    sigmas = calculate_sigmas(FluxSampling(shift=flux_resolution_shift(size, size)), "simple", steps)[:-1].tolist()
+    return prompt, "9", lambda seed: _flux_anchor(pipe, engine, prompt, size, steps, sigmas, seed)
+
+
+def _flux_anchor(pipe: FluxPipeline, engine: Engine, prompt: dict, size: int, steps: int, sigmas: list, seed: int) -> object:
+    if not hasattr(pipe, "_nl_cond"):
+        cond, extra = engine.run(prompt).value("6")[0]
+        pipe._nl_cond = (cond, extra["pooled_output"])
+    cond, pooled = pipe._nl_cond
+    return pipe(prompt_embeds=cond, pooled_prompt_embeds=pooled, height=size, width=size, num_inference_steps=steps,
+                sigmas=sigmas, guidance_scale=3.5, generator=torch.Generator().manual_seed(seed)).images[0]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    for family in ("z_image", "flux"):
+        root = Path(tempfile.mkdtemp(prefix=f"nl-bench-{family}-"))
+        engine = Engine(base_dir=root / "engine", models_dir=root / "models", load_custom_nodes=False)
+        prompt, sampler, anchor_fn = (_zimage(root / "models", args.size, args.steps) if family == "z_image"
+                                      else _flux(root / "models", args.size, args.steps, engine))
+        assert engine.run(prompt).status == "success"
+        ours, anchor = [], []
+        for i in range(args.runs):
+            prompt[sampler]["inputs"]["seed"] = 1000 + i
+            t0 = time.perf_counter()
+            result = engine.run(prompt)
+            ours.append(time.perf_counter() - t0)
+            assert result.status == "success", result.errors
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                anchor_fn(1000 + i).save(root / f"anchor_{i}.png")
+            anchor.append(time.perf_counter() - t0)
+        engine.close()
+        print(f"tiny {family} {args.size}x{args.size}, {args.steps} steps, {args.threads} thread(s), {args.runs} runs each")
+        print_overhead(ours, anchor, "Engine, template workflow", "diffusers pipeline")
+
+
+if __name__ == "__main__":
+    main()

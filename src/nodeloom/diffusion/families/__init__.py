@@ -1,0 +1,103 @@
+"""The flow-transformer model families loaded from split files (ComfyUI's UNETLoader path).
+
+Each family module describes itself with a :class:`Family`: how to recognise its diffusion-model
+file from the header (keys and shapes, ComfyUI's repackaged layout and the original release
+layout), how to build the diffusers transformer from it (sizes read from tensor shapes, the rest
+from the JSON configs shipped in ``data/families/``), how the transformer is called (an adapter
+returning ComfyUI's velocity convention), its default flow schedule and its VAE latent format.
+:func:`identify` returns the family of a header or raises an error that says what was looked for.
+Imports no node, engine or adapter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from nodeloom.diffusion.single_file import FileHeader
+from nodeloom.errors import ValidationError
+
+__all__ = ["FAMILIES", "Family", "family_config", "identify"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family.
+
+    Attributes:
+        name: the family id (``z_image``, ``flux``, ...).
+        title: how users call it.
+        matches: ``matches(shapes)`` — True when a header (prefix stripped) is this family's.
+        load: ``load(state_dict, dtype) -> module`` — the diffusers transformer, eval mode.
+        adapter: ``adapter(module, x, sigma, group) -> velocity`` (ComfyUI's CONST convention).
+        sampling: ``sampling(module)`` — a fresh default model sampling (before any ModelSampling* node).
+        latent_scale / latent_shift: raw VAE latent → model space ``(raw − shift)·scale``.
+        latent_channels: channels of the family's latent.
+        signature: the keys :func:`identify` reports it looked for.
+    """
+
+    name: str
+    title: str
+    matches: Callable[[dict[str, tuple[int, ...]]], bool]
+    load: Callable[[dict[str, Any], Any], Any]
+    adapter: Callable[..., Any]
+    sampling: Callable[[Any], Any]
+    latent_scale: float
+    latent_shift: float
+    latent_channels: int
+    signature: tuple[str, ...]
+
+
+def family_config(name: str) -> dict[str, Any]:
+    """The shipped base config ``data/families/<name>.json`` (conventions shapes cannot tell)."""
+    text = resources.files("nodeloom.diffusion").joinpath(f"data/families/{name}.json").read_text("utf-8")
+    return dict(json.loads(text))
+
+
+def _registry() -> dict[str, Family]:
+    from nodeloom.diffusion.families import flux, zimage
+
+    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY)}
+
+
+FAMILIES: dict[str, Family] = _registry()
+
+
+def identify(header: FileHeader, shapes: dict[str, tuple[int, ...]]) -> Family:
+    """The family of a diffusion-model file.
+
+    Args:
+        header: the file's header (for the error message).
+        shapes: its key → shape map with any wrapper prefix removed.
+
+    Raises:
+        ValidationError: no family matches; the message names the file, the keys looked for,
+            and the loader to use for full checkpoints, LoRAs or text encoders.
+    """
+    for family in FAMILIES.values():
+        if family.matches(shapes):
+            return family
+    looked = "; ".join(f"{f.title}: {', '.join(f.signature)}" for f in FAMILIES.values())
+    hint = _other_kind(shapes)
+    raise ValidationError(
+        f"`{header.path.name}` is not a diffusion model nodeloom knows (looked for {looked}){hint}",
+        type="unknown_model_family",
+        extra_info={"name": header.path.name, "folder": str(header.path.parent), "families": list(FAMILIES)},
+    )
+
+
+def _other_kind(shapes: dict[str, tuple[int, ...]]) -> str:
+    """A hint naming the right loader when the file is some other kind of model."""
+    keys = list(shapes)
+    if any(k.startswith(("model.diffusion_model.input_blocks", "first_stage_model.")) for k in keys):
+        return "; it is a full Stable Diffusion checkpoint: load it with CheckpointLoaderSimple from models/checkpoints"
+    if any("lora_" in k or ".lora_A" in k or ".lora_down" in k for k in keys):
+        return "; it is a LoRA: load it with LoraLoader or LoraLoaderModelOnly from models/loras"
+    if any(k.startswith(("model.layers.", "encoder.block.", "text_model.", "shared.")) for k in keys):
+        return "; it is a text encoder: load it with CLIPLoader from models/text_encoders"
+    if any(k.startswith(("encoder.down.", "decoder.up.", "encoder.down_blocks.")) for k in keys):
+        return "; it is a VAE: load it with VAELoader from models/vae"
+    return ""

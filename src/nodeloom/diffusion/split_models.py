@@ -1,0 +1,118 @@
+"""Load the split files of today's families: a diffusion model (UNETLoader) and text encoders
+(CLIPLoader and its Dual/Triple/Quadruple kin) into MODEL and CLIP values.
+
+The diffusion model's family comes from its header (:func:`nodeloom.diffusion.families.identify`)
+before any tensor is read; weights are loaded through :mod:`nodeloom.diffusion.single_file` (fp8
+and scaled fp8 dequantised on the CPU). ``weight_dtype`` fp8 choices round the weights through
+that fp8 format (ComfyUI's precision; on the CPU they are then held in float32, so no memory is
+saved there). Which encoders a ``type`` needs is :data:`CLIP_RECIPES`. Imports no node or engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nodeloom.diffusion.families import Family, identify
+from nodeloom.diffusion.models import ClipModel, DiffusionModel
+from nodeloom.diffusion.single_file import load_weights, read_header, strip_prefix
+from nodeloom.diffusion.text_encoders import (
+    ZIMAGE_TEMPLATE,
+    FluxClip,
+    LlmClip,
+    find_tokenizer,
+    identify_encoder,
+    load_llm_encoder,
+)
+from nodeloom.errors import ValidationError, require
+
+__all__ = ["CLIP_RECIPES", "WEIGHT_DTYPES", "load_diffusion_model", "load_text_encoders",
+           "model_value"]
+
+WEIGHT_DTYPES = ("default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2")
+
+#: (CLIPLoader type, encoder architectures in file order) → the family whose prompts they encode
+CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
+    ("lumina2", ("qwen3",)): "z_image",
+    ("flux", ("clip_l", "t5")): "flux",
+    ("flux", ("t5", "clip_l")): "flux",
+}
+
+
+def _fp8_round(sd: dict[str, Any], weight_dtype: str) -> dict[str, Any]:
+    torch = require("torch", "diffusion")
+    fp8 = torch.float8_e5m2 if weight_dtype == "fp8_e5m2" else torch.float8_e4m3fn
+    out = {}
+    for key, value in sd.items():
+        if key.endswith(".weight") and value.ndim >= 2 and value.is_floating_point():
+            value = value.to(fp8).to(value.dtype)
+        out[key] = value
+    return out
+
+
+def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tuple[Any, Family]:
+    """Load a diffusion-model file: ``(transformer module, family)`` on the CPU in float32.
+
+    Raises:
+        ModelNotFoundError: the file is missing.
+        ValidationError: unreadable or truncated file, unknown family, bad ``weight_dtype``.
+    """
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValidationError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}, got '{weight_dtype}'")
+    header = read_header(path)
+    cut = strip_prefix(header.shapes)
+    shapes = {k[len(cut):]: v for k, v in header.shapes.items() if k.startswith(cut)}
+    family = identify(header, shapes)
+    torch = require("torch", "diffusion")
+    sd = load_weights(path, dtype=torch.float32, prefix=cut)
+    if weight_dtype != "default":
+        sd = _fp8_round(sd, weight_dtype)
+    return family.load(sd, None), family  # the weights are float32 already
+
+
+def model_value(module: Any, family: Family, name: str) -> DiffusionModel:
+    """The MODEL value of a loaded transformer (the family's default flow schedule)."""
+    return DiffusionModel(module, family.name, family.sampling(module), family.latent_scale,
+                          latent_shift=family.latent_shift, adapter=family.adapter, extra={"file": name})
+
+
+def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders: Sequence[Path]) -> Any:
+    """Load the text encoder file(s) a CLIP loader was given into a CLIP value.
+
+    Raises:
+        ModelNotFoundError: a file or the tokenizer folder is missing.
+        ValidationError: a file that is not a text encoder, or a combination no family uses.
+    """
+    kinds = []
+    for p in paths:
+        header = read_header(p)
+        kind = identify_encoder(header.shapes)
+        if not kind:
+            raise ValidationError(
+                f"`{p.name}` is not a text encoder nodeloom knows (looked for Qwen3/Qwen2.5/Llama/Gemma"
+                " `model.layers.*`, T5 `encoder.block.*`, CLIP `text_model.*` keys); diffusion models load with"
+                " UNETLoader from models/diffusion_models, VAEs with VAELoader",
+                type="unknown_text_encoder", extra_info={"name": p.name, "folder": str(p.parent)})
+        kinds.append(kind)
+    family = CLIP_RECIPES.get((clip_type, tuple(kinds)))
+    if family is None:
+        known = ", ".join(f"type `{t}` with {' + '.join(k)}" for t, k in CLIP_RECIPES)
+        raise ValidationError(
+            f"text encoder(s) {', '.join(f'`{p.name}` ({k})' for p, k in zip(paths, kinds))} with type `{clip_type}`"
+            f" are not a combination nodeloom can run yet; supported: {known}",
+            type="unsupported_text_encoder", extra_info={"names": [p.name for p in paths], "type": clip_type})
+    return _build_clip(family, [Path(p) for p in paths], kinds, tokenizer_folders)
+
+
+def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_folders: Sequence[Path]) -> Any:
+    transformers = require("transformers", "diffusion")
+    torch = require("torch", "diffusion")
+    llm = next(k for k in kinds if k != "clip_l")
+    tok_dir = find_tokenizer(llm, tokenizer_folders, paths[kinds.index(llm)])
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    encoders = {k: load_llm_encoder(k, load_weights(p, dtype=torch.float32, prefix=""), None, p.name)
+                for p, k in zip(paths, kinds)}
+    if family == "flux":
+        return FluxClip(ClipModel((encoders["clip_l"],), "flux"), encoders["t5"], tokenizer)
+    return LlmClip(encoders[llm], tokenizer, family, template=ZIMAGE_TEMPLATE)

@@ -1,0 +1,80 @@
+"""Reference-image nodes of the edit models, with ComfyUI's names: ReferenceLatent (a guiding latent
+added to the conditioning; chain several for several references), FluxKontextMultiReferenceLatentMethod
+(how several references are placed) and FluxKontextImageScale (resize to the Kontext resolution
+closest to the image's aspect)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nodeloom.node_api import IO, Combo, Conditioning, Image, Latent, Node, Output, Schema
+from nodeloom.ops.resample import upscale
+
+__all__ = ["FluxKontextImageScale", "FluxKontextMultiReferenceLatentMethod", "KONTEXT_RESOLUTIONS", "ReferenceLatent"]
+
+#: the (width, height) pairs Flux.1 Kontext was trained at, about one megapixel each
+KONTEXT_RESOLUTIONS = [(672, 1568), (688, 1504), (720, 1456), (752, 1392), (800, 1328), (832, 1248), (880, 1184),
+                       (944, 1104), (1024, 1024), (1104, 944), (1184, 880), (1248, 832), (1328, 800), (1392, 752),
+                       (1456, 720), (1504, 688), (1568, 672)]
+
+
+class ReferenceLatent(Node):
+    """This node sets the guiding latent for an edit model. If the model supports it you can chain multiple to set multiple reference images."""
+
+    SCHEMA = Schema(
+        "ReferenceLatent", display_name="ReferenceLatent", category="advanced/conditioning/edit_models",
+        inputs=[Conditioning("conditioning", tooltip="The conditioning to add the reference to."),
+                Latent("latent", optional=True, tooltip="The reference image's latent (VAE Encode); none leaves the"
+                                                        " conditioning as it is.")],
+        outputs=[Output(IO.CONDITIONING, "CONDITIONING")],
+    )
+
+    @classmethod
+    def execute(cls, conditioning: list[Any], latent: dict[str, Any] | None = None) -> tuple[Any, ...]:
+        if latent is None:
+            return (conditioning,)
+        return (_with_extra(conditioning, lambda e: {"reference_latents": list(e.get("reference_latents", []))
+                                                     + [latent["samples"]]}),)
+
+
+def _with_extra(conditioning: list[Any], values: Any) -> list[Any]:
+    """A new conditioning whose entries' extras are updated with ``values(extra)``."""
+    out = []
+    for item in conditioning:
+        extra = dict(item[1]) if len(item) > 1 else {}
+        out.append([item[0], {**extra, **values(extra)}])
+    return out
+
+
+class FluxKontextMultiReferenceLatentMethod(Node):
+    """How Flux.1 Kontext places several reference images: offset (side by side), index (one position index each) or uxo/uno (diagonally past the image)."""
+
+    SCHEMA = Schema(
+        "FluxKontextMultiReferenceLatentMethod", display_name="FluxKontextMultiReferenceLatentMethod",
+        category="advanced/conditioning/flux", experimental=True,
+        inputs=[Conditioning("conditioning", tooltip="The conditioning holding the reference latents."),
+                Combo("reference_latents_method", ["offset", "index", "uxo/uno"],
+                      tooltip="offset: beside/below each other at index 1; index: index 1, 2, ...; uxo/uno: past the image.")],
+        outputs=[Output(IO.CONDITIONING, "CONDITIONING")],
+    )
+
+    @classmethod
+    def execute(cls, conditioning: list[Any], reference_latents_method: str) -> tuple[Any, ...]:
+        method = "uxo" if "uxo" in reference_latents_method or "uso" in reference_latents_method else reference_latents_method
+        return (_with_extra(conditioning, lambda e: {"reference_latents_method": method}),)
+
+
+class FluxKontextImageScale(Node):
+    """This node resizes the image to one that is more optimal for flux kontext."""
+
+    SCHEMA = Schema(
+        "FluxKontextImageScale", display_name="FluxKontextImageScale", category="advanced/conditioning/flux",
+        inputs=[Image("image", tooltip="The reference image (lanczos, center crop to the chosen aspect).")],
+        outputs=[Output(IO.IMAGE, "IMAGE")],
+    )
+
+    @classmethod
+    def execute(cls, image: Any) -> tuple[Any, ...]:
+        aspect = image.shape[2] / image.shape[1]
+        _, width, height = min((abs(aspect - w / h), w, h) for w, h in KONTEXT_RESOLUTIONS)
+        return (upscale(image.movedim(-1, 1), width, height, "lanczos", "center").movedim(1, -1),)

@@ -1,0 +1,91 @@
+"""The built-in utils pack: ComfyUI's model-free core utility nodes that the official
+templates use (switch, math, number and text nodes, image size/batch/scale/stitch nodes,
+mask and compare previews, blend and pad, latent cuts, lists), with ComfyUI's names,
+inputs, defaults and outputs.
+
+Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
+"""
+
+from nodeloom.node_api import mappings
+from nodeloom.nodes.utils.compose import ImageBlend, ImageBlur, ResizeAndPadImage
+from nodeloom.nodes.utils.format import ColorToRGBInt, StringFormat
+from nodeloom.nodes.utils.images import (
+    BatchImagesNode,
+    GetImageSize,
+    ImageFromBatch,
+    ImageScaleToMaxDimension,
+    ImageScaleToTotalPixels,
+    ImageStitch,
+    JoinImageWithAlpha,
+    RepeatImageBatch,
+    ResolutionSelector,
+)
+from nodeloom.nodes.utils.latents import LatentCut, LatentCutToBatch, TrimVideoLatent
+from nodeloom.nodes.utils.lists import CreateList, GetItemFromList
+from nodeloom.nodes.utils.logic import (
+    ComfyMathExpression,
+    ComfyNumberConvert,
+    ComfySwitchNode,
+    CustomCombo,
+    PreviewAny,
+    SeedNode,
+)
+from nodeloom.nodes.utils.previews import ImageCompare, MaskPreview
+from nodeloom.nodes.utils.resize import ResizeImageMaskNode
+from nodeloom.nodes.utils.save_advanced import SaveImageAdvanced
+from nodeloom.nodes.utils.string_ops import (
+    CaseConverter,
+    RegexMatch,
+    StringCompare,
+    StringContains,
+    StringLength,
+    StringSubstring,
+    StringTrim,
+)
+from nodeloom.nodes.utils.strings import JsonExtractString, RegexExtract, RegexReplace, StringConcatenate, StringReplace
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
+    ComfySwitchNode,
+    ComfyMathExpression,
+    ComfyNumberConvert,
+    CustomCombo,
+    SeedNode,
+    PreviewAny,
+    GetImageSize,
+    ImageFromBatch,
+    RepeatImageBatch,
+    BatchImagesNode,
+    ImageScaleToTotalPixels,
+    ImageScaleToMaxDimension,
+    ImageStitch,
+    JoinImageWithAlpha,
+    ResolutionSelector,
+    MaskPreview,
+    ImageCompare,
+    StringConcatenate,
+    StringReplace,
+    RegexExtract,
+    RegexReplace,
+    JsonExtractString,
+    StringSubstring,
+    StringLength,
+    CaseConverter,
+    StringTrim,
+    StringContains,
+    StringCompare,
+    RegexMatch,
+    StringFormat,
+    ColorToRGBInt,
+    ImageBlend,
+    ImageBlur,
+    ResizeAndPadImage,
+    ResizeImageMaskNode,
+    SaveImageAdvanced,
+    LatentCut,
+    LatentCutToBatch,
+    TrimVideoLatent,
+    CreateList,
+    GetItemFromList,
+)
