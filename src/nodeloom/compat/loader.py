@@ -5,7 +5,8 @@ custom-nodes folder is a pack (``__pycache__``, hidden entries and ``*.disabled`
 skipped); it is imported as a package under a module name unique to its path (so relative
 imports inside it work), with the ComfyUI shims of :mod:`nodeloom.compat.hook` installed.
 Its ``NODE_CLASS_MAPPINGS`` / ``NODE_DISPLAY_NAME_MAPPINGS`` / ``WEB_DIRECTORY`` are
-registered, or the extension returned by ``comfy_entrypoint()``. A pack that fails to import
+registered, or the extension returned by ``comfy_entrypoint()``. What a pack prints while it
+imports goes to the log, not to stdout. A pack that fails to import
 is logged with "(IMPORT FAILED)" and recorded; the others still load. Built-in node ids are
 never overridden by a custom pack.
 """
@@ -18,6 +19,7 @@ import contextlib
 import hashlib
 import importlib.util
 import inspect
+import io
 import logging
 import re
 import sys
@@ -71,6 +73,30 @@ def _ensure_namespace() -> None:
         namespace.__path__ = []  # a package with no files: only holds the packs
         namespace.__doc__ = "Custom-node packs imported by nodeloom, one sub-module per pack path."
         sys.modules["nodeloom_custom_nodes"] = namespace
+
+
+class _LogWriter(io.TextIOBase):
+    """A text stream that sends each printed line to the log (a pack's ``print`` at import
+    must not reach stdout, where ``--json`` output goes)."""
+
+    def __init__(self, pack: str) -> None:
+        self.pack = pack
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            log.info("[%s] %s", self.pack, line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            log.info("[%s] %s", self.pack, self._partial)
+            self._partial = ""
 
 
 def _import_pack(path: Path) -> types.ModuleType:
@@ -165,8 +191,11 @@ def load_pack(path: Path, registry: NodeRegistry, protected: set[str] | frozense
     info = PackInfo(name=name, module=f"custom_nodes.{name}", path=str(path))
     start = time.perf_counter()
     try:
-        module = _import_pack(path)
-        classes, display = _mappings(module)
+        writer = _LogWriter(name)
+        with contextlib.redirect_stdout(writer):
+            module = _import_pack(path)
+            classes, display = _mappings(module)
+        writer.flush()
         skipped = sorted(k for k in classes if k in protected)
         if skipped:
             log.warning("custom nodes %s: ignoring node ids that shadow built-in nodes: %s", name, ", ".join(skipped))
