@@ -12,7 +12,10 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 
 from nodeloom.core.graph_builder import GraphBuilder
@@ -80,7 +83,17 @@ def _graph() -> tuple[dict, str, str]:
     return g.finalize(), scaled.id, info.id
 
 
-def test_any_type_str_subclass_runs_in_every_engine_path(tmp_path: Path) -> None:
+@pytest.fixture
+def restore_comfy_utils() -> Iterator[None]:
+    """The fixture pack patches the shared ``comfy.utils`` shim; undo it for the other tests."""
+    from nodeloom.compat.comfy import utils
+
+    original = utils.common_upscale
+    yield
+    utils.common_upscale = original
+
+
+def test_any_type_str_subclass_runs_in_every_engine_path(tmp_path: Path, restore_comfy_utils: None) -> None:
     engine = Engine(base_dir=tmp_path / "base", custom_nodes_dirs=[_write_pack(tmp_path)])
     prompt, scaled, info = _graph()
     assert engine.validate(prompt).ok

@@ -18,9 +18,11 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["MODULE_MAP", "ComfyShimFinder", "install", "installed", "uninstall"]
+__all__ = ["EXTRAS", "MODULE_MAP", "ComfyShimFinder", "install", "installed", "uninstall"]
 
 _SHIM = "nodeloom.compat.comfy"
+#: ComfyUI's extra node modules: every ``comfy_extras.*`` name is answered (see ``compat.comfy.extras``).
+EXTRAS = "comfy_extras"
 
 #: ComfyUI module name -> the nodeloom module that stands in for it.
 MODULE_MAP: dict[str, str] = {
@@ -35,6 +37,14 @@ MODULE_MAP: dict[str, str] = {
     "comfy_execution.graph_utils": f"{_SHIM}.execution.graph_utils",
     "comfy_api": f"{_SHIM}.api",
     "comfy_api.v0_0_2": f"{_SHIM}.api.v0_0_2",
+    "comfy.samplers": f"{_SHIM}.samplers",
+    "comfy.sample": f"{_SHIM}.sample",
+    "comfy.sampler_helpers": f"{_SHIM}.sampler_helpers",
+    "comfy.sd": f"{_SHIM}.sd",
+    "comfy.latent_formats": f"{_SHIM}.latent_formats",
+    "execution": f"{_SHIM}.execution_shim",
+    "latent_preview": f"{_SHIM}.latent_preview",
+    "node_helpers": f"{_SHIM}.node_helpers",
     "folder_paths": f"{_SHIM}.folder_paths",
     "nodes": f"{_SHIM}.nodes_shim",
     "server": f"{_SHIM}.server_shim",
@@ -60,12 +70,26 @@ class _AliasLoader(importlib.abc.Loader):
             module.__spec__ = self._original_spec
 
 
+class _ExtrasLoader(importlib.abc.Loader):
+    """Builds ``comfy_extras`` and its submodules (nodeloom's built-in nodes by ComfyUI module name)."""
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        from nodeloom.compat.comfy.extras import make_module
+
+        return make_module(spec.name)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        """Nothing to run: attributes resolve on access."""
+
+
 class ComfyShimFinder(importlib.abc.MetaPathFinder):
     """Finds the names in :data:`MODULE_MAP`; leaves every other import alone."""
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
+        if fullname == EXTRAS or fullname.startswith(EXTRAS + "."):
+            return importlib.machinery.ModuleSpec(fullname, _ExtrasLoader(), is_package=fullname == EXTRAS)
         shim = MODULE_MAP.get(fullname)
         if shim is None:
             return None
@@ -107,3 +131,5 @@ def uninstall() -> None:
             module = sys.modules.get(name)
             if module is not None and module.__name__.startswith(_SHIM):
                 del sys.modules[name]
+        for name in [n for n in sys.modules if n == EXTRAS or n.startswith(EXTRAS + ".")]:
+            del sys.modules[name]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.compat import hook
-from nodeloom.core.context import activate_services
+from nodeloom.core.context import activate_services, current_services
 from nodeloom.core.registry import NodeRegistry, PackInfo
 from nodeloom.errors import PackImportError
 
@@ -240,14 +240,30 @@ def load_custom_node_packs(dirs: list[Path], registry: NodeRegistry, services: A
         One :class:`PackInfo` per pack, failed ones included.
     """
     hook.install()
+    from nodeloom.compat.comfy import server_shim
+
+    server_shim.reset_app()
     protected = _protected_ids(registry)
     infos: list[PackInfo] = []
     with _maybe_services(services):
+        _record_dirs(dirs)
         for directory in dirs:
             for path in discover_packs(Path(directory)):
                 infos.append(load_pack(path, registry, protected))
     _log_summary(infos)
     return infos
+
+
+def _record_dirs(dirs: list[Path]) -> None:
+    """Note the folders in the active engine's paths (``folder_paths`` lists them as ``custom_nodes``)."""
+    active = current_services(required=False)
+    if active is None:
+        return
+    known = active.paths.custom_nodes_dirs
+    for directory in dirs:
+        resolved = Path(directory).resolve()
+        if resolved not in known:
+            known.append(resolved)
 
 
 def _log_summary(infos: list[PackInfo]) -> None:

@@ -22,7 +22,7 @@ from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.diffusion.tokenizer import BOS_TOKEN_ID, EOS_TOKEN_ID, clip_tokenizer
 from nodeloom.errors import ValidationError
 
-__all__ = ["ClipModel", "DiffusionModel", "VaeModel"]
+__all__ = ["ClipModel", "DiffusionModel", "PromptTokens", "VaeModel"]
 
 #: latent of a mid-grey image for SD-family VAEs (scaled), fed to inpainting UNets without a mask
 _GREY_LATENT = (0.8223, -0.6876, 0.6364, 0.1380)
@@ -130,6 +130,36 @@ class ClipModel:
             zs.append(z.reshape(1, -1, z.shape[-1]))
         return torch.cat(zs, dim=-1), pooled
 
+    def tokenize(self, text: str, return_word_ids: bool = False, **_: Any) -> PromptTokens:
+        """Weighted token ids per encoder (``"l"``, plus ``"g"`` for SDXL), for packs that call
+        ComfyUI's ``clip.tokenize``; ``return_word_ids`` is not supported and ignored."""
+        tok, out = clip_tokenizer(), PromptTokens(text)
+        for i, key in enumerate(("l", "g")[: len(self.encoders)]):
+            pad = 0 if (self.family == "sdxl" and i == 1) else EOS_TOKEN_ID
+            out[key] = tokenize_weighted(tok, text, pad_id=pad, bos_id=BOS_TOKEN_ID, eos_id=EOS_TOKEN_ID)
+        return out
+
+    def encode_from_tokens(self, tokens: Any, return_pooled: bool = False, return_dict: bool = False) -> Any:
+        """Encode tokens from :meth:`tokenize` (ComfyUI's return forms: cond, (cond, pooled) or a dict).
+
+        Raises:
+            TypeError: ``tokens`` were not made by :meth:`tokenize`.
+        """
+        text = getattr(tokens, "text", None)
+        if not isinstance(text, str):
+            raise TypeError("`encode_from_tokens` needs tokens from this CLIP's `tokenize` (nodeloom encodes "
+                            f"from the prompt text), got {type(tokens).__name__}")
+        cond, pooled = self.encode(text, _active_manager())
+        if return_dict:
+            return {"cond": cond, "pooled_output": pooled}
+        return (cond, pooled) if return_pooled else cond
+
+    def encode_from_tokens_scheduled(self, tokens: Any, unprojected: bool = False,
+                                     add_dict: dict[str, Any] | None = None) -> list[Any]:
+        """A CONDITIONING list ``[[cond, {"pooled_output": pooled, ...}]]`` from :meth:`tokenize` tokens."""
+        cond, pooled = self.encode_from_tokens(tokens, return_pooled=True)
+        return [[cond, {"pooled_output": pooled, **(add_dict or {})}]]
+
     def _encode_one(self, enc: Any, index: int, text: str,
                     embeddings: Callable[[str], dict[str, torch.Tensor]] | None) -> tuple[torch.Tensor, torch.Tensor]:
         tok, layer = clip_tokenizer(), self._layer()
@@ -160,6 +190,25 @@ class ClipModel:
                 z_empty, _ = self._run(enc, torch.tensor([[t for t, _ in empty[0]]], device=dev), layer)
                 z = apply_weights(z, z_empty, weights)
         return z, p
+
+
+class PromptTokens(dict):  # type: ignore[type-arg]
+    """ComfyUI-style tokens (``{"l": chunks, "g": chunks}`` of ``(id, weight)``) that remember their text.
+
+    nodeloom encodes from the prompt text (weights, long prompts and embeddings included), so
+    :meth:`ClipModel.encode_from_tokens` needs tokens made by :meth:`ClipModel.tokenize`.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+def _active_manager() -> Any:
+    from nodeloom.core.context import current_services
+
+    services = current_services(required=False)
+    return getattr(services, "models", None) if services is not None else None
 
 
 @contextlib.contextmanager
@@ -207,6 +256,22 @@ class VaeModel:
         dev = next(vae.parameters()).device
         img = vae.decode(latent.to(dev, torch.float32)).sample
         return (img / 2 + 0.5).clamp(0, 1).movedim(1, -1).float().cpu()
+
+    def spacial_compression_encode(self) -> int:
+        return self.downscale_ratio
+
+    def spacial_compression_decode(self) -> int:
+        return self.downscale_ratio
+
+    def encode_tiled(self, pixels: torch.Tensor, tile_x: int = 512, tile_y: int = 512, overlap: int = 64,
+                     manager: Any = None) -> torch.Tensor:
+        """:meth:`encode` in overlapping pixel tiles blended linearly (ComfyUI's ``encode_tiled``)."""
+        from nodeloom.ops.tiles import tiled_apply
+
+        r = self.downscale_ratio
+        manager = manager if manager is not None else _active_manager()
+        return tiled_apply(pixels[..., :3].movedim(-1, 1), lambda t: self.encode(t.movedim(1, -1), manager),
+                           (tile_y, tile_x), overlap, 1.0 / r, self.latent_channels)
 
     def decode_tiled(self, latent: torch.Tensor, tile: int = 64, overlap: int = 8, manager: Any = None) -> torch.Tensor:
         """Decode in overlapping latent tiles blended linearly (bounded memory for large images).

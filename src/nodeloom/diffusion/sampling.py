@@ -311,11 +311,14 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
 def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.Tensor, *, seed: int, cfg: float,
                   sampler_name: str, positive: list[Any], negative: list[Any] | None, add_noise: bool = True,
                   manager: Any = None, callback: StepCallback | None = None,
-                  sampler_options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                  sampler_options: dict[str, Any] | None = None,
+                  noise: torch.Tensor | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Denoise a LATENT along given ``sigmas`` (ComfyUI's SamplerCustom contract).
 
     ``negative`` None samples the positive conditioning alone (no guidance); ``sampler_options``
-    are keyword arguments of the sampler (``eta``, ``s_noise``, ``r``, ``solver``, ``order``).
+    are keyword arguments of the sampler (``eta``, ``s_noise``, ``r``, ``solver``, ``order``);
+    ``noise`` replaces the seeded initial noise (shaped like the latent; ``seed`` still drives the
+    stochastic steps).
     Returns the output LATENT and the denoised estimate of the last step (the output itself when
     nothing ran).
 
@@ -331,7 +334,12 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
     if len(sigmas) < 2:
         return out, out
-    noise = prepare_noise(raw, seed, latent.get("batch_index"))
+    if noise is not None:
+        if tuple(noise.shape) != tuple(raw.shape):
+            raise ValidationError(f"`noise` is shaped {tuple(noise.shape)} but the latent is {tuple(raw.shape)}")
+        noise = noise.float()
+    else:
+        noise = prepare_noise(raw, seed, latent.get("batch_index"))
     if not add_noise:
         noise = torch.zeros_like(raw)  # the stochastic steps still draw from the seed
     unet = manager.prepare(model.unet) if manager is not None else model.unet
