@@ -42,6 +42,8 @@ MODULE_MAP: dict[str, str] = {
     "comfy.sampler_helpers": f"{_SHIM}.sampler_helpers",
     "comfy.sd": f"{_SHIM}.sd",
     "comfy.latent_formats": f"{_SHIM}.latent_formats",
+    "comfy.k_diffusion": f"{_SHIM}.k_diffusion",
+    "comfy.k_diffusion.utils": f"{_SHIM}.k_diffusion",
     "execution": f"{_SHIM}.execution_shim",
     "latent_preview": f"{_SHIM}.latent_preview",
     "node_helpers": f"{_SHIM}.node_helpers",
@@ -93,7 +95,7 @@ class ComfyShimFinder(importlib.abc.MetaPathFinder):
         shim = MODULE_MAP.get(fullname)
         if shim is None:
             return None
-        is_package = fullname in ("comfy", "comfy.comfy_types", "comfy_execution", "comfy_api")
+        is_package = fullname in ("comfy", "comfy.comfy_types", "comfy.k_diffusion", "comfy_execution", "comfy_api")
         return importlib.machinery.ModuleSpec(fullname, _AliasLoader(shim), is_package=is_package)
 
 

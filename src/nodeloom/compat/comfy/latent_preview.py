@@ -13,10 +13,12 @@ from typing import Any
 
 import torch
 
+from nodeloom.compat.comfy.latent_formats import for_model
 from nodeloom.compat.comfy.utils import ProgressBar
 from nodeloom.diffusion.preview import latent_preview as _latent_rgb
 
-__all__ = ["LatentPreviewMethod", "Latent2RGBPreviewer", "get_previewer", "prepare_callback"]
+__all__ = ["MAX_PREVIEW_RESOLUTION", "Latent2RGBPreviewer", "LatentPreviewMethod", "LatentPreviewer", "get_previewer",
+           "prepare_callback"]
 
 
 class LatentPreviewMethod:
@@ -28,20 +30,36 @@ class LatentPreviewMethod:
     TAESD = "taesd"
 
 
-class Latent2RGBPreviewer:
-    """Turns a latent estimate into a small RGB image with a linear map."""
+MAX_PREVIEW_RESOLUTION = 512
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        self.weight, self.bias = weight, bias
+
+class LatentPreviewer:
+    """Base of step previewers: ``decode_latent_to_preview(x0)`` gives a PIL image."""
+
+    def decode_latent_to_preview(self, x0: torch.Tensor) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define `decode_latent_to_preview`")
+
+    def decode_latent_to_preview_image(self, preview_format: str, x0: torch.Tensor) -> tuple[str, Any, int]:
+        return (preview_format, self.decode_latent_to_preview(x0), MAX_PREVIEW_RESOLUTION)
+
+
+class Latent2RGBPreviewer(LatentPreviewer):
+    """A linear latent → RGB map (nodeloom's, fitted to the model's VAE) on model-space estimates.
+
+    ``latent_rgb_factors`` (``[3, C]``) and ``latent_rgb_factors_bias`` are exposed in ComfyUI's
+    layout for packs that apply them with ``F.linear`` themselves.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, scale: float = 1.0) -> None:
+        self.weight, self.bias, self.scale = weight, bias, float(scale)
+        self.latent_rgb_factors = (weight / self.scale).t().contiguous()
+        self.latent_rgb_factors_bias = bias
 
     def decode_latent_to_preview(self, x0: torch.Tensor) -> Any:
         from PIL import Image
 
-        rgb = _latent_rgb(x0, self.weight, self.bias)
+        rgb = _latent_rgb(x0 / self.scale, self.weight, self.bias)
         return Image.fromarray((rgb.numpy() * 255).round().astype("uint8"))
-
-    def decode_latent_to_preview_image(self, preview_format: str, x0: torch.Tensor) -> tuple[str, Any, int]:
-        return (preview_format, self.decode_latent_to_preview(x0), 512)
 
 
 def _projection(model: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -49,10 +67,12 @@ def _projection(model: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
     return extra.get("latent_rgb") if isinstance(extra, dict) else None
 
 
-def get_previewer(device: Any = None, latent_format: Any = None, model: Any = None) -> Latent2RGBPreviewer | None:
+def get_previewer(device: Any = None, latent_format: Any = None, model: Any = None, **_: Any) -> LatentPreviewer | None:
     """A previewer for ``model`` when its latent → RGB map is known, else None."""
     projection = _projection(model)
-    return Latent2RGBPreviewer(*projection) if projection is not None else None
+    if projection is None:
+        return None
+    return Latent2RGBPreviewer(*projection, scale=float(getattr(model, "latent_scale", 1.0) or 1.0))
 
 
 def prepare_callback(model: Any, steps: int, x0_output_dict: dict[str, Any] | None = None) -> Callable[..., None]:
@@ -62,15 +82,13 @@ def prepare_callback(model: Any, steps: int, x0_output_dict: dict[str, Any] | No
     ``x0_output_dict["x0"]`` when a dict is given).
     """
     bar = ProgressBar(steps)
-    previewer = get_previewer(model=model)
-    scale = float(getattr(model, "latent_scale", 1.0) or 1.0)
+    # looked up on the module at call time: packs (VideoHelperSuite) wrap ``get_previewer``
+    previewer = globals()["get_previewer"](None, for_model(model), model=model)
 
     def callback(step: int, x0: torch.Tensor, x: torch.Tensor, total_steps: int) -> None:
         if x0_output_dict is not None:
             x0_output_dict["x0"] = x0
-        preview = None
-        if previewer is not None:
-            preview = _latent_rgb(x0 / scale, previewer.weight, previewer.bias)
+        preview = previewer.decode_latent_to_preview_image("JPEG", x0) if previewer is not None else None
         bar.update_absolute(step + 1, total_steps, preview)
 
     return callback
