@@ -22,7 +22,7 @@ from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.diffusion.tokenizer import BOS_TOKEN_ID, EOS_TOKEN_ID, clip_tokenizer
 from nodeloom.errors import ValidationError
 
-__all__ = ["ClipModel", "DiffusionModel", "PromptTokens", "VaeModel"]
+__all__ = ["ClipModel", "DiffusionModel", "PromptTokens", "VaeModel", "unsupported_patch"]
 
 #: latent of a mid-grey image for SD-family VAEs (scaled), fed to inpainting UNets without a mask
 _GREY_LATENT = (0.8223, -0.6876, 0.6364, 0.1380)
@@ -32,6 +32,42 @@ def _prepare(module: Any, manager: Any, dtype: Any = None) -> Any:
     if manager is None:
         return module
     return manager.prepare(module, dtype=dtype)
+
+
+#: ComfyUI ModelPatcher calls nodeloom cannot honour on its diffusers UNet, and why.
+_PATCHER_CALLS = {
+    "add_patches": "weight deltas keyed by ComfyUI's state-dict names cannot be applied to a diffusers UNet; "
+                   "apply LoRA files with LoraLoader",
+    "add_object_patch": "the MODEL has no ComfyUI inner objects to replace",
+    "set_model_attn1_patch": "nodeloom's UNet attention takes no ComfyUI attention patches",
+    "set_model_attn2_patch": "nodeloom's UNet attention takes no ComfyUI attention patches",
+    "set_model_attn1_replace": "nodeloom's UNet attention takes no ComfyUI attention patches",
+    "set_model_attn2_replace": "nodeloom's UNet attention takes no ComfyUI attention patches",
+    "set_model_unet_function_wrapper": "nodeloom's sampler calls the diffusers UNet directly",
+    "set_model_denoise_mask_function": "nodeloom's sampler applies noise masks itself",
+    "set_model_input_block_patch": "nodeloom's UNet has no ComfyUI block patch points",
+    "set_model_output_block_patch": "nodeloom's UNet has no ComfyUI block patch points",
+    "add_wrapper_with_key": "nodeloom's sampler has no ComfyUI wrapper points",
+    "add_callback_with_key": "nodeloom's sampler has no ComfyUI callback points",
+}
+
+
+def _calling_pack() -> str | None:
+    """The custom-node pack whose code is calling (its module under ``nodeloom_custom_nodes``)."""
+    import inspect
+
+    for frame in inspect.stack(context=0)[2:]:
+        module = frame.frame.f_globals.get("__name__", "")
+        if module.startswith("nodeloom_custom_nodes."):
+            return module.split(".")[1].rsplit("_", 1)[0]
+    return None
+
+
+def unsupported_patch(call: str, why: str) -> str:
+    """The message for a ComfyUI MODEL call nodeloom cannot honour, naming the calling pack."""
+    pack = _calling_pack()
+    who = f"custom nodes `{pack}` call" if pack else "a caller uses"
+    return f"{who} `MODEL.{call}`, which nodeloom cannot honour: {why}"
 
 
 @dataclass(frozen=True)
@@ -48,7 +84,50 @@ class DiffusionModel:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def clone(self, **changes: Any) -> DiffusionModel:
+        """A new MODEL value; its ``model_options`` are copied, so patching the clone leaves this one alone."""
+        if "extra" not in changes:
+            extra = dict(self.extra)
+            if "model_options" in extra:
+                extra["model_options"] = {k: list(v) if isinstance(v, list) else v
+                                          for k, v in extra["model_options"].items()}
+            changes["extra"] = extra
         return dataclasses.replace(self, **changes)
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """ComfyUI's patch dict; nodeloom's sampler honours ``sampler_cfg_function`` and
+        ``sampler_post_cfg_function`` (see :func:`nodeloom.diffusion.sampling.apply_cfg_patches`)."""
+        return self.extra.setdefault("model_options", {"transformer_options": {}})
+
+    def set_model_sampler_cfg_function(self, function: Callable[[dict[str, Any]], torch.Tensor],
+                                       disable_cfg1_optimization: bool = False) -> None:
+        """Replace the guidance formula (ComfyUI's ModelPatcher call; use it on a :meth:`clone`)."""
+        self.model_options["sampler_cfg_function"] = function
+        if disable_cfg1_optimization:
+            self.model_options["disable_cfg1_optimization"] = True
+
+    def set_model_sampler_post_cfg_function(self, function: Callable[[dict[str, Any]], torch.Tensor],
+                                            disable_cfg1_optimization: bool = False) -> None:
+        """Add a function applied to the guided estimate after CFG."""
+        self.model_options.setdefault("sampler_post_cfg_function", []).append(function)
+        if disable_cfg1_optimization:
+            self.model_options["disable_cfg1_optimization"] = True
+
+    def get_model_object(self, name: str) -> Any:
+        """``"model_sampling"`` (the noise schedule); other ComfyUI model internals do not exist here.
+
+        Raises:
+            AttributeError: any other name.
+        """
+        if name == "model_sampling":
+            return self.sampling
+        raise AttributeError(unsupported_patch(f"get_model_object({name!r})",
+                                               "the MODEL is a diffusers UNet without ComfyUI's inner objects"))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _PATCHER_CALLS:
+            raise NotImplementedError(unsupported_patch(name, _PATCHER_CALLS[name]))
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
 
     @property
     def is_sdxl(self) -> bool:

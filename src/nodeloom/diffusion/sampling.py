@@ -27,7 +27,7 @@ from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, S
 from nodeloom.diffusion.schedules import denoise_sigmas
 from nodeloom.errors import ValidationError, require
 
-__all__ = ["brownian_noise", "prepare_noise", "sample", "sample_sigmas", "sampler_sigmas", "step_noise"]
+__all__ = ["apply_cfg_patches", "brownian_noise", "prepare_noise", "sample", "sample_sigmas", "sampler_sigmas", "step_noise"]
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
@@ -196,6 +196,33 @@ def _sigma_range(model: DiffusionModel, extra: dict[str, Any]) -> tuple[float, f
     return high, low
 
 
+def apply_cfg_patches(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
+                      uncond: torch.Tensor | None, cfg: float) -> torch.Tensor:
+    """Guidance with the CFG functions custom-node packs set on a MODEL (``model_options``).
+
+    ``sampler_cfg_function(args)`` replaces the guidance formula (it returns ``x - denoised``);
+    each ``sampler_post_cfg_function(args)`` then returns a new denoised estimate. Arguments
+    follow ComfyUI's names; ``sigma``/``timestep`` are σ per batch item.
+    """
+    options = model.extra.get("model_options") or {}
+    custom = options.get("sampler_cfg_function")
+    posts = options.get("sampler_post_cfg_function") or []
+    if uncond is None:
+        out = cond
+    elif custom is None:
+        out = uncond + (cond - uncond) * cfg
+    if custom is None and not posts:
+        return out
+    sig = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma
+    base = {"cond_scale": cfg, "timestep": sig, "input": x, "sigma": sig, "cond_denoised": cond,
+            "uncond_denoised": uncond, "model": model, "model_options": options}
+    if custom is not None and uncond is not None:
+        out = x - custom({**base, "cond": x - cond, "uncond": x - uncond})
+    for post in posts:
+        out = post({**base, "denoised": out, "cond": None, "uncond": None})
+    return out
+
+
 def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: list[dict[str, Any]], cfg: float,
             concat: torch.Tensor | None, batch: int, need_uncond: bool = False) -> _Denoiser:
     """Classifier-free guidance over the conditioning entries; at cfg 1 the negative prompt is skipped
@@ -204,7 +231,8 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: li
     An entry with a timestep range acts only while σ lies inside it; a side with no entry acting
     at some σ predicts zeros there, as ComfyUI's does.
     """
-    use_neg = need_uncond or not math.isclose(cfg, 1.0)
+    options = model.extra.get("model_options") or {}
+    use_neg = need_uncond or not math.isclose(cfg, 1.0) or bool(options.get("disable_cfg1_optimization"))
     entries = (neg if use_neg else []) + pos
     first = next(unet.parameters())
     weights = [e["strength"] for e in entries]
@@ -238,9 +266,9 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[dict[str, Any]], neg: li
                 dens[i] = d
         cond = side(dens, range(n_neg, len(entries)), x)
         if not use_neg:
-            return cond, None
+            return apply_cfg_patches(model, x, sigma, cond, None, cfg), None
         uncond = side(dens, range(n_neg), x)
-        return uncond + (cond - uncond) * cfg, uncond
+        return apply_cfg_patches(model, x, sigma, cond, uncond, cfg), uncond
 
     return _Denoiser(denoise)
 

@@ -105,6 +105,22 @@ def ksampler(sampler_name: str, extra_options: dict[str, Any] | None = None, inp
     return SamplerChoice(sampler_name, tuple(sorted((extra_options or {}).items())))
 
 
+_HONOURED_OPTIONS = {"sampler_cfg_function", "sampler_post_cfg_function", "disable_cfg1_optimization"}
+
+
+def _with_options(model: DiffusionModel, options: dict[str, Any]) -> DiffusionModel:
+    """``model``, or a clone carrying the honoured entries of ``options``."""
+    refused = sorted(k for k, v in options.items() if k not in _HONOURED_OPTIONS and v not in ({}, [], None))
+    if refused:
+        raise ValueError(f"`comfy.samplers.KSampler`: `model_options` {refused} cannot be applied by nodeloom "
+                         f"(it honours {sorted(_HONOURED_OPTIONS)})")
+    if not any(k in options for k in _HONOURED_OPTIONS):
+        return model
+    patched = model.clone()
+    patched.model_options.update({k: v for k, v in options.items() if k in _HONOURED_OPTIONS})
+    return patched
+
+
 class KSampler:
     """ComfyUI's ``KSampler`` object: a schedule for ``steps`` and a ``sample`` method.
 
@@ -114,11 +130,12 @@ class KSampler:
         device: accepted for compatibility (the engine's model manager places the model).
         sampler / scheduler: names from :attr:`SAMPLERS` / :attr:`SCHEDULERS`.
         denoise: share of the schedule to run (None: all).
-        model_options: ComfyUI's patch dict; nodeloom honours none and refuses non-empty ones.
+        model_options: ComfyUI's patch dict: the CFG functions are honoured (see
+            :func:`nodeloom.diffusion.sampling.apply_cfg_patches`), any other patch is refused.
 
     Raises:
         TypeError: ``model`` is not a nodeloom MODEL.
-        ValueError: non-empty ``model_options``.
+        ValueError: a ``model_options`` patch nodeloom cannot apply.
     """
 
     SCHEDULERS = list(SCHEDULER_NAMES)
@@ -127,10 +144,7 @@ class KSampler:
 
     def __init__(self, model: Any, steps: int, device: Any = None, sampler: str | None = None,
                  scheduler: str | None = None, denoise: float | None = None, model_options: dict[str, Any] | None = None) -> None:
-        self.model = check_model(model, "comfy.samplers.KSampler")
-        if model_options:
-            raise ValueError(f"`comfy.samplers.KSampler`: `model_options` {sorted(model_options)} cannot be applied "
-                             "by nodeloom; patch the MODEL with nodeloom nodes instead")
+        self.model = _with_options(check_model(model, "comfy.samplers.KSampler"), model_options or {})
         self.device, self.steps = device, int(steps)
         self.sampler = sampler or SAMPLER_NAMES[0]
         self.scheduler = scheduler or SCHEDULER_NAMES[0]
