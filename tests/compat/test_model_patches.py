@@ -3,7 +3,6 @@ sampler, and clear errors (naming the pack) for patches nodeloom cannot apply.""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import torch
 from nodeloom.core.graph_builder import GraphBuilder
 from nodeloom.engine import Engine
 from nodeloom.testing.diffusion_fixtures import no_network, single_thread, tiny_models_dir  # noqa: F401
+from tests.compat.pack_fixtures import pack_engine
 
 PATCH_PACK = '''
 class CFGRecorder:
@@ -35,31 +35,13 @@ class CFGRecorder:
             m.add_patches({"diffusion_model.out.2.weight": (torch.zeros(1),)}, 1.0)
         return (m,)
 
-class KeepLatent:
-    OUTPUT_NODE = True
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"latent": ("LATENT",)}}
-    RETURN_TYPES = ()
-    FUNCTION = "keep"
-    CATEGORY = "test"
-
-    def keep(self, latent):
-        return {"ui": {"shape": list(latent["samples"].shape)}}
-
-import torch
-NODE_CLASS_MAPPINGS = {"CFGRecorder": CFGRecorder, "KeepLatent": KeepLatent}
+NODE_CLASS_MAPPINGS = {"CFGRecorder": CFGRecorder}
 '''
 
 
 @pytest.fixture
 def engine(tmp_path: Path, tiny_models_dir: Path, no_network: None, single_thread: None) -> Any:  # noqa: F811
-    pack = tmp_path / "custom_nodes" / "patch_pack"
-    pack.mkdir(parents=True)
-    (pack / "__init__.py").write_text(textwrap.dedent(PATCH_PACK))
-    with Engine(base_dir=tmp_path / "base", models_dir=tiny_models_dir,
-                custom_nodes_dirs=[tmp_path / "custom_nodes"]) as eng:
-        yield eng
+    yield from pack_engine(tmp_path, "patch_pack", PATCH_PACK, tiny_models_dir)
 
 
 def _sample(g: GraphBuilder, model: Any, clip: Any) -> Any:

@@ -6,7 +6,6 @@ built-in KSampler on the same inputs.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import torch
 from nodeloom.core.graph_builder import GraphBuilder
 from nodeloom.engine import Engine
 from nodeloom.testing.diffusion_fixtures import no_network, single_thread, tiny_models_dir  # noqa: F401
+from tests.compat.pack_fixtures import pack_engine
 
 DETAIL_PACK = '''
 import comfy.model_management
@@ -79,31 +79,14 @@ class CheckpointByPath:
     def load(self, ckpt_name):
         return comfy.sd.load_checkpoint_guess_config(folder_paths.get_full_path("checkpoints", ckpt_name))[:3]
 
-class KeepLatent:
-    OUTPUT_NODE = True
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"latent": ("LATENT",)}}
-    RETURN_TYPES = ()
-    FUNCTION = "keep"
-    CATEGORY = "test"
-
-    def keep(self, latent):
-        return {"ui": {"shape": list(latent["samples"].shape)}}
-
 NODE_CLASS_MAPPINGS = {"TinyDetailer": TinyDetailer, "CommonSampler": CommonSampler,
-                       "CheckpointByPath": CheckpointByPath, "KeepLatent": KeepLatent}
+                       "CheckpointByPath": CheckpointByPath}
 '''
 
 
 @pytest.fixture
 def engine(tmp_path: Path, tiny_models_dir: Path, no_network: None, single_thread: None) -> Any:  # noqa: F811
-    pack = tmp_path / "custom_nodes" / "detail_pack"
-    pack.mkdir(parents=True)
-    (pack / "__init__.py").write_text(textwrap.dedent(DETAIL_PACK))
-    with Engine(base_dir=tmp_path / "base", models_dir=tiny_models_dir,
-                custom_nodes_dirs=[tmp_path / "custom_nodes"]) as eng:
-        yield eng
+    yield from pack_engine(tmp_path, "detail_pack", DETAIL_PACK, tiny_models_dir)
 
 
 def test_detailer_pack_samples_like_the_builtin_ksampler(engine: Engine) -> None:
