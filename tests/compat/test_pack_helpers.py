@@ -107,3 +107,5 @@ def test_comfy_extras_names_resolve_to_builtin_nodes(comfy: dict[str, ModuleType
         mask_mod.composite(torch.zeros(1, 4, 8, 8), torch.ones(1, 4, 2, 2), -8, 0)
     with pytest.raises(AttributeError, match="no built-in node or helper"):
         _ = latent_mod.NoSuchNode
+    image_scale = importlib.import_module("nodes").ImageScale  # rgthree's Image Resize reads its choices
+    assert "bilinear" in image_scale.upscale_methods and image_scale.crop_methods == ["disabled", "center"]
