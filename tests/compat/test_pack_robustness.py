@@ -8,6 +8,7 @@ The fixture pack is written here; it uses the same tricks as popular packs (Comf
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -98,7 +99,7 @@ def test_any_type_str_subclass_runs_in_every_engine_path(tmp_path: Path, restore
     prompt, scaled, info = _graph()
     assert engine.validate(prompt).ok
     result = engine.run(prompt)
-    assert result.status == "success", result.errors
+    assert result.status == "success", result.errors[0]["exception_message"]
     assert result.value(scaled).shape == (1, 4, 4, 3)  # the built-in node ignored the pack's patch
     # no extra_pnginfo given: the INPUT_IS_LIST node sees its own default, not [None]
     assert result.outputs[info]["text"] == ["None", f"[{info!r}]", "1"]
@@ -125,3 +126,54 @@ def test_pack_prints_never_reach_json_output(tmp_path: Path) -> None:
     assert payload["status"] == "success", done.stderr
     assert "any pack says hello at import" not in done.stdout  # it went to the log
     assert "AnyPass ran" in done.stderr
+
+
+LOGGING_PACK = '''
+import logging
+import sys
+
+logger = logging.getLogger("chatty_pack")
+HANDLER = logging.StreamHandler(sys.stdout)  # captured while stdout goes to the log
+logging.getLogger().addHandler(HANDLER)  # on the root logger: our own log records reach it too
+logging.getLogger().setLevel(logging.INFO)
+logger.setLevel(logging.INFO)
+logger.info("chatty pack loaded")
+
+class Noop:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+    CATEGORY = "test"
+    def run(self):
+        logger.info("chatty pack ran")
+        return {"ui": {}}
+
+NODE_CLASS_MAPPINGS = {"ChattyNoop": Noop}
+'''
+
+
+def test_a_pack_logging_to_stdout_at_import_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pack = tmp_path / "custom_nodes" / "chatty_pack"
+    pack.mkdir(parents=True)
+    (pack / "__init__.py").write_text(textwrap.dedent(LOGGING_PACK))
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    try:
+        engine = Engine(base_dir=tmp_path / "base", custom_nodes_dirs=[tmp_path / "custom_nodes"])
+    finally:
+        added = [h for h in root.handlers if h not in before]
+        for handler in added:
+            root.removeHandler(handler)
+        root.setLevel(level)
+    assert added, "the fixture pack should have added a root handler"
+    failed = [p for p in engine.registry.packs if p.error]
+    assert not failed, failed[0].error
+    g = GraphBuilder(prefix="")
+    g.node("ChattyNoop")
+    result = engine.run(g.finalize())
+    assert result.status == "success", result.errors[0]["exception_message"]
+    engine.close()
+    assert "chatty pack" not in capsys.readouterr().out

@@ -23,6 +23,7 @@ import io
 import logging
 import re
 import sys
+import threading
 import time
 import traceback
 import types
@@ -82,15 +83,23 @@ class _LogWriter(io.TextIOBase):
     def __init__(self, pack: str) -> None:
         self.pack = pack
         self._partial = ""
+        self._inside = threading.local()
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        lines = (self._partial + text).split("\n")
-        self._partial = lines.pop()
-        for line in lines:
-            log.info("[%s] %s", self.pack, line)
+        if getattr(self._inside, "active", False):
+            # a logging handler a pack pointed at this stream is writing our own record: stderr
+            return sys.__stderr__.write(text) if sys.__stderr__ is not None else len(text)
+        self._inside.active = True
+        try:
+            lines = (self._partial + text).split("\n")
+            self._partial = lines.pop()
+            for line in lines:
+                log.info("[%s] %s", self.pack, line)
+        finally:
+            self._inside.active = False
         return len(text)
 
     def flush(self) -> None:
