@@ -196,7 +196,9 @@ class Engine:
         for section in ("required", "optional"):
             for spec in (types.get(section) or {}).values():
                 t = spec[0] if isinstance(spec, (tuple, list)) and spec else spec
-                if isinstance(t, str) and t in DEVICE_TYPES:
+                # str.__str__ gives a plain str: packs' "any type" str subclasses may be
+                # unhashable or equal to everything, which must not make them device users.
+                if isinstance(t, str) and str.__str__(t) in DEVICE_TYPES:
                     return True
         return False
 

@@ -606,12 +606,26 @@ class _Run:
             data[name] = [value]
         return data, missing
 
+    def _without_absent_hidden(self, nid: str, fn: Any, inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        """INPUT_IS_LIST nodes get no ``[None]`` for a hidden input nobody gave (``extra_pnginfo``
+        of an API run): the parameter's own default applies, as pack code expects."""
+        hidden = self.types.input_types(self.dp.get_node(nid)["class_type"]).get("hidden") or {}
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            return inputs
+        absent = {
+            name for name in hidden
+            if inputs.get(name) == [None] and name in params and params[name].default is not inspect.Parameter.empty
+        }
+        return {k: v for k, v in inputs.items() if k not in absent} if absent else inputs
+
     async def _map(self, nid: str, cls: type, obj: Any, inputs: dict[str, list[Any]], func: str, *, track: bool) -> list[Any]:
         """Call ``obj.func`` over the input lists (ComfyUI's list semantics)."""
         fn = getattr(obj, func)
         input_is_list = getattr(cls, "INPUT_IS_LIST", False)
         if input_is_list:
-            calls = [(0, inputs)]
+            calls = [(0, self._without_absent_hidden(nid, fn, inputs))]
         else:
             n = max((len(v) for v in inputs.values()), default=0)
             calls = [(i, {k: v[i if len(v) > i else -1] for k, v in inputs.items()}) for i in range(n)] if n else [(0, {})]

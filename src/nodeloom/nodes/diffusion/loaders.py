@@ -10,13 +10,18 @@ from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.node_api import IO, Clip, Combo, Int, Node, Output, Schema, model_key, services
 from nodeloom.nodes.diffusion._common import file_list, settings
 
-__all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "DiffusersLoader", "VAELoader", "load_checkpoint_values"]
+__all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "DiffusersLoader", "VAELoader", "checkpoint_values_from_path",
+           "load_checkpoint_values"]
 
 
 def load_checkpoint_values(ckpt_name: str, folder: str = "checkpoints") -> tuple[DiffusionModel, ClipModel, VaeModel]:
     """Resolve ``ckpt_name`` in a model folder and return (MODEL, CLIP, VAE), cached by file."""
+    return checkpoint_values_from_path(services().paths.get_full_path(folder, ckpt_name))
+
+
+def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, ClipModel, VaeModel]:
+    """(MODEL, CLIP, VAE) of a checkpoint file or diffusers folder, cached by file in the engine."""
     svc = services()
-    path = svc.paths.get_full_path(folder, ckpt_name)
     allow = bool(svc.settings.get("allow_unsafe_pickle", False))
     parts = svc.models.load(model_key(path, "sd-checkpoint"), lambda: load_checkpoint(path, allow_pickle=allow))
     vae = VaeModel(parts.vae)
