@@ -160,6 +160,9 @@ class ClipModel:
     layer_norm_hidden: bool = True
     layer: int | None = None
     loras: tuple[LoraPatch, ...] = ()
+    #: the model manager that loaded the encoders, used by the ComfyUI-style methods packs call
+    #: without one (``encode_from_tokens``)
+    manager: Any = field(default=None, repr=False, compare=False)
 
     def clone(self, **changes: Any) -> ClipModel:
         return dataclasses.replace(self, **changes)
@@ -236,7 +239,7 @@ class ClipModel:
         if not isinstance(text, str):
             raise TypeError("`encode_from_tokens` needs tokens from this CLIP's `tokenize` (nodeloom encodes "
                             f"from the prompt text), got {type(tokens).__name__}")
-        cond, pooled = self.encode(text, _active_manager())
+        cond, pooled = self.encode(text, self.manager)
         if return_dict:
             return {"cond": cond, "pooled_output": pooled}
         return (cond, pooled) if return_pooled else cond
@@ -291,13 +294,6 @@ class PromptTokens(dict):  # type: ignore[type-arg]
         self.text = text
 
 
-def _active_manager() -> Any:
-    from nodeloom.core.context import current_services
-
-    services = current_services(required=False)
-    return getattr(services, "models", None) if services is not None else None
-
-
 @contextlib.contextmanager
 def _extra_tokens(encoder: Any, vectors: list[torch.Tensor]) -> Iterator[None]:
     """Temporarily append embedding vectors to the token table (ids from the old size up)."""
@@ -319,6 +315,9 @@ class VaeModel:
     """An ``AutoencoderKL`` (ComfyUI's VAE). LATENT values hold its raw (unscaled) latents."""
 
     vae: Any = field(repr=False)
+    #: the model manager that loaded it, used by the ComfyUI-style methods packs call without one
+    #: (``encode_tiled``)
+    manager: Any = field(default=None, repr=False, compare=False)
 
     @property
     def downscale_ratio(self) -> int:
@@ -356,7 +355,7 @@ class VaeModel:
         from nodeloom.ops.tiles import tiled_apply
 
         r = self.downscale_ratio
-        manager = manager if manager is not None else _active_manager()
+        manager = manager if manager is not None else self.manager
         return tiled_apply(pixels[..., :3].movedim(-1, 1), lambda t: self.encode(t.movedim(1, -1), manager),
                            (tile_y, tile_x), overlap, 1.0 / r, self.latent_channels)
 

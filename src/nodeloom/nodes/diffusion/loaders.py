@@ -24,11 +24,11 @@ def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, ClipModel, V
     svc = services()
     allow = bool(svc.settings.get("allow_unsafe_pickle", False))
     parts = svc.models.load(model_key(path, "sd-checkpoint"), lambda: load_checkpoint(path, allow_pickle=allow))
-    vae = VaeModel(parts.vae)
+    vae = VaeModel(parts.vae, manager=svc.models)
     model = DiffusionModel(parts.unet, parts.family, ModelSampling(prediction_type=parts.prediction_type),
                            parts.latent_scale, parts.inpaint,
                            fast_path=bool(settings().get("diffusion_fast_path", False)), extra={"vae": vae})
-    clip = ClipModel(tuple(parts.text_encoders), parts.family, parts.clip_layer_norm_hidden)
+    clip = ClipModel(tuple(parts.text_encoders), parts.family, parts.clip_layer_norm_hidden, manager=svc.models)
     return model, clip, vae
 
 
@@ -85,7 +85,7 @@ class VAELoader(Node):
         path = svc.paths.get_full_path("vae", vae_name)
         allow = bool(svc.settings.get("allow_unsafe_pickle", False))
         vae = svc.models.load(model_key(path, "vae"), lambda: load_vae_file(path, allow_pickle=allow))
-        return (VaeModel(vae),)
+        return (VaeModel(vae, manager=svc.models),)
 
 
 class CLIPSetLastLayer(Node):
