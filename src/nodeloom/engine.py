@@ -196,7 +196,9 @@ class Engine:
         for section in ("required", "optional"):
             for spec in (types.get(section) or {}).values():
                 t = spec[0] if isinstance(spec, (tuple, list)) and spec else spec
-                if isinstance(t, str) and t in DEVICE_TYPES:
+                # str.__str__ gives a plain str: packs' "any type" str subclasses may be
+                # unhashable or equal to everything, which must not make them device users.
+                if isinstance(t, str) and str.__str__(t) in DEVICE_TYPES:
                     return True
         return False
 
@@ -260,9 +262,13 @@ class Engine:
     def validate(self, prompt: Any, *, targets: list[str] | None = None, workflow: Any = None) -> ValidationResult:
         """Validate an API-format prompt; never raises for bad input.
 
+        Node types that are not registered but have a registered replacement (ComfyUI's
+        ``io.NodeReplace``) are swapped first; the result's ``prompt`` is the one that runs.
         ``workflow`` (the UI workflow the prompt came from) lets a missing model file's error
         name the URL the workflow gives for it; the folders searched are always named.
         """
+        if isinstance(prompt, dict):
+            prompt = self.registry.replace_nodes(prompt)
         with activate_services(self.services):
             result = validate_prompt(prompt, self.registry.get, targets, known_classes=lambda: self.registry.classes().keys())
         explain_missing_models(result.node_errors, self.paths, workflow)

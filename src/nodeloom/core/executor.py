@@ -287,7 +287,7 @@ class _Run:
             kwargs = {
                 k: (None if is_link(v) else v)
                 for k, v in (node.get("inputs") or {}).items()
-                if self.types.info(node["class_type"], k)[1] is not None
+                if self.types.info(node["class_type"], k, node.get("inputs"))[1] is not None
             }
             kwargs.update(self._hidden(nid, node["class_type"]))
             value = cls.IS_CHANGED(**kwargs)  # type: ignore[union-attr]
@@ -591,7 +591,7 @@ class _Run:
         data: dict[str, list[Any]] = {}
         missing: set[str] = set()
         for name, value in (node.get("inputs") or {}).items():
-            _, section, opts = self.types.info(class_type, name)
+            _, section, opts = self.types.info(class_type, name, node.get("inputs"))
             if is_link(value) and not opts.get("rawLink", False):
                 out = self.outputs.get(value[0])
                 slot = int(value[1])
@@ -606,12 +606,26 @@ class _Run:
             data[name] = [value]
         return data, missing
 
+    def _without_absent_hidden(self, nid: str, fn: Any, inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        """INPUT_IS_LIST nodes get no ``[None]`` for a hidden input nobody gave (``extra_pnginfo``
+        of an API run): the parameter's own default applies, as pack code expects."""
+        hidden = self.types.input_types(self.dp.get_node(nid)["class_type"]).get("hidden") or {}
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            return inputs
+        absent = {
+            name for name in hidden
+            if inputs.get(name) == [None] and name in params and params[name].default is not inspect.Parameter.empty
+        }
+        return {k: v for k, v in inputs.items() if k not in absent} if absent else inputs
+
     async def _map(self, nid: str, cls: type, obj: Any, inputs: dict[str, list[Any]], func: str, *, track: bool) -> list[Any]:
         """Call ``obj.func`` over the input lists (ComfyUI's list semantics)."""
         fn = getattr(obj, func)
         input_is_list = getattr(cls, "INPUT_IS_LIST", False)
         if input_is_list:
-            calls = [(0, inputs)]
+            calls = [(0, self._without_absent_hidden(nid, fn, inputs))]
         else:
             n = max((len(v) for v in inputs.values()), default=0)
             calls = [(i, {k: v[i if len(v) > i else -1] for k, v in inputs.items()}) for i in range(n)] if n else [(0, {})]

@@ -30,7 +30,8 @@ from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, S
 from nodeloom.diffusion.schedules import denoise_sigmas
 from nodeloom.errors import ValidationError, require
 
-__all__ = ["CondEntry", "ModelCall", "brownian_noise", "prepare_noise", "sample", "sample_sigmas", "sampler_sigmas", "step_noise"]
+__all__ = ["CondEntry", "ModelCall", "apply_cfg_patches", "brownian_noise", "prepare_noise", "sample", "sample_sigmas",
+           "sampler_sigmas", "step_noise"]
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
@@ -224,6 +225,33 @@ def _sigma_range(model: DiffusionModel, extra: dict[str, Any]) -> tuple[float, f
     return high, low
 
 
+def apply_cfg_patches(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
+                      uncond: torch.Tensor | None, cfg: float) -> torch.Tensor:
+    """Guidance with the CFG functions custom-node packs set on a MODEL (``model_options``).
+
+    ``sampler_cfg_function(args)`` replaces the guidance formula (it returns ``x - denoised``);
+    each ``sampler_post_cfg_function(args)`` then returns a new denoised estimate. Arguments
+    follow ComfyUI's names; ``sigma``/``timestep`` are σ per batch item.
+    """
+    options = model.extra.get("model_options") or {}
+    custom = options.get("sampler_cfg_function")
+    posts = options.get("sampler_post_cfg_function") or []
+    if uncond is None:
+        out = cond
+    elif custom is None:
+        out = uncond + (cond - uncond) * cfg
+    if custom is None and not posts:
+        return out
+    sig = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma
+    base = {"cond_scale": cfg, "timestep": sig, "input": x, "sigma": sig, "cond_denoised": cond,
+            "uncond_denoised": uncond, "model": model, "model_options": options}
+    if custom is not None and uncond is not None:
+        out = x - custom({**base, "cond": x - cond, "uncond": x - uncond})
+    for post in posts:
+        out = post({**base, "denoised": out, "cond": None, "uncond": None})
+    return out
+
+
 def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[CondEntry], cfg: float,
             concat: torch.Tensor | None, batch: int, need_uncond: bool = False) -> _Denoiser:
     """Classifier-free guidance over the conditioning entries; at cfg 1 the negative prompt is skipped
@@ -232,7 +260,8 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
     An entry with a timestep range acts only while σ lies inside it; a side with no entry acting
     at some σ predicts zeros there, as ComfyUI's does.
     """
-    use_neg = need_uncond or not math.isclose(cfg, 1.0)
+    options = model.extra.get("model_options") or {}
+    use_neg = need_uncond or not math.isclose(cfg, 1.0) or bool(options.get("disable_cfg1_optimization"))
     entries = (neg if use_neg else []) + pos
     first = next(unet.parameters())
     weights = [e.strength for e in entries]
@@ -266,7 +295,7 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
                 dens[i] = d
         cond = side(dens, range(n_neg, len(entries)), x)
         uncond = side(dens, range(n_neg), x) if use_neg else None
-        guided = cond if uncond is None else uncond + (cond - uncond) * cfg
+        guided = apply_cfg_patches(model, x, sigma, cond, uncond, cfg)
         for fn in model.post_cfg:  # ComfyUI's post-CFG functions (CFGNorm, ...)
             guided = fn({"denoised": guided, "cond_denoised": cond, "cond_scale": cfg, "input": x, "sigma": sigma,
                          "uncond_denoised": torch.zeros_like(cond) if uncond is None else uncond})
@@ -344,11 +373,14 @@ def sample(model: DiffusionModel, latent: dict[str, Any], *, seed: int, steps: i
 def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.Tensor, *, seed: int, cfg: float,
                   sampler_name: str, positive: list[Any], negative: list[Any] | None, add_noise: bool = True,
                   manager: Any = None, callback: StepCallback | None = None,
-                  sampler_options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                  sampler_options: dict[str, Any] | None = None,
+                  noise: torch.Tensor | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Denoise a LATENT along given ``sigmas`` (ComfyUI's SamplerCustom contract).
 
     ``negative`` None samples the positive conditioning alone (no guidance); ``sampler_options``
-    are keyword arguments of the sampler (``eta``, ``s_noise``, ``r``, ``solver``, ``order``).
+    are keyword arguments of the sampler (``eta``, ``s_noise``, ``r``, ``solver``, ``order``);
+    ``noise`` replaces the seeded initial noise (shaped like the latent; ``seed`` still drives the
+    stochastic steps).
     Returns the output LATENT and the denoised estimate of the last step (the output itself when
     nothing ran).
 
@@ -364,7 +396,12 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
     if len(sigmas) < 2:
         return out, out
-    noise = prepare_noise(raw, seed, latent.get("batch_index"))
+    if noise is not None:
+        if tuple(noise.shape) != tuple(raw.shape):
+            raise ValidationError(f"`noise` is shaped {tuple(noise.shape)} but the latent is {tuple(raw.shape)}")
+        noise = noise.float()
+    else:
+        noise = prepare_noise(raw, seed, latent.get("batch_index"))
     if not add_noise:
         noise = torch.zeros_like(raw)  # the stochastic steps still draw from the seed
     dtype = accelerator_dtype(manager) if model.adapter is not None else None

@@ -89,6 +89,8 @@ async def post_prompt(request: web.Request) -> web.Response:
     if "client_id" in body:
         extra_data["client_id"] = client_id
     number = _number(body, state)
+    if isinstance(prompt, dict):  # the queue and history keep the prompt that runs, as in ComfyUI
+        prompt = state.engine.registry.replace_nodes(prompt)
     loop = asyncio.get_running_loop()
     try:
         pnginfo = extra_data.get("extra_pnginfo")
