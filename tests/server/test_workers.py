@@ -108,6 +108,28 @@ def test_100_prompts_from_10_clients_on_2_worker_processes(process_server: Any) 
     assert all(d["type"] == "cpu" for d in stats["devices"])
 
 
+def test_mcp_jobs_run_on_the_workers_unchanged(process_server: Any) -> None:
+    """The MCP runner hears the workers' events on the serving engine's bus, as with one worker."""
+    from nodeloom.mcp.jobs import JobStore as McpJobs
+    from nodeloom.mcp.queue_runner import QueueJobRunner
+    from nodeloom.mcp_client.policy import Policy
+
+    server, engine = process_server
+    state = server.app[STATE]
+    runner = QueueJobRunner(engine, McpJobs(None), Policy(), queue=state.queue, worker=state.worker)
+    try:
+        prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 7}},
+                  "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "agent"}}}
+        job, created = runner.submit(prompt, who="test")
+        assert created and job.done.wait(60), job.status
+        assert job.status == "success", job.error
+        assert job.started is not None  # execution_start came through from the worker
+        assert json.dumps(job.result).count("agent_00001_.png") >= 1
+        assert state.queue.get(job.id).status["worker"] in ("worker-1", "worker-2")
+    finally:
+        runner.close()
+
+
 def test_kill_9_of_a_worker_mid_prompt_loses_and_duplicates_nothing(process_server: Any) -> None:
     server, engine = process_server
     pool = server.app[STATE].worker
