@@ -6,11 +6,11 @@ three sizes) is queued over HTTP and timed from the first submission until every
 The anchor is the 1-worker run of the same backend in the same invocation; the load average
 is printed because the machine may be shared.
 
-Printed today on a shared 2-core machine under load average 6.5–7.3 (other jobs running),
-24 prompts: processes 1 worker 4.44 prompts/s, 2 workers 6.00 prompts/s (1.35×); Ray actors
-1 actor 6.95 prompts/s, 2 actors 14.89 prompts/s (2.14×). The goal is ≥ 1.8× with 2 workers
-on 2 idle cores; with the cores already oversubscribed these ratios mostly measure the
-neighbours, so rerun it on an idle machine before quoting a figure.
+Printed today on a shared 2-core machine with other jobs running, 24 prompts, two runs:
+load 6.5–7.3: processes 4.44 → 6.00 prompts/s (1.35×), Ray actors 6.95 → 14.89 (2.14×);
+load 5.4–6.0: processes 4.24 → 8.79 prompts/s (2.07×), Ray actors 10.33 → 11.10 (1.07×).
+The goal is ≥ 1.8× with 2 workers on 2 idle cores; with the cores already oversubscribed the
+ratios swing with the neighbours, so rerun it on an idle machine before quoting a figure.
 
     python benchmarks/bench_server_workers.py [--prompts 24] [--no-ray]
 """
