@@ -83,6 +83,13 @@ from nodeloom.nodes.diffusion.split_loaders import (
     TripleCLIPLoader,
     UNETLoader,
 )
+from nodeloom.nodes.diffusion.template_sampling import (
+    DualCFGGuider,
+    EmptyFlux2LatentImage,
+    Flux2Scheduler,
+    InstructPixToPixConditioning,
+    ManualSigmas,
+)
 from nodeloom.nodes.diffusion.vae import (
     InpaintModelConditioning,
     VAEDecode,
@@ -110,5 +117,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
-    DifferentialDiffusion,
+    DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
+    InstructPixToPixConditioning,
 )
