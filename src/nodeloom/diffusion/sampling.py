@@ -123,6 +123,7 @@ class CondEntry:
     extra: dict[str, Any]
     hw: tuple[int, int]
     strength: float
+    uncond: bool = False  # from the negative side (SkipLayerGuidanceDiTSimple changes only those calls)
 
 
 @dataclass(frozen=True)
@@ -134,12 +135,12 @@ class ModelCall:
     added: dict[str, torch.Tensor] | None
 
 
-def _entries(conds: list[Any], batch: int, hw: tuple[int, int]) -> list[CondEntry]:
+def _entries(conds: list[Any], batch: int, hw: tuple[int, int], uncond: bool = False) -> list[CondEntry]:
     out = []
     for item in conds:
         ctx, extra = item[0], dict(item[1]) if len(item) > 1 else {}
         ctx = ctx if ctx.shape[0] == batch else ctx[:1].expand(batch, -1, -1)
-        out.append(CondEntry(ctx, extra, hw, float(extra.get("strength", 1.0))))
+        out.append(CondEntry(ctx, extra, hw, float(extra.get("strength", 1.0)), uncond))
     return out
 
 
@@ -394,7 +395,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
     concat = _inpaint_channels(model, lat, mask, next(unet.parameters()).dtype, dict(positive[0][1]))
     if negative:
-        fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw), cfg,
+        fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw, uncond=True), cfg,
                      concat, raw.shape[0], need_uncond=sampler_name in CFG_PP,
                      dual=(dual, _entries(dual.middle, raw.shape[0], hw)) if dual else None)
     else:

@@ -16,6 +16,7 @@ from typing import Any
 
 from nodeloom.diffusion.families import Family, identify
 from nodeloom.diffusion.models import ClipModel, DiffusionModel
+from nodeloom.diffusion.sd3_text import Sd3Clip, sd3_roles
 from nodeloom.diffusion.single_file import load_weights, read_header, strip_prefix
 from nodeloom.diffusion.text_encoders import (
     ZIMAGE_TEMPLATE,
@@ -95,9 +96,12 @@ def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders:
                 " UNETLoader from models/diffusion_models, VAEs with VAELoader",
                 type="unknown_text_encoder", extra_info={"name": p.name, "folder": str(p.parent)})
         kinds.append(kind)
+    if clip_type == "sd3":
+        return _build_sd3_clip([Path(p) for p in paths], kinds, tokenizer_folders)
     family = CLIP_RECIPES.get((clip_type, tuple(kinds)))
     if family is None:
-        known = ", ".join(f"type `{t}` with {' + '.join(k)}" for t, k in CLIP_RECIPES)
+        known = ", ".join(f"type `{t}` with {' + '.join(k)}" for t, k in CLIP_RECIPES) + \
+            ", type `sd3` with clip_l + clip_g (+ t5)"
         raise ValidationError(
             f"text encoder(s) {', '.join(f'`{p.name}` ({k})' for p, k in zip(paths, kinds))} with type `{clip_type}`"
             f" are not a combination nodeloom can run yet; supported: {known}",
@@ -116,3 +120,30 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
     if family == "flux":
         return FluxClip(ClipModel((encoders["clip_l"],), "flux"), encoders["t5"], tokenizer)
     return LlmClip(encoders[llm], tokenizer, family, template=ZIMAGE_TEMPLATE)
+
+
+def _build_sd3_clip(paths: list[Path], kinds: list[str], tokenizer_folders: Sequence[Path]) -> Any:
+    """SD3's CLIP value: CLIP-L and CLIP-G told apart by width, T5 (and its tokenizer) when given."""
+    torch = require("torch", "diffusion")
+    sds = [load_weights(p, dtype=torch.float32, prefix="") for p in paths]
+    widths = [_token_width(sd) for sd in sds]
+    roles = sd3_roles(kinds, widths, [p.name for p in paths])
+    clip_l = load_llm_encoder("clip_l", sds[roles["clip_l"]], None, paths[roles["clip_l"]].name)
+    clip_g = load_llm_encoder("clip_g", sds[roles["clip_g"]], None, paths[roles["clip_g"]].name)
+    t5 = tokenizer = None
+    width = 4096  # ComfyUI pads the CLIP states to T5-XXL's width even without T5
+    if "t5" in roles:
+        t5_path = paths[roles["t5"]]
+        transformers = require("transformers", "diffusion")
+        tok_dir = find_tokenizer("t5", tokenizer_folders, t5_path)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+        t5 = load_llm_encoder("t5", sds[roles["t5"]], None, t5_path.name)
+        width = t5.config.d_model
+    return Sd3Clip(ClipModel((clip_l, clip_g), "sd3", layer_norm_hidden=False), t5, tokenizer, width)
+
+
+def _token_width(sd: dict[str, Any]) -> int:
+    for key in ("text_model.embeddings.token_embedding.weight", "embeddings.token_embedding.weight", "shared.weight"):
+        if key in sd:
+            return int(sd[key].shape[1])
+    return 0

@@ -76,6 +76,7 @@ from nodeloom.nodes.diffusion.model_sampling import (
     ModelSamplingSD3,
 )
 from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
+from nodeloom.nodes.diffusion.skip_layer import SkipLayerGuidanceDiTSimple
 from nodeloom.nodes.diffusion.split_loaders import (
     CLIPLoader,
     DualCLIPLoader,
@@ -118,5 +119,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
-    InstructPixToPixConditioning,
+    InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
 )
