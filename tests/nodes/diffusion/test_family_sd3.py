@@ -176,3 +176,47 @@ def test_loader_errors_name_the_file_and_folder(tmp_path, sd3):
         message = " ".join(str(e.get("exception_message", e)) for e in result.errors)
         assert result.status != "success" and "tokenizers" in message and "t5" in message, message
     assert TripleCLIPLoader.SCHEMA.node_id == "TripleCLIPLoader"
+
+
+#: the official SD3.5 template's graph (sd3.5_simple_example.json): one all-in-one checkpoint
+CHECKPOINT_WORKFLOW = {
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny_sd3.5_medium_aio.safetensors"}},
+    "16": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["4", 1], "text": PROMPT}},
+    "40": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["4", 1], "text": ""}},
+    "53": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+    "3": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": 5, "steps": 4, "cfg": 4.0,
+                                               "sampler_name": "euler", "scheduler": "sgm_uniform",
+                                               "positive": ["16", 0], "negative": ["40", 0], "latent_image": ["53", 0],
+                                               "denoise": 1.0}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "ComfyUI"}},
+}
+
+
+def test_all_in_one_checkpoint_equals_the_split_files(tmp_path, sd3):
+    """CheckpointLoaderSimple on an SD3.5 all-in-one file (told from its keys) gives the same latents
+    as the split files with ModelSamplingSD3 at 3.0 (the family's default schedule), and runs served."""
+    models, _ = sd3
+    whole = _run(tmp_path / "aio", models, copy.deepcopy(CHECKPOINT_WORKFLOW))
+    split = _run(tmp_path / "split", models, copy.deepcopy(SD35_WORKFLOW))
+    assert (whole.value("3")["samples"] - split.value("8")["samples"]).abs().max() < 1e-5
+    assert (whole.value("8") - split.value("9")).abs().max() < 1e-5
+    entry = run_served(tmp_path / "served", models, copy.deepcopy(CHECKPOINT_WORKFLOW))
+    assert entry["outputs"]["9"]["images"][0]["filename"].startswith("ComfyUI")
+
+
+def test_all_in_one_checkpoint_without_clips_is_refused_by_name(tmp_path, sd3):
+    from safetensors.torch import load_file, save_file
+
+    models, parts = sd3
+    bad = tmp_path / "models"
+    (bad / "checkpoints").mkdir(parents=True)
+    sd = load_file(str(models / "checkpoints" / parts["checkpoint"]))
+    save_file({k: v for k, v in sd.items() if not k.startswith("text_encoders.clip_g.")},
+              str(bad / "checkpoints" / "no_clip_g.safetensors"))
+    prompt = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "no_clip_g.safetensors"}},
+              "5": {"class_type": "PreviewAny", "inputs": {"source": ["4", 1]}}}
+    with engine_for(tmp_path / "base", bad) as engine:
+        result = engine.run(prompt)
+    message = " ".join(str(e.get("exception_message", e)) for e in result.errors)
+    assert result.status != "success" and "no_clip_g.safetensors" in message and "TripleCLIPLoader" in message, message
