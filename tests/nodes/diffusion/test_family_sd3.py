@@ -220,3 +220,25 @@ def test_all_in_one_checkpoint_without_clips_is_refused_by_name(tmp_path, sd3):
         result = engine.run(prompt)
     message = " ".join(str(e.get("exception_message", e)) for e in result.errors)
     assert result.status != "success" and "no_clip_g.safetensors" in message and "TripleCLIPLoader" in message, message
+
+
+def test_clip_files_in_any_order_and_without_t5(tmp_path, sd3):
+    """TripleCLIPLoader tells CLIP-L from CLIP-G by width whatever the order; DualCLIPLoader `sd3`
+    (clip_l + clip_g) pads the CLIP states to 4096 with no T5 tokens, as ComfyUI does."""
+    models, _ = sd3
+    swapped = {k: SD35_WORKFLOW[k] for k in ("2", "5")}
+    swapped["2"] = {"class_type": "TripleCLIPLoader", "inputs": {"clip_name1": "tiny_t5xxl.safetensors",
+                                                                 "clip_name2": "tiny_clip_g.safetensors",
+                                                                 "clip_name3": "tiny_clip_l.safetensors"}}
+    swapped["11"] = {"class_type": "PreviewAny", "inputs": {"source": ["5", 0]}}
+    dual = copy.deepcopy(swapped)
+    dual["2"] = {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "tiny_clip_g.safetensors",
+                                                            "clip_name2": "tiny_clip_l.safetensors", "type": "sd3"}}
+    plain = {k: SD35_WORKFLOW[k] for k in ("2", "5")} | {"11": swapped["11"]}
+    ref, ref_extra = _run(tmp_path / "ref", models, plain).value("5")[0]
+    got, got_extra = _run(tmp_path / "swapped", models, swapped).value("5")[0]
+    assert (got - ref).abs().max() == 0 and (got_extra["pooled_output"] - ref_extra["pooled_output"]).abs().max() == 0
+    clip_only, extra = _run(tmp_path / "dual", models, dual).value("5")[0]
+    assert clip_only.shape == (1, 77, 4096) and not clip_only[..., 96:].any()
+    assert (clip_only[..., :96] - ref[:, :77, :96]).abs().max() == 0
+    assert (extra["pooled_output"] - ref_extra["pooled_output"]).abs().max() == 0
