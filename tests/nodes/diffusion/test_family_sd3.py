@@ -242,3 +242,34 @@ def test_clip_files_in_any_order_and_without_t5(tmp_path, sd3):
     assert clip_only.shape == (1, 77, 4096) and not clip_only[..., 96:].any()
     assert (clip_only[..., :96] - ref[:, :77, :96]).abs().max() == 0
     assert (extra["pooled_output"] - ref_extra["pooled_output"]).abs().max() == 0
+
+
+def test_custom_sampling_with_manual_sigmas_equals_the_ksampler(tmp_path, sd3):
+    """The SD3.5 graph through SamplerCustomAdvanced: ManualSigmas typed from the sgm_uniform schedule
+    and a CFGGuider equal the KSampler; DualCFGGuider (regular) with cond2 = the negative and
+    cfg_cond2_negative 1 equals it too (cond2 − negative cancels)."""
+    models, _ = sd3
+    sigmas = calculate_sigmas(FlowSampling(shift=3.0, multiplier=1000.0), "sgm_uniform", 4)
+    prompt = copy.deepcopy(SD35_WORKFLOW)
+    prompt.update({
+        "20": {"class_type": "ManualSigmas", "inputs": {"sigmas": ", ".join(f"{float(s):.9g}" for s in sigmas)}},
+        "21": {"class_type": "RandomNoise", "inputs": {"noise_seed": 5}},
+        "22": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "23": {"class_type": "CFGGuider", "inputs": {"model": ["4", 0], "positive": ["5", 0], "negative": ["6", 0],
+                                                     "cfg": 4.0}},
+        "24": {"class_type": "DualCFGGuider", "inputs": {"model": ["4", 0], "cond1": ["5", 0], "cond2": ["6", 0],
+                                                         "negative": ["6", 0], "cfg_conds": 4.0,
+                                                         "cfg_cond2_negative": 1.0, "style": "regular"}},
+        "25": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["21", 0], "guider": ["23", 0],
+                                                                 "sampler": ["22", 0], "sigmas": ["20", 0],
+                                                                 "latent_image": ["7", 0]}},
+        "26": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["21", 0], "guider": ["24", 0],
+                                                                 "sampler": ["22", 0], "sigmas": ["20", 0],
+                                                                 "latent_image": ["7", 0]}},
+        "27": {"class_type": "PreviewAny", "inputs": {"source": ["25", 0]}},
+        "28": {"class_type": "PreviewAny", "inputs": {"source": ["26", 0]}},
+    })
+    result = _run(tmp_path, models, prompt)
+    ksampler = result.value("8")["samples"]
+    assert (result.value("25")["samples"] - ksampler).abs().max() < 1e-5
+    assert (result.value("26")["samples"] - ksampler).abs().max() < 1e-5
