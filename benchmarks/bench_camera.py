@@ -5,13 +5,34 @@ at 512×512 and 1920×1080, float32 RGB, cubic interpolation, in the same run. O
 the mip-map antialiasing (shown zooming in, where it costs nothing, and zooming out,
 where it samples two pyramid levels) and the perspective (homography) path.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_camera.py [--frames N]``
+Ours and the anchor take turns for ``--rounds`` rounds (best counts) and the load average
+is printed before and after, so a shared machine's load hits both alike. What it prints
+today (shared 2-CPU machine, load average ≈ 7.5):
+
+          size             move   ours fps  warpAffine fps  ratio
+    512x512      zoom in + pan       34.1            32.4   1.05
+    512x512     zoom out + pan        9.9            20.9   0.48
+    512x512      3D pan + tilt       13.8            24.0   0.58
+    1920x1080     zoom in + pan        3.1             3.5   0.91
+    1920x1080    zoom out + pan        1.6             2.7   0.60
+    1920x1080     3D pan + tilt        2.6             8.3   0.31
+
+Zooming in, a frame of ours *is* one ``cv2.warpAffine`` into a reused buffer plus an in-place
+clip of cubic overshoot (about 2 % of the warp), so "level with the anchor" (0.9–1.1× from run
+to run) is the ceiling, not a shortfall: the 1.12× once noted came from a run where the
+anchor's per-frame allocations cost more. Zooming out we sample two mip levels (two warps),
+and the 3D move is a true perspective warp (the anchor only warps the affine part), so those
+rows are expected near 0.5× and below.
+
+Run: ``PYTHONPATH=src python benchmarks/bench_camera.py [--frames N] [--rounds 3]``
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,6 +40,9 @@ from skimage import data
 
 from nodeloom.ops.camera import frame_matrices, path_from_schedules
 from nodeloom.ops.camera_render import render_path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import load_note  # noqa: E402
 
 
 def _still(width: int, height: int) -> np.ndarray:
@@ -46,20 +70,25 @@ def _ours(img: np.ndarray, schedules: dict[str, str], frames: int, antialias: bo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, ours and the anchor taking turns (best counts)")
     args = parser.parse_args()
     moves = {
         "zoom in + pan": {"zoom": "0:(1.01)", "translation_x": "0:(1.5)"},
         "zoom out + pan": {"zoom": "0:(0.97)", "translation_x": "0:(1.5)"},
         "3D pan + tilt": {"rotation_3d_y": "0:(0.3)", "rotation_3d_x": "0:(0.2)"},
     }
+    print(load_note())
     print(f"{'size':>10} {'move':>16} {'ours fps':>10} {'warpAffine fps':>15} {'ratio':>6}")
     for width, height in ((512, 512), (1920, 1080)):
         img = _still(width, height)
         for name, sched in moves.items():
             mats = frame_matrices(path_from_schedules(args.frames, sched), width, height)
-            anchor = _anchor(img, mats)
-            ours = _ours(img, sched, args.frames)
+            anchor = ours = 0.0
+            for _ in range(args.rounds):  # taking turns: a shared machine's load hits both alike
+                anchor = max(anchor, _anchor(img, mats))
+                ours = max(ours, _ours(img, sched, args.frames))
             print(f"{width}x{height:<5} {name:>16} {ours:10.1f} {anchor:15.1f} {ours / anchor:6.2f}")
+    print(f"after the run: {load_note()}")
 
 
 if __name__ == "__main__":

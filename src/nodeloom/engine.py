@@ -28,6 +28,7 @@ from nodeloom.core.executor import ExecutionHooks, ExecutionReport, Executor
 from nodeloom.core.registry import NodeRegistry, PackInfo
 from nodeloom.core.validate import ValidationResult, validate_prompt
 from nodeloom.errors import ValidationError
+from nodeloom.limits import RunLimits
 from nodeloom.models.manager import ModelManager
 from nodeloom.paths import FolderPaths
 from nodeloom.services import Services
@@ -195,7 +196,9 @@ class Engine:
         for section in ("required", "optional"):
             for spec in (types.get(section) or {}).values():
                 t = spec[0] if isinstance(spec, (tuple, list)) and spec else spec
-                if isinstance(t, str) and t in DEVICE_TYPES:
+                # str.__str__ gives a plain str: packs' "any type" str subclasses may be
+                # unhashable or equal to everything, which must not make them device users.
+                if isinstance(t, str) and str.__str__(t) in DEVICE_TYPES:
                     return True
         return False
 
@@ -259,9 +262,13 @@ class Engine:
     def validate(self, prompt: Any, *, targets: list[str] | None = None, workflow: Any = None) -> ValidationResult:
         """Validate an API-format prompt; never raises for bad input.
 
+        Node types that are not registered but have a registered replacement (ComfyUI's
+        ``io.NodeReplace``) are swapped first; the result's ``prompt`` is the one that runs.
         ``workflow`` (the UI workflow the prompt came from) lets a missing model file's error
         name the URL the workflow gives for it; the folders searched are always named.
         """
+        if isinstance(prompt, dict):
+            prompt = self.registry.replace_nodes(prompt)
         with activate_services(self.services):
             result = validate_prompt(prompt, self.registry.get, targets, known_classes=lambda: self.registry.classes().keys())
         explain_missing_models(result.node_errors, self.paths, workflow)
@@ -277,6 +284,7 @@ class Engine:
         targets: list[str] | None = None,
         on_event: Callable[[Event], None] | None = None,
         validated: ValidationResult | None = None,
+        limits: RunLimits | None = None,
     ) -> RunResult:
         """Validate and run a prompt; blocking.
 
@@ -288,9 +296,12 @@ class Engine:
             targets: partial execution targets (output node ids).
             on_event: called with every event of this run.
             validated: a result of :meth:`validate` for this prompt, to skip re-validation.
+            limits: resource limits checked before the run and on what each node creates;
+                nodes reach them (e.g. LoadImage's decode guard) as ``services().limits``.
 
         Raises:
             ValidationError: no output of the prompt is valid (``.node_errors`` says why).
+            LimitError: the prompt's constants already exceed ``limits``.
         """
         pnginfo = (extra_data or {}).get("extra_pnginfo")
         workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
@@ -299,10 +310,13 @@ class Engine:
             err = result.error or {"type": "invalid_prompt", "message": "invalid prompt", "details": "", "extra_info": {}}
             raise ValidationError(err["message"], details=err.get("details", ""), extra_info=err.get("extra_info"),
                                   type=err["type"], node_errors=result.node_errors)
+        if limits is not None:
+            limits.check_prompt(result.prompt, self.registry.get)
         pid = prompt_id or str(uuid.uuid4())
         emit = self._emitter(on_event)
         with self._current_lock:
             self._current = {"prompt_id": pid, "client_id": client_id, "on_event": on_event}
+        self.services.limits = limits
         try:
             with activate_services(self.services):
                 report = self.executor.execute(
@@ -312,8 +326,10 @@ class Engine:
                     extra_data=extra_data or {},
                     emit=emit,
                     client_id=client_id,
+                    check_output=limits.output_check() if limits is not None and limits.active else None,
                 )
         finally:
+            self.services.limits = None
             with self._current_lock:
                 self._current = {}
         return _to_result(report, result)

@@ -37,7 +37,7 @@ from nodeloom.core.graph_builder import ExecutionBlocker, GraphBuilder, is_link
 from nodeloom.core.types import ANY, IO, AnyType
 from nodeloom.errors import NodeDefinitionError, NodeExecutionError, ValidationError
 from nodeloom.models.manager import model_key
-from nodeloom.paths import FolderPaths, safe_join
+from nodeloom.paths import FolderPaths, atomic_target, safe_join, write_atomic
 from nodeloom.services import Services
 
 __all__ = [
@@ -73,12 +73,14 @@ __all__ = [
     "ValidationError",
     "Vae",
     "Clip",
+    "atomic_target",
     "context",
     "is_link",
     "mappings",
     "model_key",
     "safe_join",
     "services",
+    "write_atomic",
 ]
 
 MAX_RESOLUTION = 16384

@@ -1,20 +1,25 @@
 """Where files live: input/output/temp folders, model folders and ComfyUI's extra paths YAML.
 
 Owns every path decision packs make (listing model files for combos, resolving a chosen
-file, confining a user-given name to its folder). Never downloads anything.
+file, confining a user-given name to its folder) and how files are written: atomically
+(:func:`write_atomic`) and with one file mode for outputs and uploads alike
+(:func:`default_file_mode`, ``0o666`` less the process umask). Never downloads anything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from nodeloom.errors import ModelNotFoundError, ValidationError
 
-__all__ = ["MODEL_EXTENSIONS", "FolderPaths", "custom_node_dirs", "safe_join"]
+__all__ = ["MODEL_EXTENSIONS", "FolderPaths", "atomic_target", "custom_node_dirs", "default_file_mode", "safe_join",
+           "write_atomic"]
 
 MODEL_EXTENSIONS = frozenset({".safetensors", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".onnx", ".sft", ".gguf"})
 
@@ -60,8 +65,10 @@ def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:
     Absolute parts, ``..`` segments and symlinks that lead outside ``root`` are refused.
 
     Raises:
-        ValidationError: the joined path leaves ``root``.
+        ValidationError: the joined path leaves ``root``, or a part contains a NUL character.
     """
+    if any("\x00" in p for p in parts if p):
+        raise ValidationError("a file name or folder must not contain a NUL character", type="invalid_path")
     base = Path(root).resolve()
     rel = Path(*[p for p in parts if p])
     if rel.is_absolute() or any(seg == ".." for seg in rel.parts):
@@ -70,6 +77,72 @@ def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:
     if full != base and base not in full.parents:
         raise ValidationError(f"path `{rel}` resolves outside `{base.name}/`", type="invalid_path")
     return full
+
+
+_MODE: list[int] = []
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask is process-wide and racy)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def default_file_mode() -> int:
+    """The mode of a new file: ``0o666`` less the umask (what ``open()`` gives), read once."""
+    if not _MODE:
+        _MODE.append(0o666 & ~_umask())
+    return _MODE[0]
+
+
+def write_atomic(path: str | os.PathLike[str], content: bytes | Callable[[IO[bytes]], Any]) -> Path:
+    """Write a file under a temporary name in its folder, then rename it into place.
+
+    Readers see the old file or the complete new one, never a partial or 0-byte file (a full
+    disk fails the write and leaves nothing behind). The file gets :func:`default_file_mode`.
+
+    Args:
+        path: the final file name.
+        content: the bytes, or a function that writes them to a binary file object.
+
+    Returns:
+        ``path`` as a :class:`Path`.
+    """
+    target = Path(path)
+    with atomic_target(target) as tmp, open(tmp, "wb") as fh:
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            fh.write(content)
+        else:
+            content(fh)
+    return target
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same extension, for writers that pick the format from
+    it); on success it gets :func:`default_file_mode` and is renamed to ``path``, on failure it
+    is removed.
+
+    Yields:
+        The temporary path to write.
+    """
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem[:40]}.", suffix=f".part{target.suffix}")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, default_file_mode())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class FolderPaths:

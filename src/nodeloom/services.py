@@ -24,12 +24,14 @@ class Services:
         paths: the engine's folders.
         models: the model manager.
         settings: free-form engine settings (e.g. ``{"allow_unsafe_pickle": False}``).
+        limits: the running prompt's :class:`nodeloom.limits.RunLimits`, or None.
     """
 
     def __init__(self, paths: FolderPaths, models: ModelManager | None = None, settings: dict[str, Any] | None = None):
         self.paths = paths
         self.models = models or ModelManager()
         self.settings: dict[str, Any] = dict(settings or {})
+        self.limits: Any = None
         self._components: dict[str, Any] = {}
         self._lock = threading.Lock()
         #: set by the engine: ``(event_type, data, client_id) -> None``; custom events from

@@ -20,22 +20,48 @@ from typing import Any
 import pytest
 import torch
 
+from nodeloom.core.context import activate_services
 from nodeloom.engine import Engine
 from tests.compat.v3_packs import write_packs
 
 ROOT = Path(__file__).resolve().parents[2]
 COMFY_MIRROR = Path(os.environ["COMFY_MIRROR"]) if os.environ.get("COMFY_MIRROR") else None
 #: V3 modules of comfy_extras (ComfyUI a125cd84) whose imports nodeloom's shims satisfy; the
-#: first seven need no model at all, the others patch or condition models when run
+#: first eight need no model at all, the others patch or condition models when run
 V3_MODULES = (
     "nodes_string", "nodes_primitive", "nodes_rebatch", "nodes_compositing", "nodes_align_your_steps",
-    "nodes_gits", "nodes_optimalsteps",
+    "nodes_gits", "nodes_optimalsteps", "nodes_video",
     "nodes_apg", "nodes_attention_multiply", "nodes_camera_trajectory", "nodes_cfg", "nodes_chroma_radiance",
     "nodes_clip_sdxl", "nodes_cond", "nodes_differential_diffusion", "nodes_eps", "nodes_fresca", "nodes_hypertile",
     "nodes_ip2p", "nodes_lora_extract", "nodes_lotus", "nodes_lumina2", "nodes_mahiro", "nodes_mochi",
     "nodes_model_downscale", "nodes_pixart", "nodes_sdupscale", "nodes_stable3d", "nodes_stable_cascade",
     "nodes_tcfg", "nodes_tomesd",
 )
+
+#: a frame source for the video modules (the built-in packs are not loaded beside them)
+FRAMES_PACK = """
+import torch
+from comfy_api.latest import ComfyExtension, io
+
+
+class Frames(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="V3Frames", inputs=[io.Int.Input("frames", default=4, min=1)], outputs=[io.Image.Output()])
+
+    @classmethod
+    def execute(cls, frames):
+        return io.NodeOutput(torch.linspace(0, 1, frames).view(frames, 1, 1, 1).expand(frames, 16, 16, 3).contiguous())
+
+
+class Ext(ComfyExtension):
+    async def get_node_list(self):
+        return [Frames]
+
+
+def comfy_entrypoint():
+    return Ext()
+"""
 
 
 def _copy_modules(target: Path) -> Path:
@@ -55,6 +81,7 @@ def extras(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, Path]:
     root = tmp_path_factory.mktemp("comfy_extras")
     modules = _copy_modules(root / "custom_nodes")
     write_packs(root / "fixtures")
+    (root / "fixtures" / "v3_frames.py").write_text(FRAMES_PACK)
     # no built-in packs: ComfyUI's ids must not be shadowed by ours, so each module registers all of its nodes
     engine = Engine(base_dir=root / "base", builtin_packs=False, custom_nodes_dirs=[modules, root / "fixtures"])
     yield engine, modules
@@ -101,6 +128,27 @@ def test_v3_comfy_extras_nodes_run(extras: tuple[Engine, Path]) -> None:
     assert torch.all(gits[:-1] > gits[1:])  # strictly decreasing to 0
 
 
+def test_v3_comfy_extras_video_nodes_run_on_nodeloom_video_values(extras: tuple[Engine, Path]) -> None:
+    pytest.importorskip("av")
+    engine, _ = extras
+    prompt = {
+        "1": {"class_type": "V3Frames", "inputs": {"frames": 4}},
+        "2": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "fps": 12.0}},
+        "3": {"class_type": "GetVideoComponents", "inputs": {"video": ["2", 0]}},
+        "5": _show(["3", 0]), "6": _show(["3", 2]),
+        "4": {"class_type": "SaveVideo", "inputs": {"video": ["2", 0], "filename_prefix": "video/v3", "format": "mp4",
+                                                    "codec": "h264"}},
+    }
+    result = engine.run(prompt)
+    assert result.status == "success", result.errors
+    assert tuple(result.value("3", 0).shape) == (4, 16, 16, 3) and result.value("3", 2) == 12.0
+    (saved,) = result.outputs["4"]["images"]
+    path = engine.paths.output_dir / saved["subfolder"] / saved["filename"]
+    from nodeloom.ops.video_value import VideoFromFile
+
+    assert path.suffix == ".mp4" and VideoFromFile(path).get_frame_count() == 4
+
+
 def _load_compare() -> Any:
     spec = importlib.util.spec_from_file_location("comfy_nodes_compare", ROOT / "tools" / "comfy_nodes" / "compare.py")
     assert spec is not None and spec.loader is not None
@@ -120,6 +168,7 @@ def test_v3_comfy_extras_object_info_equals_comfyui(extras: tuple[Engine, Path],
     compare = _load_compare()
     ids = [n for p in engine.registry.packs if p.name in V3_MODULES for n in p.node_ids]
     assert len(ids) >= 60
-    problems = {n: compare.node_problems(theirs[n], engine.registry, n) for n in ids}
+    with activate_services(engine.services):  # LoadVideo lists the input folder in its schema
+        problems = {n: compare.node_problems(theirs[n], engine.registry, n) for n in ids}
     assert {n: p for n, p in problems.items() if p} == {}
     assert all("object_info" in theirs[n] for n in ids)  # every entry was compared whole

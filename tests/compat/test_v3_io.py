@@ -115,8 +115,8 @@ def test_ui_helpers_write_files(tmp_path: Path) -> None:
             assert (wav.getnchannels(), wav.getframerate(), wav.getnframes()) == (2, 8000, 800)
         assert ui.PreviewText("hi").as_dict() == {"text": ("hi",)}
     assert Input.Image is torch.Tensor
-    with pytest.raises(AttributeError, match="VideoFromFile` is not provided"):
-        InputImpl.VideoFromFile  # noqa: B018
+    with pytest.raises(AttributeError, match="VideoFromList` is not provided"):
+        InputImpl.VideoFromList  # noqa: B018 - a newer ComfyUI name
 
 
 def test_an_input_named_like_a_hidden_value_stays_an_input(tmp_path: Path) -> None:

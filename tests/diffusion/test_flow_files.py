@@ -152,7 +152,7 @@ def test_cfg_norm_caps_the_guided_estimate_at_the_positive_norm():
     from nodeloom.nodes.diffusion.guidance import CFGNorm
 
     def adapter(module, x, sigma, group):
-        ctx = group["context"][:, :1, :1, None]  # [n,1,1,1]: each prompt sets its own data scale
+        ctx = group.context[:, :1, :1, None]  # [n,1,1,1]: each prompt sets its own data scale
         den = (1 - sigma) * 0.8 * ctx * x
         return (x - den) / sigma
 

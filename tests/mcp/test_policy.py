@@ -285,3 +285,25 @@ def test_real_load_image_is_confined_to_the_input_folder(make_app, engine, tmp_p
     for bad in ("../elsewhere/secret.png", str(outside / "secret.png"), "sneaky.png"):
         r = _call(app, "run_workflow", {"workflow": workflow(bad)})
         assert r.is_error and json.loads(r.content[0].text)["extra_info"]["rule"] == "files.confine", bad
+
+
+def test_batch_size_and_in_graph_upscale_cannot_pass_max_pixels(make_app):
+    """The policy's limits reach every image a node creates, not only literal sizes and outputs."""
+    app = make_app(Policy(limits=Limits(max_pixels=64 * 64, max_batch=4, max_memory_mb=64)))
+    empty = {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 64, "color": 0}}
+    preview = {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
+    r = _call(app, "run_workflow", {"workflow": {"1": empty, "2": preview}})
+    assert r.is_error and json.loads(r.content[0].text)["extra_info"]["rule"] == "limits.max_batch"
+    empty["inputs"]["batch_size"] = 1
+    scale = {"class_type": "ImageScaleBy", "inputs": {"image": ["1", 0], "upscale_method": "nearest-exact", "scale_by": 4.0}}
+    down = {"class_type": "ImageScaleBy", "inputs": {"image": ["3", 0], "upscale_method": "nearest-exact", "scale_by": 0.25}}
+    wf = {"1": empty, "3": scale, "4": down, "2": {**preview, "inputs": {"images": ["4", 0]}}}
+    r = _call(app, "run_workflow", {"workflow": wf})
+    assert r.is_error and json.loads(r.content[0].text)["extra_info"]["rule"] == "limits.max_pixels"
+    # a factor that only a link decides is caught at the node that scales, while running
+    wf["5"] = {"class_type": "PrimitiveFloat", "inputs": {"value": 4.0}}
+    wf["3"] = {**scale, "inputs": {**scale["inputs"], "scale_by": ["5", 0]}}
+    r = _call(app, "run_workflow", {"workflow": wf, "wait_seconds": 20})
+    assert r.structured_content["status"] == "error"
+    assert r.structured_content["error"]["extra_info"]["rule"] == "limits.max_pixels"
+    assert r.structured_content["error"]["extra_info"]["node_id"] == "3"

@@ -2,7 +2,7 @@
 
 ``SolidImage`` makes an image, ``SaveTestImage`` writes it as PNG to the output folder,
 ``SlowSteps`` reports progress with previews (and so can be interrupted), ``FailingNode``
-raises. Registered on a real :class:`nodeloom.Engine` by :func:`add_to`.
+raises, ``NanReport`` shows non-finite numbers in its ``ui``. Registered on a real :class:`nodeloom.Engine` by :func:`add_to`.
 """
 
 from __future__ import annotations
@@ -86,7 +86,21 @@ class FailingNode:
         raise RuntimeError(message)
 
 
-NODE_CLASS_MAPPINGS = {c.__name__: c for c in (SolidImage, SaveTestImage, SlowSteps, FailingNode)}
+class NanReport:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+    CATEGORY = "test"
+
+    def run(self):
+        return {"ui": {"values": [float("nan"), 1.5, float("-inf")]}}
+
+
+NODE_CLASS_MAPPINGS = {c.__name__: c for c in (SolidImage, SaveTestImage, SlowSteps, FailingNode, NanReport)}
 NODE_DISPLAY_NAME_MAPPINGS = {"SaveTestImage": "Save Test Image"}
 
 

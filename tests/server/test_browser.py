@@ -144,7 +144,4 @@ def test_default_workflow_loads_with_no_unknown_node(server, browser):
     unknown = page.evaluate("() => window.app.graph.nodes.filter(n => !LiteGraph.registered_node_types[n.type])"
                             ".map(n => n.type)")
     assert "KSampler" in types and errors == [], errors
-    if unknown:  # the frontend's default graph uses the split-file loaders of newer model families
-        info = request(server.url, "GET", "/object_info").json()
-        assert not set(unknown) & set(info)
-        pytest.xfail(f"the frontend's default workflow needs node types nodeloom lacks: {sorted(set(unknown))}")
+    assert unknown == [], f"the frontend's default workflow has node types nodeloom lacks: {sorted(set(unknown))}"

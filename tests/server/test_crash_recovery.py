@@ -3,22 +3,27 @@ restarted on the same folders, and every prompt still completes exactly once."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import websocket
 
-from tests.server.conftest import free_port, request
+from nodeloom.server.worker import FAULT_ENV
+
+from tests.server.conftest import free_port, open_ws, request
 
 ROOT = Path(__file__).resolve().parents[2]
 N_PROMPTS = 100
 
 
-def _start(base: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT), "HF_HUB_OFFLINE": "1"}
+def _start(base: Path, port: int, log: Path, **extra_env: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT), "HF_HUB_OFFLINE": "1", **extra_env}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "tests" / "server" / "launch_server.py"), "--base-dir", str(base),
@@ -51,8 +56,8 @@ def served(tmp_path):
     port, base, log = free_port(), tmp_path / "srv", tmp_path / "server.log"
     procs: list[subprocess.Popen] = []
 
-    def start() -> subprocess.Popen:
-        procs.append(_start(base, port, log))
+    def start(**extra_env: str) -> subprocess.Popen:
+        procs.append(_start(base, port, log, **extra_env))
         return procs[-1]
 
     yield f"http://127.0.0.1:{port}", base, start
@@ -126,3 +131,64 @@ def test_sigterm_requeues_the_running_prompt(served):
         history = request(url, "GET", "/history").json()
         time.sleep(0.1)
     assert history[second]["status"]["status_str"] == "success"
+
+
+def _until_closed(ws) -> list[tuple[str, dict]]:
+    """Every JSON message until the server's death closes the socket."""
+    seen = []
+    ws.settimeout(60)
+    while True:
+        try:
+            msg = ws.recv()
+        except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+            return seen
+        if not msg:
+            return seen
+        if isinstance(msg, str):
+            m = json.loads(msg)
+            seen.append((m["type"], m["data"]))
+
+
+def _outcome_heard(seen: list[tuple[str, dict]], pid: str) -> bool:
+    return any(t in ("execution_success", "execution_error") or (t == "executing" and d.get("node") is None)
+               for t, d in seen if isinstance(d, dict) and d.get("prompt_id") == pid)
+
+
+def _killed_at(served, fault: str, i: int) -> tuple[str, list[tuple[str, dict]]]:
+    """Start the server with a fault point, submit prompt ``i`` and watch it die there; the
+    watcher must not have heard the prompt's outcome. Returns ``(prompt_id, messages seen)``."""
+    url, _, start = served
+    proc = start(**{FAULT_ENV: fault})
+    ws = open_ws(url, "watcher")
+    pid = request(url, "POST", "/prompt", {"prompt": _prompt(i), "client_id": "watcher"}).json()["prompt_id"]
+    seen = _until_closed(ws)
+    assert proc.wait(60) == -signal.SIGKILL
+    assert not _outcome_heard(seen, pid)  # the outcome is sent only after it is stored
+    return pid, seen
+
+
+def test_a_finished_prompt_never_runs_again_after_kill_9(served):
+    """Killed right after the result is stored, before anyone is told: after the restart the
+    prompt is in history once and does not run again."""
+    url, base, start = served
+    pid, _ = _killed_at(served, "after_record", 7)
+    start()
+    history = request(url, "GET", "/history").json()
+    assert list(history) == [pid] and history[pid]["status"]["status_str"] == "success"
+    time.sleep(1.0)  # a re-run would have started by now
+    assert request(url, "GET", "/queue").json() == {"queue_running": [], "queue_pending": []}
+    assert len(list((base / "output").glob("crash007_*.png"))) == 1
+
+
+def test_an_unrecorded_prompt_runs_again_and_nobody_heard_it_finish(served):
+    """Killed after the run but before its result is stored: nobody was told it finished, and
+    after the restart it runs (once) and is recorded."""
+    url, _, start = served
+    pid, seen = _killed_at(served, "after_run", 8)
+    assert "execution_start" in [t for t, _ in seen]
+    start()
+    deadline = time.monotonic() + 60
+    while pid not in request(url, "GET", "/history").json():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert request(url, "GET", f"/history/{pid}").json()[pid]["status"]["status_str"] == "success"

@@ -8,6 +8,7 @@ stdout (outputs as file paths, per-node ran/cached and metrics, errors).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import threading
@@ -209,8 +210,11 @@ def run_command(engine: Engine, args: argparse.Namespace, prompt: dict[str, Any]
         stream = sys.stderr
         reporter = (RichReporter(validation.prompt, validation.outputs_to_execute, stream)
                     if stream.isatty() else PlainReporter(validation.prompt, stream))
+    # with --json, stdout carries the one JSON result: what nodes print goes to stderr
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     try:
-        result = engine.run(prompt, validated=validation, on_event=reporter, extra_data=extra_data)
+        with quiet:
+            result = engine.run(prompt, validated=validation, on_event=reporter, extra_data=extra_data)
     except ValidationError as exc:  # raced with a change of files between validate and run
         print(f"nodeloom run: {exc}", file=sys.stderr)
         return 1

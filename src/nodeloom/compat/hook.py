@@ -18,9 +18,11 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["MODULE_MAP", "ComfyShimFinder", "install", "installed", "uninstall"]
+__all__ = ["EXTRAS", "MODULE_MAP", "ComfyShimFinder", "install", "installed", "uninstall"]
 
 _SHIM = "nodeloom.compat.comfy"
+#: ComfyUI's extra node modules: every ``comfy_extras.*`` name is answered (see ``compat.comfy.extras``).
+EXTRAS = "comfy_extras"
 
 #: ComfyUI module name -> the nodeloom module that stands in for it.
 MODULE_MAP: dict[str, str] = {
@@ -40,10 +42,32 @@ MODULE_MAP: dict[str, str] = {
     "comfy_api.latest._io": f"{_SHIM}.api.latest._io",
     "comfy_api.latest._ui": f"{_SHIM}.api.latest._ui",
     "comfy_api.internal": f"{_SHIM}.api.internal",
+    **{name: f"{_SHIM}.api.media" for name in (
+        "comfy_api.input", "comfy_api.input.basic_types", "comfy_api.input.video_types",
+        "comfy_api.input_impl", "comfy_api.input_impl.video_types", "comfy_api.util", "comfy_api.util.video_types",
+        "comfy_api.latest._input", "comfy_api.latest._input.basic_types", "comfy_api.latest._input.video_types",
+        "comfy_api.latest._input_impl", "comfy_api.latest._input_impl.video_types",
+        "comfy_api.latest._util", "comfy_api.latest._util.video_types")},
+    "comfy.samplers": f"{_SHIM}.samplers",
+    "comfy.sample": f"{_SHIM}.sample",
+    "comfy.sampler_helpers": f"{_SHIM}.sampler_helpers",
+    "comfy.sd": f"{_SHIM}.sd",
+    "comfy.latent_formats": f"{_SHIM}.latent_formats",
+    "comfy.k_diffusion": f"{_SHIM}.k_diffusion",
+    "comfy.k_diffusion.utils": f"{_SHIM}.k_diffusion",
+    "execution": f"{_SHIM}.execution_shim",
+    "latent_preview": f"{_SHIM}.latent_preview",
+    "node_helpers": f"{_SHIM}.node_helpers",
     "folder_paths": f"{_SHIM}.folder_paths",
     "nodes": f"{_SHIM}.nodes_shim",
     "server": f"{_SHIM}.server_shim",
 }
+
+
+#: Names imported as packages (their submodules are in the map too).
+_PACKAGES = frozenset({"comfy", "comfy.comfy_types", "comfy.k_diffusion", "comfy_execution", "comfy_api", "comfy_api.latest",
+                       "comfy_api.input", "comfy_api.input_impl", "comfy_api.util", "comfy_api.latest._input",
+                       "comfy_api.latest._input_impl", "comfy_api.latest._util"})
 
 
 class _AliasLoader(importlib.abc.Loader):
@@ -65,16 +89,30 @@ class _AliasLoader(importlib.abc.Loader):
             module.__spec__ = self._original_spec
 
 
+class _ExtrasLoader(importlib.abc.Loader):
+    """Builds ``comfy_extras`` and its submodules (nodeloom's built-in nodes by ComfyUI module name)."""
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        from nodeloom.compat.comfy.extras import make_module
+
+        return make_module(spec.name)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        """Nothing to run: attributes resolve on access."""
+
+
 class ComfyShimFinder(importlib.abc.MetaPathFinder):
     """Finds the names in :data:`MODULE_MAP`; leaves every other import alone."""
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
+        if fullname == EXTRAS or fullname.startswith(EXTRAS + "."):
+            return importlib.machinery.ModuleSpec(fullname, _ExtrasLoader(), is_package=fullname == EXTRAS)
         shim = MODULE_MAP.get(fullname)
         if shim is None:
             return None
-        is_package = fullname in ("comfy", "comfy.comfy_types", "comfy_execution", "comfy_api", "comfy_api.latest")
+        is_package = fullname in _PACKAGES
         return importlib.machinery.ModuleSpec(fullname, _AliasLoader(shim), is_package=is_package)
 
 
@@ -112,3 +150,5 @@ def uninstall() -> None:
             module = sys.modules.get(name)
             if module is not None and module.__name__.startswith(_SHIM):
                 del sys.modules[name]
+        for name in [n for n in sys.modules if n == EXTRAS or n.startswith(EXTRAS + ".")]:
+            del sys.modules[name]

@@ -5,7 +5,8 @@ custom-nodes folder is a pack (``__pycache__``, hidden entries and ``*.disabled`
 skipped); it is imported as a package under a module name unique to its path (so relative
 imports inside it work), with the ComfyUI shims of :mod:`nodeloom.compat.hook` installed.
 Its ``NODE_CLASS_MAPPINGS`` / ``NODE_DISPLAY_NAME_MAPPINGS`` / ``WEB_DIRECTORY`` are
-registered, or the extension returned by ``comfy_entrypoint()``. A pack that fails to import
+registered, or the extension returned by ``comfy_entrypoint()``. What a pack prints while it
+imports goes to the log, not to stdout. A pack that fails to import
 is logged with "(IMPORT FAILED)" and recorded; the others still load. Built-in node ids are
 never overridden by a custom pack.
 """
@@ -15,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import hashlib
 import importlib.util
 import inspect
+import io
 import logging
 import re
 import sys
+import threading
 import time
 import traceback
 import types
@@ -29,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.compat import hook
-from nodeloom.core.context import activate_services
+from nodeloom.core.context import activate_services, current_services
 from nodeloom.core.registry import NodeRegistry, PackInfo
-from nodeloom.errors import PackImportError
+from nodeloom.errors import NodeloomError, PackImportError
 
-__all__ = ["discover_packs", "load_custom_node_packs", "load_pack"]
+__all__ = ["discover_packs", "load_custom_node_packs", "load_pack", "loading_registry"]
 
 log = logging.getLogger("nodeloom.custom_nodes")
 
@@ -71,6 +75,38 @@ def _ensure_namespace() -> None:
         namespace.__path__ = []  # a package with no files: only holds the packs
         namespace.__doc__ = "Custom-node packs imported by nodeloom, one sub-module per pack path."
         sys.modules["nodeloom_custom_nodes"] = namespace
+
+
+class _LogWriter(io.TextIOBase):
+    """A text stream that sends each printed line to the log (a pack's ``print`` at import
+    must not reach stdout, where ``--json`` output goes)."""
+
+    def __init__(self, pack: str) -> None:
+        self.pack = pack
+        self._partial = ""
+        self._inside = threading.local()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if getattr(self._inside, "active", False):
+            # a logging handler a pack pointed at this stream is writing our own record: stderr
+            return sys.__stderr__.write(text) if sys.__stderr__ is not None else len(text)
+        self._inside.active = True
+        try:
+            lines = (self._partial + text).split("\n")
+            self._partial = lines.pop()
+            for line in lines:
+                log.info("[%s] %s", self.pack, line)
+        finally:
+            self._inside.active = False
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            log.info("[%s] %s", self.pack, self._partial)
+            self._partial = ""
 
 
 def _import_pack(path: Path) -> types.ModuleType:
@@ -126,13 +162,33 @@ def _entrypoint_nodes(module: types.ModuleType) -> tuple[dict[str, type], dict[s
 
 
 def _run_coroutine(factory: Any) -> Any:
-    """Run ``factory()``'s coroutine to completion, also when this thread runs an event loop."""
+    """Run ``factory()``'s coroutine to completion, also when this thread runs an event loop
+    (then in a helper thread that sees this context: the active services and loading registry)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(factory())
+    context = contextvars.copy_context()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
+        return pool.submit(context.run, lambda: asyncio.run(factory())).result()
+
+
+_loading: contextvars.ContextVar[NodeRegistry | None] = contextvars.ContextVar("nodeloom_loading_registry",
+                                                                               default=None)
+
+
+def loading_registry() -> NodeRegistry:
+    """The registry custom-node packs are loading into (packs register node replacements there).
+
+    Raises:
+        NodeloomError: no pack is loading in this context.
+    """
+    registry = _loading.get()
+    if registry is None:
+        raise NodeloomError("node replacements can only be registered while custom-node packs load "
+                            "(at import, in `comfy_entrypoint` or in the extension's `on_load`)",
+                            type="no_loading_registry")
+    return registry
 
 
 def _mappings(module: types.ModuleType) -> tuple[dict[str, type], dict[str, str]]:
@@ -168,8 +224,11 @@ def load_pack(path: Path, registry: NodeRegistry, protected: set[str] | frozense
     info = PackInfo(name=name, module=f"custom_nodes.{name}", path=str(path))
     start = time.perf_counter()
     try:
-        module = _import_pack(path)
-        classes, display = _mappings(module)
+        writer = _LogWriter(name)
+        with contextlib.redirect_stdout(writer):
+            module = _import_pack(path)
+            classes, display = _mappings(module)
+        writer.flush()
         skipped = sorted(k for k in classes if k in protected)
         if skipped:
             log.warning("custom nodes %s: ignoring node ids that shadow built-in nodes: %s", name, ", ".join(skipped))
@@ -214,14 +273,39 @@ def load_custom_node_packs(dirs: list[Path], registry: NodeRegistry, services: A
         One :class:`PackInfo` per pack, failed ones included.
     """
     hook.install()
+    from nodeloom.compat.comfy import server_shim
+
+    server_shim.reset_app()
     protected = _protected_ids(registry)
     infos: list[PackInfo] = []
+    token = _loading.set(registry)
+    try:
+        _load_all(dirs, registry, services, protected, infos)
+    finally:
+        _loading.reset(token)
+    _log_summary(infos)
+    return infos
+
+
+def _load_all(dirs: list[Path], registry: NodeRegistry, services: Any, protected: set[str],
+              infos: list[PackInfo]) -> None:
     with _maybe_services(services):
+        _record_dirs(dirs)
         for directory in dirs:
             for path in discover_packs(Path(directory)):
                 infos.append(load_pack(path, registry, protected))
-    _log_summary(infos)
-    return infos
+
+
+def _record_dirs(dirs: list[Path]) -> None:
+    """Note the folders in the active engine's paths (``folder_paths`` lists them as ``custom_nodes``)."""
+    active = current_services(required=False)
+    if active is None:
+        return
+    known = active.paths.custom_nodes_dirs
+    for directory in dirs:
+        resolved = Path(directory).resolve()
+        if resolved not in known:
+            known.append(resolved)
 
 
 def _log_summary(infos: list[PackInfo]) -> None:

@@ -57,7 +57,7 @@ class ExecutionList:
                 src, slot = value[0], int(value[1])
                 if (subgraph is not None and src not in subgraph) or not self.prompt.has_node(src):
                     continue
-                lazy = self.types.is_lazy(node["class_type"], name)
+                lazy = self.types.is_lazy(node["class_type"], name, node.get("inputs"))
                 if (include_lazy or not lazy) and not self.is_available(src):
                     stack.append(src)
                     links.append((src, slot, nid))

@@ -177,11 +177,17 @@ class Executor:
         emit: Callable[[Event], None] | None = None,
         client_id: str | None = None,
         keep_values: bool = True,
+        check_output: Callable[[str, type, list[list[Any]]], None] | None = None,
     ) -> ExecutionReport:
-        """Run ``prompt`` (already validated) for the given output nodes; blocking."""
+        """Run ``prompt`` (already validated) for the given output nodes; blocking.
+
+        ``check_output(node_id, cls, outputs)``, when given, sees what each node produced
+        before anything uses it; raising fails that node (resource limits).
+        """
         with self._run_lock:
             self.interrupt_flag.clear()
             run = _Run(self, prompt, outputs_to_execute, prompt_id, extra_data or {}, emit, client_id, keep_values)
+            run.check_output = check_output
             with self.hooks.call_context():
                 try:
                     asyncio.get_running_loop()
@@ -234,6 +240,7 @@ class _Run:
         #: the inputs of each node while its function runs (an error report shows them)
         self.current_inputs: dict[str, dict[str, list[Any]]] = {}
         self.interrupted = False
+        self.check_output: Callable[[str, type, list[list[Any]]], None] | None = None
 
     # ------------------------------------------------------------------ events
     def emit(self, type_: str, data: dict[str, Any], *, message: bool = False, preview: Preview | None = None) -> None:
@@ -280,7 +287,7 @@ class _Run:
             kwargs = {
                 k: (None if is_link(v) else v)
                 for k, v in (node.get("inputs") or {}).items()
-                if self.types.info(node["class_type"], k)[1] is not None
+                if self.types.info(node["class_type"], k, node.get("inputs"))[1] is not None
             }
             kwargs.update(self._hidden(nid, node["class_type"]))
             value = cls.IS_CHANGED(**kwargs)  # type: ignore[union-attr]
@@ -529,6 +536,8 @@ class _Run:
         run.peak_mem = self.ex.hooks.peak_memory(False)
         run.calls = max(1, len(returns))
         output, ui, subgraphs = map_results(returns, cls)
+        if self.check_output is not None:
+            self.check_output(self.dp.get_real_node_id(nid), cls, output)
         if ui:
             self.ui[nid] = {"meta": self._meta(nid), "output": ui}
             self._executed_event(nid, ui)
@@ -582,7 +591,7 @@ class _Run:
         data: dict[str, list[Any]] = {}
         missing: set[str] = set()
         for name, value in (node.get("inputs") or {}).items():
-            _, section, opts = self.types.info(class_type, name)
+            _, section, opts = self.types.info(class_type, name, node.get("inputs"))
             if is_link(value) and not opts.get("rawLink", False):
                 out = self.outputs.get(value[0])
                 slot = int(value[1])
@@ -597,12 +606,26 @@ class _Run:
             data[name] = [value]
         return data, missing
 
+    def _without_absent_hidden(self, nid: str, fn: Any, inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        """INPUT_IS_LIST nodes get no ``[None]`` for a hidden input nobody gave (``extra_pnginfo``
+        of an API run): the parameter's own default applies, as pack code expects."""
+        hidden = self.types.input_types(self.dp.get_node(nid)["class_type"]).get("hidden") or {}
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            return inputs
+        absent = {
+            name for name in hidden
+            if inputs.get(name) == [None] and name in params and params[name].default is not inspect.Parameter.empty
+        }
+        return {k: v for k, v in inputs.items() if k not in absent} if absent else inputs
+
     async def _map(self, nid: str, cls: type, obj: Any, inputs: dict[str, list[Any]], func: str, *, track: bool) -> list[Any]:
         """Call ``obj.func`` over the input lists (ComfyUI's list semantics)."""
         fn = getattr(obj, func)
         input_is_list = getattr(cls, "INPUT_IS_LIST", False)
         if input_is_list:
-            calls = [(0, inputs)]
+            calls = [(0, self._without_absent_hidden(nid, fn, inputs))]
         else:
             n = max((len(v) for v in inputs.values()), default=0)
             calls = [(i, {k: v[i if len(v) > i else -1] for k, v in inputs.items()}) for i in range(n)] if n else [(0, {})]

@@ -2,7 +2,9 @@
 
 :class:`DynamicPrompt` holds the original API-format prompt and the ephemeral nodes a node
 expansion adds (with their parent and display ids). :class:`NodeTypes` memoises each
-class's ``INPUT_TYPES()`` for one run, so a 10k-node graph calls it once per class. No I/O.
+class's ``INPUT_TYPES()`` for one run, so a 10k-node graph calls it once per class; a class
+whose inputs depend on the prompt (``EXPAND_INPUT_TYPES``, e.g. V3 ``Autogrow``) is asked
+per node for the inputs that node has. No I/O.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from nodeloom.core.graph_builder import is_link
 __all__ = ["DYNAMIC_COMBO", "DynamicPrompt", "InputInfo", "NodeNotFoundError", "NodeTypes", "find_cycle", "input_info"]
 
 InputInfo = tuple[Any, str | None, dict[str, Any]]
+_UNSET = object()
 
 
 #: a combo whose options each bring their own inputs, named ``"<combo>.<input>"``
@@ -54,6 +57,8 @@ class NodeTypes:
     def __init__(self, lookup: Callable[[str], type | None]) -> None:
         self._lookup = lookup
         self._inputs: dict[str, dict[str, Any]] = {}
+        self._expanders: dict[str, Any] = {}
+        self._expanded: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def cls(self, class_type: str) -> type | None:
         return self._lookup(class_type)
@@ -66,11 +71,30 @@ class NodeTypes:
             self._inputs[class_type] = types
         return types
 
-    def info(self, class_type: str, name: str) -> InputInfo:
-        return input_info(self.input_types(class_type), name)
+    def node_input_types(self, class_type: str, inputs: dict[str, Any] | None) -> dict[str, Any]:
+        """The inputs one node has: ``INPUT_TYPES()``, or for a class with the optional
+        ``EXPAND_INPUT_TYPES(input_types, inputs)`` hook, what it makes of the node's prompt
+        ``inputs`` (growing inputs get their concrete, dotted names)."""
+        expand = self._expanders.get(class_type, _UNSET)
+        if expand is _UNSET:
+            expand = self._expanders[class_type] = getattr(self._lookup(class_type), "EXPAND_INPUT_TYPES", None)
+        declared = self.input_types(class_type)
+        if expand is None or inputs is None:
+            return declared
+        key = id(inputs)
+        memo = self._expanded.get(key)
+        if memo is None or memo[0] is not inputs:  # the node's own inputs dict, not a reused id
+            memo = (inputs, expand(declared, inputs))
+            self._expanded[key] = memo
+        return memo[1]
 
-    def is_lazy(self, class_type: str, name: str) -> bool:
-        return bool(self.info(class_type, name)[2].get("lazy", False))
+    def info(self, class_type: str, name: str, inputs: dict[str, Any] | None = None) -> InputInfo:
+        """``(type, section, options)`` of input ``name``; pass the node's ``inputs`` so that
+        inputs a class grows from them are known."""
+        return input_info(self.node_input_types(class_type, inputs), name)
+
+    def is_lazy(self, class_type: str, name: str, inputs: dict[str, Any] | None = None) -> bool:
+        return bool(self.info(class_type, name, inputs)[2].get("lazy", False))
 
     def is_output(self, class_type: str) -> bool:
         cls = self._lookup(class_type)

@@ -2,7 +2,8 @@
 
 Holds node classes from built-in and custom-node packs alike (both register through
 :meth:`NodeRegistry.register_pack`), records packs that failed to import, and builds the
-ComfyUI ``/object_info`` entry of a node from its (re-evaluated) ``INPUT_TYPES``. No I/O.
+ComfyUI ``/object_info`` entry of a node from its (re-evaluated) ``INPUT_TYPES``, and keeps
+the node replacements packs register. No I/O.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nodeloom.core.node_replace import apply_node_replacements, check_replacement
 from nodeloom.errors import NodeDefinitionError
 
 __all__ = ["NodeRegistry", "PackInfo", "object_info_entry"]
@@ -42,6 +44,7 @@ class NodeRegistry:
         self._display: dict[str, str] = {}
         self._module: dict[str, str] = {}
         self.packs: list[PackInfo] = []
+        self._replacements: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ registration
@@ -76,6 +79,28 @@ class NodeRegistry:
         """Remember a pack that failed to import (reported, then skipped)."""
         with self._lock:
             self.packs.append(info)
+
+    def register_replacement(self, entry: Mapping[str, Any]) -> None:
+        """Offer ``entry["new_node_id"]`` in place of ``entry["old_node_id"]`` (see
+        :mod:`nodeloom.core.node_replace`); registering the same pair again changes nothing.
+
+        Raises:
+            ValueError: a field is missing or malformed.
+        """
+        checked = check_replacement(entry)
+        with self._lock:
+            entries = self._replacements.setdefault(checked["old_node_id"], [])
+            if all(e["new_node_id"] != checked["new_node_id"] for e in entries):
+                entries.append(checked)
+
+    def node_replacements(self) -> dict[str, list[dict[str, Any]]]:
+        """``{old_node_id: [entry, ...]}``, as ``/node_replacements`` answers."""
+        with self._lock:
+            return {old: [dict(e) for e in entries] for old, entries in self._replacements.items()}
+
+    def replace_nodes(self, prompt: dict[str, Any]) -> dict[str, Any]:
+        """``prompt`` with unregistered node types swapped for their registered replacements."""
+        return apply_node_replacements(prompt, self.__contains__, self.node_replacements())
 
     # ------------------------------------------------------------------ lookup
     def get(self, class_type: str) -> type | None:

@@ -259,14 +259,14 @@ def _coerce(input_type: Any, val: Any) -> Any:
 def _check_node(node_id: str, prompt: dict[str, Any], types: NodeTypes, cls: type) -> list[dict[str, Any]]:
     """Every problem of one node's own inputs (links, constants, ranges, VALIDATE_INPUTS)."""
     class_type = prompt[node_id]["class_type"]
-    class_inputs = types.input_types(class_type)
     inputs = prompt[node_id]["inputs"]
+    class_inputs = types.node_input_types(class_type, inputs)
     declared = list((class_inputs.get("required") or {})) + list((class_inputs.get("optional") or {}))
     fn, fn_args, fn_kwargs = _validate_function(cls)
     errors: list[dict[str, Any]] = []
     received_types: dict[str, Any] = {}
     for name in declared:
-        input_type, section, opts = types.info(class_type, name)
+        input_type, section, opts = types.info(class_type, name, inputs)
         info = [input_type, opts] if not isinstance(input_type, list) or len(input_type) <= 20 else None
         if name not in inputs:
             if section == "required":
@@ -359,8 +359,9 @@ def resolve_output_type(prompt: dict[str, Any], node_id: str, slot: int, types: 
     template = getattr(declared, "template_id", None)
     if template is None or depth > 64:
         return declared
-    for name, value in (prompt[node_id].get("inputs") or {}).items():
-        input_type = types.info(class_type, name)[0]
+    inputs = prompt[node_id].get("inputs") or {}
+    for name, value in inputs.items():
+        input_type = types.info(class_type, name, inputs)[0]
         if is_link(value) and getattr(input_type, "template_id", None) == template and value[0] in prompt:
             src = prompt[value[0]]
             if isinstance(src, dict) and isinstance(src.get("class_type"), str) and types.cls(src["class_type"]):

@@ -19,7 +19,7 @@ class DualCfg:
 
     ``regular``: ``neg + (middle − neg)·cfg2 + (pos − middle)·cfg1``;
     ``nested``: ``neg + cfg2·((middle + (pos − middle)·cfg1) − neg)``. ``cfg2`` is the sampler's own
-    cfg (the guider's ``cfg_cond2_negative``); post-CFG functions see the inner CFG of each form.
+    cfg (the guider's ``cfg_cond2_negative``); CFG and post-CFG functions see the inner CFG of each form.
     """
 
     middle: list[Any]
@@ -35,10 +35,10 @@ class DualCfg:
         return use_neg, use_neg or not math.isclose(self.cfg1, 1.0)
 
     def combine(self, pos: torch.Tensor, middle: torch.Tensor, neg: torch.Tensor, cfg2: float,
-                post_cfg: Any) -> torch.Tensor:
-        """The guided estimate; ``post_cfg(guided, cond, uncond, scale)`` applies the model's post-CFG functions."""
+                cfg_fn: Any) -> torch.Tensor:
+        """The guided estimate; ``cfg_fn(cond, uncond, scale)`` is the model's CFG step (with the
+        CFG and post-CFG functions set on it), applied to the inner pair of each form as ComfyUI does."""
         if self.nested:
-            text = post_cfg(middle + (pos - middle) * self.cfg1, pos, middle, self.cfg1)
+            text = cfg_fn(pos, middle, self.cfg1)
             return neg + cfg2 * (text - neg)
-        inner = post_cfg(neg + (middle - neg) * cfg2, middle, neg, cfg2)
-        return inner + (pos - middle) * self.cfg1
+        return cfg_fn(middle, neg, cfg2) + (pos - middle) * self.cfg1

@@ -22,7 +22,7 @@ from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.diffusion.tokenizer import BOS_TOKEN_ID, EOS_TOKEN_ID, clip_tokenizer
 from nodeloom.errors import ValidationError
 
-__all__ = ["ClipModel", "DiffusionModel", "VaeModel"]
+__all__ = ["ClipModel", "DiffusionModel", "PromptTokens", "VaeModel", "unsupported_patch"]
 
 #: latent of a mid-grey image for SD-family VAEs (scaled), fed to inpainting UNets without a mask
 _GREY_LATENT = (0.8223, -0.6876, 0.6364, 0.1380)
@@ -32,6 +32,42 @@ def _prepare(module: Any, manager: Any, dtype: Any = None) -> Any:
     if manager is None:
         return module
     return manager.prepare(module, dtype=dtype)
+
+
+#: ComfyUI ModelPatcher calls nodeloom cannot honour on its diffusers UNet, and why.
+_PATCHER_CALLS = {
+    "add_patches": "weight deltas keyed by ComfyUI's state-dict names cannot be applied to a diffusers UNet; "
+                   "apply LoRA files with LoraLoader",
+    "add_object_patch": "the MODEL has no ComfyUI inner objects to replace",
+    "set_model_attn1_patch": "nodeloom's UNet attention takes no ComfyUI attention patches",
+    "set_model_attn2_patch": "nodeloom's UNet attention takes no ComfyUI attention patches",
+    "set_model_attn1_replace": "nodeloom's UNet attention takes no ComfyUI attention patches",
+    "set_model_attn2_replace": "nodeloom's UNet attention takes no ComfyUI attention patches",
+    "set_model_unet_function_wrapper": "nodeloom's sampler calls the diffusers UNet directly",
+    "set_model_denoise_mask_function": "nodeloom's sampler applies noise masks itself",
+    "set_model_input_block_patch": "nodeloom's UNet has no ComfyUI block patch points",
+    "set_model_output_block_patch": "nodeloom's UNet has no ComfyUI block patch points",
+    "add_wrapper_with_key": "nodeloom's sampler has no ComfyUI wrapper points",
+    "add_callback_with_key": "nodeloom's sampler has no ComfyUI callback points",
+}
+
+
+def _calling_pack() -> str | None:
+    """The custom-node pack whose code is calling (its module under ``nodeloom_custom_nodes``)."""
+    import inspect
+
+    for frame in inspect.stack(context=0)[2:]:
+        module = frame.frame.f_globals.get("__name__", "")
+        if module.startswith("nodeloom_custom_nodes."):
+            return module.split(".")[1].rsplit("_", 1)[0]
+    return None
+
+
+def unsupported_patch(call: str, why: str) -> str:
+    """The message for a ComfyUI MODEL call nodeloom cannot honour, naming the calling pack."""
+    pack = _calling_pack()
+    who = f"custom nodes `{pack}` call" if pack else "a caller uses"
+    return f"{who} `MODEL.{call}`, which nodeloom cannot honour: {why}"
 
 
 @dataclass(frozen=True)
@@ -56,7 +92,50 @@ class DiffusionModel:
     denoise_mask_fn: Any = field(default=None, repr=False)
 
     def clone(self, **changes: Any) -> DiffusionModel:
+        """A new MODEL value; its ``model_options`` are copied, so patching the clone leaves this one alone."""
+        if "extra" not in changes:
+            extra = dict(self.extra)
+            if "model_options" in extra:
+                extra["model_options"] = {k: list(v) if isinstance(v, list) else v
+                                          for k, v in extra["model_options"].items()}
+            changes["extra"] = extra
         return dataclasses.replace(self, **changes)
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """ComfyUI's patch dict; nodeloom's sampler honours ``sampler_cfg_function`` and
+        ``sampler_post_cfg_function`` (see :func:`nodeloom.diffusion.sampling.apply_cfg_patches`)."""
+        return self.extra.setdefault("model_options", {"transformer_options": {}})
+
+    def set_model_sampler_cfg_function(self, function: Callable[[dict[str, Any]], torch.Tensor],
+                                       disable_cfg1_optimization: bool = False) -> None:
+        """Replace the guidance formula (ComfyUI's ModelPatcher call; use it on a :meth:`clone`)."""
+        self.model_options["sampler_cfg_function"] = function
+        if disable_cfg1_optimization:
+            self.model_options["disable_cfg1_optimization"] = True
+
+    def set_model_sampler_post_cfg_function(self, function: Callable[[dict[str, Any]], torch.Tensor],
+                                            disable_cfg1_optimization: bool = False) -> None:
+        """Add a function applied to the guided estimate after CFG."""
+        self.model_options.setdefault("sampler_post_cfg_function", []).append(function)
+        if disable_cfg1_optimization:
+            self.model_options["disable_cfg1_optimization"] = True
+
+    def get_model_object(self, name: str) -> Any:
+        """``"model_sampling"`` (the noise schedule); other ComfyUI model internals do not exist here.
+
+        Raises:
+            AttributeError: any other name.
+        """
+        if name == "model_sampling":
+            return self.sampling
+        raise AttributeError(unsupported_patch(f"get_model_object({name!r})",
+                                               "the MODEL is a diffusers UNet without ComfyUI's inner objects"))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _PATCHER_CALLS:
+            raise NotImplementedError(unsupported_patch(name, _PATCHER_CALLS[name]))
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
 
     @property
     def is_sdxl(self) -> bool:
@@ -81,6 +160,9 @@ class ClipModel:
     layer_norm_hidden: bool = True
     layer: int | None = None
     loras: tuple[LoraPatch, ...] = ()
+    #: the model manager that loaded the encoders, used by the ComfyUI-style methods packs call
+    #: without one (``encode_from_tokens``)
+    manager: Any = field(default=None, repr=False, compare=False)
 
     def clone(self, **changes: Any) -> ClipModel:
         return dataclasses.replace(self, **changes)
@@ -139,6 +221,36 @@ class ClipModel:
             zs.append(z.reshape(1, -1, z.shape[-1]))
         return torch.cat(zs, dim=-1), pooled
 
+    def tokenize(self, text: str, return_word_ids: bool = False, **_: Any) -> PromptTokens:
+        """Weighted token ids per encoder (``"l"``, plus ``"g"`` for SDXL), for packs that call
+        ComfyUI's ``clip.tokenize``; ``return_word_ids`` is not supported and ignored."""
+        tok, out = clip_tokenizer(), PromptTokens(text)
+        for i, key in enumerate(("l", "g")[: len(self.encoders)]):
+            pad = 0 if (self.family == "sdxl" and i == 1) else EOS_TOKEN_ID
+            out[key] = tokenize_weighted(tok, text, pad_id=pad, bos_id=BOS_TOKEN_ID, eos_id=EOS_TOKEN_ID)
+        return out
+
+    def encode_from_tokens(self, tokens: Any, return_pooled: bool = False, return_dict: bool = False) -> Any:
+        """Encode tokens from :meth:`tokenize` (ComfyUI's return forms: cond, (cond, pooled) or a dict).
+
+        Raises:
+            TypeError: ``tokens`` were not made by :meth:`tokenize`.
+        """
+        text = getattr(tokens, "text", None)
+        if not isinstance(text, str):
+            raise TypeError("`encode_from_tokens` needs tokens from this CLIP's `tokenize` (nodeloom encodes "
+                            f"from the prompt text), got {type(tokens).__name__}")
+        cond, pooled = self.encode(text, self.manager)
+        if return_dict:
+            return {"cond": cond, "pooled_output": pooled}
+        return (cond, pooled) if return_pooled else cond
+
+    def encode_from_tokens_scheduled(self, tokens: Any, unprojected: bool = False,
+                                     add_dict: dict[str, Any] | None = None) -> list[Any]:
+        """A CONDITIONING list ``[[cond, {"pooled_output": pooled, ...}]]`` from :meth:`tokenize` tokens."""
+        cond, pooled = self.encode_from_tokens(tokens, return_pooled=True)
+        return [[cond, {"pooled_output": pooled, **(add_dict or {})}]]
+
     def _encode_one(self, enc: Any, index: int, text: str,
                     embeddings: Callable[[str], dict[str, torch.Tensor]] | None) -> tuple[torch.Tensor, torch.Tensor]:
         tok, layer = clip_tokenizer(), self._layer()
@@ -171,6 +283,18 @@ class ClipModel:
         return z, p
 
 
+class PromptTokens(dict):  # type: ignore[type-arg]
+    """ComfyUI-style tokens (``{"l": chunks, "g": chunks}`` of ``(id, weight)``) that remember their text.
+
+    nodeloom encodes from the prompt text (weights, long prompts and embeddings included), so
+    :meth:`ClipModel.encode_from_tokens` needs tokens made by :meth:`ClipModel.tokenize`.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
 @contextlib.contextmanager
 def _extra_tokens(encoder: Any, vectors: list[torch.Tensor]) -> Iterator[None]:
     """Temporarily append embedding vectors to the token table (ids from the old size up)."""
@@ -192,6 +316,9 @@ class VaeModel:
     """An ``AutoencoderKL`` (ComfyUI's VAE). LATENT values hold its raw (unscaled) latents."""
 
     vae: Any = field(repr=False)
+    #: the model manager that loaded it, used by the ComfyUI-style methods packs call without one
+    #: (``encode_tiled``)
+    manager: Any = field(default=None, repr=False, compare=False)
 
     @property
     def downscale_ratio(self) -> int:
@@ -216,6 +343,22 @@ class VaeModel:
         dev = next(vae.parameters()).device
         img = vae.decode(latent.to(dev, torch.float32)).sample
         return (img / 2 + 0.5).clamp(0, 1).movedim(1, -1).float().cpu()
+
+    def spacial_compression_encode(self) -> int:
+        return self.downscale_ratio
+
+    def spacial_compression_decode(self) -> int:
+        return self.downscale_ratio
+
+    def encode_tiled(self, pixels: torch.Tensor, tile_x: int = 512, tile_y: int = 512, overlap: int = 64,
+                     manager: Any = None) -> torch.Tensor:
+        """:meth:`encode` in overlapping pixel tiles blended linearly (ComfyUI's ``encode_tiled``)."""
+        from nodeloom.ops.tiles import tiled_apply
+
+        r = self.downscale_ratio
+        manager = manager if manager is not None else self.manager
+        return tiled_apply(pixels[..., :3].movedim(-1, 1), lambda t: self.encode(t.movedim(1, -1), manager),
+                           (tile_y, tile_x), overlap, 1.0 / r, self.latent_channels)
 
     def decode_tiled(self, latent: torch.Tensor, tile: int = 64, overlap: int = 8, manager: Any = None) -> torch.Tensor:
         """Decode in overlapping latent tiles blended linearly (bounded memory for large images).

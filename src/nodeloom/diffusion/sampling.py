@@ -31,7 +31,8 @@ from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, S
 from nodeloom.diffusion.schedules import denoise_sigmas
 from nodeloom.errors import ValidationError, require
 
-__all__ = ["CondEntry", "ModelCall", "brownian_noise", "prepare_noise", "sample", "sample_sigmas", "sampler_sigmas", "step_noise"]
+__all__ = ["CondEntry", "ModelCall", "apply_cfg_patches", "brownian_noise", "prepare_noise", "sample", "sample_sigmas",
+           "sampler_sigmas", "step_noise"]
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
@@ -226,6 +227,33 @@ def _sigma_range(model: DiffusionModel, extra: dict[str, Any]) -> tuple[float, f
     return high, low
 
 
+def apply_cfg_patches(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
+                      uncond: torch.Tensor | None, cfg: float) -> torch.Tensor:
+    """Guidance with the CFG functions custom-node packs set on a MODEL (``model_options``).
+
+    ``sampler_cfg_function(args)`` replaces the guidance formula (it returns ``x - denoised``);
+    each ``sampler_post_cfg_function(args)`` then returns a new denoised estimate. Arguments
+    follow ComfyUI's names; ``sigma``/``timestep`` are σ per batch item.
+    """
+    options = model.extra.get("model_options") or {}
+    custom = options.get("sampler_cfg_function")
+    posts = options.get("sampler_post_cfg_function") or []
+    if uncond is None:
+        out = cond
+    elif custom is None:
+        out = uncond + (cond - uncond) * cfg
+    if custom is None and not posts:
+        return out
+    sig = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma
+    base = {"cond_scale": cfg, "timestep": sig, "input": x, "sigma": sig, "cond_denoised": cond,
+            "uncond_denoised": uncond, "model": model, "model_options": options}
+    if custom is not None and uncond is not None:
+        out = x - custom({**base, "cond": x - cond, "uncond": x - uncond})
+    for post in posts:
+        out = post({**base, "denoised": out, "cond": None, "uncond": None})
+    return out
+
+
 def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[CondEntry], cfg: float,
             concat: torch.Tensor | None, batch: int, need_uncond: bool = False,
             dual: tuple[DualCfg, list[CondEntry]] | None = None) -> _Denoiser:
@@ -236,10 +264,11 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
     An entry with a timestep range acts only while σ lies inside it; a side with no entry acting
     at some σ predicts zeros there, as ComfyUI's does.
     """
-    use_neg = need_uncond or not math.isclose(cfg, 1.0)
+    options = model.extra.get("model_options") or {}
+    use_neg = need_uncond or not math.isclose(cfg, 1.0) or bool(options.get("disable_cfg1_optimization"))
     mid: list[CondEntry] = []
     if dual is not None:
-        use_neg, use_mid = dual[0].needs(cfg)
+        use_neg, use_mid = (True, True) if options.get("disable_cfg1_optimization") else dual[0].needs(cfg)
         mid = dual[1] if use_mid else []
     entries = (neg if use_neg else []) + mid + pos
     first = next(unet.parameters())
@@ -276,7 +305,8 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         cond = side(dens, range(n_side, len(entries)), x)
         uncond = side(dens, range(n_neg), x) if use_neg else None
 
-        def post_cfg(guided: torch.Tensor, c: torch.Tensor, u: torch.Tensor | None, scale: float) -> torch.Tensor:
+        def cfg_fn(c: torch.Tensor, u: torch.Tensor | None, scale: float) -> torch.Tensor:
+            guided = apply_cfg_patches(model, x, sigma, c, u, scale)
             for fn in model.post_cfg:  # ComfyUI's post-CFG functions (CFGNorm, ...)
                 guided = fn({"denoised": guided, "cond_denoised": c, "cond_scale": scale, "input": x, "sigma": sigma,
                              "uncond_denoised": torch.zeros_like(c) if u is None else u})
@@ -285,8 +315,8 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         if dual is not None:
             middle = side(dens, range(n_neg, n_side), x)
             return dual[0].combine(cond, middle, torch.zeros_like(x) if uncond is None else uncond, cfg,
-                                   post_cfg), uncond
-        return post_cfg(cond if uncond is None else uncond + (cond - uncond) * cfg, cond, uncond, cfg), uncond
+                                   cfg_fn), uncond
+        return cfg_fn(cond, uncond, cfg), uncond
 
     return _Denoiser(denoise)
 
@@ -361,12 +391,15 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
                   sampler_name: str, positive: list[Any], negative: list[Any] | None, add_noise: bool = True,
                   manager: Any = None, callback: StepCallback | None = None,
                   sampler_options: dict[str, Any] | None = None,
-                  dual: DualCfg | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                  dual: DualCfg | None = None,
+                  noise: torch.Tensor | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Denoise a LATENT along given ``sigmas`` (ComfyUI's SamplerCustom contract).
 
     ``negative`` None samples the positive conditioning alone (no guidance); ``sampler_options``
     are keyword arguments of the sampler (``eta``, ``s_noise``, ``r``, ``solver``, ``order``);
-    ``dual`` guides with a second conditioning as well (DualCFGGuider; needs ``negative``).
+    ``dual`` guides with a second conditioning as well (DualCFGGuider; needs ``negative``);
+    ``noise`` replaces the seeded initial noise (shaped like the latent; ``seed`` still drives the
+    stochastic steps).
     Returns the output LATENT and the denoised estimate of the last step (the output itself when
     nothing ran).
 
@@ -382,7 +415,12 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
     if len(sigmas) < 2:
         return out, out
-    noise = prepare_noise(raw, seed, latent.get("batch_index"))
+    if noise is not None:
+        if tuple(noise.shape) != tuple(raw.shape):
+            raise ValidationError(f"`noise` is shaped {tuple(noise.shape)} but the latent is {tuple(raw.shape)}")
+        noise = noise.float()
+    else:
+        noise = prepare_noise(raw, seed, latent.get("batch_index"))
     if not add_noise:
         noise = torch.zeros_like(raw)  # the stochastic steps still draw from the seed
     dtype = accelerator_dtype(manager) if model.adapter is not None else None

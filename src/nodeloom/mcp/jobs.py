@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from nodeloom.core.events import Event
 from nodeloom.errors import NodeloomError, PolicyDeniedError, ValidationError
+from nodeloom.limits import limit_named_in
 from nodeloom.mcp.audit import arguments_digest
-from nodeloom.mcp_client.policy import Policy
+from nodeloom.mcp_client.policy import Policy, policy_rule
 
 if TYPE_CHECKING:
     from nodeloom.engine import Engine
@@ -450,7 +451,8 @@ class JobRunner(RunnerBase):
         deny: list[NodeloomError] = []
         timer = self._run_timer(job, deny)
         try:
-            result = self.engine.run(job.prompt, prompt_id=job.id, client_id=job.who or None, on_event=lambda ev: self._on_event(job, ev, deny))
+            result = self.engine.run(job.prompt, prompt_id=job.id, client_id=job.who or None,
+                                     on_event=lambda ev: self._on_event(job, ev, deny), limits=self.policy.run_limits())
         except NodeloomError as exc:
             self._finish(job, "error", error=exc.to_dict())  # a ValidationError's carries its ``node_errors``
             return
@@ -472,11 +474,15 @@ def _error_payload(error: dict[str, Any] | None) -> dict[str, Any] | None:
     if error is None:
         return None
     message = error.get("exception_message") or error.get("message") or "execution failed"
+    extra = {"node_id": error.get("node_id"), "node_type": error.get("node_type"), "exception_type": error.get("exception_type")}
+    limit = limit_named_in(error)
+    if limit is not None:  # a resource limit of the policy, refused at the node that broke it
+        extra["rule"] = policy_rule(limit)
     return {
-        "type": error.get("type", "execution_error"),
+        "type": "policy_denied" if limit is not None else error.get("type", "execution_error"),
         "message": str(message),
         "details": str(error.get("details", "")),
-        "extra_info": {"node_id": error.get("node_id"), "node_type": error.get("node_type"), "exception_type": error.get("exception_type")},
+        "extra_info": extra,
     }
 
 

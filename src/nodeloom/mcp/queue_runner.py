@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from nodeloom.core.events import Event
 from nodeloom.errors import NodeloomError
+from nodeloom.limits import LIMITS_EXTRA_KEY
 from nodeloom.mcp.jobs import Job, JobStore, RunnerBase
 from nodeloom.mcp_client.policy import Policy
 
@@ -112,7 +113,9 @@ class QueueJobRunner(RunnerBase):
         with self._lock:
             self._live[job.id] = _Live(job)
         # no client id: like a prompt queued without one, its events reach every browser
-        self.queue.put(job.id, self.queue.next_number(), job.prompt, {"client_id": None, "mcp_job": True}, [])
+        # the policy's resource limits travel with the job; the server's worker applies the stricter
+        extra = {"client_id": None, "mcp_job": True, LIMITS_EXTRA_KEY: self.policy.run_limits().to_dict()}
+        self.queue.put(job.id, self.queue.next_number(), job.prompt, extra, [])
 
     def _interrupt(self, job: Job) -> None:
         self.worker.interrupt(job.id)

@@ -170,6 +170,7 @@ def _prepare(app: NodeloomMCP, workflow: Any, example: str | None, overrides: di
     checked = result.prompt or prompt  # the coerced values: "4096" given as a string is checked as 4096
     try:
         app.policy.check_prompt(checked, app.engine.paths, app.category_of)
+        app.policy.check_run_limits(checked, app.engine.registry.get)
     except PolicyDeniedError as exc:
         policy_error = exc.to_dict()
     error = result.error

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.errors import MissingDependencyError, PolicyDeniedError, ValidationError
+from nodeloom.limits import LimitError, RunLimits, limit_named_in
 from nodeloom.paths import FolderPaths, safe_join
 
-__all__ = ["POLICY_SETTING", "Limits", "Policy", "ServerSpec", "load_policy", "policy_from_settings"]
+__all__ = ["POLICY_SETTING", "Limits", "Policy", "ServerSpec", "load_policy", "policy_from_settings", "policy_rule"]
 
 #: key of ``Services.settings`` under which an engine carries its MCP policy
 POLICY_SETTING = "mcp_policy"
@@ -41,6 +42,8 @@ class Limits:
     """Numeric limits; ``0`` disables a limit."""
 
     max_pixels: int = 4096 * 4096
+    max_batch: int = 64
+    max_memory_mb: int = 4096
     max_steps: int = 200
     max_run_seconds: float = 900.0
     max_queued_jobs: int = 32
@@ -230,6 +233,25 @@ class Policy:
             w, h = inputs[w_name], inputs[h_name]
             self.check_pixels(int(w), int(h), where=f"node `{node_id}` ({class_type}) inputs `{w_name}`×`{h_name}`")
 
+    def run_limits(self) -> RunLimits:
+        """The per-run resource limits of this policy (``Engine.run(limits=...)``): checked
+        before a job runs and on every image, mask and latent a node creates, so neither a
+        batch size nor an upscale inside the graph gets past ``max_pixels``."""
+        return RunLimits(max_pixels=int(self.limits.max_pixels), max_batch=int(self.limits.max_batch),
+                         max_memory=int(self.limits.max_memory_mb) * 2**20)
+
+    def check_run_limits(self, prompt: Mapping[str, Any], lookup: Callable[[str], type | None]) -> None:
+        """Estimate what the prompt will create (sizes, batches, scale factors along links)
+        against :meth:`run_limits`, before it is queued.
+
+        Raises:
+            PolicyDeniedError: rule ``limits.max_pixels``, ``limits.max_batch`` or ``limits.max_memory_mb``.
+        """
+        try:
+            self.run_limits().check_prompt(prompt, lookup)
+        except LimitError as exc:
+            raise _deny(policy_rule(limit_named_in(exc.to_dict()) or "max_pixels"), exc.message) from exc
+
     def check_pixels(self, width: int, height: int, *, where: str) -> None:
         """Refuse an image larger than ``limits.max_pixels``.
 
@@ -332,6 +354,11 @@ def policy_from_settings(settings: Mapping[str, Any]) -> Policy:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def policy_rule(limit: str) -> str:
+    """The policy rule of a :class:`~nodeloom.limits.RunLimits` field (``max_memory`` is set in MB)."""
+    return f"limits.{'max_memory_mb' if limit == 'max_memory' else limit}"
 
 
 def _deny(rule: str, message: str, **extra: Any) -> PolicyDeniedError:

@@ -102,8 +102,11 @@ class CompiledExpression:
     tree: ast.Expression
     names: frozenset[str]
 
-    def run(self, variables: Mapping[str, Value]) -> Value:
+    def run(self, variables: Mapping[str, Value], *, max_elements: int | None = None) -> Value:
         """Evaluate with ``variables`` (tensors broadcast numpy-style; floats are scalars).
+
+        ``max_elements`` (default :data:`MAX_ELEMENTS`, never above it) bounds every
+        intermediate result, checked from the broadcast shapes before it is computed.
 
         Raises:
             ExpressionError: a name has no value, shapes do not broadcast, a result would
@@ -114,7 +117,8 @@ class CompiledExpression:
             node = next(n for n in ast.walk(self.tree) if isinstance(n, ast.Name) and n.id == missing[0])
             raise ExpressionError(f"`{missing[0]}` has no value (connect or set that input)", self.source, node.col_offset)
         with np.errstate(all="ignore"):
-            value = _Evaluator(self.source, variables).visit(self.tree.body)
+            limit = MAX_ELEMENTS if not max_elements else min(max_elements, MAX_ELEMENTS)
+            value = _Evaluator(self.source, variables, limit).visit(self.tree.body)
         like = next((v for v in variables.values() if isinstance(v, torch.Tensor)), None)
         return _finish(value, like)
 
@@ -224,8 +228,9 @@ class _Evaluator:
     CPU allocator pays page faults for every large temporary); other devices use torch.
     """
 
-    def __init__(self, source: str, variables: Mapping[str, Value]) -> None:
+    def __init__(self, source: str, variables: Mapping[str, Value], max_elements: int = MAX_ELEMENTS) -> None:
         self.source = source
+        self.max_elements = max_elements
         self.vars = {k: _backend_view(v) for k, v in variables.items()}
 
     def visit(self, node: ast.AST) -> Any:
@@ -239,8 +244,8 @@ class _Evaluator:
             shape = np.broadcast_shapes(*shapes)
         except ValueError:
             raise _fail(self.source, node, f"shapes {shapes} do not broadcast together") from None
-        if math.prod(shape) > MAX_ELEMENTS:
-            raise _fail(self.source, node, f"the result would have {math.prod(shape)} elements (limit {MAX_ELEMENTS})")
+        if math.prod(shape) > self.max_elements:
+            raise _fail(self.source, node, f"the result would have {math.prod(shape)} elements (limit {self.max_elements})")
         return _ref(values)
 
     def _Constant(self, node: ast.Constant) -> Any:

@@ -2,6 +2,9 @@
 
 IMAGE is ``float32 [B,H,W,C]`` in 0..1 (RGB); MASK is ``float32 [B,H,W]`` in 0..1. These
 helpers are what load/save/preview nodes of every pack use; they never mutate their inputs.
+:func:`open_image` refuses an image larger than a pixel limit from its header, before any pixel
+is decoded (a 140 KB PNG may claim 12000×12000); :func:`save_png` writes atomically with the
+same file mode as any other file the process creates.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ import torch
 from PIL import Image, ImageOps, ImageSequence
 from PIL.PngImagePlugin import PngInfo
 
+from nodeloom.errors import ValidationError
+from nodeloom.paths import write_atomic
+
 __all__ = [
     "file_sha256",
     "image_to_pil",
     "load_image_file",
+    "open_image",
     "pil_to_image",
     "pil_to_mask",
     "png_text_chunks",
@@ -76,8 +83,39 @@ def pil_to_mask(img: Image.Image) -> torch.Tensor | None:
     return (1.0 - torch.from_numpy(alpha.copy()))[None]
 
 
-def load_image_file(path: str | os.PathLike[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def open_image(source: str | os.PathLike[str] | Any, max_pixels: int | None, *, name: str = "image") -> Image.Image:
+    """Open an image lazily and refuse it when its header claims more than ``max_pixels``.
+
+    Args:
+        source: a path or a binary file object.
+        max_pixels: largest ``width × height`` accepted (``None`` or 0: Pillow's own bomb guard).
+        name: how the image is named in the error.
+
+    Raises:
+        ValidationError: the image is larger than ``max_pixels``, or Pillow calls it a
+            decompression bomb.
+        OSError / PIL.UnidentifiedImageError: not an image.
+    """
+    try:
+        img = Image.open(source)
+    except Image.DecompressionBombError as exc:
+        raise ValidationError(f"`{name}` is too large to decode: {exc}", type="image_too_large") from exc
+    width, height = img.size
+    if max_pixels and width * height > max_pixels:
+        img.close()
+        raise ValidationError(
+            f"`{name}` is {width}×{height} = {width * height} pixels; at most {max_pixels} are allowed",
+            type="image_too_large", extra_info={"width": width, "height": height, "max_pixels": max_pixels})
+    return img
+
+
+def load_image_file(path: str | os.PathLike[str], max_pixels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Load every frame of an image file that has the first frame's size.
+
+    Args:
+        path: the file.
+        max_pixels: refuse a file whose frames are larger (checked before decoding; see
+            :func:`open_image`).
 
     Returns:
         ``(IMAGE [B,H,W,3], MASK [B,H,W])``; frames without alpha get a zero mask of the
@@ -85,10 +123,11 @@ def load_image_file(path: str | os.PathLike[str]) -> tuple[torch.Tensor, torch.T
 
     Raises:
         FileNotFoundError / PIL.UnidentifiedImageError: unreadable file.
+        ValidationError: larger than ``max_pixels``.
     """
     images: list[torch.Tensor] = []
     masks: list[torch.Tensor] = []
-    with Image.open(path) as img:
+    with open_image(path, max_pixels, name=Path(path).name) as img:
         for frame in ImageSequence.Iterator(img):
             frame = ImageOps.exif_transpose(frame)
             image = pil_to_image(frame)
@@ -113,9 +152,12 @@ def png_text_chunks(prompt: Any = None, extra_pnginfo: Mapping[str, Any] | None 
 
 
 def save_png(img: Image.Image, path: str | os.PathLike[str], pnginfo: PngInfo | None = None, compress_level: int = 4) -> Path:
-    """Write ``img`` as PNG with optional text chunks; returns the path."""
+    """Write ``img`` as PNG with optional text chunks, atomically; returns the path.
+
+    The file appears complete under its name or not at all (a full disk leaves no 0-byte file).
+    """
     target = Path(path)
-    img.save(target, format="PNG", pnginfo=pnginfo, compress_level=compress_level)
+    write_atomic(target, lambda fh: img.save(fh, format="PNG", pnginfo=pnginfo, compress_level=compress_level))
     return target
 
 

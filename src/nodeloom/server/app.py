@@ -50,18 +50,22 @@ def _pack_server_module() -> Any:
         return None
 
 
-def pack_routes() -> list[web.RouteDef]:
-    """Routes that custom-node packs registered on ComfyUI's ``PromptServer.instance.routes``."""
+def pack_routes() -> list[web.AbstractRouteDef]:
+    """Routes custom-node packs registered on ComfyUI's ``PromptServer.instance.routes`` / ``.app``."""
     module = _pack_server_module()
-    return [r for r in getattr(module, "ROUTES", []) if isinstance(r, web.RouteDef)]
+    defs = getattr(module, "pack_route_defs", None)
+    return list(defs()) if defs is not None else []
 
 
-def _api_routes(defs: Iterable[web.AbstractRouteDef]) -> list[web.RouteDef]:
+def _api_routes(defs: Iterable[web.AbstractRouteDef]) -> list[web.AbstractRouteDef]:
     """Every route twice: bare and with the ``/api`` prefix (the frontend uses the latter)."""
-    out: list[web.RouteDef] = []
+    out: list[web.AbstractRouteDef] = []
     for route in defs:
         if isinstance(route, web.RouteDef):
             out.append(web.RouteDef(route.method, "/api" + route.path, route.handler, route.kwargs))
+            out.append(route)
+        elif isinstance(route, web.StaticDef):
+            out.append(web.StaticDef("/api" + route.prefix, route.path, route.kwargs))
             out.append(route)
     return out
 
@@ -93,7 +97,7 @@ def create_app(engine: Engine, config: ServerConfig | None = None, *, token: str
     web_root, reason = frontend_dir()
     logs = LogBuffer(on_entry=lambda e: _forward_log(hub, logs, e))
     state = ServerState(
-        engine=engine, config=config, queue=queue, hub=hub, worker=Worker(engine, queue, hub),
+        engine=engine, config=config, queue=queue, hub=hub, worker=Worker(engine, queue, hub, limits=config.limits),
         users=UserStore(Path(engine.paths.user_dir), multi_user=config.multi_user), logs=logs,
         web_root=web_root, token=token,
     )
@@ -130,9 +134,9 @@ async def _start(app: web.Application) -> None:
     await state.hub.start()
     state.queue.add_listener(state.hub.publish_status)
     app[_UNSUBSCRIBE] = state.engine.subscribe(state.hub.publish_engine_event)
-    bind = getattr(_pack_server_module(), "bind_services", None)
-    if bind is not None:  # packs' route handlers send events through this engine
-        bind(state.engine.services)
+    bind = getattr(_pack_server_module(), "bind_server", None)
+    if bind is not None:  # packs' route handlers send events through this engine and see its queue
+        bind(state.engine.services, state.queue, state.engine.validate)
     logging.getLogger().addHandler(state.logs)
     state.worker.start()
 

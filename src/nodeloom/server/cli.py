@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from aiohttp.web import Application
 
     from nodeloom.engine import Engine
+    from nodeloom.limits import RunLimits
     from nodeloom.server.config import ServerConfig
 
 __all__ = ["ServerExtension", "add_serve_arguments", "base_url", "build_engine", "serve_main", "server_config"]
@@ -77,6 +78,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     run.add_argument("--multi-user", action="store_true", help="separate users by the comfy-user header")
     run.add_argument("--max-attempts", type=int, default=3, metavar="N",
                      help="fail a prompt that was running during N server crashes instead of re-queueing it")
+    lim = parser.add_argument_group("per-prompt limits (0 = no limit)")
+    lim.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                     help="largest width×height of any image, mask or latent a prompt creates or loads, and of "
+                          "images decoded for /view previews and mask uploads (default 8192×8192)")
+    lim.add_argument("--max-batch", type=int, default=None, metavar="N", help="largest batch (default 4096)")
+    lim.add_argument("--max-memory", type=float, default=None, metavar="GB",
+                     help="memory all images, masks and latents of one prompt may hold (default: half the RAM)")
     run.add_argument("--verbose", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                      help="log level (default INFO)")
     return parser
@@ -107,6 +115,22 @@ def build_engine(args: argparse.Namespace) -> Engine:
     return Engine(config)
 
 
+def _limits(args: argparse.Namespace) -> RunLimits:
+    from nodeloom.server.config import default_limits
+
+    limits = default_limits()
+    given = {"max_pixels": getattr(args, "max_pixels", None), "max_batch": getattr(args, "max_batch", None)}
+    memory = getattr(args, "max_memory", None)
+    if memory is not None:
+        if memory < 0:
+            raise ValueError(f"`--max-memory` must be ≥ 0 GB, got {memory}")
+        given["max_memory"] = int(memory * 2**30)
+    for flag, value in given.items():
+        if value is not None and value < 0:
+            raise ValueError(f"`--{flag.replace('_', '-')}` must be ≥ 0, got {value}")
+    return type(limits)(**{**limits.to_dict(), **{k: v for k, v in given.items() if v is not None}})
+
+
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """The :class:`ServerConfig` the flags describe."""
     from nodeloom.server.config import ServerConfig
@@ -116,7 +140,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         hosts=hosts, port=args.port, token=args.token, insecure=args.insecure, allowed_hosts=args.allowed_host,
         max_upload_size=int(args.max_upload_size * 1024 * 1024),
         db_path=Path(args.queue_db) if args.queue_db else None, max_attempts=args.max_attempts,
-        multi_user=args.multi_user,
+        multi_user=args.multi_user, limits=_limits(args),
     )
 
 

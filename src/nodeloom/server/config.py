@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ServerConfig"]
+from nodeloom.limits import RunLimits
+
+__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_PIXELS", "ServerConfig", "default_limits", "default_max_memory"]
+
+#: largest image a prompt may create or load by default: 8192 × 8192
+DEFAULT_MAX_PIXELS = 8192 * 8192
+#: largest batch by default (the maximum of ComfyUI's batch widgets)
+DEFAULT_MAX_BATCH = 4096
+
+
+def default_max_memory() -> int:
+    """Half of this machine's RAM (0, no limit, where the platform cannot tell)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def default_limits() -> RunLimits:
+    """The limits a server applies unless told otherwise."""
+    return RunLimits(max_pixels=DEFAULT_MAX_PIXELS, max_batch=DEFAULT_MAX_BATCH, max_memory=default_max_memory())
 
 
 @dataclass
@@ -23,6 +44,8 @@ class ServerConfig:
         max_attempts: crashes tolerated while one prompt runs before it is marked failed.
         history_limit: finished prompts kept in history.
         multi_user: honour the ``comfy-user`` header (ComfyUI's ``--multi-user``).
+        limits: per-prompt resource limits (``--max-pixels``, ``--max-batch``, ``--max-memory``);
+            ``max_pixels`` also bounds images decoded by ``/view?preview`` and ``/upload/mask``.
     """
 
     hosts: list[str] = field(default_factory=lambda: ["127.0.0.1"])
@@ -35,6 +58,7 @@ class ServerConfig:
     max_attempts: int = 3
     history_limit: int = 10000
     multi_user: bool = False
+    limits: RunLimits = field(default_factory=default_limits)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

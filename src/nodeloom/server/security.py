@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from nodeloom.errors import NodeloomError, PolicyDeniedError, ValidationError
+from nodeloom.server.store import StorageError
 
 __all__ = [
     "TOKEN_COOKIE",
@@ -169,7 +170,7 @@ def guard_middleware(token: str | None, *, loopback_only: bool, allowed_hosts: I
         from_query = False
         if token is not None:
             given, from_query = _request_token(request)
-            if given is None or not hmac.compare_digest(given.encode(), token.encode()):
+            if given is None or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
                 return error_response(
                     401, "unauthorized",
                     "this server needs an access token: send `Authorization: Bearer <token>` or add `?token=<token>`",
@@ -195,6 +196,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(exc.status, kind, message or exc.reason)
     except ValidationError as exc:
         return web.json_response({"error": exc.to_dict()}, status=400)
+    except StorageError as exc:  # disk full under the queue database: nothing was queued
+        log.error("%s %s: %s", request.method, request.path, exc.message)
+        return web.json_response({"error": exc.to_dict()}, status=507)
     except PolicyDeniedError as exc:
         return web.json_response({"error": exc.to_dict()}, status=403)
     except NodeloomError as exc:

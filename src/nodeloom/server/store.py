@@ -2,13 +2,17 @@
 
 SQLite in WAL mode with ``synchronous=NORMAL`` survives a killed process (``kill -9``): every
 committed write is in the WAL before the call returns. One connection guarded by a lock is
-shared by the HTTP loop and the worker thread; each call is one short transaction.
+shared by the HTTP loop and the worker thread; each call is one short transaction. A write the
+database refuses (disk full, read-only, I/O error) raises :class:`StorageError` and leaves the
+store usable: the transaction is rolled back and the next call tries again.
+Everything stored is standard JSON (no ``NaN``/``Infinity``), so ``/history`` always parses.
 Owns no threads and knows nothing of HTTP or the engine.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -18,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DONE_STATES", "Job", "JobStore"]
+from nodeloom.errors import NodeloomError
+
+__all__ = ["DONE_STATES", "Job", "JobStore", "StorageError", "dumps_finite"]
 
 #: states of a finished job; "pending" and "running" are the live ones.
 DONE_STATES = ("success", "error", "interrupted", "cancelled")
@@ -92,14 +98,49 @@ class Job:
         return {"prompt": self.queue_item(), "outputs": self.outputs, "status": self.status, "meta": self.meta}
 
 
+class StorageError(NodeloomError):
+    """The queue database refused a write (disk full, read-only file system, I/O error)."""
+
+    type = "storage_error"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dumps_finite(value: Any) -> str:
+    """``value`` as standard JSON; non-finite floats a node reported become ``null``.
+
+    Request numbers are refused at the HTTP boundary; this only guards what nodes produce
+    (a ``ui`` value of ``nan``), which browsers could not parse otherwise.
+    """
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False)
+
+
 def _loads(text: str | None, default: Any) -> Any:
     return default if text is None else json.loads(text)
 
 
+#: where a non-finite queue number stored before numbers were checked is shown
+_NUMBER_BOUND = float(2**53)
+
+
 def _row_to_job(row: sqlite3.Row) -> Job:
+    number = row["number"]
+    if not math.isfinite(number):  # NaN sorts first, ±Infinity at its end: the same order, finite
+        number = _NUMBER_BOUND if number > 0 else -_NUMBER_BOUND
     return Job(
         prompt_id=row["prompt_id"],
-        number=row["number"],
+        number=number,
         state=row["state"],
         prompt=json.loads(row["prompt"]),
         extra_data=json.loads(row["extra_data"]),
@@ -142,14 +183,22 @@ class JobStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; database failures become :class:`StorageError`."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise
+                raise StorageError(f"the queue database `{self.path}` refused a write: {exc}",
+                                   details=type(exc).__name__) from exc
 
     # ------------------------------------------------------------------ counters
     def next_counter(self, name: str) -> int:
@@ -171,8 +220,8 @@ class JobStore:
             db.execute(
                 "INSERT INTO jobs(prompt_id, number, state, prompt, extra_data, targets, client_id, created)"
                 " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)",
-                (job.prompt_id, job.number, json.dumps(job.prompt), json.dumps(job.extra_data),
-                 json.dumps(job.targets), job.client_id, job.created or time.time()),
+                (job.prompt_id, job.number, dumps_finite(job.prompt), dumps_finite(job.extra_data),
+                 dumps_finite(job.targets), job.client_id, job.created or time.time()),
             )
 
     def exists(self, prompt_id: str) -> bool:
@@ -265,8 +314,8 @@ class JobStore:
             db.execute(
                 "UPDATE jobs SET state=?, finished=?, done_seq=?, outputs=?, status=?, meta=?, error=?, extra_data=?"
                 " WHERE prompt_id=?",
-                (state, time.time(), done_seq, json.dumps(outputs), json.dumps(status), json.dumps(meta),
-                 json.dumps(error) if error is not None else None, json.dumps(extra), prompt_id),
+                (state, time.time(), done_seq, dumps_finite(outputs), dumps_finite(status), dumps_finite(meta),
+                 dumps_finite(error) if error is not None else None, dumps_finite(extra), prompt_id),
             )
             db.executemany(
                 "INSERT INTO outputs(prompt_id, node_id, kind, idx, filename, subfolder, type) VALUES (?,?,?,?,?,?,?)",

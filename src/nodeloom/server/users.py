@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.errors import PolicyDeniedError, ValidationError
-from nodeloom.paths import safe_join
+from nodeloom.paths import safe_join, write_atomic
 
 __all__ = ["SETTINGS_FILE", "UserStore", "file_info"]
 
@@ -90,7 +90,7 @@ class UserStore:
             user_id = re.sub(r"[^a-zA-Z0-9_-]+", "-", name) + "_" + uuid.uuid4().hex
             self.users[user_id] = name
             if self.multi_user:
-                self._users_file().write_text(json.dumps(self.users), encoding="utf-8")
+                write_atomic(self._users_file(), json.dumps(self.users).encode("utf-8"))
         return user_id
 
     def user_root(self, user: str) -> Path:
@@ -121,9 +121,7 @@ class UserStore:
     def save_settings(self, user: str, settings: dict[str, Any]) -> None:
         path = self.user_root(user) / SETTINGS_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(settings, indent=4), encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, json.dumps(settings, indent=4).encode("utf-8"))
 
     def update_settings(self, user: str, changes: dict[str, Any]) -> None:
         with self._lock:

@@ -8,6 +8,9 @@ disconnected (it reconnects and gets the current ``status``). Events of a prompt
 ``status`` and events without a client are broadcast, as ComfyUI does. Preview images become
 binary frames: type 1 (``uint32`` image type + bytes) or, for clients that announced
 ``supports_preview_metadata``, type 4 (``uint32`` length + JSON metadata + bytes).
+A prompt's outcome (``execution_success``/``_error``/``_interrupted``) is held back until the
+worker has stored it in history and sends the end-of-prompt marker: nobody hears that a prompt
+finished before a crash could no longer run it again.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import io
 import json
 import logging
 import struct
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +35,8 @@ log = logging.getLogger(__name__)
 BINARY_PREVIEW = 1
 BINARY_TEXT = 3
 BINARY_PREVIEW_WITH_METADATA = 4
+#: engine events that announce a prompt's outcome; sent only once the outcome is stored
+OUTCOME_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
 
 
 def encode_preview(preview: Any, *, with_metadata: bool) -> bytes:
@@ -109,6 +115,8 @@ class EventHub:
         self._queue: asyncio.Queue[tuple[str, Any, str | None]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._status_pending = False
+        self._held: dict[str, list[tuple[str, Any, str | None]]] = {}
+        self._held_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -163,6 +171,10 @@ class EventHub:
             self.publish(f"binary:{etype}", bytes(event.data), sid)
             return
         data = event.data
+        if etype in OUTCOME_EVENTS and isinstance(data, dict) and data.get("prompt_id") is not None:
+            with self._held_lock:
+                self._held.setdefault(str(data["prompt_id"]), []).append((etype, data, sid))
+            return
         if etype == "executing" and isinstance(data, dict):
             if data.get("node") is None:
                 # the end-of-prompt marker is sent by the worker once history is written, so a
@@ -173,10 +185,18 @@ class EventHub:
         self.publish(etype, data, sid)
 
     def publish_prompt_done(self, prompt_id: str, sid: str | None) -> None:
-        """Send ComfyUI's end-of-prompt marker ``executing {node: None}`` (any thread)."""
+        """Send the prompt's held outcome, then ComfyUI's end-of-prompt marker
+        ``executing {node: None}`` (any thread; call it once the outcome is stored)."""
+        for etype, data, target in self.drop_held(prompt_id):
+            self.publish(etype, data, target)
         if sid:
             self.last_node.pop(sid, None)
         self.publish("executing", {"node": None, "display_node": None, "prompt_id": prompt_id}, sid)
+
+    def drop_held(self, prompt_id: str) -> list[tuple[str, Any, str | None]]:
+        """Forget (and return) the outcome events held for ``prompt_id``, e.g. when it is re-queued."""
+        with self._held_lock:
+            return self._held.pop(prompt_id, [])
 
     def _publish_preview(self, preview: Any, sid: str | None) -> None:
         targets = [sid] if sid is not None else list(self.clients)

@@ -50,7 +50,7 @@ def test_empty_flux2_latent_is_128_channels_at_a_sixteenth():
 
 def test_dual_cfg_forms_combine_as_comfyui_does():
     pos, mid, neg = torch.tensor([3.0]), torch.tensor([2.0]), torch.tensor([1.0])
-    keep = lambda guided, *_: guided  # noqa: E731 - no post-CFG functions
+    keep = lambda c, u, s: u + (c - u) * s  # noqa: E731 - plain CFG, no CFG functions on the model
     regular, nested = DualCfg([], 2.0), DualCfg([], 2.0, nested=True)
     assert float(regular.combine(pos, mid, neg, 5.0, keep)) == 1 + (2 - 1) * 5 + (3 - 2) * 2
     assert float(nested.combine(pos, mid, neg, 5.0, keep)) == 1 + 5 * ((2 + (3 - 2) * 2) - 1)

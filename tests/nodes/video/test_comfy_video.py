@@ -189,7 +189,7 @@ def test_animated_webp_and_png(image_engine):
 def test_ui_workflow_with_the_templates_widget_values_runs(image_engine):
     """Widget values as the official templates store them: the upload widget's extra value,
     CreateVideo's fps, SaveVideo's three widgets and SaveAudioAdvanced's `format.quality`."""
-    from nodeloom.cli.workflow_file import _input_types
+    from nodeloom.workflows.files import _input_types
     from nodeloom.core.workflow_ui import to_api
 
     input_dir = image_engine.services.paths.input_dir

@@ -55,6 +55,8 @@ class _FolderTable(MutableMapping[str, tuple[list[str], set[str]]]):
 
     def __getitem__(self, folder: str) -> tuple[list[str], set[str]]:
         paths = _paths()
+        if folder == "custom_nodes":
+            return _custom_nodes_dirs(paths), set()
         if folder not in paths.folders:
             raise KeyError(folder)
         exts = paths.extensions.get(folder)
@@ -74,10 +76,17 @@ class _FolderTable(MutableMapping[str, tuple[list[str], set[str]]]):
         paths.extensions.pop(folder, None)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(_paths().folders))
+        return iter([*_paths().folders, "custom_nodes"])
 
     def __len__(self) -> int:
-        return len(_paths().folders)
+        return len(_paths().folders) + 1
+
+
+def _custom_nodes_dirs(paths: FolderPaths) -> list[str]:
+    """Where custom nodes load from: ``BASE/custom_nodes`` first, then the extra folders."""
+    found = [str(Path(paths.base_dir) / "custom_nodes")]
+    found += [str(d) for d in paths.custom_nodes_dirs if str(d) not in found]
+    return found
 
 
 folder_names_and_paths = _FolderTable()

@@ -16,6 +16,7 @@ import torch
 
 from nodeloom import node_api
 from nodeloom.ops.resample import upscale as _upscale
+from nodeloom.ops.tiles import tile_count, tiled_apply
 
 __all__ = [
     "PROGRESS_BAR_ENABLED",
@@ -26,6 +27,13 @@ __all__ = [
     "set_progress_bar_enabled",
     "set_progress_bar_global_hook",
     "state_dict_prefix_replace",
+    "save_torch_file",
+    "repeat_to_batch_size",
+    "get_tiled_scale_steps",
+    "tiled_scale",
+    "tiled_scale_multidim",
+    "get_attr",
+    "set_attr",
 ]
 
 PROGRESS_BAR_ENABLED = True
@@ -126,3 +134,68 @@ def state_dict_prefix_replace(state_dict: dict[str, Any], replace_prefix: dict[s
             value = state_dict[key] if filter_keys else state_dict.pop(key)
             out[new + key[len(old):]] = value
     return out
+
+
+def save_torch_file(state: dict[str, torch.Tensor], ckpt: str | os.PathLike[str], metadata: dict[str, str] | None = None) -> None:
+    """Write a state dict as ``.safetensors`` (the only format nodeloom writes)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in state.items()}, os.fspath(ckpt), metadata=metadata)
+
+
+def repeat_to_batch_size(tensor: torch.Tensor, batch_size: int, dim: int = 0) -> torch.Tensor:
+    """Cut or repeat ``tensor`` along ``dim`` to ``batch_size`` entries."""
+    size = tensor.shape[dim]
+    if size > batch_size:
+        return tensor.narrow(dim, 0, batch_size)
+    if size < batch_size:
+        reps = [1] * tensor.ndim
+        reps[dim] = -(-batch_size // size)
+        return tensor.repeat(*reps).narrow(dim, 0, batch_size)
+    return tensor
+
+
+def get_tiled_scale_steps(width: int, height: int, tile_x: int, tile_y: int, overlap: int) -> int:
+    """Tiles :func:`tiled_scale` runs for one ``width`` x ``height`` sample."""
+    return tile_count((height, width), (tile_y, tile_x), overlap)
+
+
+def tiled_scale_multidim(samples: torch.Tensor, function: Callable[[torch.Tensor], torch.Tensor],
+                         tile: tuple[int, ...] = (64, 64), overlap: int = 8, upscale_amount: float = 4,
+                         out_channels: int = 3, output_device: Any = "cpu", downscale: bool = False,
+                         index_formulas: Any = None, pbar: Any = None) -> torch.Tensor:
+    """Apply ``function`` tile by tile (see :func:`nodeloom.ops.tiles.tiled_apply`).
+
+    Raises:
+        ValueError: ``index_formulas`` is given (nodeloom has no per-dimension index formulas).
+    """
+    if index_formulas is not None:
+        raise ValueError("`tiled_scale_multidim`: `index_formulas` is not supported by nodeloom")
+    ratio = 1.0 / upscale_amount if downscale else upscale_amount
+    on_tile = (lambda: pbar.update(1)) if pbar is not None else None
+    out = tiled_apply(samples, function, tile, overlap, ratio, out_channels, on_tile)
+    return out.to(output_device)
+
+
+def tiled_scale(samples: torch.Tensor, function: Callable[[torch.Tensor], torch.Tensor], tile_x: int = 64,
+                tile_y: int = 64, overlap: int = 8, upscale_amount: float = 4, out_channels: int = 3,
+                output_device: Any = "cpu", pbar: Any = None) -> torch.Tensor:
+    """2-D :func:`tiled_scale_multidim` with ComfyUI's ``tile_x`` / ``tile_y`` arguments."""
+    return tiled_scale_multidim(samples, function, (tile_y, tile_x), overlap, upscale_amount, out_channels,
+                                output_device, pbar=pbar)
+
+
+def get_attr(obj: Any, attr: str) -> Any:
+    """``getattr`` along a dotted path (``"diffusion_model.input_blocks.0"``)."""
+    for name in attr.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def set_attr(obj: Any, attr: str, value: Any) -> Any:
+    """Set a dotted attribute; returns the previous value."""
+    *parents, last = attr.split(".")
+    owner = get_attr(obj, ".".join(parents)) if parents else obj
+    previous = getattr(owner, last)
+    setattr(owner, last, value)
+    return previous

@@ -1,7 +1,9 @@
 """Core image I/O nodes: LoadImage, SaveImage, PreviewImage (ComfyUI names and inputs).
 
 Files are read from the engine's input folder and written to its output / temp folders
-through ``services().paths``; PNGs carry the ``prompt`` and ``workflow`` text chunks.
+through ``services().paths``; PNGs carry the ``prompt`` and ``workflow`` text chunks and are
+written atomically. LoadImage refuses a file larger than the run's ``max_pixels`` limit from
+its header, before decoding it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ def _resolve_input(name: str) -> str:
     return str(safe_join(paths.input_dir, name))
 
 
+def _max_pixels() -> int | None:
+    """The running prompt's pixel limit (None: Pillow's own decompression-bomb guard)."""
+    limits = getattr(services(required=False), "limits", None)  # None outside an engine
+    return getattr(limits, "max_pixels", None) or None
+
+
 class LoadImage(Node):
     """Load an image from the input folder; its alpha channel becomes a mask (1 − alpha).
 
@@ -69,7 +77,7 @@ class LoadImage(Node):
 
     @classmethod
     def execute(cls, image: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return imageio.load_image_file(_resolve_input(image))
+        return imageio.load_image_file(_resolve_input(image), max_pixels=_max_pixels())
 
     @classmethod
     def fingerprint_inputs(cls, image: str) -> str:

@@ -31,6 +31,10 @@ def _image_out(tooltip: str = "The resulting image.") -> Output:
 class ImageScale(Node):
     """Resize an image to a width and height (0 keeps the aspect ratio from the other side)."""
 
+    # ComfyUI's class attributes, read by custom-node packs that reuse the choices
+    upscale_methods = list(resample.UPSCALE_METHODS)
+    crop_methods = list(resample.CROP_METHODS)
+
     SCHEMA = Schema(
         "ImageScale",
         display_name="Upscale Image",

@@ -84,6 +84,10 @@ class NoiseSource:
             return torch.zeros_like(latent["samples"], dtype=torch.float32)
         return prepare_noise(latent["samples"], self.seed, latent.get("batch_index"))
 
+    def generate_noise(self, input_latent: dict[str, Any]) -> torch.Tensor:
+        """ComfyUI's name for :meth:`generate` (custom-node packs call it on NOISE values)."""
+        return self.generate(input_latent)
+
 
 @dataclass(frozen=True)
 class Guider:

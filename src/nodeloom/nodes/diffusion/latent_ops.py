@@ -13,11 +13,12 @@ from typing import Any
 
 import torch
 
+from nodeloom.errors import ValidationError
 from nodeloom.node_api import IO, MAX_RESOLUTION, Combo, Float, Int, Latent, Node, Output, Schema
 from nodeloom.nodes.diffusion.latent import upscale_latent
 
-__all__ = ["LatentBlend", "LatentComposite", "LatentCrop", "LatentFlip", "LatentFromBatch", "LatentRotate",
-           "RepeatLatentBatch"]
+__all__ = ["LatentBatch", "LatentBlend", "LatentComposite", "LatentCrop", "LatentFlip", "LatentFromBatch",
+           "LatentRotate", "RepeatLatentBatch"]
 
 ROTATIONS = ["none", "90 degrees", "180 degrees", "270 degrees"]
 FLIPS = ["x-axis: vertically", "y-axis: horizontally"]
@@ -80,6 +81,30 @@ class RepeatLatentBatch(Node):
         if indices is not None:
             offset = max(indices) - min(indices) + 1
             out["batch_index"] = list(indices) + [x + i * offset for i in range(1, amount) for x in indices]
+        return (out,)
+
+
+class LatentBatch(Node):
+    """Join two latent batches into one; the second is resized to the first's size when they differ."""
+
+    SCHEMA = Schema(
+        "LatentBatch", category="latent/batch",
+        inputs=[Latent("samples1", tooltip="The first batch (sets the size)."),
+                Latent("samples2", tooltip="The batch appended after it.")],
+        outputs=[_latent_output("Both batches, the first one's items first.")],
+    )
+
+    @classmethod
+    def execute(cls, samples1: dict[str, Any], samples2: dict[str, Any]) -> tuple[Any, ...]:
+        s1, s2 = samples1["samples"], samples2["samples"]
+        if s1.shape[1] != s2.shape[1]:
+            raise ValidationError(f"`samples2` has {s2.shape[1]} latent channels but `samples1` has {s1.shape[1]}")
+        if s2.shape[2:] != s1.shape[2:]:
+            s2 = upscale_latent(s2, s1.shape[3], s1.shape[2], "bilinear", "center")
+        out = dict(samples1)
+        out["samples"] = torch.cat([s1, s2.to(s1)], dim=0)
+        first = samples1.get("batch_index", list(range(s1.shape[0])))
+        out["batch_index"] = list(first) + list(samples2.get("batch_index", range(s2.shape[0])))
         return (out,)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from nodeloom.diffusion.checkpoint import load_checkpoint, load_vae_file
@@ -12,25 +13,30 @@ from nodeloom.diffusion.split_models import model_value
 from nodeloom.node_api import IO, Clip, Combo, Int, Node, Output, Schema, model_key, services
 from nodeloom.nodes.diffusion._common import file_list, settings
 
-__all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "DiffusersLoader", "VAELoader", "load_checkpoint_values"]
+__all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "DiffusersLoader", "VAELoader", "checkpoint_values_from_path",
+           "load_checkpoint_values"]
 
 
 def load_checkpoint_values(ckpt_name: str, folder: str = "checkpoints") -> tuple[DiffusionModel, Any, VaeModel]:
     """Resolve ``ckpt_name`` in a model folder and return (MODEL, CLIP, VAE), cached by file
     (SD 1.x/2.x/SDXL, or an SD3/SD3.5 all-in-one file)."""
+    return checkpoint_values_from_path(services().paths.get_full_path(folder, ckpt_name))
+
+
+def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, Any, VaeModel]:
+    """(MODEL, CLIP, VAE) of a checkpoint file or diffusers folder, cached by file in the engine."""
     svc = services()
-    path = svc.paths.get_full_path(folder, ckpt_name)
     if is_sd3_checkpoint(path):  # SD3/SD3.5 all-in-one: an MMDiT, three text encoders and the VAE
         module, family, clip, vae_module = svc.models.load(
             model_key(path, "sd3-checkpoint"), lambda: load_sd3_checkpoint(path, svc.paths.model_folders("tokenizers")))
-        return model_value(module, family, ckpt_name), clip, VaeModel(vae_module)
+        return model_value(module, family, Path(path).name), clip, VaeModel(vae_module, manager=svc.models)
     allow = bool(svc.settings.get("allow_unsafe_pickle", False))
     parts = svc.models.load(model_key(path, "sd-checkpoint"), lambda: load_checkpoint(path, allow_pickle=allow))
-    vae = VaeModel(parts.vae)
+    vae = VaeModel(parts.vae, manager=svc.models)
     model = DiffusionModel(parts.unet, parts.family, ModelSampling(prediction_type=parts.prediction_type),
                            parts.latent_scale, parts.inpaint,
                            fast_path=bool(settings().get("diffusion_fast_path", False)), extra={"vae": vae})
-    clip = ClipModel(tuple(parts.text_encoders), parts.family, parts.clip_layer_norm_hidden)
+    clip = ClipModel(tuple(parts.text_encoders), parts.family, parts.clip_layer_norm_hidden, manager=svc.models)
     return model, clip, vae
 
 
@@ -87,7 +93,7 @@ class VAELoader(Node):
         path = svc.paths.get_full_path("vae", vae_name)
         allow = bool(svc.settings.get("allow_unsafe_pickle", False))
         vae = svc.models.load(model_key(path, "vae"), lambda: load_vae_file(path, allow_pickle=allow))
-        return (VaeModel(vae),)
+        return (VaeModel(vae, manager=svc.models),)
 
 
 class CLIPSetLastLayer(Node):

@@ -1,4 +1,8 @@
-"""The ImageExpression node: element-wise math over images, masks and scalars."""
+"""The ImageExpression node: element-wise math over images, masks and scalars.
+
+Its intermediate results are bounded, before they are computed, by the running prompt's
+``max_memory`` limit (and never beyond :data:`nodeloom.ops.expr.MAX_ELEMENTS`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import numpy as np
 import torch
 
 from nodeloom.errors import ValidationError
-from nodeloom.node_api import IO, Boolean, Custom, Float, Mask, Node, Output, Schema, String
+from nodeloom.node_api import IO, Boolean, Custom, Float, Mask, Node, Output, Schema, String, services
 from nodeloom.ops.expr import ExpressionError, compile_expression
 
 _IMAGE_OR_MASK = "IMAGE,MASK"
@@ -27,6 +31,13 @@ def _as_operand(name: str, value: torch.Tensor) -> torch.Tensor:
     if value.ndim == 4:
         return value.float()
     raise ValidationError(f"`{name}` must be an IMAGE [B,H,W,C] or a MASK [B,H,W], got shape {tuple(value.shape)}")
+
+
+def _max_elements() -> int | None:
+    """Float32 elements the running prompt's memory limit leaves room for (None: no limit)."""
+    limits = getattr(services(required=False), "limits", None)  # None outside an engine
+    memory = getattr(limits, "max_memory", 0) if limits is not None else 0
+    return memory // 4 if memory else None
 
 
 class ImageExpression(Node):
@@ -76,7 +87,7 @@ class ImageExpression(Node):
         if "u" in compiled.names or "v" in compiled.names:
             variables["u"] = ((torch.arange(width, dtype=torch.float32) + 0.5) / width).reshape(1, 1, width, 1)
             variables["v"] = ((torch.arange(height, dtype=torch.float32) + 0.5) / height).reshape(1, height, 1, 1)
-        out = compiled.run(variables)
+        out = compiled.run(variables, max_elements=_max_elements())
         out = torch.as_tensor(np.asarray(out) if not isinstance(out, torch.Tensor) else out, dtype=torch.float32)
         shapes = [tuple(t.shape) for t in operands.values()]
         target = torch.broadcast_shapes(tuple(out.shape), *[s[:3] + (1,) for s in shapes])

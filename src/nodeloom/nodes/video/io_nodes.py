@@ -34,8 +34,10 @@ from nodeloom.node_api import (
     Schema,
     String,
     ValidationError,
+    atomic_target,
     safe_join,
     services,
+    write_atomic,
 )
 from nodeloom.nodes.video._common import AUDIO, to_frames, to_image
 from nodeloom.nodes.video.media_files import VIDEO_EXTENSIONS, claim_files, input_files, workflow_tags
@@ -249,18 +251,26 @@ class VideoCombine(Node):
         ext = format.split("/")[1] if format.startswith("image/") else VIDEO_FORMATS[format].extension
         written, counter = claim_files(folder, name, counter, ["png", ext] if save_metadata else [ext])
         target = written[-1]
-        if save_metadata:
-            _save_png(frames[0], written[0], meta)
-        pbar = ProgressBar(len(frames))
-        if format.startswith("image/"):
-            write_animated_image(frames, target, fps=frame_rate, kind=ext, loop_count=loop_count, lossless=lossless)
-            pbar.update_absolute(len(frames))
-        else:
-            data = np.concatenate([frames] * (loop_count + 1)) if loop_count else frames
-            write_video(data, target, fps=frame_rate, format=format, crf=crf,
-                        pix_fmt=pix_fmt if pix_fmt in VIDEO_FORMATS[format].pix_fmts else None,
-                        metadata={"comment": json.dumps(meta)} if meta else None, audio=audio,
-                        trim_to_audio=trim_to_audio, on_frame=lambda i: pbar.update_absolute(min(i + 1, len(frames))))
+        try:  # each file is written under a temporary name, then renamed over its claimed name
+            if save_metadata:
+                _save_png(frames[0], written[0], meta)
+            pbar = ProgressBar(len(frames))
+            with atomic_target(target) as tmp:
+                if format.startswith("image/"):
+                    write_animated_image(frames, tmp, fps=frame_rate, kind=ext, loop_count=loop_count, lossless=lossless)
+                    pbar.update_absolute(len(frames))
+                else:
+                    data = np.concatenate([frames] * (loop_count + 1)) if loop_count else frames
+                    write_video(data, tmp, fps=frame_rate, format=format, crf=crf,
+                                pix_fmt=pix_fmt if pix_fmt in VIDEO_FORMATS[format].pix_fmts else None,
+                                metadata={"comment": json.dumps(meta)} if meta else None, audio=audio,
+                                trim_to_audio=trim_to_audio,
+                                on_frame=lambda i: pbar.update_absolute(min(i + 1, len(frames))))
+        except BaseException:  # no empty placeholder is left behind (a full disk, an encoder error)
+            for path in written:
+                if path.exists() and path.stat().st_size == 0:
+                    path.unlink()
+            raise
         preview = {"filename": target.name, "subfolder": subfolder, "type": kind, "format": format,
                    "frame_rate": frame_rate, "workflow": written[0].name if save_metadata else None}
         shown = {k: preview[k] for k in ("filename", "subfolder", "type", "format", "frame_rate")}
@@ -273,7 +283,7 @@ def _save_png(frame: np.ndarray, path: Path, meta: dict[str, Any]) -> None:
     for key, value in meta.items():
         info.add_text(key, json.dumps(value))
     rgb = np.clip(frame[..., :3] * 255 + 0.5, 0, 255).astype(np.uint8)
-    PILImage.fromarray(rgb).save(path, pnginfo=info, compress_level=4)
+    write_atomic(path, lambda fh: PILImage.fromarray(rgb).save(fh, format="PNG", pnginfo=info, compress_level=4))
 
 
 SKIMAGE_SAMPLES = ["astronaut", "coffee", "chelsea", "camera", "rocket", "coins", "moon", "immunohistochemistry",

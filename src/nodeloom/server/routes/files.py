@@ -3,6 +3,8 @@
 Every name a client gives is joined with :func:`nodeloom.paths.safe_join` under the input,
 output or temp folder, so ``..``, absolute paths and escaping symlinks are refused (400).
 Files that a browser could run (HTML, JS, CSS, SVG) are sent as downloads, never rendered.
+Images re-encoded for ``preview``/``channel`` are refused (400) beyond the server's
+``max_pixels`` before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -60,13 +62,19 @@ def _headers(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'filename="{safe}"', "X-Content-Type-Options": "nosniff"}
 
 
-def _render(path: Path, preview: str | None, channel: str) -> tuple[bytes, str] | None:
-    """Re-encode an image for ``preview``/``channel`` ("" = not given); None means "send the file as it is"."""
+def _render(path: Path, preview: str | None, channel: str, max_pixels: int) -> tuple[bytes, str] | None:
+    """Re-encode an image for ``preview``/``channel`` ("" = not given); None means "send the file as it is".
+
+    Raises:
+        ValidationError: the image is larger than ``max_pixels`` (checked before decoding).
+    """
     from PIL import Image
+
+    from nodeloom.ops.imageio import open_image
 
     if preview is None and channel in ("", "rgba"):
         return None
-    with Image.open(path) as img:
+    with open_image(path, max_pixels, name=path.name) as img:
         if preview is not None:
             parts = preview.split(";")
             fmt = parts[0] if parts[0] in ("webp", "jpeg") and "a" not in channel else "webp"
@@ -100,7 +108,10 @@ async def _view(request: web.Request) -> web.StreamResponse:
     preview = q.get("preview")
     if preview is not None or channel in ("rgb", "a"):
         try:
-            rendered = await asyncio.get_running_loop().run_in_executor(None, _render, path, preview, channel)
+            rendered = await asyncio.get_running_loop().run_in_executor(
+                None, _render, path, preview, channel, state.config.limits.max_pixels)
+        except ValidationError:
+            raise
         except (OSError, ValueError) as exc:
             return error_response(400, "not_an_image", f"`{path.name}` cannot be read as an image: {exc}")
         if rendered is not None:

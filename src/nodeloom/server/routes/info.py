@@ -202,4 +202,5 @@ async def global_subgraph(request: web.Request) -> web.Response:
 
 @ROUTES.get("/node_replacements")
 async def node_replacements(request: web.Request) -> web.Response:
-    return web.json_response({})
+    """``{old_node_id: [replacement, ...]}`` from what the loaded packs registered."""
+    return web.json_response(get_state(request).engine.registry.node_replacements())

@@ -2,12 +2,15 @@
 
 Shapes and errors follow ComfyUI: a valid prompt answers ``{prompt_id, number, node_errors}``;
 an invalid one answers 400 ``{error: {type, message, details, extra_info}, node_errors}``.
-Validation runs off the event loop, so a large graph never stalls other requests.
+Validation and the resource-limit estimate run off the event loop, so a large graph never
+stalls other requests. Every malformed field (a non-finite or huge ``number``, an id that is
+not a string) answers 400 with a JSON error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from typing import Any
 
@@ -26,13 +29,36 @@ def _bad_prompt(error: dict[str, Any], node_errors: dict[str, Any] | None = None
     return web.json_response({"error": error, "node_errors": node_errors or {}}, status=400)
 
 
+#: largest magnitude of a client's own queue ``number`` (exact as a float and in JavaScript)
+MAX_NUMBER = 2**53
+
+
 def _number(body: dict[str, Any], state: Any) -> float:
+    """The queue number: the client's own (finite, within ±MAX_NUMBER) or the next counter value."""
     if "number" in body:
-        try:
-            return float(body["number"])
-        except (TypeError, ValueError):
-            raise ValidationError(f"`number` must be a number, got {body['number']!r}", type="invalid_number") from None
+        value = body["number"]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and isinstance(value, int):
+            ok = abs(value) <= MAX_NUMBER
+        elif ok:
+            ok = math.isfinite(value) and abs(value) <= MAX_NUMBER
+        if not ok:
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
+            raise ValidationError(f"`number` must be a finite number within ±{MAX_NUMBER}, got {shown}",
+                                  type="invalid_number")
+        return float(value)
     return state.queue.next_number(front=bool(body.get("front", False)))
+
+
+def _ids(body: dict[str, Any]) -> tuple[str, Any]:
+    """The prompt id (given or new) and the client id, each a string when given."""
+    for key in ("prompt_id", "client_id"):
+        value = body.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValidationError(f"`{key}` must be a string, got {type(value).__name__}", type="invalid_prompt")
+        if isinstance(value, str) and (len(value) > 256 or "\x00" in value):
+            raise ValidationError(f"`{key}` must be at most 256 characters without NUL", type="invalid_prompt")
+    return body.get("prompt_id") or str(uuid.uuid4()), body.get("client_id")
 
 
 @ROUTES.get("/prompt")
@@ -55,14 +81,16 @@ async def post_prompt(request: web.Request) -> web.Response:
     if targets is not None and (not isinstance(targets, list) or not all(isinstance(t, str) for t in targets)):
         return _bad_prompt({"type": "invalid_prompt", "message": "`partial_execution_targets` must be a list of node ids",
                             "details": repr(targets), "extra_info": {}})
-    prompt_id = str(body.get("prompt_id") or uuid.uuid4())
+    prompt_id, client_id = _ids(body)
     extra_data = body.get("extra_data") or {}
     if not isinstance(extra_data, dict):
         return _bad_prompt({"type": "invalid_prompt", "message": "`extra_data` must be an object",
                             "details": repr(extra_data), "extra_info": {}})
     if "client_id" in body:
-        extra_data["client_id"] = body["client_id"]
+        extra_data["client_id"] = client_id
     number = _number(body, state)
+    if isinstance(prompt, dict):  # the queue and history keep the prompt that runs, as in ComfyUI
+        prompt = state.engine.registry.replace_nodes(prompt)
     loop = asyncio.get_running_loop()
     try:
         pnginfo = extra_data.get("extra_pnginfo")
@@ -73,6 +101,11 @@ async def post_prompt(request: web.Request) -> web.Response:
     if not result.ok:
         return _bad_prompt(result.error or {"type": "invalid_prompt", "message": "invalid prompt", "details": "",
                                             "extra_info": {}}, result.node_errors)
+    try:  # the prompt's constants against the limits, before it takes a place in the queue
+        limits = state.config.limits.for_extra_data(extra_data)
+        await loop.run_in_executor(None, limits.check_prompt, result.prompt, state.engine.registry.get)
+    except ValidationError as exc:
+        return _bad_prompt(exc.to_dict())
     try:
         state.queue.put(prompt_id, number, prompt, extra_data, list(result.outputs_to_execute))
     except ValueError as exc:

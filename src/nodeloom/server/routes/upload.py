@@ -3,7 +3,9 @@
 An upload with the name of an existing file is either the same content (the existing name is
 answered, nothing is written) or gets ``"name (1).ext"``, ``"name (2).ext"``, ... unless
 ``overwrite`` is true. Names are confined to the chosen folder; the body size is bounded by
-the server's ``max_upload_size``; uploaded bytes are only ever stored, never executed.
+the server's ``max_upload_size``; uploaded bytes are only ever stored, never executed, and
+written atomically with the same file mode as outputs. A mask upload decodes two images, each
+refused beyond the server's ``max_pixels`` before decoding.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from nodeloom.errors import ValidationError
-from nodeloom.paths import safe_join
+from nodeloom.paths import safe_join, write_atomic
 from nodeloom.server.routes.files import FOLDER_TYPES, resolve_user_file
 from nodeloom.server.security import error_response
 from nodeloom.server.state import get_state
@@ -49,28 +50,23 @@ def choose_name(folder: Path, filename: str, data: bytes, overwrite: bool) -> tu
     return name, False
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _masked_png(original: Path, mask_bytes: bytes, max_pixels: int) -> bytes:
+    """The original image with its alpha replaced by the uploaded mask's alpha (PNG).
 
-
-def _masked_png(original: Path, mask_bytes: bytes) -> bytes:
-    """The original image with its alpha replaced by the uploaded mask's alpha (PNG)."""
-    from PIL import Image
+    Raises:
+        ValidationError: either image is larger than ``max_pixels`` (checked before decoding),
+            or their sizes differ.
+    """
     from PIL.PngImagePlugin import PngInfo
 
-    with Image.open(original) as src:
+    from nodeloom.ops.imageio import open_image
+
+    with open_image(original, max_pixels, name=original.name) as src:
         info = PngInfo()
         for key, value in getattr(src, "text", {}).items():
             info.add_text(key, value)
         rgba = src.convert("RGBA")
-    with Image.open(io.BytesIO(mask_bytes)) as mask:
+    with open_image(io.BytesIO(mask_bytes), max_pixels, name="the mask") as mask:
         alpha = mask.convert("RGBA").getchannel("A")
     if alpha.size != rgba.size:
         raise ValidationError(f"the mask is {alpha.size[0]}x{alpha.size[1]} but the image is "
@@ -113,14 +109,20 @@ async def _upload(request: web.Request, *, mask: bool) -> web.Response:
                                      str(ref_data.get("subfolder", "")))
         if not original.is_file():
             return error_response(404, "not_found", f"the original image `{ref_data['filename']}` does not exist")
-        data = await asyncio.get_running_loop().run_in_executor(None, _masked_png, original, data)
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(
+                None, _masked_png, original, data, state.config.limits.max_pixels)
+        except ValidationError:
+            raise
+        except (OSError, ValueError) as exc:  # not an image, truncated, unsupported mode
+            raise ValidationError(f"the mask or its original image cannot be read: {exc}", type="invalid_mask") from exc
     overwrite = fields.get("overwrite", "").lower() in ("true", "1")
 
     def store() -> str:
         folder.mkdir(parents=True, exist_ok=True)
         name, duplicate = choose_name(folder, filename, data, overwrite)
         if not duplicate:
-            _write_atomic(folder / name, data)
+            write_atomic(folder / name, data)
         return name
 
     name = await asyncio.get_running_loop().run_in_executor(None, store)

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from nodeloom.paths import write_atomic
 from nodeloom.server.routes import json_body, query_bool
 from nodeloom.server.security import error_response
 from nodeloom.server.state import get_state
@@ -156,9 +157,7 @@ async def post_userdata(request: web.Request) -> web.Response:
 
     def write() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(body)
-        tmp.replace(path)
+        write_atomic(path, body)
 
     await asyncio.get_running_loop().run_in_executor(None, write)
     return _reply(request, path)

@@ -29,12 +29,14 @@ from nodeloom.compat.comfy.api.latest.io_dynamic import (
     MatchType,
     MultiType,
 )
+from nodeloom.compat.comfy.api.latest.io_grow import Autogrow, DynamicCombo
 from nodeloom.compat.comfy.api.latest.io_node import ComfyNode, NodeOutput, _UIOutput
 from nodeloom.compat.comfy.api.latest.io_schema import (
     Hidden,
     HiddenHolder,
     NodeInfoV1,
     NodeInfoV3,
+    NodeReplace,
     Schema,
     add_to_dict_v1,
     add_to_dict_v3,
@@ -44,9 +46,9 @@ from nodeloom.compat.comfy.api.latest.io_types import Boolean, Combo, Float, Int
 globals().update({name: getattr(io_types, name) for name in io_types.PLAIN_TYPES})
 
 __all__ = [
-    "AutogrowDynamic", "Boolean", "ComboDynamic", "ComfyNode", "ComfyTypeI", "ComfyTypeIO", "Combo", "Custom",
-    "DynamicInput", "DynamicOutput", "Float", "FolderType", "Hidden", "HiddenHolder", "Input", "Int", "MatchType",
-    "MultiCombo", "MultiType", "NodeInfoV1", "NodeInfoV3", "NodeOutput", "NumberDisplay", "Output",
+    "Autogrow", "AutogrowDynamic", "Boolean", "ComboDynamic", "ComfyNode", "ComfyTypeI", "ComfyTypeIO", "Combo", "Custom",
+    "DynamicCombo", "DynamicInput", "DynamicOutput", "Float", "FolderType", "Hidden", "HiddenHolder", "Input", "Int", "MatchType",
+    "MultiCombo", "MultiType", "NodeInfoV1", "NodeInfoV3", "NodeOutput", "NodeReplace", "NumberDisplay", "Output",
     "RemoteOptions", "Schema", "String", "UploadType", "Webcam", "WidgetInput", "_UIOutput", "add_to_dict_v1",
     "add_to_dict_v3", "comfytype", *io_types.PLAIN_TYPES,
 ]

@@ -126,8 +126,8 @@ class ComboDynamic(ComfyTypeI):
     class Input(Input):
         def __init__(self, id: str) -> None:  # noqa: A002
             raise NotImplementedError(
-                "`ComboDynamic` has no implementation in the ComfyUI V3 API this engine follows; "
-                "declare the inputs of each choice as optional inputs instead"
+                "`ComboDynamic` is an empty placeholder in ComfyUI's V3 API; "
+                "use `io.DynamicCombo.Input(id, options=[io.DynamicCombo.Option(key, inputs), ...])`"
             )
 
 

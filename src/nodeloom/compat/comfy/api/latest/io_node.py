@@ -23,6 +23,7 @@ from nodeloom.compat.comfy.api.internal import (
     classproperty,
     first_real_override,
 )
+from nodeloom.compat.comfy.api.latest.io_grow import expand_input_types, has_dynamic_inputs, nest_inputs
 from nodeloom.compat.comfy.api.latest.io_schema import Hidden, HiddenHolder, Schema
 from nodeloom.core.graph_builder import ExecutionBlocker
 
@@ -100,6 +101,7 @@ def _v1_view(cls: type) -> dict[str, Any]:
     if view is None:
         schema = cls.GET_SCHEMA()
         outputs = schema.outputs or []
+        declared = schema.get_v1_info(cls).input or {}
         view = {
             "DESCRIPTION": schema.description, "CATEGORY": schema.category, "EXPERIMENTAL": schema.is_experimental,
             "DEPRECATED": schema.is_deprecated, "API_NODE": schema.is_api_node, "OUTPUT_NODE": schema.is_output_node,
@@ -112,18 +114,35 @@ def _v1_view(cls: type) -> dict[str, Any]:
             # an input that shares a hidden value's name (an output node's "prompt") stays an input;
             # the engine passes the input's value under that name, not the hidden one
             "hidden_names": frozenset(h.name for h in schema.hidden or []) - {i.id for i in schema.concrete_inputs()},
+            "declared": declared,
+            "EXPAND_INPUT_TYPES": _expand_types if has_dynamic_inputs(declared) else None,
         }
         type.__setattr__(cls, "_v1_view_cache", view)
+        type.__setattr__(cls, "EXPAND_INPUT_TYPES", staticmethod(_expand_types) if view["EXPAND_INPUT_TYPES"] else None)
         for attr in _V1_ATTRIBUTES:  # plain class attributes from now on: the engine reads them per call
             type.__setattr__(cls, attr, view[attr])
     return view
 
 
-def _split_hidden(cls: type, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[Any, Any]]:
-    """Inputs and hidden values of a call (the engine passes both as keywords)."""
-    names = _v1_view(cls)["hidden_names"]
+def _expand_types(input_types: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """The engine's hook: the concrete inputs of a node with Autogrow / DynamicCombo inputs."""
+    return expand_input_types(input_types, inputs)[0]
+
+
+def _split_hidden(cls: type, kwargs: dict[str, Any], tagged: bool = False) -> tuple[dict[str, Any], dict[Any, Any]]:
+    """Inputs and hidden values of a call (the engine passes both as keywords).
+
+    Dotted names of dynamic inputs (``values.image0``, ``mode.size``) are grouped under their
+    input's id, as ComfyUI hands them to ``execute`` and the optional hooks; ``tagged`` (for
+    ``check_lazy_status``) makes each grouped value a ``(value, dotted name)`` pair, so the node
+    can ask for it by that name.
+    """
+    view = _v1_view(cls)
+    names = view["hidden_names"]
     values = {k: v for k, v in kwargs.items() if k not in names}
     hidden = {Hidden[k]: v for k, v in kwargs.items() if k in names}
+    if view["EXPAND_INPUT_TYPES"] is not None:
+        values = nest_inputs(values, expand_input_types(view["declared"], values)[1], tagged)
     return values, hidden
 
 
@@ -183,7 +202,7 @@ def _install_hooks(cls: type) -> None:
         inner = lazy.__func__
 
         def check_lazy_status(klass: Any, **kwargs: Any) -> Any:
-            values, hidden = _split_hidden(klass, kwargs)
+            values, hidden = _split_hidden(klass, kwargs, tagged=True)
             return inner(klass.PREPARE_CLASS_CLONE(hidden), **values)
 
         check_lazy_status._nodeloom_hook = True  # type: ignore[attr-defined]
@@ -201,6 +220,8 @@ class _ComfyNodeBaseInternal(_ComfyNodeInternal):
     SCHEMA: Schema | None = None
     resources: Any = None
     hidden: HiddenHolder | None = None
+    # the engine asks it for a node's concrete inputs; None when the schema has no growing inputs
+    EXPAND_INPUT_TYPES = classproperty(lambda cls: _v1_view(cls)["EXPAND_INPUT_TYPES"])
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -260,7 +281,8 @@ class _ComfyNodeBaseInternal(_ComfyNodeInternal):
 
     @classmethod
     def GET_NODE_INFO_V1(cls) -> dict[str, Any]:  # noqa: N802
-        return asdict(cls.GET_SCHEMA().get_v1_info(cls))
+        schema = cls.GET_SCHEMA()
+        return asdict(schema.get_v1_info(cls)) | schema.newer_info()
 
     @classmethod
     def GET_NODE_INFO_V3(cls) -> dict[str, Any]:  # noqa: N802

@@ -1,7 +1,8 @@
 """``io.Schema``: a V3 node's declaration, and the V1 / V3 ``object_info`` views built from it.
 
 Also the hidden inputs: :class:`Hidden` names what a node asks for, :class:`HiddenHolder` is
-what ``cls.hidden`` holds while the node runs. Declarations only: no engine state, no I/O.
+what ``cls.hidden`` holds while the node runs; and :class:`NodeReplace`, the replacement a
+pack offers for a node type it retired. Declarations only: no engine state, no I/O.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 from nodeloom.compat.comfy.api.latest.io_base import Input, Output
 from nodeloom.compat.comfy.api.latest.io_dynamic import DynamicInput
 
-__all__ = ["Hidden", "HiddenHolder", "NodeInfoV1", "NodeInfoV3", "Schema", "add_to_dict_v1", "add_to_dict_v3"]
+__all__ = ["Hidden", "HiddenHolder", "NodeInfoV1", "NodeInfoV3", "NodeReplace", "Schema", "add_to_dict_v1",
+           "add_to_dict_v3"]
 
 
 class Hidden(str, Enum):
@@ -103,7 +105,8 @@ class Schema:
     ``is_output_node`` makes the node an execution root; ``is_input_list`` gives ``execute``
     whole lists; ``not_idempotent`` keeps its cache entry to its own node id; ``enable_expand``
     allows ``NodeOutput(expand=...)``; ``is_deprecated`` / ``is_experimental`` / ``is_api_node``
-    are shown in ``/object_info``.
+    are shown in ``/object_info``, and so are newer ComfyUI's ``is_dev_only`` (hidden from
+    search unless dev mode is on), ``search_aliases`` and ``essentials_category`` when set.
     """
 
     node_id: str
@@ -118,6 +121,9 @@ class Schema:
     is_deprecated: bool = False
     is_experimental: bool = False
     is_api_node: bool = False
+    is_dev_only: bool = False
+    search_aliases: list[str] | None = None
+    essentials_category: str | None = None
     not_idempotent: bool = False
     enable_expand: bool = False
 
@@ -168,6 +174,12 @@ class Schema:
                 "output_node": self.is_output_node, "deprecated": self.is_deprecated,
                 "experimental": self.is_experimental, "api_node": self.is_api_node}
 
+    def newer_info(self) -> dict[str, Any]:
+        """The ``/object_info`` keys of newer ComfyUI that this schema sets (none by default)."""
+        newer = {"dev_only": self.is_dev_only or None, "search_aliases": self.search_aliases or None,
+                 "essentials_category": self.essentials_category}
+        return {key: value for key, value in newer.items() if value is not None}
+
     def get_v1_info(self, cls: type) -> NodeInfoV1:
         """The ``/object_info`` entry of ``cls`` built from this schema."""
         sections: dict[str, Any] = {"required": {}}
@@ -197,3 +209,25 @@ class Schema:
         return NodeInfoV3(
             input=inputs, output=outputs, hidden=[h.value for h in self.hidden or []], **self._common_info(cls),
         )
+
+
+class NodeReplace:
+    """Offer ``new_node_id`` in place of a retired ``old_node_id``.
+
+    ``old_widget_ids`` names the old node's widget values by position (UI workflows store them
+    so); ``input_mapping`` holds ``{"new_id", "old_id"}`` (take the old input) or ``{"new_id",
+    "set_value"}`` entries, ``output_mapping`` ``{"new_idx", "old_idx"}`` ones. Register it with
+    ``ComfyAPI().node_replacement.register(...)`` while the pack loads.
+    """
+
+    def __init__(self, new_node_id: str, old_node_id: str, old_widget_ids: list[str] | None = None,
+                 input_mapping: list[dict[str, Any]] | None = None,
+                 output_mapping: list[dict[str, int]] | None = None) -> None:
+        self.new_node_id, self.old_node_id, self.old_widget_ids = new_node_id, old_node_id, old_widget_ids
+        self.input_mapping, self.output_mapping = input_mapping, output_mapping
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry ``/node_replacements`` lists."""
+        return {"new_node_id": self.new_node_id, "old_node_id": self.old_node_id, "old_widget_ids": self.old_widget_ids,
+                "input_mapping": list(self.input_mapping) if self.input_mapping else None,
+                "output_mapping": list(self.output_mapping) if self.output_mapping else None}

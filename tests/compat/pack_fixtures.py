@@ -1,0 +1,34 @@
+"""Shared pieces of the fixture packs written by the compat tests."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+from nodeloom.engine import Engine
+
+#: An output node that keeps a LATENT (so sampling nodes become outputs of a prompt).
+KEEP_LATENT = """
+class KeepLatent:
+    OUTPUT_NODE = True
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"latent": ("LATENT",)}}
+    RETURN_TYPES = ()
+    FUNCTION = "keep"
+    CATEGORY = "test"
+
+    def keep(self, latent):
+        return {"ui": {"shape": list(latent["samples"].shape)}}
+"""
+
+
+def pack_engine(tmp_path: Path, name: str, source: str, models_dir: Path) -> Iterator[Engine]:
+    """An engine over ``models_dir`` with one pack ``name`` whose ``__init__.py`` is ``source``."""
+    pack = tmp_path / "custom_nodes" / name
+    pack.mkdir(parents=True)
+    (pack / "__init__.py").write_text(textwrap.dedent(source) + textwrap.dedent(KEEP_LATENT) +
+                                      "\nNODE_CLASS_MAPPINGS['KeepLatent'] = KeepLatent\n")
+    with Engine(base_dir=tmp_path / "base", models_dir=models_dir, custom_nodes_dirs=[tmp_path / "custom_nodes"]) as eng:
+        yield eng
