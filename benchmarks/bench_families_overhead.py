@@ -1,14 +1,15 @@
-"""Engine overhead on today's families (tiny Z-Image Turbo and Flux.1 dev) vs diffusers' pipelines (goal ≤ 5 %).
+"""Engine overhead on today's families (tiny Z-Image Turbo, Flux.1 dev, SD3.5) vs diffusers' pipelines (goal ≤ 5 %).
 
 Ours: each family's template workflow (split loaders → text encode → KSampler euler/simple →
 VAE Decode → Save Image) through ``Engine.run`` on tiny random weights saved as ComfyUI's files,
 a new seed each run (sampling, decoding and saving re-run; loaders and prompt encodings come from
-the engine cache, as in real use). Anchor: ``ZImagePipeline`` / ``FluxPipeline`` on the very same
-modules and sigmas, then a PNG save, in the same process (Z-Image's pipeline encodes its prompt
-each run; Flux's is handed the encoded prompt, so its anchor does strictly less work). Runs
-alternate; the best and the median run are reported.
+the engine cache, as in real use). Anchor: ``ZImagePipeline`` / ``FluxPipeline`` /
+``StableDiffusion3Pipeline`` on the very same modules and sigmas, then a PNG save, in the same
+process (Z-Image's pipeline encodes its prompt each run; Flux's and SD3's are handed the encoded
+prompts, so their anchors do strictly less work). Runs alternate; the best and the median run are
+reported.
 
-    python benchmarks/bench_families_overhead.py [--size 128] [--steps 20] [--runs 7]
+    python benchmarks/bench_families_overhead.py [--size 128] [--steps 20] [--runs 7] [--families z_image,flux,sd3]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from _timing import print_overhead  # noqa: E402
-from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, ZImagePipeline  # noqa: E402
+from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, StableDiffusion3Pipeline, ZImagePipeline  # noqa: E402
 
 from nodeloom import Engine  # noqa: E402
 from nodeloom.diffusion.flow import FlowSampling, FluxSampling, flux_resolution_shift  # noqa: E402
@@ -38,6 +39,7 @@ from nodeloom.testing.tiny_families import (  # noqa: E402
     build_tiny_flux,
     build_tiny_zimage,
 )
+from nodeloom.testing.tiny_sd3 import SD35_WORKFLOW, build_tiny_sd3  # noqa: E402
 
 
 def _zimage(root: Path, size: int, steps: int) -> tuple:
@@ -78,19 +80,48 @@ def _flux_anchor(pipe: FluxPipeline, engine: Engine, prompt: dict, size: int, st
                 sigmas=sigmas, guidance_scale=3.5, generator=torch.Generator().manual_seed(seed)).images[0]
 
 
+def _sd3(root: Path, size: int, steps: int, engine: Engine) -> tuple:
+    parts = build_tiny_sd3(root)
+    prompt = copy.deepcopy(SD35_WORKFLOW)
+    prompt["7"]["inputs"].update(width=size, height=size)
+    prompt["8"]["inputs"]["steps"] = steps
+    pipe = StableDiffusion3Pipeline(transformer=parts["transformer"], scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0),
+                                    vae=parts["vae"], text_encoder=None, tokenizer=None, text_encoder_2=None,
+                                    tokenizer_2=None, text_encoder_3=None, tokenizer_3=None)
+    pipe.set_progress_bar_config(disable=True)
+    sigmas = calculate_sigmas(FlowSampling(shift=3.0, multiplier=1000.0), "sgm_uniform", steps)[:-1].tolist()
+    conds: list = []
+
+    def anchor(seed: int) -> object:
+        if not conds:
+            result = engine.run(prompt)
+            conds.extend([result.value("5")[0], result.value("6")[0]])
+        (pos, pos_x), (neg, neg_x) = conds
+        return pipe(prompt_embeds=pos, negative_prompt_embeds=neg, pooled_prompt_embeds=pos_x["pooled_output"],
+                    negative_pooled_prompt_embeds=neg_x["pooled_output"], height=size, width=size,
+                    num_inference_steps=steps, sigmas=sigmas, guidance_scale=4.0,
+                    generator=torch.Generator().manual_seed(seed)).images[0]
+
+    return prompt, "8", anchor
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--families", default="z_image,flux,sd3")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    for family in ("z_image", "flux"):
+    for family in args.families.split(","):
         root = Path(tempfile.mkdtemp(prefix=f"nl-bench-{family}-"))
         engine = Engine(base_dir=root / "engine", models_dir=root / "models", load_custom_nodes=False)
-        prompt, sampler, anchor_fn = (_zimage(root / "models", args.size, args.steps) if family == "z_image"
-                                      else _flux(root / "models", args.size, args.steps, engine))
+        if family == "z_image":
+            prompt, sampler, anchor_fn = _zimage(root / "models", args.size, args.steps)
+        else:
+            prompt, sampler, anchor_fn = (_flux if family == "flux" else _sd3)(root / "models", args.size, args.steps,
+                                                                               engine)
         assert engine.run(prompt).status == "success"
         ours, anchor = [], []
         for i in range(args.runs):

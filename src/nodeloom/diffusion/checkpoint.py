@@ -17,7 +17,8 @@ from typing import Any
 from nodeloom.diffusion.detect import CheckpointInfo, detect_checkpoint, family_defaults, infer_vae_config
 from nodeloom.errors import ModelNotFoundError, PolicyDeniedError, ValidationError, require
 
-__all__ = ["SDComponents", "load_checkpoint", "load_state_dict", "load_vae_file", "write_config_folder"]
+__all__ = ["SDComponents", "load_checkpoint", "load_state_dict", "load_vae_file", "vae_from_state_dict",
+           "write_config_folder"]
 
 _PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 
@@ -167,6 +168,12 @@ def load_vae_file(path: str | Path, *, family: str = "sd1", dtype: Any = None, a
     sd = load_state_dict(p, allow_pickle=allow_pickle)
     if "decoder.conv_in.weight" in sd and "encoder.down_blocks.0.resnets.0.conv1.weight" in sd:
         raise ValidationError(f"`{p.name}` holds diffusers-layout VAE weights; put it in a folder with its config.json")
+    return vae_from_state_dict(sd, family=family, dtype=dtype)
+
+
+def vae_from_state_dict(sd: dict[str, Any], *, family: str = "sd1", dtype: Any = None) -> Any:
+    """An ``AutoencoderKL`` from original-layout (LDM) VAE weights, sizes read from their shapes."""
+    diffusers = require("diffusers", "diffusion")
     cfg = infer_vae_config(sd, family_defaults(family)["vae"])
     with tempfile.TemporaryDirectory(prefix="nodeloom-cfg-") as tmp:
         (Path(tmp) / "vae").mkdir()

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FlowSampling", "accelerator_dtype", "FluxSampling", "flux_resolution_shift", "noise_scaling", "time_snr_shift"]
+__all__ = ["FlowSampling", "accelerator_dtype", "FluxSampling", "flux2_mu", "flux2_sigmas", "flux_resolution_shift", "noise_scaling", "time_snr_shift"]
 
 
 def time_snr_shift(shift: float, t: torch.Tensor | float) -> torch.Tensor | float:
@@ -35,6 +35,25 @@ def flux_resolution_shift(width: int, height: int, max_shift: float = 1.15, base
     ``base_shift`` at 256 patches to ``max_shift`` at 4096."""
     slope = (max_shift - base_shift) / (4096 - 256)
     return (width * height / (8 * 8 * 2 * 2)) * slope + (base_shift - slope * 256)
+
+
+def flux2_mu(tokens: int, steps: int) -> float:
+    """Flux.2's empirical μ (Black Forest Labs' fit): linear in the image's token count, and for
+    up to 4300 tokens also in the step count, interpolating its fits at 10 and 200 steps."""
+    at_200 = 0.00016927 * tokens + 0.45666666
+    if tokens > 4300:
+        return at_200
+    at_10 = 8.73809524e-05 * tokens + 1.89833333
+    slope = (at_200 - at_10) / 190.0
+    return slope * steps + (at_200 - 200.0 * slope)
+
+
+def flux2_sigmas(steps: int, tokens: int) -> torch.Tensor:
+    """Flux2Scheduler's sigmas: ``steps + 1`` linear times from 1 to 0 through Flux's shift at
+    :func:`flux2_mu` (ends at exactly 0)."""
+    t = torch.linspace(1, 0, steps + 1)
+    mu = math.exp(flux2_mu(tokens, steps))
+    return mu / (mu + (1 / t - 1))
 
 
 class _Flow:

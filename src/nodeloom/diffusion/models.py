@@ -170,7 +170,7 @@ class ClipModel:
     def _layer(self) -> int:
         if self.layer is not None:
             return self.layer
-        return -2 if self.family == "sdxl" else -1
+        return -2 if self.family in ("sdxl", "sd3") else -1
 
     def _run(self, encoder: Any, ids: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         out = encoder(ids, output_hidden_states=True)
@@ -200,17 +200,18 @@ class ClipModel:
 
         Returns:
             ``(cond [1, 77*k, dim], pooled [1, pooled_dim])`` on the CPU in float32; the pooled
-            output is the last encoder's, from its first chunk.
+            output is the last encoder's, from its first chunk (for SD3 every encoder's, concatenated).
         """
         prompts = list(texts) if texts is not None else [text] * len(self.encoders)
         if len(prompts) != len(self.encoders):
             raise ValidationError(f"{len(prompts)} prompt(s) for {len(self.encoders)} text encoder(s)")
-        parts, pooled = [], None
+        parts, pooleds = [], []
         for i, encoder in enumerate(self.encoders):
             enc = _prepare(encoder, manager)
             z, p = self._encode_one(enc, i, prompts[i], embeddings)
             parts.append((enc, i, z.float().cpu()))
-            pooled = p[:1].float().cpu()
+            pooleds.append(p[:1].float().cpu())
+        pooled = torch.cat(pooleds, dim=-1) if self.family == "sd3" else pooleds[-1]
         chunks = max(z.shape[0] for _, _, z in parts)
         zs = []
         for enc, i, z in parts:
@@ -253,7 +254,7 @@ class ClipModel:
     def _encode_one(self, enc: Any, index: int, text: str,
                     embeddings: Callable[[str], dict[str, torch.Tensor]] | None) -> tuple[torch.Tensor, torch.Tensor]:
         tok, layer = clip_tokenizer(), self._layer()
-        pad = 0 if (self.family == "sdxl" and index == 1) else EOS_TOKEN_ID
+        pad = 0 if (self.family in ("sdxl", "sd3") and index == 1) else EOS_TOKEN_ID
         token_embedding = getattr(enc, "text_model", enc).embeddings.token_embedding
         lookup = None
         if embeddings is not None:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from nodeloom.diffusion.controlnet import control_residuals, prepare_controls
+from nodeloom.diffusion.dual_cfg import DualCfg
 from nodeloom.diffusion.fast_path import unet_forward
 from nodeloom.diffusion.flow import accelerator_dtype, noise_scaling
 from nodeloom.diffusion.flow_samplers import flow_sampler
@@ -123,6 +124,7 @@ class CondEntry:
     extra: dict[str, Any]
     hw: tuple[int, int]
     strength: float
+    uncond: bool = False  # from the negative side (SkipLayerGuidanceDiTSimple changes only those calls)
 
 
 @dataclass(frozen=True)
@@ -134,12 +136,12 @@ class ModelCall:
     added: dict[str, torch.Tensor] | None
 
 
-def _entries(conds: list[Any], batch: int, hw: tuple[int, int]) -> list[CondEntry]:
+def _entries(conds: list[Any], batch: int, hw: tuple[int, int], uncond: bool = False) -> list[CondEntry]:
     out = []
     for item in conds:
         ctx, extra = item[0], dict(item[1]) if len(item) > 1 else {}
         ctx = ctx if ctx.shape[0] == batch else ctx[:1].expand(batch, -1, -1)
-        out.append(CondEntry(ctx, extra, hw, float(extra.get("strength", 1.0))))
+        out.append(CondEntry(ctx, extra, hw, float(extra.get("strength", 1.0)), uncond))
     return out
 
 
@@ -253,22 +255,29 @@ def apply_cfg_patches(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tenso
 
 
 def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[CondEntry], cfg: float,
-            concat: torch.Tensor | None, batch: int, need_uncond: bool = False) -> _Denoiser:
+            concat: torch.Tensor | None, batch: int, need_uncond: bool = False,
+            dual: tuple[DualCfg, list[CondEntry]] | None = None) -> _Denoiser:
     """Classifier-free guidance over the conditioning entries; at cfg 1 the negative prompt is skipped
     unless the sampler reads the unguided estimate (``need_uncond``, as ComfyUI does for CFG++).
+    ``dual`` adds DualCFGGuider's second conditioning (its entries) between the two.
 
     An entry with a timestep range acts only while σ lies inside it; a side with no entry acting
     at some σ predicts zeros there, as ComfyUI's does.
     """
     options = model.extra.get("model_options") or {}
     use_neg = need_uncond or not math.isclose(cfg, 1.0) or bool(options.get("disable_cfg1_optimization"))
-    entries = (neg if use_neg else []) + pos
+    mid: list[CondEntry] = []
+    if dual is not None:
+        use_neg, use_mid = (True, True) if options.get("disable_cfg1_optimization") else dual[0].needs(cfg)
+        mid = dual[1] if use_mid else []
+    entries = (neg if use_neg else []) + mid + pos
     first = next(unet.parameters())
     weights = [e.strength for e in entries]
     ranges = [_sigma_range(model, e.extra) for e in entries]
     timesteps: dict[float, torch.Tensor] = {}
     groups_for: dict[tuple[int, ...], list[tuple[list[int], ModelCall]]] = {}
     n_neg = len(neg) if use_neg else 0
+    n_side = n_neg + len(mid)
 
     def groups(active: tuple[int, ...]) -> list[tuple[list[int], ModelCall]]:
         """UNet-call groups over the acting entries (indices into ``entries``), built once per set."""
@@ -293,13 +302,21 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         for idx, group in groups(active):
             for i, d in zip(idx, _predict(model, unet, group, x, sigma, timesteps[key], concat)):
                 dens[i] = d
-        cond = side(dens, range(n_neg, len(entries)), x)
+        cond = side(dens, range(n_side, len(entries)), x)
         uncond = side(dens, range(n_neg), x) if use_neg else None
-        guided = apply_cfg_patches(model, x, sigma, cond, uncond, cfg)
-        for fn in model.post_cfg:  # ComfyUI's post-CFG functions (CFGNorm, ...)
-            guided = fn({"denoised": guided, "cond_denoised": cond, "cond_scale": cfg, "input": x, "sigma": sigma,
-                         "uncond_denoised": torch.zeros_like(cond) if uncond is None else uncond})
-        return guided, uncond
+
+        def cfg_fn(c: torch.Tensor, u: torch.Tensor | None, scale: float) -> torch.Tensor:
+            guided = apply_cfg_patches(model, x, sigma, c, u, scale)
+            for fn in model.post_cfg:  # ComfyUI's post-CFG functions (CFGNorm, ...)
+                guided = fn({"denoised": guided, "cond_denoised": c, "cond_scale": scale, "input": x, "sigma": sigma,
+                             "uncond_denoised": torch.zeros_like(c) if u is None else u})
+            return guided
+
+        if dual is not None:
+            middle = side(dens, range(n_neg, n_side), x)
+            return dual[0].combine(cond, middle, torch.zeros_like(x) if uncond is None else uncond, cfg,
+                                   cfg_fn), uncond
+        return cfg_fn(cond, uncond, cfg), uncond
 
     return _Denoiser(denoise)
 
@@ -374,11 +391,13 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
                   sampler_name: str, positive: list[Any], negative: list[Any] | None, add_noise: bool = True,
                   manager: Any = None, callback: StepCallback | None = None,
                   sampler_options: dict[str, Any] | None = None,
+                  dual: DualCfg | None = None,
                   noise: torch.Tensor | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Denoise a LATENT along given ``sigmas`` (ComfyUI's SamplerCustom contract).
 
     ``negative`` None samples the positive conditioning alone (no guidance); ``sampler_options``
     are keyword arguments of the sampler (``eta``, ``s_noise``, ``r``, ``solver``, ``order``);
+    ``dual`` guides with a second conditioning as well (DualCFGGuider; needs ``negative``);
     ``noise`` replaces the seeded initial noise (shaped like the latent; ``seed`` still drives the
     stochastic steps).
     Returns the output LATENT and the denoised estimate of the last step (the output itself when
@@ -406,7 +425,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
         noise = torch.zeros_like(raw)  # the stochastic steps still draw from the seed
     dtype = accelerator_dtype(manager) if model.adapter is not None else None
     unet = manager.prepare(model.unet, dtype=dtype) if manager is not None else model.unet
-    prepare_controls([positive, negative or []], manager)
+    prepare_controls([positive, negative or [], dual.middle if dual else []], manager)
     dev = next(unet.parameters()).device
     lat = ((raw.float() - model.latent_shift) * model.latent_scale).to(dev)
     noise, sigmas = noise.to(dev), sigmas.to(dev)
@@ -414,8 +433,9 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
     concat = _inpaint_channels(model, lat, mask, next(unet.parameters()).dtype, dict(positive[0][1]))
     if negative:
-        fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw), cfg,
-                     concat, raw.shape[0], need_uncond=sampler_name in CFG_PP)
+        fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw, uncond=True), cfg,
+                     concat, raw.shape[0], need_uncond=sampler_name in CFG_PP,
+                     dual=(dual, _entries(dual.middle, raw.shape[0], hw)) if dual else None)
     else:
         fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), [], 1.0, concat, raw.shape[0])
     if mask is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from nodeloom.diffusion.families import Family, identify
 from nodeloom.diffusion.models import ClipModel, DiffusionModel
+from nodeloom.diffusion.sd3_text import Sd3Clip, sd3_roles
 from nodeloom.diffusion.single_file import load_weights, read_header, strip_prefix
 from nodeloom.diffusion.text_encoders import (
     ZIMAGE_TEMPLATE,
@@ -27,7 +28,7 @@ from nodeloom.diffusion.text_encoders import (
 )
 from nodeloom.errors import ValidationError, require
 
-__all__ = ["CLIP_RECIPES", "WEIGHT_DTYPES", "load_diffusion_model", "load_text_encoders",
+__all__ = ["CLIP_RECIPES", "WEIGHT_DTYPES", "build_sd3_clip", "load_diffusion_model", "load_text_encoders",
            "model_value"]
 
 WEIGHT_DTYPES = ("default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2")
@@ -95,9 +96,14 @@ def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders:
                 " UNETLoader from models/diffusion_models, VAEs with VAELoader",
                 type="unknown_text_encoder", extra_info={"name": p.name, "folder": str(p.parent)})
         kinds.append(kind)
+    if clip_type == "sd3":
+        torch = require("torch", "diffusion")
+        sds = [load_weights(p, dtype=torch.float32, prefix="") for p in paths]
+        return build_sd3_clip(sds, [Path(p) for p in paths], kinds, tokenizer_folders)
     family = CLIP_RECIPES.get((clip_type, tuple(kinds)))
     if family is None:
-        known = ", ".join(f"type `{t}` with {' + '.join(k)}" for t, k in CLIP_RECIPES)
+        known = ", ".join(f"type `{t}` with {' + '.join(k)}" for t, k in CLIP_RECIPES) + \
+            ", type `sd3` with clip_l + clip_g (+ t5)"
         raise ValidationError(
             f"text encoder(s) {', '.join(f'`{p.name}` ({k})' for p, k in zip(paths, kinds))} with type `{clip_type}`"
             f" are not a combination nodeloom can run yet; supported: {known}",
@@ -116,3 +122,31 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
     if family == "flux":
         return FluxClip(ClipModel((encoders["clip_l"],), "flux"), encoders["t5"], tokenizer)
     return LlmClip(encoders[llm], tokenizer, family, template=ZIMAGE_TEMPLATE)
+
+
+def build_sd3_clip(sds: list[dict[str, Any]], paths: list[Path], kinds: list[str], tokenizer_folders: Sequence[Path],
+                   width: int | None = None) -> Any:
+    """SD3's CLIP value from the encoders' weights (``paths``: the files they came from, for messages):
+    CLIP-L and CLIP-G told apart by width, T5 (and its tokenizer) when given. ``width``: the model's
+    context width the CLIP states are padded to (default T5's, or 4096 without T5)."""
+    widths = [_token_width(sd) for sd in sds]
+    roles = sd3_roles(kinds, widths, [p.name for p in paths])
+    clip_l = load_llm_encoder("clip_l", sds[roles["clip_l"]], None, paths[roles["clip_l"]].name)
+    clip_g = load_llm_encoder("clip_g", sds[roles["clip_g"]], None, paths[roles["clip_g"]].name)
+    t5 = tokenizer = None
+    fallback = 4096  # ComfyUI pads the CLIP states to T5-XXL's width even without T5
+    if "t5" in roles:
+        t5_path = paths[roles["t5"]]
+        transformers = require("transformers", "diffusion")
+        tok_dir = find_tokenizer("t5", tokenizer_folders, t5_path)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+        t5 = load_llm_encoder("t5", sds[roles["t5"]], None, t5_path.name)
+        fallback = t5.config.d_model
+    return Sd3Clip(ClipModel((clip_l, clip_g), "sd3", layer_norm_hidden=False), t5, tokenizer, width or fallback)
+
+
+def _token_width(sd: dict[str, Any]) -> int:
+    for key in ("text_model.embeddings.token_embedding.weight", "embeddings.token_embedding.weight", "shared.weight"):
+        if key in sd:
+            return int(sd[key].shape[1])
+    return 0

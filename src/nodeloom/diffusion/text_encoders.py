@@ -22,7 +22,8 @@ from nodeloom.diffusion.flow import accelerator_dtype
 from nodeloom.diffusion.lora import LoraPatch
 from nodeloom.errors import ModelNotFoundError, ValidationError, require
 
-__all__ = ["ENCODER_KINDS", "FluxClip", "LlmClip", "find_tokenizer", "identify_encoder", "load_llm_encoder"]
+__all__ = ["ENCODER_KINDS", "FluxClip", "LlmClip", "find_tokenizer", "identify_encoder", "load_llm_encoder", "t5_ids",
+           "t5_states"]
 
 #: architecture → (tokenizer folder names accepted, in order), for the error messages
 ENCODER_KINDS: dict[str, tuple[str, ...]] = {
@@ -112,17 +113,21 @@ def _t5_config(shapes: dict[str, tuple[int, ...]]) -> Any:
         is_encoder_decoder=False, use_cache=False, tie_word_embeddings=False)
 
 
-def _clip_config(sd: dict[str, Any]) -> Any:
+def _clip_config(sd: dict[str, Any], kind: str = "clip_l") -> Any:
+    """CLIP-L takes SD 1.x's conventions (quick GELU), CLIP-G SDXL's second encoder's (GELU, projection)."""
     transformers = require("transformers", "diffusion")
     from nodeloom.diffusion.detect import family_defaults, infer_clip_config
 
     prefix = "text_model." if "text_model.embeddings.token_embedding.weight" in sd else ""
-    cfg = infer_clip_config(sd, prefix, family_defaults("sd1")["text_encoder"])
+    base = family_defaults("sdxl")["text_encoder_2"] if kind == "clip_g" else family_defaults("sd1")["text_encoder"]
+    cfg = infer_clip_config(sd, prefix, base)
+    if "text_projection.weight" in sd:
+        cfg["projection_dim"] = sd["text_projection.weight"].shape[0]
     return transformers.CLIPTextConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "model_type")})
 
 
 def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> Any:
-    """A transformers encoder (no LM head) for a text-encoder file's weights: Qwen3, T5 or CLIP-L.
+    """A transformers encoder (no LM head) for a text-encoder file's weights: Qwen3, T5, CLIP-L or CLIP-G.
 
     Raises:
         ValidationError: an architecture nodeloom cannot build yet, or weights that do not fit.
@@ -136,13 +141,16 @@ def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> An
         model = transformers.T5EncoderModel(_t5_config(shapes))
         weights = dict(sd)
         weights.setdefault("encoder.embed_tokens.weight", sd["shared.weight"])
-    elif kind == "clip_l":
-        model = transformers.CLIPTextModel(_clip_config(sd))
+    elif kind in ("clip_l", "clip_g"):
+        with_projection = kind == "clip_g" and "text_projection.weight" in sd
+        model = (transformers.CLIPTextModelWithProjection if with_projection else transformers.CLIPTextModel)(
+            _clip_config(sd, kind))
         wrapped = any(k.startswith("text_model.") for k in model.state_dict())  # transformers < 5 nests the tower
-        weights = {("text_model." if wrapped else "") + k.removeprefix("text_model."): v for k, v in sd.items()}
+        weights = {k if k.startswith("text_projection.") else ("text_model." if wrapped else "") + k.removeprefix(
+            "text_model."): v for k, v in sd.items()}
     else:
         raise ValidationError(f"`{name}` is a {kind} text encoder, which nodeloom cannot load yet"
-                              " (supported: qwen3, t5, clip_l)",
+                              " (supported: qwen3, t5, clip_l, clip_g)",
                               type="unsupported_text_encoder", extra_info={"name": name, "kind": kind})
     missing, _ = model.load_state_dict(weights, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
@@ -226,23 +234,32 @@ class FluxClip:
 
     def t5_ids(self, text: str) -> Any:
         """T5 token ids of ``text`` padded to ``min_length``, ``[1, n]``."""
-        torch = require("torch", "diffusion")
-        ids = list(self.tokenizer(text, add_special_tokens=True).input_ids)
-        pad = self.tokenizer.pad_token_id or 0
-        ids += [pad] * max(0, self.min_length - len(ids))
-        return torch.tensor([ids])
+        return t5_ids(self.tokenizer, text, self.min_length)
 
     def encode(self, text: str, manager: Any = None, embeddings: Callable[[str], Any] | None = None,
                texts: Sequence[str] | None = None) -> tuple[Any, Any]:
         """``(T5 states [1, n, 4096], CLIP-L pooled [1, 768])`` on the CPU in float32 (``texts``: CLIP-L's, then T5's)."""
-        torch = require("torch", "diffusion")
         clip_text, t5_text = (texts[0], texts[-1]) if texts else (text, text)
         _, pooled = self.clip_l.encode(clip_text, None if self.cpu_only else manager, embeddings=embeddings)
-        if self.cpu_only or manager is None:
-            enc = self.t5.to("cpu") if self.cpu_only else self.t5
-        else:
-            enc = manager.prepare(self.t5, dtype=accelerator_dtype(manager))
-        dev = next(enc.parameters()).device
-        with torch.no_grad():
-            states = enc(input_ids=self.t5_ids(t5_text).to(dev)).last_hidden_state
-        return states.float().cpu(), pooled
+        return t5_states(self.t5, self.tokenizer, t5_text, self.min_length, manager, self.cpu_only), pooled
+
+
+def t5_ids(tokenizer: Any, text: str, min_length: int) -> Any:
+    """T5 token ids of ``text`` (ending in ``</s>``) padded with the pad token to ``min_length``, ``[1, n]``."""
+    torch = require("torch", "diffusion")
+    ids = list(tokenizer(text, add_special_tokens=True).input_ids)
+    ids += [tokenizer.pad_token_id or 0] * max(0, min_length - len(ids))
+    return torch.tensor([ids])
+
+
+def t5_states(t5: Any, tokenizer: Any, text: str, min_length: int, manager: Any, cpu_only: bool) -> Any:
+    """T5's last hidden states of ``text`` (padded as :func:`t5_ids`, no attention mask), CPU float32."""
+    torch = require("torch", "diffusion")
+    if cpu_only or manager is None:
+        enc = t5.to("cpu") if cpu_only else t5
+    else:
+        enc = manager.prepare(t5, dtype=accelerator_dtype(manager))
+    dev = next(enc.parameters()).device
+    with torch.no_grad():
+        states = enc(input_ids=t5_ids(tokenizer, text, min_length).to(dev)).last_hidden_state
+    return states.float().cpu()

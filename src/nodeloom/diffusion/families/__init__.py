@@ -20,7 +20,7 @@ from typing import Any
 from nodeloom.diffusion.single_file import FileHeader
 from nodeloom.errors import ValidationError
 
-__all__ = ["FAMILIES", "Family", "family_config", "identify"]
+__all__ = ["FAMILIES", "Family", "family_config", "from_original_layout", "identify"]
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,24 @@ def family_config(name: str) -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-def _registry() -> dict[str, Family]:
-    from nodeloom.diffusion.families import flux, zimage
+def from_original_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, Any], dtype: Any) -> Any:
+    """A diffusers transformer from original-layout weights through diffusers' own single-file key
+    converter, with ``cfg`` written to a temporary folder (nothing fetched). Eval mode."""
+    import tempfile
+    from pathlib import Path
 
-    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY)}
+    with tempfile.TemporaryDirectory(prefix="nodeloom-cfg-") as tmp:
+        (Path(tmp) / "transformer").mkdir()
+        (Path(tmp) / "transformer" / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+        model = model_class.from_single_file(dict(sd), config=tmp, subfolder="transformer", local_files_only=True,
+                                             torch_dtype=dtype)
+    return model.eval()
+
+
+def _registry() -> dict[str, Family]:
+    from nodeloom.diffusion.families import flux, sd3, zimage
+
+    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY, sd3.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()

@@ -10,13 +10,10 @@ predicts ``x0 − noise``, so the adapter negates it into ComfyUI's velocity.
 
 from __future__ import annotations
 
-import json
 import re
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodeloom.diffusion.families import Family, family_config
+from nodeloom.diffusion.families import Family, family_config, from_original_layout
 from nodeloom.diffusion.flow import FlowSampling
 from nodeloom.errors import ValidationError, require
 
@@ -70,12 +67,7 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
             raise ValidationError(f"the Z-Image weights lack {len(missing)} tensors, e.g. `{missing[0]}`",
                                   type="invalid_model_file")
         return (model.to(dtype) if dtype is not None else model).eval()
-    with tempfile.TemporaryDirectory(prefix="nodeloom-cfg-") as tmp:
-        (Path(tmp) / "transformer").mkdir()
-        (Path(tmp) / "transformer" / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
-        model = diffusers.ZImageTransformer2DModel.from_single_file(
-            dict(sd), config=tmp, subfolder="transformer", local_files_only=True, torch_dtype=dtype)
-    return model.eval()
+    return from_original_layout(diffusers.ZImageTransformer2DModel, sd, cfg, dtype)
 
 
 def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:

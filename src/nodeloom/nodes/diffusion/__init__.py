@@ -77,12 +77,20 @@ from nodeloom.nodes.diffusion.model_sampling import (
     ModelSamplingSD3,
 )
 from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
+from nodeloom.nodes.diffusion.skip_layer import SkipLayerGuidanceDiTSimple
 from nodeloom.nodes.diffusion.split_loaders import (
     CLIPLoader,
     DualCLIPLoader,
     QuadrupleCLIPLoader,
     TripleCLIPLoader,
     UNETLoader,
+)
+from nodeloom.nodes.diffusion.template_sampling import (
+    DualCFGGuider,
+    EmptyFlux2LatentImage,
+    Flux2Scheduler,
+    InstructPixToPixConditioning,
+    ManualSigmas,
 )
 from nodeloom.nodes.diffusion.vae import (
     InpaintModelConditioning,
@@ -111,5 +119,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
-    DifferentialDiffusion,
+    DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
+    InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
 )

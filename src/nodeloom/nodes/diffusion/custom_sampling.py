@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from nodeloom.diffusion.dual_cfg import DualCfg
 from nodeloom.diffusion.flow import noise_scaling
 from nodeloom.diffusion.models import DiffusionModel
 from nodeloom.diffusion.samplers import SAMPLER_NAMES
@@ -96,6 +97,7 @@ class Guider:
     positive: list[Any]
     negative: list[Any] | None = None
     cfg: float = 1.0
+    dual: DualCfg | None = None  # DualCFGGuider's second conditioning
 
 
 def _sigmas_input(name: str = "sigmas", **kw: Any) -> Custom:
@@ -124,7 +126,7 @@ def _run(guider: Guider, noise: NoiseSource, sampler: SamplerChoice, sigmas: tor
         return sample_sigmas(guider.model, latent, sigmas, seed=noise.seed, cfg=guider.cfg, sampler_name=sampler.name,
                              positive=guider.positive, negative=guider.negative, add_noise=noise.enabled, manager=mgr,
                              callback=step_progress(steps, guider.model) if steps else None,
-                             sampler_options=dict(sampler.options))
+                             sampler_options=dict(sampler.options), dual=guider.dual)
 
 
 class KSamplerSelect(Node):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from nodeloom.diffusion.checkpoint import load_checkpoint, load_vae_file
 from nodeloom.diffusion.models import ClipModel, DiffusionModel, VaeModel
 from nodeloom.diffusion.schedules import ModelSampling
+from nodeloom.diffusion.sd3_checkpoint import is_sd3_checkpoint, load_sd3_checkpoint
+from nodeloom.diffusion.split_models import model_value
 from nodeloom.node_api import IO, Clip, Combo, Int, Node, Output, Schema, model_key, services
 from nodeloom.nodes.diffusion._common import file_list, settings
 
@@ -14,14 +17,19 @@ __all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "DiffusersLoader", "VAE
            "load_checkpoint_values"]
 
 
-def load_checkpoint_values(ckpt_name: str, folder: str = "checkpoints") -> tuple[DiffusionModel, ClipModel, VaeModel]:
-    """Resolve ``ckpt_name`` in a model folder and return (MODEL, CLIP, VAE), cached by file."""
+def load_checkpoint_values(ckpt_name: str, folder: str = "checkpoints") -> tuple[DiffusionModel, Any, VaeModel]:
+    """Resolve ``ckpt_name`` in a model folder and return (MODEL, CLIP, VAE), cached by file
+    (SD 1.x/2.x/SDXL, or an SD3/SD3.5 all-in-one file)."""
     return checkpoint_values_from_path(services().paths.get_full_path(folder, ckpt_name))
 
 
-def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, ClipModel, VaeModel]:
+def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, Any, VaeModel]:
     """(MODEL, CLIP, VAE) of a checkpoint file or diffusers folder, cached by file in the engine."""
     svc = services()
+    if is_sd3_checkpoint(path):  # SD3/SD3.5 all-in-one: an MMDiT, three text encoders and the VAE
+        module, family, clip, vae_module = svc.models.load(
+            model_key(path, "sd3-checkpoint"), lambda: load_sd3_checkpoint(path, svc.paths.model_folders("tokenizers")))
+        return model_value(module, family, Path(path).name), clip, VaeModel(vae_module, manager=svc.models)
     allow = bool(svc.settings.get("allow_unsafe_pickle", False))
     parts = svc.models.load(model_key(path, "sd-checkpoint"), lambda: load_checkpoint(path, allow_pickle=allow))
     vae = VaeModel(parts.vae, manager=svc.models)
