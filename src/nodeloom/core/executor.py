@@ -236,6 +236,7 @@ class _Run:
         self.failed: set[str] = set()
         self.pending_subgraph: dict[str, list[tuple[bool, Any]]] = {}
         self.progress: dict[str, dict[str, Any]] = {}
+        self.progress_running: dict[str, dict[str, Any]] = {}
         self.inflight: dict[str, asyncio.Future[None]] = {}
         #: the inputs of each node while its function runs (an error report shows them)
         self.current_inputs: dict[str, dict[str, list[Any]]] = {}
@@ -258,13 +259,19 @@ class _Run:
         }
 
     def _progress_state(self, nid: str, state: str, value: float = 0.0, max_: float = 1.0) -> None:
-        self.progress[nid] = {"value": value, "max": max_, "state": state}
+        # each entry is a new dict, never changed afterwards: messages share entries safely
+        entry = {"value": value, "max": max_, "state": state, "node_id": nid, "prompt_id": self.prompt_id, **self._ids(nid)}
+        self.progress[nid] = entry
+        if state == "running":
+            self.progress_running[nid] = entry
+        else:
+            self.progress_running.pop(nid, None)
         if self._emit is None:
             return
-        items = self.progress.items()
-        if len(self.progress) > 200:  # keep payloads linear on huge graphs
-            items = [(k, v) for k, v in items if v["state"] == "running" or k == nid]
-        nodes = {k: {**v, "node_id": k, "prompt_id": self.prompt_id, **self._ids(k)} for k, v in items}
+        if len(self.progress) > 200:  # keep payloads linear on huge graphs: running nodes and this one
+            nodes = {**self.progress_running, nid: entry}
+        else:
+            nodes = dict(self.progress)
         self.emit("progress_state", {"prompt_id": self.prompt_id, "nodes": nodes})
 
     def on_progress(self, nid: str, value: float, total: float, preview: Any) -> None:
