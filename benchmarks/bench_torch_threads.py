@@ -14,7 +14,22 @@ KSampler node's own time. Rows, timed in turns in one invocation:
 * ``worker``: the same engine run from a long-lived thread, as the server's worker runs it;
 * ``engine, kept pool``: as ``engine`` with a classic pool that keeps idle threads (before).
 
-    python benchmarks/bench_torch_threads.py [--runs 5]
+Measured on the shared 2-core development machine, load average 3.4 (``--runs 3 --rounds 2``,
+median and best of 6 KSampler runs):
+
+    anchor               6287.9 ms (2653.3)
+    engine                402.3 ms ( 258.7)
+    worker                423.8 ms ( 228.9)
+    engine, kept pool     679.0 ms ( 276.9)
+
+In one process, letting pool threads end takes the median from 679 to 402 ms (main thread) and
+424 ms (a worker thread). The 10 % goal against a process with no idle torch threads is NOT
+shown by these figures: the fresh-process anchor came out far slower, not faster, and varied
+2.6-18 s between runs (a sequential and a parallel engine in one fresh process gave the same
+spread), so on this loaded machine two-thread OpenMP teams are dominated by the load itself;
+the comparison needs an idle machine.
+
+    python benchmarks/bench_torch_threads.py [--runs 5] [--rounds 2]
 """
 
 from __future__ import annotations
