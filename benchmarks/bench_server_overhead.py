@@ -11,6 +11,25 @@ run, so nothing is cached) → ``ImageInvert`` × N → ``PreviewImage``. For ea
 for nodeloom and, when ``COMFY_SRC`` (a ComfyUI checkout) and ``COMFY_VENV`` (a virtual
 environment with its requirements) are set, for ComfyUI. Each figure is the best of a few runs.
 
+Measured on the shared 2-core development machine (best of 3; load average 3.3-5.5 during the
+runs, so Engine.run itself was ~2-3x slower than on an idle machine). The "before" rows are the
+tree in which events reached the event loop one by one, run a minute earlier without the
+anchor; the others are one run, with events handed over in batches and ``progress_state``
+entries built once:
+
+    before     N=100  http cold  2674.9 ms  cached 31.7 ms  Engine.run  22.6 ms  (26.5 ms/node added)
+    before     N=500  http cold  5220.1 ms  cached 42.3 ms  Engine.run  95.9 ms  (10.3 ms/node added)
+    nodeloom   N=100  http cold    62.0 ms  cached 19.4 ms  Engine.run  42.3 ms  (0.20 ms/node added)
+    nodeloom   N=500  http cold   309.9 ms  cached 35.3 ms  Engine.run 206.1 ms  (0.21 ms/node added)
+    ComfyUI    N=100  http cold  1626.2 ms  cached   579.8 ms
+    ComfyUI    N=500  http cold 63692.1 ms  cached 29442.9 ms
+
+Against the goals (N=100 ≤ 60 ms, N=500 ≤ 300 ms cold, set for an idle machine): 62 and 310 ms
+here, on a loaded machine where ``Engine.run`` alone took 42 and 206 ms; an idle machine was not
+available to confirm them. What remains above ``Engine.run`` is per prompt (validation on
+``POST``, the queue and history writes), not per node. On a loaded machine the per-message hand-off cost
+dominated: each wake-up of the loop made the running thread give up the interpreter lock.
+
     python benchmarks/bench_server_overhead.py [--sizes 100,500] [--repeat 3] [--no-anchor]
 """
 

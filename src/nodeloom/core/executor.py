@@ -4,7 +4,8 @@ Owns the run loop and the per-node step: lazy inputs via ``check_lazy_status``, 
 mapping, ``ExecutionBlocker``, node expansion, output caching by signature, interruption
 and branch-isolated failures. Ready sync nodes run at the same time on a thread pool
 (accelerator users serialised by a device lock); async nodes overlap on the run's event
-loop. What stands alone lives beside it: the execution list (``execution_list.py``),
+loop. A lone ready node runs on the executing thread itself; pool threads end when idle
+(``threads.py``). What stands alone lives beside it: the execution list (``execution_list.py``),
 signatures and caches (``cache.py``), return-value handling (``results.py``). It runs
 past 400 lines because the loop and the node step share one run state and read best
 side by side. No I/O and no torch: the engine passes hooks for inference mode, previews
@@ -32,6 +33,7 @@ from nodeloom.core.execution_list import ExecutionList
 from nodeloom.core.graph import DynamicPrompt, NodeTypes
 from nodeloom.core.graph_builder import ExecutionBlocker, is_link, prefix_scope
 from nodeloom.core.results import map_results, merge_outputs, resolve_subgraph_outputs
+from nodeloom.core.threads import TransientThreadPool
 from nodeloom.core.types import hidden_kind
 from nodeloom.errors import Interrupted
 
@@ -155,7 +157,8 @@ class Executor:
         self.hooks = hooks or ExecutionHooks()
         self.sequential = sequential
         self.max_workers = max_workers or max(4, 2 * (os.cpu_count() or 2))
-        self._pool = concurrent.futures.ThreadPoolExecutor(self.max_workers, thread_name_prefix="nodeloom-node")
+        # threads end when idle: none keeps an OpenMP team alive beside the executing thread
+        self._pool = TransientThreadPool(self.max_workers, thread_name_prefix="nodeloom-node")
         self.objects: dict[tuple[str, str], Any] = {}
         self.interrupt_flag = InterruptFlag()
         self._run_lock = threading.Lock()
@@ -236,6 +239,7 @@ class _Run:
         self.failed: set[str] = set()
         self.pending_subgraph: dict[str, list[tuple[bool, Any]]] = {}
         self.progress: dict[str, dict[str, Any]] = {}
+        self.progress_running: dict[str, dict[str, Any]] = {}
         self.inflight: dict[str, asyncio.Future[None]] = {}
         #: the inputs of each node while its function runs (an error report shows them)
         self.current_inputs: dict[str, dict[str, list[Any]]] = {}
@@ -258,13 +262,19 @@ class _Run:
         }
 
     def _progress_state(self, nid: str, state: str, value: float = 0.0, max_: float = 1.0) -> None:
-        self.progress[nid] = {"value": value, "max": max_, "state": state}
+        # each entry is a new dict, never changed afterwards: messages share entries safely
+        entry = {"value": value, "max": max_, "state": state, "node_id": nid, "prompt_id": self.prompt_id, **self._ids(nid)}
+        self.progress[nid] = entry
+        if state == "running":
+            self.progress_running[nid] = entry
+        else:
+            self.progress_running.pop(nid, None)
         if self._emit is None:
             return
-        items = self.progress.items()
-        if len(self.progress) > 200:  # keep payloads linear on huge graphs
-            items = [(k, v) for k, v in items if v["state"] == "running" or k == nid]
-        nodes = {k: {**v, "node_id": k, "prompt_id": self.prompt_id, **self._ids(k)} for k, v in items}
+        if len(self.progress) > 200:  # keep payloads linear on huge graphs: running nodes and this one
+            nodes = {**self.progress_running, nid: entry}
+        else:
+            nodes = dict(self.progress)
         self.emit("progress_state", {"prompt_id": self.prompt_id, "nodes": nodes})
 
     def on_progress(self, nid: str, value: float, total: float, preview: Any) -> None:

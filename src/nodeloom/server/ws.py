@@ -1,10 +1,15 @@
 """The WebSocket endpoint and the hub that routes events to connected clients.
 
-Any thread may publish (the worker, engine threads, pack code); messages are handed to the
-server's event loop with ``call_soon_threadsafe``, fanned out by one publisher task into a
-bounded outbox per client, and written by that client's own writer task: a slow client never
-blocks a run nor the other clients, and one that falls ``MAX_BACKLOG`` messages behind is
-disconnected (it reconnects and gets the current ``status``). Events of a prompt go only to the client that submitted it;
+Any thread may publish (the worker, engine threads, pack code); messages collect in one
+ordered buffer that the server's event loop drains in batches — one loop wake-up per
+``FLUSH_DELAY`` while a prompt runs, not one per message, so the running thread and the loop
+do not hand the GIL to each other per node (the end-of-prompt marker is flushed at once).
+A batch is fanned out by one publisher task into a bounded outbox per client, each message
+encoded once for all its recipients, and written by that client's own writer task: a slow
+client never blocks a run nor the other clients, and one that falls ``MAX_BACKLOG`` messages
+behind is disconnected (it reconnects and gets the current ``status``). Within a batch, a
+``progress_state`` that a later one of the same prompt and client fully supersedes is dropped
+(ComfyUI's types and order are kept; clients only ever show the latest state). Events of a prompt go only to the client that submitted it;
 ``status`` and events without a client are broadcast, as ComfyUI does. Preview images become
 binary frames: type 1 (``uint32`` image type + bytes) or, for clients that announced
 ``supports_preview_metadata``, type 4 (``uint32`` length + JSON metadata + bytes).
@@ -22,6 +27,7 @@ import logging
 import struct
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +73,10 @@ def encode_preview(preview: Any, *, with_metadata: bool) -> bytes:
 
 
 MAX_BACKLOG = 10_000
+#: seconds a published message may wait for the next batch (the end-of-prompt marker never waits)
+FLUSH_DELAY = 0.02
+
+_Message = tuple[str, Any, "str | None"]
 
 
 @dataclass
@@ -112,9 +122,13 @@ class EventHub:
         self.last_node: dict[str, str] = {}
         self.log_subscribers: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[tuple[str, Any, str | None]] | None = None
+        self._queue: asyncio.Queue[list[_Message]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._status_pending = False
+        self._buffer: deque[_Message] = deque()
+        self._buffer_lock = threading.Lock()
+        self._armed = False  # a drain of the buffer is scheduled
+        self._urgent = False  # an immediate drain is scheduled
         self._held: dict[str, list[tuple[str, Any, str | None]]] = {}
         self._held_lock = threading.Lock()
 
@@ -135,11 +149,40 @@ class EventHub:
             await client.ws.close()
 
     # ------------------------------------------------------------------ publishing
-    def publish(self, event_type: str, data: Any, sid: str | None = None) -> None:
-        """Queue a JSON event (or, with ``event_type`` "binary:<n>", raw bytes) from any thread."""
-        if self._loop is None or self._queue is None or self._loop.is_closed():
+    def publish(self, event_type: str, data: Any, sid: str | None = None, *, now: bool = False) -> None:
+        """Queue a JSON event (or, with ``event_type`` "binary:<n>", raw bytes) from any thread.
+
+        Args:
+            now: deliver without waiting for the next batch (and everything queued before it).
+        """
+        loop = self._loop
+        if loop is None or self._queue is None or loop.is_closed():
             return
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, (event_type, data, sid))
+        with self._buffer_lock:
+            self._buffer.append((event_type, data, sid))
+            if now and not self._urgent:
+                self._urgent = self._armed = True
+                wake: Callable[[], None] | None = self._drain
+            elif not self._armed:
+                self._armed = True
+                wake = self._arm
+            else:
+                wake = None  # a scheduled drain takes this message too
+        if wake is not None:
+            loop.call_soon_threadsafe(wake)
+
+    def _arm(self) -> None:
+        assert self._loop is not None
+        self._loop.call_later(FLUSH_DELAY, self._drain)
+
+    def _drain(self) -> None:
+        """Hand everything buffered to the publisher task as one batch (on the loop)."""
+        with self._buffer_lock:
+            batch = list(self._buffer)
+            self._buffer.clear()
+            self._armed = self._urgent = False
+        if batch and self._queue is not None:
+            self._queue.put_nowait(_coalesce(batch))
 
     def publish_status(self) -> None:
         """Broadcast the queue status (from any thread).
@@ -155,8 +198,7 @@ class EventHub:
 
     def _queue_status(self) -> None:
         self._status_pending = False
-        if self._queue is not None:
-            self._queue.put_nowait(("status", {"status": self._status()}, None))
+        self.publish("status", {"status": self._status()}, None, now=True)
 
     def publish_engine_event(self, event: Any) -> None:
         """Route one engine event (any thread) to its client; previews become binary frames."""
@@ -191,7 +233,7 @@ class EventHub:
             self.publish(etype, data, target)
         if sid:
             self.last_node.pop(sid, None)
-        self.publish("executing", {"node": None, "display_node": None, "prompt_id": prompt_id}, sid)
+        self.publish("executing", {"node": None, "display_node": None, "prompt_id": prompt_id}, sid, now=True)
 
     def drop_held(self, prompt_id: str) -> list[tuple[str, Any, str | None]]:
         """Forget (and return) the outcome events held for ``prompt_id``, e.g. when it is re-queued."""
@@ -212,11 +254,11 @@ class EventHub:
     async def _publish_loop(self) -> None:
         assert self._queue is not None
         while True:
-            event_type, data, sid = await self._queue.get()
-            try:
-                await self._send(event_type, data, sid)
-            except Exception:  # one broken socket must not stop delivery to the others
-                log.exception("failed to deliver %s event", event_type)
+            for event_type, data, sid in await self._queue.get():
+                try:
+                    await self._send(event_type, data, sid)
+                except Exception:  # one broken socket must not stop delivery to the others
+                    log.exception("failed to deliver %s event", event_type)
 
     async def _send(self, event_type: str, data: Any, sid: str | None) -> None:
         if sid is None:
@@ -273,3 +315,22 @@ class EventHub:
             flags = message.get("data")
             client.flags = dict(flags) if isinstance(flags, dict) else {}
             client.push(json.dumps({"type": "feature_flags", "data": self.server_features}))
+
+
+def _coalesce(batch: list[_Message]) -> list[_Message]:
+    """Drop each ``progress_state`` that a later one in ``batch`` (same client and prompt, every
+    node it lists) supersedes; everything else keeps its place."""
+    latest: dict[tuple[str | None, Any], set[str]] = {}
+    keep = [True] * len(batch)
+    for i in range(len(batch) - 1, -1, -1):
+        event_type, data, sid = batch[i]
+        if event_type != "progress_state" or not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
+            continue
+        key = (sid, data.get("prompt_id"))
+        nodes = data["nodes"]
+        later = latest.get(key)
+        if later is not None and later.issuperset(nodes):
+            keep[i] = False
+        else:
+            latest[key] = set(nodes)
+    return [m for m, k in zip(batch, keep) if k]
