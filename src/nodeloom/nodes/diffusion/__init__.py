@@ -90,6 +90,7 @@ from nodeloom.nodes.diffusion.vae import (
     VAEDecodeTiled,
     VAEEncode,
     VAEEncodeForInpaint,
+    VAEEncodeTiled,
 )
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
@@ -106,7 +107,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SamplerDPMPP_3M_SDE, SamplerLMS,
     PolyexponentialScheduler, LaplaceScheduler, SDTurboScheduler, BetaSamplingScheduler, VPScheduler,
     SplitSigmas, SplitSigmasDenoise, FlipSigmas, SetFirstSigma, ExtendIntermediateSigmas, SamplingPercentToSigma, RandomNoise, DisableNoise, AddNoise, CFGGuider, BasicGuider,
-    VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint, InpaintModelConditioning,
+    VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeTiled, VAEEncodeForInpaint, InpaintModelConditioning,
     ControlNetLoader, ControlNetApplyAdvanced, Canny,
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
