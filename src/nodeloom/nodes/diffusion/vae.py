@@ -16,6 +16,15 @@ __all__ = ["InpaintModelConditioning", "VAEDecode", "VAEDecodeTiled", "VAEEncode
            "inpaint_latent", "masked_pixels"]
 
 
+def _tile_inputs(verb: str, tile_step: int) -> list[Any]:
+    """The tile and (video-only) temporal inputs ComfyUI's tiled VAE nodes share."""
+    return [Int("tile_size", 512, min=64, max=4096, step=tile_step, tooltip="Tile size in pixels."),
+            Int("overlap", 64, min=0, max=4096, step=32, tooltip="Tile overlap in pixels."),
+            Int("temporal_size", 64, min=8, max=4096, step=4,
+                tooltip=f"Only used for video VAEs: Amount of frames to {verb} at a time."),
+            Int("temporal_overlap", 8, min=4, max=4096, step=4, tooltip="Only used for video VAEs: Amount of frames to overlap.")]
+
+
 class VAEDecode(Node):
     """Decodes latent images back into pixel space images."""
 
@@ -39,10 +48,7 @@ class VAEDecodeTiled(Node):
         "VAEDecodeTiled", display_name="VAE Decode (Tiled)", category="_for_testing",
         inputs=[Latent("samples", tooltip="The latent to be decoded."),
                 Vae("vae", tooltip="The VAE model used for decoding."),
-                Int("tile_size", 512, min=64, max=4096, step=32, tooltip="Tile size in pixels."),
-                Int("overlap", 64, min=0, max=4096, step=32, tooltip="Tile overlap in pixels."),
-                Int("temporal_size", 64, min=8, max=4096, step=4, tooltip="Only used for video VAEs: Amount of frames to decode at a time."),
-                Int("temporal_overlap", 8, min=4, max=4096, step=4, tooltip="Only used for video VAEs: Amount of frames to overlap.")],
+                *_tile_inputs("decode", 32)],
         outputs=[Output(IO.IMAGE, "IMAGE")],
     )
 
@@ -78,10 +84,7 @@ class VAEEncodeTiled(Node):
         "VAEEncodeTiled", display_name="VAE Encode (Tiled)", category="_for_testing",
         inputs=[Image("pixels", tooltip="The image to encode."),
                 Vae("vae", tooltip="The VAE model used for encoding."),
-                Int("tile_size", 512, min=64, max=4096, step=64, tooltip="Tile size in pixels."),
-                Int("overlap", 64, min=0, max=4096, step=32, tooltip="Tile overlap in pixels."),
-                Int("temporal_size", 64, min=8, max=4096, step=4, tooltip="Only used for video VAEs: Amount of frames to encode at a time."),
-                Int("temporal_overlap", 8, min=4, max=4096, step=4, tooltip="Only used for video VAEs: Amount of frames to overlap.")],
+                *_tile_inputs("encode", 64)],
         outputs=[Output(IO.LATENT, "LATENT")],
     )
 
