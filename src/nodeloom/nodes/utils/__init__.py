@@ -1,6 +1,6 @@
 """The built-in utils pack: ComfyUI's model-free core utility nodes that the official
 templates use (switch, math, number and text nodes, image size/batch/scale/stitch nodes,
-mask and compare previews, blend and pad, latent cuts, lists), with ComfyUI's names,
+mask and compare previews, crop to a mask's subject, colour transfer, blend and pad, latent cuts, lists), with ComfyUI's names,
 inputs, defaults and outputs.
 
 Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
@@ -43,6 +43,7 @@ from nodeloom.nodes.utils.string_ops import (
     StringTrim,
 )
 from nodeloom.nodes.utils.strings import JsonExtractString, RegexExtract, RegexReplace, StringConcatenate, StringReplace
+from nodeloom.nodes.utils.subject import ColorTransfer, ImageCropToMask
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -88,4 +89,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     TrimVideoLatent,
     CreateList,
     GetItemFromList,
+    ImageCropToMask,
+    ColorTransfer,
 )
