@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -51,3 +53,39 @@ def test_draw_bboxes_per_image_sets_and_a_blank_canvas() -> None:
         draw(bboxes=[{"x": 1}], image=batch)
     with pytest.raises(ValidationError, match="bboxes"):
         draw(bboxes="boxes", image=batch)
+
+
+def canvas(**inputs):
+    cls = NODES["CreateBoundingBoxes"]
+    return getattr(cls(), cls.FUNCTION)(**inputs)
+
+
+DRAWN = [{"x": 0, "y": 0, "width": 200, "height": 100, "metadata": {"type": "obj", "text": "", "desc": "sky",
+                                                                    "palette": ["#4E86C8", "#A9C9E8"]}},
+         {"x": 50, "y": 60, "width": 100, "height": 20, "metadata": {"type": "text", "text": "HELLO", "desc": "title",
+                                                                     "palette": ["#1E2A38"]}}]
+
+
+def test_create_bounding_boxes_from_the_editor_gives_pixels_elements_and_a_preview() -> None:
+    preview, boxes, elements = canvas(width=200, height=100, editor_state=DRAWN, last_incoming=[])
+    assert preview.shape == (1, 100, 200, 3) and preview.std() > 0
+    assert boxes == [{"x": 0.0, "y": 0.0, "width": 200.0, "height": 100.0}, {"x": 50.0, "y": 60.0, "width": 100.0, "height": 20.0}]
+    assert elements[0] == {"type": "obj", "bbox": [0, 0, 1000, 1000], "description": "sky", "palette": ["#4E86C8", "#A9C9E8"]}
+    assert elements[1]["bbox"] == [250, 600, 750, 800] and elements[1]["text"] == "HELLO"
+    photo = torch.full((1, 50, 100, 3), 0.8)
+    on_photo = canvas(width=200, height=100, editor_state=DRAWN, background=photo)[0]
+    assert on_photo.shape == (1, 100, 200, 3) and on_photo.mean() > preview.mean()
+
+
+def test_create_bounding_boxes_takes_a_new_upstream_value_and_keeps_canvas_edits() -> None:
+    upstream = json.dumps([{"type": "obj", "bbox": [0, 0, 500, 500], "description": "cat", "palette": []}])
+    _, boxes, elements = canvas(width=200, height=100, editor_state=DRAWN, bboxes=upstream, last_incoming=[])
+    assert boxes == [{"x": 0, "y": 0, "width": 100, "height": 50}] and elements[0]["description"] == "cat"
+    seen = canvas(width=200, height=100, editor_state=DRAWN, bboxes=upstream, last_incoming=json.loads(upstream))[1]
+    assert len(seen) == 2  # the upstream value already initialised the canvas: the edits win
+    pixel = canvas(width=200, height=100, editor_state=[], bboxes=[{"x": 1, "y": 2, "width": 3, "height": 4}])[1]
+    assert pixel == [{"x": 1.0, "y": 2.0, "width": 3.0, "height": 4.0}]
+    with pytest.raises(ValidationError, match="bboxes"):
+        canvas(width=200, height=100, editor_state=[], bboxes="{not json")
+    with pytest.raises(ValidationError, match="bbox"):
+        canvas(width=200, height=100, editor_state=[], bboxes=[{"bbox": [1, 2]}])

@@ -1,13 +1,15 @@
 """The built-in utils pack: ComfyUI's model-free core utility nodes that the official
 templates use (switch, math, number and text nodes, image size/batch/scale/stitch nodes,
-mask and compare previews, crop to a mask's subject, colour transfer, detection boxes, blend and pad, latent cuts, lists), with ComfyUI's names,
-inputs, defaults and outputs.
+mask and compare previews, crop to a mask's subject, colour transfer, detection boxes and the
+box canvas, blend and pad, latent cuts, lists), with ComfyUI's names, inputs, defaults and
+outputs.
 
 Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
 """
 
 from nodeloom.node_api import mappings
 from nodeloom.nodes.utils.bboxes import DrawBBoxes
+from nodeloom.nodes.utils.box_canvas import CreateBoundingBoxes
 from nodeloom.nodes.utils.compose import ImageBlend, ImageBlur, ResizeAndPadImage
 from nodeloom.nodes.utils.format import ColorToRGBInt, StringFormat
 from nodeloom.nodes.utils.images import (
@@ -93,4 +95,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ImageCropToMask,
     ColorTransfer,
     DrawBBoxes,
+    CreateBoundingBoxes,
 )
