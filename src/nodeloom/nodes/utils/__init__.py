@@ -1,8 +1,8 @@
 """The built-in utils pack: ComfyUI's model-free core utility nodes that the official
 templates use (switch, math, number and text nodes, image size/batch/scale/stitch nodes,
 mask and compare previews, crop to a mask's subject, colour transfer, detection boxes and the
-box canvas, blend and pad, latent cuts, lists), with ComfyUI's names, inputs, defaults and
-outputs.
+box canvas, blend and pad, latent joins and cuts, lists), with ComfyUI's names, inputs,
+defaults and outputs.
 
 Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
 """
@@ -23,7 +23,7 @@ from nodeloom.nodes.utils.images import (
     RepeatImageBatch,
     ResolutionSelector,
 )
-from nodeloom.nodes.utils.latents import LatentCut, LatentCutToBatch, TrimVideoLatent
+from nodeloom.nodes.utils.latents import LatentConcat, LatentCut, LatentCutToBatch, TrimVideoLatent
 from nodeloom.nodes.utils.lists import CreateList, GetItemFromList
 from nodeloom.nodes.utils.logic import (
     ComfyMathExpression,
@@ -87,6 +87,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ResizeAndPadImage,
     ResizeImageMaskNode,
     SaveImageAdvanced,
+    LatentConcat,
     LatentCut,
     LatentCutToBatch,
     TrimVideoLatent,
