@@ -11,7 +11,7 @@ from nodeloom.node_api import mappings
 from nodeloom.nodes.utils.bboxes import DrawBBoxes
 from nodeloom.nodes.utils.box_canvas import CreateBoundingBoxes
 from nodeloom.nodes.utils.compose import ImageBlend, ImageBlur, ResizeAndPadImage
-from nodeloom.nodes.utils.format import ColorToRGBInt, StringFormat
+from nodeloom.nodes.utils.format import ColorToRGBInt, ConvertArrayToString, ConvertDictionaryToString, StringFormat
 from nodeloom.nodes.utils.images import (
     BatchImagesNode,
     GetImageSize,
@@ -82,6 +82,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     RegexMatch,
     StringFormat,
     ColorToRGBInt,
+    ConvertArrayToString,
+    ConvertDictionaryToString,
     ImageBlend,
     ImageBlur,
     ResizeAndPadImage,
