@@ -38,6 +38,8 @@ COMFY = {
     "DiffusersLoader": [("model_path", "COMBO")],
     "InpaintModelConditioning": [("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("vae", "VAE"),
                                  ("pixels", "IMAGE"), ("mask", "MASK"), ("noise_mask", "BOOLEAN")],
+    "VAEEncodeTiled": [("pixels", "IMAGE"), ("vae", "VAE"), ("tile_size", "INT", 512, 64, 4096), ("overlap", "INT", 64, 0, 4096),
+                       ("temporal_size", "INT", 64, 8, 4096), ("temporal_overlap", "INT", 8, 4, 4096)],
     "VAEDecodeTiled": [("samples", "LATENT"), ("vae", "VAE"), ("tile_size", "INT", 512, 64, 4096), ("overlap", "INT", 64, 0, 4096),
                        ("temporal_size", "INT", 64, 8, 4096), ("temporal_overlap", "INT", 8, 4, 4096)],
     "Canny": [("image", "IMAGE"), ("low_threshold", "FLOAT", 0.4, 0.01, 0.99), ("high_threshold", "FLOAT", 0.8, 0.01, 0.99)],

@@ -42,6 +42,7 @@ from nodeloom.nodes.diffusion.custom_sampling import (
 )
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple
+from nodeloom.nodes.diffusion.manual_sigmas import ManualSigmas
 from nodeloom.nodes.diffusion.sampling import KSampler
 
 SEED, STEPS, CFG = 11, 5, 6.0
@@ -222,3 +223,17 @@ def test_sigma_utilities(chain):
     assert SamplingPercentToSigma.execute(model, 0.0, False)[0] > 1e8  # "no upper bound" for interval checks
     assert SamplingPercentToSigma.execute(model, 0.0, True)[0] == pytest.approx(model.sampling.sigma_max)
     assert SamplingPercentToSigma.execute(model, 1.0, True)[0] == pytest.approx(model.sampling.sigma_min)
+
+
+def test_manual_sigmas_reads_every_number_and_drives_the_sampler(chain):
+    assert ManualSigmas.execute("1, 0.5")[0].tolist() == [1.0, 0.5]
+    assert ManualSigmas.execute("14.6 7 .5e1 -0.0\n1e-2,0")[0].tolist() == pytest.approx([14.6, 7.0, 5.0, 0.0, 0.01, 0.0])
+    with pytest.raises(ValidationError, match="sigmas"):
+        ManualSigmas.execute("none, here")
+    model, pos, neg, latent = chain
+    sigmas = BasicScheduler.execute(model, "karras", STEPS, 1.0)[0]
+    typed = ManualSigmas.execute(", ".join(repr(float(s)) for s in sigmas))[0]
+    assert torch.equal(typed, sigmas.float())
+    out = SamplerCustom.execute(model, True, SEED, CFG, pos, neg, KSamplerSelect.execute("euler")[0], typed, latent)[0]
+    ref = SamplerCustom.execute(model, True, SEED, CFG, pos, neg, KSamplerSelect.execute("euler")[0], sigmas, latent)[0]
+    assert torch.allclose(out["samples"], ref["samples"], atol=1e-5)

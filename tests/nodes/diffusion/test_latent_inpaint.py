@@ -8,7 +8,7 @@ from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple
 from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
-from nodeloom.nodes.diffusion.vae import VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint
+from nodeloom.nodes.diffusion.vae import VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint, VAEEncodeTiled
 
 
 def _photo(size=64):
@@ -75,6 +75,19 @@ def test_tiled_decode_matches_plain_decode_with_one_tile_and_blends_many(diffusi
     assert torch.allclose(one, plain, atol=1e-5)
     many = VAEDecodeTiled.execute(lat, vae, 64, 32)[0]
     assert many.shape == plain.shape and (many - plain).abs().mean() < 0.1
+
+
+def test_tiled_encode_matches_plain_encode_with_one_tile_and_blends_many(diffusion_services):
+    _, vae, _, _ = _conds("tiny_sd1.safetensors")
+    pixels = torch.cat([_photo(), torch.ones(1, 64, 64, 1)], dim=-1)  # an alpha channel is dropped
+    plain = VAEEncode.execute(pixels[..., :3], vae)[0]["samples"]
+    one = VAEEncodeTiled.execute(pixels, vae, 128, 0)[0]["samples"]
+    assert one.shape == plain.shape == (1, 4, 8, 8) and torch.allclose(one, plain, atol=1e-4)
+    big = _photo(128)
+    plain_big = VAEEncode.execute(big, vae)[0]["samples"]
+    many = VAEEncodeTiled.execute(big, vae, 64, 32)[0]["samples"]
+    assert many.shape == plain_big.shape == (1, 4, 16, 16)
+    assert (many - plain_big).abs().mean() < 0.5 * plain_big.abs().mean() and not torch.allclose(many, plain_big)
 
 
 def test_batches_get_distinct_noise_and_batch_index_reproduces_items(diffusion_services):

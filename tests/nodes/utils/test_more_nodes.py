@@ -101,3 +101,17 @@ def test_image_blur_keeps_flat_areas_and_spreads_edges() -> None:
     assert out[0, 4, 4, 0] < 1.0 and out[0, 4, 3, 0] > 0 and out[0, 4, 3, 0] == out[0, 3, 4, 0]
     flat = torch.full((1, 4, 4, 3), 0.25)
     assert torch.allclose(call("ImageBlur", image=flat, blur_radius=5, sigma=2.0)[0], flat)
+
+
+def test_latent_concat_joins_along_a_dimension_in_either_order() -> None:
+    a = {"samples": torch.zeros(2, 4, 3, 5), "batch_index": [0, 1]}
+    b = {"samples": torch.ones(1, 4, 3, 2)}
+    (out,) = call("LatentConcat", samples1=a, samples2=b, dim="x")
+    assert out["samples"].shape == (2, 4, 3, 7) and out["samples"][..., 5:].eq(1).all() and out["batch_index"] == [0, 1]
+    (out,) = call("LatentConcat", samples1=a, samples2=b, dim="-x")
+    assert out["samples"][..., :2].eq(1).all() and out["samples"][..., 2:].eq(0).all()
+    video = _video_latent()
+    (out,) = call("LatentConcat", samples1=video, samples2=video, dim="-t")
+    assert torch.equal(out["samples"], torch.cat([video["samples"]] * 2, dim=2))
+    with pytest.raises(ValidationError, match="samples2"):
+        call("LatentConcat", samples1=a, samples2=b, dim="y")

@@ -89,3 +89,14 @@ def test_color_to_rgb_int() -> None:
     assert to_int(color="#ffffff80") == (0xFFFFFF, "#ffffff", 128 / 255)
     with pytest.raises(ValidationError, match="#RRGGBB"):
         to_int(color="0a9299")
+
+
+def test_convert_array_and_dictionary_to_json_text() -> None:
+    items = [1, "é", {"a": [True, None]}]
+    assert call("ConvertArrayToString", array=items, indent=0) == '[1, "é", {"a": [true, null]}]'
+    assert call("ConvertArrayToString", array=items).splitlines()[1] == "  1,"  # indent 2 by default
+    assert call("ConvertDictionaryToString", dictionary={"k": (1, 2)}, indent=4) == '{\n    "k": [\n        1,\n        2\n    ]\n}'
+    with pytest.raises(ValidationError, match="dictionary"):
+        call("ConvertDictionaryToString", dictionary=[1], indent=2)
+    with pytest.raises(ValidationError, match="array"):
+        call("ConvertArrayToString", array="[1]", indent=2)

@@ -1,4 +1,4 @@
-"""VAE nodes: VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint."""
+"""VAE nodes: VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeTiled, VAEEncodeForInpaint."""
 
 from __future__ import annotations
 
@@ -12,8 +12,17 @@ from nodeloom.diffusion.models import VaeModel
 from nodeloom.node_api import IO, Boolean, Conditioning, Image, Int, Latent, Mask, Node, Output, Schema, Vae
 from nodeloom.nodes.diffusion._common import device_guard
 
-__all__ = ["InpaintModelConditioning", "VAEDecode", "VAEDecodeTiled", "VAEEncode", "VAEEncodeForInpaint",
+__all__ = ["InpaintModelConditioning", "VAEDecode", "VAEDecodeTiled", "VAEEncode", "VAEEncodeForInpaint", "VAEEncodeTiled",
            "inpaint_latent", "masked_pixels"]
+
+
+def _tile_inputs(verb: str, tile_step: int) -> list[Any]:
+    """The tile and (video-only) temporal inputs ComfyUI's tiled VAE nodes share."""
+    return [Int("tile_size", 512, min=64, max=4096, step=tile_step, tooltip="Tile size in pixels."),
+            Int("overlap", 64, min=0, max=4096, step=32, tooltip="Tile overlap in pixels."),
+            Int("temporal_size", 64, min=8, max=4096, step=4,
+                tooltip=f"Only used for video VAEs: Amount of frames to {verb} at a time."),
+            Int("temporal_overlap", 8, min=4, max=4096, step=4, tooltip="Only used for video VAEs: Amount of frames to overlap.")]
 
 
 class VAEDecode(Node):
@@ -39,10 +48,7 @@ class VAEDecodeTiled(Node):
         "VAEDecodeTiled", display_name="VAE Decode (Tiled)", category="_for_testing",
         inputs=[Latent("samples", tooltip="The latent to be decoded."),
                 Vae("vae", tooltip="The VAE model used for decoding."),
-                Int("tile_size", 512, min=64, max=4096, step=32, tooltip="Tile size in pixels."),
-                Int("overlap", 64, min=0, max=4096, step=32, tooltip="Tile overlap in pixels."),
-                Int("temporal_size", 64, min=8, max=4096, step=4, tooltip="Only used for video VAEs: Amount of frames to decode at a time."),
-                Int("temporal_overlap", 8, min=4, max=4096, step=4, tooltip="Only used for video VAEs: Amount of frames to overlap.")],
+                *_tile_inputs("decode", 32)],
         outputs=[Output(IO.IMAGE, "IMAGE")],
     )
 
@@ -69,6 +75,25 @@ class VAEEncode(Node):
     def execute(cls, pixels: torch.Tensor, vae: VaeModel) -> tuple[Any, ...]:
         with device_guard() as mgr:
             return ({"samples": vae.encode(pixels, mgr)},)
+
+
+class VAEEncodeTiled(Node):
+    """Encodes images into latents in overlapping tiles, so large images fit in memory."""
+
+    SCHEMA = Schema(
+        "VAEEncodeTiled", display_name="VAE Encode (Tiled)", category="_for_testing",
+        inputs=[Image("pixels", tooltip="The image to encode."),
+                Vae("vae", tooltip="The VAE model used for encoding."),
+                *_tile_inputs("encode", 64)],
+        outputs=[Output(IO.LATENT, "LATENT")],
+    )
+
+    @classmethod
+    def execute(cls, pixels: torch.Tensor, vae: VaeModel, tile_size: int, overlap: int,
+                temporal_size: int = 64, temporal_overlap: int = 8) -> tuple[Any, ...]:
+        with device_guard() as mgr:
+            return ({"samples": vae.encode_tiled(pixels[..., :3], tile_x=tile_size, tile_y=tile_size,
+                                                 overlap=overlap, manager=mgr)},)
 
 
 def masked_pixels(vae: VaeModel, pixels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,14 +1,17 @@
 """The built-in utils pack: ComfyUI's model-free core utility nodes that the official
 templates use (switch, math, number and text nodes, image size/batch/scale/stitch nodes,
-mask and compare previews, blend and pad, latent cuts, lists), with ComfyUI's names,
-inputs, defaults and outputs.
+mask and compare previews, crop to a mask's subject, colour transfer, detection boxes and the
+box canvas, blend and pad, latent joins and cuts, lists), with ComfyUI's names, inputs,
+defaults and outputs.
 
 Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
 """
 
 from nodeloom.node_api import mappings
+from nodeloom.nodes.utils.bboxes import DrawBBoxes
+from nodeloom.nodes.utils.box_canvas import CreateBoundingBoxes
 from nodeloom.nodes.utils.compose import ImageBlend, ImageBlur, ResizeAndPadImage
-from nodeloom.nodes.utils.format import ColorToRGBInt, StringFormat
+from nodeloom.nodes.utils.format import ColorToRGBInt, ConvertArrayToString, ConvertDictionaryToString, StringFormat
 from nodeloom.nodes.utils.images import (
     BatchImagesNode,
     GetImageSize,
@@ -20,7 +23,7 @@ from nodeloom.nodes.utils.images import (
     RepeatImageBatch,
     ResolutionSelector,
 )
-from nodeloom.nodes.utils.latents import LatentCut, LatentCutToBatch, TrimVideoLatent
+from nodeloom.nodes.utils.latents import LatentConcat, LatentCut, LatentCutToBatch, TrimVideoLatent
 from nodeloom.nodes.utils.lists import CreateList, GetItemFromList
 from nodeloom.nodes.utils.logic import (
     ComfyMathExpression,
@@ -43,6 +46,7 @@ from nodeloom.nodes.utils.string_ops import (
     StringTrim,
 )
 from nodeloom.nodes.utils.strings import JsonExtractString, RegexExtract, RegexReplace, StringConcatenate, StringReplace
+from nodeloom.nodes.utils.subject import ColorTransfer, ImageCropToMask
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -78,14 +82,21 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     RegexMatch,
     StringFormat,
     ColorToRGBInt,
+    ConvertArrayToString,
+    ConvertDictionaryToString,
     ImageBlend,
     ImageBlur,
     ResizeAndPadImage,
     ResizeImageMaskNode,
     SaveImageAdvanced,
+    LatentConcat,
     LatentCut,
     LatentCutToBatch,
     TrimVideoLatent,
     CreateList,
     GetItemFromList,
+    ImageCropToMask,
+    ColorTransfer,
+    DrawBBoxes,
+    CreateBoundingBoxes,
 )

@@ -1,4 +1,4 @@
-"""ComfyUI's String Format and Color To RGB Int nodes.
+"""ComfyUI's String Format, Color To RGB Int and Convert Array / Dictionary to String nodes.
 
 String Format fills ``{a}``, ``{b:.3f}``... from its growable ``values`` group with Python's
 format mini-language, but only plain names: attribute and index lookups (``{a.__class__}``,
@@ -8,15 +8,16 @@ or allocate gigabytes.
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nodeloom.node_api import Custom, Node, Output, Schema, String, ValidationError
+from nodeloom.node_api import Custom, Int, Node, Output, Schema, String, ValidationError
 from nodeloom.nodes.utils.logic import VALUE_NAMES, autogrow, group_values
 
-__all__ = ["ColorToRGBInt", "StringFormat", "safe_format"]
+__all__ = ["ColorToRGBInt", "ConvertArrayToString", "ConvertDictionaryToString", "StringFormat", "safe_format"]
 
 #: the widest field a format spec may ask for
 MAX_FIELD_WIDTH = 10_000
@@ -100,3 +101,32 @@ class ColorToRGBInt(Node):
             raise ValidationError(f"`color` must look like #RRGGBB or #RRGGBBAA, got {color!r}")
         rgb, alpha = match.group(1).lower(), match.group(2)
         return (int(rgb, 16), f"#{rgb}", int(alpha, 16) / 255.0 if alpha else 1.0)
+
+
+def _to_json(value: Any, indent: int, name: str, kinds: tuple[type, ...]) -> str:
+    if not isinstance(value, kinds):
+        raise ValidationError(f"`{name}` must be {' or '.join(k.__name__ for k in kinds)}, got {type(value).__name__}")
+    return json.dumps(value, indent=int(indent) or None, ensure_ascii=False, default=str)
+
+
+def _json_node(node_id: str, display: str, name: str, io_type: str, kinds: tuple[type, ...]) -> type[Node]:
+    """A node writing its one ``name`` input as JSON text (indent 0: one compact line)."""
+
+    def execute(cls: type[Node], indent: int = 2, **value: Any) -> tuple[str]:
+        return (_to_json(value[name], indent, name, kinds),)
+
+    schema = Schema(
+        node_id, display_name=display, category="utils/string",
+        inputs=[Custom(io_type, name, tooltip=f"The {name} to convert to a JSON string."),
+                Int("indent", 2, min=0, max=8, optional=True,
+                    tooltip="Spaces per indent level. 0 produces compact single-line string.")],
+        outputs=[Output("STRING", "STRING", tooltip=f"The {name} as JSON text (non-JSON values as their text).")],
+    )
+    doc = f"Convert {'an' if name[0] in 'aeiou' else 'a'} {name} to a JSON string with the chosen indent."
+    return type(node_id, (Node,), {"__doc__": doc, "__module__": __name__, "SCHEMA": schema,
+                                   "execute": classmethod(execute)})
+
+
+ConvertArrayToString = _json_node("ConvertArrayToString", "Convert Array to String", "array", "ARRAY", (list, tuple))
+ConvertDictionaryToString = _json_node("ConvertDictionaryToString", "Convert Dictionary to String", "dictionary",
+                                       "DICT", (dict,))

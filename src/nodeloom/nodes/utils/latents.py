@@ -1,5 +1,5 @@
-"""Latent utilities of ComfyUI's core: cut a latent along x, y or time, cut it into a batch of
-slices, and trim frames off the start of a video latent. The input dict is never mutated."""
+"""Latent utilities of ComfyUI's core: join two latents along x, y or time, cut a latent along
+one of them, cut it into a batch of slices, and trim frames off the start of a video latent. The input dict is never mutated."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from nodeloom.node_api import MAX_RESOLUTION, Combo, Int, Latent, Node, Output, Schema, ValidationError
 
-__all__ = ["LatentCut", "LatentCutToBatch", "TrimVideoLatent"]
+__all__ = ["LatentConcat", "LatentCut", "LatentCutToBatch", "TrimVideoLatent"]
 
 _DIM_TIP = "x: width, y: height, t: frames (of a video latent)."
 
@@ -23,6 +23,35 @@ def _with_samples(latent: dict[str, Any], samples: torch.Tensor, *, same_batch: 
     out = {k: v for k, v in latent.items() if same_batch or k not in ("noise_mask", "batch_index")}
     out["samples"] = samples
     return out
+
+
+class LatentConcat(Node):
+    """Join `samples2` to `samples1` along x, y or t (a leading minus puts `samples2` first);
+    `samples2`'s batch is repeated or cut to `samples1`'s."""
+
+    SCHEMA = Schema(
+        "LatentConcat",
+        display_name="LatentConcat",
+        category="latent/advanced",
+        inputs=[
+            Latent("samples1", tooltip="The first latent; its other keys are kept."),
+            Latent("samples2", tooltip="The latent joined to it (same size on the other dimensions)."),
+            Combo("dim", ["x", "-x", "y", "-y", "t", "-t"], tooltip=_DIM_TIP + " A minus puts samples2 first."),
+        ],
+        outputs=[Output("LATENT", "LATENT", tooltip="The joined latent.")],
+    )
+
+    @classmethod
+    def execute(cls, samples1: dict[str, Any], samples2: dict[str, Any], dim: str) -> tuple[dict[str, Any]]:
+        s1, s2 = samples1["samples"], samples2["samples"]
+        if s2.shape[0] != s1.shape[0]:
+            s2 = s2.repeat((-(-s1.shape[0] // s2.shape[0]),) + (1,) * (s2.ndim - 1))[: s1.shape[0]]
+        axis = -{"x": 1, "y": 2, "t": 3}[dim.lstrip("-")]
+        if s1.ndim != s2.ndim or any(a != b for i, (a, b) in enumerate(zip(s1.shape, s2.shape)) if i != s1.ndim + axis):
+            raise ValidationError(f"`samples2` {tuple(s2.shape)} cannot join `samples1` {tuple(s1.shape)} along {dim!r}: "
+                                  "the other dimensions must match")
+        parts = (s2, s1) if dim.startswith("-") else (s1, s2)
+        return (_with_samples(samples1, torch.cat(parts, dim=axis)),)
 
 
 class LatentCut(Node):
