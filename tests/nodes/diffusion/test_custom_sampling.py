@@ -42,7 +42,7 @@ from nodeloom.nodes.diffusion.custom_sampling import (
 )
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple
-from nodeloom.nodes.diffusion.manual_sigmas import ManualSigmas
+from nodeloom.nodes.diffusion.template_sampling import ManualSigmas
 from nodeloom.nodes.diffusion.sampling import KSampler
 
 SEED, STEPS, CFG = 11, 5, 6.0

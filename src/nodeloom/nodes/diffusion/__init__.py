@@ -69,7 +69,6 @@ from nodeloom.nodes.diffusion.latent_ops import (
 )
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple, CLIPSetLastLayer, DiffusersLoader, VAELoader
 from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
-from nodeloom.nodes.diffusion.manual_sigmas import ManualSigmas
 from nodeloom.nodes.diffusion.model_sampling import (
     EmptySD3LatentImage,
     FluxGuidance,
