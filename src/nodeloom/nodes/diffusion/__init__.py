@@ -114,7 +114,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SamplerEulerAncestral, SamplerEulerAncestralCFGPP, SamplerDPMPP_2S_Ancestral, SamplerDPMPP_SDE, SamplerDPMPP_2M_SDE,
     SamplerDPMPP_3M_SDE, SamplerLMS,
     PolyexponentialScheduler, LaplaceScheduler, SDTurboScheduler, BetaSamplingScheduler, VPScheduler,
-    SplitSigmas, SplitSigmasDenoise, ManualSigmas, FlipSigmas, SetFirstSigma, ExtendIntermediateSigmas, SamplingPercentToSigma, RandomNoise, DisableNoise, AddNoise, CFGGuider, BasicGuider,
+    SplitSigmas, SplitSigmasDenoise, FlipSigmas, SetFirstSigma, ExtendIntermediateSigmas, SamplingPercentToSigma, RandomNoise, DisableNoise, AddNoise, CFGGuider, BasicGuider,
     VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeTiled, VAEEncodeForInpaint, InpaintModelConditioning,
     ControlNetLoader, ControlNetApplyAdvanced, Canny,
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
