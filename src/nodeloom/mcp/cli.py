@@ -94,7 +94,9 @@ def mcp_main(args: argparse.Namespace, *, engine: Engine | None = None) -> int:
     owned = engine is None
     if engine is None:
         # over stdio, stdout is the protocol channel: a custom-node pack that prints while it
-        # loads must not write into it
+        # loads must not write into it (the loader sends such lines to the log: show it on stderr)
+        if not args.http:
+            _pack_messages_to_stderr()
         with contextlib.redirect_stdout(sys.stderr) if not args.http else contextlib.nullcontext():
             engine = _engine(args)
     from nodeloom.mcp.server import NodeloomMCP
@@ -116,6 +118,19 @@ def mcp_main(args: argparse.Namespace, *, engine: Engine | None = None) -> int:
         if owned:
             engine.close()
     return 0
+
+
+def _pack_messages_to_stderr() -> None:
+    """Show what custom-node packs print while they load (logged as ``nodeloom.custom_nodes``) on
+    stderr, once, unless logging was already set up for it."""
+    pack_log = logging.getLogger("nodeloom.custom_nodes")
+    if pack_log.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    pack_log.addHandler(handler)
+    pack_log.setLevel(logging.INFO)
+    pack_log.propagate = False
 
 
 def _engine(args: argparse.Namespace) -> Any:
