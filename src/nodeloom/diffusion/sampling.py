@@ -176,7 +176,7 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     dtype = group.context.dtype
     n = len(group.entries)
     if model.adapter is not None:  # a flow transformer: its family adapter returns the velocity
-        x_all = x.repeat(n, 1, 1, 1)
+        x_all = x.repeat(n, *[1] * (x.ndim - 1))  # image [B,C,H,W] or video [B,C,F,H,W] latents
         velocity = model.adapter(unet, x_all.to(dtype), sigma, group).float()
         return list((x_all - velocity * sigma).chunk(n))
     xin = x * (1.0 / torch.sqrt(sigma ** 2 + 1.0))

@@ -38,6 +38,7 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("lumina2", ("qwen3",)): "z_image",
     ("flux", ("clip_l", "t5")): "flux",
     ("flux", ("t5", "clip_l")): "flux",
+    ("ltxv", ("t5",)): "ltxv",
 }
 
 
@@ -119,6 +120,10 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
     encoders = {k: load_llm_encoder(k, load_weights(p, dtype=torch.float32, prefix=""), None, p.name)
                 for p, k in zip(paths, kinds)}
+    if family == "ltxv":
+        from nodeloom.diffusion.families.ltxv import T5_TEMPLATE
+
+        return LlmClip(encoders["t5"], tokenizer, family, template=T5_TEMPLATE, hidden_layer=-1)
     if family == "flux":
         return FluxClip(ClipModel((encoders["clip_l"],), "flux"), encoders["t5"], tokenizer)
     return LlmClip(encoders[llm], tokenizer, family, template=ZIMAGE_TEMPLATE)

@@ -20,7 +20,7 @@ from typing import Any
 from nodeloom.diffusion.single_file import FileHeader
 from nodeloom.errors import ValidationError
 
-__all__ = ["FAMILIES", "Family", "family_config", "from_original_layout", "identify"]
+__all__ = ["FAMILIES", "Family", "family_config", "from_diffusers_layout", "from_original_layout", "identify"]
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,24 @@ def from_original_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, An
     return model.eval()
 
 
-def _registry() -> dict[str, Family]:
-    from nodeloom.diffusion.families import flux, sd3, zimage
+def from_diffusers_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, Any], dtype: Any, title: str) -> Any:
+    """A diffusers transformer from weights already in its own key names. Eval mode.
 
-    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY, sd3.FAMILY)}
+    Raises:
+        ValidationError: tensors the module needs are missing (``title`` names the family).
+    """
+    model = model_class.from_config(cfg)
+    missing, _ = model.load_state_dict(sd, strict=False)
+    if missing:
+        raise ValidationError(f"the {title} weights lack {len(missing)} tensors, e.g. `{missing[0]}`",
+                              type="invalid_model_file")
+    return (model.to(dtype) if dtype is not None else model).eval()
+
+
+def _registry() -> dict[str, Family]:
+    from nodeloom.diffusion.families import flux, ltxv, sd3, zimage
+
+    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY, sd3.FAMILY, ltxv.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()
