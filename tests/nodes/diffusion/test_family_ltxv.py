@@ -1,0 +1,213 @@
+"""LTX-Video 0.9 end to end on tiny random weights: the all-in-one checkpoint and the split files
+(UNETLoader in both layouts, VAELoader, CLIPLoader type ``ltxv``), the official text-to-video
+template's graph through the Engine and a live server with the clip read back by PyAV, parity with
+diffusers' LTXPipeline on the latents, and the LTX nodes' rules."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from nodeloom.diffusion.families.ltxv import pack, unpack
+from nodeloom.errors import ValidationError
+from nodeloom.testing.tiny_ltx import LTXV_T2V_WORKFLOW, build_tiny_ltxv
+from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
+
+WORKFLOW = LTXV_T2V_WORKFLOW
+PROMPT = WORKFLOW["6"]["inputs"]["text"]
+
+
+@pytest.fixture(scope="module")
+def ltxv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("models")
+    return root, build_tiny_ltxv(root)
+
+
+def _run(base: Path, models: Path, prompt: dict) -> object:
+    with engine_for(base, models) as engine:
+        return run_ok(engine, prompt)
+
+
+def _split(unet: str, vae: str) -> dict:
+    """The template with the checkpoint replaced by UNETLoader + VAELoader."""
+    prompt = copy.deepcopy(WORKFLOW)
+    del prompt["44"]
+    prompt["1"] = {"class_type": "UNETLoader", "inputs": {"unet_name": unet, "weight_dtype": "default"}}
+    prompt["2"] = {"class_type": "VAELoader", "inputs": {"vae_name": vae}}
+    prompt["72"]["inputs"]["model"] = ["1", 0]
+    prompt["8"]["inputs"]["vae"] = ["2", 0]
+    return prompt
+
+
+def _scheduler() -> object:
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    # LTX-Video 0.9.1+'s scheduler config: the shift moves with the token count, stretched to 0.1
+    return FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
+                                           base_image_seq_len=1024, max_image_seq_len=4096, shift_terminal=0.1,
+                                           time_shift_type="exponential")
+
+
+def test_template_workflow_runs_through_the_engine_and_saves_a_clip(tmp_path, ltxv):
+    import av
+
+    models, _ = ltxv
+    result = _run(tmp_path, models, copy.deepcopy(WORKFLOW))
+    assert tuple(result.value("72")["samples"].shape) == (1, 128, 2, 2, 2)
+    frames = result.value("8")
+    assert tuple(frames.shape) == (9, 64, 64, 3) and frames.std() > 0.01
+    with av.open(str(tmp_path / "output" / "video" / "ltxv_00001_.mp4")) as clip:
+        stream = clip.streams.video[0]
+        decoded = list(clip.decode(stream))
+        assert len(decoded) == 9 and float(stream.average_rate) == 24.0
+        assert (decoded[0].width, decoded[0].height) == (64, 64)
+
+
+@pytest.mark.parametrize("files", ["checkpoint", "unet", "unet_diffusers"])
+def test_latents_match_the_diffusers_pipeline(tmp_path, ltxv, files):
+    """Noise: a CPU float32 ``torch.randn`` of the [1,128,F,H,W] latent from a generator seeded with
+    the noise seed, packed into tokens for diffusers. Sigmas: LTXVScheduler's equal the pipeline's
+    scheduler (token-count shift, stretched to 0.1). Prompts: ours are T5's states of the real
+    tokens; diffusers gets them padded to one length with the padding masked out."""
+    from diffusers import LTXPipeline
+
+    models, parts = ltxv
+    prompt = copy.deepcopy(WORKFLOW) if files == "checkpoint" else _split(parts[files], parts["vae_file"])
+    result = _run(tmp_path, models, prompt)
+    ours = result.value("72")["samples"]
+    pos, neg = result.value("6")[0][0], result.value("7")[0][0]
+    width = max(pos.shape[1], neg.shape[1])
+
+    def padded(cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = torch.zeros(1, width)
+        mask[:, :cond.shape[1]] = 1
+        return torch.cat([cond, torch.zeros(1, width - cond.shape[1], cond.shape[2])], 1), mask
+
+    (pe, pm), (ne, nm) = padded(pos), padded(neg)
+    scheduler = _scheduler()
+    pipe = LTXPipeline(scheduler=scheduler, vae=parts["vae"], text_encoder=parts["t5"], tokenizer=parts["tokenizer"],
+                       transformer=parts["transformer"])
+    noise = torch.randn([1, 128, 2, 2, 2], generator=torch.Generator().manual_seed(7))
+    packed = pipe(prompt_embeds=pe, prompt_attention_mask=pm, negative_prompt_embeds=ne, negative_prompt_attention_mask=nm,
+                  height=64, width=64, num_frames=9, frame_rate=25, num_inference_steps=4, guidance_scale=3.0,
+                  latents=pack(noise), output_type="latent").frames
+    assert torch.allclose(scheduler.sigmas, result.value("71"), atol=1e-6)
+    assert (ours - unpack(packed, noise)).abs().max() < 1e-4
+
+
+def test_prompt_states_are_t5_with_the_padding_masked(ltxv):
+    """ComfyUI pads the prompt to 128 tokens and masks the padding; the real tokens' states equal ours."""
+    from nodeloom.diffusion.split_models import load_text_encoders
+    from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode
+
+    models, parts = ltxv
+    clip = load_text_encoders([models / "text_encoders" / parts["t5_file"]], "ltxv", [models / "tokenizers"])
+    ((cond, extra),) = CLIPTextEncode.execute(PROMPT, clip)[0]
+    tok = parts["tokenizer"](PROMPT, padding="max_length", max_length=128, return_tensors="pt")
+    with torch.no_grad():
+        states = parts["t5"](tok.input_ids, attention_mask=tok.attention_mask).last_hidden_state
+    n = int(tok.attention_mask.sum())
+    assert cond.shape == (1, n, 32) and extra["pooled_output"] is None
+    assert (states[:, :n] - cond).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize(("steps", "size", "stretch"), [(4, 64, True), (20, 512, True), (8, 256, False)])
+def test_ltxv_scheduler_equals_the_diffusers_schedule(steps, size, stretch):
+    import math
+
+    from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift
+
+    from nodeloom.nodes.diffusion.ltx_nodes import EmptyLTXVLatentVideo, LTXVScheduler
+
+    (latent,) = EmptyLTXVLatentVideo.execute(size, size, 97)
+    (ours,) = LTXVScheduler.execute(steps, 2.05, 0.95, stretch, 0.1, latent)
+    tokens = math.prod(latent["samples"].shape[2:])
+    scheduler = _scheduler()
+    scheduler.register_to_config(shift_terminal=0.1 if stretch else None)
+    scheduler.set_timesteps(sigmas=torch.linspace(1.0, 1 / steps, steps).tolist(),
+                            mu=calculate_shift(tokens, 1024, 4096, 0.95, 2.05))
+    assert torch.allclose(ours, scheduler.sigmas, atol=1e-5)
+    (default,) = LTXVScheduler.execute(steps, 2.05, 0.95, stretch, 0.1)  # no latent counts 4096 tokens
+    assert float(default[1]) > float(ours[1]) or tokens >= 4096
+
+
+def test_vae_round_trip_and_frame_count_rules(ltxv):
+    from nodeloom.diffusion.checkpoint import load_state_dict
+    from nodeloom.diffusion.ltxv_vae import LtxvVae, load_ltxv_vae
+
+    models, parts = ltxv
+    vae = LtxvVae(load_ltxv_vae(load_state_dict(models / "vae" / parts["vae_file"])))
+    ref = parts["vae"]
+    clip = torch.rand(9, 64, 96, 3)
+    latent = vae.encode(clip)
+    with torch.no_grad():
+        raw = ref.encode(clip.permute(3, 0, 1, 2)[None] * 2 - 1).latent_dist.mode()
+        mean, std = ref.latents_mean.view(1, -1, 1, 1, 1), ref.latents_std.view(1, -1, 1, 1, 1)
+        assert tuple(latent.shape) == (1, 128, 2, 2, 3)
+        assert (latent - (raw - mean) / std).abs().max() < 1e-5
+        frames = vae.decode(latent)
+        pixels = (ref.decode(latent * std + mean).sample / 2 + 0.5).clamp(0, 1)
+    assert tuple(frames.shape) == (9, 64, 96, 3)
+    assert (frames - pixels[0].permute(1, 2, 3, 0)).abs().max() < 1e-5
+    with pytest.raises(ValidationError, match=r"1 \+ 8·k frames \(1, 9, 17, \.\.\.\), got 8"):
+        vae.encode(torch.rand(8, 64, 64, 3))
+    with pytest.raises(ValidationError, match="multiples of 32"):
+        vae.encode(torch.rand(9, 48, 64, 3))
+    with pytest.raises(ValidationError, match=r"video latents, got a latent shaped \(1, 4, 8, 8\)"):
+        vae.decode(torch.zeros(1, 4, 8, 8))
+
+
+def test_frame_rate_and_model_sampling_nodes(tmp_path, ltxv):
+    from nodeloom.nodes.diffusion.ltx_nodes import LTXVConditioning, ModelSamplingLTXV, ltxv_shift
+
+    models, _ = ltxv
+    (pos, neg) = LTXVConditioning.execute([[torch.zeros(1, 2, 4), {"a": 1}]], [[torch.zeros(1, 2, 4), {}]], 12.0)
+    assert pos[0][1] == {"a": 1, "frame_rate": 12.0} and neg[0][1] == {"frame_rate": 12.0}
+    slow = copy.deepcopy(WORKFLOW)
+    slow["69"]["inputs"]["frame_rate"] = 8.0
+    a = _run(tmp_path / "a", models, copy.deepcopy(WORKFLOW)).value("72")["samples"]
+    b = _run(tmp_path / "b", models, slow).value("72")["samples"]
+    assert (a - b).abs().max() > 1e-4  # the frame rate scales the model's positions in time
+    assert ltxv_shift(2.05, 0.95, None) == pytest.approx(2.05)
+    assert ltxv_shift(2.05, 0.95, {"samples": torch.zeros(1, 128, 4, 16, 16)}) == pytest.approx(0.95)
+    from nodeloom.diffusion.split_models import load_diffusion_model, model_value
+
+    module, family = load_diffusion_model(models / "diffusion_models" / "tiny_ltxv.safetensors")
+    (patched,) = ModelSamplingLTXV.execute(model_value(module, family, "tiny"), 2.05, 0.95, None)
+    assert patched.sampling.shift == pytest.approx(2.05) and family.sampling(module).shift == pytest.approx(2.37)
+
+
+def test_preprocess_compresses_like_a_video_frame():
+    from skimage import data
+
+    from nodeloom.nodes.diffusion.ltx_nodes import LTXVPreprocess
+
+    image = torch.from_numpy(data.astronaut()[:65, :95].copy()).float()[None] / 255
+    (same,) = LTXVPreprocess.execute(image, 0)
+    assert same is image
+    (light,) = LTXVPreprocess.execute(image, 10)
+    (heavy,) = LTXVPreprocess.execute(image, 50)
+    assert tuple(heavy.shape) == (1, 64, 94, 3)  # H.264 4:2:0 needs even sizes
+    err = [(x - image[:, :64, :94]).abs().mean() for x in (light, heavy)]
+    assert 0 < err[0] < err[1] < 0.2
+    with pytest.raises(ValidationError, match="at least 2×2"):
+        LTXVPreprocess.execute(torch.rand(1, 1, 5, 3), 35)
+
+
+def test_later_release_vae_is_refused_with_a_reason(ltxv):
+    from nodeloom.diffusion.ltxv_vae import load_ltxv_vae
+
+    _, parts = ltxv
+    sd = dict(parts["vae"].state_dict())
+    sd["decoder.time_embedder.linear_1.weight"] = torch.zeros(4, 4)
+    with pytest.raises(ValidationError, match="0.9.1's timestep-conditioned decoder"):
+        load_ltxv_vae(sd)
+
+
+def test_template_workflow_runs_through_a_live_server(tmp_path, ltxv):
+    entry = run_served(tmp_path, ltxv[0], copy.deepcopy(WORKFLOW))
+    assert entry["outputs"]["79"]["images"][0]["filename"] == "ltxv_00001_.mp4"
