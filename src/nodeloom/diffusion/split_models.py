@@ -76,7 +76,8 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tup
 def model_value(module: Any, family: Family, name: str) -> DiffusionModel:
     """The MODEL value of a loaded transformer (the family's default flow schedule)."""
     return DiffusionModel(module, family.name, family.sampling(module), family.latent_scale,
-                          latent_shift=family.latent_shift, adapter=family.adapter, extra={"file": name})
+                          latent_shift=family.latent_shift, adapter=family.adapter,
+                          extra={"file": name, **({"video_mask": True} if family.video_mask else {})})
 
 
 def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders: Sequence[Path]) -> Any:

@@ -211,3 +211,53 @@ def test_later_release_vae_is_refused_with_a_reason(ltxv):
 def test_template_workflow_runs_through_a_live_server(tmp_path, ltxv):
     entry = run_served(tmp_path, ltxv[0], copy.deepcopy(WORKFLOW))
     assert entry["outputs"]["79"]["images"][0]["filename"] == "ltxv_00001_.mp4"
+
+
+def _image_to_video(base: Path) -> dict:
+    """The official ``ltxv_image_to_video`` template's wiring: LoadImage → LTXVImgToVideo → LTXVConditioning."""
+    import numpy as np
+    from PIL import Image as PILImage
+    from skimage import data
+
+    (base / "input").mkdir(parents=True, exist_ok=True)
+    PILImage.fromarray(np.asarray(data.astronaut())).save(base / "input" / "astronaut.png")
+    prompt = copy.deepcopy(WORKFLOW)
+    prompt["78"]["inputs"]["fps"] = 24.0
+    prompt["80"] = {"class_type": "LoadImage", "inputs": {"image": "astronaut.png"}}
+    prompt["77"] = {"class_type": "LTXVImgToVideo", "inputs": {
+        "positive": ["6", 0], "negative": ["7", 0], "vae": ["44", 2], "image": ["80", 0], "width": 64, "height": 64,
+        "length": 9, "batch_size": 1, "strength": 1.0}}
+    prompt["69"]["inputs"].update(positive=["77", 0], negative=["77", 1])
+    prompt["71"]["inputs"]["latent"] = ["77", 2]
+    prompt["72"]["inputs"]["latent_image"] = ["77", 2]
+    del prompt["70"]
+    return prompt
+
+
+def test_image_to_video_matches_the_diffusers_pipeline(tmp_path, ltxv):
+    """The image's latent is the first latent frame, held by the noise mask; its tokens get time 0.
+    Diffusers' LTXImageToVideoPipeline is handed the same starting latent (the image's latent, then
+    the seeded noise) and the same prompt states; the first frame must come back unchanged."""
+    from diffusers import LTXImageToVideoPipeline
+
+    models, parts = ltxv
+    result = _run(tmp_path, models, _image_to_video(tmp_path))
+    start = result.value("77", 2)
+    assert start["noise_mask"].flatten().tolist() == [0.0, 1.0]
+    ours = result.value("72")["samples"]
+    assert (ours[:, :, :1] - start["samples"][:, :, :1]).abs().max() == 0
+    pos, neg = result.value("6")[0][0], result.value("7")[0][0]
+    width = max(pos.shape[1], neg.shape[1])
+    pad = [(torch.cat([c, torch.zeros(1, width - c.shape[1], c.shape[2])], 1),
+            (torch.arange(width) < c.shape[1]).float()[None]) for c in (pos, neg)]
+    noise = torch.randn([1, 128, 2, 2, 2], generator=torch.Generator().manual_seed(7))
+    first = torch.cat([start["samples"][:, :, :1], noise[:, :, 1:]], dim=2)
+    pipe = LTXImageToVideoPipeline(scheduler=_scheduler(), vae=parts["vae"], text_encoder=parts["t5"],
+                                   tokenizer=parts["tokenizer"], transformer=parts["transformer"])
+    packed = pipe(image=torch.rand(1, 3, 64, 64), prompt_embeds=pad[0][0], prompt_attention_mask=pad[0][1],
+                  negative_prompt_embeds=pad[1][0], negative_prompt_attention_mask=pad[1][1], height=64, width=64,
+                  num_frames=9, frame_rate=25, num_inference_steps=4, guidance_scale=3.0, latents=pack(first),
+                  output_type="latent").frames
+    assert (ours - unpack(packed, noise)).abs().max() < 1e-4
+    frames = result.value("8")
+    assert tuple(frames.shape) == (9, 64, 64, 3)

@@ -37,6 +37,8 @@ class Family:
         latent_scale / latent_shift: raw VAE latent → model space ``(raw − shift)·scale``.
         latent_channels: channels of the family's latent.
         signature: the keys :func:`identify` reports it looked for.
+        video_mask: the adapter takes ``mask=`` (the latent's noise mask) and the area it keeps is
+            held at the clean latent, not re-noised (ComfyUI's LTX-Video image-to-video).
     """
 
     name: str
@@ -49,6 +51,8 @@ class Family:
     latent_shift: float
     latent_channels: int
     signature: tuple[str, ...]
+    #: the adapter takes the noise mask (per-token times) and the masked-off area stays the clean latent
+    video_mask: bool = False
 
 
 def family_config(name: str) -> dict[str, Any]:

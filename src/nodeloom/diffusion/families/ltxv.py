@@ -83,13 +83,17 @@ def _frame_rate(group: ModelCall) -> float:
     return 25.0
 
 
-def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
-    """Call the transformer on a batch of ``[B,128,F,H,W]`` latents; returns the velocity there."""
+def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall, mask: Any = None) -> Any:
+    """Call the transformer on a batch of ``[B,128,F,H,W]`` latents; returns the velocity there.
+    With a noise ``mask`` each token's time is ``1000·σ·mask`` (frames kept as given read as clean)."""
     n, _, frames, height, width = x.shape
     rate = _frame_rate(group)
     if rate <= 0:
         raise ValidationError(f"`frame_rate` must be above 0 for LTX-Video, got {rate}")
     t = (sigma * 1000.0).to(x.dtype).reshape(1).expand(n)
+    if mask is not None:
+        per_token = mask[:, :1].repeat(n // mask.shape[0], 1, 1, 1, 1).to(x.dtype)
+        t = pack(per_token * t.view(n, 1, 1, 1, 1))[..., 0]
     out = module(hidden_states=pack(x), encoder_hidden_states=group.context.to(x.dtype), timestep=t,
                  encoder_attention_mask=None, num_frames=frames, height=height, width=width,
                  rope_interpolation_scale=(VAE_SCALE[0] / rate, VAE_SCALE[1], VAE_SCALE[2]), return_dict=False)[0]
@@ -100,6 +104,6 @@ FAMILY = Family(
     name="ltxv", title="LTX-Video", matches=_matches, load=_load, adapter=_adapter,
     sampling=lambda module: FluxSampling(shift=LTXV_SHIFT),
     latent_scale=1.0, latent_shift=0.0, latent_channels=128,
-    signature=_ORIGINAL,
+    signature=_ORIGINAL, video_mask=True,
 )
 

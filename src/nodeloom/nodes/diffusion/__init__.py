@@ -72,6 +72,7 @@ from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
 from nodeloom.nodes.diffusion.ltx_nodes import (
     EmptyLTXVLatentVideo,
     LTXVConditioning,
+    LTXVImgToVideo,
     LTXVPreprocess,
     LTXVScheduler,
     ModelSamplingLTXV,
@@ -130,4 +131,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
     EmptyLTXVLatentVideo, LTXVConditioning, LTXVScheduler, ModelSamplingLTXV, LTXVPreprocess,
+    LTXVImgToVideo,
 )

@@ -1,5 +1,6 @@
 """LTX-Video's nodes with ComfyUI's names, inputs and categories: EmptyLTXVLatentVideo (the
-128-channel video latent), LTXVConditioning (the frame rate the model's positions are scaled by),
+128-channel video latent), LTXVImgToVideo (an image as the clip's first frames, kept by the noise
+mask), LTXVConditioning (the frame rate the model's positions are scaled by),
 LTXVScheduler and ModelSamplingLTXV (the flow shift that grows with the latent's token count),
 LTXVPreprocess (a frame passed through H.264 at a chosen CRF, so a still looks like the video
 frames the model was trained on). Model code is :mod:`nodeloom.diffusion.families.ltxv`."""
@@ -28,10 +29,13 @@ from nodeloom.node_api import (
     Node,
     Output,
     Schema,
+    Vae,
 )
+from nodeloom.nodes.diffusion._common import device_guard
+from nodeloom.ops.resample import upscale
 
-__all__ = ["EmptyLTXVLatentVideo", "LTXVConditioning", "LTXVPreprocess", "LTXVScheduler", "ModelSamplingLTXV",
-           "ltxv_shift"]
+__all__ = ["EmptyLTXVLatentVideo", "LTXVConditioning", "LTXVImgToVideo", "LTXVPreprocess", "LTXVScheduler",
+           "ModelSamplingLTXV", "ltxv_shift"]
 
 #: token counts between which the shift moves from base_shift to max_shift (ComfyUI's and diffusers' values)
 _TOKENS_LOW, _TOKENS_HIGH = 1024, 4096
@@ -54,13 +58,21 @@ def _latent_input() -> Latent:
     return Latent("latent", optional=True, tooltip="The latent whose token count sets the shift; none counts 4096.")
 
 
+def _video_size() -> list[Any]:
+    return [Int("width", 768, min=64, max=MAX_RESOLUTION, step=32, tooltip="Video width in pixels."),
+            Int("height", 512, min=64, max=MAX_RESOLUTION, step=32, tooltip="Video height in pixels.")]
+
+
+def _empty_video(width: int, height: int, length: int, batch_size: int) -> torch.Tensor:
+    return torch.zeros([batch_size, 128, (length - 1) // 8 + 1, height // 32, width // 32])
+
+
 class EmptyLTXVLatentVideo(Node):
     """An empty LTX-Video latent: 128 channels, 1/32 of the size, (length − 1)/8 + 1 latent frames."""
 
     SCHEMA = Schema(
         "EmptyLTXVLatentVideo", display_name="EmptyLTXVLatentVideo", category="latent/video/ltxv",
-        inputs=[Int("width", 768, min=64, max=MAX_RESOLUTION, step=32, tooltip="Video width in pixels."),
-                Int("height", 512, min=64, max=MAX_RESOLUTION, step=32, tooltip="Video height in pixels."),
+        inputs=[*_video_size(),
                 Int("length", 97, min=1, max=MAX_RESOLUTION, step=8, tooltip="Frames; the model takes 1 + 8·k."),
                 Int("batch_size", 1, min=1, max=4096, tooltip="How many videos.")],
         outputs=[Output(IO.LATENT, "LATENT")],
@@ -68,7 +80,41 @@ class EmptyLTXVLatentVideo(Node):
 
     @classmethod
     def execute(cls, width: int, height: int, length: int, batch_size: int = 1) -> tuple[Any, ...]:
-        return ({"samples": torch.zeros([batch_size, 128, (length - 1) // 8 + 1, height // 32, width // 32])},)
+        return ({"samples": _empty_video(width, height, length, batch_size)},)
+
+
+class LTXVImgToVideo(Node):
+    """Starts an LTX-Video clip from an image: its latent fills the first latent frames and the
+    noise mask keeps them (``1 − strength``: 0 holds them exactly, those tokens read as clean)."""
+
+    SCHEMA = Schema(
+        "LTXVImgToVideo", display_name="LTXVImgToVideo", category="conditioning/video_models",
+        inputs=[Conditioning("positive", tooltip="The positive conditioning (passed through)."),
+                Conditioning("negative", tooltip="The negative conditioning (passed through)."),
+                Vae("vae", tooltip="LTX-Video's VAE, to encode the image."),
+                Image("image", tooltip="The first frame (several images: the first frames, 1 + 8·k of them)."),
+                *_video_size(),
+                Int("length", 97, min=9, max=MAX_RESOLUTION, step=8, tooltip="Frames; the model takes 1 + 8·k."),
+                Int("batch_size", 1, min=1, max=4096, tooltip="How many videos."),
+                Float("strength", 1.0, min=0.0, max=1.0, tooltip="How firmly the image frames are kept (1: exactly).")],
+        outputs=[Output(IO.CONDITIONING, "positive"), Output(IO.CONDITIONING, "negative"),
+                 Output(IO.LATENT, "latent")],
+    )
+
+    @classmethod
+    def execute(cls, positive: list[Any], negative: list[Any], vae: Any, image: torch.Tensor, width: int, height: int,
+                length: int, batch_size: int, strength: float) -> tuple[Any, ...]:
+        pixels = upscale(image[..., :3].movedim(-1, 1), width, height, "bilinear", "center").movedim(1, -1)
+        with device_guard() as mgr:
+            encoded = vae.encode(pixels, mgr)
+        if encoded.ndim != 5:
+            raise ValidationError("LTXVImgToVideo needs LTX-Video's VAE (a video VAE); `vae` is an image VAE")
+        latent = _empty_video(width, height, length, batch_size)
+        kept = min(encoded.shape[2], latent.shape[2])
+        latent[:, :, :kept] = encoded[:, :, :kept]
+        mask = torch.ones((batch_size, 1, latent.shape[2], 1, 1))
+        mask[:, :, :kept] = 1.0 - strength
+        return positive, negative, {"samples": latent, "noise_mask": mask}
 
 
 class LTXVConditioning(Node):
