@@ -154,6 +154,30 @@ class LtxvVae(VaeModel):
         video = vae.decode(z).sample
         return (video / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1).flatten(0, 1).float().cpu()
 
+    def decode_tiled(self, latent: torch.Tensor, tile: int = 16, overlap: int = 2, manager: Any = None,
+                     temporal_size: int = 64, temporal_overlap: int = 8) -> torch.Tensor:
+        """:meth:`decode` in overlapping tiles blended linearly: ``tile``/``overlap`` in latent pixels,
+        ``temporal_size``/``temporal_overlap`` in frames (diffusers' tiled decode of this VAE; the
+        module's tiling settings are restored afterwards)."""
+        r, t = self.downscale_ratio, self.temporal_ratio
+        vae = self.vae
+        keep = {k: getattr(vae, k) for k in ("use_tiling", "use_framewise_decoding", "tile_sample_min_height",
+                                             "tile_sample_min_width", "tile_sample_min_num_frames",
+                                             "tile_sample_stride_height", "tile_sample_stride_width",
+                                             "tile_sample_stride_num_frames")}
+        size, step = max(tile, 2) * r, max(tile - min(overlap, tile // 2), 1) * r
+        frames = max(temporal_size // t, 1) * t
+        frame_step = max(frames - max(temporal_overlap // t, 1) * t, t)
+        vae.enable_tiling(tile_sample_min_height=size, tile_sample_min_width=size, tile_sample_min_num_frames=frames,
+                          tile_sample_stride_height=step, tile_sample_stride_width=step,
+                          tile_sample_stride_num_frames=frame_step)
+        vae.use_framewise_decoding = True
+        try:
+            return self.decode(latent, manager)
+        finally:
+            for key, value in keep.items():
+                setattr(vae, key, value)
+
 
 def is_ltxv_vae_file(path: Any) -> bool:
     """True for a ``.safetensors`` file holding an LTX-Video VAE (either layout)."""
