@@ -261,3 +261,88 @@ def test_image_to_video_matches_the_diffusers_pipeline(tmp_path, ltxv):
     assert (ours - unpack(packed, noise)).abs().max() < 1e-4
     frames = result.value("8")
     assert tuple(frames.shape) == (9, 64, 64, 3)
+
+
+def test_tiled_decode_in_space_and_time(ltxv):
+    """VAEDecodeTiled on LTX-Video's VAE tiles in time too: with tiles covering the clip it equals
+    the plain decode; with small tiles the clip keeps its frames and size, and the shared module's
+    tiling settings are restored afterwards."""
+    from nodeloom.diffusion.ltxv_vae import LtxvVae
+    from nodeloom.nodes.diffusion.vae import VAEDecodeTiled
+
+    _, parts = ltxv
+    vae = LtxvVae(parts["vae"])
+    latent = torch.randn(1, 128, 3, 3, 3, generator=torch.Generator().manual_seed(0))
+    plain = vae.decode(latent)
+    (whole,) = VAEDecodeTiled.execute({"samples": latent}, vae, 512, 64, 64, 8)
+    assert (whole - plain).abs().max() < 1e-6
+    (tiled,) = VAEDecodeTiled.execute({"samples": latent}, vae, 64, 32, 8, 4)
+    assert tuple(tiled.shape) == (17, 96, 96, 3) and 0 <= float(tiled.min()) <= float(tiled.max()) <= 1
+    assert (tiled - plain).abs().max() > 1e-4  # it did tile
+    assert not parts["vae"].use_tiling and not parts["vae"].use_framewise_decoding
+
+
+def test_add_guide_appends_placed_guide_frames_and_crop_takes_them_off(ltxv):
+    from nodeloom.diffusion.ltxv_vae import LtxvVae
+    from nodeloom.nodes.diffusion.ltx_guides import LTXVAddGuide, LTXVCropGuides
+    from nodeloom.nodes.diffusion.ltx_nodes import EmptyLTXVLatentVideo
+
+    _, parts = ltxv
+    vae = LtxvVae(parts["vae"])
+    (latent,) = EmptyLTXVLatentVideo.execute(64, 64, 17, 1)
+    pos, neg = [[torch.zeros(1, 3, 32), {}]], [[torch.zeros(1, 2, 32), {}]]
+    image = torch.rand(1, 48, 80, 3)
+    pos1, neg1, out = LTXVAddGuide.execute(pos, neg, vae, latent, image, 0, 1.0)
+    assert tuple(out["samples"].shape) == (1, 128, 4, 2, 2)  # 3 latent frames + 1 guide frame
+    assert out["noise_mask"].flatten().tolist() == [1.0, 1.0, 1.0, 0.0]
+    idxs = pos1[0][1]["keyframe_idxs"]
+    assert tuple(idxs.shape) == (1, 3, 4) and idxs[0, 0].tolist() == [0.0] * 4  # frame 0 (causal fix)
+    assert idxs[0, 1].tolist() == [0.0, 0.0, 32.0, 32.0] and idxs[0, 2].tolist() == [0.0, 32.0, 0.0, 32.0]
+    assert neg1[0][1]["keyframe_idxs"] is idxs
+    pos2, _, out2 = LTXVAddGuide.execute(pos1, neg1, vae, out, image, -1, 0.5)  # the last frame, counted from the end
+    idxs2 = pos2[0][1]["keyframe_idxs"]
+    assert tuple(out2["samples"].shape) == (1, 128, 5, 2, 2) and idxs2[0, 0, 4:].tolist() == [16.0] * 4
+    assert out2["noise_mask"].flatten().tolist() == [1.0, 1.0, 1.0, 0.0, 0.5]
+    cpos, cneg, cropped = LTXVCropGuides.execute(pos2, neg1, out2)
+    assert tuple(cropped["samples"].shape) == (1, 128, 3, 2, 2) and cropped["noise_mask"].flatten().tolist() == [1.0] * 3
+    assert cpos[0][1]["keyframe_idxs"] is None and cneg[0][1]["keyframe_idxs"] is None
+    with pytest.raises(ValidationError, match="run past the latent's 3 frames"):
+        LTXVAddGuide.execute(pos, neg, vae, latent, torch.rand(17, 64, 64, 3), 16, 1.0)
+
+
+def test_guide_positions_reach_the_transformer(ltxv):
+    """Guide tokens at the positions the last latent frame has anyway give the plain call's result;
+    placed elsewhere, a different one."""
+    from nodeloom.diffusion.families.ltxv import FAMILY, latent_pixel_coords
+    from nodeloom.diffusion.sampling import CondEntry, ModelCall
+
+    _, parts = ltxv
+    x = torch.randn(1, 128, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+    ctx = torch.randn(1, 4, 32, generator=torch.Generator().manual_seed(2))
+
+    def call(idxs: torch.Tensor | None) -> torch.Tensor:
+        extra = {} if idxs is None else {"keyframe_idxs": idxs}
+        group = ModelCall([CondEntry(ctx, extra, (64, 64), 1.0)], ctx, None)
+        with torch.no_grad():
+            return FAMILY.adapter(parts["transformer"], x, torch.tensor(0.7), group)
+
+    natural = latent_pixel_coords(3, 2, 2, (8, 32, 32))[:, -4:][None]
+    assert (call(natural) - call(None)).abs().max() < 1e-5
+    moved = natural.clone()
+    moved[:, 0] = 0.0
+    assert (call(moved) - call(None)).abs().max() > 1e-4
+
+
+def test_guided_workflow_runs_and_crops_back(tmp_path, ltxv):
+    models, _ = ltxv
+    prompt = _image_to_video(tmp_path)
+    prompt["77"] = {"class_type": "LTXVAddGuide", "inputs": {
+        "positive": ["6", 0], "negative": ["7", 0], "vae": ["44", 2], "latent": ["70", 0], "image": ["80", 0],
+        "frame_idx": 0, "strength": 1.0}}
+    prompt["70"] = copy.deepcopy(WORKFLOW["70"])
+    prompt["81"] = {"class_type": "LTXVCropGuides", "inputs": {"positive": ["69", 0], "negative": ["69", 1],
+                                                               "latent": ["72", 0]}}
+    prompt["8"]["inputs"]["samples"] = ["81", 2]
+    result = _run(tmp_path, models, prompt)
+    assert tuple(result.value("72")["samples"].shape) == (1, 128, 3, 2, 2)
+    assert tuple(result.value("8").shape) == (9, 64, 64, 3)

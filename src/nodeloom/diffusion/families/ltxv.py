@@ -7,7 +7,8 @@ layout (``proj_in``, ``time_embed``). Sizes come from tensor shapes; the head co
 release) and the other conventions from ``data/families/ltxv.json``. The transformer takes
 ``1000·σ`` as its time and predicts ComfyUI's velocity (``noise − x0``) on tokens packed from the
 ``[B,128,F,H,W]`` latent; its rotary positions are scaled by the frame rate LTXVConditioning sets
-(25 when none is set, as ComfyUI's default). The prompt is T5's last states of the prompt's tokens:
+(25 when none is set, as ComfyUI's default);
+guide frames LTXVAddGuide appends are placed by the conditioning's ``keyframe_idxs``. The prompt is T5's last states of the prompt's tokens:
 ComfyUI pads to 128 tokens and masks the padding out of cross-attention, which gives the same
 result as leaving it out. Imports no node, engine or adapter.
 """
@@ -24,7 +25,7 @@ from nodeloom.errors import ValidationError, require
 if TYPE_CHECKING:
     from nodeloom.diffusion.sampling import ModelCall
 
-__all__ = ["FAMILY", "LTXV_SHIFT", "T5_TEMPLATE", "pack", "transformer_config", "unpack"]
+__all__ = ["FAMILY", "LTXV_SHIFT", "T5_TEMPLATE", "latent_pixel_coords", "pack", "transformer_config", "unpack"]
 
 #: ComfyUI's default model sampling for LTX-Video (ModelSamplingFlux's shift)
 LTXV_SHIFT = 2.37
@@ -76,11 +77,37 @@ def unpack(tokens: Any, like: Any) -> Any:
     return tokens.transpose(1, 2).reshape(like.shape)
 
 
+def latent_pixel_coords(frames: int, height: int, width: int, scale: tuple[int, int, int],
+                        causal_fix: bool = False) -> Any:
+    """Pixel coordinates ``[3, F·H·W]`` (frame, y, x) of each latent token's corner, frames
+    outermost; ``causal_fix`` moves frames back by ``scale[0] − 1`` (clamped at 0), since the
+    causal VAE's first latent frame is one pixel frame."""
+    torch = require("torch", "diffusion")
+    grid = torch.stack(torch.meshgrid(torch.arange(frames), torch.arange(height), torch.arange(width), indexing="ij"))
+    coords = grid.flatten(1) * torch.tensor(scale)[:, None]
+    if causal_fix:
+        coords[0] = (coords[0] + 1 - scale[0]).clamp(min=0)
+    return coords.float()
+
+
 def _frame_rate(group: ModelCall) -> float:
     for entry in group.entries:
         if "frame_rate" in entry.extra:
             return float(entry.extra["frame_rate"])
     return 25.0
+
+
+def _guided_coords(group: ModelCall, x: Any, rate: float) -> Any:
+    """Token positions when LTXVAddGuide appended guide frames (``keyframe_idxs``: the last tokens'
+    pixel coordinates), frames divided by the frame rate; None otherwise (the default grid)."""
+    idxs = next((e.extra["keyframe_idxs"] for e in group.entries if e.extra.get("keyframe_idxs") is not None), None)
+    if idxs is None:
+        return None
+    n, _, frames, height, width = x.shape
+    coords = latent_pixel_coords(frames, height, width, VAE_SCALE).to(x.device)[None].repeat(n, 1, 1)
+    coords[:, :, -idxs.shape[2]:] = idxs[:1].to(coords)
+    coords[:, 0] /= rate
+    return coords
 
 
 def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall, mask: Any = None) -> Any:
@@ -96,7 +123,8 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall, mask: Any = None
         t = pack(per_token * t.view(n, 1, 1, 1, 1))[..., 0]
     out = module(hidden_states=pack(x), encoder_hidden_states=group.context.to(x.dtype), timestep=t,
                  encoder_attention_mask=None, num_frames=frames, height=height, width=width,
-                 rope_interpolation_scale=(VAE_SCALE[0] / rate, VAE_SCALE[1], VAE_SCALE[2]), return_dict=False)[0]
+                 rope_interpolation_scale=(VAE_SCALE[0] / rate, VAE_SCALE[1], VAE_SCALE[2]),
+                 video_coords=_guided_coords(group, x, rate), return_dict=False)[0]
     return unpack(out.float(), x)
 
 

@@ -34,7 +34,7 @@ from nodeloom.node_api import (
 from nodeloom.nodes.diffusion._common import device_guard
 from nodeloom.ops.resample import upscale
 
-__all__ = ["EmptyLTXVLatentVideo", "LTXVConditioning", "LTXVImgToVideo", "LTXVPreprocess", "LTXVScheduler",
+__all__ = ["EmptyLTXVLatentVideo", "cond_pair", "cond_pair_latent", "LTXVConditioning", "LTXVImgToVideo", "LTXVPreprocess", "LTXVScheduler",
            "ModelSamplingLTXV", "ltxv_shift"]
 
 #: token counts between which the shift moves from base_shift to max_shift (ComfyUI's and diffusers' values)
@@ -56,6 +56,17 @@ def _shift_inputs() -> list[Any]:
 
 def _latent_input() -> Latent:
     return Latent("latent", optional=True, tooltip="The latent whose token count sets the shift; none counts 4096.")
+
+
+def cond_pair() -> list[Any]:
+    """The positive and negative CONDITIONING inputs the LTX conditioning nodes take."""
+    return [Conditioning("positive", tooltip="The positive conditioning."),
+            Conditioning("negative", tooltip="The negative conditioning.")]
+
+
+def cond_pair_latent() -> list[Output]:
+    """The positive, negative and latent outputs of the LTX nodes that start or guide a clip."""
+    return [Output(IO.CONDITIONING, "positive"), Output(IO.CONDITIONING, "negative"), Output(IO.LATENT, "latent")]
 
 
 def _video_size() -> list[Any]:
@@ -89,16 +100,14 @@ class LTXVImgToVideo(Node):
 
     SCHEMA = Schema(
         "LTXVImgToVideo", display_name="LTXVImgToVideo", category="conditioning/video_models",
-        inputs=[Conditioning("positive", tooltip="The positive conditioning (passed through)."),
-                Conditioning("negative", tooltip="The negative conditioning (passed through)."),
+        inputs=[*cond_pair(),
                 Vae("vae", tooltip="LTX-Video's VAE, to encode the image."),
                 Image("image", tooltip="The first frame (several images: the first frames, 1 + 8·k of them)."),
                 *_video_size(),
                 Int("length", 97, min=9, max=MAX_RESOLUTION, step=8, tooltip="Frames; the model takes 1 + 8·k."),
                 Int("batch_size", 1, min=1, max=4096, tooltip="How many videos."),
                 Float("strength", 1.0, min=0.0, max=1.0, tooltip="How firmly the image frames are kept (1: exactly).")],
-        outputs=[Output(IO.CONDITIONING, "positive"), Output(IO.CONDITIONING, "negative"),
-                 Output(IO.LATENT, "latent")],
+        outputs=cond_pair_latent(),
     )
 
     @classmethod
@@ -122,8 +131,7 @@ class LTXVConditioning(Node):
 
     SCHEMA = Schema(
         "LTXVConditioning", display_name="LTXVConditioning", category="conditioning/video_models",
-        inputs=[Conditioning("positive", tooltip="The positive conditioning."),
-                Conditioning("negative", tooltip="The negative conditioning."),
+        inputs=[*cond_pair(),
                 Float("frame_rate", 25.0, min=0.0, max=1000.0, step=0.01,
                       tooltip="Frames per second of the video to generate.")],
         outputs=[Output(IO.CONDITIONING, "positive"), Output(IO.CONDITIONING, "negative")],
