@@ -11,11 +11,12 @@ and the median run are reported.
 
     python benchmarks/bench_ltxv_overhead.py [--size 128] [--frames 17] [--steps 20] [--runs 5]
 
-Figures of 7 December 2026 (defaults, 1 thread, a 2-core machine under a load average of 11 from
-other work): best 1049.7 ms ours vs 947.0 ms anchor (+10.8 %), median 1405.1 vs 1191.0 ms
-(+18.0 %) — above the 5 % goal. Likely part of it: the positive and negative prompts have different
-token counts, so nodeloom runs them as two transformer calls where the pipeline batches one
-(padded, masked); on tiny weights the call overhead shows. Not measured on a quiet machine.
+Figures of 7 December 2026 (defaults, 1 thread, a 2-core machine under a load average of 11–14
+from other work, so ±20 % noise): run 1 best 1049.7 ms ours vs 947.0 ms anchor (+10.8 %), median
+1405.1 vs 1191.0 ms (+18.0 %); run 2 best 1332.7 vs 1293.5 ms (+3.0 %), median 1922.5 vs
+1538.8 ms (+24.9 %). The positive and negative prompts have different token counts, so nodeloom
+runs them as two transformer calls where the pipeline batches one (padded, masked); with both
+prompts of one length (one batched call) a run gave best −13.4 %. Not measured on a quiet machine.
 """
 
 from __future__ import annotations
