@@ -340,7 +340,9 @@ def _masked(denoise: _Denoiser, mask: torch.Tensor, latent: torch.Tensor, noise:
 
 def _latent_mask(noise_mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if like.ndim == 5:  # a video latent: a [B,1,F,h,w] mask (often per frame, [B,1,F,1,1]) scaled to it
-        m = noise_mask.float().reshape(-1, 1, *noise_mask.shape[-3:]) if noise_mask.ndim >= 3 else noise_mask.float()
+        m = noise_mask.float()
+        if m.ndim < 5:  # an image mask: its batch read as frames, as ComfyUI does
+            m = m.reshape(1, 1, -1, m.shape[-2], m.shape[-1])
         m = F.interpolate(m, size=like.shape[-3:], mode="trilinear", align_corners=False)
         return m.repeat(math.ceil(like.shape[0] / m.shape[0]), 1, 1, 1, 1)[: like.shape[0]].to(like.device)
     m = noise_mask.float().reshape(-1, 1, noise_mask.shape[-2], noise_mask.shape[-1])
