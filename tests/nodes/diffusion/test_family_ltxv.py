@@ -346,3 +346,38 @@ def test_guided_workflow_runs_and_crops_back(tmp_path, ltxv):
     result = _run(tmp_path, models, prompt)
     assert tuple(result.value("72")["samples"].shape) == (1, 128, 3, 2, 2)
     assert tuple(result.value("8").shape) == (9, 64, 64, 3)
+
+
+def test_peft_and_comfyui_loras_equal_their_merged_weights(tmp_path, ltxv):
+    """A PEFT LoRA (``transformer.…attn1.to_q``) and one in ComfyUI's LTX layout
+    (``diffusion_model.…ff.net.0.proj``) at strength 0.7 through LoraLoaderModelOnly equal a file with
+    ``W + 0.7·up·down`` merged in."""
+    from safetensors.torch import save_file
+
+    from tests.nodes.diffusion.family_helpers import lora_pair, write_merged
+
+    models, parts = ltxv
+    base = {k: v.clone() for k, v in parts["transformer"].state_dict().items()}
+    down1, up1 = lora_pair(base, "transformer_blocks.0.attn1.to_q.weight", seed=1)
+    down2, up2 = lora_pair(base, "transformer_blocks.1.ff.net.0.proj.weight", seed=2)
+    (models / "loras").mkdir(exist_ok=True)
+    save_file({"transformer.transformer_blocks.0.attn1.to_q.lora_A.weight": down1,
+               "transformer.transformer_blocks.0.attn1.to_q.lora_B.weight": up1},
+              str(models / "loras" / "ltxv_peft.safetensors"))
+    save_file({"diffusion_model.transformer_blocks.1.ff.net.0.proj.lora_A.weight": down2,
+               "diffusion_model.transformer_blocks.1.ff.net.0.proj.lora_B.weight": up2},
+              str(models / "loras" / "ltxv_comfy.safetensors"))
+    write_merged(base, {"transformer_blocks.0.attn1.to_q.weight": 0.7 * up1 @ down1,
+                        "transformer_blocks.1.ff.net.0.proj.weight": 0.7 * up2 @ down2},
+                 models / "diffusion_models" / "ltxv_merged.safetensors")
+    with_lora = _split(parts["unet"], parts["vae_file"])
+    with_lora["12"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["1", 0], "lora_name":
+                                                                       "ltxv_peft.safetensors", "strength_model": 0.7}}
+    with_lora["13"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["12", 0], "lora_name":
+                                                                       "ltxv_comfy.safetensors", "strength_model": 0.7}}
+    with_lora["72"]["inputs"]["model"] = ["13", 0]
+    plain = _run(tmp_path / "plain", models, _split(parts["unet"], parts["vae_file"])).value("72")["samples"]
+    a = _run(tmp_path / "lora", models, with_lora).value("72")["samples"]
+    b = _run(tmp_path / "merged", models, _split("ltxv_merged.safetensors", parts["vae_file"])).value("72")["samples"]
+    assert (a - b).abs().max() < 1e-4
+    assert (a - plain).abs().max() > 1e-3  # the LoRA changed the result

@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.diffusion.checkpoint import load_checkpoint, load_state_dict, load_vae_file
-from nodeloom.diffusion.ltxv_vae import LtxvVae, is_ltxv_checkpoint, is_ltxv_vae_file, load_ltxv_checkpoint, load_ltxv_vae
+from nodeloom.diffusion.ltxv_vae import (
+    LtxvVae,
+    is_ltxv_checkpoint,
+    is_ltxv_vae_file,
+    load_ltxv_checkpoint,
+    load_ltxv_vae,
+)
 from nodeloom.diffusion.models import ClipModel, DiffusionModel, VaeModel
 from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.diffusion.sd3_checkpoint import is_sd3_checkpoint, load_sd3_checkpoint
