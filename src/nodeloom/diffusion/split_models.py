@@ -38,6 +38,7 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("lumina2", ("qwen3",)): "z_image",
     ("flux", ("clip_l", "t5")): "flux",
     ("flux", ("t5", "clip_l")): "flux",
+    ("ltxv", ("t5",)): "ltxv",
 }
 
 
@@ -75,7 +76,8 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tup
 def model_value(module: Any, family: Family, name: str) -> DiffusionModel:
     """The MODEL value of a loaded transformer (the family's default flow schedule)."""
     return DiffusionModel(module, family.name, family.sampling(module), family.latent_scale,
-                          latent_shift=family.latent_shift, adapter=family.adapter, extra={"file": name})
+                          latent_shift=family.latent_shift, adapter=family.adapter,
+                          extra={"file": name, **({"video_mask": True} if family.video_mask else {})})
 
 
 def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders: Sequence[Path]) -> Any:
@@ -119,6 +121,10 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
     encoders = {k: load_llm_encoder(k, load_weights(p, dtype=torch.float32, prefix=""), None, p.name)
                 for p, k in zip(paths, kinds)}
+    if family == "ltxv":
+        from nodeloom.diffusion.families.ltxv import T5_TEMPLATE
+
+        return LlmClip(encoders["t5"], tokenizer, family, template=T5_TEMPLATE, hidden_layer=-1)
     if family == "flux":
         return FluxClip(ClipModel((encoders["clip_l"],), "flux"), encoders["t5"], tokenizer)
     return LlmClip(encoders[llm], tokenizer, family, template=ZIMAGE_TEMPLATE)

@@ -20,7 +20,7 @@ from typing import Any
 from nodeloom.diffusion.single_file import FileHeader
 from nodeloom.errors import ValidationError
 
-__all__ = ["FAMILIES", "Family", "family_config", "from_original_layout", "identify"]
+__all__ = ["FAMILIES", "Family", "family_config", "from_diffusers_layout", "from_original_layout", "identify"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class Family:
         latent_scale / latent_shift: raw VAE latent → model space ``(raw − shift)·scale``.
         latent_channels: channels of the family's latent.
         signature: the keys :func:`identify` reports it looked for.
+        video_mask: the adapter takes ``mask=`` (the latent's noise mask) and the area it keeps is
+            held at the clean latent, not re-noised (ComfyUI's LTX-Video image-to-video).
     """
 
     name: str
@@ -49,6 +51,8 @@ class Family:
     latent_shift: float
     latent_channels: int
     signature: tuple[str, ...]
+    #: the adapter takes the noise mask (per-token times) and the masked-off area stays the clean latent
+    video_mask: bool = False
 
 
 def family_config(name: str) -> dict[str, Any]:
@@ -71,10 +75,24 @@ def from_original_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, An
     return model.eval()
 
 
-def _registry() -> dict[str, Family]:
-    from nodeloom.diffusion.families import flux, sd3, zimage
+def from_diffusers_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, Any], dtype: Any, title: str) -> Any:
+    """A diffusers transformer from weights already in its own key names. Eval mode.
 
-    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY, sd3.FAMILY)}
+    Raises:
+        ValidationError: tensors the module needs are missing (``title`` names the family).
+    """
+    model = model_class.from_config(cfg)
+    missing, _ = model.load_state_dict(sd, strict=False)
+    if missing:
+        raise ValidationError(f"the {title} weights lack {len(missing)} tensors, e.g. `{missing[0]}`",
+                              type="invalid_model_file")
+    return (model.to(dtype) if dtype is not None else model).eval()
+
+
+def _registry() -> dict[str, Family]:
+    from nodeloom.diffusion.families import flux, ltxv, sd3, zimage
+
+    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY, sd3.FAMILY, ltxv.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nodeloom.diffusion.checkpoint import load_checkpoint, load_vae_file
+from nodeloom.diffusion.checkpoint import load_checkpoint, load_state_dict, load_vae_file
+from nodeloom.diffusion.ltxv_vae import (
+    LtxvVae,
+    is_ltxv_checkpoint,
+    is_ltxv_vae_file,
+    load_ltxv_checkpoint,
+    load_ltxv_vae,
+)
 from nodeloom.diffusion.models import ClipModel, DiffusionModel, VaeModel
 from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.diffusion.sd3_checkpoint import is_sd3_checkpoint, load_sd3_checkpoint
@@ -30,6 +37,9 @@ def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, Any, VaeMode
         module, family, clip, vae_module = svc.models.load(
             model_key(path, "sd3-checkpoint"), lambda: load_sd3_checkpoint(path, svc.paths.model_folders("tokenizers")))
         return model_value(module, family, Path(path).name), clip, VaeModel(vae_module, manager=svc.models)
+    if is_ltxv_checkpoint(path):  # LTX-Video all-in-one: the transformer and the VAE; T5 loads with CLIPLoader
+        module, family, vae_module = svc.models.load(model_key(path, "ltxv-checkpoint"), lambda: load_ltxv_checkpoint(path))
+        return model_value(module, family, Path(path).name), None, LtxvVae(vae_module, manager=svc.models)
     allow = bool(svc.settings.get("allow_unsafe_pickle", False))
     parts = svc.models.load(model_key(path, "sd-checkpoint"), lambda: load_checkpoint(path, allow_pickle=allow))
     vae = VaeModel(parts.vae, manager=svc.models)
@@ -92,6 +102,9 @@ class VAELoader(Node):
         svc = services()
         path = svc.paths.get_full_path("vae", vae_name)
         allow = bool(svc.settings.get("allow_unsafe_pickle", False))
+        if is_ltxv_vae_file(path):
+            vae = svc.models.load(model_key(path, "ltxv-vae"), lambda: load_ltxv_vae(load_state_dict(path), vae_name))
+            return (LtxvVae(vae, manager=svc.models),)
         vae = svc.models.load(model_key(path, "vae"), lambda: load_vae_file(path, allow_pickle=allow))
         return (VaeModel(vae, manager=svc.models),)
 
