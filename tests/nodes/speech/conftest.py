@@ -12,6 +12,7 @@ from nodeloom.testing.diffusion_fixtures import no_network, single_thread  # noq
 from tests.nodes.vision.conftest import _guards, vision_engine  # noqa: F401
 
 
+
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("models")

@@ -3,10 +3,11 @@ timing for storyboards (a shot per sentence or per N beats, cuts snapped to beat
 Registers like any third-party pack; torch and transformers load inside node calls."""
 
 from nodeloom.node_api import mappings
+from nodeloom.nodes.speech.sync_nodes import AudioBeats, AudioStoryboard, SubtitlesBurnIn
 from nodeloom.nodes.speech.whisper_nodes import SaveSubtitles, SubtitlesFromText, WhisperLoader, WhisperTranscribe
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
-    WhisperLoader, WhisperTranscribe, SubtitlesFromText, SaveSubtitles,
+    WhisperLoader, WhisperTranscribe, SubtitlesFromText, SaveSubtitles, AudioBeats, AudioStoryboard, SubtitlesBurnIn,
 )
