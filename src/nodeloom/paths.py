@@ -47,6 +47,7 @@ DEFAULT_FOLDERS: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
     "llm": (("llm",), None),
     "tokenizers": (("tokenizers",), None),
     "speech": (("speech",), None),
+    "landmarks": (("landmarks",), MODEL_EXTENSIONS),
 }
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 LANGS = ("en", "de", "fr")
 
 
-def build_tiny_whisper(folder: Path, seed: int = 0) -> Path:
+def build_tiny_whisper(folder: Path, seed: int = 0, sizes: dict | None = None) -> Path:
+    """Save the model to ``folder``; ``sizes`` overrides WhisperConfig's layer sizes (benchmarks)."""
     import torch
     from tokenizers import AddedToken
     from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
@@ -33,6 +34,8 @@ def build_tiny_whisper(folder: Path, seed: int = 0) -> Path:
         decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16, d_model=8, max_source_positions=1500,
         max_target_positions=96, pad_token_id=ids[eot], bos_token_id=ids[eot], eos_token_id=ids[eot],
         decoder_start_token_id=ids["<|startoftranscript|>"], begin_suppress_tokens=[220, ids[eot]], suppress_tokens=[])
+    for key, value in (sizes or {}).items():
+        setattr(cfg, key, value)
     torch.manual_seed(seed)
     model = WhisperForConditionalGeneration(cfg).eval()
     gen = GenerationConfig.from_model_config(cfg)
