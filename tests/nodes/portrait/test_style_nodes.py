@@ -90,3 +90,30 @@ def test_a_tiny_flux_samples_with_the_redux_conditioning(vision_engine, redux):
     base = run_prompt(vision_engine, plain, sinks=[["10", 0]])
     assert base.ok, base.errors
     assert (result.value("10", 0) - base.value("10", 0)).abs().max() > 1e-4
+
+
+def test_the_portrait_example_runs_landmarks_to_guided_portrait_to_style(vision_engine, redux):
+    """The example with tiny files in place of the real ones: landmarks → pose drawing →
+    ControlNet-guided SD1 portrait → Flux img2img with Redux style tokens."""
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "workflows" / "portrait_landmarks_to_style.json"
+    prompt = json.loads(example.read_text())
+    Image.fromarray(data.astronaut()[::2, ::2]).save(vision_engine.paths.input_dir / "portrait.png")
+    Image.fromarray(data.chelsea()[::4, ::4]).save(vision_engine.paths.input_dir / "style.png")
+    swaps = {"2": {"model_name": "tiny_face68.onnx"}, "4": {"width": 64, "height": 64},
+             "5": {"ckpt_name": "tiny_sd1.safetensors"}, "8": {"control_net_name": "tiny_controlnet"},
+             "10": {"width": 64, "height": 64}, "11": {"steps": 2}, "13": {"unet_name": "tiny_flux_dev.safetensors"},
+             "14": {"clip_name1": "tiny_clip_l.safetensors", "clip_name2": "tiny_t5xxl.safetensors"},
+             "15": {"vae_name": "tiny_ae.safetensors"}, "19": {"style_model_name": "tiny_redux.safetensors"},
+             "24": {"width": 64, "height": 64}, "26": {"steps": 2}}
+    for node, values in swaps.items():
+        prompt[node]["inputs"].update(values)
+    result = vision_engine.run(prompt)
+    assert result.ok, [e.get("exception_message", e) for e in result.errors]
+    assert result.value("2", 2) == 1  # the astronaut's face was found
+    styled = result.value("27", 0)
+    assert styled.shape == (1, 64, 64, 3) and styled.std() > 0.01
