@@ -56,7 +56,9 @@ def test_face_boxes_and_mask_from_keypoints(vision_engine):
     prompt = _landmarks("astro-boxes")
     prompt["3"] = {"class_type": "SDPoseFaceBBoxes", "inputs": {"keypoints": ["2", 0], "scale": 1.5, "force_square": True}}
     prompt["4"] = {"class_type": "FaceLandmarksMask", "inputs": {"keypoints": ["2", 0], "grow": 0}}
-    result = run_prompt(vision_engine, prompt, {"astro-boxes": _astronaut()}, sinks=[["3", 0], ["4", 0]])
+    prompt["5"] = {"class_type": "MaskToSEGS", "inputs": {"mask": ["4", 0], "combined": False, "crop_factor": 3.0,
+                                                           "bbox_fill": False, "drop_size": 10}}
+    result = run_prompt(vision_engine, prompt, {"astro-boxes": _astronaut()}, sinks=[["3", 0], ["4", 0], ["5", 0]])
     assert result.ok, result.errors
     (boxes,) = result.value("3", 0)
     (box,) = boxes
@@ -65,6 +67,9 @@ def test_face_boxes_and_mask_from_keypoints(vision_engine):
     assert FACE[0] < cx < FACE[2] and FACE[1] < cy < FACE[3]
     mask = result.value("4", 0)
     assert 0 < mask.mean() < 0.05
+    _, (seg,) = result.value("5", 0)  # the detailer's SEGS: one segment, on the face
+    x1, y1, x2, y2 = seg.bbox
+    assert FACE[0] - 10 <= x1 < x2 <= FACE[2] + 10 and FACE[1] - 10 <= y1 < y2 <= FACE[3] + 10
 
 
 def test_the_pose_drawing_steers_a_controlnet(vision_engine):
