@@ -23,6 +23,13 @@ from nodeloom.nodes.utils.images import (
     RepeatImageBatch,
     ResolutionSelector,
 )
+from nodeloom.nodes.utils.latent_operations import (
+    LatentApplyOperation,
+    LatentApplyOperationCFG,
+    LatentOperationBlend,
+    LatentOperationSharpen,
+    LatentOperationTonemapReinhard,
+)
 from nodeloom.nodes.utils.latents import LatentConcat, LatentCut, LatentCutToBatch, TrimVideoLatent
 from nodeloom.nodes.utils.lists import CreateList, GetItemFromList
 from nodeloom.nodes.utils.logic import (
@@ -90,6 +97,11 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ResizeImageMaskNode,
     SaveImageAdvanced,
     LatentConcat,
+    LatentApplyOperation,
+    LatentApplyOperationCFG,
+    LatentOperationTonemapReinhard,
+    LatentOperationSharpen,
+    LatentOperationBlend,
     LatentCut,
     LatentCutToBatch,
     TrimVideoLatent,
