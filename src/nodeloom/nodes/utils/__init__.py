@@ -10,6 +10,7 @@ Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
 from nodeloom.node_api import mappings
 from nodeloom.nodes.utils.bboxes import DrawBBoxes
 from nodeloom.nodes.utils.box_canvas import CreateBoundingBoxes
+from nodeloom.nodes.utils.canvas import CurveEditor, ImageCropV2, ImageHistogram, Painter
 from nodeloom.nodes.utils.compose import ImageBlend, ImageBlur, ResizeAndPadImage
 from nodeloom.nodes.utils.format import ColorToRGBInt, ConvertArrayToString, ConvertDictionaryToString, StringFormat
 from nodeloom.nodes.utils.images import (
@@ -97,6 +98,10 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ResizeImageMaskNode,
     SaveImageAdvanced,
     LatentConcat,
+    Painter,
+    ImageCropV2,
+    ImageHistogram,
+    CurveEditor,
     LatentApplyOperation,
     LatentApplyOperationCFG,
     LatentOperationTonemapReinhard,
