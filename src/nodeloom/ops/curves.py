@@ -84,6 +84,7 @@ def apply_curve(values: torch.Tensor, curve: dict[str, Any], size: int = 256) ->
 
 
 def histogram(values: torch.Tensor, bins: int = 256) -> list[int]:
-    """Counts of ``values`` (0..1) in ``bins`` equal bins (a value is rounded to its nearest level)."""
-    levels = (values.detach().float().clamp(0, 1) * (bins - 1)).round().long().reshape(-1)
+    """Counts of ``values`` (0..1) in ``bins`` levels; ``v`` counts in level ``⌊(bins − 1)·v⌋``
+    (as an 8-bit conversion truncates)."""
+    levels = (values.detach().float().clamp(0, 1) * (bins - 1)).floor().long().reshape(-1)
     return torch.bincount(levels, minlength=bins).tolist()

@@ -42,29 +42,31 @@ def _strokes_png(folder: Path, name: str, size: tuple[int, int]) -> None:
 
 def test_painter_composites_strokes_over_a_canvas_or_an_image(paths: FolderPaths) -> None:
     _strokes_png(paths.input_dir, "painter-1.png", (8, 8))
-    image, mask = call("Painter", mask="painter-1.png [input]", width=8, height=8, bg_color="#0000ff")
+    out = call("Painter", mask="painter-1.png [input]", width=8, height=8, bg_color="#0000ff")
+    image, mask = out["result"]
     assert image.shape == (1, 8, 8, 3) and mask.shape == (1, 8, 8)
     assert torch.allclose(image[0, 3, 3], torch.tensor([1.0, 0.0, 0.0])) and mask[0, 3, 3] == 1.0
     assert torch.allclose(image[0, 7, 7], torch.tensor([0.0, 0.0, 1.0])) and mask[0, 7, 7] == 0.0
     a = 128 / 255
     assert torch.allclose(image[0, 0, 0], torch.tensor([a, a, 1.0]), atol=1e-5)
+    assert (paths.temp_dir / out["ui"]["images"][0]["filename"]).is_file()  # the preview
     base = torch.full((2, 16, 16, 3), 0.5)
-    image, mask = call("Painter", image=base, mask="painter-1.png", width=512, height=512, bg_color="#000000")
-    assert image.shape == (2, 16, 16, 3) and mask.shape == (2, 16, 16)  # strokes scaled to the image
-    assert torch.allclose(image[1, 8, 8], torch.tensor([1.0, 0.0, 0.0])) and image[1, 15, 15, 0] == 0.5
-    empty, nothing = call("Painter", image=base, mask="", width=64, height=64, bg_color="#000000")
-    assert torch.equal(empty, base) and nothing.abs().sum() == 0
+    image, mask = call("Painter", image=base, mask="painter-1.png", width=512, height=512, bg_color="#000000")["result"]
+    assert image.shape == (1, 16, 16, 3) and mask.shape == (1, 16, 16)  # first frame; strokes scaled to it
+    assert torch.allclose(image[0, 8, 8], torch.tensor([1.0, 0.0, 0.0]), atol=0.06) and image[0, 15, 15, 0] == 0.5  # Lanczos rings a little
+    empty, nothing = call("Painter", image=base, mask="", width=64, height=64, bg_color="#000000")["result"]
+    assert torch.equal(empty, base[:1]) and nothing.abs().sum() == 0
     with pytest.raises(ValidationError, match="`mask`"):
         call("Painter", mask="missing.png [input]", width=64, height=64, bg_color="#000000")
     with pytest.raises(ValidationError, match="`bg_color`"):
         call("Painter", mask="", width=64, height=64, bg_color="blue-ish")
 
 
-def test_crop_v2_clips_the_region_to_the_image() -> None:
-    image = torch.arange(2 * 10 * 12 * 3, dtype=torch.float32).reshape(2, 10, 12, 3)
-    (out,) = call("ImageCropV2", image=image, crop_region={"x": 2, "y": 3, "width": 4, "height": 5})
-    assert torch.equal(out, image[:, 3:8, 2:6])
-    (edge,) = call("ImageCropV2", image=image, crop_region={"x": 50, "y": 8, "width": 512, "height": 512})
+def test_crop_v2_clips_the_region_to_the_image(paths: FolderPaths) -> None:
+    image = torch.arange(2 * 10 * 12 * 3, dtype=torch.float32).reshape(2, 10, 12, 3) / 720
+    out = call("ImageCropV2", image=image, crop_region={"x": 2, "y": 3, "width": 4, "height": 5})
+    assert torch.equal(out["result"][0], image[:, 3:8, 2:6]) and len(out["ui"]["images"]) == 2
+    edge = call("ImageCropV2", image=image, crop_region={"x": 50, "y": 8, "width": 512, "height": 512})["result"][0]
     assert torch.equal(edge, image[:, 8:, 11:])
     for bad in ({"x": 0, "y": 0, "width": 0, "height": 4}, {"x": 0, "y": 0}, [0, 0, 4, 4]):
         with pytest.raises(ValidationError, match="`crop_region`"):
@@ -75,10 +77,12 @@ def test_histograms_count_every_pixel_of_the_first_image() -> None:
     image = torch.zeros(2, 4, 5, 3)
     image[0, :2, :, 0] = 1.0  # top half red
     image[1] = 0.5  # the second image is not measured
+    image[0, 2:, :2] = 0.5  # two grey columns in the bottom half: level ⌊127.5⌋ = 127
     rgb, luma, red, green, blue = call("ImageHistogram", image=image)
-    assert all(len(h) == 256 and sum(h) == 20 for h in (rgb, luma, red, green, blue))
-    assert red[255] == 10 and red[0] == 10 and green[0] == 20 and blue[0] == 20
-    assert luma[round(0.2126 * 255)] == 10 and rgb[round(255 / 3)] == 10
+    assert all(len(h) == 256 for h in (rgb, luma, red, green, blue)) and sum(red) == sum(luma) == 20
+    assert (red[255], red[127], red[0]) == (10, 4, 6) and (green[127], green[0]) == (4, 16) and blue == green
+    assert luma[int(0.2126 * 255)] == 10 and luma[127] == 4
+    assert rgb[0] == (6 + 16 + 16) // 3 and rgb[255] == 10 // 3 and rgb[127] == 4
 
 
 def test_curves_interpolate_monotonically_through_their_points() -> None:

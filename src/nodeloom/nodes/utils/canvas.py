@@ -1,7 +1,8 @@
 """ComfyUI's newer image nodes that go with frontend widgets: Painter (the painter widget's
 uploaded strokes composited over an image or a colour), Crop Image (ImageCropV2, the crop-box
 widget's region), Image Histogram (256-bin counts the curve widget draws) and Curve Editor
-(the curve widget's CURVE value passed on, checked, with the histogram shown behind it)."""
+(the curve widget's CURVE value passed on, checked, with the histogram shown behind it).
+Painter and Crop Image show their result as a temp preview, as ComfyUI's do."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from PIL import Image as PILImage
 
 from nodeloom.node_api import (
     Custom,
@@ -24,6 +25,7 @@ from nodeloom.node_api import (
     safe_join,
     services,
 )
+from nodeloom.nodes.utils.previews import save_temp_images
 from nodeloom.ops.curves import check_curve, histogram
 from nodeloom.ops.imageio import file_sha256, open_image
 from nodeloom.ops.palette import parse_color
@@ -50,26 +52,27 @@ def _strokes(mask: str, height: int, width: int) -> torch.Tensor:
         raise ValidationError(f"`mask`: painter file {mask!r} is not in the folder it names")
     limits = getattr(services(required=False), "limits", None)
     with open_image(path, getattr(limits, "max_pixels", None) or None, name="mask") as img:
-        rgba = torch.from_numpy(np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0)
-    if rgba.shape[:2] != (height, width):
-        rgba = F.interpolate(rgba.permute(2, 0, 1)[None], size=(height, width), mode="bilinear",
-                             align_corners=False)[0].permute(1, 2, 0)
-    return rgba
+        rgba = img.convert("RGBA")
+        if rgba.size != (width, height):
+            rgba = rgba.resize((width, height), PILImage.Resampling.LANCZOS)
+        return torch.from_numpy(np.asarray(rgba, dtype=np.float32) / 255.0)
 
 
 class Painter(Node):
     """Paint on a canvas in the node: the strokes (the painter widget's upload) composited over
-    `image`, or over a `width` × `height` canvas of `bg_color` when no image is connected; the
-    mask is the strokes' opacity."""
+    `image` (its first frame), or over a `width` × `height` canvas of `bg_color` when no image is
+    connected; the mask is the strokes' opacity."""
 
     SCHEMA = Schema(
         "Painter", display_name="Painter", category="image",
         inputs=[
             Image("image", optional=True, tooltip="The image to paint over; without one, a canvas of bg_color."),
-            Custom("STRING", "mask", default="", widgetType="PAINTER",
+            Custom("STRING", "mask", default="", socketless=True, widgetType="PAINTER", image_upload=True,
                    tooltip="The painted strokes: a PNG in the input folder that the painter widget uploads."),
-            Int("width", 512, min=64, max=4096, step=64, tooltip="Canvas width when no image is connected."),
-            Int("height", 512, min=64, max=4096, step=64, tooltip="Canvas height when no image is connected."),
+            Int("width", 512, min=64, max=4096, step=64, socketless=True, hidden=True,
+                tooltip="Canvas width when no image is connected."),
+            Int("height", 512, min=64, max=4096, step=64, socketless=True, hidden=True,
+                tooltip="Canvas height when no image is connected."),
             Custom("COLOR", "bg_color", default="#000000", tooltip="Canvas colour when no image is connected."),
         ],
         outputs=[Output("IMAGE", "IMAGE", tooltip="The strokes over the image or canvas."),
@@ -78,13 +81,14 @@ class Painter(Node):
 
     @classmethod
     def execute(cls, mask: str, width: int, height: int, bg_color: str,
-                image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                image: torch.Tensor | None = None) -> NodeOutput:
         if image is None:
             image = torch.tensor(parse_color(bg_color, "bg_color")).expand(1, height, width, 3)
-        strokes = _strokes(mask, image.shape[1], image.shape[2]).to(image.device, image.dtype)
+        base = image[:1, ..., :3]
+        strokes = _strokes(mask, base.shape[1], base.shape[2]).to(base.device, base.dtype)[None]
         alpha = strokes[..., 3:]
-        out = image[..., :3] * (1 - alpha) + strokes[..., :3] * alpha
-        return (out.contiguous(), alpha[..., 0].expand(image.shape[0], -1, -1).contiguous())
+        out = (base * (1 - alpha) + strokes[..., :3] * alpha).contiguous()
+        return NodeOutput(out, alpha[..., 0].contiguous(), ui={"images": save_temp_images(out, "ComfyUI")})
 
     @classmethod
     def fingerprint_inputs(cls, mask: str, **_: Any) -> str:
@@ -94,10 +98,11 @@ class Painter(Node):
 
 class ImageCropV2(Node):
     """Cut the crop widget's region (`x`, `y`, `width`, `height`) out of each image; a region
-    reaching past the image is clipped to it."""
+    reaching past the image is clipped to it. The crop is shown as a preview."""
 
     SCHEMA = Schema(
         "ImageCropV2", display_name="Crop Image", category="image/transform",
+        description="Crop an image to the specified dimensions.",
         inputs=[
             Image("image", tooltip="The image to crop."),
             Custom("BOUNDING_BOX", "crop_region", component="ImageCrop",
@@ -108,7 +113,7 @@ class ImageCropV2(Node):
     )
 
     @classmethod
-    def execute(cls, image: torch.Tensor, crop_region: Any) -> tuple[torch.Tensor]:
+    def execute(cls, image: torch.Tensor, crop_region: Any) -> NodeOutput:
         keys = ("x", "y", "width", "height")
         if not isinstance(crop_region, dict) or not all(isinstance(crop_region.get(k), (int, float)) for k in keys):
             raise ValidationError(f"`crop_region` must be a box {{x, y, width, height}} of numbers, got {crop_region!r}")
@@ -117,16 +122,18 @@ class ImageCropV2(Node):
             raise ValidationError(f"`crop_region` width and height must be ≥ 1, got {w}×{h}")
         x = min(max(x, 0), image.shape[2] - 1)
         y = min(max(y, 0), image.shape[1] - 1)
-        return (image[:, y: y + h, x: x + w, :],)
+        out = image[:, y: y + h, x: x + w, :]
+        return NodeOutput(out, ui={"images": save_temp_images(out, "ComfyUI")})
 
 
 class ImageHistogram(Node):
-    """256-bin histograms of the first image: the channel mean, BT.709 luminance, red, green and blue."""
+    """256-bin histograms of the first image (a value v counts in bin ⌊255·v⌋): red, green, blue,
+    their average (`rgb`, each bin the integer mean of the three) and BT.709 luminance."""
 
     SCHEMA = Schema(
-        "ImageHistogram", display_name="Image Histogram", category="image/color",
+        "ImageHistogram", display_name="Image Histogram", category="utils",
         inputs=[Image("image", tooltip="The image to measure (the first of a batch).")],
-        outputs=[Output("HISTOGRAM", "rgb", tooltip="Counts of the per-pixel mean of R, G and B."),
+        outputs=[Output("HISTOGRAM", "rgb", tooltip="The mean of the red, green and blue counts per bin."),
                  Output("HISTOGRAM", "luminance", tooltip="Counts of BT.709 luminance."),
                  Output("HISTOGRAM", "red", tooltip="Counts of the red channel."),
                  Output("HISTOGRAM", "green", tooltip="Counts of the green channel."),
@@ -139,8 +146,8 @@ class ImageHistogram(Node):
         if rgb.shape[-1] != 3:
             raise ValidationError(f"`image` must have 3 colour channels, got {rgb.shape[-1]}")
         luma = sum(rgb[..., i] * w for i, w in enumerate(_LUMA))
-        return (histogram(rgb.mean(dim=-1)), histogram(luma), histogram(rgb[..., 0]), histogram(rgb[..., 1]),
-                histogram(rgb[..., 2]))
+        red, green, blue = (histogram(rgb[..., i]) for i in range(3))
+        return ([(r + g + b) // 3 for r, g, b in zip(red, green, blue)], histogram(luma), red, green, blue)
 
 
 class CurveEditor(Node):
@@ -148,7 +155,7 @@ class CurveEditor(Node):
     histogram is drawn behind it. Passes the curve on."""
 
     SCHEMA = Schema(
-        "CurveEditor", display_name="Curve Editor", category="image/color",
+        "CurveEditor", display_name="Curve Editor", category="utils",
         inputs=[
             Custom("CURVE", "curve", default={"points": [[0, 0], [1, 1]], "interpolation": "monotone_cubic"},
                    tooltip="The curve: points (x, y in 0..1) and an interpolation."),
