@@ -1,8 +1,10 @@
-"""V3 inputs whose sockets the prompt decides: ``io.Autogrow`` and ``io.DynamicCombo``.
+"""V3 inputs whose sockets the prompt decides: ``io.Autogrow``, ``io.DynamicCombo`` and
+``io.DynamicSlot``.
 
-``/object_info`` shows each as one entry, ``("COMFY_AUTOGROW_V3", {"template": ...})`` or
-``("COMFY_DYNAMICCOMBO_V3", {"options": [...]})``, from which the frontend grows sockets named
-``<id>.<name>`` (an autogrow copy) and ``<id>.<input id>`` (an input of the chosen option).
+``/object_info`` shows each as one entry, ``("COMFY_AUTOGROW_V3", {"template": ...})``,
+``("COMFY_DYNAMICCOMBO_V3", {"options": [...]})`` or ``("COMFY_DYNAMICSLOT_V3", {"slotType",
+"inputs"})``, from which sockets are named ``<id>.<name>`` (an autogrow copy), ``<id>.<input id>``
+(an input of the chosen option, or of a dynamic slot once the slot is connected).
 :func:`expand_input_types` turns a node's declared inputs plus the names and values a prompt
 gives it into the concrete inputs validation and execution check, and records how
 :func:`nest_inputs` groups the dotted values under ``<id>`` for ``execute``. Options may hold
@@ -19,11 +21,13 @@ from nodeloom.compat.comfy.api.internal import prune_dict
 from nodeloom.compat.comfy.api.latest.io_base import ComfyTypeI, Input, WidgetInput, comfytype
 from nodeloom.compat.comfy.api.latest.io_dynamic import DynamicInput
 
-__all__ = ["AUTOGROW", "DYNAMIC_COMBO", "Autogrow", "DynamicCombo", "DynamicPaths", "create_input_dict_v1",
+__all__ = ["AUTOGROW", "DYNAMIC_COMBO", "DYNAMIC_SLOT", "Autogrow", "DynamicCombo", "DynamicPaths", "DynamicSlot",
+           "create_input_dict_v1",
            "expand_input_types", "has_dynamic_inputs", "nest_inputs"]
 
 AUTOGROW = "COMFY_AUTOGROW_V3"
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+DYNAMIC_SLOT = "COMFY_DYNAMICSLOT_V3"
 _MAX_NAMES = 100  # ComfyUI's bound on the copies of one template
 
 
@@ -130,14 +134,45 @@ class DynamicCombo(ComfyTypeI):
             return super().as_dict() | {"options": [o.as_dict() for o in self.options]}
 
 
+@comfytype(io_type=DYNAMIC_SLOT)
+class DynamicSlot(ComfyTypeI):
+    Type = dict[str, Any]
+
+    class Input(_SelfEntry):
+        """An optional socket (``slot``) that adds ``inputs`` once something is connected to it;
+        ``execute`` receives ``{<slot id>: value, <input id>: value...}`` then, nothing before."""
+
+        def __init__(self, slot: Input, inputs: list[Input], display_name: str | None = None,
+                     tooltip: str | None = None, lazy: bool | None = None,
+                     extra_dict: dict[str, Any] | None = None) -> None:
+            if isinstance(slot, DynamicInput):
+                raise ValueError(f"DynamicSlot `{slot.id}`: the slot cannot itself be a dynamic input")
+            self.slot = copy.copy(slot)
+            for name, value in (("display_name", display_name), ("tooltip", tooltip), ("lazy", lazy),
+                                ("extra_dict", extra_dict)):
+                if getattr(self.slot, name, None) is None:
+                    setattr(self.slot, name, value)
+            super().__init__(slot.id, self.slot.display_name, True, self.slot.tooltip, self.slot.lazy,
+                             self.slot.extra_dict)
+            self.inputs = inputs
+            self.force_input = True if isinstance(self.slot, WidgetInput) else None
+            if self.force_input:
+                self.slot.force_input = True
+
+        def as_dict(self) -> dict[str, Any]:
+            return super().as_dict() | prune_dict({"slotType": str(self.slot.get_io_type()),
+                                                   "inputs": create_input_dict_v1(self.inputs),
+                                                   "forceInput": self.force_input})
+
+
 def has_dynamic_inputs(sections: dict[str, Any]) -> bool:
-    """Whether declared ``INPUT_TYPES`` sections hold an Autogrow or DynamicCombo entry."""
+    """Whether declared ``INPUT_TYPES`` sections hold an Autogrow, DynamicCombo or DynamicSlot entry."""
     return any(_kind(spec) is not None for key in ("required", "optional") for spec in (sections.get(key) or {}).values())
 
 
 def _kind(spec: Any) -> str | None:
     kind = spec[0] if isinstance(spec, (list, tuple)) and spec else None
-    return str(kind) if isinstance(kind, str) and str(kind) in (AUTOGROW, DYNAMIC_COMBO) else None
+    return str(kind) if isinstance(kind, str) and str(kind) in (AUTOGROW, DYNAMIC_COMBO, DYNAMIC_SLOT) else None
 
 
 @dataclass
@@ -177,6 +212,8 @@ def _expand(out: dict[str, Any], paths: DynamicPaths, live: dict[str, Any], sect
                 _expand_autogrow(out, paths, live, spec[1]["template"], [*prefix, name])
             elif kind == DYNAMIC_COMBO:
                 _expand_combo(out, paths, live, spec, section, [*prefix, name])
+            elif kind == DYNAMIC_SLOT:
+                _expand_slot(out, paths, live, spec, [*prefix, name])
             else:
                 out[section][flat] = spec
                 if prefix:
@@ -215,6 +252,16 @@ def _expand_combo(out: dict[str, Any], paths: DynamicPaths, live: dict[str, Any]
     for option in options:
         if isinstance(chosen, str) and option["key"] == chosen:
             _expand(out, paths, live, option["inputs"], prefix)
+
+
+def _expand_slot(out: dict[str, Any], paths: DynamicPaths, live: dict[str, Any], spec: Any, prefix: list[str]) -> None:
+    """The slot as an optional input of its ``slotType``; its inputs only once it is given a value."""
+    flat = ".".join(prefix)
+    opts = {k: v for k, v in spec[1].items() if k not in ("slotType", "inputs")}
+    out["optional"][flat] = (spec[1]["slotType"], opts)
+    if flat in live:
+        paths.paths[flat] = f"{flat}.{prefix[-1]}"
+        _expand(out, paths, live, spec[1].get("inputs") or {}, prefix)
 
 
 def nest_inputs(values: dict[str, Any], paths: DynamicPaths, tagged: bool = False) -> dict[str, Any]:
