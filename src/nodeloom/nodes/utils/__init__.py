@@ -1,8 +1,9 @@
 """The built-in utils pack: ComfyUI's model-free core utility nodes that the official
 templates use (switch, math, number and text nodes, image size/batch/scale/stitch nodes,
 mask and compare previews, crop to a mask's subject, colour transfer, detection boxes and the
-box canvas, blend and pad, latent joins and cuts, lists), with ComfyUI's names, inputs,
-defaults and outputs.
+box canvas, blend and pad, latent joins and cuts, latent operations, lists and loops, the
+painter / crop / curve / histogram widget nodes), with ComfyUI's names, inputs, defaults and
+outputs.
 
 Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
 """
@@ -33,6 +34,7 @@ from nodeloom.nodes.utils.latent_operations import (
 )
 from nodeloom.nodes.utils.latents import LatentConcat, LatentCut, LatentCutToBatch, TrimVideoLatent
 from nodeloom.nodes.utils.lists import CreateList, GetItemFromList
+from nodeloom.nodes.utils.loops import EndLoop, LoopAppend, LoopIteration, LoopUnroll, StartLoop
 from nodeloom.nodes.utils.logic import (
     ComfyMathExpression,
     ComfyNumberConvert,
@@ -98,6 +100,11 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ResizeImageMaskNode,
     SaveImageAdvanced,
     LatentConcat,
+    StartLoop,
+    EndLoop,
+    LoopUnroll,
+    LoopIteration,
+    LoopAppend,
     Painter,
     ImageCropV2,
     ImageHistogram,
