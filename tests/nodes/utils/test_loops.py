@@ -82,3 +82,18 @@ def test_end_loop_without_start_loop_is_an_error(image_engine: Any) -> None:
               "v": {"class_type": "PreviewAny", "inputs": {"source": ["e", 0]}}}
     result = image_engine.run(prompt)
     assert result.status == "error" and "no Start Loop upstream" in result.errors[0]["exception_message"]
+
+
+def test_nested_loops_pair_inside_out(image_engine: Any) -> None:
+    prompt = {
+        "os": {"class_type": "StartLoop", "inputs": {"mode": "simple", "mode.num_iterations": 2, "cache_iterations": False}},
+        "is": {"class_type": "StartLoop", "inputs": {"mode": "simple", "mode.num_iterations": 3, "cache_iterations": False,
+                                                     "parent_iteration": ["os", 0]}},
+        **_math("a + 10 * b", a=["is", 0], b=["os", 0]),
+        "ie": {"class_type": "EndLoop", "inputs": {"output_value": ["m", 0], "accumulate": True}},
+        "oe": {"class_type": "EndLoop", "inputs": {"output_value": ["ie", 0], "accumulate": True}},
+        "v": {"class_type": "PreviewAny", "inputs": {"source": ["oe", 0]}},
+    }
+    result = image_engine.run(prompt)
+    assert result.status == "success", result.errors
+    assert result.value("oe") == [0.0, 1.0, 2.0, 10.0, 11.0, 12.0]

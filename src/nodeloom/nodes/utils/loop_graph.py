@@ -57,28 +57,41 @@ def _links(dynprompt: Any) -> dict[str, set[str]]:
     return out
 
 
-def loop_body(dynprompt: Any, end_id: str, start_type: str) -> tuple[str, list[str]]:
-    """``(Start Loop id, body node ids)`` of the End Loop ``end_id``: the nearest Start Loop
-    upstream, and every node between the two (downstream of it and upstream of End Loop).
+def _pair(dynprompt: Any, feeds: dict[str, set[str]], end_id: str, start_type: str, end_type: str) -> str | None:
+    """The Start Loop paired with ``end_id``: upstream, passing as many Start Loops as End Loops
+    (an inner loop's pair), breadth first."""
+    seen, frontier = {(end_id, 0)}, [(end_id, 0)]
+    while frontier:
+        nxt = []
+        for nid, depth in frontier:
+            for src in sorted(feeds.get(nid, ())):
+                kind = dynprompt.get_node(src)["class_type"]
+                if kind == start_type and depth == 0:
+                    return src
+                state = (src, depth + (kind == end_type) - (kind == start_type))
+                if state not in seen:
+                    seen.add(state)
+                    nxt.append(state)
+        frontier = nxt
+    return None
+
+
+def loop_body(dynprompt: Any, end_id: str, start_type: str, end_type: str = "EndLoop") -> tuple[str, list[str]]:
+    """``(Start Loop id, body node ids)`` of the End Loop ``end_id``: its paired Start Loop
+    upstream (inner loops on the way are skipped), and every node between the two (downstream
+    of it and upstream of End Loop).
 
     Raises:
         ValidationError: no Start Loop upstream of End Loop.
     """
     feeds = _links(dynprompt)
-    order, seen, frontier = [], {end_id}, [end_id]
-    while frontier:  # breadth first: the nearest Start Loop wins, so an inner loop pairs with its own
-        nxt = []
-        for nid in frontier:
-            for src in sorted(feeds.get(nid, ())):
-                if src not in seen:
-                    seen.add(src)
-                    order.append(src)
-                    nxt.append(src)
-        frontier = nxt
-    start = next((n for n in order if dynprompt.get_node(n)["class_type"] == start_type), None)
+    start = _pair(dynprompt, feeds, end_id, start_type, end_type)
     if start is None:
         raise ValidationError(f"End Loop `{end_id}` has no Start Loop upstream: connect the loop body between them")
-    upstream = set(order)
+    upstream, frontier = set(), [end_id]
+    while frontier:
+        frontier = [src for nid in frontier for src in feeds.get(nid, ()) if src not in upstream]
+        upstream.update(frontier)
     downstream, frontier = {start}, [start]
     while frontier:
         frontier = [n for n, srcs in feeds.items() if n not in downstream and srcs & set(frontier)]
