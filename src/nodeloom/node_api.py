@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Literal, overload
 
 from nodeloom.core.context import NodeContext, current_node_context, current_services
+from nodeloom.core.dynamic_inputs import AUTOGROW, DYNAMIC_COMBO, DYNAMIC_SLOT, expand_input_types
 from nodeloom.core.graph_builder import ExecutionBlocker, GraphBuilder, is_link
 from nodeloom.core.types import ANY, IO, AnyType
 from nodeloom.errors import NodeDefinitionError, NodeExecutionError, ValidationError
@@ -493,12 +494,21 @@ def _install_v1_view(cls: type, schema: Schema) -> None:
             return _to_v1(type(self).execute(**kw))
 
         cls._nodeloom_execute = _run  # type: ignore[attr-defined]
+    if any(i.type_spec() in (AUTOGROW, DYNAMIC_COMBO, DYNAMIC_SLOT) for i in schema.inputs):
+        cls.EXPAND_INPUT_TYPES = staticmethod(_expand_dynamic)  # type: ignore[attr-defined]
     fingerprint = getattr(cls, "fingerprint_inputs", None)
     if fingerprint is not None:
         cls.IS_CHANGED = fingerprint  # type: ignore[attr-defined]
     validate = getattr(cls, "validate_inputs", None)
     if validate is not None:
         cls.VALIDATE_INPUTS = validate  # type: ignore[attr-defined]
+
+
+def _expand_dynamic(input_types: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """The engine's hook for a node declaring Autogrow / DynamicCombo / DynamicSlot entries: its
+    concrete inputs for this prompt, checked per template and option as V3 nodes' are (the node
+    still receives the dotted names, ``values.a``...)."""
+    return expand_input_types(input_types, inputs)[0]
 
 
 def _to_v1(result: Any) -> Any:

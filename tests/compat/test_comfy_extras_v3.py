@@ -35,7 +35,7 @@ V3_MODULES = (
     "nodes_clip_sdxl", "nodes_cond", "nodes_differential_diffusion", "nodes_eps", "nodes_fresca", "nodes_hypertile",
     "nodes_ip2p", "nodes_lora_extract", "nodes_lotus", "nodes_lumina2", "nodes_mahiro", "nodes_mochi",
     "nodes_model_downscale", "nodes_pixart", "nodes_sdupscale", "nodes_stable3d", "nodes_stable_cascade",
-    "nodes_tcfg", "nodes_tomesd",
+    "nodes_tcfg", "nodes_tomesd", "nodes_torch_compile",
 )
 
 #: a frame source for the video modules (the built-in packs are not loaded beside them)

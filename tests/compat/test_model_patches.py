@@ -12,7 +12,7 @@ import torch
 from nodeloom.core.graph_builder import GraphBuilder
 from nodeloom.engine import Engine
 from nodeloom.testing.diffusion_fixtures import no_network, single_thread, tiny_models_dir  # noqa: F401
-from tests.compat.pack_fixtures import pack_engine
+from tests.compat.pack_fixtures import pack_engine, sample_tiny
 
 PATCH_PACK = '''
 class CFGRecorder:
@@ -44,23 +44,13 @@ def engine(tmp_path: Path, tiny_models_dir: Path, no_network: None, single_threa
     yield from pack_engine(tmp_path, "patch_pack", PATCH_PACK, tiny_models_dir)
 
 
-def _sample(g: GraphBuilder, model: Any, clip: Any) -> Any:
-    pos = g.node("CLIPTextEncode", text="a cat", clip=clip)
-    neg = g.node("CLIPTextEncode", text="", clip=clip)
-    empty = g.node("EmptyLatentImage", width=32, height=32, batch_size=1)
-    out = g.node("KSampler", model=model, seed=1, steps=2, cfg=5.0, sampler_name="euler", scheduler="normal",
-                 positive=pos.out(0), negative=neg.out(0), latent_image=empty.out(0), denoise=1.0)
-    g.node("KeepLatent", latent=out.out(0))
-    return out
-
-
 def test_cfg_functions_are_honoured_on_a_clone(engine: Engine) -> None:
     g = GraphBuilder(prefix="")
     ckpt = g.node("CheckpointLoaderSimple", ckpt_name="tiny_sd1.safetensors")
-    plain = _sample(g, ckpt.out(0), ckpt.out(1))
-    same = _sample(g, g.node("CFGRecorder", model=ckpt.out(0), mode="plain").out(0), ckpt.out(1))
-    zeroed = _sample(g, g.node("CFGRecorder", model=ckpt.out(0), mode="post").out(0), ckpt.out(1))
-    again = _sample(g, ckpt.out(0), ckpt.out(1))
+    plain = sample_tiny(g, ckpt.out(0), ckpt.out(1))
+    same = sample_tiny(g, g.node("CFGRecorder", model=ckpt.out(0), mode="plain").out(0), ckpt.out(1))
+    zeroed = sample_tiny(g, g.node("CFGRecorder", model=ckpt.out(0), mode="post").out(0), ckpt.out(1))
+    again = sample_tiny(g, ckpt.out(0), ckpt.out(1))
     result = engine.run(g.finalize())
     assert result.status == "success", result.errors
     reference = result.value(plain.id)["samples"]
@@ -72,7 +62,7 @@ def test_cfg_functions_are_honoured_on_a_clone(engine: Engine) -> None:
 def test_unsupported_patch_names_the_pack_and_the_call(engine: Engine) -> None:
     g = GraphBuilder(prefix="")
     ckpt = g.node("CheckpointLoaderSimple", ckpt_name="tiny_sd1.safetensors")
-    _sample(g, g.node("CFGRecorder", model=ckpt.out(0), mode="weights").out(0), ckpt.out(1))
+    sample_tiny(g, g.node("CFGRecorder", model=ckpt.out(0), mode="weights").out(0), ckpt.out(1))
     result = engine.run(g.finalize())
     assert result.status == "error"
     message = result.errors[0]["exception_message"]

@@ -42,6 +42,9 @@ MODULE_MAP: dict[str, str] = {
     "comfy_api.latest._io": f"{_SHIM}.api.latest._io",
     "comfy_api.latest._ui": f"{_SHIM}.api.latest._ui",
     "comfy_api.internal": f"{_SHIM}.api.internal",
+    "comfy_api.latest._resources": f"{_SHIM}.api.latest._resources",
+    "comfy_api.torch_helpers": f"{_SHIM}.api.torch_helpers",
+    "comfy_api.torch_helpers.torch_compile": f"{_SHIM}.api.torch_helpers.torch_compile",
     **{name: f"{_SHIM}.api.media" for name in (
         "comfy_api.input", "comfy_api.input.basic_types", "comfy_api.input.video_types",
         "comfy_api.input_impl", "comfy_api.input_impl.video_types", "comfy_api.util", "comfy_api.util.video_types",
@@ -66,6 +69,7 @@ MODULE_MAP: dict[str, str] = {
 
 #: Names imported as packages (their submodules are in the map too).
 _PACKAGES = frozenset({"comfy", "comfy.comfy_types", "comfy.k_diffusion", "comfy_execution", "comfy_api", "comfy_api.latest",
+                       "comfy_api.torch_helpers",
                        "comfy_api.input", "comfy_api.input_impl", "comfy_api.util", "comfy_api.latest._input",
                        "comfy_api.latest._input_impl", "comfy_api.latest._util"})
 

@@ -41,6 +41,8 @@ MODE_BYPASS = 4
 SUBGRAPH_INPUT_ID = -10
 SUBGRAPH_OUTPUT_ID = -20
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "COLOR"})
+#: value types the frontend draws a widget for (crop box, curve) — a widget only where the input has a default
+VALUE_WIDGET_TYPES = frozenset({"BOUNDING_BOX", "CURVE"})
 SEED_NAMES = ("seed", "noise_seed")
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload")
 _MAX_SUBGRAPH_DEPTH = 32
@@ -105,7 +107,9 @@ def spec_parts(spec: Any) -> tuple[Any, dict[str, Any]]:
     return spec, {}
 
 
-def _is_widget(io_type: Any) -> bool:
+def _is_widget(io_type: Any, opts: Mapping[str, Any]) -> bool:
+    if isinstance(io_type, str) and io_type in VALUE_WIDGET_TYPES:
+        return "default" in opts
     return isinstance(io_type, list) or (isinstance(io_type, str) and io_type in WIDGET_TYPES | {DYNAMIC_COMBO})
 
 
@@ -128,7 +132,7 @@ def expand_dynamic(types: Mapping[str, Any], values: list[Any]) -> dict[str, Any
             name, spec = entries.pop(0)
             rebuilt[name] = spec
             io_type, opts = spec_parts(spec)
-            if not _is_widget(io_type) or opts.get("forceInput"):
+            if not _is_widget(io_type, opts) or opts.get("forceInput"):
                 continue
             if io_type == DYNAMIC_COMBO:
                 chosen = values[position] if position < len(values) else opts.get("default")
@@ -158,7 +162,7 @@ def widget_layout(types: Mapping[str, Any]) -> list[tuple[str, bool, bool, bool]
     for section in ("required", "optional"):
         for name, spec in (types.get(section) or {}).items():
             io_type, opts = spec_parts(spec)
-            if not _is_widget(io_type):
+            if not _is_widget(io_type, opts):
                 continue
             upload = any(opts.get(k) for k in UPLOAD_OPTIONS)
             out.append((name, _has_control(name, io_type, opts), upload, bool(opts.get("forceInput"))))

@@ -103,14 +103,21 @@ class DiffusionModel:
 
     @property
     def model_options(self) -> dict[str, Any]:
-        """ComfyUI's patch dict; nodeloom's sampler honours ``sampler_cfg_function`` and
-        ``sampler_post_cfg_function`` (see :func:`nodeloom.diffusion.sampling.apply_cfg_patches`)."""
+        """ComfyUI's patch dict; nodeloom's sampler honours ``sampler_pre_cfg_function``,
+        ``sampler_cfg_function`` and ``sampler_post_cfg_function`` (see :func:`nodeloom.diffusion.sampling.apply_cfg_patches`)."""
         return self.extra.setdefault("model_options", {"transformer_options": {}})
 
     def set_model_sampler_cfg_function(self, function: Callable[[dict[str, Any]], torch.Tensor],
                                        disable_cfg1_optimization: bool = False) -> None:
         """Replace the guidance formula (ComfyUI's ModelPatcher call; use it on a :meth:`clone`)."""
         self.model_options["sampler_cfg_function"] = function
+        if disable_cfg1_optimization:
+            self.model_options["disable_cfg1_optimization"] = True
+
+    def set_model_sampler_pre_cfg_function(self, function: Callable[[dict[str, Any]], list[torch.Tensor]],
+                                           disable_cfg1_optimization: bool = False) -> None:
+        """Add a function that rewrites ``[cond, uncond]`` estimates before CFG combines them."""
+        self.model_options.setdefault("sampler_pre_cfg_function", []).append(function)
         if disable_cfg1_optimization:
             self.model_options["disable_cfg1_optimization"] = True
 

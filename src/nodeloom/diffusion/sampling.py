@@ -232,6 +232,8 @@ def apply_cfg_patches(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tenso
                       uncond: torch.Tensor | None, cfg: float) -> torch.Tensor:
     """Guidance with the CFG functions custom-node packs set on a MODEL (``model_options``).
 
+    Each ``sampler_pre_cfg_function(args)`` first rewrites ``args["conds_out"]`` (``[cond,
+    uncond]`` estimates, uncond zeros when CFG 1 skipped it; ``conds`` is not passed);
     ``sampler_cfg_function(args)`` replaces the guidance formula (it returns ``x - denoised``);
     each ``sampler_post_cfg_function(args)`` then returns a new denoised estimate. Arguments
     follow ComfyUI's names; ``sigma``/``timestep`` are σ per batch item.
@@ -239,13 +241,17 @@ def apply_cfg_patches(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tenso
     options = model.extra.get("model_options") or {}
     custom = options.get("sampler_cfg_function")
     posts = options.get("sampler_post_cfg_function") or []
+    sig = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma
+    for pre in options.get("sampler_pre_cfg_function") or []:
+        outs = pre({"conds_out": [cond, torch.zeros_like(cond) if uncond is None else uncond], "cond_scale": cfg,
+                    "timestep": sig, "input": x, "sigma": sig, "model": model, "model_options": options})
+        cond, uncond = outs[0], (None if uncond is None else outs[1])
     if uncond is None:
         out = cond
     elif custom is None:
         out = uncond + (cond - uncond) * cfg
     if custom is None and not posts:
         return out
-    sig = sigma.reshape(-1).expand(x.shape[0]) if sigma.numel() == 1 else sigma
     base = {"cond_scale": cfg, "timestep": sig, "input": x, "sigma": sig, "cond_denoised": cond,
             "uncond_denoised": uncond, "model": model, "model_options": options}
     if custom is not None and uncond is not None:

@@ -105,7 +105,8 @@ def ksampler(sampler_name: str, extra_options: dict[str, Any] | None = None, inp
     return SamplerChoice(sampler_name, tuple(sorted((extra_options or {}).items())))
 
 
-_HONOURED_OPTIONS = {"sampler_cfg_function", "sampler_post_cfg_function", "disable_cfg1_optimization"}
+_HONOURED_OPTIONS = {"sampler_pre_cfg_function", "sampler_cfg_function", "sampler_post_cfg_function",
+                     "disable_cfg1_optimization"}
 
 
 def _with_options(model: DiffusionModel, options: dict[str, Any]) -> DiffusionModel:

@@ -1,8 +1,9 @@
 """The built-in utils pack: ComfyUI's model-free core utility nodes that the official
 templates use (switch, math, number and text nodes, image size/batch/scale/stitch nodes,
 mask and compare previews, crop to a mask's subject, colour transfer, detection boxes and the
-box canvas, blend and pad, latent joins and cuts, lists), with ComfyUI's names, inputs,
-defaults and outputs.
+box canvas, blend and pad, latent joins and cuts, latent operations, lists and loops, the
+painter / crop / curve / histogram widget nodes), with ComfyUI's names, inputs, defaults and
+outputs.
 
 Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
 """
@@ -10,6 +11,7 @@ Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
 from nodeloom.node_api import mappings
 from nodeloom.nodes.utils.bboxes import DrawBBoxes
 from nodeloom.nodes.utils.box_canvas import CreateBoundingBoxes
+from nodeloom.nodes.utils.canvas import CurveEditor, ImageCropV2, ImageHistogram, Painter
 from nodeloom.nodes.utils.compose import ImageBlend, ImageBlur, ResizeAndPadImage
 from nodeloom.nodes.utils.format import ColorToRGBInt, ConvertArrayToString, ConvertDictionaryToString, StringFormat
 from nodeloom.nodes.utils.images import (
@@ -23,8 +25,16 @@ from nodeloom.nodes.utils.images import (
     RepeatImageBatch,
     ResolutionSelector,
 )
+from nodeloom.nodes.utils.latent_operations import (
+    LatentApplyOperation,
+    LatentApplyOperationCFG,
+    LatentOperationBlend,
+    LatentOperationSharpen,
+    LatentOperationTonemapReinhard,
+)
 from nodeloom.nodes.utils.latents import LatentConcat, LatentCut, LatentCutToBatch, TrimVideoLatent
 from nodeloom.nodes.utils.lists import CreateList, GetItemFromList
+from nodeloom.nodes.utils.loops import EndLoop, LoopAppend, LoopIteration, LoopUnroll, StartLoop
 from nodeloom.nodes.utils.logic import (
     ComfyMathExpression,
     ComfyNumberConvert,
@@ -90,6 +100,20 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ResizeImageMaskNode,
     SaveImageAdvanced,
     LatentConcat,
+    StartLoop,
+    EndLoop,
+    LoopUnroll,
+    LoopIteration,
+    LoopAppend,
+    Painter,
+    ImageCropV2,
+    ImageHistogram,
+    CurveEditor,
+    LatentApplyOperation,
+    LatentApplyOperationCFG,
+    LatentOperationTonemapReinhard,
+    LatentOperationSharpen,
+    LatentOperationBlend,
     LatentCut,
     LatentCutToBatch,
     TrimVideoLatent,

@@ -36,9 +36,11 @@ VALUE_NAMES = list(string.ascii_lowercase)
 
 
 def autogrow(io_type: str, names: list[str] | None = None, *, prefix: str | None = None, min_count: int = 1,
-             max_count: int | None = None) -> dict[str, Any]:
-    """The options of a frontend Autogrow group: sockets of ``io_type`` added as links arrive."""
-    template: dict[str, Any] = {"input": {"required": {"value": [io_type, {}]}}, "min": min_count}
+             max_count: int | None = None, optional: bool = False) -> dict[str, Any]:
+    """The options of a frontend Autogrow group: sockets of ``io_type`` (``"*"``: any) added as
+    links arrive; the first ``min_count`` are required unless the template is ``optional``."""
+    spec = [ANY if io_type == "*" else io_type, {}]
+    template: dict[str, Any] = {"input": {"optional" if optional else "required": {"value": spec}}, "min": min_count}
     if names:
         template["names"] = names
     if prefix:
@@ -100,7 +102,7 @@ class ComfyMathExpression(Node):
                            "log, log2, log10, sin, cos, tan, int, float."),
             Custom("COMFY_AUTOGROW_V3", "values", optional=True,
                    tooltip="Numbers or booleans named a, b, c... in the order they are connected.",
-                   **autogrow("FLOAT,INT,BOOLEAN", VALUE_NAMES)),
+                   **autogrow("FLOAT,INT,BOOLEAN", VALUE_NAMES, optional=True)),
         ],
         outputs=[Output("FLOAT", "FLOAT", tooltip="The result as a float."),
                  Output("INT", "INT", tooltip="The result truncated to an integer."),

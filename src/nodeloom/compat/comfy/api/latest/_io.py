@@ -29,7 +29,7 @@ from nodeloom.compat.comfy.api.latest.io_dynamic import (
     MatchType,
     MultiType,
 )
-from nodeloom.compat.comfy.api.latest.io_grow import Autogrow, DynamicCombo
+from nodeloom.compat.comfy.api.latest.io_grow import Autogrow, DynamicCombo, DynamicSlot
 from nodeloom.compat.comfy.api.latest.io_node import ComfyNode, NodeOutput, _UIOutput
 from nodeloom.compat.comfy.api.latest.io_schema import (
     Hidden,
@@ -47,7 +47,7 @@ globals().update({name: getattr(io_types, name) for name in io_types.PLAIN_TYPES
 
 __all__ = [
     "Autogrow", "AutogrowDynamic", "Boolean", "ComboDynamic", "ComfyNode", "ComfyTypeI", "ComfyTypeIO", "Combo", "Custom",
-    "DynamicCombo", "DynamicInput", "DynamicOutput", "Float", "FolderType", "Hidden", "HiddenHolder", "Input", "Int", "MatchType",
+    "DynamicCombo", "DynamicInput", "DynamicOutput", "DynamicSlot", "Float", "FolderType", "Hidden", "HiddenHolder", "Input", "Int", "MatchType",
     "MultiCombo", "MultiType", "NodeInfoV1", "NodeInfoV3", "NodeOutput", "NodeReplace", "NumberDisplay", "Output",
     "RemoteOptions", "Schema", "String", "UploadType", "Webcam", "WidgetInput", "_UIOutput", "add_to_dict_v1",
     "add_to_dict_v3", "comfytype", *io_types.PLAIN_TYPES,

@@ -23,6 +23,7 @@ from nodeloom.compat.comfy.api.internal import (
     classproperty,
     first_real_override,
 )
+from nodeloom.compat.comfy.api.latest._resources import ResourcesLocal
 from nodeloom.compat.comfy.api.latest.io_grow import expand_input_types, has_dynamic_inputs, nest_inputs
 from nodeloom.compat.comfy.api.latest.io_schema import Hidden, HiddenHolder, Schema
 from nodeloom.core.graph_builder import ExecutionBlocker
@@ -179,8 +180,12 @@ def _to_v1(cls: type, out: NodeOutput) -> dict[str, Any]:
 
 
 def _clone(cls: type, hidden: HiddenHolder) -> type:
-    clone = type(f"{cls.__name__}Clone", (cls,), {"_nodeloom_clone": True, "hidden": hidden})
-    return clone
+    """A per-call subclass: ``hidden`` filled, ``resources`` the node type's (one loader per type)."""
+    resources = cls.__dict__.get("_nodeloom_resources")
+    if resources is None:
+        resources = ResourcesLocal()
+        type.__setattr__(cls, "_nodeloom_resources", resources)
+    return type(f"{cls.__name__}Clone", (cls,), {"_nodeloom_clone": True, "hidden": hidden, "resources": resources})
 
 
 def _wrap_hook(cls: type, func: Any) -> Any:
@@ -218,7 +223,7 @@ class _ComfyNodeBaseInternal(_ComfyNodeInternal):
 
     RELATIVE_PYTHON_MODULE: str | None = None
     SCHEMA: Schema | None = None
-    resources: Any = None
+    resources: Any = None  # filled on each call's class (see _clone): ComfyUI leaves it None
     hidden: HiddenHolder | None = None
     # the engine asks it for a node's concrete inputs; None when the schema has no growing inputs
     EXPAND_INPUT_TYPES = classproperty(lambda cls: _v1_view(cls)["EXPAND_INPUT_TYPES"])
