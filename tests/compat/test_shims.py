@@ -50,7 +50,7 @@ def test_install_is_idempotent_and_maps_names() -> None:
     assert graph_utils.GraphBuilder is GraphBuilder
     assert importlib.import_module("comfy_execution.graph").ExecutionBlocker is ExecutionBlocker
     with pytest.raises(ModuleNotFoundError):
-        importlib.import_module("comfy.ldm.modules.attention")  # model internals are not mapped
+        importlib.import_module("comfy.ldm.wan.model")  # model internals are not mapped
     hook.uninstall()
     try:
         assert not hook.installed() and "comfy.utils" not in sys.modules
