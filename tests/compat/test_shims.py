@@ -94,6 +94,20 @@ def test_progress_bar_reports_to_the_running_node(services: Services) -> None:
     assert hooked == [(1, 4), (3, 4), (2, 2)]
 
 
+def test_binary_preview_events_become_the_node_preview(services: Services) -> None:
+    from server import BinaryEventTypes, PromptServer  # Comfyroll's import
+
+    from protocol import BinaryEventTypes as same
+
+    assert same is BinaryEventTypes
+    events: list[Any] = []
+    with node_context(_ctx(services, events)):
+        PromptServer.instance.send_sync(BinaryEventTypes.UNENCODED_PREVIEW_IMAGE, ["PNG", "pil-image", None])
+        with pytest.raises(ValueError, match="binary event type 3"):
+            PromptServer.instance.send_sync(BinaryEventTypes.TEXT, b"text")
+    assert events == [("7", 1.0, 1.0, "pil-image")]
+
+
 def test_progress_bar_stops_an_interrupted_run(services: Services) -> None:
     import comfy.model_management as mm
     from comfy.utils import ProgressBar

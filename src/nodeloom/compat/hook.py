@@ -62,6 +62,7 @@ MODULE_MAP: dict[str, str] = {
     "comfy.taesd": f"{_SHIM}.taesd",
     "comfy.taesd.taesd": f"{_SHIM}.taesd",
     "comfy.clip_vision": f"{_SHIM}.clip_vision",
+    "comfy.controlnet": f"{_SHIM}.controlnet",
     **{name: f"{_SHIM}.ldm_attention" for name in ("comfy.ldm", "comfy.ldm.modules", "comfy.ldm.flux", "comfy.ldm.lumina", "comfy.ldm.modules.attention")},
     **{name: f"{_SHIM}.ldm_layers" for name in ("comfy.ldm.flux", "comfy.ldm.flux.math", "comfy.ldm.lumina",
                                                "comfy.ldm.lumina.model")},

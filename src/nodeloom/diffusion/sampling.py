@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from nodeloom.diffusion.controlnet import control_residuals, prepare_controls
+from nodeloom.diffusion.controlnet import control_residuals, controls_for_uncond, prepare_controls
 from nodeloom.diffusion.dual_cfg import DualCfg
 from nodeloom.diffusion.fast_path import unet_forward
 from nodeloom.diffusion.flow import accelerator_dtype, noise_scaling
@@ -429,6 +429,8 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     if not positive:
         raise ValidationError("`positive` must hold at least one conditioning")
     check_model_options(model)
+    if negative:
+        negative = controls_for_uncond(positive, negative)
     out = dict(latent)
     raw = latent["samples"]
     sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
