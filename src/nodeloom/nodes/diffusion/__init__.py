@@ -18,7 +18,7 @@ from nodeloom.nodes.diffusion.conditioning import (
     ConditioningSetTimestepRange,
     ConditioningZeroOut,
 )
-from nodeloom.nodes.diffusion.controlnet import Canny, ControlNetApplyAdvanced, ControlNetLoader
+from nodeloom.nodes.diffusion.controlnet import Canny, ControlNetApply, ControlNetApplyAdvanced, ControlNetLoader
 from nodeloom.nodes.diffusion.custom_sampling import (
     AddNoise,
     BasicGuider,
@@ -125,7 +125,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     PolyexponentialScheduler, LaplaceScheduler, SDTurboScheduler, BetaSamplingScheduler, VPScheduler,
     SplitSigmas, SplitSigmasDenoise, FlipSigmas, SetFirstSigma, ExtendIntermediateSigmas, SamplingPercentToSigma, RandomNoise, DisableNoise, AddNoise, CFGGuider, BasicGuider,
     VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeTiled, VAEEncodeForInpaint, InpaintModelConditioning,
-    ControlNetLoader, ControlNetApplyAdvanced, Canny,
+    ControlNetLoader, ControlNetApplyAdvanced, ControlNetApply, Canny,
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
