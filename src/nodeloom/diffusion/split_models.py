@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.diffusion.families import Family, identify
+from nodeloom.diffusion.flux2_text import flux2_clip
 from nodeloom.diffusion.models import ClipModel, DiffusionModel
 from nodeloom.diffusion.sd3_text import Sd3Clip, sd3_roles
 from nodeloom.diffusion.single_file import load_weights, read_header, strip_prefix
@@ -38,6 +39,8 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("lumina2", ("qwen3",)): "z_image",
     ("flux", ("clip_l", "t5")): "flux",
     ("flux", ("t5", "clip_l")): "flux",
+    ("flux2", ("qwen3",)): "flux2",
+    ("flux2", ("mistral3",)): "flux2",
 }
 
 
@@ -119,6 +122,8 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
     encoders = {k: load_llm_encoder(k, load_weights(p, dtype=torch.float32, prefix=""), None, p.name)
                 for p, k in zip(paths, kinds)}
+    if family == "flux2":
+        return flux2_clip(llm, encoders[llm], tokenizer)
     if family == "flux":
         return FluxClip(ClipModel((encoders["clip_l"],), "flux"), encoders["t5"], tokenizer)
     return LlmClip(encoders[llm], tokenizer, family, template=ZIMAGE_TEMPLATE)

@@ -22,8 +22,8 @@ from nodeloom.diffusion.flow import accelerator_dtype
 from nodeloom.diffusion.lora import LoraPatch
 from nodeloom.errors import ModelNotFoundError, ValidationError, require
 
-__all__ = ["ENCODER_KINDS", "FluxClip", "LlmClip", "find_tokenizer", "identify_encoder", "load_llm_encoder", "t5_ids",
-           "t5_states"]
+__all__ = ["ENCODER_KINDS", "FluxClip", "LlmClip", "find_tokenizer", "identify_encoder", "load_llm_encoder",
+           "placed_encoder", "single_prompt", "t5_ids", "t5_states"]
 
 #: architecture → (tokenizer folder names accepted, in order), for the error messages
 ENCODER_KINDS: dict[str, tuple[str, ...]] = {
@@ -34,6 +34,7 @@ ENCODER_KINDS: dict[str, tuple[str, ...]] = {
     "clip_g": (),
     "gemma2": ("gemma2", "gemma"),
     "llama": ("llama3", "llama"),
+    "mistral3": ("mistral3", "mistral"),
 }
 
 #: the chat turn Z-Image's prompts are wrapped in (as the release and ComfyUI format them)
@@ -50,7 +51,9 @@ def identify_encoder(shapes: dict[str, tuple[int, ...]]) -> str:
     if "model.layers.0.self_attn.q_proj.bias" in keys:
         return "qwen2.5_vl"
     if "model.layers.0.self_attn.q_proj.weight" in keys:
-        return "llama"
+        from nodeloom.diffusion.flux2_text import MISTRAL_VOCAB
+
+        return "mistral3" if shapes.get("model.embed_tokens.weight", (0,))[0] == MISTRAL_VOCAB else "llama"
     if "encoder.block.0.layer.0.SelfAttention.q.weight" in keys:
         return "t5"
     for prefix in ("text_model.", ""):
@@ -137,6 +140,11 @@ def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> An
     if kind == "qwen3":
         model = transformers.Qwen3Model(_qwen3_config(shapes))
         weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
+    elif kind in ("mistral3", "llama"):
+        from nodeloom.diffusion.flux2_text import llama_config
+
+        model = (transformers.MistralModel if kind == "mistral3" else transformers.LlamaModel)(llama_config(shapes, kind))
+        weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
     elif kind == "t5":
         model = transformers.T5EncoderModel(_t5_config(shapes))
         weights = dict(sd)
@@ -150,7 +158,7 @@ def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> An
             "text_model."): v for k, v in sd.items()}
     else:
         raise ValidationError(f"`{name}` is a {kind} text encoder, which nodeloom cannot load yet"
-                              " (supported: qwen3, t5, clip_l, clip_g)",
+                              " (supported: qwen3, mistral3, llama, t5, clip_l, clip_g)",
                               type="unsupported_text_encoder", extra_info={"name": name, "kind": kind})
     missing, _ = model.load_state_dict(weights, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
@@ -158,6 +166,26 @@ def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> An
         raise ValidationError(f"`{name}` lacks {len(missing)} weights of a {kind} encoder, e.g. `{missing[0]}`",
                               type="invalid_model_file", extra_info={"name": name})
     return (model.to(dtype) if dtype is not None else model).eval()
+
+
+def single_prompt(text: str, texts: Sequence[str] | None, family: str) -> str:
+    """The one prompt of a one-encoder CLIP (``texts``, when given, must hold exactly one).
+
+    Raises:
+        ValidationError: several prompts given.
+    """
+    if texts is not None and len(texts) != 1:
+        raise ValidationError(f"{len(texts)} prompts for 1 text encoder ({family})")
+    return texts[0] if texts is not None else text
+
+
+def placed_encoder(encoder: Any, manager: Any, cpu_only: bool) -> Any:
+    """The encoder where it runs: the CPU in float32 for CLIPLoader's ``device: cpu``, else the
+    manager's device and dtype (as loaded when there is no manager)."""
+    torch = require("torch", "diffusion")
+    if cpu_only:
+        return encoder.to("cpu", torch.float32)
+    return manager.prepare(encoder, dtype=accelerator_dtype(manager)) if manager is not None else encoder
 
 
 @dataclass(frozen=True)
@@ -193,13 +221,8 @@ class LlmClip:
             ValidationError: several prompts given (one encoder only).
         """
         torch = require("torch", "diffusion")
-        if texts is not None and len(texts) != 1:
-            raise ValidationError(f"{len(texts)} prompts for 1 text encoder ({self.family})")
-        prompt = texts[0] if texts is not None else text
-        if self.cpu_only:
-            enc = self.encoder.to("cpu", torch.float32)
-        else:
-            enc = manager.prepare(self.encoder, dtype=accelerator_dtype(manager)) if manager is not None else self.encoder
+        prompt = single_prompt(text, texts, self.family)
+        enc = placed_encoder(self.encoder, manager, self.cpu_only)
         dev = next(enc.parameters()).device
         ids = self.tokenizer(self.template.format(prompt), return_tensors="pt", add_special_tokens=False).input_ids
         layer = self.hidden_layer if self.layer is None else self.layer

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.diffusion.checkpoint import load_checkpoint, load_vae_file
+from nodeloom.diffusion.flux2_vae import Flux2Vae, is_flux2_vae
 from nodeloom.diffusion.models import ClipModel, DiffusionModel, VaeModel
 from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.diffusion.sd3_checkpoint import is_sd3_checkpoint, load_sd3_checkpoint
@@ -93,7 +94,8 @@ class VAELoader(Node):
         path = svc.paths.get_full_path("vae", vae_name)
         allow = bool(svc.settings.get("allow_unsafe_pickle", False))
         vae = svc.models.load(model_key(path, "vae"), lambda: load_vae_file(path, allow_pickle=allow))
-        return (VaeModel(vae, manager=svc.models),)
+        wrap = Flux2Vae if is_flux2_vae(dict.fromkeys(vae.state_dict())) else VaeModel
+        return (wrap(vae, manager=svc.models),)
 
 
 class CLIPSetLastLayer(Node):
