@@ -219,8 +219,9 @@ def _tiny_flux_encoders(t5_vocab: int, seed: int) -> tuple[Any, Any]:
     return clip, t5
 
 
-def build_tiny_flux(root: str | Path, seed: int = 0, guidance: bool = True) -> dict[str, Any]:
-    """Write tiny Flux.1 files (dev with ``guidance``, else schnell) under ``root`` and return the modules.
+def build_tiny_flux(root: str | Path, seed: int = 0, guidance: bool = True, fill: bool = False) -> dict[str, Any]:
+    """Write tiny Flux.1 files (dev with ``guidance``, else schnell; Fill's 384 input channels with
+    ``fill``) under ``root`` and return the modules.
 
     Returns:
         ``{"transformer", "clip_l", "t5", "tokenizer", "vae"}`` modules and the file names
@@ -244,12 +245,12 @@ def build_tiny_flux(root: str | Path, seed: int = 0, guidance: bool = True) -> d
     save_file({k: v.contiguous() for k, v in t5.state_dict().items() if k != "encoder.embed_tokens.weight"},
               str(root / "text_encoders" / "tiny_t5xxl.safetensors"))
     torch.manual_seed(seed)
-    transformer = FluxTransformer2DModel(patch_size=1, in_channels=64, num_layers=1, num_single_layers=2,
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=384 if fill else 64, out_channels=64, num_layers=1, num_single_layers=2,
                                          attention_head_dim=32, num_attention_heads=2, joint_attention_dim=32,
                                          pooled_projection_dim=32, guidance_embeds=guidance,
                                          axes_dims_rope=[4, 14, 14]).eval()
     sd = {k: v.contiguous() for k, v in transformer.state_dict().items()}
-    name = "tiny_flux_dev" if guidance else "tiny_flux_schnell"
+    name = "tiny_flux_fill" if fill else "tiny_flux_dev" if guidance else "tiny_flux_schnell"
     save_file(diffusers_to_bfl(sd), str(root / "diffusion_models" / f"{name}.safetensors"))
     save_file(sd, str(root / "diffusion_models" / f"{name}_diffusers.safetensors"))
     save_file(scaled_fp8(diffusers_to_bfl(sd)), str(root / "diffusion_models" / f"{name}_fp8_scaled.safetensors"))

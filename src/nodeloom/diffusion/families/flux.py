@@ -1,12 +1,14 @@
 """Flux.1 (dev, schnell): Black Forest Labs' double/single-stream flow transformer.
 
-Files: ComfyUI's ``flux1-dev.safetensors`` / ``flux1-schnell.safetensors`` carry the original
+Files: ComfyUI's ``flux1-dev.safetensors`` / ``flux1-schnell.safetensors`` (and ``flux1-fill-dev``) carry the original
 release layout (``double_blocks.N.img_attn.qkv``, ``single_blocks.N.linear1``, ...), with or
 without ComfyUI's prefix; the diffusers layout (``transformer_blocks.N.attn.to_q``) loads too.
 :func:`bfl_to_diffusers` / :func:`diffusers_to_bfl` convert between the two for any width (the
 converter diffusers ships assumes the full 3072-wide model). The adapter packs latents into 2×2
 patches with their position ids, passes σ as the time and the conditioning's ``guidance`` (dev),
 and unpacks the velocity. Schnell has no guidance embedder; its default schedule is unshifted.
+Fill (384 input channels) also takes InpaintModelConditioning's masked image and mask
+(:func:`fill_channels`), packed beside the latent's patches.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from nodeloom.errors import ValidationError, require
 if TYPE_CHECKING:
     from nodeloom.diffusion.sampling import ModelCall
 
-__all__ = ["FAMILY", "bfl_to_diffusers", "diffusers_to_bfl", "transformer_config"]
+__all__ = ["FAMILY", "bfl_to_diffusers", "diffusers_to_bfl", "fill_channels", "transformer_config"]
 
 _SIGNATURE = ("double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight", "img_in.weight")
 
@@ -137,7 +139,7 @@ def transformer_config(sd: dict[str, Any]) -> dict[str, Any]:
     inner, in_ch = sd["x_embedder.weight"].shape
     head = sd["transformer_blocks.0.attn.norm_q.weight"].shape[0]
     eighth = head // 8
-    cfg.update(in_channels=in_ch, num_layers=_blocks(sd, r"transformer_blocks\.(\d+)\."),
+    cfg.update(in_channels=in_ch, out_channels=sd["proj_out.weight"].shape[0], num_layers=_blocks(sd, r"transformer_blocks\.(\d+)\."),
                num_single_layers=_blocks(sd, r"single_transformer_blocks\.(\d+)\."), attention_head_dim=head,
                num_attention_heads=inner // head, joint_attention_dim=sd["context_embedder.weight"].shape[1],
                pooled_projection_dim=sd["time_text_embed.text_embedder.linear_1.weight"].shape[1],
@@ -201,6 +203,32 @@ def _references(refs: list[Any], like: Any, method: str, h_len: int, w_len: int)
     return tokens, ids
 
 
+def fill_channels(x: Any, extra: dict[str, Any]) -> Any:
+    """Flux Fill's extra input channels for latents ``x`` [B,16,h,w]: InpaintModelConditioning's
+    masked-image latent in the model's space, then its mask (1 = regenerate) at 8× the latent size
+    with each 8×8 pixel block laid out as 64 channels (ComfyUI's and the release's order); no
+    masked image means zeros, no mask means everything regenerates."""
+    torch = require("torch", "diffusion")
+    import torch.nn.functional as F
+
+    b, _, h, w = x.shape
+    image = extra.get("concat_latent_image")
+    if image is None:
+        image = torch.zeros_like(x)
+    else:
+        image = ((image.float() - 0.1159) * 0.3611).to(x.device, x.dtype)
+        if tuple(image.shape[-2:]) != (h, w):
+            image = F.interpolate(image, size=(h, w), mode="bilinear")
+    mask = extra.get("concat_mask")
+    if mask is None:
+        mask = torch.ones(b, 1, h * 8, w * 8, device=x.device, dtype=x.dtype)
+    mask = mask.float().reshape(-1, *mask.shape[-2:])[:, None] if mask.ndim != 4 else mask.float()
+    mask = F.interpolate(mask.mean(dim=1, keepdim=True).to(x.device, x.dtype), size=(h * 8, w * 8), mode="bilinear")
+    mask = mask.view(-1, h, 8, w, 8).permute(0, 2, 4, 1, 3).reshape(-1, 64, h, w)
+    image, mask = (t if t.shape[0] == b else t[:1].expand(b, -1, -1, -1) for t in (image, mask))
+    return torch.cat([image, mask], dim=1)
+
+
 def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
     """Pack 2×2 patches (and any reference latents), run the transformer with σ as time and the
     conditioning's guidance, unpack the velocity of the image tokens."""
@@ -218,6 +246,8 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
                                   " DualCLIPLoader (type flux) CLIP")
         xs = x[k * per:(k + 1) * per]
         tokens, ids = [_pack(xs)], [_ids(h // 2, w // 2, x.device, x.dtype)]
+        if module.config.in_channels > c * 4:  # Fill: the masked image's latent and the mask ride along
+            tokens[0] = torch.cat([tokens[0], _pack(fill_channels(xs, extra))], dim=2)
         more_tokens, more_ids = _references(list(extra.get("reference_latents") or []), xs,
                                             str(extra.get("reference_latents_method", "offset")), h // 2, w // 2)
         tokens += [t.expand(per, -1, -1) for t in more_tokens]
