@@ -19,6 +19,7 @@ from nodeloom.diffusion.flux2_text import flux2_clip
 from nodeloom.diffusion.models import ClipModel, DiffusionModel
 from nodeloom.diffusion.sd3_text import Sd3Clip, sd3_roles
 from nodeloom.diffusion.single_file import load_weights, read_header, strip_prefix
+from nodeloom.diffusion.t5_text import T5Clip
 from nodeloom.diffusion.text_encoders import (
     ZIMAGE_TEMPLATE,
     FluxClip,
@@ -41,6 +42,7 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("flux", ("t5", "clip_l")): "flux",
     ("flux2", ("qwen3",)): "flux2",
     ("flux2", ("mistral3",)): "flux2",
+    ("chroma", ("t5",)): "chroma",
 }
 
 
@@ -124,6 +126,8 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
                 for p, k in zip(paths, kinds)}
     if family == "flux2":
         return flux2_clip(llm, encoders[llm], tokenizer)
+    if family == "chroma":
+        return T5Clip(encoders["t5"], tokenizer, "chroma")
     if family == "flux":
         return FluxClip(ClipModel((encoders["clip_l"],), "flux"), encoders["t5"], tokenizer)
     return LlmClip(encoders[llm], tokenizer, family, template=ZIMAGE_TEMPLATE)

@@ -244,6 +244,8 @@ class FluxClip:
     tokenizer: Any = field(repr=False)
     family: str = "flux"
     min_length: int = 256
+    #: pad tokens always appended after ``</s>`` (T5TokenizerOptions)
+    min_padding: int = 0
     layer: int | None = None
     loras: tuple[LoraPatch, ...] = ()
     cpu_only: bool = False
@@ -257,25 +259,28 @@ class FluxClip:
 
     def t5_ids(self, text: str) -> Any:
         """T5 token ids of ``text`` padded to ``min_length``, ``[1, n]``."""
-        return t5_ids(self.tokenizer, text, self.min_length)
+        return t5_ids(self.tokenizer, text, self.min_length, self.min_padding)
 
     def encode(self, text: str, manager: Any = None, embeddings: Callable[[str], Any] | None = None,
                texts: Sequence[str] | None = None) -> tuple[Any, Any]:
         """``(T5 states [1, n, 4096], CLIP-L pooled [1, 768])`` on the CPU in float32 (``texts``: CLIP-L's, then T5's)."""
         clip_text, t5_text = (texts[0], texts[-1]) if texts else (text, text)
         _, pooled = self.clip_l.encode(clip_text, None if self.cpu_only else manager, embeddings=embeddings)
-        return t5_states(self.t5, self.tokenizer, t5_text, self.min_length, manager, self.cpu_only), pooled
+        states = t5_states(self.t5, self.tokenizer, t5_text, self.min_length, manager, self.cpu_only, self.min_padding)
+        return states, pooled
 
 
-def t5_ids(tokenizer: Any, text: str, min_length: int) -> Any:
-    """T5 token ids of ``text`` (ending in ``</s>``) padded with the pad token to ``min_length``, ``[1, n]``."""
+def t5_ids(tokenizer: Any, text: str, min_length: int, min_padding: int = 0) -> Any:
+    """T5 token ids of ``text`` (ending in ``</s>``), then ``min_padding`` pad tokens, then padded
+    to ``min_length``, ``[1, n]`` (ComfyUI's order)."""
     torch = require("torch", "diffusion")
-    ids = list(tokenizer(text, add_special_tokens=True).input_ids)
+    ids = list(tokenizer(text, add_special_tokens=True).input_ids) + [tokenizer.pad_token_id or 0] * min_padding
     ids += [tokenizer.pad_token_id or 0] * max(0, min_length - len(ids))
     return torch.tensor([ids])
 
 
-def t5_states(t5: Any, tokenizer: Any, text: str, min_length: int, manager: Any, cpu_only: bool) -> Any:
+def t5_states(t5: Any, tokenizer: Any, text: str, min_length: int, manager: Any, cpu_only: bool,
+              min_padding: int = 0) -> Any:
     """T5's last hidden states of ``text`` (padded as :func:`t5_ids`, no attention mask), CPU float32."""
     torch = require("torch", "diffusion")
     if cpu_only or manager is None:
@@ -284,5 +289,5 @@ def t5_states(t5: Any, tokenizer: Any, text: str, min_length: int, manager: Any,
         enc = manager.prepare(t5, dtype=accelerator_dtype(manager))
     dev = next(enc.parameters()).device
     with torch.no_grad():
-        states = enc(input_ids=t5_ids(tokenizer, text, min_length).to(dev)).last_hidden_state
+        states = enc(input_ids=t5_ids(tokenizer, text, min_length, min_padding).to(dev)).last_hidden_state
     return states.float().cpu()

@@ -72,10 +72,10 @@ def from_original_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, An
 
 
 def _registry() -> dict[str, Family]:
-    from nodeloom.diffusion.families import flux, flux2, sd3, zimage
+    from nodeloom.diffusion.families import chroma, flux, flux2, sd3, zimage
 
-    # Flux.2 before Flux.1: its original layout shares Flux.1's block names
-    return {f.name: f for f in (zimage.FAMILY, flux2.FAMILY, flux.FAMILY, sd3.FAMILY)}
+    # Flux.2 and Chroma before Flux.1: their original layouts share Flux.1's block names
+    return {f.name: f for f in (zimage.FAMILY, flux2.FAMILY, chroma.FAMILY, flux.FAMILY, sd3.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()

@@ -23,7 +23,8 @@ from nodeloom.errors import ValidationError, require
 if TYPE_CHECKING:
     from nodeloom.diffusion.sampling import ModelCall
 
-__all__ = ["FAMILY", "bfl_to_diffusers", "diffusers_to_bfl", "fill_channels", "transformer_config"]
+__all__ = ["FAMILY", "bfl_to_diffusers", "diffusers_to_bfl", "fill_channels", "pack_patches", "patch_ids", "transformer_config",
+           "unpack_patches"]
 
 _SIGNATURE = ("double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight", "img_in.weight")
 
@@ -100,7 +101,8 @@ def bfl_to_diffusers(sd: dict[str, Any]) -> dict[str, Any]:
             for name, part in (("attn.to_q", q), ("attn.to_k", k), ("attn.to_v", v), ("proj_mlp", mlp)):
                 out[f"single_transformer_blocks.{i}.{name}{suffix}"] = part
     for suffix in (".weight", ".bias"):
-        out["norm_out.linear" + suffix] = _swap_halves(src.pop("final_layer.adaLN_modulation.1" + suffix))
+        if "final_layer.adaLN_modulation.1" + suffix in src:  # Chroma prunes it
+            out["norm_out.linear" + suffix] = _swap_halves(src.pop("final_layer.adaLN_modulation.1" + suffix))
     if src:
         raise ValidationError(f"the Flux weights hold {len(src)} tensors nodeloom cannot place, e.g. `{next(iter(src))}`",
                               type="invalid_model_file")
@@ -129,7 +131,8 @@ def diffusers_to_bfl(sd: dict[str, Any]) -> dict[str, Any]:
                 [src.pop(f"single_transformer_blocks.{i}.{n}{suffix}")
                  for n in ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")])
     for suffix in (".weight", ".bias"):
-        out["final_layer.adaLN_modulation.1" + suffix] = _swap_halves(src.pop("norm_out.linear" + suffix))
+        if "norm_out.linear" + suffix in src:
+            out["final_layer.adaLN_modulation.1" + suffix] = _swap_halves(src.pop("norm_out.linear" + suffix))
     return out
 
 
@@ -160,12 +163,18 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
     return (model.to(dtype) if dtype is not None else model).eval()
 
 
-def _pack(x: Any) -> Any:
+def pack_patches(x: Any) -> Any:
     b, c, h, w = x.shape
     return x.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, (h // 2) * (w // 2), c * 4)
 
 
-def _ids(h: int, w: int, device: Any, dtype: Any, index: int = 0, h_off: int = 0, w_off: int = 0) -> Any:
+def unpack_patches(tokens: Any, c: int, h: int, w: int) -> Any:
+    """The inverse of :func:`pack_patches`: ``[B, h/2·w/2, 4c]`` tokens → ``[B, c, h, w]``."""
+    b = tokens.shape[0]
+    return tokens.reshape(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+
+
+def patch_ids(h: int, w: int, device: Any, dtype: Any, index: int = 0, h_off: int = 0, w_off: int = 0) -> Any:
     torch = require("torch", "diffusion")
     ids = torch.zeros(h, w, 3)
     ids[..., 0] = index
@@ -197,8 +206,8 @@ def _references(refs: list[Any], like: Any, method: str, h_len: int, w_len: int)
             else:
                 h_off = h
             h, w = max(h, ref.shape[-2] + h_off), max(w, ref.shape[-1] + w_off)
-        tokens.append(_pack(ref))
-        ids.append(_ids(ref.shape[-2] // 2, ref.shape[-1] // 2, like.device, like.dtype, index, (h_off + 1) // 2,
+        tokens.append(pack_patches(ref))
+        ids.append(patch_ids(ref.shape[-2] // 2, ref.shape[-1] // 2, like.device, like.dtype, index, (h_off + 1) // 2,
                         (w_off + 1) // 2))
     return tokens, ids
 
@@ -245,9 +254,9 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
             raise ValidationError("Flux conditioning needs a pooled CLIP-L output; encode the prompt with a"
                                   " DualCLIPLoader (type flux) CLIP")
         xs = x[k * per:(k + 1) * per]
-        tokens, ids = [_pack(xs)], [_ids(h // 2, w // 2, x.device, x.dtype)]
+        tokens, ids = [pack_patches(xs)], [patch_ids(h // 2, w // 2, x.device, x.dtype)]
         if module.config.in_channels > c * 4:  # Fill: the masked image's latent and the mask ride along
-            tokens[0] = torch.cat([tokens[0], _pack(fill_channels(xs, extra))], dim=2)
+            tokens[0] = torch.cat([tokens[0], pack_patches(fill_channels(xs, extra))], dim=2)
         more_tokens, more_ids = _references(list(extra.get("reference_latents") or []), xs,
                                             str(extra.get("reference_latents_method", "offset")), h // 2, w // 2)
         tokens += [t.expand(per, -1, -1) for t in more_tokens]
@@ -260,8 +269,7 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
                      txt_ids=torch.zeros(ctx.shape[1], 3, device=x.device, dtype=x.dtype),
                      guidance=g if module.config.guidance_embeds else None, return_dict=False)[0]
         outs.append(out[:, : (h // 2) * (w // 2)])
-    out = torch.cat(outs)
-    return out.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+    return unpack_patches(torch.cat(outs), c, h, w)
 
 
 FAMILY = Family(

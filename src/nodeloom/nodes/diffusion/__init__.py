@@ -86,6 +86,7 @@ from nodeloom.nodes.diffusion.split_loaders import (
     TripleCLIPLoader,
     UNETLoader,
 )
+from nodeloom.nodes.diffusion.t5_options import T5TokenizerOptions
 from nodeloom.nodes.diffusion.template_sampling import (
     DualCFGGuider,
     EmptyFlux2LatentImage,
@@ -123,5 +124,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
-    CLIPTextEncodeFlux,
+    CLIPTextEncodeFlux, T5TokenizerOptions,
 )
