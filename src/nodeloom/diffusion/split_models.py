@@ -16,6 +16,7 @@ from typing import Any
 
 from nodeloom.diffusion.families import Family, identify
 from nodeloom.diffusion.flux2_text import flux2_clip
+from nodeloom.diffusion.lumina_text import lumina2_clip
 from nodeloom.diffusion.models import ClipModel, DiffusionModel
 from nodeloom.diffusion.sd3_text import Sd3Clip, sd3_roles
 from nodeloom.diffusion.single_file import load_weights, read_header, strip_prefix
@@ -43,6 +44,7 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("flux2", ("qwen3",)): "flux2",
     ("flux2", ("mistral3",)): "flux2",
     ("chroma", ("t5",)): "chroma",
+    ("lumina2", ("gemma2",)): "lumina2",
 }
 
 
@@ -128,6 +130,8 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
         return flux2_clip(llm, encoders[llm], tokenizer)
     if family == "chroma":
         return T5Clip(encoders["t5"], tokenizer, "chroma")
+    if family == "lumina2":
+        return lumina2_clip(encoders[llm], tokenizer)
     if family == "flux":
         return FluxClip(ClipModel((encoders["clip_l"],), "flux"), encoders["t5"], tokenizer)
     return LlmClip(encoders[llm], tokenizer, family, template=ZIMAGE_TEMPLATE)

@@ -145,6 +145,11 @@ def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> An
 
         model = (transformers.MistralModel if kind == "mistral3" else transformers.LlamaModel)(llama_config(shapes, kind))
         weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
+    elif kind == "gemma2":
+        from nodeloom.diffusion.lumina_text import gemma2_config
+
+        model = transformers.Gemma2Model(gemma2_config(shapes))
+        weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
     elif kind == "t5":
         model = transformers.T5EncoderModel(_t5_config(shapes))
         weights = dict(sd)
@@ -158,7 +163,7 @@ def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> An
             "text_model."): v for k, v in sd.items()}
     else:
         raise ValidationError(f"`{name}` is a {kind} text encoder, which nodeloom cannot load yet"
-                              " (supported: qwen3, mistral3, llama, t5, clip_l, clip_g)",
+                              " (supported: qwen3, mistral3, llama, gemma2, t5, clip_l, clip_g)",
                               type="unsupported_text_encoder", extra_info={"name": name, "kind": kind})
     missing, _ = model.load_state_dict(weights, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
@@ -205,6 +210,8 @@ class LlmClip:
     loras: tuple[LoraPatch, ...] = ()
     #: CLIPLoader's ``device: cpu`` — keep the encoder on the CPU whatever the engine's device
     cpu_only: bool = False
+    #: let the tokenizer add its own markers (Gemma's ``<bos>``)
+    special_tokens: bool = False
 
     def clone(self, **changes: Any) -> LlmClip:
         return dataclasses.replace(self, **changes)
@@ -224,7 +231,8 @@ class LlmClip:
         prompt = single_prompt(text, texts, self.family)
         enc = placed_encoder(self.encoder, manager, self.cpu_only)
         dev = next(enc.parameters()).device
-        ids = self.tokenizer(self.template.format(prompt), return_tensors="pt", add_special_tokens=False).input_ids
+        ids = self.tokenizer(self.template.format(prompt), return_tensors="pt",
+                             add_special_tokens=self.special_tokens).input_ids
         layer = self.hidden_layer if self.layer is None else self.layer
         with torch.no_grad():
             out = enc(input_ids=ids.to(dev), output_hidden_states=True)

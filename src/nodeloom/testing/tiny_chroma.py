@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from nodeloom.testing.tiny_families import build_t5_tokenizer, flux_vae, scaled_fp8
+from nodeloom.testing.tiny_families import build_t5_tokenizer, save_flux_vae, scaled_fp8
 
 __all__ = ["CHROMA_WORKFLOW", "build_tiny_chroma", "chroma_to_original"]
 
@@ -64,7 +64,6 @@ def build_tiny_chroma(root: str | Path, seed: int = 0) -> dict[str, Any]:
     from safetensors.torch import save_file
     from transformers import T5Config, T5EncoderModel
 
-    from nodeloom.diffusion.ldm_export import vae_to_ldm
 
     root = Path(root)
     for sub in ("diffusion_models", "text_encoders", "vae", "tokenizers/t5"):
@@ -85,9 +84,7 @@ def build_tiny_chroma(root: str | Path, seed: int = 0) -> dict[str, Any]:
     save_file(chroma_to_original(sd), str(dm / "tiny_chroma.safetensors"))
     save_file(sd, str(dm / "tiny_chroma_diffusers.safetensors"))
     save_file(scaled_fp8(chroma_to_original(sd)), str(dm / "tiny_chroma_fp8_scaled.safetensors"))
-    vae = flux_vae(seed)
-    save_file({k: v.contiguous() for k, v in vae_to_ldm(vae.state_dict(), vae.config, prefix="").items()},
-              str(root / "vae" / "tiny_ae.safetensors"))
+    vae = save_flux_vae(root, seed)
     return {"transformer": transformer, "t5": t5, "tokenizer": tokenizer, "vae": vae, "unet": "tiny_chroma.safetensors",
             "unet_diffusers": "tiny_chroma_diffusers.safetensors", "unet_fp8": "tiny_chroma_fp8_scaled.safetensors",
             "t5_file": "tiny_t5xxl.safetensors", "vae_file": "tiny_ae.safetensors"}

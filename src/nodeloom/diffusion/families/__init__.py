@@ -20,7 +20,7 @@ from typing import Any
 from nodeloom.diffusion.single_file import FileHeader
 from nodeloom.errors import ValidationError
 
-__all__ = ["FAMILIES", "Family", "family_config", "from_original_layout", "identify"]
+__all__ = ["FAMILIES", "Family", "family_config", "from_diffusers_layout", "from_original_layout", "identify"]
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,26 @@ def from_original_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, An
     return model.eval()
 
 
-def _registry() -> dict[str, Family]:
-    from nodeloom.diffusion.families import chroma, flux, flux2, sd3, zimage
+def from_diffusers_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, Any], dtype: Any, title: str) -> Any:
+    """A diffusers transformer from weights already in its own layout. Eval mode.
 
-    # Flux.2 and Chroma before Flux.1: their original layouts share Flux.1's block names
-    return {f.name: f for f in (zimage.FAMILY, flux2.FAMILY, chroma.FAMILY, flux.FAMILY, sd3.FAMILY)}
+    Raises:
+        ValidationError: weights missing or left over (named with ``title``).
+    """
+    model = model_class.from_config(cfg)
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise ValidationError(f"the {title} weights do not fit the model: missing {missing[:2]}, unexpected"
+                              f" {unexpected[:2]}", type="invalid_model_file")
+    return (model.to(dtype) if dtype is not None else model).eval()
+
+
+def _registry() -> dict[str, Family]:
+    from nodeloom.diffusion.families import chroma, flux, flux2, lumina2, sd3, zimage
+
+    # Flux.2 and Chroma before Flux.1 (their original layouts share Flux.1's block names), Lumina 2
+    # before Z-Image (likewise NextDiT's)
+    return {f.name: f for f in (lumina2.FAMILY, zimage.FAMILY, flux2.FAMILY, chroma.FAMILY, flux.FAMILY, sd3.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()

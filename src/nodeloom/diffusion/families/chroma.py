@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from nodeloom.diffusion.families import Family, family_config
+from nodeloom.diffusion.families import Family, family_config, from_diffusers_layout
 from nodeloom.diffusion.families.flux import bfl_to_diffusers, pack_patches, patch_ids, unpack_patches
 from nodeloom.diffusion.flow import FluxSampling
 from nodeloom.errors import ValidationError, require
@@ -74,12 +74,7 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
     diffusers = require("diffusers", "diffusion")
     if "img_in.weight" in sd:
         sd = chroma_to_diffusers(sd)
-    model = diffusers.ChromaTransformer2DModel.from_config(transformer_config(sd))
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise ValidationError(f"the Chroma weights do not fit the model: missing {missing[:2]}, unexpected"
-                              f" {unexpected[:2]}", type="invalid_model_file")
-    return (model.to(dtype) if dtype is not None else model).eval()
+    return from_diffusers_layout(diffusers.ChromaTransformer2DModel, sd, transformer_config(sd), dtype, "Chroma")
 
 
 def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:

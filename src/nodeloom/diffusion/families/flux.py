@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from nodeloom.diffusion.families import Family, family_config
+from nodeloom.diffusion.families import Family, family_config, from_diffusers_layout
 from nodeloom.diffusion.flow import FluxSampling
 from nodeloom.errors import ValidationError, require
 
@@ -155,12 +155,7 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
     diffusers = require("diffusers", "diffusion")
     if "double_blocks.0.img_attn.qkv.weight" in sd:
         sd = bfl_to_diffusers(sd)
-    model = diffusers.FluxTransformer2DModel.from_config(transformer_config(sd))
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise ValidationError(f"the Flux weights do not fit the model: missing {missing[:2]}, unexpected {unexpected[:2]}",
-                              type="invalid_model_file")
-    return (model.to(dtype) if dtype is not None else model).eval()
+    return from_diffusers_layout(diffusers.FluxTransformer2DModel, sd, transformer_config(sd), dtype, "Flux")
 
 
 def pack_patches(x: Any) -> Any:

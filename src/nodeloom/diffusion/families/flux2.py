@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from nodeloom.diffusion.families import Family, family_config, from_original_layout
+from nodeloom.diffusion.families import Family, family_config, from_diffusers_layout, from_original_layout
 from nodeloom.diffusion.flow import FluxSampling
 from nodeloom.errors import ValidationError, require
 
@@ -70,12 +70,7 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
     cfg = transformer_config(shapes)
     if "img_in.weight" in shapes:
         return from_original_layout(diffusers.Flux2Transformer2DModel, sd, cfg, dtype)
-    model = diffusers.Flux2Transformer2DModel.from_config(cfg)
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise ValidationError(f"the Flux.2 weights do not fit the model: missing {missing[:2]}, unexpected"
-                              f" {unexpected[:2]}", type="invalid_model_file")
-    return (model.to(dtype) if dtype is not None else model).eval()
+    return from_diffusers_layout(diffusers.Flux2Transformer2DModel, sd, cfg, dtype, "Flux.2")
 
 
 def _ids(t: int, h: int, w: int, device: Any) -> Any:
