@@ -177,3 +177,44 @@ def test_wrong_pairings_are_clear_errors(tmp_path, flux2):
         assert result.status == "error"
         message = str(result.errors)
         assert parts["qwen3_file"] in message and "type `flux2` with qwen3" in message
+
+
+def test_kohya_and_ai_toolkit_loras_on_klein_equal_their_merged_weights(tmp_path, flux2):
+    """A kohya LoRA (``lora_unet_double_blocks_0_img_attn_proj``, alpha 2, rank 4) and an ai-toolkit
+    one (``diffusion_model.single_blocks.0.linear2``) at strength 0.7 through LoraLoaderModelOnly
+    equal a file with ``W + 0.7·scale·up·down`` merged in."""
+    from safetensors.torch import load_file, save_file
+
+    from nodeloom.testing.tiny_flux2 import flux2_to_bfl
+    from tests.nodes.diffusion.family_helpers import lora_pair, write_merged
+
+    models, parts = flux2
+    base = {k: v.clone() for k, v in parts["klein"].state_dict().items()}
+    down1, up1 = lora_pair(base, "transformer_blocks.0.attn.to_out.0.weight", seed=1)
+    down2, up2 = lora_pair(base, "single_transformer_blocks.0.attn.to_out.weight", seed=2)
+    (models / "loras").mkdir(exist_ok=True)
+    save_file({"lora_unet_double_blocks_0_img_attn_proj.lora_down.weight": down1,
+               "lora_unet_double_blocks_0_img_attn_proj.lora_up.weight": up1,
+               "lora_unet_double_blocks_0_img_attn_proj.alpha": torch.tensor(2.0)},
+              str(models / "loras" / "klein_kohya.safetensors"))
+    save_file({"diffusion_model.single_blocks.0.linear2.lora_A.weight": down2,
+               "diffusion_model.single_blocks.0.linear2.lora_B.weight": up2},
+              str(models / "loras" / "klein_aitk.safetensors"))
+    merged_path = tmp_path / "merged.safetensors"
+    write_merged(base, {"transformer_blocks.0.attn.to_out.0.weight": 0.7 * 0.5 * up1 @ down1,
+                        "single_transformer_blocks.0.attn.to_out.weight": 0.7 * up2 @ down2}, merged_path)
+    save_file(flux2_to_bfl(load_file(str(merged_path))), str(models / "diffusion_models" / "klein_merged.safetensors"))
+    with_lora = copy.deepcopy(FLUX2_KLEIN_WORKFLOW)
+    with_lora["20"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["1", 0], "lora_name":
+                                                                       "klein_kohya.safetensors", "strength_model": 0.7}}
+    with_lora["21"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["20", 0], "lora_name":
+                                                                       "klein_aitk.safetensors", "strength_model": 0.7}}
+    with_lora["6"]["inputs"]["model"] = ["21", 0]
+    merged = copy.deepcopy(FLUX2_KLEIN_WORKFLOW)
+    merged["1"]["inputs"]["unet_name"] = "klein_merged.safetensors"
+    with engine_for(tmp_path / "engine", models) as engine:
+        plain = run_ok(engine, copy.deepcopy(FLUX2_KLEIN_WORKFLOW)).value("11")["samples"]
+        a = run_ok(engine, with_lora).value("11")["samples"]
+        b = run_ok(engine, merged).value("11")["samples"]
+    assert (a - b).abs().max() < 1e-4
+    assert (a - plain).abs().max() > 1e-3  # the LoRA changed the result
