@@ -87,3 +87,33 @@ def test_files_are_told_apart_from_z_image(lumina):
 def test_template_workflow_runs_through_a_live_server(tmp_path, lumina):
     entry = run_served(tmp_path, lumina[0], copy.deepcopy(LUMINA2_WORKFLOW))
     assert entry["outputs"]["12"]["images"][0]["filename"].startswith("NetaYume_Lumina")
+
+
+def test_all_in_one_checkpoint_equals_the_split_files(tmp_path, lumina):
+    """The NetaYume template's CheckpointLoaderSimple graph on an all-in-one file (the NextDiT under
+    ``model.diffusion_model.``, Gemma 2 under ``text_encoders.gemma2_2b.transformer.``, the VAE under
+    ``vae.``) equals the split files; one without its text encoder is refused naming the loader to use."""
+    from safetensors.torch import load_file, save_file
+
+    models, parts = lumina
+    everything = {k: v for k, v in load_file(str(models / "diffusion_models" / parts["unet"])).items()}
+    everything.update({"text_encoders.gemma2_2b.transformer." + k: v
+                       for k, v in load_file(str(models / "text_encoders" / parts["clip"])).items()})
+    everything.update({"vae." + k: v for k, v in load_file(str(models / "vae" / parts["vae_file"])).items()})
+    (models / "checkpoints").mkdir(exist_ok=True)
+    save_file(everything, str(models / "checkpoints" / "tiny_netayume.safetensors"))
+    save_file({k: v for k, v in everything.items() if not k.startswith("text_encoders.")},
+              str(models / "checkpoints" / "tiny_netayume_no_te.safetensors"))
+    prompt = copy.deepcopy(LUMINA2_WORKFLOW)
+    for node in ("1", "2", "3"):
+        del prompt[node]
+    prompt["0"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny_netayume.safetensors"}}
+    prompt["8"]["inputs"]["model"] = ["0", 0]
+    prompt["5"]["inputs"]["clip"] = prompt["7"]["inputs"]["clip"] = ["0", 1]
+    prompt["11"]["inputs"]["vae"] = ["0", 2]
+    with engine_for(tmp_path, models) as engine:
+        split = run_ok(engine, copy.deepcopy(LUMINA2_WORKFLOW)).value("11")
+        assert (run_ok(engine, prompt).value("11") - split).abs().max() < 1e-5
+        prompt["0"]["inputs"]["ckpt_name"] = "tiny_netayume_no_te.safetensors"
+        result = engine.run(prompt)
+    assert result.status == "error" and "CLIPLoader (type lumina2)" in str(result.errors)

@@ -7,6 +7,7 @@ from typing import Any
 
 from nodeloom.diffusion.checkpoint import load_checkpoint, load_vae_file
 from nodeloom.diffusion.flux2_vae import Flux2Vae, is_flux2_vae
+from nodeloom.diffusion.lumina_checkpoint import is_lumina2_checkpoint, load_lumina2_checkpoint
 from nodeloom.diffusion.models import ClipModel, DiffusionModel, VaeModel
 from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.diffusion.sd3_checkpoint import is_sd3_checkpoint, load_sd3_checkpoint
@@ -20,7 +21,7 @@ __all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "DiffusersLoader", "VAE
 
 def load_checkpoint_values(ckpt_name: str, folder: str = "checkpoints") -> tuple[DiffusionModel, Any, VaeModel]:
     """Resolve ``ckpt_name`` in a model folder and return (MODEL, CLIP, VAE), cached by file
-    (SD 1.x/2.x/SDXL, or an SD3/SD3.5 all-in-one file)."""
+    (SD 1.x/2.x/SDXL, or an SD3/SD3.5 or Lumina 2 all-in-one file)."""
     return checkpoint_values_from_path(services().paths.get_full_path(folder, ckpt_name))
 
 
@@ -30,6 +31,11 @@ def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, Any, VaeMode
     if is_sd3_checkpoint(path):  # SD3/SD3.5 all-in-one: an MMDiT, three text encoders and the VAE
         module, family, clip, vae_module = svc.models.load(
             model_key(path, "sd3-checkpoint"), lambda: load_sd3_checkpoint(path, svc.paths.model_folders("tokenizers")))
+        return model_value(module, family, Path(path).name), clip, VaeModel(vae_module, manager=svc.models)
+    if is_lumina2_checkpoint(path):  # Lumina 2 all-in-one: the NextDiT, Gemma 2 and the VAE
+        module, family, clip, vae_module = svc.models.load(
+            model_key(path, "lumina2-checkpoint"),
+            lambda: load_lumina2_checkpoint(path, svc.paths.model_folders("tokenizers")))
         return model_value(module, family, Path(path).name), clip, VaeModel(vae_module, manager=svc.models)
     allow = bool(svc.settings.get("allow_unsafe_pickle", False))
     parts = svc.models.load(model_key(path, "sd-checkpoint"), lambda: load_checkpoint(path, allow_pickle=allow))
