@@ -72,6 +72,11 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tup
     cut = strip_prefix(header.shapes)
     shapes = {k[len(cut):]: v for k, v in header.shapes.items() if k.startswith(cut)}
     family = identify(header, shapes)
+    if any(k.endswith(".comfy_quant") for k in shapes):
+        raise ValidationError(
+            f"`{header.path.name}` (in {header.path.parent}) is one of ComfyUI's mixed-precision quantised files"
+            " (`*.comfy_quant` tensors), which nodeloom cannot read yet; use the bf16/fp16 release file or a scaled-fp8"
+            " one", type="unsupported_model_file", extra_info={"name": header.path.name, "folder": str(header.path.parent)})
     torch = require("torch", "diffusion")
     sd = load_weights(path, dtype=torch.float32, prefix=cut)
     if weight_dtype != "default":

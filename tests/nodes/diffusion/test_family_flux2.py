@@ -218,3 +218,49 @@ def test_kohya_and_ai_toolkit_loras_on_klein_equal_their_merged_weights(tmp_path
         b = run_ok(engine, merged).value("11")["samples"]
     assert (a - b).abs().max() < 1e-4
     assert (a - plain).abs().max() > 1e-3  # the LoRA changed the result
+
+
+def test_mixed_precision_quantised_files_are_refused_by_name(tmp_path, flux2):
+    """ComfyUI's newer mixed-precision files (``*.comfy_quant`` tensors, e.g. ``flux2_dev_fp8mixed``)
+    are not read yet: the error names the file, its folder and what to use instead."""
+    from safetensors.torch import load_file, save_file
+
+    from nodeloom.errors import ValidationError
+
+    models, parts = flux2
+    sd = load_file(str(models / "diffusion_models" / parts["klein_unet"]))
+    sd["img_in.comfy_quant"] = torch.zeros(8, dtype=torch.uint8)
+    path = tmp_path / "flux2_dev_fp8mixed.safetensors"
+    save_file(sd, str(path))
+    with pytest.raises(ValidationError, match="flux2_dev_fp8mixed.safetensors.*mixed-precision.*bf16"):
+        load_diffusion_model(path)
+
+
+def test_klein_two_references_match_the_pipeline(tmp_path, flux2):
+    """The two-image edit subgraph (two ReferenceLatent in a chain) equals Flux2KleinPipeline given
+    both images: the second reference's tokens sit at time index 20."""
+    import numpy as np
+    from PIL import Image as PILImage
+    from skimage import data
+
+    models, parts = flux2
+    base = tmp_path / "engine"
+    (base / "input").mkdir(parents=True)
+    PILImage.fromarray(data.astronaut()).resize((120, 90), PILImage.LANCZOS).save(base / "input" / "flux2_input.png")
+    PILImage.fromarray(data.chelsea()).resize((64, 80), PILImage.LANCZOS).save(base / "input" / "second.png")
+    prompt = copy.deepcopy(FLUX2_KLEIN_EDIT_WORKFLOW)
+    prompt["20"] = {"class_type": "LoadImage", "inputs": {"image": "second.png"}}
+    prompt["21"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["20", 0], "vae": ["3", 0]}}
+    prompt["22"] = {"class_type": "ReferenceLatent", "inputs": {"conditioning": ["18", 0], "latent": ["21", 0]}}
+    prompt["6"]["inputs"]["positive"] = ["22", 0]
+    result = _run(base, models, prompt)
+    assert [r.shape for r in result.value("22")[0][1]["reference_latents"]][1] == (1, 128, 5, 4)
+    scaled = result.value("15")
+    h, w = scaled.shape[1:3]
+    first = PILImage.fromarray((scaled[0].numpy() * 255).round().astype(np.uint8))
+    second = PILImage.open(base / "input" / "second.png").convert("RGB")
+    ours = _raw(parts["vae"], result.value("11")["samples"])
+    theirs = _klein(parts)(image=[first, second], prompt=prompt["4"]["inputs"]["text"], height=h, width=w,
+                           num_inference_steps=4, sigmas=flux2_sigmas(4, h * w // 256)[:-1].tolist(),
+                           guidance_scale=1.0, generator=torch.Generator().manual_seed(5), output_type="latent").images
+    assert (ours - theirs).abs().max() < 1e-4
