@@ -46,6 +46,8 @@ DEFAULT_FOLDERS: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
     "adetailer": (("adetailer", "ultralytics/bbox", "ultralytics/segm"), MODEL_EXTENSIONS),
     "llm": (("llm",), None),
     "tokenizers": (("tokenizers",), None),
+    "speech": (("speech",), None),
+    "landmarks": (("landmarks",), MODEL_EXTENSIONS),
 }
 
 

@@ -176,8 +176,9 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     dtype = group.context.dtype
     n = len(group.entries)
     if model.adapter is not None:  # a flow transformer: its family adapter returns the velocity
-        x_all = x.repeat(n, 1, 1, 1)
-        velocity = model.adapter(unet, x_all.to(dtype), sigma, group).float()
+        x_all = x.repeat(n, *[1] * (x.ndim - 1))  # image [B,C,H,W] or video [B,C,F,H,W] latents
+        extra = {"mask": concat} if concat is not None else {}  # a video family's noise mask (per-token times)
+        velocity = model.adapter(unet, x_all.to(dtype), sigma, group, **extra).float()
         return list((x_all - velocity * sigma).chunk(n))
     xin = x * (1.0 / torch.sqrt(sigma ** 2 + 1.0))
     if concat is not None:
@@ -325,17 +326,25 @@ def _masked(denoise: _Denoiser, mask: torch.Tensor, latent: torch.Tensor, noise:
             model: DiffusionModel, sigmas: torch.Tensor) -> _Denoiser:
     """Keep the unmasked area on the original latent's noising path (mask 1 = regenerate), the mask
     first passed through the model's ``denoise_mask_fn`` when it has one. The unguided estimate
-    passes through unmasked, as ComfyUI hands it to CFG++ samplers."""
+    passes through unmasked, as ComfyUI hands it to CFG++ samplers. Families marked ``video_mask``
+    (LTX-Video) keep that area at the clean latent instead, as ComfyUI's do."""
 
     def wrapped(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         m = mask if model.denoise_mask_fn is None else model.denoise_mask_fn(sigma, mask, sigmas, model.sampling)
-        x = x * m + noise_scaling(model.sampling, sigma, noise, latent) * (1 - m)
+        kept = latent if model.extra.get("video_mask") else noise_scaling(model.sampling, sigma, noise, latent)
+        x = x * m + kept * (1 - m)
         return denoise(x, sigma) * m + latent * (1 - m), denoise.uncond
 
     return _Denoiser(wrapped)
 
 
 def _latent_mask(noise_mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    if like.ndim == 5:  # a video latent: a [B,1,F,h,w] mask (often per frame, [B,1,F,1,1]) scaled to it
+        m = noise_mask.float()
+        if m.ndim < 5:  # an image mask: its batch read as frames, as ComfyUI does
+            m = m.reshape(1, 1, -1, m.shape[-2], m.shape[-1])
+        m = F.interpolate(m, size=like.shape[-3:], mode="trilinear", align_corners=False)
+        return m.repeat(math.ceil(like.shape[0] / m.shape[0]), 1, 1, 1, 1)[: like.shape[0]].to(like.device)
     m = noise_mask.float().reshape(-1, 1, noise_mask.shape[-2], noise_mask.shape[-1])
     m = F.interpolate(m, size=like.shape[-2:], mode="bilinear", align_corners=False)
     if m.shape[0] < like.shape[0]:
@@ -432,6 +441,8 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     hw = (raw.shape[-2] * 8, raw.shape[-1] * 8)
     mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
     concat = _inpaint_channels(model, lat, mask, next(unet.parameters()).dtype, dict(positive[0][1]))
+    if model.extra.get("video_mask") and mask is not None:
+        concat = mask  # handed to the family adapter, which gives each token its own time
     if negative:
         fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw, uncond=True), cfg,
                      concat, raw.shape[0], need_uncond=sampler_name in CFG_PP,

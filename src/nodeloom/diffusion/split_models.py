@@ -45,6 +45,7 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("flux2", ("mistral3",)): "flux2",
     ("chroma", ("t5",)): "chroma",
     ("lumina2", ("gemma2",)): "lumina2",
+    ("ltxv", ("t5",)): "ltxv",
 }
 
 
@@ -87,7 +88,8 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tup
 def model_value(module: Any, family: Family, name: str) -> DiffusionModel:
     """The MODEL value of a loaded transformer (the family's default flow schedule)."""
     return DiffusionModel(module, family.name, family.sampling(module), family.latent_scale,
-                          latent_shift=family.latent_shift, adapter=family.adapter, extra={"file": name})
+                          latent_shift=family.latent_shift, adapter=family.adapter,
+                          extra={"file": name, **({"video_mask": True} if family.video_mask else {})})
 
 
 def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders: Sequence[Path]) -> Any:
@@ -137,6 +139,10 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
         return T5Clip(encoders["t5"], tokenizer, "chroma")
     if family == "lumina2":
         return lumina2_clip(encoders[llm], tokenizer)
+    if family == "ltxv":
+        from nodeloom.diffusion.families.ltxv import T5_TEMPLATE
+
+        return LlmClip(encoders["t5"], tokenizer, family, template=T5_TEMPLATE, hidden_layer=-1)
     if family == "flux":
         return FluxClip(ClipModel((encoders["clip_l"],), "flux"), encoders["t5"], tokenizer)
     return LlmClip(encoders[llm], tokenizer, family, template=ZIMAGE_TEMPLATE)

@@ -37,6 +37,8 @@ class Family:
         latent_scale / latent_shift: raw VAE latent → model space ``(raw − shift)·scale``.
         latent_channels: channels of the family's latent.
         signature: the keys :func:`identify` reports it looked for.
+        video_mask: the adapter takes ``mask=`` (the latent's noise mask) and the area it keeps is
+            held at the clean latent, not re-noised (ComfyUI's LTX-Video image-to-video).
     """
 
     name: str
@@ -49,6 +51,8 @@ class Family:
     latent_shift: float
     latent_channels: int
     signature: tuple[str, ...]
+    #: the adapter takes the noise mask (per-token times) and the masked-off area stays the clean latent
+    video_mask: bool = False
 
 
 def family_config(name: str) -> dict[str, Any]:
@@ -72,25 +76,26 @@ def from_original_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, An
 
 
 def from_diffusers_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, Any], dtype: Any, title: str) -> Any:
-    """A diffusers transformer from weights already in its own layout. Eval mode.
+    """A diffusers transformer from weights already in its own key names. Eval mode.
 
     Raises:
-        ValidationError: weights missing or left over (named with ``title``).
+        ValidationError: tensors the module needs are missing (``title`` names the family).
     """
     model = model_class.from_config(cfg)
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise ValidationError(f"the {title} weights do not fit the model: missing {missing[:2]}, unexpected"
-                              f" {unexpected[:2]}", type="invalid_model_file")
+    missing, _ = model.load_state_dict(sd, strict=False)
+    if missing:
+        raise ValidationError(f"the {title} weights lack {len(missing)} tensors, e.g. `{missing[0]}`",
+                              type="invalid_model_file")
     return (model.to(dtype) if dtype is not None else model).eval()
 
 
 def _registry() -> dict[str, Family]:
-    from nodeloom.diffusion.families import chroma, flux, flux2, lumina2, sd3, zimage
+    from nodeloom.diffusion.families import chroma, flux, flux2, ltxv, lumina2, sd3, zimage
 
     # Flux.2 and Chroma before Flux.1 (their original layouts share Flux.1's block names), Lumina 2
     # before Z-Image (likewise NextDiT's)
-    return {f.name: f for f in (lumina2.FAMILY, zimage.FAMILY, flux2.FAMILY, chroma.FAMILY, flux.FAMILY, sd3.FAMILY)}
+    return {f.name: f for f in (lumina2.FAMILY, zimage.FAMILY, flux2.FAMILY, chroma.FAMILY, flux.FAMILY, sd3.FAMILY,
+                                ltxv.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()

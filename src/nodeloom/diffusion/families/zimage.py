@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from nodeloom.diffusion.families import Family, family_config, from_original_layout
+from nodeloom.diffusion.families import Family, family_config, from_diffusers_layout, from_original_layout
 from nodeloom.diffusion.flow import FlowSampling
-from nodeloom.errors import ValidationError, require
+from nodeloom.errors import require
 
 if TYPE_CHECKING:
     from nodeloom.diffusion.sampling import ModelCall
@@ -61,12 +61,7 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
     shapes = {k: tuple(v.shape) for k, v in sd.items()}
     cfg = transformer_config(shapes)
     if "x_embedder.weight" not in shapes:  # diffusers layout: the keys are the module's own
-        model = diffusers.ZImageTransformer2DModel.from_config(cfg)
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-        if missing:
-            raise ValidationError(f"the Z-Image weights lack {len(missing)} tensors, e.g. `{missing[0]}`",
-                                  type="invalid_model_file")
-        return (model.to(dtype) if dtype is not None else model).eval()
+        return from_diffusers_layout(diffusers.ZImageTransformer2DModel, sd, cfg, dtype, "Z-Image")
     return from_original_layout(diffusers.ZImageTransformer2DModel, sd, cfg, dtype)
 
 

@@ -70,6 +70,15 @@ from nodeloom.nodes.diffusion.latent_ops import (
 )
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple, CLIPSetLastLayer, DiffusersLoader, VAELoader
 from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
+from nodeloom.nodes.diffusion.ltx_guides import LTXVAddGuide, LTXVCropGuides
+from nodeloom.nodes.diffusion.ltx_nodes import (
+    EmptyLTXVLatentVideo,
+    LTXVConditioning,
+    LTXVImgToVideo,
+    LTXVPreprocess,
+    LTXVScheduler,
+    ModelSamplingLTXV,
+)
 from nodeloom.nodes.diffusion.model_sampling import (
     EmptySD3LatentImage,
     FluxGuidance,
@@ -124,5 +133,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
+    EmptyLTXVLatentVideo, LTXVConditioning, LTXVScheduler, ModelSamplingLTXV, LTXVPreprocess,
+    LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
     CLIPTextEncodeFlux, T5TokenizerOptions,
 )

@@ -5,8 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nodeloom.diffusion.checkpoint import load_checkpoint, load_vae_file
+from nodeloom.diffusion.checkpoint import load_checkpoint, load_state_dict, load_vae_file
 from nodeloom.diffusion.flux2_vae import Flux2Vae, is_flux2_vae
+from nodeloom.diffusion.ltxv_vae import (
+    LtxvVae,
+    is_ltxv_checkpoint,
+    is_ltxv_vae_file,
+    load_ltxv_checkpoint,
+    load_ltxv_vae,
+)
 from nodeloom.diffusion.lumina_checkpoint import is_lumina2_checkpoint, load_lumina2_checkpoint
 from nodeloom.diffusion.models import ClipModel, DiffusionModel, VaeModel
 from nodeloom.diffusion.schedules import ModelSampling
@@ -37,6 +44,9 @@ def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, Any, VaeMode
             model_key(path, "lumina2-checkpoint"),
             lambda: load_lumina2_checkpoint(path, svc.paths.model_folders("tokenizers")))
         return model_value(module, family, Path(path).name), clip, VaeModel(vae_module, manager=svc.models)
+    if is_ltxv_checkpoint(path):  # LTX-Video all-in-one: the transformer and the VAE; T5 loads with CLIPLoader
+        module, family, vae_module = svc.models.load(model_key(path, "ltxv-checkpoint"), lambda: load_ltxv_checkpoint(path))
+        return model_value(module, family, Path(path).name), None, LtxvVae(vae_module, manager=svc.models)
     allow = bool(svc.settings.get("allow_unsafe_pickle", False))
     parts = svc.models.load(model_key(path, "sd-checkpoint"), lambda: load_checkpoint(path, allow_pickle=allow))
     vae = VaeModel(parts.vae, manager=svc.models)
@@ -99,6 +109,9 @@ class VAELoader(Node):
         svc = services()
         path = svc.paths.get_full_path("vae", vae_name)
         allow = bool(svc.settings.get("allow_unsafe_pickle", False))
+        if is_ltxv_vae_file(path):
+            vae = svc.models.load(model_key(path, "ltxv-vae"), lambda: load_ltxv_vae(load_state_dict(path), vae_name))
+            return (LtxvVae(vae, manager=svc.models),)
         vae = svc.models.load(model_key(path, "vae"), lambda: load_vae_file(path, allow_pickle=allow))
         wrap = Flux2Vae if is_flux2_vae(dict.fromkeys(vae.state_dict())) else VaeModel
         return (wrap(vae, manager=svc.models),)

@@ -59,6 +59,9 @@ class VAEDecodeTiled(Node):
             overlap = tile_size // 4
         r = vae.downscale_ratio
         with device_guard() as mgr:
+            if getattr(vae, "temporal_ratio", None):  # a video VAE: tiles in time as well
+                return (vae.decode_tiled(samples["samples"], tile=tile_size // r, overlap=overlap // r, manager=mgr,
+                                         temporal_size=temporal_size, temporal_overlap=temporal_overlap),)
             return (vae.decode_tiled(samples["samples"], tile=tile_size // r, overlap=overlap // r, manager=mgr),)
 
 

@@ -26,7 +26,7 @@ def _move(board: Board) -> CameraMove:
     return CameraMove(frames, board.camera_path, {"storyboard": [s.camera_spec(board.fps) for s in board.shots]})
 
 
-def _outputs() -> list[Output]:
+def storyboard_outputs() -> list[Output]:
     return [
         Output(STORYBOARD, "storyboard", tooltip="The shot list."),
         Output(IO.STRING, "json", tooltip="The shot list as JSON (loads back with Storyboard From JSON)."),
@@ -37,7 +37,7 @@ def _outputs() -> list[Output]:
     ]
 
 
-def _board_outputs(board: Board, columns: int) -> tuple[Any, ...]:
+def storyboard_values(board: Board, columns: int) -> tuple[Any, ...]:
     sheet = render_contact_sheet(board, columns=columns)
     total = sum(s.frames(board.fps) for s in board.shots)
     prompts = "\n".join(s.prompt for s in board.shots)
@@ -69,14 +69,14 @@ class Storyboard(Node):
             String("style", "", tooltip="Appended to every prompt (e.g. `cinematic, 35mm film`)."),
             Int("columns", 3, min=1, max=12, tooltip="Panels per row on the contact sheet."),
         ],
-        outputs=_outputs(),
+        outputs=storyboard_outputs(),
     )
 
     @classmethod
     def execute(cls, script: str, fps: float = 24.0, default_duration: float = 2.0, style: str = "",
                 columns: int = 3) -> tuple[Any, ...]:
         board = parse_script(script, fps=fps, default_duration=default_duration, style=style)
-        return _board_outputs(board, columns)
+        return storyboard_values(board, columns)
 
 
 class StoryboardFromJSON(Node):
@@ -88,12 +88,12 @@ class StoryboardFromJSON(Node):
         category="video/storyboard",
         inputs=[String("json", "", multiline=True, tooltip="The storyboard JSON."),
                 Int("columns", 3, min=1, max=12, tooltip="Panels per row on the contact sheet.")],
-        outputs=_outputs(),
+        outputs=storyboard_outputs(),
     )
 
     @classmethod
     def execute(cls, json: str, columns: int = 3) -> tuple[Any, ...]:
-        return _board_outputs(Board.from_json(json), columns)
+        return storyboard_values(Board.from_json(json), columns)
 
 
 class StoryboardContactSheet(Node):
