@@ -1,4 +1,4 @@
-"""Engine overhead on today's families (tiny Z-Image Turbo, Flux.1 dev, SD3.5) vs diffusers' pipelines (goal ≤ 5 %).
+"""Engine overhead on today's families (tiny Z-Image Turbo, Flux.1 dev, SD3.5, Flux.2 Klein, Chroma, Lumina 2) vs diffusers' pipelines (goal ≤ 5 %).
 
 Ours: each family's template workflow (split loaders → text encode → KSampler euler/simple →
 VAE Decode → Save Image) through ``Engine.run`` on tiny random weights saved as ComfyUI's files,
@@ -6,10 +6,11 @@ a new seed each run (sampling, decoding and saving re-run; loaders and prompt en
 the engine cache, as in real use). Anchor: ``ZImagePipeline`` / ``FluxPipeline`` /
 ``StableDiffusion3Pipeline`` on the very same modules and sigmas, then a PNG save, in the same
 process (Z-Image's pipeline encodes its prompt each run; Flux's and SD3's are handed the encoded
-prompts, so their anchors do strictly less work). Runs alternate; the best and the median run are
-reported.
+prompts, so their anchors do strictly less work; the Flux.2 Klein, Chroma and Lumina 2 cases are in
+``_imgfam_anchors.py``). Runs alternate; the best and the median run are reported.
 
-    python benchmarks/bench_families_overhead.py [--size 128] [--steps 20] [--runs 7] [--families z_image,flux,sd3]
+    python benchmarks/bench_families_overhead.py [--size 128] [--steps 20] [--runs 7]
+        [--families z_image,flux,sd3,flux2,chroma,lumina2]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from _imgfam_anchors import BUILDERS  # noqa: E402
 from _timing import print_overhead  # noqa: E402
 from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, StableDiffusion3Pipeline, ZImagePipeline  # noqa: E402
 
@@ -117,15 +119,18 @@ def main() -> None:
     for family in args.families.split(","):
         root = Path(tempfile.mkdtemp(prefix=f"nl-bench-{family}-"))
         engine = Engine(base_dir=root / "engine", models_dir=root / "models", load_custom_nodes=False)
+        seed_input = "seed"
         if family == "z_image":
             prompt, sampler, anchor_fn = _zimage(root / "models", args.size, args.steps)
+        elif family in BUILDERS:
+            prompt, (sampler, seed_input), anchor_fn = BUILDERS[family](root / "models", args.size, args.steps, engine)
         else:
             prompt, sampler, anchor_fn = (_flux if family == "flux" else _sd3)(root / "models", args.size, args.steps,
                                                                                engine)
         assert engine.run(prompt).status == "success"
         ours, anchor = [], []
         for i in range(args.runs):
-            prompt[sampler]["inputs"]["seed"] = 1000 + i
+            prompt[sampler]["inputs"][seed_input] = 1000 + i
             t0 = time.perf_counter()
             result = engine.run(prompt)
             ours.append(time.perf_counter() - t0)

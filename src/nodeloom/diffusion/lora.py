@@ -57,6 +57,7 @@ class LoraPatch:
 #: flow family → the diffusers LoRA mixin that reads its files (kohya, trainers' and diffusers/PEFT formats)
 _FLOW_MIXINS = {"flux": "FluxLoraLoaderMixin", "z_image": "ZImageLoraLoaderMixin",
                 "qwen_image": "QwenImageLoraLoaderMixin", "sd3": "SD3LoraLoaderMixin",
+                "flux2": "Flux2LoraLoaderMixin", "chroma": "FluxLoraLoaderMixin", "lumina2": "Lumina2LoraLoaderMixin",
                 "ltxv": "LTXVideoLoraLoaderMixin"}
 
 

@@ -57,6 +57,7 @@ from nodeloom.nodes.diffusion.edit_models import (
 )
 from nodeloom.nodes.diffusion.guidance import CFGNorm, DifferentialDiffusion
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
+from nodeloom.nodes.diffusion.flux_text import CLIPTextEncodeFlux
 from nodeloom.nodes.diffusion.latent_ops import (
     LatentBatch,
     LatentBlend,
@@ -94,6 +95,7 @@ from nodeloom.nodes.diffusion.split_loaders import (
     TripleCLIPLoader,
     UNETLoader,
 )
+from nodeloom.nodes.diffusion.t5_options import T5TokenizerOptions
 from nodeloom.nodes.diffusion.template_sampling import (
     DualCFGGuider,
     EmptyFlux2LatentImage,
@@ -133,4 +135,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
     EmptyLTXVLatentVideo, LTXVConditioning, LTXVScheduler, ModelSamplingLTXV, LTXVPreprocess,
     LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
+    CLIPTextEncodeFlux, T5TokenizerOptions,
 )
