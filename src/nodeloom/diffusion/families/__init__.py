@@ -34,7 +34,8 @@ class Family:
         load: ``load(state_dict, dtype) -> module`` — the diffusers transformer, eval mode.
         adapter: ``adapter(module, x, sigma, group) -> velocity`` (ComfyUI's CONST convention).
         sampling: ``sampling(module)`` — a fresh default model sampling (before any ModelSampling* node).
-        latent_scale / latent_shift: raw VAE latent → model space ``(raw − shift)·scale``.
+        latent_scale / latent_shift: raw VAE latent → model space ``(raw − shift)·scale`` (floats, or
+            per-channel tensors ``[1, C, 1, 1]``: Qwen-Image).
         latent_channels: channels of the family's latent.
         signature: the keys :func:`identify` reports it looked for.
     """
@@ -45,8 +46,8 @@ class Family:
     load: Callable[[dict[str, Any], Any], Any]
     adapter: Callable[..., Any]
     sampling: Callable[[Any], Any]
-    latent_scale: float
-    latent_shift: float
+    latent_scale: Any
+    latent_shift: Any
     latent_channels: int
     signature: tuple[str, ...]
 
@@ -72,9 +73,9 @@ def from_original_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, An
 
 
 def _registry() -> dict[str, Family]:
-    from nodeloom.diffusion.families import flux, sd3, zimage
+    from nodeloom.diffusion.families import flux, qwen, sd3, zimage
 
-    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY, sd3.FAMILY)}
+    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY, sd3.FAMILY, qwen.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()

@@ -56,6 +56,7 @@ from nodeloom.nodes.diffusion.edit_models import (
     ReferenceLatent,
 )
 from nodeloom.nodes.diffusion.guidance import CFGNorm, DifferentialDiffusion
+from nodeloom.nodes.diffusion.qwen_edit import TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.latent_ops import (
     LatentBatch,
@@ -122,4 +123,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
+    TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus,
 )

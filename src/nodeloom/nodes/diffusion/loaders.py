@@ -7,6 +7,7 @@ from typing import Any
 
 from nodeloom.diffusion.checkpoint import load_checkpoint, load_vae_file
 from nodeloom.diffusion.models import ClipModel, DiffusionModel, VaeModel
+from nodeloom.diffusion.qwen_vae import vae_value
 from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.diffusion.sd3_checkpoint import is_sd3_checkpoint, load_sd3_checkpoint
 from nodeloom.diffusion.split_models import model_value
@@ -93,7 +94,7 @@ class VAELoader(Node):
         path = svc.paths.get_full_path("vae", vae_name)
         allow = bool(svc.settings.get("allow_unsafe_pickle", False))
         vae = svc.models.load(model_key(path, "vae"), lambda: load_vae_file(path, allow_pickle=allow))
-        return (VaeModel(vae, manager=svc.models),)
+        return (vae_value(vae, svc.models),)
 
 
 class CLIPSetLastLayer(Node):
