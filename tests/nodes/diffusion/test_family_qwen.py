@@ -119,8 +119,8 @@ def test_edit_latents_match_the_diffusers_edit_pipeline(tmp_path, qwen):
     prompt["8"]["inputs"]["cfg"] = 1.0
     with engine_for(tmp_path, models) as engine:
         ours = _model_space(run_ok(engine, prompt).value("8")["samples"])
-    theirs = _their_latents(_pipeline("QwenImageEditPipeline", parts, EDIT_TEMPLATE), 3, 3,
-                            image=Image.open(tmp_path / "input" / "edit_input.png"), prompt=prompt["5"]["inputs"]["prompt"])
+    theirs = _their_latents(_pipeline("QwenImageEditPipeline", parts, EDIT_TEMPLATE), prompt["8"]["inputs"]["steps"],
+                            3, image=Image.open(tmp_path / "input" / "edit_input.png"), prompt=prompt["5"]["inputs"]["prompt"])
     assert (ours - theirs).abs().max() < 1e-4
 
 
@@ -237,3 +237,41 @@ def test_peft_and_kohya_loras_equal_their_merged_weights(tmp_path, qwen):
     assert (a - b).abs().max() < 1e-4
     assert (a - plain).abs().max() > 1e-3
 
+
+
+@pytest.mark.parametrize("method", ["index", "index_timestep_zero"])
+def test_edit_plus_latents_match_the_diffusers_edit_plus_pipeline(tmp_path, qwen, method):
+    """TextEncodeQwenImageEditPlus with two 384² photos (the vision encoder's own size on both sides)
+    against QwenImageEditPlusPipeline; index_timestep_zero (the 2511 template) against the pipeline
+    with diffusers' ``zero_cond_t``. diffusers scales the reference images to 1024² with PIL's
+    resampling and ComfyUI with area averaging: the pipeline is handed ComfyUI's scaling, so both
+    sides encode the same pixels."""
+    import numpy as np
+    import torch.nn.functional as F
+    from PIL import Image
+
+    models, parts = qwen
+    _inputs(tmp_path, ("edit_input.png", 384), ("edit_second.png", 384))
+    prompt = copy.deepcopy(QWEN_IMAGE_EDIT_PLUS_WORKFLOW)
+    prompt["12"] = {"class_type": "ImageScale", "inputs": {"image": ["11", 0], "upscale_method": "area", "width": 64,
+                                                           "height": 64, "crop": "disabled"}}
+    prompt["5"]["inputs"]["image1"] = ["11", 0]
+    prompt["16"] = {"class_type": "FluxKontextMultiReferenceLatentMethod",
+                    "inputs": {"conditioning": ["5", 0], "reference_latents_method": method}}
+    prompt["8"]["inputs"].update(cfg=1.0, positive=["16", 0])
+    prompt["6"] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["5", 0]}}
+    with engine_for(tmp_path, models) as engine:
+        ours = _model_space(run_ok(engine, prompt).value("8")["samples"])
+    transformer = copy.deepcopy(parts["transformer"])
+    for module in (transformer, *transformer.transformer_blocks):
+        module.zero_cond_t = method == "index_timestep_zero"
+    pipe = _pipeline("QwenImageEditPlusPipeline", {**parts, "transformer": transformer}, EDIT_PLUS_TEMPLATE)
+
+    def area(image: Image.Image, height: int, width: int) -> torch.Tensor:
+        pixels = torch.from_numpy(np.asarray(image)).float().div(255).movedim(-1, 0)[None]
+        return F.interpolate(pixels, size=(height, width), mode="area") * 2 - 1
+
+    pipe.image_processor.preprocess = area
+    images = [Image.open(tmp_path / "input" / n) for n in ("edit_input.png", "edit_second.png")]
+    theirs = _their_latents(pipe, prompt["8"]["inputs"]["steps"], 3, image=images, prompt=prompt["5"]["inputs"]["prompt"])
+    assert (ours - theirs).abs().max() < 1e-4
