@@ -201,15 +201,17 @@ def test_text_only_encoder_runs_text_to_image_and_explains_edits(tmp_path, qwen)
 
 
 def test_peft_and_kohya_loras_equal_their_merged_weights(tmp_path, qwen):
-    """A diffusers/PEFT LoRA (``transformer.transformer_blocks.0.attn.to_q`` lora_A/B) and a kohya one
-    (``lora_unet_transformer_blocks_1_img_mlp_net_2``, alpha 2, rank 4) at strength 0.8 equal the
-    merged weights."""
+    """A diffusers/PEFT LoRA (``transformer.transformer_blocks.0.attn.to_q`` lora_A/B), a kohya one
+    (``lora_unet_transformer_blocks_1_img_mlp_net_2``, alpha 2, rank 4) and one as the Lightning
+    LoRAs ship (``diffusion_model.transformer_blocks.1.attn.add_v_proj`` lora_down/up, alpha 8) at
+    strength 0.8 equal the merged weights."""
     from safetensors.torch import save_file
 
     models, parts = qwen
     base = {k: v.clone() for k, v in parts["transformer"].state_dict().items()}
     down1, up1 = lora_pair(base, "transformer_blocks.0.attn.to_q.weight", seed=1)
     down2, up2 = lora_pair(base, "transformer_blocks.1.img_mlp.net.2.weight", seed=2)
+    down3, up3 = lora_pair(base, "transformer_blocks.1.attn.add_v_proj.weight", seed=3)
     (models / "loras").mkdir(exist_ok=True)
     save_file({"transformer.transformer_blocks.0.attn.to_q.lora_A.weight": down1,
                "transformer.transformer_blocks.0.attn.to_q.lora_B.weight": up1},
@@ -218,15 +220,22 @@ def test_peft_and_kohya_loras_equal_their_merged_weights(tmp_path, qwen):
                "lora_unet_transformer_blocks_1_img_mlp_net_2.lora_up.weight": up2,
                "lora_unet_transformer_blocks_1_img_mlp_net_2.alpha": torch.tensor(2.0)},
               str(models / "loras" / "qwen_kohya.safetensors"))
+    save_file({"diffusion_model.transformer_blocks.1.attn.add_v_proj.lora_down.weight": down3,
+               "diffusion_model.transformer_blocks.1.attn.add_v_proj.lora_up.weight": up3,
+               "diffusion_model.transformer_blocks.1.attn.add_v_proj.alpha": torch.tensor(8.0)},
+              str(models / "loras" / "qwen_lightning.safetensors"))
     write_merged(base, {"transformer_blocks.0.attn.to_q.weight": 0.8 * up1 @ down1,
-                        "transformer_blocks.1.img_mlp.net.2.weight": 0.8 * 0.5 * up2 @ down2},
+                        "transformer_blocks.1.img_mlp.net.2.weight": 0.8 * 0.5 * up2 @ down2,
+                        "transformer_blocks.1.attn.add_v_proj.weight": 0.8 * 2.0 * up3 @ down3},
                  models / "diffusion_models" / "qwen_merged.safetensors")
     with_lora = copy.deepcopy(QWEN_IMAGE_WORKFLOW)
     with_lora["12"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["1", 0], "lora_name":
                                                                        "qwen_peft.safetensors", "strength_model": 0.8}}
     with_lora["13"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["12", 0], "lora_name":
                                                                        "qwen_kohya.safetensors", "strength_model": 0.8}}
-    with_lora["4"]["inputs"]["model"] = ["13", 0]
+    with_lora["17"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["13", 0], "lora_name":
+                                                                       "qwen_lightning.safetensors", "strength_model": 0.8}}
+    with_lora["4"]["inputs"]["model"] = ["17", 0]
     merged = copy.deepcopy(QWEN_IMAGE_WORKFLOW)
     merged["1"]["inputs"]["unet_name"] = "qwen_merged.safetensors"
     with engine_for(tmp_path / "lora", models) as engine:
