@@ -277,7 +277,7 @@ def test_edit_plus_latents_match_the_diffusers_edit_plus_pipeline(tmp_path, qwen
     pipe = _pipeline("QwenImageEditPlusPipeline", {**parts, "transformer": transformer}, EDIT_PLUS_TEMPLATE)
 
     def area(image: Image.Image, height: int, width: int) -> torch.Tensor:
-        pixels = torch.from_numpy(np.asarray(image)).float().div(255).movedim(-1, 0)[None]
+        pixels = torch.from_numpy(np.array(image)).float().div(255).movedim(-1, 0)[None]
         return F.interpolate(pixels, size=(height, width), mode="area") * 2 - 1
 
     pipe.image_processor.preprocess = area
