@@ -46,6 +46,7 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("chroma", ("t5",)): "chroma",
     ("lumina2", ("gemma2",)): "lumina2",
     ("ltxv", ("t5",)): "ltxv",
+    ("qwen_image", ("qwen2.5_vl",)): "qwen_image",
 }
 
 
@@ -131,6 +132,11 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
     llm = next(k for k in kinds if k != "clip_l")
     tok_dir = find_tokenizer(llm, tokenizer_folders, paths[kinds.index(llm)])
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    if family == "qwen_image":
+        from nodeloom.diffusion.qwen_text import QwenImageClip, load_qwen25_vl, qwen_image_processor
+
+        encoder = load_qwen25_vl(load_weights(paths[0], dtype=torch.float32, prefix=""), tokenizer, paths[0].name)
+        return QwenImageClip(encoder, tokenizer, qwen_image_processor(tok_dir))
     encoders = {k: load_llm_encoder(k, load_weights(p, dtype=torch.float32, prefix=""), None, p.name)
                 for p, k in zip(paths, kinds)}
     if family == "flux2":

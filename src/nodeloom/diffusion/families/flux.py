@@ -183,6 +183,8 @@ def _references(refs: list[Any], like: Any, method: str, h_len: int, w_len: int)
     ``offset`` (default) — index 1, each next reference beside or below the ones before, whichever
     keeps the area smaller; ``index`` — index 1, 2, ... at the origin; ``uxo`` — index 0, diagonally
     past the image (``h_len``×``w_len`` tokens) and the references before."""
+    if method not in ("offset", "index", "uxo"):
+        raise ValidationError(f"Flux.1 places reference latents by offset, index or uxo, got '{method}'")
     tokens, ids = [], []
     h = w = index = 0
     for raw in refs:

@@ -56,6 +56,7 @@ from nodeloom.nodes.diffusion.edit_models import (
     ReferenceLatent,
 )
 from nodeloom.nodes.diffusion.guidance import CFGNorm, DifferentialDiffusion
+from nodeloom.nodes.diffusion.qwen_edit import TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.flux_text import CLIPTextEncodeFlux
 from nodeloom.nodes.diffusion.latent_ops import (
@@ -136,4 +137,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     EmptyLTXVLatentVideo, LTXVConditioning, LTXVScheduler, ModelSamplingLTXV, LTXVPreprocess,
     LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
     CLIPTextEncodeFlux, T5TokenizerOptions,
+    TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus,
 )

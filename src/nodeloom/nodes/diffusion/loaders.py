@@ -16,6 +16,7 @@ from nodeloom.diffusion.ltxv_vae import (
 )
 from nodeloom.diffusion.lumina_checkpoint import is_lumina2_checkpoint, load_lumina2_checkpoint
 from nodeloom.diffusion.models import ClipModel, DiffusionModel, VaeModel
+from nodeloom.diffusion.qwen_vae import vae_value
 from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.diffusion.sd3_checkpoint import is_sd3_checkpoint, load_sd3_checkpoint
 from nodeloom.diffusion.split_models import model_value
@@ -113,8 +114,9 @@ class VAELoader(Node):
             vae = svc.models.load(model_key(path, "ltxv-vae"), lambda: load_ltxv_vae(load_state_dict(path), vae_name))
             return (LtxvVae(vae, manager=svc.models),)
         vae = svc.models.load(model_key(path, "vae"), lambda: load_vae_file(path, allow_pickle=allow))
-        wrap = Flux2Vae if is_flux2_vae(dict.fromkeys(vae.state_dict())) else VaeModel
-        return (wrap(vae, manager=svc.models),)
+        if is_flux2_vae(dict.fromkeys(vae.state_dict())):
+            return (Flux2Vae(vae, manager=svc.models),)
+        return (vae_value(vae, svc.models),)
 
 
 class CLIPSetLastLayer(Node):
