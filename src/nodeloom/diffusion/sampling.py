@@ -176,7 +176,7 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     dtype = group.context.dtype
     n = len(group.entries)
     if model.adapter is not None:  # a flow transformer: its family adapter returns the velocity
-        x_all = x.repeat(n, 1, 1, 1)
+        x_all = x.repeat(n, *(1,) * (x.ndim - 1))  # images [B,C,h,w], videos [B,C,t,h,w]
         velocity = model.adapter(unet, x_all.to(dtype), sigma, group).float()
         return list((x_all - velocity * sigma).chunk(n))
     xin = x * (1.0 / torch.sqrt(sigma ** 2 + 1.0))
@@ -462,9 +462,9 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
         x = x * mask + lat * (1 - mask)
     if getattr(model.sampling, "is_flow", False) and float(sigmas[-1]) < 1.0:
         x = x / (1.0 - sigmas[-1])  # ComfyUI's inverse noise scaling (identity when the run ends at 0)
-    out["samples"] = (x / model.latent_scale + model.latent_shift).float().cpu()
+    out["samples"] = x.float().cpu() / model.latent_scale + model.latent_shift
     denoised = out
     if last:
         denoised = dict(latent)
-        denoised["samples"] = (last[0] / model.latent_scale + model.latent_shift).float().cpu()
+        denoised["samples"] = last[0].float().cpu() / model.latent_scale + model.latent_shift
     return out, denoised

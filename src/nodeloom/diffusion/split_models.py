@@ -38,6 +38,7 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("lumina2", ("qwen3",)): "z_image",
     ("flux", ("clip_l", "t5")): "flux",
     ("flux", ("t5", "clip_l")): "flux",
+    ("wan", ("umt5",)): "wan",
 }
 
 
@@ -73,9 +74,10 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tup
 
 
 def model_value(module: Any, family: Family, name: str) -> DiffusionModel:
-    """The MODEL value of a loaded transformer (the family's default flow schedule)."""
-    return DiffusionModel(module, family.name, family.sampling(module), family.latent_scale,
-                          latent_shift=family.latent_shift, adapter=family.adapter, extra={"file": name})
+    """The MODEL value of a loaded transformer (the family's default flow schedule; a module that
+    carries its own ``latent_scale``/``latent_shift``, per-channel for Wan, overrides the family's)."""
+    return DiffusionModel(module, family.name, family.sampling(module), getattr(module, "latent_scale", family.latent_scale),
+                          latent_shift=getattr(module, "latent_shift", family.latent_shift), adapter=family.adapter, extra={"file": name})
 
 
 def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders: Sequence[Path]) -> Any:
@@ -117,6 +119,10 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
     llm = next(k for k in kinds if k != "clip_l")
     tok_dir = find_tokenizer(llm, tokenizer_folders, paths[kinds.index(llm)])
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    if family == "wan":
+        from nodeloom.diffusion.wan_text import Umt5Clip, load_umt5
+
+        return Umt5Clip(load_umt5(load_weights(paths[0], dtype=torch.float32, prefix=""), paths[0].name), tokenizer)
     encoders = {k: load_llm_encoder(k, load_weights(p, dtype=torch.float32, prefix=""), None, p.name)
                 for p, k in zip(paths, kinds)}
     if family == "flux":

@@ -72,9 +72,9 @@ def from_original_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, An
 
 
 def _registry() -> dict[str, Family]:
-    from nodeloom.diffusion.families import flux, sd3, zimage
+    from nodeloom.diffusion.families import flux, sd3, wan, zimage
 
-    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY, sd3.FAMILY)}
+    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY, sd3.FAMILY, wan.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()

@@ -100,6 +100,11 @@ from nodeloom.nodes.diffusion.vae import (
     VAEEncodeForInpaint,
     VAEEncodeTiled,
 )
+from nodeloom.nodes.diffusion.wan_nodes import (
+    EmptyHunyuanLatentVideo,
+    WanFirstLastFrameToVideo,
+    WanImageToVideo,
+)
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -122,4 +127,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
+    EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo,
 )

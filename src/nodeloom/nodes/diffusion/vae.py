@@ -58,8 +58,9 @@ class VAEDecodeTiled(Node):
         if tile_size < overlap * 4:
             overlap = tile_size // 4
         r = vae.downscale_ratio
+        video = {"temporal_size": temporal_size, "temporal_overlap": temporal_overlap} if getattr(vae, "is_video", False) else {}
         with device_guard() as mgr:
-            return (vae.decode_tiled(samples["samples"], tile=tile_size // r, overlap=overlap // r, manager=mgr),)
+            return (vae.decode_tiled(samples["samples"], tile=tile_size // r, overlap=overlap // r, manager=mgr, **video),)
 
 
 class VAEEncode(Node):

@@ -1,0 +1,194 @@
+"""Wan 2.1 / 2.2 end to end on tiny random weights: the split files in the layouts ComfyUI users
+download, the official templates' graphs (2.1 text-to-video; 2.2 image-to-video with the
+high/low-noise expert pair on KSamplerAdvanced) through the Engine and a live server, written with
+SaveVideo and read back with PyAV, and parity with diffusers' WanPipeline and
+WanImageToVideoPipeline on the latents.
+
+Noise convention (both sides): the initial noise is a CPU float32 ``torch.randn`` of the latent's
+shape ``[1,16,t,h,w]`` from a generator seeded with the seed; the pipelines' scheduler is
+FlowMatchEulerDiscreteScheduler handed our ``simple`` sigmas (shift 1, so they are not shifted
+again); their ``guidance_scale`` is ComfyUI's cfg.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import av
+import pytest
+import torch
+
+from nodeloom.diffusion.flow import FlowSampling
+from nodeloom.diffusion.schedules import calculate_sigmas
+from nodeloom.testing.tiny_wan import WAN21_T2V_WORKFLOW, WAN22_I2V_WORKFLOW, build_tiny_wan
+from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
+
+T2V, I2V = WAN21_T2V_WORKFLOW, WAN22_I2V_WORKFLOW
+
+
+@pytest.fixture(scope="module")
+def wan(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("models")
+    return root, build_tiny_wan(root)
+
+
+def _start_image(base: Path) -> Path:
+    """A 32² start frame from scikit-image's shipped photo, in the engine's input folder."""
+    from PIL import Image
+    from skimage import data
+
+    (base / "input").mkdir(parents=True, exist_ok=True)
+    path = base / "input" / "wan_start.png"
+    Image.fromarray(data.astronaut()).resize((32, 32)).save(path)
+    return path
+
+
+def _read_back(engine, saved: dict) -> tuple[int, float]:
+    path = engine.paths.output_dir / saved["subfolder"] / saved["filename"]
+    with av.open(str(path)) as box:
+        stream = box.streams.video[0]
+        return sum(1 for _ in box.decode(stream)), float(stream.average_rate)
+
+
+def test_t2v_template_runs_and_saves_a_video(tmp_path, wan):
+    with engine_for(tmp_path, wan[0]) as engine:
+        result = run_ok(engine, copy.deepcopy(T2V))
+        assert result.value("3")["samples"].shape == (1, 16, 3, 4, 4)
+        frames = result.value("8")
+        assert frames.shape == (9, 32, 32, 3) and frames.std() > 0.01
+        assert _read_back(engine, result.outputs["50"]["images"][0]) == (9, 16.0)
+
+
+def _sigmas(shift: float, steps: int) -> torch.Tensor:
+    return calculate_sigmas(FlowSampling(shift=shift, multiplier=1000.0), "simple", steps)
+
+
+def _scheduler(sigmas: torch.Tensor):
+    """A FlowMatchEuler scheduler that takes our sigmas whatever step count the pipeline asks for."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    sched = FlowMatchEulerDiscreteScheduler(shift=1.0)
+    plain = sched.set_timesteps
+    sched.set_timesteps = lambda *args, device=None, **kw: plain(sigmas=sigmas[:-1].tolist(), device=device)
+    return sched
+
+
+def _model_space(raw: torch.Tensor) -> torch.Tensor:
+    from nodeloom.diffusion.families.wan import latent_stats
+
+    mean, std = latent_stats()
+    return (raw - mean) / std
+
+
+def test_t2v_latents_match_the_diffusers_pipeline(tmp_path, wan):
+    from diffusers import WanPipeline
+
+    models, parts = wan
+    prompt = copy.deepcopy(T2V)
+    prompt["3"]["inputs"].update(sampler_name="euler", cfg=6.0)
+    with engine_for(tmp_path, models) as engine:
+        ours = _model_space(run_ok(engine, prompt).value("3")["samples"])
+    pipe = WanPipeline(tokenizer=parts["tokenizer"], text_encoder=parts["text_encoder"], vae=parts["vae"],
+                       transformer=parts["t2v"], scheduler=_scheduler(_sigmas(8.0, 4)))
+    theirs = pipe(prompt=T2V["6"]["inputs"]["text"], negative_prompt=T2V["7"]["inputs"]["text"], height=32, width=32,
+                  num_frames=9, num_inference_steps=4, guidance_scale=6.0, output_type="latent",
+                  generator=torch.Generator().manual_seed(5)).frames
+    assert theirs.shape == ours.shape
+    assert (ours - theirs).abs().max() < 1e-4
+
+
+def test_wan22_two_expert_i2v_matches_the_diffusers_pipeline(tmp_path, wan, monkeypatch):
+    """High-noise expert for steps 0–2, low-noise for 2–4 (the template's KSamplerAdvanced pair) against
+    WanImageToVideoPipeline with ``transformer_2`` and a boundary between the second and third timestep.
+    (diffusers' image-to-video module calls ftfy unguarded; its text-to-video twin's cleaner is used.)"""
+    from diffusers import WanImageToVideoPipeline
+    from diffusers.pipelines.wan import pipeline_wan, pipeline_wan_i2v
+    from PIL import Image
+
+    monkeypatch.setattr(pipeline_wan_i2v, "prompt_clean", pipeline_wan.prompt_clean)
+
+    models, parts = wan
+    image = _start_image(tmp_path)
+    with engine_for(tmp_path, models) as engine:
+        result = run_ok(engine, copy.deepcopy(I2V))
+        ours = _model_space(result.value("85")["samples"])
+        assert _read_back(engine, result.outputs["108"]["images"][0]) == (9, 16.0)
+    sigmas = _sigmas(5.0, 4)
+    pipe = WanImageToVideoPipeline(tokenizer=parts["tokenizer"], text_encoder=parts["text_encoder"], vae=parts["vae"],
+                                   transformer=parts["i2v_high"], transformer_2=parts["i2v_low"],
+                                   scheduler=_scheduler(sigmas), boundary_ratio=float(sigmas[1] + sigmas[2]) / 2)
+    theirs = pipe(image=Image.open(image).convert("RGB"), prompt=I2V["93"]["inputs"]["text"],
+                  negative_prompt=I2V["89"]["inputs"]["text"], height=32, width=32, num_frames=9, num_inference_steps=4,
+                  guidance_scale=3.5, guidance_scale_2=3.5, output_type="latent",
+                  generator=torch.Generator().manual_seed(21)).frames
+    assert theirs.shape == ours.shape
+    assert (ours - theirs).abs().max() < 1e-4
+
+
+def test_t2v_template_runs_through_a_live_server(tmp_path, wan):
+    entry = run_served(tmp_path, wan[0], copy.deepcopy(T2V))
+    saved = entry["outputs"]["50"]["images"][0]
+    assert saved["filename"].startswith("wan_t2v") and saved["filename"].endswith(".mp4")
+
+
+def _error(engine, prompt: dict, node: str) -> str:
+    result = engine.run(prompt)
+    assert result.status == "error"
+    errors = [e for e in result.errors if e.get("node_id") == node]
+    assert errors, result.errors
+    return errors[0]["exception_message"]
+
+
+def test_bad_frame_counts_and_unsupported_variants_are_explained(tmp_path, wan):
+    from safetensors.torch import load_file, save_file
+
+    models, parts = wan
+    src = models / "diffusion_models" / parts["files"]["t2v"]
+    sd = load_file(str(src))
+    sd["model.diffusion_model.control_adapter.conv.weight"] = torch.zeros(4, 4, 1, 1)
+    save_file(sd, str(models / "diffusion_models" / "tiny_wan_fun_camera.safetensors"))
+    with engine_for(tmp_path, models) as engine:
+        prompt = copy.deepcopy(T2V)
+        prompt["40"]["inputs"]["length"] = 8
+        message = _error(engine, prompt, "40")
+        assert "`length` 8" in message and "4k + 1" in message and "5 and 9" in message
+        prompt = copy.deepcopy(T2V)
+        prompt["37"]["inputs"]["unet_name"] = "tiny_wan_fun_camera.safetensors"
+        assert "Fun camera" in _error(engine, prompt, "37")
+
+
+def test_image_to_video_needs_a_video_vae(tmp_path, wan):
+    from nodeloom.nodes.diffusion.wan_nodes import WanImageToVideo
+    from nodeloom.node_api import ValidationError
+
+    with pytest.raises(ValidationError, match="video VAE"):
+        WanImageToVideo.execute([], [], object(), 32, 32, 9, 1, start_image=torch.rand(1, 32, 32, 3))
+
+
+def _panning_clip(frames: int = 17, size: int = 64, step: int = 2) -> torch.Tensor:
+    """A camera pan over scikit-image's astronaut photo: ``[frames, size, size, 3]``."""
+    import torch.nn.functional as F
+    from skimage import data
+
+    img = torch.from_numpy(data.astronaut()).float().movedim(-1, 0)[None] / 255
+    still = F.interpolate(img, size=(size, size), mode="bilinear")[0].movedim(0, -1)
+    return torch.stack([torch.roll(still, shifts=step * i, dims=1) for i in range(frames)])
+
+
+def test_tiled_decode_agrees_with_the_whole_decode(wan):
+    """In time the streamed decode equals the whole one (the causal cache carries over); spatial
+    tiles of 6 latent pixels overlapping by 2 stay far closer to it than a neighbouring frame is."""
+    from nodeloom.diffusion.wan_vae import WanVae
+
+    vae = WanVae(wan[1]["vae"])
+    latent = vae.encode(_panning_clip())
+    assert latent.shape == (1, 16, 5, 8, 8)
+    whole = vae.decode(latent)
+    assert whole.shape == (17, 64, 64, 3)
+    assert torch.allclose(vae.decode_tiled(latent, tile=64, overlap=8, temporal_size=8, temporal_overlap=4), whole,
+                          atol=1e-5)
+    tiled = vae.decode_tiled(latent, tile=6, overlap=2, temporal_size=8, temporal_overlap=4)
+    neighbour = (whole[1:] - whole[:-1]).abs().mean()
+    assert (tiled - whole).abs().mean() < 0.5 * neighbour
