@@ -192,3 +192,60 @@ def test_tiled_decode_agrees_with_the_whole_decode(wan):
     tiled = vae.decode_tiled(latent, tile=6, overlap=2, temporal_size=8, temporal_overlap=4)
     neighbour = (whole[1:] - whole[:-1]).abs().mean()
     assert (tiled - whole).abs().mean() < 0.5 * neighbour
+
+
+def test_first_last_frame_with_clip_vision_runs(tmp_path, wan):
+    """The Wan 2.1 first–last-frame graph: both frames through CLIPVisionEncode (their states joined
+    for the model's image embedder) and WanFirstLastFrameToVideo; the last frame's latent is known."""
+    from nodeloom.testing.tiny_clip_vision import save_vision_file, tiny_vision_model
+
+    models, parts = wan
+    save_vision_file(tiny_vision_model("clip_h"), models / "clip_vision" / "tiny_clip_vision_h.safetensors")
+    from PIL import Image
+
+    Image.open(_start_image(tmp_path)).transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(tmp_path / "input" / "wan_end.png")
+    prompt = {k: v for k, v in copy.deepcopy(T2V).items() if k != "40"}
+    prompt["37"]["inputs"]["unet_name"] = parts["files"]["flf2v"]
+    prompt.update({
+        "60": {"class_type": "LoadImage", "inputs": {"image": "wan_start.png"}},
+        "61": {"class_type": "LoadImage", "inputs": {"image": "wan_end.png"}},
+        "62": {"class_type": "CLIPVisionLoader", "inputs": {"clip_name": "tiny_clip_vision_h.safetensors"}},
+        "63": {"class_type": "CLIPVisionEncode", "inputs": {"clip_vision": ["62", 0], "image": ["60", 0], "crop": "none"}},
+        "64": {"class_type": "CLIPVisionEncode", "inputs": {"clip_vision": ["62", 0], "image": ["61", 0], "crop": "none"}},
+        "65": {"class_type": "WanFirstLastFrameToVideo", "inputs": {
+            "positive": ["6", 0], "negative": ["7", 0], "vae": ["39", 0], "width": 32, "height": 32, "length": 9,
+            "batch_size": 1, "clip_vision_start_image": ["63", 0], "clip_vision_end_image": ["64", 0],
+            "start_image": ["60", 0], "end_image": ["61", 0]}},
+    })
+    prompt["3"]["inputs"].update(positive=["65", 0], negative=["65", 1], latent_image=["65", 2])
+    with engine_for(tmp_path, models) as engine:
+        result = run_ok(engine, prompt)
+        cond = result.value("65")[0][1]  # the positive conditioning's first entry
+        assert cond["clip_vision_output"]["penultimate_hidden_states"].shape == (1, 34, 32)
+        assert cond["concat_mask"].shape == (1, 4, 3, 4, 4)
+        mask = cond["concat_mask"][0, :, :, 0, 0]  # [4 sub-frames, 3 latent frames], 0 = known video frame
+        assert mask.tolist() == [[0, 1, 1], [0, 1, 1], [0, 1, 1], [0, 1, 0]]
+        assert result.value("8").shape == (9, 32, 32, 3)
+
+
+def test_long_clip_in_overlapping_windows(tmp_path, wan):
+    """WanContextWindowsManual: 17 frames (5 latent) in windows of 9 frames (3 latent) overlapping by
+    one latent frame; a window as long as the clip changes nothing."""
+    models, _ = wan
+    long_clip = copy.deepcopy(T2V)
+    long_clip["40"]["inputs"]["length"] = 17
+    windowed = copy.deepcopy(long_clip)
+    windowed["70"] = {"class_type": "WanContextWindowsManual", "inputs": {
+        "model": ["48", 0], "context_length": 9, "context_overlap": 4, "context_schedule": "standard_static",
+        "context_stride": 1, "closed_loop": False, "fuse_method": "pyramid"}}
+    windowed["3"]["inputs"]["model"] = ["70", 0]
+    whole_window = copy.deepcopy(windowed)
+    whole_window["70"]["inputs"]["context_length"] = 17
+    with engine_for(tmp_path, models) as engine:
+        plain = run_ok(engine, long_clip).value("3")["samples"]
+        ours = run_ok(engine, windowed).value("3")["samples"]
+        same = run_ok(engine, whole_window).value("3")["samples"]
+        assert run_ok(engine, windowed).value("8").shape == (17, 32, 32, 3)
+    assert ours.shape == plain.shape == (1, 16, 5, 4, 4)
+    assert torch.isfinite(ours).all() and (ours - plain).abs().max() > 1e-3
+    assert torch.allclose(same, plain, atol=1e-4)  # one window: only the weighting's rounding

@@ -183,7 +183,10 @@ def _image_states(module: Any, group: ModelCall, n: int, device: Any, dtype: Any
                                   " connect CLIPVisionEncode (clip_vision_h) to WanImageToVideo")
         hidden = out["penultimate_hidden_states"] if isinstance(out, dict) else out.penultimate_hidden_states
         states.append(hidden.to(device, dtype).expand(n // len(group.entries), -1, -1))
-    return torch.cat(states)
+    out = torch.cat(states)
+    if module.condition_embedder.image_embedder.pos_embed is not None:  # first-last frame: diffusers takes the two
+        out = out.reshape(-1, out.shape[1] // 2, out.shape[2])  # images' states as batch rows, not one row
+    return out
 
 
 def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:

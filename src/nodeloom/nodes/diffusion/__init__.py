@@ -100,6 +100,7 @@ from nodeloom.nodes.diffusion.vae import (
     VAEEncodeForInpaint,
     VAEEncodeTiled,
 )
+from nodeloom.nodes.diffusion.context_window_nodes import ContextWindowsManual, WanContextWindowsManual
 from nodeloom.nodes.diffusion.wan_nodes import (
     EmptyHunyuanLatentVideo,
     WanFirstLastFrameToVideo,
@@ -127,5 +128,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
-    EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo,
+    EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo, ContextWindowsManual, WanContextWindowsManual,
 )
