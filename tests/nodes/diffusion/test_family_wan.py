@@ -249,3 +249,42 @@ def test_long_clip_in_overlapping_windows(tmp_path, wan):
     assert ours.shape == plain.shape == (1, 16, 5, 4, 4)
     assert torch.isfinite(ours).all() and (ours - plain).abs().max() > 1e-3
     assert torch.allclose(same, plain, atol=1e-4)  # one window: only the weighting's rounding
+
+
+def test_wan_lora_in_the_release_layout_equals_its_merged_weights(tmp_path, wan):
+    """A LoRA keyed as Wan's speed-up LoRAs ship (``diffusion_model.blocks.N.<layer>.lora_down``/``lora_up``
+    with an alpha) at strength 0.7 equals the weights merged into the file."""
+    from safetensors.torch import save_file
+
+    from nodeloom.testing.tiny_wan import transformer_to_original
+    from tests.nodes.diffusion.family_helpers import lora_pair
+
+    models, parts = wan
+    base = {k: v.clone() for k, v in transformer_to_original(parts["t2v"].state_dict()).items()}
+    down1, up1 = lora_pair(base, "blocks.0.self_attn.q.weight", seed=1)
+    down2, up2 = lora_pair(base, "blocks.1.ffn.0.weight", seed=2)
+    (models / "loras").mkdir(exist_ok=True)
+    save_file({"diffusion_model.blocks.0.self_attn.q.lora_down.weight": down1,
+               "diffusion_model.blocks.0.self_attn.q.lora_up.weight": up1,
+               "diffusion_model.blocks.0.self_attn.q.alpha": torch.tensor(2.0),
+               "diffusion_model.blocks.1.ffn.0.lora_down.weight": down2,
+               "diffusion_model.blocks.1.ffn.0.lora_up.weight": up2,
+               "diffusion_model.blocks.1.ffn.0.alpha": torch.tensor(4.0)}, str(models / "loras" / "wan_lora.safetensors"))
+    merged = {k: v for k, v in base.items()}
+    merged["blocks.0.self_attn.q.weight"] = base["blocks.0.self_attn.q.weight"] + 0.7 * 0.5 * up1 @ down1
+    merged["blocks.1.ffn.0.weight"] = base["blocks.1.ffn.0.weight"] + 0.7 * up2 @ down2
+    save_file({"model.diffusion_model." + k: v.contiguous() for k, v in merged.items()},
+              str(models / "diffusion_models" / "wan_merged.safetensors"))
+    with_lora = copy.deepcopy(T2V)
+    with_lora["80"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["37", 0], "lora_name": "wan_lora.safetensors",
+                                                                       "strength_model": 0.7}}
+    with_lora["48"]["inputs"]["model"] = ["80", 0]
+    merged_prompt = copy.deepcopy(T2V)
+    merged_prompt["37"]["inputs"]["unet_name"] = "wan_merged.safetensors"
+    with engine_for(tmp_path / "a", models) as engine:
+        a = run_ok(engine, with_lora).value("3")["samples"]
+        plain = run_ok(engine, copy.deepcopy(T2V)).value("3")["samples"]
+    with engine_for(tmp_path / "b", models) as engine:
+        b = run_ok(engine, merged_prompt).value("3")["samples"]
+    assert (a - b).abs().max() < 1e-3 * b.abs().max()
+    assert (a - plain).abs().max() > 1e-3
