@@ -288,3 +288,30 @@ def test_wan_lora_in_the_release_layout_equals_its_merged_weights(tmp_path, wan)
         b = run_ok(engine, merged_prompt).value("3")["samples"]
     assert (a - b).abs().max() < 1e-3 * b.abs().max()
     assert (a - plain).abs().max() > 1e-3
+
+
+def test_script_to_film_example_generates_each_shot_with_wan(tmp_path, wan):
+    """examples/workflows/video_script_to_film_wan.json on the tiny files (linked under the real
+    names, 32² and 2 steps): each storyboard shot is generated at its length rounded down to 4k + 1
+    frames (16 fps: 24, 16, 32 → 21, 13, 29), smoothed across shots and assembled with the cut and
+    the 4-frame fade; the MP4 and the drift report come out."""
+    import json
+
+    models, parts = wan
+    example = json.loads((Path(__file__).parents[3] / "examples" / "workflows" / "video_script_to_film_wan.json")
+                         .read_text(encoding="utf-8"))
+    links = {("diffusion_models", example["20"]["inputs"]["unet_name"]): parts["files"]["t2v"],
+             ("text_encoders", example["21"]["inputs"]["clip_name"]): parts["clip"],
+             ("vae", example["22"]["inputs"]["vae_name"]): parts["vae_file"]}
+    for (folder, name), tiny in links.items():
+        if not (models / folder / name).exists():
+            (models / folder / name).symlink_to(models / folder / tiny)
+    example["27"]["inputs"].update(width=32, height=32)
+    example["28"]["inputs"]["steps"] = 2
+    with engine_for(tmp_path, models) as engine:
+        result = run_ok(engine, example)
+        assert result.value("13", 1) == "21, 13, 29"
+        report = json.loads(result.value("13", 2))
+        assert len(report["shots"] if isinstance(report, dict) else report) >= 2
+        assert _read_back(engine, result.outputs["15"]["images"][0]) == (21 + 13 + 29 - 4, 16.0)
+        assert result.outputs["16"]["images"]
