@@ -315,3 +315,21 @@ def test_script_to_film_example_generates_each_shot_with_wan(tmp_path, wan):
         assert len(report["shots"] if isinstance(report, dict) else report) >= 2
         assert _read_back(engine, result.outputs["15"]["images"][0]) == (21 + 13 + 29 - 4, 16.0)
         assert result.outputs["16"]["images"]
+
+
+def test_fun_inpaint_is_first_last_frame_with_the_start_image_vision(wan):
+    from nodeloom.diffusion.wan_vae import WanVae
+    from nodeloom.nodes.diffusion.wan_nodes import WanFirstLastFrameToVideo, WanFunInpaintToVideo
+
+    vae = WanVae(wan[1]["vae"])
+    start, end = torch.rand(1, 40, 40, 3), torch.rand(1, 40, 40, 3)
+    vision = {"penultimate_hidden_states": torch.randn(1, 17, 32)}
+    cond = [[torch.zeros(1, 4, 32), {}]]
+    fun = WanFunInpaintToVideo.execute(cond, cond, vae, 32, 32, 9, 1, start_image=start, end_image=end,
+                                       clip_vision_output=vision)
+    flf = WanFirstLastFrameToVideo.execute(cond, cond, vae, 32, 32, 9, 1, start_image=start, end_image=end,
+                                           clip_vision_start_image=vision)
+    assert fun[2]["samples"].shape == (1, 16, 3, 4, 4)
+    for key in ("concat_latent_image", "concat_mask"):
+        assert torch.equal(fun[0][0][1][key], flf[0][0][1][key])
+    assert fun[0][0][1]["clip_vision_output"] is vision

@@ -104,6 +104,7 @@ from nodeloom.nodes.diffusion.context_window_nodes import ContextWindowsManual, 
 from nodeloom.nodes.diffusion.wan_nodes import (
     EmptyHunyuanLatentVideo,
     WanFirstLastFrameToVideo,
+    WanFunInpaintToVideo,
     WanImageToVideo,
 )
 
@@ -128,5 +129,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
-    EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo, ContextWindowsManual, WanContextWindowsManual,
+    EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo, WanFunInpaintToVideo,
+    ContextWindowsManual, WanContextWindowsManual,
 )

@@ -1,5 +1,6 @@
-"""ComfyUI's Wan video nodes: EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo
-(TrimVideoLatent is in the utils pack) — exact ids, inputs, defaults and categories. They build the 5-D video LATENT
+"""ComfyUI's Wan video nodes: EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo,
+WanFunInpaintToVideo (TrimVideoLatent is in the utils pack) — exact ids, inputs, defaults and
+categories. They build the 5-D video LATENT
 ``[B,16,1+(length−1)/4,H/8,W/8]`` and attach image-to-video conditioning (the start/end frames'
 latent, which latent frames are known, and the CLIP-vision states) that the Wan family's model
 adapter reads. Frame counts the Wan VAE cannot produce are an error naming the counts it can."""
@@ -25,7 +26,7 @@ from nodeloom.node_api import (
 )
 from nodeloom.nodes.diffusion._common import device_guard
 
-__all__ = ["EmptyHunyuanLatentVideo", "WanFirstLastFrameToVideo", "WanImageToVideo", "latent_frames", "with_values"]
+__all__ = ["EmptyHunyuanLatentVideo", "WanFirstLastFrameToVideo", "WanFunInpaintToVideo", "WanImageToVideo", "latent_frames", "with_values"]
 
 _VIDEO_CATEGORY = "conditioning/video_models"
 
@@ -180,3 +181,26 @@ class WanFirstLastFrameToVideo(Node):
         if vision is not None:
             values["clip_vision_output"] = vision
         return (with_values(positive, values), with_values(negative, values), {"samples": latent})
+
+
+class WanFunInpaintToVideo(Node):
+    """Wan Fun inpainting (image-to-video between a start and an end frame): the first–last-frame
+    conditioning, the CLIP-vision states of the start image."""
+
+    SCHEMA = Schema(
+        "WanFunInpaintToVideo", display_name="WanFunInpaintToVideo", category=_VIDEO_CATEGORY,
+        inputs=[*_cond_inputs(), *_size_inputs(),
+                Custom("CLIP_VISION_OUTPUT", "clip_vision_output", optional=True,
+                       tooltip="CLIPVisionEncode of the start image."),
+                Image("start_image", optional=True, tooltip="The first frame(s) of the video."),
+                Image("end_image", optional=True, tooltip="The last frame(s) of the video.")],
+        outputs=_OUTPUTS,
+    )
+
+    @classmethod
+    def execute(cls, positive: list[Any], negative: list[Any], vae: Any, width: int, height: int, length: int,
+                batch_size: int, start_image: torch.Tensor | None = None, end_image: torch.Tensor | None = None,
+                clip_vision_output: Any = None) -> tuple[Any, ...]:
+        return WanFirstLastFrameToVideo.execute(positive, negative, vae, width, height, length, batch_size,
+                                                start_image=start_image, end_image=end_image,
+                                                clip_vision_start_image=clip_vision_output)
