@@ -58,6 +58,16 @@ def _cond_inputs() -> list[Any]:
             Vae("vae", tooltip="The Wan VAE that encodes the given frames.")]
 
 
+def _vision(name: str, which: str = "start") -> Any:
+    return Custom("CLIP_VISION_OUTPUT", name, optional=True, tooltip=f"CLIPVisionEncode of the {which} image.")
+
+
+def _frames(end: bool = False) -> Any:
+    if end:
+        return Image("end_image", optional=True, tooltip="The last frame(s) of the video.")
+    return Image("start_image", optional=True, tooltip="The first frame(s) of the video.")
+
+
 _OUTPUTS = [Output(IO.CONDITIONING, "positive"), Output(IO.CONDITIONING, "negative"), Output(IO.LATENT, "latent")]
 
 
@@ -108,10 +118,7 @@ class WanImageToVideo(Node):
 
     SCHEMA = Schema(
         "WanImageToVideo", display_name="WanImageToVideo", category=_VIDEO_CATEGORY,
-        inputs=[*_cond_inputs(), *_size_inputs(),
-                Custom("CLIP_VISION_OUTPUT", "clip_vision_output", optional=True,
-                       tooltip="CLIPVisionEncode of the start image (Wan 2.1 image-to-video models need it)."),
-                Image("start_image", optional=True, tooltip="The first frame(s) of the video.")],
+        inputs=[*_cond_inputs(), *_size_inputs(), _vision("clip_vision_output"), _frames()],
         outputs=_OUTPUTS,
     )
 
@@ -148,13 +155,8 @@ class WanFirstLastFrameToVideo(Node):
 
     SCHEMA = Schema(
         "WanFirstLastFrameToVideo", display_name="WanFirstLastFrameToVideo", category=_VIDEO_CATEGORY,
-        inputs=[*_cond_inputs(), *_size_inputs(),
-                Custom("CLIP_VISION_OUTPUT", "clip_vision_start_image", optional=True,
-                       tooltip="CLIPVisionEncode of the start image."),
-                Custom("CLIP_VISION_OUTPUT", "clip_vision_end_image", optional=True,
-                       tooltip="CLIPVisionEncode of the end image."),
-                Image("start_image", optional=True, tooltip="The first frame(s) of the video."),
-                Image("end_image", optional=True, tooltip="The last frame(s) of the video.")],
+        inputs=[*_cond_inputs(), *_size_inputs(), _vision("clip_vision_start_image"),
+                _vision("clip_vision_end_image", "end"), _frames(), _frames(end=True)],
         outputs=_OUTPUTS,
     )
 
@@ -189,11 +191,7 @@ class WanFunInpaintToVideo(Node):
 
     SCHEMA = Schema(
         "WanFunInpaintToVideo", display_name="WanFunInpaintToVideo", category=_VIDEO_CATEGORY,
-        inputs=[*_cond_inputs(), *_size_inputs(),
-                Custom("CLIP_VISION_OUTPUT", "clip_vision_output", optional=True,
-                       tooltip="CLIPVisionEncode of the start image."),
-                Image("start_image", optional=True, tooltip="The first frame(s) of the video."),
-                Image("end_image", optional=True, tooltip="The last frame(s) of the video.")],
+        inputs=[*_cond_inputs(), *_size_inputs(), _vision("clip_vision_output"), _frames(), _frames(end=True)],
         outputs=_OUTPUTS,
     )
 
