@@ -1,9 +1,9 @@
 """Tiny random Wan models saved as ComfyUI users download them, for tests and benchmarks.
 
 :func:`build_tiny_wan` writes a models folder laid out like ComfyUI's Wan templates expect:
-``diffusion_models/`` (text-to-video, a Wan 2.2-style image-to-video high/low-noise pair and a
-Wan 2.1-style image-to-video model with a CLIP-vision image embedder, all in the original
-release's key layout), ``text_encoders/`` (a UMT5 encoder like ``umt5_xxl``), ``vae/`` (a Wan
+``diffusion_models/`` (text-to-video, a Wan 2.2-style image-to-video high/low-noise pair, Wan
+2.1-style image-to-video and first–last-frame models with CLIP-vision image embedders, and a VACE
+model, all in the original release's key layout), ``text_encoders/`` (a UMT5 encoder like ``umt5_xxl``), ``vae/`` (a Wan
 2.1-style causal video VAE in the original layout) and a small T5-style tokenizer in
 ``tokenizers/umt5``. The layouts are written by inverting diffusers' own single-file key
 converters, and each file is checked to convert back to the module's exact keys.
@@ -100,8 +100,10 @@ def transformer_to_original(sd: dict[str, Any]) -> dict[str, Any]:
             new = "head.modulation"
         elif new.startswith("proj_out."):
             new = "head.head." + new[len("proj_out."):]
-        new = re.sub(r"^(blocks\.\d+\.)scale_shift_table$", r"\1modulation", new)
-        new = re.sub(r"^(blocks\.\d+\.)norm(2|3)\.", lambda m: f"{m.group(1)}norm{5 - int(m.group(2))}.", new)
+        new = re.sub(r"^((vace_)?blocks\.\d+\.)scale_shift_table$", r"\1modulation", new)
+        new = re.sub(r"^((vace_)?blocks\.\d+\.)norm(2|3)\.", lambda m: f"{m.group(1)}norm{5 - int(m.group(3))}.", new)
+        new = re.sub(r"^(vace_blocks\.\d+\.)proj_(in|out)\.",
+                     lambda m: m.group(1) + ("before_proj." if m.group(2) == "in" else "after_proj."), new)
         out[new] = value
     return out
 
@@ -150,12 +152,14 @@ def _check_round_trip(original: dict[str, Any], module_keys: set[str], convert: 
         raise AssertionError(f"key layout does not convert back: {sorted(back ^ module_keys)[:5]}")
 
 
-def _transformer(in_channels: int, seed: int, image_dim: int | None = None, pos_embed_seq_len: int | None = None) -> Any:
+def _transformer(in_channels: int, seed: int, image_dim: int | None = None, pos_embed_seq_len: int | None = None,
+                 vace: bool = False) -> Any:
     import torch
-    from diffusers import WanTransformer3DModel
+    from diffusers import WanTransformer3DModel, WanVACETransformer3DModel
 
     torch.manual_seed(seed)
-    model = WanTransformer3DModel(
+    extra = {"vace_layers": [0], "vace_in_channels": 96} if vace else {}
+    model = (WanVACETransformer3DModel if vace else WanTransformer3DModel)(**extra,
         patch_size=(1, 2, 2), num_attention_heads=1, attention_head_dim=128, in_channels=in_channels, out_channels=16,
         text_dim=32, freq_dim=256, ffn_dim=256, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
         eps=1e-6, image_dim=image_dim, added_kv_proj_dim=128 if image_dim else None, pos_embed_seq_len=pos_embed_seq_len)
@@ -211,7 +215,8 @@ def build_tiny_wan(root: str | Path, seed: int = 0) -> dict[str, Any]:
 
     Returns:
         modules ``t2v``, ``i2v_high``, ``i2v_low``, ``i2v21`` and ``flf2v`` (with image embedders for
-        the tiny CLIP-vision model of :mod:`nodeloom.testing.tiny_clip_vision`), ``text_encoder``, ``tokenizer``, ``vae``, and the written file names.
+        the tiny CLIP-vision model of :mod:`nodeloom.testing.tiny_clip_vision`), ``vace``,
+        ``text_encoder``, ``tokenizer``, ``vae``, and the written file names.
     """
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
     from safetensors.torch import save_file
@@ -222,11 +227,12 @@ def build_tiny_wan(root: str | Path, seed: int = 0) -> dict[str, Any]:
     encoder, tokenizer = _text_encoder(root, seed)
     files = {"t2v": "tiny_wan2.1_t2v.safetensors", "i2v_high": "tiny_wan2.2_i2v_high_noise.safetensors",
              "i2v_low": "tiny_wan2.2_i2v_low_noise.safetensors", "i2v21": "tiny_wan2.1_i2v.safetensors",
-             "flf2v": "tiny_wan2.1_flf2v.safetensors"}
+             "flf2v": "tiny_wan2.1_flf2v.safetensors", "vace": "tiny_wan2.1_vace.safetensors"}
     # the 2.1 image embedders take the tiny CLIP-vision model's states (32 wide, 17 tokens an image)
     modules = {"t2v": _transformer(16, seed), "i2v_high": _transformer(36, seed + 1),
                "i2v_low": _transformer(36, seed + 2), "i2v21": _transformer(36, seed + 3, image_dim=32),
-               "flf2v": _transformer(36, seed + 4, image_dim=32, pos_embed_seq_len=34)}
+               "flf2v": _transformer(36, seed + 4, image_dim=32, pos_embed_seq_len=34),
+               "vace": _transformer(16, seed + 5, vace=True)}
     for name, model in modules.items():
         _save_transformer(model, root / "diffusion_models" / files[name])
     vae = tiny_wan_vae(seed)

@@ -333,3 +333,37 @@ def test_fun_inpaint_is_first_last_frame_with_the_start_image_vision(wan):
     for key in ("concat_latent_image", "concat_mask"):
         assert torch.equal(fun[0][0][1][key], flf[0][0][1][key])
     assert fun[0][0][1]["clip_vision_output"] is vision
+
+
+def test_vace_reference_to_video_template_runs(tmp_path, wan):
+    """The VACE graph (video_wan_vace_14B_ref2v shape): a control video with a mask and a reference
+    image → WanVaceToVideo (the reference adds a latent frame) → KSampler → TrimVideoLatent by
+    `trim_latent` → VAE Decode; the control steers the result (strength 0 vs 1 differ)."""
+    models, parts = wan
+    _start_image(tmp_path)
+    prompt = copy.deepcopy(T2V)
+    prompt["37"]["inputs"]["unet_name"] = parts["files"]["vace"]
+    del prompt["40"]
+    prompt.update({
+        "60": {"class_type": "LoadImage", "inputs": {"image": "wan_start.png"}},
+        "61": {"class_type": "RepeatImageBatch", "inputs": {"image": ["60", 0], "amount": 9}},
+        "62": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 32, "height": 32}},
+        "63": {"class_type": "WanVaceToVideo", "inputs": {
+            "positive": ["6", 0], "negative": ["7", 0], "vae": ["39", 0], "width": 32, "height": 32, "length": 9,
+            "batch_size": 1, "strength": 1.0, "control_video": ["61", 0], "control_masks": ["62", 0],
+            "reference_image": ["60", 0]}},
+        "64": {"class_type": "TrimVideoLatent", "inputs": {"samples": ["3", 0], "trim_amount": ["63", 3]}},
+    })
+    prompt["3"]["inputs"].update(positive=["63", 0], negative=["63", 1], latent_image=["63", 2])
+    prompt["8"]["inputs"]["samples"] = ["64", 0]
+    weak = copy.deepcopy(prompt)
+    weak["63"]["inputs"]["strength"] = 0.0
+    with engine_for(tmp_path, models) as engine:
+        result = run_ok(engine, prompt)
+        assert result.value("63", 3) == 1
+        assert result.value("3")["samples"].shape == (1, 16, 4, 4, 4)
+        assert result.value("8").shape == (9, 32, 32, 3)
+        cond = result.value("63")[0][1]
+        assert cond["vace_frames"][0].shape == (1, 32, 4, 4, 4) and cond["vace_mask"][0].shape == (1, 64, 4, 4, 4)
+        other = run_ok(engine, weak).value("64")["samples"]
+    assert (other - result.value("64")["samples"]).abs().max() > 1e-3

@@ -4,15 +4,16 @@ Files: ComfyUI's repackaged ``wan2.1_*``/``wan2.2_*`` diffusion models (the orig
 key names — ``blocks.N.self_attn.q``, ``head.modulation`` — with or without ComfyUI's wrapper
 prefix). The variant comes from the header as ComfyUI tells it: text-to-video (16 input channels),
 image-to-video (36: noise, 4 mask channels and the start image's latent; Wan 2.1's also carries a
-CLIP-vision image embedder ``img_emb``) and first–last frame (``img_emb.emb_pos``); VACE, the Fun
-camera, sound, HuMo and Animate variants and the 2.2 5B (48-channel latent) are recognised and
-refused with a message. Sizes come from tensor shapes (head dimension
+CLIP-vision image embedder ``img_emb``), first–last frame (``img_emb.emb_pos``) and VACE
+(``vace_blocks``, diffusers' ``WanVACETransformer3DModel``); the Fun camera, sound, HuMo and
+Animate variants and the 2.2 5B (48-channel latent) are recognised and refused with a message. Sizes come from tensor shapes (head dimension
 128 as every release); the weights go through diffusers' own key converter.
 
 The transformer takes ``σ·1000`` as its time and predicts ``noise − x0``, ComfyUI's velocity, so the
 adapter passes it through. Latents are normalised per channel with the Wan VAE's statistics
 (``(raw − mean) / std``); image-to-video conditioning (``concat_latent_image``, ``concat_mask``,
-``clip_vision_output``) is read from each conditioning entry as ComfyUI's WAN21 model does.
+``clip_vision_output``) and VACE controls (``vace_frames``, ``vace_mask``, ``vace_strength``) are
+read from each conditioning entry as ComfyUI's WAN21 models do.
 """
 
 from __future__ import annotations
@@ -50,10 +51,10 @@ def _count(shapes: dict[str, Any], pattern: str) -> int:
 
 
 def variant(shapes: dict[str, tuple[int, ...]]) -> str:
-    """The release a header is: ``t2v``, ``i2v`` or ``flf2v`` (or raises for what cannot run).
+    """The release a header is: ``t2v``, ``i2v``, ``flf2v`` or ``vace`` (or raises for what cannot run).
 
     Raises:
-        ValidationError: a Wan variant nodeloom cannot run (VACE, Fun camera, S2V, HuMo, Animate, 2.2 5B).
+        ValidationError: a Wan variant nodeloom cannot run (Fun camera, S2V, HuMo, Animate, 2.2 5B).
     """
     for key, name in _REFUSED.items():
         if key in shapes:
@@ -65,9 +66,7 @@ def variant(shapes: dict[str, tuple[int, ...]]) -> str:
                               " cannot run yet; the Wan 2.1 and 2.2 14B models (16-channel latent) run",
                               type="unsupported_model_variant", extra_info={"variant": "wan2.2_5b"})
     if "vace_patch_embedding.weight" in shapes:
-        raise ValidationError("this is a Wan VACE model, which nodeloom cannot run yet; text-, image- and"
-                              " first-last-frame-to-video models run", type="unsupported_model_variant",
-                              extra_info={"variant": "vace"})
+        return "vace"
     if "img_emb.emb_pos" in shapes:
         return "flf2v"
     return "i2v" if shapes["patch_embedding.weight"][1] > 16 else "t2v"
@@ -87,6 +86,11 @@ def transformer_config(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
         cfg.update(image_dim=shapes["img_emb.proj.0.weight"][0], added_kv_proj_dim=dim)
     if "img_emb.emb_pos" in shapes:
         cfg["pos_embed_seq_len"] = shapes["img_emb.emb_pos"][1]
+    if "vace_patch_embedding.weight" in shapes:  # VACE blocks sit evenly from the first layer, as released
+        count = _count(shapes, r"vace_blocks\.(\d+)\.")
+        step = max(1, cfg["num_layers"] // count)
+        cfg.update(vace_layers=list(range(0, cfg["num_layers"], step))[:count],
+                   vace_in_channels=shapes["vace_patch_embedding.weight"][1])
     return cfg
 
 
@@ -107,7 +111,8 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
     kind = variant(shapes)
     cfg = transformer_config(shapes)
     weights = diffusers_keys(sd)
-    model = diffusers.WanTransformer3DModel.from_config(cfg)
+    cls = diffusers.WanVACETransformer3DModel if kind == "vace" else diffusers.WanTransformer3DModel
+    model = cls.from_config(cfg)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         first = (missing or unexpected)[0]
@@ -189,6 +194,35 @@ def _image_states(module: Any, group: ModelCall, n: int, device: Any, dtype: Any
     return out
 
 
+def _vace_control(module: Any, group: ModelCall, x: Any) -> dict[str, Any]:
+    """The VACE model's control input per conditioning entry: the control video's inactive and
+    reactive latents (normalised) and the 64-channel mask, with the strength as every VACE layer's
+    scale. Without WanVaceToVideo the control is empty (zeros, mask ones), as ComfyUI's."""
+    torch = require("torch", "diffusion")
+    per = x.shape[0] // len(group.entries)
+    controls, strengths = [], set()
+    for entry in group.entries:
+        frames, masks = entry.extra.get("vace_frames"), entry.extra.get("vace_mask")
+        if frames is not None and len(frames) > 1:
+            raise ValidationError(f"{len(frames)} WanVaceToVideo controls are chained on one conditioning; nodeloom's"
+                                  " VACE model takes one (diffusers' WanVACETransformer3DModel)")
+        if frames is None:
+            video = torch.zeros(1, 32, *x.shape[2:])
+            mask = torch.ones(1, 64, *x.shape[2:])
+        else:
+            mean, std = latent_stats()
+            video = frames[0].float()
+            video = torch.cat([(video[:, i:i + 16] - mean) / std for i in range(0, video.shape[1], 16)], dim=1)
+            mask = masks[0].float()
+        strengths.add(float((entry.extra.get("vace_strength") or [1.0])[0]))
+        control = torch.cat([video, mask], dim=1).to(x.device, x.dtype)
+        controls.append(control.expand(per, -1, -1, -1, -1))
+    if len(strengths) > 1:
+        raise ValidationError("the positive and negative conditioning hold different VACE strengths; use one strength")
+    scale = torch.full((len(module.config.vace_layers),), strengths.pop(), device=x.device, dtype=x.dtype)
+    return {"control_hidden_states": torch.cat(controls), "control_hidden_states_scale": scale}
+
+
 def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
     """Call the transformer on a batch: time ``σ·1000``, image-to-video channels and image states
     appended per conditioning entry; the output is ComfyUI's velocity already."""
@@ -205,6 +239,10 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
     image = _image_states(module, group, n, x.device, x.dtype)
     if image is not None:
         kwargs["encoder_hidden_states_image"] = image
+    if getattr(module, "wan_variant", "") == "vace":
+        kwargs.update(_vace_control(module, group, x))
+    elif any(e.extra.get("vace_frames") is not None for e in group.entries):
+        raise ValidationError("the conditioning holds VACE controls (WanVaceToVideo) but the model is not a Wan VACE model")
     return module(hidden_states=x, timestep=t, encoder_hidden_states=group.context.to(x.dtype),
                   return_dict=False, **kwargs)[0]
 

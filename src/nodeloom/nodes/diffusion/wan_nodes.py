@@ -1,5 +1,5 @@
 """ComfyUI's Wan video nodes: EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo,
-WanFunInpaintToVideo (TrimVideoLatent is in the utils pack) — exact ids, inputs, defaults and
+WanFunInpaintToVideo, WanVaceToVideo (TrimVideoLatent is in the utils pack) — exact ids, inputs, defaults and
 categories. They build the 5-D video LATENT
 ``[B,16,1+(length−1)/4,H/8,W/8]`` and attach image-to-video conditioning (the start/end frames'
 latent, which latent frames are known, and the CLIP-vision states) that the Wan family's model
@@ -16,8 +16,10 @@ from nodeloom.node_api import (
     MAX_RESOLUTION,
     Conditioning,
     Custom,
+    Float,
     Image,
     Int,
+    Mask,
     Node,
     Output,
     Schema,
@@ -26,7 +28,8 @@ from nodeloom.node_api import (
 )
 from nodeloom.nodes.diffusion._common import device_guard
 
-__all__ = ["EmptyHunyuanLatentVideo", "WanFirstLastFrameToVideo", "WanFunInpaintToVideo", "WanImageToVideo", "latent_frames", "with_values"]
+__all__ = ["EmptyHunyuanLatentVideo", "WanFirstLastFrameToVideo", "WanFunInpaintToVideo", "WanImageToVideo", "WanVaceToVideo",
+           "latent_frames", "with_values"]
 
 _VIDEO_CATEGORY = "conditioning/video_models"
 
@@ -202,3 +205,72 @@ class WanFunInpaintToVideo(Node):
         return WanFirstLastFrameToVideo.execute(positive, negative, vae, width, height, length, batch_size,
                                                 start_image=start_image, end_image=end_image,
                                                 clip_vision_start_image=clip_vision_output)
+
+
+def _vace_mask(mask: torch.Tensor, latent_length: int, height: int, width: int) -> torch.Tensor:
+    """A per-pixel mask ``[T,H,W,1]`` folded to the VACE model's 64 channels (each 8×8 block's
+    pixels) at the latent's frames and size: ``[64, t, H/8, W/8]``."""
+    length, s = mask.shape[0], 8
+    folded = mask.reshape(length, height // s, s, width // s, s).permute(2, 4, 0, 1, 3)
+    folded = folded.reshape(s * s, length, height // s, width // s)
+    return torch.nn.functional.interpolate(folded[None], size=(latent_length, height // s, width // s),
+                                           mode="nearest-exact")[0]
+
+
+def _control_video(control_video: torch.Tensor | None, length: int, width: int, height: int) -> torch.Tensor:
+    if control_video is None:
+        return torch.full((length, height, width, 3), 0.5)
+    video = _fit_frames(control_video[:length], width, height)
+    if video.shape[0] < length:
+        video = torch.cat([video, torch.full((length - video.shape[0], height, width, 3), 0.5)])
+    return video
+
+
+def _control_masks(control_masks: torch.Tensor | None, length: int, width: int, height: int) -> torch.Tensor:
+    if control_masks is None:
+        return torch.ones(length, height, width, 1)
+    from nodeloom.ops.resample import upscale
+
+    mask = control_masks if control_masks.ndim == 4 else control_masks.unsqueeze(1)
+    mask = upscale(mask[:length], width, height, "bilinear", "center").movedim(1, -1)
+    if mask.shape[0] < length:
+        mask = torch.cat([mask, torch.ones(length - mask.shape[0], height, width, mask.shape[-1])])
+    return mask
+
+
+class WanVaceToVideo(Node):
+    """Wan VACE: a control video (its masked and unmasked parts encoded apart), a mask of what to
+    regenerate and an optional reference image (prepended as an extra latent frame, trimmed after
+    sampling with TrimVideoLatent and the `trim_latent` count)."""
+
+    SCHEMA = Schema(
+        "WanVaceToVideo", display_name="WanVaceToVideo", category=_VIDEO_CATEGORY,
+        inputs=[*_cond_inputs(), *_size_inputs(),
+                Float("strength", 1.0, min=0.0, max=1000.0, step=0.01, tooltip="How strongly the control steers."),
+                Image("control_video", optional=True, tooltip="Frames to follow (depth, pose, a video to edit)."),
+                Mask("control_masks", optional=True, tooltip="Where to regenerate (1) and where to keep the control (0)."),
+                Image("reference_image", optional=True, tooltip="An image whose subject or style the video takes.")],
+        outputs=[*_OUTPUTS, Output(IO.INT, "trim_latent")],
+    )
+
+    @classmethod
+    def execute(cls, positive: list[Any], negative: list[Any], vae: Any, width: int, height: int, length: int,
+                batch_size: int, strength: float, control_video: torch.Tensor | None = None,
+                control_masks: torch.Tensor | None = None, reference_image: torch.Tensor | None = None) -> tuple[Any, ...]:
+        latent_length = latent_frames(length)
+        video = _control_video(control_video, length, width, height) - 0.5
+        mask = _control_masks(control_masks, length, width, height)
+        control = torch.cat([_encode(vae, video * (1 - mask) + 0.5), _encode(vae, video * mask + 0.5)], dim=1)
+        vace_mask = _vace_mask(mask, latent_length, height, width)
+        trim = 0
+        if reference_image is not None:
+            ref = _encode(vae, _fit_frames(reference_image[:1], width, height))
+            from nodeloom.diffusion.families.wan import latent_stats
+
+            mean, _ = latent_stats()  # the second half is the latent of a zero (normalised) frame
+            control = torch.cat([torch.cat([ref, mean.expand_as(ref)], dim=1), control], dim=2)
+            trim = ref.shape[2]
+            vace_mask = torch.cat([torch.zeros_like(vace_mask[:, :trim]), vace_mask], dim=1)
+        values = {"vace_frames": [control], "vace_mask": [vace_mask[None]], "vace_strength": [strength]}
+        latent = torch.zeros(batch_size, 16, latent_length + trim, height // 8, width // 8)
+        return (with_values(positive, values), with_values(negative, values), {"samples": latent}, trim)
