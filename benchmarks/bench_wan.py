@@ -9,8 +9,10 @@ re-run; loaders and prompt encodings come from the engine cache, as in real use)
 frames written as an H.264 MP4 with PyAV, in the same process. Runs alternate; best and median.
 
 Memory — a Wan-2.1-shaped VAE (``--vae-dim`` channels at the first stage; the release has 96)
-decodes a 33-frame latent at 256² in a fresh subprocess per mode: ``whole`` (``WanVae.decode``)
-and ``tiled`` (``WanVae.decode_tiled``, 128-pixel tiles); the figure is the subprocess's peak RSS.
+decodes a 33-frame latent at 256² in a fresh subprocess per mode: ``whole`` (``WanVae.decode``:
+diffusers' decode, the whole clip's output gathered on the device) and ``temporal``
+(``WanVae.decode_tiled`` with one spatial tile: streamed through time, each frame moved off the
+device as it is decoded); the figure is the subprocess's peak RSS.
 
     python benchmarks/bench_wan.py [--size 64] [--frames 9] [--steps 10] [--runs 5] [--vae-dim 32]
 """
@@ -100,7 +102,7 @@ def _decode_child(mode: str, dim: int, size: int, frames: int) -> None:
                                   temperal_downsample=[False, True, True]).eval())
     latent = torch.randn(1, 16, (frames - 1) // 4 + 1, size // 8, size // 8)
     t0 = time.perf_counter()
-    out = vae.decode(latent) if mode == "whole" else vae.decode_tiled(latent, tile=16, overlap=4)
+    out = vae.decode(latent) if mode == "whole" else vae.decode_tiled(latent, tile=size // 8, overlap=0)
     took = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{mode:6s} decode of {tuple(out.shape)}: {took:.1f} s, peak RSS {peak:.0f} MiB")
@@ -108,7 +110,7 @@ def _decode_child(mode: str, dim: int, size: int, frames: int) -> None:
 
 def memory(args: argparse.Namespace) -> None:
     print(f"Wan-2.1-shaped VAE (first stage {args.vae_dim} channels), {args.mem_frames} frames at {args.mem_size}²:")
-    for mode in ("whole", "tiled"):
+    for mode in ("whole", "temporal"):
         subprocess.run([sys.executable, __file__, "--child", mode, "--vae-dim", str(args.vae_dim), "--mem-size",
                         str(args.mem_size), "--mem-frames", str(args.mem_frames), "--threads", str(args.threads)],
                        check=True)
@@ -124,7 +126,7 @@ def main() -> None:
     ap.add_argument("--vae-dim", type=int, default=32)
     ap.add_argument("--mem-size", type=int, default=256)
     ap.add_argument("--mem-frames", type=int, default=33)
-    ap.add_argument("--child", choices=["whole", "tiled"])
+    ap.add_argument("--child", choices=["whole", "temporal"])
     ap.add_argument("--skip", choices=["overhead", "memory"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
