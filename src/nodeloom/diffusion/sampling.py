@@ -502,9 +502,9 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
         x = x * mask + lat * (1 - mask)
     if getattr(model.sampling, "is_flow", False) and float(sigmas[-1]) < 1.0:
         x = x / (1.0 - sigmas[-1])  # ComfyUI's inverse noise scaling (identity when the run ends at 0)
-    out["samples"] = (x / model.latent_scale + model.latent_shift).float().cpu()
+    out["samples"] = x.float().cpu() / model.latent_scale + model.latent_shift
     denoised = out
     if last:
         denoised = dict(latent)
-        denoised["samples"] = (last[0] / model.latent_scale + model.latent_shift).float().cpu()
+        denoised["samples"] = last[0].float().cpu() / model.latent_scale + model.latent_shift
     return out, denoised

@@ -47,6 +47,7 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("lumina2", ("gemma2",)): "lumina2",
     ("ltxv", ("t5",)): "ltxv",
     ("qwen_image", ("qwen2.5_vl",)): "qwen_image",
+    ("wan", ("umt5",)): "wan",
 }
 
 
@@ -87,9 +88,10 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tup
 
 
 def model_value(module: Any, family: Family, name: str) -> DiffusionModel:
-    """The MODEL value of a loaded transformer (the family's default flow schedule)."""
-    return DiffusionModel(module, family.name, family.sampling(module), family.latent_scale,
-                          latent_shift=family.latent_shift, adapter=family.adapter,
+    """The MODEL value of a loaded transformer (the family's default flow schedule; a module that
+    carries its own ``latent_scale``/``latent_shift``, per-channel for Wan, overrides the family's)."""
+    return DiffusionModel(module, family.name, family.sampling(module), getattr(module, "latent_scale", family.latent_scale),
+                          latent_shift=getattr(module, "latent_shift", family.latent_shift), adapter=family.adapter,
                           extra={"file": name, **({"video_mask": True} if family.video_mask else {})})
 
 
@@ -137,6 +139,10 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
 
         encoder = load_qwen25_vl(load_weights(paths[0], dtype=torch.float32, prefix=""), tokenizer, paths[0].name)
         return QwenImageClip(encoder, tokenizer, qwen_image_processor(tok_dir))
+    if family == "wan":
+        from nodeloom.diffusion.wan_text import Umt5Clip, load_umt5
+
+        return Umt5Clip(load_umt5(load_weights(paths[0], dtype=torch.float32, prefix=""), paths[0].name), tokenizer)
     encoders = {k: load_llm_encoder(k, load_weights(p, dtype=torch.float32, prefix=""), None, p.name)
                 for p, k in zip(paths, kinds)}
     if family == "flux2":

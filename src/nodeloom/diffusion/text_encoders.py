@@ -30,6 +30,7 @@ ENCODER_KINDS: dict[str, tuple[str, ...]] = {
     "qwen3": ("qwen3", "qwen2.5", "qwen"),
     "qwen2.5_vl": ("qwen2.5_vl", "qwen2.5", "qwen"),
     "t5": ("t5",),
+    "umt5": ("umt5", "t5"),
     "clip_l": (),
     "clip_g": (),
     "gemma2": ("gemma2", "gemma"),
@@ -55,7 +56,9 @@ def identify_encoder(shapes: dict[str, tuple[int, ...]]) -> str:
 
         return "mistral3" if shapes.get("model.embed_tokens.weight", (0,))[0] == MISTRAL_VOCAB else "llama"
     if "encoder.block.0.layer.0.SelfAttention.q.weight" in keys:
-        return "t5"
+        from nodeloom.diffusion.wan_text import is_umt5
+
+        return "umt5" if is_umt5(shapes) else "t5"
     for prefix in ("text_model.", ""):
         emb = shapes.get(prefix + "embeddings.token_embedding.weight")
         if emb is not None and prefix + "encoder.layers.0.mlp.fc1.weight" in keys:

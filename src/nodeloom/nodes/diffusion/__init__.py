@@ -112,6 +112,14 @@ from nodeloom.nodes.diffusion.vae import (
     VAEEncodeForInpaint,
     VAEEncodeTiled,
 )
+from nodeloom.nodes.diffusion.context_window_nodes import ContextWindowsManual, WanContextWindowsManual
+from nodeloom.nodes.diffusion.wan_nodes import (
+    EmptyHunyuanLatentVideo,
+    WanFirstLastFrameToVideo,
+    WanFunInpaintToVideo,
+    WanImageToVideo,
+    WanVaceToVideo,
+)
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -138,4 +146,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
     CLIPTextEncodeFlux, T5TokenizerOptions,
     TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus,
+    EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo, WanFunInpaintToVideo, WanVaceToVideo,
+    ContextWindowsManual, WanContextWindowsManual,
 )

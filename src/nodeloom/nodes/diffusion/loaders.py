@@ -109,6 +109,13 @@ class VAELoader(Node):
     def execute(cls, vae_name: str) -> tuple[Any, ...]:
         svc = services()
         path = svc.paths.get_full_path("vae", vae_name)
+        if Path(path).suffix == ".safetensors":  # the Wan video VAE has its own value (5-D latents)
+            from nodeloom.diffusion.single_file import read_header
+            from nodeloom.diffusion.wan_vae import WanVae, is_wan_vae, read_wan_vae
+
+            if is_wan_vae(read_header(path).shapes):
+                return (WanVae(svc.models.load(model_key(path, "wan-vae"), lambda: read_wan_vae(path)),
+                               manager=svc.models),)
         allow = bool(svc.settings.get("allow_unsafe_pickle", False))
         if is_ltxv_vae_file(path):
             vae = svc.models.load(model_key(path, "ltxv-vae"), lambda: load_ltxv_vae(load_state_dict(path), vae_name))
