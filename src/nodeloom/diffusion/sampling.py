@@ -379,7 +379,7 @@ def _inpaint_channels(model: DiffusionModel, lat: torch.Tensor, mask: torch.Tens
     if not model.inpaint:
         return None
     if extra.get("concat_latent_image") is not None:
-        image = extra["concat_latent_image"].float().to(lat.device) * model.latent_scale
+        image = model.latent_stats_for(lat)[0] * extra["concat_latent_image"].float().to(lat.device)
         cmask = extra.get("concat_mask")
         cmask = _latent_mask(cmask, image) if cmask is not None else torch.ones_like(image[:, :1])
         if image.shape[0] < lat.shape[0]:
@@ -463,7 +463,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     unet = manager.prepare(model.unet, dtype=dtype) if manager is not None else model.unet
     prepare_controls([positive, negative or [], dual.middle if dual else []], manager)
     dev = next(unet.parameters()).device
-    lat = ((raw.float() - model.latent_shift) * model.latent_scale).to(dev)
+    lat = model.to_model_space(raw).to(dev)
     noise, sigmas = noise.to(dev), sigmas.to(dev)
     hw = (raw.shape[-2] * 8, raw.shape[-1] * 8)
     mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
@@ -502,9 +502,9 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
         x = x * mask + lat * (1 - mask)
     if getattr(model.sampling, "is_flow", False) and float(sigmas[-1]) < 1.0:
         x = x / (1.0 - sigmas[-1])  # ComfyUI's inverse noise scaling (identity when the run ends at 0)
-    out["samples"] = x.float().cpu() / model.latent_scale + model.latent_shift
+    out["samples"] = model.from_model_space(x.float().cpu())
     denoised = out
     if last:
         denoised = dict(latent)
-        denoised["samples"] = last[0].float().cpu() / model.latent_scale + model.latent_shift
+        denoised["samples"] = model.from_model_space(last[0].float().cpu())
     return out, denoised
