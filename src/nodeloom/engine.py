@@ -30,6 +30,7 @@ from nodeloom.core.validate import ValidationResult, validate_prompt
 from nodeloom.errors import ValidationError
 from nodeloom.limits import RunLimits
 from nodeloom.models.manager import ModelManager
+from nodeloom.ops.torch_threads import remember_full_threads, use_threads
 from nodeloom.paths import FolderPaths
 from nodeloom.services import Services
 from nodeloom.workflows.survey import explain_missing_models
@@ -146,6 +147,7 @@ class Engine:
         self.registry = NodeRegistry()
         self.bus = EventBus()
         self.cache: OutputCache = self._make_cache(cfg)
+        remember_full_threads()  # torch's "every core" count, before any node thread changes it
         self.executor = Executor(
             self.registry.get,
             self.cache,
@@ -178,6 +180,7 @@ class Engine:
             make_preview=_make_preview,
             peak_memory=_peak_memory,
             services=self.services,
+            share_threads=_share_threads,
         )
 
     def _device_lock_for(self, cls: type) -> Any:
@@ -391,6 +394,10 @@ def _torch() -> Any:
     except ImportError:
         return None
     return torch
+
+
+def _share_threads(running: int, alone: bool) -> None:
+    use_threads(running, alone_thread=alone)
 
 
 def _inference_mode() -> Any:
