@@ -32,6 +32,7 @@ from nodeloom.limits import RunLimits
 from nodeloom.models.manager import ModelManager
 from nodeloom.ops.torch_threads import remember_full_threads, use_threads
 from nodeloom.paths import FolderPaths
+from nodeloom.run_memory import MemoryWatch
 from nodeloom.services import Services
 from nodeloom.workflows.survey import explain_missing_models
 
@@ -80,6 +81,8 @@ class RunResult:
     node_errors: dict[str, Any]
     outputs_to_execute: list[str]
     wall_s: float
+    #: peak memory of the run (:class:`nodeloom.run_memory.MemoryWatch`), bytes
+    memory: dict[str, Any] = field(default_factory=dict)
     _values: dict[str, list[list[Any]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -113,6 +116,7 @@ class RunResult:
             "errors": self.errors,
             "node_errors": self.node_errors,
             "wall_s": self.wall_s,
+            "memory": self.memory,
         }
 
 
@@ -320,6 +324,7 @@ class Engine:
         with self._current_lock:
             self._current = {"prompt_id": pid, "client_id": client_id, "on_event": on_event}
         self.services.limits = limits
+        watch = MemoryWatch()
         try:
             with activate_services(self.services):
                 report = self.executor.execute(
@@ -335,7 +340,7 @@ class Engine:
             self.services.limits = None
             with self._current_lock:
                 self._current = {}
-        return _to_result(report, result)
+        return _to_result(report, result, watch.read())
 
     def _emitter(self, on_event: Callable[[Event], None] | None) -> Callable[[Event], None] | None:
         if on_event is None and not self.bus.active:
@@ -369,7 +374,11 @@ class Engine:
         self.close()
 
 
-def _to_result(report: ExecutionReport, validation: ValidationResult) -> RunResult:
+def _to_result(report: ExecutionReport, validation: ValidationResult, memory: dict[str, Any]) -> RunResult:
+    # the executor resets CUDA's peak per node: the run's peak is the largest of the nodes' peaks
+    node_peaks = [r.peak_mem for r in report.node_runs.values() if r.peak_mem is not None]
+    if node_peaks:
+        memory["cuda_max_allocated"] = max([*node_peaks, memory.get("cuda_max_allocated") or 0])
     return RunResult(
         prompt_id=report.prompt_id,
         status=report.status,
@@ -381,6 +390,7 @@ def _to_result(report: ExecutionReport, validation: ValidationResult) -> RunResu
         node_errors=validation.node_errors,
         outputs_to_execute=validation.outputs_to_execute,
         wall_s=report.wall_s,
+        memory=memory,
         _values=report.values,
     )
 
