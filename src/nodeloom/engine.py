@@ -63,6 +63,8 @@ class EngineConfig:
     sequential: bool = False
     max_workers: int | None = None
     device: str | None = None
+    #: big transformers block by block: "auto" (when larger than the GPU), "blocks" (always), "none"
+    offload: str = "auto"
     builtin_packs: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -146,7 +148,7 @@ class Engine:
         self.paths.ensure()
         for yaml_path in cfg.extra_model_paths:
             self.paths.load_extra_model_paths(yaml_path)
-        self.services = Services(self.paths, ModelManager(device=cfg.device), settings=cfg.settings)
+        self.services = Services(self.paths, ModelManager(device=cfg.device, offload=cfg.offload), settings=cfg.settings)
         self.services.event_sink = self._custom_event
         self.registry = NodeRegistry()
         self.bus = EventBus()

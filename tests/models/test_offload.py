@@ -103,3 +103,40 @@ def test_the_manager_runs_a_model_block_by_block_when_set_to_and_keeps_fp8(monke
     assert ModelManager(device="cpu")._by_blocks(_TinyDiT(), torch.float32) is False  # auto: CPU never offloads
     with pytest.raises(ValueError, match="offload"):
         ModelManager(offload="sometimes")
+
+
+
+def test_a_template_run_block_by_block_equals_the_plain_run(tmp_path):
+    """Z-Image Turbo's template through an engine set to ``offload="blocks"``: the same image."""
+    import copy
+
+    import numpy as np
+    from PIL import Image
+
+    from nodeloom import Engine
+    from nodeloom.testing.tiny_families import ZIMAGE_TURBO_WORKFLOW, build_tiny_zimage
+
+    build_tiny_zimage(tmp_path / "models")
+    prompt = copy.deepcopy(ZIMAGE_TURBO_WORKFLOW)
+    prompt["7"]["inputs"].update(width=32, height=32)
+    prompt["8"]["inputs"]["steps"] = 2
+    images = {}
+    for mode in ("none", "blocks"):
+        with Engine(base_dir=tmp_path / mode, models_dir=tmp_path / "models", load_custom_nodes=False,
+                    offload=mode) as engine:
+            result = engine.run(prompt)
+            assert result.ok, result.errors
+            hooked = [m for e in engine.services.models.loaded() for m in _modules(e.model)
+                      if getattr(m, "_nodeloom_block_offload", None) is not None]
+            assert bool(hooked) == (mode == "blocks")
+            (saved,) = [i for out in result.outputs.values() for i in out.get("images", [])]
+            images[mode] = np.asarray(Image.open(tmp_path / mode / "output" / saved["subfolder"] / saved["filename"]))
+    assert np.array_equal(images["none"], images["blocks"])
+
+
+def _modules(value):
+    if isinstance(value, torch.nn.Module):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [m for v in value for m in _modules(v)]
+    return [m for v in vars(value).values() for m in _modules(v)] if hasattr(value, "__dict__") else []

@@ -4,8 +4,8 @@
 The diffusion model's family comes from its header (:func:`nodeloom.diffusion.families.identify`)
 before any tensor is read; weights are loaded through :mod:`nodeloom.diffusion.single_file` (fp8
 and scaled fp8 dequantised on the CPU). ``weight_dtype`` fp8 choices round the weights through
-that fp8 format (ComfyUI's precision) and keep Linear/Conv weights in fp8 in memory, upcast for
-each forward (:func:`nodeloom.models.offload.store_fp8`). Which encoders a ``type`` needs is :data:`CLIP_RECIPES`. Imports no node or engine.
+that fp8 format (ComfyUI's precision; on the CPU they are then held in float32, so no memory is
+saved there). Which encoders a ``type`` needs is :data:`CLIP_RECIPES`. Imports no node or engine.
 """
 
 from __future__ import annotations
@@ -67,13 +67,9 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tup
     family = identify(header, shapes)
     torch = require("torch", "diffusion")
     sd = load_weights(path, dtype=torch.float32, prefix=cut)
-    if weight_dtype == "default":
-        return family.load(sd, None), family  # the weights are float32 already
-    module = family.load(_fp8_round(sd, weight_dtype), None)
-    from nodeloom.models.offload import store_fp8
-
-    store_fp8(module, weight_dtype.removesuffix("_fast"))  # Linear/Conv weights stay fp8 in memory
-    return module, family
+    if weight_dtype != "default":
+        sd = _fp8_round(sd, weight_dtype)
+    return family.load(sd, None), family  # the weights are float32 already
 
 
 def model_value(module: Any, family: Family, name: str) -> DiffusionModel:

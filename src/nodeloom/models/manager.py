@@ -193,13 +193,13 @@ class ModelManager:
                 return module  # runs block by block already
             first = _first_compute_param(module)
             placed = first is None or (first.device.type == device.type and first.dtype == dtype)
-            if not placed:
-                if self._by_blocks(module, dtype):
-                    from nodeloom.models.offload import BlockOffload
+            if (not placed or self.offload_mode == "blocks") and self._by_blocks(module, dtype):
+                from nodeloom.models.offload import BlockOffload
 
-                    BlockOffload(module, device, None)
-                    _to_dtype(module, dtype)
-                    return module
+                BlockOffload(module, device, None)
+                _to_dtype(module, dtype)
+                return module
+            if not placed:
                 if device.type == "cuda":
                     self._make_room(module, dtype)
                 module.to(device=device)
