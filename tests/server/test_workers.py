@@ -190,14 +190,20 @@ def test_2_ray_actors_serve_the_queue(ray_server: Any) -> None:
     assert sorted(d["worker"] for d in stats["devices"]) == ["ray-1", "ray-2"]
 
 
+@pytest.mark.timeout(900)  # Ray's start, a kill, a re-run and a new actor, on a shared 2-core machine
 def test_kill_9_of_a_ray_actor_mid_prompt_loses_and_duplicates_nothing(ray_server: Any) -> None:
     """The actor's process is killed with SIGKILL, as a crashed machine or an OOM kill would."""
     server, engine = ray_server
     first = {slot.name: slot.engine.devices()[0]["pid"] for slot in server.app[STATE].worker.slots}
     assert len(set(first.values())) == 2 and os.getpid() not in first.values()
     _kill_mid_prompt(server, engine, lambda slot: os.kill(slot.engine.devices()[0]["pid"], signal.SIGKILL), "raykill")
-    after = {slot.name: slot.engine.devices()[0]["pid"] for slot in server.app[STATE].worker.slots}
-    assert len(set(after.values()) - set(first.values())) == 1, "the killed actor was not replaced by a new one"
+    deadline = time.monotonic() + 300
+    while True:  # a new actor (a new process) replaced the killed one; the other one lives on
+        after = {d["pid"] for slot in server.app[STATE].worker.slots for d in slot.engine.devices()}
+        if len(after) == 2 and len(after - set(first.values())) == 1:
+            break
+        assert time.monotonic() < deadline, "the killed actor was not replaced by a new one"
+        time.sleep(0.2)
 
 
 def test_workers_flag_and_model_keys() -> None:
