@@ -103,3 +103,17 @@ def test_use_threads_refuses_a_count_below_one(full):
         torch_threads.use_threads(0, alone_thread=False)
     assert torch_threads.use_threads(10**6, alone_thread=False) == 1
     assert torch_threads.use_threads(1, alone_thread=True) == full
+
+
+def test_a_lowered_share_of_the_machine_is_kept_on_the_executing_thread(tmp_path, full):
+    """A batch run that leaves cores to its decoding workers lowers the figure for every node."""
+    SEEN.clear()
+    torch_threads.set_full_threads(1)
+    try:
+        with _engine(tmp_path, sequential=True) as eng:
+            assert eng.run(_graph(meet=False)).ok
+        assert {seen[0] for seen in SEEN.values()} == {1}
+        with pytest.raises(ValueError, match="count"):
+            torch_threads.set_full_threads(0)
+    finally:
+        torch_threads.set_full_threads(full)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["full_threads", "remember_full_threads", "use_threads"]
+__all__ = ["full_threads", "remember_full_threads", "set_full_threads", "use_threads"]
 
 _full: int | None = None
 _lock = threading.Lock()
@@ -48,6 +48,24 @@ def remember_full_threads() -> int | None:
         if _full is None:
             _full = max(1, int(torch.get_num_threads()))
     return _full
+
+
+def set_full_threads(count: int) -> None:
+    """Set torch's threads on the calling thread and make ``count`` the "every core" figure
+    (for code that changes the process's share of the machine after an engine started, such as
+    a batch run that leaves cores to its decoding workers).
+
+    Raises:
+        ValueError: ``count`` < 1.
+    """
+    global _full
+    if count < 1:
+        raise ValueError(f"`count` must be ≥ 1, got {count}")
+    torch = _torch()
+    with _lock:
+        _full = count
+    if torch is not None:
+        torch.set_num_threads(count)
 
 
 def full_threads() -> int | None:
