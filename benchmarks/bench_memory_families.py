@@ -7,6 +7,16 @@ its peak during the run (``/proc/self/status`` VmHWM, reset per run) and, on CUD
 ``torch.cuda.max_memory_allocated``. The anchor is the size of the family's model files on
 disk: a cold run that holds each weight once needs about that much on top of the start.
 
+Printed on the 2-core development machine (CPU, load 11; sd3 was cut off by a time limit):
+
+    family       files run    RSS start   RSS peak  peak-start  CUDA peak
+    sd1          11.7M cold      451.6M     519.1M       67.5M          -  (run)
+    sd1          11.7M warm      519.1M     519.1M        0.0M          -  (run)
+    z_image       4.8M cold      452.2M     475.4M       23.1M          -  (run)
+    z_image       4.8M warm      475.4M     475.9M        0.6M          -  (run)
+    flux         10.6M cold      452.8M     503.8M       51.0M          -  (run)
+    flux         10.6M warm      503.8M     503.8M        0.0M          -  (run)
+
     python benchmarks/bench_memory_families.py [--families sd1,z_image,flux,sd3] [--size 64] [--steps 4]
 """
 
