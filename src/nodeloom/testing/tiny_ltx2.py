@@ -48,3 +48,27 @@ def build_tiny_ltx2_audio(root: str | Path, seed: int = 0) -> dict[str, Any]:
     sd.update({VOCODER_PREFIX + k: v.contiguous() for k, v in vocoder_to_release(vocoder.state_dict()).items()})
     save_file(sd, str(Path(root) / "checkpoints" / "tiny_ltx2.safetensors"))
     return {"audio_vae": vae, "vocoder": vocoder, "ckpt": "tiny_ltx2.safetensors"}
+
+
+def build_tiny_upsamplers(root: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Write two tiny latent upsamplers under ``root/latent_upscale_models``: the LTX-Video 0.9.x
+    layout (pixel-shuffle upsampler) and the LTX-2 layout (rational resampler, its config in the
+    file's metadata as the release carries it). Returns the modules and the file names."""
+    import json
+
+    import torch
+    from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+    from safetensors.torch import save_file
+
+    folder = Path(root) / "latent_upscale_models"
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {}
+    for name, rational in (("tiny_ltxv_spatial_upscaler.safetensors", False),
+                           ("tiny_ltx2_spatial_upscaler_x2.safetensors", True)):
+        torch.manual_seed(seed)
+        module = LTX2LatentUpsamplerModel(in_channels=128, mid_channels=32, num_blocks_per_stage=1,
+                                          use_rational_resampler=rational).eval()
+        metadata = {"config": json.dumps(dict(module.config))} if rational else None
+        save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(folder / name), metadata=metadata)
+        out["ltx2" if rational else "ltxv"] = (module, name)
+    return out

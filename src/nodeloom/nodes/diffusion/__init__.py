@@ -79,6 +79,7 @@ from nodeloom.nodes.diffusion.ltx_nodes import (
     LTXVScheduler,
     ModelSamplingLTXV,
 )
+from nodeloom.nodes.diffusion.ltx_upsampler import LatentUpscaleModelLoader, LTXVLatentUpsampler
 from nodeloom.nodes.diffusion.model_sampling import (
     EmptySD3LatentImage,
     FluxGuidance,
@@ -134,5 +135,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
     EmptyLTXVLatentVideo, LTXVConditioning, LTXVScheduler, ModelSamplingLTXV, LTXVPreprocess,
     LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
-    LTXVAudioVAELoader, LTXVEmptyLatentAudio, LTXVAudioVAEDecode,
+    LTXVAudioVAELoader, LTXVEmptyLatentAudio, LTXVAudioVAEDecode, LatentUpscaleModelLoader, LTXVLatentUpsampler,
 )
