@@ -75,6 +75,7 @@ from nodeloom.nodes.diffusion.ltx_nodes import (
     EmptyLTXVLatentVideo,
     LTXVConditioning,
     LTXVImgToVideo,
+    LTXVImgToVideoInplace,
     LTXVPreprocess,
     LTXVScheduler,
     ModelSamplingLTXV,
@@ -134,6 +135,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
     EmptyLTXVLatentVideo, LTXVConditioning, LTXVScheduler, ModelSamplingLTXV, LTXVPreprocess,
-    LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
+    LTXVImgToVideo, LTXVImgToVideoInplace, LTXVAddGuide, LTXVCropGuides,
     LTXVAudioVAELoader, LTXVEmptyLatentAudio, LTXVAudioVAEDecode, LatentUpscaleModelLoader, LTXVLatentUpsampler,
 )
