@@ -15,7 +15,7 @@ from nodeloom.diffusion.ltx2_audio import LTX2AudioVae, audio_latent_frames, loa
 from nodeloom.errors import ValidationError
 from nodeloom.nodes.diffusion.ltx2_audio_nodes import LTXVAudioVAEDecode, LTXVEmptyLatentAudio
 from nodeloom.testing.tiny_ltx2 import build_tiny_ltx2_audio
-from tests.nodes.diffusion.family_helpers import engine_for, run_ok
+from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,16 @@ def test_audio_through_the_engine_muxes_into_the_mp4(ltx2: tuple[Path, dict], tm
         samples = sum(frame.samples for frame in clip.decode(audio))
     expected = round(9 / 24.0 * 100 / 4) * 4 * 160 * 24000 // 16000  # latents → mel frames → vocoder samples
     assert abs(samples - expected) <= 2048  # the encoder's frame padding
+
+
+def test_audio_graph_through_a_live_server(ltx2: tuple[Path, dict], tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    root, built = ltx2
+    entry = run_served(tmp_path, root, _workflow(built["ckpt"], frames=17, rate=25.0))
+    files = entry["outputs"]["6"]["images"]
+    assert len(files) == 1 and files[0]["filename"].endswith(".mp4")
+    with av.open(str(tmp_path / "output" / files[0]["subfolder"] / files[0]["filename"])) as clip:
+        assert clip.streams.video[0].frames == 17 and clip.streams.audio[0].rate == 24000
 
 
 def test_bad_inputs_say_what_was_expected(ltx2: tuple[Path, dict]) -> None:
