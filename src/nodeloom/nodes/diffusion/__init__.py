@@ -135,6 +135,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
     EmptyLTXVLatentVideo, LTXVConditioning, LTXVScheduler, ModelSamplingLTXV, LTXVPreprocess,
-    LTXVImgToVideo, LTXVImgToVideoInplace, LTXVAddGuide, LTXVCropGuides,
-    LTXVAudioVAELoader, LTXVEmptyLatentAudio, LTXVAudioVAEDecode, LatentUpscaleModelLoader, LTXVLatentUpsampler,
+    LTXVImgToVideoInplace, LTXVAudioVAELoader, LTXVEmptyLatentAudio, LTXVAudioVAEDecode, LatentUpscaleModelLoader,
+    LTXVLatentUpsampler,
+    LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
 )
