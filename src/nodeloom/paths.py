@@ -40,6 +40,7 @@ DEFAULT_FOLDERS: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
     "controlnet": (("controlnet", "t2i_adapter"), None),
     "gligen": (("gligen",), MODEL_EXTENSIONS),
     "upscale_models": (("upscale_models",), MODEL_EXTENSIONS),
+    "latent_upscale_models": (("latent_upscale_models",), MODEL_EXTENSIONS),
     "hypernetworks": (("hypernetworks",), MODEL_EXTENSIONS),
     "photomaker": (("photomaker",), MODEL_EXTENSIONS),
     "classifiers": (("classifiers",), None),
