@@ -12,7 +12,7 @@ from nodeloom.diffusion.ip_adapter import _read, image_tokens, load_ip_adapter
 from nodeloom.diffusion.ip_attention import IPAdapterPatch, transformer_layers
 from nodeloom.testing import tiny_sd
 from nodeloom.testing.diffusion_fixtures import no_network, single_thread  # noqa: F401
-from nodeloom.testing.tiny_ip_adapter import save_tiny_ip_adapter
+from nodeloom.testing.tiny_ip_adapter import save_tiny_ip_adapter, tiny_plus_projection
 
 EMBED = 24
 
@@ -116,3 +116,15 @@ def test_uncond_rows_get_the_uncond_tokens_and_a_wrong_family_is_an_error(tmp_pa
     other = load_ip_adapter(save_tiny_ip_adapter(_sdxl_layout_unet(), tmp_path / "xl.safetensors", EMBED))
     with pytest.raises(Exception, match="cross-attention layers"):
         _patch(other).layers(unet)
+
+
+def test_a_plus_file_in_the_released_layout_loads_as_its_resampler(tmp_path):
+    unet = tiny_sd.tiny_components("sd1")["unet"]
+    adapter = load_ip_adapter(save_tiny_ip_adapter(unet, tmp_path / "plus.bin", 32, seed=6, plus=True))
+    module, _ = tiny_plus_projection(32, 32, seed=6)
+    hidden = torch.randn(2, 17, 32)
+    assert adapter.plus
+    with torch.no_grad():
+        assert torch.equal(adapter.projection(hidden), module(hidden))
+    cond, uncond = image_tokens(adapter, {"penultimate_hidden_states": hidden}, {"penultimate_hidden_states": hidden[:1]})
+    assert cond.shape == (1, 8, 32) and uncond.shape == (1, 4, 32)  # two images' tokens side by side

@@ -24,6 +24,8 @@ def ipa_files(models_dir):
     embed = int(vision.config.projection_dim)
     save_tiny_ip_adapter(unet, models_dir / "ipadapter" / ADAPTER, embed, seed=1)
     save_tiny_ip_adapter(unet, models_dir / "ipadapter" / "ip-adapter_sd15_copy.bin", embed, seed=1)
+    hidden = int(vision.config.hidden_size)  # Plus reads the penultimate hidden states
+    save_tiny_ip_adapter(unet, models_dir / "ipadapter" / "ip-adapter-plus_sd15.safetensors", hidden, seed=4, plus=True)
     return models_dir
 
 
@@ -97,3 +99,15 @@ def test_clear_errors(vision_engine, ipa_files):
                                "inputs": {"model": ["1", 0], "preset": "PLUS FACE (portraits)"}})
     result = run_prompt(vision_engine, wf, {"image": _photo()}, sinks=[["k", 0]])
     assert not result.ok and "plus.face.sd15" in str(result.errors)
+
+
+def test_a_plus_adapter_and_a_negative_image(vision_engine, ipa_files):
+    plain = _sample(vision_engine)
+    plus = {"class_type": "IPAdapterUnifiedLoader", "inputs": {"model": ["1", 0], "preset": "PLUS (high strength)"}}
+    steered = _sample(vision_engine, _simple(), plus)
+    assert (steered - plain).abs().max() > 1e-3
+    advanced = ("IPAdapterAdvanced", {"weight": 1.0, "weight_type": "linear", "combine_embeds": "concat", "start_at": 0.0,
+                                      "end_at": 1.0, "embeds_scaling": "K+V", "image_negative": ["img", 0]})
+    # the reference image as its own negative (cond and uncond tokens alike) and K+V scaling change the result
+    negative = _sample(vision_engine, advanced, plus)
+    assert (negative - steered).abs().max() > 1e-3
