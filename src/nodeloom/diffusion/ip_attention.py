@@ -118,8 +118,8 @@ class _Processor:
         if self.layer.weight == 0 or not self.patch.active() or hidden_states.ndim != 3:
             return out
         tokens = self.patch.batch_tokens(self.layer, hidden_states.shape[0]).to(hidden_states.device, hidden_states.dtype)
-        k = torch.nn.functional.linear(tokens, self.layer.to_k.to(tokens.device, tokens.dtype))
-        v = torch.nn.functional.linear(tokens, self.layer.to_v.to(tokens.device, tokens.dtype))
+        k = torch.nn.functional.linear(tokens, self.layer.to_k.to(tokens.dtype))
+        v = torch.nn.functional.linear(tokens, self.layer.to_v.to(tokens.dtype))
         weight, scaling = self.layer.weight, self.patch.embeds_scaling
         if "penalty" in scaling:
             weight = weight * k.shape[-1] / 1280.0
@@ -191,13 +191,15 @@ class IPAdapterPatch:
             raise ValidationError(f"IP-Adapter `{self.adapter.name}` makes {self.cond.shape[-1]}-wide tokens; the "
                                   f"MODEL's UNet attends to {width}-wide context")
         where = {name: (i, block) for i, (name, block) in enumerate(transformer_layers(unet))}
+        modules = dict(unet.named_modules())
         sdxl = self.sdxl
         out = {}
         for n, name in enumerate(cross):
             t_idx, block = where[name.split(".transformer_blocks.")[0]]
             weight, swap = weight_plan(self.weight_type, self.weight, self.weight_composition, sdxl, t_idx, block)
             k, v = self.adapter.layers[2 * n + 1]
-            out[name] = _Layer(k.weight.detach(), v.weight.detach(), weight, swap, alt=t_idx == 3)
+            device = modules[name].to_k.weight.device  # the UNet's device (it was placed before sampling)
+            out[name] = _Layer(k.weight.detach().to(device), v.weight.detach().to(device), weight, swap, alt=t_idx == 3)
         return out
 
     @contextlib.contextmanager
