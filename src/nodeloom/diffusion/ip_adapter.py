@@ -158,13 +158,24 @@ def _encode(clip_vision: Any, image: torch.Tensor) -> Any:
     return clip_vision.encode_image(image, crop=True)
 
 
+def _one_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
+    if mask is None:
+        return None
+    if mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]
+    if mask.ndim != 2:
+        raise ValidationError(f"`attn_mask` must be one mask [H, W] (or a batch of one); got shape {tuple(mask.shape)}")
+    return mask.float().cpu()
+
+
 def apply_ip_adapter(model: Any, adapter: IPAdapterModel, clip_vision: Any, image: torch.Tensor, *, weight: float = 1.0,
                      weight_type: str = "linear", start_at: float = 0.0, end_at: float = 1.0,
                      combine_embeds: str = "concat", embeds_scaling: str = "V only",
                      image_negative: torch.Tensor | None = None, image_composition: torch.Tensor | None = None,
-                     weight_composition: float = 1.0) -> Any:
+                     weight_composition: float = 1.0, attn_mask: torch.Tensor | None = None) -> Any:
     """A clone of ``model`` (an SD1.5/SD2/SDXL MODEL) that attends to ``image`` through ``adapter``
-    while sampling between ``start_at`` and ``end_at`` (fractions of the run, as sigmas).
+    while sampling between ``start_at`` and ``end_at`` (fractions of the run, as sigmas), and
+    where ``attn_mask`` (a MASK, one for the batch) is on.
 
     Raises:
         ValidationError: the MODEL is no UNet family, or an input is out of its range.
@@ -191,7 +202,8 @@ def apply_ip_adapter(model: Any, adapter: IPAdapterModel, clip_vision: Any, imag
         composition = image_tokens(adapter, _encode(clip_vision, image_composition), uncond_out, combine_embeds)[0]
     patch = IPAdapterPatch(adapter, cond, uncond, float(weight), weight_type,
                            model.sampling.percent_to_sigma(start_at), model.sampling.percent_to_sigma(end_at),
-                           embeds_scaling, float(weight_composition), composition, sdxl=model.is_sdxl)
+                           embeds_scaling, float(weight_composition), composition, sdxl=model.is_sdxl,
+                           mask=_one_mask(attn_mask))
     patch.layers(model.unet)  # an adapter made for another family is an error here, not mid-run
     out = model.clone(fast_path=False)  # the patch changes per step, which a captured CUDA graph cannot follow
     out.extra["attn_patches"] = tuple(out.extra.get("attn_patches", ())) + (patch,)

@@ -12,6 +12,7 @@ attention processor that wraps whatever processor each layer had. The MODEL's UN
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ def transformer_layers(unet: Any) -> list[tuple[str, str]]:
 class _CallState:
     sigma: float = 0.0
     uncond: list[bool] = field(default_factory=list)
+    hw: tuple[int, int] = (0, 0)  # the latent's height and width
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ class _Processor:
         ip = ip.transpose(1, 2).reshape(q.shape[0], q.shape[1], -1)
         if scaling == "V only":
             ip = ip * weight
+        if self.patch.mask is not None:
+            ip = ip * self.patch.mask_for(q.shape[1]).to(ip.device, ip.dtype)
         proj = attn.to_out[0]
         delta = proj(ip) - proj(torch.zeros_like(ip[:, :1]))  # the projection without its bias (LoRA included)
         return out + delta / attn.rescale_output_factor
@@ -155,11 +159,26 @@ class IPAdapterPatch:
     weight_composition: float = 1.0
     cond_composition: torch.Tensor | None = None
     sdxl: bool = False  # the MODEL's family picks the layer counting (11 SDXL layers, 16 SD1.5 ones)
+    mask: torch.Tensor | None = None  # [H, W]: where the image acts (0..1), any size; resized per layer
     state: _CallState = field(default_factory=_CallState)
 
-    def before_call(self, sigma: float, uncond: list[bool]) -> None:
-        """Record the step's sigma and which entries of the coming UNet call are unconditional."""
-        self.state.sigma, self.state.uncond = float(sigma), list(uncond)
+    def before_call(self, sigma: float, uncond: list[bool], hw: tuple[int, int] = (0, 0)) -> None:
+        """Record the step's sigma, which entries of the coming UNet call are unconditional and
+        the latent's size (for the mask)."""
+        self.state.sigma, self.state.uncond, self.state.hw = float(sigma), list(uncond), (int(hw[0]), int(hw[1]))
+
+    def mask_for(self, tokens: int) -> torch.Tensor:
+        """The mask resized to a layer's token grid, ``[1, tokens, 1]`` (the UNet halves the
+        latent per level, rounding up)."""
+        h, w = self.state.hw
+        if not h or not w or self.mask is None:
+            raise ValidationError("`attn_mask` needs the latent's size, which this sampler call did not give")
+        down = max(1, round(math.sqrt(h * w / tokens)))
+        grid = (-(-h // down), -(-w // down))
+        if grid[0] * grid[1] != tokens:
+            raise ValidationError(f"`attn_mask`: a {h}×{w} latent gives no grid of {tokens} tokens at this layer")
+        mask = torch.nn.functional.interpolate(self.mask[None, None].float(), size=grid, mode="bilinear")
+        return mask.reshape(1, tokens, 1)
 
     def active(self) -> bool:
         return self.sigma_end <= self.state.sigma <= self.sigma_start

@@ -188,7 +188,7 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     ctx, added = group.context, group.added
     residuals = control_residuals(model, [e.extra.get("control") for e in group.entries], xin_all, t, ctx, added, sigma)
     for patch in model.extra.get("attn_patches", ()):  # IP-Adapter: the step's sigma and the call's uncond rows
-        patch.before_call(float(sigma), [e.uncond for e in group.entries])
+        patch.before_call(float(sigma), [e.uncond for e in group.entries], tuple(x.shape[-2:]))
     out = unet_forward(model, unet, xin_all, t, ctx, added, residuals).float()
     x_all = x.repeat(n, 1, 1, 1)
     if model.sampling.prediction_type == "v_prediction":

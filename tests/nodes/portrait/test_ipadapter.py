@@ -1,7 +1,7 @@
 """IP-Adapter on tiny random weights: a tiny SD1 checkpoint, a tiny CLIP-vision model and a tiny
 IP-Adapter written in the released files' key layout. The adapter changes the result; weight 0
-and a window outside the run equal no adapter; the MODEL is cloned, its UNet left as it was;
-the style and composition types touch only their layers (counted on an SDXL-layout UNet)."""
+and a window outside the run equal no adapter; an all-black attention mask equals no adapter and an
+all-white one no mask; the MODEL is cloned, its UNet left as it was."""
 
 import numpy as np
 import pytest
@@ -89,16 +89,35 @@ def test_advanced_with_the_model_loader_and_a_bin_file(vision_engine, ipa_files)
     assert torch.allclose(result.value("k", 0)["samples"], _sample(vision_engine, _simple()), atol=1e-6)
 
 
-def test_clear_errors(vision_engine, ipa_files):
+def _masked(engine, value, key):
     wf = _workflow(_simple())
     wf["a"]["inputs"]["attn_mask"] = ["m", 0]
-    wf["m"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}}
-    result = run_prompt(vision_engine, wf, {"image": _photo()}, sinks=[["k", 0]])
-    assert not result.ok and "`attn_mask`" in str(result.errors)
+    wf["m"] = {"class_type": "TestTensor", "inputs": {"key": key}}  # a key per mask: outputs are cached by inputs
+    result = run_prompt(engine, wf, {"image": _photo(), key: value}, sinks=[["k", 0]])
+    assert result.ok, [(e.get("exception_type"), e.get("exception_message")) for e in result.errors]
+    return result.value("k", 0)["samples"]
+
+
+def test_attn_mask_limits_where_the_image_acts(vision_engine, ipa_files):
+    plain, steered = _sample(vision_engine), _sample(vision_engine, _simple())
+    assert torch.equal(_masked(vision_engine, torch.zeros(1, 64, 64), "zeros"), plain)
+    assert torch.equal(_masked(vision_engine, torch.ones(1, 64, 64), "ones"), steered)
+    left = torch.zeros(1, 64, 64)
+    left[..., :32] = 1.0
+    half = _masked(vision_engine, left, "left")
+    assert (half - plain).abs().max() > 1e-4 and (half - steered).abs().max() > 1e-4
+
+
+def test_clear_errors(vision_engine, ipa_files):
     wf = _workflow(_simple(), {"class_type": "IPAdapterUnifiedLoader",
                                "inputs": {"model": ["1", 0], "preset": "PLUS FACE (portraits)"}})
     result = run_prompt(vision_engine, wf, {"image": _photo()}, sinks=[["k", 0]])
     assert not result.ok and "plus.face.sd15" in str(result.errors)
+    wf = _workflow(_simple())
+    wf["a"]["inputs"]["attn_mask"] = ["m", 0]
+    wf["m"] = {"class_type": "TestTensor", "inputs": {"key": "two masks"}}
+    result = run_prompt(vision_engine, wf, {"image": _photo(), "two masks": torch.ones(2, 64, 64)}, sinks=[["k", 0]])
+    assert not result.ok and "`attn_mask`" in str(result.errors)
 
 
 def test_a_plus_adapter_and_a_negative_image(vision_engine, ipa_files):

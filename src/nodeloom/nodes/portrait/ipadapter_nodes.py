@@ -134,11 +134,9 @@ def _unpack(ipadapter: Any, clip_vision: Any) -> tuple[Any, Any]:
 def _apply(model: Any, ipadapter: Any, clip_vision: Any, attn_mask: Any, **kw: Any) -> tuple[Any, ...]:
     from nodeloom.diffusion.ip_adapter import apply_ip_adapter
 
-    if attn_mask is not None:
-        raise ValidationError("`attn_mask` (regional IP-Adapter) is not supported by nodeloom yet; leave it unconnected")
     adapter, vision = _unpack(ipadapter, clip_vision)
     with services().models.device_lock:
-        return (apply_ip_adapter(model, adapter, vision, **kw),)
+        return (apply_ip_adapter(model, adapter, vision, attn_mask=attn_mask, **kw),)
 
 
 def _common() -> list[Any]:
@@ -155,9 +153,13 @@ def _window() -> list[Any]:
             Float("end_at", 1.0, min=0.0, max=1.0, step=0.001, tooltip="Fraction of the run at which it stops acting.")]
 
 
+def _mask() -> Any:
+    return Mask("attn_mask", optional=True, tooltip="Where the image acts (white); stretched over the latent.")
+
+
 def _optional(negative: bool = True) -> list[Any]:
     extra = [Image("image_negative", optional=True, tooltip="An image to steer away from (default: none).")] if negative else []
-    return extra + [Mask("attn_mask", optional=True, tooltip="Where the image acts (not supported yet: leave unconnected)."),
+    return extra + [_mask(),
                     Custom("CLIP_VISION", "clip_vision", optional=True,
                            tooltip="The CLIP-vision model (optional with IPAdapter Unified Loader).")]
 
@@ -170,7 +172,7 @@ class IPAdapterSimple(Node):
         inputs=[*_common(), Image("image", tooltip="The reference image."), _weight(3), *_window(),
                 Combo("weight_type", ["standard", "prompt is more important", "style transfer"],
                       tooltip="standard: every layer; prompt is more important: ease out; style transfer: style layers."),
-                Mask("attn_mask", optional=True, tooltip="Where the image acts (not supported yet: leave unconnected).")],
+                _mask()],
         outputs=[Output("MODEL", "MODEL")],
     )
 
