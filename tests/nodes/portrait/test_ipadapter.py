@@ -130,3 +130,28 @@ def test_a_plus_adapter_and_a_negative_image(vision_engine, ipa_files):
     # the reference image as its own negative (cond and uncond tokens alike) and K+V scaling change the result
     negative = _sample(vision_engine, advanced, plus)
     assert (negative - steered).abs().max() > 1e-3
+
+
+@pytest.fixture(scope="module")
+def sdxl_files(ipa_files):
+    tiny_sd.build_tiny_checkpoint(ipa_files, "sdxl")
+    unet = tiny_sd.tiny_components("sdxl")["unet"]
+    save_tiny_ip_adapter(unet, ipa_files / "ipadapter" / "ip-adapter_sdxl_vit-h.safetensors", 24, seed=7)
+    return ipa_files
+
+
+def test_style_and_composition_on_sdxl_and_its_refusal_on_sd15(vision_engine, sdxl_files):
+    inputs = {"image_style": ["img", 0], "image_composition": ["img2", 0], "weight_style": 1.0,
+              "weight_composition": 1.0, "expand_style": False, "combine_embeds": "average", "start_at": 0.0,
+              "end_at": 1.0, "embeds_scaling": "V only"}
+    wf = _workflow(("IPAdapterStyleComposition", inputs))
+    del wf["a"]["inputs"]["image"]
+    wf["img2"] = {"class_type": "TestTensor", "inputs": {"key": "image2"}}
+    tensors = {"image": _photo(), "image2": _photo().flip(2)}
+    result = run_prompt(vision_engine, wf, tensors, sinks=[["k", 0]])
+    assert not result.ok and "SDXL models only" in str(result.errors)
+    wf["1"]["inputs"]["ckpt_name"] = "tiny_sdxl.safetensors"
+    steered = run_prompt(vision_engine, wf, tensors, sinks=[["k", 0]])
+    plain = run_prompt(vision_engine, _workflow() | {"1": wf["1"]}, tensors, sinks=[["k", 0]])
+    assert steered.ok and plain.ok, (steered.errors, plain.errors)
+    assert (steered.value("k", 0)["samples"] - plain.value("k", 0)["samples"]).abs().max() > 1e-4
