@@ -34,6 +34,7 @@ DEFAULT_FOLDERS: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
     "diffusion_models": (("diffusion_models", "unet"), None),
     "clip_vision": (("clip_vision",), MODEL_EXTENSIONS),
     "style_models": (("style_models",), MODEL_EXTENSIONS),
+    "ipadapter": (("ipadapter",), MODEL_EXTENSIONS),
     "embeddings": (("embeddings",), MODEL_EXTENSIONS),
     "diffusers": (("diffusers",), None),
     "vae_approx": (("vae_approx",), MODEL_EXTENSIONS),

@@ -12,8 +12,9 @@ with ``seed`` (:func:`prepare_noise`), stochastic steps from a second generator 
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,6 +187,8 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     xin_all = xin.repeat(n, 1, 1, 1).to(dtype)
     ctx, added = group.context, group.added
     residuals = control_residuals(model, [e.extra.get("control") for e in group.entries], xin_all, t, ctx, added, sigma)
+    for patch in model.extra.get("attn_patches", ()):  # IP-Adapter: the step's sigma and the call's uncond rows
+        patch.before_call(float(sigma), [e.uncond for e in group.entries], tuple(x.shape[-2:]))
     out = unet_forward(model, unet, xin_all, t, ctx, added, residuals).float()
     x_all = x.repeat(n, 1, 1, 1)
     if model.sampling.prediction_type == "v_prediction":
@@ -340,6 +343,13 @@ def guided_estimate(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tensor,
     fn = _guided(model, model.unet, _entries(positive, batch, hw), neg, float(cfg) if neg else 1.0, None, batch)
     with torch.no_grad():
         return fn(x, torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)[0])
+@contextlib.contextmanager
+def _attn_patches(model: DiffusionModel, unet: Any) -> Iterator[None]:
+    """Install the MODEL's attention patches (IP-Adapters) on the shared UNet for one run."""
+    with contextlib.ExitStack() as stack:
+        for patch in model.extra.get("attn_patches", ()):
+            stack.enter_context(patch.installed(unet))
+        yield
 
 
 def _masked(denoise: _Denoiser, mask: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor,
@@ -496,7 +506,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     walk = walk or SAMPLERS[sampler_name]
     if getattr(model.sampling, "is_flow", False) and sampler_name in SAMPLERS:
         walk = flow_sampler(sampler_name, model.sampling) or walk
-    with torch.no_grad(), lora_active(unet, model.loras, part="unet"):
+    with torch.no_grad(), lora_active(unet, model.loras, part="unet"), _attn_patches(model, unet):
         x = walk(fn, x, sigmas, draw, step_cb, **(sampler_options or {}))
     if mask is not None:
         x = x * mask + lat * (1 - mask)
