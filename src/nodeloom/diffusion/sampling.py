@@ -343,6 +343,8 @@ def guided_estimate(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tensor,
     fn = _guided(model, model.unet, _entries(positive, batch, hw), neg, float(cfg) if neg else 1.0, None, batch)
     with torch.no_grad():
         return fn(x, torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)[0])
+
+
 @contextlib.contextmanager
 def _attn_patches(model: DiffusionModel, unet: Any) -> Iterator[None]:
     """Install the MODEL's attention patches (IP-Adapters) on the shared UNet for one run."""
