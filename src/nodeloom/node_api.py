@@ -494,7 +494,8 @@ def _install_v1_view(cls: type, schema: Schema) -> None:
             return _to_v1(type(self).execute(**kw))
 
         cls._nodeloom_execute = _run  # type: ignore[attr-defined]
-    if any(i.type_spec() in (AUTOGROW, DYNAMIC_COMBO, DYNAMIC_SLOT) for i in schema.inputs):
+    # a Combo's type is its option list (a callable is evaluated per INPUT_TYPES call, never at class creation)
+    if any(not isinstance(i, Combo) and i.type_spec() in (AUTOGROW, DYNAMIC_COMBO, DYNAMIC_SLOT) for i in schema.inputs):
         cls.EXPAND_INPUT_TYPES = staticmethod(_expand_dynamic)  # type: ignore[attr-defined]
     fingerprint = getattr(cls, "fingerprint_inputs", None)
     if fingerprint is not None:
