@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from nodeloom.diffusion.cfg_patches import cfg_at
 from nodeloom.diffusion.controlnet import control_residuals, prepare_controls
 from nodeloom.diffusion.dual_cfg import DualCfg
 from nodeloom.diffusion.fast_path import unet_forward
@@ -313,6 +314,7 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         uncond = side(dens, range(n_neg), x) if use_neg else None
 
         def cfg_fn(c: torch.Tensor, u: torch.Tensor | None, scale: float) -> torch.Tensor:
+            scale = cfg_at(options, model.sampling, sigma, scale)  # CFGOverride's ranges
             guided = apply_cfg_patches(model, x, sigma, c, u, scale)
             for fn in model.post_cfg:  # ComfyUI's post-CFG functions (CFGNorm, ...)
                 guided = fn({"denoised": guided, "cond_denoised": c, "cond_scale": scale, "input": x, "sigma": sigma,

@@ -1,0 +1,119 @@
+"""CFGZeroStar, RescaleCFG and CFGOverride: their math on known tensors and their effect through
+nodeloom's sampler on a toy flow model whose estimates are known in closed form."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nodeloom.diffusion.cfg_patches import CFG_OVERRIDES, cfg_zero_star, optimized_scale, rescale_cfg
+from nodeloom.diffusion.flow import FlowSampling
+from nodeloom.diffusion.models import DiffusionModel
+from nodeloom.diffusion.sampling import sample_sigmas
+from nodeloom.errors import ValidationError
+from nodeloom.nodes.diffusion.cfg_nodes import CFGOverride, CFGZeroStar, RescaleCFG
+
+POS, NEG = [[torch.full((1, 2, 4), 1.0), {}]], [[torch.full((1, 2, 4), -0.5), {}]]
+LATENT = {"samples": torch.zeros(1, 4, 8, 8)}
+
+
+def _toy_model() -> DiffusionModel:
+    """A flow MODEL whose denoised estimate is ``(1 − σ)·0.8·c·x`` for a prompt of value c (σ = 1 − percent)."""
+
+    def adapter(module, x, sigma, group):
+        ctx = group.context[:, :1, :1, None]
+        return (x - (1 - sigma) * 0.8 * ctx * x) / sigma
+
+    return DiffusionModel(torch.nn.Linear(1, 1), "test_flow", FlowSampling(shift=1.0, multiplier=1.0), 1.0,
+                          adapter=adapter)
+
+
+def _run(model, sigmas, cfg=3.0, latent=LATENT, add_noise=True):
+    out, _ = sample_sigmas(model, latent, torch.tensor(sigmas), seed=2, cfg=cfg, sampler_name="euler",
+                           positive=POS, negative=NEG, add_noise=add_noise)
+    return out
+
+
+def _one_step_estimates():
+    """x at σ 0.6 and the two estimates; one euler step to 0 returns the guided estimate itself."""
+    x = 0.6 * torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    return x, 0.4 * 0.8 * 1.0 * x, 0.4 * 0.8 * -0.5 * x
+
+
+def test_optimized_scale_on_known_tensors():
+    pos = torch.tensor([[2.0, 4.0], [1.0, 0.0]]).reshape(2, 1, 2)
+    neg = torch.tensor([[1.0, 2.0], [0.0, 3.0]]).reshape(2, 1, 2)
+    scale = optimized_scale(pos, neg)
+    assert scale.shape == (2, 1, 1)
+    assert torch.allclose(scale.flatten(), torch.tensor([2.0, 0.0]), atol=1e-6)
+
+
+def test_cfg_zero_star_formula_and_without_a_negative():
+    x, cond, uncond = torch.ones(1, 1, 2), torch.tensor([[[0.0, 1.0]]]), torch.tensor([[[0.5, 0.5]]])
+    out = uncond + 4.0 * (cond - uncond)
+    alpha = float(((x - cond) * (x - uncond)).sum() / ((x - uncond) ** 2).sum())
+    args = {"denoised": out, "cond_denoised": cond, "uncond_denoised": uncond, "cond_scale": 4.0, "input": x}
+    expected = out + uncond * (alpha - 1.0) + 4.0 * uncond * (1.0 - alpha)
+    assert torch.allclose(cfg_zero_star(args), expected)
+    assert cfg_zero_star({**args, "uncond_denoised": None}) is out
+
+
+def test_cfg_zero_star_through_the_sampler_and_clone():
+    model = _toy_model()
+    (patched,) = CFGZeroStar.execute(model)
+    assert model.post_cfg == () and len(patched.post_cfg) == 1
+    x, cond, uncond = _one_step_estimates()
+    alpha = optimized_scale(x - cond, x - uncond)
+    guided = uncond + (cond - uncond) * 3.0
+    expected = guided + uncond * (alpha - 1.0) + 3.0 * uncond * (1.0 - alpha)
+    assert not torch.allclose(alpha, torch.ones_like(alpha))
+    assert torch.allclose(_run(patched, [0.6, 0.0])["samples"], expected, atol=1e-5)
+    assert torch.allclose(_run(model, [0.6, 0.0])["samples"], guided, atol=1e-5)
+
+
+def test_rescale_cfg_multiplier_zero_is_plain_cfg_and_one_matches_the_positive_spread():
+    model = _toy_model()
+    (plain,) = RescaleCFG.execute(model, 0.0)
+    assert "sampler_cfg_function" not in model.model_options
+    assert torch.allclose(_run(plain, [0.6, 0.3, 0.0])["samples"], _run(model, [0.6, 0.3, 0.0])["samples"], atol=1e-5)
+    (full,) = RescaleCFG.execute(model, 1.0)
+    assert not torch.allclose(_run(full, [0.6, 0.0])["samples"], _run(model, [0.6, 0.0])["samples"], atol=1e-3)
+    x, cond, uncond = _one_step_estimates()
+    sigma = torch.tensor([0.6])
+    eps = rescale_cfg(1.0)({"cond": x - cond, "uncond": x - uncond, "cond_scale": 3.0, "input": x, "sigma": sigma})
+    root = (0.36 + 1.0) ** 0.5
+    v = lambda d: ((x / 1.36 - d) * root) / 0.6  # noqa: E731 - ComfyUI's v-prediction of an estimate
+    v_out = ((x / 1.36 - (x - eps)) * root) / 0.6
+    assert torch.allclose(v_out.std(), v(cond).std(), atol=1e-5)
+    assert torch.allclose(v_out / v_out.std(), (v(uncond) + 3.0 * (v(cond) - v(uncond))).div(
+        (v(uncond) + 3.0 * (v(cond) - v(uncond))).std()), atol=1e-5)
+
+
+def test_cfg_override_over_the_whole_run_and_at_sampler_cfg_one():
+    model = _toy_model()
+    (one,) = CFGOverride.execute(model, 1.0, 0.0, 1.0)
+    assert CFG_OVERRIDES not in model.model_options
+    assert torch.allclose(_run(one, [0.6, 0.3, 0.0])["samples"], _run(model, [0.6, 0.3, 0.0], cfg=1.0)["samples"],
+                          atol=1e-5)
+    (three,) = CFGOverride.execute(model, 3.0, 0.0, 1.0)  # the negative is still run when the sampler's cfg is 1
+    assert torch.allclose(_run(three, [0.6, 0.3, 0.0], cfg=1.0)["samples"], _run(model, [0.6, 0.3, 0.0])["samples"],
+                          atol=1e-5)
+
+
+def test_cfg_override_acts_only_inside_its_range_and_the_nearest_wins():
+    """σ = 1 − percent here: [0, 0.5] covers the step at σ 0.6, not the one at σ 0.3."""
+    model = _toy_model()
+    (early,) = CFGOverride.execute(model, 1.0, 0.0, 0.5)
+    first = _run(model, [0.6, 0.3], cfg=1.0)
+    expected = _run(model, [0.3, 0.0], latent=first, add_noise=False)
+    assert torch.allclose(_run(early, [0.6, 0.3, 0.0])["samples"], expected["samples"], atol=1e-5)
+    (outer,) = CFGOverride.execute(model, 7.0, 0.0, 1.0)
+    (nearest,) = CFGOverride.execute(outer, 1.0, 0.0, 0.5)
+    first = _run(model, [0.6, 0.3], cfg=1.0)
+    expected = _run(model, [0.3, 0.0], cfg=7.0, latent=first, add_noise=False)
+    assert torch.allclose(_run(nearest, [0.6, 0.3, 0.0])["samples"], expected["samples"], atol=1e-5)
+
+
+def test_cfg_override_rejects_a_reversed_range():
+    with pytest.raises(ValidationError, match="start_percent"):
+        CFGOverride.execute(_toy_model(), 2.0, 0.8, 0.2)
