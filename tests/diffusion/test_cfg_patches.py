@@ -117,3 +117,75 @@ def test_cfg_override_acts_only_inside_its_range_and_the_nearest_wins():
 def test_cfg_override_rejects_a_reversed_range():
     with pytest.raises(ValidationError, match="start_percent"):
         CFGOverride.execute(_toy_model(), 2.0, 0.8, 0.2)
+
+
+def test_mahiro_blends_toward_the_scaled_positive_estimate():
+    from nodeloom.nodes.diffusion.cfg_nodes import Mahiro
+
+    model = _toy_model()
+    (patched,) = Mahiro.execute(model)
+    x, cond, uncond = _one_step_estimates()
+    guided = uncond + (cond - uncond) * 3.0
+    leap, u_leap = cond * 3.0, uncond * 3.0
+    merge = (leap + guided) / 2
+    sim = torch.nn.functional.cosine_similarity(u_leap.abs().sqrt() * u_leap.sign(), merge.abs().sqrt() * merge.sign())
+    weight = 2 * (sim.mean() + 1)
+    assert float(weight) < 1.0  # the negative leaps opposite to the merge, so the positive leap dominates
+    expected = (weight * guided + (4 - weight) * leap) / 4
+    assert torch.allclose(_run(patched, [0.6, 0.0])["samples"], expected, atol=1e-5)
+
+
+def test_tangential_damping_keeps_the_shared_direction_only():
+    from nodeloom.diffusion.cfg_patches import tangential_damping
+
+    cond, uncond = torch.tensor([[[1.0, 0.0]]]), torch.tensor([[[1.0, 1.0]]])
+    stacked = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    _, vecs = torch.linalg.eigh(stacked.T @ stacked)
+    top = vecs[:, -1]  # the first right-singular vector (its sign does not matter)
+    assert torch.allclose(tangential_damping(cond, uncond).flatten(), (uncond.flatten() @ top) * top, atol=1e-6)
+    parallel = torch.tensor([[[2.0, -4.0]]])
+    assert torch.allclose(tangential_damping(parallel / 2, parallel), parallel, atol=1e-5)
+
+
+def test_tcfg_leaves_parallel_predictions_alone_and_damps_others():
+    from nodeloom.diffusion.cfg_patches import tcfg
+    from nodeloom.nodes.diffusion.cfg_nodes import TCFG
+
+    model = _toy_model()
+    (patched,) = TCFG.execute(model)
+    assert "sampler_pre_cfg_function" not in model.model_options
+    # the toy's two noise predictions are both multiples of x: nothing to damp
+    assert torch.allclose(_run(patched, [0.6, 0.3, 0.0])["samples"], _run(model, [0.6, 0.3, 0.0])["samples"], atol=1e-5)
+    x = torch.ones(1, 1, 2)
+    cond, uncond = torch.tensor([[[0.0, 1.0]]]), torch.tensor([[[0.0, 0.0]]])
+    new_cond, new_uncond = tcfg({"conds_out": [cond, uncond], "input": x})
+    assert new_cond is cond and not torch.allclose(new_uncond, uncond)
+
+
+def test_apg_at_eta_one_without_cap_or_momentum_is_cfg_one_higher():
+    """ComfyUI's APG rewrites the positive estimate so that guidance becomes (cfg + 1)·(c − u) at eta 1."""
+    from nodeloom.nodes.diffusion.cfg_nodes import APG
+
+    model = _toy_model()
+    (patched,) = APG.execute(model, 1.0, 0.0, 0.0)
+    assert torch.allclose(_run(patched, [0.6, 0.3, 0.0])["samples"], _run(model, [0.6, 0.3, 0.0], cfg=4.0)["samples"],
+                          atol=1e-5)
+
+
+def test_apg_projection_cap_and_momentum_on_known_tensors():
+    from nodeloom.diffusion.cfg_patches import adaptive_projected
+
+    cond = torch.tensor([1.0, 0.0]).reshape(1, 1, 1, 2)
+    uncond = torch.tensor([0.0, -3.0]).reshape(1, 1, 1, 2)  # guidance (1, 3): parallel part (1, 0)
+    args = {"conds_out": [cond, uncond], "sigma": torch.tensor([0.5]), "cond_scale": 2.0}
+    new_cond = adaptive_projected(0.0, 0.0, 0.0)(args)[0]
+    assert torch.allclose(new_cond, uncond + torch.tensor([0.0, 3.0]).reshape(1, 1, 1, 2) + (cond - uncond) / 2)
+    capped = adaptive_projected(1.0, 1.0, 0.0)(args)[0]
+    unit = torch.tensor([1.0, 3.0]).reshape(1, 1, 1, 2) / 10 ** 0.5
+    assert torch.allclose(capped, uncond + unit + (cond - uncond) / 2)
+    fn = adaptive_projected(1.0, 0.0, 0.5)
+    fn(args)
+    second = fn({**args, "sigma": torch.tensor([0.4])})[0]  # running average: 0.5·g + g
+    assert torch.allclose(second, uncond + 1.5 * (cond - uncond) + (cond - uncond) / 2)
+    restarted = fn({**args, "sigma": torch.tensor([0.9])})[0]  # σ rose: a new run, the average starts over
+    assert torch.allclose(restarted, uncond + (cond - uncond) + (cond - uncond) / 2)

@@ -1,17 +1,21 @@
 """Guidance patches with ComfyUI's math, as functions for a MODEL's CFG hooks: CFG-Zero* (a
 post-CFG correction by the optimal scale of the negative estimate), RescaleCFG (a guidance formula
-that rescales the guided v-prediction toward the positive one's spread) and CFG overrides (a fixed
-CFG scale inside a start/end percent range). Pure torch, no models."""
+that rescales the guided v-prediction toward the positive one's spread), CFG overrides (a fixed
+CFG scale inside a start/end percent range), Mahiro (post-CFG weighting toward the positive
+estimate's direction), TCFG (the negative noise prediction damped to its shared direction with
+the positive one) and APG (adaptive projected guidance, before CFG). Pure torch, no models."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from nodeloom.diffusion.post_cfg import PostCfg
 
-__all__ = ["CFG_OVERRIDES", "cfg_at", "cfg_zero_star", "optimized_scale", "rescale_cfg"]
+__all__ = ["CFG_OVERRIDES", "adaptive_projected", "cfg_at", "cfg_zero_star", "mahiro", "optimized_scale", "rescale_cfg",
+           "tangential_damping", "tcfg"]
 
 #: the ``model_options`` key holding ``(start_percent, end_percent, cfg)`` overrides, oldest first
 CFG_OVERRIDES = "cfg_overrides"
@@ -68,3 +72,77 @@ def cfg_at(options: dict[str, Any], sampling: Any, sigma: torch.Tensor, cfg: flo
         if sampling.percent_to_sigma(end) <= key <= sampling.percent_to_sigma(start):
             return float(scale)
     return cfg
+
+
+def mahiro(args: dict[str, Any]) -> torch.Tensor:
+    """Mahiro's post-CFG function: the guided estimate blended with the positive estimate times the
+    scale, weighted by how alike (cosine over channels of sign-kept square roots, averaged) the
+    negative leap and the mean of both are."""
+    scale, guided = args["cond_scale"], args["denoised"]
+    leap = args["cond_denoised"] * scale
+    u_leap = args["uncond_denoised"] * scale
+    merge = (leap + guided) / 2
+    root_u = torch.sqrt(u_leap.abs()) * u_leap.sign()
+    root_m = torch.sqrt(merge.abs()) * merge.sign()
+    weight = 2 * (F.cosine_similarity(root_u, root_m).mean() + 1)
+    return (weight * guided + (4 - weight) * leap) / 4
+
+
+def tangential_damping(cond_score: torch.Tensor, uncond_score: torch.Tensor) -> torch.Tensor:
+    """Per batch item, the negative noise prediction projected on the first right-singular vector of
+    the stacked [negative, positive] predictions (its tangential part dropped)."""
+    batch = cond_score.shape[0]
+    cond_flat = cond_score.reshape(batch, 1, -1).float()
+    uncond_flat = uncond_score.reshape(batch, 1, -1).float()
+    stacked = torch.cat((uncond_flat, cond_flat), dim=1)
+    try:
+        _, _, vh = torch.linalg.svd(stacked, full_matrices=False)
+    except RuntimeError:  # some accelerator builds lack this SVD; the CPU has it
+        _, _, vh = torch.linalg.svd(stacked.cpu(), full_matrices=False)
+    direction = vh[:, 0:1, :].to(uncond_flat.device)
+    damped = (uncond_flat @ direction.transpose(-2, -1)) * direction
+    return damped.reshape_as(uncond_score).to(uncond_score.dtype)
+
+
+def tcfg(args: dict[str, Any]) -> list[torch.Tensor]:
+    """TCFG's pre-CFG function: the negative estimate rebuilt from its damped noise prediction."""
+    outs = args["conds_out"]
+    if len(outs) <= 1:
+        return outs
+    x, cond, uncond = args["input"], outs[0], outs[1]
+    return [cond, x - tangential_damping(x - cond, x - uncond)] + list(outs[2:])
+
+
+def _project(v0: torch.Tensor, v1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``v0``'s parts parallel and orthogonal to ``v1`` over the last three dimensions."""
+    unit = F.normalize(v1, dim=[-1, -2, -3])
+    parallel = (v0 * unit).sum(dim=[-1, -2, -3], keepdim=True) * unit
+    return parallel, v0 - parallel
+
+
+def adaptive_projected(eta: float, norm_threshold: float, momentum: float) -> Any:
+    """APG's pre-CFG function: the guidance direction (positive − negative) optionally averaged with
+    ``momentum`` over the run (reset when σ rises, i.e. a new run), capped at ``norm_threshold``
+    in norm, its part parallel to the positive estimate scaled by ``eta``; the positive estimate is
+    rewritten so that CFG at the sampler's scale yields that guidance."""
+    state: dict[str, Any] = {"avg": None, "sigma": None}
+
+    def apply(args: dict[str, Any]) -> list[torch.Tensor]:
+        outs = args["conds_out"]
+        if len(outs) == 1:
+            return outs
+        cond, uncond, sigma, scale = outs[0], outs[1], args["sigma"][0], args["cond_scale"]
+        if state["sigma"] is not None and sigma > state["sigma"]:
+            state["avg"] = None
+        state["sigma"] = sigma
+        guidance = cond - uncond
+        if momentum != 0:
+            state["avg"] = guidance if state["avg"] is None else momentum * state["avg"] + guidance
+            guidance = state["avg"]
+        if norm_threshold > 0:
+            norm = guidance.norm(p=2, dim=[-1, -2, -3], keepdim=True)
+            guidance = guidance * torch.minimum(torch.ones_like(norm), norm_threshold / norm)
+        parallel, orthogonal = _project(guidance, cond)
+        return [uncond + orthogonal + eta * parallel + (cond - uncond) / scale, uncond] + list(outs[2:])
+
+    return apply

@@ -1,7 +1,7 @@
 """MODEL patches that change how guidance combines the two estimates, with ComfyUI's names:
 CFGZeroStar (post-CFG correction by the negative estimate's optimal scale), RescaleCFG (guidance
-rescaled toward the positive estimate's spread) and CFGOverride (a fixed CFG scale over a percent
-range of the run). The math lives in :mod:`nodeloom.diffusion.cfg_patches`; each node clones the
+rescaled toward the positive estimate's spread), CFGOverride (a fixed CFG scale over a percent
+range of the run), Mahiro, TCFG (tangential damping) and APG (adaptive projected guidance). The math lives in :mod:`nodeloom.diffusion.cfg_patches`; each node clones the
 MODEL and never changes the one it was given."""
 
 from __future__ import annotations
@@ -9,12 +9,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nodeloom.diffusion.cfg_patches import CFG_OVERRIDES, cfg_zero_star, rescale_cfg
+from nodeloom.diffusion.cfg_patches import (
+    CFG_OVERRIDES,
+    adaptive_projected,
+    cfg_zero_star,
+    mahiro,
+    rescale_cfg,
+    tcfg,
+)
 from nodeloom.diffusion.models import DiffusionModel
 from nodeloom.errors import ValidationError
 from nodeloom.node_api import IO, Float, Model, Node, Output, Schema
 
-__all__ = ["CFGOverride", "CFGZeroStar", "RescaleCFG"]
+__all__ = ["APG", "TCFG", "CFGOverride", "CFGZeroStar", "Mahiro", "RescaleCFG"]
 
 
 class CFGZeroStar(Node):
@@ -75,4 +82,58 @@ class CFGOverride(Node):
             (float(start_percent), float(end_percent), float(cfg))]
         if not math.isclose(cfg, 1.0):  # the negative estimate is needed even when the sampler's cfg is 1
             options["disable_cfg1_optimization"] = True
+        return (patched,)
+
+
+class Mahiro(Node):
+    """Leans guidance toward the positive prompt's direction rather than its difference from the negative: the guided estimate is blended with the scaled positive estimate by how alike the negative and merged leaps are."""
+
+    SCHEMA = Schema(
+        "Mahiro", display_name="Mahiro is so cute that she deserves a better guidance function!! (。・ω・。)",
+        category="_for_testing", experimental=True,
+        inputs=[Model("model", tooltip="The model to patch.")],
+        outputs=[Output(IO.MODEL, "patched_model")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel) -> tuple[Any, ...]:
+        return (model.clone(post_cfg=model.post_cfg + (mahiro,)),)
+
+
+class TCFG(Node):
+    """Tangential Damping CFG (arXiv 2503.18137): before CFG, the negative estimate keeps only its part along the direction it shares with the positive one, which improves quality."""
+
+    SCHEMA = Schema(
+        "TCFG", display_name="Tangential Damping CFG", category="advanced/guidance",
+        inputs=[Model("model", tooltip="The model to patch.")],
+        outputs=[Output(IO.MODEL, "patched_model")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel) -> tuple[Any, ...]:
+        patched = model.clone()
+        patched.set_model_sampler_pre_cfg_function(tcfg)
+        return (patched,)
+
+
+class APG(Node):
+    """Adaptive Projected Guidance: the guidance direction is norm-capped, optionally averaged over steps, and its part parallel to the positive estimate scaled down, which avoids the oversaturation of high CFG."""
+
+    SCHEMA = Schema(
+        "APG", display_name="Adaptive Projected Guidance", category="sampling/custom_sampling",
+        inputs=[Model("model", tooltip="The model to patch."),
+                Float("eta", 1.0, min=-10.0, max=10.0, step=0.01,
+                      tooltip="Scale of the guidance part parallel to the positive estimate (1 keeps plain CFG's)."),
+                Float("norm_threshold", 5.0, min=0.0, max=50.0, step=0.1,
+                      tooltip="Cap on the guidance direction's norm (0 disables the cap)."),
+                Float("momentum", 0.0, min=-5.0, max=1.0, step=0.01,
+                      tooltip="Weight of the running average of guidance over the steps (0 disables it).")],
+        outputs=[Output(IO.MODEL, "MODEL")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, eta: float, norm_threshold: float, momentum: float) -> tuple[Any, ...]:
+        patched = model.clone()
+        patched.set_model_sampler_pre_cfg_function(adaptive_projected(float(eta), float(norm_threshold),
+                                                                      float(momentum)))
         return (patched,)
