@@ -191,6 +191,8 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     x_all = x.repeat(n, 1, 1, 1)
     if model.sampling.prediction_type == "v_prediction":
         den = x_all / (sigma ** 2 + 1) - out * sigma / torch.sqrt(sigma ** 2 + 1)
+    elif model.sampling.prediction_type == "x0":  # ModelSamplingDiscrete's x0: the UNet gives the estimate
+        den = out
     else:
         den = x_all - out * sigma
     return list(den.chunk(n))

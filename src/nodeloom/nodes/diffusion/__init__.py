@@ -50,6 +50,7 @@ from nodeloom.nodes.diffusion.custom_sampling import (
     SplitSigmasDenoise,
     VPScheduler,
 )
+from nodeloom.nodes.diffusion.discrete_sampling import ModelSamplingDiscrete
 from nodeloom.nodes.diffusion.edit_models import (
     FluxKontextImageScale,
     FluxKontextMultiReferenceLatentMethod,
@@ -130,7 +131,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
-    CFGZeroStar, RescaleCFG, CFGOverride, Mahiro, TCFG, APG,
+    CFGZeroStar, RescaleCFG, CFGOverride, Mahiro, TCFG, APG, ModelSamplingDiscrete,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
     EmptyLTXVLatentVideo, LTXVConditioning, LTXVScheduler, ModelSamplingLTXV, LTXVPreprocess,
