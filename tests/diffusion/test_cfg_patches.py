@@ -92,7 +92,7 @@ def test_rescale_cfg_multiplier_zero_is_plain_cfg_and_one_matches_the_positive_s
 def test_cfg_override_over_the_whole_run_and_at_sampler_cfg_one():
     model = _toy_model()
     (one,) = CFGOverride.execute(model, 1.0, 0.0, 1.0)
-    assert CFG_OVERRIDES not in model.model_options
+    assert CFG_OVERRIDES not in model.extra and CFG_OVERRIDES in one.extra
     assert torch.allclose(_run(one, [0.6, 0.3, 0.0])["samples"], _run(model, [0.6, 0.3, 0.0], cfg=1.0)["samples"],
                           atol=1e-5)
     (three,) = CFGOverride.execute(model, 3.0, 0.0, 1.0)  # the negative is still run when the sampler's cfg is 1

@@ -17,7 +17,7 @@ from nodeloom.diffusion.post_cfg import PostCfg
 __all__ = ["CFG_OVERRIDES", "adaptive_projected", "cfg_at", "cfg_zero_star", "mahiro", "optimized_scale", "rescale_cfg",
            "tangential_damping", "tcfg"]
 
-#: the ``model_options`` key holding ``(start_percent, end_percent, cfg)`` overrides, oldest first
+#: the MODEL ``extra`` key holding ``(start_percent, end_percent, cfg)`` overrides, oldest first
 CFG_OVERRIDES = "cfg_overrides"
 
 
@@ -64,11 +64,11 @@ def rescale_cfg(multiplier: float) -> PostCfg:
     return apply
 
 
-def cfg_at(options: dict[str, Any], sampling: Any, sigma: torch.Tensor, cfg: float) -> float:
+def cfg_at(extra: dict[str, Any], sampling: Any, sigma: torch.Tensor, cfg: float) -> float:
     """The CFG scale at ``sigma``: the newest override (the one nearest the sampler) whose start/end
     percent range holds it, else ``cfg``."""
     key = float(sigma.reshape(-1)[0])
-    for start, end, scale in reversed(options.get(CFG_OVERRIDES) or ()):
+    for start, end, scale in reversed(extra.get(CFG_OVERRIDES) or ()):
         if sampling.percent_to_sigma(end) <= key <= sampling.percent_to_sigma(start):
             return float(scale)
     return cfg

@@ -316,7 +316,7 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         uncond = side(dens, range(n_neg), x) if use_neg else None
 
         def cfg_fn(c: torch.Tensor, u: torch.Tensor | None, scale: float) -> torch.Tensor:
-            scale = cfg_at(options, model.sampling, sigma, scale)  # CFGOverride's ranges
+            scale = cfg_at(model.extra, model.sampling, sigma, scale)  # CFGOverride's ranges
             guided = apply_cfg_patches(model, x, sigma, c, u, scale)
             for fn in model.post_cfg:  # ComfyUI's post-CFG functions (CFGNorm, ...)
                 guided = fn({"denoised": guided, "cond_denoised": c, "cond_scale": scale, "input": x, "sigma": sigma,

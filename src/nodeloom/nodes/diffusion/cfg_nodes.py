@@ -77,11 +77,10 @@ class CFGOverride(Node):
             raise ValidationError(f"CFGOverride: `start_percent` {start_percent} is after `end_percent` {end_percent};"
                                   " expected start_percent <= end_percent")
         patched = model.clone()
-        options = patched.model_options
-        options[CFG_OVERRIDES] = list(options.get(CFG_OVERRIDES) or []) + [
+        patched.extra[CFG_OVERRIDES] = list(model.extra.get(CFG_OVERRIDES) or []) + [
             (float(start_percent), float(end_percent), float(cfg))]
         if not math.isclose(cfg, 1.0):  # the negative estimate is needed even when the sampler's cfg is 1
-            options["disable_cfg1_optimization"] = True
+            patched.model_options["disable_cfg1_optimization"] = True
         return (patched,)
 
 
