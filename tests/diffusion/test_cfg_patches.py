@@ -189,3 +189,21 @@ def test_apg_projection_cap_and_momentum_on_known_tensors():
     assert torch.allclose(second, uncond + 1.5 * (cond - uncond) + (cond - uncond) / 2)
     restarted = fn({**args, "sigma": torch.tensor([0.9])})[0]  # σ rose: a new run, the average starts over
     assert torch.allclose(restarted, uncond + (cond - uncond) + (cond - uncond) / 2)
+
+
+def test_renorm_cfg_caps_the_norm_and_truncates():
+    from nodeloom.diffusion.cfg_patches import renorm_cfg
+    from nodeloom.nodes.diffusion.cfg_nodes import RenormCFG
+
+    model = _toy_model()
+    (off,) = RenormCFG.execute(model, 100.0, 0.0)  # no cap, never truncated: plain CFG
+    assert torch.allclose(_run(off, [0.6, 0.3, 0.0])["samples"], _run(model, [0.6, 0.3, 0.0])["samples"], atol=1e-5)
+    (capped,) = RenormCFG.execute(model, 100.0, 1.0)
+    x, cond, uncond = _one_step_estimates()
+    guided = uncond + (cond - uncond) * 3.0  # 2.5× the positive estimate's norm, so the cap bites
+    assert torch.allclose(_run(capped, [0.6, 0.0])["samples"], guided * cond.norm() / guided.norm(), atol=1e-5)
+    (late,) = RenormCFG.execute(model, 0.5, 1.0)  # σ 0.6 is past cfg_trunc: the positive estimate alone
+    assert torch.allclose(_run(late, [0.6, 0.0])["samples"], cond, atol=1e-5)
+    below = renorm_cfg(100.0, 10.0)({"cond_denoised": cond, "uncond_denoised": uncond, "cond_scale": 3.0, "input": x,
+                                     "timestep": torch.tensor([0.6])})
+    assert torch.allclose(x - below, guided)  # under the cap: untouched

@@ -1,7 +1,8 @@
 """Guidance patches with ComfyUI's math, as functions for a MODEL's CFG hooks: CFG-Zero* (a
 post-CFG correction by the optimal scale of the negative estimate), RescaleCFG (a guidance formula
 that rescales the guided v-prediction toward the positive one's spread), CFG overrides (a fixed
-CFG scale inside a start/end percent range), Mahiro (post-CFG weighting toward the positive
+CFG scale inside a start/end percent range), RenormCFG (guidance truncated late in the run and
+its norm capped relative to the positive estimate's), Mahiro (post-CFG weighting toward the positive
 estimate's direction), TCFG (the negative noise prediction damped to its shared direction with
 the positive one) and APG (adaptive projected guidance, before CFG). Pure torch, no models."""
 
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 from nodeloom.diffusion.post_cfg import PostCfg
 
-__all__ = ["CFG_OVERRIDES", "adaptive_projected", "cfg_at", "cfg_zero_star", "mahiro", "optimized_scale", "rescale_cfg",
+__all__ = ["CFG_OVERRIDES", "adaptive_projected", "cfg_at", "cfg_zero_star", "mahiro", "optimized_scale", "renorm_cfg", "rescale_cfg",
            "tangential_damping", "tcfg"]
 
 #: the MODEL ``extra`` key holding ``(start_percent, end_percent, cfg)`` overrides, oldest first
@@ -60,6 +61,27 @@ def rescale_cfg(multiplier: float) -> PostCfg:
         rescaled = v_cfg * spread
         final = multiplier * rescaled + (1.0 - multiplier) * v_cfg
         return x_orig - (x - final * sigma / root)
+
+    return apply
+
+
+def renorm_cfg(cfg_trunc: float, renorm: float) -> PostCfg:
+    """RenormCFG's guidance formula (a ``sampler_cfg_function``): while the step's timestep (σ) is
+    below ``cfg_trunc``, plain CFG on the denoised estimates with each item's norm capped at
+    ``renorm`` times the positive estimate's (``renorm`` 0: no cap); from ``cfg_trunc`` on, the
+    positive estimate alone. Returns ``input − denoised``."""
+
+    def apply(args: dict[str, Any]) -> torch.Tensor:
+        cond, uncond, scale, x = args["cond_denoised"], args["uncond_denoised"], args["cond_scale"], args["input"]
+        if not float(args["timestep"].reshape(-1)[0]) < cfg_trunc:
+            return x - cond
+        guided = uncond + scale * (cond - uncond)
+        if renorm > 0.0:
+            dims = tuple(range(1, cond.ndim))
+            cap = torch.linalg.vector_norm(cond, dim=dims, keepdim=True) * renorm
+            norm = torch.linalg.vector_norm(guided, dim=dims, keepdim=True)
+            guided = torch.where(norm >= cap, guided * (cap / norm), guided)
+        return x - guided
 
     return apply
 

@@ -58,7 +58,7 @@ from nodeloom.nodes.diffusion.edit_models import (
     ReferenceLatent,
 )
 from nodeloom.nodes.diffusion.align_your_steps import AlignYourStepsScheduler
-from nodeloom.nodes.diffusion.cfg_nodes import APG, TCFG, CFGOverride, CFGZeroStar, Mahiro, RescaleCFG
+from nodeloom.nodes.diffusion.cfg_nodes import APG, TCFG, CFGOverride, CFGZeroStar, Mahiro, RenormCFG, RescaleCFG
 from nodeloom.nodes.diffusion.guidance import CFGNorm, DifferentialDiffusion
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.latent_ops import (
@@ -134,7 +134,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
     CFGZeroStar, RescaleCFG, CFGOverride, Mahiro, TCFG, APG, ModelSamplingDiscrete, PerpNegGuider,
-    AlignYourStepsScheduler,
+    AlignYourStepsScheduler, RenormCFG,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
     EmptyLTXVLatentVideo, LTXVConditioning, LTXVScheduler, ModelSamplingLTXV, LTXVPreprocess,

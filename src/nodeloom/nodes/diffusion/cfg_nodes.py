@@ -1,8 +1,10 @@
 """MODEL patches that change how guidance combines the two estimates, with ComfyUI's names:
 CFGZeroStar (post-CFG correction by the negative estimate's optimal scale), RescaleCFG (guidance
 rescaled toward the positive estimate's spread), CFGOverride (a fixed CFG scale over a percent
-range of the run), Mahiro, TCFG (tangential damping) and APG (adaptive projected guidance). The math lives in :mod:`nodeloom.diffusion.cfg_patches`; each node clones the
-MODEL and never changes the one it was given."""
+range of the run), RenormCFG (truncated, norm-capped guidance), Mahiro, TCFG (tangential
+damping) and APG (adaptive projected guidance). The math lives in
+:mod:`nodeloom.diffusion.cfg_patches`; each node clones the MODEL and never changes the one it
+was given."""
 
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ from nodeloom.diffusion.cfg_patches import (
     rescale_cfg,
     tcfg,
 )
+from nodeloom.diffusion.cfg_patches import renorm_cfg as renorm_guidance
 from nodeloom.diffusion.models import DiffusionModel
 from nodeloom.errors import ValidationError
 from nodeloom.node_api import IO, Float, Model, Node, Output, Schema
 
-__all__ = ["APG", "TCFG", "CFGOverride", "CFGZeroStar", "Mahiro", "RescaleCFG"]
+__all__ = ["APG", "TCFG", "CFGOverride", "CFGZeroStar", "Mahiro", "RenormCFG", "RescaleCFG"]
 
 
 class CFGZeroStar(Node):
@@ -53,6 +56,26 @@ class RescaleCFG(Node):
     def execute(cls, model: DiffusionModel, multiplier: float) -> tuple[Any, ...]:
         patched = model.clone()
         patched.set_model_sampler_cfg_function(rescale_cfg(float(multiplier)))
+        return (patched,)
+
+
+class RenormCFG(Node):
+    """Lumina 2's guidance: plain CFG whose result is capped at `renorm_cfg` times the positive estimate's norm, used only while σ (the flow timestep) is below `cfg_trunc`; after that the positive estimate alone (any model)."""
+
+    SCHEMA = Schema(
+        "RenormCFG", display_name="RenormCFG", category="advanced/model",
+        inputs=[Model("model", tooltip="The model to patch."),
+                Float("cfg_trunc", 100, min=0.0, max=100.0, step=0.01,
+                      tooltip="Guidance applies while the step's timestep (σ for flow models) is below this; 100 keeps it on."),
+                Float("renorm_cfg", 1.0, min=0.0, max=100.0, step=0.01,
+                      tooltip="Cap on the guided estimate's norm, in multiples of the positive estimate's (0: no cap).")],
+        outputs=[Output(IO.MODEL, "MODEL")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, cfg_trunc: float, renorm_cfg: float) -> tuple[Any, ...]:
+        patched = model.clone()
+        patched.set_model_sampler_cfg_function(renorm_guidance(float(cfg_trunc), float(renorm_cfg)))
         return (patched,)
 
 
