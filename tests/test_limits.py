@@ -60,6 +60,19 @@ def test_estimate_follows_sizes_batches_and_scale_factors(engine):
     assert est["1"].bytes == 64 * 32 * 3 * 12
 
 
+def test_estimate_accepts_unhashable_any_types(engine):
+    class AlwaysEqualProxy(str):  # ComfyUI-Logic's "any" type: equal to everything, unhashable
+        def __eq__(self, other):
+            return True
+
+        __hash__ = None  # type: ignore[assignment]
+
+    node = type("IfAny", (), {"RETURN_TYPES": (AlwaysEqualProxy("*"), "IMAGE")})
+    prompt = {"1": _empty(8, 8), "2": {"class_type": "IfAny", "inputs": {"ANY": ["1", 0]}}}
+    est = estimate_prompt(prompt, lambda name: node if name == "IfAny" else engine.registry.get(name))
+    assert est["1"].pixels == 64
+
+
 def test_check_prompt_names_node_and_limit(engine):
     lookup = engine.registry.get
     with pytest.raises(LimitError, match=r"node `1` \(EmptyImage\).*16777216 pixels.*`max_pixels`"):

@@ -259,7 +259,8 @@ def estimate_prompt(prompt: Mapping[str, Any], lookup: Callable[[str], type | No
             class_type = str(node.get("class_type", ""))
             if class_type not in per_item:
                 returns = getattr(lookup(class_type), "RETURN_TYPES", ())
-                per_item[class_type] = sum(_BYTES_PER_PIXEL.get(t, 0.0) for t in returns if isinstance(t, str))
+                # str.__str__: a pack's "any type" str subclass may be unhashable (ComfyUI-Logic's)
+                per_item[class_type] = sum(_BYTES_PER_PIXEL.get(str.__str__(t), 0.0) for t in returns if isinstance(t, str))
             ups = [done[u] for u in links_of[nid] if u in done]
             done[nid] = _node_estimate(class_type, inputs, ups, per_item[class_type])
     return {nid: e for nid, e in done.items() if e.creates}

@@ -50,7 +50,7 @@ def test_install_is_idempotent_and_maps_names() -> None:
     assert graph_utils.GraphBuilder is GraphBuilder
     assert importlib.import_module("comfy_execution.graph").ExecutionBlocker is ExecutionBlocker
     with pytest.raises(ModuleNotFoundError):
-        importlib.import_module("comfy.ldm.modules.attention")  # model internals are not mapped
+        importlib.import_module("comfy.ldm.wan.model")  # model internals are not mapped
     hook.uninstall()
     try:
         assert not hook.installed() and "comfy.utils" not in sys.modules
@@ -92,6 +92,20 @@ def test_progress_bar_reports_to_the_running_node(services: Services) -> None:
         set_progress_bar_global_hook(None)
     assert events == [("7", 1.0, 4.0, None), ("7", 3.0, 4.0, "img"), ("9", 2.0, 2.0, None)]
     assert hooked == [(1, 4), (3, 4), (2, 2)]
+
+
+def test_binary_preview_events_become_the_node_preview(services: Services) -> None:
+    from server import BinaryEventTypes, PromptServer  # Comfyroll's import
+
+    from protocol import BinaryEventTypes as same
+
+    assert same is BinaryEventTypes
+    events: list[Any] = []
+    with node_context(_ctx(services, events)):
+        PromptServer.instance.send_sync(BinaryEventTypes.UNENCODED_PREVIEW_IMAGE, ["PNG", "pil-image", None])
+        with pytest.raises(ValueError, match="binary event type 3"):
+            PromptServer.instance.send_sync(BinaryEventTypes.TEXT, b"text")
+    assert events == [("7", 1.0, 1.0, "pil-image")]
 
 
 def test_progress_bar_stops_an_interrupted_run(services: Services) -> None:

@@ -58,17 +58,32 @@ MODULE_MAP: dict[str, str] = {
     "comfy.latent_formats": f"{_SHIM}.latent_formats",
     "comfy.k_diffusion": f"{_SHIM}.k_diffusion",
     "comfy.k_diffusion.utils": f"{_SHIM}.k_diffusion",
+    "comfy.k_diffusion.sampling": f"{_SHIM}.k_diffusion_sampling",
+    "comfy.model_patcher": f"{_SHIM}.model_patcher",
+    "comfy.patcher_extension": f"{_SHIM}.patcher_extension",
+    "comfy.ops": f"{_SHIM}.ops",
+    "comfy.taesd": f"{_SHIM}.taesd",
+    "comfy.taesd.taesd": f"{_SHIM}.taesd",
+    "comfy.clip_vision": f"{_SHIM}.clip_vision",
+    "comfy.controlnet": f"{_SHIM}.controlnet",
+    **{name: f"{_SHIM}.ldm_attention" for name in ("comfy.ldm", "comfy.ldm.modules", "comfy.ldm.flux", "comfy.ldm.lumina", "comfy.ldm.modules.attention")},
+    **{name: f"{_SHIM}.ldm_layers" for name in ("comfy.ldm.flux", "comfy.ldm.flux.math", "comfy.ldm.lumina",
+                                               "comfy.ldm.lumina.model")},
+    "comfy.diffusers_convert": f"{_SHIM}.diffusers_convert",
+    "comfy.diffusers_load": f"{_SHIM}.diffusers_convert",
     "execution": f"{_SHIM}.execution_shim",
     "latent_preview": f"{_SHIM}.latent_preview",
     "node_helpers": f"{_SHIM}.node_helpers",
     "folder_paths": f"{_SHIM}.folder_paths",
     "nodes": f"{_SHIM}.nodes_shim",
     "server": f"{_SHIM}.server_shim",
+    "protocol": f"{_SHIM}.server_shim",
 }
 
 
 #: Names imported as packages (their submodules are in the map too).
-_PACKAGES = frozenset({"comfy", "comfy.comfy_types", "comfy.k_diffusion", "comfy_execution", "comfy_api", "comfy_api.latest",
+_PACKAGES = frozenset({"comfy", "comfy.comfy_types", "comfy.k_diffusion", "comfy.taesd", "comfy.ldm", "comfy.ldm.modules",
+                       "comfy.ldm.flux", "comfy.ldm.lumina", "comfy_execution", "comfy_api", "comfy_api.latest",
                        "comfy_api.torch_helpers",
                        "comfy_api.input", "comfy_api.input_impl", "comfy_api.util", "comfy_api.latest._input",
                        "comfy_api.latest._input_impl", "comfy_api.latest._util"})

@@ -8,7 +8,9 @@ Its ``NODE_CLASS_MAPPINGS`` / ``NODE_DISPLAY_NAME_MAPPINGS`` / ``WEB_DIRECTORY``
 registered, or the extension returned by ``comfy_entrypoint()``. What a pack prints while it
 imports goes to the log, not to stdout. A pack that fails to import
 is logged with "(IMPORT FAILED)" and recorded; the others still load. Built-in node ids are
-never overridden by a custom pack.
+never overridden by a custom pack. Package installs a pack starts while importing are refused
+unless the user allowed them, and threads it starts become named daemon threads
+(:mod:`nodeloom.compat.containment`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nodeloom.compat import hook
+from nodeloom.compat import containment, hook
 from nodeloom.core.context import activate_services, current_services
 from nodeloom.core.registry import NodeRegistry, PackInfo
 from nodeloom.errors import NodeloomError, PackImportError
@@ -223,9 +225,11 @@ def load_pack(path: Path, registry: NodeRegistry, protected: set[str] | frozense
     name = path.stem if path.is_file() else path.name
     info = PackInfo(name=name, module=f"custom_nodes.{name}", path=str(path))
     start = time.perf_counter()
+    active = current_services(required=False)
+    allow = containment.installs_allowed(getattr(active, "settings", None))
     try:
         writer = _LogWriter(name)
-        with contextlib.redirect_stdout(writer):
+        with contextlib.redirect_stdout(writer), containment.contained(name, allow):
             module = _import_pack(path)
             classes, display = _mappings(module)
         writer.flush()
@@ -280,7 +284,8 @@ def load_custom_node_packs(dirs: list[Path], registry: NodeRegistry, services: A
     infos: list[PackInfo] = []
     token = _loading.set(registry)
     try:
-        _load_all(dirs, registry, services, protected, infos)
+        with containment.guarding():
+            _load_all(dirs, registry, services, protected, infos)
     finally:
         _loading.reset(token)
     _log_summary(infos)

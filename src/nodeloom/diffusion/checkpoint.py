@@ -166,6 +166,13 @@ def load_vae_file(path: str | Path, *, family: str = "sd1", dtype: Any = None, a
         sub = "vae" if (p / "vae" / "config.json").is_file() else None
         return diffusers.AutoencoderKL.from_pretrained(str(p), subfolder=sub, local_files_only=True, torch_dtype=dtype).eval()
     sd = load_state_dict(p, allow_pickle=allow_pickle)
+    from nodeloom.diffusion.flux2_vae import is_flux2_vae, load_flux2_vae
+    from nodeloom.diffusion.qwen_vae import is_wan21_vae, load_wan21_vae
+
+    if is_flux2_vae(sd):
+        return load_flux2_vae(sd, p.name, dtype)
+    if is_wan21_vae(sd):
+        return load_wan21_vae(sd, p.name, dtype)
     if "decoder.conv_in.weight" in sd and "encoder.down_blocks.0.resnets.0.conv1.weight" in sd:
         raise ValidationError(f"`{p.name}` holds diffusers-layout VAE weights; put it in a folder with its config.json")
     return vae_from_state_dict(sd, family=family, dtype=dtype)

@@ -82,6 +82,23 @@ class ControlSpec:
             spec = spec.previous
 
 
+def controls_for_uncond(positive: list[Any], negative: list[Any]) -> list[Any]:
+    """The negative conditioning with ComfyUI's rule for ``control_apply_to_uncond`` entries (the
+    older ControlNetApply node): when no negative entry without an area has a ControlNet, those
+    entries take the ControlNets of such positive entries in turn (the k-th goes to entry k mod n;
+    a later one assigned to the same entry replaces the earlier)."""
+    shared = [c[1]["control"] for c in positive
+              if c[1].get("control_apply_to_uncond") and "area" not in c[1] and c[1].get("control") is not None]
+    targets = [i for i, c in enumerate(negative) if "area" not in c[1]]
+    if not shared or not targets or any(negative[i][1].get("control") is not None for i in targets):
+        return negative
+    out = list(negative)
+    for k, control in enumerate(shared):
+        i = targets[k % len(targets)]
+        out[i] = [negative[i][0], {**negative[i][1], "control": control}]
+    return out
+
+
 def prepare_controls(conds: list[list[Any]], manager: Any) -> None:
     """Move every ControlNet referenced by the conditioning lists onto the compute device."""
     if manager is None:

@@ -57,7 +57,8 @@ class LoraPatch:
 #: flow family → the diffusers LoRA mixin that reads its files (kohya, trainers' and diffusers/PEFT formats)
 _FLOW_MIXINS = {"flux": "FluxLoraLoaderMixin", "z_image": "ZImageLoraLoaderMixin",
                 "qwen_image": "QwenImageLoraLoaderMixin", "sd3": "SD3LoraLoaderMixin",
-                "ltxv": "LTXVideoLoraLoaderMixin"}
+                "flux2": "Flux2LoraLoaderMixin", "chroma": "FluxLoraLoaderMixin", "lumina2": "Lumina2LoraLoaderMixin",
+                "ltxv": "LTXVideoLoraLoaderMixin", "wan": "WanLoraLoaderMixin"}
 
 
 def read_lora(path: str | Path, unet_config: Any, sdxl: bool, family: str | None = None) -> LoraFile:

@@ -22,7 +22,7 @@ from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.diffusion.tokenizer import BOS_TOKEN_ID, EOS_TOKEN_ID, clip_tokenizer
 from nodeloom.errors import ValidationError
 
-__all__ = ["ClipModel", "DiffusionModel", "PromptTokens", "VaeModel", "unsupported_patch"]
+__all__ = ["ClipModel", "DiffusionModel", "PromptTokens", "VaeModel", "check_model_options", "unsupported_patch"]
 
 #: latent of a mid-grey image for SD-family VAEs (scaled), fed to inpainting UNets without a mask
 _GREY_LATENT = (0.8223, -0.6876, 0.6364, 0.1380)
@@ -68,6 +68,35 @@ def unsupported_patch(call: str, why: str) -> str:
     pack = _calling_pack()
     who = f"custom nodes `{pack}` call" if pack else "a caller uses"
     return f"{who} `MODEL.{call}`, which nodeloom cannot honour: {why}"
+
+
+#: ``model_options`` / ``transformer_options`` entries packs file that nodeloom's sampler cannot apply
+_UNHONOURED_OPTIONS = {
+    "model_function_wrapper": "nodeloom's sampler calls the diffusers UNet directly",
+    "denoise_mask_function": "nodeloom's sampler applies noise masks itself",
+}
+_UNHONOURED_TRANSFORMER_OPTIONS = {
+    "patches": "nodeloom's UNet has no ComfyUI block or attention patch points",
+    "patches_replace": "nodeloom's UNet attention takes no ComfyUI attention replacements",
+    "wrappers": "nodeloom's sampler has no ComfyUI wrapper points",
+    "callbacks": "nodeloom's sampler has no ComfyUI callback points",
+}
+
+
+def check_model_options(model: Any) -> None:
+    """Refuse to sample a MODEL whose ``model_options`` hold a patch nodeloom cannot apply.
+
+    Raises:
+        NotImplementedError: naming the entry (and the pack that filed it, when one is calling).
+    """
+    options = (getattr(model, "extra", None) or {}).get("model_options") or {}
+    for key, why in _UNHONOURED_OPTIONS.items():
+        if options.get(key):
+            raise NotImplementedError(unsupported_patch(f"model_options[{key!r}]", why))
+    transformer = options.get("transformer_options") or {}
+    for key, why in _UNHONOURED_TRANSFORMER_OPTIONS.items():
+        if transformer.get(key):
+            raise NotImplementedError(unsupported_patch(f"model_options['transformer_options'][{key!r}]", why))
 
 
 @dataclass(frozen=True)

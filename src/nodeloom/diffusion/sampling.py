@@ -21,18 +21,18 @@ import torch
 import torch.nn.functional as F
 
 from nodeloom.diffusion.cfg_patches import cfg_at
-from nodeloom.diffusion.controlnet import control_residuals, prepare_controls
+from nodeloom.diffusion.controlnet import control_residuals, controls_for_uncond, prepare_controls
 from nodeloom.diffusion.dual_cfg import DualCfg
 from nodeloom.diffusion.fast_path import unet_forward
 from nodeloom.diffusion.flow import accelerator_dtype, noise_scaling
 from nodeloom.diffusion.flow_samplers import flow_sampler
 from nodeloom.diffusion.lora import lora_active
-from nodeloom.diffusion.models import DiffusionModel
+from nodeloom.diffusion.models import DiffusionModel, check_model_options
 from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
 from nodeloom.diffusion.schedules import denoise_sigmas
 from nodeloom.errors import ValidationError, require
 
-__all__ = ["CondEntry", "ModelCall", "apply_cfg_patches", "brownian_noise", "prepare_noise", "sample", "sample_sigmas",
+__all__ = ["CondEntry", "ModelCall", "apply_cfg_patches", "brownian_noise", "guided_estimate", "prepare_noise", "sample", "sample_sigmas",
            "sampler_sigmas", "step_noise"]
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
@@ -332,6 +332,20 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
     return _Denoiser(denoise)
 
 
+def guided_estimate(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tensor, positive: list[Any],
+                    negative: list[Any] | None, cfg: float) -> torch.Tensor:
+    """One guided clean-image estimate of model-space ``x`` at ``sigma`` (ComfyUI's ``sampling_function``):
+    CFG over the CONDITIONING lists with the MODEL's CFG patches; no ``negative``: the positive alone.
+    The caller keeps the UNet's LoRAs active (:func:`sample_sigmas` does while it runs)."""
+    if not positive:
+        raise ValidationError("`cond` (the positive conditioning) must hold at least one entry")
+    batch, hw = x.shape[0], (x.shape[-2] * 8, x.shape[-1] * 8)
+    neg = _entries(negative, batch, hw, uncond=True) if negative else []
+    fn = _guided(model, model.unet, _entries(positive, batch, hw), neg, float(cfg) if neg else 1.0, None, batch)
+    with torch.no_grad():
+        return fn(x, torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)[0])
+
+
 def _masked(denoise: _Denoiser, mask: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor,
             model: DiffusionModel, sigmas: torch.Tensor) -> _Denoiser:
     """Keep the unmasked area on the original latent's noising path (mask 1 = regenerate), the mask
@@ -411,24 +425,31 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
                   manager: Any = None, callback: StepCallback | None = None,
                   sampler_options: dict[str, Any] | None = None,
                   dual: DualCfg | None = None,
-                  noise: torch.Tensor | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                  noise: torch.Tensor | None = None, walk: Callable[..., torch.Tensor] | None = None,
+                  predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Denoise a LATENT along given ``sigmas`` (ComfyUI's SamplerCustom contract).
 
     ``negative`` None samples the positive conditioning alone (no guidance); ``sampler_options``
     are keyword arguments of the sampler (``eta``, ``s_noise``, ``r``, ``solver``, ``order``);
     ``dual`` guides with a second conditioning as well (DualCFGGuider; needs ``negative``);
     ``noise`` replaces the seeded initial noise (shaped like the latent; ``seed`` still drives the
-    stochastic steps).
+    stochastic steps); ``walk`` is a sampler function in :mod:`~nodeloom.diffusion.samplers`' signature
+    used instead of ``sampler_name``'s (a pack's own sampler); ``predict(x, sigma)`` replaces the
+    guided estimate (a pack's guider; masks still apply around it).
     Returns the output LATENT and the denoised estimate of the last step (the output itself when
     nothing ran).
 
     Raises:
         ValidationError: unknown sampler, empty positive conditioning.
     """
-    if sampler_name not in SAMPLERS:
+    if walk is None and sampler_name not in SAMPLERS:
         raise ValidationError(f"`sampler_name` '{sampler_name}' is not supported; supported: {list(SAMPLERS)}")
     if not positive:
         raise ValidationError("`positive` must hold at least one conditioning")
+    check_model_options(model)
+    if negative:
+        negative = controls_for_uncond(positive, negative)
     out = dict(latent)
     raw = latent["samples"]
     sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
@@ -459,6 +480,8 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
                      dual=(dual, _entries(dual.middle, raw.shape[0], hw)) if dual else None)
     else:
         fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), [], 1.0, concat, raw.shape[0])
+    if predict is not None:
+        fn = _Denoiser(lambda x_, s_: (predict(x_, s_), None))
     if mask is not None:
         fn = _masked(fn, mask, lat, noise, model, sigmas)
     s0 = float(sigmas[0])
@@ -474,8 +497,8 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
 
     draw = brownian_noise(seed, x, sigmas, on_cpu=not sampler_name.endswith("_gpu")) if sampler_name in BROWNIAN \
         else step_noise(seed)
-    walk = SAMPLERS[sampler_name]
-    if getattr(model.sampling, "is_flow", False):
+    walk = walk or SAMPLERS[sampler_name]
+    if getattr(model.sampling, "is_flow", False) and sampler_name in SAMPLERS:
         walk = flow_sampler(sampler_name, model.sampling) or walk
     with torch.no_grad(), lora_active(unet, model.loras, part="unet"):
         x = walk(fn, x, sigmas, draw, step_cb, **(sampler_options or {}))
@@ -483,9 +506,9 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
         x = x * mask + lat * (1 - mask)
     if getattr(model.sampling, "is_flow", False) and float(sigmas[-1]) < 1.0:
         x = x / (1.0 - sigmas[-1])  # ComfyUI's inverse noise scaling (identity when the run ends at 0)
-    out["samples"] = (x / model.latent_scale + model.latent_shift).float().cpu()
+    out["samples"] = x.float().cpu() / model.latent_scale + model.latent_shift
     denoised = out
     if last:
         denoised = dict(latent)
-        denoised["samples"] = (last[0] / model.latent_scale + model.latent_shift).float().cpu()
+        denoised["samples"] = last[0].float().cpu() / model.latent_scale + model.latent_shift
     return out, denoised

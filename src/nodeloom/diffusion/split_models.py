@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.diffusion.families import Family, identify
+from nodeloom.diffusion.flux2_text import flux2_clip
+from nodeloom.diffusion.lumina_text import lumina2_clip
 from nodeloom.diffusion.models import ClipModel, DiffusionModel
 from nodeloom.diffusion.sd3_text import Sd3Clip, sd3_roles
 from nodeloom.diffusion.single_file import load_weights, read_header, strip_prefix
+from nodeloom.diffusion.t5_text import T5Clip
 from nodeloom.diffusion.text_encoders import (
     ZIMAGE_TEMPLATE,
     FluxClip,
@@ -38,7 +41,13 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("lumina2", ("qwen3",)): "z_image",
     ("flux", ("clip_l", "t5")): "flux",
     ("flux", ("t5", "clip_l")): "flux",
+    ("flux2", ("qwen3",)): "flux2",
+    ("flux2", ("mistral3",)): "flux2",
+    ("chroma", ("t5",)): "chroma",
+    ("lumina2", ("gemma2",)): "lumina2",
     ("ltxv", ("t5",)): "ltxv",
+    ("qwen_image", ("qwen2.5_vl",)): "qwen_image",
+    ("wan", ("umt5",)): "wan",
 }
 
 
@@ -66,6 +75,11 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tup
     cut = strip_prefix(header.shapes)
     shapes = {k[len(cut):]: v for k, v in header.shapes.items() if k.startswith(cut)}
     family = identify(header, shapes)
+    if any(k.endswith(".comfy_quant") for k in shapes):
+        raise ValidationError(
+            f"`{header.path.name}` (in {header.path.parent}) is one of ComfyUI's mixed-precision quantised files"
+            " (`*.comfy_quant` tensors), which nodeloom cannot read yet; use the bf16/fp16 release file or a scaled-fp8"
+            " one", type="unsupported_model_file", extra_info={"name": header.path.name, "folder": str(header.path.parent)})
     torch = require("torch", "diffusion")
     sd = load_weights(path, dtype=torch.float32, prefix=cut)
     if weight_dtype != "default":
@@ -74,9 +88,10 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tup
 
 
 def model_value(module: Any, family: Family, name: str) -> DiffusionModel:
-    """The MODEL value of a loaded transformer (the family's default flow schedule)."""
-    return DiffusionModel(module, family.name, family.sampling(module), family.latent_scale,
-                          latent_shift=family.latent_shift, adapter=family.adapter,
+    """The MODEL value of a loaded transformer (the family's default flow schedule; a module that
+    carries its own ``latent_scale``/``latent_shift``, per-channel for Wan, overrides the family's)."""
+    return DiffusionModel(module, family.name, family.sampling(module), getattr(module, "latent_scale", family.latent_scale),
+                          latent_shift=getattr(module, "latent_shift", family.latent_shift), adapter=family.adapter,
                           extra={"file": name, **({"video_mask": True} if family.video_mask else {})})
 
 
@@ -119,8 +134,23 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
     llm = next(k for k in kinds if k != "clip_l")
     tok_dir = find_tokenizer(llm, tokenizer_folders, paths[kinds.index(llm)])
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    if family == "qwen_image":
+        from nodeloom.diffusion.qwen_text import QwenImageClip, load_qwen25_vl, qwen_image_processor
+
+        encoder = load_qwen25_vl(load_weights(paths[0], dtype=torch.float32, prefix=""), tokenizer, paths[0].name)
+        return QwenImageClip(encoder, tokenizer, qwen_image_processor(tok_dir))
+    if family == "wan":
+        from nodeloom.diffusion.wan_text import Umt5Clip, load_umt5
+
+        return Umt5Clip(load_umt5(load_weights(paths[0], dtype=torch.float32, prefix=""), paths[0].name), tokenizer)
     encoders = {k: load_llm_encoder(k, load_weights(p, dtype=torch.float32, prefix=""), None, p.name)
                 for p, k in zip(paths, kinds)}
+    if family == "flux2":
+        return flux2_clip(llm, encoders[llm], tokenizer)
+    if family == "chroma":
+        return T5Clip(encoders["t5"], tokenizer, "chroma")
+    if family == "lumina2":
+        return lumina2_clip(encoders[llm], tokenizer)
     if family == "ltxv":
         from nodeloom.diffusion.families.ltxv import T5_TEMPLATE
 

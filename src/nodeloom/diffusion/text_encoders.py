@@ -22,18 +22,20 @@ from nodeloom.diffusion.flow import accelerator_dtype
 from nodeloom.diffusion.lora import LoraPatch
 from nodeloom.errors import ModelNotFoundError, ValidationError, require
 
-__all__ = ["ENCODER_KINDS", "FluxClip", "LlmClip", "find_tokenizer", "identify_encoder", "load_llm_encoder", "t5_ids",
-           "t5_states"]
+__all__ = ["ENCODER_KINDS", "FluxClip", "LlmClip", "find_tokenizer", "identify_encoder", "load_llm_encoder",
+           "placed_encoder", "single_prompt", "t5_ids", "t5_states"]
 
 #: architecture → (tokenizer folder names accepted, in order), for the error messages
 ENCODER_KINDS: dict[str, tuple[str, ...]] = {
     "qwen3": ("qwen3", "qwen2.5", "qwen"),
     "qwen2.5_vl": ("qwen2.5_vl", "qwen2.5", "qwen"),
     "t5": ("t5",),
+    "umt5": ("umt5", "t5"),
     "clip_l": (),
     "clip_g": (),
     "gemma2": ("gemma2", "gemma"),
     "llama": ("llama3", "llama"),
+    "mistral3": ("mistral3", "mistral"),
 }
 
 #: the chat turn Z-Image's prompts are wrapped in (as the release and ComfyUI format them)
@@ -50,9 +52,13 @@ def identify_encoder(shapes: dict[str, tuple[int, ...]]) -> str:
     if "model.layers.0.self_attn.q_proj.bias" in keys:
         return "qwen2.5_vl"
     if "model.layers.0.self_attn.q_proj.weight" in keys:
-        return "llama"
+        from nodeloom.diffusion.flux2_text import MISTRAL_VOCAB
+
+        return "mistral3" if shapes.get("model.embed_tokens.weight", (0,))[0] == MISTRAL_VOCAB else "llama"
     if "encoder.block.0.layer.0.SelfAttention.q.weight" in keys:
-        return "t5"
+        from nodeloom.diffusion.wan_text import is_umt5
+
+        return "umt5" if is_umt5(shapes) else "t5"
     for prefix in ("text_model.", ""):
         emb = shapes.get(prefix + "embeddings.token_embedding.weight")
         if emb is not None and prefix + "encoder.layers.0.mlp.fc1.weight" in keys:
@@ -137,6 +143,16 @@ def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> An
     if kind == "qwen3":
         model = transformers.Qwen3Model(_qwen3_config(shapes))
         weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
+    elif kind in ("mistral3", "llama"):
+        from nodeloom.diffusion.flux2_text import llama_config
+
+        model = (transformers.MistralModel if kind == "mistral3" else transformers.LlamaModel)(llama_config(shapes, kind))
+        weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
+    elif kind == "gemma2":
+        from nodeloom.diffusion.lumina_text import gemma2_config
+
+        model = transformers.Gemma2Model(gemma2_config(shapes))
+        weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
     elif kind == "t5":
         model = transformers.T5EncoderModel(_t5_config(shapes))
         weights = dict(sd)
@@ -150,7 +166,7 @@ def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> An
             "text_model."): v for k, v in sd.items()}
     else:
         raise ValidationError(f"`{name}` is a {kind} text encoder, which nodeloom cannot load yet"
-                              " (supported: qwen3, t5, clip_l, clip_g)",
+                              " (supported: qwen3, mistral3, llama, gemma2, t5, clip_l, clip_g)",
                               type="unsupported_text_encoder", extra_info={"name": name, "kind": kind})
     missing, _ = model.load_state_dict(weights, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
@@ -158,6 +174,26 @@ def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> An
         raise ValidationError(f"`{name}` lacks {len(missing)} weights of a {kind} encoder, e.g. `{missing[0]}`",
                               type="invalid_model_file", extra_info={"name": name})
     return (model.to(dtype) if dtype is not None else model).eval()
+
+
+def single_prompt(text: str, texts: Sequence[str] | None, family: str) -> str:
+    """The one prompt of a one-encoder CLIP (``texts``, when given, must hold exactly one).
+
+    Raises:
+        ValidationError: several prompts given.
+    """
+    if texts is not None and len(texts) != 1:
+        raise ValidationError(f"{len(texts)} prompts for 1 text encoder ({family})")
+    return texts[0] if texts is not None else text
+
+
+def placed_encoder(encoder: Any, manager: Any, cpu_only: bool) -> Any:
+    """The encoder where it runs: the CPU in float32 for CLIPLoader's ``device: cpu``, else the
+    manager's device and dtype (as loaded when there is no manager)."""
+    torch = require("torch", "diffusion")
+    if cpu_only:
+        return encoder.to("cpu", torch.float32)
+    return manager.prepare(encoder, dtype=accelerator_dtype(manager)) if manager is not None else encoder
 
 
 @dataclass(frozen=True)
@@ -177,6 +213,8 @@ class LlmClip:
     loras: tuple[LoraPatch, ...] = ()
     #: CLIPLoader's ``device: cpu`` — keep the encoder on the CPU whatever the engine's device
     cpu_only: bool = False
+    #: let the tokenizer add its own markers (Gemma's ``<bos>``)
+    special_tokens: bool = False
 
     def clone(self, **changes: Any) -> LlmClip:
         return dataclasses.replace(self, **changes)
@@ -193,15 +231,11 @@ class LlmClip:
             ValidationError: several prompts given (one encoder only).
         """
         torch = require("torch", "diffusion")
-        if texts is not None and len(texts) != 1:
-            raise ValidationError(f"{len(texts)} prompts for 1 text encoder ({self.family})")
-        prompt = texts[0] if texts is not None else text
-        if self.cpu_only:
-            enc = self.encoder.to("cpu", torch.float32)
-        else:
-            enc = manager.prepare(self.encoder, dtype=accelerator_dtype(manager)) if manager is not None else self.encoder
+        prompt = single_prompt(text, texts, self.family)
+        enc = placed_encoder(self.encoder, manager, self.cpu_only)
         dev = next(enc.parameters()).device
-        ids = self.tokenizer(self.template.format(prompt), return_tensors="pt", add_special_tokens=False).input_ids
+        ids = self.tokenizer(self.template.format(prompt), return_tensors="pt",
+                             add_special_tokens=self.special_tokens).input_ids
         layer = self.hidden_layer if self.layer is None else self.layer
         with torch.no_grad():
             out = enc(input_ids=ids.to(dev), output_hidden_states=True)
@@ -221,6 +255,8 @@ class FluxClip:
     tokenizer: Any = field(repr=False)
     family: str = "flux"
     min_length: int = 256
+    #: pad tokens always appended after ``</s>`` (T5TokenizerOptions)
+    min_padding: int = 0
     layer: int | None = None
     loras: tuple[LoraPatch, ...] = ()
     cpu_only: bool = False
@@ -234,25 +270,28 @@ class FluxClip:
 
     def t5_ids(self, text: str) -> Any:
         """T5 token ids of ``text`` padded to ``min_length``, ``[1, n]``."""
-        return t5_ids(self.tokenizer, text, self.min_length)
+        return t5_ids(self.tokenizer, text, self.min_length, self.min_padding)
 
     def encode(self, text: str, manager: Any = None, embeddings: Callable[[str], Any] | None = None,
                texts: Sequence[str] | None = None) -> tuple[Any, Any]:
         """``(T5 states [1, n, 4096], CLIP-L pooled [1, 768])`` on the CPU in float32 (``texts``: CLIP-L's, then T5's)."""
         clip_text, t5_text = (texts[0], texts[-1]) if texts else (text, text)
         _, pooled = self.clip_l.encode(clip_text, None if self.cpu_only else manager, embeddings=embeddings)
-        return t5_states(self.t5, self.tokenizer, t5_text, self.min_length, manager, self.cpu_only), pooled
+        states = t5_states(self.t5, self.tokenizer, t5_text, self.min_length, manager, self.cpu_only, self.min_padding)
+        return states, pooled
 
 
-def t5_ids(tokenizer: Any, text: str, min_length: int) -> Any:
-    """T5 token ids of ``text`` (ending in ``</s>``) padded with the pad token to ``min_length``, ``[1, n]``."""
+def t5_ids(tokenizer: Any, text: str, min_length: int, min_padding: int = 0) -> Any:
+    """T5 token ids of ``text`` (ending in ``</s>``), then ``min_padding`` pad tokens, then padded
+    to ``min_length``, ``[1, n]`` (ComfyUI's order)."""
     torch = require("torch", "diffusion")
-    ids = list(tokenizer(text, add_special_tokens=True).input_ids)
+    ids = list(tokenizer(text, add_special_tokens=True).input_ids) + [tokenizer.pad_token_id or 0] * min_padding
     ids += [tokenizer.pad_token_id or 0] * max(0, min_length - len(ids))
     return torch.tensor([ids])
 
 
-def t5_states(t5: Any, tokenizer: Any, text: str, min_length: int, manager: Any, cpu_only: bool) -> Any:
+def t5_states(t5: Any, tokenizer: Any, text: str, min_length: int, manager: Any, cpu_only: bool,
+              min_padding: int = 0) -> Any:
     """T5's last hidden states of ``text`` (padded as :func:`t5_ids`, no attention mask), CPU float32."""
     torch = require("torch", "diffusion")
     if cpu_only or manager is None:
@@ -261,5 +300,5 @@ def t5_states(t5: Any, tokenizer: Any, text: str, min_length: int, manager: Any,
         enc = manager.prepare(t5, dtype=accelerator_dtype(manager))
     dev = next(enc.parameters()).device
     with torch.no_grad():
-        states = enc(input_ids=t5_ids(tokenizer, text, min_length).to(dev)).last_hidden_state
+        states = enc(input_ids=t5_ids(tokenizer, text, min_length, min_padding).to(dev)).last_hidden_state
     return states.float().cpu()

@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["tile_count", "tiled_apply"]
+__all__ = ["blend_ramp", "tile_count", "tile_starts", "tiled_apply"]
 
 
-def _starts(size: int, tile: int, overlap: int) -> list[int]:
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Starts of tiles of ``tile`` covering ``size`` with ``overlap`` (the last one flush with the end)."""
     if size <= tile:
         return [0]
     stride = max(1, tile - overlap)
@@ -26,10 +27,11 @@ def _starts(size: int, tile: int, overlap: int) -> list[int]:
 
 def tile_count(shape: Sequence[int], tile: Sequence[int], overlap: int) -> int:
     """Number of tiles :func:`tiled_apply` runs per sample for spatial ``shape``."""
-    return math.prod(len(_starts(s, t, overlap)) for s, t in zip(shape, tile))
+    return math.prod(len(tile_starts(s, t, overlap)) for s, t in zip(shape, tile))
 
 
-def _ramp(length: int, feather: int, first: bool, last: bool) -> torch.Tensor:
+def blend_ramp(length: int, feather: int, first: bool, last: bool) -> torch.Tensor:
+    """A 1-D blending weight rising linearly over ``feather`` samples, except at the ``first``/``last`` side."""
     weight = torch.ones(length)
     if feather > 0:
         rise = (torch.arange(feather, dtype=torch.float32) + 1) / (feather + 1)
@@ -65,7 +67,7 @@ def tiled_apply(samples: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor
     channels = samples.shape[1] if out_channels is None else out_channels
     out = torch.zeros(samples.shape[0], channels, *out_shape)
     weight = torch.zeros(1, 1, *out_shape)
-    grids = [_starts(s, int(t), overlap) for s, t in zip(spatial, tile)]
+    grids = [tile_starts(s, int(t), overlap) for s, t in zip(spatial, tile)]
     for b in range(samples.shape[0]):
         for corner in itertools.product(*grids):
             index = tuple(slice(c, c + int(t)) for c, t in zip(corner, tile))
@@ -76,7 +78,7 @@ def tiled_apply(samples: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor
                 length = part.shape[2 + d]
                 lo = round(c * u)
                 dest.append(slice(lo, lo + length))
-                ramp = _ramp(length, round(overlap * u), c == grid[0], c == grid[-1])
+                ramp = blend_ramp(length, round(overlap * u), c == grid[0], c == grid[-1])
                 mask = mask.unsqueeze(-1) * ramp if d else ramp
             mask = mask.view(1, 1, *mask.shape)
             out[(slice(b, b + 1), slice(None), *dest)] += part * mask

@@ -19,7 +19,7 @@ from typing import Any
 from nodeloom.testing.tiny_lm import DEFAULT_CORPUS
 
 __all__ = ["FLUX_DEV_WORKFLOW", "ZIMAGE_TURBO_WORKFLOW", "build_qwen_tokenizer", "build_t5_tokenizer", "build_tiny_flux",
-           "build_tiny_zimage", "flux_vae", "scaled_fp8", "zimage_to_comfy"]
+           "build_tiny_zimage", "flux_vae", "save_flux_vae", "scaled_fp8", "zimage_to_comfy"]
 
 _QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 #: what the tokenizer's chat template renders for one user turn with a generation prompt
@@ -97,6 +97,18 @@ def flux_vae(seed: int = 0) -> Any:
                          shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False).eval()
 
 
+def save_flux_vae(root: Path, seed: int = 0) -> Any:
+    """A tiny Flux-style VAE saved as ``<root>/vae/tiny_ae.safetensors`` in the original layout; returns it."""
+    from safetensors.torch import save_file
+
+    from nodeloom.diffusion.ldm_export import vae_to_ldm
+
+    vae = flux_vae(seed)
+    save_file({k: v.contiguous() for k, v in vae_to_ldm(vae.state_dict(), vae.config, prefix="").items()},
+              str(Path(root) / "vae" / "tiny_ae.safetensors"))
+    return vae
+
+
 def zimage_to_comfy(sd: dict[str, Any]) -> dict[str, Any]:
     """A diffusers ``ZImageTransformer2DModel`` state dict in ComfyUI's repackaged layout."""
     import torch
@@ -161,8 +173,6 @@ def build_tiny_zimage(root: str | Path, seed: int = 0) -> dict[str, Any]:
     from safetensors.torch import save_file
     from transformers import Qwen3Config, Qwen3Model
 
-    from nodeloom.diffusion.ldm_export import vae_to_ldm
-
     root = Path(root)
     for sub in ("diffusion_models", "text_encoders", "vae", "tokenizers/qwen3"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -181,9 +191,7 @@ def build_tiny_zimage(root: str | Path, seed: int = 0) -> dict[str, Any]:
               metadata={"format": "pt", "modelspec.architecture": "z-image"})
     save_file(sd, str(root / "diffusion_models" / "tiny_z_image_diffusers.safetensors"))
     save_file(scaled_fp8(zimage_to_comfy(sd)), str(root / "diffusion_models" / "tiny_z_image_fp8_scaled.safetensors"))
-    vae = flux_vae(seed)
-    save_file({k: v.contiguous() for k, v in vae_to_ldm(vae.state_dict(), vae.config, prefix="").items()},
-              str(root / "vae" / "tiny_ae.safetensors"))
+    vae = save_flux_vae(root, seed)
     return {"transformer": transformer, "text_encoder": encoder, "tokenizer": tokenizer, "vae": vae,
             "unet": "tiny_z_image.safetensors", "unet_diffusers": "tiny_z_image_diffusers.safetensors",
             "unet_fp8": "tiny_z_image_fp8_scaled.safetensors", "clip": "tiny_qwen3.safetensors",
@@ -219,8 +227,9 @@ def _tiny_flux_encoders(t5_vocab: int, seed: int) -> tuple[Any, Any]:
     return clip, t5
 
 
-def build_tiny_flux(root: str | Path, seed: int = 0, guidance: bool = True) -> dict[str, Any]:
-    """Write tiny Flux.1 files (dev with ``guidance``, else schnell) under ``root`` and return the modules.
+def build_tiny_flux(root: str | Path, seed: int = 0, guidance: bool = True, fill: bool = False) -> dict[str, Any]:
+    """Write tiny Flux.1 files (dev with ``guidance``, else schnell; Fill's 384 input channels with
+    ``fill``) under ``root`` and return the modules.
 
     Returns:
         ``{"transformer", "clip_l", "t5", "tokenizer", "vae"}`` modules and the file names
@@ -231,7 +240,6 @@ def build_tiny_flux(root: str | Path, seed: int = 0, guidance: bool = True) -> d
     from safetensors.torch import save_file
 
     from nodeloom.diffusion.families.flux import diffusers_to_bfl
-    from nodeloom.diffusion.ldm_export import vae_to_ldm
 
     root = Path(root)
     for sub in ("diffusion_models", "text_encoders", "vae", "tokenizers/t5"):
@@ -244,18 +252,16 @@ def build_tiny_flux(root: str | Path, seed: int = 0, guidance: bool = True) -> d
     save_file({k: v.contiguous() for k, v in t5.state_dict().items() if k != "encoder.embed_tokens.weight"},
               str(root / "text_encoders" / "tiny_t5xxl.safetensors"))
     torch.manual_seed(seed)
-    transformer = FluxTransformer2DModel(patch_size=1, in_channels=64, num_layers=1, num_single_layers=2,
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=384 if fill else 64, out_channels=64, num_layers=1, num_single_layers=2,
                                          attention_head_dim=32, num_attention_heads=2, joint_attention_dim=32,
                                          pooled_projection_dim=32, guidance_embeds=guidance,
                                          axes_dims_rope=[4, 14, 14]).eval()
     sd = {k: v.contiguous() for k, v in transformer.state_dict().items()}
-    name = "tiny_flux_dev" if guidance else "tiny_flux_schnell"
+    name = "tiny_flux_fill" if fill else "tiny_flux_dev" if guidance else "tiny_flux_schnell"
     save_file(diffusers_to_bfl(sd), str(root / "diffusion_models" / f"{name}.safetensors"))
     save_file(sd, str(root / "diffusion_models" / f"{name}_diffusers.safetensors"))
     save_file(scaled_fp8(diffusers_to_bfl(sd)), str(root / "diffusion_models" / f"{name}_fp8_scaled.safetensors"))
-    vae = flux_vae(seed)
-    save_file({k: v.contiguous() for k, v in vae_to_ldm(vae.state_dict(), vae.config, prefix="").items()},
-              str(root / "vae" / "tiny_ae.safetensors"))
+    vae = save_flux_vae(root, seed)
     return {"transformer": transformer, "clip_l": clip, "t5": t5, "tokenizer": tokenizer, "vae": vae,
             "unet": f"{name}.safetensors", "unet_diffusers": f"{name}_diffusers.safetensors",
             "unet_fp8": f"{name}_fp8_scaled.safetensors", "clip_l_file": "tiny_clip_l.safetensors",

@@ -5,7 +5,7 @@ import torch
 from skimage import data
 
 from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode
-from nodeloom.nodes.diffusion.controlnet import Canny, ControlNetApplyAdvanced, ControlNetLoader
+from nodeloom.nodes.diffusion.controlnet import Canny, ControlNetApply, ControlNetApplyAdvanced, ControlNetLoader
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple
 from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
@@ -52,6 +52,27 @@ def test_controlnet_window_limits_its_effect(diffusion_services):
     full = _sample(model, *ControlNetApplyAdvanced.execute(pos, neg, cn, _hint(), 1.0, 0.0, 1.0))
     early = _sample(model, *ControlNetApplyAdvanced.execute(pos, neg, cn, _hint(), 1.0, 0.0, 0.3))
     assert 0 < (early - none).abs().mean() < (full - none).abs().mean()
+
+
+def test_old_controlnet_node_guides_the_negative_pass_too(diffusion_services):
+    model, _, pos, neg = _setup()
+    cn = ControlNetLoader.execute("tiny_controlnet")[0]
+    (old,) = ControlNetApply.execute(pos, cn, _hint(), 0.7)
+    assert old[0][1]["control_apply_to_uncond"] and "control" not in pos[0][1]
+    both = _sample(model, *ControlNetApplyAdvanced.execute(pos, neg, cn, _hint(), 0.7, 0.0, 1.0))
+    assert torch.equal(_sample(model, old, neg), both)  # ComfyUI's rule: the negative takes the positive's ControlNet
+    positive_only = _sample(model, ControlNetApplyAdvanced.execute(pos, neg, cn, _hint(), 0.7, 0.0, 1.0)[0], neg)
+    assert (positive_only - both).abs().max() > 1e-4
+    assert ControlNetApply.execute(pos, cn, _hint(), 0.0)[0] is pos
+    # packs load ControlNets by path through `comfy.controlnet` (Comfyroll's stacks): the same value
+    import importlib
+
+    from nodeloom.compat import hook
+
+    hook.install()
+    path = diffusion_services.paths.get_full_path("controlnet", "tiny_controlnet")
+    by_path = importlib.import_module("comfy.controlnet").load_controlnet(path)
+    assert by_path.net is cn.net
 
 
 def test_lora_changes_model_and_clip_and_stacks(diffusion_services):

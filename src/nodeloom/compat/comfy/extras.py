@@ -9,12 +9,11 @@ A few module-level helpers packs import are mapped onto nodeloom's implementatio
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
-__all__ = ["HELPERS", "Noise_EmptyNoise", "Noise_RandomNoise", "composite", "make_module"]
+__all__ = ["HELPERS", "Noise_EmptyNoise", "Noise_RandomNoise", "composite", "load_state_dict", "make_module"]
 
 
 def Noise_RandomNoise(seed: int) -> Any:  # noqa: N802 - ComfyUI's class name
@@ -49,10 +48,28 @@ def composite(destination: torch.Tensor, source: torch.Tensor, x: int, y: int, m
     return out.movedim(-1, 1)
 
 
+def load_state_dict(state_dict: dict[str, Any]) -> Any:
+    """An upscale model (spandrel ``ImageModelDescriptor``, eval mode) from its tensors: what
+    ``comfy_extras.chainner_models.model_loading.load_state_dict`` gives, as nodeloom's
+    ``UpscaleModelLoader`` does for files."""
+    from nodeloom.diffusion.spandrel_import import import_spandrel
+
+    return import_spandrel().ModelLoader().load_from_state_dict(state_dict).eval()
+
+
+def _model_loading() -> types.ModuleType:
+    module = types.ModuleType("comfy_extras.chainner_models.model_loading")
+    module.__doc__ = "Upscale models from tensors (spandrel), under ComfyUI's old module name."
+    module.load_state_dict = load_state_dict  # type: ignore[attr-defined]
+    return module
+
+
 #: module → helper name → object, for names that are not node ids.
-HELPERS: dict[str, dict[str, Callable[..., Any]]] = {
+HELPERS: dict[str, dict[str, Any]] = {
     "nodes_custom_sampler": {"Noise_RandomNoise": Noise_RandomNoise, "Noise_EmptyNoise": Noise_EmptyNoise},
     "nodes_mask": {"composite": composite},
+    "chainner_models": {"model_loading": _model_loading()},
+    "model_loading": {"load_state_dict": load_state_dict},
 }
 
 

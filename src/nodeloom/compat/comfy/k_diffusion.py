@@ -1,10 +1,12 @@
 """``comfy.k_diffusion`` / ``comfy.k_diffusion.utils``: the helpers packs import from ComfyUI's
-k-diffusion copy. Only ``FolderOfImages`` is provided (VideoHelperSuite reads its extension set);
-nodeloom's samplers live in :mod:`nodeloom.diffusion.samplers` with their own signatures.
+k-diffusion copy: ``FolderOfImages`` (VideoHelperSuite reads its extension set), and the
+``sampling`` submodule (:mod:`nodeloom.compat.comfy.k_diffusion_sampling`: k-diffusion's sampler
+functions over nodeloom's samplers), also as an attribute for ``from comfy.k_diffusion import sampling``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,16 @@ from PIL import Image
 from torch.utils import data
 
 __all__ = ["FolderOfImages"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "sampling":
+        import importlib
+
+        return importlib.import_module("nodeloom.compat.comfy.k_diffusion_sampling")
+    if name == "utils":
+        return sys.modules[__name__]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class FolderOfImages(data.Dataset):  # type: ignore[type-arg]

@@ -21,7 +21,22 @@ from aiohttp import web
 
 from nodeloom.core.context import current_node_context, current_services
 
-__all__ = ["APP", "ROUTES", "PromptServer", "bind_server", "bind_services", "pack_route_defs", "reset_app"]
+__all__ = ["APP", "ROUTES", "BinaryEventTypes", "PromptServer", "bind_server", "bind_services", "pack_route_defs",
+           "reset_app"]
+
+
+class BinaryEventTypes:
+    """ComfyUI's binary WebSocket frame types (``server`` / ``protocol``); ``send_sync`` with a
+    preview type shows the image as the running node's preview."""
+
+    PREVIEW_IMAGE = 1
+    UNENCODED_PREVIEW_IMAGE = 2
+    TEXT = 3
+    PREVIEW_IMAGE_WITH_METADATA = 4
+
+
+_PREVIEWS = {BinaryEventTypes.PREVIEW_IMAGE, BinaryEventTypes.UNENCODED_PREVIEW_IMAGE,
+             BinaryEventTypes.PREVIEW_IMAGE_WITH_METADATA}
 
 #: Routes packs add with ``@PromptServer.instance.routes.get(...)``.
 ROUTES = web.RouteTableDef()
@@ -149,11 +164,28 @@ class PromptServer:
         except RuntimeError:
             return asyncio.get_event_loop_policy().get_event_loop()
 
-    def send_sync(self, event: str, data: Any, sid: str | None = None) -> None:
-        """Send a custom event ``{type: event, data}`` to the submitting client (or ``sid``)."""
+    def send_sync(self, event: str | int, data: Any, sid: str | None = None) -> None:
+        """Send a custom event ``{type: event, data}`` to the submitting client (or ``sid``); a
+        binary preview event (``[format, PIL image, max_size]``) becomes the running node's preview.
+
+        Raises:
+            ValueError: a binary event type other than the preview ones.
+        """
+        if isinstance(event, int):
+            self._send_binary(event, data)
+            return
         services = current_services(required=False) or _bound["services"]
         if services is not None:
             services.send_event(event, data, sid)
+
+    def _send_binary(self, event: int, data: Any) -> None:
+        if event not in _PREVIEWS:
+            raise ValueError(f"`PromptServer.send_sync`: binary event type {event} is not supported by nodeloom "
+                             "(it shows preview images: BinaryEventTypes.PREVIEW_IMAGE / UNENCODED_PREVIEW_IMAGE)")
+        ctx = current_node_context()
+        image = data[1] if isinstance(data, (list, tuple)) and len(data) >= 2 else data
+        if ctx is not None:
+            ctx.progress(1, 1, preview=image)
 
     async def send(self, event: str, data: Any, sid: str | None = None) -> None:
         self.send_sync(event, data, sid)

@@ -34,7 +34,8 @@ class Family:
         load: ``load(state_dict, dtype) -> module`` — the diffusers transformer, eval mode.
         adapter: ``adapter(module, x, sigma, group) -> velocity`` (ComfyUI's CONST convention).
         sampling: ``sampling(module)`` — a fresh default model sampling (before any ModelSampling* node).
-        latent_scale / latent_shift: raw VAE latent → model space ``(raw − shift)·scale``.
+        latent_scale / latent_shift: raw VAE latent → model space ``(raw − shift)·scale`` (floats, or
+            per-channel tensors ``[1, C, 1, 1]``: Qwen-Image).
         latent_channels: channels of the family's latent.
         signature: the keys :func:`identify` reports it looked for.
         video_mask: the adapter takes ``mask=`` (the latent's noise mask) and the area it keeps is
@@ -47,8 +48,8 @@ class Family:
     load: Callable[[dict[str, Any], Any], Any]
     adapter: Callable[..., Any]
     sampling: Callable[[Any], Any]
-    latent_scale: float
-    latent_shift: float
+    latent_scale: Any
+    latent_shift: Any
     latent_channels: int
     signature: tuple[str, ...]
     #: the adapter takes the noise mask (per-token times) and the masked-off area stays the clean latent
@@ -90,9 +91,12 @@ def from_diffusers_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, A
 
 
 def _registry() -> dict[str, Family]:
-    from nodeloom.diffusion.families import flux, ltxv, sd3, zimage
+    from nodeloom.diffusion.families import chroma, flux, flux2, ltxv, lumina2, qwen, sd3, wan, zimage
 
-    return {f.name: f for f in (zimage.FAMILY, flux.FAMILY, sd3.FAMILY, ltxv.FAMILY)}
+    # Flux.2 and Chroma before Flux.1 (their original layouts share Flux.1's block names), Lumina 2
+    # before Z-Image (likewise NextDiT's)
+    return {f.name: f for f in (lumina2.FAMILY, zimage.FAMILY, flux2.FAMILY, chroma.FAMILY, flux.FAMILY, sd3.FAMILY,
+                                ltxv.FAMILY, qwen.FAMILY, wan.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()

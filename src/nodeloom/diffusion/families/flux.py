@@ -1,12 +1,14 @@
 """Flux.1 (dev, schnell): Black Forest Labs' double/single-stream flow transformer.
 
-Files: ComfyUI's ``flux1-dev.safetensors`` / ``flux1-schnell.safetensors`` carry the original
+Files: ComfyUI's ``flux1-dev.safetensors`` / ``flux1-schnell.safetensors`` (and ``flux1-fill-dev``) carry the original
 release layout (``double_blocks.N.img_attn.qkv``, ``single_blocks.N.linear1``, ...), with or
 without ComfyUI's prefix; the diffusers layout (``transformer_blocks.N.attn.to_q``) loads too.
 :func:`bfl_to_diffusers` / :func:`diffusers_to_bfl` convert between the two for any width (the
 converter diffusers ships assumes the full 3072-wide model). The adapter packs latents into 2×2
 patches with their position ids, passes σ as the time and the conditioning's ``guidance`` (dev),
 and unpacks the velocity. Schnell has no guidance embedder; its default schedule is unshifted.
+Fill (384 input channels) also takes InpaintModelConditioning's masked image and mask
+(:func:`fill_channels`), packed beside the latent's patches.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from nodeloom.diffusion.families import Family, family_config
+from nodeloom.diffusion.families import Family, family_config, from_diffusers_layout
 from nodeloom.diffusion.flow import FluxSampling
 from nodeloom.errors import ValidationError, require
 
 if TYPE_CHECKING:
     from nodeloom.diffusion.sampling import ModelCall
 
-__all__ = ["FAMILY", "bfl_to_diffusers", "diffusers_to_bfl", "transformer_config"]
+__all__ = ["FAMILY", "bfl_to_diffusers", "diffusers_to_bfl", "fill_channels", "pack_patches", "patch_ids", "transformer_config",
+           "unpack_patches"]
 
 _SIGNATURE = ("double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight", "img_in.weight")
 
@@ -98,7 +101,8 @@ def bfl_to_diffusers(sd: dict[str, Any]) -> dict[str, Any]:
             for name, part in (("attn.to_q", q), ("attn.to_k", k), ("attn.to_v", v), ("proj_mlp", mlp)):
                 out[f"single_transformer_blocks.{i}.{name}{suffix}"] = part
     for suffix in (".weight", ".bias"):
-        out["norm_out.linear" + suffix] = _swap_halves(src.pop("final_layer.adaLN_modulation.1" + suffix))
+        if "final_layer.adaLN_modulation.1" + suffix in src:  # Chroma prunes it
+            out["norm_out.linear" + suffix] = _swap_halves(src.pop("final_layer.adaLN_modulation.1" + suffix))
     if src:
         raise ValidationError(f"the Flux weights hold {len(src)} tensors nodeloom cannot place, e.g. `{next(iter(src))}`",
                               type="invalid_model_file")
@@ -127,7 +131,8 @@ def diffusers_to_bfl(sd: dict[str, Any]) -> dict[str, Any]:
                 [src.pop(f"single_transformer_blocks.{i}.{n}{suffix}")
                  for n in ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")])
     for suffix in (".weight", ".bias"):
-        out["final_layer.adaLN_modulation.1" + suffix] = _swap_halves(src.pop("norm_out.linear" + suffix))
+        if "norm_out.linear" + suffix in src:
+            out["final_layer.adaLN_modulation.1" + suffix] = _swap_halves(src.pop("norm_out.linear" + suffix))
     return out
 
 
@@ -137,7 +142,7 @@ def transformer_config(sd: dict[str, Any]) -> dict[str, Any]:
     inner, in_ch = sd["x_embedder.weight"].shape
     head = sd["transformer_blocks.0.attn.norm_q.weight"].shape[0]
     eighth = head // 8
-    cfg.update(in_channels=in_ch, num_layers=_blocks(sd, r"transformer_blocks\.(\d+)\."),
+    cfg.update(in_channels=in_ch, out_channels=sd["proj_out.weight"].shape[0], num_layers=_blocks(sd, r"transformer_blocks\.(\d+)\."),
                num_single_layers=_blocks(sd, r"single_transformer_blocks\.(\d+)\."), attention_head_dim=head,
                num_attention_heads=inner // head, joint_attention_dim=sd["context_embedder.weight"].shape[1],
                pooled_projection_dim=sd["time_text_embed.text_embedder.linear_1.weight"].shape[1],
@@ -150,20 +155,21 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
     diffusers = require("diffusers", "diffusion")
     if "double_blocks.0.img_attn.qkv.weight" in sd:
         sd = bfl_to_diffusers(sd)
-    model = diffusers.FluxTransformer2DModel.from_config(transformer_config(sd))
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    if missing or unexpected:
-        raise ValidationError(f"the Flux weights do not fit the model: missing {missing[:2]}, unexpected {unexpected[:2]}",
-                              type="invalid_model_file")
-    return (model.to(dtype) if dtype is not None else model).eval()
+    return from_diffusers_layout(diffusers.FluxTransformer2DModel, sd, transformer_config(sd), dtype, "Flux")
 
 
-def _pack(x: Any) -> Any:
+def pack_patches(x: Any) -> Any:
     b, c, h, w = x.shape
     return x.view(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, (h // 2) * (w // 2), c * 4)
 
 
-def _ids(h: int, w: int, device: Any, dtype: Any, index: int = 0, h_off: int = 0, w_off: int = 0) -> Any:
+def unpack_patches(tokens: Any, c: int, h: int, w: int) -> Any:
+    """The inverse of :func:`pack_patches`: ``[B, h/2·w/2, 4c]`` tokens → ``[B, c, h, w]``."""
+    b = tokens.shape[0]
+    return tokens.reshape(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+
+
+def patch_ids(h: int, w: int, device: Any, dtype: Any, index: int = 0, h_off: int = 0, w_off: int = 0) -> Any:
     torch = require("torch", "diffusion")
     ids = torch.zeros(h, w, 3)
     ids[..., 0] = index
@@ -177,6 +183,8 @@ def _references(refs: list[Any], like: Any, method: str, h_len: int, w_len: int)
     ``offset`` (default) — index 1, each next reference beside or below the ones before, whichever
     keeps the area smaller; ``index`` — index 1, 2, ... at the origin; ``uxo`` — index 0, diagonally
     past the image (``h_len``×``w_len`` tokens) and the references before."""
+    if method not in ("offset", "index", "uxo"):
+        raise ValidationError(f"Flux.1 places reference latents by offset, index or uxo, got '{method}'")
     tokens, ids = [], []
     h = w = index = 0
     for raw in refs:
@@ -195,10 +203,36 @@ def _references(refs: list[Any], like: Any, method: str, h_len: int, w_len: int)
             else:
                 h_off = h
             h, w = max(h, ref.shape[-2] + h_off), max(w, ref.shape[-1] + w_off)
-        tokens.append(_pack(ref))
-        ids.append(_ids(ref.shape[-2] // 2, ref.shape[-1] // 2, like.device, like.dtype, index, (h_off + 1) // 2,
+        tokens.append(pack_patches(ref))
+        ids.append(patch_ids(ref.shape[-2] // 2, ref.shape[-1] // 2, like.device, like.dtype, index, (h_off + 1) // 2,
                         (w_off + 1) // 2))
     return tokens, ids
+
+
+def fill_channels(x: Any, extra: dict[str, Any]) -> Any:
+    """Flux Fill's extra input channels for latents ``x`` [B,16,h,w]: InpaintModelConditioning's
+    masked-image latent in the model's space, then its mask (1 = regenerate) at 8× the latent size
+    with each 8×8 pixel block laid out as 64 channels (ComfyUI's and the release's order); no
+    masked image means zeros, no mask means everything regenerates."""
+    torch = require("torch", "diffusion")
+    import torch.nn.functional as F
+
+    b, _, h, w = x.shape
+    image = extra.get("concat_latent_image")
+    if image is None:
+        image = torch.zeros_like(x)
+    else:
+        image = ((image.float() - 0.1159) * 0.3611).to(x.device, x.dtype)
+        if tuple(image.shape[-2:]) != (h, w):
+            image = F.interpolate(image, size=(h, w), mode="bilinear")
+    mask = extra.get("concat_mask")
+    if mask is None:
+        mask = torch.ones(b, 1, h * 8, w * 8, device=x.device, dtype=x.dtype)
+    mask = mask.float().reshape(-1, *mask.shape[-2:])[:, None] if mask.ndim != 4 else mask.float()
+    mask = F.interpolate(mask.mean(dim=1, keepdim=True).to(x.device, x.dtype), size=(h * 8, w * 8), mode="bilinear")
+    mask = mask.view(-1, h, 8, w, 8).permute(0, 2, 4, 1, 3).reshape(-1, 64, h, w)
+    image, mask = (t if t.shape[0] == b else t[:1].expand(b, -1, -1, -1) for t in (image, mask))
+    return torch.cat([image, mask], dim=1)
 
 
 def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
@@ -217,7 +251,9 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
             raise ValidationError("Flux conditioning needs a pooled CLIP-L output; encode the prompt with a"
                                   " DualCLIPLoader (type flux) CLIP")
         xs = x[k * per:(k + 1) * per]
-        tokens, ids = [_pack(xs)], [_ids(h // 2, w // 2, x.device, x.dtype)]
+        tokens, ids = [pack_patches(xs)], [patch_ids(h // 2, w // 2, x.device, x.dtype)]
+        if module.config.in_channels > c * 4:  # Fill: the masked image's latent and the mask ride along
+            tokens[0] = torch.cat([tokens[0], pack_patches(fill_channels(xs, extra))], dim=2)
         more_tokens, more_ids = _references(list(extra.get("reference_latents") or []), xs,
                                             str(extra.get("reference_latents_method", "offset")), h // 2, w // 2)
         tokens += [t.expand(per, -1, -1) for t in more_tokens]
@@ -230,8 +266,7 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
                      txt_ids=torch.zeros(ctx.shape[1], 3, device=x.device, dtype=x.dtype),
                      guidance=g if module.config.guidance_embeds else None, return_dict=False)[0]
         outs.append(out[:, : (h // 2) * (w // 2)])
-    out = torch.cat(outs)
-    return out.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+    return unpack_patches(torch.cat(outs), c, h, w)
 
 
 FAMILY = Family(

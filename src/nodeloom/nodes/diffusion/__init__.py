@@ -18,7 +18,7 @@ from nodeloom.nodes.diffusion.conditioning import (
     ConditioningSetTimestepRange,
     ConditioningZeroOut,
 )
-from nodeloom.nodes.diffusion.controlnet import Canny, ControlNetApplyAdvanced, ControlNetLoader
+from nodeloom.nodes.diffusion.controlnet import Canny, ControlNetApply, ControlNetApplyAdvanced, ControlNetLoader
 from nodeloom.nodes.diffusion.custom_sampling import (
     AddNoise,
     BasicGuider,
@@ -60,7 +60,9 @@ from nodeloom.nodes.diffusion.edit_models import (
 from nodeloom.nodes.diffusion.align_your_steps import AlignYourStepsScheduler
 from nodeloom.nodes.diffusion.cfg_nodes import APG, TCFG, CFGOverride, CFGZeroStar, Mahiro, RenormCFG, RescaleCFG
 from nodeloom.nodes.diffusion.guidance import CFGNorm, DifferentialDiffusion
+from nodeloom.nodes.diffusion.qwen_edit import TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
+from nodeloom.nodes.diffusion.flux_text import CLIPTextEncodeFlux
 from nodeloom.nodes.diffusion.latent_ops import (
     LatentBatch,
     LatentBlend,
@@ -98,6 +100,7 @@ from nodeloom.nodes.diffusion.split_loaders import (
     TripleCLIPLoader,
     UNETLoader,
 )
+from nodeloom.nodes.diffusion.t5_options import T5TokenizerOptions
 from nodeloom.nodes.diffusion.template_sampling import (
     DualCFGGuider,
     EmptyFlux2LatentImage,
@@ -112,6 +115,14 @@ from nodeloom.nodes.diffusion.vae import (
     VAEEncode,
     VAEEncodeForInpaint,
     VAEEncodeTiled,
+)
+from nodeloom.nodes.diffusion.context_window_nodes import ContextWindowsManual, WanContextWindowsManual
+from nodeloom.nodes.diffusion.wan_nodes import (
+    EmptyHunyuanLatentVideo,
+    WanFirstLastFrameToVideo,
+    WanFunInpaintToVideo,
+    WanImageToVideo,
+    WanVaceToVideo,
 )
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
@@ -129,7 +140,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     PolyexponentialScheduler, LaplaceScheduler, SDTurboScheduler, BetaSamplingScheduler, VPScheduler,
     SplitSigmas, SplitSigmasDenoise, FlipSigmas, SetFirstSigma, ExtendIntermediateSigmas, SamplingPercentToSigma, RandomNoise, DisableNoise, AddNoise, CFGGuider, BasicGuider,
     VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeTiled, VAEEncodeForInpaint, InpaintModelConditioning,
-    ControlNetLoader, ControlNetApplyAdvanced, Canny,
+    ControlNetLoader, ControlNetApplyAdvanced, ControlNetApply, Canny,
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
@@ -139,4 +150,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
     EmptyLTXVLatentVideo, LTXVConditioning, LTXVScheduler, ModelSamplingLTXV, LTXVPreprocess,
     LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
+    CLIPTextEncodeFlux, T5TokenizerOptions,
+    TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus,
+    EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo, WanFunInpaintToVideo, WanVaceToVideo,
+    ContextWindowsManual, WanContextWindowsManual,
 )

@@ -1,4 +1,4 @@
-"""ControlNet nodes: ControlNetLoader, ControlNetApplyAdvanced and the Canny preprocessor."""
+"""ControlNet nodes: ControlNetLoader, ControlNetApplyAdvanced, the older ControlNetApply and the Canny preprocessor."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from nodeloom.node_api import IO, Combo, Conditioning, Custom, Float, Image, Nod
 from nodeloom.nodes.diffusion._common import file_list
 from nodeloom.ops.canny import canny_edges
 
-__all__ = ["Canny", "ControlNetApplyAdvanced", "ControlNetLoader"]
+__all__ = ["Canny", "ControlNetApply", "ControlNetApplyAdvanced", "ControlNetLoader"]
 
 
 class ControlNetLoader(Node):
@@ -67,6 +67,33 @@ class ControlNetApplyAdvanced(Node):
                 items.append([item[0], extra])
             out.append(items)
         return (out[0], out[1])
+
+
+class ControlNetApply(Node):
+    """The older ControlNet node: one conditioning; the sampler applies the same ControlNet to the
+    negative prompt's pass as well (when the negative has none of its own)."""
+
+    SCHEMA = Schema(
+        "ControlNetApply", display_name="Apply ControlNet (OLD)", category="conditioning/controlnet", deprecated=True,
+        inputs=[Conditioning("conditioning", tooltip="The conditioning to guide."),
+                Custom(IO.CONTROL_NET, "control_net", tooltip="The ControlNet."),
+                Image("image", tooltip="The hint image (e.g. Canny edges)."),
+                Float("strength", 1.0, min=0.0, max=10.0, step=0.01, tooltip="Residual scale (0 = off).")],
+        outputs=[Output(IO.CONDITIONING, "CONDITIONING")],
+    )
+
+    @classmethod
+    def execute(cls, conditioning: list[Any], control_net: ControlNetModel, image: torch.Tensor,
+                strength: float) -> tuple[Any, ...]:
+        if strength == 0:
+            return (conditioning,)
+        out = []
+        for item in conditioning:
+            extra = dict(item[1])
+            extra["control"] = ControlSpec(control_net, image, float(strength), 0.0, 1.0, extra.get("control"))
+            extra["control_apply_to_uncond"] = True
+            out.append([item[0], extra])
+        return (out,)
 
 
 class Canny(Node):

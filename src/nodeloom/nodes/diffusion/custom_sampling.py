@@ -9,7 +9,7 @@ Sampling itself is :func:`nodeloom.diffusion.sampling.sample_sigmas`, the loop K
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -69,6 +69,9 @@ class SamplerChoice:
 
     name: str
     options: tuple[tuple[str, Any], ...] = ()
+    #: a sampler function a custom pack supplied (``comfy.samplers.KSAMPLER``), in the signature of
+    #: :mod:`nodeloom.diffusion.samplers`; None: the algorithm named ``name``
+    walk: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ def _run(guider: Guider, noise: NoiseSource, sampler: SamplerChoice, sigmas: tor
         return sample_sigmas(guider.model, latent, sigmas, seed=noise.seed, cfg=guider.cfg, sampler_name=sampler.name,
                              positive=guider.positive, negative=guider.negative, add_noise=noise.enabled, manager=mgr,
                              callback=step_progress(steps, guider.model) if steps else None,
-                             sampler_options=dict(sampler.options), dual=guider.dual)
+                             sampler_options=dict(sampler.options), dual=guider.dual, walk=sampler.walk)
 
 
 class KSamplerSelect(Node):
@@ -669,4 +672,21 @@ class SamplerCustomAdvanced(Node):
     @classmethod
     def execute(cls, noise: NoiseSource, guider: Guider, sampler: SamplerChoice, sigmas: torch.Tensor,
                 latent_image: dict[str, Any]) -> tuple[Any, ...]:
+        if not isinstance(guider, Guider):
+            return _run_pack_guider(guider, noise, sampler, sigmas, latent_image)
         return _run(guider, noise, sampler, sigmas, latent_image)
+
+
+def _run_pack_guider(guider: Any, noise: NoiseSource, sampler: SamplerChoice, sigmas: torch.Tensor,
+                     latent: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A GUIDER a custom pack made (a ``comfy.samplers.CFGGuider`` subclass) samples through its own
+    ``sample`` method, as ComfyUI calls it; its last denoised estimate is not reported, so both
+    outputs hold the result."""
+    if not callable(getattr(guider, "sample", None)):
+        raise ValidationError(f"SamplerCustomAdvanced: `guider` must be a GUIDER (CFGGuider, BasicGuider or a "
+                              f"pack's guider with a `sample` method), got {type(guider).__name__}")
+    raw = guider.sample(noise.generate(latent), latent["samples"], sampler, sigmas,
+                        denoise_mask=latent.get("noise_mask"), seed=noise.seed)
+    out = dict(latent)
+    out["samples"] = raw
+    return out, out

@@ -53,8 +53,9 @@ class FluxKontextMultiReferenceLatentMethod(Node):
         "FluxKontextMultiReferenceLatentMethod", display_name="FluxKontextMultiReferenceLatentMethod",
         category="advanced/conditioning/flux", experimental=True,
         inputs=[Conditioning("conditioning", tooltip="The conditioning holding the reference latents."),
-                Combo("reference_latents_method", ["offset", "index", "uxo/uno"],
-                      tooltip="offset: beside/below each other at index 1; index: index 1, 2, ...; uxo/uno: past the image.")],
+                Combo("reference_latents_method", ["offset", "index", "uxo/uno", "index_timestep_zero"],
+                      tooltip="offset: beside/below each other at index 1; index: index 1, 2, ...; uxo/uno: past the"
+                              " image; index_timestep_zero: index, references modulated at timestep 0 (Qwen-Image-Edit 2511).")],
         outputs=[Output(IO.CONDITIONING, "CONDITIONING")],
     )
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.diffusion.checkpoint import load_checkpoint, load_state_dict, load_vae_file
+from nodeloom.diffusion.flux2_vae import Flux2Vae, is_flux2_vae
 from nodeloom.diffusion.ltxv_vae import (
     LtxvVae,
     is_ltxv_checkpoint,
@@ -13,7 +14,9 @@ from nodeloom.diffusion.ltxv_vae import (
     load_ltxv_checkpoint,
     load_ltxv_vae,
 )
+from nodeloom.diffusion.lumina_checkpoint import is_lumina2_checkpoint, load_lumina2_checkpoint
 from nodeloom.diffusion.models import ClipModel, DiffusionModel, VaeModel
+from nodeloom.diffusion.qwen_vae import vae_value
 from nodeloom.diffusion.schedules import ModelSampling
 from nodeloom.diffusion.sd3_checkpoint import is_sd3_checkpoint, load_sd3_checkpoint
 from nodeloom.diffusion.split_models import model_value
@@ -26,7 +29,7 @@ __all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "DiffusersLoader", "VAE
 
 def load_checkpoint_values(ckpt_name: str, folder: str = "checkpoints") -> tuple[DiffusionModel, Any, VaeModel]:
     """Resolve ``ckpt_name`` in a model folder and return (MODEL, CLIP, VAE), cached by file
-    (SD 1.x/2.x/SDXL, or an SD3/SD3.5 all-in-one file)."""
+    (SD 1.x/2.x/SDXL, or an SD3/SD3.5 or Lumina 2 all-in-one file)."""
     return checkpoint_values_from_path(services().paths.get_full_path(folder, ckpt_name))
 
 
@@ -36,6 +39,11 @@ def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, Any, VaeMode
     if is_sd3_checkpoint(path):  # SD3/SD3.5 all-in-one: an MMDiT, three text encoders and the VAE
         module, family, clip, vae_module = svc.models.load(
             model_key(path, "sd3-checkpoint"), lambda: load_sd3_checkpoint(path, svc.paths.model_folders("tokenizers")))
+        return model_value(module, family, Path(path).name), clip, VaeModel(vae_module, manager=svc.models)
+    if is_lumina2_checkpoint(path):  # Lumina 2 all-in-one: the NextDiT, Gemma 2 and the VAE
+        module, family, clip, vae_module = svc.models.load(
+            model_key(path, "lumina2-checkpoint"),
+            lambda: load_lumina2_checkpoint(path, svc.paths.model_folders("tokenizers")))
         return model_value(module, family, Path(path).name), clip, VaeModel(vae_module, manager=svc.models)
     if is_ltxv_checkpoint(path):  # LTX-Video all-in-one: the transformer and the VAE; T5 loads with CLIPLoader
         module, family, vae_module = svc.models.load(model_key(path, "ltxv-checkpoint"), lambda: load_ltxv_checkpoint(path))
@@ -101,12 +109,21 @@ class VAELoader(Node):
     def execute(cls, vae_name: str) -> tuple[Any, ...]:
         svc = services()
         path = svc.paths.get_full_path("vae", vae_name)
+        if Path(path).suffix == ".safetensors":  # the Wan video VAE has its own value (5-D latents)
+            from nodeloom.diffusion.single_file import read_header
+            from nodeloom.diffusion.wan_vae import WanVae, is_wan_vae, read_wan_vae
+
+            if is_wan_vae(read_header(path).shapes):
+                return (WanVae(svc.models.load(model_key(path, "wan-vae"), lambda: read_wan_vae(path)),
+                               manager=svc.models),)
         allow = bool(svc.settings.get("allow_unsafe_pickle", False))
         if is_ltxv_vae_file(path):
             vae = svc.models.load(model_key(path, "ltxv-vae"), lambda: load_ltxv_vae(load_state_dict(path), vae_name))
             return (LtxvVae(vae, manager=svc.models),)
         vae = svc.models.load(model_key(path, "vae"), lambda: load_vae_file(path, allow_pickle=allow))
-        return (VaeModel(vae, manager=svc.models),)
+        if is_flux2_vae(dict.fromkeys(vae.state_dict())):
+            return (Flux2Vae(vae, manager=svc.models),)
+        return (vae_value(vae, svc.models),)
 
 
 class CLIPSetLastLayer(Node):

@@ -16,7 +16,7 @@ __all__ = ["CLIPLoader", "DualCLIPLoader", "QuadrupleCLIPLoader", "TripleCLIPLoa
 
 #: CLIPLoader's ``type`` list, in ComfyUI's order
 CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos",
-              "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image"]
+              "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image", "flux2"]
 #: DualCLIPLoader's ``type`` list, in ComfyUI's order
 DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"]
 _DEVICES = ["default", "cpu"]

@@ -58,11 +58,10 @@ class VAEDecodeTiled(Node):
         if tile_size < overlap * 4:
             overlap = tile_size // 4
         r = vae.downscale_ratio
+        is_video = getattr(vae, "is_video", False) or getattr(vae, "temporal_ratio", None)
+        video = {"temporal_size": temporal_size, "temporal_overlap": temporal_overlap} if is_video else {}
         with device_guard() as mgr:
-            if getattr(vae, "temporal_ratio", None):  # a video VAE: tiles in time as well
-                return (vae.decode_tiled(samples["samples"], tile=tile_size // r, overlap=overlap // r, manager=mgr,
-                                         temporal_size=temporal_size, temporal_overlap=temporal_overlap),)
-            return (vae.decode_tiled(samples["samples"], tile=tile_size // r, overlap=overlap // r, manager=mgr),)
+            return (vae.decode_tiled(samples["samples"], tile=tile_size // r, overlap=overlap // r, manager=mgr, **video),)
 
 
 class VAEEncode(Node):

@@ -1,0 +1,257 @@
+"""Wan 2.1 / 2.2: Alibaba's video flow transformer (text-, image- and first–last-frame-to-video).
+
+Files: ComfyUI's repackaged ``wan2.1_*``/``wan2.2_*`` diffusion models (the original release's
+key names — ``blocks.N.self_attn.q``, ``head.modulation`` — with or without ComfyUI's wrapper
+prefix). The variant comes from the header as ComfyUI tells it: text-to-video (16 input channels),
+image-to-video (36: noise, 4 mask channels and the start image's latent; Wan 2.1's also carries a
+CLIP-vision image embedder ``img_emb``), first–last frame (``img_emb.emb_pos``) and VACE
+(``vace_blocks``, diffusers' ``WanVACETransformer3DModel``); the Fun camera, sound, HuMo and
+Animate variants and the 2.2 5B (48-channel latent) are recognised and refused with a message. Sizes come from tensor shapes (head dimension
+128 as every release); the weights go through diffusers' own key converter.
+
+The transformer takes ``σ·1000`` as its time and predicts ``noise − x0``, ComfyUI's velocity, so the
+adapter passes it through. Latents are normalised per channel with the Wan VAE's statistics
+(``(raw − mean) / std``); image-to-video conditioning (``concat_latent_image``, ``concat_mask``,
+``clip_vision_output``) and VACE controls (``vace_frames``, ``vace_mask``, ``vace_strength``) are
+read from each conditioning entry as ComfyUI's WAN21 models do.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import TYPE_CHECKING, Any
+
+from nodeloom.diffusion.families import Family
+from nodeloom.diffusion.flow import FlowSampling
+from nodeloom.errors import ValidationError, require
+
+if TYPE_CHECKING:
+    from nodeloom.diffusion.sampling import ModelCall
+
+__all__ = ["FAMILY", "diffusers_keys", "latent_stats", "transformer_config", "variant"]
+
+_SIGNATURE = ("head.modulation", "blocks.0.self_attn.q.weight", "patch_embedding.weight")
+#: header key → the variant it marks that nodeloom cannot run yet (diffusers has no such transformer)
+_REFUSED = {
+    "control_adapter.conv.weight": "Fun camera control",
+    "casual_audio_encoder.encoder.final_linear.weight": "S2V (sound to video)",
+    "audio_proj.audio_proj_glob_1.layer.bias": "HuMo",
+    "face_adapter.fuser_blocks.0.k_norm.weight": "Animate",
+}
+
+
+def _matches(shapes: dict[str, tuple[int, ...]]) -> bool:
+    return all(k in shapes for k in _SIGNATURE)
+
+
+def _count(shapes: dict[str, Any], pattern: str) -> int:
+    found = {int(m.group(1)) for k in shapes if (m := re.match(pattern, k))}
+    return max(found) + 1 if found else 0
+
+
+def variant(shapes: dict[str, tuple[int, ...]]) -> str:
+    """The release a header is: ``t2v``, ``i2v``, ``flf2v`` or ``vace`` (or raises for what cannot run).
+
+    Raises:
+        ValidationError: a Wan variant nodeloom cannot run (Fun camera, S2V, HuMo, Animate, 2.2 5B).
+    """
+    for key, name in _REFUSED.items():
+        if key in shapes:
+            raise ValidationError(f"this is a Wan {name} model, which nodeloom cannot run yet (diffusers has no"
+                                  " transformer nodeloom drives for it); text-, image- and first-last-frame-to-video models run",
+                                  type="unsupported_model_variant", extra_info={"variant": name})
+    if shapes["head.head.weight"][0] // 4 != 16:
+        raise ValidationError("this is a Wan 2.2 5B model (48-channel latent for the wan2.2_vae), which nodeloom"
+                              " cannot run yet; the Wan 2.1 and 2.2 14B models (16-channel latent) run",
+                              type="unsupported_model_variant", extra_info={"variant": "wan2.2_5b"})
+    if "vace_patch_embedding.weight" in shapes:
+        return "vace"
+    if "img_emb.emb_pos" in shapes:
+        return "flf2v"
+    return "i2v" if shapes["patch_embedding.weight"][1] > 16 else "t2v"
+
+
+def transformer_config(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """The ``WanTransformer3DModel`` config of a header, read from its shapes."""
+    dim = shapes["head.modulation"][-1]
+    cfg: dict[str, Any] = {
+        "patch_size": [1, 2, 2], "num_attention_heads": max(1, dim // 128), "attention_head_dim": min(dim, 128),
+        "in_channels": shapes["patch_embedding.weight"][1], "out_channels": shapes["head.head.weight"][0] // 4,
+        "text_dim": shapes["text_embedding.0.weight"][1], "freq_dim": shapes["time_embedding.0.weight"][1],
+        "ffn_dim": shapes["blocks.0.ffn.0.weight"][0], "num_layers": _count(shapes, r"blocks\.(\d+)\."),
+        "cross_attn_norm": True, "qk_norm": "rms_norm_across_heads", "eps": 1e-6, "rope_max_seq_len": 1024,
+    }
+    if "img_emb.proj.0.weight" in shapes:
+        cfg.update(image_dim=shapes["img_emb.proj.0.weight"][0], added_kv_proj_dim=dim)
+    if "img_emb.emb_pos" in shapes:
+        cfg["pos_embed_seq_len"] = shapes["img_emb.emb_pos"][1]
+    if "vace_patch_embedding.weight" in shapes:  # VACE blocks sit evenly from the first layer, as released
+        count = _count(shapes, r"vace_blocks\.(\d+)\.")
+        step = max(1, cfg["num_layers"] // count)
+        cfg.update(vace_layers=list(range(0, cfg["num_layers"], step))[:count],
+                   vace_in_channels=shapes["vace_patch_embedding.weight"][1])
+    return cfg
+
+
+def diffusers_keys(sd: dict[str, Any]) -> dict[str, Any]:
+    """Release-layout weights under diffusers' names (its converter, plus the first–last-frame
+    position table it leaves)."""
+    from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+
+    weights = convert_wan_transformer_to_diffusers(dict(sd))
+    if "img_emb.emb_pos" in weights:
+        weights["condition_embedder.image_embedder.pos_embed"] = weights.pop("img_emb.emb_pos")
+    return weights
+
+
+def _load(sd: dict[str, Any], dtype: Any) -> Any:
+    diffusers = require("diffusers", "diffusion")
+    shapes = {k: tuple(v.shape) for k, v in sd.items()}
+    kind = variant(shapes)
+    cfg = transformer_config(shapes)
+    weights = diffusers_keys(sd)
+    cls = diffusers.WanVACETransformer3DModel if kind == "vace" else diffusers.WanTransformer3DModel
+    model = cls.from_config(cfg)
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        first = (missing or unexpected)[0]
+        raise ValidationError(f"the Wan {kind} weights do not fit the transformer their shapes describe"
+                              f" ({len(missing)} missing, {len(unexpected)} unexpected, e.g. `{first}`)",
+                              type="invalid_model_file")
+    model.wan_variant = kind
+    mean, std = latent_stats(cfg["out_channels"])
+    model.latent_scale, model.latent_shift = 1.0 / std, mean
+    return (model.to(dtype) if dtype is not None else model).eval()
+
+
+def latent_stats(channels: int = 16) -> tuple[Any, Any]:
+    """The Wan 2.1 VAE's per-channel latent ``(mean, std)`` as ``[1, C, 1, 1, 1]`` tensors (the
+    statistics diffusers' ``AutoencoderKLWan`` config carries by default)."""
+    torch = require("torch", "diffusion")
+    diffusers = require("diffusers", "diffusion")
+    params = inspect.signature(diffusers.AutoencoderKLWan.__init__).parameters
+    mean = torch.tensor(params["latents_mean"].default, dtype=torch.float32)
+    std = torch.tensor(params["latents_std"].default, dtype=torch.float32)
+    if mean.numel() != channels:
+        raise ValidationError(f"no Wan latent statistics for {channels} channels (the Wan 2.1 VAE has 16)")
+    return mean.view(1, -1, 1, 1, 1), std.view(1, -1, 1, 1, 1)
+
+
+def _fit(image: Any, like: Any) -> Any:
+    """A conditioning latent resized to the sampled latent's frames and size (as ComfyUI upscales it)."""
+    torch = require("torch", "diffusion")
+    if tuple(image.shape[-2:]) != tuple(like.shape[-2:]):
+        b, c, t = image.shape[:3]
+        flat = image.movedim(2, 1).reshape(b * t, c, *image.shape[-2:])
+        flat = torch.nn.functional.interpolate(flat, size=tuple(like.shape[-2:]), mode="bilinear")
+        image = flat.reshape(b, t, c, *like.shape[-2:]).movedim(1, 2)
+    if image.shape[2] < like.shape[2]:
+        image = torch.nn.functional.pad(image, (0, 0, 0, 0, 0, like.shape[2] - image.shape[2]))
+    return image[:, :, : like.shape[2]]
+
+
+def concat_channels(extra: dict[str, Any], x: Any, extra_channels: int) -> Any:
+    """The channels an image-to-video transformer takes after the noise: 4 mask channels (1 = a
+    known frame) then the normalised conditioning latent; zeros where the conditioning has none."""
+    torch = require("torch", "diffusion")
+    b = x.shape[0]
+    image = extra.get("concat_latent_image")
+    if image is None:
+        return torch.zeros(b, extra_channels, *x.shape[2:], dtype=x.dtype, device=x.device)
+    mean, std = latent_stats(image.shape[1])
+    image = _fit((image.float() - mean) / std, x).to(x.device, x.dtype)
+    image = image[:1].expand(b, -1, -1, -1, -1) if image.shape[0] != b else image
+    mask = extra.get("concat_mask")
+    if mask is None:
+        mask = torch.zeros(1, 4, *x.shape[2:])
+    else:
+        mask = mask.float()
+        mask = 1.0 - (mask.mean(dim=1, keepdim=True) if mask.shape[1] != 4 else mask)
+        mask = _fit(mask, x)
+        mask = mask.expand(-1, 4, -1, -1, -1) if mask.shape[1] == 1 else mask
+    mask = mask.to(x.device, x.dtype)
+    mask = mask[:1].expand(b, -1, -1, -1, -1) if mask.shape[0] != b else mask
+    return torch.cat([mask, image[:, : extra_channels - 4]], dim=1)
+
+
+def _image_states(module: Any, group: ModelCall, n: int, device: Any, dtype: Any) -> Any:
+    """The CLIP-vision states (penultimate layer) for the image embedder of Wan 2.1 I2V/FLF2V, or None."""
+    if module.condition_embedder.image_embedder is None:
+        return None
+    torch = require("torch", "diffusion")
+    states = []
+    for entry in group.entries:
+        out = entry.extra.get("clip_vision_output")
+        if out is None:
+            raise ValidationError("this Wan image-to-video model needs `clip_vision_output` in its conditioning:"
+                                  " connect CLIPVisionEncode (clip_vision_h) to WanImageToVideo")
+        hidden = out["penultimate_hidden_states"] if isinstance(out, dict) else out.penultimate_hidden_states
+        states.append(hidden.to(device, dtype).expand(n // len(group.entries), -1, -1))
+    out = torch.cat(states)
+    if module.condition_embedder.image_embedder.pos_embed is not None:  # first-last frame: diffusers takes the two
+        out = out.reshape(-1, out.shape[1] // 2, out.shape[2])  # images' states as batch rows, not one row
+    return out
+
+
+def _vace_control(module: Any, group: ModelCall, x: Any) -> dict[str, Any]:
+    """The VACE model's control input per conditioning entry: the control video's inactive and
+    reactive latents (normalised) and the 64-channel mask, with the strength as every VACE layer's
+    scale. Without WanVaceToVideo the control is empty (zeros, mask ones), as ComfyUI's."""
+    torch = require("torch", "diffusion")
+    per = x.shape[0] // len(group.entries)
+    controls, strengths = [], set()
+    for entry in group.entries:
+        frames, masks = entry.extra.get("vace_frames"), entry.extra.get("vace_mask")
+        if frames is not None and len(frames) > 1:
+            raise ValidationError(f"{len(frames)} WanVaceToVideo controls are chained on one conditioning; nodeloom's"
+                                  " VACE model takes one (diffusers' WanVACETransformer3DModel)")
+        if frames is None:
+            video = torch.zeros(1, 32, *x.shape[2:])
+            mask = torch.ones(1, 64, *x.shape[2:])
+        else:
+            mean, std = latent_stats()
+            video = frames[0].float()
+            video = torch.cat([(video[:, i:i + 16] - mean) / std for i in range(0, video.shape[1], 16)], dim=1)
+            mask = masks[0].float()
+        strengths.add(float((entry.extra.get("vace_strength") or [1.0])[0]))
+        control = torch.cat([video, mask], dim=1).to(x.device, x.dtype)
+        controls.append(control.expand(per, -1, -1, -1, -1))
+    if len(strengths) > 1:
+        raise ValidationError("the positive and negative conditioning hold different VACE strengths; use one strength")
+    scale = torch.full((len(module.config.vace_layers),), strengths.pop(), device=x.device, dtype=x.dtype)
+    return {"control_hidden_states": torch.cat(controls), "control_hidden_states_scale": scale}
+
+
+def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
+    """Call the transformer on a batch: time ``σ·1000``, image-to-video channels and image states
+    appended per conditioning entry; the output is ComfyUI's velocity already."""
+    torch = require("torch", "diffusion")
+    n = x.shape[0]
+    per = n // len(group.entries)
+    extra_channels = module.config.in_channels - x.shape[1]
+    if extra_channels > 0:
+        parts = [concat_channels(e.extra, x[i * per:(i + 1) * per], extra_channels)
+                 for i, e in enumerate(group.entries)]
+        x = torch.cat([x, torch.cat(parts)], dim=1)
+    t = (sigma * 1000.0).to(x.dtype).reshape(1).expand(n)
+    kwargs: dict[str, Any] = {}
+    image = _image_states(module, group, n, x.device, x.dtype)
+    if image is not None:
+        kwargs["encoder_hidden_states_image"] = image
+    if getattr(module, "wan_variant", "") == "vace":
+        kwargs.update(_vace_control(module, group, x))
+    elif any(e.extra.get("vace_frames") is not None for e in group.entries):
+        raise ValidationError("the conditioning holds VACE controls (WanVaceToVideo) but the model is not a Wan VACE model")
+    return module(hidden_states=x, timestep=t, encoder_hidden_states=group.context.to(x.dtype),
+                  return_dict=False, **kwargs)[0]
+
+
+#: the scalar fields are placeholders: the loaded module carries the per-channel ``latent_scale``
+#: and ``latent_shift`` (read by :func:`nodeloom.diffusion.split_models.model_value`), so importing
+#: the registry does not import diffusers
+FAMILY = Family(
+    name="wan", title="Wan 2.1/2.2", matches=_matches, load=_load, adapter=_adapter,
+    sampling=lambda module: FlowSampling(shift=8.0, multiplier=1000.0),
+    latent_scale=1.0, latent_shift=0.0, latent_channels=16, signature=_SIGNATURE,
+)

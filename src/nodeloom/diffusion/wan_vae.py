@@ -1,0 +1,176 @@
+"""The Wan video VAE (``wan_2.1_vae.safetensors``) as ComfyUI's VAE value: a causal 3-D autoencoder.
+
+:func:`is_wan_vae` recognises the original release's layout (``decoder.middle.0.residual.0.gamma``)
+and :func:`load_wan_vae` builds diffusers' ``AutoencoderKLWan`` from it (sizes from shapes,
+weights through diffusers' key converter). :class:`WanVae` is the VAE value the nodes see:
+IMAGE frames ``[T,H,W,3]`` encode to one video latent ``[1,16,1+(T−1)/4,H/8,W/8]`` (raw, the
+model normalises), a 5-D latent decodes to ``[B·T,H,W,3]``. :meth:`WanVae.decode_tiled` decodes
+in overlapping spatial tiles blended linearly, each streamed through time a latent frame at a time
+with the causal cache carried over (exact in time), so long and large clips decode in bounded
+device memory. The Wan 2.2 VAE (48 channels) is refused with a message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nodeloom.errors import ValidationError, require
+from nodeloom.ops.tiles import blend_ramp, tile_starts
+
+__all__ = ["WanVae", "is_wan_vae", "load_wan_vae", "video_frames_for"]
+
+WAN_VAE_KEY = "decoder.middle.0.residual.0.gamma"
+
+
+def is_wan_vae(keys: Any) -> bool:
+    """True for a Wan VAE file in the original layout (the keys of its header)."""
+    return WAN_VAE_KEY in keys
+
+
+def video_frames_for(latent_frames: int) -> int:
+    """How many frames ``latent_frames`` decode to: the first alone, each next one to four."""
+    return 1 + 4 * (latent_frames - 1)
+
+
+def load_wan_vae(sd: dict[str, Any], name: str) -> Any:
+    """An ``AutoencoderKLWan`` (eval, float32) from original-layout weights.
+
+    Raises:
+        ValidationError: a Wan 2.2 VAE, or weights that do not fit the shapes' architecture.
+    """
+    diffusers = require("diffusers", "diffusion")
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
+    z_dim = sd["conv2.weight"].shape[0]
+    if z_dim != 16 or any(".upsamples.0.upsamples." in k for k in sd):
+        raise ValidationError(f"`{name}` is the Wan 2.2 VAE ({z_dim}-channel latent), which nodeloom cannot load yet;"
+                              " the Wan 2.1 VAE (wan_2.1_vae) serves Wan 2.1 and the Wan 2.2 14B models",
+                              type="unsupported_model_variant", extra_info={"name": name})
+    base = sd["encoder.conv1.weight"].shape[0]
+    downs = sorted({int(m.group(1)) for k in sd if (m := re.match(r"encoder\.downsamples\.(\d+)\.", k))})
+    temporal = [f"encoder.downsamples.{i}.time_conv.weight" in sd for i in downs if
+                f"encoder.downsamples.{i}.resample.1.weight" in sd]
+    mults = [sd[f"encoder.downsamples.{i}.residual.6.weight"].shape[0] // base for i in downs
+             if f"encoder.downsamples.{i}.residual.6.weight" in sd]
+    stages = len(temporal) + 1
+    per_stage = len(mults) // stages
+    model = diffusers.AutoencoderKLWan(base_dim=base, z_dim=z_dim, dim_mult=mults[::per_stage],
+                                       num_res_blocks=per_stage, temperal_downsample=temporal, attn_scales=[])
+    missing, unexpected = model.load_state_dict(convert_wan_vae_to_diffusers(sd), strict=False)
+    if missing or unexpected:
+        raise ValidationError(f"`{name}` does not fit the Wan VAE its shapes describe ({len(missing)} missing,"
+                              f" {len(unexpected)} unexpected, e.g. `{(missing or unexpected)[0]}`)",
+                              type="invalid_model_file", extra_info={"name": name})
+    return model.eval()
+
+
+@dataclass(frozen=True)
+class WanVae:
+    """ComfyUI's VAE value for the Wan video VAE (LATENT values hold raw latents)."""
+
+    vae: Any = field(repr=False)
+    manager: Any = field(default=None, repr=False, compare=False)
+    is_video = True
+    temporal_ratio = 4
+
+    @property
+    def downscale_ratio(self) -> int:
+        return 2 ** len(self.vae.config.temperal_downsample)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.config.z_dim)
+
+    def spacial_compression_encode(self) -> int:
+        return self.downscale_ratio
+
+    def spacial_compression_decode(self) -> int:
+        return self.downscale_ratio
+
+    def _module(self, manager: Any) -> Any:
+        manager = manager if manager is not None else self.manager
+        return manager.prepare(self.vae, dtype=torch.float32) if manager is not None else self.vae
+
+    @torch.no_grad()
+    def encode(self, pixels: torch.Tensor, manager: Any = None) -> torch.Tensor:
+        """IMAGE frames ``[T,H,W,C]`` in 0..1 → one video latent ``[1,C,1+(T−1)//4,h,w]`` (posterior mode)."""
+        vae = self._module(manager)
+        dev = next(vae.parameters()).device
+        x = pixels[..., :3].movedim(-1, 0).unsqueeze(0).to(dev, torch.float32) * 2.0 - 1.0
+        return vae.encode(x).latent_dist.mode().float().cpu()
+
+    @torch.no_grad()
+    def decode(self, latent: torch.Tensor, manager: Any = None) -> torch.Tensor:
+        """A latent ``[B,C,t,h,w]`` (or one frame ``[B,C,h,w]``) → IMAGE ``[B·T,H,W,3]`` in 0..1."""
+        if latent.ndim == 4:
+            latent = latent.unsqueeze(2)
+        vae = self._module(manager)
+        dev = next(vae.parameters()).device
+        video = vae.decode(latent.to(dev, torch.float32)).sample.float().cpu()
+        return (video / 2 + 0.5).clamp(0, 1).movedim(1, -1).flatten(0, 1)
+
+    def decode_tiled(self, latent: torch.Tensor, tile: int = 64, overlap: int = 8, manager: Any = None,
+                     temporal_size: int = 64, temporal_overlap: int = 8) -> torch.Tensor:
+        """Decode in overlapping spatial tiles (``tile``/``overlap`` in latent pixels) blended linearly,
+        each tile streamed through time.
+
+        In time the decode is exact: the VAE is causal, so each latent frame is decoded with the
+        convolution cache the previous frames left (as one whole decode does) and moved off the
+        device at once; ``temporal_size``/``temporal_overlap`` (VAEDecodeTiled's inputs) bound
+        nothing further and need no blending. Only spatial tiles differ from a whole decode.
+        """
+        if latent.ndim == 4:
+            latent = latent.unsqueeze(2)
+        overlap = max(0, min(overlap, tile // 2 - 1))
+        return self._decode_space(latent, tile, overlap, manager).flatten(0, 1)
+
+    @torch.no_grad()
+    def decode_streamed(self, latent: torch.Tensor, manager: Any = None) -> torch.Tensor:
+        """``[B,C,t,h,w]`` → ``[B,T,H,W,3]`` on the CPU, one latent frame on the device at a time.
+
+        Uses diffusers' own per-frame decode loop of ``AutoencoderKLWan`` (its causal cache
+        ``_feat_map``); the result equals :meth:`decode`.
+        """
+        vae = self._module(manager)
+        dev = next(vae.parameters()).device
+        vae.clear_cache()
+        try:
+            x = vae.post_quant_conv(latent.to(dev, torch.float32))
+            frames = []
+            for i in range(x.shape[2]):
+                vae._conv_idx = [0]
+                out = vae.decoder(x[:, :, i:i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx,
+                                  first_chunk=i == 0)
+                frames.append((out.clamp(-1.0, 1.0).float().cpu() / 2 + 0.5).clamp(0, 1))
+        finally:
+            vae.clear_cache()
+        return torch.cat(frames, dim=2).movedim(1, -1)
+
+    def _decode_space(self, latent: torch.Tensor, tile: int, overlap: int, manager: Any) -> torch.Tensor:
+        """A latent decoded in spatial tiles, each streamed through time: ``[B,T,H,W,3]``."""
+        b, _, t, h, w = latent.shape
+        r = self.downscale_ratio
+        frames = video_frames_for(t)
+        out = torch.zeros(b, frames, h * r, w * r, 3)
+        weight = torch.zeros(1, 1, h * r, w * r, 1)
+        for y in tile_starts(h, tile, overlap):
+            for x in tile_starts(w, tile, overlap):
+                part = self.decode_streamed(latent[..., y:y + tile, x:x + tile], manager)
+                ph, pw = part.shape[2], part.shape[3]
+                m = (blend_ramp(ph, overlap * r, y == 0, y + tile >= h)[:, None]
+                     * blend_ramp(pw, overlap * r, x == 0, x + tile >= w)[None, :])[None, None, :, :, None]
+                out[:, :, y * r:y * r + ph, x * r:x * r + pw] += part * m
+                weight[:, :, y * r:y * r + ph, x * r:x * r + pw] += m
+        return out / weight.clamp(min=1e-6)
+
+
+def read_wan_vae(path: str | Path) -> Any:
+    """Load a Wan VAE file (safetensors) into an ``AutoencoderKLWan``."""
+    from nodeloom.diffusion.single_file import load_weights
+
+    return load_wan_vae(load_weights(path, dtype=torch.float32, prefix=""), Path(path).name)

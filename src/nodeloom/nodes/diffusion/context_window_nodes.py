@@ -1,0 +1,81 @@
+"""ComfyUI's context-window nodes: ContextWindowsManual and WanContextWindowsManual — a MODEL that
+denoises a clip longer than its window in overlapping windows and blends them (the windows and
+weights are :mod:`nodeloom.diffusion.context_windows`). They apply to the flow-transformer
+families (Wan's video latents along their frame axis); a Stable Diffusion UNet MODEL is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nodeloom.diffusion.context_windows import FUSE_METHODS, SCHEDULES, ContextWindows, windowed_adapter
+from nodeloom.node_api import IO, MAX_RESOLUTION, Boolean, Combo, Int, Model, Node, Output, Schema, ValidationError
+
+__all__ = ["ContextWindowsManual", "WanContextWindowsManual"]
+
+_MODEL_TIP = "The model to apply context windows to during sampling."
+
+
+def _common_tail() -> list[Any]:
+    return [Combo("context_schedule", list(SCHEDULES), tooltip="The stride of the context window."),
+            Int("context_stride", 1, min=1, tooltip="The stride of the context window; only applicable to uniform schedules."),
+            Boolean("closed_loop", False, tooltip="Whether to close the context window loop; only applicable to looped schedules."),
+            Combo("fuse_method", list(FUSE_METHODS), default="pyramid", tooltip="The method to use to fuse the context windows.")]
+
+
+def windowed_model(model: Any, cw: ContextWindows) -> Any:
+    """A clone of ``model`` whose transformer calls run window by window.
+
+    Raises:
+        ValidationError: a model without a flow-transformer adapter, or an overlap not below the length.
+    """
+    if getattr(model, "adapter", None) is None:
+        raise ValidationError("`model` must be a flow-transformer model loaded with UNETLoader (Wan, Flux, ...);"
+                              " context windows cannot wrap a Stable Diffusion UNet here")
+    if cw.overlap >= cw.length:
+        raise ValidationError(f"`context_overlap` ({cw.overlap}) must be smaller than `context_length` ({cw.length})"
+                              " in latent frames")
+    return model.clone(adapter=windowed_adapter(model.adapter, cw))
+
+
+class ContextWindowsManual(Node):
+    """Manually set context windows."""
+
+    SCHEMA = Schema(
+        "ContextWindowsManual", display_name="Context Windows (Manual)", category="context", experimental=True,
+        description="Manually set context windows.",
+        inputs=[Model("model", tooltip=_MODEL_TIP),
+                Int("context_length", 16, min=1, tooltip="The length of the context window."),
+                Int("context_overlap", 4, min=0, tooltip="The overlap of the context window."),
+                *_common_tail(),
+                Int("dim", 0, min=0, max=5, tooltip="The dimension to apply the context windows to.")],
+        outputs=[Output(IO.MODEL, "MODEL", tooltip="The model with context windows applied during sampling.")],
+    )
+
+    @classmethod
+    def execute(cls, model: Any, context_length: int, context_overlap: int, context_schedule: str, context_stride: int,
+                closed_loop: bool, fuse_method: str, dim: int) -> tuple[Any, ...]:
+        cw = ContextWindows(context_length, context_overlap, context_schedule, context_stride, closed_loop, fuse_method,
+                            dim)
+        return (windowed_model(model, cw),)
+
+
+class WanContextWindowsManual(Node):
+    """Manually set context windows for WAN-like models (dim=2)."""
+
+    SCHEMA = Schema(
+        "WanContextWindowsManual", display_name="WAN Context Windows (Manual)", category="context", experimental=True,
+        description="Manually set context windows for WAN-like models (dim=2).",
+        inputs=[Model("model", tooltip=_MODEL_TIP),
+                Int("context_length", 81, min=1, max=MAX_RESOLUTION, step=4, tooltip="The length of the context window."),
+                Int("context_overlap", 30, min=0, tooltip="The overlap of the context window."),
+                *_common_tail()],
+        outputs=[Output(IO.MODEL, "MODEL", tooltip="The model with context windows applied during sampling.")],
+    )
+
+    @classmethod
+    def execute(cls, model: Any, context_length: int, context_overlap: int, context_schedule: str, context_stride: int,
+                closed_loop: bool, fuse_method: str) -> tuple[Any, ...]:
+        length = max((context_length - 1) // 4 + 1, 1)  # video frames → latent frames
+        overlap = max((context_overlap - 1) // 4 + 1, 0)
+        cw = ContextWindows(length, overlap, context_schedule, context_stride, closed_loop, fuse_method, 2)
+        return (windowed_model(model, cw),)
