@@ -30,7 +30,9 @@ from nodeloom.core.validate import ValidationResult, validate_prompt
 from nodeloom.errors import ValidationError
 from nodeloom.limits import RunLimits
 from nodeloom.models.manager import ModelManager
+from nodeloom.ops.torch_threads import remember_full_threads, use_threads
 from nodeloom.paths import FolderPaths
+from nodeloom.run_memory import MemoryWatch
 from nodeloom.services import Services
 from nodeloom.workflows.survey import explain_missing_models
 
@@ -61,6 +63,8 @@ class EngineConfig:
     sequential: bool = False
     max_workers: int | None = None
     device: str | None = None
+    #: big transformers block by block: "auto" (when larger than the GPU), "blocks" (always), "none"
+    offload: str = "auto"
     builtin_packs: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -79,6 +83,8 @@ class RunResult:
     node_errors: dict[str, Any]
     outputs_to_execute: list[str]
     wall_s: float
+    #: peak memory of the run (:class:`nodeloom.run_memory.MemoryWatch`), bytes
+    memory: dict[str, Any] = field(default_factory=dict)
     _values: dict[str, list[list[Any]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -112,6 +118,7 @@ class RunResult:
             "errors": self.errors,
             "node_errors": self.node_errors,
             "wall_s": self.wall_s,
+            "memory": self.memory,
         }
 
 
@@ -141,11 +148,12 @@ class Engine:
         self.paths.ensure()
         for yaml_path in cfg.extra_model_paths:
             self.paths.load_extra_model_paths(yaml_path)
-        self.services = Services(self.paths, ModelManager(device=cfg.device), settings=cfg.settings)
+        self.services = Services(self.paths, ModelManager(device=cfg.device, offload=cfg.offload), settings=cfg.settings)
         self.services.event_sink = self._custom_event
         self.registry = NodeRegistry()
         self.bus = EventBus()
         self.cache: OutputCache = self._make_cache(cfg)
+        remember_full_threads()  # torch's "every core" count, before any node thread changes it
         self.executor = Executor(
             self.registry.get,
             self.cache,
@@ -178,6 +186,7 @@ class Engine:
             make_preview=_make_preview,
             peak_memory=_peak_memory,
             services=self.services,
+            share_threads=_share_threads,
         )
 
     def _device_lock_for(self, cls: type) -> Any:
@@ -317,6 +326,7 @@ class Engine:
         with self._current_lock:
             self._current = {"prompt_id": pid, "client_id": client_id, "on_event": on_event}
         self.services.limits = limits
+        watch = MemoryWatch()
         try:
             with activate_services(self.services):
                 report = self.executor.execute(
@@ -332,7 +342,7 @@ class Engine:
             self.services.limits = None
             with self._current_lock:
                 self._current = {}
-        return _to_result(report, result)
+        return _to_result(report, result, watch.read())
 
     def _emitter(self, on_event: Callable[[Event], None] | None) -> Callable[[Event], None] | None:
         if on_event is None and not self.bus.active:
@@ -366,7 +376,11 @@ class Engine:
         self.close()
 
 
-def _to_result(report: ExecutionReport, validation: ValidationResult) -> RunResult:
+def _to_result(report: ExecutionReport, validation: ValidationResult, memory: dict[str, Any]) -> RunResult:
+    # the executor resets CUDA's peak per node: the run's peak is the largest of the nodes' peaks
+    node_peaks = [r.peak_mem for r in report.node_runs.values() if r.peak_mem is not None]
+    if node_peaks:
+        memory["cuda_max_allocated"] = max([*node_peaks, memory.get("cuda_max_allocated") or 0])
     return RunResult(
         prompt_id=report.prompt_id,
         status=report.status,
@@ -378,6 +392,7 @@ def _to_result(report: ExecutionReport, validation: ValidationResult) -> RunResu
         node_errors=validation.node_errors,
         outputs_to_execute=validation.outputs_to_execute,
         wall_s=report.wall_s,
+        memory=memory,
         _values=report.values,
     )
 
@@ -391,6 +406,10 @@ def _torch() -> Any:
     except ImportError:
         return None
     return torch
+
+
+def _share_threads(running: int, alone: bool) -> None:
+    use_threads(running, alone_thread=alone)
 
 
 def _inference_mode() -> Any:

@@ -35,6 +35,7 @@ from nodeloom.batch.report import draw_plot, summarize, write_markdown
 from nodeloom.batch.sampler import ItemSampler, chunk_indices
 from nodeloom.batch.worker import BatchWorker, failed_outcome
 from nodeloom.errors import ValidationError
+from nodeloom.ops.torch_threads import set_full_threads
 
 if TYPE_CHECKING:
     from nodeloom.engine import Engine
@@ -245,7 +246,7 @@ def _local_batches(options: BatchOptions, engine: Engine, plan: BatchPlan, datas
     threads = torch.get_num_threads()
     if workers:
         # decoding workers take cores: more intra-op threads here would only spin against them
-        torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - workers)))
+        set_full_threads(max(1, min(threads, (os.cpu_count() or 1) - workers)))
     try:
         for chunk, loaded in zip(chunks, loader):
             journal.start(chunk)
@@ -255,7 +256,7 @@ def _local_batches(options: BatchOptions, engine: Engine, plan: BatchPlan, datas
                 yield worker.run(sub)  # committed before the next run empties the staging folder
     finally:
         worker.close()
-        torch.set_num_threads(threads)
+        set_full_threads(threads)
 
 
 def run_batch(options: BatchOptions, progress: JsonProgress | None = None, engine: Engine | None = None) -> dict[str, Any]:

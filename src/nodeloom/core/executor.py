@@ -117,6 +117,9 @@ class ExecutionHooks:
         make_preview: turns a node's preview value into a :class:`Preview` (or None).
         peak_memory: ``(reset: bool) -> bytes | None`` peak device memory since the last reset.
         services: the engine's services, put in each :class:`NodeContext`.
+        share_threads: ``(running, alone)`` called on the thread about to run a sync node, with
+            the nodes running now and whether it runs alone on the executing thread (the
+            engine sets torch's CPU threads for that thread from it).
     """
 
     call_context: Callable[[], Any] = contextlib.nullcontext
@@ -124,6 +127,7 @@ class ExecutionHooks:
     make_preview: Callable[[Any], Preview | None] = lambda value: None
     peak_memory: Callable[[bool], int | None] = lambda reset: None
     services: Any = None
+    share_threads: Callable[[int, bool], Any] = lambda running, alone: None
 
 
 class _DuplicateNode(Exception):
@@ -661,11 +665,12 @@ class _Run:
         results: dict[int, Any] = dict(blocked)
         if inspect.iscoroutinefunction(fn):
             results.update(await self._map_async(nid, fn, ctx, todo))
-        elif todo and len(self.running) <= 1 and not self.xl.ready:
-            # nothing else can run meanwhile: skip the thread hop (keeps long chains cheap)
-            results.update(self._map_sync(nid, cls, fn, ctx, todo))
+        elif todo and (self.ex.sequential or (len(self.running) <= 1 and not self.xl.ready)):
+            # nothing else can run meanwhile: skip the thread hop (keeps long chains cheap, and
+            # torch work on the one thread that already has its OpenMP team)
+            results.update(self._map_sync(nid, cls, fn, ctx, todo, 1, True))
         elif todo:
-            results.update(await self.ex.offload(self._map_sync, nid, cls, fn, ctx, todo))
+            results.update(await self.ex.offload(self._map_sync, nid, cls, fn, ctx, todo, max(1, len(self.running)), False))
         return [results[i] for i, _ in calls]
 
     def _on_block(self, nid: str, block: ExecutionBlocker) -> ExecutionBlocker:
@@ -685,9 +690,13 @@ class _Run:
         self.emit("execution_error", data, message=True)
         return ExecutionBlocker(None)
 
-    def _map_sync(self, nid: str, cls: type, fn: Any, ctx: NodeContext, todo: list[tuple[int, dict[str, Any]]]) -> dict[int, Any]:
+    def _map_sync(self, nid: str, cls: type, fn: Any, ctx: NodeContext, todo: list[tuple[int, dict[str, Any]]],
+                  running: int, alone: bool) -> dict[int, Any]:
+        """Call a sync node over ``todo``: ``alone`` on the executing thread, else on a pool
+        thread, handed over while ``running`` nodes ran."""
         from nodeloom.core.context import activate_services
 
+        self.ex.hooks.share_threads(running, alone)
         lock = self.ex.hooks.device_lock_for(cls)
         out: dict[int, Any] = {}
         with contextlib.ExitStack() as stack:

@@ -120,6 +120,25 @@ class DiffusionModel:
     #: ``fn(sigma, noise_mask, sigmas, sampling) -> mask`` applied to the inpainting mask at each step (DifferentialDiffusion)
     denoise_mask_fn: Any = field(default=None, repr=False)
 
+    def latent_stats_for(self, like: torch.Tensor) -> tuple[Any, Any]:
+        """``(scale, shift)`` shaped to broadcast over ``like`` (a per-channel tensor is laid on the
+        channel axis of an image ``[B,C,h,w]`` or video ``[B,C,t,h,w]`` latent; floats pass through)."""
+        def fit(v: Any) -> Any:
+            if isinstance(v, torch.Tensor) and v.numel() > 1:
+                return v.reshape(1, -1, *[1] * (like.ndim - 2)).to(like.device)
+            return v
+        return fit(self.latent_scale), fit(self.latent_shift)
+
+    def to_model_space(self, raw: torch.Tensor) -> torch.Tensor:
+        """A raw VAE latent in the model's space: ``(raw − shift) · scale``."""
+        scale, shift = self.latent_stats_for(raw)
+        return (raw.float() - shift) * scale
+
+    def from_model_space(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`to_model_space`."""
+        scale, shift = self.latent_stats_for(x)
+        return x / scale + shift
+
     def clone(self, **changes: Any) -> DiffusionModel:
         """A new MODEL value; its ``model_options`` are copied, so patching the clone leaves this one alone."""
         if "extra" not in changes:

@@ -12,8 +12,9 @@ with ``seed`` (:func:`prepare_noise`), stochastic steps from a second generator 
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,6 +188,8 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     xin_all = xin.repeat(n, 1, 1, 1).to(dtype)
     ctx, added = group.context, group.added
     residuals = control_residuals(model, [e.extra.get("control") for e in group.entries], xin_all, t, ctx, added, sigma)
+    for patch in model.extra.get("attn_patches", ()):  # IP-Adapter: the step's sigma and the call's uncond rows
+        patch.before_call(float(sigma), [e.uncond for e in group.entries], tuple(x.shape[-2:]))
     out = unet_forward(model, unet, xin_all, t, ctx, added, residuals).float()
     x_all = x.repeat(n, 1, 1, 1)
     if model.sampling.prediction_type == "v_prediction":
@@ -346,6 +349,15 @@ def guided_estimate(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tensor,
         return fn(x, torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)[0])
 
 
+@contextlib.contextmanager
+def _attn_patches(model: DiffusionModel, unet: Any) -> Iterator[None]:
+    """Install the MODEL's attention patches (IP-Adapters) on the shared UNet for one run."""
+    with contextlib.ExitStack() as stack:
+        for patch in model.extra.get("attn_patches", ()):
+            stack.enter_context(patch.installed(unet))
+        yield
+
+
 def _masked(denoise: _Denoiser, mask: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor,
             model: DiffusionModel, sigmas: torch.Tensor) -> _Denoiser:
     """Keep the unmasked area on the original latent's noising path (mask 1 = regenerate), the mask
@@ -383,7 +395,7 @@ def _inpaint_channels(model: DiffusionModel, lat: torch.Tensor, mask: torch.Tens
     if not model.inpaint:
         return None
     if extra.get("concat_latent_image") is not None:
-        image = extra["concat_latent_image"].float().to(lat.device) * model.latent_scale
+        image = model.latent_stats_for(lat)[0] * extra["concat_latent_image"].float().to(lat.device)
         cmask = extra.get("concat_mask")
         cmask = _latent_mask(cmask, image) if cmask is not None else torch.ones_like(image[:, :1])
         if image.shape[0] < lat.shape[0]:
@@ -467,7 +479,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     unet = manager.prepare(model.unet, dtype=dtype) if manager is not None else model.unet
     prepare_controls([positive, negative or [], dual.middle if dual else []], manager)
     dev = next(unet.parameters()).device
-    lat = ((raw.float() - model.latent_shift) * model.latent_scale).to(dev)
+    lat = model.to_model_space(raw).to(dev)
     noise, sigmas = noise.to(dev), sigmas.to(dev)
     hw = (raw.shape[-2] * 8, raw.shape[-1] * 8)
     mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
@@ -500,15 +512,15 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     walk = walk or SAMPLERS[sampler_name]
     if getattr(model.sampling, "is_flow", False) and sampler_name in SAMPLERS:
         walk = flow_sampler(sampler_name, model.sampling) or walk
-    with torch.no_grad(), lora_active(unet, model.loras, part="unet"):
+    with torch.no_grad(), lora_active(unet, model.loras, part="unet"), _attn_patches(model, unet):
         x = walk(fn, x, sigmas, draw, step_cb, **(sampler_options or {}))
     if mask is not None:
         x = x * mask + lat * (1 - mask)
     if getattr(model.sampling, "is_flow", False) and float(sigmas[-1]) < 1.0:
         x = x / (1.0 - sigmas[-1])  # ComfyUI's inverse noise scaling (identity when the run ends at 0)
-    out["samples"] = x.float().cpu() / model.latent_scale + model.latent_shift
+    out["samples"] = model.from_model_space(x.float().cpu())
     denoised = out
     if last:
         denoised = dict(latent)
-        denoised["samples"] = last[0].float().cpu() / model.latent_scale + model.latent_shift
+        denoised["samples"] = model.from_model_space(last[0].float().cpu())
     return out, denoised

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LoadedModel", "ModelManager", "model_key"]
+__all__ = ["OFFLOAD_MODES", "LoadedModel", "ModelManager", "model_key"]
+
+OFFLOAD_MODES = ("auto", "blocks", "none")
 
 #: loaders run one at a time, process-wide: diffusers builds modules under accelerate's
 #: ``init_empty_weights``, which patches torch for the whole process, so a module constructed on
@@ -108,10 +110,16 @@ class ModelManager:
     Args:
         device: ``"cuda"``, ``"cpu"`` or ``None`` (CUDA when available, else CPU).
         budget_bytes: evict least-recently-used models above this total (None: no limit).
+        offload: ``"auto"`` (a model with repeated blocks that does not fit in the device's free
+            memory runs block by block, see :mod:`nodeloom.models.offload`), ``"blocks"``
+            (always so) or ``"none"``.
     """
 
     def __init__(self, device: str | None = None, budget_bytes: int | None = None,
-                 min_free_host_bytes: int = 0, device_reserve_bytes: int = 512 << 20) -> None:
+                 min_free_host_bytes: int = 0, device_reserve_bytes: int = 512 << 20, offload: str = "auto") -> None:
+        if offload not in OFFLOAD_MODES:
+            raise ValueError(f"`offload` must be one of {list(OFFLOAD_MODES)}, got {offload!r}")
+        self.offload_mode = offload
         self._requested_device = device
         self.budget_bytes = budget_bytes
         #: evict cached models while the host has less than this much memory available
@@ -181,15 +189,41 @@ class ModelManager:
         device = self.device
         dtype = dtype or self.dtype
         with self._lock:
-            first = next(module.parameters(), None)
-            placed = first is not None and first.device.type == device.type and first.dtype == dtype
+            if getattr(module, "_nodeloom_block_offload", None) is not None:
+                return module  # runs block by block already
+            first = _first_compute_param(module)
+            placed = first is None or (first.device.type == device.type and first.dtype == dtype)
+            if (not placed or self.offload_mode == "blocks") and self._by_blocks(module, dtype):
+                from nodeloom.models.offload import BlockOffload
+
+                BlockOffload(module, device, None)
+                _to_dtype(module, dtype)
+                return module
             if not placed:
                 if device.type == "cuda":
                     self._make_room(module, dtype)
-                module.to(device=device, dtype=dtype)
+                module.to(device=device)
+                _to_dtype(module, dtype)
             self._on_device[id(module)] = module
             self._on_device.move_to_end(id(module))
         return module
+
+    def _by_blocks(self, module: Any, dtype: Any) -> bool:
+        """Whether ``module`` should run block by block (the offload setting, its size, free memory)."""
+        if self.offload_mode == "none":
+            return False
+        from nodeloom.models.offload import find_blocks
+
+        if not find_blocks(module):
+            return False
+        if self.offload_mode == "blocks":
+            return True
+        if self.device.type != "cuda":
+            return False
+        import torch
+
+        need = _object_bytes(module) * torch.empty(0, dtype=dtype).element_size() // 4
+        return need + self.device_reserve_bytes > torch.cuda.mem_get_info(self.device)[1]  # more than the whole card
 
     def _make_room(self, module: Any, dtype: Any) -> None:
         """Offload least-recently-prepared modules until ``module`` fits with the reserve."""
@@ -240,3 +274,16 @@ class ModelManager:
         except ImportError:
             pass
         return n
+
+
+def _first_compute_param(module: Any) -> Any:
+    """The first parameter not stored in fp8 (fp8 storage keeps its dtype), or None."""
+    return next((p for p in module.parameters() if "float8" not in str(p.dtype)), None)
+
+
+def _to_dtype(module: Any, dtype: Any) -> None:
+    """Cast floating parameters and buffers to ``dtype``, leaving fp8-stored weights as they are."""
+    for sub in module.modules():
+        for name, t in [*sub.named_parameters(recurse=False), *sub.named_buffers(recurse=False)]:
+            if t.is_floating_point() and "float8" not in str(t.dtype) and t.dtype != dtype:
+                t.data = t.data.to(dtype)

@@ -45,6 +45,8 @@ def _inputs(base: Path, *sizes: tuple[str, int]) -> None:
 
 
 def _model_space(raw: torch.Tensor) -> torch.Tensor:
+    """A LATENT's samples in model space; a VAE-encoded image is a one-frame clip, as in ComfyUI."""
+    raw = raw[:, :, 0] if raw.ndim == 5 else raw
     scale, shift = latent_stats()
     return (raw - shift) * scale
 

@@ -125,6 +125,11 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
     """Pack 2×2 patches (and any reference latents), run the transformer with σ as time, unpack
     the velocity of the image tokens. One call per conditioning entry (each has its references)."""
     torch = require("torch", "diffusion")
+    frame = x.ndim == 5  # a VAE-encoded image is a one-frame clip [B, C, 1, h, w] (the Wan 2.1-layout VAE)
+    if frame:
+        if x.shape[2] != 1:
+            raise ValidationError(f"Qwen-Image samples single images, got a latent of {x.shape[2]} frames")
+        x = x[:, :, 0]
     b, c, h, w = x.shape
     if h % 2 or w % 2:
         raise ValidationError(f"Qwen-Image latents need an even height and width, got {h}×{w} (use a multiple of 16 pixels)")
@@ -143,7 +148,8 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
                          img_shapes=[[(1, h // 2, w // 2), *ref_shapes]] * per, return_dict=False)[0]
         outs.append(out[:, : (h // 2) * (w // 2)])
     out = torch.cat(outs).float()
-    return out.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+    out = out.view(b, h // 2, w // 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+    return out.unsqueeze(2) if frame else out
 
 
 FAMILY = Family(

@@ -75,15 +75,18 @@ from nodeloom.nodes.diffusion.latent_ops import (
 )
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple, CLIPSetLastLayer, DiffusersLoader, VAELoader
 from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
+from nodeloom.nodes.diffusion.ltx2_audio_nodes import LTXVAudioVAEDecode, LTXVAudioVAELoader, LTXVEmptyLatentAudio
 from nodeloom.nodes.diffusion.ltx_guides import LTXVAddGuide, LTXVCropGuides
 from nodeloom.nodes.diffusion.ltx_nodes import (
     EmptyLTXVLatentVideo,
     LTXVConditioning,
     LTXVImgToVideo,
+    LTXVImgToVideoInplace,
     LTXVPreprocess,
     LTXVScheduler,
     ModelSamplingLTXV,
 )
+from nodeloom.nodes.diffusion.ltx_upsampler import LatentUpscaleModelLoader, LTXVLatentUpsampler
 from nodeloom.nodes.diffusion.model_sampling import (
     EmptySD3LatentImage,
     FluxGuidance,
@@ -149,6 +152,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
     EmptyLTXVLatentVideo, LTXVConditioning, LTXVScheduler, ModelSamplingLTXV, LTXVPreprocess,
+    LTXVImgToVideoInplace, LTXVAudioVAELoader, LTXVEmptyLatentAudio, LTXVAudioVAEDecode, LatentUpscaleModelLoader,
+    LTXVLatentUpsampler,
     LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
     CLIPTextEncodeFlux, T5TokenizerOptions,
     TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus,

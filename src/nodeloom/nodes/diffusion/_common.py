@@ -57,7 +57,7 @@ def step_progress(total: int, model: Any = None) -> Callable[[int, int, Any], No
         if projection is not None:
             from nodeloom.diffusion.preview import latent_preview
 
-            preview = latent_preview(denoised / model.latent_scale, *projection)
+            preview = latent_preview(denoised / model.latent_stats_for(denoised)[0], *projection)
         bar.update_absolute(step, steps, preview=preview)
 
     return tick

@@ -583,9 +583,9 @@ class AddNoise(Node):
         raw = latent_image["samples"]
         scale = (sigmas[0] - sigmas[-1]).abs() if len(sigmas) > 1 else sigmas[0]
         # an all-zero latent (EmptyLatentImage) is not shifted into the model's latent space
-        lat = (raw.float() - model.latent_shift) * model.latent_scale if bool(raw.count_nonzero()) else raw.float()
+        lat = model.to_model_space(raw) if bool(raw.count_nonzero()) else raw.float()
         noisy = noise_scaling(model.sampling, scale, noise.generate(latent_image), lat)
-        noisy = torch.nan_to_num(noisy / model.latent_scale + model.latent_shift, nan=0.0, posinf=0.0, neginf=0.0)
+        noisy = torch.nan_to_num(model.from_model_space(noisy), nan=0.0, posinf=0.0, neginf=0.0)
         out = dict(latent_image)
         out["samples"] = noisy
         return (out,)

@@ -34,7 +34,7 @@ from nodeloom.node_api import (
 from nodeloom.nodes.diffusion._common import device_guard
 from nodeloom.ops.resample import upscale
 
-__all__ = ["EmptyLTXVLatentVideo", "cond_pair", "cond_pair_latent", "LTXVConditioning", "LTXVImgToVideo", "LTXVPreprocess", "LTXVScheduler",
+__all__ = ["EmptyLTXVLatentVideo", "cond_pair", "cond_pair_latent", "LTXVConditioning", "LTXVImgToVideo", "LTXVImgToVideoInplace", "LTXVPreprocess", "LTXVScheduler",
            "ModelSamplingLTXV", "ltxv_shift"]
 
 #: token counts between which the shift moves from base_shift to max_shift (ComfyUI's and diffusers' values)
@@ -78,6 +78,26 @@ def _empty_video(width: int, height: int, length: int, batch_size: int) -> torch
     return torch.zeros([batch_size, 128, (length - 1) // 8 + 1, height // 32, width // 32])
 
 
+def _place_image(vae: Any, image: torch.Tensor, samples: torch.Tensor, strength: float, node: str) -> dict[str, Any]:
+    """``samples`` with the image's latent in its first latent frames and the per-frame noise mask
+    that keeps them (``1 − strength`` there, 1 elsewhere); the image is scaled to the latent's size."""
+    if samples.ndim != 5:
+        raise ValidationError(f"{node}: `latent` must be a video latent [B,C,F,H,W], got shape {tuple(samples.shape)}")
+    scale = int(getattr(vae, "downscale_ratio", 32))
+    height, width = samples.shape[3] * scale, samples.shape[4] * scale
+    pixels = upscale(image[..., :3].movedim(-1, 1), width, height, "bilinear", "center").movedim(1, -1)
+    with device_guard() as mgr:
+        encoded = vae.encode(pixels, mgr)
+    if encoded.ndim != 5:
+        raise ValidationError(f"{node} needs LTX-Video's VAE (a video VAE); `vae` is an image VAE")
+    latent = samples.clone()
+    kept = min(encoded.shape[2], latent.shape[2])
+    latent[:, :, :kept] = encoded[:, :, :kept].to(latent)
+    mask = torch.ones((latent.shape[0], 1, latent.shape[2], 1, 1))
+    mask[:, :, :kept] = 1.0 - strength
+    return {"samples": latent, "noise_mask": mask}
+
+
 class EmptyLTXVLatentVideo(Node):
     """An empty LTX-Video latent: 128 channels, 1/32 of the size, (length − 1)/8 + 1 latent frames."""
 
@@ -113,17 +133,31 @@ class LTXVImgToVideo(Node):
     @classmethod
     def execute(cls, positive: list[Any], negative: list[Any], vae: Any, image: torch.Tensor, width: int, height: int,
                 length: int, batch_size: int, strength: float) -> tuple[Any, ...]:
-        pixels = upscale(image[..., :3].movedim(-1, 1), width, height, "bilinear", "center").movedim(1, -1)
-        with device_guard() as mgr:
-            encoded = vae.encode(pixels, mgr)
-        if encoded.ndim != 5:
-            raise ValidationError("LTXVImgToVideo needs LTX-Video's VAE (a video VAE); `vae` is an image VAE")
-        latent = _empty_video(width, height, length, batch_size)
-        kept = min(encoded.shape[2], latent.shape[2])
-        latent[:, :, :kept] = encoded[:, :, :kept]
-        mask = torch.ones((batch_size, 1, latent.shape[2], 1, 1))
-        mask[:, :, :kept] = 1.0 - strength
-        return positive, negative, {"samples": latent, "noise_mask": mask}
+        latent = _place_image(vae, image, _empty_video(width, height, length, batch_size), strength, cls.SCHEMA.node_id)
+        return positive, negative, latent
+
+
+class LTXVImgToVideoInplace(Node):
+    """Puts an image's latent into the first frames of a given LTX-Video latent, held by the noise
+    mask (``1 − strength``); with ``bypass`` the latent passes through unchanged."""
+
+    SCHEMA = Schema(
+        "LTXVImgToVideoInplace", display_name="LTXVImgToVideoInplace", category="conditioning/video_models",
+        inputs=[Vae("vae", tooltip="LTX-Video's VAE, to encode the image."),
+                Image("image", tooltip="The first frame (several images: the first frames, 1 + 8·k of them)."),
+                Latent("latent", tooltip="The video latent to put the image into."),
+                Float("strength", 1.0, min=0.0, max=1.0, tooltip="How firmly the image frames are kept (1: exactly)."),
+                Boolean("bypass", False, tooltip="Bypass the conditioning: return the latent unchanged.")],
+        outputs=[Output(IO.LATENT, "latent")],
+    )
+
+    @classmethod
+    def execute(cls, vae: Any, image: torch.Tensor, latent: dict[str, Any], strength: float,
+                bypass: bool = False) -> tuple[Any, ...]:
+        if bypass:
+            return (latent,)
+        placed = _place_image(vae, image, latent["samples"], strength, "LTXVImgToVideoInplace")
+        return ({k: v for k, v in latent.items() if k not in placed} | placed,)
 
 
 class LTXVConditioning(Node):

@@ -1,9 +1,16 @@
 """The portrait pack: face landmarks (ONNX, offline) as OpenPose keypoint frames, ComfyUI's
 pose drawing and face-box nodes for pose ControlNets, landmark masks for the detailer, and
-ComfyUI's style-model nodes (Flux Redux).
+ComfyUI's style-model nodes (Flux Redux), and IP-Adapter under the ComfyUI_IPAdapter_plus names.
 Registers like any third-party pack."""
 
 from nodeloom.node_api import mappings
+from nodeloom.nodes.portrait.ipadapter_nodes import (
+    IPAdapterAdvanced,
+    IPAdapterModelLoader,
+    IPAdapterSimple,
+    IPAdapterStyleComposition,
+    IPAdapterUnifiedLoader,
+)
 from nodeloom.nodes.portrait.landmark_nodes import FaceLandmarks, FaceLandmarksMask, SDPoseDrawKeypoints, SDPoseFaceBBoxes
 from nodeloom.nodes.portrait.style_nodes import StyleModelApply, StyleModelLoader
 
@@ -11,4 +18,5 @@ __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     FaceLandmarks, FaceLandmarksMask, SDPoseDrawKeypoints, SDPoseFaceBBoxes, StyleModelLoader, StyleModelApply,
+    IPAdapterModelLoader, IPAdapterUnifiedLoader, IPAdapterSimple, IPAdapterAdvanced, IPAdapterStyleComposition,
 )

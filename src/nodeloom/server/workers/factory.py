@@ -3,13 +3,16 @@
 Workers' events are emitted on the serving engine's event bus, so everything that listens to
 it (the WebSocket hub, the MCP job runner) works as with one in-process worker. Workers share
 the serving engine's folders (input, output, temp, models, user) and options;
-local workers get one GPU each when there are GPUs (``cuda:i``; untested here: no GPU), else
-the CPU cores shared out between them.
+local workers get one GPU each when there are GPUs, else the CPU cores shared out between them.
+A worker sees only its GPU: its process starts with ``CUDA_VISIBLE_DEVICES`` set to that GPU's
+id (from the serving process's own ``CUDA_VISIBLE_DEVICES`` when set, so ``3,5`` gives workers
+on GPUs 3 and 5) and its engine uses ``cuda:0`` (untested on real GPUs here: none).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
     from nodeloom.server.config import ServerConfig
     from nodeloom.server.queue import PromptQueue
 
-__all__ = ["engine_options", "make_pool"]
+__all__ = ["engine_options", "gpu_ids", "make_pool"]
 
 
 def engine_options(engine: Engine) -> dict[str, Any]:
@@ -42,6 +45,19 @@ def _gpu_count() -> int:
         return 0
 
 
+def gpu_ids() -> list[str]:
+    """The ids of the GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them.
+
+    The serving process's own ``CUDA_VISIBLE_DEVICES`` entries (indices or ``GPU-…`` UUIDs) when
+    it is set, else ``0 … n-1``; only as many as CUDA reports (none without CUDA).
+    """
+    count = _gpu_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return [str(i) for i in range(count)]
+    return [v.strip() for v in visible.split(",") if v.strip()][:count]
+
+
 def make_pool(engine: Engine, config: ServerConfig, queue: PromptQueue, hub: Any) -> WorkerPool:
     """The pool of ``config.workers`` workers (a count, ``auto`` or ``ray``)."""
     options = engine_options(engine)
@@ -55,13 +71,14 @@ def make_pool(engine: Engine, config: ServerConfig, queue: PromptQueue, hub: Any
         engines: list[Any] = ray_engines(options, str(journal_dir), config.ray_address, config.ray_actors,
                                          engine.paths, emit)
     else:
-        gpus = 0 if engine.config.device == "cpu" else _gpu_count()
-        count = config.workers if isinstance(config.workers, int) else (gpus or max(1, cpu_threads(2)))
+        gpus = [] if engine.config.device == "cpu" else gpu_ids()
+        count = config.workers if isinstance(config.workers, int) else (len(gpus) or max(1, cpu_threads(2)))
         engines = []
         for i in range(count):
             opts = dict(options)
-            if gpus:
-                opts["device"] = f"cuda:{i % gpus}"
+            if gpus:  # the worker's process sees its one GPU as cuda:0
+                opts["device"] = "cuda:0"
             threads = 0 if gpus else cpu_threads(count)
-            engines.append(ProcessEngine(f"worker-{i + 1}", opts, str(journal_dir), threads, emit))
+            engines.append(ProcessEngine(f"worker-{i + 1}", opts, str(journal_dir), threads, emit,
+                                         cuda_devices=gpus[i % len(gpus)] if gpus else None))
     return WorkerPool(engines, queue, hub, journal_dir=journal_dir, limits=config.limits)

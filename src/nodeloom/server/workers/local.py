@@ -37,12 +37,15 @@ class ProcessEngine:
         journal_dir: the folder of per-attempt file journals.
         threads: torch CPU threads of the worker (0: torch's default).
         on_event: called (on the reader thread) with every engine event of the worker.
+        cuda_devices: ``CUDA_VISIBLE_DEVICES`` of the worker process (its GPU), or None to
+            leave the variable as the serving process has it.
     """
 
     def __init__(self, name: str, engine_options: dict[str, Any], journal_dir: str, threads: int,
-                 on_event: Callable[[Event], None]) -> None:
+                 on_event: Callable[[Event], None], *, cuda_devices: str | None = None) -> None:
         self.name = name
-        self._args = (engine_options, journal_dir, threads)
+        self.cuda_devices = cuda_devices
+        self._args = (engine_options, journal_dir, threads, cuda_devices)
         self._on_event = on_event
         self._devices: list[dict[str, Any]] = []
         self._ctx = multiprocessing.get_context("spawn")

@@ -89,10 +89,17 @@ class RayEngine:
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        """Create the actor; it counts as alive (and its devices are shown) once its engine is built."""
         import ray
 
-        self.actor = self._cls.remote(*self._args)
-        self._devices = ray.get(self.actor.devices.remote(), timeout=300)
+        self._devices = []
+        actor = self._cls.remote(*self._args)
+        try:
+            devices = ray.get(actor.devices.remote(), timeout=300)
+        except BaseException:
+            ray.kill(actor, no_restart=True)
+            raise
+        self.actor, self._devices = actor, devices
 
     def restart(self) -> None:
         self.kill()

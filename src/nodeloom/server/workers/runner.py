@@ -77,17 +77,25 @@ class RemoteRunner:
                           "meta": result.meta, "errors": result.errors}
 
     def devices(self) -> list[dict[str, Any]]:
+        """The engine's device, with the worker's process id and ``CUDA_VISIBLE_DEVICES`` (when set)."""
         from nodeloom.server.routes.info import device_info
 
-        return [device_info(self.engine)]
+        info = {**device_info(self.engine), "pid": os.getpid()}
+        if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+            info["cuda_visible_devices"] = os.environ["CUDA_VISIBLE_DEVICES"]
+        return [info]
 
 
-def process_main(conn: Any, engine_options: dict[str, Any], journal_dir: str, threads: int) -> None:
+def process_main(conn: Any, engine_options: dict[str, Any], journal_dir: str, threads: int,
+                 cuda_devices: str | None = None) -> None:
     """The main function of a local worker process: serve runs from ``conn`` until it closes.
 
-    A reader thread applies ``interrupt`` at once and queues everything else for the main
-    thread, which runs prompts one at a time.
+    ``cuda_devices``, when given, becomes the process's ``CUDA_VISIBLE_DEVICES`` before anything
+    initialises CUDA, so the worker sees only its GPU. A reader thread applies ``interrupt`` at
+    once and queues everything else for the main thread, which runs prompts one at a time.
     """
+    if cuda_devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = cuda_devices
     lock = threading.Lock()
 
     def send(message: tuple[Any, ...]) -> None:

@@ -1,0 +1,210 @@
+"""IP-Adapter for SD1.5/SDXL UNets: image-prompt tokens attended to beside the text in every
+cross-attention layer.
+
+Owns reading the IP-Adapter files users download (``image_proj`` + ``ip_adapter`` tensors, as
+``.safetensors`` with those prefixes or a ``.bin`` of two dicts), building the image projection
+(diffusers' ``ImageProjection`` / ``IPAdapterPlusImageProjection`` / full-face projection from
+the tensors) and turning a CLIP-vision output into cond/uncond image tokens. The attention side
+(per-layer key/value projections installed during sampling) is in
+:mod:`nodeloom.diffusion.ip_attention`. Imports no node code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nodeloom.errors import ValidationError
+
+__all__ = ["IPAdapterModel", "apply_ip_adapter", "image_tokens", "load_ip_adapter"]
+
+
+@dataclass
+class IPAdapterModel:
+    """A loaded IP-Adapter (the pack's ``IPADAPTER`` value).
+
+    Attributes:
+        projection: the image projection module (vision embeddings → tokens in the text width).
+        layers: ``{key_id: (to_k_ip, to_v_ip)}`` linear layers, key ids 1, 3, 5… in the UNet's
+            cross-attention order.
+        plus: True when it reads the vision model's penultimate hidden states (Plus, full face),
+            False when it reads the projected image embedding.
+        name: the file's name (for messages).
+    """
+
+    projection: torch.nn.Module
+    layers: dict[int, tuple[torch.nn.Linear, torch.nn.Linear]]
+    plus: bool
+    name: str
+
+    @property
+    def cross_attention_dim(self) -> int:
+        return int(self.layers[1][0].in_features)
+
+
+def _read(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    if path.suffix.lower() in (".safetensors", ".sft"):
+        from safetensors.torch import load_file
+
+        flat = load_file(str(path))
+        parts: dict[str, dict[str, torch.Tensor]] = {"image_proj": {}, "ip_adapter": {}}
+        for key, value in flat.items():
+            head, _, rest = key.partition(".")
+            if head in parts:
+                parts[head][rest] = value
+        return parts
+    loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(loaded, dict):
+        raise ValidationError(f"IP-Adapter `{path.name}` holds a {type(loaded).__name__}, not a dict of tensors")
+    return {k: v for k, v in loaded.items() if k in ("image_proj", "ip_adapter") and isinstance(v, dict)}
+
+
+def _check(parts: dict[str, dict[str, torch.Tensor]], name: str) -> None:
+    proj, ip = parts.get("image_proj") or {}, parts.get("ip_adapter") or {}
+    if not proj or "1.to_k_ip.weight" not in ip:
+        raise ValidationError(f"`{name}` is not an IP-Adapter: it needs `image_proj.*` tensors and "
+                              "`ip_adapter.1.to_k_ip.weight` (the layout of the released IP-Adapter files)")
+    if "0.to_q_lora.down.weight" in ip or "perceiver_resampler.proj_in.weight" in proj or (
+            "proj.2.weight" in proj and "proj.3.weight" not in proj):
+        raise ValidationError(f"`{name}` is a FaceID IP-Adapter, which needs InsightFace face embeddings; "
+                              "nodeloom runs the image-embedding IP-Adapters (standard, light, Plus, Plus Face, "
+                              "full face, ViT-G) only")
+
+
+def _projection(proj: dict[str, torch.Tensor], name: str) -> tuple[torch.nn.Module, bool]:
+    """The projection module for ``proj`` (diffusers' conversion of the released key layout) and
+    whether it reads hidden states (Plus / full face) rather than the image embedding."""
+    from diffusers.loaders.unet import UNet2DConditionLoadersMixin
+
+    if not ("proj.weight" in proj or "proj.3.weight" in proj or "latents" in proj):
+        raise ValidationError(f"`{name}`: its `image_proj` tensors ({sorted(proj)[:4]}) are no IP-Adapter "
+                              "projection nodeloom knows")
+    convert = UNet2DConditionLoadersMixin._convert_ip_adapter_image_proj_to_diffusers
+    try:
+        module = convert(None, dict(proj), low_cpu_mem_usage=False)  # reads no state of the UNet at this setting
+    except (RuntimeError, KeyError, IndexError) as exc:
+        raise ValidationError(f"`{name}`: its `image_proj` tensors do not fit one IP-Adapter projection: "
+                              f"{str(exc).splitlines()[0]}") from exc
+    return module, "proj.weight" not in proj
+
+
+def load_ip_adapter(path: str | Path) -> IPAdapterModel:
+    """Read an IP-Adapter file (``.safetensors`` or ``.bin``) on the CPU.
+
+    Raises:
+        ValidationError: the file is not an image-embedding IP-Adapter; the message names it.
+    """
+    path = Path(path)
+    parts = _read(path)
+    _check(parts, path.name)
+    projection, plus = _projection(parts["image_proj"], path.name)
+    layers: dict[int, tuple[torch.nn.Linear, torch.nn.Linear]] = {}
+    for key, value in parts["ip_adapter"].items():
+        if key.endswith(".to_k_ip.weight"):
+            key_id = int(key.split(".")[0])
+            k = torch.nn.Linear(value.shape[1], value.shape[0], bias=False)
+            v_weight = parts["ip_adapter"][f"{key_id}.to_v_ip.weight"]
+            v = torch.nn.Linear(v_weight.shape[1], v_weight.shape[0], bias=False)
+            with torch.no_grad():
+                k.weight.copy_(value)
+                v.weight.copy_(v_weight)
+            layers[key_id] = (k.eval(), v.eval())
+    return IPAdapterModel(projection.eval(), layers, plus, path.name)
+
+
+def _vision_input(adapter: IPAdapterModel, output: Any, what: str) -> torch.Tensor:
+    key = "penultimate_hidden_states" if adapter.plus else "image_embeds"
+    value = output[key]
+    if value is None:
+        raise ValidationError(f"the {what} CLIP-vision output has no `{key}`, which `{adapter.name}` reads")
+    return value
+
+
+def image_tokens(adapter: IPAdapterModel, cond_output: Any, uncond_output: Any | None,
+                 combine: str = "concat") -> tuple[torch.Tensor, torch.Tensor]:
+    """Cond and uncond image tokens ``[1, tokens, width]`` from CLIP-vision outputs.
+
+    ``uncond_output`` is the negative image's encoding (for Plus models, the encoding of a black
+    image when the caller has no negative); None gives zero embeddings (standard models).
+    ``combine`` joins several reference images: ``concat`` (their tokens side by side), ``add``,
+    ``subtract`` (the first minus the mean of the rest), ``average``, ``norm average``.
+    """
+    cond = _vision_input(adapter, cond_output, "reference")
+    uncond = torch.zeros_like(cond[:1]) if uncond_output is None else _vision_input(adapter, uncond_output, "negative")[:1]
+    if combine != "concat" and cond.shape[0] > 1:
+        if combine == "add":
+            cond = cond.sum(0, keepdim=True)
+        elif combine == "subtract":
+            cond = (cond[0] - cond[1:].mean(0)).unsqueeze(0)
+        elif combine == "average":
+            cond = cond.mean(0, keepdim=True)
+        elif combine == "norm average":
+            cond = (cond / cond.norm(dim=0, keepdim=True)).mean(0, keepdim=True)
+        else:
+            raise ValidationError(f"`combine_embeds` must be concat, add, subtract, average or norm average, got {combine!r}")
+    p = next(adapter.projection.parameters())
+    with torch.inference_mode():
+        tokens = adapter.projection(torch.cat([cond, uncond]).to(p.device, p.dtype)).float().cpu()
+    cond_tokens = tokens[:-1].reshape(1, -1, tokens.shape[-1])  # several images: their tokens one after another
+    return cond_tokens, tokens[-1:]
+
+
+def _encode(clip_vision: Any, image: torch.Tensor) -> Any:
+    if not hasattr(clip_vision, "encode_image"):
+        raise ValidationError(f"`clip_vision` must be a CLIP_VISION model (Load CLIP Vision), got {type(clip_vision).__name__}")
+    return clip_vision.encode_image(image, crop=True)
+
+
+def _one_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
+    if mask is None:
+        return None
+    if mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]
+    if mask.ndim != 2:
+        raise ValidationError(f"`attn_mask` must be one mask [H, W] (or a batch of one); got shape {tuple(mask.shape)}")
+    return mask.float().cpu()
+
+
+def apply_ip_adapter(model: Any, adapter: IPAdapterModel, clip_vision: Any, image: torch.Tensor, *, weight: float = 1.0,
+                     weight_type: str = "linear", start_at: float = 0.0, end_at: float = 1.0,
+                     combine_embeds: str = "concat", embeds_scaling: str = "V only",
+                     image_negative: torch.Tensor | None = None, image_composition: torch.Tensor | None = None,
+                     weight_composition: float = 1.0, attn_mask: torch.Tensor | None = None) -> Any:
+    """A clone of ``model`` (an SD1.5/SD2/SDXL MODEL) that attends to ``image`` through ``adapter``
+    while sampling between ``start_at`` and ``end_at`` (fractions of the run, as sigmas), and
+    where ``attn_mask`` (a MASK, one for the batch) is on.
+
+    Raises:
+        ValidationError: the MODEL is no UNet family, or an input is out of its range.
+    """
+    from nodeloom.diffusion.ip_attention import EMBEDS_SCALING, IPAdapterPatch, weight_plan
+
+    if model.adapter is not None or model.family not in ("sd1", "sd2", "sdxl"):
+        raise ValidationError(f"IP-Adapter runs on SD1.5 and SDXL UNets; `model` is a {model.family} model")
+    if embeds_scaling not in EMBEDS_SCALING:
+        raise ValidationError(f"`embeds_scaling` must be one of {', '.join(EMBEDS_SCALING)}; got {embeds_scaling!r}")
+    weight_plan(weight_type, weight, weight_composition, model.is_sdxl, 0, "input")  # names the valid types
+    if not 0.0 <= start_at <= end_at <= 1.0:
+        raise ValidationError(f"`start_at` and `end_at` must satisfy 0 ≤ start_at ≤ end_at ≤ 1; got {start_at}, {end_at}")
+    cond_out = _encode(clip_vision, image)
+    uncond_out = None
+    if image_negative is not None:
+        uncond_out = _encode(clip_vision, image_negative)
+    elif adapter.plus:  # Plus models read hidden states: the unconditional image is a black one
+        size = int(clip_vision.image_size)
+        uncond_out = _encode(clip_vision, torch.zeros(1, size, size, 3))
+    cond, uncond = image_tokens(adapter, cond_out, uncond_out, combine_embeds)
+    composition = None
+    if image_composition is not None:
+        composition = image_tokens(adapter, _encode(clip_vision, image_composition), uncond_out, combine_embeds)[0]
+    patch = IPAdapterPatch(adapter, cond, uncond, float(weight), weight_type,
+                           model.sampling.percent_to_sigma(start_at), model.sampling.percent_to_sigma(end_at),
+                           embeds_scaling, float(weight_composition), composition, sdxl=model.is_sdxl,
+                           mask=_one_mask(attn_mask))
+    patch.layers(model.unet)  # an adapter made for another family is an error here, not mid-run
+    out = model.clone(fast_path=False)  # the patch changes per step, which a captured CUDA graph cannot follow
+    out.extra["attn_patches"] = tuple(out.extra.get("attn_patches", ())) + (patch,)
+    return out
