@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from nodeloom.diffusion.cfg_patches import cfg_at
 from nodeloom.diffusion.controlnet import control_residuals, controls_for_uncond, prepare_controls
 from nodeloom.diffusion.dual_cfg import DualCfg
 from nodeloom.diffusion.fast_path import unet_forward
@@ -193,6 +194,8 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     x_all = x.repeat(n, 1, 1, 1)
     if model.sampling.prediction_type == "v_prediction":
         den = x_all / (sigma ** 2 + 1) - out * sigma / torch.sqrt(sigma ** 2 + 1)
+    elif model.sampling.prediction_type == "x0":  # ModelSamplingDiscrete's x0: the UNet gives the estimate
+        den = out
     else:
         den = x_all - out * sigma
     return list(den.chunk(n))
@@ -316,6 +319,7 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         uncond = side(dens, range(n_neg), x) if use_neg else None
 
         def cfg_fn(c: torch.Tensor, u: torch.Tensor | None, scale: float) -> torch.Tensor:
+            scale = cfg_at(model.extra, model.sampling, sigma, scale)  # CFGOverride's ranges
             guided = apply_cfg_patches(model, x, sigma, c, u, scale)
             for fn in model.post_cfg:  # ComfyUI's post-CFG functions (CFGNorm, ...)
                 guided = fn({"denoised": guided, "cond_denoised": c, "cond_scale": scale, "input": x, "sigma": sigma,

@@ -19,7 +19,20 @@ from nodeloom.errors import ValidationError, require
 __all__ = [
     "SCHEDULER_NAMES", "ModelSampling", "beta_sigmas", "calculate_sigmas", "denoise_sigmas", "exponential_sigmas",
     "karras_sigmas", "laplace_sigmas", "polyexponential_sigmas", "vp_sigmas",
+    "zero_terminal_snr_sigmas",
 ]
+
+
+def zero_terminal_snr_sigmas(sigmas: torch.Tensor) -> torch.Tensor:
+    """The schedule rescaled to zero terminal SNR (Lin et al. 2023), as ComfyUI's ``zsnr`` does:
+    √ᾱ shifted so the last step is 0 and scaled so the first keeps its value; the last ᾱ is then
+    set to 4.897e-08 (ComfyUI's constant), so the largest σ is finite (about 4519)."""
+    root = (1.0 / (sigmas * sigmas + 1.0)).sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * (first / (first - last))
+    alphas = root ** 2
+    alphas[-1] = 4.8973451890853435e-08
+    return ((1 - alphas) / alphas) ** 0.5
 
 
 class ModelSampling:
@@ -27,16 +40,21 @@ class ModelSampling:
 
     Args:
         beta_start / beta_end / steps: the scaled-linear beta schedule SD models are trained on.
-        prediction_type: ``"epsilon"`` or ``"v_prediction"``.
+        prediction_type: ``"epsilon"``, ``"v_prediction"`` or ``"x0"``.
+        zsnr: rescale the schedule to zero terminal SNR (:func:`zero_terminal_snr_sigmas`).
     """
 
     def __init__(self, beta_start: float = 0.00085, beta_end: float = 0.012, steps: int = 1000,
-                 prediction_type: str = "epsilon") -> None:
+                 prediction_type: str = "epsilon", zsnr: bool = False) -> None:
         # float32 like the diffusers schedulers, so both walk bit-identical noise levels
         betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, steps, dtype=torch.float32) ** 2
         alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
-        self.alphas_cumprod = alphas_cumprod
         self.sigmas = ((1 - alphas_cumprod) / alphas_cumprod).sqrt()
+        if zsnr:
+            self.sigmas = zero_terminal_snr_sigmas(self.sigmas)
+            alphas_cumprod = 1.0 / (self.sigmas ** 2 + 1.0)
+        self.alphas_cumprod = alphas_cumprod
+        self.zsnr = zsnr
         self.log_sigmas = self.sigmas.log()
         self.prediction_type = prediction_type
 

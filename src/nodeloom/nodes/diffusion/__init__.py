@@ -50,11 +50,15 @@ from nodeloom.nodes.diffusion.custom_sampling import (
     SplitSigmasDenoise,
     VPScheduler,
 )
+from nodeloom.nodes.diffusion.discrete_sampling import ModelSamplingDiscrete
+from nodeloom.nodes.diffusion.perp_neg import PerpNegGuider
 from nodeloom.nodes.diffusion.edit_models import (
     FluxKontextImageScale,
     FluxKontextMultiReferenceLatentMethod,
     ReferenceLatent,
 )
+from nodeloom.nodes.diffusion.align_your_steps import AlignYourStepsScheduler
+from nodeloom.nodes.diffusion.cfg_nodes import APG, TCFG, CFGOverride, CFGZeroStar, Mahiro, RenormCFG, RescaleCFG
 from nodeloom.nodes.diffusion.guidance import CFGNorm, DifferentialDiffusion
 from nodeloom.nodes.diffusion.qwen_edit import TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
@@ -143,6 +147,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
+    CFGZeroStar, RescaleCFG, CFGOverride, Mahiro, TCFG, APG, ModelSamplingDiscrete, PerpNegGuider,
+    AlignYourStepsScheduler, RenormCFG,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
     InstructPixToPixConditioning, SkipLayerGuidanceDiTSimple,
     EmptyLTXVLatentVideo, LTXVConditioning, LTXVScheduler, ModelSamplingLTXV, LTXVPreprocess,
