@@ -133,7 +133,7 @@ def test_edit_template_workflow_runs_through_the_engine(tmp_path, qwen):
         cond = result.value("5")
     assert result.value("9").shape[1:] == (96, 96, 3)  # ImageScaleToTotalPixels: 0.01 MP in steps of 32
     (ref,) = cond[0][1]["reference_latents"]
-    assert ref.shape == (1, 16, 128, 128)  # the node scales the image to about 1024² pixels
+    assert ref.shape == (1, 16, 1, 128, 128)  # about 1024² pixels, a one-frame clip as in ComfyUI
 
 
 def test_edit_plus_template_workflow_runs_through_a_live_server(tmp_path, qwen):
