@@ -180,9 +180,9 @@ def test_folder_paths_reads_the_active_engine(services: Services, tmp_path: Path
         assert folder_paths.get_full_path("loras", "b.safetensors") is None
         with pytest.raises(ModelNotFoundError):
             folder_paths.get_full_path_or_raise("loras", "b.safetensors")
-        extra = tmp_path / "more_ipadapters"
-        folder_paths.add_model_folder_path("ipadapter", str(extra))
-        assert folder_paths.get_folder_paths("ipadapter") == [str(extra)]
+        extra = tmp_path / "more_instantid"
+        folder_paths.add_model_folder_path("instantid", str(extra))
+        assert folder_paths.get_folder_paths("instantid") == [str(extra)]
         folder_paths.folder_names_and_paths["clip_seg"] = ([str(extra)], {".bin"})
         assert folder_paths.folder_names_and_paths["clip_seg"] == ([str(extra)], {".bin"})
         assert "loras" in folder_paths.folder_names_and_paths
