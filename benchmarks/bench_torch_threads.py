@@ -19,7 +19,15 @@ KSampler node's own time. Every row runs in its own fresh process, the rows taki
 * ``server worker``: ``nodeloom serve``'s application (HTTP on its own thread, prompts posted
   over HTTP), timed on the worker thread that runs the engine.
 
-Printed today on the shared 2-core development machine while other jobs ran (``--runs 2
+On the 2-core machine with nothing else running (``--runs 4 --rounds 3``, load 0.8-1.1, median
+(best) of 12):
+
+    anchor            175.6 ms (  163.1)   1.00× anchor
+    open engine       206.4 ms (  179.6)   1.18× anchor
+    after close       190.3 ms (  142.3)   1.08× anchor
+    server worker     195.5 ms (  156.8)   1.11× anchor
+
+(before the per-thread counts: open engine 1.74×). Earlier, printed on the same machine while other jobs ran (``--runs 2
 --rounds 1``, load average 12-21 during the run, median (best) of 2):
 
     anchor          25073.1 ms (14864.3)   1.00× anchor
