@@ -1,7 +1,7 @@
 """Schema fields of newer ComfyUI, as a pack declares them: ``accept_all_inputs`` (undeclared
 constants reach ``execute``), ``has_intermediate_output`` (cached UI resent without making the
 node a root), ``price_badge`` (listed in ``/object_info``), the ``comfy_usage_source`` hidden
-value, and ``loop_boundary`` (declared, checked)."""
+value, and ``loop_boundary`` (starts and ends paired at validation, as ComfyUI does)."""
 
 from __future__ import annotations
 
@@ -88,9 +88,20 @@ class LoopStart(io.ComfyNode):
         return io.NodeOutput(0)
 
 
+class LoopEnd(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="FieldLoopEnd", category="fieldtest", loop_boundary="end",
+                         inputs=[io.Int.Input("value", force_input=True)], outputs=[io.Float.Output("result")])
+
+    @classmethod
+    def execute(cls, value):
+        return io.NodeOutput(float(value) + 0.5)
+
+
 class Ext(ComfyExtension):
     async def get_node_list(self):
-        return [Rows, Strict, Crop, Show, Paid, LoopStart]
+        return [Rows, Strict, Crop, Show, Paid, LoopStart, LoopEnd]
 
 
 async def comfy_entrypoint():
@@ -192,5 +203,29 @@ def test_bad_price_badge_and_loop_boundary_are_refused() -> None:
 
 def test_loop_boundary_is_read_from_the_schema(engine: Engine) -> None:
     cls = engine.registry.get("FieldLoopStart")
-    assert cls.GET_SCHEMA().loop_boundary == "start"
-    assert engine.registry.get("FieldRows").GET_SCHEMA().loop_boundary is None
+    assert cls.GET_SCHEMA().loop_boundary == "start" and cls.LOOP_BOUNDARY == "start"
+    assert engine.registry.get("FieldRows").LOOP_BOUNDARY is None
+
+
+def test_loop_boundaries_are_paired_at_validation(engine: Engine) -> None:
+    closed = {"1": {"class_type": "FieldLoopStart", "inputs": {"count": 2}},
+              "2": {"class_type": "FieldLoopEnd", "inputs": {"value": ["1", 0]}},
+              "3": {"class_type": "FieldShow", "inputs": {"value": ["2", 0]}}}
+    assert engine.validate(closed).ok
+    assert engine.run(closed).outputs["3"] == {"text": ["0.5"]}
+    # a second output reads the loop body directly: ComfyUI's "Loop body is not closed"
+    escaped = {**closed, "4": {"class_type": "FieldShow", "inputs": {"value": ["1", 0]}}}
+    checked = engine.validate(escaped)
+    assert not checked.ok
+    error = checked.node_errors["1"]["errors"][-1]
+    assert error["type"] == "custom_validation_failed" and error["message"] == "Loop body is not closed"
+    assert error["extra_info"]["loop_error_type"] == "loop_escape"
+    assert error["details"] == "Start Loop 1 reaches 4 without passing through End Loop 2"
+    assert checked.node_errors["4"]["dependent_outputs"] == ["3", "4"]
+    # an end without a start
+    lone = {"2": {"class_type": "FieldLoopEnd", "inputs": {"value": ["5", 0]}},
+            "5": {"class_type": "PrimitiveInt", "inputs": {"value": 3}},
+            "3": {"class_type": "FieldShow", "inputs": {"value": ["2", 0]}}}
+    checked = engine.validate(lone)
+    assert not checked.ok and checked.error["type"] == "prompt_outputs_failed_validation"
+    assert checked.node_errors["2"]["errors"][0]["extra_info"]["loop_error_type"] == "loop_end_without_start"

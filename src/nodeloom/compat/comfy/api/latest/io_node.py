@@ -91,7 +91,7 @@ def _not_overridden(cls: Any, **kwargs: Any) -> Any:
 
 _V1_ATTRIBUTES = ("DESCRIPTION", "CATEGORY", "EXPERIMENTAL", "DEPRECATED", "DEV_ONLY", "API_NODE", "OUTPUT_NODE",
                   "HAS_INTERMEDIATE_OUTPUT", "INPUT_IS_LIST", "NOT_IDEMPOTENT", "ACCEPT_ALL_INPUTS", "RETURN_TYPES",
-                  "RETURN_NAMES", "OUTPUT_IS_LIST", "OUTPUT_TOOLTIPS", "DISPLAY_NAME")
+                  "RETURN_NAMES", "OUTPUT_IS_LIST", "OUTPUT_TOOLTIPS", "DISPLAY_NAME", "LOOP_BOUNDARY")
 
 
 def _v1_flag(attr: str) -> classproperty:
@@ -110,7 +110,7 @@ def _v1_view(cls: type) -> dict[str, Any]:
             "DEPRECATED": schema.is_deprecated, "DEV_ONLY": schema.is_dev_only, "API_NODE": schema.is_api_node,
             "OUTPUT_NODE": schema.is_output_node, "HAS_INTERMEDIATE_OUTPUT": schema.has_intermediate_output,
             "INPUT_IS_LIST": schema.is_input_list, "NOT_IDEMPOTENT": schema.not_idempotent,
-            "ACCEPT_ALL_INPUTS": schema.accept_all_inputs,
+            "ACCEPT_ALL_INPUTS": schema.accept_all_inputs, "LOOP_BOUNDARY": schema.loop_boundary,
             "RETURN_TYPES": [o.io_type for o in outputs],
             "RETURN_NAMES": [o.display_name if o.display_name else o.io_type for o in outputs],
             "OUTPUT_IS_LIST": [o.is_output_list for o in outputs],
