@@ -237,6 +237,7 @@ class _Run:
         self.sigs = SignatureBuilder(self.dp, self.types, self._is_changed_value)
         self.outputs: dict[str, list[list[Any]]] = {}
         self.ui: dict[str, dict[str, Any]] = {}
+        self.ui_sent: set[str] = set()  # nodes whose ``executed`` event went out this run
         self.xl = ExecutionList(self.dp, self.types, self.is_available)
         self.running: dict[asyncio.Task[Any], str] = {}
         self.executed: set[str] = set()
@@ -441,7 +442,28 @@ class _Run:
         for nid in list(cycle):
             self.failed.update(self.xl.drop_downstream(nid))
 
+    def _resend_intermediate_ui(self) -> None:
+        """Nodes with ``HAS_INTERMEDIATE_OUTPUT`` that this run did not reach show their cached UI.
+
+        Such a node (an image crop or painter widget) is no execution root, so a run whose
+        outputs do not need it leaves it alone; its last result still belongs on the canvas.
+        """
+        for nid in self.dp.all_node_ids():
+            if nid in self.ui_sent or nid in self.executed or nid in self.failed:
+                continue
+            cls = self.types.cls(self.dp.get_node(nid)["class_type"])
+            if not getattr(cls, "HAS_INTERMEDIATE_OUTPUT", False):
+                continue
+            if nid not in self.ui:
+                entry = self._cached_entry(nid)
+                if entry is None or entry.ui is None:
+                    continue
+                self.ui[nid] = {"meta": self._meta(nid), "output": entry.ui}
+            self._executed_event(nid, self.ui[nid]["output"])
+
     def _finish(self) -> None:
+        if not self.interrupted and not self.report.errors:
+            self._resend_intermediate_ui()
         for nid, info in self.ui.items():
             self.report.outputs[nid] = info["output"]
             self.report.meta[nid] = info["meta"]
@@ -491,6 +513,7 @@ class _Run:
 
     def _executed_event(self, nid: str, ui: dict[str, Any] | None) -> None:
         data = {"node": nid, "display_node": self.dp.get_display_node_id(nid), "output": ui, "prompt_id": self.prompt_id}
+        self.ui_sent.add(nid)
         self.emit("executed", data)
 
     async def _execute(self, nid: str, node: dict[str, Any], class_type: str) -> Outcome:
@@ -599,11 +622,15 @@ class _Run:
                 out[name] = self.extra_data.get("auth_token_comfy_org")
             elif kind == "API_KEY_COMFY_ORG":
                 out[name] = self.extra_data.get("api_key_comfy_org")
+            elif kind == "COMFY_USAGE_SOURCE":
+                out[name] = self.extra_data.get("comfy_usage_source")
         return out
 
     def _input_data(self, nid: str, node: dict[str, Any], class_type: str) -> tuple[dict[str, list[Any]], set[str]]:
         data: dict[str, list[Any]] = {}
         missing: set[str] = set()
+        # a node that accepts all inputs also gets the constants its declaration does not name
+        accept_all = bool(getattr(self.types.cls(class_type), "ACCEPT_ALL_INPUTS", False))
         for name, value in (node.get("inputs") or {}).items():
             _, section, opts = self.types.info(class_type, name, node.get("inputs"))
             if is_link(value) and not opts.get("rawLink", False):
@@ -614,7 +641,7 @@ class _Run:
                     data[name] = [None]
                     continue
                 data[name] = out[slot]
-            elif section is not None:
+            elif section is not None or accept_all:
                 data[name] = [value]
         for name, value in self._hidden(nid, class_type).items():
             data[name] = [value]

@@ -2,7 +2,8 @@
 
 Checks each output's ancestors iteratively (linear time, no recursion limit): structure,
 unknown classes, required inputs, link shape and target, linked type match, literal
-coercion, min/max, combo membership, ``VALIDATE_INPUTS`` and dependency cycles. An invalid
+coercion, min/max, combo membership, ``VALIDATE_INPUTS``, dependency cycles and the pairing of
+loop-boundary nodes (:mod:`nodeloom.core.loop_check`). An invalid
 output is dropped while valid ones still run; when none is valid the run is refused with
 ``prompt_outputs_failed_validation``. Error dicts follow ComfyUI: ``{type, message, details,
 extra_info}`` grouped as ``node_errors[id] = {errors, dependent_outputs, class_type}``. No I/O.
@@ -20,6 +21,7 @@ from typing import Any
 
 from nodeloom.core.graph import NodeTypes
 from nodeloom.core.graph_builder import ExecutionBlocker, is_link
+from nodeloom.core.loop_check import check_loops
 from nodeloom.core.types import hidden_kind, types_match
 
 __all__ = ["ValidationResult", "validate_prompt"]
@@ -130,11 +132,35 @@ def validate_prompt(
             )
             entry["dependent_outputs"].append(out)
         failures.append((out, validator.errors_of(out)))
+    good = _check_loop_boundaries(work, types, outputs, good, node_errors)
     if not good:
         lines = [f"{e['message']}: {e['details']}" for nid in node_errors for e in node_errors[nid]["errors"]]
         error = _err("prompt_outputs_failed_validation", "Prompt outputs failed validation", "\n".join(lines))
         return ValidationResult(False, error, node_errors, [], work)
     return ValidationResult(True, None, node_errors, good, work)
+
+
+def _check_loop_boundaries(work: dict[str, Any], types: NodeTypes, outputs: list[str], good: list[str],
+                           node_errors: dict[str, Any]) -> list[str]:
+    """Check the loops of nodes whose class sets ``LOOP_BOUNDARY`` ("start" / "end"); a problem is
+    reported on the nodes it names and drops the outputs it reaches. Skipped when a dependency
+    cycle was already reported (the loop check assumes an acyclic graph)."""
+    boundaries = {}
+    for nid, node in work.items():
+        cls = types.cls(node["class_type"]) if isinstance(node.get("class_type"), str) else None
+        kind = getattr(cls, "LOOP_BOUNDARY", None)
+        if kind in ("start", "end"):
+            boundaries[nid] = kind
+    if not boundaries or any(e.get("type") == "dependency_cycle" for entry in node_errors.values() for e in entry["errors"]):
+        return good
+    problem = check_loops(work, outputs, boundaries)
+    if problem is None:
+        return good
+    for nid in problem.node_ids:
+        entry = node_errors.setdefault(nid, {"errors": [], "dependent_outputs": [], "class_type": work[nid].get("class_type")})
+        entry["errors"] = [*entry["errors"], problem.error]
+        entry["dependent_outputs"] = sorted(set(entry["dependent_outputs"]) | set(problem.output_ids))
+    return [o for o in good if o not in problem.output_ids]
 
 
 class _Validator:

@@ -23,7 +23,8 @@ import torch
 
 from nodeloom.diffusion.schedules import ModelSampling
 
-__all__ = ["BROWNIAN", "CFG_PP", "DISCARD_PENULTIMATE", "SAMPLERS", "SAMPLER_NAMES"]
+__all__ = ["BROWNIAN", "CFG_PP", "DISCARD_PENULTIMATE", "ER_SDE_SOLVERS", "SAMPLERS", "SAMPLER_NAMES",
+           "euler_cfg_pp_alternative"]
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Noise = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -560,18 +561,34 @@ def gradient_estimation(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor,
     return x
 
 
-def _er_scale(v: torch.Tensor) -> torch.Tensor:
+def _er_default_scale(v: torch.Tensor) -> torch.Tensor:
     """ER-SDE's default noise-scale function of λ = σ/α."""
     return v * ((v ** 0.3).exp() + 10.0)
 
 
+ER_SDE_SOLVERS = ("ER-SDE", "Reverse-time SDE", "ODE")
+
+
 def er_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
-           max_stage: int = 3, points: int = 200) -> torch.Tensor:
+           max_stage: int = 3, points: int = 200, solver_type: str = "ER-SDE", eta: float = 1.0,
+           s_noise: float = 1.0) -> torch.Tensor:
     """ER-SDE-Solver-3 (Cui et al. 2023), VP data prediction; for SD models λ = σ and α = 1.
 
     The two integrals of the higher stages use ``points`` samples of a left Riemann sum from
     σ_{i+1} to σ_i, the discretisation ComfyUI uses, so the same noise gives the same result.
+    ``solver_type`` picks the noise-scale function: "ER-SDE" the paper's default, "Reverse-time
+    SDE" λ^(η+1) (``eta`` its stochastic strength), "ODE" λ with no noise at all (as is a
+    reverse-time SDE with η = 0). ``s_noise`` scales the injected noise.
     """
+    if solver_type not in ER_SDE_SOLVERS:
+        raise ValueError(f"`solver_type` must be one of {list(ER_SDE_SOLVERS)}, got {solver_type!r}")
+    if solver_type == "ODE" or (solver_type == "Reverse-time SDE" and eta == 0):
+        eta, s_noise = 0.0, 0.0
+    power = eta + 1
+
+    def scale_fn(v: torch.Tensor) -> torch.Tensor:
+        return _er_default_scale(v) if solver_type == "ER-SDE" else v ** power
+
     old_den = old_dd = None
     ks = torch.arange(points, dtype=sigmas.dtype, device=sigmas.device)
     for i in range(len(sigmas) - 1):
@@ -581,20 +598,21 @@ def er_sde(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise
             x = den
         else:
             ls, lt = sigmas[i], sigmas[i + 1]
-            r = _er_scale(lt) / _er_scale(ls)
+            r = scale_fn(lt) / scale_fn(ls)
             x = r * x + (1 - r) * den
             if stage >= 2:
                 dt = lt - ls
                 step = -dt / points
                 pos = lt + ks * step
-                scaled = _er_scale(pos)
+                scaled = scale_fn(pos)
                 dd = (den - old_den) / (ls - sigmas[i - 1])
-                x = x + (dt + (1 / scaled).sum() * step * _er_scale(lt)) * dd
+                x = x + (dt + (1 / scaled).sum() * step * scale_fn(lt)) * dd
                 if stage >= 3:
                     du = (dd - old_dd) / ((ls - sigmas[i - 2]) / 2)
-                    x = x + (dt ** 2 / 2 + ((pos - ls) / scaled).sum() * step * _er_scale(lt)) * du
+                    x = x + (dt ** 2 / 2 + ((pos - ls) / scaled).sum() * step * scale_fn(lt)) * du
                 old_dd = dd
-            x = x + noise(x, sigmas[i], sigmas[i + 1]) * torch.nan_to_num((lt ** 2 - ls ** 2 * r ** 2).sqrt(), nan=0.0)
+            if s_noise > 0:
+                x = x + noise(x, sigmas[i], sigmas[i + 1]) * s_noise * torch.nan_to_num((lt ** 2 - ls ** 2 * r ** 2).sqrt(), nan=0.0)
         old_den = den
         callback(i, x, den)
     return x
@@ -606,13 +624,21 @@ def _phi2(z: torch.Tensor) -> torch.Tensor:
 
 
 def _seeds(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
-           stages: int, eta: float = 1.0) -> torch.Tensor:
+           stages: int, eta: float = 1.0, s_noise: float = 1.0, r: float = 0.5,
+           solver_type: str = "phi_1") -> torch.Tensor:
     """SEEDS-2 / SEEDS-3 (Gonzalez et al. 2023), stochastic exponential solvers in log-σ time.
 
-    Stage points sit at fractions ``r`` of each step in λ = −log σ (½ for two stages, ⅓ and ⅔ for
-    three). The noise of one step is built incrementally, so the sub-steps share one Brownian path.
+    Stage points sit at fractions of each step in λ = −log σ (``r`` for two stages, ⅓ and ⅔ for
+    three). The noise of one step is built incrementally, so the sub-steps share one Brownian path,
+    scaled by ``s_noise``. Two stages combine the estimates by ``solver_type``: "phi_1" mixes them
+    at 1/(2r), "phi_2" weighs the second by φ₂/r (with r = 1 and η = 0, the exponential Heun step).
     """
-    rs = (0.5,) if stages == 2 else (1 / 3, 2 / 3)
+    if solver_type not in ("phi_1", "phi_2"):
+        raise ValueError(f"`solver_type` must be 'phi_1' or 'phi_2', got {solver_type!r}")
+    if not 0 < r <= 1:
+        raise ValueError(f"`r` must lie in (0, 1], got {r}")
+    rs = (r,) if stages == 2 else (1 / 3, 2 / 3)
+    stochastic = eta > 0 and s_noise > 0
     for i in range(len(sigmas) - 1):
         den = denoise(x, sigmas[i])
         if sigmas[i + 1] == 0:
@@ -626,18 +652,23 @@ def _seeds(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise
         def advance(frac: float, mixed: torch.Tensor, path: torch.Tensor | None, last: float) -> tuple[torch.Tensor, torch.Tensor | None]:
             sig = (s0.log() - frac * h).exp()
             out = sig / s0 * (-frac * h * eta).exp() * x - torch.expm1(-frac * h_eta) * mixed
-            if eta:
+            if stochastic:
                 seg = (last - frac) * h * eta
                 fresh = (-torch.expm1(2 * seg)).sqrt() * noise(x, (s0.log() - last * h).exp(), sig)
                 path = fresh if path is None else path * seg.exp() + fresh
-                out = out + path * sig
+                out = out + path * sig * s_noise
             return out, path
 
         if stages == 2:
-            r = rs[0]
-            x1, path = advance(r, den, None, 0.0)
-            den1 = denoise(x1, (s0.log() - r * h).exp())
-            x, _ = advance(1.0, torch.lerp(den, den1, 1 / (2 * r)), path, r)
+            r1 = rs[0]
+            x1, path = advance(r1, den, None, 0.0)
+            den1 = denoise(x1, (s0.log() - r1 * h).exp())
+            if solver_type == "phi_1":
+                mixed = torch.lerp(den, den1, 1 / (2 * r1))
+            else:
+                a = _phi2(-h_eta) / r1 / torch.expm1(-h_eta)
+                mixed = (1 - a) * den + a * den1
+            x, _ = advance(1.0, mixed, path, r1)
         else:
             r1, r2 = rs
             x1, path = advance(r1, den, None, 0.0)
@@ -779,6 +810,18 @@ def _euler_cfg_pp(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise
     return x
 
 
+def euler_cfg_pp_alternative(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise,
+                             callback: Callback) -> torch.Tensor:
+    """SamplerEulerCFG++'s "alternative" version: a plain Euler step along the slope of
+    x − 2·D_guided + D_unguided (the guided estimate's pull counted twice, the unguided one's
+    push-back once), never jumping to the estimate at the last step."""
+    for i in range(len(sigmas) - 1):
+        den = denoise(x, sigmas[i])
+        x = x + _d(x - den + _unguided(denoise, den), sigmas[i], den) * (sigmas[i + 1] - sigmas[i])
+        callback(i, x, den)
+    return x
+
+
 def dpmpp_2s_ancestral_cfg_pp(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise,
                               callback: Callback) -> torch.Tensor:
     for i in range(len(sigmas) - 1):
@@ -841,19 +884,45 @@ def _sa_coefficients(lams: list[float], lam_s: float, lam_t: float, tau: float) 
     return out
 
 
+def _sa_simple_order_2(lams: list[float], lam_s: float, lam_t: float, tau: float, corrector: bool) -> list[float]:
+    """The simplified two-point coefficients of the SA-Solver paper (appendix D), oldest first:
+    the exact exponential weight (1 − e^{−(1+τ²)h}) split so the newer estimate's share is the
+    trapezoid term ½(1+τ²)h (corrector) or the older one's ½(1+τ²)h²/(λ_older − λ_s) (predictor)."""
+    k = 1.0 + tau * tau
+    h = lam_t - lam_s
+    total = -math.expm1(-k * h)
+    if corrector:
+        newer = 0.5 * k * h
+        return [total - newer, newer]
+    older = 0.5 * k * h * h / (lams[-2] - lam_s)
+    return [older, total - older]
+
+
 def _sa_solver(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
                pece: bool, predictor_order: int = 3, corrector_order: int = 4,
-               stochastic: tuple[float, float] = (0.2, 0.8), eta: float = 1.0) -> torch.Tensor:
+               stochastic: tuple[float, float] = (0.2, 0.8), eta: float = 1.0, s_noise: float = 1.0,
+               sde_sigmas: tuple[float, float] | None = None, simple_order_2: bool = False) -> torch.Tensor:
     """SA-Solver: a stochastic Adams predictor (``predictor_order`` past estimates) and corrector
     (``corrector_order``). Noise strength τ = ``eta`` while σ lies between the sigmas at the
     ``stochastic`` percents of the model's schedule, 0 outside (ComfyUI's default interval, 20–80 %).
     ``pece`` evaluates the model again on each corrected state. Orders drop near the end of a
     schedule that ends at 0. Every SD family shares one training schedule, so the percents are read
-    from it."""
+    from it unless ``sde_sigmas`` gives the interval's (high, low) sigmas directly (SamplerSASolver
+    reads them from its model). ``s_noise`` scales the noise (0: none); ``simple_order_2`` uses the
+    paper's simplified coefficients where a step has exactly two points."""
     if len(sigmas) < 2:
         return x
-    ms = ModelSampling()
-    hi, lo = ms.percent_to_sigma(stochastic[0]), ms.percent_to_sigma(stochastic[1])
+    if sde_sigmas is not None:
+        hi, lo = (float(v) for v in sde_sigmas)
+    else:
+        ms = ModelSampling()
+        hi, lo = ms.percent_to_sigma(stochastic[0]), ms.percent_to_sigma(stochastic[1])
+
+    def coefficients(lams: list[float], lam_s: float, lam_t: float, tau_: float, corrector: bool) -> list[float]:
+        if simple_order_2 and len(lams) == 2:
+            return _sa_simple_order_2(lams, lam_s, lam_t, tau_, corrector)
+        return _sa_coefficients(lams, lam_s, lam_t, tau_)
+
     sig = sigmas.double().cpu().numpy()
     lam = [-math.log(v) if v > 0 else math.inf for v in sig]
     n = len(sigmas)
@@ -870,7 +939,7 @@ def _sa_solver(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: N
         if c_order == 0:
             x = x_pred
         else:
-            b = _sa_coefficients(lam[i - c_order + 1:i + 1], lam[i - 1], lam[i], tau)
+            b = coefficients(lam[i - c_order + 1:i + 1], lam[i - 1], lam[i], tau, True)
             x = (sigmas[i] / sigmas[i - 1]) * math.exp(-tau * tau * h) * x + sum(c * d for c, d in zip(b, history[-c_order:]))
             if step_noise is not None:
                 x = x + step_noise
@@ -881,12 +950,12 @@ def _sa_solver(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: N
             x = den
         else:
             tau = eta if lo <= sig[i + 1] <= hi else 0.0
-            b = _sa_coefficients(lam[i - p_order + 1:i + 1], lam[i], lam[i + 1], tau)
+            b = coefficients(lam[i - p_order + 1:i + 1], lam[i], lam[i + 1], tau, False)
             h = lam[i + 1] - lam[i]
             x_pred = (sigmas[i + 1] / sigmas[i]) * math.exp(-tau * tau * h) * x + sum(c * d for c, d in zip(b, history[-p_order:]))
             step_noise = None
-            if tau > 0:
-                step_noise = noise(x, sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * math.sqrt(-math.expm1(-2 * tau * tau * h))
+            if tau > 0 and s_noise > 0:
+                step_noise = noise(x, sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * math.sqrt(-math.expm1(-2 * tau * tau * h)) * s_noise
                 x_pred = x_pred + step_noise
         callback(i, x, den)
     return x

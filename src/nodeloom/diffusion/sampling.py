@@ -509,8 +509,9 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
 
     draw = brownian_noise(seed, x, sigmas, on_cpu=not sampler_name.endswith("_gpu")) if sampler_name in BROWNIAN \
         else step_noise(seed)
+    own_walk = walk is not None  # a walk given with a built-in name (EulerCFG++'s alternative) stays as given
     walk = walk or SAMPLERS[sampler_name]
-    if getattr(model.sampling, "is_flow", False) and sampler_name in SAMPLERS:
+    if getattr(model.sampling, "is_flow", False) and sampler_name in SAMPLERS and not own_walk:
         walk = flow_sampler(sampler_name, model.sampling) or walk
     with torch.no_grad(), lora_active(unet, model.loras, part="unet"), _attn_patches(model, unet):
         x = walk(fn, x, sigmas, draw, step_cb, **(sampler_options or {}))

@@ -8,6 +8,7 @@ from nodeloom.nodes.audio.audio_nodes import (
     AudioMerge,
     EmptyAudio,
     LoadAudio,
+    RecordAudio,
     PreviewAudio,
     SaveAudio,
     SaveAudioAdvanced,
@@ -20,7 +21,7 @@ from nodeloom.nodes.audio.audio_nodes import (
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
-    LoadAudio, SaveAudio, SaveAudioMP3, SaveAudioOpus, PreviewAudio, TrimAudioDuration, AudioConcat, AudioMerge,
+    LoadAudio, RecordAudio, SaveAudio, SaveAudioMP3, SaveAudioOpus, PreviewAudio, TrimAudioDuration, AudioConcat, AudioMerge,
     SplitAudioChannels, AudioAdjustVolume, EmptyAudio,
 )
 NODE_CLASS_MAPPINGS["SaveAudioAdvanced"] = SaveAudioAdvanced

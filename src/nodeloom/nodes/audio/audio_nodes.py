@@ -1,6 +1,7 @@
 """ComfyUI's core AUDIO nodes with its class names, inputs, defaults and outputs.
 
-Load (any media file's audio track, ``audio_upload`` widget), save as FLAC / MP3 / Opus
+Load (any media file's audio track, ``audio_upload`` widget; ``RecordAudio`` loads the file the
+frontend's recorder widget uploaded), save as FLAC / MP3 / Opus
 (``SaveAudioAdvanced`` picks the format), preview, trim, concatenate, merge, split, adjust the
 volume and make silence. AUDIO is ``{"waveform": float32 [B,C,T], "sample_rate": int}``;
 the waveform work is in ``ops.audio``.
@@ -38,7 +39,8 @@ from nodeloom.nodes.video.media_files import (
 from nodeloom.ops.audio import QUALITIES, concat_audio, load_audio, merge_audio, save_audio, trim_audio
 from nodeloom.ops.video_value import check_audio
 
-__all__ = ["AudioAdjustVolume", "AudioConcat", "AudioMerge", "EmptyAudio", "LoadAudio", "PreviewAudio", "SaveAudio",
+__all__ = ["AudioAdjustVolume", "AudioConcat", "AudioMerge", "EmptyAudio", "LoadAudio", "PreviewAudio", "RecordAudio",
+           "SaveAudio",
            "SaveAudioAdvanced", "SaveAudioMP3", "SaveAudioOpus", "SplitAudioChannels", "TrimAudioDuration"]
 
 AUDIO = "AUDIO"
@@ -86,6 +88,26 @@ class LoadAudio(InputFileChecks, Node):
 
     @classmethod
     def execute(cls, audio: str) -> tuple[Any]:
+        return (load_audio(resolve_input(audio)),)
+
+
+class RecordAudio(InputFileChecks, Node):
+    """Load what the frontend's recorder widget captured (it uploads the recording to the input
+    folder and sends its name, e.g. ``audio/recording-1.wav [input]``)."""
+
+    FILE_KIND = "audio"
+
+    SCHEMA = Schema(
+        "RecordAudio", display_name="Record Audio", category="audio",
+        inputs=[Custom("AUDIO_RECORD", "audio", tooltip="The recording (the recorder widget fills this in).")],
+        outputs=[Output(AUDIO, "AUDIO", tooltip="The waveform [1,C,T] and its sample rate.")],
+    )
+
+    @classmethod
+    def execute(cls, audio: str) -> tuple[Any]:
+        if not isinstance(audio, str) or not audio.strip():
+            raise ValidationError("`audio` must name a recorded file in the input folder, got nothing; record or "
+                                  "upload audio in the node first")
         return (load_audio(resolve_input(audio)),)
 
 

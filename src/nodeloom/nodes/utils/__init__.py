@@ -2,7 +2,7 @@
 templates use (switch, math, number and text nodes, image size/batch/scale/stitch nodes,
 mask and compare previews, crop to a mask's subject, colour transfer, detection boxes and the
 box canvas, blend and pad, latent joins and cuts, latent operations, lists and loops, the
-painter / crop / curve / histogram widget nodes), with ComfyUI's names, inputs, defaults and
+painter / crop / curve / histogram widget nodes, the camera-angle prompt), with ComfyUI's names, inputs, defaults and
 outputs.
 
 Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
@@ -11,6 +11,7 @@ Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
 from nodeloom.node_api import mappings
 from nodeloom.nodes.utils.bboxes import DrawBBoxes
 from nodeloom.nodes.utils.box_canvas import CreateBoundingBoxes
+from nodeloom.nodes.utils.camera_angle import CameraAngle
 from nodeloom.nodes.utils.canvas import CurveEditor, ImageCropV2, ImageHistogram, Painter
 from nodeloom.nodes.utils.compose import ImageBlend, ImageBlur, ResizeAndPadImage
 from nodeloom.nodes.utils.format import ColorToRGBInt, ConvertArrayToString, ConvertDictionaryToString, StringFormat
@@ -123,4 +124,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ColorTransfer,
     DrawBBoxes,
     CreateBoundingBoxes,
+    CameraAngle,
 )

@@ -37,6 +37,8 @@ from nodeloom.compat.comfy.api.latest.io_schema import (
     NodeInfoV1,
     NodeInfoV3,
     NodeReplace,
+    PriceBadge,
+    PriceBadgeDepends,
     Schema,
     add_to_dict_v1,
     add_to_dict_v3,
@@ -49,6 +51,6 @@ __all__ = [
     "Autogrow", "AutogrowDynamic", "Boolean", "ComboDynamic", "ComfyNode", "ComfyTypeI", "ComfyTypeIO", "Combo", "Custom",
     "DynamicCombo", "DynamicInput", "DynamicOutput", "DynamicSlot", "Float", "FolderType", "Hidden", "HiddenHolder", "Input", "Int", "MatchType",
     "MultiCombo", "MultiType", "NodeInfoV1", "NodeInfoV3", "NodeOutput", "NodeReplace", "NumberDisplay", "Output",
-    "RemoteOptions", "Schema", "String", "UploadType", "Webcam", "WidgetInput", "_UIOutput", "add_to_dict_v1",
+    "PriceBadge", "PriceBadgeDepends", "RemoteOptions", "Schema", "String", "UploadType", "Webcam", "WidgetInput", "_UIOutput", "add_to_dict_v1",
     "add_to_dict_v3", "comfytype", *io_types.PLAIN_TYPES,
 ]

@@ -2,7 +2,8 @@
 
 A V3 node declares ``define_schema()`` and ``execute()`` classmethods. The class itself
 offers the V1 attributes the engine reads (``INPUT_TYPES``, ``RETURN_TYPES``, ``FUNCTION``,
-``OUTPUT_NODE``, ``INPUT_IS_LIST``, ``NOT_IDEMPOTENT``...), so lazy inputs, lists, expansion,
+``OUTPUT_NODE``, ``INPUT_IS_LIST``, ``NOT_IDEMPOTENT``, ``ACCEPT_ALL_INPUTS``,
+``HAS_INTERMEDIATE_OUTPUT``...), so lazy inputs, lists, expansion,
 caching and blockers behave as for V1 nodes. Per call, ``execute`` runs on a throw-away
 subclass whose ``hidden`` holds the hidden values the schema asked for; the optional hooks
 ``check_lazy_status``, ``validate_inputs`` (``VALIDATE_INPUTS``) and ``fingerprint_inputs``
@@ -88,8 +89,9 @@ def _not_overridden(cls: Any, **kwargs: Any) -> Any:
     raise NotImplementedError
 
 
-_V1_ATTRIBUTES = ("DESCRIPTION", "CATEGORY", "EXPERIMENTAL", "DEPRECATED", "API_NODE", "OUTPUT_NODE", "INPUT_IS_LIST",
-                  "NOT_IDEMPOTENT", "RETURN_TYPES", "RETURN_NAMES", "OUTPUT_IS_LIST", "OUTPUT_TOOLTIPS", "DISPLAY_NAME")
+_V1_ATTRIBUTES = ("DESCRIPTION", "CATEGORY", "EXPERIMENTAL", "DEPRECATED", "DEV_ONLY", "API_NODE", "OUTPUT_NODE",
+                  "HAS_INTERMEDIATE_OUTPUT", "INPUT_IS_LIST", "NOT_IDEMPOTENT", "ACCEPT_ALL_INPUTS", "RETURN_TYPES",
+                  "RETURN_NAMES", "OUTPUT_IS_LIST", "OUTPUT_TOOLTIPS", "DISPLAY_NAME", "LOOP_BOUNDARY")
 
 
 def _v1_flag(attr: str) -> classproperty:
@@ -105,8 +107,10 @@ def _v1_view(cls: type) -> dict[str, Any]:
         declared = schema.get_v1_info(cls).input or {}
         view = {
             "DESCRIPTION": schema.description, "CATEGORY": schema.category, "EXPERIMENTAL": schema.is_experimental,
-            "DEPRECATED": schema.is_deprecated, "API_NODE": schema.is_api_node, "OUTPUT_NODE": schema.is_output_node,
+            "DEPRECATED": schema.is_deprecated, "DEV_ONLY": schema.is_dev_only, "API_NODE": schema.is_api_node,
+            "OUTPUT_NODE": schema.is_output_node, "HAS_INTERMEDIATE_OUTPUT": schema.has_intermediate_output,
             "INPUT_IS_LIST": schema.is_input_list, "NOT_IDEMPOTENT": schema.not_idempotent,
+            "ACCEPT_ALL_INPUTS": schema.accept_all_inputs, "LOOP_BOUNDARY": schema.loop_boundary,
             "RETURN_TYPES": [o.io_type for o in outputs],
             "RETURN_NAMES": [o.display_name if o.display_name else o.io_type for o in outputs],
             "OUTPUT_IS_LIST": [o.is_output_list for o in outputs],

@@ -8,15 +8,15 @@ pack offers for a node type it retired. Declarations only: no engine state, no I
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from nodeloom.compat.comfy.api.latest.io_base import Input, Output
 from nodeloom.compat.comfy.api.latest.io_dynamic import DynamicInput
 
-__all__ = ["Hidden", "HiddenHolder", "NodeInfoV1", "NodeInfoV3", "NodeReplace", "Schema", "add_to_dict_v1",
-           "add_to_dict_v3"]
+__all__ = ["Hidden", "HiddenHolder", "NodeInfoV1", "NodeInfoV3", "NodeReplace", "PriceBadge", "PriceBadgeDepends",
+           "Schema", "add_to_dict_v1", "add_to_dict_v3"]
 
 
 class Hidden(str, Enum):
@@ -28,15 +28,21 @@ class Hidden(str, Enum):
     dynprompt = "DYNPROMPT"
     auth_token_comfy_org = "AUTH_TOKEN_COMFY_ORG"
     api_key_comfy_org = "API_KEY_COMFY_ORG"
+    comfy_usage_source = "COMFY_USAGE_SOURCE"
+    # ComfyUI marks this one internal (its scheduler object); nodeloom has no such object to lend,
+    # so a node asking for it reads None
+    execution_list = "EXECUTION_LIST"
 
 
 class HiddenHolder:
     """``cls.hidden`` during a call: the hidden values the schema asked for (others read ``None``)."""
 
     def __init__(self, unique_id: Any = None, prompt: Any = None, extra_pnginfo: Any = None, dynprompt: Any = None,
-                 auth_token_comfy_org: Any = None, api_key_comfy_org: Any = None, **_: Any) -> None:
+                 auth_token_comfy_org: Any = None, api_key_comfy_org: Any = None, comfy_usage_source: Any = None,
+                 execution_list: Any = None, **_: Any) -> None:
         self.unique_id, self.prompt, self.extra_pnginfo, self.dynprompt = unique_id, prompt, extra_pnginfo, dynprompt
         self.auth_token_comfy_org, self.api_key_comfy_org = auth_token_comfy_org, api_key_comfy_org
+        self.comfy_usage_source, self.execution_list = comfy_usage_source, execution_list
 
     def __getattr__(self, key: str) -> Any:
         return None
@@ -98,6 +104,72 @@ def add_to_dict_v3(item: Input | Output, out: dict[str, Any]) -> None:
     out[item.id] = (item.get_io_type(), item.as_dict())
 
 
+def _input_types_by_path(inputs: list[Input], prefix: str = "") -> dict[str, str]:
+    """``{dotted id: io type}`` of ``inputs`` and of the inputs nested in dynamic ones."""
+    out: dict[str, str] = {}
+    for item in inputs:
+        name = prefix + item.id
+        out[name] = item.get_io_type()
+        nested = item.get_all()[1:] if hasattr(item, "get_all") else []
+        out.update(_input_types_by_path(nested, name + "."))
+    return out
+
+
+def _str_list(value: Any, label: str) -> None:
+    if not isinstance(value, list) or any(not isinstance(x, str) for x in value):
+        raise ValueError(f"`PriceBadgeDepends.{label}` must be a list of strings, got {value!r}")
+
+
+@dataclass
+class PriceBadgeDepends:
+    """What a price badge reads: widget values, linked inputs, and input groups (by id)."""
+
+    widgets: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    input_groups: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """Raises ValueError when a field is not a list of strings."""
+        for label in ("widgets", "inputs", "input_groups"):
+            _str_list(getattr(self, label), label)
+
+    def as_dict(self, schema_inputs: list[Input]) -> dict[str, Any]:
+        """The ``depends_on`` entry, each widget given its io type.
+
+        Raises:
+            ValueError: a widget that is not one of the schema's inputs.
+        """
+        types = _input_types_by_path(schema_inputs)
+        widgets = []
+        for name in self.widgets:
+            if name not in types:
+                raise ValueError(f"price badge `depends_on.widgets` names `{name}`, which is not an input of the node; "
+                                 f"inputs are {list(types)}")
+            widgets.append({"name": name, "type": types[name]})
+        return {"widgets": widgets, "inputs": self.inputs, "input_groups": self.input_groups}
+
+
+@dataclass
+class PriceBadge:
+    """A price the frontend shows on an API node: a JSONata ``expr`` over the values it depends on."""
+
+    expr: str
+    depends_on: PriceBadgeDepends = field(default_factory=PriceBadgeDepends)
+    engine: str = "jsonata"
+
+    def validate(self) -> None:
+        """Raises ValueError for an engine other than jsonata or an empty expression."""
+        if self.engine != "jsonata":
+            raise ValueError(f"`PriceBadge.engine` must be 'jsonata', got {self.engine!r}")
+        if not isinstance(self.expr, str) or not self.expr.strip():
+            raise ValueError("`PriceBadge.expr` must be a non-empty string")
+        self.depends_on.validate()
+
+    def as_dict(self, schema_inputs: list[Input]) -> dict[str, Any]:
+        """The ``price_badge`` entry of ``/object_info``."""
+        return {"engine": self.engine, "depends_on": self.depends_on.as_dict(schema_inputs), "expr": self.expr}
+
+
 @dataclass
 class Schema:
     """A V3 node's declaration (``define_schema()`` returns one).
@@ -126,6 +198,10 @@ class Schema:
     essentials_category: str | None = None
     not_idempotent: bool = False
     enable_expand: bool = False
+    price_badge: PriceBadge | None = None
+    accept_all_inputs: bool = False
+    has_intermediate_output: bool = False
+    loop_boundary: Literal["start", "end"] | None = None
 
     def validate(self) -> None:
         """Check that input and output ids are unique (also across the two lists).
@@ -143,14 +219,19 @@ class Schema:
         shared = set(input_ids) & set(output_ids)
         if shared:
             issues.append(f"node `{self.node_id}`: ids must differ between inputs and outputs, but {sorted(shared)} do not.")
+        if self.loop_boundary not in (None, "start", "end"):
+            issues.append(f"node `{self.node_id}`: `loop_boundary` must be 'start', 'end' or None, "
+                          f"got {self.loop_boundary!r}.")
         if issues:
             raise ValueError("\n".join(issues))
+        if self.price_badge is not None:
+            self.price_badge.validate()
 
     def finalize(self) -> None:
         """Add the hidden inputs the flags imply and give unnamed outputs their default ids."""
         wanted = []
         if self.is_api_node:
-            wanted += [Hidden.auth_token_comfy_org, Hidden.api_key_comfy_org]
+            wanted += [Hidden.auth_token_comfy_org, Hidden.api_key_comfy_org, Hidden.comfy_usage_source]
         if self.is_output_node:
             wanted += [Hidden.prompt, Hidden.extra_pnginfo]
         for hidden in wanted:
@@ -177,7 +258,9 @@ class Schema:
     def newer_info(self) -> dict[str, Any]:
         """The ``/object_info`` keys of newer ComfyUI that this schema sets (none by default)."""
         newer = {"dev_only": self.is_dev_only or None, "search_aliases": self.search_aliases or None,
-                 "essentials_category": self.essentials_category}
+                 "essentials_category": self.essentials_category,
+                 "has_intermediate_output": self.has_intermediate_output or None,
+                 "price_badge": self.price_badge.as_dict(self.inputs or []) if self.price_badge is not None else None}
         return {key: value for key, value in newer.items() if value is not None}
 
     def get_v1_info(self, cls: type) -> NodeInfoV1:

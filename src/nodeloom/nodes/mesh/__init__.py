@@ -1,0 +1,20 @@
+"""The mesh pack: ComfyUI's model-free MESH utilities (save as GLB, info, GLB file value, smooth
+normals, merge, rotate) with its node ids, inputs and defaults. The geometry is
+``nodeloom.ops.mesh``; GLB writing needs the ``mesh`` extra (trimesh).
+Registers like any third-party pack."""
+
+from nodeloom.node_api import mappings
+from nodeloom.nodes.mesh.mesh_nodes import (
+    GetMeshInfo,
+    MergeMeshes,
+    MeshSmoothNormals,
+    MeshToFile3D,
+    RotateMesh,
+    SaveGLB,
+)
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
+    SaveGLB, GetMeshInfo, MeshToFile3D, MeshSmoothNormals, MergeMeshes, RotateMesh,
+)
