@@ -63,6 +63,7 @@ from nodeloom.nodes.diffusion.guidance import CFGNorm, DifferentialDiffusion
 from nodeloom.nodes.diffusion.qwen_edit import TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.flux_text import CLIPTextEncodeFlux
+from nodeloom.nodes.diffusion.hidream_text import CLIPTextEncodeHiDream
 from nodeloom.nodes.diffusion.latent_ops import (
     LatentBatch,
     LatentBlend,
@@ -156,6 +157,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     LTXVLatentUpsampler,
     LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
     CLIPTextEncodeFlux, T5TokenizerOptions,
+    CLIPTextEncodeHiDream,
     TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus,
     EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo, WanFunInpaintToVideo, WanVaceToVideo,
     ContextWindowsManual, WanContextWindowsManual,
