@@ -3,7 +3,8 @@
 :func:`build_tiny_hidream` writes ``diffusion_models/`` (ComfyUI's repackaged file with its
 ``model.diffusion_model.`` prefix, the release's bare key layout and a scaled-fp8 variant),
 ``text_encoders/`` (long CLIP-L and CLIP-G with their projections, T5, Llama 3.1 as ComfyUI's
-``clip_l_hidream``/``clip_g_hidream``/``t5xxl``/``llama_3.1`` files), ``vae/`` (a Flux-style VAE)
+``clip_l_hidream``/``clip_g_hidream``/``t5xxl``/``llama_3.1`` files, T5 and Llama also scaled fp8
+as the templates name them), ``vae/`` (a Flux-style VAE)
 and T5- and Llama-3-style tokenizers in ``tokenizers/t5`` and ``tokenizers/llama3``; it returns the
 modules so tests can build diffusers' pipeline on the same weights. Must not import the engine.
 """
@@ -146,6 +147,8 @@ def build_tiny_hidream(root: str | Path, seed: int = 0) -> dict[str, Any]:
              "llama_3.1": {"model." + k: v for k, v in enc["llama"].state_dict().items()}}
     for name, sd in files.items():
         save_file({k: v.contiguous() for k, v in sd.items()}, str(root / "text_encoders" / f"tiny_{name}.safetensors"))
+    for name, fp8_name in (("t5xxl", "t5xxl_fp8_e4m3fn_scaled"), ("llama_3.1", "llama_3.1_8b_instruct_fp8_scaled")):
+        save_file(scaled_fp8(files[name], prefix=""), str(root / "text_encoders" / f"tiny_{fp8_name}.safetensors"))
     transformer = _transformer(seed)
     sd = {k: v.contiguous() for k, v in transformer.state_dict().items()}
     dm = root / "diffusion_models"

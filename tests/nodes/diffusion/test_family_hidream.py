@@ -149,14 +149,30 @@ def test_latents_match_the_diffusers_pipeline(tmp_path, hidream, unet):
 
 
 def test_template_workflow_runs_through_the_engine_and_a_live_server(tmp_path, hidream):
-    """The I1 template's graph as is (uni_pc, simple, cfg 5), and the scaled-fp8 file in its place."""
+    """The I1 template's graph as is (uni_pc, simple, cfg 5), and with the scaled-fp8 diffusion model,
+    T5 and Llama files the templates name."""
     models, parts = hidream
     image = _run(tmp_path / "engine", models, copy.deepcopy(HIDREAM_WORKFLOW)).value("89")
     assert image.shape == (1, 64, 64, 3) and image.std() > 0.01
     fp8 = copy.deepcopy(HIDREAM_WORKFLOW)
     fp8["94"]["inputs"]["unet_name"] = parts["unet_fp8"]
+    fp8["82"]["inputs"].update(clip_name3="tiny_t5xxl_fp8_e4m3fn_scaled.safetensors",
+                               clip_name4="tiny_llama_3.1_8b_instruct_fp8_scaled.safetensors")
     entry = run_served(tmp_path / "served", models, fp8)
     assert entry["outputs"]["90"]["images"][0]["filename"].startswith("hidream")
+
+
+def test_scaled_fp8_text_encoders_encode_close_to_the_full_precision_ones(tmp_path, hidream):
+    models, _ = hidream
+    encode = {"91": HIDREAM_WORKFLOW["91"]}
+    (ref, ref_extra), = _encoded(tmp_path / "full", models, HIDREAM_WORKFLOW["82"], encode).value("91")
+    fp8 = {"class_type": "QuadrupleCLIPLoader", "inputs": {**QUAD, "clip_name3": "tiny_t5xxl_fp8_e4m3fn_scaled.safetensors",
+                                                           "clip_name4": "tiny_llama_3.1_8b_instruct_fp8_scaled.safetensors"}}
+    (cond, extra), = _encoded(tmp_path / "fp8", models, fp8, encode).value("91")
+    llama, ref_llama = extra["conditioning_llama3"], ref_extra["conditioning_llama3"]
+    assert 0 < (cond - ref).abs().max() <= 0.1 * ref.abs().max()
+    assert 0 < (llama - ref_llama).abs().max() <= 0.1 * ref_llama.abs().max()
+    assert (extra["pooled_output"] - ref_extra["pooled_output"]).abs().max() == 0
 
 
 def test_fewer_encoders_stand_in_zeros_as_comfyui_does(tmp_path, hidream):
