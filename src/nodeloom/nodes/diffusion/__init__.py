@@ -64,6 +64,7 @@ from nodeloom.nodes.diffusion.qwen_edit import TextEncodeQwenImageEdit, TextEnco
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.flux_text import CLIPTextEncodeFlux
 from nodeloom.nodes.diffusion.hidream_text import CLIPTextEncodeHiDream
+from nodeloom.nodes.diffusion.model_patch_nodes import ModelPatchLoader, QwenImageDiffsynthControlnet
 from nodeloom.nodes.diffusion.latent_ops import (
     LatentBatch,
     LatentBlend,
@@ -158,6 +159,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
     CLIPTextEncodeFlux, T5TokenizerOptions,
     CLIPTextEncodeHiDream,
+    ModelPatchLoader, QwenImageDiffsynthControlnet,
     TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus,
     EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo, WanFunInpaintToVideo, WanVaceToVideo,
     ContextWindowsManual, WanContextWindowsManual,
