@@ -84,7 +84,8 @@ def load_model_patch(sd: dict[str, Any], name: str) -> Any:
         raise ValidationError(f"`{name}` is a USO style projector (for USOStyleReference on Flux.1), which nodeloom"
                               " cannot run yet", type="unsupported_model_file", extra_info={"name": name})
     raise ValidationError(f"`{name}` is not a model patch nodeloom knows (looked for the Qwen-Image DiffSynth"
-                          f" ControlNet's `{_QWEN_CONTROLNET}`)", type="unknown_model_patch", extra_info={"name": name})
+                          f" ControlNet's `{_QWEN_CONTROLNET}`; the Z-Image Fun, Anima LLLite, InfiniteTalk and"
+                          " MiniMax patches are not built yet)", type="unknown_model_patch", extra_info={"name": name})
 
 
 class DiffSynthControl:
