@@ -1,9 +1,10 @@
-"""The Flux.2 Klein, Chroma and Lumina 2 cases of ``bench_families_overhead.py``: each returns the
-family's template workflow on tiny random weights saved as ComfyUI's files (see
-``nodeloom.testing.tiny_flux2`` / ``tiny_chroma`` / ``tiny_lumina2``), where its seed is set, and an
-anchor running ``Flux2KleinPipeline`` / ``ChromaPipeline`` / ``Lumina2Pipeline`` on the very same
-modules and sigmas (Klein's pipeline encodes its prompt each run; Chroma's and Lumina's are handed
-the encoded prompts, so those anchors do strictly less work)."""
+"""The Flux.2 Klein, Chroma, Lumina 2 and HiDream cases of ``bench_families_overhead.py``: each
+returns the family's template workflow on tiny random weights saved as ComfyUI's files (see
+``nodeloom.testing.tiny_flux2`` / ``tiny_chroma`` / ``tiny_lumina2`` / ``tiny_hidream``), where its
+seed is set, and an anchor running ``Flux2KleinPipeline`` / ``ChromaPipeline`` / ``Lumina2Pipeline``
+/ ``HiDreamImagePipeline`` on the very same modules and sigmas (Klein's pipeline encodes its prompt
+each run; Chroma's, Lumina's and HiDream's are handed the encoded prompts, so those anchors do
+strictly less work; HiDream's template sampler uni_pc is replaced by euler on both sides)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import copy
 from pathlib import Path
 
 import torch
-from diffusers import ChromaPipeline, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Lumina2Pipeline
+from diffusers import ChromaPipeline, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, HiDreamImagePipeline, Lumina2Pipeline
 
 from nodeloom import Engine
 from nodeloom.diffusion.flow import FlowSampling, flux2_sigmas
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.testing.tiny_chroma import CHROMA_WORKFLOW, build_tiny_chroma
 from nodeloom.testing.tiny_flux2 import FLUX2_KLEIN_WORKFLOW, build_tiny_flux2
+from nodeloom.testing.tiny_hidream import HIDREAM_WORKFLOW, build_tiny_hidream
 from nodeloom.testing.tiny_lumina2 import LUMINA2_WORKFLOW, build_tiny_lumina2
 
 
@@ -87,5 +89,33 @@ def _lumina2(root: Path, size: int, steps: int, engine: Engine) -> tuple:
     return prompt, ("10", "seed"), anchor
 
 
+def _hidream(root: Path, size: int, steps: int, engine: Engine) -> tuple:
+    parts = build_tiny_hidream(root)
+    prompt = copy.deepcopy(HIDREAM_WORKFLOW)
+    prompt["86"]["inputs"].update(width=size, height=size)
+    prompt["93"]["inputs"].update(steps=steps, sampler_name="euler")
+    pipe = HiDreamImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0), vae=parts["vae"], text_encoder=None,
+                                tokenizer=None, text_encoder_2=None, tokenizer_2=None, text_encoder_3=None,
+                                tokenizer_3=None, text_encoder_4=None, tokenizer_4=None, transformer=parts["transformer"])
+    pipe.default_sample_size = size // 8  # the pipeline resizes every request to this area (× 8)
+    pipe.set_progress_bar_config(disable=True)
+    sigmas = calculate_sigmas(FlowSampling(shift=3.0, multiplier=1000.0), "simple", steps)[:-1].tolist()
+    conds: list = []
+
+    def anchor(seed: int) -> object:
+        if not conds:
+            result = engine.run(prompt)
+            conds.extend([result.value("91")[0], result.value("85")[0]])
+        (pos, pos_x), (neg, neg_x) = conds
+        return pipe(prompt_embeds_t5=pos, negative_prompt_embeds_t5=neg,
+                    prompt_embeds_llama3=pos_x["conditioning_llama3"].movedim(1, 0),
+                    negative_prompt_embeds_llama3=neg_x["conditioning_llama3"].movedim(1, 0),
+                    pooled_prompt_embeds=pos_x["pooled_output"], negative_pooled_prompt_embeds=neg_x["pooled_output"],
+                    height=size, width=size, num_inference_steps=steps, sigmas=sigmas, guidance_scale=5.0,
+                    generator=torch.Generator().manual_seed(seed)).images[0]
+
+    return prompt, ("93", "seed"), anchor
+
+
 #: family → ``builder(models_dir, size, steps, engine) -> (prompt, (seed node, seed input), anchor(seed))``
-BUILDERS = {"flux2": _klein, "chroma": _chroma, "lumina2": _lumina2}
+BUILDERS = {"flux2": _klein, "chroma": _chroma, "lumina2": _lumina2, "hidream": _hidream}

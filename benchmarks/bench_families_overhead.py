@@ -1,4 +1,4 @@
-"""Engine overhead on today's families (tiny Z-Image Turbo, Flux.1 dev, SD3.5, Qwen-Image, Flux.2 Klein, Chroma, Lumina 2) vs diffusers' pipelines (goal ≤ 5 %).
+"""Engine overhead on today's families (tiny Z-Image Turbo, Flux.1 dev, SD3.5, Qwen-Image, Flux.2 Klein, Chroma, Lumina 2, HiDream) vs diffusers' pipelines (goal ≤ 5 %).
 
 Ours: each family's template workflow (split loaders → text encode → KSampler euler/simple →
 VAE Decode → Save Image) through ``Engine.run`` on tiny random weights saved as ComfyUI's files,
@@ -8,11 +8,11 @@ the engine cache, as in real use). Anchor: ``ZImagePipeline`` / ``FluxPipeline``
 save, in the same process (Z-Image's pipeline encodes its prompt each run; Flux's, SD3's and
 Qwen-Image's are handed the encoded prompts, so their anchors do strictly less work; Qwen-Image at
 the template's cfg 2.5 with its empty negative prompt: two transformer calls a step on both sides;
-the Flux.2 Klein, Chroma and Lumina 2 cases are in ``_imgfam_anchors.py``). Runs alternate; the
+the Flux.2 Klein, Chroma, Lumina 2 and HiDream cases are in ``_imgfam_anchors.py``). Runs alternate; the
 best and the median run are reported.
 
     python benchmarks/bench_families_overhead.py [--size 128] [--steps 20] [--runs 7]
-        [--families z_image,flux,sd3,qwen_image,flux2,chroma,lumina2]
+        [--families z_image,flux,sd3,qwen_image,flux2,chroma,lumina2,hidream]
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ DEFAULT_FOLDERS: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
     "gligen": (("gligen",), MODEL_EXTENSIONS),
     "upscale_models": (("upscale_models",), MODEL_EXTENSIONS),
     "latent_upscale_models": (("latent_upscale_models",), MODEL_EXTENSIONS),
+    "model_patches": (("model_patches",), MODEL_EXTENSIONS),
     "hypernetworks": (("hypernetworks",), MODEL_EXTENSIONS),
     "photomaker": (("photomaker",), MODEL_EXTENSIONS),
     "classifiers": (("classifiers",), None),

@@ -117,10 +117,14 @@ def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders:
         torch = require("torch", "diffusion")
         sds = [load_weights(p, dtype=torch.float32, prefix="") for p in paths]
         return build_sd3_clip(sds, [Path(p) for p in paths], kinds, tokenizer_folders)
+    if clip_type == "hidream":
+        from nodeloom.diffusion.hidream_text import build_hidream_clip
+
+        return build_hidream_clip([Path(p) for p in paths], kinds, tokenizer_folders)
     family = CLIP_RECIPES.get((clip_type, tuple(kinds)))
     if family is None:
         known = ", ".join(f"type `{t}` with {' + '.join(k)}" for t, k in CLIP_RECIPES) + \
-            ", type `sd3` with clip_l + clip_g (+ t5)"
+            ", type `sd3` with clip_l + clip_g (+ t5), type `hidream` with any of clip_l, clip_g, t5, llama"
         raise ValidationError(
             f"text encoder(s) {', '.join(f'`{p.name}` ({k})' for p, k in zip(paths, kinds))} with type `{clip_type}`"
             f" are not a combination nodeloom can run yet; supported: {known}",

@@ -132,8 +132,11 @@ def _clip_config(sd: dict[str, Any], kind: str = "clip_l") -> Any:
     return transformers.CLIPTextConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "model_type")})
 
 
-def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> Any:
+def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str, projected: bool = False) -> Any:
     """A transformers encoder (no LM head) for a text-encoder file's weights: Qwen3, T5, CLIP-L or CLIP-G.
+
+    ``projected``: CLIP-L keeps the file's ``text_projection`` too (HiDream pools CLIP-L projected;
+    CLIP-G always keeps it).
 
     Raises:
         ValidationError: an architecture nodeloom cannot build yet, or weights that do not fit.
@@ -158,7 +161,7 @@ def load_llm_encoder(kind: str, sd: dict[str, Any], dtype: Any, name: str) -> An
         weights = dict(sd)
         weights.setdefault("encoder.embed_tokens.weight", sd["shared.weight"])
     elif kind in ("clip_l", "clip_g"):
-        with_projection = kind == "clip_g" and "text_projection.weight" in sd
+        with_projection = (kind == "clip_g" or projected) and "text_projection.weight" in sd
         model = (transformers.CLIPTextModelWithProjection if with_projection else transformers.CLIPTextModel)(
             _clip_config(sd, kind))
         wrapped = any(k.startswith("text_model.") for k in model.state_dict())  # transformers < 5 nests the tower

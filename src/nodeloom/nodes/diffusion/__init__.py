@@ -63,6 +63,8 @@ from nodeloom.nodes.diffusion.guidance import CFGNorm, DifferentialDiffusion
 from nodeloom.nodes.diffusion.qwen_edit import TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.flux_text import CLIPTextEncodeFlux
+from nodeloom.nodes.diffusion.hidream_text import CLIPTextEncodeHiDream
+from nodeloom.nodes.diffusion.model_patch_nodes import ModelPatchLoader, QwenImageDiffsynthControlnet
 from nodeloom.nodes.diffusion.latent_ops import (
     LatentBatch,
     LatentBlend,
@@ -159,6 +161,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     LTXVLatentUpsampler,
     LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
     CLIPTextEncodeFlux, T5TokenizerOptions,
+    CLIPTextEncodeHiDream,
+    ModelPatchLoader, QwenImageDiffsynthControlnet,
     TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus,
     EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo, WanFunInpaintToVideo, WanVaceToVideo,
     ContextWindowsManual, WanContextWindowsManual,

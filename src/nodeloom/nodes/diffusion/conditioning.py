@@ -21,12 +21,28 @@ __all__ = ["CLIPTextEncode", "CLIPTextEncodeSDXL", "ConditioningAverage", "Condi
 def _encode(clip: ClipModel, text: str, texts: tuple[str, ...] | None = None) -> tuple[Any, Any]:
     """``clip.encode`` under the device lock, with ``embedding:name`` resolved from the engine's
     embeddings folder (no embeddings outside an engine)."""
-    svc = services(required=False)
-    lookup = None
-    if svc is not None:
-        lookup = embedding_resolver(svc.paths, allow_pickle=bool(svc.settings.get("allow_unsafe_pickle", False)))
     with device_guard() as mgr:
-        return clip.encode(text, mgr, embeddings=lookup, texts=texts)
+        return clip.encode(text, mgr, embeddings=_embeddings(), texts=texts)
+
+
+def _embeddings() -> Any:
+    """The engine's ``embedding:name`` resolver, or None outside an engine."""
+    svc = services(required=False)
+    if svc is None:
+        return None
+    return embedding_resolver(svc.paths, allow_pickle=bool(svc.settings.get("allow_unsafe_pickle", False)))
+
+
+def _conditioning(clip: Any, text: str, texts: tuple[str, ...] | None = None) -> list[Any]:
+    """A one-entry CONDITIONING for ``text``: the states and ``pooled_output``, plus the extra tensors
+    of CLIP values that give more than a pooled vector through ``encode_conditioning`` (HiDream's
+    Llama layers, ``conditioning_llama3``)."""
+    if not hasattr(clip, "encode_conditioning"):
+        cond, pooled = _encode(clip, text, texts)
+        return [[cond, {"pooled_output": pooled}]]
+    with device_guard() as mgr:
+        cond, extra = clip.encode_conditioning(text, mgr, embeddings=_embeddings(), texts=texts)
+    return [[cond, dict(extra)]]
 
 
 class CLIPTextEncode(Node):
@@ -46,8 +62,7 @@ class CLIPTextEncode(Node):
     def execute(cls, text: str, clip: ClipModel) -> tuple[Any, ...]:
         if clip is None:
             raise ValidationError("`clip` is None: the checkpoint loader produced no text encoder")
-        cond, pooled = _encode(clip, text)
-        return ([[cond, {"pooled_output": pooled}]],)
+        return (_conditioning(clip, text),)
 
 
 class ConditioningCombine(Node):
