@@ -118,3 +118,34 @@ def test_sd_unet_samples_with_fp8_storage():
     ref, want, got = run(unet), run(rounded), run(stored)
     assert (got - want).abs().max() <= 1e-5
     assert 0 < _rel(got, ref) < 0.06
+
+
+def test_a_lora_applies_on_fp8_stored_weights(tmp_path):
+    """A LoRA on an fp8-stored model (PEFT wraps the fp8 layers): its adapters stay in the compute
+    dtype and the result moves as the float model's does."""
+    from safetensors.torch import save_file
+
+    from tests.nodes.diffusion.family_helpers import lora_pair
+
+    torch.set_num_threads(1)
+    models = tmp_path / "models"
+    parts = build_tiny_zimage(models)
+    base = parts["transformer"].state_dict()
+    down, up = lora_pair(base, "layers.0.feed_forward.w1.weight", seed=3)
+    (models / "loras").mkdir()
+    save_file({"diffusion_model.layers.0.feed_forward.w1.lora_A.weight": down,
+               "diffusion_model.layers.0.feed_forward.w1.lora_B.weight": up}, str(models / "loras" / "z.safetensors"))
+
+    def run(weight_dtype: str, lora: bool) -> torch.Tensor:
+        prompt = copy.deepcopy(ZIMAGE_TURBO_WORKFLOW)
+        prompt["1"]["inputs"].update(unet_name=parts["unet"], weight_dtype=weight_dtype)
+        if lora:
+            prompt["12"] = {"class_type": "LoraLoaderModelOnly",
+                            "inputs": {"model": ["1", 0], "lora_name": "z.safetensors", "strength_model": 1.0}}
+            prompt["4"]["inputs"]["model"] = ["12", 0]
+        with engine_for(tmp_path / f"{weight_dtype}{lora}", models) as engine:
+            return run_ok(engine, prompt).value("8")["samples"]
+
+    fp8_plain, fp8_lora, float_lora = run("fp8_e4m3fn", False), run("fp8_e4m3fn", True), run("default", True)
+    assert (fp8_lora - fp8_plain).abs().max() > 1e-3  # the LoRA acts
+    assert _rel(fp8_lora, float_lora) < REL_TOL["fp8_e4m3fn"]
