@@ -140,3 +140,51 @@ def _modules(value):
     if isinstance(value, (tuple, list)):
         return [m for v in value for m in _modules(v)]
     return [m for v in vars(value).values() for m in _modules(v)] if hasattr(value, "__dict__") else []
+
+
+def test_quantised_weights_are_kept_with_their_scale_and_compute_the_dequantised_numbers():
+    """Layers rebuilt from a scaled fp8 file get their fp8 values and per-tensor scale back, matched
+    on values (a fused projection split in two rows still matches); per-row scales are left alone."""
+    x = torch.randn(2, 5, 8)
+    model = _TinyDiT()
+    quantised = {}
+    with torch.no_grad():
+        for i, block in enumerate(model.single_blocks):  # as dequantising a scaled fp8 file leaves them
+            s = torch.tensor(0.01 * (i + 1))
+            q = (block.weight / s).to(torch.float8_e4m3fn)
+            block.weight.copy_(q.float() * s)
+            quantised[f"file.block{i}"] = (q, s)
+        fused = torch.cat([model.transformer_blocks[0][1].weight, model.transformer_blocks[1][1].weight])
+        s = fused.abs().max() / 448
+        q = (fused / s).to(torch.float8_e4m3fn)  # one file tensor, two layers of the module
+        model.transformer_blocks[0][1].weight.copy_(q[:32].float() * s)
+        model.transformer_blocks[1][1].weight.copy_(q[32:].float() * s)
+        quantised["file.fused_qk"] = (q, s)
+        row = torch.rand(32, 1) / 100
+        quantised["file.rows"] = ((model.transformer_blocks[2][1].weight / row).to(torch.float8_e4m3fn), row)
+    want = model(x)
+    assert offload.keep_quantised(model, quantised) == 4
+    kept = [model.single_blocks[0], model.single_blocks[1], model.transformer_blocks[0][1], model.transformer_blocks[1][1]]
+    assert all(m.weight.dtype == torch.float8_e4m3fn and m.weight_scale.dtype == torch.float32 for m in kept)
+    assert model.transformer_blocks[2][1].weight.dtype == torch.float32 and model.embed.weight.dtype == torch.float32
+    assert torch.equal(model(x), want)
+    assert set(offload.dequantised_state_dict(model)) == set(_TinyDiT().state_dict())
+    assert offload.fp8_bytes(model)[0] == 4 * 32 * 32
+
+
+def test_fp8_layers_skip_precision_sensitive_ones_and_never_compute_in_fp8():
+    model = _TinyDiT()
+    model._skip_layerwise_casting_patterns = ["embed"]  # as diffusers models declare them
+    assert offload.store_fp8(model, "fp8_e4m3fn_fast") == 6
+    assert model.embed.weight.dtype == torch.float32 and model.head.weight.dtype == torch.float8_e4m3fn
+    assert offload.compute_param(model) is model.embed.weight
+    h = torch.randn(2, 5, 32)
+    layer = model.single_blocks[0]
+    want = layer(h)
+    # a model that casts its input to a layer's weight dtype (Z-Image's timestep embedder does) still
+    # computes in the layer's compute dtype
+    assert layer(h.to(torch.float8_e4m3fn)).dtype == torch.float32
+    fp8_only = torch.nn.Linear(4, 4)
+    offload.store_fp8(fp8_only, "fp8_e5m2")
+    assert offload.compute_param(fp8_only).dtype == torch.float32  # the bias
+    assert torch.equal(layer(h), want)

@@ -4,19 +4,19 @@ ComfyUI's file holds the Wan 2.1 original key layout (``encoder.downsamples.N.re
 ``decoder.middle.*``, ``conv1``/``conv2``); :func:`load_wan21_vae` maps it with diffusers' own Wan
 VAE converter onto ``AutoencoderKLQwenImage`` (the same module tree) with sizes read from shapes.
 :class:`QwenVaeModel` is the VAE value: images are encoded one frame each into ``[B, 16, h, w]``
-raw latents (the posterior mean) and 4-D or 5-D latents decode to images. Imports no node or engine.
+raw latents (the posterior mean) and 4-D or 5-D latents decode to images. One-frame inputs take
+the 2-D path of :func:`nodeloom.diffusion.wan_vae.use_one_frame_convs`. Imports no node or engine.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from nodeloom.diffusion.models import VaeModel, _prepare
+from nodeloom.diffusion.wan_vae import use_one_frame_convs
 from nodeloom.errors import ValidationError, require
 
 __all__ = ["QwenVaeModel", "is_wan21_vae", "load_wan21_vae", "vae_value"]
@@ -45,22 +45,8 @@ def load_wan21_vae(sd: dict[str, Any], name: str, dtype: Any = None) -> Any:
     if missing or unexpected:
         raise ValidationError(f"`{name}` does not fit a Wan 2.1 / Qwen-Image VAE: missing {missing[:2]},"
                               f" unexpected {unexpected[:2]}", type="invalid_model_file", extra_info={"name": name})
-    for module in model.modules():
-        if isinstance(module, torch.nn.Conv3d) and hasattr(module, "_padding"):
-            module.forward = functools.partial(_one_frame_conv, module)
+    use_one_frame_convs(model)
     return (model.to(dtype) if dtype is not None else model).eval()
-
-
-def _one_frame_conv(conv: Any, x: torch.Tensor, cache_x: torch.Tensor | None = None) -> torch.Tensor:
-    """A causal 3-D convolution over a lone frame whose past is zero padding: only the kernel's last
-    time slice meets data, so it is that slice's 2-D convolution (the same sums without the zero
-    terms; several times faster on the CPU, where 3-D convolutions of few channels are slow).
-    Anything else (cached past frames, clips) goes through the module's own forward."""
-    pad = conv._padding
-    if cache_x is not None or x.shape[2] != 1 or pad[4] != conv.kernel_size[0] - 1 or conv.stride[0] != 1:
-        return type(conv).forward(conv, x, cache_x)
-    frame = F.pad(x[:, :, 0], pad[:4])
-    return F.conv2d(frame, conv.weight[:, :, -1], conv.bias, stride=conv.stride[1:], dilation=conv.dilation[1:]).unsqueeze(2)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from nodeloom.diffusion.models import DiffusionModel, check_model_options
 from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
 from nodeloom.diffusion.schedules import denoise_sigmas
 from nodeloom.errors import ValidationError, require
+from nodeloom.models.offload import compute_param
 
 __all__ = ["CondEntry", "ModelCall", "apply_cfg_patches", "brownian_noise", "guided_estimate", "prepare_noise", "sample", "sample_sigmas",
            "sampler_sigmas", "step_noise"]
@@ -284,7 +285,7 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         use_neg, use_mid = (True, True) if options.get("disable_cfg1_optimization") else dual[0].needs(cfg)
         mid = dual[1] if use_mid else []
     entries = (neg if use_neg else []) + mid + pos
-    first = next(unet.parameters())
+    first = compute_param(unet)  # fp8-stored weights keep their dtype: inputs take the compute one
     weights = [e.strength for e in entries]
     ranges = [_sigma_range(model, e.extra) for e in entries]
     timesteps: dict[float, torch.Tensor] = {}
@@ -483,7 +484,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     noise, sigmas = noise.to(dev), sigmas.to(dev)
     hw = (raw.shape[-2] * 8, raw.shape[-1] * 8)
     mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
-    concat = _inpaint_channels(model, lat, mask, next(unet.parameters()).dtype, dict(positive[0][1]))
+    concat = _inpaint_channels(model, lat, mask, compute_param(unet).dtype, dict(positive[0][1]))
     if model.extra.get("video_mask") and mask is not None:
         concat = mask  # handed to the family adapter, which gives each token its own time
     if negative:

@@ -2,10 +2,12 @@
 (CLIPLoader and its Dual/Triple/Quadruple kin) into MODEL and CLIP values.
 
 The diffusion model's family comes from its header (:func:`nodeloom.diffusion.families.identify`)
-before any tensor is read; weights are loaded through :mod:`nodeloom.diffusion.single_file` (fp8
-and scaled fp8 dequantised on the CPU). ``weight_dtype`` fp8 choices round the weights through
-that fp8 format (ComfyUI's precision; on the CPU they are then held in float32, so no memory is
-saved there). Which encoders a ``type`` needs is :data:`CLIP_RECIPES`. Imports no node or engine.
+before any tensor is read; weights are loaded through :mod:`nodeloom.diffusion.single_file` (fp8,
+scaled fp8 and ComfyUI's mixed-precision layers dequantised to build the module). The weights then
+stay in fp8 while sampling (:mod:`nodeloom.models.offload`, each layer upcast at compute): an fp8
+file's layers keep their fp8 values and per-tensor scales, and the ``weight_dtype`` fp8 choices
+store every other Linear/Conv weight in that format (ComfyUI's precision and memory). Which
+encoders a ``type`` needs is :data:`CLIP_RECIPES`. Imports no node or engine.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from nodeloom.diffusion.text_encoders import (
     load_llm_encoder,
 )
 from nodeloom.errors import ValidationError, require
+from nodeloom.models.offload import keep_quantised, store_fp8
 
 __all__ = ["CLIP_RECIPES", "WEIGHT_DTYPES", "build_sd3_clip", "load_diffusion_model", "load_text_encoders",
            "model_value"]
@@ -51,23 +54,19 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
 }
 
 
-def _fp8_round(sd: dict[str, Any], weight_dtype: str) -> dict[str, Any]:
-    torch = require("torch", "diffusion")
-    fp8 = torch.float8_e5m2 if weight_dtype == "fp8_e5m2" else torch.float8_e4m3fn
-    out = {}
-    for key, value in sd.items():
-        if key.endswith(".weight") and value.ndim >= 2 and value.is_floating_point():
-            value = value.to(fp8).to(value.dtype)
-        out[key] = value
-    return out
+def load_diffusion_model(path: str | Path, weight_dtype: str = "default", keep_fp8: bool = True) -> tuple[Any, Family]:
+    """Load a diffusion-model file: ``(transformer module, family)`` on the CPU.
 
-
-def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tuple[Any, Family]:
-    """Load a diffusion-model file: ``(transformer module, family)`` on the CPU in float32.
+    Args:
+        path: the file.
+        weight_dtype: ComfyUI's UNETLoader choice: ``default`` keeps the file's precision (its fp8
+            layers stay fp8), an fp8 choice stores the other Linear/Conv weights in that format too.
+        keep_fp8: False dequantises an fp8 file's layers into float32 instead of keeping them.
 
     Raises:
         ModelNotFoundError: the file is missing.
-        ValidationError: unreadable or truncated file, unknown family, bad ``weight_dtype``.
+        ValidationError: unreadable or truncated file, unknown family, a quantised format nodeloom
+            cannot read, bad ``weight_dtype``.
     """
     if weight_dtype not in WEIGHT_DTYPES:
         raise ValidationError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}, got '{weight_dtype}'")
@@ -75,16 +74,16 @@ def load_diffusion_model(path: str | Path, weight_dtype: str = "default") -> tup
     cut = strip_prefix(header.shapes)
     shapes = {k[len(cut):]: v for k, v in header.shapes.items() if k.startswith(cut)}
     family = identify(header, shapes)
-    if any(k.endswith(".comfy_quant") for k in shapes):
-        raise ValidationError(
-            f"`{header.path.name}` (in {header.path.parent}) is one of ComfyUI's mixed-precision quantised files"
-            " (`*.comfy_quant` tensors), which nodeloom cannot read yet; use the bf16/fp16 release file or a scaled-fp8"
-            " one", type="unsupported_model_file", extra_info={"name": header.path.name, "folder": str(header.path.parent)})
     torch = require("torch", "diffusion")
-    sd = load_weights(path, dtype=torch.float32, prefix=cut)
+    quantised: dict[str, tuple[Any, Any]] | None = {} if keep_fp8 else None
+    sd = load_weights(path, dtype=torch.float32, prefix=cut, quantised=quantised)
+    module = family.load(sd, None)  # the weights are float32 already
+    del sd
+    if quantised:
+        keep_quantised(module, quantised)
     if weight_dtype != "default":
-        sd = _fp8_round(sd, weight_dtype)
-    return family.load(sd, None), family  # the weights are float32 already
+        store_fp8(module, weight_dtype)
+    return module, family
 
 
 def model_value(module: Any, family: Family, name: str) -> DiffusionModel:

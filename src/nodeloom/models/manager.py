@@ -282,8 +282,13 @@ def _first_compute_param(module: Any) -> Any:
 
 
 def _to_dtype(module: Any, dtype: Any) -> None:
-    """Cast floating parameters and buffers to ``dtype``, leaving fp8-stored weights as they are."""
+    """Cast floating parameters and buffers to ``dtype``, leaving fp8-stored weights (and their
+    float32 ``weight_scale``) as they are; their layers now compute in ``dtype``."""
     for sub in module.modules():
+        if hasattr(sub, "compute_dtype") and "float8" in str(getattr(sub, "weight", None).dtype):
+            sub.compute_dtype = dtype
         for name, t in [*sub.named_parameters(recurse=False), *sub.named_buffers(recurse=False)]:
+            if name == "weight_scale" and hasattr(sub, "compute_dtype"):
+                continue
             if t.is_floating_point() and "float8" not in str(t.dtype) and t.dtype != dtype:
                 t.data = t.data.to(dtype)

@@ -19,7 +19,7 @@ from typing import Any
 from nodeloom.testing.tiny_lm import DEFAULT_CORPUS
 
 __all__ = ["FLUX_DEV_WORKFLOW", "ZIMAGE_TURBO_WORKFLOW", "build_qwen_tokenizer", "build_t5_tokenizer", "build_tiny_flux",
-           "build_tiny_zimage", "flux_vae", "save_flux_vae", "scaled_fp8", "zimage_to_comfy"]
+           "build_tiny_zimage", "comfy_quant_mixed", "flux_vae", "save_flux_vae", "scaled_fp8", "zimage_to_comfy"]
 
 _QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 #: what the tokenizer's chat template renders for one user turn with a generation prompt
@@ -145,6 +145,45 @@ def scaled_fp8(sd: dict[str, Any], prefix: str = "model.diffusion_model.") -> di
         else:
             out[prefix + key] = value.contiguous()
     return out
+
+
+def comfy_quant_mixed(sd: dict[str, Any], layers: dict[str, str], *, in_header: bool = False,
+                      per_row: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    """ComfyUI's mixed-precision layout (``*_fp8mixed``): the named layers quantised in their format
+    (``float8_e4m3fn``, ``float8_e5m2``, ``int8_tensorwise`` or any other name, written as int8),
+    the rest left as they are (bf16 here, as the releases hold them).
+
+    Args:
+        sd: the model's weights (keys as the file should hold them).
+        layers: layer name → ``format``.
+        in_header: describe the layers in ``__metadata__["_quantization_metadata"]`` instead of
+            ``<layer>.comfy_quant`` tensors.
+        per_row: one ``weight_scale`` per output row instead of one per tensor.
+
+    Returns:
+        ``(tensors, metadata)`` for ``safetensors.torch.save_file``.
+    """
+    import json
+
+    import torch
+
+    out = {k: (v.to(torch.bfloat16) if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
+    described: dict[str, dict[str, str]] = {}
+    for layer, fmt in layers.items():
+        weight = sd[layer + ".weight"].float()
+        storage = {"float8_e4m3fn": torch.float8_e4m3fn, "float8_e5m2": torch.float8_e5m2}.get(fmt, torch.int8)
+        top = 448.0 if storage == torch.float8_e4m3fn else 57344.0 if storage == torch.float8_e5m2 else 127.0
+        amax = weight.abs().amax(dim=1, keepdim=True) if per_row else weight.abs().max()
+        scale = amax.clamp(min=1e-12) / top
+        q = weight / scale
+        out[layer + ".weight"] = q.round().clamp(-127, 127).to(torch.int8) if storage == torch.int8 else q.to(storage)
+        out[layer + ".weight_scale"] = scale.reshape(-1) if per_row else scale.reshape(())
+        out[layer + ".input_scale"] = torch.tensor(1.0)  # only fp8 matmul kernels read it
+        described[layer] = {"format": fmt}
+        if not in_header:
+            out[layer + ".comfy_quant"] = torch.tensor(list(json.dumps(described[layer]).encode()), dtype=torch.uint8)
+    meta = {"_quantization_metadata": json.dumps({"format_version": "1.0", "layers": described})} if in_header else {}
+    return out, meta
 
 
 def _tiny_transformer(cap_dim: int, seed: int) -> Any:

@@ -13,6 +13,7 @@ import torch
 from nodeloom.diffusion.flow import FluxSampling, flux_resolution_shift
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.diffusion.split_models import load_diffusion_model
+from nodeloom.models.offload import dequantised_state_dict
 from nodeloom.testing.tiny_families import FLUX_DEV_WORKFLOW, build_tiny_flux
 from tests.nodes.diffusion.family_helpers import engine_for, lora_pair, run_ok, run_served, write_merged
 
@@ -71,7 +72,7 @@ def test_scaled_fp8_and_schnell(tmp_path, flux):
     models, parts = flux
     module, family = load_diffusion_model(models / "diffusion_models" / parts["unet_fp8"])
     ref = parts["transformer"].state_dict()
-    got = module.state_dict()
+    got = dequantised_state_dict(module)
     assert family.name == "flux" and set(ref) == set(got)
     for key, value in ref.items():
         assert (got[key] - value).abs().max() <= value.abs().max() / 16 + 1e-6, key

@@ -14,6 +14,7 @@ import torch
 from nodeloom.diffusion.flow import flux2_sigmas
 from nodeloom.diffusion.flux2_vae import unpatchify
 from nodeloom.diffusion.split_models import load_diffusion_model
+from nodeloom.models.offload import dequantised_state_dict
 from nodeloom.testing.tiny_flux2 import (
     FLUX2_DEV_WORKFLOW,
     FLUX2_KLEIN_EDIT_WORKFLOW,
@@ -150,7 +151,7 @@ def test_mistral_prompt_carries_the_system_message(flux2):
 def test_scaled_fp8_file_loads_dequantised(flux2):
     models, parts = flux2
     module, family = load_diffusion_model(models / "diffusion_models" / parts["klein_fp8"])
-    ref, got = parts["klein"].state_dict(), module.state_dict()
+    ref, got = parts["klein"].state_dict(), dequantised_state_dict(module)
     assert family.name == "flux2" and set(ref) == set(got) and not module.config.guidance_embeds
     for key, value in ref.items():
         assert (got[key] - value).abs().max() <= value.abs().max() / 16 + 1e-6, key
@@ -220,19 +221,21 @@ def test_kohya_and_ai_toolkit_loras_on_klein_equal_their_merged_weights(tmp_path
     assert (a - plain).abs().max() > 1e-3  # the LoRA changed the result
 
 
-def test_mixed_precision_quantised_files_are_refused_by_name(tmp_path, flux2):
-    """ComfyUI's newer mixed-precision files (``*.comfy_quant`` tensors, e.g. ``flux2_dev_fp8mixed``)
-    are not read yet: the error names the file, its folder and what to use instead."""
+def test_mixed_precision_layers_in_formats_nodeloom_cannot_read_are_refused_by_name(tmp_path, flux2):
+    """ComfyUI's mixed-precision files (``*.comfy_quant`` tensors) load (tests/nodes/diffusion/test_fp8mixed.py);
+    a layer in a block-scaled 4-bit format is refused: the error names the file, the layer and its format."""
+    import json
+
     from safetensors.torch import load_file, save_file
 
     from nodeloom.errors import ValidationError
 
     models, parts = flux2
     sd = load_file(str(models / "diffusion_models" / parts["klein_unet"]))
-    sd["img_in.comfy_quant"] = torch.zeros(8, dtype=torch.uint8)
-    path = tmp_path / "flux2_dev_fp8mixed.safetensors"
+    sd["img_in.comfy_quant"] = torch.tensor(list(json.dumps({"format": "nvfp4"}).encode()), dtype=torch.uint8)
+    path = tmp_path / "flux2_dev_nvfp4mixed.safetensors"
     save_file(sd, str(path))
-    with pytest.raises(ValidationError, match="flux2_dev_fp8mixed.safetensors.*mixed-precision.*bf16"):
+    with pytest.raises(ValidationError, match="flux2_dev_nvfp4mixed.safetensors.*`img_in`.*`nvfp4`.*fp8mixed"):
         load_diffusion_model(path)
 
 

@@ -15,6 +15,7 @@ from nodeloom.diffusion.families.sd3 import LATENT_SCALE, LATENT_SHIFT
 from nodeloom.diffusion.flow import FlowSampling
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.diffusion.split_models import load_diffusion_model
+from nodeloom.models.offload import dequantised_state_dict
 from nodeloom.testing.tiny_sd3 import SD35_WORKFLOW, build_tiny_sd3
 from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
 
@@ -42,7 +43,7 @@ def test_every_layout_loads_the_same_transformer(sd3):
     ref = parts["transformer"].state_dict()
     for key, tol in (("unet", 0.0), ("unet_diffusers", 0.0), ("unet_fp8", 1 / 16)):
         module, family = load_diffusion_model(models / "diffusion_models" / parts[key])
-        got = module.state_dict()
+        got = dequantised_state_dict(module)
         assert family.name == "sd3" and set(got) == set(ref), key
         assert tuple(module.config.dual_attention_layers) == (0,) and module.config.qk_norm == "rms_norm"
         for name, value in ref.items():

@@ -14,6 +14,7 @@ from nodeloom import Engine
 from nodeloom.diffusion.flow import FlowSampling
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.diffusion.split_models import load_diffusion_model
+from nodeloom.models.offload import dequantised_state_dict
 from nodeloom.testing.tiny_families import ZIMAGE_TURBO_WORKFLOW, build_tiny_zimage
 from tests.nodes.diffusion.family_helpers import engine_for, lora_pair, run_ok, run_served, write_merged
 
@@ -80,7 +81,7 @@ def test_scaled_fp8_file_loads_dequantised(zimage):
     models, parts = zimage
     module, family = load_diffusion_model(models / "diffusion_models" / parts["unet_fp8"])
     assert family.name == "z_image"
-    ref, got = parts["transformer"].state_dict(), module.state_dict()
+    ref, got = parts["transformer"].state_dict(), dequantised_state_dict(module)
     assert set(ref) == set(got)
     for key, value in ref.items():  # e4m3 keeps 3 mantissa bits: within 1/16 of the layer's largest weight
         assert (got[key] - value).abs().max() <= value.abs().max() / 16 + 1e-6, key
@@ -89,7 +90,8 @@ def test_scaled_fp8_file_loads_dequantised(zimage):
 def test_fp8_weight_dtype_rounds_the_weights(zimage):
     models, parts = zimage
     module, _ = load_diffusion_model(models / "diffusion_models" / parts["unet"], "fp8_e4m3fn")
-    w = module.state_dict()["layers.0.feed_forward.w1.weight"]
+    assert module.layers[0].feed_forward.w1.weight.dtype == torch.float8_e4m3fn  # stored fp8
+    w = dequantised_state_dict(module)["layers.0.feed_forward.w1.weight"]
     assert torch.equal(w, w.to(torch.float8_e4m3fn).float())
     assert not torch.equal(w, parts["transformer"].state_dict()["layers.0.feed_forward.w1.weight"])
 

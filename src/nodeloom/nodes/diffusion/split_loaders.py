@@ -45,7 +45,8 @@ class UNETLoader(Node):
         inputs=[Combo("unet_name", file_list("diffusion_models"),
                       tooltip="A diffusion model file in models/diffusion_models (or models/unet)."),
                 Combo("weight_dtype", list(WEIGHT_DTYPES),
-                      tooltip="default keeps the file's precision; the fp8 choices round the weights to that format.")],
+                      tooltip="default keeps the file's precision (an fp8 file stays fp8); the fp8 choices store the weights"
+                              " in that format, each layer upcast while it computes.")],
         outputs=[Output(IO.MODEL, "MODEL")],
     )
 
