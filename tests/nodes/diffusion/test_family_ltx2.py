@@ -1,0 +1,134 @@
+"""LTX-2 audio-video generation on tiny random weights saved as users download them: the AV
+transformer and its text connectors through UNETLoader, Gemma 3 + the checkpoint's projection
+through LTXAVTextEncoderLoader, the video and audio latents joined by LTXVConcatAVLatent, stepped
+as one by SamplerCustomAdvanced and KSampler, split by LTXVSeparateAVLatent; the official
+template's text-to-video graph through the Engine and a live server writing an MP4 with an audio
+stream (read back by PyAV); parity with diffusers' LTX2Pipeline on both latents; the nodes' rules.
+
+The video is decoded with a tiny LTX-Video 0.9 VAE (the same 128-channel latent layout): the
+LTX-2 video VAE is not loaded by nodeloom yet."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from nodeloom.diffusion.av_latent import NestedLatent, pack, unpack
+from nodeloom.errors import ValidationError
+from nodeloom.nodes.diffusion.ltx2_nodes import LTXVConcatAVLatent, LTXVSeparateAVLatent
+from nodeloom.testing.tiny_ltx2 import build_tiny_ltx2_av
+from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
+
+SEED = 10
+POSITIVE = "a puppet sings in the rain"
+NEGATIVE = "blurry, low quality"
+
+
+@pytest.fixture(scope="module")
+def ltx2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("models")
+    return root, build_tiny_ltx2_av(root)
+
+
+def _workflow(parts: dict, frames: int = 9, rate: float = 25.0) -> dict:
+    """The official LTX-2 text-to-video template's first stage, at 64² and 4 steps."""
+    return {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": parts["unet"], "weight_dtype": "default"}},
+        "60": {"class_type": "LTXAVTextEncoderLoader",
+               "inputs": {"text_encoder": parts["gemma_file"], "ckpt_name": parts["ckpt"], "device": "default"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": POSITIVE, "clip": ["60", 0]}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": NEGATIVE, "clip": ["60", 0]}},
+        "22": {"class_type": "LTXVConditioning", "inputs": {"positive": ["3", 0], "negative": ["4", 0],
+                                                            "frame_rate": rate}},
+        "43": {"class_type": "EmptyLTXVLatentVideo", "inputs": {"width": 64, "height": 64, "length": frames,
+                                                                "batch_size": 1}},
+        "48": {"class_type": "LTXVAudioVAELoader", "inputs": {"ckpt_name": parts["ckpt"]}},
+        "51": {"class_type": "LTXVEmptyLatentAudio", "inputs": {"frames_number": frames, "frame_rate": rate,
+                                                                "batch_size": 1, "audio_vae": ["48", 0]}},
+        "56": {"class_type": "LTXVConcatAVLatent", "inputs": {"video_latent": ["43", 0], "audio_latent": ["51", 0]}},
+        "9": {"class_type": "LTXVScheduler", "inputs": {"steps": 4, "max_shift": 2.05, "base_shift": 0.95,
+                                                        "stretch": True, "terminal": 0.1, "latent": ["43", 0]}},
+        "8": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "11": {"class_type": "RandomNoise", "inputs": {"noise_seed": SEED}},
+        "47": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["22", 0], "negative": ["22", 1],
+                                                     "cfg": 3.0}},
+        "41": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["11", 0], "guider": ["47", 0],
+                                                                 "sampler": ["8", 0], "sigmas": ["9", 0],
+                                                                 "latent_image": ["56", 0]}},
+        "80": {"class_type": "LTXVSeparateAVLatent", "inputs": {"av_latent": ["41", 0]}},
+        "2": {"class_type": "VAELoader", "inputs": {"vae_name": parts["video_vae_file"]}},
+        "100": {"class_type": "VAEDecode", "inputs": {"samples": ["80", 0], "vae": ["2", 0]}},
+        "101": {"class_type": "LTXVAudioVAEDecode", "inputs": {"samples": ["80", 1], "audio_vae": ["48", 0]}},
+        "97": {"class_type": "CreateVideo", "inputs": {"images": ["100", 0], "audio": ["101", 0], "fps": rate}},
+        "75": {"class_type": "SaveVideo", "inputs": {"video": ["97", 0], "filename_prefix": "video/LTX-2",
+                                                     "format": "mp4", "codec": "auto"}},
+    }
+
+
+def _pipeline_latents(parts: dict, steps: int = 4) -> tuple[torch.Tensor, ...]:
+    """LTX2Pipeline's latents (denormalised, as it returns them) for the same prompts and seed."""
+    from diffusers import AutoencoderKLLTX2Video, FlowMatchEulerDiscreteScheduler, LTX2Pipeline
+
+    def stacked(text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gemma's stacked states of the prompt's tokens, left-padded to 1024 with the padding masked."""
+        ids = parts["tokenizer"](text, return_tensors="pt").input_ids
+        with torch.no_grad():
+            states = torch.stack(parts["gemma"](input_ids=ids, output_hidden_states=True).hidden_states, -1).flatten(2)
+        n = states.shape[1]
+        mask = torch.zeros(1, 1024, dtype=torch.long)
+        mask[:, -n:] = 1
+        return torch.cat([states.new_zeros(1, 1024 - n, states.shape[2]), states], 1), mask
+
+    (pe, pm), (ne, nm) = stacked(POSITIVE), stacked(NEGATIVE)
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
+                                                base_image_seq_len=1024, max_image_seq_len=4096, shift_terminal=0.1,
+                                                time_shift_type="exponential")
+    video_vae = AutoencoderKLLTX2Video(block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8),
+                                       layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1),
+                                       spatial_compression_ratio=32, temporal_compression_ratio=8).eval()
+    pipe = LTX2Pipeline(scheduler=scheduler, vae=video_vae, audio_vae=parts["audio_vae"], text_encoder=None,
+                        tokenizer=None, connectors=parts["connectors"], transformer=parts["transformer"],
+                        vocoder=parts["vocoder"])
+    out = pipe(prompt_embeds=pe, prompt_attention_mask=pm, negative_prompt_embeds=ne, negative_prompt_attention_mask=nm,
+               height=64, width=64, num_frames=9, frame_rate=25.0, num_inference_steps=steps, guidance_scale=3.0,
+               audio_guidance_scale=3.0, stg_scale=0.0, audio_stg_scale=0.0, modality_scale=1.0,
+               audio_modality_scale=1.0, guidance_rescale=0.0, audio_guidance_rescale=0.0,
+               spatio_temporal_guidance_blocks=None, generator=torch.Generator().manual_seed(SEED),
+               output_type="latent", return_dict=False)
+    return out[0], out[1], video_vae
+
+
+def test_template_graph_writes_an_mp4_with_audio_and_matches_ltx2_pipeline(tmp_path: Path,
+                                                                           ltx2: tuple[Path, dict]) -> None:
+    """Noise: float32 ``torch.randn`` from one CPU generator seeded with the noise seed, the video
+    latent [1,128,2,2,2] drawn first, then the audio latent [1,8,9,16] (LTX2Pipeline's order with
+    ``generator``). Prompts: ours are the projected features of the prompt's tokens, padded with the
+    connectors' registers to 1024; the pipeline gets Gemma's states left-padded to 1024, masked.
+    The pipeline returns denormalised latents; ours are compared after the same denormalisation."""
+    import av
+
+    from nodeloom.diffusion.ltx2_audio import LTX2AudioVae
+
+    root, parts = ltx2
+    with engine_for(tmp_path, root) as engine:
+        result = run_ok(engine, _workflow(parts))
+    video, audio = result.value("80", 0)["samples"], result.value("80", 1)["samples"]
+    assert video.shape == (1, 128, 2, 2, 2) and audio.shape == (1, 8, 9, 16)
+    with av.open(str(tmp_path / "output" / "video" / "LTX-2_00001_.mp4")) as clip:
+        stream = clip.streams.video[0]
+        assert len(list(clip.decode(stream))) == 9 and float(stream.average_rate) == 25.0
+    with av.open(str(tmp_path / "output" / "video" / "LTX-2_00001_.mp4")) as clip:
+        sound = clip.streams.audio[0]
+        assert sound.rate == 24000 and sound.channels == 2
+        assert sum(frame.samples for frame in clip.decode(sound)) > 0
+
+    ref_video, ref_audio, video_vae = _pipeline_latents(parts)
+    mean, std = video_vae.latents_mean.view(1, -1, 1, 1, 1), video_vae.latents_std.view(1, -1, 1, 1, 1)
+    assert (video * std + mean - ref_video).abs().max().item() <= 1e-4
+    raw_audio = LTX2AudioVae(parts["audio_vae"], parts["vocoder"])._denormalise(audio)
+    assert (raw_audio - ref_audio).abs().max().item() <= 1e-4
+    assert video.std() > 0.1 and audio.std() > 0.1  # denoised from noise, not passed through
