@@ -109,21 +109,36 @@ def tiny_av_modules(seed: int = 0) -> dict[str, Any]:
     return {"transformer": transformer, "connectors": connectors, "gemma": gemma, "tokenizer": tokenizer}
 
 
+def tiny_video_vae(seed: int = 0) -> Any:
+    """A small ``AutoencoderKLLTX2Video`` with the 2.0 release's block kinds (narrow blocks, one
+    resnet each but two in the second) and random latent statistics."""
+    import torch
+    from diffusers import AutoencoderKLLTX2Video
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKLLTX2Video(block_out_channels=(16, 32, 64, 64), decoder_block_out_channels=(16, 32, 64),
+                                 layers_per_block=(1, 2, 1, 1, 1), decoder_layers_per_block=(1, 2, 1, 1),
+                                 spatial_compression_ratio=32, temporal_compression_ratio=8, decoder_causal=False).eval()
+    vae.latents_mean.copy_(torch.randn(128) * 0.1)
+    vae.latents_std.copy_(torch.rand(128) + 0.5)
+    return vae
+
+
 def build_tiny_ltx2_av(root: str | Path, seed: int = 0) -> dict[str, Any]:
     """Write tiny LTX-2 audio-video files under ``root`` as users download them:
     ``checkpoints/tiny_ltx2_av.safetensors`` (the transformer and its text connectors under
-    ``model.diffusion_model.`` in the release's names, the text feature projection, the audio VAE
-    and vocoder), the same transformer alone in ``diffusion_models/`` and a Gemma 3 encoder in
+    ``model.diffusion_model.`` in the release's names, the video VAE under ``vae.``, the text
+    feature projection, the audio VAE and vocoder), the same transformer alone in ``diffusion_models/`` and a Gemma 3 encoder in
     ``text_encoders/`` with its tokenizer in ``tokenizers/gemma3``.
 
     Returns:
-        the modules (``transformer``, ``connectors``, ``gemma``, ``tokenizer``, ``audio_vae``,
-        ``vocoder``) and the file names ``ckpt``, ``unet``, ``gemma_file``, ``video_vae_file`` (a tiny
-        LTX-Video VAE in ``vae/``, the same latent layout, to decode the video in graphs).
+        the modules (``transformer``, ``connectors``, ``gemma``, ``tokenizer``, ``video_vae``,
+        ``audio_vae``, ``vocoder``) and the file names ``ckpt``, ``unet``, ``gemma_file``.
     """
     from safetensors.torch import save_file
 
     from nodeloom.diffusion.families.ltx2 import connectors_to_release, transformer_to_release
+    from nodeloom.diffusion.ltx2_checkpoint import video_vae_to_release
 
     root = Path(root)
     for sub in ("checkpoints", "diffusion_models", "text_encoders", "tokenizers/gemma3"):
@@ -143,13 +158,8 @@ def build_tiny_ltx2_av(root: str | Path, seed: int = 0) -> dict[str, Any]:
     ckpt["text_embedding_projection.aggregate_embed.weight"] = csd["text_proj_in.weight"].contiguous()
     ckpt.update({AUDIO_VAE_PREFIX + _STATS.get(k, k): v.contiguous() for k, v in vae.state_dict().items()})
     ckpt.update({VOCODER_PREFIX + k: v.contiguous() for k, v in vocoder_to_release(vocoder.state_dict()).items()})
+    video_vae = tiny_video_vae(seed)
+    ckpt.update({"vae." + k: v.contiguous() for k, v in video_vae_to_release(video_vae.state_dict()).items()})
     save_file(ckpt, str(root / "checkpoints" / "tiny_ltx2_av.safetensors"))
-    from nodeloom.testing.tiny_ltx import _tiny_vae, vae_to_release
-
-    (root / "vae").mkdir(exist_ok=True)
-    video_vae = _tiny_vae(seed)  # an LTX-Video VAE (same latent layout) to decode the video in graphs
-    save_file({k: v.contiguous() for k, v in vae_to_release(video_vae.state_dict()).items()},
-              str(root / "vae" / "tiny_ltxv_vae.safetensors"))
-    return {**parts, "audio_vae": vae, "vocoder": vocoder, "ckpt": "tiny_ltx2_av.safetensors",
-            "unet": "tiny_ltx2_av.safetensors", "gemma_file": "tiny_gemma3.safetensors",
-            "video_vae_file": "tiny_ltxv_vae.safetensors"}
+    return {**parts, "audio_vae": vae, "vocoder": vocoder, "video_vae": video_vae, "ckpt": "tiny_ltx2_av.safetensors",
+            "unet": "tiny_ltx2_av.safetensors", "gemma_file": "tiny_gemma3.safetensors"}

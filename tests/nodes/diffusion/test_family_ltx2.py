@@ -1,12 +1,10 @@
-"""LTX-2 audio-video generation on tiny random weights saved as users download them: the AV
-transformer and its text connectors through UNETLoader, Gemma 3 + the checkpoint's projection
-through LTXAVTextEncoderLoader, the video and audio latents joined by LTXVConcatAVLatent, stepped
+"""LTX-2 audio-video generation on tiny random weights saved as users download them: the
+all-in-one checkpoint through CheckpointLoaderSimple (AV transformer, text connectors, video VAE)
+and the transformer alone through UNETLoader, Gemma 3 + the checkpoint's projection through
+LTXAVTextEncoderLoader, the video and audio latents joined by LTXVConcatAVLatent, stepped
 as one by SamplerCustomAdvanced and KSampler, split by LTXVSeparateAVLatent; the official
 template's text-to-video graph through the Engine and a live server writing an MP4 with an audio
-stream (read back by PyAV); parity with diffusers' LTX2Pipeline on both latents; the nodes' rules.
-
-The video is decoded with a tiny LTX-Video 0.9 VAE (the same 128-channel latent layout): the
-LTX-2 video VAE is not loaded by nodeloom yet."""
+stream (read back by PyAV); parity with diffusers' LTX2Pipeline on both latents; the nodes' rules."""
 
 from __future__ import annotations
 
@@ -37,7 +35,7 @@ def ltx2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def _workflow(parts: dict, frames: int = 9, rate: float = 25.0) -> dict:
     """The official LTX-2 text-to-video template's first stage, at 64² and 4 steps."""
     return {
-        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": parts["unet"], "weight_dtype": "default"}},
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": parts["ckpt"]}},
         "60": {"class_type": "LTXAVTextEncoderLoader",
                "inputs": {"text_encoder": parts["gemma_file"], "ckpt_name": parts["ckpt"], "device": "default"}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": POSITIVE, "clip": ["60", 0]}},
@@ -60,8 +58,8 @@ def _workflow(parts: dict, frames: int = 9, rate: float = 25.0) -> dict:
                                                                  "sampler": ["8", 0], "sigmas": ["9", 0],
                                                                  "latent_image": ["56", 0]}},
         "80": {"class_type": "LTXVSeparateAVLatent", "inputs": {"av_latent": ["41", 0]}},
-        "2": {"class_type": "VAELoader", "inputs": {"vae_name": parts["video_vae_file"]}},
-        "100": {"class_type": "VAEDecode", "inputs": {"samples": ["80", 0], "vae": ["2", 0]}},
+        "100": {"class_type": "VAEDecodeTiled", "inputs": {"samples": ["80", 0], "vae": ["1", 2], "tile_size": 512,
+                                                           "overlap": 64, "temporal_size": 4096, "temporal_overlap": 8}},
         "101": {"class_type": "LTXVAudioVAEDecode", "inputs": {"samples": ["80", 1], "audio_vae": ["48", 0]}},
         "97": {"class_type": "CreateVideo", "inputs": {"images": ["100", 0], "audio": ["101", 0], "fps": rate}},
         "75": {"class_type": "SaveVideo", "inputs": {"video": ["97", 0], "filename_prefix": "video/LTX-2",
@@ -71,7 +69,7 @@ def _workflow(parts: dict, frames: int = 9, rate: float = 25.0) -> dict:
 
 def _pipeline_latents(parts: dict, steps: int = 4) -> tuple[torch.Tensor, ...]:
     """LTX2Pipeline's latents (denormalised, as it returns them) for the same prompts and seed."""
-    from diffusers import AutoencoderKLLTX2Video, FlowMatchEulerDiscreteScheduler, LTX2Pipeline
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline
 
     def stacked(text: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Gemma's stacked states of the prompt's tokens, left-padded to 1024 with the padding masked."""
@@ -87,9 +85,7 @@ def _pipeline_latents(parts: dict, steps: int = 4) -> tuple[torch.Tensor, ...]:
     scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
                                                 base_image_seq_len=1024, max_image_seq_len=4096, shift_terminal=0.1,
                                                 time_shift_type="exponential")
-    video_vae = AutoencoderKLLTX2Video(block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8),
-                                       layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1),
-                                       spatial_compression_ratio=32, temporal_compression_ratio=8).eval()
+    video_vae = parts["video_vae"]
     pipe = LTX2Pipeline(scheduler=scheduler, vae=video_vae, audio_vae=parts["audio_vae"], text_encoder=None,
                         tokenizer=None, connectors=parts["connectors"], transformer=parts["transformer"],
                         vocoder=parts["vocoder"])
