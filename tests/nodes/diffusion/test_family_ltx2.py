@@ -128,3 +128,136 @@ def test_template_graph_writes_an_mp4_with_audio_and_matches_ltx2_pipeline(tmp_p
     raw_audio = LTX2AudioVae(parts["audio_vae"], parts["vocoder"])._denormalise(audio)
     assert (raw_audio - ref_audio).abs().max().item() <= 1e-4
     assert video.std() > 0.1 and audio.std() > 0.1  # denoised from noise, not passed through
+
+
+def _model_and_conds(root: Path, parts: dict) -> tuple[object, list, list]:
+    from nodeloom.diffusion.split_models import load_diffusion_model, model_value
+
+    module, family = load_diffusion_model(root / "diffusion_models" / parts["unet"])
+    gen = torch.Generator().manual_seed(1)
+    pos = [[torch.randn(1, 5, 60, generator=gen), {"frame_rate": 25.0}]]
+    neg = [[torch.randn(1, 3, 60, generator=gen), {"frame_rate": 25.0}]]
+    return model_value(module, family, parts["unet"]), pos, neg
+
+
+def _joint(frames: int = 2, length: int = 9, mask: torch.Tensor | None = None) -> dict:
+    video = {"samples": torch.zeros(1, 128, frames, 2, 2)}
+    if mask is not None:
+        video["noise_mask"] = mask
+    audio = {"samples": torch.zeros(1, 8, length, 16), "type": "audio"}
+    return LTXVConcatAVLatent.execute(video, audio)[0]
+
+
+def test_unet_loader_reads_the_transformer_alone(ltx2: tuple[Path, dict]) -> None:
+    root, parts = ltx2
+    model, _, _ = _model_and_conds(root, parts)
+    assert model.family == "ltx2" and model.extra["joint_latent"]
+    ours = model.unet.transformer.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in parts["transformer"].state_dict().items())
+    video_conn = model.unet.video_connector.state_dict()
+    assert all(torch.equal(video_conn[k[len("video_connector."):]], v)
+               for k, v in parts["connectors"].state_dict().items() if k.startswith("video_connector."))
+
+
+def test_ksampler_steps_the_joint_latent_like_the_custom_sampler(ltx2: tuple[Path, dict]) -> None:
+    from nodeloom.diffusion.sampling import sample, sample_sigmas, sampler_sigmas
+
+    root, parts = ltx2
+    model, pos, neg = _model_and_conds(root, parts)
+    latent = _joint()
+    out = sample(model, latent, seed=3, steps=2, cfg=2.0, sampler_name="euler_ancestral", scheduler="simple",
+                 positive=pos, negative=neg)
+    sigmas = sampler_sigmas(model, "simple", "euler_ancestral", 2)
+    ref, _ = sample_sigmas(model, latent, sigmas, seed=3, cfg=2.0, sampler_name="euler_ancestral", positive=pos,
+                           negative=neg)
+    assert isinstance(out["samples"], NestedLatent)
+    video, audio = out["samples"].unbind()
+    assert video.shape == (1, 128, 2, 2, 2) and audio.shape == (1, 8, 9, 16)
+    assert all(torch.equal(a, b) for a, b in zip(out["samples"].unbind(), ref["samples"].unbind()))
+    assert latent["samples"].unbind()[0].abs().sum() == 0  # the input is untouched
+
+
+def test_image_to_video_mask_keeps_the_first_frame(ltx2: tuple[Path, dict]) -> None:
+    """LTXVImgToVideoInplace's mask (first latent frame kept) travels through the joint latent:
+    the kept frame stays the given latent, the rest and all the audio are generated."""
+    from nodeloom.diffusion.sampling import sample_sigmas
+
+    root, parts = ltx2
+    model, pos, neg = _model_and_conds(root, parts)
+    mask = torch.ones(1, 1, 2, 1, 1)
+    mask[:, :, 0] = 0.0
+    latent = _joint(mask=mask)
+    first = torch.randn(1, 128, 1, 2, 2, generator=torch.Generator().manual_seed(5))
+    video0, audio0 = latent["samples"].unbind()
+    latent["samples"] = NestedLatent((torch.cat([first, video0[:, :, 1:]], 2), audio0))
+    out, _ = sample_sigmas(model, latent, torch.tensor([1.0, 0.5, 0.0]), seed=4, cfg=1.0, sampler_name="euler",
+                           positive=pos, negative=neg)
+    video, audio = out["samples"].unbind()
+    assert torch.allclose(video[:, :, :1], first, atol=1e-6)
+    assert video[:, :, 1:].abs().mean() > 0.01 and audio.abs().mean() > 0.01
+    separated = LTXVSeparateAVLatent.execute(out)
+    assert torch.equal(separated[0]["noise_mask"], mask) and separated[1]["noise_mask"].eq(1).all()
+
+
+def test_concat_and_separate_follow_comfyui(ltx2: tuple[Path, dict]) -> None:
+    joint = _joint()
+    assert isinstance(joint["samples"], NestedLatent) and "noise_mask" not in joint
+    video, audio = LTXVSeparateAVLatent.execute(joint)
+    assert video["samples"].shape == (1, 128, 2, 2, 2) and audio["samples"].shape == (1, 8, 9, 16)
+    assert audio["type"] == "audio"
+    # a joint video input keeps its video and takes the new audio, fitted to the old length
+    longer = {"samples": torch.ones(1, 8, 12, 16)}
+    replaced = LTXVConcatAVLatent.execute(joint, longer)[0]["samples"].unbind()
+    assert replaced[1].shape == (1, 8, 9, 16) and replaced[1].eq(1).all()
+    shorter = {"samples": torch.ones(1, 8, 6, 16)}
+    padded = LTXVConcatAVLatent.execute(joint, shorter)[0]["samples"].unbind()[1]
+    assert padded[:, :, :6].eq(1).all() and padded[:, :, 6:].eq(0).all()
+    # a mask on one side only: the other stream gets ones
+    masked = _joint(mask=torch.zeros(1, 1, 2, 1, 1))
+    video_mask, audio_mask = masked["noise_mask"].unbind()
+    assert video_mask.shape == (1, 1, 2, 1, 1) and audio_mask.shape == (1, 8, 9, 16) and audio_mask.eq(1).all()
+    flat, shapes = pack(joint["samples"].unbind())
+    assert flat.shape == (1, 1, 128 * 8 + 8 * 9 * 16)
+    assert all(torch.equal(a, b) for a, b in zip(unpack(flat, shapes), joint["samples"].unbind()))
+
+
+def test_bad_inputs_say_what_was_expected(ltx2: tuple[Path, dict], tmp_path: Path) -> None:
+    root, parts = ltx2
+    plain_video = {"samples": torch.zeros(1, 128, 2, 2, 2)}
+    with pytest.raises(ValidationError, match="not a joint audio-video latent"):
+        LTXVSeparateAVLatent.execute(plain_video)
+    with pytest.raises(ValidationError, match="batch"):
+        LTXVConcatAVLatent.execute(plain_video, {"samples": torch.zeros(2, 8, 9, 16)})
+    with pytest.raises(ValidationError, match="length only"):
+        LTXVConcatAVLatent.execute(_joint(), {"samples": torch.zeros(1, 4, 9, 16)})
+    from nodeloom.diffusion.sampling import sample_sigmas
+
+    model, pos, neg = _model_and_conds(root, parts)
+    with pytest.raises(ValidationError, match="LTXVConcatAVLatent"):  # the AV model needs both streams
+        sample_sigmas(model, plain_video, torch.tensor([1.0, 0.0]), seed=0, cfg=1.0, sampler_name="euler",
+                      positive=pos, negative=None)
+    with pytest.raises(ValidationError, match="cannot denoise"):  # a video-only model given a joint latent
+        sample_sigmas(model.clone(extra={}), _joint(), torch.tensor([1.0, 0.0]), seed=0, cfg=1.0,
+                      sampler_name="euler", positive=pos, negative=None)
+    from nodeloom.diffusion.ltx2_text import load_gemma3
+
+    with pytest.raises(ValidationError, match="not a Gemma 3 text encoder"):
+        load_gemma3({"model.layers.0.self_attn.q_proj.weight": torch.zeros(4, 4)}, "t5.safetensors")
+    from nodeloom.nodes.diffusion.ltx2_nodes import _projection
+
+    with pytest.raises(ValidationError, match="text feature projection"):
+        _projection(root / "text_encoders" / parts["gemma_file"])
+
+
+def test_template_graph_through_a_live_server(ltx2: tuple[Path, dict], tmp_path: Path) -> None:
+    import av
+
+    root, parts = ltx2
+    prompt = _workflow(parts, frames=17, rate=24.0)
+    prompt["9"]["inputs"]["steps"] = 2
+    entry = run_served(tmp_path, root, prompt)
+    files = entry["outputs"]["75"]["images"]
+    assert len(files) == 1 and files[0]["filename"].endswith(".mp4")
+    with av.open(str(tmp_path / "output" / files[0]["subfolder"] / files[0]["filename"])) as clip:
+        assert clip.streams.video[0].frames == 17 and float(clip.streams.video[0].average_rate) == 24.0
+        assert clip.streams.audio[0].rate == 24000 and clip.streams.audio[0].channels == 2
