@@ -49,7 +49,7 @@ def _workflow(parts: dict, frames: int = 9, rate: float = 25.0) -> dict:
                                                                 "batch_size": 1, "audio_vae": ["48", 0]}},
         "56": {"class_type": "LTXVConcatAVLatent", "inputs": {"video_latent": ["43", 0], "audio_latent": ["51", 0]}},
         "9": {"class_type": "LTXVScheduler", "inputs": {"steps": 4, "max_shift": 2.05, "base_shift": 0.95,
-                                                        "stretch": True, "terminal": 0.1, "latent": ["43", 0]}},
+                                                        "stretch": True, "terminal": 0.1, "latent": ["56", 0]}},
         "8": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
         "11": {"class_type": "RandomNoise", "inputs": {"noise_seed": SEED}},
         "47": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["22", 0], "negative": ["22", 1],
@@ -249,15 +249,46 @@ def test_bad_inputs_say_what_was_expected(ltx2: tuple[Path, dict], tmp_path: Pat
         _projection(root / "text_encoders" / parts["gemma_file"])
 
 
-def test_template_graph_through_a_live_server(ltx2: tuple[Path, dict], tmp_path: Path) -> None:
+def _two_stages(parts: dict, upscaler: str, frames: int, rate: float) -> dict:
+    """The template's both stages (its distilled LoRA left out): the first stage's video latent,
+    guides cropped, upscaled 2× by the LTX-2 latent upsampler, joined again with the first stage's
+    audio and refined along ManualSigmas; the refined estimate is decoded."""
+    prompt = _workflow(parts, frames=frames, rate=rate)
+    prompt["9"]["inputs"]["steps"] = 2
+    prompt.update({
+        "81": {"class_type": "LTXVCropGuides", "inputs": {"positive": ["22", 0], "negative": ["22", 1],
+                                                          "latent": ["80", 0]}},
+        "76": {"class_type": "LatentUpscaleModelLoader", "inputs": {"model_name": upscaler}},
+        "84": {"class_type": "LTXVLatentUpsampler", "inputs": {"samples": ["81", 2], "upscale_model": ["76", 0],
+                                                               "vae": ["1", 2]}},
+        "83": {"class_type": "LTXVConcatAVLatent", "inputs": {"video_latent": ["84", 0], "audio_latent": ["80", 1]}},
+        "73": {"class_type": "ManualSigmas", "inputs": {"sigmas": "0.909375, 0.725, 0.421875, 0.0"}},
+        "66": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_ancestral"}},
+        "67": {"class_type": "RandomNoise", "inputs": {"noise_seed": 0}},
+        "82": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["81", 0], "negative": ["81", 1],
+                                                     "cfg": 1.0}},
+        "70": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["67", 0], "guider": ["82", 0],
+                                                                 "sampler": ["66", 0], "sigmas": ["73", 0],
+                                                                 "latent_image": ["83", 0]}},
+        "98": {"class_type": "LTXVSeparateAVLatent", "inputs": {"av_latent": ["70", 1]}},
+    })
+    prompt["100"]["inputs"]["samples"] = ["98", 0]
+    prompt["101"]["inputs"]["samples"] = ["98", 1]
+    return prompt
+
+
+def test_template_two_stages_through_a_live_server(ltx2: tuple[Path, dict], tmp_path: Path) -> None:
     import av
 
+    from nodeloom.testing.tiny_ltx2 import build_tiny_upsamplers
+
     root, parts = ltx2
-    prompt = _workflow(parts, frames=17, rate=24.0)
-    prompt["9"]["inputs"]["steps"] = 2
-    entry = run_served(tmp_path, root, prompt)
+    upscaler = build_tiny_upsamplers(root)["ltx2"][1]
+    entry = run_served(tmp_path, root, _two_stages(parts, upscaler, frames=17, rate=24.0))
     files = entry["outputs"]["75"]["images"]
     assert len(files) == 1 and files[0]["filename"].endswith(".mp4")
     with av.open(str(tmp_path / "output" / files[0]["subfolder"] / files[0]["filename"])) as clip:
-        assert clip.streams.video[0].frames == 17 and float(clip.streams.video[0].average_rate) == 24.0
+        video = clip.streams.video[0]
+        assert video.frames == 17 and float(video.average_rate) == 24.0
+        assert (video.codec_context.width, video.codec_context.height) == (128, 128)  # the 2× stage
         assert clip.streams.audio[0].rate == 24000 and clip.streams.audio[0].channels == 2
