@@ -249,10 +249,11 @@ def test_bad_inputs_say_what_was_expected(ltx2: tuple[Path, dict], tmp_path: Pat
         _projection(root / "text_encoders" / parts["gemma_file"])
 
 
-def _two_stages(parts: dict, upscaler: str, frames: int, rate: float) -> dict:
-    """The template's both stages (its distilled LoRA left out): the first stage's video latent,
-    guides cropped, upscaled 2× by the LTX-2 latent upsampler, joined again with the first stage's
-    audio and refined along ManualSigmas; the refined estimate is decoded."""
+def _two_stages(parts: dict, upscaler: str, lora: str, frames: int, rate: float) -> dict:
+    """The template's both stages: the first stage's video latent, guides cropped, upscaled 2× by
+    the LTX-2 latent upsampler, joined again with the first stage's audio and refined along
+    ManualSigmas by the model with a LoRA (the template's distilled LoRA; a random one here); the
+    refined estimate is decoded."""
     prompt = _workflow(parts, frames=frames, rate=rate)
     prompt["9"]["inputs"]["steps"] = 2
     prompt.update({
@@ -265,7 +266,9 @@ def _two_stages(parts: dict, upscaler: str, frames: int, rate: float) -> dict:
         "73": {"class_type": "ManualSigmas", "inputs": {"sigmas": "0.909375, 0.725, 0.421875, 0.0"}},
         "66": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_ancestral"}},
         "67": {"class_type": "RandomNoise", "inputs": {"noise_seed": 0}},
-        "82": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["81", 0], "negative": ["81", 1],
+        "68": {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["1", 0], "lora_name": lora,
+                                                               "strength_model": 1.0}},
+        "82": {"class_type": "CFGGuider", "inputs": {"model": ["68", 0], "positive": ["81", 0], "negative": ["81", 1],
                                                      "cfg": 1.0}},
         "70": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["67", 0], "guider": ["82", 0],
                                                                  "sampler": ["66", 0], "sigmas": ["73", 0],
@@ -283,8 +286,15 @@ def test_template_two_stages_through_a_live_server(ltx2: tuple[Path, dict], tmp_
     from nodeloom.testing.tiny_ltx2 import build_tiny_upsamplers
 
     root, parts = ltx2
+    from safetensors.torch import save_file
+
     upscaler = build_tiny_upsamplers(root)["ltx2"][1]
-    entry = run_served(tmp_path, root, _two_stages(parts, upscaler, frames=17, rate=24.0))
+    (root / "loras").mkdir(exist_ok=True)
+    gen = torch.Generator().manual_seed(9)
+    save_file({"diffusion_model.transformer_blocks.0.attn1.to_q.lora_A.weight": torch.randn(4, 64, generator=gen),
+               "diffusion_model.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.randn(64, 4, generator=gen)},
+              str(root / "loras" / "ltx2_stage2_lora.safetensors"))
+    entry = run_served(tmp_path, root, _two_stages(parts, upscaler, "ltx2_stage2_lora.safetensors", frames=17, rate=24.0))
     files = entry["outputs"]["75"]["images"]
     assert len(files) == 1 and files[0]["filename"].endswith(".mp4")
     with av.open(str(tmp_path / "output" / files[0]["subfolder"] / files[0]["filename"])) as clip:
@@ -292,3 +302,51 @@ def test_template_two_stages_through_a_live_server(ltx2: tuple[Path, dict], tmp_
         assert video.frames == 17 and float(video.average_rate) == 24.0
         assert (video.codec_context.width, video.codec_context.height) == (128, 128)  # the 2× stage
         assert clip.streams.audio[0].rate == 24000 and clip.streams.audio[0].channels == 2
+
+
+def test_comfyui_lora_equals_its_merged_weights(ltx2: tuple[Path, dict], tmp_path: Path) -> None:
+    """A LoRA in ComfyUI's LTX-2 layout (``diffusion_model.…``, a video and an audio projection) at
+    strength 0.7 (read as LoraLoaderModelOnly reads it) denoises as a file with ``W + 0.7·up·down``
+    merged in, on both streams."""
+    from safetensors.torch import load_file, save_file
+
+    from tests.nodes.diffusion.family_helpers import lora_pair, write_merged
+
+    root, parts = ltx2
+    models = tmp_path / "models"
+    for sub in ("diffusion_models", "loras"):
+        (models / sub).mkdir(parents=True)
+    base = load_file(str(root / "diffusion_models" / parts["unet"]))
+    targets = ("transformer_blocks.0.attn1.to_q", "transformer_blocks.1.audio_attn1.to_v")
+    lora, merges = {}, {}
+    for i, target in enumerate(targets):
+        down, up = lora_pair(base, f"model.diffusion_model.{target}.weight", seed=i + 1)
+        lora[f"diffusion_model.{target}.lora_A.weight"] = down
+        lora[f"diffusion_model.{target}.lora_B.weight"] = up
+        merges[f"model.diffusion_model.{target}.weight"] = 0.7 * up @ down
+    save_file(lora, str(models / "loras" / "ltx2_lora.safetensors"))
+    write_merged(base, merges, models / "diffusion_models" / "merged.safetensors")
+    (models / "diffusion_models" / "plain.safetensors").symlink_to(root / "diffusion_models" / parts["unet"])
+
+    from nodeloom.diffusion.lora import LoraPatch, read_lora
+    from nodeloom.diffusion.sampling import sample_sigmas
+    from nodeloom.diffusion.split_models import load_diffusion_model, model_value
+
+    def latents(unet: Path, lora_file: Path | None) -> NestedLatent:
+        module, family = load_diffusion_model(unet)
+        model = model_value(module, family, unet.name)
+        if lora_file is not None:
+            patch = LoraPatch(read_lora(lora_file, module.config, False, "ltx2"), 0.7)
+            model = model.clone(loras=(patch,))
+        _, pos, neg = _model_and_conds(root, parts)
+        out, _ = sample_sigmas(model, _joint(), torch.tensor([1.0, 0.6, 0.0]), seed=2, cfg=2.0, sampler_name="euler",
+                               positive=pos, negative=neg)
+        return out["samples"]
+
+    dm = models / "diffusion_models"
+    with_lora = latents(dm / "plain.safetensors", models / "loras" / "ltx2_lora.safetensors")
+    merged = latents(dm / "merged.safetensors", None)
+    plain = latents(dm / "plain.safetensors", None)
+    for a, b, c in zip(with_lora.unbind(), merged.unbind(), plain.unbind()):
+        assert (a - b).abs().max().item() <= 1e-4
+        assert (a - c).abs().max().item() > 1e-3  # the LoRA changed both streams

@@ -10,7 +10,7 @@ learnable registers); diffusers' layout (``proj_in``, ``audio_proj_in``) loads t
 from tensor shapes; head counts and the rest from ``data/families/ltx2.json`` (the 2.0 release).
 LTX-2.3 files (gated attention, per-modality prompt projections) are refused with a message.
 
-The MODEL's unet is :class:`LTX2AVModel` (transformer + connectors). The prompt reaches it as the
+The MODEL's unet is :class:`LTX2AVModel` (transformer + connectors; LoRAs patch the transformer). The prompt reaches it as the
 text encoder's projected Gemma features of the prompt's tokens (:mod:`nodeloom.diffusion.ltx2_text`);
 the adapter pads them to ``max(1024, tokens)`` rounded up to the register count (the padding
 replaced by the registers) and runs each connector, as LTX2Pipeline does for a prompt padded to
@@ -144,6 +144,18 @@ def _module_class() -> Any:
         @property
         def config(self) -> Any:
             return self.transformer.config
+
+        # LoRAs (LoraLoaderModelOnly) patch the transformer: its PEFT adapters and their configs
+        def load_lora_adapter(self, *args: Any, **kwargs: Any) -> Any:
+            return self.transformer.load_lora_adapter(*args, **kwargs)
+
+        @property
+        def peft_config(self) -> Any:
+            return getattr(self.transformer, "peft_config", None)
+
+        @peft_config.setter
+        def peft_config(self, value: Any) -> None:
+            self.transformer.peft_config = value
 
     return _LTX2AVModel
 
