@@ -58,7 +58,7 @@ class LoraPatch:
 _FLOW_MIXINS = {"flux": "FluxLoraLoaderMixin", "z_image": "ZImageLoraLoaderMixin",
                 "qwen_image": "QwenImageLoraLoaderMixin", "sd3": "SD3LoraLoaderMixin",
                 "flux2": "Flux2LoraLoaderMixin", "chroma": "FluxLoraLoaderMixin", "lumina2": "Lumina2LoraLoaderMixin",
-                "ltxv": "LTXVideoLoraLoaderMixin", "wan": "WanLoraLoaderMixin"}
+                "ltxv": "LTXVideoLoraLoaderMixin", "wan": "WanLoraLoaderMixin", "ltx2": "LTX2LoraLoaderMixin"}
 
 
 def read_lora(path: str | Path, unet_config: Any, sdxl: bool, family: str | None = None) -> LoraFile:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from nodeloom.diffusion.av_latent import NestedLatent, is_nested, nested_noise, pack, pack_mask, unpack
 from nodeloom.diffusion.cfg_patches import cfg_at
 from nodeloom.diffusion.controlnet import control_residuals, controls_for_uncond, prepare_controls
 from nodeloom.diffusion.dual_cfg import DualCfg
@@ -48,8 +49,13 @@ def prepare_noise(latent: torch.Tensor, seed: int, batch_index: list[int] | None
     """The initial noise, as ComfyUI draws it: a CPU generator seeded with ``seed``, float32.
 
     With ``batch_index`` (latents cut from a larger batch) each item gets the noise it would
-    have had in the full batch.
+    have had in the full batch. A joint audio–video latent gets a :class:`NestedLatent` of noise,
+    each stream drawn in turn from the one generator (video first).
     """
+    if is_nested(latent):
+        if batch_index is not None:
+            raise ValidationError("`batch_index` is not supported on a joint audio-video latent")
+        return NestedLatent(tuple(nested_noise(latent.unbind(), seed)))
     gen = _generator(seed)
     shape = list(latent.shape)
     if batch_index is None:
@@ -464,6 +470,9 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     if negative:
         negative = controls_for_uncond(positive, negative)
     out = dict(latent)
+    shapes = None
+    if is_nested(latent["samples"]):  # audio-video: the streams step as one flat tensor, the adapter splits them
+        model, latent, noise, shapes = _pack_joint(model, latent, noise, seed)
     raw = latent["samples"]
     sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
     if len(sigmas) < 2:
@@ -483,7 +492,9 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     lat = model.to_model_space(raw).to(dev)
     noise, sigmas = noise.to(dev), sigmas.to(dev)
     hw = (raw.shape[-2] * 8, raw.shape[-1] * 8)
-    mask = _latent_mask(latent["noise_mask"], lat) if latent.get("noise_mask") is not None else None
+    mask = None
+    if latent.get("noise_mask") is not None:
+        mask = latent["noise_mask"].to(dev) if shapes else _latent_mask(latent["noise_mask"], lat)
     concat = _inpaint_channels(model, lat, mask, compute_param(unet).dtype, dict(positive[0][1]))
     if model.extra.get("video_mask") and mask is not None:
         concat = mask  # handed to the family adapter, which gives each token its own time
@@ -520,9 +531,49 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
         x = x * mask + lat * (1 - mask)
     if getattr(model.sampling, "is_flow", False) and float(sigmas[-1]) < 1.0:
         x = x / (1.0 - sigmas[-1])  # ComfyUI's inverse noise scaling (identity when the run ends at 0)
-    out["samples"] = model.from_model_space(x.float().cpu())
+    out["samples"] = _unpacked(model.from_model_space(x.float().cpu()), shapes)
     denoised = out
     if last:
-        denoised = dict(latent)
-        denoised["samples"] = model.from_model_space(last[0].float().cpu())
+        denoised = dict(out)
+        denoised["samples"] = _unpacked(model.from_model_space(last[0].float().cpu()), shapes)
     return out, denoised
+
+
+def _pack_joint(model: DiffusionModel, latent: dict[str, Any], noise: Any,
+                seed: int) -> tuple[DiffusionModel, dict[str, Any], torch.Tensor, list[torch.Size]]:
+    """A joint audio-video LATENT as the samplers step it: samples, noise and noise mask packed
+    ``[B, 1, N]``, and the MODEL's adapter told the streams' shapes.
+
+    Raises:
+        ValidationError: a model whose family takes no joint latent, noise that does not fit.
+    """
+    if model.adapter is None or not model.extra.get("joint_latent"):
+        raise ValidationError(f"the latent holds video and audio streams (LTXVConcatAVLatent), which the "
+                              f"{model.family} model cannot denoise; use an LTX-2 audio-video model, or "
+                              "LTXVSeparateAVLatent to sample the video alone")
+    streams = list(latent["samples"].unbind())
+    flat, shapes = pack(streams)
+    if noise is None:
+        noise_streams = nested_noise(streams, seed)
+    elif is_nested(noise):
+        noise_streams = list(noise.unbind())
+    else:
+        raise ValidationError("`noise` for a joint audio-video latent must hold one tensor per stream")
+    if [tuple(n.shape) for n in noise_streams] != [tuple(s) for s in shapes]:
+        raise ValidationError(f"`noise` is shaped {[tuple(n.shape) for n in noise_streams]} but the latent's "
+                              f"streams are {[tuple(s) for s in shapes]}")
+    packed = {"samples": flat}
+    mask = latent.get("noise_mask")
+    if mask is not None:
+        masks = list(mask.unbind()) if is_nested(mask) else [mask] + [None] * (len(shapes) - 1)
+        packed["noise_mask"] = pack_mask(masks, shapes)
+    adapter = model.adapter
+
+    def joint_adapter(module: Any, x: torch.Tensor, sigma: torch.Tensor, group: ModelCall, **kw: Any) -> torch.Tensor:
+        return adapter(module, x, sigma, group, shapes=shapes, **kw)
+
+    return model.clone(adapter=joint_adapter), packed, pack(noise_streams)[0], shapes
+
+
+def _unpacked(x: torch.Tensor, shapes: list[torch.Size] | None) -> Any:
+    return x if shapes is None else NestedLatent(tuple(t.contiguous() for t in unpack(x, shapes)))

@@ -34,6 +34,7 @@ ENCODER_KINDS: dict[str, tuple[str, ...]] = {
     "clip_l": (),
     "clip_g": (),
     "gemma2": ("gemma2", "gemma"),
+    "gemma3": ("gemma3", "gemma"),
     "llama": ("llama3", "llama"),
     "mistral3": ("mistral3", "mistral"),
 }

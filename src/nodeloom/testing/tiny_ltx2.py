@@ -72,3 +72,94 @@ def build_tiny_upsamplers(root: str | Path, seed: int = 0) -> dict[str, Any]:
         save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(folder / name), metadata=metadata)
         out["ltx2" if rational else "ltxv"] = (module, name)
     return out
+
+
+def tiny_av_modules(seed: int = 0) -> dict[str, Any]:
+    """A small ``LTX2VideoTransformer3DModel`` (2 layers, both streams 64 wide in the release's 32
+    heads), its ``LTX2TextConnectors`` (30 heads, 128 registers as released, 60 wide) and a
+    3-layer ``Gemma3TextModel`` 60 wide, with random weights (layers that start at zero too)."""
+    import torch
+    from diffusers import LTX2VideoTransformer3DModel
+    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
+    from transformers import Gemma3TextConfig, Gemma3TextModel
+
+    from nodeloom.testing.tiny_lm import build_tiny_tokenizer
+
+    tokenizer = build_tiny_tokenizer(chat_template=False)
+    torch.manual_seed(seed)
+    gemma = Gemma3TextModel(Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=60, intermediate_size=64,
+                                             num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=1,
+                                             head_dim=16, query_pre_attn_scalar=16, sliding_window=1024,
+                                             max_position_embeddings=2048,
+                                             rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                                              "full_attention": {"rope_type": "linear", "rope_theta": 1000000.0,
+                                                                                 "factor": 8.0}})).eval()
+    connectors = LTX2TextConnectors(caption_channels=60, text_proj_in_factor=4, video_connector_num_attention_heads=30,
+                                    video_connector_attention_head_dim=2, audio_connector_num_attention_heads=30,
+                                    audio_connector_attention_head_dim=2).eval()
+    transformer = LTX2VideoTransformer3DModel(
+        in_channels=128, out_channels=128, num_attention_heads=32, attention_head_dim=2, cross_attention_dim=64,
+        audio_in_channels=128, audio_out_channels=128, audio_num_attention_heads=32, audio_attention_head_dim=2,
+        audio_cross_attention_dim=64, num_layers=2, caption_channels=60).eval()
+    with torch.no_grad():
+        for module in (transformer, connectors):
+            for p in module.parameters():
+                if p.abs().sum() == 0:
+                    p.normal_(0, 0.02)
+    return {"transformer": transformer, "connectors": connectors, "gemma": gemma, "tokenizer": tokenizer}
+
+
+def tiny_video_vae(seed: int = 0) -> Any:
+    """A small ``AutoencoderKLLTX2Video`` with the 2.0 release's block kinds (narrow blocks, one
+    resnet each but two in the second) and random latent statistics."""
+    import torch
+    from diffusers import AutoencoderKLLTX2Video
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKLLTX2Video(block_out_channels=(16, 32, 64, 64), decoder_block_out_channels=(16, 32, 64),
+                                 layers_per_block=(1, 2, 1, 1, 1), decoder_layers_per_block=(1, 2, 1, 1),
+                                 spatial_compression_ratio=32, temporal_compression_ratio=8, decoder_causal=False).eval()
+    vae.latents_mean.copy_(torch.randn(128) * 0.1)
+    vae.latents_std.copy_(torch.rand(128) + 0.5)
+    return vae
+
+
+def build_tiny_ltx2_av(root: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Write tiny LTX-2 audio-video files under ``root`` as users download them:
+    ``checkpoints/tiny_ltx2_av.safetensors`` (the transformer and its text connectors under
+    ``model.diffusion_model.`` in the release's names, the video VAE under ``vae.``, the text
+    feature projection, the audio VAE and vocoder), the same transformer alone in ``diffusion_models/`` and a Gemma 3 encoder in
+    ``text_encoders/`` with its tokenizer in ``tokenizers/gemma3``.
+
+    Returns:
+        the modules (``transformer``, ``connectors``, ``gemma``, ``tokenizer``, ``video_vae``,
+        ``audio_vae``, ``vocoder``) and the file names ``ckpt``, ``unet``, ``gemma_file``.
+    """
+    from safetensors.torch import save_file
+
+    from nodeloom.diffusion.families.ltx2 import connectors_to_release, transformer_to_release
+    from nodeloom.diffusion.ltx2_checkpoint import video_vae_to_release
+
+    root = Path(root)
+    for sub in ("checkpoints", "diffusion_models", "text_encoders", "tokenizers/gemma3"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    parts = tiny_av_modules(seed)
+    parts["tokenizer"].save_pretrained(root / "tokenizers" / "gemma3")
+    save_file({"model." + k: v.contiguous() for k, v in parts["gemma"].state_dict().items()},
+              str(root / "text_encoders" / "tiny_gemma3.safetensors"))
+    csd = parts["connectors"].state_dict()
+    model = {"model.diffusion_model." + k: v.contiguous()
+             for k, v in transformer_to_release(parts["transformer"].state_dict()).items()}
+    model.update({"model.diffusion_model." + k: v.contiguous() for k, v in connectors_to_release(
+        {k: v for k, v in csd.items() if not k.startswith("text_proj_in.")}).items()})
+    save_file(model, str(root / "diffusion_models" / "tiny_ltx2_av.safetensors"))
+    vae, vocoder = tiny_audio_modules(seed)
+    ckpt = dict(model)
+    ckpt["text_embedding_projection.aggregate_embed.weight"] = csd["text_proj_in.weight"].contiguous()
+    ckpt.update({AUDIO_VAE_PREFIX + _STATS.get(k, k): v.contiguous() for k, v in vae.state_dict().items()})
+    ckpt.update({VOCODER_PREFIX + k: v.contiguous() for k, v in vocoder_to_release(vocoder.state_dict()).items()})
+    video_vae = tiny_video_vae(seed)
+    ckpt.update({"vae." + k: v.contiguous() for k, v in video_vae_to_release(video_vae.state_dict()).items()})
+    save_file(ckpt, str(root / "checkpoints" / "tiny_ltx2_av.safetensors"))
+    return {**parts, "audio_vae": vae, "vocoder": vocoder, "video_vae": video_vae, "ckpt": "tiny_ltx2_av.safetensors",
+            "unet": "tiny_ltx2_av.safetensors", "gemma_file": "tiny_gemma3.safetensors"}

@@ -40,6 +40,7 @@ class Family:
         signature: the keys :func:`identify` reports it looked for.
         video_mask: the adapter takes ``mask=`` (the latent's noise mask) and the area it keeps is
             held at the clean latent, not re-noised (ComfyUI's LTX-Video image-to-video).
+        joint_latent: the adapter takes ``shapes=`` and a packed audio-video latent (LTX-2).
     """
 
     name: str
@@ -54,6 +55,8 @@ class Family:
     signature: tuple[str, ...]
     #: the adapter takes the noise mask (per-token times) and the masked-off area stays the clean latent
     video_mask: bool = False
+    #: the model denoises a joint audio-video latent (LTXVConcatAVLatent), packed for the adapter
+    joint_latent: bool = False
 
 
 def family_config(name: str) -> dict[str, Any]:
@@ -91,12 +94,12 @@ def from_diffusers_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, A
 
 
 def _registry() -> dict[str, Family]:
-    from nodeloom.diffusion.families import chroma, flux, flux2, hidream, ltxv, lumina2, qwen, sd3, wan, zimage
+    from nodeloom.diffusion.families import chroma, flux, flux2, hidream, ltx2, ltxv, lumina2, qwen, sd3, wan, zimage
 
     # Flux.2 and Chroma before Flux.1 (their original layouts share Flux.1's block names), Lumina 2
-    # before Z-Image (likewise NextDiT's)
+    # before Z-Image (likewise NextDiT's), LTX-2 before LTX-Video (its video stream has LTX-Video's names)
     return {f.name: f for f in (lumina2.FAMILY, zimage.FAMILY, flux2.FAMILY, chroma.FAMILY, flux.FAMILY, sd3.FAMILY,
-                                ltxv.FAMILY, qwen.FAMILY, wan.FAMILY, hidream.FAMILY)}
+                                ltx2.FAMILY, ltxv.FAMILY, qwen.FAMILY, wan.FAMILY, hidream.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()

@@ -78,6 +78,7 @@ from nodeloom.nodes.diffusion.latent_ops import (
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple, CLIPSetLastLayer, DiffusersLoader, VAELoader
 from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
 from nodeloom.nodes.diffusion.ltx2_audio_nodes import LTXVAudioVAEDecode, LTXVAudioVAELoader, LTXVEmptyLatentAudio
+from nodeloom.nodes.diffusion.ltx2_nodes import LTXAVTextEncoderLoader, LTXVConcatAVLatent, LTXVSeparateAVLatent
 from nodeloom.nodes.diffusion.ltx_guides import LTXVAddGuide, LTXVCropGuides
 from nodeloom.nodes.diffusion.ltx_nodes import (
     EmptyLTXVLatentVideo,
@@ -160,6 +161,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     LTXVImgToVideoInplace, LTXVAudioVAELoader, LTXVEmptyLatentAudio, LTXVAudioVAEDecode, LatentUpscaleModelLoader,
     LTXVLatentUpsampler,
     LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
+    LTXAVTextEncoderLoader, LTXVConcatAVLatent, LTXVSeparateAVLatent,
     CLIPTextEncodeFlux, T5TokenizerOptions,
     CLIPTextEncodeHiDream,
     ModelPatchLoader, QwenImageDiffsynthControlnet,

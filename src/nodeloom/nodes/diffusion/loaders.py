@@ -14,6 +14,7 @@ from nodeloom.diffusion.ltxv_vae import (
     load_ltxv_checkpoint,
     load_ltxv_vae,
 )
+from nodeloom.diffusion.ltx2_checkpoint import is_ltx2_checkpoint, load_ltx2_checkpoint
 from nodeloom.diffusion.lumina_checkpoint import is_lumina2_checkpoint, load_lumina2_checkpoint
 from nodeloom.diffusion.models import ClipModel, DiffusionModel, VaeModel
 from nodeloom.diffusion.qwen_vae import vae_value
@@ -45,6 +46,9 @@ def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, Any, VaeMode
             model_key(path, "lumina2-checkpoint"),
             lambda: load_lumina2_checkpoint(path, svc.paths.model_folders("tokenizers")))
         return model_value(module, family, Path(path).name), clip, VaeModel(vae_module, manager=svc.models)
+    if is_ltx2_checkpoint(path):  # LTX-2 all-in-one: the AV transformer and the video VAE; LTXAVTextEncoderLoader for CLIP
+        module, family, vae_module = svc.models.load(model_key(path, "ltx2-checkpoint"), lambda: load_ltx2_checkpoint(path))
+        return model_value(module, family, Path(path).name), None, LtxvVae(vae_module, manager=svc.models)
     if is_ltxv_checkpoint(path):  # LTX-Video all-in-one: the transformer and the VAE; T5 loads with CLIPLoader
         module, family, vae_module = svc.models.load(model_key(path, "ltxv-checkpoint"), lambda: load_ltxv_checkpoint(path))
         return model_value(module, family, Path(path).name), None, LtxvVae(vae_module, manager=svc.models)

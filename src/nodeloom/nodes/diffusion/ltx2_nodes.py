@@ -1,0 +1,136 @@
+"""LTX-2's audio-video nodes with ComfyUI's names and inputs: LTXAVTextEncoderLoader (Gemma 3
+and the checkpoint's feature projection as a CLIP), LTXVConcatAVLatent and LTXVSeparateAVLatent
+(a video and an audio latent joined into one LATENT the samplers step together, and split again).
+Model code is :mod:`nodeloom.diffusion.ltx2_text` and :mod:`nodeloom.diffusion.av_latent`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nodeloom.diffusion.av_latent import NestedLatent, fit_audio, is_nested
+from nodeloom.diffusion.ltx2_text import PROJECTION_KEY, LTXAVClip, load_gemma3
+from nodeloom.diffusion.single_file import load_weights, read_header
+from nodeloom.diffusion.text_encoders import find_tokenizer
+from nodeloom.errors import ValidationError, require
+from nodeloom.node_api import IO, Combo, Latent, Node, Output, Schema, model_key, services
+from nodeloom.nodes.diffusion._common import file_list
+
+__all__ = ["LTXAVTextEncoderLoader", "LTXVConcatAVLatent", "LTXVSeparateAVLatent"]
+
+
+def _projection(path: Path) -> Any:
+    """The checkpoint's ``text_embedding_projection`` as a bias-free ``nn.Linear``."""
+    header = read_header(path)
+    if PROJECTION_KEY not in header.shapes:
+        raise ValidationError(f"`{path.name}` holds no LTX-2 text feature projection (`{PROJECTION_KEY}`): choose the "
+                              "LTX-2 checkpoint as `ckpt_name`", type="invalid_model_file",
+                              extra_info={"name": path.name})
+    weight = load_weights(path, dtype=torch.float32, prefix="")[PROJECTION_KEY]
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+    return linear.eval()
+
+
+def _load_clip(encoder_path: Path, ckpt_path: Path, tokenizer_folders: list[Path]) -> LTXAVClip:
+    transformers = require("transformers", "diffusion")
+    projection = _projection(ckpt_path)
+    tok_dir = find_tokenizer("gemma3", tokenizer_folders, encoder_path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    encoder = load_gemma3(load_weights(encoder_path, dtype=torch.float32, prefix=""), encoder_path.name)
+    return LTXAVClip(encoder, projection, tokenizer)
+
+
+class LTXAVTextEncoderLoader(Node):
+    """Loads LTX-2's text encoder: Gemma 3 from models/text_encoders and the feature projection
+    stored in the LTX-2 checkpoint."""
+
+    SCHEMA = Schema(
+        "LTXAVTextEncoderLoader", display_name="LTXV Audio Text Encoder Loader", category="advanced/loaders",
+        inputs=[Combo("text_encoder", file_list("text_encoders"), tooltip="The Gemma 3 text encoder file."),
+                Combo("ckpt_name", file_list("checkpoints"), tooltip="The LTX-2 checkpoint holding the text projection."),
+                Combo("device", ["default", "cpu"], default="default", optional=True, advanced=True,
+                      tooltip="Where the text encoder runs: default (the engine's device) or cpu.")],
+        outputs=[Output(IO.CLIP, "CLIP")],
+    )
+
+    @classmethod
+    def execute(cls, text_encoder: str, ckpt_name: str, device: str = "default") -> tuple[Any, ...]:
+        svc = services()
+        encoder_path = Path(svc.paths.get_full_path("text_encoders", text_encoder))
+        ckpt_path = Path(svc.paths.get_full_path("checkpoints", ckpt_name))
+        folders = [Path(p) for p in svc.paths.model_folders("tokenizers")]
+        clip = svc.models.load(model_key(encoder_path, "ltxav-text-encoder", str(ckpt_path)),
+                               lambda: _load_clip(encoder_path, ckpt_path, folders))
+        return (clip.clone(cpu_only=True) if device == "cpu" else clip,)
+
+
+class LTXVConcatAVLatent(Node):
+    """Joins a video latent and an audio latent into one audio-video latent (for LTX-2). When the
+    video latent is already joint, its video is kept and its audio replaced."""
+
+    SCHEMA = Schema(
+        "LTXVConcatAVLatent", display_name="LTXVConcatAVLatent", category="latent/video/ltxv",
+        inputs=[Latent("video_latent", tooltip="The video latent (or a joint one whose audio is replaced)."),
+                Latent("audio_latent", tooltip="The audio latent; trimmed or zero-padded to the joint latent's length.")],
+        outputs=[Output(IO.LATENT, "latent")],
+    )
+
+    @classmethod
+    def execute(cls, video_latent: dict[str, Any], audio_latent: dict[str, Any]) -> tuple[Any, ...]:
+        video, audio = video_latent["samples"], audio_latent["samples"]
+        if is_nested(audio):
+            raise ValidationError("LTXVConcatAVLatent: `audio_latent` is already a joint audio-video latent")
+        video_mask, audio_mask = video_latent.get("noise_mask"), audio_latent.get("noise_mask")
+        pad = 0
+        if is_nested(video):
+            streams = video.unbind()
+            masks = video_mask.unbind() if is_nested(video_mask) else (video_mask, None)
+            video, video_mask = streams[0], masks[0]
+            audio, pad = fit_audio(audio, streams[1])
+        if video.ndim != 5 or audio.ndim != 4:
+            raise ValidationError(f"LTXVConcatAVLatent: expected a video latent [B,C,F,H,W] and an audio latent [B,C,L,M],"
+                                  f" got {tuple(video.shape)} and {tuple(audio.shape)}")
+        if video.shape[0] != audio.shape[0]:
+            raise ValidationError(f"LTXVConcatAVLatent: the video latent's batch ({video.shape[0]}) and the audio "
+                                  f"latent's ({audio.shape[0]}) differ")
+        out: dict[str, Any] = {"samples": NestedLatent((video, audio))}
+        if video_mask is not None or audio_mask is not None:
+            vm = video_mask if video_mask is not None else torch.ones_like(video[:, :1])
+            am = audio_mask if audio_mask is not None else torch.ones_like(audio)
+            if audio_mask is not None and pad:  # the padded tail is generated
+                am = torch.cat([am.narrow(2, 0, am.shape[2] - pad), torch.ones_like(am.narrow(2, 0, pad))], dim=2) \
+                    if am.shape[2] == audio.shape[2] else am
+            out["noise_mask"] = NestedLatent((vm, am))
+        return (out,)
+
+
+class LTXVSeparateAVLatent(Node):
+    """Splits an audio-video latent into its video latent and its audio latent."""
+
+    SCHEMA = Schema(
+        "LTXVSeparateAVLatent", display_name="LTXVSeparateAVLatent", category="latent/video/ltxv",
+        inputs=[Latent("av_latent", tooltip="The joint audio-video latent.")],
+        outputs=[Output(IO.LATENT, "video_latent"), Output(IO.LATENT, "audio_latent")],
+    )
+
+    @classmethod
+    def execute(cls, av_latent: dict[str, Any]) -> tuple[Any, ...]:
+        samples = av_latent["samples"]
+        if not is_nested(samples) or len(samples.unbind()) < 2:
+            raise ValidationError("LTXVSeparateAVLatent: `av_latent` is not a joint audio-video latent (join one with "
+                                  "LTXVConcatAVLatent)")
+        video, audio = samples.unbind()[:2]
+        video_out: dict[str, Any] = {k: v for k, v in av_latent.items() if k not in ("samples", "noise_mask")}
+        audio_out: dict[str, Any] = {"samples": audio, "type": "audio"}
+        video_out["samples"] = video
+        mask = av_latent.get("noise_mask")
+        if mask is not None:
+            masks = mask.unbind() if is_nested(mask) else (mask, None)
+            video_out["noise_mask"] = masks[0]
+            if len(masks) > 1 and masks[1] is not None:
+                audio_out["noise_mask"] = masks[1]
+        return video_out, audio_out
