@@ -29,6 +29,16 @@ def _encode(clip: ClipModel, text: str, texts: tuple[str, ...] | None = None) ->
         return clip.encode(text, mgr, embeddings=lookup, texts=texts)
 
 
+def _extra_values(clip: ClipModel, text: str) -> dict[str, Any]:
+    """Values a CLIP adds to its conditioning besides the states (HunyuanVideo 1.5's byT5 glyph
+    tokens), from its optional ``extra_conditioning(text, manager)``."""
+    extra = getattr(clip, "extra_conditioning", None)
+    if extra is None:
+        return {}
+    with device_guard() as mgr:
+        return dict(extra(text, mgr))
+
+
 class CLIPTextEncode(Node):
     """Encodes a text prompt using a CLIP model into an embedding that can be used to guide the diffusion model towards generating specific images."""
 
@@ -47,7 +57,7 @@ class CLIPTextEncode(Node):
         if clip is None:
             raise ValidationError("`clip` is None: the checkpoint loader produced no text encoder")
         cond, pooled = _encode(clip, text)
-        return ([[cond, {"pooled_output": pooled}]],)
+        return ([[cond, {"pooled_output": pooled, **_extra_values(clip, text)}]],)
 
 
 class ConditioningCombine(Node):
