@@ -183,7 +183,7 @@ def tiny_vae(seed: int = 0) -> Any:
     from diffusers import AutoencoderKLHunyuanVideo15
 
     torch.manual_seed(seed)
-    return _random(AutoencoderKLHunyuanVideo15(block_out_channels=(8, 8, 16, 16, 32), layers_per_block=1))
+    return _random(AutoencoderKLHunyuanVideo15(block_out_channels=(8, 8, 16, 32, 64), layers_per_block=1))
 
 
 def _text_encoders(root: Path, seed: int) -> tuple[Any, Any, Any]:

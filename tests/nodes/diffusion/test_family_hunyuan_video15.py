@@ -136,3 +136,121 @@ def test_t2v_latents_match_the_diffusers_pipeline(tmp_path, hv15):
                   generator=torch.Generator().manual_seed(7)).frames
     assert theirs.shape == ours.shape
     assert (ours - theirs).abs().max() < 1e-4
+
+
+def test_i2v_template_runs_with_the_start_frame_known(tmp_path, hv15):
+    _start_image(tmp_path)
+    with engine_for(tmp_path, hv15[0]) as engine:
+        result = run_ok(engine, copy.deepcopy(I2V))
+        cond = result.value("78")[0][1]  # the positive conditioning's first entry
+        assert cond["concat_latent_image"].shape == (1, 32, 3, 2, 2)
+        assert cond["concat_latent_image"][:, :, 1:].abs().max() == 0  # only the start frame's latent is given
+        assert cond["concat_mask"][0, 0, :, 0, 0].tolist() == [0.0, 1.0, 1.0]  # 0 = a known latent frame
+        assert cond["clip_vision_output"]["last_hidden_state"].shape == (1, 16, 32)
+        assert result.value("8").shape == (9, 32, 32, 3)
+        assert _read_back(engine, result.outputs["102"]["images"][0]) == (9, 24.0)
+
+
+def test_i2v_latents_match_the_diffusers_pipeline(tmp_path, hv15, monkeypatch):
+    from diffusers import HunyuanVideo15ImageToVideoPipeline
+    from PIL import Image
+    from transformers import SiglipImageProcessor
+
+    models, parts = hv15
+    image = _start_image(tmp_path)
+    with engine_for(tmp_path, models) as engine:
+        result = run_ok(engine, copy.deepcopy(I2V))
+        ours = result.value("127")["samples"] * LATENT_SCALE
+        vision = result.value("79")["last_hidden_state"]
+    clip = _clip(models)
+    pipe = _pipeline(HunyuanVideo15ImageToVideoPipeline, parts, parts["i2v"], image_encoder=parts["vision"],
+                     feature_extractor=SiglipImageProcessor(size={"height": 28, "width": 28}))
+    monkeypatch.setattr(pipe, "encode_image", lambda image, batch_size, device, dtype: vision.to(device, dtype))
+    theirs = pipe(image=Image.open(image).convert("RGB"), **_embeds(clip, I2V["44"]["inputs"]["text"]),
+                  **_embeds(clip, "", negative=True), num_frames=9, num_inference_steps=3, output_type="latent",
+                  generator=torch.Generator().manual_seed(7)).frames
+    assert theirs.shape == ours.shape
+    assert (ours - theirs).abs().max() < 1e-4
+
+
+def test_text_encoders_match_the_pipelines_own(hv15):
+    """Qwen2.5-VL's states equal diffusers' ``_get_mllm_prompt_embeds`` (given ComfyUI's system
+    message, cropped where the user turn starts) over the real tokens; byT5's equal its
+    ``_get_byt5_prompt_embeds`` over the real tokens."""
+    from diffusers import HunyuanVideo15Pipeline as P
+    from transformers import ByT5Tokenizer
+
+    from nodeloom.diffusion.hunyuan_video15_text import VIDEO_TEMPLATE
+
+    models, parts = hv15
+    clip = _clip(models)
+    prompt = T2V["44"]["inputs"]["text"]
+    ours, _ = clip.encode(prompt)
+    system = VIDEO_TEMPLATE.split("<|im_start|>system\n", 1)[1].split("<|im_end|>", 1)[0]
+    full = parts["tokenizer"](VIDEO_TEMPLATE.format(prompt), add_special_tokens=False).input_ids
+    crop = len(full) - ours.shape[1]
+    theirs, mask = P._get_mllm_prompt_embeds(parts["text_encoder"], parts["tokenizer"], prompt, "cpu",
+                                             tokenizer_max_length=ours.shape[1] + 8, system_message=system,
+                                             crop_start=crop)
+    assert int(mask.sum()) == ours.shape[1]
+    assert (theirs[:, : ours.shape[1]] - ours).abs().max() < 1e-5
+    glyph = clip.glyph_states(prompt)
+    theirs2, mask2 = P._get_byt5_prompt_embeds(ByT5Tokenizer(), parts["byt5"], prompt, "cpu", tokenizer_max_length=32)
+    assert int(mask2.sum()) == glyph.shape[1]
+    assert (theirs2[:, : glyph.shape[1]] - glyph).abs().max() < 1e-5
+    assert clip.glyph_states("no quotes here") is None
+
+
+def test_t2v_template_runs_through_a_live_server(tmp_path, hv15):
+    entry = run_served(tmp_path, hv15[0], copy.deepcopy(T2V))
+    saved = entry["outputs"]["102"]["images"][0]
+    assert saved["filename"].startswith("hunyuan_video_1.5") and saved["filename"].endswith(".mp4")
+
+
+def _error(engine, prompt: dict, node: str) -> str:
+    result = engine.run(prompt)
+    assert result.status == "error"
+    errors = [e for e in result.errors if e.get("node_id") == node]
+    assert errors, result.errors
+    return errors[0]["exception_message"]
+
+
+def test_fused_qkv_layout_loads_the_same_model(hv15):
+    """The HunyuanVideo 1.0-style file (``img_attn_qkv`` fused, ComfyUI's in-memory names for the
+    modulations) converts to the same diffusers weights as the release's separate q/k/v."""
+    from nodeloom.diffusion.families.hunyuan_video15 import diffusers_keys
+    from nodeloom.testing.tiny_hunyuan_video15 import transformer_to_release
+
+    sd = hv15[1]["t2v"].state_dict()
+    fused = {k.replace("_mod.linear.", "_mod.lin."): v for k, v in transformer_to_release(sd, fused=True).items()}
+    assert any("img_attn_qkv" in k for k in fused) and not any("img_attn_q." in k for k in fused)
+    back = diffusers_keys(fused)
+    assert set(back) == set(sd) and all(torch.equal(back[k], sd[k]) for k in sd)
+
+
+def test_bad_inputs_are_explained(tmp_path, hv15):
+    from safetensors.torch import load_file, save_file
+
+    models, parts = hv15
+    sd = load_file(str(models / "diffusion_models" / parts["files"]["t2v"]))
+    sd["model.diffusion_model.time_r_in.mlp.0.weight"] = torch.zeros(128, 256)
+    save_file(sd, str(models / "diffusion_models" / "tiny_hv15_distilled.safetensors"))
+    with engine_for(tmp_path, models) as engine:
+        prompt = copy.deepcopy(T2V)
+        prompt["124"]["inputs"]["length"] = 8
+        message = _error(engine, prompt, "124")
+        assert "`length` 8" in message and "4k + 1" in message
+        prompt = copy.deepcopy(T2V)
+        prompt["12"]["inputs"]["unet_name"] = "tiny_hv15_distilled.safetensors"
+        assert "mean-flow" in _error(engine, prompt, "12")
+        prompt = copy.deepcopy(T2V)
+        prompt["11"]["inputs"]["type"] = "hunyuan_image"
+        assert "not a combination" in _error(engine, prompt, "11")
+
+
+def test_image_to_video_needs_the_hunyuan_video15_vae():
+    from nodeloom.node_api import ValidationError
+    from nodeloom.nodes.diffusion.hunyuan_video15_nodes import HunyuanVideo15ImageToVideo
+
+    with pytest.raises(ValidationError, match="HunyuanVideo 1.5 VAE"):
+        HunyuanVideo15ImageToVideo.execute([], [], object(), 32, 32, 9, 1, start_image=torch.rand(1, 32, 32, 3))
