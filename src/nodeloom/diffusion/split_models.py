@@ -51,6 +51,7 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("ltxv", ("t5",)): "ltxv",
     ("qwen_image", ("qwen2.5_vl",)): "qwen_image",
     ("wan", ("umt5",)): "wan",
+    ("hunyuan_video_15", ("qwen2.5_vl", "t5")): "hunyuan_video15",
 }
 
 
@@ -143,6 +144,8 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
 
         encoder = load_qwen25_vl(load_weights(paths[0], dtype=torch.float32, prefix=""), tokenizer, paths[0].name)
         return QwenImageClip(encoder, tokenizer, qwen_image_processor(tok_dir))
+    if family == "hunyuan_video15":
+        return _hunyuan_video15_clip(paths, tokenizer, tok_dir, tokenizer_folders)
     if family == "wan":
         from nodeloom.diffusion.wan_text import Umt5Clip, load_umt5
 
@@ -162,6 +165,18 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
     if family == "flux":
         return FluxClip(ClipModel((encoders["clip_l"],), "flux"), encoders["t5"], tokenizer)
     return LlmClip(encoders[llm], tokenizer, family, template=ZIMAGE_TEMPLATE)
+
+
+def _hunyuan_video15_clip(paths: list[Path], tokenizer: Any, tok_dir: Path, tokenizer_folders: Sequence[Path]) -> Any:
+    """HunyuanVideo 1.5's CLIP value: Qwen2.5-VL (first file) and the byT5 glyph encoder (second)."""
+    torch = require("torch", "diffusion")
+    from nodeloom.diffusion.hunyuan_video15_text import HunyuanVideo15Clip, byt5_tokenizer
+    from nodeloom.diffusion.qwen_text import load_qwen25_vl
+
+    encoder = load_qwen25_vl(load_weights(paths[0], dtype=torch.float32, prefix=""), tokenizer, paths[0].name)
+    glyph = load_llm_encoder("t5", load_weights(paths[1], dtype=torch.float32, prefix=""), None, paths[1].name)
+    folder = next((Path(f) / "byt5" for f in tokenizer_folders if (Path(f) / "byt5").is_dir()), None)
+    return HunyuanVideo15Clip(encoder, tokenizer, glyph, byt5_tokenizer(folder))
 
 
 def build_sd3_clip(sds: list[dict[str, Any]], paths: list[Path], kinds: list[str], tokenizer_folders: Sequence[Path],

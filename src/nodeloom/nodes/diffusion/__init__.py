@@ -60,6 +60,7 @@ from nodeloom.nodes.diffusion.edit_models import (
 from nodeloom.nodes.diffusion.align_your_steps import AlignYourStepsScheduler
 from nodeloom.nodes.diffusion.cfg_nodes import APG, TCFG, CFGOverride, CFGZeroStar, Mahiro, RenormCFG, RescaleCFG
 from nodeloom.nodes.diffusion.guidance import CFGNorm, DifferentialDiffusion
+from nodeloom.nodes.diffusion.hunyuan_video15_nodes import EmptyHunyuanVideo15Latent, HunyuanVideo15ImageToVideo
 from nodeloom.nodes.diffusion.qwen_edit import TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus
 from nodeloom.nodes.diffusion.latent import EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask
 from nodeloom.nodes.diffusion.flux_text import CLIPTextEncodeFlux
@@ -167,5 +168,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ModelPatchLoader, QwenImageDiffsynthControlnet,
     TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus,
     EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo, WanFunInpaintToVideo, WanVaceToVideo,
+    EmptyHunyuanVideo15Latent, HunyuanVideo15ImageToVideo,
     ContextWindowsManual, WanContextWindowsManual,
 )

@@ -45,6 +45,16 @@ def _conditioning(clip: Any, text: str, texts: tuple[str, ...] | None = None) ->
     return [[cond, dict(extra)]]
 
 
+def _extra_values(clip: ClipModel, text: str) -> dict[str, Any]:
+    """Values a CLIP adds to its conditioning besides the states (HunyuanVideo 1.5's byT5 glyph
+    tokens), from its optional ``extra_conditioning(text, manager)``."""
+    extra = getattr(clip, "extra_conditioning", None)
+    if extra is None:
+        return {}
+    with device_guard() as mgr:
+        return dict(extra(text, mgr))
+
+
 class CLIPTextEncode(Node):
     """Encodes a text prompt using a CLIP model into an embedding that can be used to guide the diffusion model towards generating specific images."""
 
@@ -62,7 +72,9 @@ class CLIPTextEncode(Node):
     def execute(cls, text: str, clip: ClipModel) -> tuple[Any, ...]:
         if clip is None:
             raise ValidationError("`clip` is None: the checkpoint loader produced no text encoder")
-        return (_conditioning(clip, text),)
+        out = _conditioning(clip, text)
+        out[0][1].update(_extra_values(clip, text))
+        return (out,)
 
 
 class ConditioningCombine(Node):

@@ -117,9 +117,16 @@ class VAELoader(Node):
             from nodeloom.diffusion.single_file import read_header
             from nodeloom.diffusion.wan_vae import WanVae, is_wan_vae, read_wan_vae
 
-            if is_wan_vae(read_header(path).shapes):
+            shapes = read_header(path).shapes
+            if is_wan_vae(shapes):
                 return (WanVae(svc.models.load(model_key(path, "wan-vae"), lambda: read_wan_vae(path)),
                                manager=svc.models),)
+            from nodeloom.diffusion import hunyuan_video15_vae as hv15
+
+            if hv15.is_hunyuan_video15_vae(shapes):
+                return (hv15.HunyuanVideo15Vae(svc.models.load(model_key(path, "hunyuan-video15-vae"),
+                                                               lambda: hv15.read_hunyuan_video15_vae(path)),
+                                               manager=svc.models),)
         allow = bool(svc.settings.get("allow_unsafe_pickle", False))
         if is_ltxv_vae_file(path):
             vae = svc.models.load(model_key(path, "ltxv-vae"), lambda: load_ltxv_vae(load_state_dict(path), vae_name))

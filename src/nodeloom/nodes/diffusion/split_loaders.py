@@ -18,7 +18,7 @@ __all__ = ["CLIPLoader", "DualCLIPLoader", "QuadrupleCLIPLoader", "TripleCLIPLoa
 CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos",
               "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image", "flux2"]
 #: DualCLIPLoader's ``type`` list, in ComfyUI's order
-DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"]
+DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image", "hunyuan_video_15"]
 _DEVICES = ["default", "cpu"]
 _DEVICE_TIP = "Where the text encoder runs: default (the engine's device) or cpu."
 
@@ -93,7 +93,8 @@ sdxl: clip-l, clip-g
 sd3: clip-l, clip-g / clip-l, t5 / clip-g, t5
 flux: clip-l, t5
 hidream: at least one of t5 or llama, recommended t5 and llama
-hunyuan_image: qwen2.5vl 7b and byt5 small"""
+hunyuan_image: qwen2.5vl 7b and byt5 small
+hunyuan_video_15: qwen2.5vl 7b and byt5 small"""
 
     SCHEMA = Schema(
         "DualCLIPLoader", display_name="DualCLIPLoader", category="advanced/loaders",
