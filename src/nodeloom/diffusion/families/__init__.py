@@ -40,6 +40,8 @@ class Family:
         signature: the keys :func:`identify` reports it looked for.
         video_mask: the adapter takes ``mask=`` (the latent's noise mask) and the area it keeps is
             held at the clean latent, not re-noised (ComfyUI's LTX-Video image-to-video).
+        pad_context: prompts of different token counts share one transformer call, the shorter ones
+            padded with zeros that the adapter masks out of cross-attention (``ModelCall.context_mask``).
     """
 
     name: str
@@ -54,6 +56,8 @@ class Family:
     signature: tuple[str, ...]
     #: the adapter takes the noise mask (per-token times) and the masked-off area stays the clean latent
     video_mask: bool = False
+    #: prompts of different lengths batch into one call (padded, the padding masked by the adapter)
+    pad_context: bool = False
 
 
 def family_config(name: str) -> dict[str, Any]:
