@@ -143,6 +143,9 @@ class ModelCall:
     entries: list[CondEntry]
     context: torch.Tensor
     added: dict[str, torch.Tensor] | None
+    #: ``[rows, tokens]``, 1 for a prompt's tokens, 0 for the zeros shorter prompts were padded with
+    #: (families marked ``pad_context`` batch prompts of different lengths); None when none was padded
+    context_mask: torch.Tensor | None = None
 
 
 def _entries(conds: list[Any], batch: int, hw: tuple[int, int], uncond: bool = False) -> list[CondEntry]:
@@ -172,10 +175,18 @@ def _added_cond(model: DiffusionModel, entry: CondEntry, batch: int, device: Any
 def _batch(model: DiffusionModel, entries: list[CondEntry], batch: int, device: Any, dtype: Any) -> ModelCall:
     """What one UNet call over ``entries`` needs that does not change between steps."""
     added = [_added_cond(model, e, batch, device, dtype) for e in entries]
+    contexts = [e.context.to(device, dtype) for e in entries]
+    longest = max(c.shape[1] for c in contexts)
+    mask = None
+    if any(c.shape[1] != longest for c in contexts):  # a pad_context family: zeros after each prompt, masked out
+        mask = torch.cat([(torch.arange(longest, device=device) < c.shape[1]).to(dtype)[None].expand(c.shape[0], -1)
+                          for c in contexts])
+        contexts = [F.pad(c, (0, 0, 0, longest - c.shape[1])) for c in contexts]
     return ModelCall(
         entries=entries,
-        context=torch.cat([e.context.to(device, dtype) for e in entries]),
+        context=torch.cat(contexts),
         added=None if added[0] is None else {k: torch.cat([a[k] for a in added]) for k in added[0]},
+        context_mask=mask,
     )
 
 
@@ -208,11 +219,12 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     return list(den.chunk(n))
 
 
-def _groups(entries: list[CondEntry]) -> list[list[int]]:
-    """Entries whose contexts have one shape share a UNet call (uncond first, as diffusers batches)."""
+def _groups(entries: list[CondEntry], pad: bool = False) -> list[list[int]]:
+    """Entries whose contexts have one shape share a UNet call (uncond first, as diffusers batches);
+    with ``pad`` (a family that masks padded prompt tokens) one width is enough, whatever the lengths."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, e in enumerate(entries):
-        groups.setdefault(tuple(e.context.shape[1:]), []).append(i)
+        groups.setdefault(tuple(e.context.shape[2 if pad else 1:]), []).append(i)
     return list(groups.values())
 
 
@@ -304,7 +316,8 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         if active not in groups_for:
             subset = [entries[i] for i in active]
             groups_for[active] = [([active[j] for j in idx], _batch(model, [subset[j] for j in idx], batch, first.device,
-                                                                     first.dtype)) for idx in _groups(subset)]
+                                                                     first.dtype))
+                                  for idx in _groups(subset, bool(model.extra.get("pad_context")))]
         return groups_for[active]
 
     def side(dens: dict[int, torch.Tensor], members: range, x: torch.Tensor) -> torch.Tensor:

@@ -92,8 +92,9 @@ def model_value(module: Any, family: Family, name: str) -> DiffusionModel:
     carries its own ``latent_scale``/``latent_shift``, per-channel for Wan, overrides the family's)."""
     return DiffusionModel(module, family.name, family.sampling(module), getattr(module, "latent_scale", family.latent_scale),
                           latent_shift=getattr(module, "latent_shift", family.latent_shift), adapter=family.adapter,
-                          extra={"file": name, **({"video_mask": True} if family.video_mask else {}),
-                                 **({"joint_latent": True} if family.joint_latent else {})})
+                          extra={"file": name, **({"video_mask": True} if getattr(module, "video_mask", family.video_mask) else {}),
+                                 **({"joint_latent": True} if family.joint_latent else {}),
+                                 **({"pad_context": True} if family.pad_context else {})})
 
 
 def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders: Sequence[Path]) -> Any:

@@ -7,7 +7,9 @@ IMAGE frames ``[T,H,W,3]`` encode to one video latent ``[1,16,1+(T−1)/4,H/8,W/
 model normalises), a 5-D latent decodes to ``[B·T,H,W,3]``. :meth:`WanVae.decode_tiled` decodes
 in overlapping spatial tiles blended linearly, each streamed through time a latent frame at a time
 with the causal cache carried over (exact in time), so long and large clips decode in bounded
-device memory. The Wan 2.2 VAE (48 channels) is refused with a message.
+device memory. The Wan 2.2 VAE (``wan2.2_vae.safetensors``: 48 channels, 16× in space, residual
+down/up blocks, 2×2 pixel patches) is read from its own layout (``downsamples.N.downsamples.M``)
+with the release's latent statistics from ``data/families/wan22_vae.json``.
 
 One-frame fast path (:func:`use_one_frame_convs`, applied on load; the Qwen-Image VAE file is this
 layout too and loads as this value): a causal 3-D convolution over a lone frame with no cached past
@@ -19,6 +21,7 @@ it; frames with a cached past go through the module's own forward.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +33,14 @@ import torch.nn.functional as F
 from nodeloom.errors import ValidationError, require
 from nodeloom.ops.tiles import blend_ramp, tile_starts
 
-__all__ = ["WanVae", "is_wan_vae", "load_wan_vae", "use_one_frame_convs", "video_frames_for"]
+__all__ = ["WanVae", "is_wan22_vae", "is_wan_vae", "load_wan_vae", "use_one_frame_convs", "video_frames_for",
+           "wan22_vae_settings"]
 
 WAN_VAE_KEY = "decoder.middle.0.residual.0.gamma"
+#: a key only the Wan 2.2 VAE's residual up blocks have
+WAN22_VAE_KEY = "decoder.upsamples.0.upsamples.0.residual.2.weight"
+_RESNET = {"residual.0.gamma": "norm1.gamma", "residual.2.": "conv1.", "residual.3.gamma": "norm2.gamma",
+           "residual.6.": "conv2.", "shortcut.": "conv_shortcut."}
 
 
 def is_wan_vae(keys: Any) -> bool:
@@ -45,20 +53,91 @@ def video_frames_for(latent_frames: int) -> int:
     return 1 + 4 * (latent_frames - 1)
 
 
+def is_wan22_vae(keys: Any) -> bool:
+    """True for the Wan 2.2 VAE (48-channel latent) in the release layout."""
+    return WAN22_VAE_KEY in keys
+
+
+def wan22_vae_settings() -> dict[str, Any]:
+    """The Wan 2.2 VAE's published settings: latent statistics and patch/scale factors (the JSON shipped with nodeloom)."""
+    from importlib import resources
+
+    text = resources.files("nodeloom.diffusion").joinpath("data/families/wan22_vae.json").read_text("utf-8")
+    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
+
+
+def _wan22_key(key: str) -> str | None:
+    """A Wan 2.2 residual-block key under diffusers' name (None for keys diffusers' converter handles)."""
+    m = re.match(r"(encoder|decoder)\.(downsamples|upsamples)\.(\d+)\.(downsamples|upsamples)\.(\d+)\.(.*)", key)
+    if m is None:
+        return None
+    side, _, block, _, index, rest = m.groups()
+    blocks, sampler = ("down_blocks", "downsampler") if side == "encoder" else ("up_blocks", "upsampler")
+    if rest.startswith(("resample.", "time_conv.")):
+        return f"{side}.{blocks}.{block}.{sampler}.{rest}"
+    for old, new in _RESNET.items():
+        if rest.startswith(old):
+            rest = new + rest[len(old):]
+            break
+    return f"{side}.{blocks}.{block}.resnets.{index}.{rest}"
+
+
+def _load_wan22_vae(sd: dict[str, Any], name: str) -> Any:
+    """An ``AutoencoderKLWan`` with the Wan 2.2 structure (residual blocks, pixel patches), sizes from shapes."""
+    diffusers = require("diffusers", "diffusion")
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
+    blocks = {k: v for k, v in sd.items() if _wan22_key(k) is not None}
+    weights = convert_wan_vae_to_diffusers({k: v for k, v in sd.items() if k not in blocks})
+    weights.update({_wan22_key(k): v for k, v in blocks.items()})
+    base = int(sd["encoder.conv1.weight"].shape[0])
+    stages = _count_groups(sd, r"encoder\.downsamples\.(\d+)\.")
+    res = _count_groups(sd, r"encoder\.downsamples\.0\.downsamples\.(\d+)\.residual")
+    mults = [int(sd[f"encoder.downsamples.{i}.downsamples.0.residual.2.weight"].shape[0]) // base for i in range(stages)]
+    temporal = [f"encoder.downsamples.{i}.downsamples.{res}.time_conv.weight" in sd for i in range(stages - 1)]
+    pixels = int(sd["encoder.conv1.weight"].shape[1])
+    patch = round((pixels // 3) ** 0.5)
+    settings = wan22_vae_settings()
+    z_dim = int(sd["conv2.weight"].shape[0])
+    if len(settings["latents_mean"]) != z_dim:
+        raise ValidationError(f"`{name}` has a {z_dim}-channel latent; the Wan 2.2 VAE has 48",
+                              type="invalid_model_file", extra_info={"name": name})
+    settings.update(in_channels=pixels, out_channels=int(sd["decoder.head.2.weight"].shape[0]), patch_size=patch,
+                    scale_factor_spatial=patch * 2 ** (stages - 1))
+    model = diffusers.AutoencoderKLWan(
+        base_dim=base, decoder_base_dim=int(sd["decoder.conv1.weight"].shape[0]) // mults[-1], z_dim=z_dim,
+        dim_mult=mults, num_res_blocks=res, temperal_downsample=temporal, attn_scales=[], **settings)
+    return _checked(model, weights, name)
+
+
+def _count_groups(sd: dict[str, Any], pattern: str) -> int:
+    found = {int(m.group(1)) for k in sd if (m := re.match(pattern, k))}
+    return max(found) + 1 if found else 0
+
+
+def _checked(model: Any, weights: dict[str, Any], name: str) -> Any:
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise ValidationError(f"`{name}` does not fit the Wan VAE its shapes describe ({len(missing)} missing,"
+                              f" {len(unexpected)} unexpected, e.g. `{(missing or unexpected)[0]}`)",
+                              type="invalid_model_file", extra_info={"name": name})
+    use_one_frame_convs(model)
+    return model.eval()
+
+
 def load_wan_vae(sd: dict[str, Any], name: str) -> Any:
-    """An ``AutoencoderKLWan`` (eval, float32) from original-layout weights.
+    """An ``AutoencoderKLWan`` (eval, float32) from original-layout weights: the Wan 2.1 VAE or the
+    Wan 2.2 one (48 channels).
 
     Raises:
-        ValidationError: a Wan 2.2 VAE, or weights that do not fit the shapes' architecture.
+        ValidationError: weights that do not fit the shapes' architecture.
     """
+    if is_wan22_vae(sd):
+        return _load_wan22_vae(sd, name)
     diffusers = require("diffusers", "diffusion")
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
     z_dim = sd["conv2.weight"].shape[0]
-    if z_dim != 16 or any(".upsamples.0.upsamples." in k for k in sd):
-        raise ValidationError(f"`{name}` is the Wan 2.2 VAE ({z_dim}-channel latent), which nodeloom cannot load yet;"
-                              " the Wan 2.1 VAE (wan_2.1_vae) serves Wan 2.1 and the Wan 2.2 14B models",
-                              type="unsupported_model_variant", extra_info={"name": name})
     base = sd["encoder.conv1.weight"].shape[0]
     downs = sorted({int(m.group(1)) for k in sd if (m := re.match(r"encoder\.downsamples\.(\d+)\.", k))})
     temporal = [f"encoder.downsamples.{i}.time_conv.weight" in sd for i in downs if
@@ -69,13 +148,7 @@ def load_wan_vae(sd: dict[str, Any], name: str) -> Any:
     per_stage = len(mults) // stages
     model = diffusers.AutoencoderKLWan(base_dim=base, z_dim=z_dim, dim_mult=mults[::per_stage],
                                        num_res_blocks=per_stage, temperal_downsample=temporal, attn_scales=[])
-    missing, unexpected = model.load_state_dict(convert_wan_vae_to_diffusers(sd), strict=False)
-    if missing or unexpected:
-        raise ValidationError(f"`{name}` does not fit the Wan VAE its shapes describe ({len(missing)} missing,"
-                              f" {len(unexpected)} unexpected, e.g. `{(missing or unexpected)[0]}`)",
-                              type="invalid_model_file", extra_info={"name": name})
-    use_one_frame_convs(model)
-    return model.eval()
+    return _checked(model, convert_wan_vae_to_diffusers(sd), name)
 
 
 def use_one_frame_convs(model: Any) -> int:
@@ -113,7 +186,7 @@ class WanVae:
 
     @property
     def downscale_ratio(self) -> int:
-        return 2 ** len(self.vae.config.temperal_downsample)
+        return int(self.vae.config.scale_factor_spatial)
 
     @property
     def latent_channels(self) -> int:
@@ -169,6 +242,8 @@ class WanVae:
         Uses diffusers' own per-frame decode loop of ``AutoencoderKLWan`` (its causal cache
         ``_feat_map``); the result equals :meth:`decode`.
         """
+        from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+
         vae = self._module(manager)
         dev = next(vae.parameters()).device
         vae.clear_cache()
@@ -179,6 +254,8 @@ class WanVae:
                 vae._conv_idx = [0]
                 out = vae.decoder(x[:, :, i:i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx,
                                   first_chunk=i == 0)
+                if vae.config.patch_size is not None:  # the Wan 2.2 VAE decodes 2×2 pixel patches
+                    out = unpatchify(out, patch_size=vae.config.patch_size)
                 frames.append((out.clamp(-1.0, 1.0).float().cpu() / 2 + 0.5).clamp(0, 1))
         finally:
             vae.clear_cache()

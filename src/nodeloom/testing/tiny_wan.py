@@ -16,8 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WAN21_T2V_WORKFLOW", "WAN22_I2V_WORKFLOW", "build_tiny_wan", "transformer_to_original",
-           "vae_to_original"]
+__all__ = ["WAN21_T2V_WORKFLOW", "WAN22_5B_TI2V_WORKFLOW", "WAN22_I2V_WORKFLOW", "build_tiny_wan", "build_tiny_wan22",
+           "transformer_to_original", "vae22_to_original", "vae_to_original"]
 
 _NEGATIVE = "static, blurry, low quality, worst quality"
 
@@ -70,6 +70,27 @@ WAN22_I2V_WORKFLOW = {
     "94": {"class_type": "CreateVideo", "inputs": {"images": ["87", 0], "fps": 16.0}},
     "108": {"class_type": "SaveVideo", "inputs": {"video": ["94", 0], "filename_prefix": "video/wan22_i2v",
                                                   "format": "auto", "codec": "auto"}},
+}
+
+#: the Wan 2.2 5B text/image-to-video template's graph (video_wan2_2_5B_ti2v.json), tiny sizes
+WAN22_5B_TI2V_WORKFLOW = {
+    "37": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_wan2.2_ti2v_5B.safetensors", "weight_dtype": "default"}},
+    "38": {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_umt5_xxl.safetensors", "type": "wan",
+                                                  "device": "default"}},
+    "39": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_wan2.2_vae.safetensors"}},
+    "48": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["37", 0], "shift": 8.0}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["38", 0], "text": "a street musician plays guitar"}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["38", 0], "text": _NEGATIVE}},
+    "56": {"class_type": "LoadImage", "inputs": {"image": "wan_start.png"}},
+    "55": {"class_type": "Wan22ImageToVideoLatent", "inputs": {"vae": ["39", 0], "width": 64, "height": 64, "length": 9,
+                                                               "batch_size": 1, "start_image": ["56", 0]}},
+    "3": {"class_type": "KSampler", "inputs": {"model": ["48", 0], "seed": 7, "steps": 4, "cfg": 5.0,
+                                               "sampler_name": "uni_pc", "scheduler": "simple", "positive": ["6", 0],
+                                               "negative": ["7", 0], "latent_image": ["55", 0], "denoise": 1.0}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["39", 0]}},
+    "57": {"class_type": "CreateVideo", "inputs": {"images": ["8", 0], "fps": 24.0}},
+    "58": {"class_type": "SaveVideo", "inputs": {"video": ["57", 0], "filename_prefix": "video/wan22_5b",
+                                                 "format": "auto", "codec": "auto"}},
 }
 
 _TRANSFORMER_BACK = (  # diffusers name → original release name, applied in order
@@ -146,6 +167,22 @@ def vae_to_original(sd: dict[str, Any]) -> dict[str, Any]:
     return {_vae_key(k): v for k, v in sd.items()}
 
 
+def _vae22_key(key: str) -> str:
+    m = re.match(r"(encoder|decoder)\.(down|up)_blocks\.(\d+)\.(resnets\.(\d+)|downsampler|upsampler)\.(.*)", key)
+    if m is None:
+        return _vae_key(key)
+    side, way, block, part, index, rest = m.groups()
+    inner = f"{side}.{way}samples.{block}.{way}samples"
+    if index is not None:
+        return f"{inner}.{index}.{_resnet(rest)}"
+    return f"{inner}.{2 if way == 'down' else 3}.{rest}"  # after the block's resnets (2 down, 3 up in the tiny VAE)
+
+
+def vae22_to_original(sd: dict[str, Any]) -> dict[str, Any]:
+    """A diffusers ``AutoencoderKLWan`` (Wan 2.2 shape, two resnets a block) state dict in the release's key layout."""
+    return {_vae22_key(k): v for k, v in sd.items()}
+
+
 def _check_round_trip(original: dict[str, Any], module_keys: set[str], convert: Any) -> None:
     back = set(convert({k: None for k in original}))
     if back != module_keys:
@@ -153,14 +190,14 @@ def _check_round_trip(original: dict[str, Any], module_keys: set[str], convert: 
 
 
 def _transformer(in_channels: int, seed: int, image_dim: int | None = None, pos_embed_seq_len: int | None = None,
-                 vace: bool = False) -> Any:
+                 vace: bool = False, out_channels: int = 16) -> Any:
     import torch
     from diffusers import WanTransformer3DModel, WanVACETransformer3DModel
 
     torch.manual_seed(seed)
     extra = {"vace_layers": [0], "vace_in_channels": 96} if vace else {}
     model = (WanVACETransformer3DModel if vace else WanTransformer3DModel)(**extra,
-        patch_size=(1, 2, 2), num_attention_heads=1, attention_head_dim=128, in_channels=in_channels, out_channels=16,
+        patch_size=(1, 2, 2), num_attention_heads=1, attention_head_dim=128, in_channels=in_channels, out_channels=out_channels,
         text_dim=32, freq_dim=256, ffn_dim=256, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
         eps=1e-6, image_dim=image_dim, added_kv_proj_dim=128 if image_dim else None, pos_embed_seq_len=pos_embed_seq_len)
     with torch.no_grad():  # the release zero-initialises some layers; random values make the tests see them
@@ -189,6 +226,19 @@ def tiny_wan_vae(seed: int = 0) -> Any:
     torch.manual_seed(seed)
     return AutoencoderKLWan(base_dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
                             temperal_downsample=[False, True, True]).eval()
+
+
+def tiny_wan22_vae(seed: int = 0) -> Any:
+    """A tiny ``AutoencoderKLWan`` with the Wan 2.2 VAE's structure (48 channels, residual blocks,
+    2×2 pixel patches, 16× in space) and the release's latent statistics."""
+    import torch
+    from diffusers import AutoencoderKLWan
+
+    from nodeloom.diffusion.wan_vae import wan22_vae_settings
+
+    torch.manual_seed(seed)
+    return AutoencoderKLWan(base_dim=8, decoder_base_dim=12, z_dim=48, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+                            attn_scales=[], temperal_downsample=[False, True, True], **wan22_vae_settings()).eval()
 
 
 def _text_encoder(root: Path, seed: int) -> tuple[Any, Any]:
@@ -242,3 +292,54 @@ def build_tiny_wan(root: str | Path, seed: int = 0) -> dict[str, Any]:
     save_file(original, str(root / "vae" / "tiny_wan_2.1_vae.safetensors"))
     return {**modules, "text_encoder": encoder, "tokenizer": tokenizer, "vae": vae, "files": files,
             "clip": "tiny_umt5_xxl.safetensors", "vae_file": "tiny_wan_2.1_vae.safetensors"}
+
+
+def _fun_control_5b(seed: int) -> Any:
+    """A tiny Wan 2.2 Fun control 5B: 48 noise + 48 control + 4 mask + 48 start channels, and the
+    reference image's patch embedding ``ref_conv`` the release adds."""
+    import torch
+
+    model = _transformer(148, seed, out_channels=48)
+    torch.manual_seed(seed + 100)
+    model.ref_conv = torch.nn.Conv2d(48, 128, kernel_size=(2, 2), stride=(2, 2))
+    return model.eval()
+
+
+def build_tiny_wan22(root: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Write tiny Wan 2.2 5B files under ``root`` (a models folder): the text/image-to-video model
+    (48 channels in and out), the Fun inpaint model (48 + 4 mask + 48 image channels), the Fun
+    control model (with ``ref_conv``), a Wan 2.1 Fun control model (16 + 32 channels) with the
+    Wan 2.1 VAE it takes, the Wan 2.2 VAE, and the UMT5 encoder and tokenizer :func:`build_tiny_wan` writes.
+
+    Returns:
+        modules ``ti2v``, ``fun_inpaint``, ``fun_control``, ``fun_control21``, ``text_encoder``,
+        ``tokenizer``, ``vae``, ``vae21`` and the file names.
+    """
+    from safetensors.torch import save_file
+
+    from nodeloom.diffusion.wan_vae import load_wan_vae
+
+    root = Path(root)
+    for sub in ("diffusion_models", "text_encoders", "vae", "tokenizers/umt5"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    encoder, tokenizer = _text_encoder(root, seed)
+    files = {"ti2v": "tiny_wan2.2_ti2v_5B.safetensors", "fun_inpaint": "tiny_wan2.2_fun_inpaint_5B.safetensors",
+             "fun_control": "tiny_wan2.2_fun_control_5B.safetensors",
+             "fun_control21": "tiny_wan2.1_fun_control.safetensors"}
+    modules = {"ti2v": _transformer(48, seed + 10, out_channels=48),
+               "fun_inpaint": _transformer(100, seed + 11, out_channels=48),
+               "fun_control": _fun_control_5b(seed + 12), "fun_control21": _transformer(48, seed + 13)}
+    for name, model in modules.items():
+        _save_transformer(model, root / "diffusion_models" / files[name])
+    vae = tiny_wan22_vae(seed)
+    original = vae22_to_original({k: v.contiguous() for k, v in vae.state_dict().items()})
+    back = load_wan_vae(original, "tiny_wan2.2_vae.safetensors")  # the loader reads the layout back exactly
+    if set(back.state_dict()) != set(vae.state_dict()):
+        raise AssertionError("the Wan 2.2 VAE layout does not convert back")
+    save_file(original, str(root / "vae" / "tiny_wan2.2_vae.safetensors"))
+    vae21 = tiny_wan_vae(seed)
+    save_file(vae_to_original({k: v.contiguous() for k, v in vae21.state_dict().items()}),
+              str(root / "vae" / "tiny_wan_2.1_vae.safetensors"))
+    return {**modules, "text_encoder": encoder, "tokenizer": tokenizer, "vae": vae, "vae21": vae21, "files": files,
+            "clip": "tiny_umt5_xxl.safetensors", "vae_file": "tiny_wan2.2_vae.safetensors",
+            "vae21_file": "tiny_wan_2.1_vae.safetensors"}

@@ -52,3 +52,24 @@ def write_merged(base: dict, merges: dict[str, Any], path: Path) -> None:
 
     merged = {k: (v + merges[k] if k in merges else v).contiguous() for k, v in base.items()}
     save_file(merged, str(path))
+
+
+def input_photo(base: Path, name: str, size: int) -> Path:
+    """scikit-image's astronaut photo as a ``size``² PNG ``name`` in the engine's input folder."""
+    from PIL import Image
+    from skimage import data
+
+    (base / "input").mkdir(parents=True, exist_ok=True)
+    path = base / "input" / name
+    Image.fromarray(data.astronaut()).resize((size, size)).save(path)
+    return path
+
+
+def sigmas_scheduler(sigmas: Any) -> Any:
+    """A FlowMatchEuler scheduler (shift 1) that takes our sigmas whatever step count a pipeline asks for."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    sched = FlowMatchEulerDiscreteScheduler(shift=1.0)
+    plain = sched.set_timesteps
+    sched.set_timesteps = lambda *args, device=None, **kw: plain(sigmas=sigmas[:-1].tolist(), device=device)
+    return sched

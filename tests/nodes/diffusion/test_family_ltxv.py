@@ -381,3 +381,32 @@ def test_peft_and_comfyui_loras_equal_their_merged_weights(tmp_path, ltxv):
     b = _run(tmp_path / "merged", models, _split("ltxv_merged.safetensors", parts["vae_file"])).value("72")["samples"]
     assert (a - b).abs().max() < 1e-4
     assert (a - plain).abs().max() > 1e-3  # the LoRA changed the result
+
+
+def test_prompts_of_different_lengths_share_one_transformer_call(tmp_path, ltxv, monkeypatch):
+    """The positive and negative prompts differ in token count: one batched call a step (the shorter
+    padded and masked, as LTXPipeline does), giving what two separate calls give within 1e-5."""
+    from nodeloom.diffusion import sampling
+
+    models, _ = ltxv
+    prompt = copy.deepcopy(WORKFLOW)
+    calls = []
+
+    def counted(fn):
+        def wrapped(model, unet, group, *args, **kwargs):
+            calls.append(group.context.shape[0])
+            return fn(model, unet, group, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(sampling, "_predict", counted(sampling._predict))
+    batched = _run(tmp_path / "batched", models, copy.deepcopy(prompt))
+    pos, neg = batched.value("6")[0][0], batched.value("7")[0][0]
+    assert pos.shape[1] != neg.shape[1]
+    steps = len(batched.value("71")) - 1
+    assert calls == [2] * steps
+    calls.clear()
+    plain_groups = sampling._groups
+    monkeypatch.setattr(sampling, "_groups", lambda entries, pad=False: plain_groups(entries))
+    separate = _run(tmp_path / "separate", models, copy.deepcopy(prompt))
+    assert calls == [1, 1] * steps
+    assert (batched.value("72")["samples"] - separate.value("72")["samples"]).abs().max() < 1e-5

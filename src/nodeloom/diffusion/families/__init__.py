@@ -41,6 +41,8 @@ class Family:
         video_mask: the adapter takes ``mask=`` (the latent's noise mask) and the area it keeps is
             held at the clean latent, not re-noised (ComfyUI's LTX-Video image-to-video).
         joint_latent: the adapter takes ``shapes=`` and a packed audio-video latent (LTX-2).
+        pad_context: prompts of different token counts share one transformer call, the shorter ones
+            padded with zeros that the adapter masks out of cross-attention (``ModelCall.context_mask``).
     """
 
     name: str
@@ -57,6 +59,8 @@ class Family:
     video_mask: bool = False
     #: the model denoises a joint audio-video latent (LTXVConcatAVLatent), packed for the adapter
     joint_latent: bool = False
+    #: prompts of different lengths batch into one call (padded, the padding masked by the adapter)
+    pad_context: bool = False
 
 
 def family_config(name: str) -> dict[str, Any]:

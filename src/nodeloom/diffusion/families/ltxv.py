@@ -10,7 +10,9 @@ release) and the other conventions from ``data/families/ltxv.json``. The transfo
 (25 when none is set, as ComfyUI's default);
 guide frames LTXVAddGuide appends are placed by the conditioning's ``keyframe_idxs``. The prompt is T5's last states of the prompt's tokens:
 ComfyUI pads to 128 tokens and masks the padding out of cross-attention, which gives the same
-result as leaving it out. Imports no node, engine or adapter.
+result as leaving it out; a positive and a negative prompt of different lengths run as one batched
+call, the shorter padded to the longer and its padding masked (the family's ``pad_context``), as
+``LTXPipeline`` batches them. Imports no node, engine or adapter.
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall, mask: Any = None
         per_token = mask[:, :1].repeat(n // mask.shape[0], 1, 1, 1, 1).to(x.dtype)
         t = pack(per_token * t.view(n, 1, 1, 1, 1))[..., 0]
     out = module(hidden_states=pack(x), encoder_hidden_states=group.context.to(x.dtype), timestep=t,
-                 encoder_attention_mask=None, num_frames=frames, height=height, width=width,
+                 encoder_attention_mask=group.context_mask, num_frames=frames, height=height, width=width,
                  rope_interpolation_scale=(VAE_SCALE[0] / rate, VAE_SCALE[1], VAE_SCALE[2]),
                  video_coords=_guided_coords(group, x, rate), return_dict=False)[0]
     return unpack(out.float(), x)
@@ -132,6 +134,6 @@ FAMILY = Family(
     name="ltxv", title="LTX-Video", matches=_matches, load=_load, adapter=_adapter,
     sampling=lambda module: FluxSampling(shift=LTXV_SHIFT),
     latent_scale=1.0, latent_shift=0.0, latent_channels=128,
-    signature=_ORIGINAL, video_mask=True,
+    signature=_ORIGINAL, video_mask=True, pad_context=True,
 )
 

@@ -5,9 +5,14 @@ key names — ``blocks.N.self_attn.q``, ``head.modulation`` — with or without 
 prefix). The variant comes from the header as ComfyUI tells it: text-to-video (16 input channels),
 image-to-video (36: noise, 4 mask channels and the start image's latent; Wan 2.1's also carries a
 CLIP-vision image embedder ``img_emb``), first–last frame (``img_emb.emb_pos``) and VACE
-(``vace_blocks``, diffusers' ``WanVACETransformer3DModel``); the Fun camera, sound, HuMo and
-Animate variants and the 2.2 5B (48-channel latent) are recognised and refused with a message. Sizes come from tensor shapes (head dimension
-128 as every release); the weights go through diffusers' own key converter.
+(``vace_blocks``, diffusers' ``WanVACETransformer3DModel``) and the Wan 2.2 5B models (48-channel
+latent of the Wan 2.2 VAE: text/image-to-video, Fun inpaint and Fun control); the Fun camera, sound,
+HuMo and Animate variants are recognised and refused with a message. Sizes come from tensor shapes
+(head dimension 128 as every release); the weights go through diffusers' own key converter.
+
+The 5B models read the latent's noise mask as ComfyUI's WAN22 does (the family's ``video_mask``):
+each latent frame's time is ``σ·1000`` times its mean mask, so a start frame that
+Wan22ImageToVideoLatent put in the latent reads as clean and stays as given.
 
 The transformer takes ``σ·1000`` as its time and predicts ``noise − x0``, ComfyUI's velocity, so the
 adapter passes it through. Latents are normalised per channel with the Wan VAE's statistics
@@ -54,22 +59,22 @@ def variant(shapes: dict[str, tuple[int, ...]]) -> str:
     """The release a header is: ``t2v``, ``i2v``, ``flf2v`` or ``vace`` (or raises for what cannot run).
 
     Raises:
-        ValidationError: a Wan variant nodeloom cannot run (Fun camera, S2V, HuMo, Animate, 2.2 5B).
+        ValidationError: a Wan variant nodeloom cannot run (Fun camera, S2V, HuMo, Animate).
     """
     for key, name in _REFUSED.items():
         if key in shapes:
             raise ValidationError(f"this is a Wan {name} model, which nodeloom cannot run yet (diffusers has no"
                                   " transformer nodeloom drives for it); text-, image- and first-last-frame-to-video models run",
                                   type="unsupported_model_variant", extra_info={"variant": name})
-    if shapes["head.head.weight"][0] // 4 != 16:
-        raise ValidationError("this is a Wan 2.2 5B model (48-channel latent for the wan2.2_vae), which nodeloom"
-                              " cannot run yet; the Wan 2.1 and 2.2 14B models (16-channel latent) run",
-                              type="unsupported_model_variant", extra_info={"variant": "wan2.2_5b"})
+    out = shapes["head.head.weight"][0] // 4
+    if out not in (16, 48):
+        raise ValidationError(f"this Wan model predicts a {out}-channel latent; Wan 2.1/2.2 14B models take 16"
+                              " channels (wan_2.1_vae) and Wan 2.2 5B ones 48 (wan2.2_vae)", type="invalid_model_file")
     if "vace_patch_embedding.weight" in shapes:
         return "vace"
     if "img_emb.emb_pos" in shapes:
         return "flf2v"
-    return "i2v" if shapes["patch_embedding.weight"][1] > 16 else "t2v"
+    return "i2v" if shapes["patch_embedding.weight"][1] > out else "t2v"
 
 
 def transformer_config(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
@@ -113,6 +118,10 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
     weights = diffusers_keys(sd)
     cls = diffusers.WanVACETransformer3DModel if kind == "vace" else diffusers.WanTransformer3DModel
     model = cls.from_config(cfg)
+    if "ref_conv.weight" in shapes:  # Wan 2.2 Fun control: the reference image's patch embedding
+        torch = require("torch", "diffusion")
+        width, channels, kh, kw = shapes["ref_conv.weight"]
+        model.ref_conv = torch.nn.Conv2d(channels, width, kernel_size=(kh, kw), stride=(kh, kw))
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         first = (missing or unexpected)[0]
@@ -120,22 +129,31 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
                               f" ({len(missing)} missing, {len(unexpected)} unexpected, e.g. `{first}`)",
                               type="invalid_model_file")
     model.wan_variant = kind
+    model.video_mask = cfg["out_channels"] == 48  # Wan 2.2 5B: per-frame times from the noise mask
     mean, std = latent_stats(cfg["out_channels"])
     model.latent_scale, model.latent_shift = 1.0 / std, mean
     return (model.to(dtype) if dtype is not None else model).eval()
 
 
 def latent_stats(channels: int = 16) -> tuple[Any, Any]:
-    """The Wan 2.1 VAE's per-channel latent ``(mean, std)`` as ``[1, C, 1, 1, 1]`` tensors (the
-    statistics diffusers' ``AutoencoderKLWan`` config carries by default)."""
+    """The Wan VAE's per-channel latent ``(mean, std)`` as ``[1, C, 1, 1, 1]`` tensors: 16 channels
+    for the Wan 2.1 VAE (the statistics diffusers' ``AutoencoderKLWan`` config carries by default),
+    48 for the Wan 2.2 VAE (the release's, shipped in ``data/families/wan22_vae.json``)."""
     torch = require("torch", "diffusion")
-    diffusers = require("diffusers", "diffusion")
-    params = inspect.signature(diffusers.AutoencoderKLWan.__init__).parameters
-    mean = torch.tensor(params["latents_mean"].default, dtype=torch.float32)
-    std = torch.tensor(params["latents_std"].default, dtype=torch.float32)
+    if channels == 48:
+        from nodeloom.diffusion.wan_vae import wan22_vae_settings
+
+        settings = wan22_vae_settings()
+        mean, std = torch.tensor(settings["latents_mean"]), torch.tensor(settings["latents_std"])
+    else:
+        diffusers = require("diffusers", "diffusion")
+        params = inspect.signature(diffusers.AutoencoderKLWan.__init__).parameters
+        mean = torch.tensor(params["latents_mean"].default, dtype=torch.float32)
+        std = torch.tensor(params["latents_std"].default, dtype=torch.float32)
     if mean.numel() != channels:
-        raise ValidationError(f"no Wan latent statistics for {channels} channels (the Wan 2.1 VAE has 16)")
-    return mean.view(1, -1, 1, 1, 1), std.view(1, -1, 1, 1, 1)
+        raise ValidationError(f"no Wan latent statistics for {channels} channels (the Wan 2.1 VAE has 16, the"
+                              " Wan 2.2 VAE 48)")
+    return mean.view(1, -1, 1, 1, 1).float(), std.view(1, -1, 1, 1, 1).float()
 
 
 def _fit(image: Any, like: Any) -> Any:
@@ -151,17 +169,30 @@ def _fit(image: Any, like: Any) -> Any:
     return image[:, :, : like.shape[2]]
 
 
+def _normalised(image: Any, channels: int) -> Any:
+    """A raw conditioning latent normalised chunk by chunk (a Fun control latent holds two latents)."""
+    torch = require("torch", "diffusion")
+    mean, std = latent_stats(channels)
+    return torch.cat([(image[:, i:i + channels].float() - mean) / std for i in range(0, image.shape[1], channels)], dim=1)
+
+
 def concat_channels(extra: dict[str, Any], x: Any, extra_channels: int) -> Any:
-    """The channels an image-to-video transformer takes after the noise: 4 mask channels (1 = a
-    known frame) then the normalised conditioning latent; zeros where the conditioning has none."""
+    """The channels an image-to-video transformer takes after the noise, as ComfyUI's WAN21 builds
+    them: the normalised conditioning latent(s) with 4 mask channels (1 = a known frame) first, or at
+    ``concat_mask_index`` (Wan 2.2 Fun control: control latent, mask, start latent); a model whose
+    extra channels are exactly the conditioning's (Wan 2.1 Fun control) takes no mask. Zeros where
+    the conditioning has none."""
     torch = require("torch", "diffusion")
     b = x.shape[0]
     image = extra.get("concat_latent_image")
     if image is None:
         return torch.zeros(b, extra_channels, *x.shape[2:], dtype=x.dtype, device=x.device)
-    mean, std = latent_stats(image.shape[1])
-    image = _fit((image.float() - mean) / std, x).to(x.device, x.dtype)
+    image = _fit(_normalised(image, x.shape[1]), x).to(x.device, x.dtype)
     image = image[:1].expand(b, -1, -1, -1, -1) if image.shape[0] != b else image
+    if image.shape[1] == extra_channels:
+        return image
+    if image.shape[1] > extra_channels - 4:
+        image = image[:, : extra_channels - 4]
     mask = extra.get("concat_mask")
     if mask is None:
         mask = torch.zeros(1, 4, *x.shape[2:])
@@ -172,7 +203,49 @@ def concat_channels(extra: dict[str, Any], x: Any, extra_channels: int) -> Any:
         mask = mask.expand(-1, 4, -1, -1, -1) if mask.shape[1] == 1 else mask
     mask = mask.to(x.device, x.dtype)
     mask = mask[:1].expand(b, -1, -1, -1, -1) if mask.shape[0] != b else mask
-    return torch.cat([mask, image[:, : extra_channels - 4]], dim=1)
+    at = int(extra.get("concat_mask_index") or 0)
+    return torch.cat([image[:, :at], mask, image[:, at:]], dim=1)
+
+
+def _references(module: Any, group: ModelCall, x: Any) -> Any:
+    """The reference image's latent per batch row (normalised, ``[B,C,h,w]``) for a Fun model with a
+    ``ref_conv`` (Wan 2.2 Fun control's ``ref_image``), or None when no entry holds one."""
+    refs = [(e.extra.get("reference_latents") or [None])[-1] for e in group.entries]
+    if all(r is None for r in refs):
+        return None
+    if getattr(module, "ref_conv", None) is None:
+        raise ValidationError("the conditioning holds a reference image (Wan22FunControlToVideo's `ref_image`) but"
+                              " this Wan model has no reference input (`ref_conv`); use a Wan 2.2 Fun control model")
+    if any(r is None for r in refs):
+        raise ValidationError("only one of the positive and negative conditionings holds a reference image;"
+                              " connect both from Wan22FunControlToVideo")
+    torch = require("torch", "diffusion")
+    per = x.shape[0] // len(refs)
+    rows = [_fit(_normalised(r, module.config.out_channels), x)[:1, :, 0].expand(per, -1, -1, -1) for r in refs]
+    return torch.cat(rows).to(x.device, x.dtype)
+
+
+def _with_reference(module: Any, ref: Any, call: Any, x: Any, t: Any) -> Any:
+    """Run ``call(x, t)`` with the reference image as an extra first frame, as ComfyUI's Wan model
+    puts ``ref_conv``'s tokens before the video's (rotary positions from frame 0, the video's from 1):
+    a blank frame is prepended and its patch embedding replaced by the reference's; the frame is
+    dropped from the output."""
+    torch = require("torch", "diffusion")
+    tokens = module.ref_conv(ref)
+
+    def swap(_mod: Any, _inputs: Any, out: Any) -> Any:
+        out = out.clone()
+        out[:, :, 0] = tokens.to(out.dtype)
+        return out
+
+    if t.ndim == 2:  # per-token times: the reference's tokens read as clean, like a kept frame
+        t = torch.cat([torch.zeros_like(t[:, : tokens.shape[-2] * tokens.shape[-1]]), t], dim=1)
+    handle = module.patch_embedding.register_forward_hook(swap)
+    try:
+        out = call(torch.cat([torch.zeros_like(x[:, :, :1]), x], dim=2), t)
+    finally:
+        handle.remove()
+    return out[:, :, 1:]
 
 
 def _image_states(module: Any, group: ModelCall, n: int, device: Any, dtype: Any) -> Any:
@@ -223,9 +296,25 @@ def _vace_control(module: Any, group: ModelCall, x: Any) -> dict[str, Any]:
     return {"control_hidden_states": torch.cat(controls), "control_hidden_states_scale": scale}
 
 
-def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
-    """Call the transformer on a batch: time ``σ·1000``, image-to-video channels and image states
-    appended per conditioning entry; the output is ComfyUI's velocity already."""
+def _times(module: Any, x: Any, sigma: Any, mask: Any) -> Any:
+    """``σ·1000`` per batch row, or with a noise ``mask`` (Wan 2.2 5B) per token: each latent frame's
+    time scaled by its mean mask, as ComfyUI's WAN22 model does (``[B, F·h/2·w/2]``)."""
+    n = x.shape[0]
+    t = (sigma * 1000.0).to(x.dtype).reshape(1).expand(n)
+    if mask is None:
+        return t
+    p = module.config.patch_size
+    frames = mask.float().mean(dim=(1, 3, 4)).to(x.device, x.dtype)  # [B', F]
+    frames = frames.repeat(n // frames.shape[0], 1) if frames.shape[0] != n else frames
+    per_frame = frames * t[:, None]
+    tokens = (x.shape[-2] // p[1]) * (x.shape[-1] // p[2])
+    return per_frame.repeat_interleave(tokens, dim=1)
+
+
+def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall, mask: Any = None) -> Any:
+    """Call the transformer on a batch: time ``σ·1000`` (per token from the noise ``mask`` for the
+    Wan 2.2 5B), image-to-video channels and image states appended per conditioning entry; the
+    output is ComfyUI's velocity already."""
     torch = require("torch", "diffusion")
     n = x.shape[0]
     per = n // len(group.entries)
@@ -234,7 +323,7 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
         parts = [concat_channels(e.extra, x[i * per:(i + 1) * per], extra_channels)
                  for i, e in enumerate(group.entries)]
         x = torch.cat([x, torch.cat(parts)], dim=1)
-    t = (sigma * 1000.0).to(x.dtype).reshape(1).expand(n)
+    t = _times(module, x, sigma, mask)
     kwargs: dict[str, Any] = {}
     image = _image_states(module, group, n, x.device, x.dtype)
     if image is not None:
@@ -243,8 +332,13 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall) -> Any:
         kwargs.update(_vace_control(module, group, x))
     elif any(e.extra.get("vace_frames") is not None for e in group.entries):
         raise ValidationError("the conditioning holds VACE controls (WanVaceToVideo) but the model is not a Wan VACE model")
-    return module(hidden_states=x, timestep=t, encoder_hidden_states=group.context.to(x.dtype),
-                  return_dict=False, **kwargs)[0]
+
+    def call(hidden: Any, times: Any) -> Any:
+        return module(hidden_states=hidden, timestep=times, encoder_hidden_states=group.context.to(x.dtype),
+                      return_dict=False, **kwargs)[0]
+
+    ref = _references(module, group, x)
+    return call(x, t) if ref is None else _with_reference(module, ref, call, x, t)
 
 
 #: the scalar fields are placeholders: the loaded module carries the per-channel ``latent_scale``
