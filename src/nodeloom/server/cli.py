@@ -83,6 +83,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                      help="the Ray cluster of --workers ray (default: start a local Ray)")
     run.add_argument("--ray-actors", type=int, default=0, metavar="N",
                      help="Ray actors of --workers ray (default: one per GPU of the cluster, else one per 2 CPUs)")
+    run.add_argument("--worker-timeout", type=float, default=None, metavar="SECONDS",
+                     help="with --workers: a prompt that shows no progress (no node starting or finishing, no "
+                          "progress tick) for this long counts as hung; its worker is killed and restarted and "
+                          "the prompt runs once more on another worker (default 600; 0 = never)")
+    run.add_argument("--worker-threads", type=int, default=0, metavar="N",
+                     help="with --workers: torch CPU threads of each worker (default: the cores shared out "
+                          "between CPU workers)")
     run.add_argument("--max-attempts", type=int, default=3, metavar="N",
                      help="fail a prompt that was running during N server crashes instead of re-queueing it")
     lim = parser.add_argument_group("per-prompt limits (0 = no limit)")
@@ -160,7 +167,12 @@ def _worker_options(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("`--address` names a Ray cluster: it needs `--workers ray`")
     if actors < 0:
         raise ValueError(f"`--ray-actors` must be ≥ 0, got {actors}")
-    return {"workers": workers, "ray_address": address, "ray_actors": actors}
+    from nodeloom.server.config import DEFAULT_WORKER_TIMEOUT
+
+    timeout = getattr(args, "worker_timeout", None)
+    timeout = DEFAULT_WORKER_TIMEOUT if timeout is None else timeout
+    return {"workers": workers, "ray_address": address, "ray_actors": actors, "worker_timeout": timeout,
+            "worker_threads": getattr(args, "worker_threads", 0) or 0}
 
 
 def base_url(host: str, port: int) -> str:

@@ -8,12 +8,16 @@ from pathlib import Path
 
 from nodeloom.limits import RunLimits
 
-__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_PIXELS", "ServerConfig", "default_limits", "default_max_memory"]
+__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_PIXELS", "DEFAULT_WORKER_TIMEOUT", "ServerConfig", "default_limits",
+           "default_max_memory"]
 
 #: largest image a prompt may create or load by default: 8192 × 8192
 DEFAULT_MAX_PIXELS = 8192 * 8192
 #: largest batch by default (the maximum of ComfyUI's batch widgets)
 DEFAULT_MAX_BATCH = 4096
+#: ``--worker-timeout`` by default: seconds a running prompt may go without any sign of progress
+#: (generous: a model load or a long decode without progress ticks must not count as a hang)
+DEFAULT_WORKER_TIMEOUT = 600.0
 
 
 def default_max_memory() -> int:
@@ -51,6 +55,11 @@ class ServerConfig:
             None (one worker thread in this process).
         ray_address: the Ray cluster of ``workers="ray"`` (None: a local Ray).
         ray_actors: how many Ray actors (0: one per GPU of the cluster, else one per 2 CPUs).
+        worker_timeout: with ``workers``: seconds a running prompt may go without any sign of
+            progress (an event, see :mod:`nodeloom.server.workers.common`) before its worker
+            counts as hung, is killed and restarted (0: never).
+        worker_threads: with ``workers``: torch CPU threads of each worker (0: the CPU cores
+            shared out between CPU workers, torch's default on GPU workers).
     """
 
     hosts: list[str] = field(default_factory=lambda: ["127.0.0.1"])
@@ -67,11 +76,19 @@ class ServerConfig:
     workers: int | str | None = None
     ray_address: str | None = None
     ray_actors: int = 0
+    worker_timeout: float = DEFAULT_WORKER_TIMEOUT
+    worker_threads: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"`port` must be in 0..65535, got {self.port}")
         if self.max_upload_size < 1:
             raise ValueError(f"`max_upload_size` must be ≥ 1 byte, got {self.max_upload_size}")
+        if not (self.worker_timeout >= 0 and self.worker_timeout != float("inf")):
+            raise ValueError("`worker_timeout` (--worker-timeout) must be a number of seconds ≥ 0 (0: never), "
+                             f"got {self.worker_timeout}")
+        if self.worker_threads < 0:
+            raise ValueError("`worker_threads` (--worker-threads) must be ≥ 0 (0: the cores shared out), "
+                             f"got {self.worker_threads}")
         if self.max_attempts < 1:
             raise ValueError(f"`max_attempts` must be ≥ 1, got {self.max_attempts}")

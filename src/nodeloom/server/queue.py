@@ -70,15 +70,16 @@ class PromptQueue:
         self._changed()
         return job
 
-    def take(self, timeout: float | None = None, *,
-             prefer: Callable[[dict[str, Any]], bool] | None = None) -> Job | None:
+    def take(self, timeout: float | None = None, *, prefer: Callable[[dict[str, Any]], bool] | None = None,
+             skip: Callable[[str], bool] | None = None) -> Job | None:
         """Block until a job is pending, mark it running and return it (None on timeout).
 
-        ``prefer`` picks among the next pending jobs (see :meth:`JobStore.claim_next`).
+        ``prefer`` picks among the next pending jobs, ``skip`` leaves some of them to others
+        (see :meth:`JobStore.claim_next`).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            job = self.store.claim_next(prefer)
+            job = self.store.claim_next(prefer, skip=skip)
             if job is not None:
                 self._changed()
                 return job

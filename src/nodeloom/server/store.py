@@ -228,16 +228,21 @@ class JobStore:
         with self._lock:
             return self._db.execute("SELECT 1 FROM jobs WHERE prompt_id=?", (prompt_id,)).fetchone() is not None
 
-    def claim_next(self, prefer: Callable[[dict[str, Any]], bool] | None = None, *, window: int = 32) -> Job | None:
+    def claim_next(self, prefer: Callable[[dict[str, Any]], bool] | None = None, *, window: int = 32,
+                   skip: Callable[[str], bool] | None = None) -> Job | None:
         """Mark the first pending job (lowest number, then oldest) running and return it.
 
         Args:
             prefer: when given, the first of the next ``window`` pending jobs whose prompt it
                 accepts is taken instead (a worker that already holds the prompt's models).
+            skip: when given, pending jobs whose ``prompt_id`` it accepts are left for others
+                (a worker that hung on them); only the next ``window`` jobs are looked at.
         """
         with self._tx() as db:
             rows = db.execute("SELECT * FROM jobs WHERE state='pending' ORDER BY number, seq LIMIT ?",
-                              (window if prefer is not None else 1,)).fetchall()
+                              (window if prefer is not None or skip is not None else 1,)).fetchall()
+            if skip is not None:
+                rows = [r for r in rows if not skip(r["prompt_id"])]
             if not rows:
                 return None
             row = rows[0]

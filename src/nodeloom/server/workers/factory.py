@@ -3,7 +3,8 @@
 Workers' events are emitted on the serving engine's event bus, so everything that listens to
 it (the WebSocket hub, the MCP job runner) works as with one in-process worker. Workers share
 the serving engine's folders (input, output, temp, models, user) and options;
-local workers get one GPU each when there are GPUs, else the CPU cores shared out between them.
+local workers get one GPU each when there are GPUs, else the CPU cores shared out between them
+(``--worker-threads`` sets each worker's torch threads instead).
 A worker sees only its GPU: its process starts with ``CUDA_VISIBLE_DEVICES`` set to that GPU's
 id (from the serving process's own ``CUDA_VISIBLE_DEVICES`` when set, so ``3,5`` gives workers
 on GPUs 3 and 5) and its engine uses ``cuda:0`` (untested on real GPUs here: none).
@@ -69,7 +70,8 @@ def make_pool(engine: Engine, config: ServerConfig, queue: PromptQueue, hub: Any
         from nodeloom.server.workers.ray_workers import ray_engines
 
         engines: list[Any] = ray_engines(options, str(journal_dir), config.ray_address, config.ray_actors,
-                                         engine.paths, emit)
+                                         engine.paths, emit, timeout=config.worker_timeout,
+                                         threads=config.worker_threads)
     else:
         gpus = [] if engine.config.device == "cpu" else gpu_ids()
         count = config.workers if isinstance(config.workers, int) else (len(gpus) or max(1, cpu_threads(2)))
@@ -78,7 +80,8 @@ def make_pool(engine: Engine, config: ServerConfig, queue: PromptQueue, hub: Any
             opts = dict(options)
             if gpus:  # the worker's process sees its one GPU as cuda:0
                 opts["device"] = "cuda:0"
-            threads = 0 if gpus else cpu_threads(count)
+            threads = config.worker_threads or (0 if gpus else cpu_threads(count))
             engines.append(ProcessEngine(f"worker-{i + 1}", opts, str(journal_dir), threads, emit,
-                                         cuda_devices=gpus[i % len(gpus)] if gpus else None))
+                                         cuda_devices=gpus[i % len(gpus)] if gpus else None,
+                                         timeout=config.worker_timeout))
     return WorkerPool(engines, queue, hub, journal_dir=journal_dir, limits=config.limits)

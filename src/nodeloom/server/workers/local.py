@@ -4,7 +4,9 @@
 the part of :class:`nodeloom.Engine` the queue worker uses (``run``, ``interrupt``,
 ``free``); a reader thread forwards the worker's events to the event hub as they come and
 hands the run's outcome to the waiting ``run`` call. When the process dies, ``run`` raises
-:class:`WorkerLost` and :meth:`ProcessEngine.restart` starts a fresh one.
+:class:`WorkerLost` and :meth:`ProcessEngine.restart` starts a fresh one. When it lives but
+its run shows no progress (events or heartbeats, see :mod:`.common`) for ``timeout`` seconds,
+``run`` kills it and raises :class:`WorkerHung`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from nodeloom.core.events import Event
-from nodeloom.server.workers.common import WorkerLost, raise_remote, run_payload
+from nodeloom.server.config import DEFAULT_WORKER_TIMEOUT
+from nodeloom.server.workers.common import (HEARTBEAT_S, QuietClock, WorkerHung, WorkerLost,
+                                            raise_remote, run_payload)
 from nodeloom.server.workers.runner import process_main
 
 __all__ = ["ProcessEngine"]
@@ -39,11 +43,15 @@ class ProcessEngine:
         on_event: called (on the reader thread) with every engine event of the worker.
         cuda_devices: ``CUDA_VISIBLE_DEVICES`` of the worker process (its GPU), or None to
             leave the variable as the serving process has it.
+        timeout: seconds a run may show no progress before the worker counts as hung (0: never).
     """
 
     def __init__(self, name: str, engine_options: dict[str, Any], journal_dir: str, threads: int,
-                 on_event: Callable[[Event], None], *, cuda_devices: str | None = None) -> None:
+                 on_event: Callable[[Event], None], *, cuda_devices: str | None = None,
+                 timeout: float = DEFAULT_WORKER_TIMEOUT) -> None:
         self.name = name
+        self.timeout = timeout
+        self._clock = QuietClock()
         self.cuda_devices = cuda_devices
         self._args = (engine_options, journal_dir, threads, cuda_devices)
         self._on_event = on_event
@@ -56,7 +64,8 @@ class ProcessEngine:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Spawn the process; returns once its engine is built."""
+        """Spawn the process; returns once its engine is built (until then it lists no device)."""
+        self._devices = []
         parent, child = self._ctx.Pipe()
         self.process = self._ctx.Process(target=process_main, args=(child, *self._args),
                                          name=f"nodeloom-{self.name}", daemon=True)
@@ -98,7 +107,10 @@ class ProcessEngine:
                 kind = message[0]
                 if kind == "event":
                     _, etype, data, prompt_id, client_id, preview = message
+                    self._clock.progress()
                     self._on_event(Event(etype, data, prompt_id, client_id, preview))
+                elif kind == "beat":
+                    self._clock.beat(message[1])
                 elif kind in ("ready", "devices"):
                     self._devices = message[1]
                     if kind == "ready":
@@ -113,18 +125,37 @@ class ProcessEngine:
 
     # ------------------------------------------------------------------ engine API
     def run(self, prompt: dict[str, Any], **kwargs: Any) -> Any:
-        """Run a prompt in the worker; blocking. Raises :class:`WorkerLost` if it dies."""
+        """Run a prompt in the worker; blocking.
+
+        Raises:
+            WorkerLost: the process died.
+            WorkerHung: the run showed no progress for ``timeout`` seconds; the process is killed.
+        """
+        self._clock.start()
         try:
             with self._send_lock:
                 self._conn.send(("run", run_payload(prompt, **kwargs)))
         except (OSError, ValueError) as exc:
             raise WorkerLost(f"worker {self.name} is gone: {exc}") from None
-        message = self._results.get()
+        message = self._wait()
         if message[0] == "lost":
             raise WorkerLost(f"worker {self.name} died (exit code {self.process.exitcode})")
         if message[0] == "error":
             raise_remote(message[1])
         return SimpleNamespace(**message[1])
+
+    def _wait(self) -> tuple[Any, ...]:
+        """The run's outcome; kills the process when its run stays quiet beyond the timeout."""
+        while True:
+            try:
+                return self._results.get(timeout=HEARTBEAT_S / 2)
+            except queue.Empty:
+                pass
+            if self._clock.hung(self.timeout):
+                quiet = self._clock.quiet()
+                self.kill()
+                raise WorkerHung(f"worker {self.name} showed no progress for {quiet:.0f} s "
+                                 f"(--worker-timeout {self.timeout:g}); it was killed")
 
     def interrupt(self) -> None:
         self._send(("interrupt",))

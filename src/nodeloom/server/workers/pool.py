@@ -5,6 +5,9 @@ one whose model files its worker already loaded), runs it through the worker's e
 and records the outcome in the store with the worker's name in the history ``status``. When
 the worker dies mid-prompt, the files that attempt wrote are removed, the job goes back to the
 queue (the attempt counts toward ``--max-attempts``) and a fresh worker replaces the dead one.
+A worker that hangs (no progress for ``--worker-timeout``) is killed and handled the same way,
+except that its prompt is re-queued only once, for another worker; a prompt that hangs a worker
+again fails with a ``worker_hung`` error.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from nodeloom.server.queue import PromptQueue
 from nodeloom.server.store import Job
 from nodeloom.server.worker import Worker
-from nodeloom.server.workers.common import WorkerLost, discard_attempt, model_keys
+from nodeloom.server.workers.common import WorkerHung, WorkerLost, discard_attempt, model_keys
 
 __all__ = ["SlotWorker", "WorkerPool", "parse_workers"]
 
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: model keys a worker is assumed to hold (the most recent prompts' ``*_name`` inputs)
 HELD_KEYS = 32
+#: times a prompt that hung its worker goes back to the queue; the next hang fails it
+HANG_REQUEUES = 1
 
 
 def parse_workers(value: str | None) -> int | str | None:
@@ -46,28 +51,39 @@ def parse_workers(value: str | None) -> int | str | None:
 
 
 class _SlotQueue:
-    """The server's queue as one slot sees it: ``take`` prefers jobs whose models it holds."""
+    """The server's queue as one slot sees it: ``take`` prefers jobs whose models it holds and
+    leaves alone the ones its worker hung on."""
 
-    def __init__(self, queue: PromptQueue, prefer: Callable[[dict[str, Any]], bool]) -> None:
+    def __init__(self, queue: PromptQueue, prefer: Callable[[dict[str, Any]], bool],
+                 skip: Callable[[str], bool]) -> None:
         self._queue = queue
         self._prefer = prefer
+        self._skip = skip
 
     def take(self, timeout: float | None = None) -> Job | None:
-        return self._queue.take(timeout, prefer=self._prefer)
+        return self._queue.take(timeout, prefer=self._prefer, skip=self._skip)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._queue, name)
 
 
 class SlotWorker(Worker):
-    """The queue worker of one remote worker (a process or a Ray actor)."""
+    """The queue worker of one remote worker (a process or a Ray actor).
 
-    def __init__(self, engine: Any, queue: PromptQueue, hub: Any, journal_dir: Path, **kwargs: Any) -> None:
-        super().__init__(engine, _SlotQueue(queue, self._holds), hub, **kwargs)  # type: ignore[arg-type]
+    ``hangs`` (shared by the pool's slots) maps a prompt id to the workers that hung on it;
+    ``alone`` is True for a pool of one, whose worker takes a re-queued hung prompt itself.
+    """
+
+    def __init__(self, engine: Any, queue: PromptQueue, hub: Any, journal_dir: Path, *,
+                 hangs: dict[str, list[str]] | None = None, alone: bool = True, **kwargs: Any) -> None:
+        super().__init__(engine, _SlotQueue(queue, self._holds, self._hung_on), hub, **kwargs)  # type: ignore[arg-type]
         self.name = engine.name
         self.journal_dir = journal_dir
+        self.hangs = hangs if hangs is not None else {}
+        self.alone = alone
         self.held: list[str] = []
         self.ran = 0
+        self._dead = False  # the worker was killed after a hang: replace it before the next prompt
         self._thread = threading.Thread(target=self._serve, name=f"nodeloom-{self.name}", daemon=True)
 
     def _serve(self) -> None:
@@ -82,9 +98,14 @@ class SlotWorker(Worker):
     def _holds(self, prompt: dict[str, Any]) -> bool:
         return bool(self.held) and not model_keys(prompt).isdisjoint(self.held)
 
+    def _hung_on(self, prompt_id: str) -> bool:
+        return not self.alone and self.name in self.hangs.get(prompt_id, ())
+
     def _run(self, job: Job) -> bool:
         try:
             done = super()._run(job)
+        except WorkerHung as exc:
+            return self._hung(job, exc)
         except WorkerLost as exc:
             log.warning("%s; prompt %s goes back to the queue", exc, job.prompt_id)
             removed = discard_attempt(self.journal_dir, job.prompt_id)
@@ -98,6 +119,28 @@ class SlotWorker(Worker):
             return False
         self.held = list(dict.fromkeys([*model_keys(job.prompt), *self.held]))[:HELD_KEYS]
         return done
+
+    def _hung(self, job: Job, exc: WorkerHung) -> bool:
+        """The worker hung on ``job`` and was killed: re-queue the job for another worker once,
+        or fail it with ``worker_hung``. Whatever the attempt wrote is removed either way."""
+        workers = self.hangs.setdefault(job.prompt_id, [])
+        workers.append(self.name)
+        self.held, self._dead = [], True
+        removed = discard_attempt(self.journal_dir, job.prompt_id)
+        log.warning("%s while running prompt %s (%d file(s) it wrote removed)", exc, job.prompt_id, removed)
+        self.hub.drop_held(job.prompt_id)
+        if len(workers) <= HANG_REQUEUES and job.attempts < self.queue.max_attempts:
+            self.queue.requeue(job)
+            return False
+        self.hangs.pop(job.prompt_id, None)
+        timeout = getattr(self.engine, "timeout", 0)
+        message = (f"the prompt hung its worker {len(workers)} time(s) ({', '.join(workers)}): no progress for "
+                   f"{timeout:g} s (--worker-timeout); each hung worker was killed and restarted")
+        error = {"type": "worker_hung", "message": message, "details": str(exc),
+                 "extra_info": {"workers": list(workers), "worker_timeout": timeout}}
+        data = self._publish_failure(job, error)
+        status = {"status_str": "error", "completed": False, "messages": [["execution_error", data]]}
+        return self._record(job, "error", outputs={}, status=status, meta={}, error=error)
 
     def _replace_engine(self) -> None:
         while not self._stop.is_set():
@@ -114,9 +157,14 @@ class SlotWorker(Worker):
         self.ran += done
         if done:
             (self.journal_dir / f"{job.prompt_id}.paths").unlink(missing_ok=True)
+            self.hangs.pop(job.prompt_id, None)
         return done
 
     def _apply_free(self) -> None:
+        """Between prompts: replace a worker killed after a hang, then free what was asked."""
+        if self._dead:
+            self._dead = False
+            self._replace_engine()
         if self._free_flags.get("unload_models"):
             self.held = []
         super()._apply_free()
@@ -136,7 +184,9 @@ class WorkerPool:
                  limits: Any = None) -> None:
         self.queue = queue
         self.journal_dir = Path(journal_dir)
-        self.slots = [SlotWorker(e, queue, hub, self.journal_dir, limits=limits) for e in engines]
+        hangs: dict[str, list[str]] = {}
+        self.slots = [SlotWorker(e, queue, hub, self.journal_dir, hangs=hangs, alone=len(engines) == 1, limits=limits)
+                      for e in engines]
 
     @property
     def current(self) -> Job | None:

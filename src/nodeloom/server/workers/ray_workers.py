@@ -3,8 +3,11 @@
 :class:`RayEngine` is the serving process's proxy of one actor, with the interface of
 :class:`~nodeloom.server.workers.local.ProcessEngine`. The actor buffers its engine's events;
 while a run is in flight the proxy drains them every few milliseconds and forwards them to the
-event hub. An actor returns the files its run wrote, so an actor on another machine still
-leaves its outputs in the serving machine's folders. Ray is imported only here, lazily.
+event hub; each drain also answers how long the run has gone without progress, the actor's
+heartbeat. A run that stays quiet (or whose actor stops answering) beyond ``timeout`` seconds
+gets its actor killed and raises :class:`WorkerHung`. An actor returns the files its run wrote,
+so an actor on another machine still leaves its outputs in the serving machine's folders. Ray
+is imported only here, lazily.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from typing import Any, Callable
 from nodeloom.core.events import Event
 from nodeloom.errors import NodeloomError, require
 from nodeloom.paths import write_atomic
-from nodeloom.server.workers.common import WorkerLost, journal_path, raise_remote, run_payload
+from nodeloom.server.config import DEFAULT_WORKER_TIMEOUT
+from nodeloom.server.workers.common import (QuietClock, WorkerHung, WorkerLost, journal_path,
+                                            raise_remote, run_payload)
 from nodeloom.server.workers.runner import RemoteRunner
 
 __all__ = ["RayEngine", "ServerActor", "ray_engines"]
@@ -53,11 +58,12 @@ class ServerActor:
         journal.unlink(missing_ok=True)
         return files
 
-    def drain(self) -> list[tuple[Any, ...]]:
+    def drain(self) -> tuple[list[tuple[Any, ...]], float]:
+        """The buffered events and the heartbeat: seconds the running prompt has shown no progress."""
         out = []
         while self.events:
             out.append(self.events.popleft())
-        return out
+        return out, self.runner.quiet()
 
     def interrupt(self) -> None:
         self.runner.engine.interrupt()
@@ -78,11 +84,14 @@ class RayEngine:
         args: the actor's constructor arguments.
         paths: the serving engine's folders (where returned files are written).
         on_event: called with every engine event of the actor.
+        timeout: seconds a run may show no progress before the actor counts as hung (0: never).
     """
 
     def __init__(self, name: str, actor_cls: Any, args: tuple[Any, ...], paths: Any,
-                 on_event: Callable[[Event], None]) -> None:
+                 on_event: Callable[[Event], None], *, timeout: float = DEFAULT_WORKER_TIMEOUT) -> None:
         self.name = name
+        self.timeout = timeout
+        self._clock = QuietClock()
         self._cls, self._args, self._paths, self._on_event = actor_cls, args, paths, on_event
         self.actor: Any = None
         self._devices: list[dict[str, Any]] = []
@@ -119,15 +128,30 @@ class RayEngine:
         return self.actor is not None
 
     def run(self, prompt: dict[str, Any], **kwargs: Any) -> Any:
-        """Run a prompt on the actor, forwarding its events; raises :class:`WorkerLost` if it dies."""
+        """Run a prompt on the actor, forwarding its events.
+
+        Raises:
+            WorkerLost: the actor died.
+            WorkerHung: the run showed no progress for ``timeout`` seconds; the actor is killed.
+        """
         import ray
 
+        self._clock.start()
         try:
             ref = self.actor.run.remote(run_payload(prompt, **kwargs))
+            beat = None
             while not ray.wait([ref], timeout=POLL_S)[0]:
-                self._forward(ray.get(self.actor.drain.remote()))
+                beat = beat or self.actor.drain.remote()
+                if ray.wait([beat], timeout=0)[0]:
+                    self._heard(*ray.get(beat))
+                    beat = None
+                if self._clock.hung(self.timeout):
+                    quiet = self._clock.quiet()
+                    self.kill()
+                    raise WorkerHung(f"Ray worker {self.name} showed no progress for {quiet:.0f} s "
+                                     f"(--worker-timeout {self.timeout:g}); it was killed")
             kind, body, files = ray.get(ref)
-            self._forward(ray.get(self.actor.drain.remote()))
+            self._forward(ray.get(self.actor.drain.remote())[0])
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, AttributeError) as exc:
             raise WorkerLost(f"Ray worker {self.name} died: {str(exc).splitlines()[0] if str(exc) else exc}") from None
         self._store_files(files)
@@ -135,8 +159,13 @@ class RayEngine:
             raise_remote(body)
         return SimpleNamespace(**body)
 
+    def _heard(self, events: list[tuple[Any, ...]], quiet: float) -> None:
+        self._clock.beat(quiet)
+        self._forward(events)
+
     def _forward(self, events: list[tuple[Any, ...]]) -> None:
         for _, etype, data, prompt_id, client_id, preview in events:
+            self._clock.progress()
             self._on_event(Event(etype, data, prompt_id, client_id, preview))
 
     def _store_files(self, files: list[tuple[str, str, bytes]]) -> None:
@@ -185,8 +214,10 @@ def _init(ray: Any, address: str | None) -> None:
 
 
 def ray_engines(options: dict[str, Any], journal_dir: str, address: str | None, actors: int, paths: Any,
-                on_event: Callable[[Event], None]) -> list[RayEngine]:
-    """Connect to (or start) Ray and describe ``actors`` workers (0: one per GPU, else one per 2 CPUs).
+                on_event: Callable[[Event], None], *, timeout: float = DEFAULT_WORKER_TIMEOUT,
+                threads: int = 0) -> list[RayEngine]:
+    """Connect to (or start) Ray and describe ``actors`` workers (0: one per GPU, else one per 2 CPUs),
+    each with ``threads`` torch CPU threads (0: one on GPU actors, else the CPUs shared out).
 
     Raises:
         MissingDependencyError: Ray is not installed (``pip install 'nodeloom[ray]'``).
@@ -197,7 +228,8 @@ def ray_engines(options: dict[str, Any], journal_dir: str, address: str | None, 
     gpus = int(resources.get("GPU", 0))
     count = actors or gpus or max(1, int(resources.get("CPU", 2)) // 2)
     per_gpu = 1 if gpus else 0
-    cpus = 1 if gpus else max(1, int(resources.get("CPU", 1)) // count)
+    cpus = threads or (1 if gpus else max(1, int(resources.get("CPU", 1)) // count))
     actor_cls = ray.remote(num_cpus=1, num_gpus=per_gpu, max_concurrency=4)(ServerActor)
     options = {**options, "device": None if gpus else "cpu"}
-    return [RayEngine(f"ray-{i + 1}", actor_cls, (options, journal_dir, cpus), paths, on_event) for i in range(count)]
+    return [RayEngine(f"ray-{i + 1}", actor_cls, (options, journal_dir, cpus), paths, on_event, timeout=timeout)
+            for i in range(count)]
