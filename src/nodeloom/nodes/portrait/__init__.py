@@ -5,6 +5,14 @@ Flux IP-Adapter under x-flux-comfyui's names.
 Registers like any third-party pack."""
 
 from nodeloom.node_api import mappings
+from nodeloom.nodes.portrait.ipadapter_embeds_nodes import (
+    IPAdapterBatch,
+    IPAdapterCombineEmbeds,
+    IPAdapterEmbeds,
+    IPAdapterEmbedsBatch,
+    IPAdapterEncoder,
+)
+from nodeloom.nodes.portrait.ipadapter_util_nodes import IPAdapterNoise, PrepImageForClipVision
 from nodeloom.nodes.portrait.flux_ipadapter_nodes import ApplyAdvancedFluxIPAdapter, ApplyFluxIPAdapter, LoadFluxIPAdapter
 from nodeloom.nodes.portrait.ipadapter_nodes import (
     IPAdapterAdvanced,
@@ -22,4 +30,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     FaceLandmarks, FaceLandmarksMask, SDPoseDrawKeypoints, SDPoseFaceBBoxes, StyleModelLoader, StyleModelApply,
     IPAdapterModelLoader, IPAdapterUnifiedLoader, IPAdapterSimple, IPAdapterAdvanced, IPAdapterStyleComposition,
     LoadFluxIPAdapter, ApplyFluxIPAdapter, ApplyAdvancedFluxIPAdapter,
+    IPAdapterEncoder, IPAdapterCombineEmbeds, IPAdapterEmbeds, IPAdapterEmbedsBatch, IPAdapterBatch,
+    PrepImageForClipVision, IPAdapterNoise,
 )
