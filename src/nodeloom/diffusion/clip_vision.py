@@ -115,14 +115,18 @@ class ClipVisionModel:
             self.manager.prepare(self.projector)
         return self.manager.device
 
-    def encode_image(self, image: Any, crop: bool = True) -> ClipVisionOutput:
-        """Encode IMAGE ``[B,H,W,C]``; ``crop`` centre-crops to a square, else the image is squashed."""
+    def encode_image(self, image: Any, crop: bool = True, pixel_mask: Any = None) -> ClipVisionOutput:
+        """Encode IMAGE ``[B,H,W,C]``; ``crop`` centre-crops to a square, else the image is squashed.
+        ``pixel_mask`` (a MASK, one or one per image) multiplies the normalised pixels after the
+        same crop and resize (IP-Adapter's encoder mask)."""
         torch = require("torch", "vision")
         from nodeloom.ops.clip_preprocess import clip_preprocess
 
         device = self._device()
         dtype = next(self.model.parameters()).dtype
         pixels = clip_preprocess(image.to(device), self.image_size, self.image_mean, self.image_std, crop=crop)
+        if pixel_mask is not None:
+            pixels = pixels * _square_mask(pixel_mask, self.image_size, crop).to(pixels.device, pixels.dtype)
         with torch.inference_mode():
             out = self.model(pixel_values=pixels.to(dtype), output_hidden_states=True)
             result = ClipVisionOutput()
@@ -139,6 +143,19 @@ class ClipVisionModel:
             projected = self.projector(out.hidden_states[-2]) if self.projector is not None else None
             result["mm_projected"] = projected.float().cpu() if projected is not None else None
         return result
+
+
+def _square_mask(mask: Any, size: int, crop: bool) -> Any:
+    """A MASK ``[B,H,W]`` centre-cropped (with ``crop``) and resized to ``[B,1,size,size]``."""
+    torch = require("torch", "vision")
+    mask = mask.float()[None] if mask.ndim == 2 else mask.float()
+    h, w = mask.shape[-2:]
+    if crop:
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        mask = mask[:, top:top + side, left:left + side]
+    return torch.nn.functional.interpolate(mask[:, None], size=(size, size), mode="bicubic",
+                                           align_corners=False, antialias=True).clamp(0, 1)
 
 
 def _fit_prefix(sd: dict[str, Any], model: Any) -> dict[str, Any]:

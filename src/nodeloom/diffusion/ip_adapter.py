@@ -4,7 +4,8 @@ cross-attention layer.
 Owns reading the IP-Adapter files users download (``image_proj`` + ``ip_adapter`` tensors, as
 ``.safetensors`` with those prefixes or a ``.bin`` of two dicts), building the image projection
 (diffusers' ``ImageProjection`` / ``IPAdapterPlusImageProjection`` / full-face projection from
-the tensors) and turning a CLIP-vision output into cond/uncond image tokens. The attention side
+the tensors), encoding reference images into the embeddings an adapter reads, combining them,
+and turning embeddings into cond/uncond image tokens. The attention side
 (per-layer key/value projections installed during sampling) is in
 :mod:`nodeloom.diffusion.ip_attention`. Imports no node code.
 """
@@ -19,7 +20,8 @@ import torch
 
 from nodeloom.errors import ValidationError
 
-__all__ = ["IPAdapterModel", "apply_ip_adapter", "image_tokens", "load_ip_adapter"]
+__all__ = ["COMBINE_METHODS", "IPAdapterModel", "apply_ip_adapter", "apply_ip_adapter_embeds", "combine_embeds", "embeds_tokens",
+           "encode_images", "image_tokens", "load_ip_adapter"]
 
 
 @dataclass
@@ -123,39 +125,93 @@ def _vision_input(adapter: IPAdapterModel, output: Any, what: str) -> torch.Tens
     return value
 
 
+COMBINE_METHODS = ["concat", "add", "subtract", "average", "norm average", "max", "min"]
+
+
+def combine_embeds(embeds: torch.Tensor, method: str) -> torch.Tensor:
+    """Join several images' embeddings (the first axis): ``concat`` keeps them all; ``add``,
+    ``subtract`` (the first minus the mean of the rest), ``average``, ``norm average`` (each
+    divided by its norm over the images first), ``max`` and ``min`` give one.
+
+    Raises:
+        ValidationError: ``method`` is none of :data:`COMBINE_METHODS`.
+    """
+    if method not in COMBINE_METHODS:
+        raise ValidationError(f"`combine_embeds` must be one of {', '.join(COMBINE_METHODS)}; got {method!r}")
+    if method == "concat" or embeds.shape[0] < 2:
+        return embeds
+    if method == "add":
+        return embeds.sum(0, keepdim=True)
+    if method == "subtract":
+        return (embeds[0] - embeds[1:].mean(0)).unsqueeze(0)
+    if method == "average":
+        return embeds.mean(0, keepdim=True)
+    if method == "norm average":
+        return (embeds / embeds.norm(dim=0, keepdim=True)).mean(0, keepdim=True)
+    return (embeds.amax(0) if method == "max" else embeds.amin(0)).unsqueeze(0)
+
+
+def embeds_tokens(adapter: IPAdapterModel, cond: torch.Tensor, uncond: torch.Tensor, combine: str = "concat",
+                  unfold: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cond and uncond image tokens from embeddings (image embeds ``[N, dim]`` for standard
+    adapters, hidden states ``[N, tokens, dim]`` for Plus ones).
+
+    Several images: ``unfold`` keeps one set of tokens per image (``[N, tokens, width]``, for a
+    batch of latents), else they are joined by ``combine`` and, for ``concat``, laid side by side
+    (``[1, N·tokens, width]``). The uncond tokens are the first uncond embedding's.
+    """
+    want = 3 if adapter.plus else 2
+    if cond.ndim != want:
+        raise ValidationError(f"`{adapter.name}` reads {'hidden states [N, tokens, dim]' if adapter.plus else 'image embeds [N, dim]'}; "
+                              f"the embeds have shape {tuple(cond.shape)}")
+    if not unfold:
+        cond = combine_embeds(cond, combine)
+    p = next(adapter.projection.parameters())
+    with torch.inference_mode():
+        tokens = adapter.projection(torch.cat([cond, uncond[:1].to(cond)]).to(p.device, p.dtype)).float().cpu()
+    cond_tokens = tokens[:-1] if unfold else tokens[:-1].reshape(1, -1, tokens.shape[-1])
+    return cond_tokens, tokens[-1:]
+
+
 def image_tokens(adapter: IPAdapterModel, cond_output: Any, uncond_output: Any | None,
-                 combine: str = "concat") -> tuple[torch.Tensor, torch.Tensor]:
+                 combine: str = "concat", unfold: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Cond and uncond image tokens ``[1, tokens, width]`` from CLIP-vision outputs.
 
     ``uncond_output`` is the negative image's encoding (for Plus models, the encoding of a black
     image when the caller has no negative); None gives zero embeddings (standard models).
-    ``combine`` joins several reference images: ``concat`` (their tokens side by side), ``add``,
-    ``subtract`` (the first minus the mean of the rest), ``average``, ``norm average``.
+    ``combine`` joins several reference images (:func:`combine_embeds`).
     """
     cond = _vision_input(adapter, cond_output, "reference")
     uncond = torch.zeros_like(cond[:1]) if uncond_output is None else _vision_input(adapter, uncond_output, "negative")[:1]
-    if combine != "concat" and cond.shape[0] > 1:
-        if combine == "add":
-            cond = cond.sum(0, keepdim=True)
-        elif combine == "subtract":
-            cond = (cond[0] - cond[1:].mean(0)).unsqueeze(0)
-        elif combine == "average":
-            cond = cond.mean(0, keepdim=True)
-        elif combine == "norm average":
-            cond = (cond / cond.norm(dim=0, keepdim=True)).mean(0, keepdim=True)
-        else:
-            raise ValidationError(f"`combine_embeds` must be concat, add, subtract, average or norm average, got {combine!r}")
-    p = next(adapter.projection.parameters())
-    with torch.inference_mode():
-        tokens = adapter.projection(torch.cat([cond, uncond]).to(p.device, p.dtype)).float().cpu()
-    cond_tokens = tokens[:-1].reshape(1, -1, tokens.shape[-1])  # several images: their tokens one after another
-    return cond_tokens, tokens[-1:]
+    return embeds_tokens(adapter, cond, uncond, combine, unfold)
 
 
-def _encode(clip_vision: Any, image: torch.Tensor) -> Any:
+def _encode(clip_vision: Any, image: torch.Tensor, mask: torch.Tensor | None = None, batch_size: int = 0) -> Any:
     if not hasattr(clip_vision, "encode_image"):
         raise ValidationError(f"`clip_vision` must be a CLIP_VISION model (Load CLIP Vision), got {type(clip_vision).__name__}")
-    return clip_vision.encode_image(image, crop=True)
+    if image.ndim != 4 or image.shape[-1] != 3:
+        raise ValidationError(f"an IP-Adapter image must be an IMAGE [B, H, W, 3]; got shape {tuple(image.shape)}")
+    step = image.shape[0] if batch_size <= 0 else min(batch_size, image.shape[0])
+    outs = [clip_vision.encode_image(part, crop=True, pixel_mask=mask) if mask is not None
+            else clip_vision.encode_image(part, crop=True) for part in image.split(step)]
+    if len(outs) == 1:
+        return outs[0]
+    return {key: torch.cat([o[key] for o in outs]) for key in ("image_embeds", "penultimate_hidden_states")}
+
+
+def encode_images(adapter: IPAdapterModel, clip_vision: Any, image: torch.Tensor, image_negative: torch.Tensor | None = None,
+                  mask: torch.Tensor | None = None, batch_size: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The embeddings the adapter reads for ``image`` and its negative: hidden states for Plus
+    adapters (the negative defaults to a black image), image embeds for standard ones (the
+    negative defaults to zeros). ``mask`` multiplies the preprocessed pixels (a MASK resized to
+    the vision model's square); ``batch_size`` > 0 encodes that many images at a time."""
+    cond = _vision_input(adapter, _encode(clip_vision, image, mask, batch_size), "reference")
+    if image_negative is None and adapter.plus:
+        size = int(clip_vision.image_size)
+        image_negative = torch.zeros(1, size, size, 3)
+    if image_negative is None:
+        return cond, torch.zeros_like(cond[:1])
+    return cond, _vision_input(adapter, _encode(clip_vision, image_negative, None, batch_size), "negative")
 
 
 def _one_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -168,42 +224,57 @@ def _one_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
     return mask.float().cpu()
 
 
-def apply_ip_adapter(model: Any, adapter: IPAdapterModel, clip_vision: Any, image: torch.Tensor, *, weight: float = 1.0,
-                     weight_type: str = "linear", start_at: float = 0.0, end_at: float = 1.0,
-                     combine_embeds: str = "concat", embeds_scaling: str = "V only",
+def apply_ip_adapter(model: Any, adapter: IPAdapterModel, clip_vision: Any, image: torch.Tensor, *,
                      image_negative: torch.Tensor | None = None, image_composition: torch.Tensor | None = None,
-                     weight_composition: float = 1.0, attn_mask: torch.Tensor | None = None) -> Any:
-    """A clone of ``model`` (an SD1.5/SD2/SDXL MODEL) that attends to ``image`` through ``adapter``
-    while sampling between ``start_at`` and ``end_at`` (fractions of the run, as sigmas), and
-    where ``attn_mask`` (a MASK, one for the batch) is on.
+                     encode_batch_size: int = 0, **options: Any) -> Any:
+    """A clone of ``model`` (an SD1.5/SD2/SDXL MODEL) that attends to ``image`` through ``adapter``;
+    ``options`` are :func:`apply_ip_adapter_embeds`'s.
+
+    Raises:
+        ValidationError: the MODEL is no UNet family, or an input is out of its range.
+    """
+    _check_model(model)
+    cond, uncond = encode_images(adapter, clip_vision, image, image_negative, batch_size=encode_batch_size)
+    composition = None
+    if image_composition is not None:
+        composition = encode_images(adapter, clip_vision, image_composition, batch_size=encode_batch_size)[0]
+    return apply_ip_adapter_embeds(model, adapter, cond, uncond, composition=composition, **options)
+
+
+def _check_model(model: Any) -> None:
+    if model.adapter is not None or model.family not in ("sd1", "sd2", "sdxl"):
+        raise ValidationError(f"IP-Adapter runs on SD1.5 and SDXL UNets; `model` is a {model.family} model")
+
+
+def apply_ip_adapter_embeds(model: Any, adapter: IPAdapterModel, cond: torch.Tensor, uncond: torch.Tensor, *,
+                            weight: float = 1.0, weight_type: str = "linear", start_at: float = 0.0, end_at: float = 1.0,
+                            combine_embeds: str = "concat", embeds_scaling: str = "V only",
+                            composition: torch.Tensor | None = None, weight_composition: float = 1.0,
+                            attn_mask: torch.Tensor | None = None, unfold_batch: bool = False) -> Any:
+    """A clone of ``model`` that attends to the image tokens of the embeddings ``cond`` / ``uncond``
+    (:func:`encode_images`' values) while sampling between ``start_at`` and ``end_at`` (fractions
+    of the run, as sigmas), and where ``attn_mask`` (a MASK, one for the batch) is on.
+    ``unfold_batch`` gives latent *i* of the batch image *i*'s tokens (the last image's past the end).
 
     Raises:
         ValidationError: the MODEL is no UNet family, or an input is out of its range.
     """
     from nodeloom.diffusion.ip_attention import EMBEDS_SCALING, IPAdapterPatch, weight_plan
 
-    if model.adapter is not None or model.family not in ("sd1", "sd2", "sdxl"):
-        raise ValidationError(f"IP-Adapter runs on SD1.5 and SDXL UNets; `model` is a {model.family} model")
+    _check_model(model)
     if embeds_scaling not in EMBEDS_SCALING:
         raise ValidationError(f"`embeds_scaling` must be one of {', '.join(EMBEDS_SCALING)}; got {embeds_scaling!r}")
     weight_plan(weight_type, weight, weight_composition, model.is_sdxl, 0, "input")  # names the valid types
     if not 0.0 <= start_at <= end_at <= 1.0:
         raise ValidationError(f"`start_at` and `end_at` must satisfy 0 ≤ start_at ≤ end_at ≤ 1; got {start_at}, {end_at}")
-    cond_out = _encode(clip_vision, image)
-    uncond_out = None
-    if image_negative is not None:
-        uncond_out = _encode(clip_vision, image_negative)
-    elif adapter.plus:  # Plus models read hidden states: the unconditional image is a black one
-        size = int(clip_vision.image_size)
-        uncond_out = _encode(clip_vision, torch.zeros(1, size, size, 3))
-    cond, uncond = image_tokens(adapter, cond_out, uncond_out, combine_embeds)
-    composition = None
-    if image_composition is not None:
-        composition = image_tokens(adapter, _encode(clip_vision, image_composition), uncond_out, combine_embeds)[0]
-    patch = IPAdapterPatch(adapter, cond, uncond, float(weight), weight_type,
+    cond_tokens, uncond_tokens = embeds_tokens(adapter, cond, uncond, combine_embeds, unfold_batch)
+    comp_tokens = None
+    if composition is not None:
+        comp_tokens = embeds_tokens(adapter, composition, uncond, combine_embeds, unfold_batch)[0]
+    patch = IPAdapterPatch(adapter, cond_tokens, uncond_tokens, float(weight), weight_type,
                            model.sampling.percent_to_sigma(start_at), model.sampling.percent_to_sigma(end_at),
-                           embeds_scaling, float(weight_composition), composition, sdxl=model.is_sdxl,
-                           mask=_one_mask(attn_mask))
+                           embeds_scaling, float(weight_composition), comp_tokens, sdxl=model.is_sdxl,
+                           mask=_one_mask(attn_mask), unfold=unfold_batch)
     patch.layers(model.unet)  # an adapter made for another family is an error here, not mid-run
     out = model.clone(fast_path=False)  # the patch changes per step, which a captured CUDA graph cannot follow
     out.extra["attn_patches"] = tuple(out.extra.get("attn_patches", ())) + (patch,)

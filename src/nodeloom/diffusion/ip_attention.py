@@ -144,6 +144,15 @@ class _Processor:
         return out + delta / attn.rescale_output_factor
 
 
+def _rows(tokens: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` rows of tokens: one set repeated, or one per image (the last repeated past the end)."""
+    if tokens.shape[0] == 1:
+        return tokens.expand(count, -1, -1)
+    if tokens.shape[0] >= count:
+        return tokens[:count]
+    return torch.cat([tokens, tokens[-1:].expand(count - tokens.shape[0], -1, -1)])
+
+
 @dataclass
 class IPAdapterPatch:
     """One IP-Adapter applied to a MODEL: tokens, weights, window; installed per sampling run."""
@@ -160,6 +169,7 @@ class IPAdapterPatch:
     cond_composition: torch.Tensor | None = None
     sdxl: bool = False  # the MODEL's family picks the layer counting (11 SDXL layers, 16 SD1.5 ones)
     mask: torch.Tensor | None = None  # [H, W]: where the image acts (0..1), any size; resized per layer
+    unfold: bool = False  # cond tokens [N, tokens, width]: row i of each call gets image i's (the last past N)
     state: _CallState = field(default_factory=_CallState)
 
     def before_call(self, sigma: float, uncond: list[bool], hw: tuple[int, int] = (0, 0)) -> None:
@@ -192,7 +202,7 @@ class IPAdapterPatch:
         flags = self.state.uncond or [False]
         per = batch // len(flags) if batch % len(flags) == 0 else batch
         flags = flags if per * len(flags) == batch else [False]
-        return torch.cat([(uncond if f else cond).expand(per, -1, -1) for f in flags])
+        return torch.cat([_rows(uncond if f else cond, per) for f in flags])
 
     def layers(self, unet: Any) -> dict[str, _Layer]:
         """The patched layers of ``unet`` (its cross-attention modules by name).

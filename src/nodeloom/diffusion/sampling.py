@@ -198,6 +198,8 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     if model.adapter is not None:  # a flow transformer: its family adapter returns the velocity
         x_all = x.repeat(n, *[1] * (x.ndim - 1))  # image [B,C,H,W] or video [B,C,F,H,W] latents
         extra = {"mask": concat} if concat is not None else {}  # a video family's noise mask (per-token times)
+        for patch in model.extra.get("attn_patches", ()):  # Flux IP-Adapter: which entries are uncond
+            patch.before_call(float(sigma), [e.uncond for e in group.entries], tuple(x.shape[-2:]))
         velocity = model.adapter(unet, x_all.to(dtype), sigma, group, **extra).float()
         return list((x_all - velocity * sigma).chunk(n))
     xin = x * (1.0 / torch.sqrt(sigma ** 2 + 1.0))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["save_tiny_ip_adapter", "tiny_plus_projection"]
+__all__ = ["save_tiny_flux_ip_adapter", "save_tiny_ip_adapter", "tiny_plus_projection"]
 
 #: diffusers' resampler names → the released files' (``layers.N.`` prefix kept)
 _PLUS_NAMES = {"ln0": "0.norm1", "ln1": "0.norm2", "attn.to_q": "0.to_q", "attn.to_out.0": "0.to_out", "ff.0": "1.0",
@@ -75,4 +75,30 @@ def save_tiny_ip_adapter(unet: Any, path: Path, image_embed_dim: int, tokens: in
         flat = {f"image_proj.{k}": v.contiguous() for k, v in proj.items()}
         flat.update({f"ip_adapter.{k}": v.contiguous() for k, v in layers.items()})
         save_file(flat, str(path))
+    return path
+
+
+def save_tiny_flux_ip_adapter(transformer: Any, path: Path, image_embed_dim: int, tokens: int = 4, seed: int = 0,
+                              scale: float = 0.5) -> Path:
+    """Write a random XLabs Flux IP-Adapter for a diffusers ``FluxTransformer2DModel``: the
+    projection (``ip_adapter_proj_model.proj``/``.norm``) and one biased k/v pair per double block
+    (``double_blocks.N.processor.ip_adapter_double_stream_{k,v}_proj``)."""
+    import torch
+    from safetensors.torch import save_file
+
+    gen = torch.Generator().manual_seed(seed)
+    width = int(transformer.config.joint_attention_dim)
+    inner = int(transformer.transformer_blocks[0].attn.to_q.out_features)
+    flat = {"ip_adapter_proj_model.proj.weight": torch.randn(tokens * width, image_embed_dim, generator=gen) * scale,
+            "ip_adapter_proj_model.proj.bias": torch.randn(tokens * width, generator=gen) * 0.1,
+            "ip_adapter_proj_model.norm.weight": 1.0 + torch.randn(width, generator=gen) * 0.1,
+            "ip_adapter_proj_model.norm.bias": torch.randn(width, generator=gen) * 0.1}
+    for i in range(len(transformer.transformer_blocks)):
+        for part in ("k", "v"):
+            stem = f"double_blocks.{i}.processor.ip_adapter_double_stream_{part}_proj"
+            flat[f"{stem}.weight"] = torch.randn(inner, width, generator=gen) * scale
+            flat[f"{stem}.bias"] = torch.randn(inner, generator=gen) * 0.1
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in flat.items()}, str(path))
     return path

@@ -1,9 +1,19 @@
 """The portrait pack: face landmarks (ONNX, offline) as OpenPose keypoint frames, ComfyUI's
 pose drawing and face-box nodes for pose ControlNets, landmark masks for the detailer, and
-ComfyUI's style-model nodes (Flux Redux), and IP-Adapter under the ComfyUI_IPAdapter_plus names.
+ComfyUI's style-model nodes (Flux Redux), IP-Adapter under the ComfyUI_IPAdapter_plus names and the
+Flux IP-Adapter under x-flux-comfyui's names.
 Registers like any third-party pack."""
 
 from nodeloom.node_api import mappings
+from nodeloom.nodes.portrait.ipadapter_embeds_nodes import (
+    IPAdapterBatch,
+    IPAdapterCombineEmbeds,
+    IPAdapterEmbeds,
+    IPAdapterEmbedsBatch,
+    IPAdapterEncoder,
+)
+from nodeloom.nodes.portrait.ipadapter_util_nodes import IPAdapterNoise, PrepImageForClipVision
+from nodeloom.nodes.portrait.flux_ipadapter_nodes import ApplyAdvancedFluxIPAdapter, ApplyFluxIPAdapter, LoadFluxIPAdapter
 from nodeloom.nodes.portrait.ipadapter_nodes import (
     IPAdapterAdvanced,
     IPAdapterModelLoader,
@@ -19,4 +29,7 @@ __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     FaceLandmarks, FaceLandmarksMask, SDPoseDrawKeypoints, SDPoseFaceBBoxes, StyleModelLoader, StyleModelApply,
     IPAdapterModelLoader, IPAdapterUnifiedLoader, IPAdapterSimple, IPAdapterAdvanced, IPAdapterStyleComposition,
+    LoadFluxIPAdapter, ApplyFluxIPAdapter, ApplyAdvancedFluxIPAdapter,
+    IPAdapterEncoder, IPAdapterCombineEmbeds, IPAdapterEmbeds, IPAdapterEmbedsBatch, IPAdapterBatch,
+    PrepImageForClipVision, IPAdapterNoise,
 )
