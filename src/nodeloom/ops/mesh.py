@@ -50,6 +50,11 @@ class Mesh:
                                       f"vertices {tuple(v.shape[:2])}, got {tuple(value.shape)}")
 
     @property
+    def vertex_colors(self) -> torch.Tensor | None:
+        """ComfyUI's name for ``colors`` (packs read ``mesh.vertex_colors``)."""
+        return self.colors
+
+    @property
     def batch_size(self) -> int:
         return int(self.vertices.shape[0])
 
