@@ -113,3 +113,26 @@ def test_bad_inputs_are_named(image_engine):
              "2": {"class_type": "GetMeshInfo", "inputs": {"mesh": ["1", 0]}}}
     result = run_prompt(image_engine, wrong, {"not a mesh": torch.zeros(1, 8, 8, 3)}, sinks=[["2", 1]])
     assert result.status == "error" and "`mesh` must be a MESH value, got Tensor" in result.errors[0]["exception_message"]
+
+
+def test_preview_3d_shows_paths_and_3d_file_values(image_engine):
+    info = image_engine.object_info("Preview3D")["Preview3D"]
+    assert info["output_node"] and info["input"]["required"]["model_file"][0].startswith("STRING,FILE_3D_GLB")
+    assert list(info["input"]["optional"]) == ["camera_info", "bg_image"]
+    prompt = {"1": {"class_type": "Preview3D", "inputs": {"model_file": "3d/cube_00001_.glb"}},
+              "2": {"class_type": "TestTensor", "inputs": {"key": "preview cube"}},
+              "3": {"class_type": "MeshToFile3D", "inputs": {"mesh": ["2", 0]}},
+              "4": {"class_type": "CameraAngle", "inputs": {"horizontal_angle": 90, "vertical_angle": 0, "zoom": 0.0}},
+              "5": {"class_type": "TestTensor", "inputs": {"key": "preview background"}},
+              "6": {"class_type": "Preview3D", "inputs": {"model_file": ["3", 0], "camera_info": ["4", 0],
+                                                          "bg_image": ["5", 0]}}}
+    result = run_prompt(image_engine, prompt, {"preview cube": _mesh(), "preview background": torch.ones(1, 8, 8, 3)})
+    assert result.status == "success", result.errors
+    assert result.outputs["1"] == {"result": ["3d/cube_00001_.glb", None, None]}
+    model_file, camera, background = result.outputs["6"]["result"]
+    assert model_file.startswith("3d/preview3d_") and model_file.endswith(".glb [temp]")
+    temp = image_engine.services.paths.temp_dir
+    glb = temp / model_file.removesuffix(" [temp]")
+    assert trimesh.load(glb, force="mesh", process=False).vertices.shape == (8, 3)
+    assert camera["position"]["x"] == pytest.approx(6.0) and background.startswith("temp/bg_")
+    assert (temp / background.removeprefix("temp/")).is_file()
