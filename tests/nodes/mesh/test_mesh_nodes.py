@@ -33,6 +33,8 @@ def test_declarations_follow_comfyui(image_engine):
     assert save["output_node"] and save["category"] == "3d" and save["display_name"] == "Save 3D Model"
     assert save["input"]["required"]["mesh"][0].split(",")[:2] == ["MESH", "FILE_3D_GLB"]
     assert save["input"]["required"]["filename_prefix"][1]["default"] == "3d/ComfyUI"
+    assert save["search_aliases"] == ["export 3d model", "save mesh"] and save["essentials_category"] == "Basics"
+    assert "essentials_category" not in info["GetMeshInfo"] and "has_intermediate_output" not in info["GetMeshInfo"]
     assert info["GetMeshInfo"]["output"] == ["MESH", "STRING"] and info["GetMeshInfo"]["output_name"] == ["mesh", "info"]
     assert info["MeshToFile3D"]["output"] == ["FILE_3D_GLB"] and info["MeshToFile3D"]["output_name"] == ["model_3d"]
     assert info["MeshSmoothNormals"]["input"]["required"]["crease_angle"][1]["default"] == 180.0
