@@ -138,3 +138,26 @@ def test_preview_3d_shows_paths_and_3d_file_values(image_engine):
     assert trimesh.load(glb, force="mesh", process=False).vertices.shape == (8, 3)
     assert camera["position"]["x"] == pytest.approx(6.0) and background.startswith("temp/bg_")
     assert (temp / background.removeprefix("temp/")).is_file()
+
+
+def test_voxels_to_meshes(image_engine):
+    from types import SimpleNamespace
+
+    grids = torch.zeros(2, 6, 6, 6)
+    grids[0, 1:3, 1:3, 1:3] = 1.0
+    grids[1, 2:5, 1:5, 2:4] = 1.0
+    prompt = {"1": {"class_type": "TestTensor", "inputs": {"key": "voxels"}},
+              "2": {"class_type": "VoxelToMeshBasic", "inputs": {"voxel": ["1", 0], "threshold": 0.6}},
+              "3": {"class_type": "VoxelToMesh", "inputs": {"voxel": ["1", 0], "algorithm": "surface net",
+                                                            "threshold": 0.6}},
+              "4": {"class_type": "GetMeshInfo", "inputs": {"mesh": ["2", 0]}}}
+    result = run_prompt(image_engine, prompt, {"voxels": SimpleNamespace(data=grids)}, sinks=[["3", 0], ["4", 1]])
+    assert result.status == "success", result.errors
+    basic, net = result.value("4", 0), result.value("3")
+    assert basic.batch_size == 2 and basic.vertex_counts == (96, 208)  # a 2³ block (24 faces) and a 3×4×2 block (52)
+    assert basic.face_counts == (48, 104)
+    assert "[1] vertices: 208, faces: 104" in result.value("4", 1)
+    assert net.batch_size == 2 and all(n > 0 for n in net.face_counts or (net.faces.shape[1],))
+    info = image_engine.object_info("VoxelToMesh")["VoxelToMesh"]
+    assert info["input"]["required"]["algorithm"][0] == ["surface net", "basic"]
+    assert info["input"]["required"]["threshold"][1]["default"] == 0.6 and info["output"] == ["MESH"]
