@@ -362,6 +362,10 @@ class Schema:
         not_idempotent: never share a cache entry with an identical node elsewhere.
         deprecated / experimental: flags shown in ``/object_info``.
         description: overrides the class docstring.
+        search_aliases: other names the frontend's node search finds it by.
+        essentials_category: its place in the frontend's Essentials tab (e.g. "Basics").
+        intermediate_output: not an execution root, but its cached UI is shown again when a run
+            does not execute it (ComfyUI's ``has_intermediate_output``).
     """
 
     def __init__(
@@ -379,6 +383,9 @@ class Schema:
         deprecated: bool = False,
         experimental: bool = False,
         description: str | None = None,
+        search_aliases: Iterable[str] = (),
+        essentials_category: str | None = None,
+        intermediate_output: bool = False,
     ) -> None:
         self.node_id = node_id
         self.display_name = display_name or node_id
@@ -392,6 +399,9 @@ class Schema:
         self.deprecated = deprecated
         self.experimental = experimental
         self.description = description
+        self.search_aliases = list(search_aliases)
+        self.essentials_category = essentials_category
+        self.intermediate_output = intermediate_output
         names = [i.name for i in self.inputs] + list(self.hidden)
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
@@ -478,6 +488,9 @@ def _install_v1_view(cls: type, schema: Schema) -> None:
     cls.NOT_IDEMPOTENT = schema.not_idempotent  # type: ignore[attr-defined]
     cls.DEPRECATED = schema.deprecated  # type: ignore[attr-defined]
     cls.EXPERIMENTAL = schema.experimental  # type: ignore[attr-defined]
+    cls.SEARCH_ALIASES = list(schema.search_aliases)  # type: ignore[attr-defined]
+    cls.ESSENTIALS_CATEGORY = schema.essentials_category  # type: ignore[attr-defined]
+    cls.HAS_INTERMEDIATE_OUTPUT = schema.intermediate_output  # type: ignore[attr-defined]
     cls.NODE_ID = schema.node_id  # type: ignore[attr-defined]
     cls.DISPLAY_NAME = schema.display_name  # type: ignore[attr-defined]
     cls.FUNCTION = "_nodeloom_execute"  # type: ignore[attr-defined]

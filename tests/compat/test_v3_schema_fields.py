@@ -99,9 +99,32 @@ class LoopEnd(io.ComfyNode):
         return io.NodeOutput(float(value) + 0.5)
 
 
+class Widgets(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        voices = io.RemoteComboOptions(route="/proxy/voices", item_schema=io.RemoteItemSchema(
+            value_field="id", label_field="{name} ({labels.accent})", preview_url_field="preview",
+            preview_type="audio", search_fields=["name", "labels.accent"]), auto_select="first", refresh=0)
+        return io.Schema(
+            node_id="FieldWidgets", category="fieldtest", is_output_node=True,
+            inputs=[io.Int.Input("steps", default=4, min=1, advanced=True),
+                    io.Float.Input("amount", default=0.5, gradient_stops=[{"offset": 0, "color": "#000"}],
+                                   extra_dict={"unit": "px"}),
+                    io.String.Input("text", default="", advanced=False, raw_link=None),
+                    io.Boolean.Input("flag", default=True, advanced=True),
+                    io.Combo.Input("voice", remote_combo=voices),
+                    io.MultiCombo.Input("tags", options=["a", "b", "c"], placeholder="pick", chip=True),
+                    io.AnyType.Input("source", optional=True, raw_link=True)],
+            outputs=[])
+
+    @classmethod
+    def execute(cls, steps, amount, text, flag, voice, tags, source=None):
+        return io.NodeOutput(ui={"text": [f"{steps} {amount} {voice} {tags} {source}"]})
+
+
 class Ext(ComfyExtension):
     async def get_node_list(self):
-        return [Rows, Strict, Crop, Show, Paid, LoopStart, LoopEnd]
+        return [Rows, Strict, Crop, Show, Paid, LoopStart, LoopEnd, Widgets]
 
 
 async def comfy_entrypoint():
@@ -229,3 +252,40 @@ def test_loop_boundaries_are_paired_at_validation(engine: Engine) -> None:
     checked = engine.validate(lone)
     assert not checked.ok and checked.error["type"] == "prompt_outputs_failed_validation"
     assert checked.node_errors["2"]["errors"][0]["extra_info"]["loop_error_type"] == "loop_end_without_start"
+
+
+def test_newer_input_options_are_accepted_and_listed(engine: Engine) -> None:
+    info = engine.object_info("FieldWidgets")["FieldWidgets"]["input"]
+    required, optional = info["required"], info["optional"]
+    assert required["steps"] == ["INT", {"default": 4, "min": 1, "advanced": True}]
+    assert required["amount"][1] == {"default": 0.5, "gradient_stops": [{"offset": 0, "color": "#000"}], "unit": "px"}
+    assert required["text"][1] == {"default": "", "advanced": False, "multiline": False}
+    assert required["voice"][1]["remote_combo"] == {
+        "route": "/proxy/voices", "refresh_button": True, "auto_select": "first", "refresh": 0,
+        "item_schema": {"value_field": "id", "label_field": "{name} ({labels.accent})", "preview_url_field": "preview",
+                        "preview_type": "audio", "search_fields": ["name", "labels.accent"]}}
+    assert required["tags"][1]["multi_select"] == {"placeholder": "pick", "chip": True}
+    assert required["tags"][1]["multiselect"] is True
+    assert optional["source"] == ["*", {"rawLink": True}]
+    # a remote combo's value is not checked against a list; a raw-link input receives the link itself
+    prompt = {"1": {"class_type": "PrimitiveInt", "inputs": {"value": 3}},
+              "2": {"class_type": "FieldWidgets", "inputs": {"steps": 2, "amount": 0.25, "text": "", "flag": True,
+                                                             "voice": "v-17", "tags": {"__value__": ["a", "c"]},
+                                                             "source": ["1", 0]}}}
+    result = engine.run(prompt)
+    assert result.status == "success", result.errors
+    assert result.outputs["2"] == {"text": ["2 0.25 v-17 ['a', 'c'] ['1', 0]"]}
+
+
+def test_remote_combo_options_are_checked() -> None:
+    from nodeloom.compat.comfy.api.latest import io
+
+    schema = io.RemoteItemSchema("id", "name")
+    with pytest.raises(ValueError, match="must be a path starting with '/'"):
+        io.RemoteComboOptions("https://example.org/voices", schema)
+    with pytest.raises(ValueError, match="`refresh` must be >= 128"):
+        io.RemoteComboOptions("/voices", schema, refresh=50)
+    with pytest.raises(ValueError, match="not templates"):
+        io.RemoteItemSchema("id", "name", search_fields=["{name}"])
+    with pytest.raises(ValueError, match="either `options` or `remote_combo`"):
+        io.Combo.Input("voice", options=["a"], remote_combo=io.RemoteComboOptions("/voices", schema))

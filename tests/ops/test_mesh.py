@@ -53,6 +53,8 @@ def test_info_reports_counts_attributes_and_padded_batches():
     report = mesh_info(padded)
     assert "vertices: 12\nfaces: 16\nbatch: 2 meshes" in report and "[1] vertices: 4, faces: 4" in report
     assert report.endswith("attributes: uvs") and batch.vertex_counts is None
+    coloured = Mesh(torch.zeros(1, 3, 3), torch.zeros(1, 1, 3, dtype=torch.long), colors=torch.ones(1, 3, 3))
+    assert coloured.vertex_colors is coloured.colors  # ComfyUI's attribute name
 
 
 def test_rotation_turns_vertices_and_normals():

@@ -234,7 +234,13 @@ def object_info_entry(class_type: str, cls: type, display_name: str, python_modu
     tooltips = getattr(cls, "OUTPUT_TOOLTIPS", None)
     if tooltips:
         info["output_tooltips"] = list(tooltips)
-    for flag, key in (("DEPRECATED", "deprecated"), ("EXPERIMENTAL", "experimental"), ("API_NODE", "api_node")):
+    for flag, key in (("DEPRECATED", "deprecated"), ("EXPERIMENTAL", "experimental"), ("API_NODE", "api_node"),
+                      ("DEV_ONLY", "dev_only"), ("HAS_INTERMEDIATE_OUTPUT", "has_intermediate_output")):
         if getattr(cls, flag, False):
             info[key] = True
+    aliases, essentials = getattr(cls, "SEARCH_ALIASES", None), getattr(cls, "ESSENTIALS_CATEGORY", None)
+    if isinstance(aliases, (list, tuple)) and aliases:
+        info["search_aliases"] = [str(a) for a in aliases]
+    if isinstance(essentials, str) and essentials:
+        info["essentials_category"] = essentials
     return info

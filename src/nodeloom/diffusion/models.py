@@ -45,8 +45,7 @@ _PATCHER_CALLS = {
     "set_model_attn2_replace": "nodeloom's UNet attention takes no ComfyUI attention patches",
     "set_model_unet_function_wrapper": "nodeloom's sampler calls the diffusers UNet directly",
     "set_model_denoise_mask_function": "nodeloom's sampler applies noise masks itself",
-    "set_model_input_block_patch": "nodeloom's UNet has no ComfyUI block patch points",
-    "set_model_output_block_patch": "nodeloom's UNet has no ComfyUI block patch points",
+    "set_model_input_block_patch": "nodeloom's UNet has no ComfyUI input-block patch points",
     "add_wrapper_with_key": "nodeloom's sampler has no ComfyUI wrapper points",
     "add_callback_with_key": "nodeloom's sampler has no ComfyUI callback points",
 }
@@ -76,7 +75,7 @@ _UNHONOURED_OPTIONS = {
     "denoise_mask_function": "nodeloom's sampler applies noise masks itself",
 }
 _UNHONOURED_TRANSFORMER_OPTIONS = {
-    "patches": "nodeloom's UNet has no ComfyUI block or attention patch points",
+    "patches": "nodeloom's UNet honours output-block patches only (no input-block, middle or attention patches)",
     "patches_replace": "nodeloom's UNet attention takes no ComfyUI attention replacements",
     "wrappers": "nodeloom's sampler has no ComfyUI wrapper points",
     "callbacks": "nodeloom's sampler has no ComfyUI callback points",
@@ -95,7 +94,10 @@ def check_model_options(model: Any) -> None:
             raise NotImplementedError(unsupported_patch(f"model_options[{key!r}]", why))
     transformer = options.get("transformer_options") or {}
     for key, why in _UNHONOURED_TRANSFORMER_OPTIONS.items():
-        if transformer.get(key):
+        value = transformer.get(key)
+        if key == "patches" and isinstance(value, dict):  # output-block patches are honoured on UNets
+            value = {name: v for name, v in value.items() if name != "output_block_patch" and v}
+        if value:
             raise NotImplementedError(unsupported_patch(f"model_options['transformer_options'][{key!r}]", why))
 
 
@@ -146,6 +148,12 @@ class DiffusionModel:
             if "model_options" in extra:
                 extra["model_options"] = {k: list(v) if isinstance(v, list) else v
                                           for k, v in extra["model_options"].items()}
+                transformer = extra["model_options"].get("transformer_options")
+                if isinstance(transformer, dict):  # its patch lists too: a patched clone leaves this one alone
+                    transformer = dict(transformer)
+                    if isinstance(transformer.get("patches"), dict):
+                        transformer["patches"] = {k: list(v) for k, v in transformer["patches"].items()}
+                    extra["model_options"]["transformer_options"] = transformer
             changes["extra"] = extra
         return dataclasses.replace(self, **changes)
 
@@ -175,6 +183,12 @@ class DiffusionModel:
         self.model_options.setdefault("sampler_post_cfg_function", []).append(function)
         if disable_cfg1_optimization:
             self.model_options["disable_cfg1_optimization"] = True
+
+    def set_model_output_block_patch(self, patch: Callable[..., Any]) -> None:
+        """Add ``patch(h, hsp, transformer_options) -> (h, hsp)``, run where each decoder step joins
+        its input with the skip connection (UNet families; see :mod:`nodeloom.diffusion.block_patches`)."""
+        transformer = self.model_options.setdefault("transformer_options", {})
+        transformer.setdefault("patches", {}).setdefault("output_block_patch", []).append(patch)
 
     def get_model_object(self, name: str) -> Any:
         """``"model_sampling"`` (the noise schedule); other ComfyUI model internals do not exist here.

@@ -29,6 +29,7 @@ from nodeloom.diffusion.fast_path import unet_forward
 from nodeloom.diffusion.flow import accelerator_dtype, noise_scaling
 from nodeloom.diffusion.flow_samplers import flow_sampler
 from nodeloom.diffusion.lora import lora_active
+from nodeloom.diffusion.block_patches import output_blocks_patched
 from nodeloom.diffusion.models import DiffusionModel, check_model_options
 from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
 from nodeloom.diffusion.schedules import denoise_sigmas
@@ -373,10 +374,14 @@ def guided_estimate(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tensor,
 
 @contextlib.contextmanager
 def _attn_patches(model: DiffusionModel, unet: Any) -> Iterator[None]:
-    """Install the MODEL's attention patches (IP-Adapters) on the shared UNet for one run."""
+    """Install the MODEL's attention patches (IP-Adapters) and output-block patches (FreeU, packs'
+    ``set_model_output_block_patch``) on the shared UNet for one run."""
+    transformer = (model.extra.get("model_options") or {}).get("transformer_options") or {}
+    block_patches = (transformer.get("patches") or {}).get("output_block_patch") or []
     with contextlib.ExitStack() as stack:
         for patch in model.extra.get("attn_patches", ()):
             stack.enter_context(patch.installed(unet))
+        stack.enter_context(output_blocks_patched(unet, list(block_patches), transformer))
         yield
 
 

@@ -21,7 +21,7 @@ import torch
 from nodeloom.errors import ValidationError, require
 
 __all__ = ["File3D", "Mesh", "format_count", "mesh_info", "mesh_item", "merge_meshes", "rotate_mesh", "rotation_matrix",
-           "smooth_normals", "to_glb", "with_glb_extras"]
+           "smooth_normals", "stack_items", "to_glb", "with_glb_extras"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,11 @@ class Mesh:
             if value is not None and (value.shape[:2] != v.shape[:2] or value.shape[-1] not in width):
                 raise ValidationError(f"mesh `{name}` must be shaped [B, N, {'|'.join(map(str, width))}] like the "
                                       f"vertices {tuple(v.shape[:2])}, got {tuple(value.shape)}")
+
+    @property
+    def vertex_colors(self) -> torch.Tensor | None:
+        """ComfyUI's name for ``colors`` (packs read ``mesh.vertex_colors``)."""
+        return self.colors
 
     @property
     def batch_size(self) -> int:
@@ -82,7 +87,7 @@ def mesh_item(mesh: Mesh, index: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def _stack(items: list[dict[str, torch.Tensor]]) -> Mesh:
+def stack_items(items: list[dict[str, torch.Tensor]]) -> Mesh:
     """A padded batch of unpadded items (all with the same attribute set)."""
     nvs = [int(i["vertices"].shape[0]) for i in items]
     nfs = [int(i["faces"].shape[0]) for i in items]
@@ -186,7 +191,7 @@ def merge_meshes(meshes: list[Mesh]) -> Mesh:
                     part = torch.cat([part, torch.ones(n, 1)], dim=-1)
                 parts.append(part)
             merged[key] = torch.cat(parts)
-    return _stack([merged])
+    return stack_items([merged])
 
 
 def _face_normals(v: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -261,7 +266,7 @@ def smooth_normals(mesh: Mesh, crease_angle: float = 180.0) -> Mesh:
     items = [_smooth_item(mesh_item(mesh, b), crease_angle) for b in range(mesh.batch_size)]
     if crease_angle >= 180.0 and mesh.vertex_counts is None:
         return replace(mesh, normals=torch.stack([i["normals"] for i in items]))
-    return _stack(items)
+    return stack_items(items)
 
 
 def with_glb_extras(glb: bytes, extras: dict[str, Any]) -> bytes:

@@ -33,6 +33,8 @@ def test_declarations_follow_comfyui(image_engine):
     assert save["output_node"] and save["category"] == "3d" and save["display_name"] == "Save 3D Model"
     assert save["input"]["required"]["mesh"][0].split(",")[:2] == ["MESH", "FILE_3D_GLB"]
     assert save["input"]["required"]["filename_prefix"][1]["default"] == "3d/ComfyUI"
+    assert save["search_aliases"] == ["export 3d model", "save mesh"] and save["essentials_category"] == "Basics"
+    assert "essentials_category" not in info["GetMeshInfo"] and "has_intermediate_output" not in info["GetMeshInfo"]
     assert info["GetMeshInfo"]["output"] == ["MESH", "STRING"] and info["GetMeshInfo"]["output_name"] == ["mesh", "info"]
     assert info["MeshToFile3D"]["output"] == ["FILE_3D_GLB"] and info["MeshToFile3D"]["output_name"] == ["model_3d"]
     assert info["MeshSmoothNormals"]["input"]["required"]["crease_angle"][1]["default"] == 180.0
@@ -113,3 +115,49 @@ def test_bad_inputs_are_named(image_engine):
              "2": {"class_type": "GetMeshInfo", "inputs": {"mesh": ["1", 0]}}}
     result = run_prompt(image_engine, wrong, {"not a mesh": torch.zeros(1, 8, 8, 3)}, sinks=[["2", 1]])
     assert result.status == "error" and "`mesh` must be a MESH value, got Tensor" in result.errors[0]["exception_message"]
+
+
+def test_preview_3d_shows_paths_and_3d_file_values(image_engine):
+    info = image_engine.object_info("Preview3D")["Preview3D"]
+    assert info["output_node"] and info["input"]["required"]["model_file"][0].startswith("STRING,FILE_3D_GLB")
+    assert list(info["input"]["optional"]) == ["camera_info", "bg_image"]
+    prompt = {"1": {"class_type": "Preview3D", "inputs": {"model_file": "3d/cube_00001_.glb"}},
+              "2": {"class_type": "TestTensor", "inputs": {"key": "preview cube"}},
+              "3": {"class_type": "MeshToFile3D", "inputs": {"mesh": ["2", 0]}},
+              "4": {"class_type": "CameraAngle", "inputs": {"horizontal_angle": 90, "vertical_angle": 0, "zoom": 0.0}},
+              "5": {"class_type": "TestTensor", "inputs": {"key": "preview background"}},
+              "6": {"class_type": "Preview3D", "inputs": {"model_file": ["3", 0], "camera_info": ["4", 0],
+                                                          "bg_image": ["5", 0]}}}
+    result = run_prompt(image_engine, prompt, {"preview cube": _mesh(), "preview background": torch.ones(1, 8, 8, 3)})
+    assert result.status == "success", result.errors
+    assert result.outputs["1"] == {"result": ["3d/cube_00001_.glb", None, None]}
+    model_file, camera, background = result.outputs["6"]["result"]
+    assert model_file.startswith("3d/preview3d_") and model_file.endswith(".glb [temp]")
+    temp = image_engine.services.paths.temp_dir
+    glb = temp / model_file.removesuffix(" [temp]")
+    assert trimesh.load(glb, force="mesh", process=False).vertices.shape == (8, 3)
+    assert camera["position"]["x"] == pytest.approx(6.0) and background.startswith("temp/bg_")
+    assert (temp / background.removeprefix("temp/")).is_file()
+
+
+def test_voxels_to_meshes(image_engine):
+    from types import SimpleNamespace
+
+    grids = torch.zeros(2, 6, 6, 6)
+    grids[0, 1:3, 1:3, 1:3] = 1.0
+    grids[1, 2:5, 1:5, 2:4] = 1.0
+    prompt = {"1": {"class_type": "TestTensor", "inputs": {"key": "voxels"}},
+              "2": {"class_type": "VoxelToMeshBasic", "inputs": {"voxel": ["1", 0], "threshold": 0.6}},
+              "3": {"class_type": "VoxelToMesh", "inputs": {"voxel": ["1", 0], "algorithm": "surface net",
+                                                            "threshold": 0.6}},
+              "4": {"class_type": "GetMeshInfo", "inputs": {"mesh": ["2", 0]}}}
+    result = run_prompt(image_engine, prompt, {"voxels": SimpleNamespace(data=grids)}, sinks=[["3", 0], ["4", 1]])
+    assert result.status == "success", result.errors
+    basic, net = result.value("4", 0), result.value("3")
+    assert basic.batch_size == 2 and basic.vertex_counts == (96, 208)  # a 2³ block (24 faces) and a 3×4×2 block (52)
+    assert basic.face_counts == (48, 104)
+    assert "[1] vertices: 208, faces: 104" in result.value("4", 1)
+    assert net.batch_size == 2 and all(n > 0 for n in net.face_counts or (net.faces.shape[1],))
+    info = image_engine.object_info("VoxelToMesh")["VoxelToMesh"]
+    assert info["input"]["required"]["algorithm"][0] == ["surface net", "basic"]
+    assert info["input"]["required"]["threshold"][1]["default"] == 0.6 and info["output"] == ["MESH"]

@@ -6,6 +6,7 @@ from tests.nodes.conftest import run_prompt
 def test_camera_angle_outputs_camera_info_and_prompt(image_engine):
     info = image_engine.object_info("CameraAngle")["CameraAngle"]
     assert info["display_name"] == "Compose Camera Angle Prompt" and info["category"] == "3d"
+    assert info["search_aliases"][:2] == ["multi angle", "camera view"]
     assert info["input_order"] == {"required": ["horizontal_angle", "vertical_angle", "zoom"],
                                    "optional": ["image", "view"]}
     assert info["input"]["required"]["vertical_angle"][1] | {"tooltip": None} == {

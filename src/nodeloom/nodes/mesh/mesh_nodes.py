@@ -49,6 +49,7 @@ class SaveGLB(Node):
 
     SCHEMA = Schema(
         "SaveGLB", display_name="Save 3D Model", category=_CATEGORY, output_node=True,
+        search_aliases=["export 3d model", "save mesh"], essentials_category="Basics",
         inputs=[Custom(",".join((MESH, *FILE_3D_TYPES)), "mesh", tooltip="Mesh or 3D file to save"),
                 String("filename_prefix", "3d/ComfyUI", tooltip="The prefix for the file to save; may contain a "
                                                                "subfolder.")],
@@ -106,6 +107,7 @@ class MeshToFile3D(Node):
 
     SCHEMA = Schema(
         "MeshToFile3D", display_name="Create 3D File (from Mesh)", category=_CATEGORY,
+        search_aliases=["mesh to glb", "mesh to file", "export mesh"],
         inputs=[_mesh_in("The mesh to write as GLB; only the first item of a batch is used.")],
         outputs=[Output(FILE_3D_GLB, "model_3d", tooltip="The mesh as a GLB (glTF binary) file.")],
     )

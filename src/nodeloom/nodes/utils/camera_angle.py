@@ -24,6 +24,7 @@ class CameraAngle(Node):
 
     SCHEMA = Schema(
         "CameraAngle", display_name="Compose Camera Angle Prompt", category="3d",
+        search_aliases=["multi angle", "camera view", "orbit camera", "shot angle", "camera prompt"],
         inputs=[
             Int("horizontal_angle", 0, min=HORIZONTAL_RANGE[0], max=HORIZONTAL_RANGE[1], step=1,
                 tooltip="Azimuth around the subject in degrees. 0 is the front, 90 the right side, 180 the back."),

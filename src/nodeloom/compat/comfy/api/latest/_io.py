@@ -16,6 +16,8 @@ from nodeloom.compat.comfy.api.latest.io_base import (
     Input,
     NumberDisplay,
     Output,
+    RemoteComboOptions,
+    RemoteItemSchema,
     RemoteOptions,
     UploadType,
     WidgetInput,
@@ -51,6 +53,6 @@ __all__ = [
     "Autogrow", "AutogrowDynamic", "Boolean", "ComboDynamic", "ComfyNode", "ComfyTypeI", "ComfyTypeIO", "Combo", "Custom",
     "DynamicCombo", "DynamicInput", "DynamicOutput", "DynamicSlot", "Float", "FolderType", "Hidden", "HiddenHolder", "Input", "Int", "MatchType",
     "MultiCombo", "MultiType", "NodeInfoV1", "NodeInfoV3", "NodeOutput", "NodeReplace", "NumberDisplay", "Output",
-    "PriceBadge", "PriceBadgeDepends", "RemoteOptions", "Schema", "String", "UploadType", "Webcam", "WidgetInput", "_UIOutput", "add_to_dict_v1",
+    "PriceBadge", "PriceBadgeDepends", "RemoteComboOptions", "RemoteItemSchema", "RemoteOptions", "Schema", "String", "UploadType", "Webcam", "WidgetInput", "_UIOutput", "add_to_dict_v1",
     "add_to_dict_v3", "comfytype", *io_types.PLAIN_TYPES,
 ]

@@ -10,6 +10,7 @@ running engine's folders through the ``folder_paths`` shim. Audio previews are w
 from __future__ import annotations
 
 import json
+import os
 import random
 import string
 import wave
@@ -233,13 +234,25 @@ class PreviewVideo(_UIOutput):
 
 
 class PreviewUI3D(_UIOutput):
-    """Show a 3D model file with its camera."""
+    """Show a 3D model file with its camera; ``bg_image`` (an IMAGE) is written to the temp folder
+    as the viewer's background and named third (``temp/bg_<hex>.png``)."""
 
     def __init__(self, model_file: Any, camera_info: Any, **kwargs: Any) -> None:
         self.model_file, self.camera_info = model_file, camera_info
+        self.bg_image_path = None
+        bg_image = kwargs.get("bg_image")
+        if bg_image is not None:
+            import uuid
+
+            from PIL import Image as PILImage
+
+            name = f"bg_{uuid.uuid4().hex}.png"
+            pixels = (bg_image[0].clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
+            PILImage.fromarray(pixels).save(os.path.join(folder_paths.get_temp_directory(), name), compress_level=1)
+            self.bg_image_path = f"temp/{name}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"result": [self.model_file, self.camera_info]}
+        return {"result": [self.model_file, self.camera_info, self.bg_image_path]}
 
 
 class PreviewText(_UIOutput):

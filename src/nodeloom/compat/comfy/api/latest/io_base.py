@@ -23,6 +23,8 @@ __all__ = [
     "Input",
     "NumberDisplay",
     "Output",
+    "RemoteComboOptions",
+    "RemoteItemSchema",
     "RemoteOptions",
     "UploadType",
     "WidgetInput",
@@ -74,6 +76,53 @@ class RemoteOptions:
         return prune_dict({k: getattr(self, k) for k in keys})
 
 
+class RemoteItemSchema:
+    """How a rich remote combo maps each fetched item: dot paths (``"labels.gender"``) to its value,
+    label, preview and description (label and description may be templates like ``"{name} ({id})"``),
+    and the paths its search looks in."""
+
+    def __init__(self, value_field: str, label_field: str, preview_url_field: str | None = None,
+                 preview_type: Literal["image", "video", "audio"] = "image", description_field: str | None = None,
+                 search_fields: list[str] | None = None) -> None:
+        if preview_type not in ("image", "video", "audio"):
+            raise ValueError(f"RemoteItemSchema: `preview_type` must be 'image', 'video' or 'audio', got {preview_type!r}")
+        for path in search_fields or []:
+            if "{" in path or "}" in path:
+                raise ValueError(f"RemoteItemSchema: `search_fields` take dot paths, not templates; got {path!r}")
+        self.value_field, self.label_field, self.preview_url_field = value_field, label_field, preview_url_field
+        self.preview_type, self.description_field, self.search_fields = preview_type, description_field, search_fields
+
+    def as_dict(self) -> dict[str, Any]:
+        keys = ("value_field", "label_field", "preview_url_field", "preview_type", "description_field", "search_fields")
+        return prune_dict({k: getattr(self, k) for k in keys})
+
+
+class RemoteComboOptions:
+    """A rich combo the frontend fills from ``route`` (a path on the comfy-api host, starting with
+    "/"), each item mapped by ``item_schema``; the server never checks its value against a list."""
+
+    def __init__(self, route: str, item_schema: RemoteItemSchema, refresh_button: bool = True,
+                 auto_select: Literal["first", "last"] | None = None, timeout: int | None = None,
+                 max_retries: int | None = None, refresh: int | None = None, response_key: str | None = None) -> None:
+        if auto_select not in (None, "first", "last"):
+            raise ValueError(f"RemoteComboOptions: `auto_select` must be 'first', 'last' or None, got {auto_select!r}")
+        if refresh is not None and 0 < refresh < 128:
+            raise ValueError(f"RemoteComboOptions: `refresh` must be >= 128 (ms) or <= 0 (never expires), got {refresh}")
+        for name, value in (("timeout", timeout), ("max_retries", max_retries)):
+            if value is not None and value < 0:
+                raise ValueError(f"RemoteComboOptions: `{name}` must be >= 0, got {value}")
+        if not route.startswith("/"):
+            raise ValueError(f"RemoteComboOptions: `route` must be a path starting with '/', got {route!r}")
+        self.route, self.item_schema, self.refresh_button, self.auto_select = route, item_schema, refresh_button, auto_select
+        self.timeout, self.max_retries, self.refresh, self.response_key = timeout, max_retries, refresh, response_key
+
+    def as_dict(self) -> dict[str, Any]:
+        return prune_dict({"route": self.route, "item_schema": self.item_schema.as_dict(),
+                           "refresh_button": self.refresh_button, "auto_select": self.auto_select,
+                           "timeout": self.timeout, "max_retries": self.max_retries, "refresh": self.refresh,
+                           "response_key": self.response_key})
+
+
 class IOTypeName(str):
     """A V3 type string: "*" matches every type; "A,B" matches when one set holds the other."""
 
@@ -118,13 +167,18 @@ class Input(_IO):
         tooltip: str | None = None,
         lazy: bool | None = None,
         extra_dict: dict[str, Any] | None = None,
+        raw_link: bool | None = None,
+        advanced: bool | None = None,
     ) -> None:
         self.id, self.display_name, self.optional = id, display_name, optional
         self.tooltip, self.lazy = tooltip, lazy
         self.extra_dict = extra_dict if extra_dict is not None else {}
+        # raw_link: execute receives the link [node id, slot] itself; advanced: the frontend folds it away
+        self.rawLink, self.advanced = raw_link, advanced
 
     def as_dict(self) -> dict[str, Any]:
-        base = {"display_name": self.display_name, "optional": self.optional, "tooltip": self.tooltip, "lazy": self.lazy}
+        base = {"display_name": self.display_name, "optional": self.optional, "tooltip": self.tooltip, "lazy": self.lazy,
+                "rawLink": self.rawLink, "advanced": self.advanced}
         return prune_dict(base) | prune_dict(self.extra_dict)
 
     def get_io_type(self) -> Any:
@@ -146,8 +200,10 @@ class WidgetInput(Input):
         widget_type: str | None = None,
         force_input: bool | None = None,
         extra_dict: dict[str, Any] | None = None,
+        raw_link: bool | None = None,
+        advanced: bool | None = None,
     ) -> None:
-        super().__init__(id, display_name, optional, tooltip, lazy, extra_dict)
+        super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link, advanced)
         self.default, self.socketless, self.widget_type, self.force_input = default, socketless, widget_type, force_input
 
     def as_dict(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from nodeloom.compat.comfy.api.latest.io_base import (
     FolderType,
     NumberDisplay,
     Output,
+    RemoteComboOptions,
     RemoteOptions,
     UploadType,
     WidgetInput,
@@ -38,8 +39,11 @@ class Boolean(ComfyTypeIO):
         def __init__(self, id: str, display_name: str | None = None, optional: bool = False,  # noqa: A002
                      tooltip: str | None = None, lazy: bool | None = None, default: bool | None = None,
                      label_on: str | None = None, label_off: str | None = None,
-                     socketless: bool | None = None, force_input: bool | None = None) -> None:
-            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
+                     socketless: bool | None = None, force_input: bool | None = None,
+                     extra_dict: dict[str, Any] | None = None, raw_link: bool | None = None,
+                     advanced: bool | None = None) -> None:
+            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input,
+                             extra_dict, raw_link, advanced)
             self.label_on, self.label_off = label_on, label_off
 
         def as_dict(self) -> dict[str, Any]:
@@ -57,8 +61,11 @@ class Int(ComfyTypeIO):
                      tooltip: str | None = None, lazy: bool | None = None, default: int | None = None,
                      min: int | None = None, max: int | None = None, step: int | None = None,  # noqa: A002
                      control_after_generate: bool | None = None, display_mode: NumberDisplay | None = None,
-                     socketless: bool | None = None, force_input: bool | None = None) -> None:
-            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
+                     socketless: bool | None = None, force_input: bool | None = None,
+                     extra_dict: dict[str, Any] | None = None, raw_link: bool | None = None,
+                     advanced: bool | None = None) -> None:
+            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input,
+                             extra_dict, raw_link, advanced)
             self.min, self.max, self.step = min, max, step
             self.control_after_generate, self.display_mode = control_after_generate, display_mode
 
@@ -80,14 +87,20 @@ class Float(ComfyTypeIO):
                      tooltip: str | None = None, lazy: bool | None = None, default: float | None = None,
                      min: float | None = None, max: float | None = None, step: float | None = None,  # noqa: A002
                      round: float | None = None, display_mode: NumberDisplay | None = None,  # noqa: A002
-                     socketless: bool | None = None, force_input: bool | None = None) -> None:
-            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
+                     gradient_stops: list[dict[str, Any]] | None = None,
+                     socketless: bool | None = None, force_input: bool | None = None,
+                     extra_dict: dict[str, Any] | None = None, raw_link: bool | None = None,
+                     advanced: bool | None = None) -> None:
+            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input,
+                             extra_dict, raw_link, advanced)
             self.min, self.max, self.step, self.round, self.display_mode = min, max, step, round, display_mode
+            self.gradient_stops = gradient_stops
 
         def as_dict(self) -> dict[str, Any]:
             display = self.display_mode.value if self.display_mode else None
             return super().as_dict() | prune_dict({"min": self.min, "max": self.max, "step": self.step,
-                                                   "round": self.round, "display": display})
+                                                   "round": self.round, "display": display,
+                                                   "gradient_stops": self.gradient_stops})
 
 
 @comfytype(io_type="STRING")
@@ -101,8 +114,10 @@ class String(ComfyTypeIO):
                      tooltip: str | None = None, lazy: bool | None = None, multiline: bool = False,
                      placeholder: str | None = None, default: str | None = None,
                      dynamic_prompts: bool | None = None, socketless: bool | None = None,
-                     force_input: bool | None = None) -> None:
-            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input)
+                     force_input: bool | None = None, extra_dict: dict[str, Any] | None = None, raw_link: bool | None = None,
+                     advanced: bool | None = None) -> None:
+            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, force_input,
+                             extra_dict, raw_link, advanced)
             self.multiline, self.placeholder, self.dynamic_prompts = multiline, placeholder, dynamic_prompts
 
         def as_dict(self) -> dict[str, Any]:
@@ -121,21 +136,29 @@ class Combo(ComfyTypeIO):
                      optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
                      default: Any = None, control_after_generate: bool | None = None,
                      upload: UploadType | None = None, image_folder: FolderType | None = None,
-                     remote: RemoteOptions | None = None, socketless: bool | None = None) -> None:
+                     remote: RemoteOptions | None = None, remote_combo: RemoteComboOptions | None = None,
+                     socketless: bool | None = None, extra_dict: dict[str, Any] | None = None, raw_link: bool | None = None,
+                     advanced: bool | None = None) -> None:
+            if remote is not None and remote_combo is not None:
+                raise ValueError(f"Combo input `{id}`: pass either `remote` or `remote_combo`, not both")
+            if options is not None and remote_combo is not None:
+                raise ValueError(f"Combo input `{id}`: pass either `options` or `remote_combo`, not both")
             if isinstance(options, type) and issubclass(options, Enum):
                 options = [member.value for member in options]
             if isinstance(default, Enum):
                 default = default.value
-            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless)
+            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, None, extra_dict, raw_link, advanced)
             self.multiselect = False
             self.options, self.control_after_generate = options, control_after_generate
             self.upload, self.image_folder, self.remote = upload, image_folder, remote
+            self.remote_combo = remote_combo
 
         def as_dict(self) -> dict[str, Any]:
             extra = {"multiselect": self.multiselect, "options": self.options,
                      "control_after_generate": self.control_after_generate,
                      "image_folder": self.image_folder.value if self.image_folder else None,
-                     "remote": self.remote.as_dict() if self.remote else None}
+                     "remote": self.remote.as_dict() if self.remote else None,
+                     "remote_combo": self.remote_combo.as_dict() if self.remote_combo else None}
             upload = {self.upload.value: True} if self.upload is not None else {}
             return super().as_dict() | prune_dict(extra) | upload
 
@@ -163,15 +186,17 @@ class MultiCombo(ComfyTypeI):
         def __init__(self, id: str, options: list[str], display_name: str | None = None,  # noqa: A002
                      optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
                      default: list[str] | None = None, placeholder: str | None = None, chip: bool | None = None,
-                     control_after_generate: bool | None = None, socketless: bool | None = None) -> None:
+                     control_after_generate: bool | None = None, socketless: bool | None = None,
+                     extra_dict: dict[str, Any] | None = None, raw_link: bool | None = None,
+                     advanced: bool | None = None) -> None:
             super().__init__(id, options, display_name, optional, tooltip, lazy, default, control_after_generate,
-                             socketless=socketless)
+                             socketless=socketless, extra_dict=extra_dict, raw_link=raw_link, advanced=advanced)
             self.multiselect = True
             self.placeholder, self.chip = placeholder, chip
 
         def as_dict(self) -> dict[str, Any]:
-            return super().as_dict() | prune_dict({"multi_select": self.multiselect, "placeholder": self.placeholder,
-                                                   "chip": self.chip})
+            # newer frontends read `multi_select` as an object of its settings; `multiselect` stays too
+            return super().as_dict() | {"multi_select": prune_dict({"placeholder": self.placeholder, "chip": self.chip})}
 
 
 @comfytype(io_type="WEBCAM")
@@ -183,8 +208,9 @@ class Webcam(ComfyTypeIO):
 
         def __init__(self, id: str, display_name: str | None = None, optional: bool = False,  # noqa: A002
                      tooltip: str | None = None, lazy: bool | None = None, default: str | None = None,
-                     socketless: bool | None = None) -> None:
-            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless)
+                     socketless: bool | None = None, extra_dict: dict[str, Any] | None = None, raw_link: bool | None = None,
+                     advanced: bool | None = None) -> None:
+            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None, None, extra_dict, raw_link, advanced)
 
 
 #: class name -> (type string, value type) of the socket-only types ComfyUI's ``io`` declares
