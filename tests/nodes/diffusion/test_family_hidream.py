@@ -7,6 +7,7 @@ through the Engine and a live server, parity with the pipeline on the latents, t
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,64 @@ def test_conditioning_and_loader_errors_name_what_is_wrong(tmp_path, hidream):
             result = engine.run({"1": loader, "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}})
             message = " ".join(str(e.get("exception_message", e)) for e in result.errors)
             assert result.status != "success" and expected in message and "llama_3.1" in message, message
+
+
+def _template(name: str) -> dict:
+    import importlib.util
+
+    spec = importlib.util.find_spec("comfyui_workflow_templates_json")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("the official templates are not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "templates" / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+#: the templates' file names → the tiny files (the templates' own T5/Llama names are the scaled-fp8 ones)
+_TINY_FILES = {"hidream_i1_dev_fp8.safetensors": "tiny_hidream_i1_fp8_scaled.safetensors",
+               "hidream_e1_full_bf16.safetensors": "tiny_hidream_i1.safetensors",
+               "hidream_e1_1_bf16.safetensors": "tiny_hidream_i1.safetensors",
+               "clip_l_hidream.safetensors": "tiny_clip_l_hidream.safetensors",
+               "clip_g_hidream.safetensors": "tiny_clip_g_hidream.safetensors",
+               "t5xxl_fp8_e4m3fn_scaled.safetensors": "tiny_t5xxl_fp8_e4m3fn_scaled.safetensors",
+               "llama_3.1_8b_instruct_fp8_scaled.safetensors": "tiny_llama_3.1_8b_instruct_fp8_scaled.safetensors",
+               "ae.safetensors": "tiny_ae.safetensors"}
+
+
+@pytest.mark.parametrize("name", ["hidream_i1_dev", "hidream_e1_full", "hidream_e1_1"])
+def test_official_template_files_convert_and_run(tmp_path, hidream, name):
+    """The official UI-format templates themselves (notes, reroutes, primitives, the E1 image and its
+    scaling, E1.1's CFGNorm and fp8 weight rounding), with the tiny files, a small image and 2 steps:
+    converted by the engine and run (E1.1's scaling gives an odd latent width, padded to the patch
+    size as ComfyUI pads it)."""
+    from PIL import Image
+
+    from nodeloom.workflows.files import load_prompt
+
+    models, _ = hidream
+    workflow = _template(name)
+    for node in workflow["nodes"]:
+        values = node.get("widgets_values")
+        if isinstance(values, list):
+            values[:] = [_TINY_FILES.get(v, v) if isinstance(v, str) else v for v in values]
+        if node["type"] == "EmptySD3LatentImage":
+            values[:2] = [64, 64]
+        elif node["type"] == "ImageScale":
+            values[1:3] = [64, 64]
+        elif node["type"] == "ImageScaleToTotalPixels":
+            values[1] = 0.01  # its least: 80×72 → 108×97
+        elif node["type"] == "KSampler":
+            values[2] = 2
+        elif node["type"] == "BasicScheduler":
+            values[1] = 2
+        elif node["type"] == "LoadImage":
+            (tmp_path / "base" / "input").mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (80, 72), (200, 120, 40)).save(tmp_path / "base" / "input" / values[0])
+    (tmp_path / "wf.json").write_text(json.dumps(workflow), encoding="utf-8")
+    with engine_for(tmp_path / "base", models) as engine:
+        prompt = load_prompt(engine, str(tmp_path / "wf.json"))
+        result = run_ok(engine, prompt)
+    saves = [k for k, v in prompt.items() if v["class_type"] == "SaveImage"]
+    assert saves and result.outputs[saves[0]]["images"][0]["filename"].startswith("ComfyUI")
+    decoded = [k for k, v in prompt.items() if v["class_type"] == "VAEDecode"]
+    size = {"hidream_e1_1": (96, 104)}.get(name, (64, 64))  # 108×97 cropped to whole latents: 13 wide
+    assert result.value(decoded[0]).shape == (1, *size, 3)
