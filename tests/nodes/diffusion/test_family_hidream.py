@@ -122,6 +122,27 @@ def test_text_encode_hidream_gives_each_encoder_its_prompt(tmp_path, hidream):
     assert (cond - plain[0][0]).abs().max() > 1e-4
 
 
+def test_comfyui_token_calls_give_each_part_its_prompt(tmp_path, hidream):
+    """A pack doing what ComfyUI's CLIPTextEncodeHiDream does with ``clip.tokenize`` and
+    ``encode_from_tokens_scheduled`` gets what CLIPTextEncodeHiDream gives."""
+    from nodeloom.diffusion.split_models import load_text_encoders
+
+    models, _ = hidream
+    clip = load_text_encoders([models / "text_encoders" / QUAD[f"clip_name{i}"] for i in range(1, 5)], "hidream",
+                              [models / "tokenizers"])
+    texts = {"l": "a red fox", "g": "a castle on a hill", "t5xxl": "a bowl of fruit", "llama": "an astronaut"}
+    tokens = clip.tokenize(texts["g"])
+    for key in ("l", "t5xxl", "llama"):
+        tokens[key] = clip.tokenize(texts[key])[key]
+    (cond, extra), = clip.encode_from_tokens_scheduled(tokens)
+    ref, ref_extra = clip.encode_conditioning("", texts=list(texts.values()))
+    assert (cond - ref).abs().max() == 0
+    assert all((extra[k] - ref_extra[k]).abs().max() == 0 for k in ("pooled_output", "conditioning_llama3"))
+    assert clip.encode_from_tokens(tokens, return_dict=True)["conditioning_llama3"].shape == (1, 3, 128, 32)
+    with pytest.raises(TypeError, match="tokenize"):
+        clip.encode_from_tokens_scheduled({"l": []})
+
+
 @pytest.mark.parametrize("unet", ["unet", "unet_release"])
 def test_latents_match_the_diffusers_pipeline(tmp_path, hidream, unet):
     """Noise: a CPU float32 ``torch.randn`` of the [1,16,8,8] latent from a generator seeded with the
