@@ -18,7 +18,7 @@ from nodeloom.diffusion.flow import FlowSampling
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.diffusion.split_models import load_diffusion_model, model_value
 from nodeloom.testing.tiny_hidream import HIDREAM_E1_WORKFLOW, HIDREAM_WORKFLOW, build_tiny_hidream
-from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
+from tests.nodes.diffusion.family_helpers import engine_for, lora_pair, run_ok, run_served, write_merged
 
 PROMPT = HIDREAM_WORKFLOW["91"]["inputs"]["text"]
 NEGATIVE = HIDREAM_WORKFLOW["85"]["inputs"]["text"]
@@ -168,6 +168,41 @@ def test_latents_match_the_diffusers_pipeline(tmp_path, hidream, unet):
             generator=torch.Generator().manual_seed(5), output_type="latent").images
     assert theirs.shape == ours.shape == (1, 16, 8, 8)
     assert (ours - theirs).abs().max() < 1e-4
+
+
+def test_peft_and_comfyui_loras_equal_their_merged_weights(tmp_path, hidream):
+    """A diffusers/PEFT LoRA (``transformer.double_stream_blocks.0.block.attn1.to_q`` lora_A/B) and
+    one in ComfyUI's naming (``diffusion_model.single_stream_blocks.1.block.ff_i.shared_experts.w2``
+    lora_down/up, alpha 2, rank 4) at strength 0.8 equal the merged weights."""
+    from safetensors.torch import save_file
+
+    models, parts = hidream
+    base = {k: v.clone() for k, v in parts["transformer"].state_dict().items()}
+    q, w2 = "double_stream_blocks.0.block.attn1.to_q", "single_stream_blocks.1.block.ff_i.shared_experts.w2"
+    down1, up1 = lora_pair(base, q + ".weight", seed=1)
+    down2, up2 = lora_pair(base, w2 + ".weight", seed=2)
+    (models / "loras").mkdir(exist_ok=True)
+    save_file({f"transformer.{q}.lora_A.weight": down1, f"transformer.{q}.lora_B.weight": up1},
+              str(models / "loras" / "hidream_peft.safetensors"))
+    save_file({f"diffusion_model.{w2}.lora_down.weight": down2, f"diffusion_model.{w2}.lora_up.weight": up2,
+               f"diffusion_model.{w2}.alpha": torch.tensor(2.0)}, str(models / "loras" / "hidream_comfy.safetensors"))
+    write_merged(base, {q + ".weight": 0.8 * up1 @ down1, w2 + ".weight": 0.8 * 0.5 * up2 @ down2},
+                 models / "diffusion_models" / "hidream_merged.safetensors")
+    with_lora = copy.deepcopy(HIDREAM_WORKFLOW)
+    with_lora["12"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["94", 0], "lora_name":
+                                                                       "hidream_peft.safetensors", "strength_model": 0.8}}
+    with_lora["13"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["12", 0], "lora_name":
+                                                                       "hidream_comfy.safetensors", "strength_model": 0.8}}
+    with_lora["84"]["inputs"]["model"] = ["13", 0]
+    merged = copy.deepcopy(HIDREAM_WORKFLOW)
+    merged["94"]["inputs"]["unet_name"] = "hidream_merged.safetensors"
+    with engine_for(tmp_path / "lora", models) as engine:
+        a = run_ok(engine, with_lora).value("93")["samples"]
+        plain = run_ok(engine, copy.deepcopy(HIDREAM_WORKFLOW)).value("93")["samples"]
+    with engine_for(tmp_path / "merged", models) as engine:
+        b = run_ok(engine, merged).value("93")["samples"]
+    assert (a - b).abs().max() < 1e-4
+    assert (a - plain).abs().max() > 1e-3
 
 
 def test_template_workflow_runs_through_the_engine_and_a_live_server(tmp_path, hidream):
