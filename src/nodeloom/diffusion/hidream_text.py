@@ -21,11 +21,21 @@ from nodeloom.diffusion.single_file import load_weights
 from nodeloom.diffusion.text_encoders import find_tokenizer, load_llm_encoder, placed_encoder
 from nodeloom.errors import ValidationError, require
 
-__all__ = ["HiDreamClip", "build_hidream_clip", "hidream_roles"]
+__all__ = ["HiDreamClip", "HiDreamTokens", "build_hidream_clip", "hidream_roles"]
 
 #: tokens T5 reads (the first chunk only) and the least the Llama prompt is padded to
 T5_LENGTH, LLAMA_MIN_LENGTH = 128, 128
 _ROLES = ("clip_l", "clip_g", "t5", "llama")
+#: ComfyUI's token keys of a HiDream prompt, in the order :meth:`HiDreamClip.encode_conditioning` takes texts
+_TOKEN_KEYS = ("l", "g", "t5xxl", "llama")
+
+
+class HiDreamTokens(dict):  # type: ignore[type-arg]
+    """ComfyUI-style HiDream tokens: ``{"l", "g", "t5xxl", "llama"}`` → the text that part encodes.
+
+    nodeloom encodes from text, so a pack that mixes parts the way ComfyUI's CLIPTextEncodeHiDream
+    does (``tokens["l"] = clip.tokenize(other)["l"]``) gets each part's own prompt.
+    """
 
 
 def hidream_roles(kinds: Sequence[str], widths: Sequence[int], names: Sequence[str]) -> dict[str, int]:
@@ -76,6 +86,30 @@ class HiDreamClip:
     def encoders(self) -> tuple[Any, ...]:
         clips = [c.encoders[0] for c in (self.clip_l, self.clip_g) if c is not None]
         return (*clips, *(e for e in (self.t5, self.llama) if e is not None))
+
+    def tokenize(self, text: str, return_word_ids: bool = False, **_: Any) -> HiDreamTokens:
+        """ComfyUI's ``clip.tokenize`` for packs: every part reads ``text``."""
+        return HiDreamTokens({key: text for key in _TOKEN_KEYS})
+
+    def encode_from_tokens_scheduled(self, tokens: Any, unprojected: bool = False,
+                                     add_dict: dict[str, Any] | None = None) -> list[Any]:
+        """A CONDITIONING list from :meth:`tokenize` tokens (encoded on the CPU).
+
+        Raises:
+            TypeError: ``tokens`` were not made by :meth:`tokenize`.
+        """
+        if not isinstance(tokens, HiDreamTokens) or any(not isinstance(tokens.get(k), str) for k in _TOKEN_KEYS):
+            raise TypeError("`encode_from_tokens_scheduled` needs tokens from this HiDream CLIP's `tokenize`"
+                            f" (keys {list(_TOKEN_KEYS)}), got {type(tokens).__name__}")
+        cond, extra = self.encode_conditioning(tokens["t5xxl"], texts=[tokens[k] for k in _TOKEN_KEYS])
+        return [[cond, {**extra, **(add_dict or {})}]]
+
+    def encode_from_tokens(self, tokens: Any, return_pooled: bool = False, return_dict: bool = False) -> Any:
+        """ComfyUI's return forms (cond, ``(cond, pooled)`` or a dict with the Llama layers too)."""
+        (cond, extra), = self.encode_from_tokens_scheduled(tokens)
+        if return_dict:
+            return {"cond": cond, **extra}
+        return (cond, extra["pooled_output"]) if return_pooled else cond
 
     def encode(self, text: str, manager: Any = None, embeddings: Callable[[str], Any] | None = None,
                texts: Sequence[str] | None = None) -> tuple[Any, Any]:

@@ -58,7 +58,8 @@ class LoraPatch:
 _FLOW_MIXINS = {"flux": "FluxLoraLoaderMixin", "z_image": "ZImageLoraLoaderMixin",
                 "qwen_image": "QwenImageLoraLoaderMixin", "sd3": "SD3LoraLoaderMixin",
                 "flux2": "Flux2LoraLoaderMixin", "chroma": "FluxLoraLoaderMixin", "lumina2": "Lumina2LoraLoaderMixin",
-                "ltxv": "LTXVideoLoraLoaderMixin", "wan": "WanLoraLoaderMixin", "ltx2": "LTX2LoraLoaderMixin"}
+                "ltxv": "LTXVideoLoraLoaderMixin", "wan": "WanLoraLoaderMixin", "ltx2": "LTX2LoraLoaderMixin",
+                "hidream": "HiDreamImageLoraLoaderMixin"}
 
 
 def read_lora(path: str | Path, unet_config: Any, sdxl: bool, family: str | None = None) -> LoraFile:
@@ -108,12 +109,34 @@ def _read_flow_lora(raw: dict[str, Any], name: str, file_name: str, family: str)
     except (ValueError, KeyError) as exc:
         raise ValidationError(f"`{file_name}` is not a {family} LoRA diffusers can apply: {exc}") from exc
     state, alphas = out if isinstance(out, tuple) else (out, None)
-    sub = {k: v for k, v in state.items() if k.startswith("transformer.")}
+    sub = _peft_names({k: v for k, v in state.items() if k.startswith("transformer.")})
     if not sub:
         raise ValidationError(f"`{file_name}` contains no LoRA weights for the {family} diffusion model",
                               extra_info={"name": file_name, "family": family})
     al = {k: v for k, v in (alphas or {}).items() if k.startswith("transformer.")} or None
     return LoraFile(name, {"unet": (sub, al)}, prefix="transformer")
+
+
+def _peft_names(sub: dict[str, Any]) -> dict[str, Any]:
+    """``lora_down``/``lora_up`` pairs some mixins pass through unrenamed (HiDream's ComfyUI-named
+    files) as PEFT's ``lora_A``/``lora_B``, each pair's ``alpha`` folded into ``lora_B`` as
+    ``alpha / rank``; other keys unchanged."""
+    if not any(k.endswith(".lora_down.weight") for k in sub):
+        return sub
+    out = {}
+    for key, value in sub.items():
+        if key.endswith(".alpha"):
+            continue
+        if key.endswith(".lora_down.weight"):
+            key = key[: -len("lora_down.weight")] + "lora_A.weight"
+        elif key.endswith(".lora_up.weight"):
+            base = key[: -len("lora_up.weight")]
+            alpha = sub.get(base + "alpha")
+            rank = sub[base + "lora_down.weight"].shape[0] if base + "lora_down.weight" in sub else value.shape[1]
+            value = value * (float(alpha) / rank) if alpha is not None else value
+            key = base + "lora_B.weight"
+        out[key] = value
+    return out
 
 
 def _read_lycoris(raw: dict[str, Any], name: str, file_name: str, kind: str, sgm_unet_config: Any) -> LoraFile:

@@ -7,6 +7,7 @@ through the Engine and a live server, parity with the pipeline on the latents, t
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from nodeloom.diffusion.flow import FlowSampling
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.diffusion.split_models import load_diffusion_model, model_value
 from nodeloom.testing.tiny_hidream import HIDREAM_E1_WORKFLOW, HIDREAM_WORKFLOW, build_tiny_hidream
-from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
+from tests.nodes.diffusion.family_helpers import engine_for, lora_pair, run_ok, run_served, write_merged
 
 PROMPT = HIDREAM_WORKFLOW["91"]["inputs"]["text"]
 NEGATIVE = HIDREAM_WORKFLOW["85"]["inputs"]["text"]
@@ -121,6 +122,27 @@ def test_text_encode_hidream_gives_each_encoder_its_prompt(tmp_path, hidream):
     assert (cond - plain[0][0]).abs().max() > 1e-4
 
 
+def test_comfyui_token_calls_give_each_part_its_prompt(tmp_path, hidream):
+    """A pack doing what ComfyUI's CLIPTextEncodeHiDream does with ``clip.tokenize`` and
+    ``encode_from_tokens_scheduled`` gets what CLIPTextEncodeHiDream gives."""
+    from nodeloom.diffusion.split_models import load_text_encoders
+
+    models, _ = hidream
+    clip = load_text_encoders([models / "text_encoders" / QUAD[f"clip_name{i}"] for i in range(1, 5)], "hidream",
+                              [models / "tokenizers"])
+    texts = {"l": "a red fox", "g": "a castle on a hill", "t5xxl": "a bowl of fruit", "llama": "an astronaut"}
+    tokens = clip.tokenize(texts["g"])
+    for key in ("l", "t5xxl", "llama"):
+        tokens[key] = clip.tokenize(texts[key])[key]
+    (cond, extra), = clip.encode_from_tokens_scheduled(tokens)
+    ref, ref_extra = clip.encode_conditioning("", texts=list(texts.values()))
+    assert (cond - ref).abs().max() == 0
+    assert all((extra[k] - ref_extra[k]).abs().max() == 0 for k in ("pooled_output", "conditioning_llama3"))
+    assert clip.encode_from_tokens(tokens, return_dict=True)["conditioning_llama3"].shape == (1, 3, 128, 32)
+    with pytest.raises(TypeError, match="tokenize"):
+        clip.encode_from_tokens_scheduled({"l": []})
+
+
 @pytest.mark.parametrize("unet", ["unet", "unet_release"])
 def test_latents_match_the_diffusers_pipeline(tmp_path, hidream, unet):
     """Noise: a CPU float32 ``torch.randn`` of the [1,16,8,8] latent from a generator seeded with the
@@ -146,6 +168,41 @@ def test_latents_match_the_diffusers_pipeline(tmp_path, hidream, unet):
             generator=torch.Generator().manual_seed(5), output_type="latent").images
     assert theirs.shape == ours.shape == (1, 16, 8, 8)
     assert (ours - theirs).abs().max() < 1e-4
+
+
+def test_peft_and_comfyui_loras_equal_their_merged_weights(tmp_path, hidream):
+    """A diffusers/PEFT LoRA (``transformer.double_stream_blocks.0.block.attn1.to_q`` lora_A/B) and
+    one in ComfyUI's naming (``diffusion_model.single_stream_blocks.1.block.ff_i.shared_experts.w2``
+    lora_down/up, alpha 2, rank 4) at strength 0.8 equal the merged weights."""
+    from safetensors.torch import save_file
+
+    models, parts = hidream
+    base = {k: v.clone() for k, v in parts["transformer"].state_dict().items()}
+    q, w2 = "double_stream_blocks.0.block.attn1.to_q", "single_stream_blocks.1.block.ff_i.shared_experts.w2"
+    down1, up1 = lora_pair(base, q + ".weight", seed=1)
+    down2, up2 = lora_pair(base, w2 + ".weight", seed=2)
+    (models / "loras").mkdir(exist_ok=True)
+    save_file({f"transformer.{q}.lora_A.weight": down1, f"transformer.{q}.lora_B.weight": up1},
+              str(models / "loras" / "hidream_peft.safetensors"))
+    save_file({f"diffusion_model.{w2}.lora_down.weight": down2, f"diffusion_model.{w2}.lora_up.weight": up2,
+               f"diffusion_model.{w2}.alpha": torch.tensor(2.0)}, str(models / "loras" / "hidream_comfy.safetensors"))
+    write_merged(base, {q + ".weight": 0.8 * up1 @ down1, w2 + ".weight": 0.8 * 0.5 * up2 @ down2},
+                 models / "diffusion_models" / "hidream_merged.safetensors")
+    with_lora = copy.deepcopy(HIDREAM_WORKFLOW)
+    with_lora["12"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["94", 0], "lora_name":
+                                                                       "hidream_peft.safetensors", "strength_model": 0.8}}
+    with_lora["13"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["12", 0], "lora_name":
+                                                                       "hidream_comfy.safetensors", "strength_model": 0.8}}
+    with_lora["84"]["inputs"]["model"] = ["13", 0]
+    merged = copy.deepcopy(HIDREAM_WORKFLOW)
+    merged["94"]["inputs"]["unet_name"] = "hidream_merged.safetensors"
+    with engine_for(tmp_path / "lora", models) as engine:
+        a = run_ok(engine, with_lora).value("93")["samples"]
+        plain = run_ok(engine, copy.deepcopy(HIDREAM_WORKFLOW)).value("93")["samples"]
+    with engine_for(tmp_path / "merged", models) as engine:
+        b = run_ok(engine, merged).value("93")["samples"]
+    assert (a - b).abs().max() < 1e-4
+    assert (a - plain).abs().max() > 1e-3
 
 
 def test_template_workflow_runs_through_the_engine_and_a_live_server(tmp_path, hidream):
@@ -250,3 +307,64 @@ def test_conditioning_and_loader_errors_name_what_is_wrong(tmp_path, hidream):
             result = engine.run({"1": loader, "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}})
             message = " ".join(str(e.get("exception_message", e)) for e in result.errors)
             assert result.status != "success" and expected in message and "llama_3.1" in message, message
+
+
+def _template(name: str) -> dict:
+    import importlib.util
+
+    spec = importlib.util.find_spec("comfyui_workflow_templates_json")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("the official templates are not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "templates" / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+#: the templates' file names → the tiny files (the templates' own T5/Llama names are the scaled-fp8 ones)
+_TINY_FILES = {"hidream_i1_dev_fp8.safetensors": "tiny_hidream_i1_fp8_scaled.safetensors",
+               "hidream_e1_full_bf16.safetensors": "tiny_hidream_i1.safetensors",
+               "hidream_e1_1_bf16.safetensors": "tiny_hidream_i1.safetensors",
+               "clip_l_hidream.safetensors": "tiny_clip_l_hidream.safetensors",
+               "clip_g_hidream.safetensors": "tiny_clip_g_hidream.safetensors",
+               "t5xxl_fp8_e4m3fn_scaled.safetensors": "tiny_t5xxl_fp8_e4m3fn_scaled.safetensors",
+               "llama_3.1_8b_instruct_fp8_scaled.safetensors": "tiny_llama_3.1_8b_instruct_fp8_scaled.safetensors",
+               "ae.safetensors": "tiny_ae.safetensors"}
+
+
+@pytest.mark.parametrize("name", ["hidream_i1_dev", "hidream_e1_full", "hidream_e1_1"])
+def test_official_template_files_convert_and_run(tmp_path, hidream, name):
+    """The official UI-format templates themselves (notes, reroutes, primitives, the E1 image and its
+    scaling, E1.1's CFGNorm and fp8 weight rounding), with the tiny files, a small image and 2 steps:
+    converted by the engine and run (E1.1's scaling gives an odd latent width, padded to the patch
+    size as ComfyUI pads it)."""
+    from PIL import Image
+
+    from nodeloom.workflows.files import load_prompt
+
+    models, _ = hidream
+    workflow = _template(name)
+    for node in workflow["nodes"]:
+        values = node.get("widgets_values")
+        if isinstance(values, list):
+            values[:] = [_TINY_FILES.get(v, v) if isinstance(v, str) else v for v in values]
+        if node["type"] == "EmptySD3LatentImage":
+            values[:2] = [64, 64]
+        elif node["type"] == "ImageScale":
+            values[1:3] = [64, 64]
+        elif node["type"] == "ImageScaleToTotalPixels":
+            values[1] = 0.01  # its least: 80×72 → 108×97
+        elif node["type"] == "KSampler":
+            values[2] = 2
+        elif node["type"] == "BasicScheduler":
+            values[1] = 2
+        elif node["type"] == "LoadImage":
+            (tmp_path / "base" / "input").mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (80, 72), (200, 120, 40)).save(tmp_path / "base" / "input" / values[0])
+    (tmp_path / "wf.json").write_text(json.dumps(workflow), encoding="utf-8")
+    with engine_for(tmp_path / "base", models) as engine:
+        prompt = load_prompt(engine, str(tmp_path / "wf.json"))
+        result = run_ok(engine, prompt)
+    saves = [k for k, v in prompt.items() if v["class_type"] == "SaveImage"]
+    assert saves and result.outputs[saves[0]]["images"][0]["filename"].startswith("ComfyUI")
+    decoded = [k for k, v in prompt.items() if v["class_type"] == "VAEDecode"]
+    size = {"hidream_e1_1": (96, 104)}.get(name, (64, 64))  # 108×97 cropped to whole latents: 13 wide
+    assert result.value(decoded[0]).shape == (1, *size, 3)
