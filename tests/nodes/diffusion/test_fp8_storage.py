@@ -149,3 +149,21 @@ def test_a_lora_applies_on_fp8_stored_weights(tmp_path):
     fp8_plain, fp8_lora, float_lora = run("fp8_e4m3fn", False), run("fp8_e4m3fn", True), run("default", True)
     assert (fp8_lora - fp8_plain).abs().max() > 1e-3  # the LoRA acts
     assert _rel(fp8_lora, float_lora) < REL_TOL["fp8_e4m3fn"]
+
+
+def test_plain_fp8_file_stays_fp8(tmp_path, family):
+    """A file whose 2-D weights are stored ``float8_e4m3fn`` without scales (as the Qwen-Image e4m3fn
+    release is) keeps them fp8 under ``default``: the same numbers as upcasting them on load."""
+    from safetensors.torch import load_file, save_file
+
+    _, models, parts = family
+    sd = load_file(str(models / "diffusion_models" / parts["unet"]))
+    fp8 = {k: (v.to(torch.float8_e4m3fn) if k.endswith(".weight") and v.ndim == 2 else v) for k, v in sd.items()}
+    save_file(fp8, str(tmp_path / "model_fp8_e4m3fn.safetensors"))
+    kept, _ = load_diffusion_model(tmp_path / "model_fp8_e4m3fn.safetensors")
+    upcast, _ = load_diffusion_model(tmp_path / "model_fp8_e4m3fn.safetensors", keep_fp8=False)
+    stored = [m for _, m in _layers(kept) if m.weight.dtype == torch.float8_e4m3fn]
+    assert len(stored) >= len(_layers(kept)) // 2
+    assert offload.fp8_bytes(upcast)[0] == 0
+    got, want = offload.dequantised_state_dict(kept), upcast.state_dict()
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
