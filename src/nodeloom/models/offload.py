@@ -235,16 +235,17 @@ def keep_quantised(module: Any, quantised: dict[str, tuple[Any, Any]], skip: Any
 
 
 def _match(w: Any, fp8: Any, scales: list[float]) -> tuple[Any, float] | None:
+    """The fp8 values and scale that give ``w`` exactly, trying every candidate scale at once on two rows."""
     import torch
 
-    probe = w[: min(2, w.shape[0])]
-    for value in scales:
-        s = torch.tensor(value, dtype=torch.float32)
-        if not torch.equal((probe / s).to(fp8).float() * s, probe):
-            continue
+    probe = w[: min(2, w.shape[0])].reshape(1, -1)
+    cand = torch.tensor(scales, dtype=torch.float32).reshape(-1, 1)
+    fits = torch.nonzero(((probe / cand).to(fp8).float() * cand == probe).all(dim=1)).flatten().tolist()
+    for i in fits:
+        s = cand[i, 0]
         q = (w / s).to(fp8)
         if torch.equal(q.float() * s, w):
-            return q, value
+            return q, scales[i]
     return None
 
 
