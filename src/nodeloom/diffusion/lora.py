@@ -96,8 +96,13 @@ def read_lora(path: str | Path, unet_config: Any, sdxl: bool, family: str | None
     return LoraFile(name, parts)
 
 
+#: flow families whose CLIP value applies a LoRA's CLIP-L weights (kohya ``lora_te1_``/``lora_te_``)
+_FLOW_TEXT_ENCODER_LORA = ("flux",)
+
+
 def _read_flow_lora(raw: dict[str, Any], name: str, file_name: str, family: str) -> LoraFile:
-    """A flow family's LoRA, converted by diffusers' mixin for that family (transformer part only)."""
+    """A flow family's LoRA, converted by diffusers' mixin for that family: the transformer part and,
+    for :data:`_FLOW_TEXT_ENCODER_LORA` (Flux.1: CLIP-L), the text-encoder part."""
     import inspect
 
     from diffusers.loaders import lora_pipeline
@@ -109,12 +114,23 @@ def _read_flow_lora(raw: dict[str, Any], name: str, file_name: str, family: str)
     except (ValueError, KeyError) as exc:
         raise ValidationError(f"`{file_name}` is not a {family} LoRA diffusers can apply: {exc}") from exc
     state, alphas = out if isinstance(out, tuple) else (out, None)
-    sub = _peft_names({k: v for k, v in state.items() if k.startswith("transformer.")})
-    if not sub:
+    from diffusers.utils.state_dict_utils import DIFFUSERS_OLD_TO_DIFFUSERS, convert_state_dict
+
+    parts: dict[str, tuple[dict[str, Any], dict[str, float] | None]] = {}
+    for part, prefix in (("unet", "transformer."), ("text_encoder", "text_encoder.")):
+        sub = {k: v for k, v in state.items() if k.startswith(prefix)}
+        if part == "unet":
+            sub = _peft_names(sub)
+        if sub and part == "text_encoder":
+            # the kohya converter names attention layers the old way (``to_q_lora.down``) and MLP
+            # layers the new way; one naming lets diffusers' text-encoder loader tell the format
+            sub = convert_state_dict(sub, DIFFUSERS_OLD_TO_DIFFUSERS)
+        if sub and (part == "unet" or family in _FLOW_TEXT_ENCODER_LORA):
+            parts[part] = (sub, {k: v for k, v in (alphas or {}).items() if k.startswith(prefix)} or None)
+    if not parts:
         raise ValidationError(f"`{file_name}` contains no LoRA weights for the {family} diffusion model",
                               extra_info={"name": file_name, "family": family})
-    al = {k: v for k, v in (alphas or {}).items() if k.startswith("transformer.")} or None
-    return LoraFile(name, {"unet": (sub, al)}, prefix="transformer")
+    return LoraFile(name, parts, prefix="transformer")
 
 
 def _peft_names(sub: dict[str, Any]) -> dict[str, Any]:

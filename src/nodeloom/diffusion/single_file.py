@@ -157,12 +157,13 @@ def _dequantise(sd: dict[str, Any], dtype: Any, layers: dict[str, dict[str, Any]
     fp8_types = (torch.float8_e4m3fn, torch.float8_e5m2)
     for layer, conf in layers.items():
         _check_format(path, layer, conf)
+    quantised_layers = set(layers) | {k[: -len(".weight")] for k, v in sd.items()
+                                      if k.endswith(".weight") and v.dtype in (*fp8_types, torch.int8)}
     out: dict[str, Any] = {}
     for key, value in sd.items():
         layer = key.rsplit(".", 1)[0] if "." in key else ""
-        if key == "scaled_fp8" or (key.endswith(_QUANT_SUFFIXES) and (layer in layers or f"{layer}.weight" in sd
-                                                                      and sd[f"{layer}.weight"].dtype in (*fp8_types, torch.int8))):
-            continue
+        if key == "scaled_fp8" or (key.endswith(_QUANT_SUFFIXES) and layer in quantised_layers):
+            continue  # markers, descriptions and scales: folded into the weights below
         scale = None
         if key.endswith(".weight"):
             scale = sd.get(layer + ".weight_scale", sd.get(layer + ".scale_weight"))

@@ -280,7 +280,8 @@ class FluxClip:
                texts: Sequence[str] | None = None) -> tuple[Any, Any]:
         """``(T5 states [1, n, 4096], CLIP-L pooled [1, 768])`` on the CPU in float32 (``texts``: CLIP-L's, then T5's)."""
         clip_text, t5_text = (texts[0], texts[-1]) if texts else (text, text)
-        _, pooled = self.clip_l.encode(clip_text, None if self.cpu_only else manager, embeddings=embeddings)
+        clip_l = self.clip_l.clone(loras=self.clip_l.loras + self.loras) if self.loras else self.clip_l  # LoraLoader's CLIP-L part
+        _, pooled = clip_l.encode(clip_text, None if self.cpu_only else manager, embeddings=embeddings)
         states = t5_states(self.t5, self.tokenizer, t5_text, self.min_length, manager, self.cpu_only, self.min_padding)
         return states, pooled
 

@@ -13,8 +13,8 @@ quarter of float32's memory) and upcast to the input's dtype for each forward; t
 running the fp8-rounded weights in the compute dtype. Weights that came from a scaled fp8 file keep
 the file's fp8 values and their per-tensor ``weight_scale`` (:func:`keep_quantised`): the forward
 computes ``weight · weight_scale``, the same numbers as the dequantised weight. Layers a diffusers
-model marks precision-sensitive (``_skip_layerwise_casting_patterns``: timestep embedders, norms,
-positional embeddings) stay in the compute dtype, as diffusers' own layerwise casting leaves them.
+model marks precision-sensitive (:func:`skip_patterns`: timestep and caption embedders, patch
+embeddings) stay in the compute dtype.
 An fp8 input (a model reading a layer's weight dtype to cast its input) computes in the layer's
 ``compute_dtype`` instead. :func:`compute_param` is the parameter whose dtype inputs should take.
 
@@ -28,7 +28,7 @@ import types
 from typing import Any
 
 __all__ = ["BlockOffload", "compute_param", "dequantised_state_dict", "find_blocks", "fp8_bytes", "keep_quantised",
-           "store_fp8"]
+           "skip_patterns", "store_fp8"]
 
 #: ComfyUI's ``weight_dtype`` names → torch dtypes (``_fast`` picks fp8 matmuls on GPUs; the storage is the same)
 FP8_NAMES = {"fp8_e4m3fn": "float8_e4m3fn", "fp8_e4m3fn_fast": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
@@ -131,6 +131,15 @@ def fp8_bytes(module: Any) -> tuple[int, int]:
     return fp8, total
 
 
+def skip_patterns(module: Any) -> tuple[str, ...]:
+    """The layer-name patterns fp8 storage leaves alone: the precision-sensitive modules a diffusers
+    model declares (``_skip_layerwise_casting_patterns``: timestep and caption embedders, patch
+    embeddings) without the generic ``norm``, which there means norm layers (no Linear/Conv weights)
+    but would also catch the AdaLN modulation projections (``norm1.linear``), the largest Linear
+    layers after attention and MLP, which ComfyUI stores in fp8."""
+    return tuple(p for p in getattr(module, "_skip_layerwise_casting_patterns", None) or () if p != "norm")
+
+
 def _layers(module: Any, skip: Any) -> list[tuple[str, Any, Any]]:
     """``(name, layer, forward)`` of the Linear/Conv layers fp8 storage applies to."""
     import re
@@ -138,7 +147,7 @@ def _layers(module: Any, skip: Any) -> list[tuple[str, Any, Any]]:
     import torch
 
     if skip is None:
-        skip = tuple(getattr(module, "_skip_layerwise_casting_patterns", None) or ())
+        skip = skip_patterns(module)
     out = []
     for name, sub in module.named_modules():
         if isinstance(sub, torch.nn.Linear):
@@ -171,8 +180,7 @@ def store_fp8(module: Any, weight_dtype: str, skip: Any = None) -> int:
     Args:
         module: the model, changed in place.
         weight_dtype: ``fp8_e4m3fn``, ``fp8_e4m3fn_fast`` or ``fp8_e5m2`` (ComfyUI's ``weight_dtype`` names).
-        skip: regular expressions of layer names left as they are (None: the module's own
-            ``_skip_layerwise_casting_patterns``, as diffusers models declare them).
+        skip: regular expressions of layer names left as they are (None: :func:`skip_patterns`).
 
     Returns:
         how many layers now store fp8 weights.
@@ -235,16 +243,17 @@ def keep_quantised(module: Any, quantised: dict[str, tuple[Any, Any]], skip: Any
 
 
 def _match(w: Any, fp8: Any, scales: list[float]) -> tuple[Any, float] | None:
+    """The fp8 values and scale that give ``w`` exactly, trying every candidate scale at once on two rows."""
     import torch
 
-    probe = w[: min(2, w.shape[0])]
-    for value in scales:
-        s = torch.tensor(value, dtype=torch.float32)
-        if not torch.equal((probe / s).to(fp8).float() * s, probe):
-            continue
+    probe = w[: min(2, w.shape[0])].reshape(1, -1)
+    cand = torch.tensor(scales, dtype=torch.float32).reshape(-1, 1)
+    fits = torch.nonzero(((probe / cand).to(fp8).float() * cand == probe).all(dim=1)).flatten().tolist()
+    for i in fits:
+        s = cand[i, 0]
         q = (w / s).to(fp8)
         if torch.equal(q.float() * s, w):
-            return q, value
+            return q, scales[i]
     return None
 
 
