@@ -177,26 +177,30 @@ def test_ksampler_steps_the_joint_latent_like_the_custom_sampler(ltx2: tuple[Pat
     assert latent["samples"].unbind()[0].abs().sum() == 0  # the input is untouched
 
 
-def test_image_to_video_mask_keeps_the_first_frame(ltx2: tuple[Path, dict]) -> None:
-    """LTXVImgToVideoInplace's mask (first latent frame kept) travels through the joint latent:
-    the kept frame stays the given latent, the rest and all the audio are generated."""
+def test_image_to_video_keeps_the_encoded_image(ltx2: tuple[Path, dict]) -> None:
+    """The i2v template's path: LTXVImgToVideoInplace encodes the image with the LTX-2 video VAE into
+    the first latent frame and masks it; through the joint latent that frame stays the image's
+    latent exactly, while the other frame and all the audio are generated."""
+    from nodeloom.diffusion.ltxv_vae import LtxvVae
     from nodeloom.diffusion.sampling import sample_sigmas
+    from nodeloom.nodes.diffusion.ltx_nodes import EmptyLTXVLatentVideo, LTXVImgToVideoInplace
 
     root, parts = ltx2
     model, pos, neg = _model_and_conds(root, parts)
-    mask = torch.ones(1, 1, 2, 1, 1)
-    mask[:, :, 0] = 0.0
-    latent = _joint(mask=mask)
-    first = torch.randn(1, 128, 1, 2, 2, generator=torch.Generator().manual_seed(5))
-    video0, audio0 = latent["samples"].unbind()
-    latent["samples"] = NestedLatent((torch.cat([first, video0[:, :, 1:]], 2), audio0))
+    vae = LtxvVae(parts["video_vae"])
+    image = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(6))
+    video = LTXVImgToVideoInplace.execute(vae, image, EmptyLTXVLatentVideo.execute(64, 64, 9, 1)[0], 1.0)[0]
+    encoded = vae.encode(image)
+    assert torch.equal(video["samples"][:, :, :1], encoded) and video["noise_mask"][0, 0, :, 0, 0].tolist() == [0, 1]
+    latent = LTXVConcatAVLatent.execute(video, {"samples": torch.zeros(1, 8, 9, 16), "type": "audio"})[0]
     out, _ = sample_sigmas(model, latent, torch.tensor([1.0, 0.5, 0.0]), seed=4, cfg=1.0, sampler_name="euler",
                            positive=pos, negative=neg)
-    video, audio = out["samples"].unbind()
-    assert torch.allclose(video[:, :, :1], first, atol=1e-6)
-    assert video[:, :, 1:].abs().mean() > 0.01 and audio.abs().mean() > 0.01
+    sampled, audio = out["samples"].unbind()
+    assert torch.allclose(sampled[:, :, :1], encoded, atol=1e-6)
+    assert sampled[:, :, 1:].abs().mean() > 0.01 and audio.abs().mean() > 0.01
     separated = LTXVSeparateAVLatent.execute(out)
-    assert torch.equal(separated[0]["noise_mask"], mask) and separated[1]["noise_mask"].eq(1).all()
+    assert torch.equal(separated[0]["noise_mask"], video["noise_mask"]) and separated[1]["noise_mask"].eq(1).all()
+    assert vae.decode(separated[0]["samples"]).shape == (9, 64, 64, 3)
 
 
 def test_concat_and_separate_follow_comfyui(ltx2: tuple[Path, dict]) -> None:
