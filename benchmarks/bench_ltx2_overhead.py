@@ -33,7 +33,6 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
@@ -42,8 +41,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline  # noqa: E40
 
 from nodeloom import Engine  # noqa: E402
 from nodeloom.ops.video_value import VideoComponents, VideoFromComponents  # noqa: E402
-from nodeloom.testing.tiny_ltx2 import build_tiny_ltx2_av  # noqa: E402
-from tests.nodes.diffusion.test_family_ltx2 import NEGATIVE, POSITIVE, _workflow  # noqa: E402
+from nodeloom.testing.tiny_ltx2 import LTX2_NEGATIVE, LTX2_POSITIVE, build_tiny_ltx2_av, ltx2_t2v_workflow  # noqa: E402
 
 
 def _stacked(parts: dict, text: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,13 +65,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     root = Path(tempfile.mkdtemp(prefix="nl-bench-ltx2-"))
     parts = build_tiny_ltx2_av(root / "models")
-    prompt = _workflow(parts, frames=args.frames, rate=25.0)
+    prompt = ltx2_t2v_workflow(parts, frames=args.frames, rate=25.0)
     prompt["43"]["inputs"].update(width=args.size, height=args.size)
     prompt["9"]["inputs"]["steps"] = args.steps
     engine = Engine(base_dir=root / "engine", models_dir=root / "models", load_custom_nodes=False)
     first = engine.run(prompt)
     assert first.status == "success", first.errors
-    (pe, pm), (ne, nm) = _stacked(parts, POSITIVE), _stacked(parts, NEGATIVE)
+    (pe, pm), (ne, nm) = _stacked(parts, LTX2_POSITIVE), _stacked(parts, LTX2_NEGATIVE)
     pipe = LTX2Pipeline(scheduler=FlowMatchEulerDiscreteScheduler(
         use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05, base_image_seq_len=1024, max_image_seq_len=4096,
         shift_terminal=0.1, time_shift_type="exponential"), vae=parts["video_vae"], audio_vae=parts["audio_vae"],

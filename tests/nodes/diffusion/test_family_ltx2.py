@@ -17,12 +17,13 @@ import torch
 from nodeloom.diffusion.av_latent import NestedLatent, pack, unpack
 from nodeloom.errors import ValidationError
 from nodeloom.nodes.diffusion.ltx2_nodes import LTXVConcatAVLatent, LTXVSeparateAVLatent
+from nodeloom.testing.tiny_ltx2 import LTX2_NEGATIVE as NEGATIVE
+from nodeloom.testing.tiny_ltx2 import LTX2_POSITIVE as POSITIVE
 from nodeloom.testing.tiny_ltx2 import build_tiny_ltx2_av
+from nodeloom.testing.tiny_ltx2 import ltx2_t2v_workflow as _workflow
 from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
 
 SEED = 10
-POSITIVE = "a puppet sings in the rain"
-NEGATIVE = "blurry, low quality"
 
 
 @pytest.fixture(scope="module")
@@ -30,41 +31,6 @@ def ltx2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("models")
     return root, build_tiny_ltx2_av(root)
-
-
-def _workflow(parts: dict, frames: int = 9, rate: float = 25.0) -> dict:
-    """The official LTX-2 text-to-video template's first stage, at 64² and 4 steps."""
-    return {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": parts["ckpt"]}},
-        "60": {"class_type": "LTXAVTextEncoderLoader",
-               "inputs": {"text_encoder": parts["gemma_file"], "ckpt_name": parts["ckpt"], "device": "default"}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": POSITIVE, "clip": ["60", 0]}},
-        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": NEGATIVE, "clip": ["60", 0]}},
-        "22": {"class_type": "LTXVConditioning", "inputs": {"positive": ["3", 0], "negative": ["4", 0],
-                                                            "frame_rate": rate}},
-        "43": {"class_type": "EmptyLTXVLatentVideo", "inputs": {"width": 64, "height": 64, "length": frames,
-                                                                "batch_size": 1}},
-        "48": {"class_type": "LTXVAudioVAELoader", "inputs": {"ckpt_name": parts["ckpt"]}},
-        "51": {"class_type": "LTXVEmptyLatentAudio", "inputs": {"frames_number": frames, "frame_rate": rate,
-                                                                "batch_size": 1, "audio_vae": ["48", 0]}},
-        "56": {"class_type": "LTXVConcatAVLatent", "inputs": {"video_latent": ["43", 0], "audio_latent": ["51", 0]}},
-        "9": {"class_type": "LTXVScheduler", "inputs": {"steps": 4, "max_shift": 2.05, "base_shift": 0.95,
-                                                        "stretch": True, "terminal": 0.1, "latent": ["56", 0]}},
-        "8": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
-        "11": {"class_type": "RandomNoise", "inputs": {"noise_seed": SEED}},
-        "47": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["22", 0], "negative": ["22", 1],
-                                                     "cfg": 3.0}},
-        "41": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["11", 0], "guider": ["47", 0],
-                                                                 "sampler": ["8", 0], "sigmas": ["9", 0],
-                                                                 "latent_image": ["56", 0]}},
-        "80": {"class_type": "LTXVSeparateAVLatent", "inputs": {"av_latent": ["41", 0]}},
-        "100": {"class_type": "VAEDecodeTiled", "inputs": {"samples": ["80", 0], "vae": ["1", 2], "tile_size": 512,
-                                                           "overlap": 64, "temporal_size": 4096, "temporal_overlap": 8}},
-        "101": {"class_type": "LTXVAudioVAEDecode", "inputs": {"samples": ["80", 1], "audio_vae": ["48", 0]}},
-        "97": {"class_type": "CreateVideo", "inputs": {"images": ["100", 0], "audio": ["101", 0], "fps": rate}},
-        "75": {"class_type": "SaveVideo", "inputs": {"video": ["97", 0], "filename_prefix": "video/LTX-2",
-                                                     "format": "mp4", "codec": "auto"}},
-    }
 
 
 def _pipeline_latents(parts: dict, steps: int = 4) -> tuple[torch.Tensor, ...]:
