@@ -185,6 +185,9 @@ def test_concat_and_separate_follow_comfyui(ltx2: tuple[Path, dict]) -> None:
     shorter = {"samples": torch.ones(1, 8, 6, 16)}
     padded = LTXVConcatAVLatent.execute(joint, shorter)[0]["samples"].unbind()[1]
     assert padded[:, :, :6].eq(1).all() and padded[:, :, 6:].eq(0).all()
+    kept = {"samples": torch.ones(1, 8, 6, 16), "noise_mask": torch.zeros(1, 8, 6, 16)}
+    mask = LTXVConcatAVLatent.execute(joint, kept)[0]["noise_mask"].unbind()[1]  # the padded tail is generated
+    assert mask.shape == (1, 8, 9, 16) and mask[:, :, :6].eq(0).all() and mask[:, :, 6:].eq(1).all()
     # a mask on one side only: the other stream gets ones
     masked = _joint(mask=torch.zeros(1, 1, 2, 1, 1))
     video_mask, audio_mask = masked["noise_mask"].unbind()
