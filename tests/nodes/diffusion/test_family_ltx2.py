@@ -219,6 +219,10 @@ def test_bad_inputs_say_what_was_expected(ltx2: tuple[Path, dict], tmp_path: Pat
 
     with pytest.raises(ValidationError, match="not a Gemma 3 text encoder"):
         load_gemma3({"model.layers.0.self_attn.q_proj.weight": torch.zeros(4, 4)}, "t5.safetensors")
+    from nodeloom.diffusion.split_models import load_text_encoders
+
+    with pytest.raises(ValidationError, match="LTXAVTextEncoderLoader"):  # CLIPLoader names the right loader
+        load_text_encoders([root / "text_encoders" / parts["gemma_file"]], "ltxv", [root / "tokenizers"])
     from nodeloom.nodes.diffusion.ltx2_nodes import _projection
 
     with pytest.raises(ValidationError, match="text feature projection"):
