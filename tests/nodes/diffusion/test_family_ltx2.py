@@ -192,6 +192,9 @@ def test_concat_and_separate_follow_comfyui(ltx2: tuple[Path, dict]) -> None:
     masked = _joint(mask=torch.zeros(1, 1, 2, 1, 1))
     video_mask, audio_mask = masked["noise_mask"].unbind()
     assert video_mask.shape == (1, 1, 2, 1, 1) and audio_mask.shape == (1, 8, 9, 16) and audio_mask.eq(1).all()
+    from nodeloom.core.cache import nbytes_of
+
+    assert nbytes_of(joint) == (128 * 8 + 8 * 9 * 16) * 4  # the engine's output cache counts both streams
     flat, shapes = pack(joint["samples"].unbind())
     assert flat.shape == (1, 1, 128 * 8 + 8 * 9 * 16)
     assert all(torch.equal(a, b) for a, b in zip(unpack(flat, shapes), joint["samples"].unbind()))
