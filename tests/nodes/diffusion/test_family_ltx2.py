@@ -192,6 +192,13 @@ def test_concat_and_separate_follow_comfyui(ltx2: tuple[Path, dict]) -> None:
     masked = _joint(mask=torch.zeros(1, 1, 2, 1, 1))
     video_mask, audio_mask = masked["noise_mask"].unbind()
     assert video_mask.shape == (1, 1, 2, 1, 1) and audio_mask.shape == (1, 8, 9, 16) and audio_mask.eq(1).all()
+    from nodeloom.nodes.diffusion.custom_sampling import DisableNoise, RandomNoise
+
+    noise = RandomNoise.execute(7)[0].generate_noise(joint)  # what packs call on NOISE values
+    reference = torch.Generator().manual_seed(7)
+    assert torch.equal(noise.unbind()[0], torch.randn(1, 128, 2, 2, 2, generator=reference))
+    assert torch.equal(noise.unbind()[1], torch.randn(1, 8, 9, 16, generator=reference))  # video first, then audio
+    assert all(not t.any() for t in DisableNoise.execute()[0].generate_noise(joint).unbind())
     from nodeloom.core.cache import nbytes_of
 
     assert nbytes_of(joint) == (128 * 8 + 8 * 9 * 16) * 4  # the engine's output cache counts both streams
