@@ -169,11 +169,14 @@ def _added_cond(model: DiffusionModel, entry: CondEntry, batch: int, device: Any
 
 
 def _batch(model: DiffusionModel, entries: list[CondEntry], batch: int, device: Any, dtype: Any) -> ModelCall:
-    """What one UNet call over ``entries`` needs that does not change between steps."""
+    """What one UNet call over ``entries`` needs that does not change between steps (contexts of
+    different lengths, where the family takes them, zero-padded at the end to the longest)."""
     added = [_added_cond(model, e, batch, device, dtype) for e in entries]
+    contexts = [e.context.to(device, dtype) for e in entries]
+    longest = max(c.shape[1] for c in contexts)
     return ModelCall(
         entries=entries,
-        context=torch.cat([e.context.to(device, dtype) for e in entries]),
+        context=torch.cat([c if c.shape[1] == longest else F.pad(c, (0, 0, 0, longest - c.shape[1])) for c in contexts]),
         added=None if added[0] is None else {k: torch.cat([a[k] for a in added]) for k in added[0]},
     )
 
@@ -207,11 +210,12 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     return list(den.chunk(n))
 
 
-def _groups(entries: list[CondEntry]) -> list[list[int]]:
-    """Entries whose contexts have one shape share a UNet call (uncond first, as diffusers batches)."""
+def _groups(entries: list[CondEntry], ragged: bool = False) -> list[list[int]]:
+    """Entries whose contexts have one shape share a UNet call (uncond first, as diffusers batches);
+    with ``ragged`` (a family whose adapter reads each entry's own length) any lengths do."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, e in enumerate(entries):
-        groups.setdefault(tuple(e.context.shape[1:]), []).append(i)
+        groups.setdefault(tuple(e.context.shape[2:] if ragged else e.context.shape[1:]), []).append(i)
     return list(groups.values())
 
 
@@ -303,7 +307,8 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         if active not in groups_for:
             subset = [entries[i] for i in active]
             groups_for[active] = [([active[j] for j in idx], _batch(model, [subset[j] for j in idx], batch, first.device,
-                                                                     first.dtype)) for idx in _groups(subset)]
+                                                                     first.dtype))
+                                 for idx in _groups(subset, ragged=bool(model.extra.get("joint_latent")))]
         return groups_for[active]
 
     def side(dens: dict[int, torch.Tensor], members: range, x: torch.Tensor) -> torch.Tensor:

@@ -130,8 +130,9 @@ def test_ksampler_steps_the_joint_latent_like_the_custom_sampler(ltx2: tuple[Pat
 
     root, parts = ltx2
     model, pos, neg = _model_and_conds(root, parts)
-    calls = []
+    calls, transformer_calls = [], []
     model.unet.video_connector.register_forward_hook(lambda *_: calls.append(1))
+    model.unet.transformer.register_forward_hook(lambda *_: transformer_calls.append(1))
     latent = _joint()
     out = sample(model, latent, seed=3, steps=2, cfg=2.0, sampler_name="euler_ancestral", scheduler="simple",
                  positive=pos, negative=neg)
@@ -143,7 +144,9 @@ def test_ksampler_steps_the_joint_latent_like_the_custom_sampler(ltx2: tuple[Pat
     assert video.shape == (1, 128, 2, 2, 2) and audio.shape == (1, 8, 9, 16)
     assert all(torch.equal(a, b) for a, b in zip(out["samples"].unbind(), ref["samples"].unbind()))
     assert latent["samples"].unbind()[0].abs().sum() == 0  # the input is untouched
-    assert len(calls) == 4  # each prompt's connector states computed once per run, not at every step
+    # the prompts (of different lengths) are batched into one call per step, as the pipeline does,
+    # and their connector states computed once per run, not at every step
+    assert len(transformer_calls) == 4 and len(calls) == 2
 
 
 def test_image_to_video_keeps_the_encoded_image(ltx2: tuple[Path, dict]) -> None:
