@@ -12,13 +12,11 @@ video and audio, then the same MP4 writer. Runs alternate; best and median are r
 
     python benchmarks/bench_ltx2_overhead.py [--size 64] [--frames 9] [--steps 4] [--runs 3]
 
-Figures of 7 December 2026 (1 thread, a 2-core machine under a load average of 10 from other
-work, so the noise is ±20 %): defaults (64², 9 frames, 4 steps, 3 runs) best 4121.4 ms ours vs
-4387.1 ms anchor (−6.1 %), median 4489.8 vs 4430.6 ms (+1.3 %); with ``--steps 8`` best 4606.6 vs
-3737.4 ms (+23.3 %), median 4614.2 vs 3938.9 ms (+17.1 %). The positive and negative prompts have
-different token counts, so nodeloom runs them as two transformer calls where the pipeline batches
-one (both padded to 1024 connector tokens); the per-step cost of that is what grows with steps.
-Not measured on a quiet machine.
+Figures of 7 December 2026 (1 thread, a 2-core machine under a load average of 9–11 from other
+work, so the noise is ±20 %): defaults (64², 9 frames, 4 steps, 3 runs) best 2808.3 ms ours vs
+2753.1 ms anchor (+2.0 %), median 2843.5 vs 2830.8 ms (+0.4 %); with ``--steps 8`` best 1825.2 vs
+2070.6 ms (−11.9 %), median 2253.3 vs 2140.6 ms (+5.3 %). Both prompts run in one batched
+transformer call per step, as in the pipeline. Not measured on a quiet machine.
 """
 
 from __future__ import annotations
