@@ -14,7 +14,8 @@ The MODEL's unet is :class:`LTX2AVModel` (transformer + connectors; LoRAs patch 
 text encoder's projected Gemma features of the prompt's tokens (:mod:`nodeloom.diffusion.ltx2_text`);
 the adapter pads them to ``max(1024, tokens)`` rounded up to the register count (the padding
 replaced by the registers) and runs each connector, as LTX2Pipeline does for a prompt padded to
-1024 tokens. The latent arrives packed (:mod:`nodeloom.diffusion.av_latent`); the transformer
+1024 tokens — once per prompt and run. Prompts of different lengths share one call (the sampler
+end-pads them in the batch; each row's own length is masked here). The latent arrives packed (:mod:`nodeloom.diffusion.av_latent`); the transformer
 takes ``1000·σ`` as its time (per token where a noise mask keeps frames) and predicts ComfyUI's
 velocity on both streams. Imports no node, engine or adapter.
 """
