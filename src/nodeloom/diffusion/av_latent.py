@@ -48,6 +48,11 @@ class NestedLatent:
     def device(self) -> torch.device:
         return self.tensors[0].device
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes the streams hold (what the engine's output cache counts)."""
+        return sum(int(t.numel() * t.element_size()) for t in self.tensors)
+
     def __len__(self) -> int:
         return len(self.tensors)
 
@@ -100,7 +105,7 @@ def pack_mask(masks: Sequence[torch.Tensor | None], shapes: Sequence[torch.Size]
         while m.ndim < len(shape):
             m = m.unsqueeze(1)
         try:
-            full.append(m.expand(shape[0] if m.shape[0] == 1 else m.shape[0], *shape[1:]).expand(shape))
+            full.append(m.expand(shape))
         except RuntimeError as exc:
             raise ValidationError(f"a noise mask shaped {tuple(mask.shape)} does not fit its latent "
                                   f"{tuple(shape)}") from exc

@@ -174,7 +174,8 @@ def _added_cond(model: DiffusionModel, entry: CondEntry, batch: int, device: Any
 
 
 def _batch(model: DiffusionModel, entries: list[CondEntry], batch: int, device: Any, dtype: Any) -> ModelCall:
-    """What one UNet call over ``entries`` needs that does not change between steps."""
+    """What one UNet call over ``entries`` needs that does not change between steps (contexts of
+    different lengths, where the family takes them, zero-padded at the end to the longest)."""
     added = [_added_cond(model, e, batch, device, dtype) for e in entries]
     contexts = [e.context.to(device, dtype) for e in entries]
     longest = max(c.shape[1] for c in contexts)
@@ -224,7 +225,8 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
 
 def _groups(entries: list[CondEntry], pad: bool = False) -> list[list[int]]:
     """Entries whose contexts have one shape share a UNet call (uncond first, as diffusers batches);
-    with ``pad`` (a family that masks padded prompt tokens) one width is enough, whatever the lengths."""
+    with ``pad`` (a family that masks padded prompt tokens, or whose adapter reads each entry's own
+    length) one width is enough, whatever the lengths."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, e in enumerate(entries):
         groups.setdefault(tuple(e.context.shape[2 if pad else 1:]), []).append(i)
@@ -320,7 +322,7 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
             subset = [entries[i] for i in active]
             groups_for[active] = [([active[j] for j in idx], _batch(model, [subset[j] for j in idx], batch, first.device,
                                                                      first.dtype))
-                                  for idx in _groups(subset, bool(model.extra.get("pad_context")))]
+                                  for idx in _groups(subset, bool(model.extra.get("pad_context") or model.extra.get("joint_latent")))]
         return groups_for[active]
 
     def side(dens: dict[int, torch.Tensor], members: range, x: torch.Tensor) -> torch.Tensor:

@@ -124,6 +124,10 @@ def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders:
 
         return build_hidream_clip([Path(p) for p in paths], kinds, tokenizer_folders)
     family = CLIP_RECIPES.get((clip_type, tuple(kinds)))
+    if family is None and "gemma3" in kinds:
+        raise ValidationError("Gemma 3 is LTX-2's text encoder: load it with LTXAVTextEncoderLoader (with the LTX-2"
+                              " checkpoint), not a CLIP loader", type="unsupported_text_encoder",
+                              extra_info={"names": [p.name for p in paths], "type": clip_type})
     if family is None:
         known = ", ".join(f"type `{t}` with {' + '.join(k)}" for t, k in CLIP_RECIPES) + \
             ", type `sd3` with clip_l + clip_g (+ t5), type `hidream` with any of clip_l, clip_g, t5, llama"

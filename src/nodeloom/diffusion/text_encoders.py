@@ -46,6 +46,8 @@ ZIMAGE_TEMPLATE = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 def identify_encoder(shapes: dict[str, tuple[int, ...]]) -> str:
     """The architecture of a text-encoder file (a key of :data:`ENCODER_KINDS`), or ``""``."""
     keys = set(shapes)
+    if {"model.layers.0.self_attn.q_norm.weight", "model.layers.0.pre_feedforward_layernorm.weight"} <= keys:
+        return "gemma3"  # LTX-2's encoder (LTXAVTextEncoderLoader)
     if "model.layers.0.self_attn.q_norm.weight" in keys:
         return "qwen3"
     if "model.layers.0.pre_feedforward_layernorm.weight" in keys:

@@ -1,6 +1,8 @@
-"""Tiny random LTX-2 audio models saved as users download them, for tests and benchmarks.
+"""Tiny random LTX-2 models saved as users download them, for tests and benchmarks.
 
-:func:`build_tiny_ltx2_audio` writes ``checkpoints/tiny_ltx2.safetensors``: the audio VAE under
+:func:`build_tiny_ltx2_av` writes the whole audio-video release (the all-in-one checkpoint, the
+transformer alone, Gemma 3 and its tokenizer) and :func:`ltx2_t2v_workflow` is the text-to-video
+template's first stage over them. :func:`build_tiny_ltx2_audio` writes ``checkpoints/tiny_ltx2.safetensors``: the audio VAE under
 ``audio_vae.`` and the vocoder under ``vocoder.`` in the release's key names, as the LTX-2
 all-in-one checkpoints hold them (the 2.0 release's layout and strides, narrower layers). It returns
 the in-memory diffusers modules so tests can compare with LTX2Pipeline's decoding. Must not import
@@ -14,7 +16,10 @@ from typing import Any
 
 from nodeloom.diffusion.ltx2_audio import AUDIO_VAE_PREFIX, VOCODER_PREFIX, vocoder_to_release
 
-__all__ = ["build_tiny_ltx2_audio"]
+__all__ = ["LTX2_NEGATIVE", "LTX2_POSITIVE", "build_tiny_ltx2_audio", "build_tiny_ltx2_av", "ltx2_t2v_workflow"]
+
+LTX2_POSITIVE = "a puppet sings in the rain"
+LTX2_NEGATIVE = "blurry, low quality"
 
 _STATS = {"latents_mean": "per_channel_statistics.mean-of-means", "latents_std": "per_channel_statistics.std-of-means"}
 
@@ -163,3 +168,39 @@ def build_tiny_ltx2_av(root: str | Path, seed: int = 0) -> dict[str, Any]:
     save_file(ckpt, str(root / "checkpoints" / "tiny_ltx2_av.safetensors"))
     return {**parts, "audio_vae": vae, "vocoder": vocoder, "video_vae": video_vae, "ckpt": "tiny_ltx2_av.safetensors",
             "unet": "tiny_ltx2_av.safetensors", "gemma_file": "tiny_gemma3.safetensors"}
+
+
+def ltx2_t2v_workflow(parts: dict[str, Any], frames: int = 9, rate: float = 25.0, seed: int = 10) -> dict[str, Any]:
+    """The official LTX-2 text-to-video template's first stage (API format) over the files
+    :func:`build_tiny_ltx2_av` wrote (``parts``), at 64² and 4 steps."""
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": parts["ckpt"]}},
+        "60": {"class_type": "LTXAVTextEncoderLoader",
+               "inputs": {"text_encoder": parts["gemma_file"], "ckpt_name": parts["ckpt"], "device": "default"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": LTX2_POSITIVE, "clip": ["60", 0]}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": LTX2_NEGATIVE, "clip": ["60", 0]}},
+        "22": {"class_type": "LTXVConditioning", "inputs": {"positive": ["3", 0], "negative": ["4", 0],
+                                                            "frame_rate": rate}},
+        "43": {"class_type": "EmptyLTXVLatentVideo", "inputs": {"width": 64, "height": 64, "length": frames,
+                                                                "batch_size": 1}},
+        "48": {"class_type": "LTXVAudioVAELoader", "inputs": {"ckpt_name": parts["ckpt"]}},
+        "51": {"class_type": "LTXVEmptyLatentAudio", "inputs": {"frames_number": frames, "frame_rate": rate,
+                                                                "batch_size": 1, "audio_vae": ["48", 0]}},
+        "56": {"class_type": "LTXVConcatAVLatent", "inputs": {"video_latent": ["43", 0], "audio_latent": ["51", 0]}},
+        "9": {"class_type": "LTXVScheduler", "inputs": {"steps": 4, "max_shift": 2.05, "base_shift": 0.95,
+                                                        "stretch": True, "terminal": 0.1, "latent": ["56", 0]}},
+        "8": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "11": {"class_type": "RandomNoise", "inputs": {"noise_seed": seed}},
+        "47": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["22", 0], "negative": ["22", 1],
+                                                     "cfg": 3.0}},
+        "41": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["11", 0], "guider": ["47", 0],
+                                                                 "sampler": ["8", 0], "sigmas": ["9", 0],
+                                                                 "latent_image": ["56", 0]}},
+        "80": {"class_type": "LTXVSeparateAVLatent", "inputs": {"av_latent": ["41", 0]}},
+        "100": {"class_type": "VAEDecodeTiled", "inputs": {"samples": ["80", 0], "vae": ["1", 2], "tile_size": 512,
+                                                           "overlap": 64, "temporal_size": 4096, "temporal_overlap": 8}},
+        "101": {"class_type": "LTXVAudioVAEDecode", "inputs": {"samples": ["80", 1], "audio_vae": ["48", 0]}},
+        "97": {"class_type": "CreateVideo", "inputs": {"images": ["100", 0], "audio": ["101", 0], "fps": rate}},
+        "75": {"class_type": "SaveVideo", "inputs": {"video": ["97", 0], "filename_prefix": "video/LTX-2",
+                                                     "format": "mp4", "codec": "auto"}},
+    }

@@ -17,12 +17,13 @@ import torch
 from nodeloom.diffusion.av_latent import NestedLatent, pack, unpack
 from nodeloom.errors import ValidationError
 from nodeloom.nodes.diffusion.ltx2_nodes import LTXVConcatAVLatent, LTXVSeparateAVLatent
+from nodeloom.testing.tiny_ltx2 import LTX2_NEGATIVE as NEGATIVE
+from nodeloom.testing.tiny_ltx2 import LTX2_POSITIVE as POSITIVE
 from nodeloom.testing.tiny_ltx2 import build_tiny_ltx2_av
+from nodeloom.testing.tiny_ltx2 import ltx2_t2v_workflow as _workflow
 from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
 
 SEED = 10
-POSITIVE = "a puppet sings in the rain"
-NEGATIVE = "blurry, low quality"
 
 
 @pytest.fixture(scope="module")
@@ -30,41 +31,6 @@ def ltx2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("models")
     return root, build_tiny_ltx2_av(root)
-
-
-def _workflow(parts: dict, frames: int = 9, rate: float = 25.0) -> dict:
-    """The official LTX-2 text-to-video template's first stage, at 64² and 4 steps."""
-    return {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": parts["ckpt"]}},
-        "60": {"class_type": "LTXAVTextEncoderLoader",
-               "inputs": {"text_encoder": parts["gemma_file"], "ckpt_name": parts["ckpt"], "device": "default"}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": POSITIVE, "clip": ["60", 0]}},
-        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": NEGATIVE, "clip": ["60", 0]}},
-        "22": {"class_type": "LTXVConditioning", "inputs": {"positive": ["3", 0], "negative": ["4", 0],
-                                                            "frame_rate": rate}},
-        "43": {"class_type": "EmptyLTXVLatentVideo", "inputs": {"width": 64, "height": 64, "length": frames,
-                                                                "batch_size": 1}},
-        "48": {"class_type": "LTXVAudioVAELoader", "inputs": {"ckpt_name": parts["ckpt"]}},
-        "51": {"class_type": "LTXVEmptyLatentAudio", "inputs": {"frames_number": frames, "frame_rate": rate,
-                                                                "batch_size": 1, "audio_vae": ["48", 0]}},
-        "56": {"class_type": "LTXVConcatAVLatent", "inputs": {"video_latent": ["43", 0], "audio_latent": ["51", 0]}},
-        "9": {"class_type": "LTXVScheduler", "inputs": {"steps": 4, "max_shift": 2.05, "base_shift": 0.95,
-                                                        "stretch": True, "terminal": 0.1, "latent": ["56", 0]}},
-        "8": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
-        "11": {"class_type": "RandomNoise", "inputs": {"noise_seed": SEED}},
-        "47": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["22", 0], "negative": ["22", 1],
-                                                     "cfg": 3.0}},
-        "41": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["11", 0], "guider": ["47", 0],
-                                                                 "sampler": ["8", 0], "sigmas": ["9", 0],
-                                                                 "latent_image": ["56", 0]}},
-        "80": {"class_type": "LTXVSeparateAVLatent", "inputs": {"av_latent": ["41", 0]}},
-        "100": {"class_type": "VAEDecodeTiled", "inputs": {"samples": ["80", 0], "vae": ["1", 2], "tile_size": 512,
-                                                           "overlap": 64, "temporal_size": 4096, "temporal_overlap": 8}},
-        "101": {"class_type": "LTXVAudioVAEDecode", "inputs": {"samples": ["80", 1], "audio_vae": ["48", 0]}},
-        "97": {"class_type": "CreateVideo", "inputs": {"images": ["100", 0], "audio": ["101", 0], "fps": rate}},
-        "75": {"class_type": "SaveVideo", "inputs": {"video": ["97", 0], "filename_prefix": "video/LTX-2",
-                                                     "format": "mp4", "codec": "auto"}},
-    }
 
 
 def _pipeline_latents(parts: dict, steps: int = 4) -> tuple[torch.Tensor, ...]:
@@ -164,6 +130,9 @@ def test_ksampler_steps_the_joint_latent_like_the_custom_sampler(ltx2: tuple[Pat
 
     root, parts = ltx2
     model, pos, neg = _model_and_conds(root, parts)
+    calls, transformer_calls = [], []
+    model.unet.video_connector.register_forward_hook(lambda *_: calls.append(1))
+    model.unet.transformer.register_forward_hook(lambda *_: transformer_calls.append(1))
     latent = _joint()
     out = sample(model, latent, seed=3, steps=2, cfg=2.0, sampler_name="euler_ancestral", scheduler="simple",
                  positive=pos, negative=neg)
@@ -175,28 +144,35 @@ def test_ksampler_steps_the_joint_latent_like_the_custom_sampler(ltx2: tuple[Pat
     assert video.shape == (1, 128, 2, 2, 2) and audio.shape == (1, 8, 9, 16)
     assert all(torch.equal(a, b) for a, b in zip(out["samples"].unbind(), ref["samples"].unbind()))
     assert latent["samples"].unbind()[0].abs().sum() == 0  # the input is untouched
+    # the prompts (of different lengths) are batched into one call per step, as the pipeline does,
+    # and their connector states computed once per run, not at every step
+    assert len(transformer_calls) == 4 and len(calls) == 2
 
 
-def test_image_to_video_mask_keeps_the_first_frame(ltx2: tuple[Path, dict]) -> None:
-    """LTXVImgToVideoInplace's mask (first latent frame kept) travels through the joint latent:
-    the kept frame stays the given latent, the rest and all the audio are generated."""
+def test_image_to_video_keeps_the_encoded_image(ltx2: tuple[Path, dict]) -> None:
+    """The i2v template's path: LTXVImgToVideoInplace encodes the image with the LTX-2 video VAE into
+    the first latent frame and masks it; through the joint latent that frame stays the image's
+    latent exactly, while the other frame and all the audio are generated."""
+    from nodeloom.diffusion.ltxv_vae import LtxvVae
     from nodeloom.diffusion.sampling import sample_sigmas
+    from nodeloom.nodes.diffusion.ltx_nodes import EmptyLTXVLatentVideo, LTXVImgToVideoInplace
 
     root, parts = ltx2
     model, pos, neg = _model_and_conds(root, parts)
-    mask = torch.ones(1, 1, 2, 1, 1)
-    mask[:, :, 0] = 0.0
-    latent = _joint(mask=mask)
-    first = torch.randn(1, 128, 1, 2, 2, generator=torch.Generator().manual_seed(5))
-    video0, audio0 = latent["samples"].unbind()
-    latent["samples"] = NestedLatent((torch.cat([first, video0[:, :, 1:]], 2), audio0))
+    vae = LtxvVae(parts["video_vae"])
+    image = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(6))
+    video = LTXVImgToVideoInplace.execute(vae, image, EmptyLTXVLatentVideo.execute(64, 64, 9, 1)[0], 1.0)[0]
+    encoded = vae.encode(image)
+    assert torch.equal(video["samples"][:, :, :1], encoded) and video["noise_mask"][0, 0, :, 0, 0].tolist() == [0, 1]
+    latent = LTXVConcatAVLatent.execute(video, {"samples": torch.zeros(1, 8, 9, 16), "type": "audio"})[0]
     out, _ = sample_sigmas(model, latent, torch.tensor([1.0, 0.5, 0.0]), seed=4, cfg=1.0, sampler_name="euler",
                            positive=pos, negative=neg)
-    video, audio = out["samples"].unbind()
-    assert torch.allclose(video[:, :, :1], first, atol=1e-6)
-    assert video[:, :, 1:].abs().mean() > 0.01 and audio.abs().mean() > 0.01
+    sampled, audio = out["samples"].unbind()
+    assert torch.allclose(sampled[:, :, :1], encoded, atol=1e-6)
+    assert sampled[:, :, 1:].abs().mean() > 0.01 and audio.abs().mean() > 0.01
     separated = LTXVSeparateAVLatent.execute(out)
-    assert torch.equal(separated[0]["noise_mask"], mask) and separated[1]["noise_mask"].eq(1).all()
+    assert torch.equal(separated[0]["noise_mask"], video["noise_mask"]) and separated[1]["noise_mask"].eq(1).all()
+    assert vae.decode(separated[0]["samples"]).shape == (9, 64, 64, 3)
 
 
 def test_concat_and_separate_follow_comfyui(ltx2: tuple[Path, dict]) -> None:
@@ -212,10 +188,23 @@ def test_concat_and_separate_follow_comfyui(ltx2: tuple[Path, dict]) -> None:
     shorter = {"samples": torch.ones(1, 8, 6, 16)}
     padded = LTXVConcatAVLatent.execute(joint, shorter)[0]["samples"].unbind()[1]
     assert padded[:, :, :6].eq(1).all() and padded[:, :, 6:].eq(0).all()
+    kept = {"samples": torch.ones(1, 8, 6, 16), "noise_mask": torch.zeros(1, 8, 6, 16)}
+    mask = LTXVConcatAVLatent.execute(joint, kept)[0]["noise_mask"].unbind()[1]  # the padded tail is generated
+    assert mask.shape == (1, 8, 9, 16) and mask[:, :, :6].eq(0).all() and mask[:, :, 6:].eq(1).all()
     # a mask on one side only: the other stream gets ones
     masked = _joint(mask=torch.zeros(1, 1, 2, 1, 1))
     video_mask, audio_mask = masked["noise_mask"].unbind()
     assert video_mask.shape == (1, 1, 2, 1, 1) and audio_mask.shape == (1, 8, 9, 16) and audio_mask.eq(1).all()
+    from nodeloom.nodes.diffusion.custom_sampling import DisableNoise, RandomNoise
+
+    noise = RandomNoise.execute(7)[0].generate_noise(joint)  # what packs call on NOISE values
+    reference = torch.Generator().manual_seed(7)
+    assert torch.equal(noise.unbind()[0], torch.randn(1, 128, 2, 2, 2, generator=reference))
+    assert torch.equal(noise.unbind()[1], torch.randn(1, 8, 9, 16, generator=reference))  # video first, then audio
+    assert all(not t.any() for t in DisableNoise.execute()[0].generate_noise(joint).unbind())
+    from nodeloom.core.cache import nbytes_of
+
+    assert nbytes_of(joint) == (128 * 8 + 8 * 9 * 16) * 4  # the engine's output cache counts both streams
     flat, shapes = pack(joint["samples"].unbind())
     assert flat.shape == (1, 1, 128 * 8 + 8 * 9 * 16)
     assert all(torch.equal(a, b) for a, b in zip(unpack(flat, shapes), joint["samples"].unbind()))
@@ -243,6 +232,10 @@ def test_bad_inputs_say_what_was_expected(ltx2: tuple[Path, dict], tmp_path: Pat
 
     with pytest.raises(ValidationError, match="not a Gemma 3 text encoder"):
         load_gemma3({"model.layers.0.self_attn.q_proj.weight": torch.zeros(4, 4)}, "t5.safetensors")
+    from nodeloom.diffusion.split_models import load_text_encoders
+
+    with pytest.raises(ValidationError, match="LTXAVTextEncoderLoader"):  # CLIPLoader names the right loader
+        load_text_encoders([root / "text_encoders" / parts["gemma_file"]], "ltxv", [root / "tokenizers"])
     from nodeloom.nodes.diffusion.ltx2_nodes import _projection
 
     with pytest.raises(ValidationError, match="text feature projection"):

@@ -14,7 +14,8 @@ The MODEL's unet is :class:`LTX2AVModel` (transformer + connectors; LoRAs patch 
 text encoder's projected Gemma features of the prompt's tokens (:mod:`nodeloom.diffusion.ltx2_text`);
 the adapter pads them to ``max(1024, tokens)`` rounded up to the register count (the padding
 replaced by the registers) and runs each connector, as LTX2Pipeline does for a prompt padded to
-1024 tokens. The latent arrives packed (:mod:`nodeloom.diffusion.av_latent`); the transformer
+1024 tokens — once per prompt and run. Prompts of different lengths share one call (the sampler
+end-pads them in the batch; each row's own length is masked here). The latent arrives packed (:mod:`nodeloom.diffusion.av_latent`); the transformer
 takes ``1000·σ`` as its time (per token where a noise mask keeps frames) and predicts ComfyUI's
 velocity on both streams. Imports no node, engine or adapter.
 """
@@ -140,6 +141,9 @@ def _module_class() -> Any:
         def __init__(self, transformer: Any, video_connector: Any, audio_connector: Any) -> None:
             super().__init__()
             self.transformer, self.video_connector, self.audio_connector = transformer, video_connector, audio_connector
+            #: the connectors' outputs of the last few prompt tensors (a run's contexts do not change
+            #: between steps): id → (weak reference, dtype, device, (video, audio))
+            self.prompt_cache: dict[int, tuple[Any, Any, Any, Any]] = {}
 
         @property
         def config(self) -> Any:
@@ -218,16 +222,31 @@ def _frame_rate(group: ModelCall) -> float:
     return 25.0
 
 
-def _prompt(module: Any, context: Any) -> tuple[Any, Any]:
-    """(video, audio) prompt states: the projected features padded with the registers and run
-    through each connector."""
+def _prompt(module: Any, context: Any, lengths: list[int]) -> tuple[Any, Any]:
+    """(video, audio) prompt states: each row's projected features (its first ``lengths[i]``
+    tokens; the rest is batch padding) padded with the registers and run through each connector;
+    kept for the next steps while ``context`` lives."""
+    import weakref
+
+    hit = module.prompt_cache.get(id(context))
+    if hit is not None and hit[0]() is context and hit[1] == context.dtype and hit[2] == context.device:
+        return hit[3]
+    states = _run_connectors(module, context, lengths)
+    if len(module.prompt_cache) >= 4:
+        module.prompt_cache.clear()
+    module.prompt_cache[id(context)] = (weakref.ref(context), context.dtype, context.device, states)
+    return states
+
+
+def _run_connectors(module: Any, context: Any, lengths: list[int]) -> tuple[Any, Any]:
     torch = require("torch", "diffusion")
     n, tokens, width = context.shape
     registers = int(module.video_connector.num_learnable_registers)
     length = math.ceil(max(int(family_config("ltx2")["connector_min_tokens"]), tokens) / registers) * registers
     padded = torch.cat([context, context.new_zeros(n, length - tokens, width)], dim=1)
     mask = torch.zeros(n, 1, 1, length, dtype=context.dtype, device=context.device)
-    mask[..., tokens:] = -torch.finfo(context.dtype).max
+    for row, real in enumerate(lengths):
+        mask[row, ..., real:] = -torch.finfo(context.dtype).max
     video, _ = module.video_connector(padded, mask)
     audio, _ = module.audio_connector(padded, mask)
     return video, audio
@@ -254,7 +273,9 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall, mask: Any = None
         t_audio = m_audio[:, 0, :, 0] * t[:, None]
     transformer = module.transformer
     context = group.context.to(x.dtype)
-    video_prompt, audio_prompt = _prompt(module, context)
+    per = context.shape[0] // len(group.entries)  # rows per entry; batched entries are end-padded
+    lengths = [int(e.context.shape[1]) for e in group.entries for _ in range(per)]
+    video_prompt, audio_prompt = _prompt(module, context, lengths)
     out_video, out_audio = transformer(
         hidden_states=video.flatten(2).transpose(1, 2), audio_hidden_states=audio.transpose(1, 2).flatten(2),
         encoder_hidden_states=video_prompt, audio_encoder_hidden_states=audio_prompt,

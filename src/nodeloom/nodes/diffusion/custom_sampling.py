@@ -18,6 +18,7 @@ from nodeloom.diffusion.dual_cfg import DualCfg
 from nodeloom.diffusion.flow import noise_scaling
 from nodeloom.diffusion.models import DiffusionModel
 from nodeloom.diffusion.samplers import SAMPLER_NAMES
+from nodeloom.diffusion.av_latent import NestedLatent, is_nested
 from nodeloom.diffusion.sampling import prepare_noise, sample_sigmas
 from nodeloom.diffusion.schedules import (
     SCHEDULER_NAMES,
@@ -84,7 +85,10 @@ class NoiseSource:
     def generate(self, latent: dict[str, Any]) -> torch.Tensor:
         """The initial noise for ``latent`` (zeros when disabled), as ComfyUI draws it."""
         if not self.enabled:
-            return torch.zeros_like(latent["samples"], dtype=torch.float32)
+            samples = latent["samples"]
+            if is_nested(samples):  # a joint audio-video latent: zeros per stream
+                return NestedLatent(tuple(torch.zeros_like(t, dtype=torch.float32) for t in samples.unbind()))
+            return torch.zeros_like(samples, dtype=torch.float32)
         return prepare_noise(latent["samples"], self.seed, latent.get("batch_index"))
 
     def generate_noise(self, input_latent: dict[str, Any]) -> torch.Tensor:

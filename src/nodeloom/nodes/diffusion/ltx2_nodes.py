@@ -44,6 +44,18 @@ def _load_clip(encoder_path: Path, ckpt_path: Path, tokenizer_folders: list[Path
     return LTXAVClip(encoder, projection, tokenizer)
 
 
+def _full_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """An audio noise mask as a new float tensor of the audio latent's full shape."""
+    m = mask.float()
+    while m.ndim < like.ndim:
+        m = m.unsqueeze(1)
+    try:
+        return m.expand(like.shape).clone()
+    except RuntimeError as exc:
+        raise ValidationError(f"LTXVConcatAVLatent: the audio `noise_mask` {tuple(mask.shape)} does not fit the audio "
+                              f"latent {tuple(like.shape)}") from exc
+
+
 class LTXAVTextEncoderLoader(Node):
     """Loads LTX-2's text encoder: Gemma 3 from models/text_encoders and the feature projection
     stored in the LTX-2 checkpoint."""
@@ -85,12 +97,17 @@ class LTXVConcatAVLatent(Node):
         if is_nested(audio):
             raise ValidationError("LTXVConcatAVLatent: `audio_latent` is already a joint audio-video latent")
         video_mask, audio_mask = video_latent.get("noise_mask"), audio_latent.get("noise_mask")
-        pad = 0
+        if audio_mask is not None:
+            audio_mask = _full_mask(audio_mask, audio)
         if is_nested(video):
             streams = video.unbind()
             masks = video_mask.unbind() if is_nested(video_mask) else (video_mask, None)
             video, video_mask = streams[0], masks[0]
             audio, pad = fit_audio(audio, streams[1])
+            if audio_mask is not None:  # trimmed alike; a padded tail is generated (mask 1)
+                audio_mask = fit_audio(audio_mask, streams[1])[0]
+                if pad:
+                    audio_mask.narrow(2, audio_mask.shape[2] - pad, pad).fill_(1.0)
         if video.ndim != 5 or audio.ndim != 4:
             raise ValidationError(f"LTXVConcatAVLatent: expected a video latent [B,C,F,H,W] and an audio latent [B,C,L,M],"
                                   f" got {tuple(video.shape)} and {tuple(audio.shape)}")
@@ -101,9 +118,6 @@ class LTXVConcatAVLatent(Node):
         if video_mask is not None or audio_mask is not None:
             vm = video_mask if video_mask is not None else torch.ones_like(video[:, :1])
             am = audio_mask if audio_mask is not None else torch.ones_like(audio)
-            if audio_mask is not None and pad:  # the padded tail is generated
-                am = torch.cat([am.narrow(2, 0, am.shape[2] - pad), torch.ones_like(am.narrow(2, 0, pad))], dim=2) \
-                    if am.shape[2] == audio.shape[2] else am
             out["noise_mask"] = NestedLatent((vm, am))
         return (out,)
 
