@@ -78,6 +78,10 @@ def transformer_config(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
         ValidationError: an image-to-video release (its latent and the start frame's in the input).
     """
     inner, in_ch, pt, ph, pw = shapes["img_in.proj.weight"]
+    pooled = shapes.get("vector_in.mlp.0.weight", shapes.get("vector_in.in_layer.weight"))
+    if pooled is None:
+        raise ValidationError("this HunyuanVideo file has no `vector_in` (the CLIP-L pooled-vector embedder) that"
+                              " the text-to-video release has", type="invalid_model_file")
     if in_ch != 16:
         raise ValidationError(f"this HunyuanVideo model takes {in_ch} input channels (an image-to-video release),"
                               " which nodeloom cannot run yet; the text-to-video model (16 channels) runs",
@@ -90,7 +94,7 @@ def transformer_config(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
         "mlp_ratio": shapes["double_blocks.0.img_mlp.fc1.weight"][0] / inner, "patch_size": ph, "patch_size_t": pt,
         "qk_norm": "rms_norm", "guidance_embeds": "guidance_in.mlp.0.weight" in shapes,
         "text_embed_dim": shapes["txt_in.input_embedder.weight"][1],
-        "pooled_projection_dim": shapes.get("vector_in.in_layer.weight", shapes.get("vector_in.mlp.0.weight"))[1],
+        "pooled_projection_dim": pooled[1],
         "rope_theta": 256.0, "rope_axes_dim": (16, 56, 56),
     }
 
