@@ -139,8 +139,14 @@ class HunyuanVideo15Vae:
             raise ValidationError(f"the HunyuanVideo 1.5 VAE decodes {self.latent_channels}-channel latents, got"
                                   f" {latent.shape[1]} channels (an image model's latent?)")
         vae = self._module(manager)
+        return self._frames(vae, latent)
+
+    @staticmethod
+    def _frames(vae: Any, latent: torch.Tensor) -> torch.Tensor:
+        """Decode video by video: diffusers' causal mid-block attention mask does not broadcast over a
+        batch of several videos (``[B,S,S]`` against ``[B,1,S,S]``)."""
         dev = next(vae.parameters()).device
-        video = vae.decode(latent.to(dev, torch.float32)).sample.float().cpu()
+        video = torch.cat([vae.decode(one[None].to(dev, torch.float32)).sample.float().cpu() for one in latent])
         return (video / 2 + 0.5).clamp(0, 1).movedim(1, -1).flatten(0, 1)
 
     def _tiled(self, vae: Any, tile_latent: int) -> dict[str, Any]:
@@ -164,11 +170,10 @@ class HunyuanVideo15Vae:
         vae = self._module(manager)
         old = self._tiled(vae, tile)
         try:
-            video = vae.decode(latent.to(next(vae.parameters()).device, torch.float32)).sample.float().cpu()
+            return self._frames(vae, latent)
         finally:
             for k, v in old.items():
                 setattr(vae, k, v)
-        return (video / 2 + 0.5).clamp(0, 1).movedim(1, -1).flatten(0, 1)
 
     @torch.no_grad()
     def encode_tiled(self, pixels: torch.Tensor, tile_x: int = 512, tile_y: int = 512, overlap: int = 64,

@@ -52,6 +52,8 @@ CLIP_RECIPES: dict[tuple[str, tuple[str, ...]], str] = {
     ("qwen_image", ("qwen2.5_vl",)): "qwen_image",
     ("wan", ("umt5",)): "wan",
     ("hunyuan_video_15", ("qwen2.5_vl", "t5")): "hunyuan_video15",
+    ("hunyuan_video", ("clip_l", "llama")): "hunyuan_video",
+    ("hunyuan_video", ("llama", "clip_l")): "hunyuan_video",
 }
 
 
@@ -159,6 +161,10 @@ def _build_clip(family: str, paths: list[Path], kinds: list[str], tokenizer_fold
                 for p, k in zip(paths, kinds)}
     if family == "flux2":
         return flux2_clip(llm, encoders[llm], tokenizer)
+    if family == "hunyuan_video":
+        from nodeloom.diffusion.hunyuan_video_text import HunyuanVideoClip
+
+        return HunyuanVideoClip(ClipModel((encoders["clip_l"],), "hunyuan_video"), encoders["llama"], tokenizer)
     if family == "chroma":
         return T5Clip(encoders["t5"], tokenizer, "chroma")
     if family == "lumina2":

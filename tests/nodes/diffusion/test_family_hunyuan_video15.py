@@ -254,3 +254,13 @@ def test_image_to_video_needs_the_hunyuan_video15_vae():
 
     with pytest.raises(ValidationError, match="HunyuanVideo 1.5 VAE"):
         HunyuanVideo15ImageToVideo.execute([], [], object(), 32, 32, 9, 1, start_image=torch.rand(1, 32, 32, 3))
+
+
+def test_a_batch_of_two_videos_samples_each_from_its_own_noise(tmp_path, hv15):
+    prompt = copy.deepcopy(T2V)
+    prompt["124"]["inputs"]["batch_size"] = 2
+    with engine_for(tmp_path, hv15[0]) as engine:
+        result = run_ok(engine, prompt)
+    samples = result.value("127")["samples"]
+    assert samples.shape == (2, 32, 3, 2, 2) and (samples[0] - samples[1]).abs().max() > 1e-3
+    assert result.value("8").shape == (18, 32, 32, 3)

@@ -98,13 +98,27 @@ def from_diffusers_layout(model_class: Any, sd: dict[str, Any], cfg: dict[str, A
 
 
 def _registry() -> dict[str, Family]:
-    from nodeloom.diffusion.families import (chroma, flux, flux2, hidream, hunyuan_video15, ltx2, ltxv, lumina2, qwen, sd3,
-                                             wan, zimage)
+    from nodeloom.diffusion.families import (
+        chroma,
+        flux,
+        flux2,
+        hidream,
+        hunyuan_video,
+        hunyuan_video15,
+        ltx2,
+        ltxv,
+        lumina2,
+        qwen,
+        sd3,
+        wan,
+        zimage,
+    )
 
     # Flux.2 and Chroma before Flux.1 (their original layouts share Flux.1's block names), Lumina 2
     # before Z-Image (likewise NextDiT's), LTX-2 before LTX-Video (its video stream has LTX-Video's names)
     return {f.name: f for f in (lumina2.FAMILY, zimage.FAMILY, flux2.FAMILY, chroma.FAMILY, flux.FAMILY, sd3.FAMILY,
-                                ltx2.FAMILY, ltxv.FAMILY, qwen.FAMILY, wan.FAMILY, hidream.FAMILY, hunyuan_video15.FAMILY)}
+                                ltx2.FAMILY, ltxv.FAMILY, qwen.FAMILY, wan.FAMILY, hidream.FAMILY, hunyuan_video15.FAMILY,
+                                hunyuan_video.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()

@@ -21,14 +21,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from nodeloom.diffusion.families import Family
+from nodeloom.diffusion.families import Family, from_diffusers_layout
 from nodeloom.diffusion.flow import FlowSampling
 from nodeloom.errors import ValidationError, require
 
 if TYPE_CHECKING:
     from nodeloom.diffusion.sampling import ModelCall
 
-__all__ = ["FAMILY", "LATENT_SCALE", "diffusers_keys", "transformer_config"]
+__all__ = ["FAMILY", "LATENT_SCALE", "convert_block", "convert_refiner", "convert_shared", "diffusers_keys", "release_names",
+           "transformer_config"]
 
 _SIGNATURE = ("cond_type_embedding.weight", "img_in.proj.weight", "txt_in.individual_token_refiner.blocks.0.norm1.weight")
 #: raw VAE latent → model space (ComfyUI's latent format, diffusers' ``scaling_factor``)
@@ -136,7 +137,8 @@ def _split(value: Any) -> list[Any]:
     return list(value.chunk(3, dim=0))
 
 
-def _convert_block(rest: str, value: Any, base: str, out: dict[str, Any]) -> bool:
+def convert_block(rest: str, value: Any, base: str, out: dict[str, Any]) -> bool:
+    """A double block's tensor (``rest`` after ``double_blocks.N.``) into ``out`` under ``base``; False if unknown."""
     mod, param = rest.rsplit(".", 1)
     for stream, names in (("img", ("attn.to_q", "attn.to_k", "attn.to_v")),
                           ("txt", ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"))):
@@ -150,7 +152,8 @@ def _convert_block(rest: str, value: Any, base: str, out: dict[str, Any]) -> boo
     return True
 
 
-def _convert_refiner(rest: str, value: Any, base: str, out: dict[str, Any]) -> bool:
+def convert_refiner(rest: str, value: Any, base: str, out: dict[str, Any]) -> bool:
+    """A token-refiner block's tensor into ``out`` under ``base`` (fused q/k/v split); False if unknown."""
     mod, param = rest.rsplit(".", 1)
     if mod == "self_attn_qkv":
         for name, part in zip(("attn.to_q", "attn.to_k", "attn.to_v"), _split(value)):
@@ -169,42 +172,42 @@ def diffusers_keys(sd: dict[str, Any]) -> dict[str, Any]:
     Raises:
         ValidationError: a tensor name the HunyuanVideo 1.5 layout does not have.
     """
-    torch = require("torch", "diffusion")
     out: dict[str, Any] = {}
     for key, value in release_names(sd).items():
         done = False
         if m := re.match(r"double_blocks\.(\d+)\.(.+)$", key):
-            done = _convert_block(m.group(2), value, f"transformer_blocks.{m.group(1)}", out)
-        elif m := re.match(r"txt_in\.individual_token_refiner\.blocks\.(\d+)\.(.+)$", key):
-            done = _convert_refiner(m.group(2), value,
-                                    f"context_embedder.token_refiner.refiner_blocks.{m.group(1)}", out)
-        elif key.startswith("final_layer.adaLN_modulation.1."):
-            shift, scale = value.chunk(2, dim=0)
-            out["norm_out.linear." + key.rsplit(".", 1)[1]] = torch.cat([scale, shift], dim=0)
-            done = True
+            done = convert_block(m.group(2), value, f"transformer_blocks.{m.group(1)}", out)
         else:
-            mod, _, param = key.rpartition(".")
-            if mod in _TOP:
-                out[f"{_TOP[mod]}.{param}"] = value
-                done = True
+            done = convert_shared(key, value, _TOP, out)
         if not done:
             raise ValidationError(f"`{key}` is not a HunyuanVideo 1.5 transformer tensor nodeloom knows",
                                   type="invalid_model_file", extra_info={"key": key})
     return out
 
 
+def convert_shared(key: str, value: Any, top: dict[str, str], out: dict[str, Any]) -> bool:
+    """What HunyuanVideo 1.0 and 1.5 name alike into ``out``: the token refiner, the final layer
+    (``(shift, scale)`` turned to diffusers' ``(scale, shift)``) and the modules of ``top``; False if unknown."""
+    if m := re.match(r"txt_in\.individual_token_refiner\.blocks\.(\d+)\.(.+)$", key):
+        return convert_refiner(m.group(2), value, f"context_embedder.token_refiner.refiner_blocks.{m.group(1)}", out)
+    if key.startswith("final_layer.adaLN_modulation.1."):
+        torch = require("torch", "diffusion")
+        shift, scale = value.chunk(2, dim=0)
+        out["norm_out.linear." + key.rsplit(".", 1)[1]] = torch.cat([scale, shift], dim=0)
+        return True
+    mod, _, param = key.rpartition(".")
+    if mod not in top:
+        return False
+    out[f"{top[mod]}.{param}"] = value
+    return True
+
+
 def _load(sd: dict[str, Any], dtype: Any) -> Any:
     diffusers = require("diffusers", "diffusion")
     sd = release_names(sd)
     cfg = transformer_config({k: tuple(v.shape) for k, v in sd.items()})
-    model = diffusers.HunyuanVideo15Transformer3DModel.from_config(cfg)
-    missing, unexpected = model.load_state_dict(diffusers_keys(sd), strict=False)
-    if missing or unexpected:
-        first = (missing or unexpected)[0]
-        raise ValidationError(f"the HunyuanVideo 1.5 weights do not fit the transformer their shapes describe"
-                              f" ({len(missing)} missing, {len(unexpected)} unexpected, e.g. `{first}`)",
-                              type="invalid_model_file")
-    return (model.to(dtype) if dtype is not None else model).eval()
+    return from_diffusers_layout(diffusers.HunyuanVideo15Transformer3DModel, diffusers_keys(sd), cfg, dtype,
+                                 "HunyuanVideo 1.5")
 
 
 def _fit(image: Any, like: Any) -> Any:

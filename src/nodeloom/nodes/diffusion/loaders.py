@@ -127,6 +127,12 @@ class VAELoader(Node):
                 return (hv15.HunyuanVideo15Vae(svc.models.load(model_key(path, "hunyuan-video15-vae"),
                                                                lambda: hv15.read_hunyuan_video15_vae(path)),
                                                manager=svc.models),)
+            from nodeloom.diffusion import hunyuan_video_vae as hv10
+
+            if hv10.is_hunyuan_video_vae(shapes):
+                return (hv10.HunyuanVideoVae(svc.models.load(model_key(path, "hunyuan-video-vae"),
+                                                             lambda: hv10.read_hunyuan_video_vae(path)),
+                                             manager=svc.models),)
         allow = bool(svc.settings.get("allow_unsafe_pickle", False))
         if is_ltxv_vae_file(path):
             vae = svc.models.load(model_key(path, "ltxv-vae"), lambda: load_ltxv_vae(load_state_dict(path), vae_name))

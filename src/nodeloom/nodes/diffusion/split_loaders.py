@@ -93,8 +93,7 @@ sdxl: clip-l, clip-g
 sd3: clip-l, clip-g / clip-l, t5 / clip-g, t5
 flux: clip-l, t5
 hidream: at least one of t5 or llama, recommended t5 and llama
-hunyuan_image: qwen2.5vl 7b and byt5 small
-hunyuan_video_15: qwen2.5vl 7b and byt5 small"""
+hunyuan_image: qwen2.5vl 7b and byt5 small"""
 
     SCHEMA = Schema(
         "DualCLIPLoader", display_name="DualCLIPLoader", category="advanced/loaders",
