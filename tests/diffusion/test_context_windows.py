@@ -81,3 +81,18 @@ def test_overlaps_are_weighted_averages_and_conditioning_is_sliced():
     assert seen == [[0, 1, 2, 3], [2, 3, 4, 5]]
     # frames 2 and 3: window 0 weights 2, 1 (pyramid), window 1 weights 1, 2
     assert out[0, 0, :, 0, 0].tolist() == pytest.approx([0, 0, (0 * 2 + 2 * 1) / 3, (0 * 1 + 2 * 2) / 3, 2, 2])
+
+
+def test_a_video_familys_noise_mask_is_cut_to_each_window():
+    """LTX-Video's and the Wan 2.2 5B's adapters take the latent's noise mask (per-token times): each
+    window's call sees the mask of its own frames."""
+    seen = []
+
+    def inner(module, x, sigma, group, mask=None):
+        seen.append(mask[0, 0, :, 0, 0].tolist())
+        return torch.zeros_like(x)
+
+    mask = torch.arange(6, dtype=torch.float32).view(1, 1, 6, 1, 1)
+    windowed_adapter(inner, ContextWindows(4, 2, "standard_static"))(None, torch.zeros(1, 2, 6, 2, 2),
+                                                                     torch.tensor(1.0), _Group([]), mask=mask)
+    assert seen == [[0, 1, 2, 3], [2, 3, 4, 5]]

@@ -141,11 +141,13 @@ def _sliced(group: Any, dim: int, idxs: list[int], n: int) -> Any:
 def windowed_adapter(inner: Callable[..., torch.Tensor], cw: ContextWindows) -> Callable[..., torch.Tensor]:
     """An adapter that runs ``inner`` window by window along ``cw.dim`` and blends the results.
 
-    The schedule's step counter advances whenever σ changes (uniform schedules move with it).
+    The schedule's step counter advances whenever σ changes (uniform schedules move with it). The
+    keyword inputs a video family's adapter takes (the noise ``mask`` of LTX-Video and the Wan 2.2
+    5B) are cut to each window's frames like the latent.
     """
     state = {"sigma": None, "step": -1}
 
-    def adapter(module: Any, x: torch.Tensor, sigma: torch.Tensor, group: Any) -> torch.Tensor:
+    def adapter(module: Any, x: torch.Tensor, sigma: torch.Tensor, group: Any, **extra: Any) -> torch.Tensor:
         if state["sigma"] is None or float(sigma) != state["sigma"]:
             state["sigma"], state["step"] = float(sigma), state["step"] + 1
         n = x.shape[cw.dim]
@@ -153,7 +155,9 @@ def windowed_adapter(inner: Callable[..., torch.Tensor], cw: ContextWindows) -> 
         weight = torch.zeros(n, dtype=torch.float32, device=x.device)
         for idxs in window_schedule(n, cw, state["step"]):
             index = torch.tensor(idxs, device=x.device)
-            part = inner(module, x.index_select(cw.dim, index), sigma, _sliced(group, cw.dim, idxs, n)).float()
+            cut = {k: v.index_select(cw.dim, index) if isinstance(v, torch.Tensor) and v.ndim > cw.dim
+                   and v.shape[cw.dim] == n else v for k, v in extra.items()}
+            part = inner(module, x.index_select(cw.dim, index), sigma, _sliced(group, cw.dim, idxs, n), **cut).float()
             w = fuse_weights(idxs, n, cw).to(x.device)
             shape = [1] * x.ndim
             shape[cw.dim] = len(idxs)

@@ -5,9 +5,13 @@ A file is recognised by its keys — the release's layout (``res_blocks``,
 ``per_channel_statistics``; bare in ComfyUI's ``vae/`` files, under ``vae.`` inside the all-in-one
 checkpoints) or diffusers' (``resnets``, ``latents_mean``). The release layout is converted with
 diffusers' own single-file converter; the config is read from the converted tensor shapes (block
-widths, resnets per block, which blocks rescale, patch size, timestep conditioning). The release
-0.9.0 block structure is what is read; later releases' VAEs (0.9.1's timestep-conditioned decoder
-with noise injection, 0.9.5's) are refused with a message rather than loaded wrongly.
+widths, resnets per block, which blocks rescale, patch size, timestep conditioning). Three
+release structures are read: 0.9.0's; 0.9.1's (a timestep-conditioned decoder with noise
+injection and residual upsamplers, the release layout converted by diffusers); and 0.9.5/0.9.7's
+(pixel-unshuffle downsamplers of three kinds and a wider encoder; the release layout renamed
+here, as diffusers' converter tells it only by the released width). The timestep-conditioned
+decoders decode as ComfyUI's do: the latent mixed with 2.5 % noise, at time 0.05, with the noise
+injection the decoder has; nodeloom seeds that noise so a decode repeats.
 
 LATENT values hold the normalised latent, as ComfyUI's do: ``(z − mean)/std`` with the VAE's
 per-channel statistics. Pixels go in as IMAGE frames ``[F,H,W,C]`` (one clip), frame counts
@@ -27,6 +31,9 @@ from nodeloom.errors import ValidationError, require
 
 __all__ = ["LtxvVae", "is_ltxv_vae", "load_ltxv_vae", "vae_config"]
 
+#: how ComfyUI decodes the timestep-conditioned VAEs (0.9.1 and later): the latent mixed with this
+#: much noise, decoded at this time; nodeloom seeds the noise (ComfyUI's is unseeded) so decodes repeat
+DECODE_TIMESTEP, DECODE_NOISE_SCALE, DECODE_SEED = 0.05, 0.025, 0
 _RELEASE = ("decoder.conv_in.conv.weight", "per_channel_statistics.mean-of-means")
 _DIFFUSERS = ("decoder.conv_in.conv.weight", "latents_mean", "encoder.down_blocks.0.resnets.0.conv1.conv.weight")
 
@@ -42,39 +49,114 @@ def _count(keys: set[str], prefix: str) -> int:
     return max(found) + 1 if found else 0
 
 
-def vae_config(sd: dict[str, Any]) -> dict[str, Any]:
-    """The ``AutoencoderKLLTXVideo`` config of diffusers-layout weights, read from their shapes.
+#: how much a 0.9.5-style downsampler shrinks (next width / its conv's channels) → its kind
+_DOWNSAMPLE_KINDS = {4: "spatial", 2: "temporal", 8: "spatiotemporal"}
 
-    Raises:
-        ValidationError: a VAE of a later release structure (noise injection, residual upsamplers).
-    """
-    keys = set(sd)
-    later = any("per_channel_scale" in k or k.startswith("decoder.time_embedder.") for k in keys) or \
-        int(sd["encoder.conv_out.conv.weight"].shape[1]) == 2048
-    if later:
-        raise ValidationError("this LTX-Video VAE has a later release's structure (0.9.1's timestep-conditioned"
-                              " decoder with noise injection, or 0.9.5's); nodeloom loads the 0.9.0 VAE structure so far",
-                              type="unsupported_model_file")
-    n_down, n_up = _count(keys, "encoder.down_blocks."), _count(keys, "decoder.up_blocks.")
-    enc_width = [int(sd[f"encoder.down_blocks.{i}.resnets.0.conv1.conv.weight"].shape[0]) for i in range(n_down)]
-    dec_width = [int(sd[f"decoder.up_blocks.{i}.resnets.0.conv1.conv.weight"].shape[0]) for i in range(n_up)]
-    enc_layers = [_count(keys, f"encoder.down_blocks.{i}.resnets.") for i in range(n_down)]
-    dec_layers = [_count(keys, "decoder.mid_block.resnets.")] + [_count(keys, f"decoder.up_blocks.{i}.resnets.")
-                                                                 for i in range(n_up)]
-    patch_in = int(sd["encoder.conv_in.conv.weight"].shape[1])
+
+def _encoder_config(sd: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    """The encoder half of the config: the 0.9.0/0.9.1 structure (strided-conv downsamplers, a
+    width change at each block's end) or the 0.9.5/0.9.7 one (pixel-unshuffle downsamplers of
+    three kinds, one more width)."""
+    n_down = _count(keys, "encoder.down_blocks.")
+    widths = [int(sd[f"encoder.down_blocks.{i}.resnets.0.conv1.conv.weight"].shape[0]) for i in range(n_down)]
+    layers = [_count(keys, f"encoder.down_blocks.{i}.resnets.") for i in range(n_down)]
+    mid = int(sd["encoder.mid_block.resnets.0.conv1.conv.weight"].shape[0])
+    cfg: dict[str, Any] = {"layers_per_block": layers + [_count(keys, "encoder.mid_block.resnets.")]}
+    if f"encoder.down_blocks.0.downsamplers.0.conv.conv.weight" not in keys:  # 0.9.0 / 0.9.1
+        cfg.update(block_out_channels=widths, downsample_type=["conv"] * n_down,
+                   spatio_temporal_scaling=[f"encoder.down_blocks.{i}.downsamplers.0.conv.weight" in keys
+                                            for i in range(n_down)])
+        return cfg
+    nexts = widths[1:] + [mid]
+    kinds = []
+    for i, after in enumerate(nexts):
+        shrink = after // int(sd[f"encoder.down_blocks.{i}.downsamplers.0.conv.conv.weight"].shape[0])
+        if shrink not in _DOWNSAMPLE_KINDS:
+            raise ValidationError(f"an LTX-Video VAE downsampler that shrinks channels {shrink}× (down block {i});"
+                                  " the releases' shrink 2×, 4× or 8×", type="invalid_model_file")
+        kinds.append(_DOWNSAMPLE_KINDS[shrink])
+    cfg.update(block_out_channels=widths + [mid], down_block_types=["LTXVideo095DownBlock3D"] * n_down,
+               downsample_type=kinds, spatio_temporal_scaling=[True] * n_down,
+               temporal_compression_ratio=2 ** sum(k != "spatial" for k in kinds))
+    cfg["spatial_compression_ratio"] = 2 ** sum(k != "temporal" for k in kinds)  # times the patch, set below
+    return cfg
+
+
+def _decoder_config(sd: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    """The decoder half: block widths, resnets, upsamplers (their channel factor: 2 with the
+    residual upsampling of 0.9.1 and later), noise injection and timestep conditioning."""
+    n_up = _count(keys, "decoder.up_blocks.")
+    widths, factors = [], []
+    for i in range(n_up):
+        width = int(sd[f"decoder.up_blocks.{i}.resnets.0.conv1.conv.weight"].shape[0])
+        up = sd.get(f"decoder.up_blocks.{i}.upsamplers.0.conv.conv.weight")
+        factor = 1 if up is None else max(1, int(up.shape[1]) * 8 // int(up.shape[0]))
+        widths.append(width * factor)
+        factors.append(factor)
+    blocks = ["decoder.mid_block."] + [f"decoder.up_blocks.{i}." for i in range(n_up)]
     return {
-        "in_channels": 3, "out_channels": 3, "latent_channels": int(sd["decoder.conv_in.conv.weight"].shape[1]),
-        "block_out_channels": enc_width, "decoder_block_out_channels": dec_width[::-1],
-        "layers_per_block": enc_layers + [_count(keys, "encoder.mid_block.resnets.")],
-        "decoder_layers_per_block": dec_layers[::-1],
-        "spatio_temporal_scaling": [f"encoder.down_blocks.{i}.downsamplers.0.conv.weight" in keys
-                                    for i in range(n_down)],
+        "decoder_block_out_channels": widths[::-1],
+        "decoder_layers_per_block": [_count(keys, b + "resnets.") for b in blocks][::-1],
         "decoder_spatio_temporal_scaling": [f"decoder.up_blocks.{i}.upsamplers.0.conv.conv.weight" in keys
                                             for i in range(n_up)][::-1],
-        "decoder_inject_noise": [False] * (n_up + 1), "upsample_residual": [False] * n_up,
-        "upsample_factor": [1] * n_up, "downsample_type": ["conv"] * n_down,
-        "patch_size": round((patch_in // 3) ** 0.5), "patch_size_t": 1,
+        "decoder_inject_noise": [f"{b}resnets.0.per_channel_scale1" in keys for b in blocks][::-1],
+        "upsample_residual": [f > 1 for f in factors][::-1], "upsample_factor": factors[::-1],
+        "timestep_conditioning": "decoder.time_embedder.timestep_embedder.linear_1.weight" in keys,
     }
+
+
+def vae_config(sd: dict[str, Any]) -> dict[str, Any]:
+    """The ``AutoencoderKLLTXVideo`` config of diffusers-layout weights, read from their shapes: the
+    0.9.0 structure, 0.9.1's (timestep-conditioned decoder, noise injection, residual upsamplers)
+    and 0.9.5/0.9.7's (pixel-unshuffle downsamplers, a wider encoder)."""
+    keys = set(sd)
+    patch_in = int(sd["encoder.conv_in.conv.weight"].shape[1])
+    patch = round((patch_in // 3) ** 0.5)
+    cfg = {"in_channels": 3, "out_channels": 3, "latent_channels": int(sd["decoder.conv_in.conv.weight"].shape[1]),
+           "patch_size": patch, "patch_size_t": 1, **_encoder_config(sd, keys), **_decoder_config(sd, keys)}
+    if "spatial_compression_ratio" in cfg:
+        cfg["spatial_compression_ratio"] *= patch
+    return cfg
+
+
+_RELEASE_NAMES = (("res_blocks.", "resnets."), ("conv_shortcut.", "conv_shortcut.conv."), ("norm3.norm.", "norm3."),
+                  ("last_time_embedder.", "time_embedder."), ("last_scale_shift_table", "scale_shift_table"))
+_RELEASE_STATS = {"per_channel_statistics.mean-of-means": "latents_mean",
+                  "per_channel_statistics.std-of-means": "latents_std"}
+
+
+def _block_095(key: str) -> str:
+    """A 0.9.5/0.9.7 release block path under diffusers' name: encoder blocks alternate resnets
+    (even) and downsamplers (odd), the last is the middle; the decoder's first is the middle, then
+    upsampler (odd) and resnets (even) alternate."""
+    if m := re.match(r"encoder\.down_blocks\.(\d+)\.(.*)", key):
+        i, rest = int(m.group(1)), m.group(2)
+        return f"encoder.down_blocks.{i // 2}.{'downsamplers.0.' if i % 2 else ''}{rest}"
+    if m := re.match(r"decoder\.up_blocks\.(\d+)\.(.*)", key):
+        i, rest = int(m.group(1)), m.group(2)
+        if i == 0:
+            return f"decoder.mid_block.{rest}"
+        return f"decoder.up_blocks.{(i - 1) // 2}.{'upsamplers.0.' if i % 2 else ''}{rest}"
+    return key
+
+
+def _from_release_095(sd: dict[str, Any]) -> dict[str, Any]:
+    """Release-layout weights of the 0.9.5/0.9.7 VAE structure under diffusers' names. (diffusers'
+    single-file converter tells this layout by the released encoder width alone, so a VAE of the
+    same structure at another width would be renamed as 0.9.1's.)"""
+    last = _count(set(sd), "encoder.down_blocks.") - 1
+    out = {}
+    for key, value in sd.items():
+        if key.startswith("per_channel_statistics."):
+            if key in _RELEASE_STATS:
+                out[_RELEASE_STATS[key]] = value
+            continue
+        key = key.replace(f"encoder.down_blocks.{last}.", "encoder.mid_block.")
+        key = _block_095(key)
+        for old, new in _RELEASE_NAMES:
+            key = key.replace(old, new)
+        out[key] = value
+    return out
 
 
 def load_ltxv_vae(sd: dict[str, Any], name: str = "the VAE") -> Any:
@@ -85,7 +167,9 @@ def load_ltxv_vae(sd: dict[str, Any], name: str = "the VAE") -> Any:
     """
     diffusers = require("diffusers", "diffusion")
     sd = {k.removeprefix("vae."): v for k, v in sd.items()}
-    if "latents_mean" not in sd:
+    if "latents_mean" not in sd and "encoder.down_blocks.1.conv.conv.weight" in sd:  # 0.9.5 / 0.9.7 structure
+        sd = _from_release_095(sd)
+    elif "latents_mean" not in sd:
         from diffusers.loaders.single_file_utils import convert_ltx_vae_checkpoint_to_diffusers
 
         sd = convert_ltx_vae_checkpoint_to_diffusers({f"vae.{k}": v for k, v in sd.items()})
@@ -151,7 +235,14 @@ class LtxvVae(VaeModel):
         z = latent.to(dev, torch.float32)
         mean, std = self._stats(z)
         z = z * std + mean
-        video = vae.decode(z).sample
+        if not vae.config.timestep_conditioning:
+            video = vae.decode(z).sample
+        else:  # 0.9.1 and later: a little noise and a decode time, as ComfyUI decodes them (seeded here)
+            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                torch.manual_seed(DECODE_SEED)
+                z = (1.0 - DECODE_NOISE_SCALE) * z + DECODE_NOISE_SCALE * torch.randn_like(z)
+                temb = torch.full((z.shape[0],), DECODE_TIMESTEP, device=dev)
+                video = vae.decode(z, temb=temb).sample
         return (video / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1).flatten(0, 1).float().cpu()
 
     def decode_tiled(self, latent: torch.Tensor, tile: int = 16, overlap: int = 2, manager: Any = None,

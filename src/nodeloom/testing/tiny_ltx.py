@@ -17,7 +17,7 @@ from typing import Any
 
 from nodeloom.testing.tiny_families import _tiny_flux_encoders, build_t5_tokenizer
 
-__all__ = ["LTXV_T2V_WORKFLOW", "build_tiny_ltxv", "transformer_to_release", "vae_to_release"]
+__all__ = ["LTXV_T2V_WORKFLOW", "build_tiny_ltxv", "tiny_ltxv_vae", "transformer_to_release", "vae_to_release"]
 
 #: the official ``ltxv_text_to_video`` template's nodes and widget values, at 64×64 and 9 frames
 LTXV_T2V_WORKFLOW: dict[str, Any] = {
@@ -69,7 +69,7 @@ def transformer_to_release(sd: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def vae_to_release(sd: dict[str, Any]) -> dict[str, Any]:
+def _vae_090_to_release(sd: dict[str, Any]) -> dict[str, Any]:
     """Diffusers-layout 0.9.0 LTX-Video VAE weights in the release's key names (no ``vae.`` prefix)."""
     out = {}
     for key, value in sd.items():
@@ -82,6 +82,80 @@ def vae_to_release(sd: dict[str, Any]) -> dict[str, Any]:
                "latents_std": "per_channel_statistics.std-of-means"}.get(key, key)
         out[key] = value.contiguous()
     return out
+
+
+def _later_block(key: str, encoder_095: bool, n_down: int) -> str | None:
+    """The release block path of a 0.9.1+ diffusers key (None: the 0.9.0 table applies, as for the
+    0.9.1 encoder and the keys outside the blocks)."""
+    if key.startswith("decoder.mid_block."):
+        return "decoder.up_blocks.0." + key[len("decoder.mid_block."):]
+    if m := re.match(r"decoder\.up_blocks\.(\d+)\.(upsamplers\.0\.)?(.*)", key):
+        k, up, rest = int(m.group(1)), m.group(2), m.group(3)
+        return f"decoder.up_blocks.{2 * k + 1 if up else 2 * k + 2}.{rest}"
+    if key == "decoder.scale_shift_table":
+        return "decoder.last_scale_shift_table"
+    if key.startswith("decoder.time_embedder."):
+        return "decoder.last_time_embedder." + key[len("decoder.time_embedder."):]
+    if not encoder_095:
+        return None
+    if key.startswith("encoder.mid_block."):
+        return f"encoder.down_blocks.{2 * n_down}." + key[len("encoder.mid_block."):]
+    if m := re.match(r"encoder\.down_blocks\.(\d+)\.(downsamplers\.0\.)?(.*)", key):
+        k, down, rest = int(m.group(1)), m.group(2), m.group(3)
+        return f"encoder.down_blocks.{2 * k + 1 if down else 2 * k}.{rest}"
+    return None
+
+
+def vae_to_release(sd: dict[str, Any], version: str = "0.9.0") -> dict[str, Any]:
+    """Diffusers-layout LTX-Video VAE weights of ``version``'s structure (0.9.0, 0.9.1, 0.9.5 — 0.9.7
+    has 0.9.5's) in the release's key names (no ``vae.`` prefix)."""
+    if version == "0.9.0":
+        return _vae_090_to_release(sd)
+    n_down = len({k.split(".")[2] for k in sd if k.startswith("encoder.down_blocks.")})
+    out, rest = {}, {}
+    for key, value in sd.items():
+        block = _later_block(key, version != "0.9.1", n_down)
+        if block is None:
+            rest[key] = value
+            continue
+        key = re.sub(r"\.resnets\.", ".res_blocks.", block).replace("conv_shortcut.conv.", "conv_shortcut.")
+        out[re.sub(r"\.norm3\.(weight|bias)$", r".norm3.norm.\1", key)] = value.contiguous()
+    return {**out, **_vae_090_to_release(rest)}
+
+
+def tiny_ltxv_vae(version: str, seed: int = 0) -> Any:
+    """A tiny ``AutoencoderKLLTXVideo`` with a release's structure: ``0.9.0``; ``0.9.1`` (timestep-
+    conditioned decoder, noise injection, residual upsamplers); ``0.9.5`` (also 0.9.7's: pixel-unshuffle
+    downsamplers of three kinds, a fifth encoder width, 32×/8× compression)."""
+    import torch
+    from diffusers import AutoencoderKLLTXVideo
+
+    if version == "0.9.0":
+        return _tiny_vae(seed)
+    torch.manual_seed(seed)
+    later = {"decoder_block_out_channels": (16, 32, 64), "decoder_layers_per_block": (1, 1, 1, 1),
+             "decoder_spatio_temporal_scaling": (True, True, True), "upsample_residual": (True, True, True),
+             "upsample_factor": (2, 2, 2), "timestep_conditioning": True, "latent_channels": 128}
+    if version == "0.9.1":
+        vae = AutoencoderKLLTXVideo(**later, block_out_channels=(8, 16, 32, 32), layers_per_block=(1, 1, 1, 1, 1),
+                                    spatio_temporal_scaling=(True, True, True, False),
+                                    decoder_inject_noise=(False, True, True, True))
+    elif version == "0.9.5":
+        vae = AutoencoderKLLTXVideo(**later, block_out_channels=(8, 16, 32, 64, 128), layers_per_block=(1, 1, 1, 1, 1),
+                                    down_block_types=("LTXVideo095DownBlock3D",) * 4,
+                                    spatio_temporal_scaling=(True, True, True, True),
+                                    decoder_inject_noise=(False, False, False, False),
+                                    downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+                                    spatial_compression_ratio=32, temporal_compression_ratio=8)
+    else:
+        raise ValueError(f"no tiny LTX-Video VAE for version {version!r}")
+    with torch.no_grad():
+        vae.latents_mean.copy_(torch.randn(128) * 0.1)
+        vae.latents_std.copy_(torch.rand(128) + 0.5)
+        for name, p in vae.named_parameters():  # the release's noise scales are learned; zeros would hide them
+            if "per_channel_scale" in name:
+                p.normal_(0, 0.1)
+    return vae.eval()
 
 
 def _tiny_vae(seed: int) -> Any:

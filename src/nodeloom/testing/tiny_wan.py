@@ -305,14 +305,28 @@ def _fun_control_5b(seed: int) -> Any:
     return model.eval()
 
 
+def _fun_camera(seed: int) -> Any:
+    """A tiny Wan 2.1 Fun camera model: image-to-video (16 + 4 mask + 16 channels) and the camera
+    adapter (24 channels of Plücker rays, four frames a latent frame)."""
+    import torch
+
+    from nodeloom.diffusion.families.wan_camera import WanCameraAdapter
+
+    model = _transformer(36, seed)
+    torch.manual_seed(seed + 100)
+    model.control_adapter = WanCameraAdapter(24, 128, (2, 2))
+    return model.eval()
+
+
 def build_tiny_wan22(root: str | Path, seed: int = 0) -> dict[str, Any]:
     """Write tiny Wan 2.2 5B files under ``root`` (a models folder): the text/image-to-video model
     (48 channels in and out), the Fun inpaint model (48 + 4 mask + 48 image channels), the Fun
-    control model (with ``ref_conv``), a Wan 2.1 Fun control model (16 + 32 channels) with the
-    Wan 2.1 VAE it takes, the Wan 2.2 VAE, and the UMT5 encoder and tokenizer :func:`build_tiny_wan` writes.
+    control model (with ``ref_conv``), a Wan 2.1 Fun control model (16 + 32 channels) and a Wan
+    2.1 Fun camera model (with ``control_adapter``) with the Wan 2.1 VAE they take, the Wan 2.2
+    VAE, and the UMT5 encoder and tokenizer :func:`build_tiny_wan` writes.
 
     Returns:
-        modules ``ti2v``, ``fun_inpaint``, ``fun_control``, ``fun_control21``, ``text_encoder``,
+        modules ``ti2v``, ``fun_inpaint``, ``fun_control``, ``fun_control21``, ``camera``, ``text_encoder``,
         ``tokenizer``, ``vae``, ``vae21`` and the file names.
     """
     from safetensors.torch import save_file
@@ -325,10 +339,12 @@ def build_tiny_wan22(root: str | Path, seed: int = 0) -> dict[str, Any]:
     encoder, tokenizer = _text_encoder(root, seed)
     files = {"ti2v": "tiny_wan2.2_ti2v_5B.safetensors", "fun_inpaint": "tiny_wan2.2_fun_inpaint_5B.safetensors",
              "fun_control": "tiny_wan2.2_fun_control_5B.safetensors",
-             "fun_control21": "tiny_wan2.1_fun_control.safetensors"}
+             "fun_control21": "tiny_wan2.1_fun_control.safetensors",
+             "camera": "tiny_wan2.1_fun_camera.safetensors"}
     modules = {"ti2v": _transformer(48, seed + 10, out_channels=48),
                "fun_inpaint": _transformer(100, seed + 11, out_channels=48),
-               "fun_control": _fun_control_5b(seed + 12), "fun_control21": _transformer(48, seed + 13)}
+               "fun_control": _fun_control_5b(seed + 12), "fun_control21": _transformer(48, seed + 13),
+               "camera": _fun_camera(seed + 14)}
     for name, model in modules.items():
         _save_transformer(model, root / "diffusion_models" / files[name])
     vae = tiny_wan22_vae(seed)

@@ -198,14 +198,14 @@ def test_preprocess_compresses_like_a_video_frame():
         LTXVPreprocess.execute(torch.rand(1, 1, 5, 3), 35)
 
 
-def test_later_release_vae_is_refused_with_a_reason(ltxv):
+def test_vae_weights_that_do_not_fit_are_refused_with_a_reason(ltxv):
     from nodeloom.diffusion.ltxv_vae import load_ltxv_vae
 
     _, parts = ltxv
     sd = dict(parts["vae"].state_dict())
-    sd["decoder.time_embedder.linear_1.weight"] = torch.zeros(4, 4)
-    with pytest.raises(ValidationError, match="0.9.1's timestep-conditioned decoder"):
-        load_ltxv_vae(sd)
+    sd["decoder.conv_in.extra.weight"] = torch.zeros(4, 4)
+    with pytest.raises(ValidationError, match="does not fit an LTX-Video VAE"):
+        load_ltxv_vae(sd, "odd_vae.safetensors")
 
 
 def test_template_workflow_runs_through_a_live_server(tmp_path, ltxv):

@@ -264,3 +264,57 @@ def test_wan21_fun_control_takes_control_and_start_latents_without_a_mask(tmp_pa
     assert torch.allclose(fed[:, 16:32], (vae.encode(control) - mean) / std, atol=1e-5)
     assert torch.allclose(fed[:, 32:, :1], (vae.encode(start) - mean) / std, atol=1e-5)
     assert torch.allclose(fed[:, 32:, 1:], torch.zeros_like(fed[:, 32:, 1:]), atol=1e-6)
+
+
+def test_fun_camera_adds_the_camera_adapter_to_the_patch_embedding(tmp_path, wan22):
+    """WanCameraEmbedding → WanCameraImageToVideo → a Fun camera model: the adapter's output (the
+    Plücker rays pixel-unshuffled, patchified, refined) is added to the video's patch embedding."""
+    from nodeloom.diffusion.families.wan import FAMILY
+    from nodeloom.diffusion.split_models import load_diffusion_model
+    from nodeloom.diffusion.wan_vae import WanVae
+    from nodeloom.nodes.diffusion.wan_camera_nodes import WanCameraEmbedding, WanCameraImageToVideo
+
+    models, parts = wan22
+    module, _ = load_diffusion_model(models / "diffusion_models" / parts["files"]["camera"])
+    assert module.control_adapter.conv.weight.shape == (128, 24 * 64, 2, 2)
+    camera, width, height, length = WanCameraEmbedding.execute("Pan Left", 32, 32, 9, speed=1.5)
+    assert camera.shape == (1, 24, 3, 32, 32) and (width, height, length) == (32, 32, 9)
+    cond = [[torch.randn(1, 6, 32), {}]]
+    pos, _, latent = WanCameraImageToVideo.execute(cond, cond, WanVae(parts["vae21"]), 32, 32, 9, 1,
+                                                   start_image=torch.rand(1, 32, 32, 3), camera_conditions=camera)
+    assert pos[0][1]["camera_conditions"] is camera and pos[0][1]["concat_mask"].shape == (1, 4, 3, 4, 4)
+    x, sigma = latent["samples"] + torch.randn(1, 16, 3, 4, 4), torch.tensor(0.6)
+    with torch.no_grad():
+        out, seen = _captured(module, lambda: FAMILY.adapter(module, x, sigma, _group(pos, x)))
+        plain = [[cond[0][0], {k: v for k, v in pos[0][1].items() if k != "camera_conditions"}]]
+        _, base = _captured(module, lambda: FAMILY.adapter(module, x, sigma, _group(plain, x)))
+        added = module.control_adapter(camera).flatten(2).transpose(1, 2)
+    assert out.shape == x.shape
+    assert torch.allclose(seen["tokens"], base["tokens"] + added, atol=1e-5)
+    with pytest.raises(Exception, match="connect WanCameraEmbedding's width, height and length"):
+        WanCameraImageToVideo.execute(cond, cond, WanVae(parts["vae21"]), 64, 32, 9, 1, camera_conditions=camera)
+
+
+def test_fun_camera_graph_runs_and_a_camera_needs_the_adapter(tmp_path, wan22):
+    models, parts = wan22
+    input_photo(tmp_path, "wan_start.png", 32)
+    prompt = {key: copy.deepcopy(TI2V[key]) for key in ("37", "38", "39", "48", "6", "7", "56", "8", "57", "58")}
+    prompt["37"]["inputs"]["unet_name"] = parts["files"]["camera"]
+    prompt["39"]["inputs"]["vae_name"] = parts["vae21_file"]
+    prompt["60"] = {"class_type": "WanCameraEmbedding", "inputs": {"camera_pose": "Zoom In", "width": 32, "height": 32,
+                                                                   "length": 9, "speed": 1.0}}
+    prompt["73"] = {"class_type": "WanCameraImageToVideo", "inputs": {
+        "positive": ["6", 0], "negative": ["7", 0], "vae": ["39", 0], "width": ["60", 1], "height": ["60", 2],
+        "length": ["60", 3], "batch_size": 1, "start_image": ["56", 0], "camera_conditions": ["60", 0]}}
+    prompt["3"] = {"class_type": "KSampler", "inputs": {
+        "model": ["48", 0], "seed": 3, "steps": 2, "cfg": 5.0, "sampler_name": "euler", "scheduler": "simple",
+        "positive": ["73", 0], "negative": ["73", 1], "latent_image": ["73", 2], "denoise": 1.0}}
+    with engine_for(tmp_path, models) as engine:
+        result = run_ok(engine, copy.deepcopy(prompt))
+        assert result.value("3")["samples"].shape == (1, 16, 3, 4, 4)
+        assert result.value("8").shape == (9, 32, 32, 3)
+        prompt["37"]["inputs"]["unet_name"] = parts["files"]["fun_control21"]
+        prompt["73"]["inputs"]["positive"] = ["6", 0]
+        failed = engine.run(prompt)
+    assert failed.status == "error"
+    assert any("no camera adapter (`control_adapter`)" in e["exception_message"] for e in failed.errors)

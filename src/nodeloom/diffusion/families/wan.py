@@ -5,9 +5,10 @@ key names — ``blocks.N.self_attn.q``, ``head.modulation`` — with or without 
 prefix). The variant comes from the header as ComfyUI tells it: text-to-video (16 input channels),
 image-to-video (36: noise, 4 mask channels and the start image's latent; Wan 2.1's also carries a
 CLIP-vision image embedder ``img_emb``), first–last frame (``img_emb.emb_pos``) and VACE
-(``vace_blocks``, diffusers' ``WanVACETransformer3DModel``) and the Wan 2.2 5B models (48-channel
-latent of the Wan 2.2 VAE: text/image-to-video, Fun inpaint and Fun control); the Fun camera, sound,
-HuMo and Animate variants are recognised and refused with a message. Sizes come from tensor shapes
+(``vace_blocks``, diffusers' ``WanVACETransformer3DModel``), the Wan 2.2 5B models (48-channel
+latent of the Wan 2.2 VAE: text/image-to-video, Fun inpaint and Fun control) and the Fun camera
+models (image-to-video plus the camera adapter of :mod:`.wan_camera`); the sound, HuMo and Animate
+variants are recognised and refused with a message. Sizes come from tensor shapes
 (head dimension 128 as every release); the weights go through diffusers' own key converter.
 
 The 5B models read the latent's noise mask as ComfyUI's WAN22 does (the family's ``video_mask``):
@@ -39,7 +40,6 @@ __all__ = ["FAMILY", "diffusers_keys", "latent_stats", "transformer_config", "va
 _SIGNATURE = ("head.modulation", "blocks.0.self_attn.q.weight", "patch_embedding.weight")
 #: header key → the variant it marks that nodeloom cannot run yet (diffusers has no such transformer)
 _REFUSED = {
-    "control_adapter.conv.weight": "Fun camera control",
     "casual_audio_encoder.encoder.final_linear.weight": "S2V (sound to video)",
     "audio_proj.audio_proj_glob_1.layer.bias": "HuMo",
     "face_adapter.fuser_blocks.0.k_norm.weight": "Animate",
@@ -59,7 +59,7 @@ def variant(shapes: dict[str, tuple[int, ...]]) -> str:
     """The release a header is: ``t2v``, ``i2v``, ``flf2v`` or ``vace`` (or raises for what cannot run).
 
     Raises:
-        ValidationError: a Wan variant nodeloom cannot run (Fun camera, S2V, HuMo, Animate).
+        ValidationError: a Wan variant nodeloom cannot run (S2V, HuMo, Animate).
     """
     for key, name in _REFUSED.items():
         if key in shapes:
@@ -118,6 +118,10 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
     weights = diffusers_keys(sd)
     cls = diffusers.WanVACETransformer3DModel if kind == "vace" else diffusers.WanTransformer3DModel
     model = cls.from_config(cfg)
+    if "control_adapter.conv.weight" in shapes:  # Wan Fun camera: the camera embedding's adapter
+        from nodeloom.diffusion.families.wan_camera import camera_adapter
+
+        model.control_adapter = camera_adapter(shapes, shapes["head.modulation"][-1])
     if "ref_conv.weight" in shapes:  # Wan 2.2 Fun control: the reference image's patch embedding
         torch = require("torch", "diffusion")
         width, channels, kh, kw = shapes["ref_conv.weight"]
@@ -207,22 +211,42 @@ def concat_channels(extra: dict[str, Any], x: Any, extra_channels: int) -> Any:
     return torch.cat([image[:, :at], mask, image[:, at:]], dim=1)
 
 
+def _entry_inputs(module: Any, values: list[Any], what: str, part: tuple[str, str], node: str, model: str) -> bool:
+    """Whether the entries hold an extra input (``what``, from ``node``) the model reads through its
+    ``part`` (attribute, name); an error when the model lacks the part or only some entries hold it."""
+    if all(v is None for v in values):
+        return False
+    if getattr(module, part[0], None) is None:
+        raise ValidationError(f"the conditioning holds {what} ({node}) but this Wan model has no {part[1]} (`{part[0]}`);"
+                              f" use a {model}")
+    if any(v is None for v in values):
+        raise ValidationError(f"only one of the positive and negative conditionings holds {what}; connect both from {node}")
+    return True
+
+
 def _references(module: Any, group: ModelCall, x: Any) -> Any:
     """The reference image's latent per batch row (normalised, ``[B,C,h,w]``) for a Fun model with a
     ``ref_conv`` (Wan 2.2 Fun control's ``ref_image``), or None when no entry holds one."""
     refs = [(e.extra.get("reference_latents") or [None])[-1] for e in group.entries]
-    if all(r is None for r in refs):
+    if not _entry_inputs(module, refs, "a reference image", ("ref_conv", "reference input"),
+                         "Wan22FunControlToVideo's `ref_image`", "Wan 2.2 Fun control model"):
         return None
-    if getattr(module, "ref_conv", None) is None:
-        raise ValidationError("the conditioning holds a reference image (Wan22FunControlToVideo's `ref_image`) but"
-                              " this Wan model has no reference input (`ref_conv`); use a Wan 2.2 Fun control model")
-    if any(r is None for r in refs):
-        raise ValidationError("only one of the positive and negative conditionings holds a reference image;"
-                              " connect both from Wan22FunControlToVideo")
     torch = require("torch", "diffusion")
     per = x.shape[0] // len(refs)
     rows = [_fit(_normalised(r, module.config.out_channels), x)[:1, :, 0].expand(per, -1, -1, -1) for r in refs]
     return torch.cat(rows).to(x.device, x.dtype)
+
+
+def _cameras(module: Any, group: ModelCall, x: Any) -> Any:
+    """The Plücker camera embedding per batch row (WanCameraImageToVideo's ``camera_conditions``)
+    for a Fun camera model, or None when no entry holds one."""
+    cams = [e.extra.get("camera_conditions") for e in group.entries]
+    if not _entry_inputs(module, cams, "a camera motion", ("control_adapter", "camera adapter"),
+                         "WanCameraImageToVideo's `camera_conditions`", "Wan Fun camera model"):
+        return None
+    torch = require("torch", "diffusion")
+    per = x.shape[0] // len(cams)
+    return torch.cat([c[:1].expand(per, -1, -1, -1, -1) for c in cams]).to(x.device, x.dtype)
 
 
 def _with_reference(module: Any, ref: Any, call: Any, x: Any, t: Any) -> Any:
@@ -338,7 +362,12 @@ def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall, mask: Any = None
                       return_dict=False, **kwargs)[0]
 
     ref = _references(module, group, x)
-    return call(x, t) if ref is None else _with_reference(module, ref, call, x, t)
+    camera = _cameras(module, group, x)
+    if camera is None:
+        return call(x, t) if ref is None else _with_reference(module, ref, call, x, t)
+    from nodeloom.diffusion.families.wan_camera import with_camera
+
+    return with_camera(module, camera, lambda: call(x, t) if ref is None else _with_reference(module, ref, call, x, t))
 
 
 #: the scalar fields are placeholders: the loaded module carries the per-channel ``latent_scale``

@@ -127,6 +127,7 @@ from nodeloom.nodes.diffusion.vae import (
     VAEEncodeTiled,
 )
 from nodeloom.nodes.diffusion.context_window_nodes import ContextWindowsManual, WanContextWindowsManual
+from nodeloom.nodes.diffusion.wan_camera_nodes import WanCameraEmbedding, WanCameraImageToVideo
 from nodeloom.nodes.diffusion.wan22_nodes import Wan22FunControlToVideo, Wan22ImageToVideoLatent, WanFunControlToVideo
 from nodeloom.nodes.diffusion.wan_nodes import (
     EmptyHunyuanLatentVideo,
@@ -171,6 +172,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     TextEncodeQwenImageEdit, TextEncodeQwenImageEditPlus,
     EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo, WanFunInpaintToVideo, WanVaceToVideo,
     EmptyHunyuanVideo15Latent, HunyuanVideo15ImageToVideo,
-    Wan22ImageToVideoLatent, Wan22FunControlToVideo, WanFunControlToVideo,
+    Wan22ImageToVideoLatent, Wan22FunControlToVideo, WanFunControlToVideo, WanCameraEmbedding, WanCameraImageToVideo,
     ContextWindowsManual, WanContextWindowsManual,
 )
