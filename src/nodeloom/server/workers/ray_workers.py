@@ -6,10 +6,10 @@ while a run is in flight the proxy keeps one drain call open: the actor answers 
 an event is buffered, or after :data:`DRAIN_WAIT_S` without one (a long poll, so the serving
 process makes a call per burst of events, not one every few milliseconds), and the proxy
 forwards what it gets to the event hub. Each drain also answers how long the run has gone
-without progress, the actor's heartbeat. A run that stays quiet (or whose actor stops answering) beyond ``timeout`` seconds
-gets its actor killed and raises :class:`WorkerHung`. An actor returns the files its run wrote,
-so an actor on another machine still leaves its outputs in the serving machine's folders. Ray
-is imported only here, lazily.
+without progress, the actor's heartbeat. A run that stays quiet (or whose actor stops answering)
+beyond ``timeout`` seconds gets its actor killed and raises :class:`WorkerHung`. An actor
+returns the files its run wrote, so an actor on another machine still leaves its outputs in
+the serving machine's folders. Ray is imported only here, lazily.
 """
 
 from __future__ import annotations
