@@ -7,15 +7,17 @@ where it samples two pyramid levels) and the perspective (homography) path.
 
 Ours and the anchor take turns for ``--rounds`` rounds (best counts) and the load average
 is printed before and after, so a shared machine's load hits both alike. What it prints
-today (shared 2-CPU machine, load average ≈ 7.5):
+today (shared 2-CPU machine, load average 9.0 → 10.6 during the run):
 
           size             move   ours fps  warpAffine fps  ratio
-    512x512      zoom in + pan       34.1            32.4   1.05
-    512x512     zoom out + pan        9.9            20.9   0.48
-    512x512      3D pan + tilt       13.8            24.0   0.58
-    1920x1080     zoom in + pan        3.1             3.5   0.91
-    1920x1080    zoom out + pan        1.6             2.7   0.60
-    1920x1080     3D pan + tilt        2.6             8.3   0.31
+    512x512      zoom in + pan       35.3            29.4   1.20
+    512x512     zoom out + pan       11.1            21.3   0.52
+    512x512      3D pan + tilt       15.2            25.9   0.59
+    1920x1080     zoom in + pan        3.5             3.5   1.00
+    1920x1080    zoom out + pan        1.7             3.3   0.52
+    1920x1080     3D pan + tilt        2.2             3.5   0.63
+
+(an earlier run at load ≈ 7.5: 1.05, 0.48, 0.58, 0.91, 0.60, 0.31).
 
 Zooming in, a frame of ours *is* one ``cv2.warpAffine`` into a reused buffer plus an in-place
 clip of cubic overshoot (about 2 % of the warp), so "level with the anchor" (0.9–1.1× from run

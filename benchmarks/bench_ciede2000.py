@@ -5,22 +5,29 @@ machine's load hits them alike), speed-up over skimage, the largest difference f
 on the 1 MP pairs, and the largest error on the 34 Sharma (2005) pairs (both argument
 orders), with the load average before and after. Goal: ≥ 3× faster at ≤ 1e-4 error on Sharma.
 
-What it prints today (shared 2-CPU machine, torch threads=2, load average ≈ 7):
+What it prints today (shared 2-CPU machine, load average 9.3–9.7 during both runs):
 
-    implementation                       time ms  speed-up  max |Δ| vs skimage  Sharma max err
-    skimage.color.deltaE_ciede2000         921.8     1.00x            0.00e+00        4.95e-05
-    nodeloom delta_e_2000 (exact)          261.9     3.52x            7.02e-14        4.95e-05
-    nodeloom delta_e_2000 (fast)           142.8     6.45x            7.79e-06        4.96e-05
+    torch threads=2 (the default)        time ms  speed-up  max |Δ| vs skimage  Sharma max err
+    skimage.color.deltaE_ciede2000        1328.7     1.00x            0.00e+00        4.95e-05
+    nodeloom delta_e_2000 (exact)          335.0     3.97x            7.02e-14        4.95e-05
+    nodeloom delta_e_2000 (fast)           160.2     8.30x            7.79e-06        4.96e-05
 
-The ratio depends on the load: an earlier run the same day at load ≈ 8.4 printed 5.58× and
-12.87×, while an idle 2-CPU machine (issue 17) measured 2.0× and 2.5×. skimage works
-on whole-image float64 temporaries (8 MB each), ours on cache-sized chunks spread over torch's
+    OMP_NUM_THREADS=1 (one thread each: the work per pair)
+    skimage.color.deltaE_ciede2000        1187.8     1.00x
+    nodeloom delta_e_2000 (exact)          823.4     1.44x
+    nodeloom delta_e_2000 (fast)           522.7     2.27x
+
+Both rows meet the goal on this loaded machine, but that says little about an idle one: an
+idle 2-CPU machine (issue 17) measured 2.0× (exact) and 2.5× (fast). skimage works on
+whole-image float64 temporaries (8 MB each), ours on cache-sized chunks spread over torch's
 threads; other processes competing for memory bandwidth slow the former more. On an idle
-2-CPU machine the goal is not met: there each of our two threads does about as much work per
-pair as skimage's one, so the speed-up is close to the thread count. A variant computing the
-mean hue and ΔH′ from the (a′, b) vectors (one atan2 instead of two, no cos/sin) gave the same
-results within 1e-13 but no speed-up that this shared machine could tell from its noise, so
-it was not adopted.
+2-CPU machine the speed-up is bounded by the thread count times the one-thread ratio (the
+second table: 1.44× and 2.27× per thread here, less when skimage's temporaries have the
+memory bus to themselves), so the exact path cannot reach 3× on 2 idle cores without doing
+less work per pair. The formula is already down to 2 atan2, 1 sin/cos pair for T(h̄′), 1 sin
+for ΔH′, 1 exp and 6 square roots per pair; a variant computing the mean hue from the (a′, b)
+vectors (one atan2 instead of two, no cos/sin) gave the same results within 1e-13 but no
+speed-up that this shared machine could tell from its noise, so it was not adopted.
 
     PYTHONPATH=src python benchmarks/bench_ciede2000.py [--size 1000] [--repeat 7]
 """

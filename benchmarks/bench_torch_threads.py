@@ -55,6 +55,20 @@ median (best) of 3) show the same regime, our rows now faster than the anchor:
 On a busy machine an extra idle team helps (libgomp then stops spinning), the reverse of the
 idle-machine effect this module guards against; the idle-machine comparison is still to be run.
 
+What is left of the 1.18× (median; 1.10× best) of the idle-machine table is not a difference
+in threads. Checked in both rows' processes after the warm-up run (load 11–13, so no timings):
+the KSampler runs on the main thread with ``torch.get_num_threads() == 2`` in both (all 24 of
+its progress ticks, 3 runs), and the process holds the same 6 OS threads in both, before and
+during the runs (``/proc/self/task``, sampled every 50 ms): the warm-up's pool threads have
+ended, none of them left an OpenMP team, and torch's inter-op pool was never started in
+either. With the cached loader and encodes, the timed runs of the open engine execute
+KSampler → VAEDecode → SaveImage as lone nodes inline on the executing thread, exactly as the
+sequential anchor does. The idle table's own spread is as large as the gap (``after close``,
+the same process as ``open engine`` after ``close()``, was 0.87× the anchor at best and 1.08×
+at median, with the load at 0.8–1.1, i.e. about one of the two cores taken by something
+else): the remaining difference is within what this 2-core machine resolves, and a rerun
+on an idle machine is needed before calling it a cost of the open engine.
+
     python benchmarks/bench_torch_threads.py [--runs 4] [--rounds 3] [--mechanism]
 """
 

@@ -6,11 +6,16 @@ passes its image through afterwards. With 2 local worker processes and with 2 lo
 actors: a prompt that hangs once is killed after the timeout, re-queued, runs on the other
 worker and is in ``/history`` once, its saved file written once; a prompt that hangs every time
 fails with ``worker_hung`` after its second worker hung, once, leaving no file behind; the hung
-workers are replaced by fresh ones and the queue goes on.
+workers are replaced by fresh ones and the queue goes on. A worker process frozen with SIGSTOP
+mid-prompt (its node was ticking progress; now neither it nor the heartbeat thread runs) is
+found the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -30,10 +35,13 @@ TIMEOUT = 4.0  # --worker-timeout of these servers (seconds)
 
 HANG_PACK = '''
 import threading
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 
-from nodeloom.node_api import services
+from nodeloom.node_api import ProgressBar, services
 
 
 class HangTimes:
@@ -63,7 +71,27 @@ class HangTimes:
         return (images,)
 
 
-NODE_CLASS_MAPPINGS = {"HangTimes": HangTimes}
+class TickFor:
+    """Busy for `seconds`, with a progress tick every 0.1 s (never quiet while its process runs)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "seconds": ("FLOAT", {"default": 1.0, "min": 0.0})}}
+
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "run"
+    CATEGORY = "test"
+
+    def run(self, images, seconds):
+        steps = max(1, int(seconds * 10))
+        bar = ProgressBar(steps)
+        for _ in range(steps):
+            time.sleep(0.1)
+            bar.update(1)
+        return (images,)
+
+
+NODE_CLASS_MAPPINGS = {"HangTimes": HangTimes, "TickFor": TickFor}
 '''
 
 
@@ -74,6 +102,12 @@ def _hanging(tmp: Path, tag: str, times: int) -> dict[str, Any]:
             "3": {"class_type": "HangTimes", "inputs": {"images": ["1", 0], "counter": str(tmp / f"{tag}.count"),
                                                         "times": times, "wait_for": tag}},
             "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}}}
+
+
+def _ticking(seconds: float) -> dict[str, Any]:
+    return {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 9}},
+            "2": {"class_type": "TickFor", "inputs": {"images": ["1", 0], "seconds": seconds}},
+            "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
 
 
 def _quick(i: int) -> dict[str, Any]:
@@ -165,6 +199,30 @@ def test_a_hung_worker_process_is_killed_and_its_prompt_runs_once_on_the_other(p
 @pytest.mark.timeout(600)
 def test_a_prompt_that_hangs_both_worker_processes_fails_with_worker_hung(process_server: Any) -> None:
     _hang_always_fails(*process_server, "always")
+
+
+@pytest.mark.timeout(600)
+def test_a_frozen_worker_process_misses_its_heartbeat_and_is_replaced(process_server: Any) -> None:
+    """SIGSTOP: the process lives but neither its node nor its heartbeat thread runs."""
+    server, _, _ = process_server
+    pool = server.app[STATE].worker
+    _wait_workers(server)
+    prompt_id = submit(server.url, _ticking(3.0)).json()["prompt_id"]
+    deadline = time.monotonic() + 120
+    while (slot := next((s for s in pool.slots if s.current is not None and s.current.prompt_id == prompt_id),
+                        None)) is None:
+        assert time.monotonic() < deadline, "the prompt did not start"
+        time.sleep(0.02)
+    frozen, pid = slot.name, slot.engine.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        entry = wait_history(server.url, prompt_id, timeout=TIMEOUT + 120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    assert entry["status"]["completed"] and entry["status"]["worker"] != frozen
+    assert server.app[STATE].queue.get(prompt_id).attempts == 2
+    assert pid not in _wait_workers(server), "the frozen process was not replaced"
 
 
 @pytest.mark.timeout(900)  # Ray's start, two hangs, three new actors, on a shared 2-core machine

@@ -22,8 +22,8 @@ from typing import Any
 
 from nodeloom.errors import NodeloomError, ValidationError
 
-__all__ = ["HEARTBEAT_S", "MODEL_SUFFIXES", "QuietClock", "WorkerHung", "WorkerLost", "discard_attempt", "journal_path", "model_keys", "raise_remote",
-           "run_payload"]
+__all__ = ["HEARTBEAT_S", "MODEL_SUFFIXES", "QuietClock", "WorkerHung", "WorkerLost", "discard_attempt",
+           "journal_path", "model_keys", "raise_remote", "run_payload"]
 
 #: file endings of model files; a ``*_name`` input with one of them names a model a worker loads
 MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
@@ -49,16 +49,13 @@ HEARTBEAT_S = 1.0
 class QuietClock:
     """The serving process's view of how long a worker's running prompt has shown no progress.
 
-    ``start()`` when a run is sent, ``progress()`` on every event of the run, ``beat(quiet)`` on every heartbeat (the worker's
-    own count of quiet seconds); ``quiet()`` is the time since the last sign of progress as
-    best known here, so it grows both when the worker beats without progress and when the
-    heartbeat itself stops (a frozen process).
+    ``start()`` when a run is sent, ``progress()`` on every event of the run, ``beat(quiet)``
+    on every heartbeat (the worker's own count of quiet seconds); ``quiet()`` is the time since
+    the last sign of progress as best known here, so it grows both when the worker beats
+    without progress and when the heartbeat itself stops (a frozen process).
     """
 
     def __init__(self) -> None:
-        self._since = time.monotonic()
-
-    def start(self) -> None:
         self._since = time.monotonic()
 
     def progress(self) -> None:
@@ -72,6 +69,8 @@ class QuietClock:
 
     def hung(self, timeout: float) -> bool:
         return timeout > 0 and self.quiet() > timeout
+
+    start = progress  # a run was sent: the quiet time counts from now
 
 
 def model_keys(prompt: dict[str, Any]) -> frozenset[str]:

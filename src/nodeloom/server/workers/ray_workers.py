@@ -2,12 +2,14 @@
 
 :class:`RayEngine` is the serving process's proxy of one actor, with the interface of
 :class:`~nodeloom.server.workers.local.ProcessEngine`. The actor buffers its engine's events;
-while a run is in flight the proxy drains them every few milliseconds and forwards them to the
-event hub; each drain also answers how long the run has gone without progress, the actor's
-heartbeat. A run that stays quiet (or whose actor stops answering) beyond ``timeout`` seconds
-gets its actor killed and raises :class:`WorkerHung`. An actor returns the files its run wrote,
-so an actor on another machine still leaves its outputs in the serving machine's folders. Ray
-is imported only here, lazily.
+while a run is in flight the proxy keeps one drain call open: the actor answers it as soon as
+an event is buffered, or after :data:`DRAIN_WAIT_S` without one (a long poll, so the serving
+process makes a call per burst of events, not one every few milliseconds), and the proxy
+forwards what it gets to the event hub. Each drain also answers how long the run has gone
+without progress, the actor's heartbeat. A run that stays quiet (or whose actor stops answering)
+beyond ``timeout`` seconds gets its actor killed and raises :class:`WorkerHung`. An actor
+returns the files its run wrote, so an actor on another machine still leaves its outputs in
+the serving machine's folders. Ray is imported only here, lazily.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from nodeloom.server.workers.runner import RemoteRunner
 
 __all__ = ["RayEngine", "ServerActor", "ray_engines"]
 
-#: seconds between two drains of an actor's events while it runs a prompt
-POLL_S = 0.02
+#: longest wait of an open drain call for an event (seconds); also the heartbeat's period
+DRAIN_WAIT_S = 0.5
 
 
 class ServerActor:
@@ -38,10 +40,20 @@ class ServerActor:
 
     def __init__(self, engine_options: dict[str, Any], journal_dir: str, threads: int) -> None:
         self.events: collections.deque[tuple[Any, ...]] = collections.deque()
-        self.runner = RemoteRunner(engine_options, journal_dir, threads, self.events.append)
+        self._arrived = threading.Condition()
+        self.runner = RemoteRunner(engine_options, journal_dir, threads, self._push)
+
+    def _push(self, event: tuple[Any, ...]) -> None:
+        with self._arrived:
+            self.events.append(event)
+            self._arrived.notify_all()
 
     def run(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any], list[tuple[str, str, bytes]]]:
-        kind, body = self.runner.run(payload)
+        try:
+            kind, body = self.runner.run(payload)
+        finally:
+            with self._arrived:  # an open drain returns at once: the run is over
+                self._arrived.notify_all()
         return kind, body, self._files(payload["prompt_id"])
 
     def _files(self, prompt_id: str) -> list[tuple[str, str, bytes]]:
@@ -58,11 +70,14 @@ class ServerActor:
         journal.unlink(missing_ok=True)
         return files
 
-    def drain(self) -> tuple[list[tuple[Any, ...]], float]:
-        """The buffered events and the heartbeat: seconds the running prompt has shown no progress."""
-        out = []
-        while self.events:
-            out.append(self.events.popleft())
+    def drain(self, wait: float = 0.0) -> tuple[list[tuple[Any, ...]], float]:
+        """The buffered events (waiting up to ``wait`` seconds for one while a run is in flight)
+        and the heartbeat: seconds the running prompt has shown no progress."""
+        with self._arrived:
+            if not self.events and wait > 0 and self.runner.running:
+                self._arrived.wait(wait)
+            out = list(self.events)
+            self.events.clear()
         return out, self.runner.quiet()
 
     def interrupt(self) -> None:
@@ -140,17 +155,22 @@ class RayEngine:
         try:
             ref = self.actor.run.remote(run_payload(prompt, **kwargs))
             beat = None
-            while not ray.wait([ref], timeout=POLL_S)[0]:
-                beat = beat or self.actor.drain.remote()
+            while True:
+                beat = beat or self.actor.drain.remote(DRAIN_WAIT_S)
+                ray.wait([ref, beat], num_returns=1, timeout=2 * DRAIN_WAIT_S)
                 if ray.wait([beat], timeout=0)[0]:
                     self._heard(*ray.get(beat))
                     beat = None
+                if ray.wait([ref], timeout=0)[0]:
+                    break
                 if self._clock.hung(self.timeout):
                     quiet = self._clock.quiet()
                     self.kill()
                     raise WorkerHung(f"Ray worker {self.name} showed no progress for {quiet:.0f} s "
                                      f"(--worker-timeout {self.timeout:g}); it was killed")
             kind, body, files = ray.get(ref)
+            if beat is not None:  # the open drain returns at once now; its events come first
+                self._forward(ray.get(beat)[0])
             self._forward(ray.get(self.actor.drain.remote())[0])
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, AttributeError) as exc:
             raise WorkerLost(f"Ray worker {self.name} died: {str(exc).splitlines()[0] if str(exc) else exc}") from None
