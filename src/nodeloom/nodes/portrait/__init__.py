@@ -12,6 +12,7 @@ from nodeloom.nodes.portrait.ipadapter_embeds_nodes import (
     IPAdapterEmbedsBatch,
     IPAdapterEncoder,
 )
+from nodeloom.nodes.portrait.ipadapter_faceid_nodes import IPAdapterFaceID, IPAdapterInsightFaceLoader
 from nodeloom.nodes.portrait.ipadapter_util_nodes import IPAdapterNoise, PrepImageForClipVision
 from nodeloom.nodes.portrait.flux_ipadapter_nodes import ApplyAdvancedFluxIPAdapter, ApplyFluxIPAdapter, LoadFluxIPAdapter
 from nodeloom.nodes.portrait.ipadapter_nodes import (
@@ -31,5 +32,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     IPAdapterModelLoader, IPAdapterUnifiedLoader, IPAdapterSimple, IPAdapterAdvanced, IPAdapterStyleComposition,
     LoadFluxIPAdapter, ApplyFluxIPAdapter, ApplyAdvancedFluxIPAdapter,
     IPAdapterEncoder, IPAdapterCombineEmbeds, IPAdapterEmbeds, IPAdapterEmbedsBatch, IPAdapterBatch,
-    PrepImageForClipVision, IPAdapterNoise,
+    PrepImageForClipVision, IPAdapterNoise, IPAdapterInsightFaceLoader, IPAdapterFaceID,
 )
