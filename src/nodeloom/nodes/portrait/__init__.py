@@ -11,6 +11,7 @@ from nodeloom.nodes.portrait.ipadapter_embeds_nodes import (
     IPAdapterEmbeds,
     IPAdapterEmbedsBatch,
     IPAdapterEncoder,
+    IPAdapterTiled,
 )
 from nodeloom.nodes.portrait.ipadapter_faceid_nodes import IPAdapterFaceID, IPAdapterInsightFaceLoader
 from nodeloom.nodes.portrait.ipadapter_util_nodes import IPAdapterNoise, PrepImageForClipVision
@@ -33,4 +34,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     LoadFluxIPAdapter, ApplyFluxIPAdapter, ApplyAdvancedFluxIPAdapter,
     IPAdapterEncoder, IPAdapterCombineEmbeds, IPAdapterEmbeds, IPAdapterEmbedsBatch, IPAdapterBatch,
     PrepImageForClipVision, IPAdapterNoise, IPAdapterInsightFaceLoader, IPAdapterFaceID,
+    IPAdapterTiled,
 )
