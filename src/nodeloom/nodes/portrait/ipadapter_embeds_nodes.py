@@ -8,18 +8,22 @@ from __future__ import annotations
 from typing import Any
 
 from nodeloom.node_api import Combo, Custom, Float, Image, Int, Mask, Node, Output, Schema, ValidationError, services
-from nodeloom.nodes.portrait.ipadapter_nodes import IPADAPTER, SCALING, _common, _mask, _optional, _unpack, _weight, _window
+from nodeloom.nodes.portrait.ipadapter_nodes import (
+    IPADAPTER,
+    SCALING,
+    _common,
+    _mask,
+    _optional,
+    _unpack,
+    _weight,
+    _weight_types,
+    _window,
+)
 
 __all__ = ["IPAdapterBatch", "IPAdapterCombineEmbeds", "IPAdapterEmbeds", "IPAdapterEmbedsBatch", "IPAdapterEncoder",
            "IPAdapterTiled"]
 
 EMBEDS = "EMBEDS"
-
-
-def _weight_types() -> list[str]:
-    from nodeloom.diffusion.ip_attention import WEIGHT_TYPES
-
-    return list(WEIGHT_TYPES)
 
 
 def _adapter_only(ipadapter: Any, clip_vision: Any) -> tuple[Any, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from nodeloom.node_api import Combo, Custom, Float, Image, Node, Output, Schema, ValidationError, model_key, services
-from nodeloom.nodes.portrait.ipadapter_nodes import SCALING, _common, _optional, _window
+from nodeloom.nodes.portrait.ipadapter_nodes import SCALING, _common, _optional, _weight_types, _window
 
 __all__ = ["IPAdapterFaceID", "IPAdapterInsightFaceLoader"]
 
@@ -51,7 +51,7 @@ class IPAdapterFaceID(Node):
                 Float("weight", 1.0, min=-1, max=3, step=0.05, tooltip="How strongly the face steers the result."),
                 Float("weight_faceidv2", 1.0, min=-1, max=5.0, step=0.05,
                       tooltip="FaceID Plus v2 only: the weight of the identity shortcut."),
-                Combo("weight_type", lambda: _weight_types(), tooltip="How the weight spreads over the UNet's layers."),
+                Combo("weight_type", _weight_types, tooltip="How the weight spreads over the UNet's layers."),
                 Combo("combine_embeds", ["concat", "add", "subtract", "average", "norm average"],
                       tooltip="How several reference faces are joined."),
                 *_window(),
@@ -77,9 +77,3 @@ class IPAdapterFaceID(Node):
                                 image_negative=image_negative, weight=weight, weight_type=weight_type,
                                 combine_embeds=combine_embeds, start_at=start_at, end_at=end_at,
                                 embeds_scaling=embeds_scaling, attn_mask=attn_mask)
-
-
-def _weight_types() -> list[str]:
-    from nodeloom.diffusion.ip_attention import WEIGHT_TYPES
-
-    return list(WEIGHT_TYPES)
