@@ -52,6 +52,7 @@ DEFAULT_FOLDERS: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
     "speech": (("speech",), None),
     "landmarks": (("landmarks",), MODEL_EXTENSIONS),
     "xlabs_ipadapters": (("xlabs/ipadapters",), MODEL_EXTENSIONS),
+    "insightface": (("insightface",), None),
 }
 
 

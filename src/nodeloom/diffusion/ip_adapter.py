@@ -20,8 +20,8 @@ import torch
 
 from nodeloom.errors import ValidationError
 
-__all__ = ["COMBINE_METHODS", "IPAdapterModel", "apply_ip_adapter", "apply_ip_adapter_embeds", "combine_embeds", "embeds_tokens",
-           "encode_images", "image_tokens", "load_ip_adapter"]
+__all__ = ["COMBINE_METHODS", "IPAdapterModel", "apply_faceid", "apply_ip_adapter", "apply_ip_adapter_embeds", "combine_embeds",
+           "embeds_tokens", "encode_images", "face_embeds", "image_tokens", "load_ip_adapter"]
 
 
 @dataclass
@@ -32,15 +32,19 @@ class IPAdapterModel:
         projection: the image projection module (vision embeddings → tokens in the text width).
         layers: ``{key_id: (to_k_ip, to_v_ip)}`` linear layers, key ids 1, 3, 5… in the UNet's
             cross-attention order.
-        plus: True when it reads the vision model's penultimate hidden states (Plus, full face),
-            False when it reads the projected image embedding.
+        plus: True when it reads the vision model's penultimate hidden states (Plus, full face,
+            FaceID Plus), False when it reads the projected image embedding.
         name: the file's name (for messages).
+        faceid: a FaceID adapter (it reads InsightFace identity embeddings).
+        v2: FaceID Plus v2 (the identity tokens join the resampler's output; named ``plusv2``).
     """
 
     projection: torch.nn.Module
     layers: dict[int, tuple[torch.nn.Linear, torch.nn.Linear]]
     plus: bool
     name: str
+    faceid: bool = False
+    v2: bool = False
 
     @property
     def cross_attention_dim(self) -> int:
@@ -69,11 +73,11 @@ def _check(parts: dict[str, dict[str, torch.Tensor]], name: str) -> None:
     if not proj or "1.to_k_ip.weight" not in ip:
         raise ValidationError(f"`{name}` is not an IP-Adapter: it needs `image_proj.*` tensors and "
                               "`ip_adapter.1.to_k_ip.weight` (the layout of the released IP-Adapter files)")
-    if "0.to_q_lora.down.weight" in ip or "perceiver_resampler.proj_in.weight" in proj or (
-            "proj.2.weight" in proj and "proj.3.weight" not in proj):
-        raise ValidationError(f"`{name}` is a FaceID IP-Adapter, which needs InsightFace face embeddings; "
-                              "nodeloom runs the image-embedding IP-Adapters (standard, light, Plus, Plus Face, "
-                              "full face, ViT-G) only")
+
+
+def _is_faceid(proj: dict[str, torch.Tensor], ip: dict[str, torch.Tensor]) -> bool:
+    return "0.to_q_lora.down.weight" in ip or "perceiver_resampler.proj_in.weight" in proj or (
+        "proj.2.weight" in proj and "proj.3.weight" not in proj)
 
 
 def _projection(proj: dict[str, torch.Tensor], name: str) -> tuple[torch.nn.Module, bool]:
@@ -81,7 +85,8 @@ def _projection(proj: dict[str, torch.Tensor], name: str) -> tuple[torch.nn.Modu
     whether it reads hidden states (Plus / full face) rather than the image embedding."""
     from diffusers.loaders.unet import UNet2DConditionLoadersMixin
 
-    if not ("proj.weight" in proj or "proj.3.weight" in proj or "latents" in proj):
+    known = ("proj.weight", "proj.3.weight", "latents", "perceiver_resampler.proj_in.weight")
+    if not (any(k in proj for k in known) or ("norm.weight" in proj and "proj.2.weight" in proj)):
         raise ValidationError(f"`{name}`: its `image_proj` tensors ({sorted(proj)[:4]}) are no IP-Adapter "
                               "projection nodeloom knows")
     convert = UNet2DConditionLoadersMixin._convert_ip_adapter_image_proj_to_diffusers
@@ -90,7 +95,8 @@ def _projection(proj: dict[str, torch.Tensor], name: str) -> tuple[torch.nn.Modu
     except (RuntimeError, KeyError, IndexError) as exc:
         raise ValidationError(f"`{name}`: its `image_proj` tensors do not fit one IP-Adapter projection: "
                               f"{str(exc).splitlines()[0]}") from exc
-    return module, "proj.weight" not in proj
+    faceid_mlp = "norm.weight" in proj and "perceiver_resampler.proj_in.weight" not in proj  # reads the identity only
+    return module, "proj.weight" not in proj and not faceid_mlp
 
 
 def load_ip_adapter(path: str | Path) -> IPAdapterModel:
@@ -114,7 +120,8 @@ def load_ip_adapter(path: str | Path) -> IPAdapterModel:
                 k.weight.copy_(value)
                 v.weight.copy_(v_weight)
             layers[key_id] = (k.eval(), v.eval())
-    return IPAdapterModel(projection.eval(), layers, plus, path.name)
+    faceid = _is_faceid(parts["image_proj"], parts["ip_adapter"])
+    return IPAdapterModel(projection.eval(), layers, plus, path.name, faceid, faceid and "plusv2" in path.name.lower())
 
 
 def _vision_input(adapter: IPAdapterModel, output: Any, what: str) -> torch.Tensor:
@@ -149,6 +156,9 @@ def combine_embeds(embeds: torch.Tensor, method: str) -> torch.Tensor:
     if method == "norm average":
         return (embeds / embeds.norm(dim=0, keepdim=True)).mean(0, keepdim=True)
     return (embeds.amax(0) if method == "max" else embeds.amin(0)).unsqueeze(0)
+
+
+_combine = combine_embeds  # for functions whose `combine_embeds` parameter shadows it
 
 
 def embeds_tokens(adapter: IPAdapterModel, cond: torch.Tensor, uncond: torch.Tensor, combine: str = "concat",
@@ -205,6 +215,9 @@ def encode_images(adapter: IPAdapterModel, clip_vision: Any, image: torch.Tensor
     adapters (the negative defaults to a black image), image embeds for standard ones (the
     negative defaults to zeros). ``mask`` multiplies the preprocessed pixels (a MASK resized to
     the vision model's square); ``batch_size`` > 0 encodes that many images at a time."""
+    if adapter.faceid:
+        raise ValidationError(f"`{adapter.name}` is a FaceID IP-Adapter: it reads a face's identity, so apply it "
+                              "with IPAdapter FaceID and an InsightFace model")
     cond = _vision_input(adapter, _encode(clip_vision, image, mask, batch_size), "reference")
     if image_negative is None and adapter.plus:
         size = int(clip_vision.image_size)
@@ -250,11 +263,13 @@ def apply_ip_adapter_embeds(model: Any, adapter: IPAdapterModel, cond: torch.Ten
                             weight: float = 1.0, weight_type: str = "linear", start_at: float = 0.0, end_at: float = 1.0,
                             combine_embeds: str = "concat", embeds_scaling: str = "V only",
                             composition: torch.Tensor | None = None, weight_composition: float = 1.0,
-                            attn_mask: torch.Tensor | None = None, unfold_batch: bool = False) -> Any:
+                            attn_mask: torch.Tensor | None = None, unfold_batch: bool = False,
+                            tokens: tuple[torch.Tensor, torch.Tensor] | None = None) -> Any:
     """A clone of ``model`` that attends to the image tokens of the embeddings ``cond`` / ``uncond``
     (:func:`encode_images`' values) while sampling between ``start_at`` and ``end_at`` (fractions
     of the run, as sigmas), and where ``attn_mask`` (a MASK, one for the batch) is on.
     ``unfold_batch`` gives latent *i* of the batch image *i*'s tokens (the last image's past the end).
+    ``tokens`` (cond, uncond) replaces the projection of the embeddings (FaceID computes its own).
 
     Raises:
         ValidationError: the MODEL is no UNet family, or an input is out of its range.
@@ -267,7 +282,10 @@ def apply_ip_adapter_embeds(model: Any, adapter: IPAdapterModel, cond: torch.Ten
     weight_plan(weight_type, weight, weight_composition, model.is_sdxl, 0, "input")  # names the valid types
     if not 0.0 <= start_at <= end_at <= 1.0:
         raise ValidationError(f"`start_at` and `end_at` must satisfy 0 ≤ start_at ≤ end_at ≤ 1; got {start_at}, {end_at}")
-    cond_tokens, uncond_tokens = embeds_tokens(adapter, cond, uncond, combine_embeds, unfold_batch)
+    if tokens is not None:
+        cond_tokens, uncond_tokens = tokens
+    else:
+        cond_tokens, uncond_tokens = embeds_tokens(adapter, cond, uncond, combine_embeds, unfold_batch)
     comp_tokens = None
     if composition is not None:
         comp_tokens = embeds_tokens(adapter, composition, uncond, combine_embeds, unfold_batch)[0]
@@ -279,3 +297,79 @@ def apply_ip_adapter_embeds(model: Any, adapter: IPAdapterModel, cond: torch.Ten
     out = model.clone(fast_path=False)  # the patch changes per step, which a captured CUDA graph cannot follow
     out.extra["attn_patches"] = tuple(out.extra.get("attn_patches", ())) + (patch,)
     return out
+
+
+def face_embeds(adapter: IPAdapterModel, insightface: Any, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best face of each image: its normalised identity embeddings ``[N, dim]`` and its crops
+    aligned on ArcFace's template (``[N, S, S, 3]``, S 256 for SDXL adapters, else 224).
+
+    Raises:
+        ValidationError: an image has no face; the message names which.
+    """
+    import numpy as np
+
+    from nodeloom.ops.face_align import align_face
+
+    size = 256 if adapter.cross_attention_dim == 2048 else 224
+    pixels = (image[..., :3].clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
+    embeds, crops = [], []
+    for i, frame in enumerate(pixels):
+        faces = insightface.faces(np.ascontiguousarray(frame))
+        if not faces:
+            raise ValidationError(f"InsightFace found no face in `image` {i + 1} of {len(pixels)}")
+        embeds.append(torch.from_numpy(np.asarray(faces[0].embedding, dtype=np.float32)))
+        crops.append(torch.from_numpy(align_face(frame, faces[0].keypoints, size)).float() / 255.0)
+    return torch.stack(embeds), torch.stack(crops)
+
+
+def _faceid_tokens(adapter: IPAdapterModel, faces: torch.Tensor, clip_cond: torch.Tensor | None,
+                   clip_uncond: torch.Tensor | None, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    p = next(adapter.projection.parameters())
+    proj = adapter.projection
+
+    def run(ids: torch.Tensor, clip: torch.Tensor | None) -> torch.Tensor:
+        if clip is not None:  # FaceID Plus: the resampler reads the face crop's CLIP hidden states
+            proj.clip_embeds = clip[:, None].to(p.device, p.dtype)
+            proj.shortcut, proj.shortcut_scale = adapter.v2, float(scale)
+        try:
+            return proj(ids.to(p.device, p.dtype)).float().cpu()
+        finally:
+            if clip is not None:
+                proj.clip_embeds = None
+
+    with torch.inference_mode():
+        cond = run(faces, clip_cond)
+        uncond = run(torch.zeros_like(faces[:1]), None if clip_uncond is None else clip_uncond[:1])
+    return cond.reshape(1, -1, cond.shape[-1]), uncond
+
+
+def apply_faceid(model: Any, adapter: IPAdapterModel, insightface: Any, clip_vision: Any, image: torch.Tensor, *,
+                 weight_faceidv2: float = 1.0, image_negative: torch.Tensor | None = None,
+                 combine_embeds: str = "concat", **options: Any) -> tuple[Any, torch.Tensor]:
+    """A clone of ``model`` steered by the identity of the best face in each image through a FaceID
+    ``adapter``, and the aligned face crops. FaceID Plus also reads the crops' CLIP hidden states
+    (the uncond from a black image, or ``image_negative``); v2 adds the identity tokens scaled
+    by ``weight_faceidv2``. ``options`` are :func:`apply_ip_adapter_embeds`'s.
+
+    Raises:
+        ValidationError: the adapter is not a FaceID one, an image has no face, or (Plus) the
+            CLIP-vision model is missing.
+    """
+    if not adapter.faceid:
+        raise ValidationError(f"`{adapter.name}` is no FaceID IP-Adapter; apply it with IPAdapter or IPAdapter Advanced")
+    _check_model(model)
+    faces, crops = face_embeds(adapter, insightface, image)
+    clip_cond = clip_uncond = None
+    if adapter.plus:
+        if clip_vision is None:
+            raise ValidationError("`clip_vision` is missing: FaceID Plus reads the face crop's CLIP hidden states")
+        clip_cond = _vision_input(adapter, _encode(clip_vision, crops), "face")
+        size = int(clip_vision.image_size)
+        negative = image_negative if image_negative is not None else torch.zeros(1, size, size, 3)
+        clip_uncond = _vision_input(adapter, _encode(clip_vision, negative), "negative")
+        clip_cond = _combine(clip_cond, combine_embeds)
+    faces = _combine(faces, combine_embeds)
+    tokens = _faceid_tokens(adapter, faces, clip_cond, clip_uncond, weight_faceidv2)
+    empty = torch.zeros(1, 1)
+    return apply_ip_adapter_embeds(model, adapter, empty, empty, tokens=tokens, **options), crops
+

@@ -1,6 +1,7 @@
 """Preparing reference images for a CLIP-vision encoder, as ComfyUI_IPAdapter_plus's utility
 nodes do: a square crop (or pad) resized with a chosen PIL filter, contrast-adaptive
-sharpening (AMD's CAS), and the noisy "negative" images of ``IPAdapterNoise``.
+sharpening (AMD's CAS), the noisy "negative" images of ``IPAdapterNoise`` and the tiles (with
+their masks) of ``IPAdapterTiled``.
 
 Plain functions on ``[B, H, W, C]`` float images in 0..1; no nodes, no model code.
 """
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 
 __all__ = ["CROP_POSITIONS", "INTERPOLATIONS", "NOISE_TYPES", "contrast_adaptive_sharpen", "gaussian_blur_k",
-           "prep_for_clip_vision", "reference_noise"]
+           "prep_for_clip_vision", "reference_noise", "reference_tiles"]
 
 INTERPOLATIONS = ["LANCZOS", "BICUBIC", "HAMMING", "BILINEAR", "BOX", "NEAREST"]
 CROP_POSITIONS = ["top", "bottom", "left", "right", "center", "pad"]
@@ -151,3 +152,68 @@ def reference_noise(kind: str, strength: float, blur: int, image: torch.Tensor |
         noise = gaussian_blur_k(noise.permute(0, 3, 1, 2), blur + (blur % 2 == 0)).permute(0, 2, 3, 1)
     return noise
 
+
+
+def _pil_resize(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """``[B, C, H, W]`` resized by PIL's Lanczos filter through 8-bit pixels."""
+    from PIL import Image as PILImage
+
+    frames = []
+    for frame in image:
+        pixels = (frame.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        resized = PILImage.fromarray(np.ascontiguousarray(pixels)).resize((width, height), PILImage.Resampling.LANCZOS)
+        frames.append(torch.from_numpy(np.asarray(resized).copy()).float().div(255).permute(2, 0, 1))
+    return torch.stack(frames)
+
+
+def _center(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    top, left = max(0, (t.shape[-2] - h) // 2), max(0, (t.shape[-1] - w) // 2)
+    return t[..., top:top + h, left:left + w]
+
+
+def reference_tiles(image: torch.Tensor, mask: torch.Tensor | None = None, sharpening: float = 0.0,
+                    tile: int = 256) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Tiles of a reference image for a tiled IP-Adapter, and for each the mask of where it acts.
+
+    A near-square image (height/width between 0.75 and 1.33) is centre-cropped to a square and
+    resized to 2×2 tiles; otherwise its shorter side becomes one tile and the longer keeps the
+    proportion (at most 4 tiles: longer images are centre-cropped). Tiles overlap evenly to cover
+    the image. ``mask`` (default all on) is resized like the image; each tile's mask is the mask
+    inside the tile and 0 elsewhere. ``sharpening`` applies contrast-adaptive sharpening.
+
+    Returns:
+        the tiles ``[B, tile, tile, C]`` and masks ``[M, H', W']`` (the resized image's size).
+    """
+    _, oh, ow, _ = image.shape
+    x = image.permute(0, 3, 1, 2).float()
+    m = torch.ones(1, 1, oh, ow) if mask is None else mask.float().reshape(-1, 1, *mask.shape[-2:])
+    m = torch.nn.functional.interpolate(m, size=(oh, ow), mode="bicubic", align_corners=False, antialias=True)
+    if 0.75 < oh / ow < 1.33:
+        side = min(oh, ow)
+        x, m = _center(x, side, side), _center(m, side, side)
+        width = height = tile * 2
+    elif oh < ow:
+        width, height = int(tile * ow / oh), tile
+    else:
+        width, height = tile, int(tile * oh / ow)
+    x = _pil_resize(x, width, height)
+    m = torch.nn.functional.interpolate(m, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
+    if oh / ow > 4 or oh / ow < 0.25:
+        h, w = (tile, tile * 4) if oh < ow else (tile * 4, tile)
+        x, m = _center(x, h, w), _center(m, h, w)
+    if sharpening > 0:
+        x = contrast_adaptive_sharpen(x, sharpening)
+    x, m = x.permute(0, 2, 3, 1), m[:, 0]
+    h, w = x.shape[1:3]
+    nx, ny = -(-w // tile), -(-h // tile)
+    step_x = tile - max(0.0, (nx * tile - w) / max(nx - 1, 1))
+    step_y = tile - max(0.0, (ny * tile - h) / max(ny - 1, 1))
+    tiles, masks = [], []
+    for j in range(ny):
+        for i in range(nx):
+            x0, y0 = int(i * step_x), int(j * step_y)
+            tiles.append(x[:, y0:y0 + tile, x0:x0 + tile])
+            one = torch.zeros_like(m)
+            one[:, y0:y0 + tile, x0:x0 + tile] = m[:, y0:y0 + tile, x0:x0 + tile]
+            masks.append(one)
+    return tiles, masks

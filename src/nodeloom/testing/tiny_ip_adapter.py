@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["save_tiny_flux_ip_adapter", "save_tiny_ip_adapter", "tiny_plus_projection"]
+__all__ = ["save_tiny_faceid_adapter", "save_tiny_flux_ip_adapter", "save_tiny_ip_adapter", "tiny_plus_projection"]
 
 #: diffusers' resampler names → the released files' (``layers.N.`` prefix kept)
 _PLUS_NAMES = {"ln0": "0.norm1", "ln1": "0.norm2", "attn.to_q": "0.to_q", "attn.to_out.0": "0.to_out", "ff.0": "1.0",
@@ -101,4 +101,65 @@ def save_tiny_flux_ip_adapter(transformer: Any, path: Path, image_embed_dim: int
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in flat.items()}, str(path))
+    return path
+
+
+def _faceid_plus_projection(id_dim: int, clip_dim: int, width: int, seed: int) -> dict[str, Any]:
+    """A random FaceID Plus projection (diffusers' module: 4 resampler layers, 1 head of 64) in the
+    released layout (``proj.{0,2}``, ``norm``, ``perceiver_resampler.*`` with ``to_kv`` fused)."""
+    import torch
+    from diffusers.models.embeddings import IPAdapterFaceIDPlusImageProjection
+
+    torch.manual_seed(seed)
+    module = IPAdapterFaceIDPlusImageProjection(embed_dims=width, output_dims=width, hidden_dims=clip_dim, heads=1,
+                                                id_embeddings_dim=id_dim)
+    sd = module.state_dict()
+    names = {"ln0": "0.norm1", "ln1": "0.norm2", "attn.to_q": "0.to_q", "attn.to_out.0": "0.to_out", "ff.0": "1.0",
+             "ff.1.net.0.proj": "1.1", "ff.1.net.2": "1.3"}
+    released: dict[str, Any] = {}
+    for key, value in sd.items():
+        if key.startswith("proj.net."):
+            released[key.replace("proj.net.0.proj", "proj.0").replace("proj.net.2", "proj.2")] = value
+        elif key.startswith("norm."):
+            released[key] = value
+        elif not key.startswith("layers."):
+            released[f"perceiver_resampler.{key}"] = value
+        else:
+            _, i, rest = key.split(".", 2)
+            stem, leaf = rest.rsplit(".", 1)
+            if stem == "attn.to_k":
+                released[f"perceiver_resampler.layers.{i}.0.to_kv.weight"] = torch.cat(
+                    [value, sd[f"layers.{i}.attn.to_v.weight"]])
+            elif stem != "attn.to_v":
+                released[f"perceiver_resampler.layers.{i}.{names[stem]}.{leaf}"] = value
+    return released
+
+
+def save_tiny_faceid_adapter(unet: Any, path: Path, id_dim: int = 512, tokens: int = 4, seed: int = 0,
+                             scale: float = 0.5, clip_dim: int | None = None) -> Path:
+    """Write a random FaceID IP-Adapter for ``unet`` (``.bin``, as the FaceID files ship): the
+    identity MLP (``proj.0``, ``proj.2``, ``norm``) or, with ``clip_dim``, FaceID Plus's resampler
+    over CLIP hidden states that wide; the ``to_k_ip`` / ``to_v_ip`` pairs and one LoRA tensor of
+    the released files (which the adapter does not use: its LoRA ships as a separate file)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    width = int(unet.config.cross_attention_dim)
+    if clip_dim is not None:
+        proj = _faceid_plus_projection(id_dim, clip_dim, width, seed)
+    else:
+        proj = {"proj.0.weight": torch.randn(id_dim, id_dim, generator=gen) * 0.1,
+                "proj.0.bias": torch.randn(id_dim, generator=gen) * 0.1,
+                "proj.2.weight": torch.randn(tokens * width, id_dim, generator=gen) * scale,
+                "proj.2.bias": torch.randn(tokens * width, generator=gen) * 0.1,
+                "norm.weight": 1.0 + torch.randn(width, generator=gen) * 0.1,
+                "norm.bias": torch.randn(width, generator=gen) * 0.1}
+    layers = {"0.to_q_lora.down.weight": torch.randn(4, width, generator=gen)}
+    for i, attn in enumerate([m for n, m in unet.named_modules() if n.endswith(".attn2")]):
+        inner = int(attn.to_k.out_features)
+        layers[f"{2 * i + 1}.to_k_ip.weight"] = torch.randn(inner, width, generator=gen) * scale
+        layers[f"{2 * i + 1}.to_v_ip.weight"] = torch.randn(inner, width, generator=gen) * scale
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"image_proj": proj, "ip_adapter": layers}, path)
     return path

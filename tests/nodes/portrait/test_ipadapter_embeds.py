@@ -130,3 +130,31 @@ def test_ipadapter_noise():
     (shuffled,) = IPAdapterNoise.execute("shuffle", 0.3, 0, image)
     assert shuffled.shape == (1, 224, 224, 3) and 0 <= shuffled.min() and shuffled.max() <= 1
     assert (shuffled - base).abs().mean() > 0.05
+
+
+def test_reference_tiles_cover_the_image():
+    from nodeloom.ops.clip_prep import reference_tiles
+
+    tiles, masks = reference_tiles(torch.rand(1, 64, 64, 3))
+    assert len(tiles) == 4 and tiles[0].shape == (1, 256, 256, 3) and masks[0].shape == (1, 512, 512)
+    assert torch.allclose(sum(masks), torch.ones(1, 512, 512))  # 2×2 tiles, no overlap
+    assert masks[1][0, :256, 256:].min() > 0.999 and masks[1][0, 256:].max() == 0  # tile 2: the top right quarter
+    tiles, masks = reference_tiles(torch.rand(1, 64, 200, 3))  # wide: 256 high, 800 wide, 4 overlapping tiles
+    assert len(tiles) == 4 and masks[0].shape == (1, 256, 800) and all(t.shape == (1, 256, 256, 3) for t in tiles)
+    assert (torch.stack(masks).amax(0) > 0.99).all()
+    tiles, _ = reference_tiles(torch.rand(1, 16, 200, 3))  # past 1:4 the long side is cropped to 4 tiles
+    assert len(tiles) == 4
+
+
+def test_tiled_steers_and_a_black_mask_does_not(vision_engine, ipa_files):  # noqa: F811
+    inputs = {**{k: v for k, v in ADV.items()}, "sharpening": 0.0}
+    tensors = {"image": _photo(), "black": torch.zeros(1, 64, 64)}
+    plain = _run(vision_engine, _workflow(), tensors)
+    wf = _workflow(("IPAdapterTiled", inputs))
+    result = run_prompt(vision_engine, wf, tensors, sinks=[["k", 0], ["a", 1], ["a", 2]])
+    assert result.ok, [(e.get("exception_type"), e.get("exception_message")) for e in result.errors]
+    assert (result.value("k", 0)["samples"] - plain).abs().max() > 1e-3
+    assert result.value("a", 1).shape == (4, 256, 256, 3) and result.value("a", 2).shape == (4, 512, 512)
+    wf["a"]["inputs"]["attn_mask"] = ["m", 0]
+    wf["m"] = {"class_type": "TestTensor", "inputs": {"key": "black"}}
+    assert torch.equal(_run(vision_engine, wf, tensors), plain)

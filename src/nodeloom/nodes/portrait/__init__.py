@@ -11,7 +11,9 @@ from nodeloom.nodes.portrait.ipadapter_embeds_nodes import (
     IPAdapterEmbeds,
     IPAdapterEmbedsBatch,
     IPAdapterEncoder,
+    IPAdapterTiled,
 )
+from nodeloom.nodes.portrait.ipadapter_faceid_nodes import IPAdapterFaceID, IPAdapterInsightFaceLoader
 from nodeloom.nodes.portrait.ipadapter_util_nodes import IPAdapterNoise, PrepImageForClipVision
 from nodeloom.nodes.portrait.flux_ipadapter_nodes import ApplyAdvancedFluxIPAdapter, ApplyFluxIPAdapter, LoadFluxIPAdapter
 from nodeloom.nodes.portrait.ipadapter_nodes import (
@@ -31,5 +33,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     IPAdapterModelLoader, IPAdapterUnifiedLoader, IPAdapterSimple, IPAdapterAdvanced, IPAdapterStyleComposition,
     LoadFluxIPAdapter, ApplyFluxIPAdapter, ApplyAdvancedFluxIPAdapter,
     IPAdapterEncoder, IPAdapterCombineEmbeds, IPAdapterEmbeds, IPAdapterEmbedsBatch, IPAdapterBatch,
-    PrepImageForClipVision, IPAdapterNoise,
+    PrepImageForClipVision, IPAdapterNoise, IPAdapterInsightFaceLoader, IPAdapterFaceID,
+    IPAdapterTiled,
 )

@@ -1,23 +1,29 @@
-"""ComfyUI_IPAdapter_plus's embedding and batch nodes: ``IPAdapterEncoder`` (images → the
-adapter's ``EMBEDS``), ``IPAdapterCombineEmbeds``, ``IPAdapterEmbeds`` (apply embeddings) and
-``IPAdapterBatch`` (image *i* steers latent *i*). Model code is in ``nodeloom.diffusion.ip_adapter``."""
+"""ComfyUI_IPAdapter_plus's embedding, batch and tiled nodes: ``IPAdapterEncoder`` (images → the
+adapter's ``EMBEDS``), ``IPAdapterCombineEmbeds``, ``IPAdapterEmbeds`` (apply embeddings),
+``IPAdapterBatch`` (image *i* steers latent *i*) and ``IPAdapterTiled`` (a reference of any shape,
+tile by tile). Model code is in ``nodeloom.diffusion.ip_adapter``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from nodeloom.node_api import Combo, Custom, Float, Image, Int, Mask, Node, Output, Schema, ValidationError, services
-from nodeloom.nodes.portrait.ipadapter_nodes import IPADAPTER, SCALING, _common, _mask, _optional, _unpack, _weight, _window
+from nodeloom.nodes.portrait.ipadapter_nodes import (
+    IPADAPTER,
+    SCALING,
+    _common,
+    _mask,
+    _optional,
+    _unpack,
+    _weight,
+    _weight_types,
+    _window,
+)
 
-__all__ = ["IPAdapterBatch", "IPAdapterCombineEmbeds", "IPAdapterEmbeds", "IPAdapterEmbedsBatch", "IPAdapterEncoder"]
+__all__ = ["IPAdapterBatch", "IPAdapterCombineEmbeds", "IPAdapterEmbeds", "IPAdapterEmbedsBatch", "IPAdapterEncoder",
+           "IPAdapterTiled"]
 
 EMBEDS = "EMBEDS"
-
-
-def _weight_types() -> list[str]:
-    from nodeloom.diffusion.ip_attention import WEIGHT_TYPES
-
-    return list(WEIGHT_TYPES)
 
 
 def _adapter_only(ipadapter: Any, clip_vision: Any) -> tuple[Any, Any]:
@@ -169,3 +175,41 @@ class IPAdapterBatch(Node):
                                      attn_mask=attn_mask, unfold_batch=True),)
 
 
+
+
+class IPAdapterTiled(Node):
+    """Steer a model with a reference image of any shape: it is cut into 256² tiles, and each tile
+    acts where it lies in the picture (its own attention mask)."""
+
+    SCHEMA = Schema(
+        "IPAdapterTiled", display_name="IPAdapter Tiled", category="ipadapter/tiled",
+        inputs=[*_common(), Image("image", tooltip="The reference image (wide or tall ones give up to 4 tiles a side)."),
+                _weight(3),
+                Combo("weight_type", _weight_types, tooltip="How the weight spreads over the UNet's layers."),
+                Combo("combine_embeds", ["concat", "add", "subtract", "average", "norm average"],
+                      tooltip="How several reference images are joined."),
+                *_window(),
+                Float("sharpening", 0.0, min=0.0, max=1.0, step=0.05, tooltip="Contrast-adaptive sharpening of the tiles."),
+                Combo("embeds_scaling", SCALING, tooltip="What the weight scales: the values only, or keys and values."),
+                *_optional()],
+        outputs=[Output("MODEL", "MODEL"), Output("IMAGE", "tiles"), Output("MASK", "masks")],
+    )
+
+    @classmethod
+    def execute(cls, model: Any, ipadapter: Any, image: Any, weight: float = 1.0, weight_type: str = "linear",
+                combine_embeds: str = "concat", start_at: float = 0.0, end_at: float = 1.0, sharpening: float = 0.0,
+                embeds_scaling: str = "V only", image_negative: Any = None, attn_mask: Any = None,
+                clip_vision: Any = None) -> tuple[Any, ...]:
+        import torch
+
+        from nodeloom.diffusion.ip_adapter import apply_ip_adapter
+        from nodeloom.ops.clip_prep import reference_tiles
+
+        adapter, vision = _unpack(ipadapter, clip_vision)
+        tiles, masks = reference_tiles(image, attn_mask, float(sharpening))
+        with services().models.device_lock:
+            for tile, mask in zip(tiles, masks):
+                model = apply_ip_adapter(model, adapter, vision, tile, image_negative=image_negative, weight=weight,
+                                         weight_type=weight_type, combine_embeds=combine_embeds, start_at=start_at,
+                                         end_at=end_at, embeds_scaling=embeds_scaling, attn_mask=mask)
+        return (model, torch.cat(tiles), torch.cat(masks))
