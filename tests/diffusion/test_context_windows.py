@@ -81,3 +81,25 @@ def test_overlaps_are_weighted_averages_and_conditioning_is_sliced():
     assert seen == [[0, 1, 2, 3], [2, 3, 4, 5]]
     # frames 2 and 3: window 0 weights 2, 1 (pyramid), window 1 weights 1, 2
     assert out[0, 0, :, 0, 0].tolist() == pytest.approx([0, 0, (0 * 2 + 2 * 1) / 3, (0 * 1 + 2 * 2) / 3, 2, 2])
+
+
+def test_the_noise_mask_is_sliced_and_guide_frames_join_every_window():
+    """A family's trailing guide frames go with every window (positions placed by the window's
+    start), the ``mask=`` the adapter gets is cut to the same frames, and a frame-local model is
+    still unchanged by the windows."""
+    calls = []
+
+    def inner(module, x, sigma, group, mask=None):
+        calls.append((mask[0, 0, :, 0, 0].tolist(), group.entries[0].extra["start"]))
+        return x * 3 * mask
+
+    def guides(group, x, start):
+        entries = [dataclasses.replace(e, extra={**e.extra, "start": start}) for e in group.entries]
+        return 1, dataclasses.replace(group, entries=entries)
+
+    x = torch.randn(1, 2, 7, 2, 2)
+    mask = torch.arange(7, dtype=torch.float32).view(1, 1, 7, 1, 1)
+    windowed = windowed_adapter(inner, ContextWindows(3, 1, "standard_static"), guides)
+    out = windowed(None, x, torch.tensor(1.0), _Group([_Entry({"start": None})]), mask=mask)
+    assert calls == [([0, 1, 2, 6], 0), ([2, 3, 4, 6], 2), ([3, 4, 5, 6], 3)]
+    assert torch.allclose(out, x * 3 * mask, atol=1e-6)
