@@ -50,6 +50,8 @@ def test_fuse_weights():
     assert fuse_weights([0, 1, 2, 3, 4], 10, cw).tolist() == [1, 2, 3, 2, 1]
     assert fuse_weights([0, 1, 2, 3], 10, cw).tolist() == [1, 2, 2, 1]
     assert fuse_weights([0, 1, 2], 10, dataclasses.replace(cw, fuse="flat")).tolist() == [1, 1, 1]
+    rel = fuse_weights([2, 3, 4, 5, 6], 10, dataclasses.replace(cw, fuse="relative")).tolist()
+    assert rel == pytest.approx([1e-2, 1 - 1 / 2.005, 1, 1 - 1 / 2.005, 1e-2])
     lin = fuse_weights([3, 4, 5, 6, 7], 10, dataclasses.replace(cw, fuse="overlap-linear"))
     assert lin[0] < 1e-30 and lin[2] == 1 and lin[-1] < 1e-30
 

@@ -5,8 +5,10 @@ schedules — ``standard_static`` (fixed windows stepping by length − overlap,
 the end), ``batched`` (no overlap), ``standard_uniform`` and ``looped_uniform`` (AnimateDiff's
 uniform schedule: the windows' phase moves every step by an ordered-halving offset, and with
 strides > 1 also dilated windows; the standard variant shifts wrapped windows back inside the
-clip). :func:`fuse_weights` gives the per-index weight of a window (``pyramid``/``relative``:
-rising to the middle; ``flat``; ``overlap-linear``: ramps over the overlap only).
+clip). :func:`fuse_weights` gives the per-index weight of a window (``pyramid``: rising by one per frame to the middle; ``relative``: the
+index's closeness to the middle of the window's index span, 1 there and at least 1e-2 — ComfyUI's
+running bias-weighted average is the same weighted mean; ``flat``; ``overlap-linear``: ramps over
+the overlap only).
 :func:`windowed_adapter` wraps a flow transformer's adapter so every model call runs per window —
 conditioning latents and a video family's noise mask sliced to the same frames, a family's guide
 frames (LTX-Video's) joining every window — and the velocities are averaged by those weights.
@@ -121,6 +123,10 @@ def fuse_weights(idxs: list[int], n: int, cw: ContextWindows) -> torch.Tensor:
         if k and max(idxs) < n - 1:
             w[-k:] = torch.linspace(1, 1e-37, k)
         return w
+    if cw.fuse == "relative":  # each index's closeness to the middle of the window's index span, at least 1e-2
+        first, last = idxs[0], idxs[-1]
+        mid, half_span = (first + last) / 2, (last - first + 1e-2) / 2
+        return torch.tensor([max(1e-2, 1 - abs(i - mid) / half_span) for i in idxs], dtype=torch.float32)
     half = torch.arange(1, (length + 1) // 2 + 1, dtype=torch.float32)
     return torch.cat([half, half.flip(0)[length % 2:]])[:length]
 
