@@ -141,3 +141,13 @@ def test_guide_positions_move_with_the_window() -> None:
     assert group.entries[0].extra["keyframe_idxs"].equal(idxs)  # the call's own conditioning is unchanged
     with pytest.raises(Exception, match="keyframe_idxs"):
         ltxv._window_guides(group, torch.zeros(1, 128, 7, 3, 3), 1)
+
+
+def test_a_joint_audio_video_model_is_refused_by_name() -> None:
+    from nodeloom.diffusion.models import DiffusionModel
+    from nodeloom.errors import ValidationError
+    from nodeloom.nodes.diffusion.context_window_nodes import ContextWindowsManual
+
+    model = DiffusionModel(unet=None, family="ltx2", sampling=None, latent_scale=1.0, adapter=lambda *a, **k: None)
+    with pytest.raises(ValidationError, match=r"`model` is LTX-2, whose joint audio-video latent"):
+        ContextWindowsManual.execute(model, 3, 1, "standard_static", 1, False, "pyramid", 2)

@@ -28,7 +28,8 @@ def windowed_model(model: Any, cw: ContextWindows) -> Any:
     """A clone of ``model`` whose transformer calls run window by window.
 
     Raises:
-        ValidationError: a model without a flow-transformer adapter, or an overlap not below the length.
+        ValidationError: a model without a flow-transformer adapter, one with a joint audio-video
+            latent (LTX-2), or an overlap not below the length.
     """
     if getattr(model, "adapter", None) is None:
         raise ValidationError("`model` must be a flow-transformer model loaded with UNETLoader (Wan, Flux, ...);"
@@ -37,6 +38,9 @@ def windowed_model(model: Any, cw: ContextWindows) -> Any:
         raise ValidationError(f"`context_overlap` ({cw.overlap}) must be smaller than `context_length` ({cw.length})"
                               " in latent frames")
     family = FAMILIES.get(model.family)
+    if family is not None and family.joint_latent:
+        raise ValidationError(f"`model` is {family.title}, whose joint audio-video latent context windows cannot"
+                              " cut in time here; they take video models with a plain video latent (Wan, LTX-Video 0.9)")
     guides = family.window_guides if family is not None else None
     return model.clone(adapter=windowed_adapter(model.adapter, cw, guides))
 
