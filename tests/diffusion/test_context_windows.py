@@ -50,6 +50,8 @@ def test_fuse_weights():
     assert fuse_weights([0, 1, 2, 3, 4], 10, cw).tolist() == [1, 2, 3, 2, 1]
     assert fuse_weights([0, 1, 2, 3], 10, cw).tolist() == [1, 2, 2, 1]
     assert fuse_weights([0, 1, 2], 10, dataclasses.replace(cw, fuse="flat")).tolist() == [1, 1, 1]
+    rel = fuse_weights([2, 3, 4, 5, 6], 10, dataclasses.replace(cw, fuse="relative")).tolist()
+    assert rel == pytest.approx([1e-2, 1 - 1 / 2.005, 1, 1 - 1 / 2.005, 1e-2])
     lin = fuse_weights([3, 4, 5, 6, 7], 10, dataclasses.replace(cw, fuse="overlap-linear"))
     assert lin[0] < 1e-30 and lin[2] == 1 and lin[-1] < 1e-30
 
@@ -96,3 +98,23 @@ def test_a_video_familys_noise_mask_is_cut_to_each_window():
     windowed_adapter(inner, ContextWindows(4, 2, "standard_static"))(None, torch.zeros(1, 2, 6, 2, 2),
                                                                      torch.tensor(1.0), _Group([]), mask=mask)
     assert seen == [[0, 1, 2, 3], [2, 3, 4, 5]]
+def test_the_noise_mask_is_sliced_and_guide_frames_join_every_window():
+    """A family's trailing guide frames go with every window (positions placed by the window's
+    start), the ``mask=`` the adapter gets is cut to the same frames, and a frame-local model is
+    still unchanged by the windows."""
+    calls = []
+
+    def inner(module, x, sigma, group, mask=None):
+        calls.append((mask[0, 0, :, 0, 0].tolist(), group.entries[0].extra["start"]))
+        return x * 3 * mask
+
+    def guides(group, x, start):
+        entries = [dataclasses.replace(e, extra={**e.extra, "start": start}) for e in group.entries]
+        return 1, dataclasses.replace(group, entries=entries)
+
+    x = torch.randn(1, 2, 7, 2, 2)
+    mask = torch.arange(7, dtype=torch.float32).view(1, 1, 7, 1, 1)
+    windowed = windowed_adapter(inner, ContextWindows(3, 1, "standard_static"), guides)
+    out = windowed(None, x, torch.tensor(1.0), _Group([_Entry({"start": None})]), mask=mask)
+    assert calls == [([0, 1, 2, 6], 0), ([2, 3, 4, 6], 2), ([3, 4, 5, 6], 3)]
+    assert torch.allclose(out, x * 3 * mask, atol=1e-6)

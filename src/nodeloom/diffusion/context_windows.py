@@ -5,10 +5,13 @@ schedules — ``standard_static`` (fixed windows stepping by length − overlap,
 the end), ``batched`` (no overlap), ``standard_uniform`` and ``looped_uniform`` (AnimateDiff's
 uniform schedule: the windows' phase moves every step by an ordered-halving offset, and with
 strides > 1 also dilated windows; the standard variant shifts wrapped windows back inside the
-clip). :func:`fuse_weights` gives the per-index weight of a window (``pyramid``/``relative``:
-rising to the middle; ``flat``; ``overlap-linear``: ramps over the overlap only).
+clip). :func:`fuse_weights` gives the per-index weight of a window (``pyramid``: rising by one per frame to the middle; ``relative``: the
+index's closeness to the middle of the window's index span, 1 there and at least 1e-2 — ComfyUI's
+running bias-weighted average is the same weighted mean; ``flat``; ``overlap-linear``: ramps over
+the overlap only).
 :func:`windowed_adapter` wraps a flow transformer's adapter so every model call runs per window —
-conditioning latents sliced to the same frames — and the velocities are averaged by those weights.
+conditioning latents and a video family's noise mask sliced to the same frames, a family's guide
+frames (LTX-Video's) joining every window — and the velocities are averaged by those weights.
 Pure torch, no nodes.
 """
 
@@ -120,6 +123,10 @@ def fuse_weights(idxs: list[int], n: int, cw: ContextWindows) -> torch.Tensor:
         if k and max(idxs) < n - 1:
             w[-k:] = torch.linspace(1, 1e-37, k)
         return w
+    if cw.fuse == "relative":  # each index's closeness to the middle of the window's index span, at least 1e-2
+        first, last = idxs[0], idxs[-1]
+        mid, half_span = (first + last) / 2, (last - first + 1e-2) / 2
+        return torch.tensor([max(1e-2, 1 - abs(i - mid) / half_span) for i in idxs], dtype=torch.float32)
     half = torch.arange(1, (length + 1) // 2 + 1, dtype=torch.float32)
     return torch.cat([half, half.flip(0)[length % 2:]])[:length]
 
@@ -138,33 +145,46 @@ def _sliced(group: Any, dim: int, idxs: list[int], n: int) -> Any:
     return dataclasses.replace(group, entries=entries)
 
 
-def windowed_adapter(inner: Callable[..., torch.Tensor], cw: ContextWindows) -> Callable[..., torch.Tensor]:
+def windowed_adapter(inner: Callable[..., torch.Tensor], cw: ContextWindows,
+                     guides: Callable[..., Any] | None = None) -> Callable[..., torch.Tensor]:
     """An adapter that runs ``inner`` window by window along ``cw.dim`` and blends the results.
 
-    The schedule's step counter advances whenever σ changes (uniform schedules move with it). The
-    keyword inputs a video family's adapter takes (the noise ``mask`` of LTX-Video and the Wan 2.2
-    5B) are cut to each window's frames like the latent.
+    The schedule's step counter advances whenever σ changes (uniform schedules move with it). A
+    ``mask=`` the adapter is given (a video family's noise mask) is cut to each window's frames.
+    ``guides(group, x, start) -> (tail, group)`` (a family's ``window_guides``) names trailing
+    frames along the frame axis that are not part of the clip but join every window (LTX-Video's
+    guide frames, averaged evenly over the windows) and places the conditioning for a window
+    starting at frame ``start``.
     """
     state = {"sigma": None, "step": -1}
 
-    def adapter(module: Any, x: torch.Tensor, sigma: torch.Tensor, group: Any, **extra: Any) -> torch.Tensor:
+    def adapter(module: Any, x: torch.Tensor, sigma: torch.Tensor, group: Any, **kw: Any) -> torch.Tensor:
         if state["sigma"] is None or float(sigma) != state["sigma"]:
             state["sigma"], state["step"] = float(sigma), state["step"] + 1
-        n = x.shape[cw.dim]
+        total = x.shape[cw.dim]
+        tail = guides(group, x, 0)[0] if guides is not None and cw.dim == 2 else 0
+        n = total - tail
+        if n < 1:
+            raise ValueError(f"the latent has {total} frames, all of them guide frames: no clip to window")
         out = torch.zeros_like(x, dtype=torch.float32)
-        weight = torch.zeros(n, dtype=torch.float32, device=x.device)
+        weight = torch.zeros(total, dtype=torch.float32, device=x.device)
         for idxs in window_schedule(n, cw, state["step"]):
-            index = torch.tensor(idxs, device=x.device)
-            cut = {k: v.index_select(cw.dim, index) if isinstance(v, torch.Tensor) and v.ndim > cw.dim
-                   and v.shape[cw.dim] == n else v for k, v in extra.items()}
-            part = inner(module, x.index_select(cw.dim, index), sigma, _sliced(group, cw.dim, idxs, n), **cut).float()
-            w = fuse_weights(idxs, n, cw).to(x.device)
+            full = idxs + list(range(n, total))
+            index = torch.tensor(full, device=x.device)
+            sub = _sliced(group, cw.dim, full, total)
+            if tail:
+                sub = guides(sub, x, min(idxs))[1]
+            extra = {k: (v.index_select(cw.dim, index.to(v.device))
+                         if isinstance(v, torch.Tensor) and v.ndim > cw.dim and v.shape[cw.dim] == total else v)
+                     for k, v in kw.items()}
+            part = inner(module, x.index_select(cw.dim, index), sigma, sub, **extra).float()
+            w = torch.cat([fuse_weights(idxs, n, cw), torch.ones(tail)]).to(x.device)
             shape = [1] * x.ndim
-            shape[cw.dim] = len(idxs)
+            shape[cw.dim] = len(full)
             out.index_add_(cw.dim, index, part * w.view(shape))
             weight.index_add_(0, index, w)
         shape = [1] * x.ndim
-        shape[cw.dim] = n
+        shape[cw.dim] = total
         return out / weight.clamp(min=1e-37).view(shape)
 
     return adapter

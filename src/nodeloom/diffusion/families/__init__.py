@@ -43,6 +43,9 @@ class Family:
         joint_latent: the adapter takes ``shapes=`` and a packed audio-video latent (LTX-2).
         pad_context: prompts of different token counts share one transformer call, the shorter ones
             padded with zeros that the adapter masks out of cross-attention (``ModelCall.context_mask``).
+        window_guides: for context windows along the frames: ``window_guides(group, x, start)`` →
+            ``(tail, group)`` — how many trailing latent frames are guides every window keeps
+            (LTXVAddGuide's), and the call's conditioning placed for a window starting at frame ``start``.
     """
 
     name: str
@@ -61,6 +64,8 @@ class Family:
     joint_latent: bool = False
     #: prompts of different lengths batch into one call (padded, the padding masked by the adapter)
     pad_context: bool = False
+    #: guide frames appended to the latent that every context window keeps (LTX-Video's keyframes)
+    window_guides: Callable[..., Any] | None = None
 
 
 def family_config(name: str) -> dict[str, Any]:

@@ -12,11 +12,15 @@ guide frames LTXVAddGuide appends are placed by the conditioning's ``keyframe_id
 ComfyUI pads to 128 tokens and masks the padding out of cross-attention, which gives the same
 result as leaving it out; a positive and a negative prompt of different lengths run as one batched
 call, the shorter padded to the longer and its padding masked (the family's ``pad_context``), as
-``LTXPipeline`` batches them. Imports no node, engine or adapter.
+``LTXPipeline`` batches them. Context windows along the frames (ContextWindowsManual) hand the
+transformer each window's frames alone, so their positions start at 0 in every window; the noise
+mask is cut to the same frames, and guide frames join every window (``window_guides``). Imports no
+node, engine or adapter.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +116,27 @@ def _guided_coords(group: ModelCall, x: Any, rate: float) -> Any:
     return coords
 
 
+def _window_guides(group: ModelCall, x: Any, start: int) -> tuple[int, ModelCall]:
+    """Context windows over a clip with guide frames: the guides (the last latent frames, as many as
+    ``keyframe_idxs`` has tokens) join every window, and their pixel positions move back by the
+    window's first frame, so they keep their place relative to the frames of the window (whose
+    positions start at 0, as the transformer builds them from the latent it is given)."""
+    idxs = next((e.extra["keyframe_idxs"] for e in group.entries if e.extra.get("keyframe_idxs") is not None), None)
+    if idxs is None:
+        return 0, group
+    per_frame = x.shape[-2] * x.shape[-1]
+    if idxs.shape[2] % per_frame:
+        raise ValidationError(f"`keyframe_idxs` has {idxs.shape[2]} tokens, not a whole number of latent frames of"
+                              f" {x.shape[-2]}×{x.shape[-1]} tokens")
+    if not start:
+        return idxs.shape[2] // per_frame, group
+    moved = idxs.clone()
+    moved[:, 0] -= start * VAE_SCALE[0]
+    entries = [dataclasses.replace(e, extra={**e.extra, "keyframe_idxs": moved})
+               if e.extra.get("keyframe_idxs") is not None else e for e in group.entries]
+    return idxs.shape[2] // per_frame, dataclasses.replace(group, entries=entries)
+
+
 def _adapter(module: Any, x: Any, sigma: Any, group: ModelCall, mask: Any = None) -> Any:
     """Call the transformer on a batch of ``[B,128,F,H,W]`` latents; returns the velocity there.
     With a noise ``mask`` each token's time is ``1000·σ·mask`` (frames kept as given read as clean)."""
@@ -134,6 +159,6 @@ FAMILY = Family(
     name="ltxv", title="LTX-Video", matches=_matches, load=_load, adapter=_adapter,
     sampling=lambda module: FluxSampling(shift=LTXV_SHIFT),
     latent_scale=1.0, latent_shift=0.0, latent_channels=128,
-    signature=_ORIGINAL, video_mask=True, pad_context=True,
+    signature=_ORIGINAL, video_mask=True, pad_context=True, window_guides=_window_guides,
 )
 

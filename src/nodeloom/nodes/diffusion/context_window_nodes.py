@@ -1,13 +1,15 @@
 """ComfyUI's context-window nodes: ContextWindowsManual and WanContextWindowsManual — a MODEL that
 denoises a clip longer than its window in overlapping windows and blends them (the windows and
 weights are :mod:`nodeloom.diffusion.context_windows`). They apply to the flow-transformer
-families (Wan's video latents along their frame axis); a Stable Diffusion UNet MODEL is refused."""
+families (Wan's and LTX-Video's video latents along their frame axis, ``dim`` 2 — LTX-Video's
+noise mask and guide frames handled per window); a Stable Diffusion UNet MODEL is refused."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from nodeloom.diffusion.context_windows import FUSE_METHODS, SCHEDULES, ContextWindows, windowed_adapter
+from nodeloom.diffusion.families import FAMILIES
 from nodeloom.node_api import IO, MAX_RESOLUTION, Boolean, Combo, Int, Model, Node, Output, Schema, ValidationError
 
 __all__ = ["ContextWindowsManual", "WanContextWindowsManual"]
@@ -26,7 +28,8 @@ def windowed_model(model: Any, cw: ContextWindows) -> Any:
     """A clone of ``model`` whose transformer calls run window by window.
 
     Raises:
-        ValidationError: a model without a flow-transformer adapter, or an overlap not below the length.
+        ValidationError: a model without a flow-transformer adapter, one with a joint audio-video
+            latent (LTX-2), or an overlap not below the length.
     """
     if getattr(model, "adapter", None) is None:
         raise ValidationError("`model` must be a flow-transformer model loaded with UNETLoader (Wan, Flux, ...);"
@@ -34,7 +37,12 @@ def windowed_model(model: Any, cw: ContextWindows) -> Any:
     if cw.overlap >= cw.length:
         raise ValidationError(f"`context_overlap` ({cw.overlap}) must be smaller than `context_length` ({cw.length})"
                               " in latent frames")
-    return model.clone(adapter=windowed_adapter(model.adapter, cw))
+    family = FAMILIES.get(model.family)
+    if family is not None and family.joint_latent:
+        raise ValidationError(f"`model` is {family.title}, whose joint audio-video latent context windows cannot"
+                              " cut in time here; they take video models with a plain video latent (Wan, LTX-Video 0.9)")
+    guides = family.window_guides if family is not None else None
+    return model.clone(adapter=windowed_adapter(model.adapter, cw, guides))
 
 
 class ContextWindowsManual(Node):
