@@ -192,6 +192,16 @@ def _batch(model: DiffusionModel, entries: list[CondEntry], batch: int, device: 
     )
 
 
+def _before_call(model: DiffusionModel, sigma: torch.Tensor, group: ModelCall, x: torch.Tensor) -> None:
+    """Tell the model's attention patches that keep per-call state (IP-Adapters: the step's σ, which
+    rows are uncond, the latent's size) about the call about to run; stateless patches (ScaleROPE's
+    positions) have no ``before_call``."""
+    for patch in model.extra.get("attn_patches", ()):
+        hook = getattr(patch, "before_call", None)
+        if hook is not None:
+            hook(float(sigma), [e.uncond for e in group.entries], tuple(x.shape[-2:]))
+
+
 def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor, sigma: torch.Tensor,
              t: torch.Tensor, concat: torch.Tensor | None) -> list[torch.Tensor]:
     """Denoised estimates, one per entry of ``group``, from one batched UNet call."""
@@ -200,8 +210,7 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     if model.adapter is not None:  # a flow transformer: its family adapter returns the velocity
         x_all = x.repeat(n, *[1] * (x.ndim - 1))  # image [B,C,H,W] or video [B,C,F,H,W] latents
         extra = {"mask": concat} if concat is not None else {}  # a video family's noise mask (per-token times)
-        for patch in model.extra.get("attn_patches", ()):  # Flux IP-Adapter: which entries are uncond
-            patch.before_call(float(sigma), [e.uncond for e in group.entries], tuple(x.shape[-2:]))
+        _before_call(model, sigma, group, x)  # Flux IP-Adapter: which entries are uncond
         velocity = model.adapter(unet, x_all.to(dtype), sigma, group, **extra).float()
         return list((x_all - velocity * sigma).chunk(n))
     xin = x * (1.0 / torch.sqrt(sigma ** 2 + 1.0))
@@ -210,8 +219,7 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     xin_all = xin.repeat(n, 1, 1, 1).to(dtype)
     ctx, added = group.context, group.added
     residuals = control_residuals(model, [e.extra.get("control") for e in group.entries], xin_all, t, ctx, added, sigma)
-    for patch in model.extra.get("attn_patches", ()):  # IP-Adapter: the step's sigma and the call's uncond rows
-        patch.before_call(float(sigma), [e.uncond for e in group.entries], tuple(x.shape[-2:]))
+    _before_call(model, sigma, group, x)  # IP-Adapter: the step's sigma and the call's uncond rows
     out = unet_forward(model, unet, xin_all, t, ctx, added, residuals).float()
     x_all = x.repeat(n, 1, 1, 1)
     if model.sampling.prediction_type == "v_prediction":
