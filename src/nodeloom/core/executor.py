@@ -451,7 +451,9 @@ class _Run:
         for nid in self.dp.all_node_ids():
             if nid in self.ui_sent or nid in self.executed or nid in self.failed:
                 continue
-            cls = self.types.cls(self.dp.get_node(nid)["class_type"])
+            class_type = self.dp.get_node(nid).get("class_type")
+            # a prompt run with validation skipped may hold nodes no class can be told for
+            cls = self.types.cls(class_type) if isinstance(class_type, str) else None
             if not getattr(cls, "HAS_INTERMEDIATE_OUTPUT", False):
                 continue
             if nid not in self.ui:
