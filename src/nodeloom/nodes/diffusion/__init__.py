@@ -9,6 +9,13 @@ where an optional extra is involved, so the pack registers without them.
 """
 
 from nodeloom.node_api import mappings
+from nodeloom.nodes.diffusion.area_conditioning import (
+    ConditioningSetArea,
+    ConditioningSetAreaPercentage,
+    ConditioningSetAreaPercentageVideo,
+    ConditioningSetAreaStrength,
+    ConditioningSetMask,
+)
 from nodeloom.nodes.diffusion.conditioning import (
     CLIPTextEncode,
     CLIPTextEncodeSDXL,
@@ -143,6 +150,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     CheckpointLoaderSimple, DiffusersLoader, VAELoader, CLIPSetLastLayer, LoraLoader, LoraLoaderModelOnly,
     CLIPTextEncode, CLIPTextEncodeSDXL, ConditioningCombine, ConditioningAverage, ConditioningConcat, ConditioningZeroOut,
     ConditioningSetTimestepRange,
+    ConditioningSetArea, ConditioningSetAreaPercentage, ConditioningSetAreaPercentageVideo, ConditioningSetAreaStrength,
+    ConditioningSetMask,
     EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask,
     LatentFromBatch, RepeatLatentBatch, LatentBatch, LatentComposite, LatentBlend, LatentRotate, LatentFlip, LatentCrop,
     KSampler, KSamplerAdvanced,
