@@ -189,3 +189,70 @@ def test_areas_are_refused_on_a_family_that_cannot_crop():
         sampling._check_regional(FlowModel(), [entry])
     masked = sampling.CondEntry(torch.zeros(1, 2, 4), {"mask": torch.ones(1, 8, 8)}, (64, 64), 1.0)
     sampling._check_regional(FlowModel(), [masked])  # a mask alone needs no crop
+
+
+@pytest.fixture(scope="module")
+def zimage(tmp_path_factory):
+    from nodeloom.testing.tiny_families import build_tiny_zimage
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("models")
+    build_tiny_zimage(root)
+    return root
+
+
+def _zimage_run(tmp_path, models, positive_nodes: dict, steps: int = 1, sampler: str = "euler"):
+    from nodeloom.testing.tiny_families import ZIMAGE_TURBO_WORKFLOW
+
+    prompt = copy.deepcopy(ZIMAGE_TURBO_WORKFLOW)
+    prompt.update(copy.deepcopy(positive_nodes))
+    prompt["8"]["inputs"].update(steps=steps, sampler_name=sampler, positive=["p", 0] if "p" in positive_nodes else ["5", 0])
+    with Engine(base_dir=tmp_path, models_dir=models, load_custom_nodes=False) as engine:
+        result = engine.run(prompt)
+    return result
+
+
+def _masked(name: str, text_node: str, value: float, cols: slice | None = None) -> dict:
+    nodes = {f"{name}m": {"class_type": "SolidMask", "inputs": {"value": value, "width": 64, "height": 64}},
+             name: {"class_type": "ConditioningSetMask",
+                    "inputs": {"conditioning": [text_node, 0], "mask": [f"{name}m", 0], "strength": 1.0,
+                               "set_cond_area": "default"}}}
+    if cols is not None:  # the mask only over some pixel columns: SolidMask then a cropped composite
+        nodes[f"{name}z"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 64, "height": 64}}
+        nodes[f"{name}c"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": cols.stop - cols.start, "height": 64}}
+        nodes[f"{name}m"] = {"class_type": "MaskComposite",
+                             "inputs": {"destination": [f"{name}z", 0], "source": [f"{name}c", 0], "x": cols.start, "y": 0,
+                                        "operation": "add"}}
+    return nodes
+
+
+def test_masks_on_a_flow_family(tmp_path, zimage):
+    plain = _zimage_run(tmp_path / "a", zimage, {}, steps=2, sampler="res_multistep")
+    assert plain.status == "success", plain.errors
+    full = _zimage_run(tmp_path / "b", zimage, {**_masked("p", "5", 1.0)}, steps=2, sampler="res_multistep")
+    assert full.status == "success", full.errors
+    assert torch.equal(full.value("8")["samples"], plain.value("8")["samples"])
+
+    other = {"t": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 0], "text": "a green lake at dawn"}}}
+    alone_fox = _zimage_run(tmp_path / "c", zimage, {}).value("8")["samples"]
+    alone_lake = _zimage_run(tmp_path / "d", zimage, {**other, "p": {"class_type": "ConditioningCombine",
+                                                                     "inputs": {"conditioning_1": ["t", 0],
+                                                                                "conditioning_2": ["t", 0]}}})
+    alone_lake = alone_lake.value("8")["samples"]
+    halves = {**other, **_masked("l", "5", 1.0, slice(0, 32)), **_masked("r", "t", 1.0, slice(32, 64)),
+              "p": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["l", 0], "conditioning_2": ["r", 0]}}}
+    result = _zimage_run(tmp_path / "e", zimage, halves)
+    assert result.status == "success", result.errors
+    split = result.value("8")["samples"]  # one Euler step to σ 0: the blended estimate itself
+    assert (split[..., :4] - alone_fox[..., :4]).abs().max() < 1e-4
+    assert (split[..., 4:] - alone_lake[..., 4:]).abs().max() < 1e-4
+    assert (alone_fox - alone_lake).abs().max() > 1e-3
+
+
+def test_an_area_on_a_flow_family_is_refused_naming_the_node(tmp_path, zimage):
+    area = {"p": {"class_type": "ConditioningSetArea",
+                  "inputs": {"conditioning": ["5", 0], "width": 64, "height": 64, "x": 0, "y": 0, "strength": 1.0}}}
+    result = _zimage_run(tmp_path, zimage, area)
+    assert result.status == "error"
+    message = str(result.errors)
+    assert "ConditioningSetArea" in message and "ConditioningSetMask" in message

@@ -2,7 +2,7 @@
 
 Checkpoint/VAE/LoRA/ControlNet loaders, CLIP text encoding, KSampler(Advanced) and the custom
 sampling family (SamplerCustom(Advanced), samplers, schedulers, sigmas, noise, guiders), latent
-and VAE nodes (incl. batch, transform and compositing), conditioning average/concat/zero-out,
+and VAE nodes (incl. batch, transform and compositing), conditioning average/concat/zero-out, regional (area/mask) conditioning,
 inpainting and ControlNet. Model code comes from diffusers/transformers; loading,
 sampling and memory live in :mod:`nodeloom.diffusion`. Heavy imports stay inside node calls
 where an optional extra is involved, so the pack registers without them.
