@@ -338,6 +338,7 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         shape = tuple(x.shape)
         if shape not in regions_for:
             regions_for[shape] = [resolve(e.extra, shape, x.device) for e in entries]
+            _check_crops(model, regions_for[shape])
         return regions_for[shape]
 
     def groups(active: tuple[int, ...], regs: list[Region | None]) -> list[tuple[list[int], ModelCall]]:
@@ -400,10 +401,22 @@ def _check_regional(model: DiffusionModel, entries: list[CondEntry]) -> None:
     if model.extra.get("joint_latent"):
         raise ValidationError(f"ConditioningSetArea / ConditioningSetMask: the {model.family} audio-video model "
                               "takes no regional conditioning (an `area` or `mask` on a conditioning entry)")
-    if model.adapter is not None and any(has_area(e.extra) for e in entries):
+    if model.adapter is not None and not model.extra.get("area_crop") and any(has_area(e.extra) for e in entries):
         raise ValidationError(f"ConditioningSetArea / ConditioningSetAreaPercentage / ConditioningSetMask's 'mask bounds': "
                               f"the {model.family} model cannot sample a cropped area of the latent; confine the "
                               "prompt with ConditioningSetMask (set_cond_area 'default') instead")
+
+
+def _check_crops(model: DiffusionModel, regions: list[Region | None]) -> None:
+    """Refuse areas a flow family's patches do not tile (its ``area_crop`` multiple)."""
+    step = int(model.extra.get("area_crop") or 0) if model.adapter is not None else 0
+    for region in regions:
+        if step and region is not None and region.area is not None:
+            n = len(region.area) // 2
+            if any(v % step for v in region.area[n - 2: n]):
+                raise ValidationError(f"ConditioningSetArea / ConditioningSetAreaPercentage: the {model.family} model "
+                                      f"takes areas whose height and width are multiples of {step} latent pixels "
+                                      f"({8 * step} image pixels); this one is {region.area[n - 2]}×{region.area[n - 1]}")
 
 
 def _paired(pos: list[CondEntry], neg: list[CondEntry]) -> tuple[list[CondEntry], list[CondEntry]]:

@@ -181,11 +181,11 @@ def test_area_and_mask_through_the_engine(tmp_path, tiny_models_dir):
 def test_areas_are_refused_on_a_family_that_cannot_crop():
     class FlowModel:
         adapter = object()
-        family = "zimage"
+        family = "wan"
         extra: dict = {}
 
     entry = sampling.CondEntry(torch.zeros(1, 2, 4), {"area": (4, 4, 0, 0)}, (64, 64), 1.0)
-    with pytest.raises(ValidationError, match="ConditioningSetArea.*zimage.*ConditioningSetMask"):
+    with pytest.raises(ValidationError, match="ConditioningSetArea.*wan.*ConditioningSetMask"):
         sampling._check_regional(FlowModel(), [entry])
     masked = sampling.CondEntry(torch.zeros(1, 2, 4), {"mask": torch.ones(1, 8, 8)}, (64, 64), 1.0)
     sampling._check_regional(FlowModel(), [masked])  # a mask alone needs no crop
@@ -249,10 +249,21 @@ def test_masks_on_a_flow_family(tmp_path, zimage):
     assert (alone_fox - alone_lake).abs().max() > 1e-3
 
 
-def test_an_area_on_a_flow_family_is_refused_naming_the_node(tmp_path, zimage):
-    area = {"p": {"class_type": "ConditioningSetArea",
-                  "inputs": {"conditioning": ["5", 0], "width": 64, "height": 64, "x": 0, "y": 0, "strength": 1.0}}}
-    result = _zimage_run(tmp_path, zimage, area)
-    assert result.status == "error"
-    message = str(result.errors)
-    assert "ConditioningSetArea" in message and "ConditioningSetMask" in message
+def test_an_area_on_z_image_changes_only_its_area_and_odd_sizes_are_refused(tmp_path, zimage):
+    other = {"t": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["2", 0], "text": "a green lake at dawn"}}}
+
+    def area(width: float) -> dict:
+        return {"a": {"class_type": "ConditioningSetAreaPercentage",
+                      "inputs": {"conditioning": ["t", 0], "width": width, "height": 1.0, "x": 0.5, "y": 0.0, "strength": 1.0}},
+                "p": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["5", 0], "conditioning_2": ["a", 0]}}}
+
+    alone = _zimage_run(tmp_path / "a", zimage, {})
+    boxed = _zimage_run(tmp_path / "b", zimage, {**other, **area(0.5)})  # latent columns 4..7, rows all
+    assert boxed.status == "success", boxed.errors
+    alone, boxed = alone.value("8")["samples"], boxed.value("8")["samples"]  # one step: the estimate itself
+    assert (boxed[..., :4] - alone[..., :4]).abs().max() < 1e-4
+    assert (boxed[..., 4:] - alone[..., 4:]).abs().max() > 1e-3
+    odd = _zimage_run(tmp_path / "c", zimage, {**other, **area(0.375)})  # 3 latent columns: not whole 2×2 patches
+    assert odd.status == "error"
+    message = str(odd.errors)
+    assert "ConditioningSetArea" in message and "multiples of 2" in message
