@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from nodeloom.errors import ValidationError
 
-__all__ = ["Region", "combine", "has_area", "is_regional", "pair_areas", "resolve", "resolve_area"]
+__all__ = ["Region", "combine", "has_area", "is_regional", "pair_areas", "resolve", "resolve_area", "with_mask"]
 
 _FEATHER = 8  # latent pixels over which an area without a mask fades in at edges inside the latent
 _NODES = "ConditioningSetArea / ConditioningSetAreaPercentage / ConditioningSetMask"
@@ -59,6 +59,22 @@ def is_regional(extra: dict[str, Any]) -> bool:
 def has_area(extra: dict[str, Any]) -> bool:
     """Whether an entry asks the model to see a crop of the latent."""
     return extra.get("area") is not None or (extra.get("mask") is not None and bool(extra.get("set_area_to_bounds")))
+
+
+def with_mask(conditioning: list[Any], mask: Any, strength: float, bounds: bool = False,
+              node: str = "ConditioningSetMask") -> list[Any]:
+    """Each entry of ``conditioning`` (a copy) confined to ``mask`` — ComfyUI's ``mask`` (``[B, H, W]``),
+    ``mask_strength`` and ``set_area_to_bounds`` keys, as ConditioningSetMask writes them.
+
+    Raises:
+        ValidationError: ``mask`` is not a 2-D or 3-D tensor (the message names ``node``).
+    """
+    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
+        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValidationError(f"{node}: `mask` must be a MASK shaped [H, W] or [B, H, W], got {shape}")
+    mask = mask[None] if mask.ndim == 2 else mask
+    values = {"mask": mask, "set_area_to_bounds": bool(bounds), "mask_strength": float(strength)}
+    return [[item[0], {**(item[1] if len(item) > 1 else {}), **values}] for item in conditioning]
 
 
 def _scaled_mask(mask: torch.Tensor, dims: tuple[int, ...], device: Any) -> torch.Tensor:

@@ -91,7 +91,7 @@ def test_node_values_and_errors():
                                                             mask, prompt, None)
     assert params == {"image": [params["image"][0]], "attn_mask": [mask], "weight": [0.5], "weight_type": ["linear"],
                       "start_at": [0.1], "end_at": [0.9]}
-    assert pos[0][1]["mask"] is mask and pos[0][1]["mask_strength"] == 2.0 and not pos[0][1]["set_area_to_bounds"]
+    assert torch.equal(pos[0][1]["mask"], mask[None]) and pos[0][1]["mask_strength"] == 2.0 and not pos[0][1]["set_area_to_bounds"]
     assert neg is None and "mask" not in prompt[0][1]
     unmasked = IPAdapterRegionalConditioning.execute(torch.zeros(1, 8, 8, 3), 1.0, 1.0, "linear", 0.0, 1.0,
                                                      None, prompt, prompt)
@@ -100,5 +100,7 @@ def test_node_values_and_errors():
     assert joined["weight"] == [0.5, 1.0] and joined["attn_mask"] == [mask, None]
     with pytest.raises(ValidationError, match="`params_2`"):
         IPAdapterCombineParams.execute(params, {"image": []})
+    with pytest.raises(ValidationError, match="IPAdapterRegionalConditioning: `mask`"):
+        IPAdapterRegionalConditioning.execute(torch.zeros(1, 8, 8, 3), 1.0, 1.0, "linear", 0.0, 1.0, torch.ones(1, 1, 4, 4))
     with pytest.raises(ValidationError, match="`weight_type`"):
         IPAdapterRegionalConditioning.execute(torch.zeros(1, 8, 8, 3), 1.0, 1.0, "sideways", 0.0, 1.0)

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from nodeloom.diffusion.regions import with_mask
 from nodeloom.errors import ValidationError
 from nodeloom.node_api import IO, MAX_RESOLUTION, Combo, Conditioning, Float, Int, Mask, Node, Output, Schema
 
@@ -123,11 +124,6 @@ class ConditioningSetMask(Node):
 
     @classmethod
     def execute(cls, conditioning: list[Any], mask: torch.Tensor, strength: float, set_cond_area: str) -> tuple[Any, ...]:
-        if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
-            shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-            raise ValidationError(f"ConditioningSetMask: `mask` must be a MASK shaped [H, W] or [B, H, W], got {shape}")
         if set_cond_area not in ("default", "mask bounds"):
             raise ValidationError(f"ConditioningSetMask: `set_cond_area` must be 'default' or 'mask bounds', got '{set_cond_area}'")
-        mask = mask[None] if mask.ndim == 2 else mask
-        return (_with(conditioning, {"mask": mask, "set_area_to_bounds": set_cond_area != "default",
-                                     "mask_strength": float(strength)}),)
+        return (with_mask(conditioning, mask, strength, set_cond_area != "default"),)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from nodeloom.node_api import (
     Combo,
     Conditioning,
@@ -34,14 +32,6 @@ __all__ = ["IPAdapterCombineParams", "IPAdapterFromParams", "IPAdapterRegionalCo
 
 IPADAPTER_PARAMS = "IPADAPTER_PARAMS"
 _KEYS = ("image", "attn_mask", "weight", "weight_type", "start_at", "end_at")
-
-
-def _masked(conditioning: list[Any] | None, mask: torch.Tensor, strength: float) -> list[Any] | None:
-    """Each entry of ``conditioning`` confined to ``mask`` (ConditioningSetMask's keys, whole latent)."""
-    if conditioning is None:
-        return None
-    return [[item[0], {**(item[1] if len(item) > 1 else {}), "mask": mask, "set_area_to_bounds": False,
-                       "mask_strength": float(strength)}] for item in conditioning]
 
 
 def _check_params(params: Any, name: str) -> dict[str, list[Any]]:
@@ -80,11 +70,13 @@ class IPAdapterRegionalConditioning(Node):
                 negative: Any = None) -> tuple[Any, ...]:
         if weight_type not in _weight_types():
             raise ValidationError(f"`weight_type` must be one of {', '.join(_weight_types())}; got {weight_type!r}")
-        if mask is not None:
-            if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
-                shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-                raise ValidationError(f"`mask` must be a MASK shaped [H, W] or [B, H, W], got {shape}")
-            positive, negative = _masked(positive, mask, prompt_weight), _masked(negative, mask, prompt_weight)
+        if mask is not None:  # the prompts confined to the region, as ConditioningSetMask (whole latent)
+            from nodeloom.diffusion.regions import with_mask
+
+            node = "IPAdapterRegionalConditioning"
+            with_mask([], mask, prompt_weight, node=node)  # checks the mask when no prompt is given
+            positive = None if positive is None else with_mask(positive, mask, prompt_weight, node=node)
+            negative = None if negative is None else with_mask(negative, mask, prompt_weight, node=node)
         params = {"image": [image], "attn_mask": [mask], "weight": [float(image_weight)], "weight_type": [weight_type],
                   "start_at": [float(start_at)], "end_at": [float(end_at)]}
         return (params, positive, negative)
