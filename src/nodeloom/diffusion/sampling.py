@@ -3,7 +3,8 @@
 :func:`sample` (KSampler, KSamplerAdvanced and other packs) turns a scheduler name into sigmas and
 calls :func:`sample_sigmas` (also the custom-sampling nodes' entry point), which builds a
 ``denoise(x, sigma)`` function around the UNet — input scaling, fractional timesteps, CFG over the
-positive/negative conditioning lists (each entry acting within its timestep range), inpainting
+positive/negative conditioning lists (each entry acting within its timestep range, and over its
+area and mask: :mod:`~nodeloom.diffusion.regions`), inpainting
 channels, noise-mask blending, ControlNet residuals, LoRA adapters — and walks the chosen sampler
 over the sigmas. Noise is drawn as ComfyUI draws it: the initial noise from a CPU generator seeded
 with ``seed`` (:func:`prepare_noise`), stochastic steps from a second generator seeded alike
