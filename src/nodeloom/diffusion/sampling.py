@@ -3,7 +3,8 @@
 :func:`sample` (KSampler, KSamplerAdvanced and other packs) turns a scheduler name into sigmas and
 calls :func:`sample_sigmas` (also the custom-sampling nodes' entry point), which builds a
 ``denoise(x, sigma)`` function around the UNet — input scaling, fractional timesteps, CFG over the
-positive/negative conditioning lists (each entry acting within its timestep range), inpainting
+positive/negative conditioning lists (each entry acting within its timestep range, and over its
+area and mask: :mod:`~nodeloom.diffusion.regions`), inpainting
 channels, noise-mask blending, ControlNet residuals, LoRA adapters — and walks the chosen sampler
 over the sigmas. Noise is drawn as ComfyUI draws it: the initial noise from a CPU generator seeded
 with ``seed`` (:func:`prepare_noise`), stochastic steps from a second generator seeded alike
@@ -31,6 +32,7 @@ from nodeloom.diffusion.flow_samplers import flow_sampler
 from nodeloom.diffusion.lora import lora_active
 from nodeloom.diffusion.block_patches import output_blocks_patched
 from nodeloom.diffusion.models import DiffusionModel, check_model_options
+from nodeloom.diffusion.regions import Region, combine, has_area, is_regional, pair_areas, resolve
 from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
 from nodeloom.diffusion.schedules import denoise_sigmas
 from nodeloom.errors import ValidationError, require
@@ -231,13 +233,15 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     return list(den.chunk(n))
 
 
-def _groups(entries: list[CondEntry], pad: bool = False) -> list[list[int]]:
+def _groups(entries: list[CondEntry], pad: bool = False, areas: list[Any] | None = None) -> list[list[int]]:
     """Entries whose contexts have one shape share a UNet call (uncond first, as diffusers batches);
     with ``pad`` (a family that masks padded prompt tokens, or whose adapter reads each entry's own
-    length) one width is enough, whatever the lengths."""
-    groups: dict[tuple[int, ...], list[int]] = {}
+    length) one width is enough, whatever the lengths. With ``areas`` (each entry's latent crop,
+    None for the whole latent) only entries over the same crop share a call."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
     for i, e in enumerate(entries):
-        groups.setdefault(tuple(e.context.shape[2 if pad else 1:]), []).append(i)
+        key = tuple(e.context.shape[2 if pad else 1:])
+        groups.setdefault(key if areas is None else (key, areas[i]), []).append(i)
     return list(groups.values())
 
 
@@ -315,28 +319,49 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
     if dual is not None:
         use_neg, use_mid = (True, True) if options.get("disable_cfg1_optimization") else dual[0].needs(cfg)
         mid = dual[1] if use_mid else []
+    if any(is_regional(e.extra) for e in pos + neg + mid):
+        _check_regional(model, pos + neg + mid)
+        if use_neg and any(has_area(e.extra) for e in pos + neg):
+            pos, neg = _paired(pos, neg)
     entries = (neg if use_neg else []) + mid + pos
     first = compute_param(unet)  # fp8-stored weights keep their dtype: inputs take the compute one
     weights = [e.strength for e in entries]
     ranges = [_sigma_range(model, e.extra) for e in entries]
     timesteps: dict[float, torch.Tensor] = {}
-    groups_for: dict[tuple[int, ...], list[tuple[list[int], ModelCall]]] = {}
+    groups_for: dict[tuple[Any, ...], list[tuple[list[int], ModelCall]]] = {}
+    regions_for: dict[tuple[int, ...], list[Region | None]] = {}
     n_neg = len(neg) if use_neg else 0
     n_side = n_neg + len(mid)
+    regional = any(is_regional(e.extra) for e in entries)
 
-    def groups(active: tuple[int, ...]) -> list[tuple[list[int], ModelCall]]:
-        """UNet-call groups over the acting entries (indices into ``entries``), built once per set."""
-        if active not in groups_for:
+    def regions(x: torch.Tensor) -> list[Region | None]:
+        """Each entry's crop and per-pixel weight over latents shaped like ``x`` (None: all of it)."""
+        shape = tuple(x.shape)
+        if shape not in regions_for:
+            regions_for[shape] = [resolve(e.extra, shape, x.device) for e in entries]
+            _check_crops(model, regions_for[shape])
+        return regions_for[shape]
+
+    def groups(active: tuple[int, ...], regs: list[Region | None]) -> list[tuple[list[int], ModelCall]]:
+        """UNet-call groups over the acting entries (indices into ``entries``), built once per set;
+        entries over different crops of the latent run apart."""
+        areas = [None if regs[i] is None else regs[i].area for i in active] if regional else None
+        key = (active, tuple(areas) if areas else None)
+        if key not in groups_for:
             subset = [entries[i] for i in active]
-            groups_for[active] = [([active[j] for j in idx], _batch(model, [subset[j] for j in idx], batch, first.device,
-                                                                     first.dtype))
-                                  for idx in _groups(subset, bool(model.extra.get("pad_context") or model.extra.get("joint_latent")))]
-        return groups_for[active]
+            groups_for[key] = [([active[j] for j in idx], _batch(model, [subset[j] for j in idx], batch, first.device,
+                                                                  first.dtype))
+                               for idx in _groups(subset, bool(model.extra.get("pad_context") or model.extra.get("joint_latent")),
+                                                  areas)]
+        return groups_for[key]
 
-    def side(dens: dict[int, torch.Tensor], members: range, x: torch.Tensor) -> torch.Tensor:
+    def side(dens: dict[int, torch.Tensor], members: range, x: torch.Tensor,
+             regs: list[Region | None] | None = None) -> torch.Tensor:
         acting = [i for i in members if i in dens]
         if not acting:
             return torch.zeros_like(x)
+        if regs is not None and any(regs[i] is not None for i in acting):
+            return combine([dens[i] for i in acting], [regs[i] for i in acting], [weights[i] for i in acting], x)
         return _mix([dens[i] for i in acting], [weights[i] for i in acting])
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -344,12 +369,15 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         if key not in timesteps:
             timesteps[key] = model.sampling.timestep(sigma.detach().cpu()).to(x.device)
         active = tuple(i for i, (high, low) in enumerate(ranges) if low <= key <= high)
+        regs = regions(x) if regional else [None] * len(entries)
         dens: dict[int, torch.Tensor] = {}
-        for idx, group in groups(active):
-            for i, d in zip(idx, _predict(model, unet, group, x, sigma, timesteps[key], concat)):
+        for idx, group in groups(active, regs):
+            region = regs[idx[0]]
+            x_in, c_in = (x, concat) if region is None else (region.crop(x), region.crop(concat))
+            for i, d in zip(idx, _predict(model, unet, group, x_in, sigma, timesteps[key], c_in)):
                 dens[i] = d
-        cond = side(dens, range(n_side, len(entries)), x)
-        uncond = side(dens, range(n_neg), x) if use_neg else None
+        cond = side(dens, range(n_side, len(entries)), x, regs)
+        uncond = side(dens, range(n_neg), x, regs) if use_neg else None
 
         def cfg_fn(c: torch.Tensor, u: torch.Tensor | None, scale: float) -> torch.Tensor:
             scale = cfg_at(model.extra, model.sampling, sigma, scale)  # CFGOverride's ranges
@@ -360,12 +388,50 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
             return guided
 
         if dual is not None:
-            middle = side(dens, range(n_neg, n_side), x)
+            middle = side(dens, range(n_neg, n_side), x, regs)
             return dual[0].combine(cond, middle, torch.zeros_like(x) if uncond is None else uncond, cfg,
                                    cfg_fn), uncond
         return cfg_fn(cond, uncond, cfg), uncond
 
     return _Denoiser(denoise)
+
+
+def _check_regional(model: DiffusionModel, entries: list[CondEntry]) -> None:
+    """Refuse regional conditioning the model cannot sample: areas (a crop of the latent) on a flow
+    transformer family, and any area or mask on a joint audio-video latent."""
+    if model.extra.get("joint_latent"):
+        raise ValidationError(f"ConditioningSetArea / ConditioningSetMask: the {model.family} audio-video model "
+                              "takes no regional conditioning (an `area` or `mask` on a conditioning entry)")
+    if model.adapter is not None and not model.extra.get("area_crop") and any(has_area(e.extra) for e in entries):
+        raise ValidationError(f"ConditioningSetArea / ConditioningSetAreaPercentage / ConditioningSetMask's 'mask bounds': "
+                              f"the {model.family} model cannot sample a cropped area of the latent; confine the "
+                              "prompt with ConditioningSetMask (set_cond_area 'default') instead")
+
+
+def _check_crops(model: DiffusionModel, regions: list[Region | None]) -> None:
+    """Refuse areas a flow family's patches do not tile (its ``area_crop`` multiple)."""
+    step = int(model.extra.get("area_crop") or 0) if model.adapter is not None else 0
+    for region in regions:
+        if step and region is not None and region.area is not None:
+            n = len(region.area) // 2
+            if any(v % step for v in region.area[n - 2: n]):
+                raise ValidationError(f"ConditioningSetArea / ConditioningSetAreaPercentage: the {model.family} model "
+                                      f"takes areas whose height and width are multiples of {step} latent pixels "
+                                      f"({8 * step} image pixels); this one is {region.area[n - 2]}×{region.area[n - 1]}")
+
+
+def _paired(pos: list[CondEntry], neg: list[CondEntry]) -> tuple[list[CondEntry], list[CondEntry]]:
+    """The two sides with a partner for every area entry on the other side (:func:`pair_areas`)."""
+    def area(e: CondEntry) -> tuple[int, ...] | None:
+        if not has_area(e.extra):
+            return None
+        return resolve(e.extra, (1, 1, e.hw[0] // 8, e.hw[1] // 8), "cpu").area
+
+    def copy(partner: CondEntry, extra: dict[str, Any]) -> CondEntry:
+        return CondEntry(partner.context, extra, partner.hw, float(extra.get("strength", 1.0)), partner.uncond)
+
+    new_pos, new_neg = pair_areas([pos, neg], [[area(e) for e in pos], [area(e) for e in neg]], copy)
+    return new_pos, new_neg
 
 
 def guided_estimate(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tensor, positive: list[Any],

@@ -96,7 +96,8 @@ def model_value(module: Any, family: Family, name: str) -> DiffusionModel:
                           latent_shift=getattr(module, "latent_shift", family.latent_shift), adapter=family.adapter,
                           extra={"file": name, **({"video_mask": True} if getattr(module, "video_mask", family.video_mask) else {}),
                                  **({"joint_latent": True} if family.joint_latent else {}),
-                                 **({"pad_context": True} if family.pad_context else {})})
+                                 **({"pad_context": True} if family.pad_context else {}),
+                                 **({"area_crop": family.area_crop} if family.area_crop else {})})
 
 
 def load_text_encoders(paths: Sequence[Path], clip_type: str, tokenizer_folders: Sequence[Path]) -> Any:

@@ -43,6 +43,8 @@ class Family:
         joint_latent: the adapter takes ``shapes=`` and a packed audio-video latent (LTX-2).
         pad_context: prompts of different token counts share one transformer call, the shorter ones
             padded with zeros that the adapter masks out of cross-attention (``ModelCall.context_mask``).
+        area_crop: the patch size when the adapter can denoise a crop of the latent on its own
+            (no latent-shaped conditioning to crop with it), for ConditioningSetArea; 0 when not.
         window_guides: for context windows along the frames: ``window_guides(group, x, start)`` →
             ``(tail, group)`` — how many trailing latent frames are guides every window keeps
             (LTXVAddGuide's), and the call's conditioning placed for a window starting at frame ``start``.
@@ -66,6 +68,9 @@ class Family:
     pad_context: bool = False
     #: guide frames appended to the latent that every context window keeps (LTX-Video's keyframes)
     window_guides: Callable[..., Any] | None = None
+    #: the adapter takes a crop of the latent (regional conditioning's ``area``) whose sides are
+    #: multiples of this (the patch size); 0: the family takes whole latents only
+    area_crop: int = 0
 
 
 def family_config(name: str) -> dict[str, Any]:

@@ -79,5 +79,5 @@ FAMILY = Family(
     name="z_image", title="Z-Image", matches=_matches, load=_load, adapter=_adapter,
     sampling=lambda module: FlowSampling(shift=3.0, multiplier=1.0),
     latent_scale=0.3611, latent_shift=0.1159, latent_channels=16,
-    signature=_COMFY,
+    signature=_COMFY, area_crop=2,
 )

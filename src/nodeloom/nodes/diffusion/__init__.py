@@ -2,13 +2,20 @@
 
 Checkpoint/VAE/LoRA/ControlNet loaders, CLIP text encoding, KSampler(Advanced) and the custom
 sampling family (SamplerCustom(Advanced), samplers, schedulers, sigmas, noise, guiders), latent
-and VAE nodes (incl. batch, transform and compositing), conditioning average/concat/zero-out,
+and VAE nodes (incl. batch, transform and compositing), conditioning average/concat/zero-out, regional (area/mask) conditioning,
 inpainting and ControlNet. Model code comes from diffusers/transformers; loading,
 sampling and memory live in :mod:`nodeloom.diffusion`. Heavy imports stay inside node calls
 where an optional extra is involved, so the pack registers without them.
 """
 
 from nodeloom.node_api import mappings
+from nodeloom.nodes.diffusion.area_conditioning import (
+    ConditioningSetArea,
+    ConditioningSetAreaPercentage,
+    ConditioningSetAreaPercentageVideo,
+    ConditioningSetAreaStrength,
+    ConditioningSetMask,
+)
 from nodeloom.nodes.diffusion.conditioning import (
     CLIPTextEncode,
     CLIPTextEncodeSDXL,
@@ -143,6 +150,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     CheckpointLoaderSimple, DiffusersLoader, VAELoader, CLIPSetLastLayer, LoraLoader, LoraLoaderModelOnly,
     CLIPTextEncode, CLIPTextEncodeSDXL, ConditioningCombine, ConditioningAverage, ConditioningConcat, ConditioningZeroOut,
     ConditioningSetTimestepRange,
+    ConditioningSetArea, ConditioningSetAreaPercentage, ConditioningSetAreaPercentageVideo, ConditioningSetAreaStrength,
+    ConditioningSetMask,
     EmptyLatentImage, LatentUpscale, LatentUpscaleBy, SetLatentNoiseMask,
     LatentFromBatch, RepeatLatentBatch, LatentBatch, LatentComposite, LatentBlend, LatentRotate, LatentFlip, LatentCrop,
     KSampler, KSamplerAdvanced,

@@ -13,6 +13,11 @@ from nodeloom.nodes.portrait.ipadapter_embeds_nodes import (
     IPAdapterEncoder,
     IPAdapterTiled,
 )
+from nodeloom.nodes.portrait.ipadapter_params_nodes import (
+    IPAdapterCombineParams,
+    IPAdapterFromParams,
+    IPAdapterRegionalConditioning,
+)
 from nodeloom.nodes.portrait.ipadapter_faceid_nodes import IPAdapterFaceID, IPAdapterInsightFaceLoader
 from nodeloom.nodes.portrait.ipadapter_util_nodes import IPAdapterNoise, PrepImageForClipVision
 from nodeloom.nodes.portrait.flux_ipadapter_nodes import ApplyAdvancedFluxIPAdapter, ApplyFluxIPAdapter, LoadFluxIPAdapter
@@ -35,4 +40,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     IPAdapterEncoder, IPAdapterCombineEmbeds, IPAdapterEmbeds, IPAdapterEmbedsBatch, IPAdapterBatch,
     PrepImageForClipVision, IPAdapterNoise, IPAdapterInsightFaceLoader, IPAdapterFaceID,
     IPAdapterTiled,
+    IPAdapterRegionalConditioning, IPAdapterCombineParams, IPAdapterFromParams,
 )
