@@ -1,0 +1,129 @@
+"""Flux.1 all-in-one checkpoints through CheckpointLoaderSimple on tiny random weights: a file in
+ComfyUI's layout (``model.diffusion_model.``, ``text_encoders.clip_l/t5xxl.transformer.``, ``vae.``)
+and an fp8 one, the ``flux_schnell`` template's graph through the Engine and a live server, equal to
+the same weights through UNETLoader + DualCLIPLoader + VAELoader; files it cannot read are named."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from nodeloom.diffusion.flux_checkpoint import is_flux_checkpoint, load_flux_checkpoint
+from nodeloom.diffusion.split_models import load_diffusion_model
+from nodeloom.models.offload import fp8_bytes
+from nodeloom.testing.tiny_families import build_tiny_flux
+from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
+
+#: the official flux_schnell template's graph (flux_schnell.json), tiny sizes and a fixed seed
+SCHNELL_CHECKPOINT_WORKFLOW = {
+    "30": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny_flux1-schnell.safetensors"}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["30", 1], "text": "a bottle with a rainbow galaxy inside"}},
+    "33": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["30", 1], "text": ""}},
+    "27": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+    "31": {"class_type": "KSampler", "inputs": {"model": ["30", 0], "seed": 5, "steps": 4, "cfg": 1.0,
+                                                "sampler_name": "euler", "scheduler": "simple", "positive": ["6", 0],
+                                                "negative": ["33", 0], "latent_image": ["27", 0], "denoise": 1.0}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["31", 0], "vae": ["30", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "ComfyUI"}},
+}
+
+
+def _fp8(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """2-D weights stored as plain ``float8_e4m3fn``, as in ``flux1-schnell-fp8.safetensors``."""
+    return {k: v.to(torch.float8_e4m3fn) if k.endswith(".weight") and v.ndim == 2 else v for k, v in sd.items()}
+
+
+@pytest.fixture(scope="module")
+def flux(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """Tiny schnell split files plus the all-in-one checkpoints built from them (and fp8 split twins)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("models")
+    parts = build_tiny_flux(root, guidance=False)
+    unet = load_file(str(root / "diffusion_models" / parts["unet"]))
+    clip_l = load_file(str(root / "text_encoders" / parts["clip_l_file"]))
+    t5 = load_file(str(root / "text_encoders" / parts["t5_file"]))
+    vae = load_file(str(root / "vae" / parts["vae_file"]))
+    (root / "checkpoints").mkdir()
+    for suffix, model, t5_sd in (("", unet, t5), ("-fp8", _fp8(unet), _fp8(t5))):
+        everything = {**{"model.diffusion_model." + k: v for k, v in model.items()},
+                      **{"text_encoders.clip_l.transformer." + k: v for k, v in clip_l.items()},
+                      **{"text_encoders.t5xxl.transformer." + k: v for k, v in t5_sd.items()},
+                      **{"vae." + k: v for k, v in vae.items()}}
+        save_file(everything, str(root / "checkpoints" / f"tiny_flux1-schnell{suffix}.safetensors"))
+    save_file(_fp8(unet), str(root / "diffusion_models" / "tiny_flux_schnell_fp8.safetensors"))
+    save_file(_fp8(t5), str(root / "text_encoders" / "tiny_t5xxl_fp8.safetensors"))
+    return root, parts
+
+
+def _split(ckpt_workflow: dict, unet: str, t5: str, parts: dict) -> dict:
+    """The same graph with the checkpoint's three parts loaded from split files."""
+    prompt = copy.deepcopy(ckpt_workflow)
+    del prompt["30"]
+    prompt["40"] = {"class_type": "UNETLoader", "inputs": {"unet_name": unet, "weight_dtype": "default"}}
+    prompt["41"] = {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": parts["clip_l_file"], "clip_name2": t5,
+                                                               "type": "flux"}}
+    prompt["42"] = {"class_type": "VAELoader", "inputs": {"vae_name": parts["vae_file"]}}
+    prompt["31"]["inputs"]["model"] = ["40", 0]
+    prompt["6"]["inputs"]["clip"] = prompt["33"]["inputs"]["clip"] = ["41", 0]
+    prompt["8"]["inputs"]["vae"] = ["42", 0]
+    return prompt
+
+
+@pytest.mark.parametrize(("ckpt", "unet", "t5"), [
+    ("tiny_flux1-schnell.safetensors", "tiny_flux_schnell.safetensors", "tiny_t5xxl.safetensors"),
+    ("tiny_flux1-schnell-fp8.safetensors", "tiny_flux_schnell_fp8.safetensors", "tiny_t5xxl_fp8.safetensors"),
+])
+def test_template_graph_equals_the_split_loaders(tmp_path, flux, ckpt, unet, t5):
+    models, parts = flux
+    assert parts["unet"] == "tiny_flux_schnell.safetensors"
+    prompt = copy.deepcopy(SCHNELL_CHECKPOINT_WORKFLOW)
+    prompt["30"]["inputs"]["ckpt_name"] = ckpt
+    with engine_for(tmp_path, models) as engine:
+        ours = run_ok(engine, prompt)
+        split = run_ok(engine, _split(prompt, unet, t5, parts))
+    model = ours.value("30")
+    assert model.family == "flux" and model.extra["file"] == ckpt
+    latent, reference = ours.value("31")["samples"], split.value("31")["samples"]
+    assert latent.shape == (1, 16, 8, 8) and latent.std() > 0.01
+    assert (latent - reference).abs().max() <= 1e-5
+    image = ours.value("8")
+    assert image.shape == (1, 64, 64, 3) and (image - split.value("8")).abs().max() <= 1e-5
+
+
+def test_fp8_checkpoint_keeps_its_transformer_fp8(flux):
+    models, _ = flux
+    path = models / "checkpoints" / "tiny_flux1-schnell-fp8.safetensors"
+    assert is_flux_checkpoint(path)
+    module, family, clip, vae = load_flux_checkpoint(path, [models / "tokenizers"])
+    split, _ = load_diffusion_model(models / "diffusion_models" / "tiny_flux_schnell_fp8.safetensors")
+    stored, total = fp8_bytes(module)
+    assert family.name == "flux" and 0 < stored < total and (stored, total) == fp8_bytes(split)
+    assert not module.config.guidance_embeds and family.sampling(module).shift == 1.0
+    assert vae.config.latent_channels == 16
+
+
+def test_template_graph_through_a_live_server(tmp_path, flux):
+    entry = run_served(tmp_path, flux[0], copy.deepcopy(SCHNELL_CHECKPOINT_WORKFLOW))
+    assert entry["outputs"]["9"]["images"][0]["filename"].startswith("ComfyUI")
+
+
+def test_files_it_cannot_read_are_named_with_the_loaders_to_use(tmp_path, flux):
+    models, parts = flux
+    unet = load_file(str(models / "diffusion_models" / parts["unet"]))
+    odd = models / "checkpoints" / "mystery_model.safetensors"
+    save_file({"model.diffusion_model.blocks.0.proj.weight": torch.zeros(4, 4)}, str(odd))
+    no_te = models / "checkpoints" / "tiny_flux_no_te.safetensors"
+    save_file({"model.diffusion_model." + k: v for k, v in unet.items()}, str(no_te))
+    prompt = copy.deepcopy(SCHNELL_CHECKPOINT_WORKFLOW)
+    with engine_for(tmp_path, models) as engine:
+        prompt["30"]["inputs"]["ckpt_name"] = odd.name
+        unknown = str(engine.run(prompt).errors)
+        prompt["30"]["inputs"]["ckpt_name"] = no_te.name
+        missing = str(engine.run(prompt).errors)
+    assert "mystery_model.safetensors" in unknown and "model.diffusion_model.double_blocks" in unknown
+    assert "model.diffusion_model.input_blocks" in unknown and "UNETLoader" in unknown and "VAELoader" in unknown
+    assert "tiny_flux_no_te.safetensors" in missing and "VAELoader" in missing and "`vae.*`" in missing
