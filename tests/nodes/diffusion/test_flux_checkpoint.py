@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from nodeloom.diffusion.flux_checkpoint import is_flux_checkpoint, load_flux_checkpoint
 from nodeloom.diffusion.split_models import load_diffusion_model
 from nodeloom.models.offload import fp8_bytes
-from nodeloom.testing.tiny_families import build_tiny_flux
+from nodeloom.testing.tiny_families import FLUX_DEV_WORKFLOW, build_tiny_flux
 from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
 
 #: the official flux_schnell template's graph (flux_schnell.json), tiny sizes and a fixed seed
@@ -37,25 +37,38 @@ def _fp8(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.to(torch.float8_e4m3fn) if k.endswith(".weight") and v.ndim == 2 else v for k, v in sd.items()}
 
 
+def _write_checkpoint(root: Path, parts: dict, name: str, fp8: bool = False) -> None:
+    """The split files under ``root`` joined into ``checkpoints/<name>`` in ComfyUI's all-in-one layout
+    (with the CLIP-L ``logit_scale`` and ``text_projection`` ComfyUI saves beside the text model, which
+    Flux leaves unused: its pooled vector is unprojected)."""
+    unet = load_file(str(root / "diffusion_models" / parts["unet"]))
+    clip_l = load_file(str(root / "text_encoders" / parts["clip_l_file"]))
+    t5 = load_file(str(root / "text_encoders" / parts["t5_file"]))
+    vae = load_file(str(root / "vae" / parts["vae_file"]))
+    width = clip_l["text_model.final_layer_norm.weight"].shape[0]
+    model, t5 = (_fp8(unet), _fp8(t5)) if fp8 else (unet, t5)
+    everything = {**{"model.diffusion_model." + k: v for k, v in model.items()},
+                  **{"text_encoders.clip_l.transformer." + k: v for k, v in clip_l.items()},
+                  "text_encoders.clip_l.transformer.text_projection.weight": torch.randn(width, width),
+                  "text_encoders.clip_l.logit_scale": torch.tensor(4.6052),
+                  **{"text_encoders.t5xxl.transformer." + k: v for k, v in t5.items()},
+                  **{"vae." + k: v for k, v in vae.items()}}
+    (root / "checkpoints").mkdir(exist_ok=True)
+    save_file(everything, str(root / "checkpoints" / name))
+
+
 @pytest.fixture(scope="module")
 def flux(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """Tiny schnell split files plus the all-in-one checkpoints built from them (and fp8 split twins)."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("models")
     parts = build_tiny_flux(root, guidance=False)
-    unet = load_file(str(root / "diffusion_models" / parts["unet"]))
-    clip_l = load_file(str(root / "text_encoders" / parts["clip_l_file"]))
-    t5 = load_file(str(root / "text_encoders" / parts["t5_file"]))
-    vae = load_file(str(root / "vae" / parts["vae_file"]))
-    (root / "checkpoints").mkdir()
-    for suffix, model, t5_sd in (("", unet, t5), ("-fp8", _fp8(unet), _fp8(t5))):
-        everything = {**{"model.diffusion_model." + k: v for k, v in model.items()},
-                      **{"text_encoders.clip_l.transformer." + k: v for k, v in clip_l.items()},
-                      **{"text_encoders.t5xxl.transformer." + k: v for k, v in t5_sd.items()},
-                      **{"vae." + k: v for k, v in vae.items()}}
-        save_file(everything, str(root / "checkpoints" / f"tiny_flux1-schnell{suffix}.safetensors"))
-    save_file(_fp8(unet), str(root / "diffusion_models" / "tiny_flux_schnell_fp8.safetensors"))
-    save_file(_fp8(t5), str(root / "text_encoders" / "tiny_t5xxl_fp8.safetensors"))
+    _write_checkpoint(root, parts, "tiny_flux1-schnell.safetensors")
+    _write_checkpoint(root, parts, "tiny_flux1-schnell-fp8.safetensors", fp8=True)
+    save_file(_fp8(load_file(str(root / "diffusion_models" / parts["unet"]))),
+              str(root / "diffusion_models" / "tiny_flux_schnell_fp8.safetensors"))
+    save_file(_fp8(load_file(str(root / "text_encoders" / parts["t5_file"]))),
+              str(root / "text_encoders" / "tiny_t5xxl_fp8.safetensors"))
     return root, parts
 
 
@@ -104,6 +117,32 @@ def test_fp8_checkpoint_keeps_its_transformer_fp8(flux):
     assert family.name == "flux" and 0 < stored < total and (stored, total) == fp8_bytes(split)
     assert not module.config.guidance_embeds and family.sampling(module).shift == 1.0
     assert vae.config.latent_channels == 16
+
+
+def test_dev_checkpoint_with_flux_guidance_equals_the_split_loaders(tmp_path):
+    """flux1-dev-fp8 as the USO template loads it: guidance embedding, Flux's shifted schedule."""
+    models = tmp_path / "models"
+    parts = build_tiny_flux(models)
+    _write_checkpoint(models, parts, "tiny_flux1-dev-fp8.safetensors", fp8=True)
+    save_file(_fp8(load_file(str(models / "diffusion_models" / parts["unet"]))),
+              str(models / "diffusion_models" / "tiny_flux_dev_fp8.safetensors"))
+    save_file(_fp8(load_file(str(models / "text_encoders" / parts["t5_file"]))),
+              str(models / "text_encoders" / "tiny_t5xxl_fp8.safetensors"))
+    split = copy.deepcopy(FLUX_DEV_WORKFLOW)
+    split["1"]["inputs"]["unet_name"] = "tiny_flux_dev_fp8.safetensors"
+    split["2"]["inputs"]["clip_name2"] = "tiny_t5xxl_fp8.safetensors"
+    ours = copy.deepcopy(FLUX_DEV_WORKFLOW)
+    for node in ("1", "2", "3"):
+        del ours[node]
+    ours["0"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny_flux1-dev-fp8.safetensors"}}
+    ours["4"]["inputs"]["model"] = ["0", 0]
+    ours["5"]["inputs"]["clip"] = ["0", 1]
+    ours["10"]["inputs"]["vae"] = ["0", 2]
+    with engine_for(tmp_path / "base", models) as engine:
+        got, want = run_ok(engine, ours), run_ok(engine, split)
+    assert got.value("0").sampling.shift == pytest.approx(1.15)
+    assert (got.value("9")["samples"] - want.value("9")["samples"]).abs().max() <= 1e-5
+    assert (got.value("10") - want.value("10")).abs().max() <= 1e-5
 
 
 def test_template_graph_through_a_live_server(tmp_path, flux):
