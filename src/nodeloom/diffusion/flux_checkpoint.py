@@ -27,7 +27,7 @@ _CLIP_L = "text_encoders.clip_l.transformer."
 _T5 = "text_encoders.t5xxl.transformer."
 _VAE = "vae."
 #: the keys CheckpointLoaderSimple tells its formats apart by (for the unknown-file message)
-_KNOWN = ("SD 1.x/2.x/SDXL: `model.diffusion_model.input_blocks.*` with `cond_stage_model.*`/`conditioner.*`",
+_KNOWN = ("Stable Diffusion 1.x/2.x/SDXL: `model.diffusion_model.input_blocks.*` with `cond_stage_model.*`/`conditioner.*`",
           "SD3/SD3.5: `model.diffusion_model.joint_blocks.*`",
           "Flux.1: `model.diffusion_model.double_blocks.*` with `text_encoders.clip_l.*`, `text_encoders.t5xxl.*`,"
           " `vae.*`",
