@@ -69,8 +69,7 @@ def load_flux_checkpoint(path: str | Path, tokenizer_folders: Sequence[Path]) ->
     sd = load_weights(p, dtype=torch.float32, prefix="", quantised=quantised)
     family = FAMILIES["flux"]
     module = family.load(_part(sd, _MODEL), None)
-    model_fp8 = {k[len(_MODEL):]: v for k, v in quantised.items() if k.startswith(_MODEL)}
-    if model_fp8:
+    if model_fp8 := _part(quantised, _MODEL):
         keep_quantised(module, model_fp8)
     where = {"name": p.name, "folder": str(p.parent)}
     vae_sd, clip_sd, t5_sd = _part(sd, _VAE), _part(sd, _CLIP_L), _part(sd, _T5)
