@@ -1,10 +1,7 @@
-"""Flux.1 (dev/schnell) all-in-one checkpoints (``models/checkpoints``, CheckpointLoaderSimple), as
-ComfyUI saves them and the ``flux_schnell`` template loads them (``flux1-schnell-fp8.safetensors``):
-the transformer under ``model.diffusion_model.``, CLIP-L under ``text_encoders.clip_l.transformer.``,
-T5-XXL under ``text_encoders.t5xxl.transformer.``, the VAE (LDM layout) under ``vae.``. Each part
-loads as its split file would (UNETLoader, DualCLIPLoader type flux, VAELoader); an fp8 transformer
-keeps its fp8 storage as UNETLoader's ``default`` keeps it. Also owns the error for a checkpoint of
-a family CheckpointLoaderSimple cannot read. Imports no node, engine or adapter."""
+"""Flux.1 dev/schnell all-in-one checkpoints (CheckpointLoaderSimple; ``flux1-schnell-fp8.safetensors``) in
+ComfyUI's layout: ``model.diffusion_model.``, ``text_encoders.{clip_l,t5xxl}.transformer.``, ``vae.`` (LDM),
+each part loaded as its split file would (fp8 transformer layers kept fp8, as UNETLoader keeps them); and
+the error for a checkpoint CheckpointLoaderSimple cannot read. Imports no node, engine or adapter."""
 
 from __future__ import annotations
 
@@ -27,7 +24,8 @@ _CLIP_L = "text_encoders.clip_l.transformer."
 _T5 = "text_encoders.t5xxl.transformer."
 _VAE = "vae."
 #: the keys CheckpointLoaderSimple tells its formats apart by (for the unknown-file message)
-_KNOWN = ("Stable Diffusion 1.x/2.x/SDXL: `model.diffusion_model.input_blocks.*` with `cond_stage_model.*`/`conditioner.*`",
+_KNOWN = ("Stable Diffusion 1.x/2.x/SDXL: `model.diffusion_model.input_blocks.*` with"
+          " `cond_stage_model.*`/`conditioner.*`",
           "SD3/SD3.5: `model.diffusion_model.joint_blocks.*`",
           "Flux.1: `model.diffusion_model.double_blocks.*` with `text_encoders.clip_l.*`, `text_encoders.t5xxl.*`,"
           " `vae.*`",

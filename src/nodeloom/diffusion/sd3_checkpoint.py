@@ -1,9 +1,8 @@
 """SD3/SD3.5 all-in-one checkpoints (``models/checkpoints``, CheckpointLoaderSimple), as ComfyUI
-repackages them: the MMDiT under ``model.diffusion_model.``, the VAE under ``first_stage_model.``,
-the text encoders under ``text_encoders.{clip_l,clip_g,t5xxl}.transformer.`` (T5 may be absent).
-Told apart from SD 1.x/2.x/SDXL checkpoints by their keys; each part loads as its split file
-would, the MMDiT's (scaled) fp8 layers kept fp8 as UNETLoader keeps them
-(``sd3.5_large_fp8_scaled.safetensors``). Imports no node, engine or adapter."""
+repackages them: the MMDiT under ``model.diffusion_model.`` ((scaled) fp8 layers kept fp8), the VAE under
+``first_stage_model.``, the text encoders under ``text_encoders.{clip_l,clip_g,t5xxl}.transformer.`` (T5 may
+be absent). Told apart from SD 1.x/2.x/SDXL checkpoints by their keys; each part loads as its split file
+would. Imports no node, engine or adapter."""
 
 from __future__ import annotations
 

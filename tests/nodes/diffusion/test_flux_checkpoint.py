@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from nodeloom.diffusion.families import FAMILIES
 from nodeloom.diffusion.flux_checkpoint import is_flux_checkpoint, load_flux_checkpoint
 from nodeloom.diffusion.split_models import load_diffusion_model
 from nodeloom.models.offload import fp8_bytes
@@ -155,14 +156,20 @@ def test_files_it_cannot_read_are_named_with_the_loaders_to_use(tmp_path, flux):
     unet = load_file(str(models / "diffusion_models" / parts["unet"]))
     odd = models / "checkpoints" / "mystery_model.safetensors"
     save_file({"model.diffusion_model.blocks.0.proj.weight": torch.zeros(4, 4)}, str(odd))
+    wan = models / "checkpoints" / "wan_in_checkpoints.safetensors"  # a model UNETLoader reads, wrapped
+    save_file({f"model.diffusion_model.{k}": torch.zeros(2, 2) for k in FAMILIES["wan"].signature}, str(wan))
     no_te = models / "checkpoints" / "tiny_flux_no_te.safetensors"
     save_file({"model.diffusion_model." + k: v for k, v in unet.items()}, str(no_te))
     prompt = copy.deepcopy(SCHNELL_CHECKPOINT_WORKFLOW)
     with engine_for(tmp_path, models) as engine:
         prompt["30"]["inputs"]["ckpt_name"] = odd.name
         unknown = str(engine.run(prompt).errors)
+        prompt["30"]["inputs"]["ckpt_name"] = wan.name
+        split_model = str(engine.run(prompt).errors)
         prompt["30"]["inputs"]["ckpt_name"] = no_te.name
         missing = str(engine.run(prompt).errors)
     assert "mystery_model.safetensors" in unknown and "model.diffusion_model.double_blocks" in unknown
     assert "model.diffusion_model.input_blocks" in unknown and "UNETLoader" in unknown and "VAELoader" in unknown
+    assert "wan_in_checkpoints.safetensors" in split_model and FAMILIES["wan"].title in split_model
+    assert "UNETLoader from models/diffusion_models" in split_model
     assert "tiny_flux_no_te.safetensors" in missing and "VAELoader" in missing and "`vae.*`" in missing
