@@ -17,7 +17,7 @@ from nodeloom.diffusion.flux_checkpoint import is_flux_checkpoint, load_flux_che
 from nodeloom.diffusion.split_models import load_diffusion_model
 from nodeloom.models.offload import fp8_bytes
 from nodeloom.testing.tiny_families import FLUX_DEV_WORKFLOW, build_tiny_flux
-from tests.nodes.diffusion.family_helpers import engine_for, run_ok, run_served
+from tests.nodes.diffusion.family_helpers import engine_for, official_template, run_ok, run_served
 
 #: the official flux_schnell template's graph (flux_schnell.json), tiny sizes and a fixed seed
 SCHNELL_CHECKPOINT_WORKFLOW = {
@@ -144,6 +144,37 @@ def test_dev_checkpoint_with_flux_guidance_equals_the_split_loaders(tmp_path):
     assert got.value("0").sampling.shift == pytest.approx(1.15)
     assert (got.value("9")["samples"] - want.value("9")["samples"]).abs().max() <= 1e-5
     assert (got.value("10") - want.value("10")).abs().max() <= 1e-5
+
+
+def test_official_template_file_converts_and_runs_on_the_fp8_checkpoint(tmp_path, flux):
+    """The official UI-format ``flux_schnell.json`` itself (its notes, ids and widget values), its file
+    name mapped to the tiny fp8 checkpoint, 64² and 2 steps: converted by the engine, run, and equal
+    to the same graph on the split loaders."""
+    import json
+
+    from nodeloom.workflows.files import load_prompt
+
+    models, parts = flux
+    workflow = official_template("flux_schnell")
+    for node in workflow["nodes"]:
+        values = node.get("widgets_values")
+        if node["type"] == "CheckpointLoaderSimple":
+            assert values == ["flux1-schnell-fp8.safetensors"]
+            values[0] = "tiny_flux1-schnell-fp8.safetensors"
+        elif node["type"] == "EmptySD3LatentImage":
+            values[:2] = [64, 64]
+        elif node["type"] == "KSampler":
+            values[2] = 2
+    (tmp_path / "wf.json").write_text(json.dumps(workflow), encoding="utf-8")
+    with engine_for(tmp_path / "base", models) as engine:
+        prompt = load_prompt(engine, str(tmp_path / "wf.json"))
+        assert {k: v["class_type"] for k, v in prompt.items()} == {
+            k: v["class_type"] for k, v in SCHNELL_CHECKPOINT_WORKFLOW.items()}
+        ours = run_ok(engine, prompt)
+        split = run_ok(engine, _split(prompt, "tiny_flux_schnell_fp8.safetensors", "tiny_t5xxl_fp8.safetensors", parts))
+    assert ours.outputs["9"]["images"][0]["filename"].startswith("ComfyUI")
+    assert (ours.value("31")["samples"] - split.value("31")["samples"]).abs().max() <= 1e-5
+    assert ours.value("8").shape == (1, 64, 64, 3)
 
 
 def test_template_graph_through_a_live_server(tmp_path, flux):
