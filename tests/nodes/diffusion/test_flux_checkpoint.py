@@ -16,7 +16,7 @@ from nodeloom.diffusion.families import FAMILIES
 from nodeloom.diffusion.flux_checkpoint import is_flux_checkpoint, load_flux_checkpoint
 from nodeloom.diffusion.split_models import load_diffusion_model
 from nodeloom.models.offload import fp8_bytes
-from nodeloom.testing.tiny_families import FLUX_DEV_WORKFLOW, build_tiny_flux
+from nodeloom.testing.tiny_families import FLUX_DEV_WORKFLOW, build_tiny_flux, scaled_fp8
 from tests.nodes.diffusion.family_helpers import engine_for, official_template, run_ok, run_served
 
 #: the official flux_schnell template's graph (flux_schnell.json), tiny sizes and a fixed seed
@@ -38,21 +38,28 @@ def _fp8(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.to(torch.float8_e4m3fn) if k.endswith(".weight") and v.ndim == 2 else v for k, v in sd.items()}
 
 
-def _write_checkpoint(root: Path, parts: dict, name: str, fp8: bool = False) -> None:
+def _write_checkpoint(root: Path, parts: dict, name: str, fp8: str = "") -> None:
     """The split files under ``root`` joined into ``checkpoints/<name>`` in ComfyUI's all-in-one layout
     (with the CLIP-L ``logit_scale`` and ``text_projection`` ComfyUI saves beside the text model, which
-    Flux leaves unused: its pooled vector is unprojected)."""
+    Flux leaves unused: its pooled vector is unprojected). ``fp8``: "plain" or "scaled" transformer
+    and T5 weights."""
     unet = load_file(str(root / "diffusion_models" / parts["unet"]))
     clip_l = load_file(str(root / "text_encoders" / parts["clip_l_file"]))
     t5 = load_file(str(root / "text_encoders" / parts["t5_file"]))
     vae = load_file(str(root / "vae" / parts["vae_file"]))
     width = clip_l["text_model.final_layer_norm.weight"].shape[0]
-    model, t5 = (_fp8(unet), _fp8(t5)) if fp8 else (unet, t5)
-    everything = {**{"model.diffusion_model." + k: v for k, v in model.items()},
+    model = {"model.diffusion_model." + k: v for k, v in unet.items()}
+    t5 = {"text_encoders.t5xxl.transformer." + k: v for k, v in t5.items()}
+    if fp8 == "plain":
+        model, t5 = _fp8(model), _fp8(t5)
+    elif fp8 == "scaled":
+        model, t5 = scaled_fp8(unet), scaled_fp8(load_file(str(root / "text_encoders" / parts["t5_file"])),
+                                                 "text_encoders.t5xxl.transformer.")
+    everything = {**model,
                   **{"text_encoders.clip_l.transformer." + k: v for k, v in clip_l.items()},
                   "text_encoders.clip_l.transformer.text_projection.weight": torch.randn(width, width),
                   "text_encoders.clip_l.logit_scale": torch.tensor(4.6052),
-                  **{"text_encoders.t5xxl.transformer." + k: v for k, v in t5.items()},
+                  **t5,
                   **{"vae." + k: v for k, v in vae.items()}}
     (root / "checkpoints").mkdir(exist_ok=True)
     save_file(everything, str(root / "checkpoints" / name))
@@ -65,7 +72,10 @@ def flux(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("models")
     parts = build_tiny_flux(root, guidance=False)
     _write_checkpoint(root, parts, "tiny_flux1-schnell.safetensors")
-    _write_checkpoint(root, parts, "tiny_flux1-schnell-fp8.safetensors", fp8=True)
+    _write_checkpoint(root, parts, "tiny_flux1-schnell-fp8.safetensors", fp8="plain")
+    _write_checkpoint(root, parts, "tiny_flux1-schnell-fp8-scaled.safetensors", fp8="scaled")
+    save_file(scaled_fp8(load_file(str(root / "text_encoders" / parts["t5_file"])), ""),
+              str(root / "text_encoders" / "tiny_t5xxl_fp8_scaled.safetensors"))
     save_file(_fp8(load_file(str(root / "diffusion_models" / parts["unet"]))),
               str(root / "diffusion_models" / "tiny_flux_schnell_fp8.safetensors"))
     save_file(_fp8(load_file(str(root / "text_encoders" / parts["t5_file"]))),
@@ -90,6 +100,8 @@ def _split(ckpt_workflow: dict, unet: str, t5: str, parts: dict) -> dict:
 @pytest.mark.parametrize(("ckpt", "unet", "t5"), [
     ("tiny_flux1-schnell.safetensors", "tiny_flux_schnell.safetensors", "tiny_t5xxl.safetensors"),
     ("tiny_flux1-schnell-fp8.safetensors", "tiny_flux_schnell_fp8.safetensors", "tiny_t5xxl_fp8.safetensors"),
+    ("tiny_flux1-schnell-fp8-scaled.safetensors", "tiny_flux_schnell_fp8_scaled.safetensors",
+     "tiny_t5xxl_fp8_scaled.safetensors"),
 ])
 def test_template_graph_equals_the_split_loaders(tmp_path, flux, ckpt, unet, t5):
     models, parts = flux
@@ -108,12 +120,15 @@ def test_template_graph_equals_the_split_loaders(tmp_path, flux, ckpt, unet, t5)
     assert image.shape == (1, 64, 64, 3) and (image - split.value("8")).abs().max() <= 1e-5
 
 
-def test_fp8_checkpoint_keeps_its_transformer_fp8(flux):
+@pytest.mark.parametrize(("ckpt", "unet"), [("tiny_flux1-schnell-fp8.safetensors", "tiny_flux_schnell_fp8.safetensors"),
+                                            ("tiny_flux1-schnell-fp8-scaled.safetensors",
+                                             "tiny_flux_schnell_fp8_scaled.safetensors")])
+def test_fp8_checkpoint_keeps_its_transformer_fp8(flux, ckpt, unet):
     models, _ = flux
-    path = models / "checkpoints" / "tiny_flux1-schnell-fp8.safetensors"
+    path = models / "checkpoints" / ckpt
     assert is_flux_checkpoint(path)
     module, family, clip, vae = load_flux_checkpoint(path, [models / "tokenizers"])
-    split, _ = load_diffusion_model(models / "diffusion_models" / "tiny_flux_schnell_fp8.safetensors")
+    split, _ = load_diffusion_model(models / "diffusion_models" / unet)
     stored, total = fp8_bytes(module)
     assert family.name == "flux" and 0 < stored < total and (stored, total) == fp8_bytes(split)
     assert not module.config.guidance_embeds and family.sampling(module).shift == 1.0
@@ -124,7 +139,7 @@ def test_dev_checkpoint_with_flux_guidance_equals_the_split_loaders(tmp_path):
     """flux1-dev-fp8 as the USO template loads it: guidance embedding, Flux's shifted schedule."""
     models = tmp_path / "models"
     parts = build_tiny_flux(models)
-    _write_checkpoint(models, parts, "tiny_flux1-dev-fp8.safetensors", fp8=True)
+    _write_checkpoint(models, parts, "tiny_flux1-dev-fp8.safetensors", fp8="plain")
     save_file(_fp8(load_file(str(models / "diffusion_models" / parts["unet"]))),
               str(models / "diffusion_models" / "tiny_flux_dev_fp8.safetensors"))
     save_file(_fp8(load_file(str(models / "text_encoders" / parts["t5_file"]))),
