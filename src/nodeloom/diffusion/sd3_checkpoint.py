@@ -1,7 +1,7 @@
 """SD3/SD3.5 all-in-one checkpoints (``models/checkpoints``, CheckpointLoaderSimple), as ComfyUI
-repackages them: the MMDiT under ``model.diffusion_model.``, the VAE under ``first_stage_model.``,
-the text encoders under ``text_encoders.{clip_l,clip_g,t5xxl}.transformer.`` (T5 may be absent).
-Told apart from SD 1.x/2.x/SDXL checkpoints by their keys; each part loads as its split file
+repackages them: the MMDiT under ``model.diffusion_model.`` ((scaled) fp8 layers kept fp8), the VAE under
+``first_stage_model.``, the text encoders under ``text_encoders.{clip_l,clip_g,t5xxl}.transformer.`` (T5 may
+be absent). Told apart from SD 1.x/2.x/SDXL checkpoints by their keys; each part loads as its split file
 would. Imports no node, engine or adapter."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from nodeloom.diffusion.families import FAMILIES
 from nodeloom.diffusion.single_file import load_weights, read_header
 from nodeloom.diffusion.split_models import build_sd3_clip
 from nodeloom.errors import ValidationError, require
+from nodeloom.models.offload import keep_quantised
 
 __all__ = ["is_sd3_checkpoint", "load_sd3_checkpoint"]
 
@@ -33,7 +34,8 @@ def _part(sd: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def load_sd3_checkpoint(path: str | Path, tokenizer_folders: Sequence[Path]) -> tuple[Any, Any, Any, Any]:
-    """``(transformer, family, CLIP value, AutoencoderKL)`` of an all-in-one SD3 checkpoint, CPU float32.
+    """``(transformer, family, CLIP value, AutoencoderKL)`` of an all-in-one SD3 checkpoint on the CPU:
+    float32 modules, except that the MMDiT's fp8 layers keep their fp8 values and scales.
 
     Raises:
         ValidationError: no VAE or no CLIP-L/CLIP-G in the file (naming it and what is missing).
@@ -41,9 +43,12 @@ def load_sd3_checkpoint(path: str | Path, tokenizer_folders: Sequence[Path]) -> 
     """
     torch = require("torch", "diffusion")
     p = Path(path)
-    sd = load_weights(p, dtype=torch.float32, prefix="")
+    quantised: dict[str, tuple[Any, Any]] = {}
+    sd = load_weights(p, dtype=torch.float32, prefix="", quantised=quantised)
     family = FAMILIES["sd3"]
     module = family.load(_part(sd, "model.diffusion_model."), None)
+    if model_fp8 := _part(quantised, "model.diffusion_model."):
+        keep_quantised(module, model_fp8)
     vae_sd = _part(sd, "first_stage_model.")
     if not vae_sd:
         raise ValidationError(f"`{p.name}` (in {p.parent}) holds an SD3 model but no VAE (`first_stage_model.*`); load"

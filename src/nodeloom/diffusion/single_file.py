@@ -162,7 +162,7 @@ def _dequantise(sd: dict[str, Any], dtype: Any, layers: dict[str, dict[str, Any]
     out: dict[str, Any] = {}
     for key, value in sd.items():
         layer = key.rsplit(".", 1)[0] if "." in key else ""
-        if key == "scaled_fp8" or (key.endswith(_QUANT_SUFFIXES) and layer in quantised_layers):
+        if key.rsplit(".", 1)[-1] == "scaled_fp8" or (key.endswith(_QUANT_SUFFIXES) and layer in quantised_layers):
             continue  # markers, descriptions and scales: folded into the weights below
         scale = None
         if key.endswith(".weight"):

@@ -73,3 +73,17 @@ def sigmas_scheduler(sigmas: Any) -> Any:
     plain = sched.set_timesteps
     sched.set_timesteps = lambda *args, device=None, **kw: plain(sigmas=sigmas[:-1].tolist(), device=device)
     return sched
+
+
+def official_template(name: str) -> dict:
+    """The official UI-format template ``<name>.json`` (skips the test when the templates are not installed)."""
+    import importlib.util
+    import json
+
+    import pytest
+
+    spec = importlib.util.find_spec("comfyui_workflow_templates_json")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("the official templates are not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "templates" / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -19,7 +19,14 @@ from nodeloom.diffusion.flow import FlowSampling
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.diffusion.split_models import load_diffusion_model, model_value
 from nodeloom.testing.tiny_hidream import HIDREAM_E1_WORKFLOW, HIDREAM_WORKFLOW, build_tiny_hidream
-from tests.nodes.diffusion.family_helpers import engine_for, lora_pair, run_ok, run_served, write_merged
+from tests.nodes.diffusion.family_helpers import (
+    engine_for,
+    lora_pair,
+    official_template,
+    run_ok,
+    run_served,
+    write_merged,
+)
 
 PROMPT = HIDREAM_WORKFLOW["91"]["inputs"]["text"]
 NEGATIVE = HIDREAM_WORKFLOW["85"]["inputs"]["text"]
@@ -310,16 +317,6 @@ def test_conditioning_and_loader_errors_name_what_is_wrong(tmp_path, hidream):
             assert result.status != "success" and expected in message and "llama_3.1" in message, message
 
 
-def _template(name: str) -> dict:
-    import importlib.util
-
-    spec = importlib.util.find_spec("comfyui_workflow_templates_json")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the official templates are not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "templates" / f"{name}.json"
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 #: the templates' file names → the tiny files (the templates' own T5/Llama names are the scaled-fp8 ones)
 _TINY_FILES = {"hidream_i1_dev_fp8.safetensors": "tiny_hidream_i1_fp8_scaled.safetensors",
                "hidream_e1_full_bf16.safetensors": "tiny_hidream_i1.safetensors",
@@ -342,7 +339,7 @@ def test_official_template_files_convert_and_run(tmp_path, hidream, name):
     from nodeloom.workflows.files import load_prompt
 
     models, _ = hidream
-    workflow = _template(name)
+    workflow = official_template(name)
     for node in workflow["nodes"]:
         values = node.get("widgets_values")
         if isinstance(values, list):

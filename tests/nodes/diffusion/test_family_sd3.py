@@ -274,3 +274,30 @@ def test_custom_sampling_with_manual_sigmas_equals_the_ksampler(tmp_path, sd3):
     ksampler = result.value("8")["samples"]
     assert (result.value("25")["samples"] - ksampler).abs().max() < 1e-5
     assert (result.value("26")["samples"] - ksampler).abs().max() < 1e-5
+
+
+def test_scaled_fp8_all_in_one_checkpoint_keeps_its_mmdit_fp8(tmp_path, sd3):
+    """An all-in-one file whose MMDiT is ComfyUI's scaled fp8 (as ``sd3.5_large_fp8_scaled``): its layers
+    stay fp8 with their scales, as UNETLoader keeps the split scaled-fp8 file, and the template's graph
+    equals the split files with that UNet to 1e-5."""
+    from safetensors.torch import load_file, save_file
+
+    from nodeloom.models.offload import fp8_bytes
+    from nodeloom.testing.tiny_families import scaled_fp8
+
+    models, parts = sd3
+    sd = load_file(str(models / "checkpoints" / parts["checkpoint"]))
+    cut = "model.diffusion_model."
+    mmdit = {k[len(cut):]: v for k, v in sd.items() if k.startswith(cut)}
+    save_file({**scaled_fp8(mmdit, cut), **{k: v for k, v in sd.items() if not k.startswith(cut)}},
+              str(models / "checkpoints" / "tiny_sd3.5_fp8_scaled_aio.safetensors"))
+    whole = copy.deepcopy(CHECKPOINT_WORKFLOW)
+    whole["4"]["inputs"]["ckpt_name"] = "tiny_sd3.5_fp8_scaled_aio.safetensors"
+    split = copy.deepcopy(SD35_WORKFLOW)
+    split["1"]["inputs"]["unet_name"] = parts["unet_fp8"]
+    with engine_for(tmp_path, models) as engine:
+        got, want = run_ok(engine, whole), run_ok(engine, split)
+        stored, total = fp8_bytes(got.value("4").unet)
+        assert 0 < stored < total and (stored, total) == fp8_bytes(load_diffusion_model(
+            models / "diffusion_models" / parts["unet_fp8"])[0])
+    assert (got.value("3")["samples"] - want.value("8")["samples"]).abs().max() < 1e-5

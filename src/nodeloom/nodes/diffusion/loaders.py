@@ -7,6 +7,7 @@ from typing import Any
 
 from nodeloom.diffusion.checkpoint import load_checkpoint, load_state_dict, load_vae_file
 from nodeloom.diffusion.flux2_vae import Flux2Vae, is_flux2_vae
+from nodeloom.diffusion.flux_checkpoint import is_flux_checkpoint, load_flux_checkpoint, unknown_checkpoint_error
 from nodeloom.diffusion.ltxv_vae import (
     LtxvVae,
     is_ltxv_checkpoint,
@@ -30,7 +31,7 @@ __all__ = ["CLIPSetLastLayer", "CheckpointLoaderSimple", "DiffusersLoader", "VAE
 
 def load_checkpoint_values(ckpt_name: str, folder: str = "checkpoints") -> tuple[DiffusionModel, Any, VaeModel]:
     """Resolve ``ckpt_name`` in a model folder and return (MODEL, CLIP, VAE), cached by file
-    (SD 1.x/2.x/SDXL, or an SD3/SD3.5 or Lumina 2 all-in-one file)."""
+    (SD 1.x/2.x/SDXL, or an SD3/SD3.5, Flux.1, Lumina 2 or LTX all-in-one file)."""
     return checkpoint_values_from_path(services().paths.get_full_path(folder, ckpt_name))
 
 
@@ -41,6 +42,10 @@ def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, Any, VaeMode
         module, family, clip, vae_module = svc.models.load(
             model_key(path, "sd3-checkpoint"), lambda: load_sd3_checkpoint(path, svc.paths.model_folders("tokenizers")))
         return model_value(module, family, Path(path).name), clip, VaeModel(vae_module, manager=svc.models)
+    if is_flux_checkpoint(path):  # Flux.1 dev/schnell all-in-one: the transformer (fp8 kept), CLIP-L + T5 and the VAE
+        module, family, clip, vae_module = svc.models.load(
+            model_key(path, "flux-checkpoint"), lambda: load_flux_checkpoint(path, svc.paths.model_folders("tokenizers")))
+        return model_value(module, family, Path(path).name), clip, vae_value(vae_module, svc.models)
     if is_lumina2_checkpoint(path):  # Lumina 2 all-in-one: the NextDiT, Gemma 2 and the VAE
         module, family, clip, vae_module = svc.models.load(
             model_key(path, "lumina2-checkpoint"),
@@ -52,6 +57,8 @@ def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, Any, VaeMode
     if is_ltxv_checkpoint(path):  # LTX-Video all-in-one: the transformer and the VAE; T5 loads with CLIPLoader
         module, family, vae_module = svc.models.load(model_key(path, "ltxv-checkpoint"), lambda: load_ltxv_checkpoint(path))
         return model_value(module, family, Path(path).name), None, LtxvVae(vae_module, manager=svc.models)
+    if (error := unknown_checkpoint_error(path)) is not None:
+        raise error
     allow = bool(svc.settings.get("allow_unsafe_pickle", False))
     parts = svc.models.load(model_key(path, "sd-checkpoint"), lambda: load_checkpoint(path, allow_pickle=allow))
     vae = VaeModel(parts.vae, manager=svc.models)
