@@ -8,41 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from nodeloom.node_api import IO, MAX_RESOLUTION, Combo, Float, Int, Latent, Mask, Node, Output, Schema
+from nodeloom.ops.resample import bislerp
 
 __all__ = ["EmptyLatentImage", "LatentUpscale", "LatentUpscaleBy", "SetLatentNoiseMask", "upscale_latent"]
 
 UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "bislerp"]
 CROP_METHODS = ["disabled", "center"]
-
-
-def _slerp_rows(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between channel vectors (dim 1), magnitudes interpolated linearly;
-    near-parallel pairs keep ``a``, near-opposite ones interpolate linearly (ComfyUI's edge cases)."""
-    na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1, keepdim=True)
-    ua = torch.where(na == 0, torch.zeros_like(a), a / na)
-    ub = torch.where(nb == 0, torch.zeros_like(b), b / nb)
-    dot = (ua * ub).sum(1, keepdim=True)
-    omega = torch.acos(dot)
-    so = torch.sin(omega)
-    out = ((torch.sin((1 - t) * omega) / so) * ua + (torch.sin(t * omega) / so) * ub) * (na * (1 - t) + nb * t)
-    out = torch.where(dot > 1 - 1e-5, a, out)
-    return torch.where(dot < 1e-5 - 1, a * (1 - t) + b * t, out)
-
-
-def _bislerp(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Slerp upscaling along the width, then the height; the source pair and weight of each output
-    position are those of a bilinear (half-pixel) resize of the index ramp, as ComfyUI takes them."""
-    def axis(v: torch.Tensor, size: int, dim: int) -> torch.Tensor:
-        n = v.shape[dim]
-        ramp = torch.arange(n, dtype=torch.float32, device=v.device)
-        pos = F.interpolate(ramp.view(1, 1, 1, n), size=(1, size), mode="bilinear").flatten()
-        nxt = F.interpolate((ramp + 1).clamp(max=n - 1).view(1, 1, 1, n), size=(1, size), mode="bilinear").flatten()
-        shape = [1, 1, 1, 1]
-        shape[dim] = size
-        return _slerp_rows(v.index_select(dim, pos.long()), v.index_select(dim, nxt.long()),
-                           (pos - pos.floor()).view(shape))
-
-    return axis(axis(x, w, 3), h, 2)
 
 
 def upscale_latent(samples: torch.Tensor, width: int, height: int, method: str, crop: str) -> torch.Tensor:
@@ -57,7 +28,7 @@ def upscale_latent(samples: torch.Tensor, width: int, height: int, method: str, 
             y = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
         samples = samples[:, :, y:old_h - y, x:old_w - x]
     if method == "bislerp":
-        return _bislerp(samples.float(), height, width).to(samples.dtype)
+        return bislerp(samples, width, height)
     if method in ("bilinear", "bicubic"):
         return F.interpolate(samples, size=(height, width), mode=method, align_corners=False)
     return F.interpolate(samples, size=(height, width), mode=method)
