@@ -62,10 +62,11 @@ def _cost(q: np.ndarray, x: np.ndarray) -> float:
     return max(float(h @ q @ h), 0.0)
 
 
-def _face_normal(v: np.ndarray, tri) -> np.ndarray:
-    n = np.cross(v[tri[1]] - v[tri[0]], v[tri[2]] - v[tri[0]])
-    length = np.linalg.norm(n)
-    return n / length if length > 0 else n
+def _cross3(p0: list[float], p1: list[float], p2: list[float]) -> tuple[float, float, float]:
+    """(p1 − p0) × (p2 − p0) on plain floats (one triangle: cheaper than numpy's)."""
+    ux, uy, uz = p1[0] - p0[0], p1[1] - p0[1], p1[2] - p0[2]
+    wx, wy, wz = p2[0] - p0[0], p2[1] - p0[1], p2[2] - p0[2]
+    return uy * wz - uz * wy, uz * wx - ux * wz, ux * wy - uy * wx
 
 
 def decimate_item(vertices: np.ndarray, faces: np.ndarray, target_faces: int, placement: str = "midpoint",
@@ -82,17 +83,19 @@ def decimate_item(vertices: np.ndarray, faces: np.ndarray, target_faces: int, pl
     v, f, col = _weld(np.asarray(vertices, np.float64), np.asarray(faces, np.int64), colors)
     if len(f) <= target_faces:
         return _compact(v, f, col)
+    corners = v[f]
+    raw = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    length = np.linalg.norm(raw, axis=1, keepdims=True)
+    normals = np.divide(raw, length, out=np.zeros_like(raw), where=length > 0)
+    planes = np.concatenate([normals, -(normals * corners[:, 0]).sum(1, keepdims=True)], axis=1)
+    face_q = np.maximum(0.5 * length[:, 0], 1e-12)[:, None, None] * planes[:, :, None] * planes[:, None, :]
     quadrics = np.zeros((len(v), 4, 4))
-    normals = np.array([_face_normal(v, tri) for tri in f]) if len(f) else np.zeros((0, 3))
-    for k, tri in enumerate(f):
-        area = 0.5 * np.linalg.norm(np.cross(v[tri[1]] - v[tri[0]], v[tri[2]] - v[tri[0]]))
-        q = _plane_quadric(normals[k], v[tri[0]], max(area, 1e-12))
-        for i in tri:
-            quadrics[i] += q
+    for corner in range(3):
+        np.add.at(quadrics, f[:, corner], face_q)
     edge_faces: dict[tuple[int, int], list[int]] = {}
-    for k, tri in enumerate(f):
-        for a, b in ((tri[0], tri[1]), (tri[1], tri[2]), (tri[2], tri[0])):
-            edge_faces.setdefault((min(a, b), max(a, b)), []).append(k)
+    for k, (i, j, m) in enumerate(f.tolist()):
+        for a, b in ((i, j), (j, m), (m, i)):
+            edge_faces.setdefault((a, b) if a < b else (b, a), []).append(k)
     if placement == "qem":
         cos_limit = math.cos(math.radians(feature_edge_min_dihedral_deg))
         for (a, b), adjacent in edge_faces.items():
@@ -114,7 +117,7 @@ def decimate_item(vertices: np.ndarray, faces: np.ndarray, target_faces: int, pl
                             quadrics[b] += q
 
     vertex_faces: list[set[int]] = [set() for _ in range(len(v))]
-    for k, tri in enumerate(f):
+    for k, tri in enumerate(f.tolist()):
         for i in tri:
             vertex_faces[i].add(k)
     alive = np.ones(len(f), bool)
@@ -142,7 +145,8 @@ def decimate_item(vertices: np.ndarray, faces: np.ndarray, target_faces: int, pl
     heap: list[tuple[float, int, int, int, int]] = []
 
     def push(a: int, b: int) -> None:
-        a, b = min(a, b), max(a, b)
+        if a > b:
+            a, b = b, a
         cost, _ = place(a, b)
         heapq.heappush(heap, (cost, a, b, int(version[a]), int(version[b])))
 
@@ -150,7 +154,7 @@ def decimate_item(vertices: np.ndarray, faces: np.ndarray, target_faces: int, pl
         push(a, b)
 
     def neighbours(i: int) -> set[int]:
-        return {j for k in vertex_faces[i] for j in f[k] if j != i}
+        return {j for k in vertex_faces[i] for j in f[k].tolist() if j != i}
 
     count = int(alive.sum())
     while count > target_faces and heap:
@@ -161,17 +165,16 @@ def decimate_item(vertices: np.ndarray, faces: np.ndarray, target_faces: int, pl
         if not shared:
             continue
         # link condition: the common neighbours are exactly the far corners of the shared faces
-        opposite = {j for k in shared for j in f[k] if j not in (a, b)}
+        opposite = {j for k in shared for j in f[k].tolist() if j not in (a, b)}
         if neighbours(a) & neighbours(b) != opposite:
             continue
         _, x = place(a, b)
         flips = False
         for k in (vertex_faces[a] | vertex_faces[b]) - shared:
-            tri = f[k]
-            before = np.cross(v[tri[1]] - v[tri[0]], v[tri[2]] - v[tri[0]])
-            pts = [x if j in (a, b) else v[j] for j in tri]
-            after = np.cross(pts[1] - pts[0], pts[2] - pts[0])
-            if float(before @ after) <= 0:
+            tri = f[k].tolist()
+            before = _cross3(v[tri[0]].tolist(), v[tri[1]].tolist(), v[tri[2]].tolist())
+            after = _cross3(*[x.tolist() if j in (a, b) else v[j].tolist() for j in tri])
+            if before[0] * after[0] + before[1] * after[1] + before[2] * after[2] <= 0:
                 flips = True
                 break
         if flips:
