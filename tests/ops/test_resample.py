@@ -59,3 +59,17 @@ def test_pad_for_outpaint_mask_feathers_into_the_image() -> None:
     assert mask[0, 10, 12] == 0.0 and mask[0, 10, 27] == 0.0
     _, no_feather = resample.pad_for_outpaint(image, 0, 4, 0, 0, 0)
     assert no_feather[0, 4:].sum() == 0 and torch.all(no_feather[0, :4] == 1)
+
+
+def test_bislerp_is_spherical_not_bilinear():
+    pair = torch.zeros(1, 2, 1, 2)
+    pair[0, 0, 0, 0] = pair[0, 1, 0, 1] = 1.0  # orthogonal unit channel vectors
+    up = resample.upscale(pair, 4, 1, "bislerp")
+    assert torch.equal(up, resample.bislerp(pair, 4, 1))
+    assert torch.allclose(up.norm(dim=1), torch.ones(1, 1, 4), atol=1e-6)  # stays on the unit circle
+    assert not torch.allclose(up, resample.upscale(pair, 4, 1, "bilinear"))
+    from nodeloom.compat.comfy import utils as comfy_utils
+
+    video = torch.randn(1, 2, 3, 4, 4)  # [B,C,T,H,W]: frames resized one by one
+    assert torch.allclose(comfy_utils.common_upscale(video, 8, 6, "bislerp", "disabled")[:, :, 1],
+                          comfy_utils.bislerp(video[:, :, 1], 8, 6), atol=1e-6)

@@ -146,6 +146,10 @@ def main() -> int:
         ("dpmpp_2m_sde", {"eta": 0.5, "s_noise": 0.9, "solver_type": "heun"}, {"eta": 0.5, "s_noise": 0.9, "solver": "heun"}),
         ("dpmpp_3m_sde", {"eta": 0.4, "s_noise": 1.2}, {"eta": 0.4, "s_noise": 1.2}),
         ("lms", {"order": 2}, {"order": 2}),
+        ("dpm_adaptive", {"order": 2, "rtol": 0.02, "h_init": 0.1}, {"order": 2, "rtol": 0.02, "h_init": 0.1}),
+        ("dpm_adaptive", {"pcoeff": 0.3, "icoeff": 0.9, "dcoeff": 0.2, "accept_safety": 0.9},
+         {"pcoeff": 0.3, "icoeff": 0.9, "dcoeff": 0.2, "accept_safety": 0.9}),
+        ("dpm_adaptive", {"eta": 0.7, "s_noise": 0.9}, {"eta": 0.7, "s_noise": 0.9}),
     ]
     runs = ([(n, False, {}, {}) for n in comfy_samplers.SAMPLER_NAMES] + [(n, True, {}, {}) for n in stochastic]
             + [(n, False, theirs, ours) for n, theirs, ours in optioned])
@@ -201,11 +205,11 @@ def main() -> int:
                 extra_args["seed"] = SEED
                 ours_noise = (sampling.brownian_noise(SEED, x0, sigmas, on_cpu=not name.endswith("_gpu"))
                               if name in ours_samplers.BROWNIAN else sampling.step_noise(SEED))
-            elif "noise_sampler" in inspect.signature(fn).parameters:
+            elif "noise_sampler" in inspect.signature(fn).parameters or theirs_opts.get("eta"):
                 extra["noise_sampler"] = lambda s, sn: torch.randn(x0.shape, generator=gen_c, dtype=dtype)
             try:
                 if name in ("dpm_fast", "dpm_adaptive"):  # wrappers taking (model, noise, sigmas, extra_args, callback, disable)
-                    a = fn(model, x0.clone(), sigmas.clone(), {}, None, True)
+                    a = fn(model, x0.clone(), sigmas.clone(), {}, None, True, **extra, **theirs_opts)
                 else:
                     a = fn(model, x0.clone(), sigmas.clone(), extra_args=extra_args, disable=True, **extra, **theirs_opts)
             except Exception as exc:  # e.g. ComfyUI's UniPC mixes float32 constants into float64 inputs
@@ -221,8 +225,47 @@ def main() -> int:
             failures += err > limit
             note = "   <-- DIFF" if err > limit else (f"   (within {limit:g}: {why})" if err > tol else "")
             print(f"{case:8s} {label:32s} rel {err:.2e}{note}")
+    failures += _compare_lcm_upscale(torch, cases, cfg, comfy_samplers, comfy_ms, dtype, tol, args)
     print(f"{failures} difference(s)")
     return 1 if failures else 0
+
+
+def _compare_lcm_upscale(torch, cases, cfg, comfy_samplers, comfy_ms, dtype, tol, args) -> int:
+    """SamplerLCMUpscale's walk against ComfyUI's ``sample_lcm_upscale``: it draws its noise with
+    ``torch.randn_like`` from the global generator, so that generator is seeded and nodeloom's side
+    draws the same stream from its own generator."""
+    from comfy_extras.nodes_advanced_samplers import sample_lcm_upscale
+
+    from nodeloom.nodes.diffusion.extra_samplers import lcm_upscale
+
+    print("== SamplerLCMUpscale")
+    failures = 0
+    options = [(2.0, "bislerp", None), (1.5, "bicubic", 2), (3.0, "nearest-exact", 100), (0.5, "area", 1)]
+    for case, (cond, neg) in cases.items():
+        def guided(x, sigma, cond=cond, neg=neg, **_):
+            s = sigma.reshape(-1)[0]
+            c, u = cond(x, s), neg(x, s)
+            return u + (c - u) * cfg
+
+        for ratio, method, steps in options:
+            sigmas = comfy_samplers.calculate_sigmas(comfy_ms, "karras", args.steps).to(dtype)
+            x0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3), dtype=dtype) * sigmas[0]
+            torch.manual_seed(SEED)
+            a = sample_lcm_upscale(guided, x0.clone(), sigmas.clone(), disable=True, total_upscale=ratio,
+                                   upscale_method=method, upscale_steps=steps)
+            gen = torch.Generator().manual_seed(SEED)
+            b = lcm_upscale(guided, x0.clone(), sigmas.clone(),
+                            lambda like, *_: torch.randn(like.shape, generator=gen, dtype=like.dtype),
+                            lambda *_: None, total_upscale=ratio, upscale_method=method, upscale_steps=steps)
+            label = f"ratio {ratio} {method} steps {steps}"
+            if a.shape != b.shape:
+                print(f"{case:8s} {label:32s} shape {tuple(a.shape)} vs {tuple(b.shape)}   <-- DIFF")
+                failures += 1
+                continue
+            err = float((a - b).abs().max() / a.abs().max())
+            failures += err > tol
+            print(f"{case:8s} {label:32s} rel {err:.2e}" + ("   <-- DIFF" if err > tol else ""))
+    return failures
 
 
 if __name__ == "__main__":

@@ -758,32 +758,61 @@ def dpm_fast(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noi
 
 
 def dpm_adaptive(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
-                 rtol: float = 0.05, atol: float = 0.0078, h_init: float = 0.05, accept_safety: float = 0.81) -> torch.Tensor:
-    """DPM-Solver-23 with adaptive steps: a third-order step, its embedded second-order estimate for
-    the error, and an integral step-size controller. The number of model calls depends on the
-    image, not on ``steps``; progress is reported as the share of log-σ time covered."""
+                 order: int = 3, rtol: float = 0.05, atol: float = 0.0078, h_init: float = 0.05, pcoeff: float = 0.0,
+                 icoeff: float = 1.0, dcoeff: float = 0.0, accept_safety: float = 0.81, eta: float = 0.0,
+                 s_noise: float = 1.0) -> torch.Tensor:
+    """DPM-Solver-12 or -23 with adaptive steps: a step of ``order``, its embedded lower-order
+    estimate for the error, and a PID step-size controller (``pcoeff``/``icoeff``/``dcoeff``; the
+    default is pure integral control) whose factor is softened by 1 + atan(f − 1). ``eta`` > 0
+    makes each accepted step ancestral (it ends at the step's σ_down and adds σ_up of fresh noise).
+    The number of model calls depends on the image, not on ``steps``; progress is reported as the
+    share of log-σ time covered."""
+    if order not in (2, 3):
+        raise ValueError(f"`order` of dpm_adaptive must be 2 or 3, got {order}")
     if len(sigmas) < 2 or (sigmas[-1] == 0 and len(sigmas) < 3):
         return x
     t_start, t_end = _dpm_span(sigmas)
     total = len(sigmas) - 1
     solver = _DPMSolver(denoise)
     s, h, x_prev = t_start, h_init, x
+    # PID exponents on the last three inverse errors; an ancestral step counts as order 1.5
+    effective = 1.5 if eta else order
+    b1, b2, b3 = (pcoeff + icoeff + dcoeff) / effective, -(pcoeff + 2 * dcoeff) / effective, dcoeff / effective
+    inv_errors: list[float] = []
     eps = None
     reported = -1
     while s < t_end - 1e-5:
         t = torch.minimum(t_end, s + h)
+        s_up = None
+        if eta:
+            s_down, _ = _ancestral((-s).exp(), (-t).exp(), eta)
+            t_step = torch.minimum(t_end, -s_down.log())
+            s_up = ((-t).exp() ** 2 - (-t_step).exp() ** 2) ** 0.5
+        else:
+            t_step = t
         if eps is None:
             eps = solver.eps(x, s)
         cache: dict[str, torch.Tensor] = {}
-        low = solver.second(x, s, t, eps, r1=1 / 3, cache=cache)
-        high = solver.third(x, s, t, eps, cache=cache)
+        if order == 2:
+            low = solver.first(x, s, t_step, eps)
+            high = solver.second(x, s, t_step, eps, cache=cache)
+        else:
+            low = solver.second(x, s, t_step, eps, r1=1 / 3, cache=cache)
+            high = solver.third(x, s, t_step, eps, cache=cache)
         scale = torch.clamp(rtol * torch.maximum(low.abs(), x_prev.abs()), min=atol)
         error = float(torch.linalg.norm((low - high) / scale) / low.numel() ** 0.5)
-        # integral control on the error of a third-order step, softened by 1 + atan(f − 1)
-        factor = 1 + math.atan((1 / (error + 1e-8)) ** (1 / 3) - 1)
+        inv = 1 / (error + 1e-8)
+        if not inv_errors:
+            inv_errors = [inv, inv, inv]
+        inv_errors[0] = inv
+        factor = 1 + math.atan(inv_errors[0] ** b1 * inv_errors[1] ** b2 * inv_errors[2] ** b3 - 1)
         if factor >= accept_safety:
+            inv_errors[1:] = inv_errors[:2]
             den = x - (-s).exp() * eps
-            x_prev, x, s, eps = low, high, t, None
+            x_prev, x = low, high
+            if s_up is not None:
+                x = x + noise(x, (-s).exp(), (-t).exp()) * s_noise * s_up
+            s, eps = t, None
             step = min(int(total * float((s - t_start) / (t_end - t_start))), total) - 1
             if step > reported:
                 reported = step

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["CROP_METHODS", "UPSCALE_METHODS", "center_crop_box", "crop_image", "pad_for_outpaint", "upscale", "upscale_image"]
+__all__ = ["CROP_METHODS", "UPSCALE_METHODS", "bislerp", "center_crop_box", "crop_image", "pad_for_outpaint", "upscale", "upscale_image"]
 
 UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
 CROP_METHODS = ("disabled", "center")
@@ -27,6 +27,42 @@ def center_crop_box(width: int, height: int, new_width: int, new_height: int) ->
     elif old_aspect < new_aspect:
         y = round((height - height * (old_aspect / new_aspect)) / 2)
     return x, y, width - 2 * x, height - 2 * y
+
+
+def _slerp_rows(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between channel vectors (dim 1), magnitudes interpolated linearly;
+    near-parallel pairs keep ``a``, near-opposite ones interpolate linearly (ComfyUI's edge cases)."""
+    na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1, keepdim=True)
+    ua = torch.where(na == 0, torch.zeros_like(a), a / na)
+    ub = torch.where(nb == 0, torch.zeros_like(b), b / nb)
+    dot = (ua * ub).sum(1, keepdim=True)
+    omega = torch.acos(dot)
+    so = torch.sin(omega)
+    out = ((torch.sin((1 - t) * omega) / so) * ua + (torch.sin(t * omega) / so) * ub) * (na * (1 - t) + nb * t)
+    out = torch.where(dot > 1 - 1e-5, a, out)
+    return torch.where(dot < 1e-5 - 1, a * (1 - t) + b * t, out)
+
+
+def _bislerp(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Slerp upscaling along the width, then the height; the source pair and weight of each output
+    position are those of a bilinear (half-pixel) resize of the index ramp, as ComfyUI takes them."""
+    def axis(v: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+        n = v.shape[dim]
+        ramp = torch.arange(n, dtype=torch.float32, device=v.device)
+        pos = F.interpolate(ramp.view(1, 1, 1, n), size=(1, size), mode="bilinear").flatten()
+        nxt = F.interpolate((ramp + 1).clamp(max=n - 1).view(1, 1, 1, n), size=(1, size), mode="bilinear").flatten()
+        shape = [1, 1, 1, 1]
+        shape[dim] = size
+        return _slerp_rows(v.index_select(dim, pos.long()), v.index_select(dim, nxt.long()),
+                           (pos - pos.floor()).view(shape))
+
+    return axis(axis(x, w, 3), h, 2)
+
+
+def bislerp(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Resize ``[B,C,H,W]`` samples by spherical interpolation of their channel vectors (ComfyUI's
+    "bislerp" for latents), computed in float32 and returned in the input's dtype."""
+    return _bislerp(samples.float(), height, width).to(samples.dtype)
 
 
 def _lanczos(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -48,7 +84,8 @@ def upscale(samples: torch.Tensor, width: int, height: int, method: str = "bilin
     Args:
         samples: the tensor to resize.
         width / height: target size in pixels (≥ 1).
-        method: one of :data:`UPSCALE_METHODS` (``"lanczos"`` goes through PIL, 8-bit).
+        method: one of :data:`UPSCALE_METHODS` (``"lanczos"`` goes through PIL, 8-bit), or
+            ``"nearest"`` / ``"bislerp"`` (see :func:`bislerp`).
         crop: ``"center"`` first crops to the target aspect ratio, ``"disabled"`` stretches.
 
     Raises:
@@ -70,8 +107,7 @@ def upscale(samples: torch.Tensor, width: int, height: int, method: str = "bilin
     if method == "lanczos":
         out = _lanczos(flat, width, height)
     else:
-        mode = "bilinear" if method == "bislerp" else method
-        out = F.interpolate(flat, size=(height, width), mode=mode)
+        out = bislerp(flat, width, height) if method == "bislerp" else F.interpolate(flat, size=(height, width), mode=method)
     if len(shape) == 4:
         return out
     out = out.reshape((shape[0], -1, shape[1], height, width)).movedim(2, 1)

@@ -21,6 +21,7 @@ from nodeloom.ops.tiles import tile_count, tiled_apply
 __all__ = [
     "PROGRESS_BAR_ENABLED",
     "ProgressBar",
+    "bislerp",
     "common_upscale",
     "load_torch_file",
     "lanczos",
@@ -80,6 +81,11 @@ def common_upscale(samples: torch.Tensor, width: int, height: int, upscale_metho
     """Resize ``[B,C,H,W]`` samples (``upscale_method`` nearest-exact/bilinear/area/bicubic/lanczos/
     bislerp, ``crop`` disabled/center); see :func:`nodeloom.ops.resample.upscale`."""
     return _upscale(samples, int(width), int(height), upscale_method, crop)
+
+
+def bislerp(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Spherical-interpolation resize of ``[B,C,H,W]`` samples; see :func:`nodeloom.ops.resample.bislerp`."""
+    return _upscale(samples, int(width), int(height), "bislerp")
 
 
 def lanczos(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:

@@ -105,7 +105,8 @@ from nodeloom.nodes.diffusion.model_sampling import (
     ModelSamplingFlux,
     ModelSamplingSD3,
 )
-from nodeloom.nodes.diffusion.extra_samplers import SamplerER_SDE, SamplerEulerCFGpp, SamplerSASolver, SamplerSEEDS2
+from nodeloom.nodes.diffusion.extra_samplers import (SamplerDPMAdaptative, SamplerER_SDE, SamplerEulerCFGpp,
+                                                     SamplerLCMUpscale, SamplerSASolver, SamplerSEEDS2)
 from nodeloom.nodes.diffusion.freeu import FreeU, FreeU_V2
 from nodeloom.nodes.diffusion.rope_nodes import ScaleROPE
 from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
@@ -158,7 +159,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SamplerCustom, SamplerCustomAdvanced, KSamplerSelect, BasicScheduler, KarrasScheduler, ExponentialScheduler,
     SamplerEulerAncestral, SamplerEulerAncestralCFGPP, SamplerDPMPP_2S_Ancestral, SamplerDPMPP_SDE, SamplerDPMPP_2M_SDE,
     SamplerDPMPP_3M_SDE, SamplerLMS,
-    SamplerER_SDE, SamplerSASolver, SamplerSEEDS2, SamplerEulerCFGpp, ScaleROPE, FreeU, FreeU_V2,
+    SamplerER_SDE, SamplerSASolver, SamplerSEEDS2, SamplerEulerCFGpp, SamplerDPMAdaptative, SamplerLCMUpscale, ScaleROPE, FreeU, FreeU_V2,
     PolyexponentialScheduler, LaplaceScheduler, SDTurboScheduler, BetaSamplingScheduler, VPScheduler,
     SplitSigmas, SplitSigmasDenoise, FlipSigmas, SetFirstSigma, ExtendIntermediateSigmas, SamplingPercentToSigma, RandomNoise, DisableNoise, AddNoise, CFGGuider, BasicGuider,
     VAEDecode, VAEDecodeTiled, VAEEncode, VAEEncodeTiled, VAEEncodeForInpaint, InpaintModelConditioning,

@@ -1,20 +1,27 @@
 """Sampler nodes of ComfyUI's custom-sampling family beyond the basic ones: ER-SDE, SA-Solver,
-SEEDS-2 and Euler CFG++ with their solver options (ComfyUI's node ids, inputs and defaults).
+SEEDS-2, Euler CFG++, adaptive DPM-Solver and LCM with upscaling, with their solver options
+(ComfyUI's node ids, inputs and defaults).
 
-Each node only picks an algorithm of :mod:`nodeloom.diffusion.samplers` and its keyword options
-into a SAMPLER value; sampling itself runs in SamplerCustom(Advanced).
+Each node picks an algorithm of :mod:`nodeloom.diffusion.samplers` and its keyword options into
+a SAMPLER value (LCM-upscale's walk, which resizes latents between steps, lives here); sampling
+itself runs in SamplerCustom(Advanced).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import torch
+
 from nodeloom.diffusion.models import DiffusionModel
 from nodeloom.diffusion.samplers import ER_SDE_SOLVERS, euler_cfg_pp_alternative
-from nodeloom.node_api import Boolean, Combo, Float, Int, Model, Node, Output, Schema
+from nodeloom.node_api import Boolean, Combo, Float, Int, Model, Node, Output, Schema, ValidationError
 from nodeloom.nodes.diffusion.custom_sampling import SAMPLER, SamplerChoice
+from nodeloom.nodes.diffusion.latent import upscale_latent
 
-__all__ = ["SamplerER_SDE", "SamplerEulerCFGpp", "SamplerSASolver", "SamplerSEEDS2"]
+__all__ = ["SamplerDPMAdaptative", "SamplerER_SDE", "SamplerEulerCFGpp", "SamplerLCMUpscale", "SamplerSASolver",
+           "SamplerSEEDS2", "lcm_upscale"]
 
 _CATEGORY = "sampling/custom_sampling/samplers"
 
@@ -116,3 +123,86 @@ class SamplerEulerCFGpp(Node):
         if version == "alternative":
             return (SamplerChoice("euler_cfg_pp", walk=euler_cfg_pp_alternative),)
         return (SamplerChoice("euler_cfg_pp"),)
+
+
+class SamplerDPMAdaptative(Node):
+    """DPM-Solver-12/23 with adaptive step size: the error of each step against its embedded
+    lower-order estimate steers a PID step-size controller; ``eta`` > 0 adds ancestral noise."""
+
+    SCHEMA = Schema(
+        "SamplerDPMAdaptative", display_name="SamplerDPMAdaptative", category=_CATEGORY,
+        inputs=[
+            Int("order", 3, min=2, max=3, tooltip="Solver order: 2 (DPM-Solver-12) or 3 (DPM-Solver-23)."),
+            _float("rtol", 0.05, 0.0, 100.0, "Relative error tolerance of a step."),
+            _float("atol", 0.0078, 0.0, 100.0, "Absolute error tolerance of a step."),
+            _float("h_init", 0.05, 0.0, 100.0, "First step size, in log-sigma."),
+            _float("pcoeff", 0.0, 0.0, 100.0, "Proportional coefficient of the step-size controller."),
+            _float("icoeff", 1.0, 0.0, 100.0, "Integral coefficient of the step-size controller."),
+            _float("dcoeff", 0.0, 0.0, 100.0, "Derivative coefficient of the step-size controller."),
+            _float("accept_safety", 0.81, 0.0, 100.0, "Smallest step-size factor at which a step is accepted."),
+            _float("eta", 0.0, 0.0, 100.0, "Ancestral noise strength (0: deterministic)."),
+            _float("s_noise", 1.0, 0.0, 100.0, "Scale of the injected noise."),
+        ],
+        outputs=[Output(SAMPLER, "SAMPLER")],
+    )
+
+    @classmethod
+    def execute(cls, order: int, rtol: float, atol: float, h_init: float, pcoeff: float, icoeff: float,
+                dcoeff: float, accept_safety: float, eta: float, s_noise: float) -> tuple[Any, ...]:
+        if order not in (2, 3):
+            raise ValidationError(f"`order` must be 2 or 3, got {order}")
+        options = (("order", order), ("rtol", rtol), ("atol", atol), ("h_init", h_init), ("pcoeff", pcoeff),
+                   ("icoeff", icoeff), ("dcoeff", dcoeff), ("accept_safety", accept_safety), ("eta", eta),
+                   ("s_noise", s_noise))
+        return (SamplerChoice("dpm_adaptive", options),)
+
+
+#: SamplerLCMUpscale's resize methods (ComfyUI's order)
+LCM_UPSCALE_METHODS = ["bislerp", "nearest-exact", "bilinear", "area", "bicubic"]
+
+
+def lcm_upscale(denoise: Any, x: torch.Tensor, sigmas: torch.Tensor, noise: Any, callback: Any,
+                total_upscale: float = 2.0, upscale_method: str = "bislerp",
+                upscale_steps: int | None = None) -> torch.Tensor:
+    """LCM whose clean estimate is resized a little after each of the first steps, growing the
+    latent to ``total_upscale`` times its size (in ``upscale_steps`` equal factors; None: about
+    half the steps), then re-noised to the next sigma as ``x0 + σ·n``."""
+    if upscale_steps is None:
+        upscale_steps = max(len(sigmas) // 2 + 1, 2)
+    else:
+        upscale_steps = min(upscale_steps + 1, len(sigmas) + 1)
+    factors = np.linspace(1.0, total_upscale, upscale_steps)[1:]
+    height, width = x.shape[-2], x.shape[-1]
+    for i in range(len(sigmas) - 1):
+        den = denoise(x, sigmas[i])
+        x = den
+        if i < len(factors):
+            x = upscale_latent(x, round(width * factors[i]), round(height * factors[i]), upscale_method, "disabled")
+        if sigmas[i + 1] > 0:
+            x = x + sigmas[i + 1] * noise(x, sigmas[i], sigmas[i + 1])
+        callback(i, x, den)
+    return x
+
+
+class SamplerLCMUpscale(Node):
+    """LCM sampling that upscales the latent between its first steps (``scale_steps`` of them; -1:
+    about half the steps) up to ``scale_ratio`` times its size."""
+
+    SCHEMA = Schema(
+        "SamplerLCMUpscale", display_name="SamplerLCMUpscale", category=_CATEGORY,
+        inputs=[
+            Float("scale_ratio", 1.0, min=0.1, max=20.0, step=0.01, tooltip="Final size over the input size."),
+            Int("scale_steps", -1, min=-1, max=1000, step=1, tooltip="Steps the upscaling is spread over "
+                                                                    "(-1: about half the steps)."),
+            Combo("upscale_method", LCM_UPSCALE_METHODS, tooltip="How the latent is resized."),
+        ],
+        outputs=[Output(SAMPLER, "SAMPLER")],
+    )
+
+    @classmethod
+    def execute(cls, scale_ratio: float, scale_steps: int, upscale_method: str) -> tuple[Any, ...]:
+        if upscale_method not in LCM_UPSCALE_METHODS:
+            raise ValidationError(f"`upscale_method` must be one of {LCM_UPSCALE_METHODS}, got {upscale_method!r}")
+        options = (("total_upscale", scale_ratio), ("upscale_steps", None if scale_steps < 0 else scale_steps),
+                   ("upscale_method", upscale_method))
+        return (SamplerChoice("lcm", options, walk=lcm_upscale),)

@@ -8,36 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from nodeloom.node_api import IO, MAX_RESOLUTION, Combo, Float, Int, Latent, Mask, Node, Output, Schema
+from nodeloom.ops.resample import bislerp
 
 __all__ = ["EmptyLatentImage", "LatentUpscale", "LatentUpscaleBy", "SetLatentNoiseMask", "upscale_latent"]
 
 UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "bislerp"]
 CROP_METHODS = ["disabled", "center"]
-
-
-def _slerp_rows(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between channel vectors (dim 1), magnitudes interpolated linearly."""
-    na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1, keepdim=True)
-    ua, ub = a / na.clamp(min=1e-8), b / nb.clamp(min=1e-8)
-    dot = (ua * ub).sum(1, keepdim=True).clamp(-1 + 1e-6, 1 - 1e-6)
-    omega = torch.acos(dot)
-    so = torch.sin(omega)
-    dirn = (torch.sin((1 - t) * omega) / so) * ua + (torch.sin(t * omega) / so) * ub
-    return dirn * (na * (1 - t) + nb * t)
-
-
-def _bislerp(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    def axis(v: torch.Tensor, size: int, dim: int) -> torch.Tensor:
-        n = v.shape[dim]
-        pos = (torch.arange(size, dtype=torch.float32) + 0.5) * n / size - 0.5
-        lo = pos.floor().clamp(0, n - 1).long()
-        hi = (lo + 1).clamp(max=n - 1)
-        t = (pos - lo).clamp(0, 1)
-        shape = [1, 1, 1, 1]
-        shape[dim] = size
-        return _slerp_rows(v.index_select(dim, lo), v.index_select(dim, hi), t.view(shape))
-
-    return axis(axis(x, h, 2), w, 3)
 
 
 def upscale_latent(samples: torch.Tensor, width: int, height: int, method: str, crop: str) -> torch.Tensor:
@@ -52,7 +28,7 @@ def upscale_latent(samples: torch.Tensor, width: int, height: int, method: str, 
             y = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
         samples = samples[:, :, y:old_h - y, x:old_w - x]
     if method == "bislerp":
-        return _bislerp(samples.float(), height, width)
+        return bislerp(samples, width, height)
     if method in ("bilinear", "bicubic"):
         return F.interpolate(samples, size=(height, width), mode=method, align_corners=False)
     return F.interpolate(samples, size=(height, width), mode=method)
