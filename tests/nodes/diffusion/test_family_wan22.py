@@ -353,3 +353,39 @@ def test_our_camera_move_drives_the_fun_camera_model_through_the_graph(tmp_path,
         prompt["59"]["inputs"]["preset"] = "static"
         still = run_ok(engine, prompt).value("3")["samples"]
     assert not torch.allclose(pushed, still)
+
+
+def test_script_to_film_example_moves_each_shot_with_its_storyboard_camera(tmp_path, wan22):
+    """examples/workflows/video_script_to_film_wan_camera.json on the tiny files (linked under the
+    real names, 32² and 2 steps; the tiny Fun camera model has no CLIP image embedding, so the
+    CLIP-vision nodes are left out): each storyboard shot's camera move (static, push in, track
+    left) becomes its Wan camera embedding at its length rounded down to 4k + 1 frames (16 fps:
+    16, 24, 32 → 13, 21, 29), reaches the model's conditioning, and the film comes out."""
+    import json
+
+    from nodeloom.nodes.diffusion.wan_camera_nodes import WanCameraEmbedding
+
+    models, parts = wan22
+    example = json.loads((Path(__file__).parents[3] / "examples" / "workflows" / "video_script_to_film_wan_camera.json")
+                         .read_text(encoding="utf-8"))
+    links = {("diffusion_models", example["20"]["inputs"]["unet_name"]): parts["files"]["camera"],
+             ("text_encoders", example["21"]["inputs"]["clip_name"]): TI2V["38"]["inputs"]["clip_name"],
+             ("vae", example["22"]["inputs"]["vae_name"]): parts["vae21_file"]}
+    for (folder, name), tiny in links.items():
+        if not (models / folder / name).exists():
+            (models / folder / name).symlink_to(models / folder / tiny)
+    del example["31"], example["32"], example["34"]["inputs"]["clip_vision_output"]
+    example["33"]["inputs"].update(width=32, height=32)
+    example["28"]["inputs"]["steps"] = 2
+    with engine_for(tmp_path, models) as engine:
+        result = run_ok(engine, example)
+    static, push, track = result.value("33")
+    assert result.value("33", 3) == [13, 21, 29] and result.value("13", 1) == "13, 21, 29"
+    assert torch.equal(static, WanCameraEmbedding.execute("Static", 32, 32, 13)[0])
+    for embedding, preset in ((push, "Zoom In"), (track, "Pan Left")):  # moments point the preset's way
+        theirs = WanCameraEmbedding.execute(preset, 32, 32, embedding.shape[2] * 4 - 3)[0]
+        cosine = torch.nn.functional.cosine_similarity(embedding[:, :12].flatten(), theirs[:, :12].flatten(), dim=0)
+        assert cosine > 0.9
+    conditioned = result.value("34")
+    assert [c[0][1]["camera_conditions"].shape[2] for c in conditioned] == [4, 6, 8]
+    assert result.outputs["15"]["images"] and result.outputs["16"]["images"]

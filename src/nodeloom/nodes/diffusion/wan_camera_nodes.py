@@ -79,21 +79,22 @@ class CameraToWanEmbedding(Node):
     models: each frame's pose is the exact camera that renders the move over a flat still (zoom →
     forward, shifts → sideways, pan/tilt/roll → yaw/pitch/roll), stretched over ``length`` frames.
     Translations are in ``scale`` pose units per starting distance to the still (the presets'
-    ``Zoom In`` moves 3 units at speed 1, ``Pan Left`` 1.5); the rays use the same ``fx``…``cy``."""
+    ``Zoom In`` moves 3 units at speed 1, ``Pan Left`` 1.5; at the default 10 the semantic ``zoom
+    in`` moves 2.9 and ``horizontal`` −5 moves 1.7); the rays use the same ``fx``…``cy``."""
 
     SCHEMA = Schema(
         "CameraToWanEmbedding", display_name="Camera Move to Wan Embedding", category="camera",
         inputs=[Custom("CAMERA_MOVE", "camera", tooltip="The camera move (Camera Move (Semantic), Camera Schedule,"
                        " Camera Path (Bezier), a storyboard shot's camera)."),
                 *_size_inputs()[:3],
-                Float("scale", 1.0, min=0.0, max=100.0, step=0.01, optional=True,
+                Float("scale", 10.0, min=0.0, max=100.0, step=0.01, optional=True,
                       tooltip="Pose units per starting distance to the still: how far a move reads to the model."),
                 *_intrinsic_inputs()],
         outputs=_EMBEDDING_OUT,
     )
 
     @classmethod
-    def execute(cls, camera: Any, width: int, height: int, length: int, scale: float = 1.0, fx: float = 0.5,
+    def execute(cls, camera: Any, width: int, height: int, length: int, scale: float = 10.0, fx: float = 0.5,
                 fy: float = 0.5, cx: float = 0.5, cy: float = 0.5) -> tuple[Any, ...]:
         latent_frames(length)
         if not callable(getattr(camera, "build", None)):
