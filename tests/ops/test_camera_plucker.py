@@ -56,3 +56,38 @@ def test_bad_presets_and_lengths_are_named():
     with pytest.raises(ValueError, match="4k \\+ 1"):
         fold_frames(torch.zeros(6, 2, 2, 6))
     assert len(WAN_CAMERA_MOTIONS) == 9
+
+
+def test_path_poses_are_the_cameras_that_render_the_path():
+    """Projecting the still (a card one focal length away) through each pose gives exactly the
+    renderer's homography for that frame: 2D and 3D moves, off-centre pivots and turns together."""
+    from nodeloom.ops.camera import CameraPath, focal_length, frame_matrices
+    from nodeloom.ops.camera_plucker import path_poses
+
+    width, height = 64, 48
+    path = CameraPath.static(3).with_values(
+        x=[0, 5, -3], y=[0, 2, 4], zoom=[1, 1.3, 0.8], angle=[0, 10, -20], pivot_x=[0.5, 0.3, 0.7],
+        pivot_y=[0.5, 0.6, 0.2], pan=[0, 5, -4], tilt=[0, 3, 2], roll=[0, 7, -5], cam_x=[0, 4, -6],
+        cam_y=[0, -3, 2], dolly=[0, 10, -20])
+    poses, homographies = path_poses(path, width, height, scale=2.0), frame_matrices(path, width, height)
+    f0, centre = focal_length(width, 60.0), np.array([(width - 1) / 2, (height - 1) / 2])
+    pixels = np.array([[3.0, 4.0], [50.0, 10.0], [20.0, 40.0], [60.0, 45.0]])
+    card = np.c_[pixels - centre, np.full(len(pixels), f0)]
+    for pose, homography in zip(poses, homographies):
+        seen = (card - pose[:3, 3] / 2.0 * f0) @ pose[:3, :3]  # world → camera: Rᵀ(X − C)
+        projected = seen[:, :2] / seen[:, 2:] * f0 + centre
+        mapped = np.c_[pixels, np.ones(len(pixels))] @ homography.T
+        assert np.allclose(projected, mapped[:, :2] / mapped[:, 2:], atol=1e-9)
+
+
+def test_path_poses_stretch_over_the_clip_and_check_their_inputs():
+    from nodeloom.ops.camera import CameraPath
+    from nodeloom.ops.camera_plucker import path_poses
+
+    path = CameraPath.static(5).with_values(dolly=[0, 5, 10, 15, 20])
+    poses = path_poses(path, 32, 32, frames=9)
+    assert np.allclose(poses[:, 2, 3], np.linspace(0, 0.2, 9)) and np.allclose(poses[:, :3, :3], np.eye(3))
+    with pytest.raises(ValueError, match="`length` must be at least 1"):
+        path_poses(path, 32, 32, frames=0)
+    with pytest.raises(ValueError, match="`scale` must be 0 or more"):
+        path_poses(path, 32, 32, scale=-0.5)

@@ -32,6 +32,7 @@ __all__ = [
     "DEFORUM_SCHEDULES",
     "CameraMove",
     "CameraPath",
+    "camera_rotation",
     "focal_length",
     "frame_matrices",
     "path_from_schedules",
@@ -229,7 +230,7 @@ def path_from_schedules(
 # --------------------------------------------------------------------------- matrices
 
 
-def _rot(pan: float, tilt: float, roll: float) -> np.ndarray:
+def camera_rotation(pan: float, tilt: float, roll: float) -> np.ndarray:
     """Camera-to-world rotation: yaw (right), pitch (up, image y points down), roll (clockwise)."""
     p, t, r = (math.radians(v) for v in (pan, tilt, roll))
     ry = np.array([[math.cos(p), 0, math.sin(p)], [0, 1, 0], [-math.sin(p), 0, math.cos(p)]])
@@ -263,7 +264,7 @@ def _matrix_3d(path: CameraPath, i: int, width: int, height: int) -> np.ndarray:
     centre = np.array([path.cam_x[i], path.cam_y[i], f0 * path.dolly[i] / 100.0])
     shift = np.eye(3) - np.outer(centre, [0, 0, 1.0 / f0])  # X - C, using z(X) = f0
     k = np.array([[fi, 0, cx], [0, fi, cy], [0, 0, 1.0]])
-    return k @ _rot(path.pan[i], path.tilt[i], path.roll[i]).T @ shift @ to_card
+    return k @ camera_rotation(path.pan[i], path.tilt[i], path.roll[i]).T @ shift @ to_card
 
 
 def frame_matrices(path: CameraPath, width: int, height: int) -> np.ndarray:

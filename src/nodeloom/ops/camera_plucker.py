@@ -4,18 +4,28 @@
 camera-to-world poses, one per frame; :func:`plucker_rays` gives each pixel's ray under each
 pose as the 6-vector ``(o × d, d)`` (moment, then unit direction) — the embedding CameraCtrl
 introduced and the Wan Fun camera models were trained on; :func:`fold_frames` folds a clip's
-per-frame embeddings four frames to a latent frame, as the models read them. Pure numpy/torch;
-imports no node, model or engine.
+per-frame embeddings four frames to a latent frame, as the models read them;
+:func:`path_poses` gives the same camera-to-world poses for one of our camera paths
+(:class:`~nodeloom.ops.camera.CameraPath`), so a Deforum schedule, semantic move or Bezier path
+drives a Fun camera model too. Pure numpy/torch; imports no node, model or engine.
+
+Pose convention (the presets' and ours): x right, y down, z forward (the view axis), camera-to-world
+``[4, 4]``; rotations in radians, translations in pose units. For a camera path, one pose unit is
+``1 / scale`` of the starting distance to the still, so ``scale`` 1 makes a dolly all the way to
+the still one unit (the presets' ``Pan Left`` moves 1.5 units, ``Zoom In`` 3, at speed 1).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import numpy as np
 import torch
 
-__all__ = ["WAN_CAMERA_MOTIONS", "fold_frames", "motion_poses", "plucker_rays"]
+from nodeloom.ops.camera import CameraPath, camera_rotation, focal_length
+
+__all__ = ["WAN_CAMERA_MOTIONS", "fold_frames", "motion_poses", "path_poses", "plucker_rays"]
 
 #: the Fun camera presets: rotation about (x, y, z) in units of 60°, translation in units of 1.5,
 #: reached at the end of the clip (times ``speed``)
@@ -60,6 +70,58 @@ def motion_poses(motion: str, frames: int, speed: float = 1.0) -> np.ndarray:
         progress = i / frames * speed
         poses[i, :3, :3] = _rotation(progress * _ANGLE_UNIT * angle)
         poses[i, :3, 3] = progress * _SHIFT_UNIT * shift
+    return poses
+
+
+def _resample(path: CameraPath, frames: int) -> CameraPath:
+    """The path stretched (or squeezed) in time to ``frames`` frames, first and last frames kept."""
+    if frames == path.frames:
+        return path
+    at = np.linspace(0.0, path.frames - 1.0, frames) if frames > 1 else np.zeros(1)
+    return CameraPath(**{f.name: np.interp(at, np.arange(path.frames), getattr(path, f.name)) for f in fields(path)})
+
+
+def path_poses(path: CameraPath, width: int, height: int, frames: int | None = None,
+               scale: float = 1.0) -> np.ndarray:
+    """Camera-to-world poses ``[frames, 4, 4]`` of a camera path built for a ``width`` × ``height`` still.
+
+    The path's homographies are those of a flat still seen by a moving camera, so each frame has an
+    exact pose: the 2D content move (zoom ``s`` and turn about the pivot, shift) is the camera rolling
+    against the turn, moving forward by ``1 − 1/s`` of the distance to the still and sideways to keep
+    the pivot in place; the 3D move (``pan``/``tilt``/``roll``, ``cam_x``/``cam_y`` in pixels at the
+    still, ``dolly`` in percent of its distance) follows in that camera's frame, at its scale. A
+    field of view that changes from the first frame's counts as the forward move along the view axis
+    that frames the still the same; lens ``distortion`` has no pose and is left out. Translations are
+    in units of the starting distance to the still (the focal length in pixels of the first frame's
+    field of view), times ``scale``. ``frames`` stretches the move over that many frames (first and
+    last kept); ``None`` keeps the path's own.
+
+    Raises:
+        ValueError: ``frames`` below 1 or ``scale`` below 0.
+    """
+    if frames is not None and frames < 1:
+        raise ValueError(f"`length` must be at least 1, got {frames}")
+    if scale < 0:
+        raise ValueError(f"`scale` must be 0 or more, got {scale}")
+    path = _resample(path, path.frames if frames is None else frames)
+    f0 = focal_length(width, path.fov[0])
+    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+    poses = np.tile(np.eye(4), (path.frames, 1, 1))
+    for i in range(path.frames):
+        s, a = path.zoom[i], math.radians(path.angle[i])
+        turn = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])  # content turn on screen
+        pivot = np.array([path.pivot_x[i] * (width - 1), path.pivot_y[i] * (height - 1)]) - centre
+        rot2d = camera_rotation(0.0, 0.0, math.degrees(a))
+        pos2d = np.array([*(pivot - turn.T @ (pivot + [path.x[i], path.y[i]]) / s), f0 * (1.0 - 1.0 / s)])
+        pos3d = np.array([path.cam_x[i], path.cam_y[i], f0 * path.dolly[i] / 100.0])
+        rotation = rot2d @ camera_rotation(path.pan[i], path.tilt[i], path.roll[i])
+        position = pos2d + rot2d @ pos3d / s
+        lens = focal_length(width, path.fov[i]) / f0
+        if not math.isclose(lens, 1.0):
+            depth = f0 - position[2]  # to the still, along the starting view axis
+            position = position + rotation[:, 2] * depth * (1.0 - 1.0 / lens)
+        poses[i, :3, :3] = rotation
+        poses[i, :3, 3] = position / f0 * scale
     return poses
 
 

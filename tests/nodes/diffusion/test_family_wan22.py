@@ -318,3 +318,74 @@ def test_fun_camera_graph_runs_and_a_camera_needs_the_adapter(tmp_path, wan22):
         failed = engine.run(prompt)
     assert failed.status == "error"
     assert any("no camera adapter (`control_adapter`)" in e["exception_message"] for e in failed.errors)
+
+
+def test_our_camera_move_drives_the_fun_camera_model_through_the_graph(tmp_path, wan22):
+    """SemanticCamera (a push-in) → CameraToWanEmbedding → WanCameraImageToVideo → a Fun camera
+    model on the Engine: the embedding reaches the model's conditioning, and a different move
+    gives a different video."""
+    from nodeloom.nodes.diffusion.wan_camera_nodes import CameraToWanEmbedding
+    from nodeloom.nodes.video.camera_nodes import SemanticCamera
+
+    models, parts = wan22
+    input_photo(tmp_path, "wan_start.png", 32)
+    prompt = {key: copy.deepcopy(TI2V[key]) for key in ("37", "38", "39", "48", "6", "7", "56", "8", "57", "58")}
+    prompt["37"]["inputs"]["unet_name"] = parts["files"]["camera"]
+    prompt["39"]["inputs"]["vae_name"] = parts["vae21_file"]
+    prompt["59"] = {"class_type": "SemanticCamera", "inputs": {
+        "frames": 24, "preset": "zoom in", "horizontal": 0.0, "vertical": 0.0, "pan": 0.0, "tilt": 0.0, "roll": 0.0,
+        "zoom": 0.0, "strength": 1.0, "easing": "ease_in_out", "fov": 60.0}}
+    prompt["60"] = {"class_type": "CameraToWanEmbedding", "inputs": {"camera": ["59", 0], "width": 32, "height": 32,
+                                                                     "length": 9, "scale": 4.0}}
+    prompt["73"] = {"class_type": "WanCameraImageToVideo", "inputs": {
+        "positive": ["6", 0], "negative": ["7", 0], "vae": ["39", 0], "width": ["60", 1], "height": ["60", 2],
+        "length": ["60", 3], "batch_size": 1, "start_image": ["56", 0], "camera_conditions": ["60", 0]}}
+    prompt["3"] = {"class_type": "KSampler", "inputs": {
+        "model": ["48", 0], "seed": 3, "steps": 2, "cfg": 5.0, "sampler_name": "euler", "scheduler": "simple",
+        "positive": ["73", 0], "negative": ["73", 1], "latent_image": ["73", 2], "denoise": 1.0}}
+    (move,) = SemanticCamera.execute(24, preset="zoom in")
+    expected = CameraToWanEmbedding.execute(move, 32, 32, 9, scale=4.0)[0]
+    with engine_for(tmp_path, models) as engine:
+        result = run_ok(engine, copy.deepcopy(prompt))
+        assert torch.equal(result.value("73")[0][1]["camera_conditions"], expected)
+        pushed = result.value("3")["samples"]
+        assert pushed.shape == (1, 16, 3, 4, 4) and result.value("8").shape == (9, 32, 32, 3)
+        prompt["59"]["inputs"]["preset"] = "static"
+        still = run_ok(engine, prompt).value("3")["samples"]
+    assert not torch.allclose(pushed, still)
+
+
+def test_script_to_film_example_moves_each_shot_with_its_storyboard_camera(tmp_path, wan22):
+    """examples/workflows/video_script_to_film_wan_camera.json on the tiny files (linked under the
+    real names, 32² and 2 steps; the tiny Fun camera model has no CLIP image embedding, so the
+    CLIP-vision nodes are left out): each storyboard shot's camera move (static, push in, track
+    left) becomes its Wan camera embedding at its length rounded down to 4k + 1 frames (16 fps:
+    16, 24, 32 → 13, 21, 29), reaches the model's conditioning, and the film comes out."""
+    import json
+
+    from nodeloom.nodes.diffusion.wan_camera_nodes import WanCameraEmbedding
+
+    models, parts = wan22
+    example = json.loads((Path(__file__).parents[3] / "examples" / "workflows" / "video_script_to_film_wan_camera.json")
+                         .read_text(encoding="utf-8"))
+    links = {("diffusion_models", example["20"]["inputs"]["unet_name"]): parts["files"]["camera"],
+             ("text_encoders", example["21"]["inputs"]["clip_name"]): TI2V["38"]["inputs"]["clip_name"],
+             ("vae", example["22"]["inputs"]["vae_name"]): parts["vae21_file"]}
+    for (folder, name), tiny in links.items():
+        if not (models / folder / name).exists():
+            (models / folder / name).symlink_to(models / folder / tiny)
+    del example["31"], example["32"], example["34"]["inputs"]["clip_vision_output"]
+    example["33"]["inputs"].update(width=32, height=32)
+    example["28"]["inputs"]["steps"] = 2
+    with engine_for(tmp_path, models) as engine:
+        result = run_ok(engine, example)
+    static, push, track = result.value("33")
+    assert result.value("33", 3) == [13, 21, 29] and result.value("13", 1) == "13, 21, 29"
+    assert torch.equal(static, WanCameraEmbedding.execute("Static", 32, 32, 13)[0])
+    for embedding, preset in ((push, "Zoom In"), (track, "Pan Left")):  # moments point the preset's way
+        theirs = WanCameraEmbedding.execute(preset, 32, 32, embedding.shape[2] * 4 - 3)[0]
+        cosine = torch.nn.functional.cosine_similarity(embedding[:, :12].flatten(), theirs[:, :12].flatten(), dim=0)
+        assert cosine > 0.9
+    conditioned = result.value("34")
+    assert [c[0][1]["camera_conditions"].shape[2] for c in conditioned] == [4, 6, 8]
+    assert result.outputs["15"]["images"] and result.outputs["16"]["images"]

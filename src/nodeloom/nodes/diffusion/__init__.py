@@ -135,7 +135,7 @@ from nodeloom.nodes.diffusion.vae import (
     VAEEncodeTiled,
 )
 from nodeloom.nodes.diffusion.context_window_nodes import ContextWindowsManual, WanContextWindowsManual
-from nodeloom.nodes.diffusion.wan_camera_nodes import WanCameraEmbedding, WanCameraImageToVideo
+from nodeloom.nodes.diffusion.wan_camera_nodes import CameraToWanEmbedding, WanCameraEmbedding, WanCameraImageToVideo
 from nodeloom.nodes.diffusion.wan22_nodes import Wan22FunControlToVideo, Wan22ImageToVideoLatent, WanFunControlToVideo
 from nodeloom.nodes.diffusion.wan_nodes import (
     EmptyHunyuanLatentVideo,
@@ -183,5 +183,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     EmptyHunyuanLatentVideo, WanImageToVideo, WanFirstLastFrameToVideo, WanFunInpaintToVideo, WanVaceToVideo,
     EmptyHunyuanVideo15Latent, HunyuanVideo15ImageToVideo,
     Wan22ImageToVideoLatent, Wan22FunControlToVideo, WanFunControlToVideo, WanCameraEmbedding, WanCameraImageToVideo,
+    CameraToWanEmbedding,
     ContextWindowsManual, WanContextWindowsManual,
 )

@@ -1,6 +1,7 @@
 """ComfyUI's Wan Fun camera nodes: WanCameraEmbedding (a preset camera motion as the Plücker ray
 embedding the Fun camera models read, ``WAN_CAMERA_EMBEDDING``) and WanCameraImageToVideo (a start
-image and that motion as the model's conditioning) — exact ids, inputs, defaults and categories.
+image and that motion as the model's conditioning) — exact ids, inputs, defaults and categories —
+and nodeloom's CameraToWanEmbedding (one of our camera moves, ``CAMERA_MOVE``, as that embedding).
 The rays are :mod:`nodeloom.ops.camera_plucker`'s; the model's adapter is
 :mod:`nodeloom.diffusion.families.wan_camera`."""
 
@@ -22,11 +23,29 @@ from nodeloom.nodes.diffusion.wan_nodes import (
     latent_frames,
     with_values,
 )
-from nodeloom.ops.camera_plucker import WAN_CAMERA_MOTIONS, fold_frames, motion_poses, plucker_rays
+from nodeloom.ops.camera_plucker import WAN_CAMERA_MOTIONS, fold_frames, motion_poses, path_poses, plucker_rays
 
-__all__ = ["WanCameraEmbedding", "WanCameraImageToVideo"]
+__all__ = ["CameraToWanEmbedding", "WanCameraEmbedding", "WanCameraImageToVideo"]
 
 CAMERA_TYPE = "WAN_CAMERA_EMBEDDING"
+
+
+def _intrinsic_inputs() -> list[Float]:
+    return [_unit("fx", 1e-9, "Focal length across, as a fraction of the width."),
+            _unit("fy", 1e-9, "Focal length down, as a fraction of the height."),
+            _unit("cx", 0.01, "Principal point across, as a fraction of the width."),
+            _unit("cy", 0.01, "Principal point down, as a fraction of the height.")]
+
+
+def _embedding(poses: Any, width: int, height: int, length: int, fx: float, fy: float, cx: float,
+               cy: float) -> tuple[Any, ...]:
+    if fx <= 0 or fy <= 0:
+        raise ValidationError(f"`fx` and `fy` must be above 0 (a focal length), got {fx} and {fy}")
+    return fold_frames(plucker_rays(poses, width, height, fx, fy, cx, cy)), width, height, length
+
+
+_EMBEDDING_OUT = [Output(CAMERA_TYPE, "camera_embedding"), Output(IO.INT, "width"), Output(IO.INT, "height"),
+                  Output(IO.INT, "length")]
 
 
 def _unit(name: str, step: float, tooltip: str) -> Float:
@@ -43,22 +62,45 @@ class WanCameraEmbedding(Node):
                 *_size_inputs()[:3],
                 Float("speed", 1.0, min=0.0, max=10.0, step=0.1, optional=True,
                       tooltip="How far the camera moves over the clip (1: the preset's full motion)."),
-                _unit("fx", 1e-9, "Focal length across, as a fraction of the width."),
-                _unit("fy", 1e-9, "Focal length down, as a fraction of the height."),
-                _unit("cx", 0.01, "Principal point across, as a fraction of the width."),
-                _unit("cy", 0.01, "Principal point down, as a fraction of the height.")],
-        outputs=[Output(CAMERA_TYPE, "camera_embedding"), Output(IO.INT, "width"), Output(IO.INT, "height"),
-                 Output(IO.INT, "length")],
+                *_intrinsic_inputs()],
+        outputs=_EMBEDDING_OUT,
     )
 
     @classmethod
     def execute(cls, camera_pose: str, width: int, height: int, length: int, speed: float = 1.0, fx: float = 0.5,
                 fy: float = 0.5, cx: float = 0.5, cy: float = 0.5) -> tuple[Any, ...]:
         latent_frames(length)  # a clear error for a frame count the video model cannot take
-        if fx <= 0 or fy <= 0:
-            raise ValidationError(f"`fx` and `fy` must be above 0 (a focal length), got {fx} and {fy}")
-        rays = plucker_rays(motion_poses(camera_pose, length, speed), width, height, fx, fy, cx, cy)
-        return fold_frames(rays), width, height, length
+        return _embedding(motion_poses(camera_pose, length, speed), width, height, length, fx, fy, cx, cy)
+
+
+class CameraToWanEmbedding(Node):
+    """One of our camera moves (a Deforum schedule, semantic move, Bezier path or a storyboard
+    shot's camera) as the Plücker ray embedding of WanCameraEmbedding, for the Wan Fun camera
+    models: each frame's pose is the exact camera that renders the move over a flat still (zoom →
+    forward, shifts → sideways, pan/tilt/roll → yaw/pitch/roll), stretched over ``length`` frames.
+    Translations are in ``scale`` pose units per starting distance to the still (the presets'
+    ``Zoom In`` moves 3 units at speed 1, ``Pan Left`` 1.5; at the default 10 the semantic ``zoom
+    in`` moves 2.9 and ``horizontal`` −5 moves 1.7); the rays use the same ``fx``…``cy``."""
+
+    SCHEMA = Schema(
+        "CameraToWanEmbedding", display_name="Camera Move to Wan Embedding", category="camera",
+        inputs=[Custom("CAMERA_MOVE", "camera", tooltip="The camera move (Camera Move (Semantic), Camera Schedule,"
+                       " Camera Path (Bezier), a storyboard shot's camera)."),
+                *_size_inputs()[:3],
+                Float("scale", 10.0, min=0.0, max=100.0, step=0.01, optional=True,
+                      tooltip="Pose units per starting distance to the still: how far a move reads to the model."),
+                *_intrinsic_inputs()],
+        outputs=_EMBEDDING_OUT,
+    )
+
+    @classmethod
+    def execute(cls, camera: Any, width: int, height: int, length: int, scale: float = 10.0, fx: float = 0.5,
+                fy: float = 0.5, cx: float = 0.5, cy: float = 0.5) -> tuple[Any, ...]:
+        latent_frames(length)
+        if not callable(getattr(camera, "build", None)):
+            raise ValidationError(f"`camera` must be a camera move (CAMERA_MOVE), got {type(camera).__name__}")
+        poses = path_poses(camera.build(width, height), width, height, frames=length, scale=scale)
+        return _embedding(poses, width, height, length, fx, fy, cx, cy)
 
 
 class WanCameraImageToVideo(Node):
