@@ -13,12 +13,13 @@ Imports no node or engine.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from nodeloom.diffusion.video_vae import CausalVideoVae
 from nodeloom.errors import ValidationError, require
 
 __all__ = ["HunyuanVideo15Vae", "diffusers_vae_keys", "is_hunyuan_video15_vae", "load_hunyuan_video15_vae",
@@ -96,13 +97,8 @@ def read_hunyuan_video15_vae(path: str | Path) -> Any:
 
 
 @dataclass(frozen=True)
-class HunyuanVideo15Vae:
+class HunyuanVideo15Vae(CausalVideoVae):
     """ComfyUI's VAE value for the HunyuanVideo 1.5 VAE (LATENT values hold raw latents)."""
-
-    vae: Any = field(repr=False)
-    manager: Any = field(default=None, repr=False, compare=False)
-    is_video = True
-    temporal_ratio = 4
 
     @property
     def downscale_ratio(self) -> int:
@@ -111,24 +107,6 @@ class HunyuanVideo15Vae:
     @property
     def latent_channels(self) -> int:
         return int(self.vae.config.latent_channels)
-
-    def spacial_compression_encode(self) -> int:
-        return self.downscale_ratio
-
-    def spacial_compression_decode(self) -> int:
-        return self.downscale_ratio
-
-    def _module(self, manager: Any) -> Any:
-        manager = manager if manager is not None else self.manager
-        return manager.prepare(self.vae, dtype=torch.float32) if manager is not None else self.vae
-
-    @torch.no_grad()
-    def encode(self, pixels: torch.Tensor, manager: Any = None) -> torch.Tensor:
-        """IMAGE frames ``[T,H,W,C]`` in 0..1 → one video latent ``[1,C,1+(T−1)//4,h,w]`` (posterior mode)."""
-        vae = self._module(manager)
-        dev = next(vae.parameters()).device
-        x = pixels[..., :3].movedim(-1, 0).unsqueeze(0).to(dev, torch.float32) * 2.0 - 1.0
-        return vae.encode(x).latent_dist.mode().float().cpu()
 
     @torch.no_grad()
     def decode(self, latent: torch.Tensor, manager: Any = None) -> torch.Tensor:
