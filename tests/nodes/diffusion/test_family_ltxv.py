@@ -406,7 +406,7 @@ def test_prompts_of_different_lengths_share_one_transformer_call(tmp_path, ltxv,
     assert calls == [2] * steps
     calls.clear()
     plain_groups = sampling._groups
-    monkeypatch.setattr(sampling, "_groups", lambda entries, pad=False: plain_groups(entries))
+    monkeypatch.setattr(sampling, "_groups", lambda entries, pad=False, areas=None: plain_groups(entries, areas=areas))
     separate = _run(tmp_path / "separate", models, copy.deepcopy(prompt))
     assert calls == [1, 1] * steps
     assert (batched.value("72")["samples"] - separate.value("72")["samples"]).abs().max() < 1e-5
