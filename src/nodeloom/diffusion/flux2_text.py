@@ -11,12 +11,12 @@ Imports no node or engine.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from nodeloom.diffusion.lora import LoraPatch
+from nodeloom.diffusion.state_keys import indexed_count as _count
 from nodeloom.errors import require
 
 __all__ = ["KLEIN_TEMPLATE", "StackedLlmClip", "flux2_clip", "llama_config", "mistral_template"]
@@ -32,11 +32,6 @@ def mistral_template() -> str:
     from diffusers.pipelines.flux2.system_messages import SYSTEM_MESSAGE
 
     return "<s>[SYSTEM_PROMPT]" + SYSTEM_MESSAGE.replace("{", "{{").replace("}", "}}") + "[/SYSTEM_PROMPT][INST]{}[/INST]"
-
-
-def _count(shapes: dict[str, Any], pattern: str) -> int:
-    found = {int(m.group(1)) for k in shapes if (m := re.match(pattern, k))}
-    return max(found) + 1 if found else 0
 
 
 def llama_config(shapes: dict[str, tuple[int, ...]], kind: str) -> Any:

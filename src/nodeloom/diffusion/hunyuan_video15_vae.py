@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from nodeloom.diffusion.state_keys import indexed_count as _count
 from nodeloom.diffusion.video_vae import CausalVideoVae
 from nodeloom.errors import ValidationError, require
 
@@ -60,11 +61,6 @@ def _vae_key(key: str) -> str:
 def diffusers_vae_keys(sd: dict[str, Any]) -> dict[str, Any]:
     """Release-layout VAE weights under ``AutoencoderKLHunyuanVideo15``'s names."""
     return {_vae_key(k): v for k, v in sd.items()}
-
-
-def _count(keys: Any, pattern: str) -> int:
-    found = {int(m.group(1)) for k in keys if (m := re.match(pattern, k))}
-    return max(found) + 1 if found else 0
 
 
 def load_hunyuan_video15_vae(sd: dict[str, Any], name: str) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from nodeloom.diffusion.hunyuan_video15_vae import HunyuanVideo15Vae
+from nodeloom.diffusion.state_keys import indexed_count as _stages
 from nodeloom.errors import ValidationError, require
 
 __all__ = ["HunyuanVideoVae", "diffusers_vae_keys", "is_hunyuan_video_vae", "load_hunyuan_video_vae",
@@ -31,11 +32,6 @@ def is_hunyuan_video_vae(shapes: dict[str, tuple[int, ...]]) -> bool:
         return False
     return ("encoder.down_blocks.0.resnets.0.norm1.weight" in shapes
             or "encoder.down.0.block.0.norm1.weight" in shapes)
-
-
-def _stages(keys: Any, pattern: str) -> int:
-    found = {int(m.group(1)) for k in keys if (m := re.match(pattern, k))}
-    return max(found) + 1 if found else 0
 
 
 def _resnet(rest: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from nodeloom.diffusion.families import family_config
+from nodeloom.diffusion.state_keys import indexed_count
 from nodeloom.errors import ValidationError, require
 
 __all__ = ["is_ltx2_checkpoint", "load_ltx2_checkpoint", "load_ltx2_video_vae", "video_vae_config",
@@ -37,8 +38,7 @@ def is_ltx2_checkpoint(path: Any) -> bool:
 
 
 def _count(keys: Any, prefix: str) -> int:
-    found = {int(m.group(1)) for k in keys if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))}
-    return max(found) + 1 if found else 0
+    return indexed_count(keys, re.escape(prefix) + r"(\d+)\.")
 
 
 def video_vae_config(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from nodeloom.diffusion.models import VaeModel, _prepare
+from nodeloom.diffusion.state_keys import indexed_count
 from nodeloom.errors import ValidationError, require
 
 __all__ = ["LtxvVae", "is_ltxv_vae", "load_ltxv_vae", "vae_config"]
@@ -45,8 +46,7 @@ def is_ltxv_vae(keys: Any) -> bool:
 
 
 def _count(keys: set[str], prefix: str) -> int:
-    found = {int(m.group(1)) for k in keys if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))}
-    return max(found) + 1 if found else 0
+    return indexed_count(keys, re.escape(prefix) + r"(\d+)\.")
 
 
 #: how much a 0.9.5-style downsampler shrinks (next width / its conv's channels) → its kind

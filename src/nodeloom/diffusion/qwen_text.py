@@ -14,7 +14,6 @@ processor and each ``<|image_pad|>`` expanded to its merged patch count. Imports
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from nodeloom.diffusion.flow import accelerator_dtype
 from nodeloom.diffusion.lora import LoraPatch
+from nodeloom.diffusion.state_keys import indexed_count as _count
 from nodeloom.errors import ValidationError, require
 
 __all__ = ["EDIT_PLUS_TEMPLATE", "EDIT_TEMPLATE", "IMAGE_PROMPT", "QwenImageClip", "T2I_TEMPLATE", "load_qwen25_vl",
@@ -41,11 +41,6 @@ EDIT_PLUS_TEMPLATE = _EDIT_SYSTEM + "{}<|im_end|>\n<|im_start|>assistant\n"
 IMAGE_PROMPT = "Picture {}: <|vision_start|><|image_pad|><|vision_end|>"
 _HEAD_DIM = 128  # Qwen2.5's attention head width (the 3B and 7B models alike)
 _VISION_HEAD_DIM = 80  # Qwen2.5-VL's vision tower head width
-
-
-def _count(shapes: dict[str, Any], pattern: str) -> int:
-    found = {int(m.group(1)) for k in shapes if (m := re.match(pattern, k))}
-    return max(found) + 1 if found else 0
 
 
 def _text_config(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:

@@ -12,7 +12,6 @@ prompt template, hidden layer, and ``encode`` with the same contract as ``ClipMo
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from nodeloom.diffusion.flow import accelerator_dtype
 from nodeloom.diffusion.lora import LoraPatch
+from nodeloom.diffusion.state_keys import indexed_count as _count
 from nodeloom.errors import ModelNotFoundError, ValidationError, require
 
 __all__ = ["ENCODER_KINDS", "FluxClip", "LlmClip", "find_tokenizer", "identify_encoder", "load_llm_encoder",
@@ -88,11 +88,6 @@ def find_tokenizer(kind: str, folders: Sequence[Path], encoder_path: Path) -> Pa
         f" (tokenizer.json, tokenizer_config.json) in one of: {', '.join(searched) or 'models/tokenizers'}",
         extra_info={"name": encoder_path.name, "searched": searched},
     )
-
-
-def _count(shapes: dict[str, Any], pattern: str) -> int:
-    found = {int(m.group(1)) for k in shapes if (m := re.match(pattern, k))}
-    return max(found) + 1 if found else 0
 
 
 def _qwen3_config(shapes: dict[str, tuple[int, ...]]) -> Any:

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from nodeloom.diffusion.state_keys import indexed_count as _count_groups
 from nodeloom.diffusion.video_vae import CausalVideoVae
 from nodeloom.errors import ValidationError, require
 from nodeloom.ops.tiles import blend_ramp, tile_starts
@@ -109,11 +110,6 @@ def _load_wan22_vae(sd: dict[str, Any], name: str) -> Any:
         base_dim=base, decoder_base_dim=int(sd["decoder.conv1.weight"].shape[0]) // mults[-1], z_dim=z_dim,
         dim_mult=mults, num_res_blocks=res, temperal_downsample=temporal, attn_scales=[], **settings)
     return _checked(model, weights, name)
-
-
-def _count_groups(sd: dict[str, Any], pattern: str) -> int:
-    found = {int(m.group(1)) for k in sd if (m := re.match(pattern, k))}
-    return max(found) + 1 if found else 0
 
 
 def _checked(model: Any, weights: dict[str, Any], name: str) -> Any:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from nodeloom.diffusion.families import Family, family_config, from_diffusers_layout
 from nodeloom.diffusion.flow import FluxSampling
+from nodeloom.diffusion.state_keys import indexed_count as _blocks
 from nodeloom.errors import ValidationError, require
 
 if TYPE_CHECKING:
@@ -57,11 +58,6 @@ def _swap_halves(t: Any) -> Any:
     torch = require("torch", "diffusion")
     a, b = t.chunk(2, dim=0)
     return torch.cat([b, a], dim=0)
-
-
-def _blocks(keys: Any, pattern: str) -> int:
-    found = {int(m.group(1)) for k in keys if (m := re.match(pattern, k))}
-    return max(found) + 1 if found else 0
 
 
 def _suffixes(name: str) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from nodeloom.diffusion.families import Family, from_diffusers_layout
 from nodeloom.diffusion.flow import FlowSampling
+from nodeloom.diffusion.state_keys import indexed_count as _count
 from nodeloom.errors import ValidationError, require
 
 if TYPE_CHECKING:
@@ -72,11 +73,6 @@ _TOP = {
 
 def _matches(shapes: dict[str, tuple[int, ...]]) -> bool:
     return all(k in shapes for k in _SIGNATURE)
-
-
-def _count(shapes: dict[str, Any], pattern: str) -> int:
-    found = {int(m.group(1)) for k in shapes if (m := re.match(pattern, k))}
-    return max(found) + 1 if found else 0
 
 
 def release_names(sd: dict[str, Any]) -> dict[str, Any]:

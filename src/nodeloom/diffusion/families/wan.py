@@ -25,11 +25,11 @@ read from each conditioning entry as ComfyUI's WAN21 models do.
 from __future__ import annotations
 
 import inspect
-import re
 from typing import TYPE_CHECKING, Any
 
 from nodeloom.diffusion.families import Family
 from nodeloom.diffusion.flow import FlowSampling
+from nodeloom.diffusion.state_keys import indexed_count as _count
 from nodeloom.errors import ValidationError, require
 
 if TYPE_CHECKING:
@@ -48,11 +48,6 @@ _REFUSED = {
 
 def _matches(shapes: dict[str, tuple[int, ...]]) -> bool:
     return all(k in shapes for k in _SIGNATURE)
-
-
-def _count(shapes: dict[str, Any], pattern: str) -> int:
-    found = {int(m.group(1)) for k in shapes if (m := re.match(pattern, k))}
-    return max(found) + 1 if found else 0
 
 
 def variant(shapes: dict[str, tuple[int, ...]]) -> str:
