@@ -258,3 +258,28 @@ def test_image_channels_subgraph_through_the_engine(image_engine: Any, gl: None)
         assert bool((plane[..., 3] == 1).all())
     assert bool((result.value("g", 3) == 1).all())  # an RGB input's alpha is 1
     assert len(result.outputs["g"]["input_images"]) == 2 and len(result.outputs["g"]["images"]) == 2
+
+
+def test_the_whole_template_runs(tmp_path: Path, gl: None) -> None:
+    """basic_image_color_adjustment as shipped (ten shader subgraphs, curves, primitives, combos)."""
+    from PIL import Image as PILImage
+
+    from nodeloom import Engine
+    from nodeloom.core.workflow_ui import to_api
+
+    engine = Engine(base_dir=tmp_path)
+    try:
+        prompt = to_api(_template(), engine.input_types)
+        shaders = [k for k, v in prompt.items() if v["class_type"] == "GLSLShader"]
+        (load,) = [v for v in prompt.values() if v["class_type"] == "LoadImage"]
+        pixels = (np.random.default_rng(9).random((12, 16, 3)) * 255).astype(np.uint8)
+        PILImage.fromarray(pixels).save(engine.services.paths.input_dir / load["inputs"]["image"])
+        result = engine.run(prompt)
+        assert result.ok, result.errors
+        assert len(shaders) == 10 and set(shaders) <= set(result.ran())
+        channels = next(k for k in shaders if "fragColor3" in prompt[k]["inputs"]["fragment_shader"])
+        green = result.value(channels, 1)
+        assert green.shape == (1, 12, 16, 4)
+        assert torch.allclose(green[0, ..., 0], torch.from_numpy(pixels[..., 1] / 255.0).float(), atol=1e-6)
+    finally:
+        engine.close()
