@@ -69,9 +69,10 @@ void main() {
 """
 
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
-_VERSION = re.compile(r"\A(?:\s|//[^\n]*|/\*.*?\*/)*#[ \t]*version[ \t]+300[ \t]+es[ \t]*(?://[^\n]*)?\n", re.DOTALL)
+_VERSION = re.compile(r"\A(?:\s|//[^\n]*|/\*.*?\*/)*#[ \t]*version[ \t]+300[ \t]+es[ \t]*(?://[^\n]*)?\r?\n", re.DOTALL)
 _LOW_PRECISION = re.compile(r"\b(?:lowp|mediump)\b")
 _OUT_LOCATION = re.compile(r"layout\s*\(\s*location\s*=\s*(\d+)\s*\)\s*out\b")
+_MODERNGL_HEADINGS = {"GLSL Compiler failed", "GLSL Linker failed", "fragment_shader", "vertex_shader", "Program"}
 _PASSES = re.compile(r"^[ \t]*#[ \t]*pragma[ \t]+passes[ \t]+(\d+)", re.MULTILINE)
 
 
@@ -172,7 +173,8 @@ def _compile(ctx: Any, source: str, name: str) -> Any:
     try:
         return ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=source)
     except Exception as exc:  # moderngl.Error carries the driver's log
-        log = str(exc).replace("GLSL Compiler failed", "").replace("fragment_shader\n===============", "").strip()
+        lines = [line.strip() for line in str(exc).splitlines()]
+        log = "\n".join(line for line in lines if line.strip("=") and line not in _MODERNGL_HEADINGS)
         raise ValidationError(f"`{name}` does not compile (GLSL ES 3.00):\n{log}", details=str(exc)) from exc
 
 
@@ -238,6 +240,7 @@ def render_shader(source: str, images: dict[int, np.ndarray], size: tuple[int, i
     if 0 not in images:
         raise ValidationError("`images.image0` is required: the shader's `u_image0` sets the batch size")
     batch = int(images[0].shape[0])
+    _check_indices(images, inputs)
     for index, array in images.items():
         label = labels.get(index, f"images.image{index}")
         if array.ndim != 4 or array.shape[0] not in (batch, 1):
@@ -245,7 +248,7 @@ def render_shader(source: str, images: dict[int, np.ndarray], size: tuple[int, i
                                   f"got shape {tuple(array.shape)}")
     outputs, passes = output_count(source, name), pass_count(source, name)
     prepared = prepare_source(source, name)
-    results = [np.zeros((batch, height, width, 4), dtype=np.float32) for _ in range(MAX_OUTPUTS)]
+    results = [np.zeros((batch, height, width, 4), dtype=np.float32) for _ in range(outputs)]
     ctx = gl_context()
     try:
         program = _compile(ctx, prepared, name)
@@ -277,7 +280,18 @@ def render_shader(source: str, images: dict[int, np.ndarray], size: tuple[int, i
                 results[location][frame] = np.frombuffer(raw, dtype=np.float32).reshape(height, width, 4)[::-1]
     finally:
         ctx.release()
-    return results
+    unused = np.zeros((batch, height, width, 4), dtype=np.float32)  # one array for every unwritten output
+    return results + [unused] * (MAX_OUTPUTS - outputs)
+
+
+def _check_indices(images: dict[int, np.ndarray], inputs: ShaderInputs) -> None:
+    groups = (("images.image", images, MAX_IMAGES), ("floats.u_float", inputs.floats, MAX_UNIFORMS),
+              ("ints.u_int", inputs.ints, MAX_UNIFORMS), ("bools.u_bool", inputs.bools, MAX_BOOLS),
+              ("curves.u_curve", inputs.curves, MAX_CURVES))
+    for prefix, values, count in groups:
+        for index in values:
+            if not 0 <= index < count:
+                raise ValidationError(f"`{prefix}{index}`: GLSLShader has {prefix}0..{prefix}{count - 1}")
 
 
 def _bind_uniforms(ctx: Any, program: Any, inputs: ShaderInputs, width: int, height: int) -> None:

@@ -52,7 +52,8 @@ def test_source_keeps_the_users_lines_and_raises_precision() -> None:
     prepared = glsl.prepare_source(source)
     assert prepared.startswith("// effect\n#version 300 es\nprecision highp sampler2D;\n#line 3\n#pragma passes 2\n")
     assert "mediump" not in prepared and prepared.endswith("precision highp float;\nvoid main() {}\n")
-    with pytest.raises(ValidationError, match=r"`fragment_shader` must begin with `#version 300 es`.*'#version 330 core'"):
+    assert glsl.prepare_source("#version 300 es\r\nvoid main() {}\r\n").count("#line 2") == 1  # CRLF sources
+    with pytest.raises(ValidationError, match=r"must begin with `#version 300 es`.*'#version 330 core'"):
         glsl.prepare_source("#version 330 core\nvoid main() {}\n")
     with pytest.raises(ValidationError, match="`fragment_shader`"):
         glsl.prepare_source("   ")
@@ -185,6 +186,14 @@ def test_compile_errors_quote_the_gl_log(gl: None) -> None:
     assert "0:8(" in message  # the user's line 8, not shifted by the precision line put in
     with pytest.raises(ValidationError, match="`images.image0` is required"):
         call(fragment_shader=glsl.DEFAULT_FRAGMENT_SHADER, size_mode="from_input")
+    unlinked = ("#version 300 es\nprecision highp float;\nin vec3 v_missing;\nout vec4 c;\n"
+                "void main() { c = vec4(v_missing, 1.0); }\n")  # links against no such vertex output
+    with pytest.raises(ValidationError, match="`fragment_shader` does not compile") as caught:
+        call(fragment_shader=unlinked, size_mode="from_input", **{"images.image0": _image()})
+    assert "v_missing" in str(caught.value) and "Linker" not in str(caught.value) and "Program" not in str(caught.value)
+    with pytest.raises(ValidationError, match="`floats.u_float20`"):
+        glsl.render_shader(glsl.DEFAULT_FRAGMENT_SHADER, {0: _image().numpy()}, (2, 2),
+                           glsl.ShaderInputs(floats={20: 1.0}))
 
 
 def test_two_pass_box_blur_equals_numpy(gl: None) -> None:

@@ -12,7 +12,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from nodeloom.node_api import MAX_RESOLUTION, Custom, Node, NodeOutput, Output, Schema, String, ValidationError, services
+from nodeloom.node_api import (
+    MAX_RESOLUTION,
+    Custom,
+    Node,
+    NodeOutput,
+    Output,
+    Schema,
+    String,
+    ValidationError,
+    services,
+)
 from nodeloom.nodes.utils.previews import save_temp_images
 from nodeloom.ops import glsl
 from nodeloom.ops.curves import check_curve, curve_lut
@@ -27,11 +37,11 @@ def _group(io_type: str, name: str, prefix: str, count: int, minimum: int, optio
     return Custom("COMFY_AUTOGROW_V3", f"{name}s", tooltip=tooltip, template=template)
 
 
-_SIZE = {"min": 1, "max": MAX_RESOLUTION}
+_WIDTH = ["INT", {"default": 512, "min": 1, "max": MAX_RESOLUTION, "tooltip": "Output width."}]
+_HEIGHT = ["INT", {"default": 512, "min": 1, "max": MAX_RESOLUTION, "tooltip": "Output height."}]
 _SIZE_MODES = [
     {"key": "from_input", "inputs": {"required": {}}},
-    {"key": "custom", "inputs": {"required": {"width": ["INT", {"default": 512, **_SIZE, "tooltip": "Output width."}],
-                                              "height": ["INT", {"default": 512, **_SIZE, "tooltip": "Output height."}]}}},
+    {"key": "custom", "inputs": {"required": {"width": _WIDTH, "height": _HEIGHT}}},
 ]
 
 
