@@ -236,7 +236,7 @@ def render_shader(source: str, images: dict[int, np.ndarray], size: tuple[int, i
     labels = labels or {}
     width, height = int(size[0]), int(size[1])
     if width < 1 or height < 1:
-        raise ValidationError(f"the output size must be at least 1×1, got {width}×{height}")
+        raise ValidationError(f"`size_mode`: the output size must be at least 1×1, got {width}×{height}")
     if 0 not in images:
         raise ValidationError("`images.image0` is required: the shader's `u_image0` sets the batch size")
     batch = int(images[0].shape[0])
@@ -267,7 +267,6 @@ def render_shader(source: str, images: dict[int, np.ndarray], size: tuple[int, i
                 else:
                     textures[index] = _texture(ctx, (pixels.shape[1], pixels.shape[0]), 4, pixels.tobytes())
                 textures[index].use(location=index)
-                _set_uniform(program, f"u_image{index}", index, labels.get(index, f"images.image{index}"))
             for step in range(passes):
                 _set_uniform(program, "u_pass", step, name)
                 target = final if step == passes - 1 else between[step % 2]
@@ -296,6 +295,12 @@ def _check_indices(images: dict[int, np.ndarray], inputs: ShaderInputs) -> None:
 
 def _bind_uniforms(ctx: Any, program: Any, inputs: ShaderInputs, width: int, height: int) -> None:
     ctx.disable(ctx.BLEND)
+    # every sampler gets its own unit, so one whose input is not connected reads (0, 0, 0, 1)
+    # instead of unit 0's image
+    for index in range(MAX_IMAGES):
+        _set_uniform(program, f"u_image{index}", index, f"images.image{index}")
+    for index in range(MAX_CURVES):
+        _set_uniform(program, f"u_curve{index}", MAX_IMAGES + index, f"curves.u_curve{index}")
     _set_uniform(program, "u_resolution", (float(width), float(height)), "size_mode")
     for index, value in inputs.floats.items():
         _set_uniform(program, f"u_float{index}", float(value), f"floats.u_float{index}")
@@ -307,4 +312,3 @@ def _bind_uniforms(ctx: Any, program: Any, inputs: ShaderInputs, width: int, hei
         table = np.ascontiguousarray(np.asarray(lut, dtype=np.float32).reshape(-1))
         curve = _texture(ctx, (len(table), 1), 1, table.tobytes())
         curve.use(location=MAX_IMAGES + index)
-        _set_uniform(program, f"u_curve{index}", MAX_IMAGES + index, f"curves.u_curve{index}")

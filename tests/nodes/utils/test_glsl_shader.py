@@ -173,6 +173,9 @@ def test_two_images_and_four_outputs(gl: None) -> None:
     assert torch.allclose(out[1], a[..., :1].expand(-1, -1, -1, 4), atol=1e-6)
     assert torch.allclose(out[2], corner.expand(2, 6, 9, 4))
     assert torch.equal(out[3][0, 0, 0], torch.tensor([4.0, 3.0, 0.0, 1.0]))
+    lone = blend.replace("texelFetch(u_image1, ivec2(0, 2), 0)", "texture(u_image1, v_texCoord)")
+    out = images(call(fragment_shader=lone, size_mode="from_input", **{"images.image0": a}))
+    assert torch.equal(out[2], torch.tensor([0.0, 0.0, 0.0, 1.0]).expand(2, 6, 9, 4))  # not image0: nothing bound
     with pytest.raises(ValidationError, match="`images.image1`.*batch of 2"):
         call(fragment_shader=blend, size_mode="from_input", **{"images.image0": a, "images.image1": _image(batch=3)})
 
