@@ -246,8 +246,8 @@ def render_shader(source: str, images: dict[int, np.ndarray], size: tuple[int, i
         if array.ndim != 4 or array.shape[0] not in (batch, 1):
             raise ValidationError(f"`{label}` must be an IMAGE [B,H,W,C] with a batch of {batch} (image0's) or 1, "
                                   f"got shape {tuple(array.shape)}")
-    outputs, passes = output_count(source, name), pass_count(source, name)
     prepared = prepare_source(source, name)
+    outputs, passes = output_count(source, name), pass_count(source, name)
     results = [np.zeros((batch, height, width, 4), dtype=np.float32) for _ in range(outputs)]
     ctx = gl_context()
     try:
