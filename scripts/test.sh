@@ -5,10 +5,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NODELOOM_EXTRAS=all,test source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-# Debian packages the tests use: chromium (browser tests), a Chinese font (storyboard captions).
+# Debian packages the tests use: chromium (browser tests), a Chinese font (storyboard captions),
+# EGL with Mesa's software renderer (GLSLShader).
 NEED=()
 [[ -x /usr/bin/chromium ]] || NEED+=(chromium)
 [[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || NEED+=(fonts-wqy-microhei)
+for lib in libEGL.so.1 libEGL_mesa.so.0 libGL.so.1 dri/swrast_dri.so; do
+    compgen -G "/usr/lib/*/$lib" >/dev/null || { NEED+=(libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri); break; }
+done
 if (( ${#NEED[@]} )); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
         echo "test: installing Debian's ${NEED[*]}"

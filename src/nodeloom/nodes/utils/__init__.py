@@ -2,7 +2,7 @@
 templates use (switch, math, number and text nodes, image size/batch/scale/stitch nodes,
 mask and compare previews, crop to a mask's subject, colour transfer, detection boxes and the
 box canvas, blend and pad, latent joins and cuts, latent operations, lists and loops, the
-painter / crop / curve / histogram widget nodes, the camera-angle prompt), with ComfyUI's names, inputs, defaults and
+painter / crop / curve / histogram widget nodes, the camera-angle prompt, the GLSL shader), with ComfyUI's names, inputs, defaults and
 outputs.
 
 Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
@@ -15,6 +15,7 @@ from nodeloom.nodes.utils.camera_angle import CameraAngle
 from nodeloom.nodes.utils.canvas import CurveEditor, ImageCropV2, ImageHistogram, Painter
 from nodeloom.nodes.utils.compose import ImageBlend, ImageBlur, ResizeAndPadImage
 from nodeloom.nodes.utils.format import ColorToRGBInt, ConvertArrayToString, ConvertDictionaryToString, StringFormat
+from nodeloom.nodes.utils.glsl import GLSLShader
 from nodeloom.nodes.utils.images import (
     BatchImagesNode,
     GetImageSize,
@@ -125,4 +126,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     DrawBBoxes,
     CreateBoundingBoxes,
     CameraAngle,
+    GLSLShader,
 )
