@@ -71,3 +71,33 @@ def test_boxes_to_prompt_through_the_engine(image_engine):
                                                "aesthetics", "lighting", "medium"]
     assert info["input_order"]["optional"] == ["color_palette"]
     assert info["output"] == ["DICT"] and info["output_name"] == ["prompt"] and info["category"] == "text"
+
+
+def test_official_template_node_converts_and_runs(image_engine):
+    # api_ideogram_p_image_t2i: style photo + a four-colour palette (a list widget the converter must wrap)
+    import copy
+
+    from nodeloom.core.context import activate_services
+    from nodeloom.core.workflow_ui import to_api
+    from nodeloom.workflows.files import _input_types
+    from tests.nodes.diffusion.family_helpers import official_template
+
+    template = official_template("api_ideogram_p_image_t2i")
+    node = copy.deepcopy(next(n for n in template["nodes"] if n.get("type") == "BuildJsonPromptIdeogram"))
+    for socket in node.get("inputs") or []:
+        socket["link"] = None
+    for socket in node.get("outputs") or []:
+        socket["links"] = []
+    ui = {"last_node_id": node["id"], "last_link_id": 0, "nodes": [node], "links": [], "version": 0.4}
+    with activate_services(image_engine.services):
+        prompt = to_api(ui, _input_types(image_engine), image_engine.registry.display_name)
+    (entry,) = prompt.values()
+    assert entry["inputs"]["style"] == "photo" and entry["inputs"]["style.photo"] == "editorial"
+    assert entry["inputs"]["color_palette"] == {"__value__": ["#0a1628", "#ffffff", "#8b0000", "#c9a227"]}
+    entry["inputs"]["element"] = ["els", 0]
+    prompt["els"] = {"class_type": "TestTensor", "inputs": {"key": "els"}}
+    result = run_prompt(image_engine, prompt, {"els": ELEMENT}, sinks=[[next(iter(prompt)), 0]])
+    assert result.status == "success", result.errors
+    out = result.value(next(iter(prompt)))
+    assert out["style_description"]["color_palette"] == ["#0A1628", "#FFFFFF", "#8B0000", "#C9A227"]
+    assert out["style_description"]["photo"] == "editorial" and out["compositional_deconstruction"]["elements"] == ELEMENT
