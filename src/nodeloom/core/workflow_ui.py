@@ -41,8 +41,8 @@ MODE_BYPASS = 4
 SUBGRAPH_INPUT_ID = -10
 SUBGRAPH_OUTPUT_ID = -20
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "COLOR"})
-#: value types the frontend draws a widget for (crop box, curve) — a widget only where the input has a default
-VALUE_WIDGET_TYPES = frozenset({"BOUNDING_BOX", "CURVE"})
+#: value types the frontend draws a widget for (crop box, curve, colour palette) — a widget only where the input has a default
+VALUE_WIDGET_TYPES = frozenset({"BOUNDING_BOX", "CURVE", "COLORS"})
 SEED_NAMES = ("seed", "noise_seed")
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload")
 _MAX_SUBGRAPH_DEPTH = 32
@@ -232,7 +232,8 @@ def _widget_values(types: Mapping[str, Any], values: Any) -> dict[str, Any]:
             known, default = _widget_default(types, name)
             if known:
                 found[name] = default
-    return found
+    # a list value would read as a link: the frontend sends array widget values wrapped, so do we
+    return {k: {"__value__": v} if isinstance(v, list) else v for k, v in found.items()}
 
 
 # --------------------------------------------------------------------------- flattening

@@ -2,7 +2,7 @@
 
 Checkpoint/VAE/LoRA/ControlNet loaders, CLIP text encoding, KSampler(Advanced) and the custom
 sampling family (SamplerCustom(Advanced), samplers, schedulers, sigmas, noise, guiders), latent
-and VAE nodes (incl. batch, transform and compositing), conditioning average/concat/zero-out, regional (area/mask) conditioning,
+and VAE nodes (incl. batch, transform and compositing), conditioning average/concat/zero-out, regional (area/mask) conditioning, conditioning saved to and loaded from files,
 inpainting and ControlNet. Model code comes from diffusers/transformers; loading,
 sampling and memory live in :mod:`nodeloom.diffusion`. Heavy imports stay inside node calls
 where an optional extra is involved, so the pack registers without them.
@@ -144,6 +144,7 @@ from nodeloom.nodes.diffusion.wan_nodes import (
     WanImageToVideo,
     WanVaceToVideo,
 )
+from nodeloom.nodes.diffusion.conditioning_files import ConditioningLoader, SaveConditioning
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -185,4 +186,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     Wan22ImageToVideoLatent, Wan22FunControlToVideo, WanFunControlToVideo, WanCameraEmbedding, WanCameraImageToVideo,
     CameraToWanEmbedding,
     ContextWindowsManual, WanContextWindowsManual,
+    ConditioningLoader, SaveConditioning,
 )

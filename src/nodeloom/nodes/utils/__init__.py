@@ -2,7 +2,9 @@
 templates use (switch, math, number and text nodes, image size/batch/scale/stitch nodes,
 mask and compare previews, crop to a mask's subject, colour transfer, detection boxes and the
 box canvas, blend and pad, latent joins and cuts, latent operations, lists and loops, the
-painter / crop / curve / histogram widget nodes, the camera-angle prompt, the GLSL shader), with ComfyUI's names, inputs, defaults and
+painter / crop / curve / histogram widget nodes, the camera-angle prompt, the GLSL shader,
+model-free empty latents of audio and image families, SeedVR2 pre/post-processing, Marigold / MoGe geometry read-outs, the
+Ideogram JSON prompt and the TripoSplat subject crop), with ComfyUI's names, inputs, defaults and
 outputs.
 
 Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
@@ -59,6 +61,18 @@ from nodeloom.nodes.utils.string_ops import (
 )
 from nodeloom.nodes.utils.strings import JsonExtractString, RegexExtract, RegexReplace, StringConcatenate, StringReplace
 from nodeloom.nodes.utils.subject import ColorTransfer, ImageCropToMask
+from nodeloom.nodes.utils.empty_latents import (
+    EmptyAceStep15LatentAudio,
+    EmptyAceStepLatentAudio,
+    EmptyChromaRadianceLatentImage,
+    EmptyHiDreamO1LatentImage,
+    EmptyLatentAudio,
+    EmptyQwenImageLayeredLatentImage,
+)
+from nodeloom.nodes.utils.geometry import MarigoldV2PostProcess, MoGeGeometryToFOV
+from nodeloom.nodes.utils.ideogram_prompt import BuildJsonPromptIdeogram
+from nodeloom.nodes.utils.seedvr2 import SeedVR2PostProcessing, SeedVR2Preprocess
+from nodeloom.nodes.utils.splat_prep import TripoSplatPreprocessImage
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -127,4 +141,16 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     CreateBoundingBoxes,
     CameraAngle,
     GLSLShader,
+    EmptyLatentAudio,
+    EmptyAceStepLatentAudio,
+    EmptyAceStep15LatentAudio,
+    EmptyHiDreamO1LatentImage,
+    EmptyChromaRadianceLatentImage,
+    EmptyQwenImageLayeredLatentImage,
+    SeedVR2Preprocess,
+    SeedVR2PostProcessing,
+    MarigoldV2PostProcess,
+    MoGeGeometryToFOV,
+    BuildJsonPromptIdeogram,
+    TripoSplatPreprocessImage,
 )
