@@ -62,6 +62,9 @@ def test_unet_file_is_detected_and_one_img_to_img_step_equals_diffusers(tmp_path
     assert (out["samples"] * 0.18215 - want).abs().max() <= 1e-5
     assert (out["samples"] - want / 0.18215).abs().max() <= 1e-5
     assert not torch.allclose(out["samples"], raw, atol=1e-2)  # the UNet's estimate, not the input passed through
+    higher, _ = sample_sigmas(model, {"samples": raw}, torch.tensor([10000.0, 0.0]), seed=0, cfg=1.0,
+                              sampler_name="euler", positive=[[cond, {}]], negative=None, add_noise=False)
+    assert (higher["samples"] - out["samples"]).abs().max() <= 1e-5  # two templates set 10000: timestep 999 too
 
 
 def test_task_embedding_is_sin_and_cos_of_the_prediction_switch():
@@ -182,3 +185,42 @@ def test_official_template_converts_and_runs_writing_the_depth_image(tmp_path, l
     inverted = next(k for k, v in prompt.items() if v["class_type"] == "ImageInvert")
     assert (result.value(inverted)[0] - want).abs().max() <= 1e-4
     assert np.abs(saved.astype(np.float32) / 255 - want.numpy()).max() <= 1 / 255 + 1e-4  # SaveImage truncates
+
+
+def test_a_full_size_lotus_header_gives_sd2s_unet_config():
+    """Shapes only (a meta-device UNet shaped like Lotus-D v1.1, renamed to ComfyUI's layout): the
+    family is told and the config read back is SD 2's with the projection class embedding."""
+    from diffusers import UNet2DConditionModel
+
+    from nodeloom.diffusion.detect import family_defaults
+    from nodeloom.diffusion.families import FAMILIES
+    from nodeloom.diffusion.families.lotus import lotus_unet_config
+    from nodeloom.diffusion.ldm_export import unet_to_ldm
+
+    base = {k: v for k, v in family_defaults("sd2")["unet"].items() if not k.startswith("_")}
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**base, class_embed_type="projection", projection_class_embeddings_input_dim=4)
+    sd = unet_to_ldm(unet.state_dict(), unet.config, "")
+    assert FAMILIES["lotus_d"].matches({k: tuple(v.shape) for k, v in sd.items()})
+    cfg = lotus_unet_config(sd)
+    for key in ("block_out_channels", "layers_per_block", "cross_attention_dim", "down_block_types", "up_block_types",
+                "use_linear_projection", "class_embed_type", "projection_class_embeddings_input_dim"):
+        assert list(cfg[key]) == list(unet.config[key]) if isinstance(cfg[key], (list, tuple)) else \
+            cfg[key] == unet.config[key], key
+    assert list(cfg["attention_head_dim"]) == [5, 10, 20, 20]
+
+
+def test_a_plain_sd_unet_file_is_refused_naming_the_checkpoint_loader(tmp_path):
+    from safetensors.torch import save_file
+
+    from nodeloom.diffusion.ldm_export import unet_to_ldm
+    from nodeloom.diffusion.split_models import load_diffusion_model
+    from nodeloom.errors import ValidationError
+    from nodeloom.testing.tiny_sd import tiny_components
+
+    unet = tiny_components("sd2")["unet"]
+    path = tmp_path / "sd2_unet.safetensors"
+    save_file({k: v.contiguous() for k, v in unet_to_ldm(unet.state_dict(), unet.config, "").items()}, str(path))
+    with pytest.raises(ValidationError, match="CheckpointLoaderSimple") as err:
+        load_diffusion_model(path)
+    assert "Lotus-D" in str(err.value) and "label_emb" in str(err.value)

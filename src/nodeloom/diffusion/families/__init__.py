@@ -165,6 +165,10 @@ def _other_kind(shapes: dict[str, tuple[int, ...]]) -> str:
     keys = list(shapes)
     if any(k.startswith(("model.diffusion_model.input_blocks", "first_stage_model.")) for k in keys):
         return "; it is a full Stable Diffusion checkpoint: load it with CheckpointLoaderSimple from models/checkpoints"
+    if "input_blocks.0.0.weight" in shapes and "out.2.weight" in shapes:
+        return ("; it is an SD 1.x/2.x/SDXL UNet on its own: nodeloom reads those from full checkpoints"
+                " (CheckpointLoaderSimple, models/checkpoints); the only bare LDM UNet UNETLoader reads is Lotus-D's"
+                " (a 4-input `label_emb`)")
     if any("lora_" in k or ".lora_A" in k or ".lora_down" in k for k in keys):
         return "; it is a LoRA: load it with LoraLoader or LoraLoaderModelOnly from models/loras"
     if any(k.startswith(("model.layers.", "encoder.block.", "text_model.", "shared.")) for k in keys):
