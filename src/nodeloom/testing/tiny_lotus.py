@@ -12,12 +12,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LOTUS_FILES", "build_tiny_lotus", "tiny_lotus_unet", "tiny_sd2_text_encoder"]
+__all__ = ["LOTUS_DEPTH_WORKFLOW", "LOTUS_FILES", "build_tiny_lotus", "tiny_lotus_unet", "tiny_sd2_text_encoder"]
 
 #: the template's file names → the tiny files :func:`build_tiny_lotus` writes
 LOTUS_FILES = {"lotus-depth-d-v1-1.safetensors": "tiny_lotus_depth_d.safetensors",
                "vae-ft-mse-840000-ema-pruned.safetensors": "tiny_sd_vae.safetensors"}
 _CONTEXT = 64
+
+#: the ``image_lotus_depth_v1_1`` template's graph in API format (its subgraph's node ids and values),
+#: on the tiny files and an input image ``lotus_input.png``
+LOTUS_DEPTH_WORKFLOW: dict[str, Any] = {
+    "12": {"class_type": "LoadImage", "inputs": {"image": "lotus_input.png"}},
+    "10": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_lotus_depth_d.safetensors", "weight_dtype": "default"}},
+    "14": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_sd_vae.safetensors"}},
+    "23": {"class_type": "VAEEncode", "inputs": {"pixels": ["12", 0], "vae": ["14", 0]}},
+    "68": {"class_type": "LotusConditioning", "inputs": {}},
+    "19": {"class_type": "BasicGuider", "inputs": {"model": ["10", 0], "conditioning": ["68", 0]}},
+    "20": {"class_type": "BasicScheduler", "inputs": {"model": ["10", 0], "scheduler": "normal", "steps": 1, "denoise": 1.0}},
+    "28": {"class_type": "SetFirstSigma", "inputs": {"sigmas": ["20", 0], "sigma": 999.0000000000002}},
+    "18": {"class_type": "DisableNoise", "inputs": {}},
+    "21": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+    "16": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["18", 0], "guider": ["19", 0], "sampler": ["21", 0],
+                                                              "sigmas": ["28", 0], "latent_image": ["23", 0]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["16", 0], "vae": ["14", 0]}},
+    "22": {"class_type": "ImageInvert", "inputs": {"image": ["8", 0]}},
+    "9": {"class_type": "SaveImage", "inputs": {"images": ["22", 0], "filename_prefix": "Lotus_depth"}},
+}
 
 
 def tiny_lotus_unet(seed: int = 0, context: int = _CONTEXT) -> Any:
@@ -53,8 +73,6 @@ def build_tiny_lotus(models_dir: str | Path, seed: int = 0, unet_prefix: str = "
         ``{"unet", "vae", "text_encoder"}`` (the modules saved) and the file names
         (``"unet_name"``, ``"vae_name"``, ``"ckpt_name"``).
     """
-    from safetensors.torch import save_file
-
     from nodeloom.diffusion.ldm_export import unet_to_ldm, vae_to_ldm
     from nodeloom.testing.tiny_sd import save_single_file, tiny_components
 
@@ -64,11 +82,16 @@ def build_tiny_lotus(models_dir: str | Path, seed: int = 0, unet_prefix: str = "
     sd2["text_encoder"] = tiny_sd2_text_encoder(seed + 2)
     for folder in ("diffusion_models", "vae"):
         (root / folder).mkdir(parents=True, exist_ok=True)
-    unet_name, vae_name = LOTUS_FILES["lotus-depth-d-v1-1.safetensors"], LOTUS_FILES["vae-ft-mse-840000-ema-pruned.safetensors"]
-    save_file({k: v.detach().contiguous().clone() for k, v in unet_to_ldm(unet.state_dict(), unet.config, unet_prefix).items()},
-              str(root / "diffusion_models" / unet_name))
-    save_file({k: v.detach().contiguous().clone() for k, v in vae_to_ldm(sd2["vae"].state_dict(), sd2["vae"].config, "").items()},
-              str(root / "vae" / vae_name))
+    unet_name = LOTUS_FILES["lotus-depth-d-v1-1.safetensors"]
+    vae_name = LOTUS_FILES["vae-ft-mse-840000-ema-pruned.safetensors"]
+    _save(unet_to_ldm(unet.state_dict(), unet.config, unet_prefix), root / "diffusion_models" / unet_name)
+    _save(vae_to_ldm(sd2["vae"].state_dict(), sd2["vae"].config, ""), root / "vae" / vae_name)
     save_single_file(sd2, root / "checkpoints" / "tiny_sd2.safetensors")
     return {"unet": unet, "vae": sd2["vae"], "text_encoder": sd2["text_encoder"], "unet_name": unet_name,
             "vae_name": vae_name, "ckpt_name": "tiny_sd2.safetensors"}
+
+
+def _save(sd: dict[str, Any], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous().clone() for k, v in sd.items()}, str(path))

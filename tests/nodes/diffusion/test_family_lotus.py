@@ -15,8 +15,8 @@ import torch
 
 from nodeloom.diffusion import lotus_prompt
 from nodeloom.diffusion.families.lotus import task_embedding
-from nodeloom.testing.tiny_lotus import LOTUS_FILES, build_tiny_lotus, tiny_sd2_text_encoder
-from tests.nodes.diffusion.family_helpers import engine_for, official_template, run_ok
+from nodeloom.testing.tiny_lotus import LOTUS_DEPTH_WORKFLOW, LOTUS_FILES, build_tiny_lotus, tiny_sd2_text_encoder
+from tests.nodes.diffusion.family_helpers import engine_for, input_photo, official_template, run_ok, run_served
 
 _EMPTY = [[49406, 49407]]  # CLIP's <start>, <end>: "" without padding, as Lotus tokenises it
 _PROMPT = {"1": {"class_type": "LotusConditioning", "inputs": {}},
@@ -83,11 +83,20 @@ def _conditioning(base: Path, models: Path) -> torch.Tensor:
 
 
 def test_lotus_conditioning_from_an_sd2_checkpoint_equals_clip_text_model(tmp_path, lotus):
+    """Equal to ``CLIPTextModel`` on ``<start>, <end>``, and (CLIP's attention being causal) to the
+    first two states of nodeloom's own SD 2 encoding of ``""`` (CLIPTextEncode, padded to 77)."""
     root, parts = lotus
     with torch.no_grad():
         want = parts["text_encoder"](torch.tensor(_EMPTY)).last_hidden_state
     got = _conditioning(tmp_path, root)
     assert got.shape == (1, 2, 64) and (got - want).abs().max() <= 1e-6
+    with engine_for(tmp_path, root) as engine:
+        result = run_ok(engine, {
+            "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": parts["ckpt_name"]}},
+            "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+            "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}}})
+    padded = result.value("2")[0][0]
+    assert padded.shape == (1, 77, 64) and (padded[:, :2] - got).abs().max() <= 1e-5
 
 
 @pytest.mark.parametrize("layout", ["transformers", "open_clip"])
@@ -151,7 +160,8 @@ def test_official_template_converts_and_runs_writing_the_depth_image(tmp_path, l
     root, parts = lotus
     workflow = official_template("image_lotus_depth_v1_1")
     image_name = None
-    nodes = list(workflow["nodes"]) + [n for g in workflow.get("definitions", {}).get("subgraphs", []) for n in g["nodes"]]
+    subgraphs = workflow.get("definitions", {}).get("subgraphs", [])
+    nodes = list(workflow["nodes"]) + [n for g in subgraphs for n in g["nodes"]]
     for node in nodes:
         values = node.get("widgets_values")
         if isinstance(values, list):
@@ -166,8 +176,8 @@ def test_official_template_converts_and_runs_writing_the_depth_image(tmp_path, l
     (tmp_path / "wf.json").write_text(json.dumps(workflow), encoding="utf-8")
     with engine_for(tmp_path / "base", root) as engine:
         prompt = load_prompt(engine, str(tmp_path / "wf.json"))
-        assert {"UNETLoader", "LotusConditioning", "SetFirstSigma", "DisableNoise", "ImageInvert"} <= {
-            v["class_type"] for v in prompt.values()}
+        assert sorted(v["class_type"] for v in prompt.values()) == sorted(
+            v["class_type"] for v in LOTUS_DEPTH_WORKFLOW.values())
         result = run_ok(engine, prompt)
     save = next(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
     written = result.outputs[save]["images"][0]
@@ -224,3 +234,17 @@ def test_a_plain_sd_unet_file_is_refused_naming_the_checkpoint_loader(tmp_path):
     with pytest.raises(ValidationError, match="CheckpointLoaderSimple") as err:
         load_diffusion_model(path)
     assert "Lotus-D" in str(err.value) and "label_emb" in str(err.value)
+
+
+def test_template_graph_through_a_live_server(tmp_path, lotus):
+    """The template's graph in API format, submitted to a real server on loopback: the depth image is
+    written, and it follows the photo (not a constant)."""
+    import numpy as np
+    from PIL import Image
+
+    input_photo(tmp_path, "lotus_input.png", 64)
+    entry = run_served(tmp_path, lotus[0], json.loads(json.dumps(LOTUS_DEPTH_WORKFLOW)))
+    image = entry["outputs"]["9"]["images"][0]
+    assert image["filename"].startswith("Lotus_depth")
+    saved = np.asarray(Image.open(tmp_path / "output" / image.get("subfolder", "") / image["filename"]))
+    assert saved.shape == (64, 64, 3) and saved.std() > 1
