@@ -23,13 +23,13 @@ from typing import Any
 
 from nodeloom.diffusion.families import Family
 from nodeloom.diffusion.schedules import ModelSampling
-from nodeloom.errors import ValidationError, require
+from nodeloom.errors import require
 
 __all__ = ["FAMILY", "TASK_INPUTS", "lotus_unet_config", "task_embedding"]
 
 #: inputs of the class embedding: sin and cos of the 2-value task switch
 TASK_INPUTS = 4
-_SIGNATURE = ("input_blocks.0.0.weight", "middle_block.1.proj_in.weight", "label_emb.0.0.weight")
+_SIGNATURE = ("input_blocks.0.0.weight", "out.2.weight", "label_emb.0.0.weight with 4 inputs")
 _LDM_PREFIX = "model.diffusion_model."
 
 
@@ -79,8 +79,6 @@ def _load(sd: dict[str, Any], dtype: Any) -> Any:
         model = diffusers.UNet2DConditionModel.from_single_file(
             {_LDM_PREFIX + k: v for k, v in sd.items()}, config=tmp, subfolder="unet", local_files_only=True,
             torch_dtype=dtype)
-    if model.class_embedding is None:  # pragma: no cover - diffusers always builds it from this config
-        raise ValidationError("the Lotus-D UNet was built without its class embedding", type="invalid_model_file")
     return _with_task_labels(model.eval())
 
 
