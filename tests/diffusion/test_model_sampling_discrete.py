@@ -36,14 +36,15 @@ def _one_step(model, sigma):
     return out["samples"]
 
 
-@pytest.mark.parametrize("name", ["eps", "v_prediction", "x0"])
+@pytest.mark.parametrize("name", ["eps", "v_prediction", "x0", "img_to_img"])
 def test_each_prediction_type_is_read_as_comfyui_reads_it(name):
     sigma = 2.0
     x = sigma * torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(5))
     out = 0.5 * x / (sigma ** 2 + 1) ** 0.5  # the UNet's output on its scaled input
     expected = {"eps": x - out * sigma,
                 "v_prediction": x / (sigma ** 2 + 1) - out * sigma / (sigma ** 2 + 1) ** 0.5,
-                "x0": out}[name]
+                "x0": out,
+                "img_to_img": 0.5 * x}[name]  # IMG_TO_IMG: the UNet sees the latent unscaled, gives x0
     base = _sd_model()
     (patched,) = ModelSamplingDiscrete.execute(base, name, False)
     assert base.sampling.prediction_type == "epsilon"  # the given MODEL is untouched

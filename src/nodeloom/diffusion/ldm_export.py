@@ -17,6 +17,8 @@ _UNET_TOP = {
     "time_embedding.linear_2": "time_embed.2",
     "add_embedding.linear_1": "label_emb.0.0",
     "add_embedding.linear_2": "label_emb.0.2",
+    "class_embedding.linear_1": "label_emb.0.0",  # a projection class embedding (Lotus's task switch)
+    "class_embedding.linear_2": "label_emb.0.2",
     "conv_in": "input_blocks.0.0",
     "conv_norm_out": "out.0",
     "conv_out": "out.2",

@@ -215,7 +215,9 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
         _before_call(model, sigma, group, x)  # Flux IP-Adapter: which entries are uncond
         velocity = model.adapter(unet, x_all.to(dtype), sigma, group, **extra).float()
         return list((x_all - velocity * sigma).chunk(n))
-    xin = x * (1.0 / torch.sqrt(sigma ** 2 + 1.0))
+    prediction = model.sampling.prediction_type
+    # IMG_TO_IMG (Lotus) takes the latent as it is; the other readings scale it to unit variance
+    xin = x if prediction == "img_to_img" else x * (1.0 / torch.sqrt(sigma ** 2 + 1.0))
     if concat is not None:
         xin = torch.cat([xin, concat], dim=1)
     xin_all = xin.repeat(n, 1, 1, 1).to(dtype)
@@ -224,9 +226,9 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     _before_call(model, sigma, group, x)  # IP-Adapter: the step's sigma and the call's uncond rows
     out = unet_forward(model, unet, xin_all, t, ctx, added, residuals).float()
     x_all = x.repeat(n, 1, 1, 1)
-    if model.sampling.prediction_type == "v_prediction":
+    if prediction == "v_prediction":
         den = x_all / (sigma ** 2 + 1) - out * sigma / torch.sqrt(sigma ** 2 + 1)
-    elif model.sampling.prediction_type == "x0":  # ModelSamplingDiscrete's x0: the UNet gives the estimate
+    elif prediction in ("x0", "img_to_img"):  # the UNet gives the clean estimate itself
         den = out
     else:
         den = x_all - out * sigma

@@ -40,7 +40,8 @@ class ModelSampling:
 
     Args:
         beta_start / beta_end / steps: the scaled-linear beta schedule SD models are trained on.
-        prediction_type: ``"epsilon"``, ``"v_prediction"`` or ``"x0"``.
+        prediction_type: ``"epsilon"``, ``"v_prediction"``, ``"x0"`` or ``"img_to_img"`` (ComfyUI's
+            IMG_TO_IMG, Lotus: x0, with the latent given to the UNet unscaled).
         zsnr: rescale the schedule to zero terminal SNR (:func:`zero_terminal_snr_sigmas`).
     """
 

@@ -5,7 +5,8 @@ file from the header (keys and shapes, ComfyUI's repackaged layout and the origi
 layout), how to build the diffusers transformer from it (sizes read from tensor shapes, the rest
 from the JSON configs shipped in ``data/families/``), how the transformer is called (an adapter
 returning ComfyUI's velocity convention), its default flow schedule and its VAE latent format.
-:func:`identify` returns the family of a header or raises an error that says what was looked for.
+Lotus-D (:mod:`~nodeloom.diffusion.families.lotus`), an SD 2 UNet, is a family without an adapter:
+it samples on SD's discrete schedule through the UNet path. :func:`identify` returns the family of a header or raises an error that says what was looked for.
 Imports no node, engine or adapter.
 """
 
@@ -32,7 +33,8 @@ class Family:
         title: how users call it.
         matches: ``matches(shapes)`` — True when a header (prefix stripped) is this family's.
         load: ``load(state_dict, dtype) -> module`` — the diffusers transformer, eval mode.
-        adapter: ``adapter(module, x, sigma, group) -> velocity`` (ComfyUI's CONST convention).
+        adapter: ``adapter(module, x, sigma, group) -> velocity`` (ComfyUI's CONST convention); None for
+            a diffusers UNet, which the sampler calls itself (discrete schedule, ``prediction_type``).
         sampling: ``sampling(module)`` — a fresh default model sampling (before any ModelSampling* node).
         latent_scale / latent_shift: raw VAE latent → model space ``(raw − shift)·scale`` (floats, or
             per-channel tensors ``[1, C, 1, 1]``: Qwen-Image).
@@ -54,7 +56,7 @@ class Family:
     title: str
     matches: Callable[[dict[str, tuple[int, ...]]], bool]
     load: Callable[[dict[str, Any], Any], Any]
-    adapter: Callable[..., Any]
+    adapter: Callable[..., Any] | None
     sampling: Callable[[Any], Any]
     latent_scale: Any
     latent_shift: Any
@@ -115,6 +117,7 @@ def _registry() -> dict[str, Family]:
         hidream,
         hunyuan_video,
         hunyuan_video15,
+        lotus,
         ltx2,
         ltxv,
         lumina2,
@@ -128,7 +131,7 @@ def _registry() -> dict[str, Family]:
     # before Z-Image (likewise NextDiT's), LTX-2 before LTX-Video (its video stream has LTX-Video's names)
     return {f.name: f for f in (lumina2.FAMILY, zimage.FAMILY, flux2.FAMILY, chroma.FAMILY, flux.FAMILY, sd3.FAMILY,
                                 ltx2.FAMILY, ltxv.FAMILY, qwen.FAMILY, wan.FAMILY, hidream.FAMILY, hunyuan_video15.FAMILY,
-                                hunyuan_video.FAMILY)}
+                                hunyuan_video.FAMILY, lotus.FAMILY)}
 
 
 FAMILIES: dict[str, Family] = _registry()
@@ -162,6 +165,10 @@ def _other_kind(shapes: dict[str, tuple[int, ...]]) -> str:
     keys = list(shapes)
     if any(k.startswith(("model.diffusion_model.input_blocks", "first_stage_model.")) for k in keys):
         return "; it is a full Stable Diffusion checkpoint: load it with CheckpointLoaderSimple from models/checkpoints"
+    if "input_blocks.0.0.weight" in shapes and "out.2.weight" in shapes:
+        return ("; it is an SD 1.x/2.x/SDXL UNet on its own: nodeloom reads those from full checkpoints"
+                " (CheckpointLoaderSimple, models/checkpoints); the only bare LDM UNet UNETLoader reads is Lotus-D's"
+                " (a 4-input `label_emb`)")
     if any("lora_" in k or ".lora_A" in k or ".lora_down" in k for k in keys):
         return "; it is a LoRA: load it with LoraLoader or LoraLoaderModelOnly from models/loras"
     if any(k.startswith(("model.layers.", "encoder.block.", "text_model.", "shared.")) for k in keys):

@@ -85,6 +85,7 @@ from nodeloom.nodes.diffusion.latent_ops import (
 )
 from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple, CLIPSetLastLayer, DiffusersLoader, VAELoader
 from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
+from nodeloom.nodes.diffusion.lotus_nodes import LotusConditioning
 from nodeloom.nodes.diffusion.ltx2_audio_nodes import LTXVAudioVAEDecode, LTXVAudioVAELoader, LTXVEmptyLatentAudio
 from nodeloom.nodes.diffusion.ltx2_nodes import LTXAVTextEncoderLoader, LTXVConcatAVLatent, LTXVSeparateAVLatent
 from nodeloom.nodes.diffusion.ltx_guides import LTXVAddGuide, LTXVCropGuides
@@ -187,4 +188,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     CameraToWanEmbedding,
     ContextWindowsManual, WanContextWindowsManual,
     ConditioningLoader, SaveConditioning,
+    LotusConditioning,
 )
