@@ -9,6 +9,12 @@ where an optional extra is involved, so the pack registers without them.
 """
 
 from nodeloom.node_api import mappings
+from nodeloom.nodes.diffusion.video_latent_nodes import (
+    NormalizeVideoLatentStart,
+    ReplaceVideoLatentFrames,
+    SeedVR2TemporalChunk,
+    SeedVR2TemporalMerge,
+)
 from nodeloom.nodes.diffusion.area_conditioning import (
     ConditioningSetArea,
     ConditioningSetAreaPercentage,
@@ -185,4 +191,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     Wan22ImageToVideoLatent, Wan22FunControlToVideo, WanFunControlToVideo, WanCameraEmbedding, WanCameraImageToVideo,
     CameraToWanEmbedding,
     ContextWindowsManual, WanContextWindowsManual,
+    ReplaceVideoLatentFrames, NormalizeVideoLatentStart, SeedVR2TemporalChunk, SeedVR2TemporalMerge,
 )

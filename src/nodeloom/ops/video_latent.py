@@ -1,0 +1,136 @@
+"""Frame-axis operations on video latents ``[B, C, T, H, W]``: replace a run of frames, match the
+first frames' statistics to later ones, and split a latent into overlapping temporal chunks
+and cross-fade them back together (Hann window).
+
+Plain functions on tensors; the nodes that wrap them live in ``nodes.diffusion.video_latent_nodes``.
+No engine, no nodes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from nodeloom.errors import ValidationError
+
+__all__ = ["chunk_bounds", "check_video_latent", "hann_ramp", "merge_temporal_chunks", "normalize_latent_start",
+           "replace_latent_frames"]
+
+
+def check_video_latent(samples: object, name: str) -> torch.Tensor:
+    """``samples`` if it is a 5-D video latent tensor, else a clear error naming ``name``."""
+    if not isinstance(samples, torch.Tensor) or samples.ndim != 5:
+        got = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
+        raise ValidationError(f"`{name}` must be a video LATENT with samples [batch, channels, frames, height, "
+                              f"width], got {got}")
+    return samples
+
+
+def replace_latent_frames(destination: torch.Tensor, source: torch.Tensor, index: int) -> torch.Tensor | None:
+    """``destination`` with frames ``index .. index + source frames`` taken from ``source``.
+
+    A negative ``index`` counts from the end. Returns None (nothing replaced) when ``index``
+    lies outside the destination or the source does not fit from there, as ComfyUI does.
+
+    Raises:
+        ValidationError: batch, channel or spatial sizes differ.
+    """
+    dest = check_video_latent(destination, "destination")
+    src = check_video_latent(source, "source")
+    if src.shape[:2] != dest.shape[:2] or src.shape[3:] != dest.shape[3:]:
+        raise ValidationError(f"`source` latent {tuple(src.shape)} must match `destination` {tuple(dest.shape)} in "
+                              "every axis but frames")
+    frames = dest.shape[2]
+    start = index + frames if index < 0 else index
+    if start < 0 or start >= frames or start + src.shape[2] > frames:
+        return None
+    out = dest.clone()
+    out[:, :, start:start + src.shape[2]] = src.to(out.device, out.dtype)
+    return out
+
+
+def normalize_latent_start(samples: torch.Tensor, start_frames: int, reference_frames: int) -> torch.Tensor:
+    """The first ``start_frames`` frames shifted and scaled to the per-sample, per-channel mean
+    and standard deviation of the ``reference_frames`` frames after them (at most ``T - 1``).
+
+    A one-frame latent comes back unchanged.
+
+    Raises:
+        ValidationError: the start frames leave no reference frame.
+    """
+    samples = check_video_latent(samples, "latent")
+    frames = samples.shape[2]
+    if frames <= 1:
+        return samples
+    if start_frames >= frames:
+        raise ValidationError(f"`start_frame_count` ({start_frames}) leaves no reference frame in a latent of "
+                              f"{frames} frames; give at most {frames - 1}")
+    count = min(reference_frames, frames - 1)
+    reference = samples[:, :, start_frames:start_frames + count].float()
+    first = samples[:, :, :start_frames].float()
+    dims = (2, 3, 4)
+    ref_mean, ref_std = reference.mean(dim=dims, keepdim=True), reference.std(dim=dims, keepdim=True, unbiased=False)
+    mean, std = first.mean(dim=dims, keepdim=True), first.std(dim=dims, keepdim=True, unbiased=False)
+    out = samples.clone()
+    out[:, :, :start_frames] = ((first - mean) / (std + 1e-8) * ref_std + ref_mean).to(samples.dtype)
+    return out
+
+
+def chunk_bounds(frames: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of chunks of ``chunk`` frames overlapping by ``overlap``, covering
+    ``frames``; every chunk is full length except possibly the last, which is longer than
+    ``overlap``. One chunk when ``frames <= chunk``."""
+    if chunk < 1 or not 0 <= overlap < chunk:
+        raise ValidationError(f"chunks of {chunk} frames cannot overlap by {overlap} (need 0 ≤ overlap < chunk)")
+    bounds, start = [], 0
+    while True:
+        bounds.append((start, min(start + chunk, frames)))
+        if start + chunk >= frames:
+            return bounds
+        start += chunk - overlap
+
+
+def hann_ramp(overlap: int) -> torch.Tensor:
+    """The rising half of a Hann window over ``overlap`` frames, strictly between 0 and 1: the
+    weight of the later chunk at each overlapping frame."""
+    steps = torch.arange(1, overlap + 1, dtype=torch.float64)
+    return (0.5 - 0.5 * torch.cos(math.pi * steps / (overlap + 1))).float()
+
+
+def merge_temporal_chunks(chunks: list[torch.Tensor], overlap: int) -> torch.Tensor:
+    """Chunks joined along frames, each ``overlap``-frame seam cross-faded with :func:`hann_ramp`
+    (plain concatenation at 0). Chunks made by :func:`chunk_bounds` merge back to the original.
+
+    Raises:
+        ValidationError: a chunk is not 5-D, they differ in anything but frames, a chunk before
+            the last is shorter than the first, or a chunk is not longer than ``overlap``.
+    """
+    if overlap < 0:
+        raise ValidationError(f"`temporal_overlap` must be ≥ 0, got {overlap}")
+    if not chunks:
+        raise ValidationError("`latents`: no chunk to merge")
+    first = check_video_latent(chunks[0], "latents[0]")
+    for i, chunk in enumerate(chunks):
+        check_video_latent(chunk, f"latents[{i}]")
+        if chunk.shape[:2] != first.shape[:2] or chunk.shape[3:] != first.shape[3:]:
+            raise ValidationError(f"`latents[{i}]` {tuple(chunk.shape)} differs from `latents[0]` "
+                                  f"{tuple(first.shape)} in more than frames")
+        if i < len(chunks) - 1 and chunk.shape[2] != first.shape[2]:
+            raise ValidationError(f"`latents[{i}]` has {chunk.shape[2]} frames; only the last chunk may differ from "
+                                  f"the first's {first.shape[2]}")
+        if len(chunks) > 1 and chunk.shape[2] <= overlap:
+            raise ValidationError(f"`latents[{i}]` has {chunk.shape[2]} frames, not more than `temporal_overlap` "
+                                  f"{overlap}")
+    if len(chunks) == 1:
+        return first
+    out = first.float()
+    ramp = hann_ramp(overlap).view(1, 1, -1, 1, 1).to(first.device)
+    for chunk in chunks[1:]:
+        chunk = chunk.to(first.device).float()
+        if overlap:
+            seam = out[:, :, -overlap:] * (1 - ramp) + chunk[:, :, :overlap] * ramp
+            out = torch.cat([out[:, :, :-overlap], seam, chunk[:, :, overlap:]], dim=2)
+        else:
+            out = torch.cat([out, chunk], dim=2)
+    return out.to(first.dtype)
