@@ -9,7 +9,6 @@ A TRACKS value is ``{"track_path": float32 [T, N, 2], "track_visibility": bool [
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import numpy as np
@@ -29,11 +28,9 @@ EASINGS = {
     "constant": lambda u: 0.0 * u,
 }
 
-#: the repeating palette tracks are drawn with (RGB, 0..1)
-TRACK_COLORS = (
-    (1.0, 0.23, 0.19), (0.2, 0.78, 0.35), (0.0, 0.48, 1.0), (1.0, 0.8, 0.0), (0.69, 0.32, 0.87),
-    (0.35, 0.78, 0.98), (1.0, 0.58, 0.0), (1.0, 0.18, 0.57),
-)
+#: the repeating palette tracks are drawn with (RGB, 0..1): ComfyUI's five colours
+TRACK_COLORS = tuple(tuple(c / 255.0 for c in rgb) for rgb in
+                     ((102, 153, 255), (0, 255, 255), (255, 255, 0), (255, 102, 204), (0, 255, 0)))
 
 
 def parse_track_coords(text: str) -> list[list[tuple[float, float]]]:
@@ -97,24 +94,17 @@ def tracks_from_coords(text: str, track_mask: torch.Tensor | None = None) -> dic
     return {"track_path": path, "track_visibility": mask_visibility(track_mask, frames, count)}
 
 
-def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Points and tangents of the quadratic Bezier p0→p2 with control p1 at parameters ``u``."""
-    u = u[:, None]
-    points = (1 - u) ** 2 * p0 + 2 * (1 - u) * u * p1 + u**2 * p2
-    tangents = 2 * (1 - u) * (p1 - p0) + 2 * u * (p2 - p1)
-    return points, tangents
-
-
 def generate_tracks(width: int, height: int, start: tuple[float, float], end: tuple[float, float], num_frames: int,
                     num_tracks: int, track_spread: float, mid: tuple[float, float] | None = None,
                     interpolation: str = "linear", track_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """``num_tracks`` parallel point tracks along a straight (or quadratic Bezier) path.
+    """``num_tracks`` parallel point tracks along a straight line or a quadratic Bezier curve.
 
-    Positions are worked out in normalised 0..1 coordinates and scaled to pixels at the end.
-    The path runs from ``start`` to ``end`` (bent towards ``mid`` when given); ``interpolation``
-    (one of :data:`EASINGS`) maps frame ``f`` of ``num_frames`` to the path parameter.
-    Track ``i`` sits ``(i - (num_tracks - 1) / 2) * track_spread`` from the path along its
-    normal (the path's direction turned 90°; +y when the path has no direction).
+    Points are given normalised (0..1) and worked in pixels. ``interpolation`` (one of
+    :data:`EASINGS`) maps frame ``f`` of ``num_frames`` to the path parameter. The path runs
+    from ``start`` to ``end``, bent towards ``mid`` when it is given. Track ``i`` sits
+    ``(i - (num_tracks - 1) / 2) * track_spread * (width + height) / 2`` pixels off the path,
+    along its normal: the path's direction turned 90° (the chord's for a straight line, the
+    curve's tangent for a Bezier), or along x where that direction vanishes.
 
     Raises:
         ValidationError: an unknown ``interpolation`` or a count below 1.
@@ -123,19 +113,22 @@ def generate_tracks(width: int, height: int, start: tuple[float, float], end: tu
         raise ValidationError(f"`interpolation` must be one of {list(EASINGS)}, got {interpolation!r}")
     if num_frames < 1 or num_tracks < 1:
         raise ValidationError(f"`num_frames` and `num_tracks` must be ≥ 1, got {num_frames} and {num_tracks}")
+    scale = np.array([width, height], dtype=np.float64)
+    p0, p2 = np.asarray(start, dtype=np.float64) * scale, np.asarray(end, dtype=np.float64) * scale
     u = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
-    u = np.asarray(EASINGS[interpolation](u), dtype=np.float64)
-    p0, p2 = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
-    p1 = np.asarray(mid, dtype=np.float64) if mid is not None else (p0 + p2) / 2
-    points, tangents = _bezier(p0, p1, p2, u)
-    chord = p2 - p0
-    fallback = chord / np.linalg.norm(chord) if np.linalg.norm(chord) > 1e-9 else np.array([1.0, 0.0])
+    u = np.asarray(EASINGS[interpolation](u), dtype=np.float64)[:, None]
+    if mid is None:
+        points = p0 + (p2 - p0) * u
+        tangents = np.broadcast_to(p2 - p0, points.shape)
+    else:
+        p1 = np.asarray(mid, dtype=np.float64) * scale
+        points = (1 - u) ** 2 * p0 + 2 * (1 - u) * u * p1 + u**2 * p2
+        tangents = 2 * (1 - u) * (p1 - p0) + 2 * u * (p2 - p1)
     lengths = np.linalg.norm(tangents, axis=1, keepdims=True)
-    direction = np.where(lengths > 1e-9, tangents / np.maximum(lengths, 1e-12), fallback)
-    normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1)
-    offsets = (np.arange(num_tracks) - (num_tracks - 1) / 2.0) * track_spread
+    normal = np.where(lengths > 0, np.stack([-tangents[:, 1], tangents[:, 0]], axis=1) / np.where(lengths > 0, lengths, 1),
+                      np.array([1.0, 0.0]))
+    offsets = (np.arange(num_tracks) - (num_tracks - 1) / 2.0) * track_spread * (width + height) / 2.0
     path = points[:, None, :] + normal[:, None, :] * offsets[None, :, None]  # [T, N, 2]
-    path = path * np.array([width, height], dtype=np.float64)
     return {"track_path": torch.from_numpy(path.astype(np.float32)),
             "track_visibility": mask_visibility(track_mask, num_frames, num_tracks)}
 
@@ -177,11 +170,47 @@ def concat_tracks(first: Any, second: Any) -> dict[str, torch.Tensor]:
             "track_visibility": torch.cat([vis1, vis2.to(vis1.device)], dim=1)}
 
 
+def _over(canvas: np.ndarray, color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    return canvas * (1 - alpha[..., None]) + color * alpha[..., None]
+
+
+def _trail_stamps(trail: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points about a pixel apart along ``trail`` (oldest → current position) and each one's
+    ratio of the way from the current end (0) back to the oldest (1), oldest first."""
+    newest_first = trail[::-1]
+    seg = np.diff(newest_first, axis=0)
+    lengths = np.linalg.norm(seg, axis=1)
+    total = float(lengths.sum())
+    if total <= 0:
+        return np.zeros((0, 2)), np.zeros(0)
+    counts = np.maximum(lengths.astype(np.int64), 1)
+    index = np.repeat(np.arange(len(seg)), counts)
+    within = (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)) / counts[index]
+    points = newest_first[index] + seg[index] * within[:, None]
+    ratios = (np.concatenate([[0.0], np.cumsum(lengths)[:-1]])[index] + within * lengths[index]) / total
+    return points[::-1], ratios[::-1]
+
+
+def _draw_trail(rgb: np.ndarray, alpha: np.ndarray, trail: np.ndarray, color: tuple[float, ...], line_width: int,
+                opacity: float) -> None:
+    """Stamp one point's trail into the layer: fading in alpha and width from ``opacity`` and
+    ``line_width`` at the current end to nothing and 1 px at the oldest; newer stamps cover older."""
+    import cv2
+
+    points, ratios = _trail_stamps(trail)
+    for (x, y), ratio in zip(points.astype(np.int64).tolist(), ratios.tolist(), strict=True):
+        radius = max(int(line_width * (1 - ratio)), 1) // 2
+        cv2.circle(rgb, (x, y), radius, color, -1, cv2.LINE_8)
+        cv2.circle(alpha, (x, y), radius, (1 - ratio) * opacity, -1, cv2.LINE_8)
+
+
 def draw_tracks(images: torch.Tensor, tracks: Any, line_resolution: int, circle_size: int, opacity: float,
                 line_width: int) -> torch.Tensor:
-    """``images`` with each visible point drawn: its trail over the last ``line_resolution``
-    frames (``line_width`` px) and a dot of radius ``circle_size`` at its current position,
-    blended at ``opacity``. Point ``n`` uses :data:`TRACK_COLORS` ``[n % 8]``.
+    """``images`` with the tracks drawn as ComfyUI's visualiser does: at each frame a dot of
+    radius ``circle_size`` at every visible point (alpha ``opacity``), then each such point's
+    trail over the previous ``line_resolution`` frames, fading from ``line_width`` px and
+    ``opacity`` at the point to 1 px and nothing at its oldest end. Point ``n`` uses
+    :data:`TRACK_COLORS` ``[n % 5]``; dots, then trails, are each one layer blended once.
 
     The output has one frame per track frame; frame ``t`` is drawn on ``images[t % B]``
     (a single start image is repeated).
@@ -193,27 +222,25 @@ def draw_tracks(images: torch.Tensor, tracks: Any, line_resolution: int, circle_
     visible = visibility.cpu().numpy()
     frames, count = path_np.shape[:2]
     base = images.detach().cpu().float().numpy()
+    height, width = base.shape[1:3]
     out = np.empty((frames, *base.shape[1:]), dtype=np.float32)
     for t in range(frames):
-        canvas = np.ascontiguousarray(base[t % base.shape[0]][..., :3])
-        overlay, drawn = canvas.copy(), np.zeros(canvas.shape[:2], dtype=np.uint8)
-        for n in range(count):
-            if not visible[t, n]:
-                continue
-            color = TRACK_COLORS[n % len(TRACK_COLORS)]
-            first = max(0, t - line_resolution)
-            trail = [path_np[s, n] for s in range(first, t + 1) if visible[s, n]]
-            if len(trail) > 1:
-                pts = np.round(np.array(trail)).astype(np.int32).reshape(-1, 1, 2)
-                cv2.polylines(overlay, [pts], False, color, line_width, cv2.LINE_AA)
-                cv2.polylines(drawn, [pts], False, 255, line_width, cv2.LINE_AA)
-            centre = tuple(int(v) for v in np.round(path_np[t, n]))
-            if math.isfinite(path_np[t, n].sum()):
-                cv2.circle(overlay, centre, circle_size, color, -1, cv2.LINE_AA)
-                cv2.circle(drawn, centre, circle_size, 255, -1, cv2.LINE_AA)
-        alpha = (drawn.astype(np.float32) / 255.0)[..., None] * opacity
-        frame = canvas * (1 - alpha) + overlay * alpha
-        if base.shape[-1] > 3:
-            frame = np.concatenate([frame, base[t % base.shape[0]][..., 3:]], axis=-1)
-        out[t] = frame
+        source = base[t % base.shape[0]]
+        canvas = source[..., :3].copy()
+        shown = [n for n in range(count) if visible[t, n] and np.isfinite(path_np[t, n]).all()]
+        if shown:
+            dots_rgb, dots_alpha = np.zeros((height, width, 3), np.uint8), np.zeros((height, width), np.uint8)
+            for n in shown:
+                centre = tuple(int(v) for v in np.round(path_np[t, n]))
+                color = tuple(int(round(c * 255)) for c in TRACK_COLORS[n % len(TRACK_COLORS)])
+                cv2.circle(dots_rgb, centre, circle_size, color, -1, cv2.LINE_AA)
+                cv2.circle(dots_alpha, centre, circle_size, 255, -1, cv2.LINE_AA)
+            canvas = _over(canvas, dots_rgb.astype(np.float32) / 255.0, dots_alpha.astype(np.float32) / 255.0 * opacity)
+            trail_rgb, trail_alpha = np.zeros((height, width, 3), np.float32), np.zeros((height, width), np.float32)
+            for n in shown:
+                trail = path_np[max(t - line_resolution, 0):t + 1, n]
+                if len(trail) > 1 and np.isfinite(trail).all():
+                    _draw_trail(trail_rgb, trail_alpha, trail, TRACK_COLORS[n % len(TRACK_COLORS)], line_width, opacity)
+            canvas = _over(canvas, trail_rgb, trail_alpha)
+        out[t] = np.concatenate([canvas, source[..., 3:]], axis=-1) if source.shape[-1] > 3 else canvas
     return torch.from_numpy(out).clamp_(0.0, 1.0)

@@ -67,9 +67,14 @@ def test_straight_tracks_run_parallel_from_start_to_end():
     # the middle track follows the line y = 25 at constant speed, 10 px a frame
     assert torch.allclose(path[:, 1, 0], torch.arange(11, dtype=torch.float32) * 10, atol=1e-4)
     assert torch.allclose(path[:, 1, 1], torch.full((11,), 25.0))
-    # neighbours sit 0.1 (normalised) across the motion: ±5 px in y, same x
-    assert torch.allclose(path[:, 0, 1], torch.full((11,), 20.0)) and torch.allclose(path[:, 2, 1], torch.full((11,), 30.0))
+    # neighbours sit 0.1 of the mean side (75 px) = 7.5 px across the motion, same x
+    assert torch.allclose(path[:, 0, 1], torch.full((11,), 17.5)) and torch.allclose(path[:, 2, 1], torch.full((11,), 32.5))
     assert torch.allclose(path[:, 0, 0], path[:, 1, 0])
+
+
+def test_tracks_without_motion_spread_along_x():
+    tracks, _ = GenerateTracks.execute(64, 64, 0.5, 0.5, 0.5, 0.5, 3, 2, 0.25, False, 0.5, 0.5, "linear")
+    assert tracks["track_path"][0].tolist() == [[24.0, 32.0], [40.0, 32.0]]
 
 
 def test_easing_and_constant_timing():
@@ -120,15 +125,23 @@ def test_visualize_draws_dot_and_trail_where_the_point_is():
     images = torch.full((1, 32, 48, 3), 0.5)
     (out,) = WanMoveVisualizeTracks.execute(images, 24, 3, 1.0, 2, tracks=tracks)
     assert out.shape == (3, 32, 48, 3)  # the single image repeated for each track frame
-    red = torch.tensor(TRACK_COLORS[0])
-    assert torch.allclose(out[0, 16, 8], red, atol=1e-3)      # the dot at frame 0
-    assert torch.allclose(out[1, 16, 24], red, atol=1e-3)     # the dot at frame 1
-    assert torch.allclose(out[1, 16, 16], red, atol=1e-3)     # the trail between them
+    color = torch.tensor(TRACK_COLORS[0])
+    assert torch.allclose(out[0, 16, 8], color, atol=1e-3)      # the dot at frame 0
+    assert torch.allclose(out[1, 16, 24], color, atol=1e-3)     # the dot at frame 1
     assert torch.allclose(out[0, 16, 24], torch.full((3,), 0.5))  # not yet there at frame 0
-    assert torch.allclose(out[2], images[0])                  # invisible at frame 2: nothing drawn
+    assert torch.allclose(out[2], images[0])                    # invisible at frame 2: nothing drawn
     assert torch.allclose(out[1, 2, 2], torch.full((3,), 0.5))  # far away pixels untouched
+
+    def share(pixel):  # how far a pixel moved from grey towards the track colour
+        return float(((pixel - 0.5) / (color - 0.5))[2])
+
+    # the trail between the two positions fades towards its older end
+    assert 0.5 < share(out[1, 16, 19]) < 1.0 and 0.05 < share(out[1, 16, 11]) < share(out[1, 16, 19])
     (half,) = WanMoveVisualizeTracks.execute(images, 24, 3, 0.5, 2, tracks=tracks)
-    assert torch.allclose(half[0, 16, 8], (red + 0.5) / 2, atol=1e-3)
+    assert torch.allclose(half[0, 16, 8], (color + 0.5) / 2, atol=1e-3)
+    (short,) = WanMoveVisualizeTracks.execute(images, 1, 3, 1.0, 2, tracks={"track_path": path[:, :, :] * 0 + path[:1],
+                                                                          "track_visibility": tracks["track_visibility"]})
+    assert torch.allclose(short[1], short[0])  # a point that does not move leaves no trail
 
 
 def test_visualize_passes_images_through_without_tracks_and_refuses_bad_images():
@@ -171,13 +184,16 @@ def test_template_track_graph_runs(image_engine):
 def test_declarations_follow_comfyui(image_engine):
     info = image_engine.object_info()
     gen = info["GenerateTracks"]
-    assert gen["display_name"] == "Generate Video Tracks"
+    assert gen["display_name"] == "Generate Video Tracks" and gen["search_aliases"][0] == "motion paths"
+    assert gen["input"]["required"]["width"][1]["step"] == 16
     assert gen["input_order"]["required"] == ["width", "height", "start_x", "start_y", "end_x", "end_y", "num_frames",
                                               "num_tracks", "track_spread", "bezier", "mid_x", "mid_y", "interpolation"]
     assert gen["input"]["required"]["interpolation"][0] == ["linear", "ease_in", "ease_out", "ease_in_out", "constant"]
     assert gen["output"] == ["TRACKS", "INT"] and gen["output_name"] == ["TRACKS", "track_length"]
     vis = info["WanMoveVisualizeTracks"]
     assert vis["input_order"]["required"] == ["images", "line_resolution", "circle_size", "opacity", "line_width"]
+    assert vis["input"]["required"]["circle_size"][1]["advanced"] is True
+    assert vis["category"] == "model/conditioning/video_models"
     assert [vis["input"]["required"][n][1]["default"] for n in vis["input_order"]["required"][1:]] == [24, 12, 0.75, 16]
     coords = info["WanMoveTracksFromCoords"]["input"]["optional"]["track_coords"][1]
     assert coords["forceInput"] is True and coords["default"] == "[]"

@@ -15,7 +15,7 @@ from nodeloom.ops.wan_tracks import EASINGS, check_tracks, concat_tracks, draw_t
 __all__ = ["TRACKS", "GenerateTracks", "WanMoveConcatTrack", "WanMoveTracksFromCoords", "WanMoveVisualizeTracks"]
 
 TRACKS = "TRACKS"
-_CATEGORY = "conditioning/video_models"
+_CATEGORY = "model/conditioning/video_models"
 
 
 class WanMoveTracksFromCoords(Node):
@@ -47,9 +47,10 @@ class GenerateTracks(Node):
 
     SCHEMA = Schema(
         "GenerateTracks", display_name="Generate Video Tracks", category=_CATEGORY,
+        search_aliases=["motion paths", "camera movement", "trajectory"],
         inputs=[
-            Int("width", 832, min=16, max=4096, tooltip="Width of the video frame in pixels."),
-            Int("height", 480, min=16, max=4096, tooltip="Height of the video frame in pixels."),
+            Int("width", 832, min=16, max=4096, step=16, tooltip="Width of the video frame in pixels."),
+            Int("height", 480, min=16, max=4096, step=16, tooltip="Height of the video frame in pixels."),
             Float("start_x", 0.0, min=0.0, max=1.0, step=0.01, tooltip="Normalized X coordinate (0-1) of the start."),
             Float("start_y", 0.0, min=0.0, max=1.0, step=0.01, tooltip="Normalized Y coordinate (0-1) of the start."),
             Float("end_x", 1.0, min=0.0, max=1.0, step=0.01, tooltip="Normalized X coordinate (0-1) of the end."),
@@ -57,7 +58,8 @@ class GenerateTracks(Node):
             Int("num_frames", 81, min=1, max=1024, tooltip="Number of frames to generate track positions for."),
             Int("num_tracks", 5, min=1, max=100, tooltip="Number of parallel tracks."),
             Float("track_spread", 0.025, min=0.0, max=1.0, step=0.001,
-                  tooltip="Normalized distance between tracks, across the direction of motion."),
+                  tooltip="Normalized distance between tracks (of the mean of width and height), across the "
+                          "direction of motion."),
             Boolean("bezier", False, tooltip="Bend the path into a Bezier curve with the mid point as control point."),
             Float("mid_x", 0.5, min=0.0, max=1.0, step=0.01,
                   tooltip="Normalized X of the Bezier control point (only with `bezier`)."),
@@ -102,8 +104,8 @@ class WanMoveConcatTrack(Node):
 
 
 class WanMoveVisualizeTracks(Node):
-    """Draw tracks over the frames: each point's recent trail and a dot where it is now, in
-    repeating colours; without tracks the images pass through."""
+    """Draw tracks over the frames: a dot where each visible point is now and its fading trail over
+    the last frames, in five repeating colours; without tracks the images pass through."""
 
     SCHEMA = Schema(
         "WanMoveVisualizeTracks", display_name="WanMoveVisualizeTracks", category=_CATEGORY,
@@ -111,9 +113,10 @@ class WanMoveVisualizeTracks(Node):
             Image("images", tooltip="Frames to draw on (repeated when fewer than the tracks' frames)."),
             Custom(TRACKS, "tracks", optional=True, tooltip="The tracks to draw."),
             Int("line_resolution", 24, min=1, max=1024, tooltip="How many previous frames each trail spans."),
-            Int("circle_size", 12, min=1, max=128, tooltip="Radius of the dot at each point's position, in pixels."),
+            Int("circle_size", 12, min=1, max=128, advanced=True,
+                tooltip="Radius of the dot at each point's position, in pixels."),
             Float("opacity", 0.75, min=0.0, max=1.0, step=0.01, tooltip="Opacity of what is drawn."),
-            Int("line_width", 16, min=1, max=128, tooltip="Width of the trails in pixels."),
+            Int("line_width", 16, min=1, max=128, advanced=True, tooltip="Width of the trails in pixels."),
         ],
         outputs=[Output("IMAGE", "IMAGE", tooltip="The frames with the tracks drawn, one per track frame.")],
     )
