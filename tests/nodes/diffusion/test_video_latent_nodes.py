@@ -46,10 +46,11 @@ def test_replace_negative_index_counts_from_the_end():
     assert out["samples"][0, 0, :, 0, 0].tolist() == [0, 1, 2, 3, 4, 5, 50, 51]
 
 
-def test_replace_keeps_other_keys_and_passes_through_without_source():
+def test_replace_result_carries_the_source_entries_and_passes_through_without_source():
     dest = {**_frames_marked(4), "batch_index": [0, 1]}
-    (out,) = ReplaceVideoLatentFrames.execute(dest, 0, source=_frames_marked(1, 9.0))
-    assert out["batch_index"] == [0, 1] and out["samples"][0, 0, 0, 0, 0] == 9
+    source = {**_frames_marked(1, 9.0), "batch_index": [5, 6]}
+    (out,) = ReplaceVideoLatentFrames.execute(dest, 0, source=source)
+    assert out["batch_index"] == [5, 6] and out["samples"][0, 0, :, 0, 0].tolist() == [9, 1, 2, 3]
     assert ReplaceVideoLatentFrames.execute(dest, 0)[0] is dest
 
 
@@ -70,25 +71,35 @@ def test_replace_refuses_mismatched_latents():
 
 # ------------------------------------------------------------------ NormalizeVideoLatentStart
 
-def test_normalize_gives_start_frames_the_reference_statistics():
-    samples = torch.randn(2, 3, 12, 4, 4, generator=torch.Generator().manual_seed(1))
-    samples[:, :, :4] = samples[:, :, :4] * 5.0 + 3.0  # a loud, shifted start
+def test_normalize_gives_each_start_frame_the_reference_statistics():
+    g = torch.Generator().manual_seed(1)
+    samples = torch.randn(2, 3, 12, 8, 8, generator=g) * 0.8 + 0.1
+    samples[:, :, :4] = samples[:, :, :4] * 1.3 - 0.1  # a start a little off, within the pull limits
     (out,) = NormalizeVideoLatentStart.execute({"samples": samples}, 4, 5)
     start, ref = out["samples"][:, :, :4], samples[:, :, 4:9]
-    dims = (2, 3, 4)
-    assert torch.allclose(start.mean(dim=dims), ref.mean(dim=dims), atol=1e-5)
-    assert torch.allclose(start.std(dim=dims, unbiased=False), ref.std(dim=dims, unbiased=False), atol=1e-4)
+    frame_dims = (1, 3, 4)  # each frame's statistics over channels and pixels
+    assert torch.allclose(start.mean(dim=frame_dims), torch.full((2, 4), float(ref.mean())), atol=1e-5)
+    assert torch.allclose(start.std(dim=frame_dims), torch.full((2, 4), float(ref.std())), atol=1e-4)
     assert torch.equal(out["samples"][:, :, 4:], samples[:, :, 4:])  # the rest is untouched
-    # the shape of the start survives: it is a per-channel affine map of the original
-    flat_in, flat_out = samples[0, 0, :4].flatten(), start[0, 0].flatten()
+    # each frame keeps its pattern: an affine map of the original
+    flat_in, flat_out = samples[0, :, 0].flatten(), start[0, :, 0].flatten()
     assert torch.corrcoef(torch.stack([flat_in, flat_out]))[0, 1] > 0.9999
+
+
+def test_normalize_moves_statistics_only_so_far():
+    samples = torch.randn(1, 2, 8, 4, 4, generator=torch.Generator().manual_seed(4))
+    samples[:, :, 2:] += 5.0  # the reference sits far above the start
+    (out,) = NormalizeVideoLatentStart.execute({"samples": samples}, 2, 5)
+    before = samples[:, :, :2].mean(dim=(1, 3, 4))
+    after = out["samples"][:, :, :2].mean(dim=(1, 3, 4))
+    assert torch.allclose(after - before, torch.full_like(before, 0.35), atol=1e-5)  # capped at +0.35
 
 
 def test_normalize_reference_is_capped_and_one_frame_passes():
     samples = torch.randn(1, 2, 3, 4, 4, generator=torch.Generator().manual_seed(2))
     (out,) = NormalizeVideoLatentStart.execute({"samples": samples}, 1, 50)  # uses frames 1..2
     ref = samples[:, :, 1:3]
-    assert torch.allclose(out["samples"][:, :, :1].mean(dim=(2, 3, 4)), ref.mean(dim=(2, 3, 4)), atol=1e-5)
+    assert float(out["samples"][:, :, :1].mean()) == pytest.approx(float(ref.mean()), abs=1e-5)
     single = {"samples": torch.randn(1, 2, 1, 4, 4)}
     assert NormalizeVideoLatentStart.execute(single, 4, 5)[0] is single
     with pytest.raises(ValidationError, match="`start_frame_count` \\(3\\) leaves no reference frame"):
@@ -113,7 +124,7 @@ def test_kandinsky_template_tail_runs(image_engine):
     assert result.ok, result.errors
     assert torch.all(result.value("64", 0)["samples"][:, :, 0] == 7.0)
     normalized = result.value("69", 0)["samples"]
-    assert torch.allclose(normalized[:, :, :4].mean(dim=(2, 3, 4)), sampled[:, :, 4:9].mean(dim=(2, 3, 4)), atol=1e-4)
+    assert torch.allclose(normalized[:, :, 1:4].mean(dim=(1, 3, 4)), sampled[:, :, 4:9].mean().expand(1, 3), atol=1e-4)
 
 
 # ------------------------------------------------------------------ SeedVR2 chunk / merge
@@ -122,61 +133,73 @@ def test_chunk_bounds_and_hann_ramp():
     assert chunk_bounds(10, 4, 1) == [(0, 4), (3, 7), (6, 10)]
     assert chunk_bounds(11, 4, 1) == [(0, 4), (3, 7), (6, 10), (9, 11)]
     assert chunk_bounds(3, 4, 2) == [(0, 3)]
-    ramp = hann_ramp(3)
-    assert ramp.tolist() == pytest.approx([0.14644661, 0.5, 0.85355339])
-    assert torch.allclose(ramp + ramp.flip(0), torch.ones(3))  # the two chunks' weights sum to 1
+    # the earlier chunk's weight: flat 1, a Hann fade over the middle third, flat 0
+    assert hann_ramp(7).tolist() == pytest.approx([1, 1, 1, 0.5, 0, 0, 0], abs=1e-6)
+    assert hann_ramp(10).tolist()[:3] == pytest.approx([1, 1, 1]) and hann_ramp(10).tolist()[-3:] == pytest.approx([0, 0, 0])
+    ramp = hann_ramp(10)
+    assert torch.all(ramp[1:] <= ramp[:-1])
 
 
 def test_manual_chunks_overlap_and_merge_back_exactly():
     latent = _latent(11)  # 41 pixel frames
-    chunks, overlap = SeedVR2TemporalChunk.execute(latent, "manual", 2, **{"chunking_mode.frames_per_chunk": 17})
+    chunks, overlap = SeedVR2TemporalChunk.execute(latent, temporal_overlap=2, chunking_mode="manual", **{"chunking_mode.frames_per_chunk": 17})
     assert overlap == 2 and [c["samples"].shape[2] for c in chunks] == [5, 5, 5]
     assert torch.equal(chunks[1]["samples"], latent["samples"][:, :, 3:8])
     (merged,) = SeedVR2TemporalMerge.execute(chunks, [overlap])
     assert torch.allclose(merged["samples"], latent["samples"], atol=1e-6)
 
 
-def test_merge_cross_fades_each_overlap_with_hann_weights():
-    a = torch.zeros(1, 16, 4, 2, 2)
-    b = torch.ones(1, 16, 4, 2, 2)
-    merged = merge_temporal_chunks([a, b], 2)
-    assert merged.shape[2] == 6
-    assert merged[0, 0, :, 0, 0].tolist() == pytest.approx([0, 0, 0.25, 0.75, 1, 1])
-    plain = merge_temporal_chunks([a, b], 0)
+def test_merge_cross_fades_each_overlap():
+    a = torch.zeros(1, 16, 6, 2, 2)
+    b = torch.ones(1, 16, 6, 2, 2)
+    merged = merge_temporal_chunks([a, b], 3)
+    assert merged.shape[2] == 9
+    assert merged[0, 0, :, 0, 0].tolist() == pytest.approx([0, 0, 0, 0, 0.5, 1, 1, 1, 1])
+    plain = merge_temporal_chunks([a[:, :, :4], b[:, :, :4]], 0)
     assert plain.shape[2] == 8 and plain[0, 0, :, 0, 0].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    # a last chunk as long as the overlap is all cross-fade; a shorter one is refused
+    short = merge_temporal_chunks([a, b[:, :, :3]], 3)
+    assert short[0, 0, :, 0, 0].tolist() == pytest.approx([0, 0, 0, 0, 0.5, 1])
+    with pytest.raises(ValidationError, match="the last chunk has 2 frames, fewer than the 3"):
+        merge_temporal_chunks([a, b[:, :, :2]], 3)
 
 
 def test_overlap_is_capped_below_the_chunk_and_short_latents_stay_whole():
     latent = _latent(9)
-    chunks, overlap = SeedVR2TemporalChunk.execute(latent, "manual", 10, **{"chunking_mode.frames_per_chunk": 9})
+    chunks, overlap = SeedVR2TemporalChunk.execute(latent, temporal_overlap=10, chunking_mode="manual", **{"chunking_mode.frames_per_chunk": 9})
     assert overlap == 2 and all(c["samples"].shape[2] <= 3 for c in chunks)
     assert torch.allclose(SeedVR2TemporalMerge.execute(chunks, [overlap])[0]["samples"], latent["samples"], atol=1e-6)
-    whole, zero = SeedVR2TemporalChunk.execute(latent, "manual", 3, **{"chunking_mode.frames_per_chunk": 33})
+    whole, zero = SeedVR2TemporalChunk.execute(latent, temporal_overlap=3, chunking_mode="manual", **{"chunking_mode.frames_per_chunk": 33})
     assert whole == [latent] and zero == 0
 
 
 def test_auto_chunking_follows_free_memory(monkeypatch):
     import nodeloom.nodes.diffusion.video_latent_nodes as mod
 
-    assert auto_frames_per_chunk(4, 6, 4 * 6 * 12_800 * 21 * 10 // 8) == 21
-    assert auto_frames_per_chunk(4, 6, 10) == 1
-    monkeypatch.setattr(mod, "_free_bytes", lambda: 4 * 6 * 12_800 * 9 * 10 // 8)  # room for 9 pixel frames
-    chunks, overlap = SeedVR2TemporalChunk.execute(_latent(8), "auto", 1)
+    gib = 1024**3
+    # a 1920x1080 frame is 135x240 latent pixels, 2.07 Mpx: 0.55 GiB/Mpx -> 1.14 GiB per latent frame
+    assert auto_frames_per_chunk(1, 135, 240, 100, int((8.5 + 2.2 + 1.14 * 6 + 0.1) * gib)) == 21
+    assert auto_frames_per_chunk(1, 135, 240, 100, 4 * gib) == 1  # below the reserve: one latent frame
+    assert auto_frames_per_chunk(1, 135, 240, 3, 80 * gib) == 9   # never more than the clip
+    monkeypatch.setattr(mod, "_free_bytes", lambda: int((8.5 + 2.2 + 0.55 * 4 * 6 * 64 / 1e6 * 3) * gib) + 1000)
+    chunks, overlap = SeedVR2TemporalChunk.execute(_latent(8), temporal_overlap=1, chunking_mode="auto")
     assert overlap == 1 and [c["samples"].shape[2] for c in chunks] == [3, 3, 3, 2]
 
 
 def test_chunk_and_merge_refuse_bad_input():
     with pytest.raises(ValidationError, match="SeedVR2 latent with 16 channels"):
-        SeedVR2TemporalChunk.execute(_latent(8, channels=4), "auto", 0)
+        SeedVR2TemporalChunk.execute(_latent(8, channels=4), temporal_overlap=0, chunking_mode="auto")
     with pytest.raises(ValidationError, match="4n\\+1"):
-        SeedVR2TemporalChunk.execute(_latent(8), "manual", 0, **{"chunking_mode.frames_per_chunk": 8})
-    chunks, overlap = SeedVR2TemporalChunk.execute(_latent(11), "manual", 1, **{"chunking_mode.frames_per_chunk": 13})
+        SeedVR2TemporalChunk.execute(_latent(8), temporal_overlap=0, chunking_mode="manual", **{"chunking_mode.frames_per_chunk": 8})
+    chunks, overlap = SeedVR2TemporalChunk.execute(_latent(11), temporal_overlap=1, chunking_mode="manual", **{"chunking_mode.frames_per_chunk": 13})
     with pytest.raises(ValidationError, match="only the last chunk may differ"):
         SeedVR2TemporalMerge.execute([chunks[0], chunks[-1], chunks[0]], [overlap])
     with pytest.raises(ValidationError, match="differs from `latents\\[0\\]`"):
         SeedVR2TemporalMerge.execute([chunks[0], _latent(4, channels=8)], [overlap])
     with pytest.raises(ValidationError, match="`temporal_overlap` must be ≥ 0"):
         SeedVR2TemporalMerge.execute(chunks, [-1])
+    with pytest.raises(ValidationError, match="`temporal_overlap` must be ≥ 0"):
+        SeedVR2TemporalChunk.execute(_latent(8), temporal_overlap=-1, chunking_mode="auto")
 
 
 class DoubleLatent:
@@ -222,7 +245,8 @@ def test_seedvr2_template_chunks_sample_one_by_one_and_merge(image_engine):
 def test_declarations(image_engine):
     info = image_engine.object_info()
     chunk = info["SeedVR2TemporalChunk"]
-    assert chunk["display_name"] == "Split SeedVR2 Latent"
+    assert chunk["display_name"] == "Split SeedVR2 Latent" and chunk["category"] == "model/latent/batch"
+    assert chunk["input_order"]["required"] == ["latent", "temporal_overlap", "chunking_mode"]
     assert chunk["output"] == ["LATENT", "INT"] and chunk["output_is_list"] == [True, False]
     mode = chunk["input"]["required"]["chunking_mode"]
     assert mode[0] == "COMFY_DYNAMICCOMBO_V3" and [o["key"] for o in mode[1]["options"]] == ["auto", "manual"]
@@ -232,4 +256,5 @@ def test_declarations(image_engine):
     assert merge["input"]["required"]["temporal_overlap"][1]["forceInput"] is True
     replace = info["ReplaceVideoLatentFrames"]
     assert replace["input_order"] == {"required": ["destination", "index"], "optional": ["source"]}
+    assert replace["category"] == "latent/batch" and replace["output_name"] == ["LATENT"]
     assert info["NormalizeVideoLatentStart"]["output_name"] == ["latent"]

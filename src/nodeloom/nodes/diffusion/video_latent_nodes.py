@@ -28,25 +28,30 @@ log = logging.getLogger(__name__)
 
 #: channels of the SeedVR2 video VAE's latent (16, temporal factor 4, spatial factor 8)
 SEEDVR2_LATENT_CHANNELS = 16
-#: estimated working memory per latent pixel per pixel frame while sampling a chunk (3B DiT:
-#: 2x2 patches of 2560-wide fp16 activations, ~40 live buffers; bytes / 4 latent pixels * 1/4 frame)
-_BYTES_PER_LATENT_PIXEL_FRAME = 12_800
-_MEMORY_SHARE = 0.8
+#: auto chunk sizing, ComfyUI's measured SeedVR2 figures: latent frames that fit =
+#: (free GiB - reserved - K * sigma) / (GiB per megapixel-frame * megapixels per frame)
+_GIB = 1024**3
+_GIB_PER_MPX_FRAME = 0.55
+_RESERVED_GIB = 8.5
+_SIGMA_GIB = 0.55
+_SIGMA_K = 4
 
 
 class ReplaceVideoLatentFrames(Node):
     """Put the source latent's frames into the destination from `index` on (negative counts from
-    the end). When they do not fit, the destination comes back unchanged with a warning."""
+    the end); the result carries the source's other entries, as in ComfyUI. When they do not
+    fit, the destination comes back unchanged with a warning."""
 
     SCHEMA = Schema(
-        "ReplaceVideoLatentFrames", display_name="Replace Video Latent Frames", category="latent/video",
+        "ReplaceVideoLatentFrames", display_name="ReplaceVideoLatentFrames", category="latent/batch",
+        search_aliases=["replace frames", "insert latent frames", "splice video latent"],
         inputs=[
             Latent("destination", tooltip="The latent whose frames are replaced."),
             Latent("source", optional=True, tooltip="The latent whose frames go in (default: nothing replaced)."),
             Int("index", 0, min=-MAX_RESOLUTION, max=MAX_RESOLUTION, step=1,
                 tooltip="First latent frame of the destination to replace; negative counts from the end."),
         ],
-        outputs=[Output("LATENT", "LATENT", tooltip="The destination with the source's frames in place.")],
+        outputs=[Output("LATENT", "LATENT", tooltip="Destination latent with replaced frames.")],
     )
 
     @classmethod
@@ -59,15 +64,15 @@ class ReplaceVideoLatentFrames(Node):
             log.warning("ReplaceVideoLatentFrames: %d source frames do not fit a destination of %d frames at index "
                         "%d; the destination is returned unchanged", source["samples"].shape[2], dest.shape[2], index)
             return (destination,)
-        return ({**destination, "samples": samples},)
+        return ({**source, "samples": samples},)
 
 
 class NormalizeVideoLatentStart(Node):
-    """Match the first frames of a video latent to the mean and spread of the frames after them,
-    so the start does not stand out from the rest of the clip."""
+    """Normalize the first frames of a video latent towards the mean and standard deviation of the
+    frames after them (within limits of their own), so the start does not stand out from the rest."""
 
     SCHEMA = Schema(
-        "NormalizeVideoLatentStart", display_name="NormalizeVideoLatentStart", category="latent/video",
+        "NormalizeVideoLatentStart", display_name="NormalizeVideoLatentStart", category="conditioning/video_models",
         inputs=[
             Latent("latent", tooltip="The video latent."),
             Int("start_frame_count", 4, min=1, max=MAX_RESOLUTION, step=1,
@@ -96,12 +101,14 @@ def _free_bytes() -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def auto_frames_per_chunk(height: int, width: int, free_bytes: int) -> int:
-    """The largest 4n+1 pixel-frame count whose estimated sampling memory for a latent of
-    ``height`` x ``width`` fits in :data:`_MEMORY_SHARE` of ``free_bytes`` (at least 1)."""
-    per_frame = max(1, height * width * _BYTES_PER_LATENT_PIXEL_FRAME)
-    frames = int(free_bytes * _MEMORY_SHARE // per_frame)
-    return max(1, (frames - 1) // 4 * 4 + 1) if frames >= 1 else 1
+def auto_frames_per_chunk(batch: int, height: int, width: int, frames: int, free_bytes: int) -> int:
+    """Pixel frames per chunk (4n+1) for a ``batch`` x ``height`` x ``width`` latent of
+    ``frames`` latent frames that fit ``free_bytes`` by ComfyUI's measured SeedVR2 memory model
+    (at least one latent frame, at most the whole clip)."""
+    megapixels = batch * height * width * 64 / 1e6  # the VAE's 8x8 spatial factor
+    budget = free_bytes / _GIB - _RESERVED_GIB - _SIGMA_K * _SIGMA_GIB
+    latent_frames = max(1, int(budget / (_GIB_PER_MPX_FRAME * megapixels)))
+    return min(4 * (latent_frames - 1) + 1, 4 * (frames - 1) + 1)
 
 
 def _slice(latent: dict[str, Any], start: int, end: int, frames: int) -> dict[str, Any]:
@@ -118,10 +125,11 @@ class SeedVR2TemporalChunk(Node):
     (manual) or to fit the free memory (auto), overlapping by `temporal_overlap` latent frames."""
 
     SCHEMA = Schema(
-        "SeedVR2TemporalChunk", display_name="Split SeedVR2 Latent", category="latent/video",
+        "SeedVR2TemporalChunk", display_name="Split SeedVR2 Latent", category="model/latent/batch",
+        search_aliases=["seedvr2", "split", "chunk", "temporal", "video upscale", "rebatch"],
         inputs=[
             Latent("latent", tooltip="The VAE-encoded SeedVR2 latent [B, 16, T, H, W] to split."),
-            Int("temporal_overlap", 0, min=0, max=MAX_RESOLUTION, optional=True,
+            Int("temporal_overlap", 0, min=0, max=MAX_RESOLUTION,
                 tooltip="Latent frames shared between adjacent chunks and crossfaded at merge; 0 = no overlap. "
                         "At most one less than a chunk's latent frames."),
             Custom("COMFY_DYNAMICCOMBO_V3", "chunking_mode",
@@ -138,26 +146,30 @@ class SeedVR2TemporalChunk(Node):
     )
 
     @classmethod
-    def execute(cls, latent: dict[str, Any], chunking_mode: Any, temporal_overlap: int = 0,
+    def execute(cls, latent: dict[str, Any], temporal_overlap: int, chunking_mode: Any,
                 **options: Any) -> tuple[Any, ...]:
         samples = check_video_latent(latent.get("samples"), "latent")
         if samples.shape[1] != SEEDVR2_LATENT_CHANNELS:
             raise ValidationError(f"`latent` must be a SeedVR2 latent with {SEEDVR2_LATENT_CHANNELS} channels "
                                   f"[B, C, T, H, W], got shape {tuple(samples.shape)}")
+        if temporal_overlap < 0:
+            raise ValidationError(f"`temporal_overlap` must be ≥ 0, got {temporal_overlap}")
         mode, given = _mode(chunking_mode, options)
         if mode == "manual":
             per_chunk = int(given.get("frames_per_chunk", 21))
             if per_chunk < 1 or (per_chunk - 1) % 4:
                 raise ValidationError(f"`frames_per_chunk` must be 4n+1 (1, 5, 9, 13, 17, 21, ...), got {per_chunk}")
         elif mode == "auto":
-            per_chunk = auto_frames_per_chunk(int(samples.shape[3]), int(samples.shape[4]), _free_bytes())
+            per_chunk = auto_frames_per_chunk(int(samples.shape[0]), int(samples.shape[3]), int(samples.shape[4]),
+                                              int(samples.shape[2]), _free_bytes())
+            log.info("SeedVR2TemporalChunk auto: %d pixel frames per chunk", per_chunk)
         else:
             raise ValidationError(f"`chunking_mode` must be 'auto' or 'manual', got {mode!r}")
         frames = int(samples.shape[2])
         if (frames - 1) * 4 + 1 <= per_chunk:
             return [latent], 0
         chunk = (per_chunk - 1) // 4 + 1
-        overlap = min(max(int(temporal_overlap), 0), chunk - 1)
+        overlap = min(int(temporal_overlap), chunk - 1)
         chunks = [_slice(latent, s, e, frames) for s, e in chunk_bounds(frames, chunk, overlap)]
         return chunks, overlap
 
@@ -171,11 +183,12 @@ def _mode(chunking_mode: Any, options: dict[str, Any]) -> tuple[str, dict[str, A
 
 
 class SeedVR2TemporalMerge(Node):
-    """Join sampled SeedVR2 temporal chunks into one latent, cross-fading each overlap with a Hann
-    window (plain concatenation when the overlap is 0)."""
+    """Join sampled SeedVR2 temporal chunks into one latent, cross-fading each overlap (flat, then
+    a Hann fade over its middle third, then flat); plain concatenation when the overlap is 0."""
 
     SCHEMA = Schema(
-        "SeedVR2TemporalMerge", display_name="Merge SeedVR2 Latents", category="latent/video", input_is_list=True,
+        "SeedVR2TemporalMerge", display_name="Merge SeedVR2 Latents", category="model/latent/batch",
+        input_is_list=True, search_aliases=["seedvr2", "merge", "temporal", "hann", "crossfade"],
         inputs=[
             Latent("latents", tooltip="The sampled temporal chunks in sequence order."),
             Int("temporal_overlap", 0, min=0, max=MAX_RESOLUTION, force_input=True,
@@ -187,9 +200,6 @@ class SeedVR2TemporalMerge(Node):
     @classmethod
     def execute(cls, latents: list[dict[str, Any]], temporal_overlap: list[int]) -> tuple[Any]:
         overlap = int(temporal_overlap[0] if isinstance(temporal_overlap, list) else temporal_overlap)
-        if len(latents) == 1:
-            check_video_latent(latents[0].get("samples"), "latents[0]")
-            return (latents[0],)
         samples = merge_temporal_chunks([chunk.get("samples") for chunk in latents], overlap)
         out = {k: v for k, v in latents[0].items() if k not in ("samples", "noise_mask")}
         out["samples"] = samples
