@@ -1,72 +1,97 @@
-"""Keyframe segments for two-pass dance video (Wan Dancer): a short "global" clip spread as
-keyframes over several fixed-length segments, each padded with blank frames and a mask of
-which frames are keyframes, and the audio cut into the same segments.
+"""Keyframe segments for two-pass dance video (Wan Dancer): the frames of a "global" pass spread
+as keyframes over fixed-length segments of the full song at 30 fps, each segment padded with
+black frames and a mask of its keyframes, and the audio cut to each segment's time span.
 
-Owns :func:`keyframe_positions`, :func:`pad_keyframe_segments` and :func:`split_audio`. Plain
-tensor functions: no nodes, no engine.
+Owns :func:`total_frames_for`, :func:`keyframe_positions`, :func:`pad_keyframe_segment` and
+:func:`audio_segment`, following ComfyUI's WanDancerPadKeyframes arithmetic. Plain tensor
+functions: no nodes, no engine.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
 from nodeloom.errors import ValidationError
 
-__all__ = ["keyframe_positions", "pad_keyframe_segments", "split_audio"]
+__all__ = ["DANCE_FPS", "audio_segment", "keyframe_positions", "pad_keyframe_segment", "total_frames_for"]
+
+#: the frame rate of the local (final) pass
+DANCE_FPS = 30
+#: seconds of audio past whole segments that do not start another segment
+_TAIL_BUFFER = 0.2
 
 
-def keyframe_positions(count: int, segment_length: int, num_segments: int) -> list[list[tuple[int, int]]]:
-    """Per segment, ``(keyframe index, frame in the segment)`` pairs.
+def total_frames_for(duration: float, segment_length: int) -> int:
+    """Frames of the whole video: as many ``segment_length`` segments at :data:`DANCE_FPS` as the
+    audio needs (a tail under 0.2 s adds none; no audio past 0.2 s gives 0)."""
+    if duration <= _TAIL_BUFFER:
+        return 0
+    return (int((duration - _TAIL_BUFFER) / (segment_length / DANCE_FPS)) + 1) * segment_length
 
-    The ``count`` keyframes are spread evenly over the whole run of ``num_segments`` segments:
-    keyframe ``k`` sits at ``u = k / (count - 1)`` of it. Segment ``i`` holds the keyframes with
-    ``i / num_segments <= u <= (i + 1) / num_segments``, placed linearly from its first frame to
-    its last, so a keyframe on a boundary ends one segment and starts the next. When two fall on
-    the same frame, the later keyframe is used.
+
+def _inner_count(end: int, interval: float) -> int:
+    """How many keyframes ``c = 0, 1, ...`` fall before ``end`` with a whole interval to spare."""
+    count = 0
+    while count * interval < end - interval:
+        count += 1
+    return count
+
+
+def keyframe_positions(count: int, segment_length: int, segment_index: int,
+                       total_frames: int) -> list[tuple[int, int]]:
+    """``(frame in the segment, keyframe index)`` pairs for one segment.
+
+    The ``count`` keyframes are spaced ``total_frames / count`` frames apart over the whole
+    video. A segment places its share at ``ceil(interval * c)`` and always ends on a keyframe
+    at its last frame, which the next segment starts from again. Pairs past the last keyframe or
+    the segment are dropped.
     """
-    segments: list[list[tuple[int, int]]] = [[] for _ in range(num_segments)]
-    for k in range(count):
-        u = k / (count - 1) if count > 1 else 0.0
-        for i in range(num_segments):
-            local = u * num_segments - i
-            if -1e-9 <= local <= 1 + 1e-9:
-                segments[i].append((k, int(round(min(max(local, 0.0), 1.0) * (segment_length - 1)))))
-    return segments
+    if total_frames <= 0 or count <= 0:
+        return []
+    interval = total_frames / count
+    segments = math.ceil(total_frames / segment_length)
+
+    def last_frame(index: int) -> int:
+        return total_frames - segment_length * index - 1 if index == segments - 1 else segment_length - 1
+
+    before = sum(_inner_count(last_frame(i), interval) for i in range(segment_index))
+    end = last_frame(segment_index)
+    inner = _inner_count(end, interval)
+    pairs = [(int(math.ceil(interval * c)), before + c) for c in range(inner)] + [(end, before + inner)]
+    return [(pos, k) for pos, k in pairs if k < count and 0 <= pos < segment_length]
 
 
-def pad_keyframe_segments(images: torch.Tensor, segment_length: int,
-                          num_segments: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``num_segments`` pairs ``(frames [L,H,W,C], mask [L,H,W])``: keyframes of
-    :func:`keyframe_positions` where they fall, black (0) frames elsewhere; the mask is 1 on
-    keyframe frames and 0 on padding.
+def pad_keyframe_segment(images: torch.Tensor, segment_length: int, segment_index: int,
+                         total_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(frames [L,H,W,C], mask [L,H,W])`` of one segment: the keyframes of
+    :func:`keyframe_positions` in place, black (0) frames elsewhere; the mask is 1 on keyframes.
 
     Raises:
-        ValidationError: ``images`` is not an IMAGE batch, or a count is below 1.
+        ValidationError: ``images`` is not an IMAGE batch.
     """
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] < 1:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValidationError(f"`images` must be an IMAGE [frames, height, width, channels], got {got}")
-    if segment_length < 1 or num_segments < 1:
-        raise ValidationError(f"`segment_length` and `num_segments` must be ≥ 1, got {segment_length} and "
-                              f"{num_segments}")
-    _, height, width, channels = images.shape
-    out = []
-    for placed in keyframe_positions(int(images.shape[0]), segment_length, num_segments):
-        frames = images.new_zeros((segment_length, height, width, channels))
-        mask = images.new_zeros((segment_length, height, width))
-        for k, position in placed:
-            frames[position] = images[k]
-            mask[position] = 1.0
-        out.append((frames, mask))
-    return out
+    count, height, width, channels = images.shape
+    frames = images.new_zeros((segment_length, height, width, channels))
+    mask = images.new_zeros((segment_length, height, width))
+    placed = keyframe_positions(int(count), segment_length, segment_index, total_frames)
+    if placed:
+        positions = torch.tensor([p for p, _ in placed], dtype=torch.long)
+        frames[positions] = images[torch.tensor([k for _, k in placed], dtype=torch.long)]
+        mask[positions] = 1.0
+    return frames, mask
 
 
-def split_audio(audio: dict[str, Any], num_segments: int) -> list[dict[str, Any]]:
-    """The waveform ``[B,C,S]`` cut into ``num_segments`` consecutive, near-equal pieces
-    (sample boundaries ``round(i * S / num_segments)``), each with the same sample rate."""
-    waveform = audio["waveform"]
-    total = int(waveform.shape[-1])
-    cuts = [round(i * total / num_segments) for i in range(num_segments + 1)]
-    return [{**audio, "waveform": waveform[..., cuts[i]:cuts[i + 1]]} for i in range(num_segments)]
+def audio_segment(audio: dict[str, Any], segment_length: int, segment_index: int) -> dict[str, Any]:
+    """The audio of segment ``segment_index``: ``segment_length`` frames at :data:`DANCE_FPS`
+    from its start, cut short at the end of the audio (empty past it)."""
+    waveform, rate = audio["waveform"], int(audio["sample_rate"])
+    duration = waveform.shape[-1] / rate
+    start = segment_index * segment_length / DANCE_FPS
+    end = min(start + segment_length / DANCE_FPS, duration)
+    return {"waveform": waveform[..., int(start * rate):max(int(end * rate), int(start * rate))],
+            "sample_rate": rate}
