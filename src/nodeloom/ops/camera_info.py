@@ -49,19 +49,12 @@ def quaternion_from_basis(right: np.ndarray, up: np.ndarray, back: np.ndarray) -
     return out / np.linalg.norm(out)
 
 
-def _multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The Hamilton product ``a b`` of quaternions ``(x, y, z, w)`` (``b`` applied first)."""
-    (ax, ay, az, aw), (bx, by, bz, bw) = a, b
-    return np.array([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz])
-
-
 def _look_basis(forward: np.ndarray, roll: float) -> tuple[np.ndarray, np.ndarray]:
     """``(right, up)`` of a camera looking along unit ``forward`` with world Y up, rolled ``roll``°
-    about the view axis (world -Z stands in for up when looking straight up or down)."""
+    about the view axis."""
     ref = np.array([0.0, 1.0, 0.0])
-    if np.linalg.norm(np.cross(forward, ref)) < 1e-9:
-        ref = np.array([0.0, 0.0, -1.0]) if forward[1] > 0 else np.array([0.0, 0.0, 1.0])
+    if abs(float(forward[1])) > 0.999:  # looking (nearly) straight up or down: world +Z stands in
+        ref = np.array([0.0, 0.0, 1.0])
     right = np.cross(forward, ref)
     right /= np.linalg.norm(right)
     up = np.cross(right, forward)
@@ -77,13 +70,15 @@ def camera_info(mode: str, *, target: Vec = (0.0, 0.0, 0.0), roll: float = 0.0, 
                 zoom: float = 1.0, camera_type: str = "perspective", yaw: float = 35.0, pitch: float = 30.0,
                 distance: float = 4.0, position: Vec = (4.0, 4.0, 4.0),
                 quaternion: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)) -> dict[str, Any]:
-    """A LOAD3D_CAMERA dict: ``position``, ``target``, ``up``, ``quaternion`` (x, y, z, w),
-    ``zoom``, ``fov`` (vertical, degrees), ``cameraType`` and ``roll``.
+    """A LOAD3D_CAMERA dict as ComfyUI's 3D nodes read it: ``position``, ``target``,
+    ``quaternion`` (x, y, z, w: the camera's world rotation), ``fov`` (vertical, degrees),
+    ``cameraType`` and ``zoom``.
 
     ``orbit`` places the camera with :func:`orbit_position` around ``target``; ``look_at``
-    puts it at ``position`` aiming at ``target``; ``quaternion`` puts it at ``position`` turned
-    by ``quaternion`` (normalised; ``target`` ignored, the reported target is the point one
-    unit ahead). ``roll`` turns the camera about its view axis (positive: right towards up).
+    puts it at ``position`` aiming at ``target``; both are turned ``roll``° about the view axis
+    (positive: right towards up). ``quaternion`` puts it at ``position`` turned by
+    ``quaternion`` (normalised; ``target`` and ``roll`` ignored, the reported target is the
+    point one unit ahead).
 
     Raises:
         ValidationError: an unknown mode, a camera on its target, or a zero quaternion.
@@ -93,12 +88,9 @@ def camera_info(mode: str, *, target: Vec = (0.0, 0.0, 0.0), roll: float = 0.0, 
         q = np.asarray(quaternion, dtype=np.float64)
         if np.linalg.norm(q) < 1e-12:
             raise ValidationError("`quat_x`..`quat_w` must not all be 0 (no rotation is described)")
-        q = _multiply(q / np.linalg.norm(q), np.array([0.0, 0.0, math.sin(math.radians(roll) / 2),
-                                                      math.cos(math.radians(roll) / 2)]))
+        q = q / np.linalg.norm(q)
         pos = np.asarray(position, dtype=np.float64)
-        forward = rotate_by_quaternion(q, np.array([0.0, 0.0, -1.0]))
-        up = rotate_by_quaternion(q, np.array([0.0, 1.0, 0.0]))
-        tgt = pos + forward
+        tgt = pos + rotate_by_quaternion(q, np.array([0.0, 0.0, -1.0]))
     elif mode in ("orbit", "look_at"):
         pos = orbit_position(target, yaw, pitch, distance) if mode == "orbit" else np.asarray(position, np.float64)
         view = tgt - pos
@@ -109,6 +101,6 @@ def camera_info(mode: str, *, target: Vec = (0.0, 0.0, 0.0), roll: float = 0.0, 
         q = quaternion_from_basis(right, up, -forward)
     else:
         raise ValidationError(f"`mode` must be one of ['orbit', 'look_at', 'quaternion'], got {mode!r}")
-    return {"position": _xyz(pos), "target": _xyz(tgt), "up": _xyz(up),
+    return {"position": _xyz(pos), "target": _xyz(tgt),
             "quaternion": {"x": float(q[0]), "y": float(q[1]), "z": float(q[2]), "w": float(q[3])},
-            "zoom": float(zoom), "fov": float(fov), "cameraType": camera_type, "roll": float(roll)}
+            "fov": float(fov), "cameraType": str(camera_type), "zoom": float(zoom)}

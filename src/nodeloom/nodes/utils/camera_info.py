@@ -16,26 +16,32 @@ def _float(default: float, low: float, high: float, tip: str, step: float = 0.01
     return ["FLOAT", {"default": default, "min": low, "max": high, "step": step, "tooltip": tip}]
 
 
+_ANGLE = 1.0
+_QUAT_STEP = 0.001
+
+
 _POSITION = {f"position_{axis}": _float(4.0, -1000.0, 1000.0, f"{axis.upper()} of the camera position in world space "
                                                            "(right-handed, Y-up).") for axis in "xyz"}
 _ORBIT = {
-    "yaw": _float(35.0, -360.0, 360.0, "Horizontal angle around the target in degrees (0 on +Z, 90 on +X).", 1.0),
-    "pitch": _float(30.0, -89.0, 89.0, "Vertical angle above the target in degrees.", 1.0),
+    "yaw": _float(35.0, -360.0, 360.0, "Horizontal angle around the target in degrees (0 on +Z, 90 on +X).", _ANGLE),
+    "pitch": _float(30.0, -89.0, 89.0, "Vertical angle above the target in degrees.", _ANGLE),
     "distance": _float(4.0, 0.01, 1000.0, "Camera distance from the target."),
 }
 _QUATERNION = {**_POSITION, **{f"quat_{axis}": _float(1.0 if axis == "w" else 0.0, -1.0, 1.0,
                                                       f"{axis.upper()} component of the camera's world-rotation "
-                                                      "quaternion (it looks down local -Z; normalized for you).")
+                                                      "quaternion (it looks down local -Z; normalized for you).",
+                                                      _QUAT_STEP)
                                 for axis in "xyzw"}}
 
 
 class CreateCameraInfo(Node):
-    """Build a camera for 3D rendering: orbit (yaw/pitch/distance around a target), look_at (an
-    explicit position aiming at the target) or quaternion (a position and a rotation). Right-handed,
-    Y up."""
+    """Build a camera_info: 'orbit' aims with yaw/pitch/distance around the target; 'look_at' places
+    the camera at a world position aiming at the target; 'quaternion' gives a position and a
+    rotation. Coordinates are the viewer's world space (right-handed, Y-up)."""
 
     SCHEMA = Schema(
         "CreateCameraInfo", display_name="Create Camera Info", category="3d",
+        search_aliases=["camera position", "make camera info", "orbit camera", "look at camera"],
         inputs=[
             Custom("COMFY_DYNAMICCOMBO_V3", "mode",
                    tooltip="How to define the camera: orbit angles, an explicit position, or a position + "
@@ -43,26 +49,25 @@ class CreateCameraInfo(Node):
                    options=[{"key": "orbit", "inputs": {"required": _ORBIT}},
                             {"key": "look_at", "inputs": {"required": _POSITION}},
                             {"key": "quaternion", "inputs": {"required": _QUATERNION}}]),
-            *(Float(f"target_{axis}", 0.0, min=-1000.0, max=1000.0, optional=True,
+            *(Float(f"target_{axis}", 0.0, min=-1000.0, max=1000.0, advanced=True,
                     tooltip=f"{axis.upper()} of the look-at point (orbit pivot / aim); ignored in quaternion mode.")
               for axis in "xyz"),
-            Float("roll", 0.0, min=-180.0, max=180.0, step=1.0, optional=True,
-                  tooltip="Camera roll about the view axis, in degrees."),
-            Float("fov", 35.0, min=1.0, max=120.0, step=1.0, optional=True,
+            Float("roll", 0.0, min=-180.0, max=180.0, step=1.0,
+                  tooltip="Camera roll about the view axis, in degrees (orbit and look_at)."),
+            Float("fov", 35.0, min=1.0, max=120.0, step=1.0,
                   tooltip="Vertical field of view in degrees."),
-            Float("zoom", 1.0, min=0.01, max=100.0, optional=True,
+            Float("zoom", 1.0, min=0.01, max=100.0,
                   tooltip="Digital zoom (focal-length multiplier); above 1 zooms in without moving the camera."),
-            Combo("camera_type", ["perspective", "orthographic"], default="perspective", optional=True,
+            Combo("camera_type", ["perspective", "orthographic"],
                   tooltip="Projection: perspective (foreshortening) or orthographic (parallel)."),
         ],
-        outputs=[Output("LOAD3D_CAMERA", "camera_info", tooltip="Position, target, up, rotation, fov, zoom and "
-                                                                "projection.")],
+        outputs=[Output("LOAD3D_CAMERA", "camera_info", tooltip="Position, target, rotation quaternion, fov, zoom "
+                                                                "and projection.")],
     )
 
     @classmethod
-    def execute(cls, mode: Any, target_x: float = 0.0, target_y: float = 0.0, target_z: float = 0.0,
-                roll: float = 0.0, fov: float = 35.0, zoom: float = 1.0, camera_type: str = "perspective",
-                **options: Any) -> tuple[dict[str, Any]]:
+    def execute(cls, mode: Any, target_x: float, target_y: float, target_z: float, roll: float, fov: float,
+                zoom: float, camera_type: str, **options: Any) -> tuple[dict[str, Any]]:
         if isinstance(mode, dict):
             chosen, given = str(mode.get("mode")), mode
         else:
