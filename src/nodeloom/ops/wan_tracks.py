@@ -125,8 +125,8 @@ def generate_tracks(width: int, height: int, start: tuple[float, float], end: tu
         points = (1 - u) ** 2 * p0 + 2 * (1 - u) * u * p1 + u**2 * p2
         tangents = 2 * (1 - u) * (p1 - p0) + 2 * u * (p2 - p1)
     lengths = np.linalg.norm(tangents, axis=1, keepdims=True)
-    normal = np.where(lengths > 0, np.stack([-tangents[:, 1], tangents[:, 0]], axis=1) / np.where(lengths > 0, lengths, 1),
-                      np.array([1.0, 0.0]))
+    turned = np.stack([-tangents[:, 1], tangents[:, 0]], axis=1)
+    normal = np.where(lengths > 0, turned / np.where(lengths > 0, lengths, 1), np.array([1.0, 0.0]))
     offsets = (np.arange(num_tracks) - (num_tracks - 1) / 2.0) * track_spread * (width + height) / 2.0
     path = points[:, None, :] + normal[:, None, :] * offsets[None, :, None]  # [T, N, 2]
     return {"track_path": torch.from_numpy(path.astype(np.float32)),

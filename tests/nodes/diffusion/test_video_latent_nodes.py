@@ -129,6 +129,12 @@ def test_kandinsky_template_tail_runs(image_engine):
 
 # ------------------------------------------------------------------ SeedVR2 chunk / merge
 
+def _chunk(latent, temporal_overlap, chunking_mode, frames_per_chunk):
+    """A manual split with the dynamic combo's option as the engine passes it."""
+    return SeedVR2TemporalChunk.execute(latent, temporal_overlap=temporal_overlap, chunking_mode=chunking_mode,
+                                        **{"chunking_mode.frames_per_chunk": frames_per_chunk})
+
+
 def test_chunk_bounds_and_hann_ramp():
     assert chunk_bounds(10, 4, 1) == [(0, 4), (3, 7), (6, 10)]
     assert chunk_bounds(11, 4, 1) == [(0, 4), (3, 7), (6, 10), (9, 11)]
@@ -142,7 +148,7 @@ def test_chunk_bounds_and_hann_ramp():
 
 def test_manual_chunks_overlap_and_merge_back_exactly():
     latent = _latent(11)  # 41 pixel frames
-    chunks, overlap = SeedVR2TemporalChunk.execute(latent, temporal_overlap=2, chunking_mode="manual", **{"chunking_mode.frames_per_chunk": 17})
+    chunks, overlap = _chunk(latent, 2, "manual", 17)
     assert overlap == 2 and [c["samples"].shape[2] for c in chunks] == [5, 5, 5]
     assert torch.equal(chunks[1]["samples"], latent["samples"][:, :, 3:8])
     (merged,) = SeedVR2TemporalMerge.execute(chunks, [overlap])
@@ -166,10 +172,10 @@ def test_merge_cross_fades_each_overlap():
 
 def test_overlap_is_capped_below_the_chunk_and_short_latents_stay_whole():
     latent = _latent(9)
-    chunks, overlap = SeedVR2TemporalChunk.execute(latent, temporal_overlap=10, chunking_mode="manual", **{"chunking_mode.frames_per_chunk": 9})
+    chunks, overlap = _chunk(latent, 10, "manual", 9)
     assert overlap == 2 and all(c["samples"].shape[2] <= 3 for c in chunks)
     assert torch.allclose(SeedVR2TemporalMerge.execute(chunks, [overlap])[0]["samples"], latent["samples"], atol=1e-6)
-    whole, zero = SeedVR2TemporalChunk.execute(latent, temporal_overlap=3, chunking_mode="manual", **{"chunking_mode.frames_per_chunk": 33})
+    whole, zero = _chunk(latent, 3, "manual", 33)
     assert whole == [latent] and zero == 0
 
 
@@ -190,8 +196,8 @@ def test_chunk_and_merge_refuse_bad_input():
     with pytest.raises(ValidationError, match="SeedVR2 latent with 16 channels"):
         SeedVR2TemporalChunk.execute(_latent(8, channels=4), temporal_overlap=0, chunking_mode="auto")
     with pytest.raises(ValidationError, match="4n\\+1"):
-        SeedVR2TemporalChunk.execute(_latent(8), temporal_overlap=0, chunking_mode="manual", **{"chunking_mode.frames_per_chunk": 8})
-    chunks, overlap = SeedVR2TemporalChunk.execute(_latent(11), temporal_overlap=1, chunking_mode="manual", **{"chunking_mode.frames_per_chunk": 13})
+        _chunk(_latent(8), 0, "manual", 8)
+    chunks, overlap = _chunk(_latent(11), 1, "manual", 13)
     with pytest.raises(ValidationError, match="only the last chunk may differ"):
         SeedVR2TemporalMerge.execute([chunks[0], chunks[-1], chunks[0]], [overlap])
     with pytest.raises(ValidationError, match="differs from `latents\\[0\\]`"):

@@ -10,7 +10,14 @@ import torch
 
 from nodeloom.errors import ValidationError
 from nodeloom.node_api import Boolean, Combo, Custom, Float, Image, Int, Mask, Node, Output, Schema, String
-from nodeloom.ops.wan_tracks import EASINGS, check_tracks, concat_tracks, draw_tracks, generate_tracks, tracks_from_coords
+from nodeloom.ops.wan_tracks import (
+    EASINGS,
+    check_tracks,
+    concat_tracks,
+    draw_tracks,
+    generate_tracks,
+    tracks_from_coords,
+)
 
 __all__ = ["TRACKS", "GenerateTracks", "WanMoveConcatTrack", "WanMoveTracksFromCoords", "WanMoveVisualizeTracks"]
 
