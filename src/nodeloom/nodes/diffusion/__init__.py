@@ -9,6 +9,12 @@ where an optional extra is involved, so the pack registers without them.
 """
 
 from nodeloom.node_api import mappings
+from nodeloom.nodes.diffusion.video_latent_nodes import (
+    NormalizeVideoLatentStart,
+    ReplaceVideoLatentFrames,
+    SeedVR2TemporalChunk,
+    SeedVR2TemporalMerge,
+)
 from nodeloom.nodes.diffusion.area_conditioning import (
     ConditioningSetArea,
     ConditioningSetAreaPercentage,
@@ -189,4 +195,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ContextWindowsManual, WanContextWindowsManual,
     ConditioningLoader, SaveConditioning,
     LotusConditioning,
+    ReplaceVideoLatentFrames, NormalizeVideoLatentStart, SeedVR2TemporalChunk, SeedVR2TemporalMerge,
 )

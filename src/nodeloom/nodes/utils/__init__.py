@@ -14,6 +14,7 @@ from nodeloom.node_api import mappings
 from nodeloom.nodes.utils.bboxes import DrawBBoxes
 from nodeloom.nodes.utils.box_canvas import CreateBoundingBoxes
 from nodeloom.nodes.utils.camera_angle import CameraAngle
+from nodeloom.nodes.utils.camera_info import CreateCameraInfo
 from nodeloom.nodes.utils.canvas import CurveEditor, ImageCropV2, ImageHistogram, Painter
 from nodeloom.nodes.utils.compose import ImageBlend, ImageBlur, ResizeAndPadImage
 from nodeloom.nodes.utils.format import ColorToRGBInt, ConvertArrayToString, ConvertDictionaryToString, StringFormat
@@ -153,4 +154,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     MoGeGeometryToFOV,
     BuildJsonPromptIdeogram,
     TripoSplatPreprocessImage,
+    CreateCameraInfo,
 )

@@ -1,5 +1,6 @@
 """The video pack: ComfyUI's core VIDEO nodes, video I/O (VideoHelperSuite-compatible), camera moves, storyboards,
-drift metrics and drift fixes, and films assembled from shots. Registers like any third-party pack."""
+drift metrics and drift fixes, films assembled from shots, Wan-Move motion tracks, Wan Dancer keyframe
+segments and SCAIL-2 identity masks. Registers like any third-party pack."""
 
 from nodeloom.node_api import mappings
 from nodeloom.nodes.video.camera_nodes import (
@@ -23,6 +24,14 @@ from nodeloom.nodes.video.drift_nodes import ColorAnchor, Deflicker, DriftMetric
 from nodeloom.nodes.video.film_nodes import FilmAssemble, FrameSmoother, StoryboardShots
 from nodeloom.nodes.video.io_nodes import LoadSkimageSample, LoadVideo, LoadVideoPath, VideoCombine, VideoInfo
 from nodeloom.nodes.video.storyboard_nodes import Storyboard, StoryboardCamera, StoryboardContactSheet, StoryboardFromJSON
+from nodeloom.nodes.video.dance_keyframes import WanDancerPadKeyframesList
+from nodeloom.nodes.video.scail_masks import SCAIL2ColoredMask
+from nodeloom.nodes.video.wan_tracks import (
+    GenerateTracks,
+    WanMoveConcatTrack,
+    WanMoveTracksFromCoords,
+    WanMoveVisualizeTracks,
+)
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -56,4 +65,10 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     VideoSlice,
     SaveAnimatedWEBP,
     SaveAnimatedPNG,
+    WanMoveTracksFromCoords,
+    GenerateTracks,
+    WanMoveConcatTrack,
+    WanMoveVisualizeTracks,
+    WanDancerPadKeyframesList,
+    SCAIL2ColoredMask,
 )
