@@ -251,3 +251,30 @@ def test_v3_classes_listed_in_node_class_mappings(tmp_path: Path) -> None:
                              "2": {"class_type": "Keep", "inputs": {"value": ["1", 0]}}})
         assert result.status == "success", result.errors
         assert result.outputs["2"] == {"value": [-4]}
+
+
+def test_v3_tracks_socket_takes_wan_move_tracks(tmp_path: Path) -> None:
+    """``io.Tracks`` (TRACKS) links to the built-in track nodes and receives their value."""
+    pack = tmp_path / "custom_nodes" / "track_length.py"
+    pack.parent.mkdir(parents=True)
+    pack.write_text(
+        "from comfy_api.latest import io\n"
+        "class TrackShape(io.ComfyNode):\n"
+        "    @classmethod\n"
+        "    def define_schema(cls):\n"
+        "        return io.Schema(node_id='TrackShape', category='t', is_output_node=True,\n"
+        "                         inputs=[io.Tracks.Input('tracks')], outputs=[])\n"
+        "    @classmethod\n"
+        "    def execute(cls, tracks):\n"
+        "        return io.NodeOutput(ui={'shape': list(tracks['track_path'].shape)})\n"
+        "NODE_CLASS_MAPPINGS = {'TrackShape': TrackShape}\n")
+    with Engine(base_dir=tmp_path / "base", custom_nodes_dirs=[tmp_path / "custom_nodes"]) as engine:
+        info = engine.object_info()["TrackShape"]
+        assert info["input"]["required"]["tracks"][0] == "TRACKS"
+        result = engine.run({"1": {"class_type": "GenerateTracks", "inputs": {
+                                 "width": 64, "height": 48, "start_x": 0.0, "start_y": 0.0, "end_x": 1.0, "end_y": 1.0,
+                                 "num_frames": 9, "num_tracks": 3, "track_spread": 0.025, "bezier": False,
+                                 "mid_x": 0.5, "mid_y": 0.5, "interpolation": "linear"}},
+                             "2": {"class_type": "TrackShape", "inputs": {"tracks": ["1", 0]}}})
+        assert result.status == "success", result.errors
+        assert result.outputs["2"] == {"shape": [9, 3, 2]}

@@ -229,7 +229,7 @@ PLAIN_TYPES: dict[str, tuple[str, Any]] = {
     "Load3DAnimation": ("LOAD_3D_ANIMATION", dict), "Photomaker": ("PHOTOMAKER", Any), "Point": ("POINT", Any),
     "FaceAnalysis": ("FACE_ANALYSIS", Any), "BBOX": ("BBOX", Any), "SEGS": ("SEGS", Any), "AnyType": ("*", Any),
     "MODEL_PATCH": ("MODEL_PATCH", Any), "AudioEncoder": ("AUDIO_ENCODER", Any),
-    "AudioEncoderOutput": ("AUDIO_ENCODER_OUTPUT", Any),
+    "AudioEncoderOutput": ("AUDIO_ENCODER_OUTPUT", Any), "Tracks": ("TRACKS", dict),
 }
 
 
