@@ -16,10 +16,12 @@ from nodeloom.nodes.mesh.decimate import DecimateMesh
 from nodeloom.nodes.mesh.load3d import Load3D
 from nodeloom.nodes.mesh.preview3d import Preview3D
 from nodeloom.nodes.mesh.voxel_nodes import VoxelToMesh, VoxelToMeshBasic
+from nodeloom.nodes.mesh.advanced3d import Preview3DAdvanced, Save3DAdvanced
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SaveGLB, GetMeshInfo, MeshToFile3D, MeshSmoothNormals, MergeMeshes, RotateMesh, Preview3D,
     VoxelToMeshBasic, VoxelToMesh, Load3D, DecimateMesh,
+    Save3DAdvanced, Preview3DAdvanced,
 )
