@@ -17,6 +17,7 @@ from nodeloom.nodes.mesh.load3d import Load3D
 from nodeloom.nodes.mesh.preview3d import Preview3D
 from nodeloom.nodes.mesh.voxel_nodes import VoxelToMesh, VoxelToMeshBasic
 from nodeloom.nodes.mesh.advanced3d import Preview3DAdvanced, Save3DAdvanced
+from nodeloom.nodes.mesh.uv_nodes import RenderUVAtlas, UnwrapMesh
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -24,4 +25,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SaveGLB, GetMeshInfo, MeshToFile3D, MeshSmoothNormals, MergeMeshes, RotateMesh, Preview3D,
     VoxelToMeshBasic, VoxelToMesh, Load3D, DecimateMesh,
     Save3DAdvanced, Preview3DAdvanced,
+    UnwrapMesh, RenderUVAtlas,
 )
