@@ -165,3 +165,35 @@ def test_bad_inputs_are_refused(image_engine):
               "3": {"class_type": "ApplyTextureToMesh", "inputs": {"mesh": ["1", 0], "base_color": ["2", 0]}}}
     result = run_prompt(image_engine, prompt, {"plain plane": plain, "white": torch.ones(1, 4, 4, 3)}, sinks=[["3", 0]])
     assert result.status == "error" and "`mesh` has no UVs" in result.errors[0]["exception_message"]
+
+
+class _Field:
+    """A sparse voxel colour field as TRELLIS-style decoders give it."""
+
+    def __init__(self, coords, feats, resolution):
+        self.coords, self.feats, self.resolution = torch.tensor(coords), torch.tensor(feats), resolution
+
+
+def test_paint_mesh_takes_the_nearest_voxel_colour_in_linear_light(image_engine):
+    box = trimesh.creation.box(extents=(0.8, 0.8, 0.8))  # vertices at ±0.4
+    cubes = Mesh(torch.tensor(np.stack([box.vertices] * 2), dtype=torch.float32), torch.tensor(np.stack([box.faces] * 2)))
+    # a 4³ grid: batch 0 is red on the -x side and sRGB grey 0.5 on the +x side; batch 1 has no voxels
+    coords = [[0, x, y, z] for x in range(4) for y in range(4) for z in range(4)]
+    feats = [[1.0, 0.0, 0.0, 0.3] if c[1] < 2 else [0.5, 0.5, 0.5, 0.3] for c in coords]
+    prompt = {"1": {"class_type": "TestTensor", "inputs": {"key": "two boxes"}},
+              "2": {"class_type": "TestTensor", "inputs": {"key": "field"}},
+              "3": {"class_type": "PaintMesh", "inputs": {"mesh": ["1", 0], "voxel_colors": ["2", 0]}}}
+    result = run_prompt(image_engine, prompt, {"two boxes": cubes, "field": _Field(coords, feats, 4)}, sinks=[["3", 0]])
+    assert result.status == "success", result.errors
+    painted = result.value("3")
+    colors, verts = painted.colors[0], painted.vertices[0]
+    left = verts[:, 0] < 0
+    assert torch.allclose(colors[left], torch.tensor([1.0, 0.0, 0.0]))
+    assert torch.allclose(colors[~left], torch.full((int((~left).sum()), 3), 0.21404), atol=1e-4)  # sRGB 0.5
+    assert torch.all(painted.colors[1] == 0)  # no voxels for batch 1: black
+    bad = {"1": {"class_type": "TestTensor", "inputs": {"key": "two boxes"}},
+           "2": {"class_type": "TestTensor", "inputs": {"key": "dense grid"}},
+           "3": {"class_type": "PaintMesh", "inputs": {"mesh": ["1", 0], "voxel_colors": ["2", 0]}}}
+    result = run_prompt(image_engine, bad, {"two boxes": cubes, "dense grid": torch.zeros(1, 4, 4, 4)},
+                        sinks=[["3", 0]])
+    assert result.status == "error" and "`voxel_colors` must be a sparse voxel field" in result.errors[0]["exception_message"]

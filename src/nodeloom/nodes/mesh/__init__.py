@@ -18,7 +18,7 @@ from nodeloom.nodes.mesh.preview3d import Preview3D
 from nodeloom.nodes.mesh.voxel_nodes import VoxelToMesh, VoxelToMeshBasic
 from nodeloom.nodes.mesh.advanced3d import Preview3DAdvanced, Save3DAdvanced
 from nodeloom.nodes.mesh.uv_nodes import RenderUVAtlas, UnwrapMesh
-from nodeloom.nodes.mesh.bake_nodes import ApplyTextureToMesh, BakeAmbientOcclusion, BakeNormalMapFromMesh
+from nodeloom.nodes.mesh.bake_nodes import ApplyTextureToMesh, BakeAmbientOcclusion, BakeNormalMapFromMesh, PaintMesh
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -27,5 +27,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     VoxelToMeshBasic, VoxelToMesh, Load3D, DecimateMesh,
     Save3DAdvanced, Preview3DAdvanced,
     UnwrapMesh, RenderUVAtlas,
-    BakeNormalMapFromMesh, BakeAmbientOcclusion, ApplyTextureToMesh,
+    BakeNormalMapFromMesh, BakeAmbientOcclusion, ApplyTextureToMesh, PaintMesh,
 )

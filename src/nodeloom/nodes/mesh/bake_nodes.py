@@ -1,6 +1,7 @@
-"""BakeNormalMapFromMesh, BakeAmbientOcclusion and ApplyTextureToMesh: bake a high-poly mesh into
-a UV-unwrapped low-poly's texture maps and attach maps to a mesh for SaveGLB (ComfyUI's nodes, as
-its embedded docs and templates declare them; the work is ``ops.mesh_bake`` / ``ops.mesh_texture``)."""
+"""BakeNormalMapFromMesh, BakeAmbientOcclusion, ApplyTextureToMesh and PaintMesh: bake a high-poly
+mesh into a UV-unwrapped low-poly's texture maps, attach maps to a mesh for SaveGLB, and colour
+vertices from a voxel field (ComfyUI's nodes, as its embedded docs and templates declare them; the
+work is ``ops.mesh_bake``, ``ops.mesh_texture`` and ``ops.mesh_paint``)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from typing import Any, Callable
 
 import torch
 
-from nodeloom.node_api import Boolean, Float, Image, Int, Node, Output, Schema, ValidationError
+from nodeloom.node_api import Boolean, Custom, Float, Image, Int, Node, Output, Schema, ValidationError
 from nodeloom.nodes.mesh.mesh_nodes import MESH, _check_mesh, _mesh_in
 from nodeloom.ops.mesh import Mesh, mesh_item
 from nodeloom.ops.mesh_bake import bake_ambient_occlusion, bake_normal_map
+from nodeloom.ops.mesh_paint import paint_mesh
 from nodeloom.ops.mesh_texture import apply_textures
 
-__all__ = ["ApplyTextureToMesh", "BakeAmbientOcclusion", "BakeNormalMapFromMesh"]
+__all__ = ["ApplyTextureToMesh", "BakeAmbientOcclusion", "BakeNormalMapFromMesh", "PaintMesh"]
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +134,20 @@ class ApplyTextureToMesh(Node):
     def execute(cls, mesh: Any, base_color: Any, metallic: Any = None, roughness: Any = None, occlusion: Any = None,
                 normal_map: Any = None) -> tuple[Mesh]:
         return (apply_textures(_check_mesh(mesh), base_color, metallic, roughness, occlusion, normal_map),)
+
+
+class PaintMesh(Node):
+    """Colour a mesh's vertices from a voxel colour field: each vertex takes the nearest voxel's
+    base colour (sRGB in the field, linear in the mesh)."""
+
+    SCHEMA = Schema(
+        "PaintMesh", display_name="Paint Mesh", category="3d",
+        inputs=[_mesh_in("The mesh to paint."),
+                Custom("VOXEL", "voxel_colors", tooltip="A sparse voxel field whose first three channels are the "
+                                                        "base colour.")],
+        outputs=[Output(MESH, "mesh", tooltip="The mesh with vertex colours.")],
+    )
+
+    @classmethod
+    def execute(cls, mesh: Any, voxel_colors: Any) -> tuple[Mesh]:
+        return (paint_mesh(_check_mesh(mesh), voxel_colors),)
