@@ -1,5 +1,7 @@
 """The mesh pack: ComfyUI's model-free MESH utilities (save as GLB, info, GLB file value, smooth
-normals, merge, rotate, voxels to mesh, QEM decimation), Preview3D and Load3D with their node ids, inputs and defaults. The geometry is
+normals, merge, rotate, voxels to mesh, QEM decimation), Preview3D and Load3D with their node ids, inputs and defaults;
+the advanced save/preview nodes, UV unwrapping and atlas drawing, normal/occlusion baking, texture
+maps and voxel painting (``uv_nodes``, ``bake_nodes``, ``advanced3d``). The geometry is
 ``nodeloom.ops.mesh``; GLB writing needs the ``mesh`` extra (trimesh).
 Registers like any third-party pack."""
 
