@@ -129,7 +129,8 @@ def stack_items(items: list[dict[str, torch.Tensor]]) -> Mesh:
         if key in items[0]:
             shapes = {tuple(i[key].shape) for i in items}
             if len(shapes) > 1:
-                raise ValidationError(f"the meshes' `{key}` maps must share one size to form a batch, got {sorted(shapes)}")
+                raise ValidationError(f"the meshes' `{key}` maps must share one size to form a batch, got "
+                                      f"{sorted(shapes)}")
             maps[key] = torch.stack([i[key] for i in items])
     padded = len(set(nvs)) > 1 or len(set(nfs)) > 1
     return Mesh(pad("vertices", nvs), pad("faces", nfs),  # type: ignore[arg-type]

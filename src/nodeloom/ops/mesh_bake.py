@@ -125,7 +125,8 @@ def cast_rays(origins: torch.Tensor, directions: torch.Tensor, triangles: torch.
 
 def _cast_brute(origins: torch.Tensor, directions: torch.Tensor, triangles: torch.Tensor, max_t: float,
                 front_only: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`cast_rays` testing every ray against every triangle, in float32 numpy, component by component on [rays, triangles] planes, rays in chunks
+    """:func:`cast_rays` testing every ray against every triangle, in float32 numpy, component by
+    component on [rays, triangles] planes, rays in chunks
     (numpy's single-threaded loops beat torch's here, where threads are few and shared)."""
     r = origins.shape[0]
     best_t = np.full(r, np.inf)
@@ -189,7 +190,8 @@ def bake_normal_map(low: dict[str, torch.Tensor], high: dict[str, torch.Tensor],
     texels = surface_texels(low, resolution)
     triangles, corner_normals, _ = _high_triangles(high)
     _, n, _ = _onto_high(texels, triangles, corner_normals, cage_distance * texels.diagonal, ignore_backfaces)
-    local = torch.stack([(n * texels.tangents).sum(-1), (n * texels.bitangents).sum(-1), (n * texels.normals).sum(-1)], -1)
+    local = torch.stack([(n * texels.tangents).sum(-1), (n * texels.bitangents).sum(-1),
+                         (n * texels.normals).sum(-1)], -1)
     image = _to_image((_unit(local) * 0.5 + 0.5).numpy(), texels, resolution, (0.5, 0.5, 1.0))
     return _unit(image * 2 - 1) * 0.5 + 0.5  # texels grown past the borders are means: unit length again
 
@@ -240,7 +242,8 @@ def bake_ambient_occlusion(low: dict[str, torch.Tensor], high: dict[str, torch.T
     cos, sin = torch.cos(turn)[:, None], torch.sin(turn)[:, None]
     x = spiral[None, :, 0] * cos - spiral[None, :, 1] * sin
     y = spiral[None, :, 0] * sin + spiral[None, :, 1] * cos
-    dirs = x[..., None] * tangents[:, None] + y[..., None] * bitangents[:, None] + spiral[None, :, 2, None] * normals[:, None]
+    dirs = (x[..., None] * tangents[:, None] + y[..., None] * bitangents[:, None]
+            + spiral[None, :, 2, None] * normals[:, None])
     origins = (points + normals * bias * texels.diagonal)[:, None].expand_as(dirs)
     _, index, _ = cast_rays(origins.reshape(-1, 3), dirs.reshape(-1, 3), triangles, max_distance * texels.diagonal)
     occluded = (index >= 0).reshape(-1, samples).double().mean(1)

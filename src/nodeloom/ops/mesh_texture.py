@@ -69,7 +69,8 @@ def glb_material(item: dict[str, torch.Tensor], extras: dict[str, Any] | None = 
 
 
 def _check_image(image: Any, name: str) -> torch.Tensor:
-    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] not in (1, 3, 4) or image.shape[0] == 0:
+    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] not in (1, 3, 4) \
+            or image.shape[0] == 0:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValidationError(f"`{name}` must be an IMAGE batch shaped [B, H, W, C] with C 1, 3 or 4, got {shape}")
     return image

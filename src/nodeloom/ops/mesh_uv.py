@@ -121,17 +121,18 @@ def _triangle_texels(uvs: np.ndarray, faces: np.ndarray, size: int, eps: float) 
     box = 1
     while True:
         group = np.flatnonzero(usable & (extent <= box) & (extent > box // 2))
-        for start in range(0, group.size, max(1, 2_000_000 // (box * box))):
-            f = group[start:start + max(1, 2_000_000 // (box * box))]
+        chunk = max(1, 2_000_000 // (box * box))  # texel tests per numpy pass
+        for start in range(0, group.size, chunk):
+            f = group[start:start + chunk]
             offs = np.arange(box)
             xs = lo[f, 0][:, None, None] + offs[None, None, :]
             ys = lo[f, 1][:, None, None] + offs[None, :, None]
             px, py = xs + 0.5, ys + 0.5
             w = []
-            for (i, j) in ((1, 2), (2, 0), (0, 1)):
-                pi, pj = p[f, i], p[f, j]
-                w.append(((pj[:, 0] - pi[:, 0])[:, None, None] * (py - pi[:, 1][:, None, None])
-                          - (pj[:, 1] - pi[:, 1])[:, None, None] * (px - pi[:, 0][:, None, None])) / area[f, None, None])
+            for (i, j) in ((1, 2), (2, 0), (0, 1)):  # weight of the corner opposite edge i → j
+                pi, pj = p[f, i][:, None, None], p[f, j][:, None, None]
+                edge = (pj[..., 0] - pi[..., 0]) * (py - pi[..., 1]) - (pj[..., 1] - pi[..., 1]) * (px - pi[..., 0])
+                w.append(edge / area[f, None, None])
             w0, w1, w2 = np.broadcast_arrays(*w)
             inside = (w0 >= eps) & (w1 >= eps) & (w2 >= eps) & (xs < size) & (ys < size)
             t, r, col = np.nonzero(inside)
