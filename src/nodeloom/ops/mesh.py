@@ -298,7 +298,7 @@ def smooth_normals(mesh: Mesh, crease_angle: float = 180.0) -> Mesh:
     items = [_smooth_item(mesh_item(mesh, b), crease_angle) for b in range(mesh.batch_size)]
     if crease_angle >= 180.0 and mesh.vertex_counts is None:
         return replace(mesh, normals=torch.stack([i["normals"] for i in items]))
-    return stack_items(items)
+    return replace(stack_items(items), extras=mesh.extras)
 
 
 def with_glb_extras(glb: bytes, extras: dict[str, Any]) -> bytes:

@@ -143,3 +143,12 @@ def test_textures_need_uvs_and_images():
         apply_textures(_quad(), torch.ones(4, 4, 3))
     with pytest.raises(Exception, match="`texture` must be an image batch"):
         Mesh(_quad().vertices, _quad().faces, texture=torch.ones(2, 4, 4, 3))
+
+
+def test_maps_and_the_occlusion_flag_survive_smoothing_with_creases():
+    from nodeloom.ops.mesh import smooth_normals
+
+    mesh = apply_textures(_quad(), torch.ones(1, 4, 4, 3), occlusion=torch.full((1, 4, 4, 3), 0.5))
+    creased = smooth_normals(mesh, 30.0)
+    assert creased.texture is not None and creased.orm_texture is not None and creased.extras["orm_occlusion"]
+    assert _glb_back(creased).visual.material.occlusionTexture is not None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -62,7 +63,7 @@ class UnwrapMesh(Node):
                 continue
             _warn_if_unwelded(item, b)
             items.append(unwrap_item(item, segmenter, int(resolution), int(padding), float(weld_distance)))
-        return (stack_items(items),)
+        return (replace(stack_items(items), extras=mesh.extras),)
 
 
 class RenderUVAtlas(Node):
