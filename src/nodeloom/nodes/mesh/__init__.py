@@ -21,6 +21,7 @@ from nodeloom.nodes.mesh.voxel_nodes import VoxelToMesh, VoxelToMeshBasic
 from nodeloom.nodes.mesh.advanced3d import Preview3DAdvanced, Save3DAdvanced
 from nodeloom.nodes.mesh.uv_nodes import RenderUVAtlas, UnwrapMesh
 from nodeloom.nodes.mesh.bake_nodes import ApplyTextureToMesh, BakeAmbientOcclusion, BakeNormalMapFromMesh, PaintMesh
+from nodeloom.nodes.mesh.splat_nodes import SplatToFile3D
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -30,4 +31,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     Save3DAdvanced, Preview3DAdvanced,
     UnwrapMesh, RenderUVAtlas,
     BakeNormalMapFromMesh, BakeAmbientOcclusion, ApplyTextureToMesh, PaintMesh,
+    SplatToFile3D,
 )
