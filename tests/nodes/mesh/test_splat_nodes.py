@@ -90,3 +90,47 @@ def test_bad_inputs_are_refused(image_engine):
     with pytest.raises(Exception, match="`sh` must be shaped"):
         Splat(torch.zeros(1, 2, 3), torch.ones(1, 2, 3), torch.ones(1, 2, 4), torch.ones(1, 2), torch.zeros(1, 2, 3, 3))
     assert math.isclose(_splat(degree=2).sh_degree, 2)
+
+
+def _ball(n: int = 2000) -> Splat:
+    """Gaussians filling a ball of radius 0.5: red above z = 0, blue below, plus one faint floater."""
+    from nodeloom.ops.splat import SH_C0
+
+    gen = torch.Generator().manual_seed(1)
+    d = torch.nn.functional.normalize(torch.randn(n, 3, generator=gen), dim=-1)
+    pos = d * 0.45 * torch.rand(n, 1, generator=gen) ** (1 / 3)
+    pos = torch.cat([pos, torch.tensor([[0.9, 0.9, 0.9]])])
+    rgb = torch.where(pos[:, 2:3] > 0, torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0]))
+    opacity = torch.cat([torch.full((n,), 0.8), torch.tensor([0.01])])
+    return Splat(pos[None], torch.full((1, n + 1, 3), 0.04), torch.tensor([1.0, 0, 0, 0]).expand(1, n + 1, 4),
+                 opacity[None], ((rgb - 0.5) / SH_C0)[None, :, None, :])
+
+
+def test_splat_to_mesh_extracts_a_coloured_ball(image_engine):
+    info = image_engine.object_info("SplatToMesh")["SplatToMesh"]
+    required = info["input"]["required"]
+    # the TripoSplat template's widget values: [384, 5, 0, 0.6, 500, 0.02, 2]
+    assert list(required) == ["splat", "resolution", "kernel", "smooth", "level", "min_component", "min_opacity",
+                              "color_sharpen"]
+    assert [required[k][1]["default"] for k in list(required)[1:]] == [384, 5, 0, 0.4, 500, 0.02, 2.0]
+    assert info["output"] == ["MESH"] and info["display_name"] == "Extract Mesh from Splat"
+    prompt = {"1": {"class_type": "TestTensor", "inputs": {"key": "ball splat"}},
+              "2": {"class_type": "SplatToMesh", "inputs": {"splat": ["1", 0], "resolution": 64, "kernel": 5,
+                                                            "smooth": 3, "level": 0.6, "min_component": 50,
+                                                            "min_opacity": 0.02, "color_sharpen": 2.0}}}
+    result = run_prompt(image_engine, prompt, {"ball splat": _ball()}, sinks=[["2", 0]])
+    assert result.status == "success", result.errors
+    mesh = result.value("2")
+    verts, colors = mesh.vertices[0], mesh.colors[0]
+    assert verts.shape[0] > 500 and mesh.faces.shape[1] > 1000
+    radius = verts.norm(dim=-1)
+    assert 0.4 < float(radius.mean()) < 0.6 and float(radius.max()) < 0.7  # a ball; the faint floater is gone
+    top, bottom = verts[:, 2] > 0.2, verts[:, 2] < -0.2
+    assert torch.allclose(colors[top].mean(0), torch.tensor([1.0, 0.0, 0.0]), atol=0.05)
+    assert torch.allclose(colors[bottom].mean(0), torch.tensor([0.0, 0.0, 1.0]), atol=0.05)
+    surface = trimesh_or_skip().Trimesh(verts.numpy(), mesh.faces[0].numpy(), process=True)
+    assert 0.3 < surface.volume < 0.6  # outward-wound and closed enough: 4/3 π 0.47³ ≈ 0.43
+
+
+def trimesh_or_skip():
+    return pytest.importorskip("trimesh")

@@ -1,7 +1,8 @@
 """The mesh pack: ComfyUI's model-free MESH utilities (save as GLB, info, GLB file value, smooth
 normals, merge, rotate, voxels to mesh, QEM decimation), Preview3D and Load3D with their node ids, inputs and defaults;
 the advanced save/preview nodes, UV unwrapping and atlas drawing, normal/occlusion baking, texture
-maps and voxel painting (``uv_nodes``, ``bake_nodes``, ``advanced3d``). The geometry is
+maps and voxel painting, splat files and meshes (``uv_nodes``, ``bake_nodes``, ``advanced3d``,
+``splat_nodes``). The geometry is
 ``nodeloom.ops.mesh``; GLB writing needs the ``mesh`` extra (trimesh).
 Registers like any third-party pack."""
 
@@ -21,7 +22,7 @@ from nodeloom.nodes.mesh.voxel_nodes import VoxelToMesh, VoxelToMeshBasic
 from nodeloom.nodes.mesh.advanced3d import Preview3DAdvanced, Save3DAdvanced
 from nodeloom.nodes.mesh.uv_nodes import RenderUVAtlas, UnwrapMesh
 from nodeloom.nodes.mesh.bake_nodes import ApplyTextureToMesh, BakeAmbientOcclusion, BakeNormalMapFromMesh, PaintMesh
-from nodeloom.nodes.mesh.splat_nodes import SplatToFile3D
+from nodeloom.nodes.mesh.splat_nodes import SplatToFile3D, SplatToMesh
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -31,5 +32,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     Save3DAdvanced, Preview3DAdvanced,
     UnwrapMesh, RenderUVAtlas,
     BakeNormalMapFromMesh, BakeAmbientOcclusion, ApplyTextureToMesh, PaintMesh,
-    SplatToFile3D,
+    SplatToFile3D, SplatToMesh,
 )
