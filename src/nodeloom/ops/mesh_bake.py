@@ -34,7 +34,8 @@ _AO_CAGE = 0.05
 
 @dataclass(frozen=True)
 class Texels:
-    """The covered texels of a UV map and the low-poly surface under each (float64 [K, 3] arrays)."""
+    """The covered texels of a UV map (``rows`` / ``cols`` index arrays) and the low-poly surface
+    under each (float64 [K, 3] tensors), with the low-poly's bounding-box ``diagonal``."""
 
     rows: np.ndarray
     cols: np.ndarray
