@@ -3,7 +3,9 @@ GLB bytes.
 
 Owns :class:`Mesh` (ComfyUI's MESH: ``vertices`` float [B, N, 3] and ``faces`` int [B, M, 3],
 zero-padded across a batch with the true sizes in ``vertex_counts`` / ``face_counts``, plus
-optional per-vertex ``normals``, ``uvs`` and ``colors``), :class:`File3D` (a 3D file's bytes and
+optional per-vertex ``normals``, ``uvs`` and ``colors``, and optional per-item texture maps laid
+out on the UVs: ``texture`` (base colour), ``normal_texture`` (tangent space) and ``orm_texture``
+(occlusion, roughness, metallic), each [B, H, W, 3|4] in 0..1), :class:`File3D` (a 3D file's bytes and
 format), and the plain functions the mesh nodes wrap. torch and numpy only; writing GLB needs the
 optional ``trimesh`` (``pip install nodeloom[mesh]``).
 """
@@ -20,8 +22,12 @@ import torch
 
 from nodeloom.errors import ValidationError, require
 
-__all__ = ["File3D", "Mesh", "format_count", "mesh_info", "mesh_item", "merge_meshes", "rotate_mesh", "rotation_matrix",
-           "smooth_normals", "stack_items", "to_glb", "with_glb_extras"]
+__all__ = ["File3D", "Mesh", "TEXTURE_KEYS", "format_count", "mesh_info", "mesh_item", "merge_meshes", "rotate_mesh",
+           "rotation_matrix", "smooth_normals", "stack_items", "to_glb", "with_glb_extras"]
+
+
+#: the per-item texture maps a MESH may carry (images laid out on its UVs)
+TEXTURE_KEYS = ("texture", "normal_texture", "orm_texture")
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,9 @@ class Mesh:
     uvs: torch.Tensor | None = None
     colors: torch.Tensor | None = None
     extras: dict[str, Any] = field(default_factory=dict, compare=False)
+    texture: torch.Tensor | None = None
+    normal_texture: torch.Tensor | None = None
+    orm_texture: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         v, f = self.vertices, self.faces
@@ -48,6 +57,11 @@ class Mesh:
             if value is not None and (value.shape[:2] != v.shape[:2] or value.shape[-1] not in width):
                 raise ValidationError(f"mesh `{name}` must be shaped [B, N, {'|'.join(map(str, width))}] like the "
                                       f"vertices {tuple(v.shape[:2])}, got {tuple(value.shape)}")
+        for name in TEXTURE_KEYS:
+            value = getattr(self, name)
+            if value is not None and (value.ndim != 4 or value.shape[0] != v.shape[0] or value.shape[-1] not in (3, 4)):
+                raise ValidationError(f"mesh `{name}` must be an image batch shaped [B, H, W, 3|4] with B = "
+                                      f"{v.shape[0]}, got {tuple(value.shape)}")
 
     @property
     def vertex_colors(self) -> torch.Tensor | None:
@@ -77,18 +91,27 @@ class File3D:
 
 
 def mesh_item(mesh: Mesh, index: int) -> dict[str, torch.Tensor]:
-    """Item ``index`` without padding: ``vertices``, ``faces`` and whichever attributes it has."""
+    """Item ``index`` without padding: ``vertices``, ``faces`` and whichever attributes and texture
+    maps ([H, W, C]) it has."""
     nv, nf = mesh.counts(index)
     out = {"vertices": mesh.vertices[index, :nv], "faces": mesh.faces[index, :nf].long()}
     for name in ("normals", "uvs", "colors"):
         value = getattr(mesh, name)
         if value is not None:
             out[name] = value[index, :nv]
+    for name in TEXTURE_KEYS:
+        value = getattr(mesh, name)
+        if value is not None:
+            out[name] = value[index]
     return out
 
 
 def stack_items(items: list[dict[str, torch.Tensor]]) -> Mesh:
-    """A padded batch of unpadded items (all with the same attribute set)."""
+    """A padded batch of unpadded items (all with the same attribute set; texture maps of one size).
+
+    Raises:
+        ValidationError: the items' texture maps differ in size.
+    """
     nvs = [int(i["vertices"].shape[0]) for i in items]
     nfs = [int(i["faces"].shape[0]) for i in items]
 
@@ -101,10 +124,18 @@ def stack_items(items: list[dict[str, torch.Tensor]]) -> Mesh:
             out[b, : item[key].shape[0]] = item[key]
         return out
 
+    maps: dict[str, torch.Tensor] = {}
+    for key in TEXTURE_KEYS:
+        if key in items[0]:
+            shapes = {tuple(i[key].shape) for i in items}
+            if len(shapes) > 1:
+                raise ValidationError(f"the meshes' `{key}` maps must share one size to form a batch, got "
+                                      f"{sorted(shapes)}")
+            maps[key] = torch.stack([i[key] for i in items])
     padded = len(set(nvs)) > 1 or len(set(nfs)) > 1
     return Mesh(pad("vertices", nvs), pad("faces", nfs),  # type: ignore[arg-type]
                 tuple(nvs) if padded else None, tuple(nfs) if padded else None,
-                pad("normals", nvs), pad("uvs", nvs), pad("colors", nvs))
+                pad("normals", nvs), pad("uvs", nvs), pad("colors", nvs), **maps)
 
 
 def format_count(n: int) -> str:
@@ -124,7 +155,7 @@ def mesh_info(mesh: Mesh) -> str:
     if mesh.batch_size > 1:
         lines.append(f"batch: {mesh.batch_size} meshes")
         lines += [f"  [{b}] vertices: {format_count(nv)}, faces: {format_count(nf)}" for b, (nv, nf) in enumerate(counts)]
-    present = [name for name in ("uvs", "colors", "normals") if getattr(mesh, name) is not None]
+    present = [name for name in ("uvs", "colors", "normals", *TEXTURE_KEYS) if getattr(mesh, name) is not None]
     present = ["vertex_colors" if p == "colors" else p for p in present]
     lines.append(f"attributes: {', '.join(present) if present else 'none'}")
     return "\n".join(lines)
@@ -251,6 +282,7 @@ def _smooth_item(item: dict[str, torch.Tensor], crease_angle: float) -> dict[str
     for key in ("uvs", "colors"):
         if key in item:
             out[key] = item[key][src]
+    out.update({key: item[key] for key in TEXTURE_KEYS if key in item})
     return out
 
 
@@ -266,7 +298,7 @@ def smooth_normals(mesh: Mesh, crease_angle: float = 180.0) -> Mesh:
     items = [_smooth_item(mesh_item(mesh, b), crease_angle) for b in range(mesh.batch_size)]
     if crease_angle >= 180.0 and mesh.vertex_counts is None:
         return replace(mesh, normals=torch.stack([i["normals"] for i in items]))
-    return stack_items(items)
+    return replace(stack_items(items), extras=mesh.extras)
 
 
 def with_glb_extras(glb: bytes, extras: dict[str, Any]) -> bytes:
@@ -291,8 +323,9 @@ def with_glb_extras(glb: bytes, extras: dict[str, Any]) -> bytes:
 
 
 def to_glb(mesh: Mesh, index: int = 0, extras: dict[str, Any] | None = None) -> bytes:
-    """Item ``index`` as GLB bytes (positions, faces, and the normals, UVs and colours it has);
-    ``extras`` go into the file's ``asset.extras``.
+    """Item ``index`` as GLB bytes (positions, faces, and the normals, UVs and colours it has; with
+    UVs, its texture maps as the glTF material's base colour, normal and occlusion/roughness/metallic
+    textures); ``extras`` go into the file's ``asset.extras``.
 
     Raises:
         MissingDependencyError: ``trimesh`` is not installed (the ``mesh`` extra).
@@ -312,7 +345,10 @@ def to_glb(mesh: Mesh, index: int = 0, extras: dict[str, Any] | None = None) -> 
     tm = trimesh.Trimesh(vertices=item["vertices"].float().cpu().numpy(), faces=item["faces"].cpu().numpy(),
                          process=False, **kwargs)
     if "uvs" in item:
-        tm.visual = trimesh.visual.TextureVisuals(uv=item["uvs"].float().cpu().numpy())
+        from nodeloom.ops.mesh_texture import glb_material
+
+        tm.visual = trimesh.visual.TextureVisuals(uv=item["uvs"].float().cpu().numpy(),
+                                                  material=glb_material(item, mesh.extras))
     buffer = io.BytesIO()
     tm.export(buffer, file_type="glb", include_normals="normals" in item)
     return with_glb_extras(buffer.getvalue(), extras or {})
