@@ -1,0 +1,79 @@
+"""Running a DiT with some of its blocks skipped, for skip-layer guidance (SkipLayerGuidanceDiT).
+
+A skipped block passes its inputs through unchanged, which is what ComfyUI's ``skip`` patch and
+diffusers' ``skip_layers`` do. Blocks are diffusers' ``transformer_blocks`` (ComfyUI's
+"double" blocks: SD3's joint blocks, Flux's and HunyuanVideo's double-stream blocks, the blocks of
+Wan and Qwen-Image) and ``single_transformer_blocks`` (the "single" blocks of Flux-type models).
+Model code: imports no node class, engine or adapter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from nodeloom.errors import ValidationError
+
+__all__ = ["block_counts", "blocks_skipped", "check_blocks", "skipping_adapter"]
+
+_DOUBLE, _SINGLE = "transformer_blocks", "single_transformer_blocks"
+
+
+def block_counts(module: Any) -> tuple[int, int]:
+    """How many double and single blocks ``module`` has (0 where it has none of that kind)."""
+    return len(getattr(module, _DOUBLE, None) or ()), len(getattr(module, _SINGLE, None) or ())
+
+
+def check_blocks(node: str, module: Any, family: str, double: list[int], single: list[int]) -> None:
+    """Refuse block numbers the transformer does not have.
+
+    Raises:
+        ValidationError: a model without diffusers-style blocks, or a number past its depth.
+    """
+    n_double, n_single = block_counts(module)
+    if not n_double and not n_single:
+        raise ValidationError(f"{node}: the {family} model has no transformer blocks to skip; it takes DiT models "
+                              "(SD3, Flux, Wan, HunyuanVideo, Qwen-Image...)")
+    for name, wanted, depth in (("double_layers", double, n_double), ("single_layers", single, n_single)):
+        bad = [i for i in wanted if i >= depth]
+        if bad and depth:
+            raise ValidationError(f"{node}: `{name}` {bad} name blocks past the model's {depth} (0..{depth - 1})")
+
+
+def _identity(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
+    """The block's output replaced by its inputs, in the output's form (a tensor, or
+    ``(encoder_hidden_states, hidden_states)`` for two-stream blocks)."""
+    hidden = args[0] if args else kwargs["hidden_states"]
+    if isinstance(output, tuple) and len(output) == 2:
+        context = args[1] if len(args) > 1 else kwargs.get("encoder_hidden_states")
+        return context, hidden
+    return hidden
+
+
+@contextlib.contextmanager
+def blocks_skipped(module: Any, double: list[int], single: list[int]) -> Iterator[None]:
+    """Within the block, ``module``'s double blocks ``double`` and single blocks ``single`` pass
+    their inputs through (numbers past the model's depth are ignored; :func:`check_blocks` refuses
+    them up front)."""
+    handles = []
+    try:
+        for name, wanted in ((_DOUBLE, double), (_SINGLE, single)):
+            blocks = getattr(module, name, None) or ()
+            for i in wanted:
+                if i < len(blocks):
+                    handles.append(blocks[i].register_forward_hook(_identity, with_kwargs=True))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def skipping_adapter(adapter: Any, double: list[int], single: list[int]) -> Any:
+    """A family ``adapter`` whose calls run without the given blocks."""
+
+    def skipping(module: Any, *args: Any, **kwargs: Any) -> Any:
+        with blocks_skipped(module, double, single):
+            return adapter(module, *args, **kwargs)
+
+    return skipping
