@@ -7,6 +7,8 @@ grid) times the last measured ratio of output change to input change, over the l
 magnitude, is added to a running sum; below ``reuse_threshold`` the step is skipped for every
 group (output = input + the group's cached difference), otherwise the sum restarts and the model
 runs. Only steps with σ between ``start_percent`` and ``end_percent`` of the run may be skipped.
+A run is told from the next by its conditioning entries (each sampling run makes its own) or by σ
+rising again; each run starts with an empty cache, as ComfyUI's per-run copy does.
 Model code: imports no node class, engine or adapter.
 """
 
@@ -39,6 +41,8 @@ class EasyCacheState:
     out_prev: torch.Tensor | None = None
     out_prev_norm: float | None = None
     diffs: dict[Any, torch.Tensor] = field(default_factory=dict)
+    #: the conditioning entries this run's calls carried (held, so their ids stay theirs)
+    entries: dict[int, Any] = field(default_factory=dict)
     shape: tuple[Any, ...] | None = None
     calls: int = 0
     skipped_calls: int = 0
@@ -70,11 +74,13 @@ class EasyCache:
     def _sub(x: torch.Tensor) -> torch.Tensor:
         return x[..., ::SUBSAMPLE, ::SUBSAMPLE]
 
-    def _begin_step(self, sigma: float) -> EasyCacheState:
+    def _begin_step(self, sigma: float, entries: list[Any]) -> EasyCacheState:
         st = self.state
-        if st.step_sigma is not None and sigma > st.step_sigma:  # σ rose: a new run
+        fresh = st.entries and not any(id(e) in st.entries for e in entries)
+        if fresh or (st.step_sigma is not None and sigma > st.step_sigma):  # a new run: new prompts, or σ rose
             self._finish()
             st = self.state
+        st.entries.update((id(e), e) for e in entries)
         if st.step_sigma != sigma:
             st.step_sigma, st.skip_step = sigma, False
             st.steps += 1
@@ -92,7 +98,7 @@ class EasyCache:
 
     def __call__(self, module: Any, x: torch.Tensor, sigma: Any, group: Any, **kw: Any) -> torch.Tensor:
         s = float(torch.as_tensor(sigma).reshape(-1)[0])
-        st = self._begin_step(s)
+        st = self._begin_step(s, list(group.entries))
         st.calls += 1
         if s <= self.sigma_end:  # past the end: plain calls, the cache kept as it was
             return self.adapter(module, x, sigma, group, **kw)
@@ -100,7 +106,7 @@ class EasyCache:
         meta = (x.device, x.dtype, tuple(x.shape))
         if st.shape is not None and st.shape != meta:  # another shape: nothing cached fits
             log.warning("EasyCache - the input's shape, dtype or device changed; the cache restarts")
-            self.state = st = EasyCacheState(step_sigma=s, steps=st.steps, calls=st.calls)
+            self.state = st = EasyCacheState(step_sigma=s, steps=st.steps, calls=st.calls, entries=st.entries)
         st.shape = meta
         change = None
         if s <= self.sigma_start:

@@ -141,6 +141,18 @@ def test_easycache_skips_model_calls_and_stays_close():
     assert looser.adapter.state.skipped_steps > cache.state.skipped_steps
 
 
+def test_easycache_starts_fresh_for_each_run_even_when_sigma_continues():
+    model, _ = _counting_model()
+    (cached,) = EasyCache.execute(model, 0.05, 0.15, 0.95, False)
+    sigmas = calculate_sigmas(model.sampling, "simple", 20)
+    latent = {"samples": torch.zeros(1, 4, 16, 16)}
+    first, _ = sample_sigmas(cached, latent, sigmas[:11], seed=SEED, cfg=4.0, sampler_name="euler", positive=POS,
+                             negative=NEG)
+    sample_sigmas(cached, first, sigmas[10:], seed=SEED, cfg=4.0, sampler_name="euler", positive=POS, negative=NEG,
+                  add_noise=False)
+    assert cached.adapter.last_run.steps == 10 and cached.adapter.state.steps == 10
+
+
 def test_easycache_threshold_zero_and_its_range_change_nothing():
     model, calls = _counting_model()
     plain = _run(model)
