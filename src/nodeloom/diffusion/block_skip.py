@@ -10,12 +10,15 @@ Model code: imports no node class, engine or adapter.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
+import torch
+
 from nodeloom.errors import ValidationError
 
-__all__ = ["block_counts", "blocks_skipped", "check_blocks", "skipping_adapter"]
+__all__ = ["block_counts", "blocks_skipped", "check_blocks", "skipping_adapter", "uncond_skipping_adapter"]
 
 _DOUBLE, _SINGLE = "transformer_blocks", "single_transformer_blocks"
 
@@ -77,3 +80,32 @@ def skipping_adapter(adapter: Any, double: list[int], single: list[int]) -> Any:
             return adapter(module, *args, **kwargs)
 
     return skipping
+
+
+def uncond_skipping_adapter(adapter: Any, double: list[int], single: list[int], sigma_start: float,
+                            sigma_end: float) -> Any:
+    """SkipLayerGuidanceDiTSimple's form for any DiT: while σ lies in [``sigma_end``, ``sigma_start``]
+    the call's unguided (negative) entries run apart, without the given blocks; the others as before."""
+
+    def run(module: Any, x: torch.Tensor, sigma: Any, group: Any, **kw: Any) -> torch.Tensor:
+        flags = [e.uncond for e in group.entries]
+        if not sigma_end <= float(sigma) <= sigma_start or not any(flags):
+            return adapter(module, x, sigma, group, **kw)
+        per = x.shape[0] // len(flags)
+        outs: list[torch.Tensor | None] = [None] * len(flags)
+        for skip in (True, False):
+            idx = [i for i, flag in enumerate(flags) if flag == skip]
+            if not idx:
+                continue
+            rows = torch.cat([torch.arange(i * per, (i + 1) * per) for i in idx]).to(x.device)
+            sub = dataclasses.replace(
+                group, entries=[group.entries[i] for i in idx], context=group.context[rows],
+                added=None if group.added is None else {k: v[rows] for k, v in group.added.items()},
+                context_mask=None if group.context_mask is None else group.context_mask[rows])
+            with blocks_skipped(module, double, single) if skip else contextlib.nullcontext():
+                out = adapter(module, x[rows], sigma, sub, **kw)
+            for j, i in enumerate(idx):
+                outs[i] = out[j * per:(j + 1) * per]
+        return torch.cat([o for o in outs if o is not None])
+
+    return run

@@ -12,7 +12,7 @@ from nodeloom.diffusion.sampling import prepare_noise, sample_sigmas
 from nodeloom.diffusion.schedules import calculate_sigmas
 from nodeloom.errors import ValidationError
 from nodeloom.nodes.diffusion.model_tweaks import EasyCache
-from nodeloom.nodes.diffusion.skip_layer import SkipLayerGuidanceDiT
+from nodeloom.nodes.diffusion.skip_layer import SkipLayerGuidanceDiT, SkipLayerGuidanceDiTSimple
 
 POS, NEG = [[torch.full((1, 2, 4), 1.0), {}]], [[torch.full((1, 2, 4), -0.5), {}]]
 SEED = 3
@@ -78,6 +78,19 @@ def test_skip_layer_guidance_dit_adds_the_skipped_pass_difference():
     (later,) = SkipLayerGuidanceDiT.execute(model, 3.0, 0.5, 1.0, "1", "0", 0.0)
     assert torch.allclose(_one_step(later), guided, atol=1e-5)
     assert torch.allclose(_one_step(model), guided, atol=1e-5)
+
+
+def test_skip_layer_guidance_dit_simple_skips_blocks_of_the_negative_pass_on_any_dit():
+    model = toy_dit()
+    x = 0.6 * prepare_noise(torch.zeros(1, 4, 8, 8), SEED)
+    g = 1.0 * 0.5 * 2.0 * 0.8 * 1.5
+    cond, uncond = 0.4 * g * x, 0.4 * -0.5 * (g / 2.0 / 1.5) * x  # double block 2 and single block 1 skipped
+    (patched,) = SkipLayerGuidanceDiTSimple.execute(model, 0.0, 1.0, "2", "1")
+    assert torch.allclose(_one_step(patched), uncond + 2.0 * (cond - uncond), atol=1e-5)
+    (later,) = SkipLayerGuidanceDiTSimple.execute(model, 0.5, 1.0, "2", "1")  # σ 0.6 is before the range
+    assert torch.allclose(_one_step(later), _one_step(model), atol=1e-6)
+    with pytest.raises(ValidationError, match="double_layers"):
+        SkipLayerGuidanceDiTSimple.execute(model, 0.0, 1.0, "7, 8, 9", "")
 
 
 def test_skip_layer_guidance_dit_refuses_what_it_cannot_patch():
