@@ -59,3 +59,28 @@ def test_hooks_are_removed_after_the_pass():
     with blocks_skipped(module, [0, 5], []):
         assert len(module.transformer_blocks[0]._forward_hooks) == 1
     assert block_counts(module) == (2, 0) and not module.transformer_blocks[0]._forward_hooks
+
+
+def test_skipped_blocks_on_hunyuan_video_keep_its_stream_order():
+    from diffusers import HunyuanVideoTransformer3DModel
+
+    torch.manual_seed(0)
+    module = HunyuanVideoTransformer3DModel(in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8,
+                                            num_layers=2, num_single_layers=2, num_refiner_layers=1, mlp_ratio=2.0,
+                                            patch_size=1, patch_size_t=1, guidance_embeds=False, text_embed_dim=16,
+                                            pooled_projection_dim=8, rope_axes_dim=(2, 2, 4)).eval()
+    gen = torch.Generator().manual_seed(1)
+    args = dict(hidden_states=torch.randn(1, 4, 2, 4, 4, generator=gen), timestep=torch.tensor([500]),
+                encoder_hidden_states=torch.randn(1, 3, 16, generator=gen),
+                encoder_attention_mask=torch.ones(1, 3, dtype=torch.bool), pooled_projections=torch.randn(1, 8, generator=gen),
+                return_dict=False)
+    shorter = copy.deepcopy(module)
+    del shorter.transformer_blocks[1]
+    del shorter.single_transformer_blocks[0]
+    with torch.no_grad():
+        with blocks_skipped(module, [1], [0]):
+            ours = module(**args)[0]
+        reference = shorter(**args)[0]
+        plain = module(**args)[0]
+    assert (ours - reference).abs().max() < 1e-6
+    assert (plain - reference).abs().max() > 1e-4

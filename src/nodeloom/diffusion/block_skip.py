@@ -2,8 +2,11 @@
 
 A skipped block passes its inputs through unchanged, which is what ComfyUI's ``skip`` patch and
 diffusers' ``skip_layers`` do. Blocks are diffusers' ``transformer_blocks`` (ComfyUI's
-"double" blocks: SD3's joint blocks, Flux's and HunyuanVideo's double-stream blocks, the blocks of
-Wan and Qwen-Image) and ``single_transformer_blocks`` (the "single" blocks of Flux-type models).
+"double" blocks: SD3's joint blocks, the double-stream blocks of Flux, Flux.2, Chroma and
+HunyuanVideo, the blocks of Wan, Qwen-Image and LTX-Video) and ``single_transformer_blocks`` (the
+"single" blocks of Flux-type models); a skipped two-stream block hands back both streams in the
+order its class returns them. Families whose blocks are named otherwise (Z-Image, Lumina 2,
+HiDream) are refused.
 Model code: imports no node class, engine or adapter.
 """
 
@@ -44,14 +47,22 @@ def check_blocks(node: str, module: Any, family: str, double: list[int], single:
             raise ValidationError(f"{node}: `{name}` {bad} name blocks past the model's {depth} (0..{depth - 1})")
 
 
+#: two-stream blocks that return ``(hidden_states, other)``; the rest return ``(encoder_hidden_states, hidden_states)``
+_HIDDEN_FIRST = ("HunyuanVideo", "HiDream", "LTX2")
+
+
 def _identity(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
-    """The block's output replaced by its inputs, in the output's form (a tensor, or
-    ``(encoder_hidden_states, hidden_states)`` for two-stream blocks)."""
+    """The block's output replaced by its inputs, in the output's form: a tensor, or the two streams
+    in the order the block's class returns them (LTX-2's second stream is its audio)."""
     hidden = args[0] if args else kwargs["hidden_states"]
-    if isinstance(output, tuple) and len(output) == 2:
-        context = args[1] if len(args) > 1 else kwargs.get("encoder_hidden_states")
-        return context, hidden
-    return hidden
+    if not isinstance(output, tuple):
+        return hidden
+    kind = type(module).__name__
+    if len(output) != 2:
+        raise ValidationError(f"skip-layer guidance cannot skip a {kind}: it returns {len(output)} values")
+    name = "audio_hidden_states" if kind.startswith("LTX2") else "encoder_hidden_states"
+    other = args[1] if len(args) > 1 else kwargs.get(name)
+    return (hidden, other) if kind.startswith(_HIDDEN_FIRST) else (other, hidden)
 
 
 @contextlib.contextmanager
