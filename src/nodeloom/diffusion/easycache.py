@@ -56,19 +56,35 @@ class EasyCache:
     Args:
         adapter: the family adapter ``adapter(module, x, sigma, group, **kw)`` → model output.
         reuse_threshold: the running sum of predicted relative change below which steps are skipped.
-        sigma_start / sigma_end: skipping is allowed while ``sigma_end < σ <= sigma_start``; at or
-            below ``sigma_end`` every call runs and the cache is left as it is.
+        start_percent / end_percent: skipping is allowed while ``σ(end) < σ <= σ(start)``; at or
+            below σ(end) every call runs and the cache is left as it is. The sigmas are read off the
+            schedule the run samples with (:meth:`prepare_run`), else off ``sampling``.
+        sampling: the model's schedule when the patch was made.
         verbose: log each decision.
     """
 
-    def __init__(self, adapter: Any, reuse_threshold: float, sigma_start: float, sigma_end: float,
-                 verbose: bool = False) -> None:
+    def __init__(self, adapter: Any, reuse_threshold: float, start_percent: float, end_percent: float,
+                 sampling: Any, verbose: bool = False) -> None:
         self.adapter = adapter
         self.reuse_threshold = float(reuse_threshold)
-        self.sigma_start, self.sigma_end = float(sigma_start), float(sigma_end)
+        self.start_percent, self.end_percent = float(start_percent), float(end_percent)
         self.verbose = verbose
         self.state = EasyCacheState()
         self.last_run: EasyCacheState | None = None
+        self._range(sampling)
+
+    def _range(self, sampling: Any) -> None:
+        self.sigma_start = float(sampling.percent_to_sigma(self.start_percent))
+        self.sigma_end = float(sampling.percent_to_sigma(self.end_percent))
+
+    def prepare_run(self, sampling: Any) -> None:
+        """A sampling run begins on ``sampling`` (the MODEL's schedule then, e.g. after ModelSamplingSD3,
+        as the templates place it): the cache empties and the σ range is read off that schedule."""
+        if self.state.calls:
+            self._finish()
+        self._range(sampling)
+        log.info("EasyCache enabled - threshold %s, start_percent %s, end_percent %s", self.reuse_threshold,
+                 self.start_percent, self.end_percent)
 
     @staticmethod
     def _sub(x: torch.Tensor) -> torch.Tensor:

@@ -634,6 +634,9 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     walk = walk or SAMPLERS[sampler_name]
     if getattr(model.sampling, "is_flow", False) and sampler_name in SAMPLERS and not own_walk:
         walk = flow_sampler(sampler_name, model.sampling) or walk
+    prepare_run = getattr(model.adapter, "prepare_run", None)  # EasyCache: an empty cache, its σ range on this schedule
+    if prepare_run is not None:
+        prepare_run(model.sampling)
     with torch.no_grad(), lora_active(unet, model.loras, part="unet"), _attn_patches(model, unet):
         x = walk(fn, x, sigmas, draw, step_cb, **(sampler_options or {}))
     if mask is not None:

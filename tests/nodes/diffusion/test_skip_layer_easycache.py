@@ -166,6 +166,19 @@ def test_easycache_starts_fresh_for_each_run_even_when_sigma_continues():
     assert cached.adapter.last_run.steps == 10 and cached.adapter.state.steps == 10
 
 
+def test_easycache_reads_its_range_off_the_schedule_of_the_run_as_the_hunyuan_template_places_it():
+    from nodeloom.nodes.diffusion.model_sampling import ModelSamplingSD3
+
+    model, _ = _counting_model()
+    (cached,) = EasyCache.execute(model, 0.2, 0.15, 0.95, False)  # UNETLoader → EasyCache → ModelSamplingSD3 (7)
+    (shifted,) = ModelSamplingSD3.execute(cached, 7.0)
+    assert shifted.adapter is cached.adapter
+    _run(shifted)
+    assert cached.adapter.sigma_start == pytest.approx(shifted.sampling.percent_to_sigma(0.15))
+    assert cached.adapter.sigma_end == pytest.approx(shifted.sampling.percent_to_sigma(0.95))
+    assert cached.adapter.sigma_start != pytest.approx(model.sampling.percent_to_sigma(0.15))
+
+
 def test_easycache_threshold_zero_and_its_range_change_nothing():
     model, calls = _counting_model()
     plain = _run(model)

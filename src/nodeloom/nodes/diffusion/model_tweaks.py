@@ -99,9 +99,8 @@ class EasyCache(Node):
         if start_percent > end_percent:
             raise ValidationError(f"EasyCache: `start_percent` {start_percent} is after `end_percent` {end_percent};"
                                   " expected start_percent <= end_percent")
-        sampling = model.sampling
-        cache = EasyCacheAdapter(model.adapter, float(reuse_threshold), sampling.percent_to_sigma(float(start_percent)),
-                                 sampling.percent_to_sigma(float(end_percent)), verbose=bool(verbose))
+        cache = EasyCacheAdapter(model.adapter, float(reuse_threshold), float(start_percent), float(end_percent),
+                                 model.sampling, verbose=bool(verbose))
         return (model.clone(adapter=cache),)
 
 
