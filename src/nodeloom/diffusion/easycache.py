@@ -92,8 +92,9 @@ class EasyCache:
 
     def _begin_step(self, sigma: float, entries: list[Any]) -> EasyCacheState:
         st = self.state
-        fresh = st.entries and not any(id(e) in st.entries for e in entries)
-        if fresh or (st.step_sigma is not None and sigma > st.step_sigma):  # a new run: new prompts, or σ rose
+        # a new run: a step opened by prompts this run has not seen, or σ rising (when no prepare_run told us)
+        fresh = st.entries and sigma != st.step_sigma and not any(id(e) in st.entries for e in entries)
+        if fresh or (st.step_sigma is not None and sigma > st.step_sigma):
             self._finish()
             st = self.state
         st.entries.update((id(e), e) for e in entries)
