@@ -84,3 +84,18 @@ def test_skipped_blocks_on_hunyuan_video_keep_its_stream_order():
         plain = module(**args)[0]
     assert (ours - reference).abs().max() < 1e-6
     assert (plain - reference).abs().max() > 1e-4
+
+
+def test_a_single_stream_block_handed_the_text_apart_passes_both_through_joined():
+    from diffusers.models.transformers.transformer_flux2 import Flux2SingleTransformerBlock
+
+    torch.manual_seed(0)
+    block = Flux2SingleTransformerBlock(dim=16, num_attention_heads=2, attention_head_dim=8).eval()
+    module = torch.nn.Module()
+    module.single_transformer_blocks = torch.nn.ModuleList([block])
+    hidden, text = torch.randn(1, 6, 16), torch.randn(1, 3, 16)
+    temb = torch.randn(1, 3 * 16)
+    with torch.no_grad(), blocks_skipped(module, [], [0]):
+        joined = block(hidden_states=hidden, encoder_hidden_states=text, temb_mod=temb, image_rotary_emb=None)
+        alone = block(hidden_states=hidden, encoder_hidden_states=None, temb_mod=temb, image_rotary_emb=None)
+    assert torch.equal(joined, torch.cat([text, hidden], dim=1)) and torch.equal(alone, hidden)

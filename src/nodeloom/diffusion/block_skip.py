@@ -55,9 +55,13 @@ def _identity(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output
     """The block's output replaced by its inputs, in the output's form: a tensor, or the two streams
     in the order the block's class returns them (LTX-2's second stream is its audio)."""
     hidden = args[0] if args else kwargs["hidden_states"]
-    if not isinstance(output, tuple):
-        return hidden
     kind = type(module).__name__
+    if not isinstance(output, tuple):
+        context = args[1] if len(args) > 1 else kwargs.get("encoder_hidden_states")
+        if isinstance(context, torch.Tensor) and output.shape != hidden.shape and hidden.ndim == 3 \
+                and output.shape[1] == hidden.shape[1] + context.shape[1]:
+            return torch.cat([context, hidden], dim=1)  # a single-stream block handed the text apart (Flux.2's form)
+        return hidden
     if len(output) != 2:
         raise ValidationError(f"skip-layer guidance cannot skip a {kind}: it returns {len(output)} values")
     name = "audio_hidden_states" if kind.startswith("LTX2") else "encoder_hidden_states"

@@ -1,7 +1,8 @@
-"""The sampling part of the official Ideogram 4 template (``image_ideogram4_t2i.json``) on tiny
-Flux.2 transformers through the Engine: two UNETLoaders, CFGOverride (cfg 3 from 0.7 to 1.0) on
-the conditional model, DualModelGuider (cfg 7) and Ideogram4Scheduler feeding
-SamplerCustomAdvanced, the template's widget values at tiny sizes."""
+"""Guidance nodes on tiny Flux.2 transformers through the Engine: the sampling part of the official
+Ideogram 4 template (``image_ideogram4_t2i.json``: two UNETLoaders, CFGOverride (cfg 3 from 0.7 to
+1.0) on the conditional model, DualModelGuider (cfg 7) and Ideogram4Scheduler feeding
+SamplerCustomAdvanced, the template's widget values at tiny sizes), and SkipLayerGuidanceDiT /
+SkipLayerGuidanceDiTSimple on Flux.2's double and single blocks through its family adapter."""
 
 from __future__ import annotations
 
@@ -62,3 +63,29 @@ def test_ideogram_template_sampling_runs_and_one_model_equals_cfg_guider(tmp_pat
         reference = run_ok(engine, plain).value("12")["samples"]
     assert (one_model - reference).abs().max() < 1e-4 * reference.abs().max()
     assert (dual - one_model).abs().max() > 1e-3 * reference.abs().max()  # the second model does act
+
+
+def test_skip_layer_guidance_on_flux2_blocks_through_the_family_adapter(tmp_path, models):
+    def prompt(node: dict | None) -> dict:
+        graph = copy.deepcopy(IDEOGRAM_WORKFLOW)
+        graph["7"] = {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["4", 0],
+                                                            "negative": ["5", 0], "cfg": 4.0}}
+        if node is not None:
+            graph["16"] = {"class_type": node["id"], "inputs": {"model": ["1", 0], **node["inputs"]}}
+            graph["7"]["inputs"]["model"] = ["16", 0]
+        return graph
+
+    full = {"id": "SkipLayerGuidanceDiT", "inputs": {"double_layers": "0", "single_layers": "0", "scale": 3.0,
+                                                     "start_percent": 0.0, "end_percent": 1.0, "rescaling_scale": 0.0}}
+    off = copy.deepcopy(full)
+    off["inputs"]["scale"] = 0.0
+    simple = {"id": "SkipLayerGuidanceDiTSimple", "inputs": {"double_layers": "0", "single_layers": "0",
+                                                             "start_percent": 0.0, "end_percent": 1.0}}
+    with engine_for(tmp_path, models) as engine:
+        plain = run_ok(engine, prompt(None)).value("12")["samples"]
+        outs = {name: run_ok(engine, prompt(node)).value("12")["samples"]
+                for name, node in (("full", full), ("off", off), ("simple", simple))}
+    scale = plain.abs().max()
+    assert (outs["off"] - plain).abs().max() < 1e-5 * scale
+    for name in ("full", "simple"):
+        assert bool(torch.isfinite(outs[name]).all()) and (outs[name] - plain).abs().max() > 1e-3 * scale, name
