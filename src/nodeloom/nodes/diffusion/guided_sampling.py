@@ -134,16 +134,23 @@ def _pair_predictor(model: DiffusionModel, model_negative: DiffusionModel, posit
         pos, neg = _bare(model), _bare(model_negative)
         options = model.extra.get("model_options") or {}
         skip_neg = math.isclose(cfg, 1.0) and not options.get("disable_cfg1_optimization")
+        own = neg.unet is not pos.unet  # a second module: placed and LoRA-patched here, the first by the sampler
         with contextlib.ExitStack() as stack:
-            if manager is not None and neg.unet is not pos.unet:
-                dtype = accelerator_dtype(manager) if neg.adapter is not None else None
-                manager.prepare(neg.unet, dtype=dtype)
-            if neg.unet is not pos.unet:  # the positive model's LoRAs are active while the sampler runs
+            ready: list[bool] = []
+
+            def prepare() -> None:  # at the first step, after the sampler placed the positive model, as it does
+                if manager is not None:
+                    manager.prepare(neg.unet, dtype=accelerator_dtype(manager) if neg.adapter is not None else None)
                 stack.enter_context(lora_active(neg.unet, neg.loras, part="unet"))
+                ready.append(True)
 
             def predict(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
                 cond = guided_estimate(pos, x, sigma, positive, None, 1.0)
-                uncond = None if skip_neg else guided_estimate(neg, x, sigma, negative, None, 1.0)
+                uncond = None
+                if not skip_neg:
+                    if own and not ready:
+                        prepare()
+                    uncond = guided_estimate(neg, x, sigma, negative, None, 1.0)
                 return _combine(model, x, sigma, cond, uncond, cfg)
 
             yield predict
