@@ -380,7 +380,8 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         uncond = side(dens, range(n_neg), x, regs) if use_neg else None
 
         def cond_with(adapter: Any) -> torch.Tensor:
-            """The positive side's estimate again through another family ``adapter`` (SkipLayerGuidanceDiT's extra pass)."""
+            """The positive side's estimate again through another family ``adapter`` (the extra pass of
+            SkipLayerGuidanceDiT, whose post-CFG function gets this as ``cond_with``)."""
             patched = model.clone(adapter=adapter)
             again: dict[int, torch.Tensor] = {}
             for idx, group in groups(tuple(i for i in active if i >= n_side), regs):
@@ -634,7 +635,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     walk = walk or SAMPLERS[sampler_name]
     if getattr(model.sampling, "is_flow", False) and sampler_name in SAMPLERS and not own_walk:
         walk = flow_sampler(sampler_name, model.sampling) or walk
-    prepare_run = getattr(model.adapter, "prepare_run", None)  # EasyCache: an empty cache, its σ range on this schedule
+    prepare_run = getattr(model.adapter, "prepare_run", None)  # EasyCache: empty cache, σ range on this schedule
     if prepare_run is not None:
         prepare_run(model.sampling)
     with torch.no_grad(), lora_active(unet, model.loras, part="unet"), _attn_patches(model, unet):
