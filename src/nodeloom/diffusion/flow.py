@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["FlowSampling", "accelerator_dtype", "FluxSampling", "flux2_mu", "flux2_sigmas", "flux_resolution_shift", "noise_scaling", "time_snr_shift"]
+__all__ = ["FlowSampling", "accelerator_dtype", "FluxSampling", "flux2_mu", "flux2_sigmas", "flux_resolution_shift", "noise_scaling", "scale_of_noise",
+           "time_snr_shift"]
 
 
 def time_snr_shift(shift: float, t: torch.Tensor | float) -> torch.Tensor | float:
@@ -130,11 +131,20 @@ class FluxSampling(_Flow):
 def noise_scaling(sampling: object, sigma: torch.Tensor | float, noise: torch.Tensor, latent: torch.Tensor,
                   max_denoise: bool = False) -> torch.Tensor:
     """The noised latent at ``sigma`` as ComfyUI forms it: ``σ·noise + (1 − σ)·latent`` for flow
-    models; ``latent + σ·noise`` (or ``√(1 + σ²)·noise`` at full denoise) for the SD families."""
+    models; ``latent + σ·noise`` (or ``√(1 + σ²)·noise`` at full denoise) for the SD families. A
+    schedule carrying a ``noise_scale`` (ModelNoiseScale: the model's absolute training noise scale)
+    multiplies the noise by it first."""
+    if scale_of_noise(sampling) != 1.0:
+        noise = noise * scale_of_noise(sampling)
     if getattr(sampling, "is_flow", False):
         return sigma * noise + (1.0 - sigma) * latent
     scale = math.sqrt(1.0 + float(sigma) ** 2) if max_denoise else sigma
     return latent + noise * scale
+
+
+def scale_of_noise(sampling: object) -> float:
+    """The absolute noise scale a schedule samples with (ModelNoiseScale; 1 unless set)."""
+    return float(getattr(sampling, "noise_scale", 1.0))
 
 
 def accelerator_dtype(manager: Any) -> Any:

@@ -284,13 +284,27 @@ def ddpm(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, 
 
 
 def lcm(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback,
-        flow: bool = False) -> torch.Tensor:
-    """LCM: jump to the estimate, re-noise to the next sigma (``flow``: as ``σ·n + (1 − σ)·x0``)."""
-    for i in range(len(sigmas) - 1):
+        flow: bool = False, s_noise: float = 1.0, s_noise_end: float | None = None,
+        noise_clip_std: float = 0.0) -> torch.Tensor:
+    """LCM: jump to the estimate, re-noise to the next sigma (``flow``: as ``σ·n + (1 − σ)·x0``).
+
+    SamplerLCM's options: the fresh noise is scaled by ``s_noise`` at the first step, moving
+    linearly to ``s_noise_end`` at the last (None: constant), after being clamped to
+    ± ``noise_clip_std`` times its own standard deviation (0: no clamp).
+    """
+    steps = len(sigmas) - 1
+    end = s_noise if s_noise_end is None else s_noise_end
+    for i in range(steps):
         den = denoise(x, sigmas[i])
         x = den
         if sigmas[i + 1] > 0:
             fresh = noise(x, sigmas[i], sigmas[i + 1])
+            if noise_clip_std > 0:
+                limit = noise_clip_std * float(fresh.std())
+                fresh = fresh.clamp(-limit, limit)
+            scale = s_noise + (end - s_noise) * (i / (steps - 1) if steps > 1 else 0.0)
+            if scale != 1.0:
+                fresh = fresh * scale
             x = sigmas[i + 1] * fresh + (1 - sigmas[i + 1]) * den if flow else x + fresh * sigmas[i + 1]
         callback(i, x, den)
     return x

@@ -27,7 +27,7 @@ from nodeloom.diffusion.cfg_patches import cfg_at
 from nodeloom.diffusion.controlnet import control_residuals, controls_for_uncond, prepare_controls
 from nodeloom.diffusion.dual_cfg import DualCfg
 from nodeloom.diffusion.fast_path import unet_forward
-from nodeloom.diffusion.flow import accelerator_dtype, noise_scaling
+from nodeloom.diffusion.flow import accelerator_dtype, noise_scaling, scale_of_noise
 from nodeloom.diffusion.flow_samplers import flow_sampler
 from nodeloom.diffusion.lora import lora_active
 from nodeloom.diffusion.block_patches import output_blocks_patched
@@ -381,12 +381,24 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
         cond = side(dens, range(n_side, len(entries)), x, regs)
         uncond = side(dens, range(n_neg), x, regs) if use_neg else None
 
+        def cond_with(adapter: Any) -> torch.Tensor:
+            """The positive side's estimate again through another family ``adapter`` (the extra pass of
+            SkipLayerGuidanceDiT, whose post-CFG function gets this as ``cond_with``)."""
+            patched = model.clone(adapter=adapter)
+            again: dict[int, torch.Tensor] = {}
+            for idx, group in groups(tuple(i for i in active if i >= n_side), regs):
+                region = regs[idx[0]]
+                x_in, c_in = (x, concat) if region is None else (region.crop(x), region.crop(concat))
+                for i, d in zip(idx, _predict(patched, unet, group, x_in, sigma, timesteps[key], c_in)):
+                    again[i] = d
+            return side(again, range(n_side, len(entries)), x, regs)
+
         def cfg_fn(c: torch.Tensor, u: torch.Tensor | None, scale: float) -> torch.Tensor:
             scale = cfg_at(model.extra, model.sampling, sigma, scale)  # CFGOverride's ranges
             guided = apply_cfg_patches(model, x, sigma, c, u, scale)
             for fn in model.post_cfg:  # ComfyUI's post-CFG functions (CFGNorm, ...)
                 guided = fn({"denoised": guided, "cond_denoised": c, "cond_scale": scale, "input": x, "sigma": sigma,
-                             "uncond_denoised": torch.zeros_like(c) if u is None else u})
+                             "uncond_denoised": torch.zeros_like(c) if u is None else u, "cond_with": cond_with})
             return guided
 
         if dual is not None:
@@ -619,10 +631,15 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
 
     draw = brownian_noise(seed, x, sigmas, on_cpu=not sampler_name.endswith("_gpu")) if sampler_name in BROWNIAN \
         else step_noise(seed)
+    if scale_of_noise(model.sampling) != 1.0:  # ModelNoiseScale: the steps' fresh noise at the model's scale too
+        draw = _scaled_draw(draw, scale_of_noise(model.sampling))
     own_walk = walk is not None  # a walk given with a built-in name (EulerCFG++'s alternative) stays as given
     walk = walk or SAMPLERS[sampler_name]
     if getattr(model.sampling, "is_flow", False) and sampler_name in SAMPLERS and not own_walk:
         walk = flow_sampler(sampler_name, model.sampling) or walk
+    prepare_run = getattr(model.adapter, "prepare_run", None)  # EasyCache: empty cache, σ range on this schedule
+    if prepare_run is not None:
+        prepare_run(model.sampling)
     with torch.no_grad(), lora_active(unet, model.loras, part="unet"), _attn_patches(model, unet):
         x = walk(fn, x, sigmas, draw, step_cb, **(sampler_options or {}))
     if mask is not None:
@@ -635,6 +652,13 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
         denoised = dict(out)
         denoised["samples"] = _unpacked(model.from_model_space(last[0].float().cpu()), shapes)
     return out, denoised
+
+
+def _scaled_draw(draw: Callable[..., torch.Tensor], scale: float) -> Callable[..., torch.Tensor]:
+    def scaled(*args: Any) -> torch.Tensor:
+        return draw(*args) * scale
+
+    return scaled
 
 
 def _pack_joint(model: DiffusionModel, latent: dict[str, Any], noise: Any,

@@ -117,7 +117,16 @@ from nodeloom.nodes.diffusion.extra_samplers import (SamplerDPMAdaptative, Sampl
 from nodeloom.nodes.diffusion.freeu import FreeU, FreeU_V2
 from nodeloom.nodes.diffusion.rope_nodes import ScaleROPE
 from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
-from nodeloom.nodes.diffusion.skip_layer import SkipLayerGuidanceDiTSimple
+from nodeloom.nodes.diffusion.skip_layer import SkipLayerGuidanceDiT, SkipLayerGuidanceDiTSimple
+from nodeloom.nodes.diffusion.guided_sampling import DualModelGuider, Ideogram4Scheduler, SamplerLCM
+from nodeloom.nodes.diffusion.model_tweaks import (
+    EasyCache,
+    MiniMaxH3SigmaShift,
+    ModelAttentionBackend,
+    ModelNoiseScale,
+    TemporalScoreRescaling,
+    VideoLinearCFGGuidance,
+)
 from nodeloom.nodes.diffusion.split_loaders import (
     CLIPLoader,
     DualCLIPLoader,
@@ -196,4 +205,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ConditioningLoader, SaveConditioning,
     LotusConditioning,
     ReplaceVideoLatentFrames, NormalizeVideoLatentStart, SeedVR2TemporalChunk, SeedVR2TemporalMerge,
+    SkipLayerGuidanceDiT, SamplerLCM, Ideogram4Scheduler, DualModelGuider, EasyCache, ModelNoiseScale,
+    TemporalScoreRescaling, VideoLinearCFGGuidance, MiniMaxH3SigmaShift, ModelAttentionBackend,
 )

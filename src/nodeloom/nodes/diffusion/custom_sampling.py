@@ -8,6 +8,7 @@ Sampling itself is :func:`nodeloom.diffusion.sampling.sample_sigmas`, the loop K
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +106,9 @@ class Guider:
     negative: list[Any] | None = None
     cfg: float = 1.0
     dual: DualCfg | None = None  # DualCFGGuider's second conditioning
+    #: a guider that forms the guided estimate itself (DualModelGuider): ``predictor(manager)`` is a
+    #: context manager giving ``predict(x, sigma)`` for the run; None: CFG over the conditionings
+    predictor: Any = field(default=None, compare=False)
 
 
 def _sigmas_input(name: str = "sigmas", **kw: Any) -> Custom:
@@ -129,11 +133,13 @@ def _check_range(node: str, sigma_min: float, sigma_max: float) -> None:
 def _run(guider: Guider, noise: NoiseSource, sampler: SamplerChoice, sigmas: torch.Tensor,
          latent: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     steps = max(len(sigmas) - 1, 0)
-    with device_guard() as mgr:
+    with device_guard() as mgr, \
+            (guider.predictor(mgr) if guider.predictor is not None else contextlib.nullcontext()) as predict:
         return sample_sigmas(guider.model, latent, sigmas, seed=noise.seed, cfg=guider.cfg, sampler_name=sampler.name,
                              positive=guider.positive, negative=guider.negative, add_noise=noise.enabled, manager=mgr,
                              callback=step_progress(steps, guider.model) if steps else None,
-                             sampler_options=dict(sampler.options), dual=guider.dual, walk=sampler.walk)
+                             sampler_options=dict(sampler.options), dual=guider.dual, walk=sampler.walk,
+                             predict=predict)
 
 
 class KSamplerSelect(Node):
