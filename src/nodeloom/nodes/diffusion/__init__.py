@@ -116,6 +116,11 @@ from nodeloom.nodes.diffusion.extra_samplers import (SamplerDPMAdaptative, Sampl
                                                      SamplerLCMUpscale, SamplerSASolver, SamplerSEEDS2)
 from nodeloom.nodes.diffusion.freeu import FreeU, FreeU_V2
 from nodeloom.nodes.diffusion.rope_nodes import ScaleROPE
+from nodeloom.nodes.diffusion.attention_multiply_nodes import (
+    UNetCrossAttentionMultiply,
+    UNetSelfAttentionMultiply,
+    UNetTemporalAttentionMultiply,
+)
 from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
 from nodeloom.nodes.diffusion.skip_layer import SkipLayerGuidanceDiT, SkipLayerGuidanceDiTSimple
 from nodeloom.nodes.diffusion.guided_sampling import DualModelGuider, Ideogram4Scheduler, SamplerLCM
@@ -207,4 +212,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ReplaceVideoLatentFrames, NormalizeVideoLatentStart, SeedVR2TemporalChunk, SeedVR2TemporalMerge,
     SkipLayerGuidanceDiT, SamplerLCM, Ideogram4Scheduler, DualModelGuider, EasyCache, ModelNoiseScale,
     TemporalScoreRescaling, VideoLinearCFGGuidance, MiniMaxH3SigmaShift, ModelAttentionBackend,
+    UNetSelfAttentionMultiply, UNetCrossAttentionMultiply, UNetTemporalAttentionMultiply,
 )
