@@ -43,7 +43,7 @@ def _checkpoint_workflow() -> dict:
 
 def test_validate_names_every_unknown_node_type_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     wf = _checkpoint_workflow()
-    wf["nodes"] += [_ui_node(3, "FutureCoreSampler", core=True), _ui_node(4, "RemeshMesh"), _ui_node(5, "VHS_SomethingNew"),
+    wf["nodes"] += [_ui_node(3, "FutureCoreSampler", core=True), _ui_node(4, "KlingTryOnNode"), _ui_node(5, "VHS_SomethingNew"),
                     _ui_node(6, "VHS_SomethingNew"), _ui_node(7, "Note")]
     path = tmp_path / "wf.json"
     path.write_text(json.dumps(wf))
@@ -51,7 +51,7 @@ def test_validate_names_every_unknown_node_type_at_once(tmp_path: Path, capsys: 
         code, _, err = run_cli(capsys, command, str(path), "--base-dir", str(tmp_path))
         assert code == 1 and "3 unknown node type(s)" in err, err
         assert "`FutureCoreSampler` (node #3): a ComfyUI core node nodeloom does not have yet" in err
-        assert "`RemeshMesh` (node #4): a ComfyUI core node nodeloom does not have yet" in err
+        assert "`KlingTryOnNode` (node #4): a ComfyUI core node nodeloom does not have yet" in err
         assert "`VHS_SomethingNew` (node #5, #6): not a node nodeloom knows: is its custom-node pack installed?" in err
         assert "Note" not in err
 

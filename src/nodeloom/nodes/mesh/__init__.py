@@ -1,5 +1,5 @@
 """The mesh pack: ComfyUI's model-free MESH utilities (save as GLB, info, GLB file value, smooth
-normals, merge, rotate, voxels to mesh, QEM decimation), Preview3D and Load3D with their node ids, inputs and defaults. The geometry is
+normals, merge, rotate, voxels to mesh, QEM decimation, dual-contouring remesh), Preview3D and Load3D with their node ids, inputs and defaults. The geometry is
 ``nodeloom.ops.mesh``; GLB writing needs the ``mesh`` extra (trimesh).
 Registers like any third-party pack."""
 
@@ -15,11 +15,12 @@ from nodeloom.nodes.mesh.mesh_nodes import (
 from nodeloom.nodes.mesh.decimate import DecimateMesh
 from nodeloom.nodes.mesh.load3d import Load3D
 from nodeloom.nodes.mesh.preview3d import Preview3D
+from nodeloom.nodes.mesh.remesh import RemeshMesh
 from nodeloom.nodes.mesh.voxel_nodes import VoxelToMesh, VoxelToMeshBasic
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SaveGLB, GetMeshInfo, MeshToFile3D, MeshSmoothNormals, MergeMeshes, RotateMesh, Preview3D,
-    VoxelToMeshBasic, VoxelToMesh, Load3D, DecimateMesh,
+    VoxelToMeshBasic, VoxelToMesh, Load3D, DecimateMesh, RemeshMesh,
 )
