@@ -35,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from nodeloom.errors import ValidationError
+from nodeloom.errors import ValidationError, require
 from nodeloom.ops.mesh import Mesh, mesh_item, stack_items
 
 __all__ = ["SIGN_MODES", "SOLID_MAX_GRID", "remesh_item", "remesh_mesh"]
@@ -611,7 +611,12 @@ def remesh_item(vertices: np.ndarray, faces: np.ndarray, resolution: int = 512, 
                 drop_enclosed_components: bool = False, precluster_max_verts: int = 20_000_000,
                 colors: np.ndarray | None = None):
     """Remesh one mesh; returns ``(vertices, faces, colors or None)`` (see the module docstring).
-    ``qef=None`` takes the mode's default (on for ``sdf``)."""
+    ``qef=None`` takes the mode's default (on for ``sdf``).
+
+    Raises:
+        ValidationError: an unknown mode, a value out of its range, faces indexing missing vertices.
+        MissingDependencyError: scipy is not installed (the ``mesh`` extra).
+    """
     if sign_mode not in SIGN_MODES:
         raise ValidationError(f"`sign_mode` must be one of {list(SIGN_MODES)}, got {sign_mode!r}")
     checks = (("resolution", resolution, 32, 2048), ("band", band, 0.5, 4.0), ("project_back", project_back, 0.0, 1.0),
@@ -621,6 +626,7 @@ def remesh_item(vertices: np.ndarray, faces: np.ndarray, resolution: int = 512, 
         if not (lo <= value <= hi):
             raise ValidationError(f"`{name}` must be within {lo}..{hi}, got {value}")
     qef = sign_mode == "sdf" if qef is None else bool(qef)
+    require("scipy", "mesh")  # graphs, sparse smoothing, the cut (MissingDependencyError names the extra)
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
     col = None if colors is None else np.asarray(colors, np.float64)
