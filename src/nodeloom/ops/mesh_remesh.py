@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 SIGN_MODES = ("udf", "sdf", "solid")
 #: the solid mode's graph cut covers the whole grid; above this many points its resolution is lowered
-SOLID_MAX_GRID = 12_000_000
+SOLID_MAX_GRID = 4_000_000
 _CHUNK = 1 << 21  # (grid point, triangle) pairs evaluated at once
 
 
@@ -467,7 +467,7 @@ def _solid_labels(grid: _Grid, band: _Band, band_width: float, fill: float) -> n
     border[[0, -1], :, :] = border[:, [0, -1], :] = border[:, :, [0, -1]] = True
     cost_in[border] = big
     cost_out[border] = 0
-    idx = np.arange(n, dtype=np.int64).reshape(grid.shape)
+    idx = np.arange(n, dtype=np.int32).reshape(grid.shape)
     src, dst, cap = [], [], []
     for ax in range(3):
         lo = [slice(None)] * 3
@@ -475,23 +475,23 @@ def _solid_labels(grid: _Grid, band: _Band, band_width: float, fill: float) -> n
         lo[ax], hi[ax] = slice(0, -1), slice(1, None)
         p, q = idx[tuple(lo)].reshape(-1), idx[tuple(hi)].reshape(-1)
         surf = near[tuple(lo)].reshape(-1) | near[tuple(hi)].reshape(-1)
-        w = np.where(surf, scale, np.rint(scale * fill)).astype(np.int64)
-        w = np.maximum(w, 1)
+        w = np.maximum(np.where(surf, scale, np.rint(scale * fill)), 1).astype(np.int32)
         src += [p, q]
         dst += [q, p]
         cap += [w, w]
     s_node, t_node = n, n + 1
-    nodes = np.arange(n, dtype=np.int64)
+    nodes = np.arange(n, dtype=np.int32)
     m = cost_in.reshape(-1) > 0
-    src.append(np.full(m.sum(), s_node))
+    src.append(np.full(m.sum(), s_node, np.int32))
     dst.append(nodes[m])
-    cap.append(cost_in.reshape(-1)[m])
+    cap.append(cost_in.reshape(-1)[m].astype(np.int32))
     m = cost_out.reshape(-1) > 0
     src.append(nodes[m])
-    dst.append(np.full(m.sum(), t_node))
-    cap.append(cost_out.reshape(-1)[m])
+    dst.append(np.full(m.sum(), t_node, np.int32))
+    cap.append(cost_out.reshape(-1)[m].astype(np.int32))
     src, dst, cap = np.concatenate(src), np.concatenate(dst), np.concatenate(cap)
-    graph = csr_matrix((cap.astype(np.int32), (src.astype(np.int32), dst.astype(np.int32))), shape=(n + 2, n + 2))
+    graph = csr_matrix((cap, (src, dst)), shape=(n + 2, n + 2))
+    del src, dst, cap
     graph.sum_duplicates()
     flow = maximum_flow(graph, s_node, t_node).flow
     residual = (graph - flow).tocsr()

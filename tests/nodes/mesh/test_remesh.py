@@ -331,3 +331,14 @@ def test_through_the_engine(image_engine):
     with pytest.raises(ValidationError) as refused:
         run_prompt(image_engine, {k: prompt[k] for k in ("1", "2")}, {"box": mesh}, sinks=[["2", 0]])
     assert "sign_mode" in json.dumps([str(refused.value), refused.value.details, refused.value.extra_info], default=str)
+
+
+def test_solid_lowers_a_resolution_whose_grid_is_too_big(monkeypatch, caplog):
+    import nodeloom.ops.mesh_remesh as remesh
+
+    v, f = _sphere(3)
+    full = len(remesh_item(v, f, 48, "solid")[1])
+    monkeypatch.setattr(remesh, "SOLID_MAX_GRID", 40 ** 3)
+    with caplog.at_level("WARNING"):
+        ov, of, _ = remesh_item(v, f, 48, "solid")
+    assert "resolution 48 lowered to" in caplog.text and _closed(ov, of) and len(of) < 0.8 * full
