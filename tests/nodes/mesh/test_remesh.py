@@ -181,6 +181,19 @@ def test_udf_is_a_shell_band_voxels_out_and_its_inner_part_can_go():
         assert _closed(kept, kf)
 
 
+def test_messy_winding_udf_and_solid_still_give_one_closed_surface():
+    v, f = _sphere(3)
+    f = f.copy()
+    f[::2] = f[::2, ::-1]  # every other face flipped: no consistent winding
+    f = np.concatenate([f, f[:100]])  # and some faces twice
+    shell, sf, _ = remesh_item(v, f, 32, "udf", drop_inverted_components=True)
+    assert _closed(shell, sf) and _components(shell, sf) == 1
+    assert np.linalg.norm(shell, axis=1).min() > 1.0
+    solid, of, _ = remesh_item(v, f, 32, "solid")
+    assert _closed(solid, of) and _components(solid, of) == 1
+    assert np.abs(np.linalg.norm(solid, axis=1) - 1.0).max() < 2.0 / 32 * 1.5
+
+
 def test_face_count_grows_with_resolution():
     v, f = _sphere()
     counts = [len(remesh_item(v, f, res, "sdf")[1]) for res in (32, 64)]
