@@ -159,47 +159,45 @@ class _Band:
         normal = _unit(np.cross(b - a, c - a))
         offset = np.einsum("ij,ij->i", normal, a)
         # columns along each triangle's dominant normal axis k; in each column only the points of the
-        # slab |n.p - offset| <= r (within the box): tilted large triangles do not pay for their box
-        k_ax = np.argmax(np.abs(normal), axis=1)
-        i_ax, j_ax = (k_ax + 1) % 3, (k_ax + 2) % 3
-        rows = np.arange(len(f))
-        ext_i, ext_j = ext[rows, i_ax], ext[rows, j_ax]
-        col_counts = np.where(ext[:, 0] * ext[:, 1] * ext[:, 2] > 0, ext_i * ext_j, 0)
-        col_ends = np.cumsum(col_counts)
-        total_cols = int(col_ends[-1]) if len(col_ends) else 0
+        # slab |n.p - offset| <= r (within the box), and only columns that pass the bounding sphere:
+        # tilted large triangles do not pay for their whole box
+        dominant = np.argmax(np.abs(normal), axis=1)
         parts = []
-        for cstart in range(0, total_cols, _CHUNK // 4):
-            cidx = np.arange(cstart, min(cstart + _CHUNK // 4, total_cols), dtype=np.int64)
-            tc = np.searchsorted(col_ends, cidx, side="right")
-            kk = cidx - (col_ends[tc] - col_counts[tc])
-            ci, cj = lo[tc, i_ax[tc]] + kk // ext_j[tc], lo[tc, j_ax[tc]] + kk % ext_j[tc]
-            ka, ia, ja = k_ax[tc], i_ax[tc], j_ax[tc]
-            n = normal[tc]
-            pi, pj = grid.origin[ia] + grid.h * ci, grid.origin[ja] + grid.h * cj
-            nk = n[np.arange(len(tc)), ka]
-            pk0 = (offset[tc] - n[np.arange(len(tc)), ia] * pi - n[np.arange(len(tc)), ja] * pj) / nk
-            half = r / np.abs(nk)
-            kmin = np.maximum(lo[tc, ka], np.ceil((pk0 - half - grid.origin[ka]) / grid.h).astype(np.int64))
-            kmax = np.minimum(hi[tc, ka], np.floor((pk0 + half - grid.origin[ka]) / grid.h).astype(np.int64))
-            cnt = np.maximum(kmax - kmin + 1, 0)
-            pair_ends = np.cumsum(cnt)
-            total = int(pair_ends[-1]) if len(pair_ends) else 0
-            for pstart in range(0, total, _CHUNK):
-                pidx = np.arange(pstart, min(pstart + _CHUNK, total), dtype=np.int64)
-                col = np.searchsorted(pair_ends, pidx, side="right")
-                t = tc[col]
-                ijk = np.empty((len(pidx), 3), np.int64)
-                sel = np.arange(len(pidx))
-                ijk[sel, ia[col]] = ci[col]
-                ijk[sel, ja[col]] = cj[col]
-                ijk[sel, ka[col]] = kmin[col] + pidx - (pair_ends[col] - cnt[col])
-                p = grid.origin + grid.h * ijk
-                near = ((p - centre[t]) ** 2).sum(1) <= (radius[t] + r) ** 2
-                t, ijk, p = t[near], ijk[near], p[near]
-                cp, _ = _closest_on_triangles(p, a[t], b[t], c[t])
-                d = np.linalg.norm(p - cp, axis=1)
-                keep = d <= r
-                parts.append((ijk[keep] @ grid.strides, d[keep], t[keep]))
+        for k in range(3):
+            i, j = (k + 1) % 3, (k + 2) % 3
+            tris = np.nonzero((dominant == k) & (ext.prod(axis=1) > 0))[0]
+            col_counts = ext[tris, i] * ext[tris, j]
+            col_ends = np.cumsum(col_counts)
+            total_cols = int(col_ends[-1]) if len(col_ends) else 0
+            for cstart in range(0, total_cols, _CHUNK // 4):
+                cidx = np.arange(cstart, min(cstart + _CHUNK // 4, total_cols), dtype=np.int64)
+                slot = np.searchsorted(col_ends, cidx, side="right")
+                tc = tris[slot]
+                kk = cidx - (col_ends[slot] - col_counts[slot])
+                ci, cj = lo[tc, i] + kk // ext[tc, j], lo[tc, j] + kk % ext[tc, j]
+                pi, pj = grid.origin[i] + grid.h * ci, grid.origin[j] + grid.h * cj
+                ok = (pi - centre[tc, i]) ** 2 + (pj - centre[tc, j]) ** 2 <= (radius[tc] + r) ** 2
+                tc, ci, cj, pi, pj = tc[ok], ci[ok], cj[ok], pi[ok], pj[ok]
+                n = normal[tc]
+                pk0 = (offset[tc] - n[:, i] * pi - n[:, j] * pj) / n[:, k]
+                half = r / np.abs(n[:, k])
+                kmin = np.maximum(lo[tc, k], np.ceil((pk0 - half - grid.origin[k]) / grid.h).astype(np.int64))
+                kmax = np.minimum(hi[tc, k], np.floor((pk0 + half - grid.origin[k]) / grid.h).astype(np.int64))
+                cnt = np.maximum(kmax - kmin + 1, 0)
+                pair_ends = np.cumsum(cnt)
+                total = int(pair_ends[-1]) if len(pair_ends) else 0
+                for pstart in range(0, total, _CHUNK):
+                    pidx = np.arange(pstart, min(pstart + _CHUNK, total), dtype=np.int64)
+                    col = np.searchsorted(pair_ends, pidx, side="right")
+                    t = tc[col]
+                    ijk = np.empty((len(pidx), 3), np.int64)
+                    ijk[:, i], ijk[:, j] = ci[col], cj[col]
+                    ijk[:, k] = kmin[col] + pidx - (pair_ends[col] - cnt[col])
+                    p = grid.origin + grid.h * ijk
+                    cp, _ = _closest_on_triangles(p, a[t], b[t], c[t])
+                    d = np.linalg.norm(p - cp, axis=1)
+                    keep = d <= r
+                    parts.append((ijk[keep] @ grid.strides, d[keep], t[keep]))
         if parts:
             lin, d, t = (np.concatenate(x) for x in zip(*parts))
             order = np.lexsort((d, lin))
