@@ -539,6 +539,8 @@ def _filter_components(v, f, drop_small: float, drop_inverted: bool, drop_enclos
     ncomp = comp.max() + 1
     faces_per = np.bincount(comp, minlength=ncomp)
     keep = faces_per > 0
+    if drop_small > 0:  # first, so fewer parts need the ray test below
+        keep &= faces_per >= drop_small * faces_per.max()
     if drop_inverted:
         vol = np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])) / 6.0
         keep &= np.bincount(comp, vol, ncomp) >= 0
@@ -554,8 +556,6 @@ def _filter_components(v, f, drop_small: float, drop_inverted: bool, drop_enclos
             if inside_box.any():
                 inside[inside_box] = _inside_mesh(probe[inside_box], v, lf)
             keep[np.array(others)[inside]] = False
-    if drop_small > 0 and keep.any():
-        keep &= faces_per >= drop_small * faces_per[keep].max()
     return f[keep[comp]]
 
 
