@@ -193,6 +193,10 @@ def test_messy_winding_udf_and_solid_still_give_one_closed_surface():
     solid, of, _ = remesh_item(v, f, 32, "solid")
     assert _closed(solid, of) and _components(solid, of) == 1
     assert np.abs(np.linalg.norm(solid, axis=1) - 1.0).max() < 2.0 / 32 * 1.5
+    v, f = _sphere(3)
+    soup_v = v[f].reshape(-1, 3)  # every face with its own corners (as UV seams leave a mesh)
+    soup, sf, _ = remesh_item(soup_v, np.arange(len(soup_v)).reshape(-1, 3), 32, "sdf")
+    assert _closed(soup, sf) and np.abs(np.linalg.norm(soup, axis=1) - 1.0).max() < 0.02
 
 
 def test_face_count_grows_with_resolution():
@@ -300,6 +304,10 @@ def test_batches_through_remesh_mesh():
     box = out.vertices[1, :n1].numpy()
     assert np.abs(np.abs(box).max(axis=1) - 0.5).max() < 1e-5
     assert torch.allclose(out.colors[0, :n0], torch.ones(n0, 3))
+    batch = Mesh(batch.vertices, batch.faces, vertex_counts=(len(sv), len(bv)), face_counts=(len(sf), 0),
+                 colors=batch.colors)
+    out = remesh_mesh(batch, 32, "udf")
+    assert out.counts(1) == (0, 0) and out.counts(0)[1] > 1000  # an empty item stays empty
 
 
 def test_bad_input_is_refused_clearly():
