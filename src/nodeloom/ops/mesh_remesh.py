@@ -23,7 +23,7 @@ the mean); quads are split along their shorter diagonal. Afterwards: small / inv
 components dropped, valence-3 poles removed, Taubin smoothing, projection back onto the input,
 vertex colours from the nearest input surface point. numpy and scipy, vectorised; the field, the
 extraction and the filters scale with the surface's voxel count (sparse), the ``solid`` cut with
-the whole grid.
+the whole grid (so its resolution is lowered, with a warning, above ``SOLID_MAX_GRID`` points).
 """
 
 from __future__ import annotations
