@@ -29,8 +29,19 @@ _SAME_NAMES = ("ltxv",)
 _REFUSED = ("hidream", "ltx2")
 
 
+_TIPS = {"q": "query projection", "k": "key projection", "v": "value projection", "out": "output projection",
+         "self_structural": "spatial self-attention output projections",
+         "self_temporal": "temporal self-attention output projections",
+         "cross_structural": "spatial cross-attention output projections",
+         "cross_temporal": "temporal cross-attention output projections"}
+
+
 def _factor(name: str) -> Float:
-    return Float(name, 1.0, min=0.0, max=10.0, step=0.01)
+    return Float(name, 1.0, min=0.0, max=10.0, step=0.01, tooltip=f"Factor on the weights of the {_TIPS[name]}.")
+
+
+def _model() -> Model:
+    return Model("model", tooltip="The model whose attention weights are scaled (SD UNets, LTX-Video).")
 
 
 def _patched(node: str, model: DiffusionModel, factors: tuple[tuple[str, str, bool | None, float], ...]) -> DiffusionModel:
@@ -53,7 +64,7 @@ class UNetSelfAttentionMultiply(Node):
 
     SCHEMA = Schema(
         "UNetSelfAttentionMultiply", display_name="UNetSelfAttentionMultiply", category=_CATEGORY, experimental=True,
-        inputs=[Model("model"), _factor("q"), _factor("k"), _factor("v"), _factor("out")],
+        inputs=[_model(), _factor("q"), _factor("k"), _factor("v"), _factor("out")],
         outputs=[Output(IO.MODEL, "MODEL")],
     )
 
@@ -68,7 +79,7 @@ class UNetCrossAttentionMultiply(Node):
 
     SCHEMA = Schema(
         "UNetCrossAttentionMultiply", display_name="UNetCrossAttentionMultiply", category=_CATEGORY, experimental=True,
-        inputs=[Model("model"), _factor("q"), _factor("k"), _factor("v"), _factor("out")],
+        inputs=[_model(), _factor("q"), _factor("k"), _factor("v"), _factor("out")],
         outputs=[Output(IO.MODEL, "MODEL")],
     )
 
@@ -85,7 +96,7 @@ class UNetTemporalAttentionMultiply(Node):
     SCHEMA = Schema(
         "UNetTemporalAttentionMultiply", display_name="UNetTemporalAttentionMultiply", category=_CATEGORY,
         experimental=True,
-        inputs=[Model("model"), _factor("self_structural"), _factor("self_temporal"), _factor("cross_structural"),
+        inputs=[_model(), _factor("self_structural"), _factor("self_temporal"), _factor("cross_structural"),
                 _factor("cross_temporal")],
         outputs=[Output(IO.MODEL, "MODEL")],
     )
