@@ -13,18 +13,7 @@ from nodeloom.nodes.diffusion.attention_multiply_nodes import (
     UNetSelfAttentionMultiply,
     UNetTemporalAttentionMultiply,
 )
-from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode
-from nodeloom.nodes.diffusion.latent import EmptyLatentImage
-from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple
 from nodeloom.nodes.diffusion.sampling import KSampler
-
-
-@pytest.fixture
-def chain(diffusion_services):
-    model, clip, _ = CheckpointLoaderSimple.execute("tiny_sd1.safetensors")
-    pos = CLIPTextEncode.execute("a lighthouse at dusk", clip)[0]
-    neg = CLIPTextEncode.execute("blurry", clip)[0]
-    return model, pos, neg, EmptyLatentImage.execute(64, 64, 1)[0]
 
 
 def _sample(chain, model):

@@ -48,14 +48,6 @@ from nodeloom.nodes.diffusion.sampling import KSampler
 SEED, STEPS, CFG = 11, 5, 6.0
 
 
-@pytest.fixture
-def chain(diffusion_services):
-    model, clip, _ = CheckpointLoaderSimple.execute("tiny_sd1.safetensors")
-    pos = CLIPTextEncode.execute("a lighthouse at dusk", clip)[0]
-    neg = CLIPTextEncode.execute("blurry", clip)[0]
-    return model, pos, neg, EmptyLatentImage.execute(64, 64, 1)[0]
-
-
 @pytest.mark.parametrize("sampler_name", ["euler", "dpmpp_2m", "euler_ancestral", "dpmpp_2m_sde"])
 def test_sampler_custom_equals_the_ksampler(chain, sampler_name):
     model, pos, neg, latent = chain

@@ -5,7 +5,6 @@ reach the algorithm. SamplerLCMUpscale grows the latent as ComfyUI's schedule of
 import pytest
 import torch
 
-from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode
 from nodeloom.nodes.diffusion.custom_sampling import BasicScheduler, SamplerCustom
 from nodeloom.diffusion.samplers import SAMPLERS
 from nodeloom.node_api import ValidationError
@@ -18,19 +17,9 @@ from nodeloom.nodes.diffusion.extra_samplers import (
     SamplerSEEDS2,
     lcm_upscale,
 )
-from nodeloom.nodes.diffusion.latent import EmptyLatentImage
-from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple
 from nodeloom.nodes.diffusion.sampling import KSampler
 
 SEED, STEPS, CFG = 11, 4, 6.0
-
-
-@pytest.fixture
-def chain(diffusion_services):
-    model, clip, _ = CheckpointLoaderSimple.execute("tiny_sd1.safetensors")
-    pos = CLIPTextEncode.execute("a lighthouse at dusk", clip)[0]
-    neg = CLIPTextEncode.execute("blurry", clip)[0]
-    return model, pos, neg, EmptyLatentImage.execute(64, 64, 1)[0]
 
 
 def _custom(chain, sampler):

@@ -6,19 +6,8 @@ import pytest
 import torch
 
 from nodeloom.errors import ValidationError
-from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode
 from nodeloom.nodes.diffusion.freeu import FreeU, FreeU_V2
-from nodeloom.nodes.diffusion.latent import EmptyLatentImage
-from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple
 from nodeloom.nodes.diffusion.sampling import KSampler
-
-
-@pytest.fixture
-def chain(diffusion_services):
-    model, clip, _ = CheckpointLoaderSimple.execute("tiny_sd1.safetensors")
-    pos = CLIPTextEncode.execute("a lighthouse at dusk", clip)[0]
-    neg = CLIPTextEncode.execute("blurry", clip)[0]
-    return model, pos, neg, EmptyLatentImage.execute(64, 64, 1)[0]
 
 
 def _sample(chain, model):
