@@ -70,6 +70,7 @@ from nodeloom.nodes.utils.empty_latents import (
     EmptyLatentAudio,
     EmptyQwenImageLayeredLatentImage,
 )
+from nodeloom.nodes.utils.empty_latents import EmptyLatentHunyuan3Dv2, EmptyTrellis2LatentStructure
 from nodeloom.nodes.utils.geometry import MarigoldV2PostProcess, MoGeGeometryToFOV
 from nodeloom.nodes.utils.ideogram_prompt import BuildJsonPromptIdeogram
 from nodeloom.nodes.utils.seedvr2 import SeedVR2PostProcessing, SeedVR2Preprocess
@@ -155,4 +156,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     BuildJsonPromptIdeogram,
     TripoSplatPreprocessImage,
     CreateCameraInfo,
+    EmptyLatentHunyuan3Dv2,
+    EmptyTrellis2LatentStructure,
 )
