@@ -22,7 +22,7 @@ from nodeloom.ops.mesh import Mesh, smooth_normals
 from nodeloom.ops.mesh_texture import fit_uvs
 from nodeloom.ops.mesh_uv import dilate, rasterize_uv
 
-__all__ = ["Texels", "bake_ambient_occlusion", "bake_normal_map", "cast_rays", "project_texels", "surface_texels"]
+__all__ = ["Texels", "bake_ambient_occlusion", "bake_normal_map", "cast_rays", "surface_texels"]
 
 #: ray-triangle pairs tested per vectorised step (float32 planes of 1 MB stay in cache)
 _PAIRS = 1 << 18
@@ -219,15 +219,6 @@ def _onto_high(texels: Texels, triangles: torch.Tensor, corner_normals: torch.Te
     points[hit] = (triangles[index[hit]] * w).sum(1)
     normals[hit] = _unit((corner_normals[index[hit]] * w).sum(1))
     return points, normals, hit
-
-
-def project_texels(texels: Texels, high: dict[str, torch.Tensor], band: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each texel's point moved onto ``high``'s surface: the outermost hit of a ray cast inwards
-    from ``band`` × the low-poly's diagonal outside it, across twice that band (the texel's own
-    point where it misses); returns the points [K, 3] and whether each hit."""
-    triangles, corner_normals, _ = _high_triangles(high)
-    points, _, hit = _onto_high(texels, triangles, corner_normals, band * texels.diagonal, False)
-    return points, hit
 
 
 def bake_ambient_occlusion(low: dict[str, torch.Tensor], high: dict[str, torch.Tensor], resolution: int,

@@ -17,7 +17,7 @@ import torch
 
 from nodeloom.errors import ValidationError
 from nodeloom.ops.mesh import Mesh
-from nodeloom.ops.mesh_voxel_bake import sample_voxels
+from nodeloom.ops.mesh_voxel_bake import closest_points, sample_voxels
 from tests.nodes.conftest import run_prompt
 
 trimesh = pytest.importorskip("trimesh")
@@ -152,7 +152,7 @@ def test_a_reference_mesh_moves_texels_onto_its_surface(image_engine):
     for side in range(6):
         for fu, fv in ((0.5, 0.5), (0.2, 0.7)):
             row, col, point = _texel_point(side, fu, fv, 0.3)
-            # the reference cube's point along the side's normal, 0.02 further out
+            # the reference cube's closest point: straight out along the side's normal, 0.02 further
             expected = _expected_colour(point + np.array(_SIDES[side][0]) * 0.02)
             assert base[0, row, col].numpy() == pytest.approx(expected, abs=1e-5), (side, fu, fv)
 
@@ -184,6 +184,17 @@ def test_sparse_neighbours_renormalise_and_far_points_take_the_nearest_voxel():
     assert out[1] == pytest.approx([0.0, 1.0])  # the nearest voxel
 
 
+def test_closest_points_on_a_box_are_its_clamped_coordinates():
+    box = trimesh.creation.box(extents=(0.6, 0.6, 0.6))
+    rng = np.random.default_rng(3)
+    points = rng.uniform(-0.6, 0.6, (4000, 3))
+    points = points[np.abs(points).max(1) > 0.3]  # outside: faces, edges and corners all nearest somewhere
+    found = closest_points(points, np.asarray(box.vertices), np.asarray(box.faces))
+    assert np.abs(found - np.clip(points, -0.3, 0.3)).max() < 1e-12
+    corner = np.sum(np.abs(points) > 0.3, axis=1) == 3
+    assert corner.sum() > 100  # corner regions were exercised
+
+
 def test_bad_inputs_are_refused(image_engine):
     field = _Field(*_Field.linear())
     plain = Mesh(_cube().vertices, _cube().faces)
@@ -196,6 +207,10 @@ def test_bad_inputs_are_refused(image_engine):
     result = _bake(image_engine, _cube(), field, "refs", reference=Mesh(torch.cat([two.vertices] * 2),
                                                                         torch.cat([two.faces] * 2)))
     assert result.status == "error" and "`reference_mesh` must hold one mesh or one per" in \
+        result.errors[0]["exception_message"]
+    coords, feats = _Field.linear()
+    result = _bake(image_engine, _cube(), _Field(coords + 1, feats), "outside")
+    assert result.status == "error" and "`voxel_colors` coordinates must lie in 0..7" in \
         result.errors[0]["exception_message"]
     with pytest.raises(ValidationError) as refused:
         _bake(image_engine, _cube(), field, "small", size=32)

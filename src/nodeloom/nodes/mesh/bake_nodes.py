@@ -168,7 +168,7 @@ class BakeTextureFromVoxel(Node):
                 Int("texture_size", 2048, min=64, max=8192, display_name="resolution",
                     tooltip="Edge length in pixels of the square maps."),
                 Custom(MESH, "reference_mesh", optional=True,
-                       tooltip="Optional dense (pre-decimation) mesh: each texel is moved onto its surface before "
+                       tooltip="Optional dense (pre-decimation) mesh: each texel moves to the closest point of its surface before "
                                "sampling, so coarse meshes do not bake faceted. One item is reused for every mesh "
                                "item.")],
         outputs=[Output("IMAGE", "base_color", tooltip="RGB base colour maps (0..1), one per mesh item."),
