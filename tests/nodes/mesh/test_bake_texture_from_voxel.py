@@ -106,7 +106,7 @@ def _maps(result):
 
 def test_declaration_follows_the_doc_and_template(image_engine):
     info = image_engine.object_info()["BakeTextureFromVoxel"]
-    assert info["display_name"] == "Bake Texture from Voxel" and info["category"] == "3d"
+    assert info["display_name"] == "Bake Texture From Voxel" and info["category"] == "3d"
     required = info["input"]["required"]
     assert list(required) == ["mesh", "voxel_colors", "texture_size"]
     assert required["mesh"][0] == "MESH" and required["voxel_colors"][0] == "VOXEL"
@@ -123,8 +123,8 @@ def test_known_texels_take_the_field_at_their_surface_point(image_engine):
         for fu, fv in ((0.5, 0.5), (0.2, 0.8), (0.9, 0.1)):
             row, col, point = _texel_point(side, fu, fv)
             assert base[0, row, col].numpy() == pytest.approx(_expected_colour(point), abs=1e-5), (side, fu, fv)
-    assert torch.allclose(metallic, torch.full_like(metallic, 0.25)) and torch.allclose(roughness,
-                                                                                         torch.full_like(roughness, 0.75))
+    assert torch.allclose(metallic, torch.full_like(metallic, 0.25))
+    assert torch.allclose(roughness, torch.full_like(roughness, 0.75))
     # the +x side is red = x: its texels all share one red value, the -x side another
     _, _, plus = _texel_point(0, 0.5, 0.5)
     assert float(base[0, _texel_point(0, 0.1, 0.9)[0], _texel_point(0, 0.1, 0.9)[1], 0]) == pytest.approx(

@@ -102,7 +102,8 @@ def test_3d_latent_declarations_follow_comfyui_and_the_templates():
     hunyuan = NODES["EmptyLatentHunyuan3Dv2"]
     required = hunyuan.INPUT_TYPES()["required"]
     assert list(required) == ["resolution", "batch_size"]
-    assert {k: required["resolution"][1][k] for k in ("default", "min", "max")} == {"default": 3072, "min": 1, "max": 8192}
+    resolution = {k: required["resolution"][1][k] for k in ("default", "min", "max")}
+    assert resolution == {"default": 3072, "min": 1, "max": 8192}
     assert {k: required["batch_size"][1][k] for k in ("default", "min", "max")} == {"default": 1, "min": 1, "max": 4096}
     assert hunyuan.RETURN_TYPES == ("LATENT",) and hunyuan.CATEGORY == "latent/3d"
     # the embedded doc and 3d_pixal3d_trellis2_image_to_model's widgets [1]

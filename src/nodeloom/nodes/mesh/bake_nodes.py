@@ -160,7 +160,7 @@ class BakeTextureFromVoxel(Node):
     existing UV layout (run UnwrapMesh first), for Apply Texture to Mesh."""
 
     SCHEMA = Schema(
-        "BakeTextureFromVoxel", display_name="Bake Texture from Voxel", category="3d",
+        "BakeTextureFromVoxel", display_name="Bake Texture From Voxel", category="3d",
         inputs=[_mesh_in("The UV-unwrapped mesh to bake onto; it must have UVs (this node never unwraps)."),
                 Custom("VOXEL", "voxel_colors",
                        tooltip="A sparse voxel field: base colour (sRGB) in its first three channels, then "
@@ -168,9 +168,9 @@ class BakeTextureFromVoxel(Node):
                 Int("texture_size", 2048, min=64, max=8192, display_name="resolution",
                     tooltip="Edge length in pixels of the square maps."),
                 Custom(MESH, "reference_mesh", optional=True,
-                       tooltip="Optional dense (pre-decimation) mesh: each texel moves to the closest point of its surface before "
-                               "sampling, so coarse meshes do not bake faceted. One item is reused for every mesh "
-                               "item.")],
+                       tooltip="Optional dense (pre-decimation) mesh: each texel moves to the closest point of "
+                               "its surface before sampling, so coarse meshes do not bake faceted. One item is reused "
+                               "for every mesh item.")],
         outputs=[Output("IMAGE", "base_color", tooltip="RGB base colour maps (0..1), one per mesh item."),
                  Output("IMAGE", "metallic", tooltip="Grey metallic maps; black when the field has no metallic "
                                                      "channel."),
