@@ -1,5 +1,5 @@
 """The mesh pack's texturing work on the CPU: UV unwrapping (xatlas), UV-space rasterising, normal
-and occlusion bakes, and splat meshing, on icospheres; the bakes' grouped ray casting against
+and occlusion bakes, voxel texture bakes, and splat meshing, on icospheres; the bakes' grouped ray casting against
 testing every triangle (the anchor) on the same rays, same run. No ComfyUI anchor: its nodes run
 on the GPU. The figures in docs/packs/mesh.md come from this script.
 
@@ -18,7 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import best_time  # noqa: E402
 
 from nodeloom.ops.mesh_bake import _cast_brute, bake_ambient_occlusion, bake_normal_map, cast_rays  # noqa: E402
+from nodeloom.ops.mesh import Mesh  # noqa: E402
 from nodeloom.ops.mesh_uv import rasterize_uv, unwrap_item  # noqa: E402
+from nodeloom.ops.mesh_voxel_bake import bake_voxel_textures  # noqa: E402
 from nodeloom.ops.splat import SH_C0, Splat  # noqa: E402
 from nodeloom.ops.splat_mesh import splat_to_mesh  # noqa: E402
 
@@ -35,6 +37,33 @@ def _ball(n: int) -> Splat:
     pos = torch.nn.functional.normalize(torch.randn(n, 3, generator=gen), dim=-1) * 0.45 * torch.rand(n, 1, generator=gen)
     return Splat(pos[None], torch.full((1, n, 3), 0.04), torch.tensor([1.0, 0, 0, 0]).expand(1, n, 4),
                  torch.full((1, n), 0.8), torch.full((1, n, 1, 3), 0.2 / SH_C0))
+
+
+class _Shell:
+    """A sparse voxel field: the voxels of a 64³ grid within 3 voxels of a sphere of radius 0.4,
+    with six random channels (TRELLIS.2's layout)."""
+
+    def __init__(self, res: int = 64) -> None:
+        axis = torch.arange(res)
+        index = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+        centres = (index + 0.5) / res - 0.5
+        keep = ((centres.norm(dim=-1) - 0.4).abs() < 3 / res)
+        self.coords, self.resolution = index[keep], res
+        self.feats = torch.rand(int(keep.sum()), 6, generator=torch.Generator().manual_seed(0))
+
+
+def _voxel_bakes(rep: dict) -> None:
+    low = unwrap_item({k: v * 0.4 if k == "vertices" else v for k, v in _sphere(4).items()}, "pec", 1024, 1)
+    mesh = Mesh(low["vertices"][None], low["faces"][None], uvs=low["uvs"][None])
+    dense = _sphere(5)
+    reference = Mesh(dense["vertices"][None] * 0.4, dense["faces"][None])
+    field = _Shell()
+    for size in (512, 1024, 2048):
+        seconds = best_time(lambda: bake_voxel_textures(mesh, field, size), **rep)
+        print(f"voxel bake {size}² of {low['faces'].shape[0]} faces, {field.coords.shape[0]} voxels: {seconds:7.2f} s")
+    for size in (512, 1024):
+        seconds = best_time(lambda: bake_voxel_textures(mesh, field, size, reference), **rep)
+        print(f"voxel bake {size}², 20,480-face reference mesh: {seconds:7.2f} s")
 
 
 def main() -> None:
@@ -64,6 +93,7 @@ def main() -> None:
     splat = _ball(2000)
     seconds = best_time(lambda: splat_to_mesh(splat, resolution=64, min_component=50), **rep)
     print(f"splat to mesh, 2,000 gaussians, 64-cell grid: {seconds:7.2f} s")
+    _voxel_bakes(rep)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,9 @@ def _array(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def voxel_field(voxel: Any) -> tuple[np.ndarray, np.ndarray, int]:
-    """The field's voxel coordinates [N, 3|4], colours [N, 3] and grid resolution.
+def voxel_field(voxel: Any, all_channels: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+    """The field's voxel coordinates [N, 3|4], colours [N, 3] (every channel [N, C] with
+    ``all_channels``) and grid resolution.
 
     Raises:
         ValidationError: the value has no ``coords`` / ``feats`` of those shapes or no resolution.
@@ -46,6 +47,8 @@ def voxel_field(voxel: Any) -> tuple[np.ndarray, np.ndarray, int]:
     resolution = getattr(voxel, "resolution", None)
     if not isinstance(resolution, (int, np.integer)) or resolution < 1:
         raise ValidationError(f"`voxel_colors` must name its grid `resolution` (a positive int), got {resolution!r}")
+    if all_channels:
+        return coords, feats if feats.shape[0] else np.zeros((0, max(feats.shape[1], 3))), int(resolution)
     return coords, feats[:, :3] if feats.shape[0] else np.zeros((0, 3)), int(resolution)
 
 

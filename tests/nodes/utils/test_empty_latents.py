@@ -81,3 +81,34 @@ def test_layered_template_stack_cuts_into_picture_plus_layers(image_engine):
     result = run_prompt(image_engine, prompt, sinks=[["2", 0]])
     assert result.status == "success", result.errors
     assert result.value("2")["samples"].shape == (3, 16, 1, 8, 8)
+
+
+def test_3d_latents_have_their_families_shapes_and_types():
+    hunyuan = call("EmptyLatentHunyuan3Dv2", resolution=3072, batch_size=2)
+    assert hunyuan["samples"].shape == (2, 64, 3072) and hunyuan["type"] == "hunyuan3dv2"
+    assert hunyuan["samples"].dtype == torch.float32 and not hunyuan["samples"].any()
+    assert call("EmptyLatentHunyuan3Dv2", resolution=5, batch_size=1)["samples"].shape == (1, 64, 5)
+    trellis = call("EmptyTrellis2LatentStructure", batch_size=3)
+    assert trellis["samples"].shape == (3, 32, 16, 16, 16) and trellis["type"] == "trellis2"
+    assert set(trellis) == {"samples", "type"} and not trellis["samples"].any()
+    with pytest.raises(ValidationError, match="resolution"):
+        call("EmptyLatentHunyuan3Dv2", resolution=0, batch_size=1)
+    with pytest.raises(ValidationError, match="batch_size"):
+        call("EmptyTrellis2LatentStructure", batch_size=4097)
+
+
+def test_3d_latent_declarations_follow_comfyui_and_the_templates():
+    # ComfyUI (a125cd84) comfy_extras/nodes_hunyuan3d.py; the 3d_hunyuan3d_* templates carry [3072, 1]
+    hunyuan = NODES["EmptyLatentHunyuan3Dv2"]
+    required = hunyuan.INPUT_TYPES()["required"]
+    assert list(required) == ["resolution", "batch_size"]
+    resolution = {k: required["resolution"][1][k] for k in ("default", "min", "max")}
+    assert resolution == {"default": 3072, "min": 1, "max": 8192}
+    assert {k: required["batch_size"][1][k] for k in ("default", "min", "max")} == {"default": 1, "min": 1, "max": 4096}
+    assert hunyuan.RETURN_TYPES == ("LATENT",) and hunyuan.CATEGORY == "latent/3d"
+    # the embedded doc and 3d_pixal3d_trellis2_image_to_model's widgets [1]
+    trellis = NODES["EmptyTrellis2LatentStructure"]
+    batch = trellis.INPUT_TYPES()["required"]
+    assert list(batch) == ["batch_size"] and batch["batch_size"][1]["default"] == 1
+    assert batch["batch_size"][1]["max"] == 4096 and trellis.RETURN_TYPES == ("LATENT",)
+    assert trellis.RETURN_NAMES == ("LATENT",)

@@ -1,7 +1,7 @@
 """The mesh pack: ComfyUI's model-free MESH utilities (save as GLB, info, GLB file value, smooth
 normals, merge, rotate, voxels to mesh, QEM decimation, dual-contouring remesh), Preview3D and Load3D with their node ids, inputs and defaults;
 the advanced save/preview nodes, UV unwrapping and atlas drawing, normal/occlusion baking, texture
-maps and voxel painting, splat files and meshes (``uv_nodes``, ``bake_nodes``, ``advanced3d``,
+maps, voxel painting and voxel texture baking, splat files and meshes (``uv_nodes``, ``bake_nodes``, ``advanced3d``,
 ``splat_nodes``). The geometry is
 ``nodeloom.ops.mesh``; GLB writing needs the ``mesh`` extra (trimesh).
 Registers like any third-party pack."""
@@ -23,6 +23,7 @@ from nodeloom.nodes.mesh.voxel_nodes import VoxelToMesh, VoxelToMeshBasic
 from nodeloom.nodes.mesh.advanced3d import Preview3DAdvanced, Save3DAdvanced
 from nodeloom.nodes.mesh.uv_nodes import RenderUVAtlas, UnwrapMesh
 from nodeloom.nodes.mesh.bake_nodes import ApplyTextureToMesh, BakeAmbientOcclusion, BakeNormalMapFromMesh, PaintMesh
+from nodeloom.nodes.mesh.bake_nodes import BakeTextureFromVoxel
 from nodeloom.nodes.mesh.splat_nodes import SplatToFile3D, SplatToMesh
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
@@ -34,4 +35,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     UnwrapMesh, RenderUVAtlas,
     BakeNormalMapFromMesh, BakeAmbientOcclusion, ApplyTextureToMesh, PaintMesh,
     SplatToFile3D, SplatToMesh,
+    BakeTextureFromVoxel,
 )

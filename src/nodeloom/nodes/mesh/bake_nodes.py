@@ -1,7 +1,8 @@
-"""BakeNormalMapFromMesh, BakeAmbientOcclusion, ApplyTextureToMesh and PaintMesh: bake a high-poly
-mesh into a UV-unwrapped low-poly's texture maps, attach maps to a mesh for SaveGLB, and colour
-vertices from a voxel field (ComfyUI's nodes, as its embedded docs and templates declare them; the
-work is ``ops.mesh_bake``, ``ops.mesh_texture`` and ``ops.mesh_paint``)."""
+"""BakeNormalMapFromMesh, BakeAmbientOcclusion, ApplyTextureToMesh, PaintMesh and
+BakeTextureFromVoxel: bake a high-poly mesh into a UV-unwrapped low-poly's texture maps, attach maps
+to a mesh for SaveGLB, colour vertices from a voxel field and bake that field into PBR maps
+(ComfyUI's nodes, as its embedded docs and templates declare them; the work is ``ops.mesh_bake``,
+``ops.mesh_texture``, ``ops.mesh_paint`` and ``ops.mesh_voxel_bake``)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from nodeloom.ops.mesh import Mesh, mesh_item
 from nodeloom.ops.mesh_bake import bake_ambient_occlusion, bake_normal_map
 from nodeloom.ops.mesh_paint import paint_mesh
 from nodeloom.ops.mesh_texture import apply_textures
+from nodeloom.ops.mesh_voxel_bake import bake_voxel_textures
 
-__all__ = ["ApplyTextureToMesh", "BakeAmbientOcclusion", "BakeNormalMapFromMesh", "PaintMesh"]
+__all__ = ["ApplyTextureToMesh", "BakeAmbientOcclusion", "BakeNormalMapFromMesh", "BakeTextureFromVoxel", "PaintMesh"]
 
 log = logging.getLogger(__name__)
 
@@ -151,3 +153,33 @@ class PaintMesh(Node):
     @classmethod
     def execute(cls, mesh: Any, voxel_colors: Any) -> tuple[Mesh]:
         return (paint_mesh(_check_mesh(mesh), voxel_colors),)
+
+
+class BakeTextureFromVoxel(Node):
+    """Bake a voxel field's base colour, metallic and roughness into PBR texture maps on a mesh's
+    existing UV layout (run UnwrapMesh first), for Apply Texture to Mesh."""
+
+    SCHEMA = Schema(
+        "BakeTextureFromVoxel", display_name="Bake Texture From Voxel", category="3d",
+        inputs=[_mesh_in("The UV-unwrapped mesh to bake onto; it must have UVs (this node never unwraps)."),
+                Custom("VOXEL", "voxel_colors",
+                       tooltip="A sparse voxel field: base colour (sRGB) in its first three channels, then "
+                               "metallic and roughness when it has them."),
+                Int("texture_size", 2048, min=64, max=8192, display_name="resolution",
+                    tooltip="Edge length in pixels of the square maps."),
+                Custom(MESH, "reference_mesh", optional=True,
+                       tooltip="Optional dense (pre-decimation) mesh: each texel moves to the closest point of "
+                               "its surface before sampling, so coarse meshes do not bake faceted. One item is reused "
+                               "for every mesh item.")],
+        outputs=[Output("IMAGE", "base_color", tooltip="RGB base colour maps (0..1), one per mesh item."),
+                 Output("IMAGE", "metallic", tooltip="Grey metallic maps; black when the field has no metallic "
+                                                     "channel."),
+                 Output("IMAGE", "roughness", tooltip="Grey roughness maps; black when the field has no roughness "
+                                                      "channel.")],
+    )
+
+    @classmethod
+    def execute(cls, mesh: Any, voxel_colors: Any, texture_size: int,
+                reference_mesh: Any = None) -> tuple[Any, Any, Any]:
+        reference = None if reference_mesh is None else _check_mesh(reference_mesh, "reference_mesh")
+        return bake_voxel_textures(_check_mesh(mesh), voxel_colors, int(texture_size), reference)

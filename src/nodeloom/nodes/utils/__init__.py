@@ -3,7 +3,7 @@ templates use (switch, math, number and text nodes, image size/batch/scale/stitc
 mask and compare previews, crop to a mask's subject, colour transfer, detection boxes and the
 box canvas, blend and pad, latent joins and cuts, latent operations, lists and loops, the
 painter / crop / curve / histogram widget nodes, the camera-angle prompt, the GLSL shader,
-model-free empty latents of audio and image families, SeedVR2 pre/post-processing, Marigold / MoGe geometry read-outs, the
+model-free empty latents of audio, image and 3D families, SeedVR2 pre/post-processing, Marigold / MoGe geometry read-outs, the
 Ideogram JSON prompt and the TripoSplat subject crop), with ComfyUI's names, inputs, defaults and
 outputs.
 
@@ -70,6 +70,7 @@ from nodeloom.nodes.utils.empty_latents import (
     EmptyLatentAudio,
     EmptyQwenImageLayeredLatentImage,
 )
+from nodeloom.nodes.utils.empty_latents import EmptyLatentHunyuan3Dv2, EmptyTrellis2LatentStructure
 from nodeloom.nodes.utils.geometry import MarigoldV2PostProcess, MoGeGeometryToFOV
 from nodeloom.nodes.utils.ideogram_prompt import BuildJsonPromptIdeogram
 from nodeloom.nodes.utils.seedvr2 import SeedVR2PostProcessing, SeedVR2Preprocess
@@ -155,4 +156,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     BuildJsonPromptIdeogram,
     TripoSplatPreprocessImage,
     CreateCameraInfo,
+    EmptyLatentHunyuan3Dv2,
+    EmptyTrellis2LatentStructure,
 )

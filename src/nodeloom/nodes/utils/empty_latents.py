@@ -20,7 +20,9 @@ __all__ = [
     "EmptyChromaRadianceLatentImage",
     "EmptyHiDreamO1LatentImage",
     "EmptyLatentAudio",
+    "EmptyLatentHunyuan3Dv2",
     "EmptyQwenImageLayeredLatentImage",
+    "EmptyTrellis2LatentStructure",
     "audio_latent_length",
 ]
 
@@ -169,3 +171,35 @@ class EmptyQwenImageLayeredLatentImage(Node):
         if int(layers) < 0:
             raise ValidationError(f"`layers` must be ≥ 0, got {layers}")
         return ({"samples": torch.zeros([_batch(batch_size), 16, int(layers) + 1, h // 8, w // 8])},)
+
+
+class EmptyLatentHunyuan3Dv2(Node):
+    """An empty Hunyuan3D 2 shape latent: ``resolution`` tokens of 64 channels, type hunyuan3dv2."""
+
+    SCHEMA = Schema(
+        "EmptyLatentHunyuan3Dv2", category="latent/3d",
+        inputs=[Int("resolution", 3072, min=1, max=8192, tooltip="The number of latent tokens (the templates use "
+                                                                   "3072, or 4096 for Hunyuan3D 2.1)."),
+                Int("batch_size", 1, min=1, max=4096, tooltip=_BATCH_TIP)],
+        outputs=[Output(IO.LATENT, "LATENT", tooltip="Zeros [batch, 64, resolution], type hunyuan3dv2.")],
+    )
+
+    @classmethod
+    def execute(cls, resolution: int, batch_size: int = 1) -> tuple[Any, ...]:
+        if not 1 <= int(resolution) <= 8192:
+            raise ValidationError(f"`resolution` must be in 1..8192, got {resolution}")
+        return ({"samples": torch.zeros([_batch(batch_size), 64, int(resolution)]), "type": "hunyuan3dv2"},)
+
+
+class EmptyTrellis2LatentStructure(Node):
+    """An empty TRELLIS.2 sparse-structure latent: a 16³ grid of 32 channels, type trellis2."""
+
+    SCHEMA = Schema(
+        "EmptyTrellis2LatentStructure", category="latent/3d",
+        inputs=[Int("batch_size", 1, min=1, max=4096, tooltip=_BATCH_TIP)],
+        outputs=[Output(IO.LATENT, "LATENT", tooltip="Zeros [batch, 32, 16, 16, 16], type trellis2.")],
+    )
+
+    @classmethod
+    def execute(cls, batch_size: int = 1) -> tuple[Any, ...]:
+        return ({"samples": torch.zeros([_batch(batch_size), 32, 16, 16, 16]), "type": "trellis2"},)
