@@ -71,6 +71,7 @@ from nodeloom.nodes.utils.empty_latents import (
     EmptyQwenImageLayeredLatentImage,
 )
 from nodeloom.nodes.utils.geometry import MarigoldV2PostProcess, MoGeGeometryToFOV
+from nodeloom.nodes.utils.geometry_render import DA3Render, MoGePointMapToMesh, MoGeRender
 from nodeloom.nodes.utils.ideogram_prompt import BuildJsonPromptIdeogram
 from nodeloom.nodes.utils.seedvr2 import SeedVR2PostProcessing, SeedVR2Preprocess
 from nodeloom.nodes.utils.splat_prep import TripoSplatPreprocessImage
@@ -152,6 +153,9 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SeedVR2PostProcessing,
     MarigoldV2PostProcess,
     MoGeGeometryToFOV,
+    MoGeRender,
+    MoGePointMapToMesh,
+    DA3Render,
     BuildJsonPromptIdeogram,
     TripoSplatPreprocessImage,
     CreateCameraInfo,
