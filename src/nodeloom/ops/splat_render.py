@@ -137,6 +137,13 @@ def auto_camera(positions: torch.Tensor) -> dict[str, Any]:
                             distance=distance, fov=35.0)
 
 
+def _window(extent: torch.Tensor) -> torch.Tensor:
+    """``extent`` rounded up to a ladder of four sizes per octave (1..8 exact), so splats share windows."""
+    e = extent.clamp(1, 4095).double()
+    octave = torch.pow(2.0, torch.floor(torch.log2(e)) - 2).clamp_min(1.0)
+    return (torch.ceil(e / octave) * octave).long().clamp(max=4095)
+
+
 def _project(gauss: dict[str, torch.Tensor], view: CameraView, width: int, height: int,
              splat_scale: float) -> dict[str, torch.Tensor]:
     """Camera-space centres, screen centres, conics and 3σ boxes of the visible gaussians, front first."""
@@ -169,36 +176,48 @@ def _project(gauss: dict[str, torch.Tensor], view: CameraView, width: int, heigh
     y0 = torch.floor(v - ry).clamp(0, height).long()
     y1 = torch.ceil(v + ry).clamp(0, height).long()
     visible = (depth > _NEAR) & (x1 > x0) & (y1 > y0) & (gauss["opacities"] > _MIN_ALPHA)
+    side = _window(x1 - x0) * 4096 + _window(y1 - y0)  # window width and height, packed
     # a surfel's normal is its thinnest axis, turned to face the camera (camera axes)
     normal = cam_rot[torch.arange(n), :, sig.argmin(dim=-1)]
     to_eye = -rel / rel.norm(dim=-1, keepdim=True).clamp_min(1e-12) if view.ortho_scale is None else \
         torch.tensor([0.0, 0.0, 1.0]).expand(n, 3)
     normal = torch.where((normal * to_eye).sum(-1, keepdim=True) < 0, -normal, normal)
     out = {"u": u, "v": v, "ca": c / det, "cb": -b / det, "cc": a / det, "x0": x0, "y0": y0, "bw": x1 - x0,
-           "bh": y1 - y0, "depth": depth, "normal": normal, "facing": (normal * to_eye).sum(-1).clamp(0.0, 1.0),
+           "bh": y1 - y0, "side": side, "depth": depth, "normal": normal, "facing": (normal * to_eye).sum(-1).clamp(0.0, 1.0),
            "opacity": gauss["opacities"], "rgb": gauss["rgb"]}
-    order = torch.argsort(depth[visible], stable=True)
-    return {k: t[visible][order] for k, t in out.items()}
+    index = torch.nonzero(visible).squeeze(1)
+    index = index.index_select(0, torch.argsort(depth.index_select(0, index), stable=True))
+    return {k: t.index_select(0, index) for k, t in out.items()}
 
 
 def _fragments(p: dict[str, torch.Tensor], lo: int, hi: int, width: int) -> tuple[torch.Tensor, ...]:
-    """Pixel index, splat index and alpha of every fragment of splats ``lo:hi`` worth drawing."""
-    area = p["bw"][lo:hi] * p["bh"][lo:hi]
-    splat = torch.repeat_interleave(torch.arange(lo, hi), area)
-    start = torch.cumsum(area, 0) - area
-    local = torch.arange(len(splat)) - torch.repeat_interleave(start, area)
-    bw = p["bw"][splat]
-    px = p["x0"][splat] + local % bw
-    py = p["y0"][splat] + torch.div(local, bw, rounding_mode="floor")
-    dx, dy = px + 0.5 - p["u"][splat], py + 0.5 - p["v"][splat]
-    power = -0.5 * (p["ca"][splat] * dx * dx + 2.0 * p["cb"][splat] * dx * dy + p["cc"][splat] * dy * dy)
-    alpha = (p["opacity"][splat] * torch.exp(power)).clamp(max=_MAX_ALPHA)
-    keep = alpha >= _MIN_ALPHA
-    return py[keep] * width + px[keep], splat[keep], alpha[keep]
+    """Pixel index, splat index and alpha of every fragment of splats ``lo:hi`` worth drawing.
+
+    Splats are grouped by their window (box width and height rounded up by :func:`_window`) so each
+    group evaluates a dense ``[splats, w·h]`` block by broadcasting (no per-fragment gathers);
+    pixels outside a splat's own box or under the alpha floor are dropped."""
+    side = p["side"][lo:hi]
+    pixes, splats, alphas = [], [], []
+    for packed in torch.unique(side).tolist():
+        sel = torch.nonzero(side == packed).squeeze(1) + lo
+        win_w, win_h = divmod(packed, 4096)
+        x0, y0 = p["x0"].index_select(0, sel)[:, None], p["y0"].index_select(0, sel)[:, None]
+        px = x0 + torch.arange(win_w).repeat(win_h)[None, :]
+        py = y0 + torch.arange(win_h).repeat_interleave(win_w)[None, :]
+        inside = (px < x0 + p["bw"].index_select(0, sel)[:, None]) & (py < y0 + p["bh"].index_select(0, sel)[:, None])
+        col = lambda key: p[key].index_select(0, sel)[:, None]  # noqa: E731
+        dx, dy = px + 0.5 - col("u"), py + 0.5 - col("v")
+        power = (col("ca") * dx * dx + 2.0 * col("cb") * dx * dy + col("cc") * dy * dy).mul_(-0.5)
+        alpha = power.exp_().mul_(col("opacity")).clamp_(max=_MAX_ALPHA)
+        keep = torch.nonzero(((alpha >= _MIN_ALPHA) & inside).reshape(-1)).squeeze(1)
+        pixes.append((py * width + px).reshape(-1).index_select(0, keep))
+        splats.append(sel.index_select(0, torch.div(keep, win_w * win_h, rounding_mode="floor")))
+        alphas.append(alpha.reshape(-1).index_select(0, keep))
+    return torch.cat(pixes), torch.cat(splats), torch.cat(alphas)
 
 
 def _chunks(area: torch.Tensor) -> list[tuple[int, int]]:
-    """Consecutive splat ranges whose boxes hold about ``_FRAGMENT_BUDGET`` pixels each."""
+    """Consecutive splat ranges whose windows hold about ``_FRAGMENT_BUDGET`` pixels each."""
     ends = torch.cumsum(area, 0)
     bounds, lo = [], 0
     while lo < len(area):
@@ -243,27 +262,32 @@ def render_gaussians(gauss: dict[str, torch.Tensor], camera: Any, width: int, he
     log_t = torch.zeros(flat, dtype=torch.float64)
     weight, weight_p = torch.zeros(flat), torch.zeros(flat)
     color, depth, normal = torch.zeros(flat, 3), torch.zeros(flat), torch.zeros(flat, 3)
-    for lo, hi in _chunks(p["bw"] * p["bh"]):
+    count = len(p["side"])
+    for lo, hi in _chunks(torch.div(p["side"], 4096, rounding_mode="floor") * (p["side"] % 4096)):
         pix, splat, alpha = _fragments(p, lo, hi, width)
-        live = log_t[pix] > _OPAQUE_LOG_T  # pixels already opaque take nothing more
-        pix, splat, alpha = pix[live], splat[live], alpha[live]
-        if len(pix) == 0:
+        live = torch.nonzero(log_t.index_select(0, pix) > _OPAQUE_LOG_T).squeeze(1)  # opaque pixels take no more
+        if len(live) == 0:
             continue
-        pix, order = torch.sort(pix, stable=True)  # splats are in depth order: each pixel's run is front to back
-        splat, alpha = splat[order], alpha[order]
+        pix, splat, alpha = pix.index_select(0, live), splat.index_select(0, live), alpha.index_select(0, live)
+        # splats are numbered front first: sorting by (pixel, splat) gives each pixel's run front to back
+        key, order = torch.sort(pix * count + splat)
+        pix = torch.div(key, count, rounding_mode="floor")
+        splat, alpha = key - pix * count, alpha.index_select(0, order)
         step = torch.log1p(-alpha.double())
         before = torch.cumsum(step, 0) - step
         _, counts = torch.unique_consecutive(pix, return_counts=True)
         first = torch.cumsum(counts, 0) - counts
-        before = before - torch.repeat_interleave(before[first], counts)
-        w = alpha * torch.exp(log_t[pix] + before).float()
+        before -= torch.repeat_interleave(before.index_select(0, first), counts)
+        w = alpha * torch.exp(log_t.index_select(0, pix) + before).float()
         log_t.index_add_(0, pix, step)
         weight.index_add_(0, pix, w)
         wp = w.pow(sharpen) if sharpen != 1.0 else w
         weight_p.index_add_(0, pix, wp)
-        color.index_add_(0, pix, wp[:, None] * rgb[splat])
-        depth.index_add_(0, pix, w * p["depth"][splat])
-        normal.index_add_(0, pix, w[:, None] * p["normal"][splat])
+        color.index_add_(0, pix, wp[:, None] * rgb.index_select(0, splat))
+        if style == "depth":
+            depth.index_add_(0, pix, w * p["depth"].index_select(0, splat))
+        elif style == "normal":
+            normal.index_add_(0, pix, w[:, None] * p["normal"].index_select(0, splat))
     coverage = (1.0 - torch.exp(log_t)).float().clamp(0.0, 1.0)
     image = _finish(style, color, weight, weight_p, depth, normal, coverage, background, rgb.dtype)
     return image.reshape(height, width, 3).clamp(0.0, 1.0), coverage.reshape(height, width)
