@@ -29,7 +29,8 @@ def _shell(n: int) -> dict[str, torch.Tensor]:
     z = torch.tensor([0.0, 0.0, 1.0]).expand(n, 3)
     axis = torch.cross(z, normal, dim=-1)
     half = torch.acos(normal[:, 2].clamp(-1, 1)) / 2
-    rot = torch.cat([torch.cos(half)[:, None], torch.nn.functional.normalize(axis, dim=-1) * torch.sin(half)[:, None]], 1)
+    axis = torch.nn.functional.normalize(axis, dim=-1)
+    rot = torch.cat([torch.cos(half)[:, None], axis * torch.sin(half)[:, None]], 1)
     sigma = math.sqrt(2 * 4 * math.pi / n) / 2
     scales = torch.tensor([sigma, sigma, sigma / 20]).expand(n, 3).clone()
     return {"positions": normal, "scales": scales, "rotations": rot, "opacities": torch.full((n,), 0.8),

@@ -182,8 +182,9 @@ def _project(gauss: dict[str, torch.Tensor], view: CameraView, width: int, heigh
     to_eye = -rel / rel.norm(dim=-1, keepdim=True).clamp_min(1e-12) if view.ortho_scale is None else \
         torch.tensor([0.0, 0.0, 1.0]).expand(n, 3)
     normal = torch.where((normal * to_eye).sum(-1, keepdim=True) < 0, -normal, normal)
+    facing = (normal * to_eye).sum(-1).clamp(0.0, 1.0)
     out = {"u": u, "v": v, "ca": c / det, "cb": -b / det, "cc": a / det, "x0": x0, "y0": y0, "bw": x1 - x0,
-           "bh": y1 - y0, "side": side, "depth": depth, "normal": normal, "facing": (normal * to_eye).sum(-1).clamp(0.0, 1.0),
+           "bh": y1 - y0, "side": side, "depth": depth, "normal": normal, "facing": facing,
            "opacity": gauss["opacities"], "rgb": gauss["rgb"]}
     index = torch.nonzero(visible).squeeze(1)
     index = index.index_select(0, torch.argsort(depth.index_select(0, index), stable=True))

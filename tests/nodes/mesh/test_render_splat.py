@@ -235,3 +235,21 @@ def test_template_camera_and_render_through_the_engine(image_engine):
     assert image.shape == (3, 64, 64, 3) and mask.shape == (3, 64, 64)
     assert image[0, 0, 0].tolist() == pytest.approx([0x84 / 255] * 3, abs=1e-4)
     assert _moments(mask[0])[:2] == pytest.approx((32.0, 32.0), abs=3.0) and mask.amax(dim=(1, 2)).min() > 0.95
+
+
+def test_orthographic_look_at_and_empty_splats():
+    ortho = camera_info("orbit", yaw=0.0, pitch=0.0, distance=4.0, fov=FOV, camera_type="orthographic")
+    near = _render(_splat(((0, 0, -2.0), (0.1, 0.1, 0.1), (1, 0, 0, 0), 0.9, (1, 1, 1))), camera=ortho)[1]
+    far = _render(_splat(((0, 0, 2.0), (0.1, 0.1, 0.1), (1, 0, 0, 0), 0.9, (1, 1, 1))), camera=ortho)[1]
+    # parallel projection: the size is the same at any depth, scaled to keep the target's plane
+    assert torch.allclose(near, far, atol=1e-6)
+    assert _moments(near[0])[2] == pytest.approx((FOCAL / 4 * 0.1) ** 2 + 0.3, rel=0.06)
+    # a camera given only by position and target looks at the target
+    no_rotation = {k: v for k, v in FRONT.items() if k != "quaternion"}
+    ball = _splat(((0.3, 0, 0), (0.1, 0.1, 0.1), (1, 0, 0, 0), 0.9, (1, 1, 1)))
+    assert torch.allclose(_render(ball, camera=no_rotation)[1], _render(ball)[1], atol=1e-5)
+    empty = Splat(torch.zeros(1, 0, 3), torch.zeros(1, 0, 3), torch.zeros(1, 0, 4), torch.zeros(1, 0),
+                  torch.zeros(1, 0, 1, 3))
+    image, mask = _render(empty, camera=None, frames=2, background="#336699")
+    assert image.shape == (2, SIZE, SIZE, 3) and mask.max() == 0
+    assert image[1, 5, 5].tolist() == pytest.approx([0x33 / 255, 0x66 / 255, 0x99 / 255], abs=1e-6)
