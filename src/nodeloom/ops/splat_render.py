@@ -238,7 +238,8 @@ def render_gaussians(gauss: dict[str, torch.Tensor], camera: Any, width: int, he
 
     ``sharpen`` p > 1 weights each pixel's colour by its fragments' contribution to the power p
     (total coverage unchanged), so the dominant splat shows more; 1 is plain compositing.
-    ``headlight`` k scales each splat by ``1 − 0.6·k·(1 − n·v)`` (its normal against the view).
+    ``headlight`` k scales each splat's colour (``color`` style) by ``1 − 0.6·k·(1 − n·v)``, its
+    surfel normal against the view.
     Styles: ``color`` (blended in linear light over ``background`` [H, W, 3] or [3], sRGB),
     ``clay`` (albedo 0.75, a key light from the upper left, over the background), ``depth``
     (mean depth of the covered pixels, nearest 1, farthest 0, black elsewhere), ``normal``
@@ -257,7 +258,7 @@ def render_gaussians(gauss: dict[str, torch.Tensor], camera: Any, width: int, he
         rgb = (_CLAY_ALBEDO * (0.3 + 0.7 * half.square()))[:, None].expand(-1, 3)
     elif style == "color":
         rgb = _linear(rgb)
-    if headlight > 0 and style in ("color", "clay"):
+    if headlight > 0 and style == "color":  # clay has its own light
         rgb = rgb * (1.0 - 0.6 * headlight * (1.0 - p["facing"])).clamp(0.0, 1.0)[:, None]
     flat = width * height
     log_t = torch.zeros(flat, dtype=torch.float64)
