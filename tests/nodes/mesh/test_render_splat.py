@@ -253,3 +253,14 @@ def test_orthographic_look_at_and_empty_splats():
     image, mask = _render(empty, camera=None, frames=2, background="#336699")
     assert image.shape == (2, SIZE, SIZE, 3) and mask.max() == 0
     assert image[1, 5, 5].tolist() == pytest.approx([0x33 / 255, 0x66 / 255, 0x99 / 255], abs=1e-6)
+
+
+def test_padded_batch_items_render_only_their_own_gaussians():
+    left = ((-0.5, 0, 0), (0.1, 0.1, 0.1), (1, 0, 0, 0), 0.9, (1, 1, 1))
+    right = ((0.5, 0, 0), (0.1, 0.1, 0.1), (1, 0, 0, 0), 0.9, (1, 1, 1))
+    pair, lone = _splat(left, right), _splat(left, left)
+    batch = Splat(*(torch.cat([getattr(pair, k), getattr(lone, k)]) for k in
+                    ("positions", "scales", "rotations", "opacities", "sh")), counts=(2, 1))
+    _, masks = _render(batch)
+    _, alone = _render(_splat(left))
+    assert masks[0, :, 40:].max() > 0.5 and torch.allclose(masks[1], alone[0], atol=1e-6)  # the padding is ignored

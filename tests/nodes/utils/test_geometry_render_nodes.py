@@ -219,7 +219,8 @@ def test_declarations_follow_the_docs(image_engine):
     info = image_engine.object_info()
     moge = info["MoGeRender"]
     assert moge["display_name"] == "Render MoGe Geometry" and moge["output"] == ["IMAGE"]
-    assert moge["input"]["required"]["output"][0] == ["depth", "depth_colored", "normal_opengl", "normal_directx", "mask"]
+    assert moge["input"]["required"]["output"][0] == [
+        "depth", "depth_colored", "normal_opengl", "normal_directx", "mask"]
     mesh = info["MoGePointMapToMesh"]["input"]["required"]
     assert list(mesh) == ["moge_geometry", "batch_index", "decimation", "discontinuity_threshold", "texture"]
     assert [mesh[k][1]["default"] for k in list(mesh)[1:]] == [0, 1, 0.04, True]  # the templates' widget values

@@ -96,7 +96,8 @@ class MoGePointMapToMesh(Node):
     SCHEMA = Schema(
         "MoGePointMapToMesh", display_name="Convert MoGe Point Map to Mesh", category=_CATEGORY,
         inputs=[
-            Custom("MOGE_GEOMETRY", "moge_geometry", tooltip="The geometry from a MoGe estimation node (needs points)."),
+            Custom("MOGE_GEOMETRY", "moge_geometry",
+                   tooltip="The geometry from a MoGe estimation node (needs points)."),
             Int("batch_index", 0, min=0, max=4096,
                 tooltip="Which image of a batched MoGe geometry to mesh. Per-image vertex counts differ, so batches "
                         "can't be stacked into a single MESH."),
@@ -202,7 +203,8 @@ class DA3Render(Node):
             return (turbo(values) if _option(output, options, "colored", False) else _grey(values),)
         normalization = str(_option(output, options, "normalization", "v2_style"))
         if normalization not in NORMALIZATIONS:
-            raise ValidationError(f"`output.normalization` must be one of {list(NORMALIZATIONS)}, got {normalization!r}")
+            raise ValidationError(f"`output.normalization` must be one of {list(NORMALIZATIONS)}, "
+                                  f"got {normalization!r}")
         if geo.get("depth") is None:
             raise ValidationError("`da3_geometry` has no depth map")
         depth = _maps(geo["depth"], "da3_geometry", "depth")
