@@ -263,4 +263,6 @@ def test_padded_batch_items_render_only_their_own_gaussians():
                     ("positions", "scales", "rotations", "opacities", "sh")), counts=(2, 1))
     _, masks = _render(batch)
     _, alone = _render(_splat(left))
-    assert masks[0, :, 40:].max() > 0.5 and torch.allclose(masks[1], alone[0], atol=1e-6)  # the padding is ignored
+    assert torch.allclose(masks[0], _render(pair)[1][0], atol=1e-6)
+    assert torch.allclose(masks[1], alone[0], atol=1e-6)  # the padding is ignored
+    assert masks[0, :, 36:].max() > 0.5 and masks[1, :, 36:].max() == 0
