@@ -24,7 +24,7 @@ from nodeloom.nodes.mesh.advanced3d import Preview3DAdvanced, Save3DAdvanced
 from nodeloom.nodes.mesh.uv_nodes import RenderUVAtlas, UnwrapMesh
 from nodeloom.nodes.mesh.bake_nodes import ApplyTextureToMesh, BakeAmbientOcclusion, BakeNormalMapFromMesh, PaintMesh
 from nodeloom.nodes.mesh.bake_nodes import BakeTextureFromVoxel
-from nodeloom.nodes.mesh.splat_nodes import SplatToFile3D, SplatToMesh
+from nodeloom.nodes.mesh.splat_nodes import RenderSplat, SplatToFile3D, SplatToMesh
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
@@ -34,6 +34,6 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     Save3DAdvanced, Preview3DAdvanced,
     UnwrapMesh, RenderUVAtlas,
     BakeNormalMapFromMesh, BakeAmbientOcclusion, ApplyTextureToMesh, PaintMesh,
-    SplatToFile3D, SplatToMesh,
+    SplatToFile3D, SplatToMesh, RenderSplat,
     BakeTextureFromVoxel,
 )

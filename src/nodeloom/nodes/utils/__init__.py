@@ -72,6 +72,7 @@ from nodeloom.nodes.utils.empty_latents import (
 )
 from nodeloom.nodes.utils.empty_latents import EmptyLatentHunyuan3Dv2, EmptyTrellis2LatentStructure
 from nodeloom.nodes.utils.geometry import MarigoldV2PostProcess, MoGeGeometryToFOV
+from nodeloom.nodes.utils.geometry_render import DA3Render, MoGePointMapToMesh, MoGeRender
 from nodeloom.nodes.utils.ideogram_prompt import BuildJsonPromptIdeogram
 from nodeloom.nodes.utils.seedvr2 import SeedVR2PostProcessing, SeedVR2Preprocess
 from nodeloom.nodes.utils.splat_prep import TripoSplatPreprocessImage
@@ -153,6 +154,9 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SeedVR2PostProcessing,
     MarigoldV2PostProcess,
     MoGeGeometryToFOV,
+    MoGeRender,
+    MoGePointMapToMesh,
+    DA3Render,
     BuildJsonPromptIdeogram,
     TripoSplatPreprocessImage,
     CreateCameraInfo,
