@@ -122,6 +122,7 @@ from nodeloom.nodes.diffusion.attention_multiply_nodes import (
     UNetSelfAttentionMultiply,
     UNetTemporalAttentionMultiply,
 )
+from nodeloom.nodes.diffusion.attention_multiply_nodes import CLIPAttentionMultiply
 from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
 from nodeloom.nodes.diffusion.skip_layer import SkipLayerGuidanceDiT, SkipLayerGuidanceDiTSimple
 from nodeloom.nodes.diffusion.guided_sampling import DualModelGuider, Ideogram4Scheduler, SamplerLCM
@@ -214,5 +215,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SkipLayerGuidanceDiT, SamplerLCM, Ideogram4Scheduler, DualModelGuider, EasyCache, ModelNoiseScale,
     TemporalScoreRescaling, VideoLinearCFGGuidance, MiniMaxH3SigmaShift, ModelAttentionBackend,
     UNetSelfAttentionMultiply, UNetCrossAttentionMultiply, UNetTemporalAttentionMultiply,
-    LTXVDualCFGGuider,
+    LTXVDualCFGGuider, CLIPAttentionMultiply,
 )
