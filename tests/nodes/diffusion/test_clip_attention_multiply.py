@@ -140,3 +140,34 @@ def test_declaration_follows_comfyui_and_bad_input_is_named() -> None:
     assert [(o.io_type, o.name) for o in schema.outputs] == [("CLIP", "CLIP")]
     with pytest.raises(ValidationError, match="`clip` must be a CLIP"):
         CLIPAttentionMultiply.execute(None, 1.0, 1.0, 1.0, 1.0)
+
+
+def test_object_info_equals_comfyui_module_loaded_through_the_compat_layer(tmp_path: Any) -> None:
+    """ComfyUI's own ``nodes_attention_multiply`` (a V3 module) declares the node as ours does, tooltips
+    and description aside. Needs a local git copy of ComfyUI (``COMFY_MIRROR``)."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from nodeloom import Engine
+
+    mirror = os.environ.get("COMFY_MIRROR")
+    if not mirror or shutil.which("git") is None or not Path(mirror).exists():
+        pytest.skip("no local git copy of the ComfyUI repository (set COMFY_MIRROR)")
+    folder = tmp_path / "custom_nodes"
+    folder.mkdir()
+    text = subprocess.run(["git", "-C", mirror, "show", "HEAD:comfy_extras/nodes_attention_multiply.py"],
+                          check=True, capture_output=True, text=True).stdout
+    (folder / "nodes_attention_multiply.py").write_text(text)
+
+    def strip(entry: dict[str, Any]) -> dict[str, Any]:
+        inputs = {name: [spec[0], {k: v for k, v in spec[1].items() if k != "tooltip"}]
+                  for name, spec in entry["input"]["required"].items()}
+        keys = ("output", "output_name", "output_is_list", "category", "display_name", "experimental", "output_node")
+        return {"inputs": inputs, **{k: entry.get(k) for k in keys}}
+
+    with Engine(base_dir=tmp_path / "a", builtin_packs=False, custom_nodes_dirs=[folder]) as theirs, \
+            Engine(base_dir=tmp_path / "b", load_custom_nodes=False) as ours:
+        assert strip(theirs.object_info("CLIPAttentionMultiply")["CLIPAttentionMultiply"]) == \
+            strip(ours.object_info("CLIPAttentionMultiply")["CLIPAttentionMultiply"])
