@@ -144,3 +144,29 @@ def test_templates_widget_values_fit_the_declaration() -> None:
         assert [i["name"] for i in node["inputs"]][:3] == ["model", "positive", "negative"]
         assert len(node["widgets_values"]) == 2
         assert node["outputs"][0]["type"] == "GUIDER"
+
+
+def test_in_the_ltx2_template_graph(tmp_path: Path) -> None:
+    """The LTX-2 text-to-video template's first stage with its CFGGuider swapped for LTXVDualCFGGuider,
+    as the LTX-2.5 templates wire it: equal scales give CFGGuider's latents exactly, a larger audio
+    scale changes the audio and writes the MP4 as well."""
+    from nodeloom.testing.tiny_ltx2 import ltx2_t2v_workflow
+    from tests.nodes.diffusion.family_helpers import engine_for, run_ok
+
+    root = tmp_path / "models"
+    parts = build_tiny_ltx2_av(root)
+    prompt = ltx2_t2v_workflow(parts)
+    guider = prompt["47"]["inputs"]
+
+    def streams(node: dict) -> list[torch.Tensor]:
+        prompt["47"] = node
+        result = run_ok(engine, prompt)
+        return [result.value("80", 0)["samples"], result.value("80", 1)["samples"]]
+
+    with engine_for(tmp_path / "base", root) as engine:
+        plain = streams({"class_type": "CFGGuider", "inputs": dict(guider, cfg=3.0)})
+        inputs = {k: guider[k] for k in ("model", "positive", "negative")}
+        same = streams({"class_type": "LTXVDualCFGGuider", "inputs": dict(inputs, video_cfg=3.0, audio_cfg=3.0)})
+        louder = streams({"class_type": "LTXVDualCFGGuider", "inputs": dict(inputs, video_cfg=3.0, audio_cfg=6.0)})
+    assert all(torch.equal(a, b) for a, b in zip(same, plain))
+    assert not torch.allclose(louder[1], plain[1])
