@@ -30,7 +30,7 @@ __all__ = ["CLIP_PROJECTIONS", "MultipliedClip", "clip_attention_multiply", "cli
 #: CLIPAttentionMultiply's inputs → the projection its factor scales (after ``self_attn.``)
 CLIP_PROJECTIONS = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "out": "out_proj"}
 #: methods of a CLIP value that run its encoders (ComfyUI's and nodeloom's entry points)
-_ENCODING = ("encode", "encode_conditioning", "extra_conditioning", "encode_from_tokens",
+_ENCODING = ("encode", "encode_conditioning", "extra_conditioning", "glyph_states", "encode_from_tokens",
              "encode_from_tokens_scheduled")
 
 

@@ -110,7 +110,8 @@ def test_stream_cfg_rules() -> None:
 
     out = rule.combine(cond, uncond, cfg_fn)
     assert calls == [3.0, 7.0]
-    assert torch.equal(out[..., :6], torch.full((2, 1, 6), 3.0)) and torch.equal(out[..., 6:], torch.full((2, 1, 4), 7.0))
+    assert torch.equal(out[..., :6], torch.full((2, 1, 6), 3.0))
+    assert torch.equal(out[..., 6:], torch.full((2, 1, 4), 7.0))
 
 
 def test_declaration_and_bad_input(av: tuple) -> None:
