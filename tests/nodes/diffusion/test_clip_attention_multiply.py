@@ -171,3 +171,25 @@ def test_object_info_equals_comfyui_module_loaded_through_the_compat_layer(tmp_p
             Engine(base_dir=tmp_path / "b", load_custom_nodes=False) as ours:
         assert strip(theirs.object_info("CLIPAttentionMultiply")["CLIPAttentionMultiply"]) == \
             strip(ours.object_info("CLIPAttentionMultiply")["CLIPAttentionMultiply"])
+
+
+def test_a_flux_clip_patches_its_clip_l_and_leaves_t5(diffusion_services: Any) -> None:
+    """A CLIP value holding another (Flux: CLIP-L in a ClipModel, T5 beside it): the pooled vector
+    (CLIP-L) equals the hand-scaled one, the T5 states are unchanged."""
+    import transformers
+
+    from nodeloom.testing.tiny_lm import build_tiny_tokenizer
+
+    _, sd1, _ = CheckpointLoaderSimple.execute("tiny_sd1.safetensors")
+    tok = build_tiny_tokenizer()
+    torch.manual_seed(0)
+    t5 = transformers.T5EncoderModel(transformers.T5Config(vocab_size=len(tok), d_model=16, d_ff=32, num_layers=1,
+                                                           num_heads=2, d_kv=8)).eval()
+    flux = FluxClip(clip_l=sd1, t5=t5, tokenizer=tok, min_length=8)
+    states, pooled = flux.encode(PROMPT)
+    got_states, got_pooled = CLIPAttentionMultiply.execute(flux, 1.2, 1.0, 0.8, 1.1)[0].encode(PROMPT)
+    scales = {"self_attn.q_proj.weight": 1.2, "self_attn.q_proj.bias": 1.2, "self_attn.v_proj.weight": 0.8,
+              "self_attn.v_proj.bias": 0.8, "self_attn.out_proj.weight": 1.1, "self_attn.out_proj.bias": 1.1}
+    _, want_pooled = _by_hand(clip_modules(flux), scales, lambda: flux.encode(PROMPT))
+    assert torch.equal(got_states, states)
+    assert (got_pooled - pooled).abs().max() > 1e-4 and torch.allclose(got_pooled, want_pooled, atol=1e-6)
