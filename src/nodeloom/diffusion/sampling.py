@@ -35,6 +35,7 @@ from nodeloom.diffusion.models import DiffusionModel, check_model_options
 from nodeloom.diffusion.regions import Region, combine, has_area, is_regional, pair_areas, resolve
 from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
 from nodeloom.diffusion.schedules import denoise_sigmas
+from nodeloom.diffusion.stream_cfg import StreamCfg, stream_cfg_for
 from nodeloom.errors import ValidationError, require
 from nodeloom.models.offload import compute_param
 
@@ -307,16 +308,19 @@ def apply_cfg_patches(model: DiffusionModel, x: torch.Tensor, sigma: torch.Tenso
 
 def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[CondEntry], cfg: float,
             concat: torch.Tensor | None, batch: int, need_uncond: bool = False,
-            dual: tuple[DualCfg, list[CondEntry]] | None = None) -> _Denoiser:
+            dual: tuple[DualCfg, list[CondEntry]] | None = None, streams: StreamCfg | None = None) -> _Denoiser:
     """Classifier-free guidance over the conditioning entries; at cfg 1 the negative prompt is skipped
     unless the sampler reads the unguided estimate (``need_uncond``, as ComfyUI does for CFG++).
-    ``dual`` adds DualCFGGuider's second conditioning (its entries) between the two.
+    ``dual`` adds DualCFGGuider's second conditioning (its entries) between the two; ``streams``
+    guides each stream of a joint latent at its own scale (LTXVDualCFGGuider; ``cfg`` unused then).
 
     An entry with a timestep range acts only while σ lies inside it; a side with no entry acting
     at some σ predicts zeros there, as ComfyUI's does.
     """
     options = model.extra.get("model_options") or {}
     use_neg = need_uncond or not math.isclose(cfg, 1.0) or bool(options.get("disable_cfg1_optimization"))
+    if streams is not None:
+        use_neg = need_uncond or streams.needs_uncond() or bool(options.get("disable_cfg1_optimization"))
     mid: list[CondEntry] = []
     if dual is not None:
         use_neg, use_mid = (True, True) if options.get("disable_cfg1_optimization") else dual[0].needs(cfg)
@@ -405,6 +409,8 @@ def _guided(model: DiffusionModel, unet: Any, pos: list[CondEntry], neg: list[Co
             middle = side(dens, range(n_neg, n_side), x, regs)
             return dual[0].combine(cond, middle, torch.zeros_like(x) if uncond is None else uncond, cfg,
                                    cfg_fn), uncond
+        if streams is not None:
+            return streams.combine(cond, uncond, cfg_fn), uncond
         return cfg_fn(cond, uncond, cfg), uncond
 
     return _Denoiser(denoise)
@@ -556,6 +562,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
                   dual: DualCfg | None = None,
                   noise: torch.Tensor | None = None, walk: Callable[..., torch.Tensor] | None = None,
                   predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                  stream_cfg: tuple[float, ...] | None = None,
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Denoise a LATENT along given ``sigmas`` (ComfyUI's SamplerCustom contract).
 
@@ -565,7 +572,8 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     ``noise`` replaces the seeded initial noise (shaped like the latent; ``seed`` still drives the
     stochastic steps); ``walk`` is a sampler function in :mod:`~nodeloom.diffusion.samplers`' signature
     used instead of ``sampler_name``'s (a pack's own sampler); ``predict(x, sigma)`` replaces the
-    guided estimate (a pack's guider; masks still apply around it).
+    guided estimate (a pack's guider; masks still apply around it); ``stream_cfg`` gives each
+    stream of a joint audio-video latent its own CFG scale (video first; ``cfg`` for any other latent).
     Returns the output LATENT and the denoised estimate of the last step (the output itself when
     nothing ran).
 
@@ -583,6 +591,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     shapes = None
     if is_nested(latent["samples"]):  # audio-video: the streams step as one flat tensor, the adapter splits them
         model, latent, noise, shapes = _pack_joint(model, latent, noise, seed)
+    streams = stream_cfg_for(stream_cfg, shapes)
     raw = latent["samples"]
     sigmas = torch.as_tensor(sigmas, dtype=torch.float32).flatten()
     if len(sigmas) < 2:
@@ -611,7 +620,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     if negative:
         fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), _entries(negative, raw.shape[0], hw, uncond=True), cfg,
                      concat, raw.shape[0], need_uncond=sampler_name in CFG_PP,
-                     dual=(dual, _entries(dual.middle, raw.shape[0], hw)) if dual else None)
+                     dual=(dual, _entries(dual.middle, raw.shape[0], hw)) if dual else None, streams=streams)
     else:
         fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), [], 1.0, concat, raw.shape[0])
     if predict is not None:

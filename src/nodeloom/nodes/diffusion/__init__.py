@@ -94,6 +94,7 @@ from nodeloom.nodes.diffusion.lora import LoraLoader, LoraLoaderModelOnly
 from nodeloom.nodes.diffusion.lotus_nodes import LotusConditioning
 from nodeloom.nodes.diffusion.ltx2_audio_nodes import LTXVAudioVAEDecode, LTXVAudioVAELoader, LTXVEmptyLatentAudio
 from nodeloom.nodes.diffusion.ltx2_nodes import LTXAVTextEncoderLoader, LTXVConcatAVLatent, LTXVSeparateAVLatent
+from nodeloom.nodes.diffusion.ltx2_nodes import LTXVDualCFGGuider
 from nodeloom.nodes.diffusion.ltx_guides import LTXVAddGuide, LTXVCropGuides
 from nodeloom.nodes.diffusion.ltx_nodes import (
     EmptyLTXVLatentVideo,
@@ -121,6 +122,7 @@ from nodeloom.nodes.diffusion.attention_multiply_nodes import (
     UNetSelfAttentionMultiply,
     UNetTemporalAttentionMultiply,
 )
+from nodeloom.nodes.diffusion.attention_multiply_nodes import CLIPAttentionMultiply
 from nodeloom.nodes.diffusion.sampling import KSampler, KSamplerAdvanced
 from nodeloom.nodes.diffusion.skip_layer import SkipLayerGuidanceDiT, SkipLayerGuidanceDiTSimple
 from nodeloom.nodes.diffusion.guided_sampling import DualModelGuider, Ideogram4Scheduler, SamplerLCM
@@ -213,4 +215,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SkipLayerGuidanceDiT, SamplerLCM, Ideogram4Scheduler, DualModelGuider, EasyCache, ModelNoiseScale,
     TemporalScoreRescaling, VideoLinearCFGGuidance, MiniMaxH3SigmaShift, ModelAttentionBackend,
     UNetSelfAttentionMultiply, UNetCrossAttentionMultiply, UNetTemporalAttentionMultiply,
+    LTXVDualCFGGuider, CLIPAttentionMultiply,
 )

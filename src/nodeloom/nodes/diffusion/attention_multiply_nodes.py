@@ -1,6 +1,8 @@
 """ComfyUI's attention-multiply nodes: ``UNetSelfAttentionMultiply``, ``UNetCrossAttentionMultiply``
 and ``UNetTemporalAttentionMultiply`` scale the weights of a model's attention projections for the
-runs that use the patched MODEL (:mod:`nodeloom.diffusion.attention_multiply`).
+runs that use the patched MODEL (:mod:`nodeloom.diffusion.attention_multiply`);
+``CLIPAttentionMultiply`` scales the text encoders' self-attention projections for the encodes of the
+patched CLIP (:mod:`nodeloom.diffusion.clip_attention_multiply`).
 
 ComfyUI picks the weights by name in its own model code, where the SD UNets (SD 1.x/2.x/XL,
 Lotus, SVD) and LTX-Video call them ``attn1``/``attn2`` with ``to_q``/``to_k``/``to_v``/``to_out.0``;
@@ -16,10 +18,12 @@ import logging
 from typing import Any
 
 from nodeloom.diffusion.attention_multiply import AttentionMultiply
+from nodeloom.diffusion.clip_attention_multiply import MultipliedClip, clip_attention_multiply
 from nodeloom.diffusion.models import DiffusionModel
-from nodeloom.node_api import IO, Float, Model, Node, Output, Schema, ValidationError
+from nodeloom.node_api import IO, Clip, Float, Model, Node, Output, Schema, ValidationError
 
-__all__ = ["UNetCrossAttentionMultiply", "UNetSelfAttentionMultiply", "UNetTemporalAttentionMultiply"]
+__all__ = ["CLIPAttentionMultiply", "UNetCrossAttentionMultiply", "UNetSelfAttentionMultiply",
+           "UNetTemporalAttentionMultiply"]
 
 _LOG = logging.getLogger(__name__)
 _CATEGORY = "_for_testing/attention_experiments"
@@ -107,3 +111,24 @@ class UNetTemporalAttentionMultiply(Node):
         factors = (("attn1", "to_out.0", False, float(self_structural)), ("attn1", "to_out.0", True, float(self_temporal)),
                    ("attn2", "to_out.0", False, float(cross_structural)), ("attn2", "to_out.0", True, float(cross_temporal)))
         return (_patched("UNetTemporalAttentionMultiply", model, factors),)
+
+
+class CLIPAttentionMultiply(Node):
+    """Scale the query, key, value and output projections of the text encoders' self-attention
+    layers for the prompts this CLIP encodes. CLIP-L/G take all four factors; Llama-style encoders
+    (Qwen, Gemma, Mistral, Llama) name their output projection `o_proj`, so `out` leaves them
+    unchanged; T5 encoders are unchanged — as in ComfyUI, whose rule reads the same names."""
+
+    SCHEMA = Schema(
+        "CLIPAttentionMultiply", display_name="CLIPAttentionMultiply", category=_CATEGORY, experimental=True,
+        inputs=[Clip("clip", tooltip="The CLIP whose text encoders' self-attention weights are scaled."),
+                _factor("q"), _factor("k"), _factor("v"), _factor("out")],
+        outputs=[Output(IO.CLIP, "CLIP")],
+    )
+
+    @classmethod
+    def execute(cls, clip: Any, q: float, k: float, v: float, out: float) -> tuple[Any, ...]:
+        if clip is None or not callable(getattr(clip, "encode", None)):
+            raise ValidationError("CLIPAttentionMultiply: `clip` must be a CLIP (a loader's text encoder), "
+                                  f"got {type(clip).__name__}")
+        return (MultipliedClip(clip, (clip_attention_multiply(q, k, v, out),)),)

@@ -109,6 +109,9 @@ class Guider:
     #: a guider that forms the guided estimate itself (DualModelGuider): ``predictor(manager)`` is a
     #: context manager giving ``predict(x, sigma)`` for the run; None: CFG over the conditionings
     predictor: Any = field(default=None, compare=False)
+    #: LTXVDualCFGGuider's scale per stream of a joint audio-video latent (video, audio); None, or a
+    #: latent that is not a joint one: ``cfg`` everywhere
+    stream_cfg: tuple[float, ...] | None = None
 
 
 def _sigmas_input(name: str = "sigmas", **kw: Any) -> Custom:
@@ -139,7 +142,7 @@ def _run(guider: Guider, noise: NoiseSource, sampler: SamplerChoice, sigmas: tor
                              positive=guider.positive, negative=guider.negative, add_noise=noise.enabled, manager=mgr,
                              callback=step_progress(steps, guider.model) if steps else None,
                              sampler_options=dict(sampler.options), dual=guider.dual, walk=sampler.walk,
-                             predict=predict)
+                             predict=predict, stream_cfg=guider.stream_cfg)
 
 
 class KSamplerSelect(Node):

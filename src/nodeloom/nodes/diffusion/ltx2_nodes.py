@@ -1,7 +1,9 @@
 """LTX-2's audio-video nodes with ComfyUI's names and inputs: LTXAVTextEncoderLoader (Gemma 3
 and the checkpoint's feature projection as a CLIP), LTXVConcatAVLatent and LTXVSeparateAVLatent
-(a video and an audio latent joined into one LATENT the samplers step together, and split again).
-Model code is :mod:`nodeloom.diffusion.ltx2_text` and :mod:`nodeloom.diffusion.av_latent`."""
+(a video and an audio latent joined into one LATENT the samplers step together, and split again),
+and LTXVDualCFGGuider (a CFG scale per stream of that latent). Model code is
+:mod:`nodeloom.diffusion.ltx2_text`, :mod:`nodeloom.diffusion.av_latent` and
+:mod:`nodeloom.diffusion.stream_cfg`."""
 
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ from nodeloom.diffusion.ltx2_text import PROJECTION_KEY, LTXAVClip, load_gemma3
 from nodeloom.diffusion.single_file import load_weights, read_header
 from nodeloom.diffusion.text_encoders import find_tokenizer
 from nodeloom.errors import ValidationError, require
-from nodeloom.node_api import IO, Combo, Latent, Node, Output, Schema, model_key, services
+from nodeloom.node_api import IO, Combo, Conditioning, Float, Latent, Model, Node, Output, Schema, model_key, services
 from nodeloom.nodes.diffusion._common import file_list
+from nodeloom.nodes.diffusion.custom_sampling import GUIDER, Guider
 
-__all__ = ["LTXAVTextEncoderLoader", "LTXVConcatAVLatent", "LTXVSeparateAVLatent"]
+__all__ = ["LTXAVTextEncoderLoader", "LTXVConcatAVLatent", "LTXVDualCFGGuider", "LTXVSeparateAVLatent"]
 
 
 def _projection(path: Path) -> Any:
@@ -148,3 +151,31 @@ class LTXVSeparateAVLatent(Node):
             if len(masks) > 1 and masks[1] is not None:
                 audio_out["noise_mask"] = masks[1]
         return video_out, audio_out
+
+
+def _scale(name: str, default: float, stream: str) -> Float:
+    return Float(name, default, min=0.0, max=100.0, step=0.1, round=0.01,
+                 tooltip=f"Classifier-free guidance scale of the {stream} stream of the latent.")
+
+
+class LTXVDualCFGGuider(Node):
+    """Classifier-free guidance with separate scales for the video and the audio of an LTX-2
+    audio-video latent. Equal scales, or a latent that is not a joint one (then `video_cfg` alone),
+    guide exactly as CFGGuider does."""
+
+    SCHEMA = Schema(
+        "LTXVDualCFGGuider", display_name="LTXV Dual CFG Guider", category="sampling/custom_sampling/guiders",
+        inputs=[Model("model", tooltip="The model used for denoising."),
+                Conditioning("positive", tooltip="The conditioning describing what to include."),
+                Conditioning("negative", tooltip="The conditioning describing what to exclude."),
+                _scale("video_cfg", 3.0, "video"),
+                _scale("audio_cfg", 7.0, "audio")],
+        outputs=[Output(GUIDER, "GUIDER")],
+    )
+
+    @classmethod
+    def execute(cls, model: Any, positive: list[Any], negative: list[Any], video_cfg: float,
+                audio_cfg: float) -> tuple[Any, ...]:
+        if not negative:
+            raise ValidationError("LTXVDualCFGGuider: `negative` must hold at least one conditioning")
+        return (Guider(model, positive, negative, float(video_cfg), stream_cfg=(float(video_cfg), float(audio_cfg))),)

@@ -26,9 +26,10 @@ class T5TokenizerOptions(Node):
 
     @classmethod
     def execute(cls, clip: Any, min_padding: int, min_length: int) -> tuple[Any, ...]:
-        if not dataclasses.is_dataclass(clip):
+        target = getattr(clip, "__wrapped__", clip)  # a patched CLIP (CLIPAttentionMultiply) clones its own
+        if not dataclasses.is_dataclass(target):
             return (clip,)
-        names = {f.name for f in dataclasses.fields(clip)}
+        names = {f.name for f in dataclasses.fields(target)}
         if "t5" not in names:
             return (clip,)
         changes = {k: int(v) for k, v in (("min_padding", min_padding), ("min_length", min_length)) if k in names}
