@@ -97,19 +97,6 @@ def fill_uncovered(image: np.ndarray, covered: np.ndarray) -> np.ndarray:
     return image[rows, cols]
 
 
-def _texel_points(item: dict[str, torch.Tensor], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The covered texels' rows, columns and surface points (UVs fitted into [0, 1] first)."""
-    verts = item["vertices"].detach().double().cpu().numpy()
-    faces = item["faces"].detach().cpu().long().numpy()
-    uvs = fit_uvs(item["uvs"].detach().double().cpu(), "mesh").numpy()
-    face_index, bary = rasterize_uv(uvs, faces, size)
-    rows, cols = np.nonzero(face_index >= 0)
-    corner = faces[face_index[rows, cols]]
-    w = bary[rows, cols]
-    points = verts[corner[:, 0]] * w[:, :1] + verts[corner[:, 1]] * w[:, 1:2] + verts[corner[:, 2]] * w[:, 2:]
-    return rows, cols, points
-
-
 def _closest_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """The closest point to each ``p`` on the triangle (a, b, c) of its row (all [M, 3]): the
     triangle's Voronoi regions — three corners, three edges, the inside — tested in turn."""
