@@ -35,6 +35,24 @@ def test_ace_step_latents_have_their_families_shapes():
     assert call("EmptyAceStep1.5LatentAudio", seconds=12.51, batch_size=1)["samples"].shape[-1] == round(12.51 * 25)
 
 
+def test_yue2_latent_has_25_frames_a_second():
+    out = call("EmptyYuE2LatentAudio", seconds=120.0, batch_size=2)
+    assert out["samples"].shape == (2, 64, 3000) and out["type"] == "audio" and out["downscale_ratio_temporal"] == 1920
+    assert not out["samples"].any()
+    assert call("EmptyYuE2LatentAudio", seconds=12.34, batch_size=1)["samples"].shape == (1, 64, 308)  # 308.5 → 308
+    assert call("EmptyYuE2LatentAudio", seconds=0.01, batch_size=1)["samples"].shape == (1, 64, 1)  # at least one
+
+
+def test_minimax_music3_latent_converts_acoustic_frames_to_vae_frames():
+    out = call("EmptyMiniMaxMusic3LatentAudio", seconds=120.0, batch_size=1)
+    # 3000 acoustic frames of 960 samples at 24 kHz = 120 s = 5292000 samples at 44.1 kHz = 10335.9 frames of 512
+    assert out["samples"].shape == (1, 128, 10335) and out["type"] == "audio"
+    assert out["downscale_ratio_temporal"] == 512
+    assert call("EmptyMiniMaxMusic3LatentAudio", seconds=1.0, batch_size=3)["samples"].shape == (3, 128, 86)
+    # past 360 s the length stops at 9000 acoustic frames
+    assert audio_latent_length(400.0, "minimax_music3") == audio_latent_length(360.0, "minimax_music3") == 31007
+
+
 def test_pixel_space_and_layered_image_latents():
     hidream = call("EmptyHiDreamO1LatentImage", width=96, height=64, batch_size=2)
     assert hidream["samples"].shape == (2, 3, 64, 96) and not hidream["samples"].any()
@@ -69,7 +87,16 @@ def test_declarations_match_comfyui(image_engine):
     assert hd["batch_size"][1]["max"] == 64
     assert info["EmptyQwenImageLayeredLatentImage"]["input_order"]["required"] == ["width", "height", "layers", "batch_size"]
     assert info["EmptyChromaRadianceLatentImage"]["input"]["required"]["width"][1]["step"] == 16
-    for node in ("EmptyLatentAudio", "EmptyAceStepLatentAudio", "EmptyQwenImageLayeredLatentImage"):
+    yue = info["EmptyYuE2LatentAudio"]
+    assert yue["category"] == "model/latent/yue2" and yue["display_name"] == "Empty YuE2 Latent Audio"
+    assert yue["input"]["required"]["seconds"][1] | {"tooltip": None} == {
+        "default": 120.0, "min": 0.04, "max": 1000.0, "step": 0.04, "tooltip": None}
+    music = info["EmptyMiniMaxMusic3LatentAudio"]
+    assert music["category"] == "model/latent/minimax music"
+    assert music["input"]["required"]["seconds"][1]["max"] == 360.0
+    assert music["input_order"]["required"] == ["seconds", "batch_size"]
+    for node in ("EmptyLatentAudio", "EmptyAceStepLatentAudio", "EmptyQwenImageLayeredLatentImage",
+                 "EmptyYuE2LatentAudio", "EmptyMiniMaxMusic3LatentAudio"):
         assert info[node]["output"] == ["LATENT"]
 
 

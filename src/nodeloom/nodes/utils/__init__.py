@@ -68,7 +68,9 @@ from nodeloom.nodes.utils.empty_latents import (
     EmptyChromaRadianceLatentImage,
     EmptyHiDreamO1LatentImage,
     EmptyLatentAudio,
+    EmptyMiniMaxMusic3LatentAudio,
     EmptyQwenImageLayeredLatentImage,
+    EmptyYuE2LatentAudio,
 )
 from nodeloom.nodes.utils.empty_latents import EmptyLatentHunyuan3Dv2, EmptyTrellis2LatentStructure
 from nodeloom.nodes.utils.geometry import MarigoldV2PostProcess, MoGeGeometryToFOV
@@ -147,6 +149,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     EmptyLatentAudio,
     EmptyAceStepLatentAudio,
     EmptyAceStep15LatentAudio,
+    EmptyYuE2LatentAudio,
+    EmptyMiniMaxMusic3LatentAudio,
     EmptyHiDreamO1LatentImage,
     EmptyChromaRadianceLatentImage,
     EmptyQwenImageLayeredLatentImage,

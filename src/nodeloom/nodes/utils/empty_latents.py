@@ -1,5 +1,5 @@
 """Empty latents of model families whose shape needs no model: Stable Audio's
-(``EmptyLatentAudio``), ACE-Step 1.0 and 1.5 audio, HiDream-O1 and Chroma Radiance (pixel-space
+(``EmptyLatentAudio``), ACE-Step 1.0 and 1.5, YuE2 and MiniMax Music 3 audio, HiDream-O1 and Chroma Radiance (pixel-space
 images), Qwen-Image Layered (a stack of layers). Each is a zero tensor of the shape the family's
 sampler reads, with ComfyUI's node ids, inputs, defaults and extra LATENT keys.
 
@@ -21,21 +21,30 @@ __all__ = [
     "EmptyHiDreamO1LatentImage",
     "EmptyLatentAudio",
     "EmptyLatentHunyuan3Dv2",
+    "EmptyMiniMaxMusic3LatentAudio",
     "EmptyQwenImageLayeredLatentImage",
     "EmptyTrellis2LatentStructure",
+    "EmptyYuE2LatentAudio",
     "audio_latent_length",
 ]
 
 _BATCH_TIP = "The number of latent images in the batch."
 
 # Samples per second and samples per latent frame of each audio family's VAE.
-_AUDIO_RATES = {"stable_audio": (44100, 2048), "ace_step": (44100, 512 * 8), "ace_step_1.5": (48000, 1920)}
+_AUDIO_RATES = {"stable_audio": (44100, 2048), "ace_step": (44100, 512 * 8), "ace_step_1.5": (48000, 1920),
+                "yue2": (48000, 1920), "minimax_music3": (44100, 512)}
+#: MiniMax Music 3 counts its length in 25 Hz acoustic frames (24 kHz audio, hop 960), at most 9000 (360 s);
+#: its VAE latent has one frame per 512 samples of 44.1 kHz audio
+MINIMAX_MUSIC3_FRAME_RATE = 25
+MINIMAX_MUSIC3_MAX_FRAMES = 9000
 
 
 def audio_latent_length(seconds: float, family: str) -> int:
     """Latent frames for ``seconds`` of audio, counted as ComfyUI counts them per family.
 
-    Stable Audio rounds to an even count, ACE-Step 1.0 truncates, ACE-Step 1.5 rounds.
+    Stable Audio rounds to an even count, ACE-Step 1.0 truncates, ACE-Step 1.5 and YuE2 round
+    (YuE2 to at least one frame). MiniMax Music 3 first rounds to its 25 Hz acoustic frames
+    (1..9000), then converts those to 44.1 kHz latent frames, truncating.
 
     Raises:
         ValidationError: ``seconds`` is not positive, or ``family`` is unknown.
@@ -50,6 +59,11 @@ def audio_latent_length(seconds: float, family: str) -> int:
         return round(frames / 2) * 2
     if family == "ace_step":
         return int(frames)
+    if family == "yue2":
+        return max(1, round(frames))
+    if family == "minimax_music3":
+        acoustic = min(MINIMAX_MUSIC3_MAX_FRAMES, max(1, round(seconds * MINIMAX_MUSIC3_FRAME_RATE)))
+        return max(1, int(acoustic * 44100 / 24000 * 960 / 512))
     return round(frames)
 
 
@@ -113,6 +127,46 @@ class EmptyAceStep15LatentAudio(Node):
         length = audio_latent_length(float(seconds), "ace_step_1.5")
         return ({"samples": torch.zeros([_batch(batch_size), 64, length]), "type": "audio",
                  "downscale_ratio_temporal": 1764},)
+
+
+class EmptyYuE2LatentAudio(Node):
+    """An empty YuE2 latent: 64 channels, 25 frames a second (one per 1920 samples at 48 kHz)."""
+
+    SCHEMA = Schema(
+        "EmptyYuE2LatentAudio", display_name="Empty YuE2 Latent Audio", category="model/latent/yue2",
+        inputs=[Float("seconds", 120.0, min=0.04, max=1000.0, step=0.04,
+                      tooltip="The duration of the audio in seconds; YuE2 Generate Music's `seconds` output fits."),
+                Int("batch_size", 1, min=1, max=4096, tooltip=_BATCH_TIP)],
+        outputs=[Output(IO.LATENT, "LATENT", tooltip="Zeros [batch, 64, round(seconds·25)], type audio.")],
+    )
+
+    @classmethod
+    def execute(cls, seconds: float, batch_size: int = 1) -> tuple[Any, ...]:
+        length = audio_latent_length(float(seconds), "yue2")
+        return ({"samples": torch.zeros([_batch(batch_size), 64, length]), "type": "audio",
+                 "downscale_ratio_temporal": 1920},)
+
+
+class EmptyMiniMaxMusic3LatentAudio(Node):
+    """An empty MiniMax Music 3 latent: 128 channels, one frame per 512 samples at 44.1 kHz, for at
+    most 360 seconds (9000 acoustic frames at 25 Hz)."""
+
+    SCHEMA = Schema(
+        "EmptyMiniMaxMusic3LatentAudio", display_name="Empty MiniMax Music3 Latent Audio",
+        category="model/latent/minimax music",
+        description="An empty MiniMax Music 3 audio latent as long as the requested duration.",
+        inputs=[Float("seconds", 120.0, min=0.04, max=MINIMAX_MUSIC3_MAX_FRAMES / MINIMAX_MUSIC3_FRAME_RATE,
+                      step=0.04, tooltip="The duration of the audio in seconds (at most 360); MiniMax Music3 Text"
+                                         " Encode's `seconds` output fits."),
+                Int("batch_size", 1, min=1, max=4096, tooltip=_BATCH_TIP)],
+        outputs=[Output(IO.LATENT, "LATENT", tooltip="Zeros [batch, 128, length], type audio.")],
+    )
+
+    @classmethod
+    def execute(cls, seconds: float, batch_size: int = 1) -> tuple[Any, ...]:
+        length = audio_latent_length(float(seconds), "minimax_music3")
+        return ({"samples": torch.zeros([_batch(batch_size), 128, length]), "type": "audio",
+                 "downscale_ratio_temporal": 512},)
 
 
 class EmptyHiDreamO1LatentImage(Node):
