@@ -68,6 +68,7 @@ from nodeloom.nodes.diffusion.perp_neg import PerpNegGuider
 from nodeloom.nodes.diffusion.edit_models import (
     FluxKontextImageScale,
     FluxKontextMultiReferenceLatentMethod,
+    FluxKVCache,
     ReferenceLatent,
 )
 from nodeloom.nodes.diffusion.align_your_steps import AlignYourStepsScheduler
@@ -190,7 +191,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ControlNetLoader, ControlNetApplyAdvanced, ControlNetApply, Canny,
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
-    ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, CFGNorm,
+    ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, FluxKVCache, CFGNorm,
     CFGZeroStar, RescaleCFG, CFGOverride, Mahiro, TCFG, APG, ModelSamplingDiscrete, PerpNegGuider,
     AlignYourStepsScheduler, RenormCFG,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,

@@ -1,16 +1,19 @@
 """Reference-image nodes of the edit models, with ComfyUI's names: ReferenceLatent (a guiding latent
 added to the conditioning; chain several for several references), FluxKontextMultiReferenceLatentMethod
-(how several references are placed) and FluxKontextImageScale (resize to the Kontext resolution
-closest to the image's aspect)."""
+(how several references are placed), FluxKontextImageScale (resize to the Kontext resolution
+closest to the image's aspect) and FluxKVCache (the references' attention keys and values computed
+once per run on Flux.2, :mod:`nodeloom.diffusion.reference_kv`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from nodeloom.node_api import IO, Combo, Conditioning, Image, Latent, Node, Output, Schema
+from nodeloom.diffusion.reference_kv import ReferenceKVCache
+from nodeloom.node_api import IO, Combo, Conditioning, Image, Latent, Model, Node, Output, Schema, ValidationError
 from nodeloom.ops.resample import upscale
 
-__all__ = ["FluxKontextImageScale", "FluxKontextMultiReferenceLatentMethod", "KONTEXT_RESOLUTIONS", "ReferenceLatent"]
+__all__ = ["FluxKVCache", "FluxKontextImageScale", "FluxKontextMultiReferenceLatentMethod", "KONTEXT_RESOLUTIONS",
+           "ReferenceLatent"]
 
 #: the (width, height) pairs Flux.1 Kontext was trained at, about one megapixel each
 KONTEXT_RESOLUTIONS = [(672, 1568), (688, 1504), (720, 1456), (752, 1392), (800, 1328), (832, 1248), (880, 1184),
@@ -55,7 +58,8 @@ class FluxKontextMultiReferenceLatentMethod(Node):
         inputs=[Conditioning("conditioning", tooltip="The conditioning holding the reference latents."),
                 Combo("reference_latents_method", ["offset", "index", "uxo/uno", "index_timestep_zero"],
                       tooltip="offset: beside/below each other at index 1; index: index 1, 2, ...; uxo/uno: past the"
-                              " image; index_timestep_zero: index, references modulated at timestep 0 (Qwen-Image-Edit 2511).")],
+                              " image; index_timestep_zero: index, references modulated at timestep 0 (Qwen-Image-Edit"
+                              " 2511, Flux.2 Klein KV).")],
         outputs=[Output(IO.CONDITIONING, "CONDITIONING")],
     )
 
@@ -79,3 +83,26 @@ class FluxKontextImageScale(Node):
         aspect = image.shape[2] / image.shape[1]
         _, width, height = min((abs(aspect - w / h), w, h) for w, h in KONTEXT_RESOLUTIONS)
         return (upscale(image.movedim(-1, 1), width, height, "lanczos", "center").movedim(1, -1),)
+
+
+class FluxKVCache(Node):
+    """Reference images' attention keys and values computed once per sampling run on Flux.2: the
+    first step runs them (modulated at timestep 0) and keeps their keys and values, later steps run
+    the image and text tokens only and attend to the kept ones. Made for the Flux.2 Klein KV model;
+    on other Flux.2 models the later steps are an approximation."""
+
+    SCHEMA = Schema(
+        "FluxKVCache", display_name="Flux KV Cache", category="", experimental=True,
+        inputs=[Model("model", tooltip="The Flux.2 model whose reference images' keys and values are kept per run.")],
+        outputs=[Output(IO.MODEL, "MODEL", tooltip="The model with the reference KV cache on.")],
+    )
+
+    @classmethod
+    def execute(cls, model: Any) -> tuple[Any, ...]:
+        if getattr(model, "family", None) != "flux2":
+            raise ValidationError(f"FluxKVCache: `model` must be a Flux.2 model (Klein or dev); got a "
+                                  f"{getattr(model, 'family', type(model).__name__)} model")
+        out = model.clone(fast_path=False)
+        kept = tuple(p for p in out.extra.get("attn_patches", ()) if not isinstance(p, ReferenceKVCache))
+        out.extra["attn_patches"] = kept + (ReferenceKVCache(),)
+        return (out,)
