@@ -16,7 +16,8 @@ transformers) on an image input ``[B, C, H, W]``; the rolls act on the last two 
   middle values for an even count), ``window`` (each pass weighted by a Hann bump periodic over
   the patch, centred half a patch from that pass's own seams, weights normalised over the passes).
 * Edges: the rolls wrap around, so a strip one patch wide along each border keeps the natural
-  prediction; a 4-position ramp fades the blend in behind it. ``strength`` mixes the two.
+  prediction; a 4-position ramp fades the blend in behind it. ``strength`` mixes the two. An input
+  under 67 positions along either axis has no such inner part: its calls run once, unchanged.
 
 Model code: imports no node class, engine or adapter.
 """
@@ -149,6 +150,9 @@ class PatchSeamSmoothing:
                 f"HiDream-O1 Patch Seam Smoothing works on image inputs [B, C, H, W]; this model's input has shape "
                 f"{tuple(x.shape)} (video and joint audio-video latents are not supported)")
         pred = run(x)
+        ramp = self._ramp(*pred.shape[-2:])
+        if not bool(ramp.any()):  # no position a patch away from every border: the blend would not show
+            return pred
         level = self.level(s)
         preds = []
         for dy, dx in self.levels[level]:
@@ -159,7 +163,7 @@ class PatchSeamSmoothing:
             preds.append(torch.roll(rolled, shifts=(-dy, -dx), dims=(-2, -1)))
         self.smoothed_calls += 1
         blended = self.combine(preds, level)
-        mask = self._ramp(*pred.shape[-2:]).to(pred.device) * self.strength
+        mask = ramp.to(pred.device) * self.strength
         return (pred.float() * (1 - mask) + blended * mask).to(pred.dtype)
 
 

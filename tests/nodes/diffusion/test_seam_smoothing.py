@@ -248,3 +248,18 @@ def test_tiny_sd_run_departs_from_the_plain_run_only_at_gated_steps(chain):
             departed = True
         elif not departed:
             assert torch.equal(out_plain, out_smooth)
+
+
+def test_inputs_without_an_inner_part_run_once():
+    calls = []
+
+    def adapter(module, x, sigma, group):
+        calls.append(tuple(x.shape))
+        return x * torch.linspace(0.5, 1.5, x.shape[-1])
+
+    model = DiffusionModel(_Anchor(), "test_flow", FlowSampling(shift=1.0, multiplier=1.0), 1.0, adapter=adapter)
+    (patched,) = HiDreamO1PatchSeamSmoothing.execute(model, 0.5, 1.0, "single_shift", "4", "average", 1.0)
+    latent = {"samples": torch.zeros(1, 2, 66, 80)}  # 66 rows: no row lies beyond 32 + 1 of both borders
+    outs = [sample_sigmas(m, latent, torch.tensor([0.4, 0.0]), seed=SEED, cfg=1.0, sampler_name="euler",
+                          positive=POS, negative=[])[0]["samples"] for m in (patched, model)]
+    assert len(calls) == 2 and torch.equal(outs[0], outs[1])
