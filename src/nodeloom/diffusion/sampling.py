@@ -14,6 +14,7 @@ with ``seed`` (:func:`prepare_noise`), stochastic steps from a second generator 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -225,7 +226,10 @@ def _predict(model: DiffusionModel, unet: Any, group: ModelCall, x: torch.Tensor
     ctx, added = group.context, group.added
     residuals = control_residuals(model, [e.extra.get("control") for e in group.entries], xin_all, t, ctx, added, sigma)
     _before_call(model, sigma, group, x)  # IP-Adapter: the step's sigma and the call's uncond rows
-    out = unet_forward(model, unet, xin_all, t, ctx, added, residuals).float()
+    run = functools.partial(unet_forward, model, unet, t=t, ctx=ctx, added=added, residuals=residuals)
+    for wrap in reversed(model.extra.get("unet_wrappers", ())):  # wrap(run, x, sigma=σ); the first filed is outermost
+        run = functools.partial(wrap, run, sigma=sigma)
+    out = run(xin_all).float()
     x_all = x.repeat(n, 1, 1, 1)
     if prediction == "v_prediction":
         den = x_all / (sigma ** 2 + 1) - out * sigma / torch.sqrt(sigma ** 2 + 1)

@@ -129,6 +129,7 @@ from nodeloom.nodes.diffusion.skip_layer import SkipLayerGuidanceDiT, SkipLayerG
 from nodeloom.nodes.diffusion.guided_sampling import DualModelGuider, Ideogram4Scheduler, SamplerLCM
 from nodeloom.nodes.diffusion.model_tweaks import (
     EasyCache,
+    HiDreamO1PatchSeamSmoothing,
     MiniMaxH3SigmaShift,
     ModelAttentionBackend,
     ModelNoiseScale,
@@ -215,6 +216,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ReplaceVideoLatentFrames, NormalizeVideoLatentStart, SeedVR2TemporalChunk, SeedVR2TemporalMerge,
     SkipLayerGuidanceDiT, SamplerLCM, Ideogram4Scheduler, DualModelGuider, EasyCache, ModelNoiseScale,
     TemporalScoreRescaling, VideoLinearCFGGuidance, MiniMaxH3SigmaShift, ModelAttentionBackend,
+    HiDreamO1PatchSeamSmoothing,
     UNetSelfAttentionMultiply, UNetCrossAttentionMultiply, UNetTemporalAttentionMultiply,
     LTXVDualCFGGuider, CLIPAttentionMultiply,
 )

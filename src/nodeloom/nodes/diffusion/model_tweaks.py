@@ -1,10 +1,12 @@
 """MODEL patches of newer ComfyUI templates, with ComfyUI's node ids and inputs:
 TemporalScoreRescaling (TSR), VideoLinearCFGGuidance, EasyCache (a step cache), ModelNoiseScale
-(the absolute training noise scale), MiniMaxH3SigmaShift (video/audio flow shifts) and
-ModelAttentionBackend (the dense attention implementation).
+(the absolute training noise scale), MiniMaxH3SigmaShift (video/audio flow shifts),
+ModelAttentionBackend (the dense attention implementation) and HiDreamO1PatchSeamSmoothing
+(shifted-grid passes late in sampling).
 
 Each node returns a clone and never changes the MODEL it was given; the math lives in
-:mod:`nodeloom.diffusion.score_patches` and :mod:`nodeloom.diffusion.easycache`.
+:mod:`nodeloom.diffusion.score_patches`, :mod:`nodeloom.diffusion.easycache` and
+:mod:`nodeloom.diffusion.seam_smoothing`.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from nodeloom.diffusion.easycache import EasyCache as EasyCacheAdapter
 from nodeloom.diffusion.flow import FlowSampling
 from nodeloom.diffusion.models import DiffusionModel
 from nodeloom.diffusion.score_patches import temporal_score_rescaling, video_linear_cfg
+from nodeloom.diffusion.seam_smoothing import BLENDS, PASS_LEVELS, PATTERNS, PatchSeamSmoothing, SeamAdapter
 from nodeloom.node_api import IO, Boolean, Combo, Float, Model, Node, Output, Schema, ValidationError
 
-__all__ = ["ATTENTION_BACKENDS", "EasyCache", "MiniMaxH3SigmaShift", "ModelAttentionBackend", "ModelNoiseScale",
+__all__ = ["ATTENTION_BACKENDS", "EasyCache", "HiDreamO1PatchSeamSmoothing", "MiniMaxH3SigmaShift", "ModelAttentionBackend", "ModelNoiseScale",
            "TemporalScoreRescaling", "VideoLinearCFGGuidance"]
 
 log = logging.getLogger(__name__)
@@ -178,3 +181,54 @@ class ModelAttentionBackend(Node):
         patched.extra["attention_backend"] = "pytorch attention"
         patched.extra["attention_backend_requested"] = attention
         return (patched,)
+
+
+class HiDreamO1PatchSeamSmoothing(Node):
+    """Late in sampling (σ between the `start_percent` and `end_percent` points of the schedule), each model call is also run on its input rolled by a few offsets against the 32-position patch grid; the rolled-back predictions are blended (mean, Hann-window weights or per-element median) and mixed in by `strength`, away from a one-patch strip along the borders where the rolls wrap around. This averages out the patch seams of HiDream-O1; it wraps any image model (the UNet's output, or a flow transformer's velocity) and refuses video latents when sampling reaches a gated step."""
+
+    SCHEMA = Schema(
+        "HiDreamO1PatchSeamSmoothing", display_name="HiDream-O1 Patch Seam Smoothing", category="advanced/model",
+        experimental=True,
+        description="Blends the model's predictions over several shifted positions of the 32-pixel patch grid in "
+                    "the last part of sampling, so the seams between HiDream-O1's patches cancel out.",
+        inputs=[Model("model", tooltip="The model whose predictions are smoothed (cloned; the input stays as it is)."),
+                Float("start_percent", 0.8, min=0.0, max=1.0, step=0.01,
+                      tooltip="Point of the sampling run (0 = first step, 1 = last) from which the shifted passes "
+                              "are blended in."),
+                Float("end_percent", 1.0, min=0.0, max=1.0, step=0.01,
+                      tooltip="Point of the sampling run after which the model runs plainly again."),
+                Combo("pattern", list(PATTERNS), default="single_shift",
+                      tooltip="Offsets of the passes. single_shift keeps one pass on the model's own grid and moves "
+                              "the others; symmetric moves every pass, spread evenly around the grid."),
+                Combo("passes", list(PASS_LEVELS), default="2",
+                      tooltip="Passes per smoothed call: 2 or 4 throughout, or ramp_2_4 / ramp_2_4_8 to add passes "
+                              "as the run nears its end, where seams show most."),
+                Combo("blend", list(BLENDS), default="average",
+                      tooltip="How the passes combine: average (equal weights), window (each pass counts most "
+                              "away from its own patch borders) or median (per value; an outlying pass is ignored)."),
+                Float("strength", 1.0, min=0.0, max=1.0, step=0.01,
+                      tooltip="Mix between the plain prediction (0) and the blended one (1).")],
+        outputs=[Output(IO.MODEL, "MODEL")],
+    )
+
+    @classmethod
+    def execute(cls, model: DiffusionModel, start_percent: float, end_percent: float, pattern: str = "single_shift",
+                passes: str = "2", blend: str = "average", strength: float = 1.0) -> tuple[Any, ...]:
+        if float(strength) <= 0.0 or float(end_percent) <= float(start_percent):
+            return (model,)
+        smoothing = PatchSeamSmoothing(float(model.sampling.percent_to_sigma(float(start_percent))),
+                                       float(model.sampling.percent_to_sigma(float(end_percent))),
+                                       pattern, passes, blend, float(strength))
+        if model.adapter is None:  # a UNet: around the UNet's call, inside any wrapper filed before
+            patched = model.clone()
+            patched.extra["unet_wrappers"] = tuple(patched.extra.get("unet_wrappers", ())) + (smoothing,)
+            return (patched,)
+        adapter = model.adapter
+        if isinstance(adapter, EasyCacheAdapter):
+            # a step cache decides per step before any model call, so it stays outside the shifted passes
+            # (as ComfyUI runs its cache around the model calls): rebuild it around the smoothed adapter
+            cache = EasyCacheAdapter(SeamAdapter(adapter.adapter, smoothing), adapter.reuse_threshold,
+                                     adapter.start_percent, adapter.end_percent, model.sampling,
+                                     verbose=adapter.verbose)
+            return (model.clone(adapter=cache),)
+        return (model.clone(adapter=SeamAdapter(adapter, smoothing)),)
