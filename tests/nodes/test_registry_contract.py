@@ -8,6 +8,7 @@ import json
 import pytest
 
 from nodeloom import Engine
+from tests.nodes.conftest import EMPTY_CATEGORY_IN_COMFYUI
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +75,8 @@ def test_function_signature_accepts_declared_inputs(engine):
     assert problems == []
 
 
-#: nodes ComfyUI itself declares with an empty category (the frontend lists them at the library's root)
-_EMPTY_CATEGORY_IN_COMFYUI = {"FluxKVCache"}
-
-
 def test_ids_unique_and_categories_set(engine):
     ids = [n for p in engine.registry.packs for n in p.node_ids]
     assert len(ids) == len(set(ids))
     for ct, cls in _builtin(engine).items():
-        assert getattr(cls, "CATEGORY", "") or ct in _EMPTY_CATEGORY_IN_COMFYUI, ct
+        assert getattr(cls, "CATEGORY", "") or ct in EMPTY_CATEGORY_IN_COMFYUI, ct
