@@ -69,6 +69,7 @@ from nodeloom.nodes.diffusion.edit_models import (
     FluxKontextImageScale,
     FluxKontextMultiReferenceLatentMethod,
     FluxKVCache,
+    HiDreamO1ReferenceImages,
     ReferenceLatent,
 )
 from nodeloom.nodes.diffusion.align_your_steps import AlignYourStepsScheduler
@@ -192,7 +193,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ControlNetLoader, ControlNetApplyAdvanced, ControlNetApply, Canny,
     UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, QuadrupleCLIPLoader,
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
-    ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, FluxKVCache, CFGNorm,
+    ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, FluxKVCache,
+    HiDreamO1ReferenceImages, CFGNorm,
     CFGZeroStar, RescaleCFG, CFGOverride, Mahiro, TCFG, APG, ModelSamplingDiscrete, PerpNegGuider,
     AlignYourStepsScheduler, RenormCFG,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,

@@ -1,7 +1,8 @@
 """Reference-image nodes of the edit models, with ComfyUI's names: ReferenceLatent (a guiding latent
 added to the conditioning; chain several for several references), FluxKontextMultiReferenceLatentMethod
 (how several references are placed), FluxKontextImageScale (resize to the Kontext resolution
-closest to the image's aspect) and FluxKVCache (the references' attention keys and values computed
+closest to the image's aspect), HiDreamO1ReferenceImages (reference images on both sides of a
+HiDream-O1 edit) and FluxKVCache (the references' attention keys and values computed
 once per run on Flux.2, :mod:`nodeloom.diffusion.reference_kv`)."""
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from nodeloom.diffusion.reference_kv import ReferenceKVCache
-from nodeloom.node_api import IO, Combo, Conditioning, Image, Latent, Model, Node, Output, Schema, ValidationError
+from nodeloom.node_api import IO, Combo, Conditioning, Custom, Image, Latent, Model, Node, Output, Schema, ValidationError
+from nodeloom.nodes.utils.logic import autogrow, group_values
 from nodeloom.ops.resample import upscale
 
-__all__ = ["FluxKVCache", "FluxKontextImageScale", "FluxKontextMultiReferenceLatentMethod", "KONTEXT_RESOLUTIONS",
-           "ReferenceLatent"]
+__all__ = ["FluxKVCache", "FluxKontextImageScale", "FluxKontextMultiReferenceLatentMethod", "HiDreamO1ReferenceImages",
+           "KONTEXT_RESOLUTIONS", "ReferenceLatent"]
 
 #: the (width, height) pairs Flux.1 Kontext was trained at, about one megapixel each
 KONTEXT_RESOLUTIONS = [(672, 1568), (688, 1504), (720, 1456), (752, 1392), (800, 1328), (832, 1248), (880, 1184),
@@ -106,3 +108,45 @@ class FluxKVCache(Node):
         kept = tuple(p for p in out.extra.get("attn_patches", ()) if not isinstance(p, ReferenceKVCache))
         out.extra["attn_patches"] = kept + (ReferenceKVCache(),)
         return (out,)
+
+
+#: HiDream-O1 takes up to ten reference images
+_HIDREAM_O1_IMAGES = [f"image_{i}" for i in range(1, 11)]
+
+
+class HiDreamO1ReferenceImages(Node):
+    """Add reference images to both conditionings of a HiDream-O1 edit: one image for an instruction
+    edit, several (up to ten) for subject-driven generation. The pixel-space images themselves are
+    appended to each entry's ``reference_latents``, in socket order, after any already there."""
+
+    SCHEMA = Schema(
+        "HiDreamO1ReferenceImages", display_name="HiDream-O1 Reference Images", category="conditioning/image",
+        inputs=[Conditioning("positive", tooltip="The positive conditioning to add the images to."),
+                Conditioning("negative", tooltip="The negative conditioning to add the same images to."),
+                Custom("COMFY_AUTOGROW_V3", "images", tooltip="The reference images; a new socket appears for each"
+                                                              " one connected (1: instruction edit, 2-10: several"
+                                                              " references).",
+                       **autogrow("IMAGE", names=_HIDREAM_O1_IMAGES, min_count=1, template_id="image"))],
+        outputs=[Output(IO.CONDITIONING, "positive", tooltip="The positive conditioning with the references."),
+                 Output(IO.CONDITIONING, "negative", tooltip="The negative conditioning with the references.")],
+    )
+
+    @classmethod
+    def execute(cls, positive: list[Any], negative: list[Any], **inputs: Any) -> tuple[Any, ...]:
+        given = group_values(inputs, "images")
+        refs = []
+        for name in _HIDREAM_O1_IMAGES:
+            image = given.get(name)
+            if image is None:
+                continue
+            if getattr(image, "ndim", 0) != 4 or image.shape[-1] not in (3, 4):
+                raise ValidationError(f"`images.{name}` must be an IMAGE [B, H, W, C]; got "
+                                      f"{tuple(getattr(image, 'shape', ())) or type(image).__name__}")
+            refs.append(image)
+        if not refs:
+            raise ValidationError("`images` needs at least one reference image (image_1)")
+
+        def add(extra: dict[str, Any]) -> dict[str, Any]:
+            return {"reference_latents": list(extra.get("reference_latents", [])) + refs}
+
+        return (_with_extra(positive, add), _with_extra(negative, add))

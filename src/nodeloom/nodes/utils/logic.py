@@ -36,11 +36,12 @@ VALUE_NAMES = list(string.ascii_lowercase)
 
 
 def autogrow(io_type: str, names: list[str] | None = None, *, prefix: str | None = None, min_count: int = 1,
-             max_count: int | None = None, optional: bool = False) -> dict[str, Any]:
+             max_count: int | None = None, optional: bool = False, template_id: str = "value") -> dict[str, Any]:
     """The options of a frontend Autogrow group: sockets of ``io_type`` (``"*"``: any) added as
-    links arrive; the first ``min_count`` are required unless the template is ``optional``."""
+    links arrive; the first ``min_count`` are required unless the template is ``optional``.
+    ``template_id`` is the template input's id, as the node's ComfyUI declaration names it."""
     spec = [ANY if io_type == "*" else io_type, {}]
-    template: dict[str, Any] = {"input": {"optional" if optional else "required": {"value": spec}}, "min": min_count}
+    template: dict[str, Any] = {"input": {"optional" if optional else "required": {template_id: spec}}, "min": min_count}
     if names:
         template["names"] = names
     if prefix:
