@@ -71,6 +71,7 @@ from nodeloom.nodes.diffusion.edit_models import (
     FluxKVCache,
     HiDreamO1ReferenceImages,
     ReferenceLatent,
+    ReferenceMultiLatent,
 )
 from nodeloom.nodes.diffusion.align_your_steps import AlignYourStepsScheduler
 from nodeloom.nodes.diffusion.cfg_nodes import APG, TCFG, CFGOverride, CFGZeroStar, Mahiro, RenormCFG, RescaleCFG
@@ -195,6 +196,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, FluxKVCache,
     HiDreamO1ReferenceImages, CFGNorm,
+    ReferenceMultiLatent,
     CFGZeroStar, RescaleCFG, CFGOverride, Mahiro, TCFG, APG, ModelSamplingDiscrete, PerpNegGuider,
     AlignYourStepsScheduler, RenormCFG,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
