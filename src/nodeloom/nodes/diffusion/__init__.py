@@ -98,7 +98,7 @@ from nodeloom.nodes.diffusion.lotus_nodes import LotusConditioning
 from nodeloom.nodes.diffusion.ltx2_audio_nodes import LTXVAudioVAEDecode, LTXVAudioVAELoader, LTXVEmptyLatentAudio
 from nodeloom.nodes.diffusion.ltx2_nodes import LTXAVTextEncoderLoader, LTXVConcatAVLatent, LTXVSeparateAVLatent
 from nodeloom.nodes.diffusion.ltx2_nodes import LTXVDualCFGGuider
-from nodeloom.nodes.diffusion.ltx_guides import LTXVAddGuide, LTXVCropGuides
+from nodeloom.nodes.diffusion.ltx_guides import GetICLoRAParameters, LTXVAddGuide, LTXVCropGuides
 from nodeloom.nodes.diffusion.ltx_nodes import (
     EmptyLTXVLatentVideo,
     LTXVConditioning,
@@ -205,6 +205,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     LTXVImgToVideoInplace, LTXVAudioVAELoader, LTXVEmptyLatentAudio, LTXVAudioVAEDecode, LatentUpscaleModelLoader,
     LTXVLatentUpsampler,
     LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
+    GetICLoRAParameters,
     LTXAVTextEncoderLoader, LTXVConcatAVLatent, LTXVSeparateAVLatent,
     CLIPTextEncodeFlux, T5TokenizerOptions,
     CLIPTextEncodeHiDream,
