@@ -58,3 +58,30 @@ def test_declaration_is_comfyuis(image_engine):
     assert info["output"] == ["IC_LORA_PARAMETERS"] and info["output_name"] == ["iclora_parameters"]
     guide = image_engine.object_info()["LTXVAddGuide"]
     assert guide["input"]["optional"]["iclora_parameters"][0] == "IC_LORA_PARAMETERS"
+
+
+def test_a_lora_loaders_model_carries_the_files_metadata_through_a_graph(tmp_path):
+    """UNETLoader → LoraLoaderModelOnly (a file with metadata) → GetICLoRAParameters on a tiny Flux."""
+    import copy
+
+    from safetensors.torch import save_file
+
+    from nodeloom.testing.tiny_families import FLUX_DEV_WORKFLOW, build_tiny_flux
+    from tests.nodes.diffusion.family_helpers import engine_for, lora_pair, run_ok
+
+    torch.set_num_threads(1)
+    models = tmp_path / "models"
+    parts = build_tiny_flux(models)
+    down, up = lora_pair(parts["transformer"].state_dict(), "transformer_blocks.0.attn.to_out.0.weight", seed=5)
+    (models / "loras").mkdir()
+    save_file({"lora_unet_double_blocks_0_img_attn_proj.lora_down.weight": down,
+               "lora_unet_double_blocks_0_img_attn_proj.lora_up.weight": up},
+              str(models / "loras" / "ic.safetensors"), metadata={"reference_downscale_factor": "2"})
+    prompt = {"1": copy.deepcopy(FLUX_DEV_WORKFLOW["1"]),
+              "2": {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["1", 0], "lora_name": "ic.safetensors",
+                                                                     "strength_model": 1.0}},
+              "3": {"class_type": "GetICLoRAParameters", "inputs": {"iclora_model": ["2", 0]}},
+              "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}}}
+    with engine_for(tmp_path / "engine", models) as engine:
+        result = run_ok(engine, prompt)
+    assert result.value("3") == {"reference_downscale_factor": 2}
