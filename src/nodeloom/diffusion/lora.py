@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from nodeloom.errors import ValidationError, require
 
-__all__ = ["LoraFile", "LoraPatch", "lora_active", "read_lora", "unload_lora"]
+__all__ = ["LoraFile", "LoraPatch", "file_metadata", "lora_active", "read_lora", "unload_lora"]
 
 _KOHYA_PARTS = {"lora_unet_": "unet", "lora_te_": "text_encoder", "lora_te1_": "text_encoder", "lora_te2_": "text_encoder_2"}
 #: the factor tensors of each LyCORIS kind, as its files and PEFT's layers name them
@@ -40,6 +40,9 @@ class LoraFile:
     kind: str = "lora"
     #: the key prefix of the denoiser's weights ("unet"; "transformer" for flow families)
     prefix: str = "unet"
+    #: the file's safetensors header metadata (training parameters such as an IC-LoRA's
+    #: ``reference_downscale_factor``); empty for pickle files and files without any
+    metadata: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -64,17 +67,32 @@ _FLOW_MIXINS = {"flux": "FluxLoraLoaderMixin", "z_image": "ZImageLoraLoaderMixin
 
 def read_lora(path: str | Path, unet_config: Any, sdxl: bool, family: str | None = None) -> LoraFile:
     """Read and convert a LoRA file (kohya ``lora_unet_*``/``lora_te*``, diffusers, PEFT, LyCORIS LoHa/LoKr;
-    for the flow families of :data:`_FLOW_MIXINS`, the formats diffusers reads for them).
+    for the flow families of :data:`_FLOW_MIXINS`, the formats diffusers reads for them); the file's
+    safetensors metadata is kept on the result.
 
     Raises:
         ValidationError: the file holds no LoRA weights diffusers can map.
     """
     from nodeloom.diffusion.checkpoint import load_state_dict
 
-    diffusers = require("diffusers", "diffusion")
     p = Path(path)
     raw = load_state_dict(p)
     name = "nl_" + hashlib.sha1(f"{p.resolve()}:{p.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    return replace(_read_lora_weights(raw, name, p, unet_config, sdxl, family), metadata=file_metadata(p))
+
+
+def file_metadata(path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file's header (empty for other files or none there)."""
+    if path.suffix.lower() not in (".safetensors", ".sft"):
+        return {}
+    safetensors = require("safetensors", "diffusion")
+    with safetensors.safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def _read_lora_weights(raw: dict[str, Any], name: str, p: Path, unet_config: Any, sdxl: bool,
+                       family: str | None) -> LoraFile:
+    diffusers = require("diffusers", "diffusion")
     if family in _FLOW_MIXINS:
         return _read_flow_lora(raw, name, p.name, family)
     for kind, marker in (("lokr", ".lokr_"), ("loha", ".hada_")):

@@ -113,6 +113,34 @@ def test_klein_edit_reference_matches_the_pipeline(tmp_path, flux2):
     assert (ours - unref).abs().max() > 1e-3  # the reference changed the result
 
 
+def test_reference_multi_latent_wiring_equals_scale_encode_and_reference_latent(tmp_path, flux2):
+    """The Flux Klein edit template's ReferenceMultiLatent wiring (resize, its `empty_latent` into the
+    sampler) on the tiny Flux.2 files samples exactly what ImageScaleToTotalPixels (lanczos, steps of 16)
+    → VAEEncode → ReferenceLatent on both sides → EmptyFlux2LatentImage of that size does."""
+    from PIL import Image as PILImage
+
+    models, _ = flux2
+    base = tmp_path / "engine"
+    (base / "input").mkdir(parents=True)
+    pixels = (torch.rand(90, 120, 3, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8).numpy()
+    PILImage.fromarray(pixels).save(base / "input" / "flux2_input.png")
+    chained = copy.deepcopy(FLUX2_KLEIN_EDIT_WORKFLOW)
+    chained["15"]["inputs"]["upscale_method"] = "lanczos"
+    multi = copy.deepcopy(chained)
+    multi["20"] = {"class_type": "ReferenceMultiLatent", "inputs": {
+        "positive": ["4", 0], "negative": ["5", 0], "vae": ["3", 0], "resolution": "resize",
+        "resolution.megapixels": 0.01, "images.image0": ["14", 0]}}
+    multi["6"]["inputs"].update(positive=["20", 0], negative=["20", 1])
+    multi["11"]["inputs"]["latent_image"] = ["20", 2]
+    want = _run(base, models, chained)
+    got = _run(base, models, multi)
+    refs = got.value("20")[0][1]["reference_latents"]
+    assert len(refs) == 1 and torch.equal(refs[0], want.value("16")["samples"])
+    assert got.value("20", 1)[0][1]["reference_latents"][0] is refs[0]
+    assert torch.equal(got.value("20", 2)["samples"], want.value("9")["samples"])
+    assert torch.equal(got.value("11")["samples"], want.value("11")["samples"])
+
+
 def test_dev_template_workflow_matches_the_diffusers_pipeline(tmp_path, flux2):
     """Flux.2 dev: the Mistral encoder's layers 10/20/30 side by side over 512 tokens of the release's
     chat format; FluxGuidance's value reaches the guidance embedder. The prompt states are handed to

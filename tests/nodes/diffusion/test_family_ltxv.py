@@ -410,3 +410,23 @@ def test_prompts_of_different_lengths_share_one_transformer_call(tmp_path, ltxv,
     separate = _run(tmp_path / "separate", models, copy.deepcopy(prompt))
     assert calls == [1, 1] * steps
     assert (batched.value("72")["samples"] - separate.value("72")["samples"]).abs().max() < 1e-5
+
+
+def test_add_guide_takes_ic_lora_parameters_of_factor_one_only(ltxv):
+    from nodeloom.diffusion.ltxv_vae import LtxvVae
+    from nodeloom.nodes.diffusion.ltx_guides import LTXVAddGuide
+    from nodeloom.nodes.diffusion.ltx_nodes import EmptyLTXVLatentVideo
+
+    _, parts = ltxv
+    vae = LtxvVae(parts["vae"])
+    (latent,) = EmptyLTXVLatentVideo.execute(64, 64, 17, 1)
+    pos, neg = [[torch.zeros(1, 3, 32), {}]], [[torch.zeros(1, 2, 32), {}]]
+    image = torch.rand(1, 48, 80, 3)
+    _, _, plain = LTXVAddGuide.execute(pos, neg, vae, latent, image, 0, 1.0)
+    _, _, same = LTXVAddGuide.execute(pos, neg, vae, latent, image, 0, 1.0, {"reference_downscale_factor": 1})
+    assert torch.equal(plain["samples"], same["samples"]) and torch.equal(plain["noise_mask"], same["noise_mask"])
+    with pytest.raises(ValidationError, match="iclora_parameters.*not supported"):
+        LTXVAddGuide.execute(pos, neg, vae, latent, image, 0, 1.0, {"reference_downscale_factor": 2})
+    (odd,) = EmptyLTXVLatentVideo.execute(96, 64, 17, 1)  # 3 latent columns: not divisible by 2
+    with pytest.raises(ValidationError, match="`latent`.*divisible"):
+        LTXVAddGuide.execute(pos, neg, vae, odd, image, 0, 1.0, {"reference_downscale_factor": 2})

@@ -71,6 +71,7 @@ from nodeloom.nodes.diffusion.edit_models import (
     FluxKVCache,
     HiDreamO1ReferenceImages,
     ReferenceLatent,
+    ReferenceMultiLatent,
 )
 from nodeloom.nodes.diffusion.align_your_steps import AlignYourStepsScheduler
 from nodeloom.nodes.diffusion.cfg_nodes import APG, TCFG, CFGOverride, CFGZeroStar, Mahiro, RenormCFG, RescaleCFG
@@ -97,7 +98,7 @@ from nodeloom.nodes.diffusion.lotus_nodes import LotusConditioning
 from nodeloom.nodes.diffusion.ltx2_audio_nodes import LTXVAudioVAEDecode, LTXVAudioVAELoader, LTXVEmptyLatentAudio
 from nodeloom.nodes.diffusion.ltx2_nodes import LTXAVTextEncoderLoader, LTXVConcatAVLatent, LTXVSeparateAVLatent
 from nodeloom.nodes.diffusion.ltx2_nodes import LTXVDualCFGGuider
-from nodeloom.nodes.diffusion.ltx_guides import LTXVAddGuide, LTXVCropGuides
+from nodeloom.nodes.diffusion.ltx_guides import GetICLoRAParameters, LTXVAddGuide, LTXVCropGuides
 from nodeloom.nodes.diffusion.ltx_nodes import (
     EmptyLTXVLatentVideo,
     LTXVConditioning,
@@ -195,6 +196,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     ModelSamplingSD3, ModelSamplingAuraFlow, ModelSamplingFlux, EmptySD3LatentImage, FluxGuidance,
     ReferenceLatent, FluxKontextImageScale, FluxKontextMultiReferenceLatentMethod, FluxKVCache,
     HiDreamO1ReferenceImages, CFGNorm,
+    ReferenceMultiLatent,
     CFGZeroStar, RescaleCFG, CFGOverride, Mahiro, TCFG, APG, ModelSamplingDiscrete, PerpNegGuider,
     AlignYourStepsScheduler, RenormCFG,
     DifferentialDiffusion, ManualSigmas, Flux2Scheduler, EmptyFlux2LatentImage, DualCFGGuider,
@@ -203,6 +205,7 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     LTXVImgToVideoInplace, LTXVAudioVAELoader, LTXVEmptyLatentAudio, LTXVAudioVAEDecode, LatentUpscaleModelLoader,
     LTXVLatentUpsampler,
     LTXVImgToVideo, LTXVAddGuide, LTXVCropGuides,
+    GetICLoRAParameters,
     LTXAVTextEncoderLoader, LTXVConcatAVLatent, LTXVSeparateAVLatent,
     CLIPTextEncodeFlux, T5TokenizerOptions,
     CLIPTextEncodeHiDream,

@@ -2,7 +2,8 @@
 short clip) and appends its first latent frames to the latent as guide tokens placed, through the
 conditioning's ``keyframe_idxs`` (pixel coordinates), at the chosen frame of the video; frames of a
 longer guide past the first two replace latent frames in place. LTXVCropGuides takes the appended
-frames off again after sampling. The model reads ``keyframe_idxs`` in
+frames off again after sampling. GetICLoRAParameters reads an IC-LoRA's guide parameters (its
+reference downscale factor) from the metadata of the last LoRA on a MODEL. The model reads ``keyframe_idxs`` in
 :mod:`nodeloom.diffusion.families.ltxv`."""
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import torch
 
 from nodeloom.diffusion.families.ltxv import latent_pixel_coords
 from nodeloom.errors import ValidationError
-from nodeloom.node_api import Float, Image, Int, Latent, Node, Schema, Vae
+from nodeloom.node_api import Custom, Float, Image, Int, Latent, Model, Node, Output, Schema, Vae
 from nodeloom.nodes.diffusion._common import device_guard
 from nodeloom.nodes.diffusion.ltx_nodes import cond_pair, cond_pair_latent
 from nodeloom.ops.resample import upscale
 
-__all__ = ["LTXVAddGuide", "LTXVCropGuides", "keyframe_count"]
+__all__ = ["GetICLoRAParameters", "LTXVAddGuide", "LTXVCropGuides", "keyframe_count", "reference_downscale_factor"]
+
+#: the socket type of an IC-LoRA's guide parameters
+IC_LORA_PARAMETERS = "IC_LORA_PARAMETERS"
 
 #: guide latent frames appended as tokens; later ones replace latent frames in place
 _PREFIX_FRAMES = 2
@@ -72,16 +76,26 @@ class LTXVAddGuide(Node):
                             " divisible by 8, otherwise it will be rounded down to the nearest multiple of 8. Negative"
                             " values are counted from the end of the video."),
                 Float("strength", 1.0, min=0.0, max=1.0, step=0.01,
-                      tooltip="How firmly the guide is kept (1: exactly).")],
+                      tooltip="How firmly the guide is kept (1: exactly)."),
+                Custom(IC_LORA_PARAMETERS, "iclora_parameters", optional=True,
+                       tooltip="An IC-LoRA's parameters (Get IC-LoRA Parameters); only a reference downscale factor"
+                               " of 1 is supported so far.")],
         outputs=cond_pair_latent(),
     )
 
     @classmethod
     def execute(cls, positive: list[Any], negative: list[Any], vae: Any, latent: dict[str, Any], image: torch.Tensor,
-                frame_idx: int, strength: float) -> tuple[Any, ...]:
+                frame_idx: int, strength: float, iclora_parameters: Any = None) -> tuple[Any, ...]:
         samples = latent["samples"]
         if samples.ndim != 5 or not getattr(vae, "temporal_ratio", None):
             raise ValidationError("LTXVAddGuide needs LTX-Video's VAE and a video latent [B,128,F,H,W]")
+        factor = reference_downscale_factor(iclora_parameters)
+        if factor > 1:
+            if samples.shape[3] % factor or samples.shape[4] % factor:
+                raise ValidationError(f"`latent`: its spatial size {samples.shape[4]}x{samples.shape[3]} must be"
+                                      f" divisible by the IC-LoRA's reference_downscale_factor {factor}")
+            raise ValidationError(f"`iclora_parameters`: a reference_downscale_factor of {factor} (a guide encoded"
+                                  " smaller and spread over the latent) is not supported yet; only 1 is")
         t, r = vae.temporal_ratio, vae.downscale_ratio
         _, _, length, height, width = samples.shape
         image = image[: (image.shape[0] - 1) // t * t + 1, :, :, :3]
@@ -129,3 +143,42 @@ class LTXVCropGuides(Node):
             return positive, negative, {"samples": samples, "noise_mask": mask}
         return (_with_keyframes(positive, None), _with_keyframes(negative, None),
                 {"samples": samples[:, :, :-keyframes], "noise_mask": mask[:, :, :-keyframes]})
+
+
+def reference_downscale_factor(parameters: Any) -> int:
+    """An IC-LoRA's reference downscale factor as a whole number ≥ 1 (1 when absent or unreadable)."""
+    if not parameters:
+        return 1
+    try:
+        return max(1, round(float(parameters.get("reference_downscale_factor", 1))))
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        return 1
+
+
+class GetICLoRAParameters(Node):
+    """Read an IC-LoRA's guide parameters from the safetensors metadata of the LoRA last applied to a
+    MODEL, for LTXVAddGuide: a metadata key ending in ``reference_downscale_factor`` gives the factor
+    (rounded, at least 1); 1 when there is no such key."""
+
+    SCHEMA = Schema(
+        "GetICLoRAParameters", display_name="Get IC-LoRA Parameters", category="model/conditioning/ltxv",
+        search_aliases=["ic-lora", "ic lora", "iclora", "downscale factor", "reference downscale"],
+        inputs=[Model("iclora_model", tooltip="The MODEL straight out of the LoRA loader that applied the IC-LoRA;"
+                                              " the last LoRA on it is read.")],
+        outputs=[Output(IC_LORA_PARAMETERS, "iclora_parameters",
+                        tooltip="The IC-LoRA's parameters (reference_downscale_factor), for LTXVAddGuide.")],
+    )
+
+    @classmethod
+    def execute(cls, iclora_model: Any) -> tuple[Any, ...]:
+        loras = getattr(iclora_model, "loras", None)
+        if loras is None:
+            raise ValidationError(f"`iclora_model` must be a MODEL (a LoRA loader's output); got "
+                                  f"{type(iclora_model).__name__}")
+        metadata = getattr(loras[-1].lora, "metadata", None) if loras else None
+        factor = 1
+        for key, value in (metadata or {}).items():
+            if key.endswith("reference_downscale_factor"):
+                factor = reference_downscale_factor({"reference_downscale_factor": value})
+                break
+        return ({"reference_downscale_factor": factor},)
