@@ -41,8 +41,8 @@ MODE_BYPASS = 4
 SUBGRAPH_INPUT_ID = -10
 SUBGRAPH_OUTPUT_ID = -20
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "COLOR"})
-#: value types the frontend draws a widget for (crop box, curve, colour palette) — a widget only where the input has a default
-VALUE_WIDGET_TYPES = frozenset({"BOUNDING_BOX", "CURVE", "COLORS"})
+#: value types the frontend draws a widget for (crop box, box canvas, curve, colour palette) — a widget only where the input has a default
+VALUE_WIDGET_TYPES = frozenset({"BOUNDING_BOX", "BOUNDING_BOXES", "CURVE", "COLORS"})
 SEED_NAMES = ("seed", "noise_seed")
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload")
 _MAX_SUBGRAPH_DEPTH = 32

@@ -4,7 +4,7 @@ mask and compare previews, crop to a mask's subject, colour transfer, detection 
 box canvas, blend and pad, latent joins and cuts, latent operations, lists and loops, the
 painter / crop / curve / histogram widget nodes, the camera-angle prompt, the GLSL shader,
 model-free empty latents of audio, image and 3D families, SeedVR2 pre/post-processing, Marigold / MoGe geometry read-outs, the
-Ideogram JSON prompt and the TripoSplat subject crop), with ComfyUI's names, inputs, defaults and
+Ideogram JSON prompt, the FLUX 3 / MOSS-Image layout prompts and the TripoSplat subject crop), with ComfyUI's names, inputs, defaults and
 outputs.
 
 Registered exactly like a third-party pack, through ``NODE_CLASS_MAPPINGS``.
@@ -76,6 +76,7 @@ from nodeloom.nodes.utils.empty_latents import EmptyLatentHunyuan3Dv2, EmptyTrel
 from nodeloom.nodes.utils.geometry import MarigoldV2PostProcess, MoGeGeometryToFOV
 from nodeloom.nodes.utils.geometry_render import DA3Render, MoGePointMapToMesh, MoGeRender
 from nodeloom.nodes.utils.ideogram_prompt import BuildJsonPromptIdeogram
+from nodeloom.nodes.utils.layout_prompt import Flux3LayoutPrompt, MOSSImageLayoutPrompt
 from nodeloom.nodes.utils.seedvr2 import SeedVR2PostProcessing, SeedVR2Preprocess
 from nodeloom.nodes.utils.splat_prep import TripoSplatPreprocessImage
 
@@ -162,6 +163,8 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     MoGePointMapToMesh,
     DA3Render,
     BuildJsonPromptIdeogram,
+    Flux3LayoutPrompt,
+    MOSSImageLayoutPrompt,
     TripoSplatPreprocessImage,
     CreateCameraInfo,
     EmptyLatentHunyuan3Dv2,
