@@ -225,3 +225,74 @@ def test_display_names(image_engine):
     for node_id in ("unCLIPConditioning", "VOIDWarpedNoiseSource", "Hunyuan3Dv2Conditioning",
                     "Hunyuan3Dv2ConditioningMultiView"):
         assert info[node_id]["display_name"] == node_id
+
+
+# ---------------------------------------------------------------- SDXL Revision (unclip_conditioning read by SDXL)
+
+def _comfy_schedule():
+    """ComfyUI's noise-augmentation schedule, computed independently (numpy, float64, then float32)."""
+    import numpy as np
+
+    def bar(t):
+        return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+
+    betas = np.array([min(1 - bar((i + 1) / 1000) / bar(i / 1000), 0.999) for i in range(1000)])
+    cumulative = np.cumprod(1.0 - betas, axis=0)
+    return (torch.tensor(np.sqrt(cumulative), dtype=torch.float32),
+            torch.tensor(np.sqrt(1.0 - cumulative), dtype=torch.float32))
+
+
+def test_revision_pooled_is_the_noised_scaled_embedding():
+    from nodeloom.diffusion.unclip import revision_pooled
+
+    keep, add = _comfy_schedule()
+    embed = torch.randn(1, 1280)
+    item = {"clip_vision_output": _vision(torch.zeros(1, 2, 4)), "strength": 0.75, "noise_augmentation": 0.3}
+    item["clip_vision_output"]["image_embeds"] = embed
+    noise = torch.randn(1, 1280, generator=torch.manual_seed(42 - 10))
+    level = round(999 * 0.3)
+    expect = (keep[level] * embed + add[level] * noise) * 0.75
+    assert torch.allclose(revision_pooled([item], 42), expect, atol=1e-6)
+    two = revision_pooled([item, dict(item, strength=0.25)], 42)
+    summed = expect + expect / 3
+    assert two.shape == (1, 1280) and torch.allclose(two, summed * keep[0], atol=add[0].item() * 6)
+    bad = {"clip_vision_output": _vision(torch.zeros(1, 2, 4)), "strength": 1.0, "noise_augmentation": 0.0}
+    bad["clip_vision_output"]["image_embeds"] = torch.zeros(1, 1024)
+    with pytest.raises(ValidationError, match="clip_vision_g"):
+        revision_pooled([bad], 0)
+
+
+def test_sdxl_samples_with_the_revision_pooled_embedding_in_place_of_the_texts(diffusion_services, monkeypatch):
+    """Through the sampler: SDXL with unCLIPConditioning equals SDXL given that pooled embedding
+    (the tiny test model's pooled width stands in for CLIP-G's 1280)."""
+    from nodeloom.diffusion import unclip
+    from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode
+    from nodeloom.nodes.diffusion.latent import EmptyLatentImage
+    from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple
+
+    model, clip, _ = CheckpointLoaderSimple.execute("tiny_sdxl.safetensors")
+    pos, neg = CLIPTextEncode.execute("a lighthouse", clip)[0], CLIPTextEncode.execute("blurry", clip)[0]
+    width = pos[0][1]["pooled_output"].shape[-1]
+    monkeypatch.setattr(unclip, "REVISION_WIDTH", width)
+    vision = _vision(torch.zeros(1, 2, 4))
+    vision["image_embeds"] = torch.randn(1, width)
+    (with_image,) = NODES["unCLIPConditioning"].execute(pos, vision, 0.9, 0.1)
+    by_hand = [[pos[0][0], {**pos[0][1], "pooled_output": unclip.revision_pooled(
+        with_image[0][1]["unclip_conditioning"], 5)}]]
+    latent = EmptyLatentImage.execute(64, 64, 1)[0]
+    sampler, sigmas = KSamplerSelect.execute("euler")[0], torch.tensor([14.6, 3.0, 0.0])
+    runs = [SamplerCustomAdvanced.execute(RandomNoise.execute(5)[0], CFGGuider.execute(model, p, neg, 5.0)[0],
+                                          sampler, sigmas, latent)[0]["samples"] for p in (with_image, by_hand, pos)]
+    assert torch.equal(runs[0], runs[1]) and not torch.allclose(runs[0], runs[2])
+
+
+def test_sdxl_paths_that_do_not_apply_revision_refuse_it(diffusion_services):
+    from nodeloom.diffusion.sampling import guided_estimate
+    from nodeloom.nodes.diffusion.conditioning import CLIPTextEncode
+    from nodeloom.nodes.diffusion.loaders import CheckpointLoaderSimple
+
+    model, clip, _ = CheckpointLoaderSimple.execute("tiny_sdxl.safetensors")
+    pos = CLIPTextEncode.execute("a lighthouse", clip)[0]
+    (with_image,) = NODES["unCLIPConditioning"].execute(pos, _vision(torch.zeros(1, 2, 4)), 1.0, 0.0)
+    with pytest.raises(ValidationError, match="unCLIPConditioning"):
+        guided_estimate(model, torch.zeros(1, 4, 8, 8), torch.tensor(1.0), with_image, None, 1.0)
