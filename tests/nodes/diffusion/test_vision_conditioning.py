@@ -296,3 +296,20 @@ def test_sdxl_paths_that_do_not_apply_revision_refuse_it(diffusion_services):
     (with_image,) = NODES["unCLIPConditioning"].execute(pos, _vision(torch.zeros(1, 2, 4)), 1.0, 0.0)
     with pytest.raises(ValidationError, match="unCLIPConditioning"):
         guided_estimate(model, torch.zeros(1, 4, 8, 8), torch.tensor(1.0), with_image, None, 1.0)
+
+
+@pytest.mark.parametrize(("template", "node_id", "widgets"), [
+    ("sdxl_revision_text_prompts", "unCLIPConditioning", {"strength": 0.75, "noise_augmentation": 0}),
+    ("utility_pid_latent_upscale_dit", "PiDConditioning", {"latent_format": "flux", "degrade_sigma": 0}),
+])
+def test_templates_convert_with_the_nodes_widgets(image_engine, template, node_id, widgets):
+    from pathlib import Path
+
+    from nodeloom.workflows.files import load_prompt
+
+    path = Path(__import__("comfyui_workflow_templates_json").__file__).parent / "templates" / f"{template}.json"
+    if not path.exists():
+        pytest.skip(f"the installed templates package has no {template} template")
+    prompt = load_prompt(image_engine, str(path))  # raises naming any node type nodeloom does not know
+    nodes = [n for n in prompt.values() if n["class_type"] == node_id]
+    assert nodes and all({k: n["inputs"][k] for k in widgets} == widgets for n in nodes)
