@@ -37,6 +37,7 @@ from nodeloom.diffusion.regions import Region, combine, has_area, is_regional, p
 from nodeloom.diffusion.samplers import BROWNIAN, CFG_PP, DISCARD_PENULTIMATE, SAMPLERS
 from nodeloom.diffusion.schedules import denoise_sigmas
 from nodeloom.diffusion.stream_cfg import StreamCfg, stream_cfg_for
+from nodeloom.diffusion.unclip import apply_unclip
 from nodeloom.errors import ValidationError, require
 from nodeloom.models.offload import compute_param
 
@@ -166,6 +167,9 @@ def _added_cond(model: DiffusionModel, entry: CondEntry, batch: int, device: Any
     if not model.is_sdxl:
         return None
     extra = entry.extra
+    if extra.get("unclip_conditioning"):  # sample_sigmas turns them into the pooled embedding (unclip.py)
+        raise ValidationError("unCLIPConditioning (SDXL Revision) is applied by KSampler and SamplerCustom(Advanced); "
+                              "this sampling path does not apply it")
     pooled = extra.get("pooled_output")
     if pooled is None:
         raise ValidationError("SDXL conditioning needs `pooled_output`; encode the prompt with an SDXL checkpoint's CLIP")
@@ -589,6 +593,7 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
     if not positive:
         raise ValidationError("`positive` must hold at least one conditioning")
     check_model_options(model)
+    positive, negative = apply_unclip(model, positive, seed), apply_unclip(model, negative, seed)  # SDXL Revision
     if negative:
         negative = controls_for_uncond(positive, negative)
     out = dict(latent)

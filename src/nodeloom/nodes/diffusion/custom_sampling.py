@@ -55,7 +55,8 @@ __all__ = [
     "NoiseSource", "PolyexponentialScheduler", "RandomNoise", "SDTurboScheduler", "SamplerChoice", "SamplerCustom",
     "SamplerCustomAdvanced", "SamplerDPMPP_2M_SDE", "SamplerDPMPP_2S_Ancestral", "SamplerDPMPP_3M_SDE",
     "SamplerDPMPP_SDE", "SamplerEulerAncestral", "SamplerEulerAncestralCFGPP", "SamplerLMS", "SamplingPercentToSigma",
-    "SetFirstSigma", "ExtendIntermediateSigmas", "SplitSigmas", "SplitSigmasDenoise", "VPScheduler",
+    "SetFirstSigma", "ExtendIntermediateSigmas", "SplitSigmas", "SplitSigmasDenoise", "VOIDWarpedNoiseSource",
+    "VPScheduler",
 ]
 
 SAMPLER, SIGMAS, NOISE, GUIDER = "SAMPLER", "SIGMAS", "NOISE", "GUIDER"
@@ -82,9 +83,13 @@ class NoiseSource:
 
     seed: int = 0
     enabled: bool = True
+    #: a given noise tensor used instead of the seeded draw (VOIDWarpedNoiseSource); None: drawn
+    samples: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     def generate(self, latent: dict[str, Any]) -> torch.Tensor:
         """The initial noise for ``latent`` (zeros when disabled), as ComfyUI draws it."""
+        if self.samples is not None:
+            return self.samples.clone().cpu()
         if not self.enabled:
             samples = latent["samples"]
             if is_nested(samples):  # a joint audio-video latent: zeros per stream
@@ -140,9 +145,26 @@ def _run(guider: Guider, noise: NoiseSource, sampler: SamplerChoice, sigmas: tor
             (guider.predictor(mgr) if guider.predictor is not None else contextlib.nullcontext()) as predict:
         return sample_sigmas(guider.model, latent, sigmas, seed=noise.seed, cfg=guider.cfg, sampler_name=sampler.name,
                              positive=guider.positive, negative=guider.negative, add_noise=noise.enabled, manager=mgr,
+                             noise=_given_noise(noise, latent),
                              callback=step_progress(steps, guider.model) if steps else None,
                              sampler_options=dict(sampler.options), dual=guider.dual, walk=sampler.walk,
                              predict=predict, stream_cfg=guider.stream_cfg)
+
+
+def _given_noise(noise: NoiseSource, latent: dict[str, Any]) -> torch.Tensor | None:
+    """A NOISE value's own tensor fitted to the latent, or None for seeded noise. A one-item noise
+    serves every item of a larger batch (ComfyUI adds it to the latent by broadcasting)."""
+    if noise.samples is None:
+        return None
+    given, raw = noise.generate(latent), latent["samples"]
+    if is_nested(raw) or not isinstance(raw, torch.Tensor):
+        raise ValidationError("a NOISE made from a LATENT cannot noise a joint audio-video latent")
+    if given.ndim == raw.ndim and given.shape[0] == 1 and given.shape[1:] == raw.shape[1:]:
+        given = given.expand_as(raw)
+    if tuple(given.shape) != tuple(raw.shape):
+        raise ValidationError(f"`noise` holds a latent shaped {tuple(given.shape)} but `latent_image` is "
+                              f"{tuple(raw.shape)}: the noise must match it (or have one item for the batch)")
+    return given
 
 
 class KSamplerSelect(Node):
@@ -574,6 +596,23 @@ class DisableNoise(Node):
     @classmethod
     def execute(cls) -> tuple[Any, ...]:
         return (NoiseSource(0, enabled=False),)
+
+
+class VOIDWarpedNoiseSource(Node):
+    """Uses a LATENT's samples as the initial noise (e.g. VOID's flow-warped noise) for SamplerCustomAdvanced."""
+
+    SCHEMA = Schema(
+        "VOIDWarpedNoiseSource", display_name="VOIDWarpedNoiseSource", category="sampling/noise",
+        inputs=[Latent("warped_noise", tooltip="The latent whose samples become the noise (VOIDWarpedNoise's output).")],
+        outputs=[Output(NOISE, "NOISE")],
+    )
+
+    @classmethod
+    def execute(cls, warped_noise: Any) -> tuple[Any, ...]:
+        samples = warped_noise.get("samples") if isinstance(warped_noise, dict) else None
+        if not isinstance(samples, torch.Tensor) or is_nested(samples):
+            raise ValidationError("`warped_noise` must be a LATENT holding a samples tensor")
+        return (NoiseSource(0, samples=samples),)
 
 
 class AddNoise(Node):
