@@ -63,7 +63,7 @@ class CLIPTextEncode(Node):
         inputs=[String("text", multiline=True, dynamicPrompts=True,
                        tooltip="The text to be encoded. `(word:1.2)` weights, `(word)` ×1.1, `[word]` ÷1.1,"
                                " `embedding:name` inserts an embedding from models/embeddings."),
-                Clip("clip", tooltip="The CLIP model used for encoding the text.")],
+                Clip("clip", tooltip="The text encoder (CLIP) that turns the prompt into conditioning.")],
         outputs=[Output(IO.CONDITIONING, "CONDITIONING",
                         tooltip="A conditioning containing the embedded text used to guide the diffusion model.")],
     )

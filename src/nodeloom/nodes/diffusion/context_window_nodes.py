@@ -14,14 +14,14 @@ from nodeloom.node_api import IO, MAX_RESOLUTION, Boolean, Combo, Int, Model, No
 
 __all__ = ["ContextWindowsManual", "WanContextWindowsManual"]
 
-_MODEL_TIP = "The model to apply context windows to during sampling."
+_MODEL_TIP = "The model whose sampling runs window by window."
 
 
 def _common_tail() -> list[Any]:
-    return [Combo("context_schedule", list(SCHEDULES), tooltip="The stride of the context window."),
-            Int("context_stride", 1, min=1, tooltip="The stride of the context window; only applicable to uniform schedules."),
-            Boolean("closed_loop", False, tooltip="Whether to close the context window loop; only applicable to looped schedules."),
-            Combo("fuse_method", list(FUSE_METHODS), default="pyramid", tooltip="The method to use to fuse the context windows.")]
+    return [Combo("context_schedule", list(SCHEDULES), tooltip="The step between window starts."),
+            Int("context_stride", 1, min=1, tooltip="The step between window starts (uniform schedules only)."),
+            Boolean("closed_loop", False, tooltip="Let the last window wrap round to the first (looped schedules only)."),
+            Combo("fuse_method", list(FUSE_METHODS), default="pyramid", tooltip="How overlapping windows' results are blended together.")]
 
 
 def windowed_model(model: Any, cw: ContextWindows) -> Any:
@@ -46,16 +46,16 @@ def windowed_model(model: Any, cw: ContextWindows) -> Any:
 
 
 class ContextWindowsManual(Node):
-    """Manually set context windows."""
+    """Context windows set by hand: sampling runs the model on overlapping windows along one latent axis and blends them."""
 
     SCHEMA = Schema(
         "ContextWindowsManual", display_name="Context Windows (Manual)", category="context", experimental=True,
-        description="Manually set context windows.",
+        description="Context windows set by hand: the model runs on overlapping windows along one latent axis.",
         inputs=[Model("model", tooltip=_MODEL_TIP),
-                Int("context_length", 16, min=1, tooltip="The length of the context window."),
-                Int("context_overlap", 4, min=0, tooltip="The overlap of the context window."),
+                Int("context_length", 16, min=1, tooltip="How many latent positions one window covers."),
+                Int("context_overlap", 4, min=0, tooltip="How many positions neighbouring windows share."),
                 *_common_tail(),
-                Int("dim", 0, min=0, max=5, tooltip="The dimension to apply the context windows to.")],
+                Int("dim", 0, min=0, max=5, tooltip="The latent axis the windows slide along.")],
         outputs=[Output(IO.MODEL, "MODEL", tooltip="The model with context windows applied during sampling.")],
     )
 
@@ -68,14 +68,14 @@ class ContextWindowsManual(Node):
 
 
 class WanContextWindowsManual(Node):
-    """Manually set context windows for WAN-like models (dim=2)."""
+    """Context windows over the frames (latent axis 2) of Wan-style video models, set by hand."""
 
     SCHEMA = Schema(
         "WanContextWindowsManual", display_name="WAN Context Windows (Manual)", category="context", experimental=True,
-        description="Manually set context windows for WAN-like models (dim=2).",
+        description="Context windows over the frames (latent axis 2) of Wan-style video models, set by hand.",
         inputs=[Model("model", tooltip=_MODEL_TIP),
-                Int("context_length", 81, min=1, max=MAX_RESOLUTION, step=4, tooltip="The length of the context window."),
-                Int("context_overlap", 30, min=0, tooltip="The overlap of the context window."),
+                Int("context_length", 81, min=1, max=MAX_RESOLUTION, step=4, tooltip="How many latent positions one window covers."),
+                Int("context_overlap", 30, min=0, tooltip="How many positions neighbouring windows share."),
                 *_common_tail()],
         outputs=[Output(IO.MODEL, "MODEL", tooltip="The model with context windows applied during sampling.")],
     )

@@ -31,7 +31,7 @@ KONTEXT_RESOLUTIONS = [(672, 1568), (688, 1504), (720, 1456), (752, 1392), (800,
 
 
 class ReferenceLatent(Node):
-    """This node sets the guiding latent for an edit model. If the model supports it you can chain multiple to set multiple reference images."""
+    """Add a reference image's latent to the conditioning of an edit model; chain several for several references where the model takes them."""
 
     SCHEMA = Schema(
         "ReferenceLatent", display_name="ReferenceLatent", category="advanced/conditioning/edit_models",
@@ -79,7 +79,7 @@ class FluxKontextMultiReferenceLatentMethod(Node):
 
 
 class FluxKontextImageScale(Node):
-    """This node resizes the image to one that is more optimal for flux kontext."""
+    """Resize the image to the Flux.1 Kontext training resolution nearest its aspect ratio."""
 
     SCHEMA = Schema(
         "FluxKontextImageScale", display_name="FluxKontextImageScale", category="advanced/conditioning/flux",

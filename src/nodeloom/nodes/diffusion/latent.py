@@ -41,7 +41,7 @@ class EmptyLatentImage(Node):
         "EmptyLatentImage", display_name="Empty Latent Image", category="latent",
         inputs=[Int("width", 512, min=16, max=MAX_RESOLUTION, step=8, tooltip="The width of the latent images in pixels."),
                 Int("height", 512, min=16, max=MAX_RESOLUTION, step=8, tooltip="The height of the latent images in pixels."),
-                Int("batch_size", 1, min=1, max=4096, tooltip="The number of latent images in the batch.")],
+                Int("batch_size", 1, min=1, max=4096, tooltip="How many latents to make at once.")],
         outputs=[Output(IO.LATENT, "LATENT", tooltip="The empty latent image batch.")],
     )
 

@@ -67,14 +67,12 @@ class LTXVAddGuide(Node):
         inputs=[*cond_pair(),
                 Vae("vae", tooltip="LTX-Video's VAE, to encode the guide."),
                 Latent("latent", tooltip="The video latent to guide."),
-                Image("image", tooltip="Image or video to condition the latent video on. Must be 8*n + 1 frames. "
-                                       "If the video is not 8*n + 1 frames, it will be cropped to the nearest 8*n + 1"
+                Image("image", tooltip="The image or clip the video is guided by; a clip is cut down to a length of 8·n + 1"
                                        " frames."),
                 Int("frame_idx", 0, min=-9999, max=9999,
-                    tooltip="Frame index to start the conditioning at. For single-frame images or videos with 1-8"
-                            " frames, any frame_idx value is acceptable. For videos with 9+ frames, frame_idx must be"
-                            " divisible by 8, otherwise it will be rounded down to the nearest multiple of 8. Negative"
-                            " values are counted from the end of the video."),
+                    tooltip="The video frame the guide starts at (negative: counted from the end). A guide of 9 or"
+                            " more frames starts on a multiple of 8, rounded down; a single image or a clip of up to 8"
+                            " frames may start anywhere."),
                 Float("strength", 1.0, min=0.0, max=1.0, step=0.01,
                       tooltip="How firmly the guide is kept (1: exactly)."),
                 Custom(IC_LORA_PARAMETERS, "iclora_parameters", optional=True,

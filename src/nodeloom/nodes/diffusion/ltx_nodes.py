@@ -187,9 +187,9 @@ class LTXVScheduler(Node):
         "LTXVScheduler", display_name="LTXVScheduler", category="sampling/custom_sampling/schedulers",
         inputs=[Int("steps", 20, min=1, max=10000, tooltip="Number of steps."),
                 *_shift_inputs(),
-                Boolean("stretch", True, tooltip="Stretch the sigmas to be in the range [terminal, 1]."),
+                Boolean("stretch", True, tooltip="Rescale the noise levels so the schedule ends at `terminal` instead of 0."),
                 Float("terminal", 0.1, min=0.0, max=0.99, step=0.01,
-                      tooltip="The terminal value of the sigmas after stretching."),
+                      tooltip="The last noise level of the stretched schedule."),
                 _latent_input()],
         outputs=[Output("SIGMAS", "SIGMAS")],
     )
@@ -248,7 +248,7 @@ class LTXVPreprocess(Node):
     SCHEMA = Schema(
         "LTXVPreprocess", display_name="LTXVPreprocess", category="image",
         inputs=[Image("image", tooltip="The images to compress."),
-                Int("img_compression", 35, min=0, max=100, tooltip="Amount of compression to apply on image.")],
+                Int("img_compression", 35, min=0, max=100, tooltip="How strongly the image is compressed (as a video codec would) before it guides the video; 0 leaves it as it is.")],
         outputs=[Output(IO.IMAGE, "output_image")],
     )
 

@@ -77,19 +77,19 @@ class VideoLinearCFGGuidance(Node):
 
 
 class EasyCache(Node):
-    """Native EasyCache implementation: between `start_percent` and `end_percent` of the run, a step whose accumulated predicted output change stays under `reuse_threshold` reuses the last computed output-minus-input difference instead of calling the model (flow transformer models)."""
+    """EasyCache: between `start_percent` and `end_percent` of the run, a step whose accumulated predicted output change stays under `reuse_threshold` reuses the last computed output-minus-input difference instead of calling the model (flow transformer models)."""
 
     SCHEMA = Schema(
         "EasyCache", display_name="EasyCache", category="advanced/debug/model", experimental=True,
-        description="Native EasyCache implementation.",
-        inputs=[Model("model", tooltip="The model to add EasyCache to."),
+        description="Reuse the model's output change between similar steps instead of running the model (EasyCache).",
+        inputs=[Model("model", tooltip="The model whose steps may be skipped."),
                 Float("reuse_threshold", 0.2, min=0.0, max=3.0, step=0.01,
-                      tooltip="The threshold for reusing cached steps."),
+                      tooltip="How much the input may change before a skipped step must run again; higher skips more."),
                 Float("start_percent", 0.15, min=0.0, max=1.0, step=0.01,
-                      tooltip="The relative sampling step to begin use of EasyCache."),
+                      tooltip="Sampling progress (0..1) from which steps may be skipped."),
                 Float("end_percent", 0.95, min=0.0, max=1.0, step=0.01,
-                      tooltip="The relative sampling step to end use of EasyCache."),
-                Boolean("verbose", False, tooltip="Whether to log verbose information.")],
+                      tooltip="Sampling progress (0..1) after which every step runs again."),
+                Boolean("verbose", False, tooltip="Log each skipped and computed step.")],
         outputs=[Output(IO.MODEL, "MODEL")],
     )
 

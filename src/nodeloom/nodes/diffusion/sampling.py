@@ -38,7 +38,7 @@ class KSampler(Node):
         inputs=[
             Model("model", tooltip="The model used for denoising the input latent."),
             Int("seed", 0, min=0, max=_SEED_MAX, control_after_generate=True,
-                tooltip="The random seed used for creating the noise."),
+                tooltip="The seed of the starting noise; the same seed gives the same noise."),
             Int("steps", 20, min=1, max=10000, tooltip="The number of steps used in the denoising process."),
             Float("cfg", 8.0, min=0.0, max=100.0, step=0.1, round=0.01,
                   tooltip="The Classifier-Free Guidance scale balances creativity and adherence to the prompt."),

@@ -29,12 +29,12 @@ def _percent(name: str, default: float, tip: str) -> Float:
 
 
 class SkipLayerGuidanceDiTSimple(Node):
-    """Simple version of the SkipLayerGuidanceDiT node that only modifies the uncond pass."""
+    """The lighter form of SkipLayerGuidanceDiT: the chosen blocks are skipped in the unconditional pass only, with no extra pass."""
 
     SCHEMA = Schema(
         "SkipLayerGuidanceDiTSimple", display_name="SkipLayerGuidanceDiTSimple", category="advanced/guidance",
         experimental=True,
-        description="Simple version of the SkipLayerGuidanceDiT node that only modifies the uncond pass.",
+        description="The lighter form of SkipLayerGuidanceDiT: the chosen blocks are skipped in the unconditional pass only, with no extra pass.",
         inputs=[Model("model", tooltip="The DiT model to patch (SD3, Flux, Wan, HunyuanVideo, Qwen-Image...)."),
                 String("double_layers", "7, 8, 9", tooltip="Joint (double-stream) blocks the unguided pass skips."),
                 String("single_layers", "7, 8, 9",
@@ -70,7 +70,7 @@ class SkipLayerGuidanceDiT(Node):
 
     SCHEMA = Schema(
         "SkipLayerGuidanceDiT", display_name="SkipLayerGuidanceDiT", category="advanced/guidance", experimental=True,
-        description="Generic version of SkipLayerGuidance node that can be used on every DiT model.",
+        description="Skip-layer guidance for diffusion transformers: an extra pass with some blocks skipped pushes the result away from what those blocks alone would give.",
         inputs=[Model("model", tooltip="The DiT model to patch (SD3, Flux, Wan, HunyuanVideo, Qwen-Image...)."),
                 String("double_layers", "7, 8, 9", tooltip="Double-stream (joint) blocks the extra pass skips."),
                 String("single_layers", "7, 8, 9", tooltip="Single-stream blocks the extra pass skips (Flux-type "

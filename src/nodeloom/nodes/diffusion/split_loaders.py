@@ -60,18 +60,10 @@ class UNETLoader(Node):
 
 
 class CLIPLoader(Node):
-    """[Recipes]
-
-stable_diffusion: clip-l
-stable_cascade: clip-g
-sd3: t5 xxl/ clip-g / clip-l
-stable_audio: t5 base
-mochi: t5 xxl
-cosmos: old t5 xxl
-lumina2: gemma 2 2B
-wan: umt5 xxl
- hidream: llama-3.1 (Recommend) or t5
-omnigen2: qwen vl 2.5 3B"""
+    """Load one text encoder. The file each `type` expects — stable_diffusion: CLIP-L;
+stable_cascade: CLIP-G; sd3: any one of T5-XXL, CLIP-G, CLIP-L; stable_audio: T5-Base; mochi:
+T5-XXL; cosmos: the older T5-XXL; lumina2: Gemma 2 2B; wan: UMT5-XXL; hidream: Llama 3.1 (best)
+or T5; omnigen2: Qwen2.5-VL 3B."""
 
     SCHEMA = Schema(
         "CLIPLoader", display_name="Load CLIP", category="advanced/loaders",
@@ -87,13 +79,9 @@ omnigen2: qwen vl 2.5 3B"""
 
 
 class DualCLIPLoader(Node):
-    """[Recipes]
-
-sdxl: clip-l, clip-g
-sd3: clip-l, clip-g / clip-l, t5 / clip-g, t5
-flux: clip-l, t5
-hidream: at least one of t5 or llama, recommended t5 and llama
-hunyuan_image: qwen2.5vl 7b and byt5 small"""
+    """Load two text encoders. The pair each `type` expects — sdxl: CLIP-L and CLIP-G; sd3: two of
+CLIP-L, CLIP-G and T5; flux: CLIP-L and T5; hidream: T5 and/or Llama (both is best);
+hunyuan_image: Qwen2.5-VL 7B and ByT5-small."""
 
     SCHEMA = Schema(
         "DualCLIPLoader", display_name="DualCLIPLoader", category="advanced/loaders",
@@ -109,9 +97,7 @@ hunyuan_image: qwen2.5vl 7b and byt5 small"""
 
 
 class TripleCLIPLoader(Node):
-    """[Recipes]
-
-sd3: clip-l, clip-g, t5"""
+    """Load three text encoders: SD3's CLIP-L, CLIP-G and T5."""
 
     SCHEMA = Schema(
         "TripleCLIPLoader", display_name="TripleCLIPLoader", category="advanced/loaders",
@@ -125,9 +111,7 @@ sd3: clip-l, clip-g, t5"""
 
 
 class QuadrupleCLIPLoader(Node):
-    """[Recipes]
-
-hidream: long clip-l, long clip-g, t5xxl, llama_8b_3.1_instruct"""
+    """Load four text encoders: HiDream's long CLIP-L, long CLIP-G, T5-XXL and Llama 3.1 8B Instruct."""
 
     SCHEMA = Schema(
         "QuadrupleCLIPLoader", display_name="QuadrupleCLIPLoader", category="advanced/loaders",

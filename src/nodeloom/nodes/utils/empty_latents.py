@@ -28,7 +28,7 @@ __all__ = [
     "audio_latent_length",
 ]
 
-_BATCH_TIP = "The number of latent images in the batch."
+_BATCH_TIP = "How many latents to make at once."
 
 # Samples per second and samples per latent frame of each audio family's VAE.
 _AUDIO_RATES = {"stable_audio": (44100, 2048), "ace_step": (44100, 512 * 8), "ace_step_1.5": (48000, 1920),

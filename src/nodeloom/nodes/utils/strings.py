@@ -117,7 +117,7 @@ class RegexExtract(Node):
 
 
 class RegexReplace(Node):
-    """Find and replace text using regex patterns."""
+    """Replace the matches of a regular expression in a text."""
 
     SCHEMA = Schema(
         "RegexReplace",

@@ -82,17 +82,17 @@ class LoadVideoFile(InputFileChecks, Node):
 
 
 class CreateVideo(Node):
-    """Create a video from images."""
+    """Make a VIDEO from frames, a frame rate and an optional audio track."""
 
     SCHEMA = Schema(
         "CreateVideo",
         display_name="Create Video",
         category=CATEGORY,
-        description="Create a video from images.",
+        description="Make a video from frames, a frame rate and an optional audio track.",
         inputs=[
-            Image("images", tooltip="The images to create a video from."),
+            Image("images", tooltip="The frames of the video, in order."),
             Float("fps", 30.0, min=1.0, max=120.0, step=1.0, tooltip="Frames per second."),
-            Custom(AUDIO, "audio", optional=True, tooltip="The audio to add to the video."),
+            Custom(AUDIO, "audio", optional=True, tooltip="An audio track to mux into the video."),
         ],
         outputs=[Output(VIDEO, "VIDEO", tooltip="The frames, frame rate and audio as one VIDEO.")],
     )
@@ -105,14 +105,14 @@ class CreateVideo(Node):
 
 
 class GetVideoComponents(Node):
-    """Extracts all components from a video: frames, audio, and framerate."""
+    """Split a video into its frames, its audio track and its frame rate."""
 
     SCHEMA = Schema(
         "GetVideoComponents",
         display_name="Get Video Components",
         category=CATEGORY,
-        description="Extracts all components from a video: frames, audio, and framerate.",
-        inputs=[Custom(VIDEO, "video", tooltip="The video to extract components from.")],
+        description="Split a video into its frames, its audio track and its frame rate.",
+        inputs=[Custom(VIDEO, "video", tooltip="The video to take apart.")],
         outputs=[
             Output(IO.IMAGE, "images", tooltip="The frames [N,H,W,3]."),
             Output(AUDIO, "audio", tooltip="The audio track (None when the video has none)."),
@@ -151,19 +151,19 @@ class VideoSlice(Node):
 
 
 class SaveVideo(Node):
-    """Saves the input images to your ComfyUI output directory."""
+    """Write the video into the output folder."""
 
     SCHEMA = Schema(
         "SaveVideo",
         display_name="Save Video",
         category=CATEGORY,
-        description="Saves the input images to your ComfyUI output directory.",
+        description="Write the video into the output folder.",
         inputs=[
             Custom(VIDEO, "video", tooltip="The video to save."),
             String("filename_prefix", "video/ComfyUI",
                    tooltip="The prefix for the file to save; may contain a subfolder and %width%/%height%."),
-            Combo("format", VIDEO_CONTAINERS, default="auto", tooltip="The format to save the video as."),
-            Combo("codec", VIDEO_CODECS, default="auto", tooltip="The codec to use for the video."),
+            Combo("format", VIDEO_CONTAINERS, default="auto", tooltip="The container format of the saved file."),
+            Combo("codec", VIDEO_CODECS, default="auto", tooltip="The video codec to encode with."),
         ],
         outputs=[],
         hidden=_HIDDEN,
