@@ -24,7 +24,7 @@ import torch
 from nodeloom.diffusion.schedules import ModelSampling
 
 __all__ = ["BROWNIAN", "CFG_PP", "DISCARD_PENULTIMATE", "ER_SDE_SOLVERS", "SAMPLERS", "SAMPLER_NAMES",
-           "euler_cfg_pp_alternative"]
+           "euler_cfg_pp_alternative", "void_ddim"]
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Noise = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -1002,6 +1002,28 @@ def _sa_solver(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: N
                 x_pred = x_pred + step_noise
         callback(i, x, den)
     return x
+
+
+def void_ddim(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback) -> torch.Tensor:
+    """VOIDSampler's deterministic DDIM walk in α-space (α = 1 / (1 + σ²)), for models trained on
+    inputs of unit scale: ``x`` is the raw initial noise (the sampler marks itself ``raw_start`` so
+    the latent is neither scaled by σ nor mixed in), each step re-noises the clean estimate to the
+    next α with the implied ε, and the last step to σ = 0 returns the clean estimate."""
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        den = denoise(x, sigma)
+        if float(sigma_next) == 0.0:
+            x = den
+        else:
+            a, a_next = 1.0 / (1.0 + sigma ** 2), 1.0 / (1.0 + sigma_next ** 2)
+            eps = (x - a.sqrt() * den) / (1.0 - a).sqrt()
+            x = a_next.sqrt() * den + (1.0 - a_next).sqrt() * eps
+        callback(i, x, den)
+    return x
+
+
+#: the walk starts from the unscaled noise and ignores the latent and its mask (ComfyUI's VOID sampler)
+void_ddim.raw_start = True  # type: ignore[attr-defined]
 
 
 # In ComfyUI's menu order. Its "_gpu" variants differ only in where their Brownian noise is drawn;

@@ -634,11 +634,12 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
         fn = _guided(model, unet, _entries(positive, raw.shape[0], hw), [], 1.0, concat, raw.shape[0])
     if predict is not None:
         fn = _Denoiser(lambda x_, s_: (predict(x_, s_), None))
-    if mask is not None:
+    raw_start = getattr(walk, "raw_start", False)  # VOIDSampler: unscaled noise, no latent, no mask
+    if mask is not None and not raw_start:
         fn = _masked(fn, mask, lat, noise, model, sigmas)
     s0 = float(sigmas[0])
     max_denoise = math.isclose(s0, model.sampling.sigma_max, rel_tol=1e-5) or s0 > model.sampling.sigma_max
-    x = noise_scaling(model.sampling, sigmas[0], noise, lat, max_denoise)
+    x = noise.clone() if raw_start else noise_scaling(model.sampling, sigmas[0], noise, lat, max_denoise)
     total = len(sigmas) - 1
     last: list[torch.Tensor] = []
 
@@ -660,9 +661,9 @@ def sample_sigmas(model: DiffusionModel, latent: dict[str, Any], sigmas: torch.T
         prepare_run(model.sampling)
     with torch.no_grad(), lora_active(unet, model.loras, part="unet"), _attn_patches(model, unet):
         x = walk(fn, x, sigmas, draw, step_cb, **(sampler_options or {}))
-    if mask is not None:
+    if mask is not None and not raw_start:
         x = x * mask + lat * (1 - mask)
-    if getattr(model.sampling, "is_flow", False) and float(sigmas[-1]) < 1.0:
+    if getattr(model.sampling, "is_flow", False) and float(sigmas[-1]) < 1.0 and not raw_start:
         x = x / (1.0 - sigmas[-1])  # ComfyUI's inverse noise scaling (identity when the run ends at 0)
     out["samples"] = _unpacked(model.from_model_space(x.float().cpu()), shapes)
     denoised = out

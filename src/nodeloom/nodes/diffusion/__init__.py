@@ -172,7 +172,7 @@ from nodeloom.nodes.diffusion.wan_nodes import (
     WanVaceToVideo,
 )
 from nodeloom.nodes.diffusion.conditioning_files import ConditioningLoader, SaveConditioning
-from nodeloom.nodes.diffusion.custom_sampling import VOIDWarpedNoiseSource
+from nodeloom.nodes.diffusion.custom_sampling import VOIDSampler, VOIDWarpedNoiseSource
 from nodeloom.nodes.diffusion.vision_conditioning import (
     Hunyuan3Dv2Conditioning,
     Hunyuan3Dv2ConditioningMultiView,
@@ -231,5 +231,5 @@ NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     HiDreamO1PatchSeamSmoothing,
     UNetSelfAttentionMultiply, UNetCrossAttentionMultiply, UNetTemporalAttentionMultiply,
     LTXVDualCFGGuider, CLIPAttentionMultiply,
-    unCLIPConditioning, PiDConditioning, VOIDWarpedNoiseSource, Hunyuan3Dv2Conditioning, Hunyuan3Dv2ConditioningMultiView,
+    unCLIPConditioning, PiDConditioning, VOIDWarpedNoiseSource, VOIDSampler, Hunyuan3Dv2Conditioning, Hunyuan3Dv2ConditioningMultiView,
 )

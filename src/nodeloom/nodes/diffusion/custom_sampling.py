@@ -18,7 +18,7 @@ import torch
 from nodeloom.diffusion.dual_cfg import DualCfg
 from nodeloom.diffusion.flow import noise_scaling
 from nodeloom.diffusion.models import DiffusionModel
-from nodeloom.diffusion.samplers import SAMPLER_NAMES
+from nodeloom.diffusion.samplers import SAMPLER_NAMES, void_ddim
 from nodeloom.diffusion.av_latent import NestedLatent, is_nested
 from nodeloom.diffusion.sampling import prepare_noise, sample_sigmas
 from nodeloom.diffusion.schedules import (
@@ -55,7 +55,7 @@ __all__ = [
     "NoiseSource", "PolyexponentialScheduler", "RandomNoise", "SDTurboScheduler", "SamplerChoice", "SamplerCustom",
     "SamplerCustomAdvanced", "SamplerDPMPP_2M_SDE", "SamplerDPMPP_2S_Ancestral", "SamplerDPMPP_3M_SDE",
     "SamplerDPMPP_SDE", "SamplerEulerAncestral", "SamplerEulerAncestralCFGPP", "SamplerLMS", "SamplingPercentToSigma",
-    "SetFirstSigma", "ExtendIntermediateSigmas", "SplitSigmas", "SplitSigmasDenoise", "VOIDWarpedNoiseSource",
+    "SetFirstSigma", "ExtendIntermediateSigmas", "SplitSigmas", "SplitSigmasDenoise", "VOIDSampler", "VOIDWarpedNoiseSource",
     "VPScheduler",
 ]
 
@@ -596,6 +596,22 @@ class DisableNoise(Node):
     @classmethod
     def execute(cls) -> tuple[Any, ...]:
         return (NoiseSource(0, enabled=False),)
+
+
+class VOIDSampler(Node):
+    """The DDIM walk VOID's video inpainting models were trained with, for SamplerCustom and
+    SamplerCustomAdvanced: it starts from the noise as drawn (not scaled by the first σ, the latent
+    not mixed in, a noise mask not applied, as ComfyUI's does) and steps in α = 1 / (1 + σ²)."""
+
+    SCHEMA = Schema(
+        "VOIDSampler", display_name="VOIDSampler", category="sampling/samplers",
+        inputs=[],
+        outputs=[Output(SAMPLER, "SAMPLER", tooltip="VOID's DDIM sampler.")],
+    )
+
+    @classmethod
+    def execute(cls) -> tuple[Any, ...]:
+        return (SamplerChoice("void_ddim", walk=void_ddim),)
 
 
 class VOIDWarpedNoiseSource(Node):
