@@ -11,7 +11,8 @@ from nodeloom.errors import ValidationError
 from nodeloom.nodes.utils import NODE_CLASS_MAPPINGS as NODES
 from tests.nodes.conftest import run_prompt
 
-ELEMENT = [{"type": "obj", "bbox": [0, 0, 500, 500], "description": "a red kite", "palette": ["#FF0000"]}]
+# ComfyUI's element form, as Create Bounding Boxes writes it
+ELEMENT = [{"type": "obj", "bbox": [0, 0, 500, 500], "desc": "a red kite", "color_palette": ["#FF0000"]}]
 
 
 def build(**inputs):
@@ -63,7 +64,8 @@ def test_boxes_to_prompt_through_the_engine(image_engine):
     assert result.status == "success", result.errors
     out = result.value("2")
     assert out["compositional_deconstruction"]["elements"] == [
-        {"type": "text", "bbox": [0, 0, 500, 250], "description": "a sign", "palette": ["#112233"], "text": "HELLO"}]
+        {"type": "text", "bbox": [0, 0, 250, 500], "text": "HELLO", "desc": "a sign", "color_palette": ["#112233"]}]
+    assert list(out["compositional_deconstruction"]["elements"][0]) == ["type", "bbox", "text", "desc", "color_palette"]
     assert out["style_description"]["photo"] == "50mm" and out["style_description"]["color_palette"] == ["#ABCDEF"]
     info = image_engine.object_info("BuildJsonPromptIdeogram")["BuildJsonPromptIdeogram"]
     # the order of the template's widget values ["", "", "none", "", "", "", []]

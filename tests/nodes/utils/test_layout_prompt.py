@@ -46,10 +46,12 @@ def test_flux3_quotes_the_wording_of_text_boxes_and_drops_palettes():
     assert json.loads(flux("x", [{**TITLE, "desc": ""}])[2:])[0]["desc"] == '"MOSS"'
 
 
-def test_flux3_reads_the_canvas_element_spelling_and_clamps_to_the_grid():
-    # nodeloom's canvas writes bbox [x0, y0, x1, y1], description and palette
-    canvas = {"type": "obj", "bbox": [100, 250, 600, 1000], "description": "a kneeling knight", "palette": []}
-    assert flux("k", [canvas]) == flux("k", [{**KNIGHT, "color_palette": []}])
+def test_flux3_reads_only_comfyui_element_keys_and_clamps_to_the_grid():
+    # bbox is [ymin, xmin, ymax, xmax]; "description" / "palette" are not element keys
+    other = {"type": "obj", "bbox": [250, 100, 1000, 600], "description": "a kneeling knight", "palette": ["#445522"]}
+    assert flux("k", [other]) == 'k [{"id": "obj_1", "bbox": [250, 100, 1000, 600], "desc": ""}]'
+    assert "color_palette" not in json.loads(moss("k", [other]))["layout"][0]
+    assert json.loads(flux("k", [{**KNIGHT, "bbox": [1000, 600, 250, 100]}])[2:])[0]["bbox"] == [250, 100, 1000, 600]
     assert json.loads(flux("k", [{"bbox": [-5, 0.4, 1200, 999.6], "desc": "d"}])[2:])[0]["bbox"] == [0, 0, 1000, 1000]
 
 

@@ -1,6 +1,6 @@
-"""``BuildJsonPromptIdeogram``: the structured JSON prompt of Ideogram 4 (and the models that read
-the same format) from a description, a style block and the prompt elements that
-``CreateBoundingBoxes`` draws.
+"""``BuildJsonPromptIdeogram``: assembles the structured JSON prompt that Ideogram 4 (and models
+reading the same format) takes, from an overview sentence, a style block and the prompt elements
+of ``CreateBoundingBoxes``.
 
 The prompt is a dict::
 
@@ -8,6 +8,11 @@ The prompt is a dict::
      "style_description": {"aesthetics", "lighting", "photo" | "art_style", "medium",
                            "color_palette"?},        # only when style is not "none"
      "compositional_deconstruction": {"background": str, "elements": [...]}}
+
+The elements are copied in unchanged, so they keep the canvas node's keys::
+
+    {"type": "text" | "obj", "bbox": [ymin, xmin, ymax, xmax],   # 0..1000 grid
+     "text"?: str, "desc": str, "color_palette"?: [...]}
 """
 
 from __future__ import annotations
@@ -65,25 +70,26 @@ def _style_option(name: str, tip: str) -> dict[str, Any]:
 
 
 class BuildJsonPromptIdeogram(Node):
-    """Build a JSON prompt for the Ideogram 4 model."""
+    """Put an Ideogram 4 JSON prompt together from the canvas elements, a scene backdrop and an optional
+    style block."""
 
     SCHEMA = Schema(
         "BuildJsonPromptIdeogram", display_name="Build JSON Prompt (Ideogram)", category="text", experimental=True,
         inputs=[
-            Custom("ARRAY", "element", tooltip="Prompt elements from the node Create Bounding Boxes."),
+            Custom("ARRAY", "element", tooltip="The elements list that Create Bounding Boxes outputs; it goes into the prompt as is."),
             String("high_level_description", multiline=True,
-                   tooltip="Optional description of the image in one or two sentences. Strongly recommended."),
-            String("background", multiline=True, tooltip="Mandatory description of the image background or environment."),
+                   tooltip="A sentence or two summing up the whole picture. Optional, but it helps a lot; left out when blank."),
+            String("background", multiline=True, tooltip="Required: the setting or backdrop behind the elements."),
             Custom("COMFY_DYNAMICCOMBO_V3", "style", tooltip="The style block: none, a photo, or an art style.",
                    options=[{"key": "none", "inputs": {"required": {}}},
-                            _style_option("photo", "Camera or lens details for photographic outputs (e.g. 35mm, f/1.4, bokeh)."),
-                            _style_option("art_style", "Art style description (e.g. flat vector illustration, bold outlines).")]),
-            String("aesthetics", tooltip="Mandatory aesthetic keywords (e.g. moody, cinematic, desaturated)."),
-            String("lighting", tooltip="Mandatory lighting description (e.g. golden hour, rim light, dramatic shadows)."),
-            String("medium", tooltip="Mandatory medium type (e.g. photograph, illustration, 3d_render, painting, "
-                                     "graphic_design). When style = photo, set to photograph."),
+                            _style_option("photo", "Camera and lens notes for a photographic look, such as 50mm, f/2.8, shallow depth of field."),
+                            _style_option("art_style", "The drawing or painting style, such as watercolour wash or thick inked lines.")]),
+            String("aesthetics", tooltip="Required with a style: mood words such as calm, gritty or pastel."),
+            String("lighting", tooltip="Required with a style: how the scene is lit, such as overcast daylight or neon backlight."),
+            String("medium", tooltip="Required with a style: the kind of picture, such as photograph, illustration, "
+                                     "3d_render, painting or graphic_design; the photo style wants photograph."),
             Custom("COLORS", "color_palette", optional=True, default=[],
-                   tooltip="Hex color codes that steer the image's dominant colors. Up to 16 entries."),
+                   tooltip="At most 16 hex colours (#RRGGBB) the picture should mostly be made of."),
         ],
         outputs=[Output("DICT", "prompt", tooltip="The structured JSON prompt.")],
     )

@@ -2,9 +2,8 @@
 ``MOSSImageLayoutPrompt`` (MOSS-Image). Both read the prompt elements that
 ``CreateBoundingBoxes`` draws and write them into the prompt text the model's encoder reads.
 
-Elements are read in either spelling the box canvas may hand over: ComfyUI's
-(``bbox`` ``[y0, x0, y1, x1]``, ``desc``, ``color_palette``) or the one nodeloom's canvas node
-writes today (``bbox`` ``[x0, y0, x1, y1]``, ``description``, ``palette``); both use 0..1000.
+Elements are ComfyUI's: ``type``, ``bbox`` ``[ymin, xmin, ymax, xmax]`` on the 0..1000 grid,
+``text`` (text boxes), ``desc`` and ``color_palette``.
 Box N (1-based, canvas order) is ``obj_N`` for FLUX 3 and number N in ``character_boxes``.
 
 FLUX 3 (the prompt, a space, then a JSON array)::
@@ -77,13 +76,8 @@ def layout_boxes(element: Any) -> list[LayoutBox]:
     for i, e in enumerate(element, 1):
         if not isinstance(e, dict):
             raise ValidationError(f"`element` {i} must be an object with a bbox, got {e!r}")
-        a, b, c, d = _coords(e.get("bbox"), i)
-        if "desc" in e or "color_palette" in e or not ("description" in e or "palette" in e):
-            y0, x0, y1, x1 = a, b, c, d  # ComfyUI's element: [ymin, xmin, ymax, xmax]
-            desc, palette = e.get("desc", ""), e.get("color_palette") or []
-        else:
-            x0, y0, x1, y1 = a, b, c, d  # nodeloom's canvas element: [x0, y0, x1, y1]
-            desc, palette = e.get("description", ""), e.get("palette") or []
+        y0, x0, y1, x1 = _coords(e.get("bbox"), i)
+        desc, palette = e.get("desc", ""), e.get("color_palette") or []
         y0, y1 = sorted((y0, y1))
         x0, x1 = sorted((x0, x1))
         kind = "text" if e.get("type") == "text" else "obj"
