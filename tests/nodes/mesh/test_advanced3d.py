@@ -39,7 +39,7 @@ def test_declarations_follow_the_templates(image_engine):
     assert save["input"]["required"]["filename_prefix"][1]["default"] == "3d/ComfyUI"
     assert save["input"]["required"]["viewport_state"][0] == "LOAD_3D"
     assert save["input"]["required"]["width"][1] == {"default": 1024, "min": 1, "max": 4096, "step": 1,
-                                                     "tooltip": "Render width of the viewport in pixels."}
+                                                     "tooltip": "Viewport width to render at, in pixels."}
     for node in (save, preview):
         assert node["output_node"] and node["category"] == "3d"
         assert node["input"]["required"]["model_3d"][0].split(",")[-1] == "FILE_3D"

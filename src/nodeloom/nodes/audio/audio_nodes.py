@@ -143,7 +143,7 @@ class SaveAudioAdvanced:
     FUNCTION = "save"
     OUTPUT_NODE = True
     CATEGORY = "audio"
-    DESCRIPTION = "Saves the input audio to your ComfyUI output directory."
+    DESCRIPTION = "Write the incoming audio to a file in the output folder."
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -192,7 +192,7 @@ class TrimAudioDuration(Node):
         description="Trim audio tensor into chosen time range.",
         inputs=[_audio_in(),
                 Float("start_index", 0.0, min=-0xFFFFFFFFFFFFFFFF, max=0xFFFFFFFFFFFFFFFF, step=0.01,
-                      tooltip="Start time in seconds, can be negative to count from the end (supports sub-seconds)."),
+                      tooltip="Where the kept part begins, in seconds (fractions allowed); a negative value counts back from the end."),
                 Float("duration", 60.0, min=0.0, step=0.01, tooltip="Duration in seconds")],
         outputs=[Output(AUDIO, "AUDIO", tooltip="The trimmed audio.")],
     )
@@ -230,7 +230,7 @@ class AudioMerge(Node):
         inputs=[_audio_in("audio1", "The base audio (sets the length)."),
                 _audio_in("audio2", "The audio laid over it (cut or padded to audio1's length)."),
                 Combo("merge_method", ["add", "mean", "subtract", "multiply"],
-                      tooltip="The method used to combine the audio waveforms.")],
+                      tooltip="How the two waveforms are combined.")],
         outputs=[Output(AUDIO, "AUDIO", tooltip="The mix, normalised when it peaks above 1.")],
     )
 
@@ -265,7 +265,7 @@ class AudioAdjustVolume(Node):
         "AudioAdjustVolume", display_name="Audio Adjust Volume", category="audio",
         inputs=[_audio_in(),
                 Int("volume", 1, min=-100, max=100,
-                    tooltip="Volume adjustment in decibels (dB). 0 = no change, +6 = double, -6 = half, etc")],
+                    tooltip="Gain in decibels: 0 leaves the level as is, +6 roughly doubles it, -6 roughly halves it.")],
         outputs=[Output(AUDIO, "AUDIO", tooltip="The louder or quieter audio.")],
     )
 
@@ -283,7 +283,7 @@ class EmptyAudio(Node):
     SCHEMA = Schema(
         "EmptyAudio", display_name="Empty Audio", category="audio",
         inputs=[Float("duration", 60.0, min=0.0, max=0xFFFFFFFFFFFFFFFF, step=0.01,
-                      tooltip="Duration of the empty audio clip in seconds"),
+                      tooltip="Length of the silent clip, in seconds."),
                 Int("sample_rate", 44100, tooltip="Sample rate of the empty audio clip."),
                 Int("channels", 2, min=1, max=2, tooltip="Number of audio channels (1 for mono, 2 for stereo).")],
         outputs=[Output(AUDIO, "AUDIO", tooltip="Silence.")],

@@ -56,7 +56,7 @@ def _extra_values(clip: ClipModel, text: str) -> dict[str, Any]:
 
 
 class CLIPTextEncode(Node):
-    """Encodes a text prompt using a CLIP model into an embedding that can be used to guide the diffusion model towards generating specific images."""
+    """Turn a text prompt into conditioning with a CLIP text encoder, to steer what the diffusion model generates."""
 
     SCHEMA = Schema(
         "CLIPTextEncode", display_name="CLIP Text Encode (Prompt)", category="conditioning",

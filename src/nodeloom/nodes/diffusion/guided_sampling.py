@@ -39,11 +39,13 @@ class SamplerLCM(Node):
                     "noise scale.",
         inputs=[
             Float("s_noise", 1.0, min=0.0, max=64.0, step=0.01,
-                  tooltip="Per-step noise multiplier at the first step (1.0 = match training)."),
+                  tooltip="Scale on the noise added at the first step; 1.0 is the training noise level."),
             Float("s_noise_end", 1.0, min=0.0, max=64.0, step=0.01,
-                  tooltip="Per-step noise multiplier at the last step. Set equal to s_noise for a constant schedule."),
+                  tooltip="Scale on the noise added at the last step; set it equal to s_noise to keep the "
+                          "scale constant."),
             Float("noise_clip_std", 0.0, min=0.0, max=10.0, step=0.01,
-                  tooltip="Clamp per-step noise to +/- N*std. 0 disables."),
+                  tooltip="Limit the noise added each step to N standard deviations either way; 0 means no "
+                          "limit."),
         ],
         outputs=[Output(SAMPLER, "SAMPLER")],
     )
@@ -164,14 +166,15 @@ class DualModelGuider(Node):
     SCHEMA = Schema(
         "DualModelGuider", display_name="Dual Model CFG Guider", category=f"{_CATEGORY}/guiders",
         inputs=[
-            Model("model", tooltip="Model used for the positive (conditional) pass."),
+            Model("model", tooltip="The model that runs the positive (conditional) prediction."),
             Model("model_negative", optional=True,
-                  tooltip="Model used for the negative (unconditional) pass. Use the same model for ordinary CFG."),
+                  tooltip="The model that runs the negative (unconditional) prediction; plain CFG uses the "
+                          "same model as model."),
             Conditioning("positive", tooltip="The conditioning describing what to include."),
             Float("cfg", 4.0, min=0.0, max=100.0, step=0.1, round=0.01, tooltip="Classifier-free guidance scale."),
             Conditioning("negative", optional=True,
-                         tooltip="Negative conditioning run on the negative model. Leave unconnected for a text-free "
-                                 "(image-only) unconditional pass."),
+                         tooltip="Conditioning fed to model_negative. When unconnected the unconditional "
+                                 "prediction uses no text (image conditioning only)."),
         ],
         outputs=[Output(GUIDER, "GUIDER")],
     )

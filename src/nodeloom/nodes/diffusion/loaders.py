@@ -74,7 +74,7 @@ class CheckpointLoaderSimple(Node):
 
     SCHEMA = Schema(
         "CheckpointLoaderSimple", display_name="Load Checkpoint", category="loaders",
-        inputs=[Combo("ckpt_name", file_list("checkpoints"), tooltip="The name of the checkpoint (model) to load.")],
+        inputs=[Combo("ckpt_name", file_list("checkpoints"), tooltip="Checkpoint file to load from the checkpoints folder.")],
         outputs=[Output(IO.MODEL, "MODEL", tooltip="The model used for denoising latents."),
                  Output(IO.CLIP, "CLIP", tooltip="The CLIP model used for encoding text prompts."),
                  Output(IO.VAE, "VAE", tooltip="The VAE model used for encoding and decoding images to and from latent space.")],

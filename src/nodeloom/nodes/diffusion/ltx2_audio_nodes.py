@@ -55,8 +55,8 @@ class LTXVEmptyLatentAudio(Node):
         "LTXVEmptyLatentAudio", display_name="LTXV Empty Latent Audio", category="latent/audio",
         inputs=[Int("frames_number", 97, min=1, max=1000, tooltip="Number of frames."),
                 Float("frame_rate", 25.0, min=1.0, max=1000.0, step=0.01, tooltip="Number of frames per second."),
-                Int("batch_size", 1, min=1, max=4096, tooltip="The number of latent audio samples in the batch."),
-                Vae("audio_vae", tooltip="The Audio VAE model to get configuration from.")],
+                Int("batch_size", 1, min=1, max=4096, tooltip="How many audio latents to create in the batch."),
+                Vae("audio_vae", tooltip="Audio VAE whose settings fix the latent's channels, length and mel bins.")],
         outputs=[Output(IO.LATENT, "Latent")],
     )
 
@@ -77,7 +77,7 @@ class LTXVAudioVAEDecode(Node):
     SCHEMA = Schema(
         "LTXVAudioVAEDecode", display_name="LTXV Audio VAE Decode", category="audio",
         inputs=[Latent("samples", tooltip="The latent to be decoded."),
-                Vae("audio_vae", tooltip="The Audio VAE model used for decoding the latent.")],
+                Vae("audio_vae", tooltip="Audio VAE (with vocoder) that turns the latent into a waveform.")],
         outputs=[Output("AUDIO", "Audio")],
     )
 

@@ -114,7 +114,8 @@ class ModelNoiseScale(Node):
         "ModelNoiseScale", display_name="ModelNoiseScale", category="advanced/model",
         inputs=[Model("model", tooltip="The model to apply the noise scale to."),
                 Float("noise_scale", 1.0, min=0.0, max=64.0, step=0.01,
-                      tooltip="Absolute training noise scale. For example HiDream-O1 base: 8.0, dev: 7.5.")],
+                      tooltip="The noise scale the model was trained with, as an absolute value (HiDream-O1: "
+                              "8.0 for base, 7.5 for dev).")],
         outputs=[Output(IO.MODEL, "MODEL")],
     )
 

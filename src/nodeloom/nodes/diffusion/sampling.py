@@ -31,17 +31,18 @@ def _run(model: DiffusionModel, latent: dict[str, Any], steps: int, **kw: Any) -
 
 
 class KSampler(Node):
-    """Uses the provided model, positive and negative conditioning to denoise the latent image."""
+    """Denoise a latent with the given model, steered toward the positive and away from the negative conditioning."""
 
     SCHEMA = Schema(
         "KSampler", display_name="KSampler", category="sampling",
         inputs=[
-            Model("model", tooltip="The model used for denoising the input latent."),
+            Model("model", tooltip="The diffusion model that denoises the latent."),
             Int("seed", 0, min=0, max=_SEED_MAX, control_after_generate=True,
                 tooltip="The seed of the starting noise; the same seed gives the same noise."),
-            Int("steps", 20, min=1, max=10000, tooltip="The number of steps used in the denoising process."),
+            Int("steps", 20, min=1, max=10000, tooltip="How many denoising steps to run."),
             Float("cfg", 8.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                  tooltip="The Classifier-Free Guidance scale balances creativity and adherence to the prompt."),
+                  tooltip="Classifier-free guidance scale: higher follows the prompt more closely, lower leaves the model "
+                          "more freedom."),
             Combo("sampler_name", SAMPLER_NAMES, tooltip="The algorithm used when sampling."),
             Combo("scheduler", SCHEDULER_NAMES, tooltip="The scheduler controls how noise is gradually removed."),
             Conditioning("positive", tooltip="The conditioning describing what to include in the image."),

@@ -190,9 +190,10 @@ class SeedVR2TemporalMerge(Node):
         "SeedVR2TemporalMerge", display_name="Merge SeedVR2 Latents", category="model/latent/batch",
         input_is_list=True, search_aliases=["seedvr2", "merge", "temporal", "hann", "crossfade"],
         inputs=[
-            Latent("latents", tooltip="The sampled temporal chunks in sequence order."),
+            Latent("latents", tooltip="The sampled time chunks, in the order they play."),
             Int("temporal_overlap", 0, min=0, max=MAX_RESOLUTION, force_input=True,
-                tooltip="The temporal_overlap output of Split SeedVR2 Latent. 0 = plain concatenation."),
+                tooltip="Connect Split SeedVR2 Latent's temporal_overlap output here; with 0 the chunks are "
+                        "simply joined end to end."),
         ],
         outputs=[Output("LATENT", "latent", tooltip="The recombined full-length latent.")],
     )

@@ -46,7 +46,7 @@ def _viewport_in() -> Custom:
 
 
 def _size_in(name: str) -> Int:
-    return Int(name, 1024, min=1, max=4096, step=1, tooltip=f"Render {name} of the viewport in pixels.")
+    return Int(name, 1024, min=1, max=4096, step=1, tooltip=f"Viewport {name} to render at, in pixels.")
 
 
 def viewport_values(viewport_state: Any, model_3d_info: Any, camera_info: Any) -> tuple[Any, Any]:

@@ -94,7 +94,7 @@ class BakeAmbientOcclusion(Node):
     SCHEMA = Schema(
         "BakeAmbientOcclusion", display_name="Bake Ambient Occlusion", category="3d",
         inputs=[_low_in(), _high_in(), _resolution(),
-                Int("samples", 64, min=4, max=1024, step=4, tooltip="Rays per texel. More = smoother, slower."),
+                Int("samples", 64, min=4, max=1024, step=4, tooltip="Rays cast from each texel; more rays give less noise but take longer."),
                 Float("max_distance", 0.5, min=0.01, max=2.0, step=0.01,
                       tooltip="Ray length, as a fraction of the bounding box diagonal. Smaller = more local "
                               "occlusion."),

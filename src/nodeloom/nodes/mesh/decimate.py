@@ -14,16 +14,16 @@ __all__ = ["DecimateMesh", "face_summary"]
 
 _QEM = {
     "line_quadric_weight": ["FLOAT", {"default": 0.0, "min": 0.0, "max": 100.0, "step": 0.01,
-                                      "tooltip": "Per-edge line-quadric weight; preserves sharp ridges/valleys. "
-                                                 "0 = off."}],
+                                      "tooltip": "Weight of a line quadric added along every edge, which keeps "
+                                                 "ridges and valleys sharp; 0 turns it off."}],
     "feature_edge_quadric_weight": ["FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.1,
-                                              "tooltip": "Extra quadric weight on dihedral feature edges (creases). "
-                                                         "0 = off."}],
+                                              "tooltip": "Additional quadric weight on crease (feature) edges; 0 "
+                                                         "turns it off."}],
     "feature_edge_min_dihedral_deg": ["FLOAT", {"default": 30.0, "min": 0.0, "max": 180.0, "step": 1.0,
-                                                "tooltip": "Minimum dihedral angle (degree) to count an edge as a "
-                                                           "feature edge."}],
+                                                "tooltip": "An edge is a crease (feature) edge when the angle "
+                                                           "between its faces is at least this many degrees."}],
     "clamp_v_to_edge": ["BOOLEAN", {"default": True,
-                                    "tooltip": "Project the QEM-optimal position onto the collapsed edge segment."}],
+                                    "tooltip": "Keep the new vertex on the edge being collapsed (clamp the quadric optimum to it)."}],
 }
 
 
@@ -52,7 +52,8 @@ class DecimateMesh(Node):
         inputs=[_mesh_in("The 3D mesh to simplify."),
                 Int("target_face_count", 200000, min=0, max=50000000, tooltip="Target max faces. 0 disables."),
                 Custom("COMFY_DYNAMICCOMBO_V3", "placement_mode",
-                       tooltip="midpoint: cumesh-faithful (recommended). qem: QEM-optimal placement.",
+                       tooltip="Where a collapsed edge's new vertex goes. midpoint: halfway along the edge, as cumesh does "
+                               "(the recommended choice). qem: at the quadric-error optimum.",
                        options=[{"key": "midpoint", "inputs": {"required": {}}},
                                 {"key": "qem", "inputs": {"optional": _QEM}}])],
         outputs=[Output(MESH, "mesh", tooltip="The simplified mesh.")],

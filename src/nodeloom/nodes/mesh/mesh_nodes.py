@@ -130,8 +130,9 @@ class MeshSmoothNormals(Node):
         "MeshSmoothNormals", display_name="Smooth Mesh Normals", category=_CATEGORY,
         inputs=[_mesh_in("The input mesh to process."),
                 Float("crease_angle", 180.0, min=0.0, max=180.0, step=1.0,
-                      tooltip="Edges whose dihedral angle exceeds this value (degrees) stay hard (vertices are split). "
-                              "180 = fully smooth; lower preserves sharp edges (e.g. ~30-60 for hard-surface).")],
+                      tooltip="Angle in degrees between neighbouring faces above which an edge is kept hard by "
+                              "splitting its vertices. 180 smooths everything; smaller values keep sharp edges "
+                              "(around 30-60 suits hard-surface models).")],
         outputs=[Output(MESH, "mesh", tooltip="The mesh with smooth normals (split along hard edges).")],
     )
 
@@ -158,9 +159,9 @@ class MergeMeshes(Node):
 
 
 _EULER = {f"angle_{a}": ["FLOAT", {"default": 0.0, "min": -360.0, "max": 360.0, "step": 0.1,
-                                   "tooltip": f"Rotation around the {a.upper()} axis in degrees."}] for a in "xyz"}
+                                   "tooltip": f"Degrees to turn about the world {a.upper()} axis."}] for a in "xyz"}
 _QUAT = {f"q{c}": ["FLOAT", {"default": 1.0 if c == "w" else 0.0, "min": -1.0, "max": 1.0, "step": 0.001,
-                             "tooltip": f"{c.upper()} component of the quaternion (w, x, y, z)."}] for c in "wxyz"}
+                             "tooltip": f"The {c} part of the rotation quaternion, given as (w, x, y, z)."}] for c in "wxyz"}
 
 
 class RotateMesh(Node):

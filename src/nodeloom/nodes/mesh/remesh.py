@@ -13,8 +13,8 @@ from nodeloom.ops.mesh_remesh import remesh_mesh
 
 __all__ = ["SIGN_MODE_OPTIONS", "RemeshMesh"]
 
-_QEF_TIP = ("QEF (Quadratic Error Function) vertex placement: sharp edges on hard-surface input, jagged creases "
-            "on organic input.")
+_QEF_TIP = ("Place each vertex by minimising a quadratic error function (QEF): crisp edges on hard-surface "
+            "models, but jagged creases on organic ones.")
 
 #: sign_mode -> the inputs it brings, in the widget order the templates show
 SIGN_MODE_OPTIONS: dict[str, dict[str, list[Any]]] = {
@@ -28,15 +28,17 @@ SIGN_MODE_OPTIONS: dict[str, dict[str, list[Any]]] = {
                                                  "point-in-mesh ray test finds inside it. Disable for nested parts."}],
     },
     "sdf": {
-        "qef": ["BOOLEAN", {"default": True, "tooltip": "QEF (Quadratic Error Function) dual-vertex placement "
-                                                       "(recovers sharp features) vs edge-crossing centroid."}],
+        "qef": ["BOOLEAN", {"default": True, "tooltip": "On: place each dual vertex by quadratic error "
+                                                       "function (QEF) minimisation, which restores sharp features. "
+                                                       "Off: use the centroid of the edge crossings."}],
         "manifold": ["BOOLEAN", {"default": False, "tooltip": "Manifold dual contouring: 1-4 dual vertices per "
                                                              "voxel for multi-sheet cases. Slower."}],
     },
     "solid": {
         "fill": ["FLOAT", {"default": 20.0, "min": 0.0, "max": 1000.0, "step": 0.5, "tooltip":
-                           "Cost of closing an opening relative to following the surface. Lower closes larger "
-                           "openings (0 puts a lid on a cup); higher only closes small holes and cracks."}],
+                           "How expensive it is to seal an opening compared with tracing the surface. Low values "
+                           "seal big openings too (at 0 even a cup gets a lid); high values seal only small holes "
+                           "and cracks."}],
         "qef": ["BOOLEAN", {"default": False, "advanced": True, "tooltip": _QEF_TIP}],
     },
 }
@@ -51,8 +53,9 @@ class RemeshMesh(Node):
         "RemeshMesh", display_name="Remesh Mesh (Narrow-Band DC)", category="3d",
         inputs=[
             _mesh_in("The input mesh to remesh."),
-            Int("resolution", 512, min=32, max=2048, tooltip="Voxel grid resolution (output density). 256 ~ 100k "
-                "faces, 512 ~ 1M. For an exact face count, follow with Decimate Mesh."),
+            Int("resolution", 512, min=32, max=2048, tooltip="Cells per side of the voxel grid, which sets how dense "
+                "the result is: about 100k faces at 256, about 1M at 512. Add Decimate Mesh after it to hit an exact "
+                "face count."),
             Custom("COMFY_DYNAMICCOMBO_V3", "sign_mode",
                    tooltip='Surface extraction mode. "udf" is robust to messy/non-manifold input; "sdf" gives a '
                            'clean single surface with QEF sharp-feature recovery but needs consistent winding; '
@@ -69,7 +72,8 @@ class RemeshMesh(Node):
             Int("smooth_iters", 0, min=0, max=20, tooltip="Taubin smoothing iterations (0 = off). 2-3 clean DC "
                 "staircase artifacts; more over-smooth QEF edges."),
             Float("drop_small_components", 0.01, min=0.0, max=0.5, step=0.001, advanced=True,
-                  tooltip="Drop components below this fraction of the largest's face count. 0 disables."),
+                  tooltip="Remove pieces whose face count is under this fraction of the biggest piece's; 0 keeps "
+                          "them all."),
             Int("precluster_max_verts", 20000000, min=0, max=100000000, advanced=True,
                 tooltip="Cap the input vertex count before the field queries: larger inputs are "
                         "cluster-decimated to it first. 0 disables."),

@@ -140,8 +140,8 @@ class SDPoseFaceBBoxes(Node):
     SCHEMA = Schema(
         "SDPoseFaceBBoxes", display_name="SDPoseFaceBBoxes", category=POSE_CATEGORY,
         inputs=[Custom(POSE_KEYPOINT, "keypoints", tooltip="OpenPose keypoint frames with face points."),
-                Float("scale", 1.5, min=1.0, max=10.0, step=0.1, optional=True, tooltip="Multiplier for the bounding box area around each detected face."),
-                Boolean("force_square", True, optional=True, tooltip="Expand the shorter bbox axis so the crop region is always square.")],
+                Float("scale", 1.5, min=1.0, max=10.0, step=0.1, optional=True, tooltip="How much to enlarge each face box about its centre."),
+                Boolean("force_square", True, optional=True, tooltip="Lengthen the shorter side of each box so the box is square.")],
         outputs=[Output(BOUNDINGBOX, "bboxes", tooltip="Face bounding boxes per frame: x, y, width, height.")],
     )
 

@@ -25,7 +25,7 @@ _POSITION = {f"position_{axis}": _float(4.0, -1000.0, 1000.0, f"{axis.upper()} o
 _ORBIT = {
     "yaw": _float(35.0, -360.0, 360.0, "Horizontal angle around the target in degrees (0 on +Z, 90 on +X).", _ANGLE),
     "pitch": _float(30.0, -89.0, 89.0, "Vertical angle above the target in degrees.", _ANGLE),
-    "distance": _float(4.0, 0.01, 1000.0, "Camera distance from the target."),
+    "distance": _float(4.0, 0.01, 1000.0, "How far the camera sits from the target."),
 }
 _QUATERNION = {**_POSITION, **{f"quat_{axis}": _float(1.0 if axis == "w" else 0.0, -1.0, 1.0,
                                                       f"{axis.upper()} component of the camera's world-rotation "
@@ -44,8 +44,8 @@ class CreateCameraInfo(Node):
         search_aliases=["camera position", "make camera info", "orbit camera", "look at camera"],
         inputs=[
             Custom("COMFY_DYNAMICCOMBO_V3", "mode",
-                   tooltip="How to define the camera: orbit angles, an explicit position, or a position + "
-                           "quaternion.",
+                   tooltip="orbit: angles around the target; look_at: a world position aimed at the target; "
+                           "quaternion: a position plus a rotation quaternion.",
                    options=[{"key": "orbit", "inputs": {"required": _ORBIT}},
                             {"key": "look_at", "inputs": {"required": _POSITION}},
                             {"key": "quaternion", "inputs": {"required": _QUATERNION}}]),
@@ -55,7 +55,7 @@ class CreateCameraInfo(Node):
             Float("roll", 0.0, min=-180.0, max=180.0, step=1.0,
                   tooltip="Camera roll about the view axis, in degrees (orbit and look_at)."),
             Float("fov", 35.0, min=1.0, max=120.0, step=1.0,
-                  tooltip="Vertical field of view in degrees."),
+                  tooltip="Field of view from top to bottom of the frame, in degrees."),
             Float("zoom", 1.0, min=0.01, max=100.0,
                   tooltip="Digital zoom (focal-length multiplier); above 1 zooms in without moving the camera."),
             Combo("camera_type", ["perspective", "orthographic"],

@@ -57,8 +57,9 @@ class MoGeRender(Node):
         inputs=[
             Custom("MOGE_GEOMETRY", "moge_geometry", tooltip="The geometry from a MoGe estimation node."),
             Combo("output", list(MOGE_OUTPUTS), default="depth",
-                  tooltip="DirectX vs OpenGL controls the normal-map green-channel convention. DirectX: green = -Y "
-                          "down (Unreal). OpenGL: green = +Y up (Blender, Substance, Unity, glTF)."),
+                  tooltip="What to render. For normal maps the two variants differ only in the green channel: "
+                          "normal_directx points it down (-Y, as Unreal expects), normal_opengl points it up (+Y, "
+                          "as Blender, Substance, Unity and glTF expect)."),
         ],
         outputs=[Output("IMAGE", "IMAGE", tooltip="One image per geometry item.")],
     )
@@ -150,13 +151,13 @@ _DEPTH_OPTIONS = {
                    "metric units for Metric model."}],
     "apply_sky_clip": ["BOOLEAN", {
         "default": False,
-        "tooltip": "Clip sky-region depth to the 99th percentile of foreground depth before normalisation. Requires a "
-                   "sky key in the da3_geometry input (for Mono/Metric models only)."}],
+        "tooltip": "Before normalising, cap the depth of sky pixels at the 99th percentile of the non-sky "
+                   "depth. Needs sky data in da3_geometry, which only the Mono and Metric models give."}],
 }
 
 
 def _colored(tip: str) -> dict[str, Any]:
-    return {"colored": ["BOOLEAN", {"default": False, "tooltip": f"Apply the Turbo colormap to the {tip}."}]}
+    return {"colored": ["BOOLEAN", {"default": False, "tooltip": f"Colour the {tip} with the Turbo colormap instead of greyscale."}]}
 
 
 def _option(output: Any, options: dict[str, Any], name: str, default: Any) -> Any:

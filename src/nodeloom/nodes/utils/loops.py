@@ -31,7 +31,7 @@ __all__ = ["EndLoop", "LoopAppend", "LoopIteration", "LoopUnroll", "StartLoop"]
 _CATEGORY = "utilities/looping"
 _MODE = Custom("COMFY_DYNAMICCOMBO_V3", "mode", tooltip="How the iterations are counted.", options=[
     {"key": "simple", "inputs": {"required": {"num_iterations": ["INT", {
-        "default": 4, "min": 0, "tooltip": "Number of times to execute the loop body."}]}}},
+        "default": 4, "min": 0, "tooltip": "How many times the loop body runs."}]}}},
     {"key": "For", "inputs": {"required": {
         "start_iteration_index": ["INT", {"default": 0, "tooltip": "Index of the first iteration."}],
         "max_iteration": ["INT", {"default": 4, "max": 0xFFFFFFFFFFFFFFFF,
@@ -69,9 +69,9 @@ class StartLoop(Node):
             Boolean("cache_iterations", False, advanced=True,
                     tooltip="Reuse unchanged iteration results (nodeloom's cache always does)."),
             Int("parent_iteration", optional=True, force_input=True,
-                tooltip="Connect iteration_index from an outer Start Loop to nest this loop."),
+                tooltip="To nest this loop, wire in the iteration_index of the enclosing Start Loop."),
             Custom(ANY, "initial_iteration_value", optional=True,
-                   tooltip="Value exposed as current_iteration_value on the first iteration."),
+                   tooltip="What current_iteration_value holds on iteration one."),
         ],
         outputs=_ITERATION_OUTPUTS,
     )

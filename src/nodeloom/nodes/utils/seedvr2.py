@@ -65,13 +65,15 @@ class SeedVR2PostProcessing(Node):
     SCHEMA = Schema(
         "SeedVR2PostProcessing", display_name="Post-Process SeedVR2 Output", category=_CATEGORY,
         inputs=[
-            Image("images", tooltip="The generated image to process."),
-            Image("original_resized_images", tooltip="The original resized image before pre-processing, used as reference."),
+            Image("images", tooltip="The generated frames to post-process."),
+            Image("original_resized_images",
+                  tooltip="The resized input frames as they were before pre-processing; the reference for "
+                          "alignment and colour."),
             Combo("color_correction_method", [*COLOR_METHODS, "none"], default="lab",
-                  tooltip="Method to match the generated image colors to the original image. lab: transfer color in "
-                          "CIELAB space, preserving detail (most faithful). wavelet: transfer low-frequency color, "
-                          "keeping upscaled high-frequency detail. adain: match per-channel mean/std (fastest, global "
-                          "tint). none: skip color transfer (geometry alignment only)."),
+                  tooltip="How the output's colours are matched to the reference. lab: in CIELAB space, "
+                          "keeping detail (closest match). wavelet: takes the reference's coarse colour and keeps the "
+                          "upscaled fine detail. adain: matches each channel's mean and std (quickest; a global "
+                          "shift). none: no colour matching, only the geometry alignment."),
         ],
         outputs=[Output("IMAGE", "images", tooltip="The aligned, colour-corrected frames (even height and width).")],
     )

@@ -58,9 +58,10 @@ class TripoSplatPreprocessImage(Node):
             Image("image", tooltip="The image(s) to prepare."),
             Mask("mask", tooltip="The subject's alpha matte (1 = subject); one for all images or one per image."),
             Int("erode_radius", 1, min=0, max=16,
-                tooltip="Erode the alpha matte by this pixel radius before cropping (avoids border bleed)."),
+                tooltip="Shrink the matte by this many pixels before the crop so edge colours don't bleed in."),
             Int("size", 1024, min=256, max=4096, step=16,
-                tooltip="Square image size. The model is trained at 1024; other sizes run but are off-distribution."),
+                tooltip="Side of the square output in pixels. The model was trained on 1024; other sizes "
+                        "work but lie outside what it saw in training."),
         ],
         outputs=[Output("IMAGE", "image", tooltip="The subject centred on a black square of size × size.")],
     )

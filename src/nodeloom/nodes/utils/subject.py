@@ -69,9 +69,9 @@ class ImageCropToMask(Node):
             Mask("masks", tooltip="The subject's mask: one for all images, or one per image."),
             Int("width", 1024, min=64, max=4096, step=8, tooltip="Output width in pixels."),
             Int("height", 1024, min=64, max=4096, step=8, tooltip="Output height in pixels."),
-            Float("pad_factor", 1.0, min=1.0, max=2.0, step=0.01, tooltip="Extra margin around the mask bounding box as a multiplier."),
-            Int("grow_mask", 0, min=-32, max=32, step=1, tooltip="Grow or shrink the mask by this many pixels before cropping."),
-            Custom("COLOR", "background", default="#000000", tooltip="Background color behind the masked subject."),
+            Float("pad_factor", 1.0, min=1.0, max=2.0, step=0.01, tooltip="Scale applied to the mask's bounding box to leave room around the subject."),
+            Int("grow_mask", 0, min=-32, max=32, step=1, tooltip="Pixels to dilate (positive) or erode (negative) the mask by before the crop."),
+            Custom("COLOR", "background", default="#000000", tooltip="Colour filled in wherever the mask hides the image."),
         ],
         outputs=[Output("IMAGE", "images", tooltip="The subject over the background, cropped and resized to width × height.")],
     )
@@ -106,8 +106,8 @@ class ColorTransfer(Node):
         display_name="Transfer Color",
         category="image/postprocessing",
         inputs=[
-            Image("image_target", tooltip="Image(s) to apply the color transform to."),
-            Image("image_ref", tooltip="Reference image(s) to match colors to."),
+            Image("image_target", tooltip="The image or batch whose colours get changed."),
+            Image("image_ref", tooltip="The image or batch whose colours are copied."),
             Combo("method", list(METHODS), default="reinhard_lab",
                   tooltip="reinhard_lab: match mean and spread in Lab; mkl_lab: match the Lab covariance; "
                           "histogram: match each RGB channel's distribution."),

@@ -28,7 +28,7 @@ class WanDancerPadKeyframesList(Node):
             Image("images", tooltip="The keyframes (e.g. the global pass's frames) to spread over the segments."),
             Int("segment_length", 149, min=1, max=10000, tooltip="Length of each segment (usually 149 frames)"),
             Int("num_segments", 1, min=1, max=100, tooltip="How many padded segments to emit as lists."),
-            Custom("AUDIO", "audio", tooltip="Audio to slice for each emitted segment."),
+            Custom("AUDIO", "audio", tooltip="The audio, cut into one piece per output segment."),
         ],
         outputs=[
             Output("IMAGE", "keyframes_sequence", is_list=True, tooltip="Padded keyframe sequences"),

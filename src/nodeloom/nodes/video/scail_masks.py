@@ -41,12 +41,14 @@ class SCAIL2ColoredMask(Node):
         experimental=True,
         inputs=[
             Custom(SAM3_TRACK_DATA, "driving_track_data",
-                   tooltip="SAM3 track of the driving pose video. Will be rendered into the pose_video_mask output."),
+                   tooltip="SAM3 tracks from the driving pose video; drawn as the pose_video_mask output."),
             Custom(f"{SAM3_TRACK_DATA},MASK", "ref_track_data", optional=True, display_name="reference_masks",
-                   tooltip="SAM3 track of the reference image(s) (one identity per object, colored in batch order), "
-                           "or a plain MASK of the reference subject (rendered as a single identity)."),
-            String("object_indices", "", tooltip="Comma-separated list of person indices to include (e.g. '0,2,3'). "
-                                                 "Applied to both reference and pose video masks. Empty = all."),
+                   tooltip="Either SAM3 tracks of the reference image(s), where every object is its own identity "
+                           "and colours follow batch order, or a plain MASK of the reference subject, drawn as one "
+                           "identity."),
+            String("object_indices", "", tooltip="Which people to keep, as indices separated by commas (such "
+                                                 "as '0,2,3'); used for the reference and the pose video masks "
+                                                 "alike. Leave empty to keep everyone."),
             Combo("sort_by", ["none", "left_to_right", "area"], default="left_to_right",
                   tooltip="Order in which palette colors are assigned (the same for reference and pose video). "
                           "Objects appearing in earlier frames come first; within a frame, left_to_right = leftmost "
