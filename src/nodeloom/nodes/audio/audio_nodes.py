@@ -185,11 +185,11 @@ class PreviewAudio(Node):
 
 
 class TrimAudioDuration(Node):
-    """Trim audio tensor into chosen time range."""
+    """Keep only a stretch of the clip, from start_index for duration seconds."""
 
     SCHEMA = Schema(
         "TrimAudioDuration", display_name="Trim Audio Duration", category="audio",
-        description="Trim audio tensor into chosen time range.",
+        description="Keep only a stretch of the clip, from start_index for duration seconds.",
         inputs=[_audio_in(),
                 Float("start_index", 0.0, min=-0xFFFFFFFFFFFFFFFF, max=0xFFFFFFFFFFFFFFFF, step=0.01,
                       tooltip="Where the kept part begins, in seconds (fractions allowed); a negative value counts back from the end."),
@@ -203,14 +203,14 @@ class TrimAudioDuration(Node):
 
 
 class AudioConcat(Node):
-    """Concatenates the audio1 to audio2 in the specified direction."""
+    """Join two audio clips end to end, audio2 after or before audio1."""
 
     SCHEMA = Schema(
         "AudioConcat", display_name="Audio Concat", category="audio",
-        description="Concatenates the audio1 to audio2 in the specified direction.",
+        description="Join two audio clips end to end, audio2 after or before audio1.",
         inputs=[_audio_in("audio1", "The first audio."), _audio_in("audio2", "The second audio."),
                 Combo("direction", ["after", "before"], default="after",
-                      tooltip="Whether to append audio2 after or before audio1.")],
+                      tooltip="Put audio2 after audio1 or before it.")],
         outputs=[Output(AUDIO, "AUDIO", tooltip="Both, one after the other (stereo).")],
     )
 
@@ -222,11 +222,11 @@ class AudioConcat(Node):
 
 
 class AudioMerge(Node):
-    """Combine two audio tracks by overlaying their waveforms."""
+    """Mix two audio clips into one by combining their samples."""
 
     SCHEMA = Schema(
         "AudioMerge", display_name="Audio Merge", category="audio",
-        description="Combine two audio tracks by overlaying their waveforms.",
+        description="Mix two audio clips into one by combining their samples.",
         inputs=[_audio_in("audio1", "The base audio (sets the length)."),
                 _audio_in("audio2", "The audio laid over it (cut or padded to audio1's length)."),
                 Combo("merge_method", ["add", "mean", "subtract", "multiply"],
@@ -240,11 +240,11 @@ class AudioMerge(Node):
 
 
 class SplitAudioChannels(Node):
-    """Separates the audio into left and right channels."""
+    """Split a stereo clip into its left and right channels."""
 
     SCHEMA = Schema(
         "SplitAudioChannels", display_name="Split Audio Channels", category="audio",
-        description="Separates the audio into left and right channels.",
+        description="Split a stereo clip into its left and right channels.",
         inputs=[_audio_in(tip="Stereo audio.")],
         outputs=[Output(AUDIO, "left", tooltip="The left channel."), Output(AUDIO, "right", tooltip="The right channel.")],
     )
@@ -284,8 +284,8 @@ class EmptyAudio(Node):
         "EmptyAudio", display_name="Empty Audio", category="audio",
         inputs=[Float("duration", 60.0, min=0.0, max=0xFFFFFFFFFFFFFFFF, step=0.01,
                       tooltip="Length of the silent clip, in seconds."),
-                Int("sample_rate", 44100, tooltip="Sample rate of the empty audio clip."),
-                Int("channels", 2, min=1, max=2, tooltip="Number of audio channels (1 for mono, 2 for stereo).")],
+                Int("sample_rate", 44100, tooltip="Samples per second of the silent clip."),
+                Int("channels", 2, min=1, max=2, tooltip="How many channels the clip has: 1 mono, 2 stereo.")],
         outputs=[Output(AUDIO, "AUDIO", tooltip="Silence.")],
     )
 

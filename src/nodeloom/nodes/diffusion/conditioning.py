@@ -65,7 +65,7 @@ class CLIPTextEncode(Node):
                                " `embedding:name` inserts an embedding from models/embeddings."),
                 Clip("clip", tooltip="The text encoder (CLIP) that turns the prompt into conditioning.")],
         outputs=[Output(IO.CONDITIONING, "CONDITIONING",
-                        tooltip="A conditioning containing the embedded text used to guide the diffusion model.")],
+                        tooltip="The encoded prompt, ready to guide sampling.")],
     )
 
     @classmethod

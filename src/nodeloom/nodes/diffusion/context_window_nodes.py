@@ -56,7 +56,7 @@ class ContextWindowsManual(Node):
                 Int("context_overlap", 4, min=0, tooltip="How many positions neighbouring windows share."),
                 *_common_tail(),
                 Int("dim", 0, min=0, max=5, tooltip="The latent axis the windows slide along.")],
-        outputs=[Output(IO.MODEL, "MODEL", tooltip="The model with context windows applied during sampling.")],
+        outputs=[Output(IO.MODEL, "MODEL", tooltip="The model, sampling window by window.")],
     )
 
     @classmethod
@@ -77,7 +77,7 @@ class WanContextWindowsManual(Node):
                 Int("context_length", 81, min=1, max=MAX_RESOLUTION, step=4, tooltip="How many latent positions one window covers."),
                 Int("context_overlap", 30, min=0, tooltip="How many positions neighbouring windows share."),
                 *_common_tail()],
-        outputs=[Output(IO.MODEL, "MODEL", tooltip="The model with context windows applied during sampling.")],
+        outputs=[Output(IO.MODEL, "MODEL", tooltip="The model, sampling window by window.")],
     )
 
     @classmethod

@@ -554,8 +554,8 @@ class SamplingPercentToSigma(Node):
         inputs=[Model("model", tooltip="Whose noise schedule to use."),
                 Float("sampling_percent", 0.0, min=0.0, max=1.0, step=0.0001, tooltip="The point of the run."),
                 Boolean("return_actual_sigma", False,
-                        tooltip="Return the actual sigma value instead of the value used for interval checks.\n"
-                                "This only affects results at 0.0 and 1.0.")],
+                        tooltip="Give the schedule's exact σ rather than the one used to test ranges (they differ only"
+                                " at 0.0 and 1.0).")],
         outputs=[Output(IO.FLOAT, "sigma_value")],
     )
 

@@ -39,8 +39,8 @@ class SamplerER_SDE(Node):  # noqa: N801 - ComfyUI's node id
             Combo("solver_type", list(ER_SDE_SOLVERS), tooltip="ER-SDE's own noise scale, a reverse-time SDE, or the "
                                                                "deterministic ODE."),
             Int("max_stage", 3, min=1, max=3, tooltip="Highest solver stage (order) used."),
-            _float("eta", 1.0, 0.0, 100.0, "Stochastic strength of reverse-time SDE.\nWhen eta=0, it reduces to "
-                                           "deterministic ODE. This setting doesn't apply to ER-SDE solver type."),
+            _float("eta", 1.0, 0.0, 100.0, "How much fresh noise each step adds (0: a deterministic ODE walk); the ER-SDE"
+                                           " solver type ignores it."),
             _float("s_noise", 1.0, 0.0, 100.0, "Scale of the injected noise."),
         ],
         outputs=[Output(SAMPLER, "SAMPLER")],

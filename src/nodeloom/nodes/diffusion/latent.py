@@ -35,12 +35,12 @@ def upscale_latent(samples: torch.Tensor, width: int, height: int, method: str, 
 
 
 class EmptyLatentImage(Node):
-    """Create a new batch of empty latent images to be denoised via sampling."""
+    """A batch of empty latents for sampling to start from."""
 
     SCHEMA = Schema(
         "EmptyLatentImage", display_name="Empty Latent Image", category="latent",
-        inputs=[Int("width", 512, min=16, max=MAX_RESOLUTION, step=8, tooltip="The width of the latent images in pixels."),
-                Int("height", 512, min=16, max=MAX_RESOLUTION, step=8, tooltip="The height of the latent images in pixels."),
+        inputs=[Int("width", 512, min=16, max=MAX_RESOLUTION, step=8, tooltip="The width of the images, in pixels."),
+                Int("height", 512, min=16, max=MAX_RESOLUTION, step=8, tooltip="The height of the images, in pixels."),
                 Int("batch_size", 1, min=1, max=4096, tooltip="How many latents to make at once.")],
         outputs=[Output(IO.LATENT, "LATENT", tooltip="The empty latent image batch.")],
     )

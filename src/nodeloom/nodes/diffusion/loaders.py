@@ -70,14 +70,14 @@ def checkpoint_values_from_path(path: Any) -> tuple[DiffusionModel, Any, VaeMode
 
 
 class CheckpointLoaderSimple(Node):
-    """Loads a diffusion model checkpoint, diffusion models are used to denoise latents."""
+    """Load a checkpoint file: the diffusion model, its text encoder and its VAE."""
 
     SCHEMA = Schema(
         "CheckpointLoaderSimple", display_name="Load Checkpoint", category="loaders",
         inputs=[Combo("ckpt_name", file_list("checkpoints"), tooltip="Checkpoint file to load from the checkpoints folder.")],
-        outputs=[Output(IO.MODEL, "MODEL", tooltip="The model used for denoising latents."),
-                 Output(IO.CLIP, "CLIP", tooltip="The CLIP model used for encoding text prompts."),
-                 Output(IO.VAE, "VAE", tooltip="The VAE model used for encoding and decoding images to and from latent space.")],
+        outputs=[Output(IO.MODEL, "MODEL", tooltip="The diffusion model, for the samplers."),
+                 Output(IO.CLIP, "CLIP", tooltip="The text encoder, for the prompt nodes."),
+                 Output(IO.VAE, "VAE", tooltip="The VAE, to encode images into latents and decode them back.")],
     )
 
     @classmethod

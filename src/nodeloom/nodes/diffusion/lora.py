@@ -30,17 +30,17 @@ def apply_lora(model: DiffusionModel, clip: ClipModel | None, lora_name: str, st
 
 
 class LoraLoader(Node):
-    """LoRAs are used to modify diffusion and CLIP models, altering the way in which latents are denoised such as applying styles. Multiple LoRA nodes can be linked together."""
+    """Apply a LoRA to the diffusion model and the text encoder, e.g. to add a style or a subject; chain several for several LoRAs."""
 
     SCHEMA = Schema(
         "LoraLoader", display_name="Load LoRA", category="loaders",
-        inputs=[Model("model", tooltip="The diffusion model the LoRA will be applied to."),
-                Clip("clip", tooltip="The CLIP model the LoRA will be applied to."),
+        inputs=[Model("model", tooltip="The diffusion model to patch with the LoRA."),
+                Clip("clip", tooltip="The text encoder to patch with the LoRA."),
                 Combo("lora_name", file_list("loras"), tooltip="The name of the LoRA."),
                 Float("strength_model", 1.0, min=-100.0, max=100.0, step=0.01,
-                      tooltip="How strongly to modify the diffusion model. This value can be negative."),
+                      tooltip="How much of the LoRA to apply to the diffusion model; negative values invert it."),
                 Float("strength_clip", 1.0, min=-100.0, max=100.0, step=0.01,
-                      tooltip="How strongly to modify the CLIP model. This value can be negative.")],
+                      tooltip="How much of the LoRA to apply to the text encoder; negative values invert it.")],
         outputs=[Output(IO.MODEL, "MODEL", tooltip="The modified diffusion model."),
                  Output(IO.CLIP, "CLIP", tooltip="The modified CLIP model.")],
     )
@@ -56,7 +56,7 @@ class LoraLoaderModelOnly(Node):
 
     SCHEMA = Schema(
         "LoraLoaderModelOnly", display_name="LoraLoaderModelOnly", category="loaders",
-        inputs=[Model("model", tooltip="The diffusion model the LoRA will be applied to."),
+        inputs=[Model("model", tooltip="The diffusion model to patch with the LoRA."),
                 Combo("lora_name", file_list("loras"), tooltip="The name of the LoRA."),
                 Float("strength_model", 1.0, min=-100.0, max=100.0, step=0.01,
                       tooltip="How strongly to modify the diffusion model.")],

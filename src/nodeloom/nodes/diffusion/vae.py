@@ -22,16 +22,16 @@ def _tile_inputs(verb: str, tile_step: int) -> list[Any]:
             Int("overlap", 64, min=0, max=4096, step=32, tooltip="Tile overlap in pixels."),
             Int("temporal_size", 64, min=8, max=4096, step=4,
                 tooltip=f"Only used for video VAEs: Amount of frames to {verb} at a time."),
-            Int("temporal_overlap", 8, min=4, max=4096, step=4, tooltip="Only used for video VAEs: Amount of frames to overlap.")]
+            Int("temporal_overlap", 8, min=4, max=4096, step=4, tooltip="Video VAEs only: how many frames neighbouring tiles share.")]
 
 
 class VAEDecode(Node):
-    """Decodes latent images back into pixel space images."""
+    """Turn latents back into images with the VAE."""
 
     SCHEMA = Schema(
         "VAEDecode", display_name="VAE Decode", category="latent",
         inputs=[Latent("samples", tooltip="The latent to be decoded."),
-                Vae("vae", tooltip="The VAE model used for decoding the latent.")],
+                Vae("vae", tooltip="The VAE that turns the latent into pixels.")],
         outputs=[Output(IO.IMAGE, "IMAGE", tooltip="The decoded image.")],
     )
 
@@ -161,8 +161,8 @@ class InpaintModelConditioning(Node):
                 Conditioning("negative", tooltip="Negative conditioning."),
                 Vae("vae", tooltip="The VAE model."), Image("pixels", tooltip="The image to inpaint."),
                 Mask("mask", tooltip="Area to inpaint (1 = regenerate)."),
-                Boolean("noise_mask", True, tooltip="Add a noise mask to the latent so sampling will only happen"
-                        " within the mask. Might improve results or completely break things depending on the model.")],
+                Boolean("noise_mask", True, tooltip="Also set the mask as the latent's noise mask, so only the masked area is"
+                        " sampled; helps some inpainting models and harms others.")],
         outputs=[Output(IO.CONDITIONING, "positive"), Output(IO.CONDITIONING, "negative"), Output(IO.LATENT, "latent")],
     )
 

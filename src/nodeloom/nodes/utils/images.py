@@ -49,7 +49,7 @@ def _image_out(tooltip: str) -> Output:
 
 
 class GetImageSize(Node):
-    """Returns width and height of the image, and passes it through unchanged."""
+    """The image's width and height (and batch size); the image passes on unchanged."""
 
     SCHEMA = Schema(
         "GetImageSize",
